@@ -1,0 +1,317 @@
+//! One scan of the machine: sockets, their owners and the owners' details, turned into a
+//! [`State`]. The OS is reached only through the [`Platform`] seam, so tests inject fakes.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+
+use portscope_shared::{Family, OwnerStatus, Process, Proto, Socket, SocketState};
+
+use crate::model::State;
+
+/// What the collector needs from the operating system; implemented per platform in
+/// [`crate::os`].
+pub trait Platform: Send + 'static {
+    /// Every TCP and UDP socket, IPv4 and IPv6, in every state. `Err` when nothing could be read.
+    fn sockets(&mut self) -> Result<SocketList, String>;
+    /// Which processes hold which socket inodes.
+    fn owners(&mut self) -> Owners;
+    /// Details of one process; `None` when it exited or cannot be read.
+    fn process(&mut self, pid: u32) -> Option<RawProcess>;
+    /// True when the agent may see every process's sockets (root on Linux).
+    fn sees_all_owners(&self) -> bool;
+}
+
+/// A socket as the platform reports it, before it gets an identity.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RawSocket {
+    pub proto: Proto,
+    pub local_addr: IpAddr,
+    pub local_port: u16,
+    /// `None` when not connected.
+    pub remote: Option<(IpAddr, u16)>,
+    pub state: SocketState,
+    /// Kernel inode; 0 when the socket has no file (e.g. `TIME_WAIT`).
+    pub inode: u64,
+    pub uid: Option<u32>,
+}
+
+/// The result of [`Platform::sockets`].
+#[derive(Debug, Default)]
+pub struct SocketList {
+    pub sockets: Vec<RawSocket>,
+    /// Entries that could not be read; the scan is partial.
+    pub errors: Vec<String>,
+}
+
+/// The result of [`Platform::owners`].
+#[derive(Debug, Default)]
+pub struct Owners {
+    /// Socket inode → pids holding it, in the order found.
+    pub by_inode: HashMap<u64, Vec<u32>>,
+    /// Processes whose file descriptors could not be read (permissions).
+    pub unreadable: usize,
+    pub errors: Vec<String>,
+}
+
+/// Process details as the platform reports them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RawProcess {
+    pub pid: u32,
+    pub ppid: Option<u32>,
+    pub name: String,
+    pub exe: Option<String>,
+    pub cmdline: Vec<String>,
+    pub uid: Option<u32>,
+    pub user: Option<String>,
+    pub start_time: Option<u64>,
+}
+
+/// Turns platform reads into a [`State`].
+#[derive(Debug)]
+pub struct Collector<P> {
+    platform: P,
+}
+
+impl<P: Platform> Collector<P> {
+    pub fn new(platform: P) -> Self {
+        Self { platform }
+    }
+
+    /// Reads the machine once. Never fails: what could not be read is listed in
+    /// [`State::warnings`], and the rest is kept.
+    pub fn scan(&mut self) -> State {
+        let mut warnings = Vec::new();
+        let list = match self.platform.sockets() {
+            Ok(list) => list,
+            Err(e) => {
+                warnings.push(e);
+                SocketList::default()
+            }
+        };
+        warnings.extend(list.errors);
+        let owners = self.platform.owners();
+        warnings.extend(owners.errors);
+        let sees_all = self.platform.sees_all_owners();
+
+        let mut sockets = BTreeMap::new();
+        let mut hidden = 0usize;
+        for raw in list.sockets {
+            let mut pids = owners.by_inode.get(&raw.inode).cloned().unwrap_or_default();
+            pids.sort_unstable();
+            pids.dedup();
+            let owner = owner_status(&raw, &pids, sees_all);
+            hidden += usize::from(owner == OwnerStatus::Hidden);
+            let socket = to_wire(raw, pids, owner);
+            sockets.insert(socket.id.clone(), socket);
+        }
+        if hidden > 0 {
+            warnings.push(format!(
+                "the owners of {hidden} sockets are hidden: they belong to other users' \
+                 processes; run portscope as root (sudo) to see them"
+            ));
+        }
+
+        let mut processes = BTreeMap::new();
+        for socket in sockets.values() {
+            for &pid in &socket.pids {
+                if processes.contains_key(&pid) {
+                    continue;
+                }
+                // A process that exited since the owner walk is left out; its sockets keep the pid.
+                if let Some(raw) = self.platform.process(pid) {
+                    processes.insert(pid, to_wire_process(raw));
+                }
+            }
+        }
+        State {
+            seq: 0,
+            sockets,
+            processes,
+            warnings,
+        }
+    }
+}
+
+fn owner_status(raw: &RawSocket, pids: &[u32], sees_all: bool) -> OwnerStatus {
+    if !pids.is_empty() {
+        OwnerStatus::Known
+    } else if raw.inode == 0 || raw.state == SocketState::TimeWait || sees_all {
+        OwnerStatus::None
+    } else {
+        OwnerStatus::Hidden
+    }
+}
+
+/// The stable identity of a socket: protocol, both endpoints, and the inode (which tells apart
+/// `SO_REUSEPORT` twins and a new socket on the same endpoints).
+pub fn socket_id(raw: &RawSocket) -> String {
+    let proto = match raw.proto {
+        Proto::Tcp => "tcp",
+        Proto::Udp => "udp",
+    };
+    let local = std::net::SocketAddr::new(raw.local_addr, raw.local_port);
+    let remote = raw
+        .remote
+        .map(|(addr, port)| std::net::SocketAddr::new(addr, port).to_string())
+        .unwrap_or_else(|| "-".to_owned());
+    format!("{proto} {local} {remote} i{}", raw.inode)
+}
+
+fn to_wire(raw: RawSocket, pids: Vec<u32>, owner: OwnerStatus) -> Socket {
+    Socket {
+        id: socket_id(&raw),
+        proto: raw.proto,
+        family: match raw.local_addr {
+            IpAddr::V4(_) => Family::Ipv4,
+            IpAddr::V6(_) => Family::Ipv6,
+        },
+        local_addr: raw.local_addr,
+        local_port: raw.local_port,
+        remote_addr: raw.remote.map(|r| r.0),
+        remote_port: raw.remote.map(|r| r.1),
+        state: raw.state,
+        pids,
+        uid: raw.uid,
+        owner,
+    }
+}
+
+fn to_wire_process(raw: RawProcess) -> Process {
+    Process {
+        pid: raw.pid,
+        ppid: raw.ppid,
+        name: raw.name,
+        exe: raw.exe,
+        cmdline: raw.cmdline,
+        user: raw.user,
+        uid: raw.uid,
+        start_time: raw.start_time,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use super::*;
+
+    /// A scripted platform: what each call returns is set by the test.
+    #[derive(Default)]
+    struct Fake {
+        sockets: Vec<RawSocket>,
+        owners: HashMap<u64, Vec<u32>>,
+        processes: HashMap<u32, RawProcess>,
+        root: bool,
+        fail_sockets: bool,
+    }
+
+    impl Platform for Fake {
+        fn sockets(&mut self) -> Result<SocketList, String> {
+            if self.fail_sockets {
+                return Err("netlink unavailable".into());
+            }
+            Ok(SocketList {
+                sockets: self.sockets.clone(),
+                errors: vec![],
+            })
+        }
+        fn owners(&mut self) -> Owners {
+            Owners {
+                by_inode: self.owners.clone(),
+                ..Owners::default()
+            }
+        }
+        fn process(&mut self, pid: u32) -> Option<RawProcess> {
+            self.processes.get(&pid).cloned()
+        }
+        fn sees_all_owners(&self) -> bool {
+            self.root
+        }
+    }
+
+    fn listener(port: u16, inode: u64) -> RawSocket {
+        RawSocket {
+            proto: Proto::Tcp,
+            local_addr: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            local_port: port,
+            remote: None,
+            state: SocketState::Listen,
+            inode,
+            uid: Some(1000),
+        }
+    }
+
+    fn proc(pid: u32, name: &str) -> RawProcess {
+        RawProcess {
+            pid,
+            ppid: Some(1),
+            name: name.into(),
+            exe: None,
+            cmdline: vec![name.into()],
+            uid: Some(1000),
+            user: Some("dev".into()),
+            start_time: Some(1),
+        }
+    }
+
+    #[test]
+    fn owners_are_attached_and_forked_owners_merged() {
+        let mut fake = Fake::default();
+        fake.sockets = vec![listener(8080, 10)];
+        fake.owners.insert(10, vec![7, 3, 7]);
+        fake.processes.insert(3, proc(3, "parent"));
+        fake.processes.insert(7, proc(7, "child"));
+        let state = Collector::new(fake).scan();
+        let socket = state.sockets.values().next().unwrap();
+        assert_eq!(socket.pids, vec![3, 7]);
+        assert_eq!(socket.owner, OwnerStatus::Known);
+        assert_eq!(socket.id, "tcp 127.0.0.1:8080 - i10");
+        assert_eq!(state.processes.len(), 2);
+        assert!(state.warnings.is_empty(), "{:?}", state.warnings);
+    }
+
+    #[test]
+    fn other_users_sockets_are_kept_and_marked_hidden() {
+        let mut fake = Fake::default();
+        fake.sockets = vec![listener(5432, 11)];
+        let state = Collector::new(fake).scan();
+        let socket = state.sockets.values().next().unwrap();
+        assert_eq!(socket.owner, OwnerStatus::Hidden);
+        assert_eq!(socket.uid, Some(1000));
+        assert!(state.warnings[0].contains("run portscope as root"));
+    }
+
+    #[test]
+    fn time_wait_and_root_unowned_sockets_have_no_owner() {
+        let mut fake = Fake::default();
+        let mut tw = listener(40000, 0);
+        tw.state = SocketState::TimeWait;
+        tw.remote = Some((IpAddr::V4(Ipv4Addr::LOCALHOST), 8080));
+        fake.sockets = vec![tw, listener(2049, 12)];
+        fake.root = true;
+        let state = Collector::new(fake).scan();
+        assert!(state.sockets.values().all(|s| s.owner == OwnerStatus::None));
+        assert!(state.warnings.is_empty());
+    }
+
+    #[test]
+    fn a_process_that_vanished_mid_scan_keeps_its_socket() {
+        let mut fake = Fake::default();
+        fake.sockets = vec![listener(3000, 13)];
+        fake.owners.insert(13, vec![99]);
+        let state = Collector::new(fake).scan();
+        assert_eq!(state.sockets.values().next().unwrap().pids, vec![99]);
+        assert!(state.processes.is_empty());
+    }
+
+    #[test]
+    fn a_failed_socket_read_is_a_warning_not_a_crash() {
+        let fake = Fake {
+            fail_sockets: true,
+            ..Fake::default()
+        };
+        let state = Collector::new(fake).scan();
+        assert!(state.sockets.is_empty());
+        assert_eq!(state.warnings, vec!["netlink unavailable".to_string()]);
+    }
+}

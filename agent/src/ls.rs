@@ -1,0 +1,118 @@
+//! `portscope ls`: one scan, printed as a table or as JSON.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+
+use anyhow::Context;
+use portscope_shared::{OwnerStatus, Proto, Snapshot, Socket, SocketState};
+
+use crate::cli::LsArgs;
+use crate::collector::Collector;
+use crate::{os, refresh};
+
+pub async fn run(args: LsArgs) -> anyhow::Result<()> {
+    let (_, state) = refresh::scan_blocking(Collector::new(os::System::new()))
+        .await
+        .context("the runtime stopped during the scan")?;
+    let state = state.map_err(|what| anyhow::anyhow!("the scan failed: {what}"))?;
+    let mut snapshot = state.snapshot();
+    filter(&mut snapshot, &args);
+    for warning in &snapshot.warnings {
+        eprintln!("portscope: warning: {warning}");
+    }
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &snapshot)?;
+        writeln!(out)?;
+    } else {
+        print_table(&mut out, &snapshot)?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// Keeps the sockets the options ask for, and the processes that hold them.
+pub fn filter(snapshot: &mut Snapshot, args: &LsArgs) {
+    snapshot.sockets.retain(|s| {
+        (!args.listening || is_listening(s))
+            && args
+                .port
+                .is_none_or(|p| s.local_port == p || s.remote_port == Some(p))
+            && args.pid.is_none_or(|pid| s.pids.contains(&pid))
+    });
+    let pids: BTreeSet<u32> = snapshot
+        .sockets
+        .iter()
+        .flat_map(|s| s.pids.clone())
+        .collect();
+    snapshot.processes.retain(|p| pids.contains(&p.pid));
+}
+
+/// TCP in LISTEN, or UDP not connected to a peer (what `ss -l` shows).
+pub fn is_listening(s: &Socket) -> bool {
+    match s.proto {
+        Proto::Tcp => s.state == SocketState::Listen,
+        Proto::Udp => s.remote_addr.is_none(),
+    }
+}
+
+fn print_table(out: &mut impl Write, snapshot: &Snapshot) -> std::io::Result<()> {
+    let mut sockets: Vec<&Socket> = snapshot.sockets.iter().collect();
+    sockets.sort_by_key(|s| {
+        (
+            s.local_port,
+            s.proto,
+            s.local_addr,
+            s.remote_addr,
+            s.remote_port,
+        )
+    });
+    let mut tw = tabwriter::TabWriter::new(out).padding(2);
+    writeln!(tw, "PROTO\tLOCAL\tREMOTE\tSTATE\tPID\tPROCESS\tUSER")?;
+    for s in sockets {
+        let local = std::net::SocketAddr::new(s.local_addr, s.local_port);
+        let remote = match (s.remote_addr, s.remote_port) {
+            (Some(addr), Some(port)) => std::net::SocketAddr::new(addr, port).to_string(),
+            _ => "*".to_owned(),
+        };
+        let procs: Vec<_> = s
+            .pids
+            .iter()
+            .filter_map(|pid| snapshot.processes.iter().find(|p| p.pid == *pid))
+            .collect();
+        let (pid, name, user) = match s.owner {
+            OwnerStatus::Known => (
+                join(s.pids.iter()),
+                join(procs.iter().map(|p| &p.name)),
+                join(procs.iter().filter_map(|p| p.user.as_ref())),
+            ),
+            OwnerStatus::Hidden => ("?".into(), "(hidden: run as root)".into(), uid(s)),
+            OwnerStatus::None => ("-".into(), "-".into(), uid(s)),
+        };
+        let proto = match (s.proto, s.local_addr.is_ipv6()) {
+            (Proto::Tcp, false) => "tcp",
+            (Proto::Tcp, true) => "tcp6",
+            (Proto::Udp, false) => "udp",
+            (Proto::Udp, true) => "udp6",
+        };
+        writeln!(
+            tw,
+            "{proto}\t{local}\t{remote}\t{}\t{pid}\t{name}\t{user}",
+            s.state.as_str()
+        )?;
+    }
+    tw.flush()
+}
+
+fn join<T: std::fmt::Display>(items: impl Iterator<Item = T>) -> String {
+    let parts: Vec<String> = items.map(|i| i.to_string()).collect();
+    if parts.is_empty() {
+        "-".into()
+    } else {
+        parts.join(",")
+    }
+}
+
+fn uid(s: &Socket) -> String {
+    s.uid.map_or_else(|| "-".into(), |uid| format!("uid {uid}"))
+}

@@ -1,0 +1,226 @@
+//! The live model: the current [`State`], its sequence number, and the [`Delta`] between two
+//! states. The refresher task owns the writer; every WebSocket client holds a reader.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use portscope_shared::{Delta, Process, Snapshot, Socket};
+use tokio::sync::watch;
+
+/// Every socket and owning process at one moment, keyed by identity.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct State {
+    /// Incremented on every change; 0 before the first scan is published.
+    pub seq: u64,
+    pub sockets: BTreeMap<String, Socket>,
+    pub processes: BTreeMap<u32, Process>,
+    pub warnings: Vec<String>,
+}
+
+impl State {
+    /// The whole state as a wire message.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            seq: self.seq,
+            sockets: self.sockets.values().cloned().collect(),
+            processes: self.processes.values().cloned().collect(),
+            warnings: self.warnings.clone(),
+        }
+    }
+
+    /// What turns `self` into `new`. Empty (see [`Delta::is_empty`]) when only `seq` differs.
+    pub fn diff(&self, new: &State) -> Delta {
+        let (added, changed, removed) = diff_maps(&self.sockets, &new.sockets);
+        let (p_added, p_changed, p_removed) = diff_maps(&self.processes, &new.processes);
+        let mut processes = p_added;
+        processes.extend(p_changed);
+        Delta {
+            from_seq: self.seq,
+            seq: new.seq,
+            added,
+            changed,
+            removed,
+            processes,
+            processes_removed: p_removed,
+            warnings: new.warnings.clone(),
+        }
+    }
+}
+
+/// Added, changed (new value) and removed (key) entries between two ordered maps, in one merge
+/// pass over both.
+fn diff_maps<K: Ord + Clone, V: PartialEq + Clone>(
+    old: &BTreeMap<K, V>,
+    new: &BTreeMap<K, V>,
+) -> (Vec<V>, Vec<V>, Vec<K>) {
+    let (mut added, mut changed, mut removed) = (Vec::new(), Vec::new(), Vec::new());
+    let mut old_iter = old.iter().peekable();
+    let mut new_iter = new.iter().peekable();
+    loop {
+        match (old_iter.peek(), new_iter.peek()) {
+            (Some((ok, ov)), Some((nk, nv))) => match ok.cmp(nk) {
+                std::cmp::Ordering::Less => {
+                    removed.push((*ok).clone());
+                    old_iter.next();
+                }
+                std::cmp::Ordering::Greater => {
+                    added.push((*nv).clone());
+                    new_iter.next();
+                }
+                std::cmp::Ordering::Equal => {
+                    if ov != nv {
+                        changed.push((*nv).clone());
+                    }
+                    old_iter.next();
+                    new_iter.next();
+                }
+            },
+            (Some((ok, _)), None) => {
+                removed.push((*ok).clone());
+                old_iter.next();
+            }
+            (None, Some((_, nv))) => {
+                added.push((*nv).clone());
+                new_iter.next();
+            }
+            (None, None) => break,
+        }
+    }
+    (added, changed, removed)
+}
+
+/// A published state with the delta that led to it, so that clients that are up to date do not
+/// each diff again.
+#[derive(Debug, Default)]
+pub struct Published {
+    pub state: State,
+    /// The change from `state.seq - 1`; `None` for the first state.
+    pub delta: Option<Delta>,
+}
+
+/// The receiving end every client and the REST API read from.
+pub type Watcher = watch::Receiver<Arc<Published>>;
+
+/// Owns the model and publishes each changed state.
+#[derive(Debug)]
+pub struct Model {
+    tx: watch::Sender<Arc<Published>>,
+}
+
+impl Model {
+    /// A model whose first state is `first` (with `seq` 1).
+    pub fn new(mut first: State) -> Self {
+        first.seq = 1;
+        let (tx, _) = watch::channel(Arc::new(Published {
+            state: first,
+            delta: None,
+        }));
+        Self { tx }
+    }
+
+    /// The state last published.
+    pub fn current(&self) -> Arc<Published> {
+        self.tx.borrow().clone()
+    }
+
+    pub fn watch(&self) -> Watcher {
+        self.tx.subscribe()
+    }
+
+    /// Replaces the state with a fresh scan. Publishes (and wakes clients) only when something
+    /// changed; returns the delta it published.
+    pub fn update(&self, mut scan: State) -> Option<Delta> {
+        let current = self.current();
+        scan.seq = current.state.seq + 1;
+        let delta = current.state.diff(&scan);
+        if delta.is_empty() && current.state.warnings == scan.warnings {
+            return None;
+        }
+        self.tx.send_replace(Arc::new(Published {
+            state: scan,
+            delta: Some(delta.clone()),
+        }));
+        Some(delta)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr};
+
+    use portscope_shared::{Family, OwnerStatus, Proto, SocketState};
+
+    use super::*;
+
+    fn socket(id: &str, state: SocketState) -> Socket {
+        Socket {
+            id: id.into(),
+            proto: Proto::Tcp,
+            family: Family::Ipv4,
+            local_addr: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            local_port: 1,
+            remote_addr: None,
+            remote_port: None,
+            state,
+            pids: vec![],
+            uid: None,
+            owner: OwnerStatus::None,
+        }
+    }
+
+    fn state(sockets: &[Socket]) -> State {
+        State {
+            sockets: sockets.iter().map(|s| (s.id.clone(), s.clone())).collect(),
+            ..State::default()
+        }
+    }
+
+    #[test]
+    fn diff_finds_added_changed_and_removed() {
+        let old = state(&[
+            socket("a", SocketState::Listen),
+            socket("b", SocketState::SynSent),
+            socket("c", SocketState::Listen),
+        ]);
+        let new = state(&[
+            socket("b", SocketState::Established),
+            socket("c", SocketState::Listen),
+            socket("d", SocketState::Listen),
+        ]);
+        let delta = old.diff(&new);
+        assert_eq!(delta.added.iter().map(|s| &s.id).collect::<Vec<_>>(), ["d"]);
+        assert_eq!(delta.changed[0].state, SocketState::Established);
+        assert_eq!(delta.removed, ["a"]);
+    }
+
+    #[test]
+    fn applying_deltas_reproduces_the_new_state() {
+        let old = state(&[socket("a", SocketState::Listen)]);
+        let new = state(&[socket("b", SocketState::Listen)]);
+        let delta = old.diff(&new);
+        let mut applied = old.sockets.clone();
+        for id in &delta.removed {
+            applied.remove(id);
+        }
+        for s in delta.added.iter().chain(&delta.changed) {
+            applied.insert(s.id.clone(), s.clone());
+        }
+        assert_eq!(applied, new.sockets);
+    }
+
+    #[test]
+    fn unchanged_scans_publish_nothing() {
+        let model = Model::new(state(&[socket("a", SocketState::Listen)]));
+        let mut watcher = model.watch();
+        watcher.mark_unchanged();
+        assert!(
+            model
+                .update(state(&[socket("a", SocketState::Listen)]))
+                .is_none()
+        );
+        assert!(!watcher.has_changed().unwrap());
+        let delta = model.update(state(&[])).expect("a removal is a change");
+        assert_eq!((delta.from_seq, delta.seq), (1, 2));
+        assert!(watcher.has_changed().unwrap());
+    }
+}

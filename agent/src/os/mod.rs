@@ -1,0 +1,21 @@
+//! The one OS seam: every call into netstat2, procfs or other platform APIs lives below here.
+//!
+//! Each platform file exports the same items: `System` (the collector's [`Platform`] for this OS)
+//! and `hostname()`.
+//!
+//! # Platform-specific behavior
+//!
+//! Only Linux is implemented so far; on other systems the build stops with a message.
+//!
+//! [`Platform`]: crate::collector::Platform
+
+#[cfg(target_os = "linux")]
+mod linux;
+#[cfg(target_os = "linux")]
+pub use linux::{System, hostname};
+
+#[cfg(not(target_os = "linux"))]
+compile_error!(
+    "portscope's collector is implemented for Linux only so far; \
+     see ARCHITECTURE.md (OS seam) for how to add a platform"
+);

@@ -1,0 +1,63 @@
+//! The refresher task: rescans on every tick, off the async runtime, and publishes changes.
+
+use std::panic::AssertUnwindSafe;
+use std::time::Duration;
+
+use tokio::time::MissedTickBehavior;
+
+use crate::collector::{Collector, Platform};
+use crate::model::{Model, State};
+
+/// Runs one scan on a blocking thread. A panic inside the platform code is caught and returned
+/// as `Err(what)`, so one bad read never takes the agent down. `None` when the runtime is
+/// shutting down.
+pub async fn scan_blocking<P: Platform>(
+    mut collector: Collector<P>,
+) -> Option<(Collector<P>, Result<State, String>)> {
+    let joined = tokio::task::spawn_blocking(move || {
+        let state = std::panic::catch_unwind(AssertUnwindSafe(|| collector.scan()));
+        (collector, state)
+    })
+    .await
+    .ok()?;
+    let (collector, state) = joined;
+    let state = state.map_err(|panic| {
+        panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into())
+    });
+    Some((collector, state))
+}
+
+/// Rescans every `interval` and publishes each change, until the runtime stops.
+pub async fn run<P: Platform>(mut collector: Collector<P>, model: Model, interval: Duration) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    ticker.tick().await; // The first tick fires at once; the first scan was done by the caller.
+    loop {
+        ticker.tick().await;
+        let Some((c, scanned)) = scan_blocking(collector).await else {
+            return;
+        };
+        collector = c;
+        let state = scanned.unwrap_or_else(|what| {
+            tracing::error!(%what, "the collector panicked; keeping the previous data");
+            let mut kept = model.current().state.clone();
+            kept.warnings = vec![format!(
+                "the last scan failed ({what}); the data shown is from the scan before"
+            )];
+            kept
+        });
+        if let Some(delta) = model.update(state) {
+            tracing::debug!(
+                seq = delta.seq,
+                added = delta.added.len(),
+                changed = delta.changed.len(),
+                removed = delta.removed.len(),
+                "published a change"
+            );
+        }
+    }
+}

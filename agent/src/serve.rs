@@ -1,0 +1,129 @@
+//! `portscope serve`: the first scan, the listener, the printed URL, then the refresher and the
+//! HTTP server until Ctrl-C or SIGTERM.
+
+use std::io::Write;
+
+use anyhow::{Context, bail};
+use portscope_shared::{OwnerStatus, SocketState};
+use tokio::net::TcpListener;
+
+use crate::cli::ServeArgs;
+use crate::collector::Collector;
+use crate::model::{Model, State};
+use crate::server::{AppState, Guard, app, dashboard_url, new_token};
+use crate::{os, refresh};
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    if !args.bind.is_loopback() {
+        bail!(
+            "--bind {} is not a loopback address. portscope shows every process's command line, \
+             so it serves only this machine; use 127.0.0.1 (the default) or ::1",
+            args.bind
+        );
+    }
+    let (collector, first) = refresh::scan_blocking(Collector::new(os::System::new()))
+        .await
+        .context("the runtime stopped during the first scan")?;
+    let first = first.map_err(|what| anyhow::anyhow!("the first scan failed: {what}"))?;
+
+    let listener = match TcpListener::bind((args.bind, args.port)).await {
+        Ok(listener) => listener,
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            bail!("{}", port_in_use(&first, &args))
+        }
+        Err(e) => {
+            return Err(e).with_context(|| format!("cannot listen on {}:{}", args.bind, args.port));
+        }
+    };
+    let addr = listener.local_addr()?;
+    let token = new_token().context("cannot read the OS random source for the access token")?;
+    let url = dashboard_url(addr, &token);
+
+    let model = Model::new(first);
+    let tick_ms = u64::try_from(args.interval.as_millis()).unwrap_or(u64::MAX);
+    let state = AppState::new(
+        Guard::new(args.bind, addr.port(), token),
+        os::hostname(),
+        tick_ms,
+        model.watch(),
+    );
+
+    // The contract: the first line on stdout is the dashboard URL.
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{url}")?;
+    stdout.flush()?;
+    drop(stdout);
+    tracing::info!(%addr, interval = ?args.interval, "portscope is serving; open the URL above");
+    if args.open {
+        if let Err(e) = opener::open_browser(&url) {
+            tracing::warn!(%e, "could not open a browser; open the URL above by hand");
+        }
+    }
+
+    tokio::spawn(refresh::run(collector, model, args.interval));
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("the HTTP server failed")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Explains an `address already in use` with the listener that holds the port.
+fn port_in_use(state: &State, args: &ServeArgs) -> String {
+    let holders: Vec<String> = state
+        .sockets
+        .values()
+        .filter(|s| s.local_port == args.port && s.state == SocketState::Listen)
+        .flat_map(|s| {
+            let mut names: Vec<String> = s
+                .pids
+                .iter()
+                .map(|pid| match state.processes.get(pid) {
+                    Some(p) => format!("pid {pid} ({})", p.name),
+                    None => format!("pid {pid}"),
+                })
+                .collect();
+            if s.owner == OwnerStatus::Hidden {
+                names.push(format!("a process of uid {}", s.uid.unwrap_or_default()));
+            }
+            names
+        })
+        .collect();
+    let who = if holders.is_empty() {
+        "another process".to_owned()
+    } else {
+        holders.join(", ")
+    };
+    let hint = if holders.iter().any(|h| h.contains("(portscope)")) {
+        " It is another portscope: open the URL it printed, or stop it."
+    } else {
+        ""
+    };
+    format!(
+        "port {} on {} is already in use by {who}.{hint} Start with --port 0 for any free port, \
+         or --port N for another one.",
+        args.port, args.bind
+    )
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}

@@ -1,0 +1,285 @@
+//! The request guards: Host allowlist (against DNS rebinding), same-origin check (against
+//! cross-site WebSocket hijacking) and the access token. Pure functions over header values, so
+//! that they are tested without a server; the middleware in `server/mod.rs` applies them.
+
+use std::net::IpAddr;
+
+use subtle::ConstantTimeEq;
+
+/// Why a request was refused. The text is sent to the client; it never contains the token.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("missing or repeated Host header")]
+    NoHost,
+    #[error("Host {0:?} is not this agent: only loopback names and addresses are served")]
+    ForeignHost(String),
+    #[error("Origin {0:?} is not this dashboard's origin")]
+    ForeignOrigin(String),
+    #[error("missing access token: open the URL that portscope printed (it carries ?token=)")]
+    NoToken,
+    #[error("wrong access token: open the URL that portscope printed at its latest start")]
+    WrongToken,
+}
+
+impl Refusal {
+    /// Stable machine-readable code for JSON error bodies.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::NoHost | Self::ForeignHost(_) => "forbidden_host",
+            Self::ForeignOrigin(_) => "forbidden_origin",
+            Self::NoToken => "missing_token",
+            Self::WrongToken => "wrong_token",
+        }
+    }
+
+    /// True for the refusals that mean "authenticate", as opposed to "never from there".
+    pub fn is_auth(&self) -> bool {
+        matches!(self, Self::NoToken | Self::WrongToken)
+    }
+}
+
+/// What a request must match to be served.
+#[derive(Clone)]
+pub struct Guard {
+    bind: IpAddr,
+    port: u16,
+    token: String,
+}
+
+impl std::fmt::Debug for Guard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The token is a secret: never in logs.
+        f.debug_struct("Guard")
+            .field("bind", &self.bind)
+            .field("port", &self.port)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Guard {
+    pub fn new(bind: IpAddr, port: u16, token: String) -> Self {
+        Self { bind, port, token }
+    }
+
+    /// Name of the cookie that carries the token; per port, since cookies ignore ports.
+    pub fn cookie_name(&self) -> String {
+        format!("portscope_token_{}", self.port)
+    }
+
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// Checks the Host header values of a request (all of them: a repeated Host is refused).
+    /// Returns the accepted value, lowercased.
+    pub fn check_host<'a>(
+        &self,
+        mut values: impl Iterator<Item = &'a [u8]>,
+    ) -> Result<String, Refusal> {
+        let (Some(value), None) = (values.next(), values.next()) else {
+            return Err(Refusal::NoHost);
+        };
+        let value = std::str::from_utf8(value)
+            .map_err(|_| Refusal::ForeignHost(String::from_utf8_lossy(value).into_owned()))?;
+        let refused = || Refusal::ForeignHost(value.to_owned());
+        let lower = value.to_ascii_lowercase();
+        let (host, port) = split_host_port(&lower).ok_or_else(refused)?;
+        let port_ok = match port {
+            Some(port) => port == self.port,
+            None => self.port == 80,
+        };
+        if port_ok && self.is_allowed_host(host) {
+            Ok(lower)
+        } else {
+            Err(refused())
+        }
+    }
+
+    fn is_allowed_host(&self, host: &str) -> bool {
+        if let Some(literal) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+            return literal
+                .parse::<IpAddr>()
+                .is_ok_and(|ip| ip.is_ipv6() && (ip.is_loopback() || ip == self.bind));
+        }
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            return ip.is_ipv4() && (ip.is_loopback() || ip == self.bind);
+        }
+        // RFC 6761: `localhost` and every name under it resolve to loopback (browsers enforce it).
+        let name = host.strip_suffix('.').unwrap_or(host);
+        (name == "localhost" || name.ends_with(".localhost"))
+            && name
+                .split('.')
+                .all(|label| !label.is_empty() && label.bytes().all(is_label_byte))
+    }
+
+    /// Checks an `Origin` header against the accepted Host: a browser page may talk to the API
+    /// only from the dashboard's own origin. Absent Origin (non-browser clients) passes; the
+    /// token still applies.
+    pub fn check_origin(&self, origin: Option<&[u8]>, host: &str) -> Result<(), Refusal> {
+        let Some(origin) = origin else { return Ok(()) };
+        let expected = format!("http://{host}");
+        if origin.eq_ignore_ascii_case(expected.as_bytes()) {
+            Ok(())
+        } else {
+            Err(Refusal::ForeignOrigin(
+                String::from_utf8_lossy(origin).into_owned(),
+            ))
+        }
+    }
+
+    /// Checks the offered tokens (from the Authorization header, the cookie and the query);
+    /// one must equal ours. Compared in constant time.
+    pub fn check_token<'a>(
+        &self,
+        offered: impl IntoIterator<Item = &'a str>,
+    ) -> Result<(), Refusal> {
+        let mut any = false;
+        for candidate in offered {
+            any = true;
+            if bool::from(candidate.as_bytes().ct_eq(self.token.as_bytes())) {
+                return Ok(());
+            }
+        }
+        Err(if any {
+            Refusal::WrongToken
+        } else {
+            Refusal::NoToken
+        })
+    }
+}
+
+fn is_label_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'-'
+}
+
+/// Splits `host[:port]` or `[v6][:port]`. `None` when malformed (empty host, bad port, junk).
+fn split_host_port(value: &str) -> Option<(&str, Option<u16>)> {
+    let (host, port) = if value.starts_with('[') {
+        let end = value.find(']')?;
+        let (host, rest) = value.split_at(end + 1);
+        match rest {
+            "" => (host, None),
+            _ => (host, Some(rest.strip_prefix(':')?)),
+        }
+    } else {
+        match value.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (value, None),
+        }
+    };
+    if host.is_empty() {
+        return None;
+    }
+    let port = match port {
+        Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => Some(p.parse().ok()?),
+        Some(_) => return None,
+        None => None,
+    };
+    Some((host, port))
+}
+
+/// A fresh 128-bit token from the OS's random source, as 32 hex digits.
+pub fn new_token() -> std::io::Result<String> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(std::io::Error::other)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use super::*;
+
+    fn guard() -> Guard {
+        Guard::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 7678, "a".repeat(32))
+    }
+
+    fn host(value: &str) -> Result<String, Refusal> {
+        guard().check_host(std::iter::once(value.as_bytes()))
+    }
+
+    #[test]
+    fn loopback_hosts_pass() {
+        for ok in [
+            "127.0.0.1:7678",
+            "localhost:7678",
+            "LOCALHOST:7678",
+            "app.localhost:7678",
+            "localhost.:7678",
+            "[::1]:7678",
+            "127.1.2.3:7678",
+        ] {
+            assert!(host(ok).is_ok(), "{ok} should pass");
+        }
+    }
+
+    #[test]
+    fn foreign_and_malformed_hosts_fail() {
+        for bad in [
+            "evil.com:7678",
+            "localhost.evil.com:7678",
+            "127.0.0.1.nip.io:7678",
+            "localhost:7679",
+            "localhost",
+            "a@localhost:7678",
+            "localhost:7678:7678",
+            "[::1:7678",
+            "[::ffff:127.0.0.1]:7678",
+            "0.0.0.0:7678",
+            "10.0.0.1:7678",
+            "localhost:",
+            ":7678",
+            "local host:7678",
+            "evil..localhost:7678",
+            "localhost:+7678",
+        ] {
+            assert!(host(bad).is_err(), "{bad} should fail");
+        }
+        let g = guard();
+        assert_eq!(g.check_host(std::iter::empty()), Err(Refusal::NoHost));
+        let twice = [b"localhost:7678".as_slice(), b"localhost:7678".as_slice()];
+        assert_eq!(g.check_host(twice.into_iter()), Err(Refusal::NoHost));
+    }
+
+    #[test]
+    fn only_the_same_origin_passes() {
+        let g = guard();
+        assert!(g.check_origin(None, "localhost:7678").is_ok());
+        assert!(
+            g.check_origin(Some(b"http://localhost:7678"), "localhost:7678")
+                .is_ok()
+        );
+        for bad in [
+            "http://localhost:7679",
+            "https://localhost:7678",
+            "http://127.0.0.1:7678",
+            "null",
+            "http://localhost:7678.evil.com",
+            "",
+        ] {
+            assert!(
+                g.check_origin(Some(bad.as_bytes()), "localhost:7678")
+                    .is_err(),
+                "{bad} should fail"
+            );
+        }
+    }
+
+    #[test]
+    fn tokens_must_match_exactly() {
+        let g = guard();
+        assert_eq!(g.check_token([]), Err(Refusal::NoToken));
+        assert_eq!(g.check_token([""]), Err(Refusal::WrongToken));
+        assert_eq!(g.check_token([&*"b".repeat(32)]), Err(Refusal::WrongToken));
+        assert_eq!(g.check_token([&*"a".repeat(33)]), Err(Refusal::WrongToken));
+        assert!(g.check_token(["wrong", &*"a".repeat(32)]).is_ok());
+    }
+
+    #[test]
+    fn tokens_are_fresh_and_long() {
+        let (a, b) = (new_token().unwrap(), new_token().unwrap());
+        assert_eq!(a.len(), 32);
+        assert_ne!(a, b);
+    }
+}

@@ -1,0 +1,238 @@
+//! The wire protocol between the portscope agent and its dashboard: serde types only.
+//!
+//! A client that opens the WebSocket receives one [`Hello`], then one [`Snapshot`], then
+//! [`Delta`]s. Every message is a JSON object whose `type` field names its variant
+//! ([`ServerMessage`]); readers ignore fields they do not know and decode messages they do not
+//! know as [`ServerMessage::Unknown`], so an older dashboard keeps working against a newer agent.
+//! Fields added after version 1 carry `#[serde(default)]`.
+//!
+//! `docs/protocol.md` documents every type here; a test keeps the two in step.
+
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+/// Version of this protocol. Bumped only for changes an old reader cannot tolerate
+/// (a renamed or retyped field); additions keep the version.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Everything the agent sends over the WebSocket.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum ServerMessage {
+    /// First message on every connection.
+    Hello(Hello),
+    /// The whole current state; sent after `Hello` and after a client's `Resync`.
+    Snapshot(Snapshot),
+    /// What changed between two states.
+    Delta(Delta),
+    /// Something the client sent could not be handled; the connection stays open.
+    Error(ErrorMessage),
+    /// A message type this reader does not know (sent by a newer agent).
+    #[serde(other)]
+    Unknown,
+}
+
+/// Everything a dashboard may send over the WebSocket.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum ClientMessage {
+    /// Ask for a fresh [`Snapshot`], e.g. after a [`Delta`] that does not follow on.
+    Resync,
+    /// A message type this agent does not know (sent by a newer dashboard).
+    #[serde(other)]
+    Unknown,
+}
+
+/// Who the agent is and how it works; lets the dashboard refuse an incompatible agent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// [`PROTOCOL_VERSION`] of the agent.
+    pub protocol_version: u32,
+    /// The agent's crate version, e.g. `0.1.0`.
+    pub agent_version: String,
+    /// The machine's host name.
+    pub hostname: String,
+    /// Operating system, as Rust names it (`linux`, `macos`, `windows`).
+    pub os: String,
+    /// How often the agent rescans, in milliseconds.
+    pub tick_ms: u64,
+}
+
+/// The full state at sequence number `seq`. Also the body of `GET /api/v1/snapshot`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// Sequence number of this state; every change to the state increments it.
+    pub seq: u64,
+    /// Every TCP and UDP socket, sorted by [`Socket::id`].
+    pub sockets: Vec<Socket>,
+    /// The processes that own at least one socket, sorted by pid.
+    pub processes: Vec<Process>,
+    /// Why the data may be incomplete (e.g. a scan step that failed); empty when complete.
+    #[serde(default)]
+    pub warnings: Vec<String>,
+}
+
+/// The change from the state at `from_seq` to the state at `seq`.
+///
+/// A client applies it only when `from_seq` equals the `seq` it holds; otherwise it sends
+/// [`ClientMessage::Resync`]. A slow client may receive a `Delta` that spans several states.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delta {
+    /// The state this delta applies to.
+    pub from_seq: u64,
+    /// The state it produces.
+    pub seq: u64,
+    /// Sockets that appeared.
+    #[serde(default)]
+    pub added: Vec<Socket>,
+    /// Sockets whose fields changed (same `id`), given whole.
+    #[serde(default)]
+    pub changed: Vec<Socket>,
+    /// `id`s of sockets that disappeared.
+    #[serde(default)]
+    pub removed: Vec<String>,
+    /// Processes that appeared or changed, given whole.
+    #[serde(default)]
+    pub processes: Vec<Process>,
+    /// Pids of processes that no longer own a socket (or exited).
+    #[serde(default)]
+    pub processes_removed: Vec<u32>,
+    /// The warnings of the new state (replacing the old ones).
+    #[serde(default)]
+    pub warnings: Vec<String>,
+}
+
+impl Delta {
+    /// True when applying it would change nothing.
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty()
+            && self.changed.is_empty()
+            && self.removed.is_empty()
+            && self.processes.is_empty()
+            && self.processes_removed.is_empty()
+    }
+}
+
+/// An error the agent reports to one client.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorMessage {
+    /// Stable, machine-readable kind, e.g. `bad_message`.
+    pub code: String,
+    /// What went wrong and what to do, for people.
+    pub message: String,
+}
+
+/// Transport protocol of a socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Proto {
+    Tcp,
+    Udp,
+}
+
+/// Address family of a socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Family {
+    Ipv4,
+    Ipv6,
+}
+
+/// Socket state, named as the kernel and `netstat` name them. UDP sockets are `UNCONN`
+/// (the name `ss` uses) unless the platform reports more.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum SocketState {
+    Listen,
+    Established,
+    SynSent,
+    SynRecv,
+    FinWait1,
+    FinWait2,
+    TimeWait,
+    Close,
+    CloseWait,
+    LastAck,
+    Closing,
+    Unconn,
+    /// A state this reader does not know.
+    #[serde(other)]
+    Unknown,
+}
+
+impl SocketState {
+    /// The wire name, e.g. `TIME_WAIT`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Listen => "LISTEN",
+            Self::Established => "ESTABLISHED",
+            Self::SynSent => "SYN_SENT",
+            Self::SynRecv => "SYN_RECV",
+            Self::FinWait1 => "FIN_WAIT1",
+            Self::FinWait2 => "FIN_WAIT2",
+            Self::TimeWait => "TIME_WAIT",
+            Self::Close => "CLOSE",
+            Self::CloseWait => "CLOSE_WAIT",
+            Self::LastAck => "LAST_ACK",
+            Self::Closing => "CLOSING",
+            Self::Unconn => "UNCONN",
+            Self::Unknown => "UNKNOWN",
+        }
+    }
+}
+
+/// Whether the process behind a socket is known.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OwnerStatus {
+    /// `pids` lists the owners.
+    Known,
+    /// The socket belongs to a process the agent may not inspect (another user's, while the agent
+    /// is not root): `pids` is empty, `uid` still says whose it is.
+    Hidden,
+    /// No process holds the socket (e.g. `TIME_WAIT`, or a socket owned by the kernel).
+    None,
+}
+
+/// One TCP or UDP socket.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Socket {
+    /// Stable identity while the socket lives: protocol, both endpoints and the kernel's inode.
+    pub id: String,
+    pub proto: Proto,
+    pub family: Family,
+    pub local_addr: IpAddr,
+    pub local_port: u16,
+    /// `null` for listening and unconnected sockets.
+    pub remote_addr: Option<IpAddr>,
+    /// `null` for listening and unconnected sockets.
+    pub remote_port: Option<u16>,
+    pub state: SocketState,
+    /// Processes holding the socket open (several after a `fork`), sorted.
+    pub pids: Vec<u32>,
+    /// Owning user id as the kernel reports it; `null` where the platform does not.
+    pub uid: Option<u32>,
+    pub owner: OwnerStatus,
+}
+
+/// A process that holds at least one socket.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Process {
+    pub pid: u32,
+    pub ppid: Option<u32>,
+    /// Short name (`comm` on Linux).
+    pub name: String,
+    /// Path of the executable; `null` when it cannot be read.
+    pub exe: Option<String>,
+    /// Full command line, one element per argument.
+    pub cmdline: Vec<String>,
+    /// User name of the real uid, where it resolves.
+    pub user: Option<String>,
+    pub uid: Option<u32>,
+    /// Start time in seconds since the Unix epoch.
+    pub start_time: Option<u64>,
+}
+
+#[cfg(test)]
+mod tests;

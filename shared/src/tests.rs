@@ -1,0 +1,250 @@
+//! JSON snapshot tests of every message, tolerant-reader tests, and the check that
+//! `docs/protocol.md` shows exactly what the code sends.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use expect_test::{Expect, expect};
+
+use super::*;
+
+fn listener() -> Socket {
+    Socket {
+        id: "tcp 127.0.0.1:5173 - i41234".into(),
+        proto: Proto::Tcp,
+        family: Family::Ipv4,
+        local_addr: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        local_port: 5173,
+        remote_addr: None,
+        remote_port: None,
+        state: SocketState::Listen,
+        pids: vec![4242],
+        uid: Some(1000),
+        owner: OwnerStatus::Known,
+    }
+}
+
+fn connection() -> Socket {
+    Socket {
+        id: "tcp [::1]:5173 [::1]:51000 i41240".into(),
+        proto: Proto::Tcp,
+        family: Family::Ipv6,
+        local_addr: IpAddr::V6(Ipv6Addr::LOCALHOST),
+        local_port: 5173,
+        remote_addr: Some(IpAddr::V6(Ipv6Addr::LOCALHOST)),
+        remote_port: Some(51000),
+        state: SocketState::Established,
+        pids: vec![],
+        uid: Some(0),
+        owner: OwnerStatus::Hidden,
+    }
+}
+
+fn process() -> Process {
+    Process {
+        pid: 4242,
+        ppid: Some(4200),
+        name: "node".into(),
+        exe: Some("/usr/bin/node".into()),
+        cmdline: vec!["node".into(), "node_modules/.bin/vite".into()],
+        user: Some("dev".into()),
+        uid: Some(1000),
+        start_time: Some(1_795_000_000),
+    }
+}
+
+/// One sample of every message, in the order `docs/protocol.md` shows them.
+fn samples() -> Vec<(&'static str, String)> {
+    let server = [
+        (
+            "Hello",
+            ServerMessage::Hello(Hello {
+                protocol_version: PROTOCOL_VERSION,
+                agent_version: "0.1.0".into(),
+                hostname: "devbox".into(),
+                os: "linux".into(),
+                tick_ms: 1000,
+            }),
+        ),
+        (
+            "Snapshot",
+            ServerMessage::Snapshot(Snapshot {
+                seq: 7,
+                sockets: vec![listener()],
+                processes: vec![process()],
+                warnings: vec![],
+            }),
+        ),
+        (
+            "Delta",
+            ServerMessage::Delta(Delta {
+                from_seq: 7,
+                seq: 8,
+                added: vec![connection()],
+                changed: vec![],
+                removed: vec!["udp 0.0.0.0:5353 - i1999".into()],
+                processes: vec![],
+                processes_removed: vec![3100],
+                warnings: vec![],
+            }),
+        ),
+        (
+            "Error",
+            ServerMessage::Error(ErrorMessage {
+                code: "bad_message".into(),
+                message: "expected a JSON object with a \"type\" field".into(),
+            }),
+        ),
+    ];
+    let mut out: Vec<(&'static str, String)> = server
+        .into_iter()
+        .map(|(name, msg)| (name, serde_json::to_string_pretty(&msg).unwrap()))
+        .collect();
+    out.push((
+        "Resync",
+        serde_json::to_string_pretty(&ClientMessage::Resync).unwrap(),
+    ));
+    out
+}
+
+fn check(msg: &impl Serialize, expect: Expect) {
+    expect.assert_eq(&serde_json::to_string(msg).unwrap());
+}
+
+#[test]
+fn hello_json() {
+    check(
+        &ServerMessage::Hello(Hello {
+            protocol_version: 1,
+            agent_version: "0.1.0".into(),
+            hostname: "devbox".into(),
+            os: "linux".into(),
+            tick_ms: 1000,
+        }),
+        expect![[
+            r#"{"type":"Hello","protocol_version":1,"agent_version":"0.1.0","hostname":"devbox","os":"linux","tick_ms":1000}"#
+        ]],
+    );
+}
+
+#[test]
+fn snapshot_json() {
+    check(
+        &ServerMessage::Snapshot(Snapshot {
+            seq: 7,
+            sockets: vec![listener()],
+            processes: vec![process()],
+            warnings: vec!["could not read /proc/9/fd: permission denied".into()],
+        }),
+        expect![[
+            r#"{"type":"Snapshot","seq":7,"sockets":[{"id":"tcp 127.0.0.1:5173 - i41234","proto":"tcp","family":"ipv4","local_addr":"127.0.0.1","local_port":5173,"remote_addr":null,"remote_port":null,"state":"LISTEN","pids":[4242],"uid":1000,"owner":"known"}],"processes":[{"pid":4242,"ppid":4200,"name":"node","exe":"/usr/bin/node","cmdline":["node","node_modules/.bin/vite"],"user":"dev","uid":1000,"start_time":1795000000}],"warnings":["could not read /proc/9/fd: permission denied"]}"#
+        ]],
+    );
+}
+
+#[test]
+fn delta_json() {
+    check(
+        &ServerMessage::Delta(Delta {
+            from_seq: 7,
+            seq: 8,
+            added: vec![connection()],
+            changed: vec![],
+            removed: vec!["udp 0.0.0.0:5353 - i1999".into()],
+            processes: vec![],
+            processes_removed: vec![3100],
+            warnings: vec![],
+        }),
+        expect![[
+            r#"{"type":"Delta","from_seq":7,"seq":8,"added":[{"id":"tcp [::1]:5173 [::1]:51000 i41240","proto":"tcp","family":"ipv6","local_addr":"::1","local_port":5173,"remote_addr":"::1","remote_port":51000,"state":"ESTABLISHED","pids":[],"uid":0,"owner":"hidden"}],"changed":[],"removed":["udp 0.0.0.0:5353 - i1999"],"processes":[],"processes_removed":[3100],"warnings":[]}"#
+        ]],
+    );
+}
+
+#[test]
+fn error_json() {
+    check(
+        &ServerMessage::Error(ErrorMessage {
+            code: "bad_message".into(),
+            message: "unknown".into(),
+        }),
+        expect![[r#"{"type":"Error","code":"bad_message","message":"unknown"}"#]],
+    );
+}
+
+#[test]
+fn client_messages_json() {
+    check(&ClientMessage::Resync, expect![[r#"{"type":"Resync"}"#]]);
+}
+
+#[test]
+fn every_state_round_trips_by_its_wire_name() {
+    use SocketState::*;
+    for state in [
+        Listen,
+        Established,
+        SynSent,
+        SynRecv,
+        FinWait1,
+        FinWait2,
+        TimeWait,
+        Close,
+        CloseWait,
+        LastAck,
+        Closing,
+        Unconn,
+        Unknown,
+    ] {
+        let json = serde_json::to_string(&state).unwrap();
+        assert_eq!(json, format!("\"{}\"", state.as_str()));
+        assert_eq!(serde_json::from_str::<SocketState>(&json).unwrap(), state);
+    }
+}
+
+#[test]
+fn future_message_types_decode_as_unknown() {
+    let msg: ServerMessage =
+        serde_json::from_str(r#"{"type":"History","points":[1,2,3],"v":2}"#).unwrap();
+    assert_eq!(msg, ServerMessage::Unknown);
+    let msg: ClientMessage = serde_json::from_str(r#"{"type":"Kill","pid":1}"#).unwrap();
+    assert_eq!(msg, ClientMessage::Unknown);
+}
+
+#[test]
+fn future_fields_and_states_are_tolerated() {
+    let json = r#"{"type":"Delta","from_seq":1,"seq":2,"added":[{"id":"x","proto":"tcp",
+        "family":"ipv4","local_addr":"127.0.0.1","local_port":1,"remote_addr":null,
+        "remote_port":null,"state":"NEW_SYN_RECV","pids":[],"uid":null,"owner":"none",
+        "rtt_us":12}],"latency":{"p50":1}}"#;
+    let ServerMessage::Delta(delta) = serde_json::from_str(json).unwrap() else {
+        panic!("not decoded as a Delta");
+    };
+    assert_eq!(delta.added[0].state, SocketState::Unknown);
+    assert!(delta.changed.is_empty() && delta.removed.is_empty());
+}
+
+#[test]
+fn messages_without_a_type_are_errors() {
+    assert!(serde_json::from_str::<ClientMessage>(r#"{"kind":"Resync"}"#).is_err());
+    assert!(serde_json::from_str::<ServerMessage>("[]").is_err());
+}
+
+#[test]
+fn protocol_doc_shows_every_message_as_sent() {
+    let doc = include_str!("../../docs/protocol.md");
+    let mut missing = String::new();
+    for (name, json) in samples() {
+        let block = format!("```json\n{json}\n```");
+        if !doc.contains(&block) {
+            missing.push_str(&format!("\n### {name}\n\n{block}\n"));
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "docs/protocol.md is out of step with shared/src/lib.rs; it must contain these blocks \
+         exactly (update the prose around them too):\n{missing}"
+    );
+    assert!(
+        doc.contains(&format!("Protocol version: **{PROTOCOL_VERSION}**")),
+        "docs/protocol.md must state `Protocol version: **{PROTOCOL_VERSION}**`"
+    );
+}

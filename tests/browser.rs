@@ -1,0 +1,145 @@
+//! The dashboard in a real headless Chromium: it shows another process's listener with its
+//! owner, filters by port, and highlights a listener that opens while it watches.
+
+use std::time::Duration;
+
+use fantoccini::Locator;
+use fantoccini::elements::Element;
+use fantoccini::key::Key;
+
+use crate::support::browser::Browser;
+use crate::support::{Agent, Holder};
+
+const WAIT: Duration = Duration::from_secs(15);
+
+/// Text of every visible table row.
+async fn row_texts(browser: &Browser) -> Vec<String> {
+    let rows = browser
+        .client
+        .find_all(Locator::Css("#sockets tbody tr"))
+        .await
+        .unwrap();
+    let mut texts = Vec::new();
+    for row in rows {
+        // Rows can be replaced between the query and the read; skip those.
+        if let Ok(text) = row.text().await {
+            texts.push(text);
+        }
+    }
+    texts
+}
+
+/// The row whose local address ends in `:port`, once it is there.
+async fn wait_for_row(browser: &Browser, port: u16) -> Element {
+    let css = format!("#sockets tbody tr[data-id^='tcp 127.0.0.1:{port} ']");
+    browser
+        .client
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css(&css))
+        .await
+        .unwrap_or_else(|e| panic!("no row for 127.0.0.1:{port} within {WAIT:?}: {e}"))
+}
+
+async fn set_filter(browser: &Browser, text: &str) {
+    let filter = browser.client.find(Locator::Id("filter")).await.unwrap();
+    filter.clear().await.unwrap();
+    // `clear` does not fire `input`; typing does.
+    filter.send_keys(&format!("{text} ")).await.unwrap();
+    filter.send_keys(&Key::Backspace.to_string()).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_shows_filters_and_highlights_live_sockets() {
+    let mut holder = Holder::start();
+    let port = holder.ports.tcp4;
+    let agent = Agent::start();
+    let browser = Browser::start().await;
+    let result = run(&browser, &agent, &mut holder, port).await;
+    if result.is_err() {
+        if let Ok(png) = browser.client.screenshot().await {
+            let path = std::env::temp_dir().join("portscope-browser-failure.png");
+            let _ = std::fs::write(&path, png);
+            eprintln!("screenshot of the failing page: {}", path.display());
+        }
+    }
+    let _ = browser.client.clone().close().await;
+    result.unwrap();
+}
+
+async fn run(
+    browser: &Browser,
+    agent: &Agent,
+    holder: &mut Holder,
+    port: u16,
+) -> Result<(), String> {
+    let c = &browser.client;
+    c.goto(&agent.url).await.map_err(|e| e.to_string())?;
+
+    // The token left the address bar.
+    let url = c.current_url().await.map_err(|e| e.to_string())?;
+    if url.as_str().contains("token") {
+        return Err(format!("the token is still in the address bar: {url}"));
+    }
+
+    // The holder's listener is there, with its owner.
+    let row = wait_for_row(browser, port).await;
+    let text = row.text().await.map_err(|e| e.to_string())?;
+    if !(text.contains("python3")
+        && text.contains("LISTEN")
+        && text.contains(&holder.pid().to_string()))
+    {
+        return Err(format!("listener row lacks its owner: {text:?}"));
+    }
+    let status = c
+        .find(Locator::Id("status"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    if status != "live" {
+        return Err(format!("status shows {status:?}, expected live"));
+    }
+
+    // Filtering by the port leaves only matching rows (the listener and both ends of the connection).
+    set_filter(browser, &port.to_string()).await;
+    c.wait()
+        .at_most(WAIT)
+        .for_url(&{
+            let mut u = url.clone();
+            u.set_query(Some(&format!("q={port}")));
+            u
+        })
+        .await
+        .map_err(|e| format!("the filter is not mirrored in the URL: {e}"))?;
+    let texts = row_texts(browser).await;
+    if texts.len() != 3 || !texts.iter().all(|t| t.contains(&format!(":{port}"))) {
+        return Err(format!("filter {port} shows {texts:?}"));
+    }
+    let count = c
+        .find(Locator::Id("count"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    if !count.starts_with("3 of ") {
+        return Err(format!("row count shows {count:?}"));
+    }
+
+    // A listener that opens now appears, highlighted.
+    set_filter(browser, "python3 LISTEN").await;
+    let new_port: u16 = holder
+        .command("listen")
+        .parse()
+        .map_err(|e| format!("holder: {e}"))?;
+    let row = wait_for_row(browser, new_port).await;
+    let class = row.attr("class").await.unwrap().unwrap_or_default();
+    if !class.split_whitespace().any(|c| c == "new") {
+        return Err(format!(
+            "the new listener's row is not highlighted: class={class:?}"
+        ));
+    }
+    Ok(())
+}

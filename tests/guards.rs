@@ -1,0 +1,230 @@
+//! The baseline guards, against the real agent: token on every `/api` route and the WebSocket,
+//! loopback-only Host, same-origin WebSocket upgrades, and the token moving into a cookie.
+
+use crate::support::{Agent, http};
+
+const WS_HEADERS: [(&str, &str); 4] = [
+    ("Upgrade", "websocket"),
+    ("Connection", "Upgrade"),
+    ("Sec-WebSocket-Version", "13"),
+    ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+];
+
+/// A WebSocket upgrade request with these extra headers; returns the status code.
+fn upgrade(agent: &Agent, path: &str, extra: &[(&str, &str)]) -> u16 {
+    let mut headers: Vec<(&str, &str)> = WS_HEADERS.to_vec();
+    headers.extend_from_slice(extra);
+    http(agent.port, "GET", path, &headers).status
+}
+
+#[test]
+fn api_routes_require_the_token() {
+    let agent = Agent::start();
+    let host = agent.host();
+    let wrong = format!("Bearer {}", "0".repeat(agent.token.len()));
+    let longer = format!("Bearer {}0", agent.token);
+    let right = format!("Bearer {}", agent.token);
+    for (auth, expected) in [
+        (None, 401),
+        (Some("Bearer "), 401),
+        (Some(wrong.as_str()), 401),
+        (Some(longer.as_str()), 401),
+        (Some(right.as_str()), 200),
+    ] {
+        let mut headers = vec![("Host", host.as_str())];
+        headers.extend(auth.map(|a| ("Authorization", a)));
+        let res = http(agent.port, "GET", "/api/v1/snapshot", &headers);
+        assert_eq!(res.status, expected, "Authorization {auth:?}: {}", res.body);
+        if expected == 401 {
+            assert!(
+                !res.body.contains(&agent.token),
+                "a refusal leaked the token"
+            );
+            assert!(
+                res.body.contains("token"),
+                "the refusal should say what is missing"
+            );
+        }
+    }
+    let path = format!("/api/v1/snapshot?token={}", agent.token);
+    assert_eq!(
+        http(agent.port, "GET", &path, &[("Host", &host)]).status,
+        200
+    );
+}
+
+#[test]
+fn foreign_hosts_are_refused_even_with_the_token() {
+    let agent = Agent::start();
+    let auth = format!("Bearer {}", agent.token);
+    let port = agent.port;
+    for host in [
+        "evil.com".to_owned(),
+        format!("evil.com:{port}"),
+        format!("localhost.evil.com:{port}"),
+        format!("127.0.0.1.nip.io:{port}"),
+        format!("192.168.1.10:{port}"),
+        format!("localhost:{}", port.wrapping_add(1)),
+        String::new(),
+    ] {
+        for path in ["/api/v1/snapshot", "/", "/portscope_web_bg.wasm"] {
+            let res = http(
+                port,
+                "GET",
+                path,
+                &[("Host", &host), ("Authorization", &auth)],
+            );
+            assert_eq!(res.status, 403, "Host {host:?} on {path}");
+        }
+        let status = upgrade(
+            &agent,
+            "/api/v1/ws",
+            &[("Host", &host), ("Authorization", &auth)],
+        );
+        assert_eq!(status, 403, "Host {host:?} on the WebSocket");
+    }
+    // No Host at all, and two of them.
+    let res = http(port, "GET", "/api/v1/snapshot", &[("Authorization", &auth)]);
+    assert_eq!(res.status, 403);
+    let host = agent.host();
+    let res = http(
+        port,
+        "GET",
+        "/api/v1/snapshot",
+        &[
+            ("Host", &host),
+            ("Host", "evil.com"),
+            ("Authorization", &auth),
+        ],
+    );
+    assert_eq!(res.status, 403);
+    // Loopback names pass.
+    for ok in [
+        agent.host(),
+        format!("localhost:{port}"),
+        format!("LocalHost:{port}"),
+    ] {
+        let res = http(
+            port,
+            "GET",
+            "/api/v1/snapshot",
+            &[("Host", &ok), ("Authorization", &auth)],
+        );
+        assert_eq!(res.status, 200, "Host {ok:?}");
+    }
+}
+
+#[test]
+fn websocket_upgrades_need_the_token_and_our_own_origin() {
+    let agent = Agent::start();
+    let host = agent.host();
+    let auth = format!("Bearer {}", agent.token);
+    let own = format!("http://{host}");
+    let query = format!("/api/v1/ws?token={}", agent.token);
+    let cookie = format!("portscope_token_{}={}", agent.port, agent.token);
+
+    assert_eq!(
+        upgrade(&agent, "/api/v1/ws", &[("Host", &host)]),
+        401,
+        "no token"
+    );
+    assert_eq!(
+        upgrade(&agent, "/api/v1/ws?token=nope", &[("Host", &host)]),
+        401,
+        "wrong token"
+    );
+    assert_eq!(
+        upgrade(
+            &agent,
+            "/api/v1/ws",
+            &[("Host", &host), ("Authorization", &auth)]
+        ),
+        101,
+        "token, no Origin (non-browser client)"
+    );
+    assert_eq!(
+        upgrade(&agent, &query, &[("Host", &host), ("Origin", &own)]),
+        101,
+        "token in the query, own Origin"
+    );
+    assert_eq!(
+        upgrade(
+            &agent,
+            "/api/v1/ws",
+            &[("Host", &host), ("Origin", &own), ("Cookie", &cookie)]
+        ),
+        101,
+        "cookie, own Origin"
+    );
+    let other_port = format!("http://127.0.0.1:{}", agent.port.wrapping_add(1));
+    for origin in [
+        "http://evil.com",
+        "null",
+        "https://127.0.0.1",
+        other_port.as_str(),
+        "http://localhost",
+    ] {
+        let status = upgrade(&agent, &query, &[("Host", &host), ("Origin", origin)]);
+        assert_eq!(status, 403, "Origin {origin:?} must not upgrade");
+    }
+}
+
+#[test]
+fn the_page_moves_the_token_into_an_httponly_cookie() {
+    let agent = Agent::start();
+    let host = agent.host();
+    let res = http(
+        agent.port,
+        "GET",
+        &format!("/?token={}&q=5173", agent.token),
+        &[("Host", &host)],
+    );
+    assert_eq!(res.status, 303);
+    assert_eq!(
+        res.header("location"),
+        Some("/?q=5173"),
+        "the token must leave the address bar, the rest stays"
+    );
+    let cookie = res.header("set-cookie").expect("no cookie set");
+    assert!(cookie.starts_with(&format!("portscope_token_{}={}", agent.port, agent.token)));
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+
+    let page = http(agent.port, "GET", "/", &[("Host", &host)]);
+    assert_eq!(page.status, 200);
+    assert_eq!(
+        page.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    assert!(page.body.contains("/boot.js"));
+    let csp = page.header("content-security-policy").unwrap();
+    assert!(
+        csp.contains("frame-ancestors 'none'") && csp.contains("'wasm-unsafe-eval'"),
+        "{csp}"
+    );
+    assert_eq!(page.header("x-content-type-options"), Some("nosniff"));
+    assert!(page.header("access-control-allow-origin").is_none());
+}
+
+#[test]
+fn dashboard_assets_are_served_from_the_binary_with_their_types() {
+    let agent = Agent::start();
+    let host = agent.host();
+    for (path, kind) in [
+        ("/portscope_web_bg.wasm", "application/wasm"),
+        ("/portscope_web.js", "text/javascript; charset=utf-8"),
+        ("/boot.js", "text/javascript; charset=utf-8"),
+        ("/style.css", "text/css; charset=utf-8"),
+    ] {
+        let res = http(agent.port, "GET", path, &[("Host", &host)]);
+        assert_eq!(res.status, 200, "{path}");
+        assert_eq!(res.header("content-type"), Some(kind), "{path}");
+    }
+    let res = http(agent.port, "GET", "/../../etc/passwd", &[("Host", &host)]);
+    assert!(matches!(res.status, 400 | 404), "{}", res.status);
+    assert!(!res.body.contains("root:"));
+    let res = http(agent.port, "GET", "/Cargo.toml", &[("Host", &host)]);
+    assert_eq!(res.status, 404);
+}

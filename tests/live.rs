@@ -1,0 +1,229 @@
+//! The live path: a separate process opens sockets; the agent's WebSocket stream and REST
+//! snapshot show them with the right owner, and a closed listener leaves within two ticks.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::time::{Duration, Instant};
+
+use portscope_shared::{
+    Family, OwnerStatus, PROTOCOL_VERSION, Proto, ServerMessage, Snapshot, Socket, SocketState,
+};
+
+use crate::support::{Agent, Holder, TICK};
+
+fn find<'a>(
+    sockets: &'a [Socket],
+    proto: Proto,
+    addr: IpAddr,
+    port: u16,
+    state: SocketState,
+) -> Option<&'a Socket> {
+    sockets.iter().find(|s| {
+        s.proto == proto && s.local_addr == addr && s.local_port == port && s.state == state
+    })
+}
+
+#[track_caller]
+fn assert_held(snapshot: &Snapshot, socket: Option<&Socket>, pid: u32, what: &str) {
+    let socket = socket.unwrap_or_else(|| panic!("{what} is missing from the snapshot"));
+    assert_eq!(socket.pids, vec![pid], "{what}: wrong owner");
+    assert_eq!(socket.owner, OwnerStatus::Known, "{what}");
+    let process = snapshot
+        .processes
+        .iter()
+        .find(|p| p.pid == pid)
+        .unwrap_or_else(|| panic!("{what}: owner pid {pid} has no process entry"));
+    assert!(
+        process.name.starts_with("python3"),
+        "{what}: owner is {:?}, expected python3",
+        process.name
+    );
+    assert!(
+        process.cmdline.iter().any(|a| a.ends_with("holder.py")),
+        "{:?}",
+        process.cmdline
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_shows_sockets_of_another_process_and_their_removal() {
+    let mut holder = Holder::start();
+    let ports = holder.ports;
+    let pid = holder.pid();
+    let agent = Agent::start();
+    let mut ws = agent.connect().await;
+
+    let ServerMessage::Hello(hello) = ws.next(Duration::from_secs(5)).await else {
+        panic!("the first message must be Hello");
+    };
+    assert_eq!(hello.protocol_version, PROTOCOL_VERSION);
+    assert_eq!(hello.tick_ms, 250);
+    assert!(!hello.hostname.is_empty());
+    assert_eq!(hello.os, "linux");
+
+    let ServerMessage::Snapshot(snapshot) = ws.next(Duration::from_secs(5)).await else {
+        panic!("the second message must be Snapshot");
+    };
+    let lo4 = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let lo6 = IpAddr::V6(Ipv6Addr::LOCALHOST);
+    let sockets = &snapshot.sockets;
+    let listener = find(sockets, Proto::Tcp, lo4, ports.tcp4, SocketState::Listen);
+    assert_held(&snapshot, listener, pid, "the 127.0.0.1 listener");
+    let listener_id = listener.unwrap().id.clone();
+    let v6 = find(sockets, Proto::Tcp, lo6, ports.tcp6, SocketState::Listen);
+    assert_held(&snapshot, v6, pid, "the ::1 listener");
+    assert_eq!(v6.unwrap().family, Family::Ipv6);
+    let udp = find(sockets, Proto::Udp, lo4, ports.udp, SocketState::Unconn);
+    assert_held(&snapshot, udp, pid, "the UDP socket");
+    let client = find(
+        sockets,
+        Proto::Tcp,
+        lo4,
+        ports.client,
+        SocketState::Established,
+    );
+    assert_held(&snapshot, client, pid, "the client end of the connection");
+    assert_eq!(client.unwrap().remote_port, Some(ports.tcp4));
+    let server_end = sockets.iter().find(|s| {
+        s.local_port == ports.tcp4
+            && s.remote_port == Some(ports.client)
+            && s.state == SocketState::Established
+    });
+    assert_held(
+        &snapshot,
+        server_end,
+        pid,
+        "the server end of the connection",
+    );
+
+    // Close the listener: a Delta must remove it within two ticks.
+    assert_eq!(holder.command("close-listener"), "closed");
+    let closed_at = Instant::now();
+    let mut seq = snapshot.seq;
+    let limit = 2 * TICK + Duration::from_millis(750); // two ticks, plus the scan itself on a busy CI machine
+    loop {
+        let msg = ws.next(limit.saturating_sub(closed_at.elapsed())).await;
+        let ServerMessage::Delta(delta) = msg else {
+            panic!("expected only Deltas after the Snapshot, got {msg:?}");
+        };
+        assert_eq!(delta.from_seq, seq, "deltas must follow on from each other");
+        assert!(delta.seq > seq);
+        seq = delta.seq;
+        if delta.removed.contains(&listener_id) {
+            break;
+        }
+    }
+    let latency = closed_at.elapsed();
+    eprintln!("listener removal reached the client after {latency:?} (tick {TICK:?})");
+
+    // The REST snapshot agrees with the stream.
+    let res = agent.get("/api/v1/snapshot");
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert!(
+        res.header("content-type")
+            .unwrap()
+            .starts_with("application/json")
+    );
+    let rest: Snapshot = serde_json::from_str(&res.body).unwrap();
+    assert!(rest.seq >= seq);
+    assert!(
+        rest.sockets.iter().all(|s| s.id != listener_id),
+        "closed listener still in /api/v1/snapshot"
+    );
+    let v6 = find(
+        &rest.sockets,
+        Proto::Tcp,
+        lo6,
+        ports.tcp6,
+        SocketState::Listen,
+    );
+    assert_held(&rest, v6, pid, "the ::1 listener (REST)");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_client_messages_get_an_error_and_the_stream_goes_on() {
+    let agent = Agent::start();
+    let mut ws = agent.connect().await;
+    let _hello = ws.next(Duration::from_secs(5)).await;
+    let _snapshot = ws.next(Duration::from_secs(5)).await;
+
+    for (input, code) in [
+        ("not json", "bad_message"),
+        (r#"{"no_type":1}"#, "bad_message"),
+        (r#"{"type":"LaunchMissiles"}"#, "unknown_message"),
+    ] {
+        ws.send_text(input).await;
+        loop {
+            match ws.next(Duration::from_secs(5)).await {
+                ServerMessage::Error(e) => {
+                    assert_eq!(e.code, code, "for input {input:?}");
+                    assert!(!e.message.is_empty());
+                    break;
+                }
+                ServerMessage::Delta(_) => continue,
+                other => panic!("expected an Error for {input:?}, got {other:?}"),
+            }
+        }
+    }
+    // Still serving: a Resync gets a fresh snapshot.
+    ws.send_text(r#"{"type":"Resync"}"#).await;
+    loop {
+        match ws.next(Duration::from_secs(5)).await {
+            ServerMessage::Snapshot(s) => {
+                assert!(!s.sockets.is_empty());
+                break;
+            }
+            ServerMessage::Delta(_) => continue,
+            other => panic!("expected a Snapshot after Resync, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn ls_prints_the_same_sockets_as_table_and_json() {
+    let holder = Holder::start();
+    let port = holder.ports.tcp4.to_string();
+    let (code, out, err) =
+        crate::support::run_cli(&["ls", "--json", "--listening", "--port", &port]);
+    assert_eq!(code, 0, "{err}");
+    let snapshot: Snapshot = serde_json::from_str(&out).unwrap();
+    assert_eq!(snapshot.sockets.len(), 1, "{out}");
+    assert_eq!(snapshot.sockets[0].pids, vec![holder.pid()]);
+    assert_eq!(snapshot.processes.len(), 1);
+
+    let (code, out, err) = crate::support::run_cli(&["ls", "--pid", &holder.pid().to_string()]);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("PROTO"), "{out}");
+    // Two listeners, the UDP socket and both ends of the connection.
+    assert_eq!(lines.len(), 1 + 5, "{out}");
+    assert!(lines.iter().skip(1).all(|l| l.contains("python3")), "{out}");
+    assert!(out.contains(&format!("127.0.0.1:{port}")), "{out}");
+    assert!(
+        out.contains(&format!("[::1]:{}", holder.ports.tcp6)),
+        "{out}"
+    );
+}
+
+#[test]
+fn bad_usage_exits_with_status_2_and_says_what_was_expected() {
+    let (code, _, err) = crate::support::run_cli(&["ls", "--port", "70000"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("70000"), "{err}");
+    let (code, _, err) = crate::support::run_cli(&["serve", "--interval", "soon"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("expected a duration"), "{err}");
+    let (code, _, err) = crate::support::run_cli(&["serve", "--bind", "0.0.0.0", "--port", "0"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("not a loopback address"), "{err}");
+}
+
+#[test]
+fn a_taken_port_is_explained_with_its_holder() {
+    let holder = Holder::start();
+    let port = holder.ports.tcp4.to_string();
+    let (code, _, err) = crate::support::run_cli(&["serve", "--port", &port]);
+    assert_eq!(code, 1);
+    assert!(err.contains("already in use"), "{err}");
+    assert!(err.contains(&format!("pid {}", holder.pid())), "{err}");
+    assert!(err.contains("--port"), "{err}");
+}

@@ -1,0 +1,10 @@
+//! portscope's integration and browser tests: one test binary, a module per area.
+//!
+//! Every test starts the real `portscope` binary on a free port and talks to it over real
+//! sockets; sockets to observe are opened by a separate process (`support/holder.py`).
+
+mod browser;
+mod guards;
+mod live;
+mod support;
+mod truth;

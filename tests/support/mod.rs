@@ -1,0 +1,313 @@
+//! Helpers shared by the integration tests: start the agent, start a socket holder, speak
+//! HTTP and WebSocket to the agent, wait with deadlines.
+
+#![allow(dead_code)] // Each test module uses a different subset.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use portscope_shared::ServerMessage;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+
+pub mod browser;
+
+/// The refresh tick the tests run the agent with.
+pub const TICK: Duration = Duration::from_millis(250);
+
+/// A running `portscope serve`, killed on drop.
+pub struct Agent {
+    child: Child,
+    pub url: String,
+    pub port: u16,
+    pub token: String,
+}
+
+impl Agent {
+    /// Starts the agent on `127.0.0.1:0` and reads the URL from the first line of stdout.
+    #[track_caller]
+    pub fn start() -> Agent {
+        Self::start_with(&[])
+    }
+
+    #[track_caller]
+    pub fn start_with(extra: &[&str]) -> Agent {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_portscope"))
+            .args(["serve", "--port", "0", "--interval", "250ms"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("cannot start the portscope binary");
+        let stdout = child.stdout.take().unwrap();
+        let line = read_line_within(BufReader::new(stdout), Duration::from_secs(30))
+            .expect("portscope printed no URL on its first stdout line within 30 s");
+        let url = line.trim().to_owned();
+        let rest = url
+            .strip_prefix("http://127.0.0.1:")
+            .unwrap_or_else(|| panic!("unexpected URL {url:?}"));
+        let (port, token) = rest
+            .split_once("/?token=")
+            .unwrap_or_else(|| panic!("URL without token: {url:?}"));
+        Agent {
+            port: port.parse().unwrap(),
+            token: token.to_owned(),
+            url,
+            child,
+        }
+    }
+
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://127.0.0.1:{}/api/v1/ws", self.port)
+    }
+
+    /// Opens the WebSocket with the token as a Bearer header.
+    pub async fn connect(&self) -> Ws {
+        let mut req = self.ws_url().into_client_request().unwrap();
+        req.headers_mut().insert(
+            "authorization",
+            HeaderValue::from_str(&format!("Bearer {}", self.token)).unwrap(),
+        );
+        let (ws, _) = tokio_tungstenite::connect_async(req)
+            .await
+            .expect("websocket handshake with the agent failed");
+        Ws { inner: ws }
+    }
+
+    /// `GET path` with the token, returning status and body.
+    pub fn get(&self, path: &str) -> HttpResponse {
+        let auth = format!("Bearer {}", self.token);
+        http(
+            self.port,
+            "GET",
+            path,
+            &[("Host", &self.host()), ("Authorization", &auth)],
+        )
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Reads one line on a helper thread, so a silent child cannot hang the test.
+pub fn read_line_within<R: Read + Send + 'static>(
+    mut reader: BufReader<R>,
+    limit: Duration,
+) -> Option<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let ok = reader.read_line(&mut line).map(|n| n > 0).unwrap_or(false);
+        let _ = tx.send(ok.then_some(line));
+        // Keep draining so the child never blocks on a full pipe.
+        let mut sink = Vec::new();
+        let _ = reader.read_to_end(&mut sink);
+    });
+    rx.recv_timeout(limit).ok().flatten()
+}
+
+/// Ports opened by `support/holder.py`.
+#[derive(Debug, Clone, Copy, serde::Deserialize)]
+pub struct HeldPorts {
+    pub tcp4: u16,
+    pub tcp6: u16,
+    pub udp: u16,
+    pub client: u16,
+}
+
+/// A separate process holding sockets; exits when dropped (its stdin closes).
+pub struct Holder {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+    pub ports: HeldPorts,
+}
+
+impl Holder {
+    #[track_caller]
+    pub fn start() -> Holder {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/support/holder.py");
+        let mut child = Command::new("python3")
+            .arg(script)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("cannot run python3 (install it: apt-get install python3)");
+        let stdin = child.stdin.take().unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        let ports =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("holder said {line:?}: {e}"));
+        Holder {
+            child,
+            stdin,
+            stdout,
+            ports,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends one command and returns the holder's one-line answer.
+    pub fn command(&mut self, cmd: &str) -> String {
+        writeln!(self.stdin, "{cmd}").unwrap();
+        self.stdin.flush().unwrap();
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).unwrap();
+        line.trim().to_owned()
+    }
+}
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A WebSocket client of the agent.
+pub struct Ws {
+    inner: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+}
+
+impl Ws {
+    /// The next protocol message, or a panic after `limit`.
+    pub async fn next(&mut self, limit: Duration) -> ServerMessage {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let msg = tokio::time::timeout_at(deadline, self.inner.next())
+                .await
+                .expect("no message from the agent before the deadline")
+                .expect("the agent closed the WebSocket")
+                .expect("WebSocket error");
+            match msg {
+                Message::Text(text) => {
+                    return serde_json::from_str(&text)
+                        .unwrap_or_else(|e| panic!("undecodable message {text}: {e}"));
+                }
+                Message::Ping(_) | Message::Pong(_) => continue,
+                other => panic!("unexpected frame {other:?}"),
+            }
+        }
+    }
+
+    pub async fn send_text(&mut self, text: &str) {
+        use futures_util::SinkExt;
+        self.inner.send(Message::Text(text.into())).await.unwrap();
+    }
+}
+
+/// An HTTP response as the tests need it.
+#[derive(Debug)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl HttpResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Sends one raw HTTP/1.1 request with exactly these headers (no client library, so hostile
+/// and duplicate headers reach the agent untouched) and reads the whole response.
+pub fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)]) -> HttpResponse {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("cannot connect to the agent");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut req = format!("{method} {path} HTTP/1.1\r\n");
+    for (name, value) in headers {
+        req.push_str(&format!("{name}: {value}\r\n"));
+    }
+    req.push_str("Connection: close\r\n\r\n");
+    stream.write_all(req.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    // A 101 response keeps the connection open: read what arrived, up to the timeout.
+    let mut buf = [0u8; 8192];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                raw.extend_from_slice(&buf[..n]);
+                if raw.starts_with(b"HTTP/1.1 101") && raw.windows(4).any(|w| w == b"\r\n\r\n") {
+                    break;
+                }
+            }
+            Err(e) if raw.is_empty() => panic!("no response from the agent: {e}"),
+            Err(_) => break,
+        }
+    }
+    let mut parsed_headers = [httparse::EMPTY_HEADER; 32];
+    let mut res = httparse::Response::new(&mut parsed_headers);
+    let header_len = match res.parse(&raw).expect("malformed HTTP response") {
+        httparse::Status::Complete(n) => n,
+        httparse::Status::Partial => panic!("truncated HTTP response: {raw:?}"),
+    };
+    HttpResponse {
+        status: res.code.unwrap(),
+        headers: res
+            .headers
+            .iter()
+            .map(|h| {
+                (
+                    h.name.to_owned(),
+                    String::from_utf8_lossy(h.value).into_owned(),
+                )
+            })
+            .collect(),
+        body: String::from_utf8_lossy(&raw[header_len..]).into_owned(),
+    }
+}
+
+/// Polls `check` until it returns `Some`, or panics with `what` after `limit`.
+#[track_caller]
+pub fn wait_for<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Runs `portscope` with these arguments and returns (exit code, stdout, stderr).
+pub fn run_cli(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_portscope"))
+        .args(args)
+        .output()
+        .expect("cannot run portscope");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

@@ -1,0 +1,377 @@
+//! The dashboard's components: header with the link status, toolbar (filter, listening toggle,
+//! count), the live socket table, and the detail panel of the selected row.
+
+use std::time::Duration;
+
+use leptos::ev;
+use leptos::html;
+use leptos::prelude::*;
+use portscope_shared::{Hello, OwnerStatus, PROTOCOL_VERSION, Socket};
+use wasm_bindgen::JsValue;
+
+use crate::conn::{self, Link, Sinks};
+use crate::table::{self, Column, Row, Table, View};
+use crate::url;
+
+/// One table row as rendered; rebuilt only when its socket changes (`rev`).
+#[derive(Clone, Debug, PartialEq)]
+struct RowView {
+    id: String,
+    rev: u64,
+    class: &'static str,
+    proto: &'static str,
+    local: String,
+    remote: String,
+    state: &'static str,
+    pid: String,
+    process: String,
+    user: String,
+}
+
+impl RowView {
+    fn new(table: &Table, row: &Row, now: f64) -> Self {
+        let s = &row.socket;
+        let class = if row.closed_at.is_some() {
+            "row closed"
+        } else if row.is_new(now) {
+            "row new"
+        } else {
+            "row"
+        };
+        let (pid, process) = match s.owner {
+            OwnerStatus::Known => (
+                s.pids
+                    .iter()
+                    .map(u32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                table.process_names(s),
+            ),
+            OwnerStatus::Hidden => ("?".into(), "hidden — run as root".into()),
+            OwnerStatus::None => ("–".into(), "–".into()),
+        };
+        Self {
+            id: s.id.clone(),
+            rev: row.rev,
+            class,
+            proto: table::proto_text(s),
+            local: table::local_text(s),
+            remote: table::remote_text(s),
+            state: s.state.as_str(),
+            pid,
+            process,
+            user: table.user(s),
+        }
+    }
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    let table = RwSignal::new(Table::default());
+    let link = RwSignal::new(Link::Connecting);
+    let hello = RwSignal::new(None::<Hello>);
+    let ever_opened = RwSignal::new(false);
+    let view = RwSignal::new(url::read_view());
+    let selected = RwSignal::new(None::<String>);
+
+    conn::start(Sinks {
+        link,
+        hello,
+        table,
+        ever_opened,
+    });
+
+    // Closed rows leave after their grace period.
+    set_interval(
+        move || table.maybe_update(|t| t.sweep(js_sys::Date::now())),
+        Duration::from_millis(500),
+    );
+    // The URL mirrors the filter and sort, so a view can be bookmarked or shared.
+    Effect::new(move |_| url::write_view(&view.get()));
+
+    let filter_ref = NodeRef::<html::Input>::new();
+    let _keys = window_event_listener(ev::keydown, move |e: web_sys::KeyboardEvent| {
+        let typing = web_sys::window()
+            .and_then(|w| w.document())
+            .and_then(|d| d.active_element())
+            .is_some_and(|el| matches!(el.tag_name().as_str(), "INPUT" | "TEXTAREA"));
+        if e.key() == "/" && !typing {
+            e.prevent_default();
+            if let Some(input) = filter_ref.get() {
+                let _ = input.focus();
+            }
+        } else if e.key() == "Escape" {
+            selected.set(None);
+        }
+    });
+
+    let rows = Memo::new(move |_| {
+        let now = js_sys::Date::now();
+        table.with(|t| {
+            view.with(|v| {
+                table::visible(t, v)
+                    .into_iter()
+                    .map(|r| RowView::new(t, r, now))
+                    .collect::<Vec<_>>()
+            })
+        })
+    });
+    let total = Memo::new(move |_| {
+        table.with(|t| t.rows.values().filter(|r| r.closed_at.is_none()).count())
+    });
+
+    view! {
+        <header class="top">
+            <h1 class="brand">"portscope"</h1>
+            <span class="host">
+                {move || hello.with(|h| h.as_ref().map(|h| format!("{} · agent {} · {}", h.hostname, h.agent_version, h.os)))}
+            </span>
+            <LinkStatus link ever_opened />
+        </header>
+        <Banner link hello table />
+        <div class="toolbar">
+            <input
+                id="filter"
+                class="filter"
+                type="search"
+                placeholder="Filter: port, pid, address, process, user — press / to focus"
+                aria-label="Filter sockets"
+                autocomplete="off"
+                spellcheck="false"
+                node_ref=filter_ref
+                prop:value=move || view.with(|v| v.query.clone())
+                on:input=move |e| view.update(|v| v.query = event_target_value(&e))
+                on:keydown=move |e: web_sys::KeyboardEvent| {
+                    if e.key() == "Escape" {
+                        view.update(|v| v.query.clear());
+                    }
+                }
+            />
+            <label class="toggle">
+                <input
+                    id="listening"
+                    type="checkbox"
+                    prop:checked=move || view.with(|v| v.listening_only)
+                    on:change=move |e| view.update(|v| v.listening_only = event_target_checked(&e))
+                />
+                " Listening only"
+            </label>
+            <span class="count" id="count">
+                {move || format!("{} of {} sockets", rows.with(Vec::len), total.get())}
+            </span>
+        </div>
+        <main class="content">
+            <div class="table-wrap">
+                <table class="sockets" id="sockets">
+                    <thead>
+                        <tr>
+                            {Column::ALL
+                                .into_iter()
+                                .map(|c| view! { <SortHeader column=c view /> })
+                                .collect_view()}
+                        </tr>
+                    </thead>
+                    <tbody>
+                        <For
+                            each=move || rows.get()
+                            key=|r| (r.id.clone(), r.rev)
+                            children=move |r| {
+                                let id = r.id.clone();
+                                let click_id = r.id.clone();
+                                view! {
+                                    <tr
+                                        class=r.class
+                                        class:selected=move || selected.with(|s| s.as_deref() == Some(id.as_str()))
+                                        data-id=r.id.clone()
+                                        on:click=move |_| selected.set(Some(click_id.clone()))
+                                    >
+                                        <td class="proto">{r.proto}</td>
+                                        <td class="mono">{r.local}</td>
+                                        <td class="mono">{r.remote}</td>
+                                        <td class=format!("state state-{}", r.state.to_lowercase())>{r.state}</td>
+                                        <td class="mono num">{r.pid}</td>
+                                        <td class="process">{r.process}</td>
+                                        <td>{r.user}</td>
+                                    </tr>
+                                }
+                            }
+                        />
+                    </tbody>
+                </table>
+                <Show when=move || table.with(|t| t.loaded) && rows.with(Vec::is_empty)>
+                    <p class="empty">"No socket matches this filter."</p>
+                </Show>
+            </div>
+            <Detail selected table />
+        </main>
+    }
+}
+
+#[component]
+fn SortHeader(column: Column, view: RwSignal<View>) -> impl IntoView {
+    let arrow = move || {
+        view.with(|v| match (v.sort == column, v.descending) {
+            (true, false) => " ▲",
+            (true, true) => " ▼",
+            _ => "",
+        })
+    };
+    view! {
+        <th
+            class:sorted=move || view.with(|v| v.sort == column)
+            data-column=column.key()
+            on:click=move |_| {
+                view.update(|v| {
+                    if v.sort == column {
+                        v.descending = !v.descending;
+                    } else {
+                        v.sort = column;
+                        v.descending = false;
+                    }
+                })
+            }
+        >
+            {column.label()}
+            {arrow}
+        </th>
+    }
+}
+
+#[component]
+fn LinkStatus(link: RwSignal<Link>, ever_opened: RwSignal<bool>) -> impl IntoView {
+    let text = move || match link.get() {
+        Link::Connecting => "connecting…".to_owned(),
+        Link::Live => "live".to_owned(),
+        Link::Reconnecting { attempt, delay_ms } => format!(
+            "disconnected — retrying in {:.1} s (attempt {})",
+            f64::from(delay_ms) / 1000.0,
+            attempt + 1
+        ),
+        Link::Mismatch { .. } => "incompatible agent".to_owned(),
+    };
+    let class = move || match link.get() {
+        Link::Live => "status live",
+        Link::Connecting => "status connecting",
+        Link::Reconnecting { .. } => "status down",
+        Link::Mismatch { .. } => "status error",
+    };
+    let hint = move || {
+        matches!(link.get(), Link::Reconnecting { attempt, .. } if attempt >= 2 && !ever_opened.get())
+            .then_some("The agent refuses this page or is not running. Open the URL that portscope printed when it started: it carries the access token.")
+    };
+    view! {
+        <span class=class id="status" role="status" aria-live="polite">{text}</span>
+        <span class="status-hint">{hint}</span>
+    }
+}
+
+#[component]
+fn Banner(
+    link: RwSignal<Link>,
+    hello: RwSignal<Option<Hello>>,
+    table: RwSignal<Table>,
+) -> impl IntoView {
+    let mismatch = move || match link.get() {
+        Link::Mismatch { agent } => Some(format!(
+            "This dashboard speaks protocol version {PROTOCOL_VERSION}, the agent{} speaks version {agent}. \
+             Reload the page to get the agent's own dashboard, or upgrade the older of the two portscope installs.",
+            hello.with(|h| h
+                .as_ref()
+                .map(|h| format!(" on {} ({})", h.hostname, h.agent_version))
+                .unwrap_or_default())
+        )),
+        _ => None,
+    };
+    let warnings = move || table.with(|t| t.warnings.clone());
+    view! {
+        {move || mismatch().map(|m| view! { <div class="banner error">{m}</div> })}
+        <For
+            each=warnings
+            key=|w| w.clone()
+            children=|w| view! { <div class="banner warn">{w}</div> }
+        />
+    }
+}
+
+#[component]
+fn Detail(selected: RwSignal<Option<String>>, table: RwSignal<Table>) -> impl IntoView {
+    let content = move || {
+        let id = selected.get()?;
+        table.with(|t| {
+            let row = t.rows.get(&id)?;
+            Some(detail_view(t, &row.socket, selected))
+        })
+    };
+    view! { {content} }
+}
+
+fn detail_view(t: &Table, s: &Socket, selected: RwSignal<Option<String>>) -> impl IntoView + use<> {
+    let processes: Vec<_> = s
+        .pids
+        .iter()
+        .map(|pid| (*pid, t.processes.get(pid).cloned()))
+        .collect();
+    let owner_note = match s.owner {
+        OwnerStatus::Known => None,
+        OwnerStatus::Hidden => Some(format!(
+            "Held by a process of uid {} that this agent may not inspect. Run portscope as root (sudo) to see it.",
+            s.uid.map_or_else(|| "?".into(), |u| u.to_string())
+        )),
+        OwnerStatus::None => Some(
+            "No process holds this socket (the kernel keeps it, e.g. in TIME_WAIT).".to_owned(),
+        ),
+    };
+    let sections = processes
+        .into_iter()
+        .map(|(pid, p)| {
+            let siblings: Vec<String> = t
+                .rows
+                .values()
+                .filter(|r| r.closed_at.is_none() && r.socket.pids.contains(&pid))
+                .map(|r| {
+                    format!(
+                        "{} {} → {} {}",
+                        table::proto_text(&r.socket),
+                        table::local_text(&r.socket),
+                        table::remote_text(&r.socket),
+                        r.socket.state.as_str()
+                    )
+                })
+                .collect();
+            match p {
+                Some(p) => view! {
+                    <section class="proc">
+                        <h3>{format!("{} ", p.name)}<span class="muted">{format!("pid {pid}")}</span></h3>
+                        <dl>
+                            <dt>"Command"</dt><dd class="mono cmdline">{p.cmdline.join(" ")}</dd>
+                            <dt>"Executable"</dt><dd class="mono">{p.exe.unwrap_or_else(|| "unknown".into())}</dd>
+                            <dt>"User"</dt><dd>{p.user.unwrap_or_else(|| p.uid.map_or("unknown".into(), |u| format!("uid {u}")))}</dd>
+                            <dt>"Parent"</dt><dd class="mono">{p.ppid.map_or("none".into(), |pp| pp.to_string())}</dd>
+                            <dt>"Started"</dt><dd>{p.start_time.map_or("unknown".into(), format_time)}</dd>
+                        </dl>
+                        <h4>{format!("All its sockets ({})", siblings.len())}</h4>
+                        <ul class="mono siblings">
+                            {siblings.into_iter().map(|s| view! { <li>{s}</li> }).collect_view()}
+                        </ul>
+                    </section>
+                }
+                .into_any(),
+                None => view! { <section class="proc"><p>{format!("pid {pid} exited or cannot be read.")}</p></section> }.into_any(),
+            }
+        })
+        .collect_view();
+    view! {
+        <aside class="detail" id="detail">
+            <button class="close" title="Close (Esc)" on:click=move |_| selected.set(None)>"×"</button>
+            <h2 class="mono">{format!("{} {}", table::proto_text(s), table::local_text(s))}</h2>
+            <p class="muted">{format!("{} · remote {}", s.state.as_str(), table::remote_text(s))}</p>
+            {owner_note.map(|n| view! { <p class="note">{n}</p> })}
+            {sections}
+        </aside>
+    }
+}
+
+fn format_time(unix_secs: u64) -> String {
+    let date = js_sys::Date::new(&JsValue::from_f64(unix_secs as f64 * 1000.0));
+    String::from(date.to_locale_string("default", &JsValue::UNDEFINED))
+}

@@ -1,0 +1,183 @@
+//! The link to the agent: one WebSocket, and an explicit state machine around it —
+//! connecting → live → reconnecting (with backoff) → connecting … — that resyncs from a fresh
+//! snapshot after every reconnect. A protocol mismatch stops it with a message instead.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use leptos::prelude::*;
+use portscope_shared::{ClientMessage, Hello, PROTOCOL_VERSION, ServerMessage};
+use wasm_bindgen::JsCast;
+use wasm_bindgen::closure::Closure;
+use web_sys::{CloseEvent, MessageEvent, WebSocket};
+
+use crate::table::{Applied, Table};
+
+/// Where the link stands; shown in the header.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Link {
+    Connecting,
+    Live,
+    /// Lost; the next attempt starts after `delay_ms`. `attempt` counts failures in a row.
+    Reconnecting {
+        attempt: u32,
+        delay_ms: u32,
+    },
+    /// The agent speaks another protocol version; no more attempts.
+    Mismatch {
+        agent: u32,
+    },
+}
+
+/// First and largest wait between attempts.
+const BACKOFF_START_MS: f64 = 500.0;
+const BACKOFF_MAX_MS: f64 = 10_000.0;
+
+/// The backoff after `attempt` failures in a row: doubling from 0.5 s up to 10 s, with ±20 %
+/// jitter so that many tabs do not reconnect in step after an agent restart.
+pub fn backoff_ms(attempt: u32, jitter: f64) -> u32 {
+    let base = (BACKOFF_START_MS * 2f64.powi(attempt.min(16) as i32)).min(BACKOFF_MAX_MS);
+    (base * (0.8 + 0.4 * jitter.clamp(0.0, 1.0))) as u32
+}
+
+/// The reactive state the link writes to.
+#[derive(Clone, Copy, Debug)]
+pub struct Sinks {
+    pub link: RwSignal<Link>,
+    pub hello: RwSignal<Option<Hello>>,
+    pub table: RwSignal<Table>,
+    /// True once any connection opened; before that, failures hint at the token.
+    pub ever_opened: RwSignal<bool>,
+}
+
+/// The open socket and the callbacks it needs alive.
+struct Open {
+    // Held so the socket and its callbacks are dropped together.
+    _ws: WebSocket,
+    _on_message: Closure<dyn FnMut(MessageEvent)>,
+    _on_open: Closure<dyn FnMut()>,
+    _on_close: Closure<dyn FnMut(CloseEvent)>,
+}
+
+/// Opens the link and keeps it up for the life of the page.
+pub fn start(sinks: Sinks) {
+    let current: Rc<RefCell<Option<Open>>> = Rc::new(RefCell::new(None));
+    connect(sinks, current, 0);
+}
+
+fn ws_url() -> Option<String> {
+    let location = web_sys::window()?.location();
+    let scheme = if location.protocol().ok()? == "https:" {
+        "wss"
+    } else {
+        "ws"
+    };
+    // The token travels in the HttpOnly cookie the agent set when the page was opened.
+    Some(format!("{scheme}://{}/api/v1/ws", location.host().ok()?))
+}
+
+fn now() -> f64 {
+    js_sys::Date::now()
+}
+
+fn connect(sinks: Sinks, current: Rc<RefCell<Option<Open>>>, attempt: u32) {
+    sinks.link.set(Link::Connecting);
+    let Some(url) = ws_url() else { return };
+    let ws = match WebSocket::new(&url) {
+        Ok(ws) => ws,
+        Err(_) => {
+            schedule_retry(sinks, current, attempt);
+            return;
+        }
+    };
+
+    let on_open = {
+        let sinks = sinks;
+        Closure::<dyn FnMut()>::new(move || {
+            sinks.ever_opened.set(true);
+        })
+    };
+
+    let on_message = {
+        let ws = ws.clone();
+        Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
+            let Some(text) = event.data().as_string() else {
+                return;
+            };
+            match serde_json::from_str::<ServerMessage>(&text) {
+                Ok(msg) => handle(sinks, &ws, msg),
+                Err(e) => web_sys::console::warn_1(&format!("portscope: bad message: {e}").into()),
+            }
+        })
+    };
+
+    let on_close = {
+        let current = current.clone();
+        Closure::<dyn FnMut(CloseEvent)>::new(move |_event: CloseEvent| {
+            if matches!(sinks.link.get_untracked(), Link::Mismatch { .. }) {
+                return;
+            }
+            let was_live = sinks.link.get_untracked() == Link::Live;
+            let next_attempt = if was_live { 0 } else { attempt + 1 };
+            schedule_retry(sinks, current.clone(), next_attempt);
+        })
+    };
+
+    ws.set_onopen(Some(on_open.as_ref().unchecked_ref()));
+    ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+    ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
+    *current.borrow_mut() = Some(Open {
+        _ws: ws,
+        _on_message: on_message,
+        _on_open: on_open,
+        _on_close: on_close,
+    });
+}
+
+fn schedule_retry(sinks: Sinks, current: Rc<RefCell<Option<Open>>>, attempt: u32) {
+    let delay_ms = backoff_ms(attempt, js_sys::Math::random());
+    sinks.link.set(Link::Reconnecting { attempt, delay_ms });
+    set_timeout(
+        move || {
+            // Drop the old socket's callbacks only now: we are no longer inside them.
+            current.borrow_mut().take();
+            connect(sinks, current, attempt);
+        },
+        Duration::from_millis(u64::from(delay_ms)),
+    );
+}
+
+fn handle(sinks: Sinks, ws: &WebSocket, msg: ServerMessage) {
+    match msg {
+        ServerMessage::Hello(hello) => {
+            if hello.protocol_version != PROTOCOL_VERSION {
+                sinks.link.set(Link::Mismatch {
+                    agent: hello.protocol_version,
+                });
+                let _ = ws.close();
+            } else {
+                sinks.link.set(Link::Live);
+            }
+            sinks.hello.set(Some(hello));
+        }
+        ServerMessage::Snapshot(snapshot) => {
+            sinks.table.update(|t| t.apply_snapshot(snapshot, now()));
+        }
+        ServerMessage::Delta(delta) => {
+            let mut applied = Applied::Ok;
+            sinks
+                .table
+                .update(|t| applied = t.apply_delta(delta, now()));
+            if applied == Applied::OutOfStep {
+                let resync = serde_json::to_string(&ClientMessage::Resync)
+                    .expect("protocol types always serialize");
+                let _ = ws.send_with_str(&resync);
+            }
+        }
+        ServerMessage::Error(e) => {
+            web_sys::console::warn_1(&format!("portscope agent: {}: {}", e.code, e.message).into());
+        }
+        ServerMessage::Unknown => {}
+    }
+}

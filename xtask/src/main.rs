@@ -1,0 +1,206 @@
+//! portscope's development tasks, run as `cargo xtask <task>`.
+//!
+//! `test` is the one command that checks everything on a fresh machine: it installs what is
+//! missing (the wasm32 target; Chromium, chromedriver, ss and python3 from Debian's packages),
+//! then runs rustfmt, clippy (host and wasm32), the dependency check of the protocol crate and
+//! every test. It stops at the first failure with the command that failed.
+
+use std::path::Path;
+use std::process::{Command, ExitCode};
+
+const WASM: &str = "wasm32-unknown-unknown";
+
+/// Debian packages the tests need, with a file each one provides.
+const DEBIAN_PACKAGES: &[(&str, &str)] = &[
+    ("chromium", "/usr/bin/chromium"),
+    ("chromium-driver", "/usr/bin/chromedriver"),
+    ("iproute2", "/usr/bin/ss"),
+    ("python3", "/usr/bin/python3"),
+];
+
+/// Crates the protocol crate must never depend on (it compiles for the browser too).
+const FORBIDDEN_IN_SHARED: &[&str] = &["tokio", "axum", "hyper", "web-sys", "js-sys", "leptos"];
+
+fn main() -> ExitCode {
+    let task = std::env::args().nth(1).unwrap_or_default();
+    let result = match task.as_str() {
+        "test" => test(),
+        "install-deps" => install_deps(),
+        _ => Err(format!(
+            "unknown task {task:?}. Tasks:\n  test          install what is missing, then run every check and test\n  install-deps  only install what the tests need"
+        )),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn test() -> Result<(), String> {
+    install_deps()?;
+    step("rustfmt", cargo(&["fmt", "--all", "--", "--check"]))?;
+    step(
+        "clippy (host)",
+        cargo(&[
+            "clippy",
+            "--workspace",
+            "--exclude",
+            "portscope-web",
+            "--all-targets",
+            "--locked",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    )?;
+    step(
+        "clippy (wasm32: web and shared)",
+        cargo(&[
+            "clippy",
+            "--package",
+            "portscope-web",
+            "--package",
+            "portscope-shared",
+            "--target",
+            WASM,
+            "--locked",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    )?;
+    check_shared_dependencies()?;
+    let mut doc = cargo(&[
+        "doc",
+        "--no-deps",
+        "--package",
+        "portscope-shared",
+        "--locked",
+    ]);
+    doc.env("RUSTDOCFLAGS", "-D warnings");
+    step("rustdoc (protocol crate)", doc)?;
+    step(
+        "tests",
+        cargo(&[
+            "test",
+            "--workspace",
+            "--exclude",
+            "portscope-web",
+            "--locked",
+        ]),
+    )?;
+    eprintln!("xtask: every check and test passed");
+    Ok(())
+}
+
+/// Installs the wasm32 target and the Debian packages the tests use, where missing.
+fn install_deps() -> Result<(), String> {
+    let installed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .map_err(|e| format!("cannot run rustup ({e}); install Rust with rustup"))?;
+    if !String::from_utf8_lossy(&installed.stdout)
+        .lines()
+        .any(|l| l.trim() == WASM)
+    {
+        eprintln!("xtask: adding the {WASM} target (the dashboard is built for it)");
+        step(
+            "rustup target add",
+            command("rustup", &["target", "add", WASM]),
+        )?;
+    }
+    let missing: Vec<&str> = DEBIAN_PACKAGES
+        .iter()
+        .filter(|(_, file)| !Path::new(file).exists())
+        .map(|(package, _)| *package)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let list = missing.join(" ");
+    if !is_root() {
+        return Err(format!(
+            "the tests need Debian packages that are missing: run `sudo apt-get update && sudo apt-get install -y {list}`, then run this again"
+        ));
+    }
+    eprintln!("xtask: installing {list} from Debian's packages");
+    step("apt-get update", command("apt-get", &["update", "-q"]))?;
+    let mut install = command(
+        "apt-get",
+        &["install", "-y", "-q", "--no-install-recommends"],
+    );
+    install
+        .args(&missing)
+        .env("DEBIAN_FRONTEND", "noninteractive");
+    step("apt-get install", install)
+}
+
+fn check_shared_dependencies() -> Result<(), String> {
+    let out = cargo(&[
+        "tree",
+        "--package",
+        "portscope-shared",
+        "--edges",
+        "normal",
+        "--prefix",
+        "none",
+        "--locked",
+    ])
+    .output()
+    .map_err(|e| format!("cannot run cargo tree: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "cargo tree failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let tree = String::from_utf8_lossy(&out.stdout);
+    let bad: Vec<&str> = tree
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|name| FORBIDDEN_IN_SHARED.contains(name))
+        .collect();
+    if bad.is_empty() {
+        eprintln!("xtask: ok: portscope-shared depends on none of {FORBIDDEN_IN_SHARED:?}");
+        Ok(())
+    } else {
+        Err(format!(
+            "portscope-shared must stay serde-only, but it pulls in {bad:?}"
+        ))
+    }
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+fn cargo(args: &[&str]) -> Command {
+    command(
+        &std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()),
+        args,
+    )
+}
+
+fn command(program: &str, args: &[&str]) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.args(args);
+    cmd
+}
+
+fn step(name: &str, mut cmd: Command) -> Result<(), String> {
+    eprintln!("xtask: == {name}");
+    let status = cmd
+        .status()
+        .map_err(|e| format!("{name}: cannot start {:?}: {e}", cmd.get_program()))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{name} failed ({status}): {cmd:?}"))
+    }
+}
