@@ -56,12 +56,12 @@ async fn dashboard_shows_filters_and_highlights_live_sockets() {
     let agent = Agent::start();
     let browser = Browser::start().await;
     let result = run(&browser, &agent, &mut holder, port).await;
-    if result.is_err() {
-        if let Ok(png) = browser.client.screenshot().await {
-            let path = std::env::temp_dir().join("portscope-browser-failure.png");
-            let _ = std::fs::write(&path, png);
-            eprintln!("screenshot of the failing page: {}", path.display());
-        }
+    if result.is_err()
+        && let Ok(png) = browser.client.screenshot().await
+    {
+        let path = std::env::temp_dir().join("portscope-browser-failure.png");
+        let _ = std::fs::write(&path, png);
+        eprintln!("screenshot of the failing page: {}", path.display());
     }
     let _ = browser.client.clone().close().await;
     result.unwrap();

@@ -10,13 +10,13 @@ use portscope_shared::{
 
 use crate::support::{Agent, Holder, TICK};
 
-fn find<'a>(
-    sockets: &'a [Socket],
+fn find(
+    sockets: &[Socket],
     proto: Proto,
     addr: IpAddr,
     port: u16,
     state: SocketState,
-) -> Option<&'a Socket> {
+) -> Option<&Socket> {
     sockets.iter().find(|s| {
         s.proto == proto && s.local_addr == addr && s.local_port == port && s.state == state
     })

@@ -256,8 +256,10 @@ mod tests {
 
     #[test]
     fn owners_are_attached_and_forked_owners_merged() {
-        let mut fake = Fake::default();
-        fake.sockets = vec![listener(8080, 10)];
+        let mut fake = Fake {
+            sockets: vec![listener(8080, 10)],
+            ..Fake::default()
+        };
         fake.owners.insert(10, vec![7, 3, 7]);
         fake.processes.insert(3, proc(3, "parent"));
         fake.processes.insert(7, proc(7, "child"));
@@ -272,8 +274,10 @@ mod tests {
 
     #[test]
     fn other_users_sockets_are_kept_and_marked_hidden() {
-        let mut fake = Fake::default();
-        fake.sockets = vec![listener(5432, 11)];
+        let fake = Fake {
+            sockets: vec![listener(5432, 11)],
+            ..Fake::default()
+        };
         let state = Collector::new(fake).scan();
         let socket = state.sockets.values().next().unwrap();
         assert_eq!(socket.owner, OwnerStatus::Hidden);
@@ -296,8 +300,10 @@ mod tests {
 
     #[test]
     fn a_process_that_vanished_mid_scan_keeps_its_socket() {
-        let mut fake = Fake::default();
-        fake.sockets = vec![listener(3000, 13)];
+        let mut fake = Fake {
+            sockets: vec![listener(3000, 13)],
+            ..Fake::default()
+        };
         fake.owners.insert(13, vec![99]);
         let state = Collector::new(fake).scan();
         assert_eq!(state.sockets.values().next().unwrap().pids, vec![99]);

@@ -54,10 +54,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     stdout.flush()?;
     drop(stdout);
     tracing::info!(%addr, interval = ?args.interval, "portscope is serving; open the URL above");
-    if args.open {
-        if let Err(e) = opener::open_browser(&url) {
-            tracing::warn!(%e, "could not open a browser; open the URL above by hand");
-        }
+    if args.open
+        && let Err(e) = opener::open_browser(&url)
+    {
+        tracing::warn!(%e, "could not open a browser; open the URL above by hand");
     }
 
     tokio::spawn(refresh::run(collector, model, args.interval));

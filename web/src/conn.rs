@@ -92,12 +92,7 @@ fn connect(sinks: Sinks, current: Rc<RefCell<Option<Open>>>, attempt: u32) {
         }
     };
 
-    let on_open = {
-        let sinks = sinks;
-        Closure::<dyn FnMut()>::new(move || {
-            sinks.ever_opened.set(true);
-        })
-    };
+    let on_open = Closure::<dyn FnMut()>::new(move || sinks.ever_opened.set(true));
 
     let on_message = {
         let ws = ws.clone();
