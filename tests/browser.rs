@@ -31,7 +31,8 @@ async fn row_texts(browser: &Browser) -> Vec<String> {
 
 /// The row whose local address ends in `:port`, once it is there.
 async fn wait_for_row(browser: &Browser, port: u16) -> Element {
-    let css = format!("#sockets tbody tr[data-id^='tcp 127.0.0.1:{port} ']");
+    // The listener, not a connection on the same port: its id has `-` for the remote end.
+    let css = format!("#sockets tbody tr[data-id^='tcp 127.0.0.1:{port} - ']");
     browser
         .client
         .wait()

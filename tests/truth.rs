@@ -17,8 +17,6 @@ type Key = (Proto, Option<IpAddr>, u16);
 struct SsView {
     /// Listening sockets (TCP LISTEN, UDP UNCONN) → owning pids.
     listening: BTreeMap<Key, BTreeSet<u32>>,
-    /// Every UDP socket, whatever its state.
-    all_udp: BTreeSet<Key>,
 }
 
 fn run_ss() -> SsView {
@@ -49,9 +47,6 @@ fn parse_ss(text: &str) -> SsView {
         let Some(key) = parse_endpoint(proto, fields[4]) else {
             panic!("cannot parse ss local address {:?} in {line:?}", fields[4]);
         };
-        if proto == Proto::Udp {
-            view.all_udp.insert(key);
-        }
         let listening = matches!(
             (proto, fields[1]),
             (Proto::Tcp, "LISTEN") | (Proto::Udp, "UNCONN")
@@ -143,10 +138,10 @@ fn ls_agrees_with_ss_on_listeners_and_owners() {
     }
     for (key, pids) in &ours {
         let in_ss = |view: &SsView| {
-            lookup(&view.listening, key).is_some()
-                || view.listening.keys().any(|k| k.0 == key.0 && k.2 == key.2 && k.1.is_none())
-                // portscope lists connected UDP sockets as listening candidates; ss calls them ESTAB.
-                || (key.0 == Proto::Udp && view.all_udp.iter().any(|k| k.2 == key.2))
+            view.listening.contains_key(key)
+                // ss prints a wildcard listener as `*:port`.
+                || (key.1.is_some_and(|a| a.is_unspecified())
+                    && view.listening.contains_key(&(key.0, None, key.2)))
         };
         if !in_ss(&before) && !in_ss(&after) {
             problems.push(format!("{key:?} (pids {pids:?}): in portscope, not in ss"));

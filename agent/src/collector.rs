@@ -17,8 +17,8 @@ pub trait Platform: Send + 'static {
     fn owners(&mut self) -> Owners;
     /// Details of one process; `None` when it exited or cannot be read.
     fn process(&mut self, pid: u32) -> Option<RawProcess>;
-    /// True when the agent may see every process's sockets (root on Linux).
-    fn sees_all_owners(&self) -> bool;
+    /// The agent's effective user id, where the platform has one.
+    fn euid(&self) -> Option<u32>;
 }
 
 /// A socket as the platform reports it, before it gets an identity.
@@ -91,7 +91,15 @@ impl<P: Platform> Collector<P> {
         warnings.extend(list.errors);
         let owners = self.platform.owners();
         warnings.extend(owners.errors);
-        let sees_all = self.platform.sees_all_owners();
+        let euid = self.platform.euid();
+        if owners.unreadable > 0 && euid == Some(0) {
+            warnings.push(format!(
+                "the open files of {} processes could not be read even as root (a container \
+                 without CAP_SYS_PTRACE, or /proc mounted with hidepid): their sockets show no owner",
+                owners.unreadable
+            ));
+        }
+        let seen_every_process = owners.unreadable == 0;
 
         let mut sockets = BTreeMap::new();
         let mut hidden = 0usize;
@@ -99,12 +107,12 @@ impl<P: Platform> Collector<P> {
             let mut pids = owners.by_inode.get(&raw.inode).cloned().unwrap_or_default();
             pids.sort_unstable();
             pids.dedup();
-            let owner = owner_status(&raw, &pids, sees_all);
+            let owner = owner_status(&raw, &pids, seen_every_process, euid);
             hidden += usize::from(owner == OwnerStatus::Hidden);
             let socket = to_wire(raw, pids, owner);
             sockets.insert(socket.id.clone(), socket);
         }
-        if hidden > 0 {
+        if hidden > 0 && euid != Some(0) {
             warnings.push(format!(
                 "the owners of {hidden} sockets are hidden: they belong to other users' \
                  processes; run portscope as root (sudo) to see them"
@@ -132,10 +140,21 @@ impl<P: Platform> Collector<P> {
     }
 }
 
-fn owner_status(raw: &RawSocket, pids: &[u32], sees_all: bool) -> OwnerStatus {
+/// Who holds a socket, as far as we can tell. A socket without a found owner is *hidden* only
+/// when some process's files were unreadable and the socket is not ours (our own processes are
+/// always readable): then it most likely belongs to one of those.
+fn owner_status(
+    raw: &RawSocket,
+    pids: &[u32],
+    seen_every_process: bool,
+    euid: Option<u32>,
+) -> OwnerStatus {
     if !pids.is_empty() {
         OwnerStatus::Known
-    } else if raw.inode == 0 || raw.state == SocketState::TimeWait || sees_all {
+    } else if raw.inode == 0 || raw.state == SocketState::TimeWait || seen_every_process {
+        OwnerStatus::None
+    } else if raw.uid.is_some() && raw.uid == euid && euid != Some(0) {
+        // Ours, closed between the socket dump and the owner walk.
         OwnerStatus::None
     } else {
         OwnerStatus::Hidden
@@ -201,7 +220,8 @@ mod tests {
         sockets: Vec<RawSocket>,
         owners: HashMap<u64, Vec<u32>>,
         processes: HashMap<u32, RawProcess>,
-        root: bool,
+        euid: Option<u32>,
+        unreadable: usize,
         fail_sockets: bool,
     }
 
@@ -218,14 +238,15 @@ mod tests {
         fn owners(&mut self) -> Owners {
             Owners {
                 by_inode: self.owners.clone(),
-                ..Owners::default()
+                unreadable: self.unreadable,
+                errors: vec![],
             }
         }
         fn process(&mut self, pid: u32) -> Option<RawProcess> {
             self.processes.get(&pid).cloned()
         }
-        fn sees_all_owners(&self) -> bool {
-            self.root
+        fn euid(&self) -> Option<u32> {
+            self.euid
         }
     }
 
@@ -276,6 +297,8 @@ mod tests {
     fn other_users_sockets_are_kept_and_marked_hidden() {
         let fake = Fake {
             sockets: vec![listener(5432, 11)],
+            euid: Some(1001),
+            unreadable: 3,
             ..Fake::default()
         };
         let state = Collector::new(fake).scan();
@@ -292,10 +315,46 @@ mod tests {
         tw.state = SocketState::TimeWait;
         tw.remote = Some((IpAddr::V4(Ipv4Addr::LOCALHOST), 8080));
         fake.sockets = vec![tw, listener(2049, 12)];
-        fake.root = true;
+        fake.euid = Some(0);
         let state = Collector::new(fake).scan();
         assert!(state.sockets.values().all(|s| s.owner == OwnerStatus::None));
         assert!(state.warnings.is_empty());
+    }
+
+    #[test]
+    fn our_own_socket_closed_mid_scan_is_not_hidden() {
+        let fake = Fake {
+            sockets: vec![listener(3001, 14)], // uid 1000, like the agent below
+            euid: Some(1000),
+            unreadable: 5,
+            ..Fake::default()
+        };
+        let state = Collector::new(fake).scan();
+        assert_eq!(
+            state.sockets.values().next().unwrap().owner,
+            OwnerStatus::None
+        );
+        assert!(state.warnings.is_empty(), "{:?}", state.warnings);
+    }
+
+    #[test]
+    fn root_without_ptrace_says_owners_may_be_missing() {
+        let fake = Fake {
+            sockets: vec![listener(5432, 15)],
+            euid: Some(0),
+            unreadable: 2,
+            ..Fake::default()
+        };
+        let state = Collector::new(fake).scan();
+        assert_eq!(
+            state.sockets.values().next().unwrap().owner,
+            OwnerStatus::Hidden
+        );
+        assert!(
+            state.warnings.iter().any(|w| w.contains("CAP_SYS_PTRACE")),
+            "{:?}",
+            state.warnings
+        );
     }
 
     #[test]

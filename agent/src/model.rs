@@ -145,14 +145,15 @@ impl Model {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::net::{IpAddr, Ipv4Addr};
 
     use portscope_shared::{Family, OwnerStatus, Proto, SocketState};
 
     use super::*;
 
-    fn socket(id: &str, state: SocketState) -> Socket {
+    /// A socket that differs from others by `id` and `state` only.
+    pub(crate) fn socket(id: &str, state: SocketState) -> Socket {
         Socket {
             id: id.into(),
             proto: Proto::Tcp,
@@ -168,7 +169,7 @@ mod tests {
         }
     }
 
-    fn state(sockets: &[Socket]) -> State {
+    pub(crate) fn state(sockets: &[Socket]) -> State {
         State {
             sockets: sockets.iter().map(|s| (s.id.clone(), s.clone())).collect(),
             ..State::default()

@@ -8,6 +8,9 @@ use tokio::time::MissedTickBehavior;
 use crate::collector::{Collector, Platform};
 use crate::model::{Model, State};
 
+/// Start of the warning that replaces a scan that panicked.
+const SCAN_FAILED: &str = "the last scan failed";
+
 /// Runs one scan on a blocking thread. A panic inside the platform code is caught and returned
 /// as `Err(what)`, so one bad read never takes the agent down. `None` when the runtime is
 /// shutting down.
@@ -45,9 +48,10 @@ pub async fn run<P: Platform>(mut collector: Collector<P>, model: Model, interva
         let state = scanned.unwrap_or_else(|what| {
             tracing::error!(%what, "the collector panicked; keeping the previous data");
             let mut kept = model.current().state.clone();
-            kept.warnings = vec![format!(
-                "the last scan failed ({what}); the data shown is from the scan before"
-            )];
+            kept.warnings.retain(|w| !w.starts_with(SCAN_FAILED));
+            kept.warnings.push(format!(
+                "{SCAN_FAILED} ({what}); the data shown is from the scan before"
+            ));
             kept
         });
         if let Some(delta) = model.update(state) {

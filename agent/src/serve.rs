@@ -55,7 +55,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     drop(stdout);
     tracing::info!(%addr, interval = ?args.interval, "portscope is serving; open the URL above");
     if args.open
-        && let Err(e) = opener::open_browser(&url)
+        && let Err(e) = open_browser(&url, addr.port())
     {
         tracing::warn!(%e, "could not open a browser; open the URL above by hand");
     }
@@ -67,6 +67,26 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .context("the HTTP server failed")?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Opens the dashboard without putting the token on a command line (`/proc/*/cmdline` is
+/// world-readable): the browser gets a file readable only by us that redirects to the URL, as
+/// Jupyter does.
+fn open_browser(url: &str, port: u16) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = std::env::temp_dir().join(format!("portscope-open-{port}.html"));
+    let _ = std::fs::remove_file(&path);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)?;
+    write!(
+        file,
+        "<!doctype html><meta http-equiv=\"refresh\" content=\"0;url={url}\">\
+         <a href=\"{url}\">Open the portscope dashboard</a>"
+    )?;
+    opener::open_browser(&path).map_err(std::io::Error::other)
 }
 
 /// Explains an `address already in use` with the listener that holds the port.

@@ -140,7 +140,7 @@ pub enum Family {
 }
 
 /// Socket state, named as the kernel and `netstat` name them. UDP sockets are `UNCONN`
-/// (the name `ss` uses) unless the platform reports more.
+/// (the name `ss` uses), or `ESTABLISHED` once connected to a peer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum SocketState {

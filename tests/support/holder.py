@@ -1,8 +1,8 @@
 """A separate process that holds sockets for the integration tests.
 
-It opens a TCP listener on 127.0.0.1, a TCP listener on ::1, a UDP socket on 127.0.0.1 and an
-established loopback connection, prints their ports as one JSON line, then obeys one command
-per line on stdin:
+It opens a TCP listener on 127.0.0.1, a TCP listener on ::1, a UDP socket on 127.0.0.1, a UDP
+socket connected to it, and an established loopback connection, prints their ports as one JSON
+line, then obeys one command per line on stdin:
 
   close-listener   close the 127.0.0.1 listener          -> prints "closed"
   listen           open another listener on 127.0.0.1    -> prints its port
@@ -25,6 +25,9 @@ tcp6.listen()
 udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 udp.bind(("127.0.0.1", 0))
 
+udp_client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+udp_client.connect(("127.0.0.1", udp.getsockname()[1]))
+
 client = socket.create_connection(("127.0.0.1", tcp4.getsockname()[1]))
 server_side, _ = tcp4.accept()
 
@@ -36,6 +39,7 @@ print(
             "tcp6": tcp6.getsockname()[1],
             "udp": udp.getsockname()[1],
             "client": client.getsockname()[1],
+            "udp_client": udp_client.getsockname()[1],
         }
     ),
     flush=True,

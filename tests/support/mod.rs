@@ -16,9 +16,6 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 
 pub mod browser;
 
-/// The refresh tick the tests run the agent with.
-pub const TICK: Duration = Duration::from_millis(250);
-
 /// A running `portscope serve`, killed on drop.
 pub struct Agent {
     child: Child,
@@ -28,17 +25,18 @@ pub struct Agent {
 }
 
 impl Agent {
-    /// Starts the agent on `127.0.0.1:0` and reads the URL from the first line of stdout.
+    /// Starts the agent on `127.0.0.1:0`, rescanning every 250 ms, and reads the URL from the
+    /// first line of stdout.
     #[track_caller]
     pub fn start() -> Agent {
-        Self::start_with(&[])
+        Self::start_ticking("250ms")
     }
 
+    /// The same with another `--interval`.
     #[track_caller]
-    pub fn start_with(extra: &[&str]) -> Agent {
+    pub fn start_ticking(interval: &str) -> Agent {
         let mut child = Command::new(env!("CARGO_BIN_EXE_portscope"))
-            .args(["serve", "--port", "0", "--interval", "250ms"])
-            .args(extra)
+            .args(["serve", "--port", "0", "--interval", interval])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -126,6 +124,8 @@ pub struct HeldPorts {
     pub tcp6: u16,
     pub udp: u16,
     pub client: u16,
+    /// A UDP socket `connect`ed to `udp`.
+    pub udp_client: u16,
 }
 
 /// A separate process holding sockets; exits when dropped (its stdin closes).
@@ -299,15 +299,45 @@ pub fn wait_for<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Optio
     }
 }
 
-/// Runs `portscope` with these arguments and returns (exit code, stdout, stderr).
+/// Runs `portscope` with these arguments and returns (exit code, stdout, stderr). A run that
+/// has not ended after 60 s (say, a `serve` that should have refused to start) is killed and
+/// fails the test.
+#[track_caller]
 pub fn run_cli(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_portscope"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_portscope"))
         .args(args)
-        .output()
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .expect("cannot run portscope");
+    let (mut stdout, mut stderr) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    let out = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stdout.read_to_string(&mut text);
+        text
+    });
+    let err = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    let limit = Duration::from_secs(60);
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("cannot wait for portscope") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("portscope {args:?} did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
     (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
+        status.code().unwrap_or(-1),
+        out.join().unwrap(),
+        err.join().unwrap(),
     )
 }

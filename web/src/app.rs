@@ -74,12 +74,15 @@ pub fn App() -> impl IntoView {
     let view = RwSignal::new(url::read_view());
     let selected = RwSignal::new(None::<String>);
 
-    conn::start(Sinks {
-        link,
-        hello,
-        table,
-        ever_opened,
-    });
+    conn::start(
+        Sinks {
+            link,
+            hello,
+            table,
+            ever_opened,
+        },
+        url::take_token(),
+    );
 
     // Closed rows leave after their grace period.
     set_interval(

@@ -60,34 +60,43 @@ struct Open {
     _on_close: Closure<dyn FnMut(CloseEvent)>,
 }
 
-/// Opens the link and keeps it up for the life of the page.
-pub fn start(sinks: Sinks) {
+/// Opens the link and keeps it up for the life of the page. `token` is the agent's access
+/// token (browsers cannot set headers on a WebSocket, so it travels as `?token=`).
+pub fn start(sinks: Sinks, token: Option<String>) {
     let current: Rc<RefCell<Option<Open>>> = Rc::new(RefCell::new(None));
-    connect(sinks, current, 0);
+    let url = Rc::new(ws_url(token.as_deref()));
+    connect(sinks, url, current, 0);
 }
 
-fn ws_url() -> Option<String> {
+fn ws_url(token: Option<&str>) -> Option<String> {
     let location = web_sys::window()?.location();
     let scheme = if location.protocol().ok()? == "https:" {
         "wss"
     } else {
         "ws"
     };
-    // The token travels in the HttpOnly cookie the agent set when the page was opened.
-    Some(format!("{scheme}://{}/api/v1/ws", location.host().ok()?))
+    let query = token.map_or_else(String::new, |t| {
+        format!("?token={}", String::from(js_sys::encode_uri_component(t)))
+    });
+    Some(format!(
+        "{scheme}://{}/api/v1/ws{query}",
+        location.host().ok()?
+    ))
 }
 
 fn now() -> f64 {
     js_sys::Date::now()
 }
 
-fn connect(sinks: Sinks, current: Rc<RefCell<Option<Open>>>, attempt: u32) {
+type Url = Rc<Option<String>>;
+
+fn connect(sinks: Sinks, url: Url, current: Rc<RefCell<Option<Open>>>, attempt: u32) {
     sinks.link.set(Link::Connecting);
-    let Some(url) = ws_url() else { return };
-    let ws = match WebSocket::new(&url) {
+    let Some(ws_url) = url.as_deref() else { return };
+    let ws = match WebSocket::new(ws_url) {
         Ok(ws) => ws,
         Err(_) => {
-            schedule_retry(sinks, current, attempt);
+            schedule_retry(sinks, url, current, attempt);
             return;
         }
     };
@@ -109,13 +118,16 @@ fn connect(sinks: Sinks, current: Rc<RefCell<Option<Open>>>, attempt: u32) {
 
     let on_close = {
         let current = current.clone();
+        let url = url.clone();
         Closure::<dyn FnMut(CloseEvent)>::new(move |_event: CloseEvent| {
             if matches!(sinks.link.get_untracked(), Link::Mismatch { .. }) {
                 return;
             }
+            // Only a connection that delivered its snapshot counts as a success; one that
+            // fails right after Hello (e.g. a snapshot too large to send) keeps backing off.
             let was_live = sinks.link.get_untracked() == Link::Live;
             let next_attempt = if was_live { 0 } else { attempt + 1 };
-            schedule_retry(sinks, current.clone(), next_attempt);
+            schedule_retry(sinks, url.clone(), current.clone(), next_attempt);
         })
     };
 
@@ -130,14 +142,14 @@ fn connect(sinks: Sinks, current: Rc<RefCell<Option<Open>>>, attempt: u32) {
     });
 }
 
-fn schedule_retry(sinks: Sinks, current: Rc<RefCell<Option<Open>>>, attempt: u32) {
+fn schedule_retry(sinks: Sinks, url: Url, current: Rc<RefCell<Option<Open>>>, attempt: u32) {
     let delay_ms = backoff_ms(attempt, js_sys::Math::random());
     sinks.link.set(Link::Reconnecting { attempt, delay_ms });
     set_timeout(
         move || {
             // Drop the old socket's callbacks only now: we are no longer inside them.
             current.borrow_mut().take();
-            connect(sinks, current, attempt);
+            connect(sinks, url, current, attempt);
         },
         Duration::from_millis(u64::from(delay_ms)),
     );
@@ -151,13 +163,12 @@ fn handle(sinks: Sinks, ws: &WebSocket, msg: ServerMessage) {
                     agent: hello.protocol_version,
                 });
                 let _ = ws.close();
-            } else {
-                sinks.link.set(Link::Live);
             }
             sinks.hello.set(Some(hello));
         }
         ServerMessage::Snapshot(snapshot) => {
             sinks.table.update(|t| t.apply_snapshot(snapshot, now()));
+            sinks.link.set(Link::Live);
         }
         ServerMessage::Delta(delta) => {
             let mut applied = Applied::Ok;

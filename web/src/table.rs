@@ -63,7 +63,13 @@ impl Table {
                 row.rev += 1;
             }
         }
-        self.processes = snapshot.processes.into_iter().map(|p| (p.pid, p)).collect();
+        let processes: HashMap<u32, Process> =
+            snapshot.processes.into_iter().map(|p| (p.pid, p)).collect();
+        if processes != self.processes {
+            // Owner names and users are drawn from `processes`: re-render every row.
+            self.rows.values_mut().for_each(|row| row.rev += 1);
+            self.processes = processes;
+        }
         self.warnings = snapshot.warnings;
         self.seq = snapshot.seq;
         self.loaded = true;
@@ -85,11 +91,25 @@ impl Table {
                 row.rev += 1;
             }
         }
+        let touched: std::collections::HashSet<u32> = delta
+            .processes_removed
+            .iter()
+            .copied()
+            .chain(delta.processes.iter().map(|p| p.pid))
+            .collect();
         for pid in delta.processes_removed {
             self.processes.remove(&pid);
         }
         for process in delta.processes {
             self.processes.insert(process.pid, process);
+        }
+        if !touched.is_empty() {
+            // Rows show their owners' names: re-render those whose owner changed.
+            for row in self.rows.values_mut() {
+                if row.socket.pids.iter().any(|pid| touched.contains(pid)) {
+                    row.rev += 1;
+                }
+            }
         }
         self.warnings = delta.warnings;
         self.seq = delta.seq;

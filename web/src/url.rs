@@ -1,6 +1,34 @@
-//! The view (filter, toggle, sort) in the page URL, so a view can be bookmarked or shared.
+//! The page URL: the access token it arrives with, and the view (filter, toggle, sort) it keeps
+//! so that a view can be bookmarked or shared.
 
 use web_sys::UrlSearchParams;
+
+/// Where the token is kept for this tab: sessionStorage is scoped to this exact origin
+/// (scheme, host and port), unlike cookies, and lives as long as the tab.
+const TOKEN_KEY: &str = "portscope_token";
+
+/// The access token: taken from `?token=` (then kept in the tab's sessionStorage, and dropped
+/// from the address bar by the next [`write_view`]), else from sessionStorage.
+pub fn take_token() -> Option<String> {
+    let window = web_sys::window()?;
+    let storage = window.session_storage().ok().flatten();
+    let from_url = window
+        .location()
+        .search()
+        .ok()
+        .and_then(|search| UrlSearchParams::new_with_str(&search).ok())
+        .and_then(|params| params.get("token"))
+        .filter(|t| !t.is_empty());
+    match from_url {
+        Some(token) => {
+            if let Some(storage) = &storage {
+                let _ = storage.set_item(TOKEN_KEY, &token);
+            }
+            Some(token)
+        }
+        None => storage?.get_item(TOKEN_KEY).ok().flatten(),
+    }
+}
 
 use crate::table::{Column, View};
 
@@ -24,7 +52,8 @@ pub fn read_view() -> View {
     view
 }
 
-/// Replaces the URL's query with the view (no history entry per keystroke).
+/// Replaces the URL's query with the view (no history entry per keystroke). Anything else in
+/// the query, the token included, goes.
 pub fn write_view(view: &View) {
     let Some(window) = web_sys::window() else {
         return;

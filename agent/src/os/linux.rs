@@ -41,6 +41,9 @@ impl Platform for System {
                     .push(format!("skipped an unreadable socket entry: {e}")),
             }
         }
+        if list.sockets.iter().any(|s| s.proto == Proto::Udp) {
+            add_udp_peers(&mut list);
+        }
         Ok(list)
     }
 
@@ -96,11 +99,11 @@ impl Platform for System {
         })
     }
 
-    fn sees_all_owners(&self) -> bool {
+    fn euid(&self) -> Option<u32> {
         Process::myself()
             .and_then(|p| p.status())
-            .map(|s| s.euid == 0)
-            .unwrap_or(false)
+            .ok()
+            .map(|s| s.euid)
     }
 }
 
@@ -145,6 +148,31 @@ fn convert(info: netstat2::SocketInfo) -> RawSocket {
         state,
         inode: u64::from(info.inode),
         uid: Some(info.uid),
+    }
+}
+
+/// netstat2 reports no peer for UDP sockets; connected ones (after `connect(2)`) get theirs
+/// from `/proc/net/udp{,6}`, matched by inode, and the state `ESTABLISHED` (`ss` says ESTAB).
+fn add_udp_peers(list: &mut SocketList) {
+    let mut peers = HashMap::new();
+    for table in [procfs::net::udp(), procfs::net::udp6()] {
+        match table {
+            Ok(entries) => peers.extend(
+                entries
+                    .into_iter()
+                    .filter(|e| e.state == procfs::net::UdpState::Established && e.inode != 0)
+                    .map(|e| (e.inode, e.remote_address)),
+            ),
+            Err(e) => list.errors.push(format!(
+                "cannot read /proc/net/udp ({e}): connected UDP sockets are shown as unconnected"
+            )),
+        }
+    }
+    for socket in list.sockets.iter_mut().filter(|s| s.proto == Proto::Udp) {
+        if let Some(peer) = peers.get(&socket.inode) {
+            socket.remote = Some((peer.ip(), peer.port()));
+            socket.state = SocketState::Established;
+        }
     }
 }
 

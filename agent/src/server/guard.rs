@@ -61,15 +61,6 @@ impl Guard {
         Self { bind, port, token }
     }
 
-    /// Name of the cookie that carries the token; per port, since cookies ignore ports.
-    pub fn cookie_name(&self) -> String {
-        format!("portscope_token_{}", self.port)
-    }
-
-    pub fn token(&self) -> &str {
-        &self.token
-    }
-
     /// Checks the Host header values of a request (all of them: a repeated Host is refused).
     /// Returns the accepted value, lowercased.
     pub fn check_host<'a>(
@@ -127,7 +118,7 @@ impl Guard {
         }
     }
 
-    /// Checks the offered tokens (from the Authorization header, the cookie and the query);
+    /// Checks the offered tokens (from the Authorization header and the query);
     /// one must equal ours. Compared in constant time.
     pub fn check_token<'a>(
         &self,

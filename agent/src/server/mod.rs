@@ -24,7 +24,10 @@ use crate::model::Watcher;
 const MAX_CLIENT_MESSAGE: usize = 64 << 10;
 const MAX_CLIENT_FRAME: usize = 16 << 10;
 /// Past this much unsent data a client's connection fails instead of growing memory.
-const MAX_WRITE_BUFFER: usize = 1 << 20;
+/// tungstenite refuses any single frame larger than this, and a snapshot of 20 000 sockets is
+/// several MiB, so it is generous; memory stays bounded because `ws.rs` writes one message at a
+/// time and never queues (a slow client gets one coalesced delta).
+const MAX_WRITE_BUFFER: usize = 64 << 20;
 
 /// Content-Security-Policy of every response: only our own files, WebAssembly allowed.
 const CSP: &str = "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; \
@@ -55,7 +58,9 @@ impl AppState {
     }
 }
 
-/// The whole application, ready for `axum::serve`.
+/// The whole application, ready for `axum::serve`. The page and its files need no token: they
+/// hold no data. The page takes the token from its URL, keeps it in the tab's sessionStorage
+/// (scoped to this exact origin) and drops it from the address bar.
 pub fn app(state: AppState) -> Router {
     let api = Router::new()
         .route("/api/v1/snapshot", get(snapshot))
@@ -63,7 +68,6 @@ pub fn app(state: AppState) -> Router {
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .merge(api)
-        .route("/", get(index))
         .fallback(get(asset))
         .layer(middleware::from_fn_with_state(state.clone(), require_host))
         .layer(middleware::map_response(security_headers))
@@ -97,8 +101,7 @@ async fn require_token(State(app): State<AppState>, req: Request, next: Next) ->
         .unwrap_or_default();
     let origin = req.headers().get(header::ORIGIN).map(|v| v.as_bytes());
     let checked = app.guard.check_origin(origin, &host).and_then(|()| {
-        let cookie_name = app.guard.cookie_name();
-        let offered = offered_tokens(req.headers(), req.uri(), &cookie_name);
+        let offered = offered_tokens(req.headers(), req.uri());
         app.guard.check_token(offered.iter().map(String::as_str))
     });
     match checked {
@@ -107,20 +110,19 @@ async fn require_token(State(app): State<AppState>, req: Request, next: Next) ->
     }
 }
 
-/// Every token a request offers: `Authorization: Bearer`, our cookie, and `?token=`.
-fn offered_tokens(headers: &HeaderMap, uri: &Uri, cookie_name: &str) -> Vec<String> {
+/// Every token a request offers: `Authorization: Bearer` (scheme case-insensitive, RFC 9110)
+/// and `?token=` (browsers cannot set headers on a WebSocket).
+///
+/// No cookie: cookies ignore ports, so one set by the agent would travel to every other server
+/// on localhost the user visits.
+fn offered_tokens(headers: &HeaderMap, uri: &Uri) -> Vec<String> {
     let mut offered = Vec::new();
     for value in headers.get_all(header::AUTHORIZATION) {
-        if let Some(token) = value.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")) {
-            offered.push(token.trim().to_owned());
-        }
-    }
-    for value in headers.get_all(header::COOKIE) {
         let Ok(value) = value.to_str() else { continue };
-        for cookie in cookie::Cookie::split_parse(value).flatten() {
-            if cookie.name() == cookie_name {
-                offered.push(cookie.value().to_owned());
-            }
+        if let Some((scheme, token)) = value.split_once(' ')
+            && scheme.eq_ignore_ascii_case("bearer")
+        {
+            offered.push(token.trim().to_owned());
         }
     }
     offered.extend(query_tokens(uri));
@@ -159,51 +161,6 @@ async fn security_headers(mut res: Response) -> Response {
     headers.insert(
         "cross-origin-resource-policy",
         HeaderValue::from_static("same-origin"),
-    );
-    res
-}
-
-/// The dashboard page. When the URL carries the right `?token=`, the token moves into an
-/// HttpOnly, SameSite=Strict cookie and the browser is sent to the same URL without it, so
-/// the token never stays in the address bar, the history or a shared link.
-async fn index(State(app): State<AppState>, uri: Uri) -> Response {
-    let offered: Vec<String> = query_tokens(&uri).collect();
-    if offered.is_empty() {
-        return asset(uri).await;
-    }
-    if app
-        .guard
-        .check_token(offered.iter().map(String::as_str))
-        .is_err()
-    {
-        // A stale link: serve the page, which will say how to get a fresh one.
-        return asset(uri).await;
-    }
-    let rest: String = form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(
-            form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes())
-                .filter(|(k, _)| k != "token"),
-        )
-        .finish();
-    let location = if rest.is_empty() {
-        "/".to_owned()
-    } else {
-        format!("/?{rest}")
-    };
-    let cookie = format!(
-        "{}={}; HttpOnly; SameSite=Strict; Path=/",
-        app.guard.cookie_name(),
-        app.guard.token()
-    );
-    let mut res = StatusCode::SEE_OTHER.into_response();
-    let headers = res.headers_mut();
-    headers.insert(
-        header::LOCATION,
-        HeaderValue::from_str(&location).expect("re-encoded query is valid"),
-    );
-    headers.insert(
-        header::SET_COOKIE,
-        HeaderValue::from_str(&cookie).expect("hex token is a valid header value"),
     );
     res
 }

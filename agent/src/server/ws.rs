@@ -94,7 +94,7 @@ where
             _ = ping.tick() => {
                 if last_pong.elapsed() > 2 * PING_EVERY {
                     let _ = tx.send(Message::Close(Some(CloseFrame {
-                        code: 1001,
+                        code: 1008,
                         reason: "no pong received within 40 s".into(),
                     }))).await;
                     break;
@@ -109,6 +109,8 @@ where
             break;
         }
     }
+    // Sends the reply to a client's Close (queued by the WebSocket layer), or our own.
+    let _ = tx.close().await;
 }
 
 fn error(code: &str, message: &str) -> ServerMessage {
@@ -124,4 +126,181 @@ where
 {
     let json = serde_json::to_string(msg).expect("protocol types always serialize");
     tx.send(Message::Text(json.into())).await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use portscope_shared::{Delta, PROTOCOL_VERSION, SocketState};
+    use tokio::sync::mpsc;
+
+    use super::*;
+    use crate::model::Model;
+    use crate::model::tests::{socket, state};
+
+    /// An in-memory WebSocket: what the test sends arrives as client messages; what the agent
+    /// sends is read by the test.
+    struct Duplex {
+        from_client: mpsc::UnboundedReceiver<Message>,
+        to_client: mpsc::UnboundedSender<Message>,
+    }
+
+    impl Stream for Duplex {
+        type Item = Result<Message, Infallible>;
+        fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+            self.from_client.poll_recv(cx).map(|m| m.map(Ok))
+        }
+    }
+
+    impl Sink<Message> for Duplex {
+        type Error = Infallible;
+        fn poll_ready(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+            Poll::Ready(Ok(()))
+        }
+        fn start_send(self: Pin<&mut Self>, item: Message) -> Result<(), Infallible> {
+            let _ = self.to_client.send(item); // The test may have stopped listening.
+            Ok(())
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    struct Client {
+        tx: mpsc::UnboundedSender<Message>,
+        rx: mpsc::UnboundedReceiver<Message>,
+    }
+
+    impl Client {
+        async fn next(&mut self) -> ServerMessage {
+            let msg = tokio::time::timeout(Duration::from_secs(5), self.rx.recv())
+                .await
+                .expect("no message within 5 s")
+                .expect("the server loop ended");
+            match msg {
+                Message::Text(text) => serde_json::from_str(&text).unwrap(),
+                other => panic!("unexpected frame {other:?}"),
+            }
+        }
+
+        fn send(&self, text: &str) {
+            self.tx.send(Message::Text(text.into())).unwrap();
+        }
+    }
+
+    fn start(model: &Model) -> Client {
+        let (client_tx, from_client) = mpsc::unbounded_channel();
+        let (to_client, client_rx) = mpsc::unbounded_channel();
+        let hello = Hello {
+            protocol_version: PROTOCOL_VERSION,
+            agent_version: "test".into(),
+            hostname: "test".into(),
+            os: "linux".into(),
+            tick_ms: 1000,
+        };
+        tokio::spawn(serve(
+            Duplex {
+                from_client,
+                to_client,
+            },
+            hello,
+            model.watch(),
+        ));
+        Client {
+            tx: client_tx,
+            rx: client_rx,
+        }
+    }
+
+    async fn opening(client: &mut Client) -> u64 {
+        assert!(matches!(client.next().await, ServerMessage::Hello(_)));
+        let ServerMessage::Snapshot(snapshot) = client.next().await else {
+            panic!("Snapshot expected after Hello");
+        };
+        snapshot.seq
+    }
+
+    #[tokio::test]
+    async fn a_client_that_falls_behind_gets_one_delta_for_everything_it_missed() {
+        let model = Model::new(state(&[socket("a", SocketState::Listen)]));
+        let mut client = start(&model);
+        assert_eq!(opening(&mut client).await, 1);
+
+        // Two changes before the client's task runs again (single-threaded runtime).
+        model.update(state(&[socket("b", SocketState::Listen)]));
+        model.update(state(&[socket("c", SocketState::Listen)]));
+        let ServerMessage::Delta(Delta {
+            from_seq,
+            seq,
+            added,
+            removed,
+            ..
+        }) = client.next().await
+        else {
+            panic!("Delta expected");
+        };
+        assert_eq!((from_seq, seq), (1, 3));
+        assert_eq!(
+            added.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(),
+            ["c"]
+        );
+        assert_eq!(removed, ["a"]);
+    }
+
+    #[tokio::test]
+    async fn resync_sends_the_newest_state_and_no_stale_delta_follows() {
+        let model = Model::new(state(&[socket("a", SocketState::Listen)]));
+        let mut client = start(&model);
+        opening(&mut client).await;
+
+        model.update(state(&[socket("b", SocketState::Listen)]));
+        client.send(r#"{"type":"Resync"}"#);
+        // Either order is possible: the delta to 2 then the snapshot at 2, or only the snapshot.
+        let mut got = client.next().await;
+        if let ServerMessage::Delta(delta) = &got {
+            assert_eq!((delta.from_seq, delta.seq), (1, 2));
+            got = client.next().await;
+        }
+        let ServerMessage::Snapshot(snapshot) = got else {
+            panic!("Snapshot expected after Resync, got {got:?}");
+        };
+        assert_eq!(snapshot.seq, 2);
+
+        // The next message is the next change, following on from the snapshot.
+        model.update(state(&[]));
+        let ServerMessage::Delta(delta) = client.next().await else {
+            panic!("Delta expected");
+        };
+        assert_eq!((delta.from_seq, delta.seq), (2, 3));
+    }
+
+    #[tokio::test]
+    async fn bad_messages_are_answered_and_the_stream_goes_on() {
+        let model = Model::new(state(&[]));
+        let mut client = start(&model);
+        opening(&mut client).await;
+        for (input, code) in [
+            ("{", "bad_message"),
+            (r#"{"type":"Frobnicate"}"#, "unknown_message"),
+        ] {
+            client.send(input);
+            let ServerMessage::Error(e) = client.next().await else {
+                panic!("Error expected for {input:?}");
+            };
+            assert_eq!(e.code, code);
+        }
+        client
+            .tx
+            .send(Message::Binary(vec![1, 2, 3].into()))
+            .unwrap();
+        assert!(matches!(client.next().await, ServerMessage::Error(_)));
+        model.update(state(&[socket("x", SocketState::Listen)]));
+        assert!(matches!(client.next().await, ServerMessage::Delta(_)));
+    }
 }
