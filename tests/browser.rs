@@ -103,6 +103,45 @@ async fn run(
         return Err(format!("status shows {status:?}, expected live"));
     }
 
+    // Clicking the row opens its process's details: full command line and all its sockets.
+    row.click().await.map_err(|e| e.to_string())?;
+    let detail = c
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Id("detail"))
+        .await
+        .map_err(|e| format!("no detail panel after a click: {e}"))?;
+    let detail = detail.text().await.map_err(|e| e.to_string())?;
+    if !(detail.contains("holder.py") && detail.contains(&format!("[::1]:{}", holder.ports.tcp6))) {
+        return Err(format!(
+            "detail panel lacks the command line or a sibling socket: {detail:?}"
+        ));
+    }
+
+    // For the docs: `PORTSCOPE_SCREENSHOT=path.png cargo test browser` keeps a picture of this view.
+    if let Ok(path) = std::env::var("PORTSCOPE_SCREENSHOT") {
+        let png = c.screenshot().await.map_err(|e| e.to_string())?;
+        std::fs::write(&path, png).map_err(|e| format!("{path}: {e}"))?;
+    }
+
+    // `/` focuses the filter.
+    c.find(Locator::Css("body"))
+        .await
+        .unwrap()
+        .send_keys("/")
+        .await
+        .map_err(|e| e.to_string())?;
+    let focused = c
+        .execute(
+            "return document.activeElement && document.activeElement.id",
+            vec![],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    if focused != serde_json::json!("filter") {
+        return Err(format!("`/` focused {focused:?}, not the filter"));
+    }
+
     // Filtering by the port leaves only matching rows (the listener and both ends of the connection).
     set_filter(browser, &port.to_string()).await;
     c.wait()

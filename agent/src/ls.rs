@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use std::io::Write;
 
 use anyhow::Context;
-use portscope_shared::{OwnerStatus, Proto, Snapshot, Socket, SocketState};
+use portscope_shared::{OwnerStatus, Snapshot, Socket};
 
 use crate::cli::LsArgs;
 use crate::collector::Collector;
@@ -34,7 +34,7 @@ pub async fn run(args: LsArgs) -> anyhow::Result<()> {
 /// Keeps the sockets the options ask for, and the processes that hold them.
 pub fn filter(snapshot: &mut Snapshot, args: &LsArgs) {
     snapshot.sockets.retain(|s| {
-        (!args.listening || is_listening(s))
+        (!args.listening || s.is_listening())
             && args
                 .port
                 .is_none_or(|p| s.local_port == p || s.remote_port == Some(p))
@@ -46,14 +46,6 @@ pub fn filter(snapshot: &mut Snapshot, args: &LsArgs) {
         .flat_map(|s| s.pids.clone())
         .collect();
     snapshot.processes.retain(|p| pids.contains(&p.pid));
-}
-
-/// TCP in LISTEN, or UDP not connected to a peer (what `ss -l` shows).
-pub fn is_listening(s: &Socket) -> bool {
-    match s.proto {
-        Proto::Tcp => s.state == SocketState::Listen,
-        Proto::Udp => s.remote_addr.is_none(),
-    }
 }
 
 fn print_table(out: &mut impl Write, snapshot: &Snapshot) -> std::io::Result<()> {
@@ -89,12 +81,7 @@ fn print_table(out: &mut impl Write, snapshot: &Snapshot) -> std::io::Result<()>
             OwnerStatus::Hidden => ("?".into(), "(hidden: run as root)".into(), uid(s)),
             OwnerStatus::None => ("-".into(), "-".into(), uid(s)),
         };
-        let proto = match (s.proto, s.local_addr.is_ipv6()) {
-            (Proto::Tcp, false) => "tcp",
-            (Proto::Tcp, true) => "tcp6",
-            (Proto::Udp, false) => "udp",
-            (Proto::Udp, true) => "udp6",
-        };
+        let proto = s.proto_label();
         writeln!(
             tw,
             "{proto}\t{local}\t{remote}\t{}\t{pid}\t{name}\t{user}",

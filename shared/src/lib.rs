@@ -216,6 +216,26 @@ pub struct Socket {
     pub owner: OwnerStatus,
 }
 
+impl Socket {
+    /// TCP in `LISTEN`, or UDP not connected to a peer: what `ss -l` shows.
+    pub fn is_listening(&self) -> bool {
+        match self.proto {
+            Proto::Tcp => self.state == SocketState::Listen,
+            Proto::Udp => self.remote_addr.is_none(),
+        }
+    }
+
+    /// `tcp`, `tcp6`, `udp` or `udp6`, as `netstat` and `lsof` label them.
+    pub fn proto_label(&self) -> &'static str {
+        match (self.proto, self.family) {
+            (Proto::Tcp, Family::Ipv4) => "tcp",
+            (Proto::Tcp, Family::Ipv6) => "tcp6",
+            (Proto::Udp, Family::Ipv4) => "udp",
+            (Proto::Udp, Family::Ipv6) => "udp6",
+        }
+    }
+}
+
 /// A process that holds at least one socket.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Process {

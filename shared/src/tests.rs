@@ -248,3 +248,27 @@ fn protocol_doc_shows_every_message_as_sent() {
         "docs/protocol.md must state `Protocol version: **{PROTOCOL_VERSION}**`"
     );
 }
+
+#[test]
+fn listening_and_labels_follow_ss_and_netstat() {
+    let mut s = listener();
+    assert!(s.is_listening());
+    assert_eq!(s.proto_label(), "tcp");
+    let c = connection();
+    assert!(!c.is_listening());
+    assert_eq!(c.proto_label(), "tcp6");
+    s.proto = Proto::Udp;
+    s.state = SocketState::Unconn;
+    assert!(
+        s.is_listening(),
+        "an unconnected UDP socket receives from anyone"
+    );
+    s.remote_addr = Some(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    s.remote_port = Some(53);
+    s.state = SocketState::Established;
+    assert!(
+        !s.is_listening(),
+        "a connected UDP socket talks to one peer"
+    );
+    assert_eq!(s.proto_label(), "udp");
+}

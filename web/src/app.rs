@@ -18,6 +18,7 @@ use crate::url;
 struct RowView {
     id: String,
     rev: u64,
+    closed: bool,
     class: &'static str,
     proto: &'static str,
     local: String,
@@ -53,8 +54,9 @@ impl RowView {
         Self {
             id: s.id.clone(),
             rev: row.rev,
+            closed: row.closed_at.is_some(),
             class,
-            proto: table::proto_text(s),
+            proto: s.proto_label(),
             local: table::local_text(s),
             remote: table::remote_text(s),
             state: s.state.as_str(),
@@ -160,7 +162,11 @@ pub fn App() -> impl IntoView {
                 " Listening only"
             </label>
             <span class="count" id="count">
-                {move || format!("{} of {} sockets", rows.with(Vec::len), total.get())}
+                {move || {
+                    // Closed rows linger for a moment but no longer count.
+                    let shown = rows.with(|r| r.iter().filter(|r| !r.closed).count());
+                    format!("{shown} of {} sockets", total.get())
+                }}
             </span>
         </div>
         <main class="content">
@@ -334,7 +340,7 @@ fn detail_view(t: &Table, s: &Socket, selected: RwSignal<Option<String>>) -> imp
                 .map(|r| {
                     format!(
                         "{} {} → {} {}",
-                        table::proto_text(&r.socket),
+                        r.socket.proto_label(),
                         table::local_text(&r.socket),
                         table::remote_text(&r.socket),
                         r.socket.state.as_str()
@@ -366,7 +372,7 @@ fn detail_view(t: &Table, s: &Socket, selected: RwSignal<Option<String>>) -> imp
     view! {
         <aside class="detail" id="detail">
             <button class="close" title="Close (Esc)" on:click=move |_| selected.set(None)>"×"</button>
-            <h2 class="mono">{format!("{} {}", table::proto_text(s), table::local_text(s))}</h2>
+            <h2 class="mono">{format!("{} {}", s.proto_label(), table::local_text(s))}</h2>
             <p class="muted">{format!("{} · remote {}", s.state.as_str(), table::remote_text(s))}</p>
             {owner_note.map(|n| view! { <p class="note">{n}</p> })}
             {sections}

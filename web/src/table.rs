@@ -5,7 +5,7 @@
 use std::cmp::Ordering;
 use std::collections::HashMap;
 
-use portscope_shared::{Delta, Process, Proto, Snapshot, Socket, SocketState};
+use portscope_shared::{Delta, Process, Snapshot, Socket};
 
 /// How long a new row stays highlighted and a closed row stays visible, in milliseconds.
 pub const HIGHLIGHT_MS: f64 = 3000.0;
@@ -245,14 +245,6 @@ impl Default for View {
     }
 }
 
-/// TCP in LISTEN, or UDP not connected to a peer (what `ss -l` shows).
-pub fn is_listening(s: &Socket) -> bool {
-    match s.proto {
-        Proto::Tcp => s.state == SocketState::Listen,
-        Proto::Udp => s.remote_addr.is_none(),
-    }
-}
-
 pub fn local_text(s: &Socket) -> String {
     endpoint(s.local_addr, Some(s.local_port))
 }
@@ -272,15 +264,6 @@ fn endpoint(addr: std::net::IpAddr, port: Option<u16>) -> String {
     }
 }
 
-pub fn proto_text(s: &Socket) -> &'static str {
-    match (s.proto, s.local_addr.is_ipv6()) {
-        (Proto::Tcp, false) => "tcp",
-        (Proto::Tcp, true) => "tcp6",
-        (Proto::Udp, false) => "udp",
-        (Proto::Udp, true) => "udp6",
-    }
-}
-
 /// Does the row match every whitespace-separated term of the query? A number matches a port
 /// or pid exactly (so `80` does not match 8080); other text matches any column as a substring,
 /// case-insensitively.
@@ -295,7 +278,7 @@ pub fn matches(table: &Table, s: &Socket, query: &str) -> bool {
         let hay = haystack.get_or_insert_with(|| {
             format!(
                 "{} {} {} {} {} {} {}",
-                proto_text(s),
+                s.proto_label(),
                 local_text(s),
                 remote_text(s),
                 s.state.as_str(),
@@ -318,7 +301,7 @@ pub fn visible<'a>(table: &'a Table, view: &View) -> Vec<&'a Row> {
     let mut rows: Vec<&Row> = table
         .rows
         .values()
-        .filter(|r| !view.listening_only || is_listening(&r.socket))
+        .filter(|r| !view.listening_only || r.socket.is_listening())
         .filter(|r| matches(table, &r.socket, &view.query))
         .collect();
     rows.sort_by(|a, b| {
@@ -331,7 +314,7 @@ pub fn visible<'a>(table: &'a Table, view: &View) -> Vec<&'a Row> {
 
 fn compare(table: &Table, column: Column, a: &Socket, b: &Socket) -> Ordering {
     match column {
-        Column::Proto => proto_text(a).cmp(proto_text(b)),
+        Column::Proto => a.proto_label().cmp(b.proto_label()),
         Column::Local => (a.local_port, a.local_addr).cmp(&(b.local_port, b.local_addr)),
         Column::Remote => (a.remote_port, a.remote_addr).cmp(&(b.remote_port, b.remote_addr)),
         Column::State => a.state.as_str().cmp(b.state.as_str()),

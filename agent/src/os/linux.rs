@@ -147,7 +147,8 @@ fn convert(info: netstat2::SocketInfo) -> RawSocket {
         remote: remote.filter(|(addr, port)| *port != 0 || !addr.is_unspecified()),
         state,
         inode: u64::from(info.inode),
-        uid: Some(info.uid),
+        // A TIME_WAIT socket belongs to no one any more; the kernel reports uid 0 for it.
+        uid: (state != SocketState::TimeWait).then_some(info.uid),
     }
 }
 
