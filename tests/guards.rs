@@ -222,3 +222,68 @@ fn dashboard_assets_are_served_from_the_binary_with_their_types() {
     let res = http(agent.port, "GET", "/Cargo.toml", &[("Host", &host)]);
     assert_eq!(res.status, 404);
 }
+
+/// The corpora in `tests/corpus/`, with `PORT` and `OTHER` filled in for this agent.
+fn corpus(text: &str, agent: &Agent) -> Vec<String> {
+    let (port, other) = (
+        agent.port.to_string(),
+        agent.port.wrapping_add(1).to_string(),
+    );
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| l.replace("PORT", &port).replace("OTHER", &other))
+        .collect()
+}
+
+#[test]
+fn no_hostile_host_or_origin_gets_through() {
+    let agent = Agent::start();
+    let auth = format!("Bearer {}", agent.token);
+    let hosts = corpus(include_str!("corpus/hostile_hosts.txt"), &agent);
+    let mut accepted = Vec::new();
+    for host in &hosts {
+        let api = http(
+            agent.port,
+            "GET",
+            "/api/v1/snapshot",
+            &[("Host", host), ("Authorization", &auth)],
+        );
+        let ws = upgrade(
+            &agent,
+            "/api/v1/ws",
+            &[("Host", host), ("Authorization", &auth)],
+        );
+        // 403 from the guard, or 400 where the HTTP parser already rejects the request.
+        for (route, status) in [("snapshot", api.status), ("ws", ws)] {
+            if !matches!(status, 400 | 403) {
+                accepted.push(format!("{route} Host {host:?} -> {status}"));
+            }
+        }
+    }
+    let origins = corpus(include_str!("corpus/hostile_origins.txt"), &agent);
+    let own_host = agent.host();
+    for origin in &origins {
+        let ws = upgrade(
+            &agent,
+            "/api/v1/ws",
+            &[
+                ("Host", &own_host),
+                ("Origin", origin),
+                ("Authorization", &auth),
+            ],
+        );
+        if ws == 101 {
+            accepted.push(format!("ws Origin {origin:?} -> 101"));
+        }
+    }
+    eprintln!(
+        "hostile inputs tried: {} Hosts x 2 routes, {} Origins; accepted: {}",
+        hosts.len(),
+        origins.len(),
+        accepted.len()
+    );
+    assert!(hosts.len() >= 60 && origins.len() >= 30);
+    assert!(accepted.is_empty(), "accepted:\n{}", accepted.join("\n"));
+    // And the agent still serves its own.
+    assert_eq!(agent.get("/api/v1/snapshot").status, 200);
+}

@@ -82,18 +82,54 @@ fn test() -> Result<(), String> {
     ]);
     doc.env("RUSTDOCFLAGS", "-D warnings");
     step("rustdoc (protocol crate)", doc)?;
-    step(
-        "tests",
-        cargo(&[
-            "test",
-            "--workspace",
-            "--exclude",
-            "portscope-web",
-            "--locked",
-        ]),
-    )?;
+    let (passed, failed) = run_tests()?;
     eprintln!("xtask: every check and test passed");
+    // One closing line for the whole suite (cargo prints one per test binary, the last of
+    // which may be an empty doc-test run).
+    println!("tests: {passed} passed, {failed} failed");
     Ok(())
+}
+
+/// Runs every test, echoing cargo's output, and adds up its `test result:` lines.
+fn run_tests() -> Result<(u64, u64), String> {
+    use std::io::{BufRead, BufReader, Write};
+    eprintln!("xtask: == tests");
+    let mut child = cargo(&[
+        "test",
+        "--workspace",
+        "--exclude",
+        "portscope-web",
+        "--exclude",
+        "xtask",
+        "--locked",
+    ])
+    .stdout(std::process::Stdio::piped())
+    .spawn()
+    .map_err(|e| format!("tests: cannot start cargo: {e}"))?;
+    let (mut passed, mut failed) = (0, 0);
+    let stdout = child.stdout.take().expect("piped");
+    let mut out = std::io::stdout().lock();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.map_err(|e| format!("tests: reading cargo's output: {e}"))?;
+        let _ = writeln!(out, "{line}");
+        if let Some(rest) = line.strip_prefix("test result: ") {
+            passed += count_before(rest, " passed");
+            failed += count_before(rest, " failed");
+        }
+    }
+    let status = child.wait().map_err(|e| format!("tests: {e}"))?;
+    if !status.success() {
+        let _ = writeln!(out, "tests: {passed} passed, {failed} failed");
+        return Err(format!("tests failed ({status})"));
+    }
+    Ok((passed, failed))
+}
+
+/// The number just before `label` in `ok. 13 passed; 0 failed; …`.
+fn count_before(text: &str, label: &str) -> u64 {
+    text.find(label)
+        .and_then(|end| text[..end].rsplit([' ', '.']).next()?.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Installs the wasm32 target and the Debian packages the tests use, where missing.

@@ -98,9 +98,12 @@ impl Guard {
         // RFC 6761: `localhost` and every name under it resolve to loopback (browsers enforce it).
         let name = host.strip_suffix('.').unwrap_or(host);
         (name == "localhost" || name.ends_with(".localhost"))
-            && name
-                .split('.')
-                .all(|label| !label.is_empty() && label.bytes().all(is_label_byte))
+            && name.split('.').all(|label| {
+                !label.is_empty()
+                    && !label.starts_with('-')
+                    && !label.ends_with('-')
+                    && label.bytes().all(is_label_byte)
+            })
     }
 
     /// Checks an `Origin` header against the accepted Host: a browser page may talk to the API
@@ -231,6 +234,45 @@ mod tests {
         assert_eq!(g.check_host(std::iter::empty()), Err(Refusal::NoHost));
         let twice = [b"localhost:7678".as_slice(), b"localhost:7678".as_slice()];
         assert_eq!(g.check_host(twice.into_iter()), Err(Refusal::NoHost));
+    }
+
+    /// The shared corpora in `tests/corpus/`, with `PORT` and `OTHER` filled in.
+    fn corpus(text: &str) -> Vec<String> {
+        text.lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+            .map(|l| l.replace("PORT", "7678").replace("OTHER", "7679"))
+            .collect()
+    }
+
+    #[test]
+    fn the_hostile_host_corpus_is_refused() {
+        let hosts = corpus(include_str!("../../../tests/corpus/hostile_hosts.txt"));
+        assert!(hosts.len() >= 60, "the corpus shrank to {}", hosts.len());
+        let accepted: Vec<&String> = hosts.iter().filter(|h| host(h).is_ok()).collect();
+        assert!(accepted.is_empty(), "accepted hostile Hosts: {accepted:?}");
+    }
+
+    #[test]
+    fn the_hostile_origin_corpus_is_refused() {
+        let g = guard();
+        let origins = corpus(include_str!("../../../tests/corpus/hostile_origins.txt"));
+        assert!(
+            origins.len() >= 30,
+            "the corpus shrank to {}",
+            origins.len()
+        );
+        let accepted: Vec<&String> = origins
+            .iter()
+            .filter(|o| g.check_origin(Some(o.as_bytes()), "127.0.0.1:7678").is_ok())
+            .collect();
+        assert!(
+            accepted.is_empty(),
+            "accepted hostile Origins: {accepted:?}"
+        );
+        assert!(
+            g.check_origin(Some(b"http://127.0.0.1:7678"), "127.0.0.1:7678")
+                .is_ok()
+        );
     }
 
     #[test]
