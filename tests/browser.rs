@@ -8,7 +8,7 @@ use fantoccini::elements::Element;
 use fantoccini::key::Key;
 
 use crate::support::browser::Browser;
-use crate::support::{Agent, Holder};
+use crate::support::{Agent, Holder, free_port};
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -182,4 +182,92 @@ async fn run(
         ));
     }
     Ok(())
+}
+
+async fn status_text(browser: &Browser) -> String {
+    match browser.client.find(Locator::Id("status")).await {
+        Ok(el) => el.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    }
+}
+
+/// Waits until the status pill's text satisfies `want`.
+async fn wait_for_status(
+    browser: &Browser,
+    what: &str,
+    want: impl Fn(&str) -> bool,
+) -> Result<(), String> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let text = status_text(browser).await;
+        if want(&text) {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err(format!(
+                "status never showed {what} within {WAIT:?}; last: {text:?}"
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_reconnects_and_resyncs_after_the_agent_restarts() {
+    let mut holder = Holder::start();
+    let port = free_port();
+    let token = "reconnect-test-token-0123456789abcdef";
+    let agent = Agent::start_on(port, token);
+    let browser = Browser::start().await;
+    let result = async {
+        let c = &browser.client;
+        c.goto(&agent.url).await.map_err(|e| e.to_string())?;
+        wait_for_row(&browser, holder.ports.tcp4).await;
+        wait_for_status(&browser, "live", |t| t == "live").await?;
+
+        // The agent goes away: the page says so and keeps retrying with backoff.
+        agent.stop();
+        wait_for_status(&browser, "disconnected", |t| {
+            t.starts_with("disconnected — retrying in")
+        })
+        .await?;
+
+        // While it is down, the world changes: a listener closes and another opens.
+        assert_eq!(holder.command("close-listener"), "closed");
+        let new_port: u16 = holder
+            .command("listen")
+            .parse()
+            .map_err(|e| format!("holder: {e}"))?;
+
+        // Back on the same port with the same token: the page reconnects by itself and resyncs.
+        let agent = Agent::start_on(port, token);
+        wait_for_status(&browser, "live again", |t| t == "live").await?;
+        let row = wait_for_row(&browser, new_port).await;
+        let class = row.attr("class").await.unwrap().unwrap_or_default();
+        if !class.split_whitespace().any(|c| c == "new") {
+            return Err(format!(
+                "a listener opened during the outage is not highlighted: {class:?}"
+            ));
+        }
+        let old = format!(
+            "#sockets tbody tr[data-id^='tcp 127.0.0.1:{} - ']",
+            holder.ports.tcp4
+        );
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            // Shown as closed for a moment, then gone.
+            match c.find(Locator::Css(&old)).await {
+                Err(_) => break,
+                Ok(_) if tokio::time::Instant::now() > deadline => {
+                    return Err("the listener closed during the outage never left the table".into());
+                }
+                Ok(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+        drop(agent);
+        Ok::<(), String>(())
+    }
+    .await;
+    let _ = browser.client.clone().close().await;
+    result.unwrap();
 }

@@ -13,7 +13,9 @@ pub const DEFAULT_PORT: u16 = 7678;
 /// Who holds a port, and why a connection fails: every local TCP/UDP socket and its owner, live.
 ///
 /// Without a subcommand, portscope runs `serve`: it starts the agent and prints the dashboard's
-/// URL (with its access token) as the first line on stdout.
+/// URL (with its access token) as the first line on stdout. The token is new at every start,
+/// unless the environment variable PORTSCOPE_TOKEN sets one (32 or more characters of
+/// A-Z a-z 0-9 - _), so that open dashboards reconnect after a restart.
 #[derive(Debug, Parser)]
 #[command(name = "portscope", version, args_conflicts_with_subcommands = true)]
 pub struct Cli {
@@ -104,7 +106,7 @@ mod tests {
         expect![[r#"
             Who holds a port, and why a connection fails: every local TCP/UDP socket and its owner, live.
 
-            Without a subcommand, portscope runs `serve`: it starts the agent and prints the dashboard's URL (with its access token) as the first line on stdout.
+            Without a subcommand, portscope runs `serve`: it starts the agent and prints the dashboard's URL (with its access token) as the first line on stdout. The token is new at every start, unless the environment variable PORTSCOPE_TOKEN sets one (32 or more characters of A-Z a-z 0-9 - _), so that open dashboards reconnect after a restart.
 
             Usage: portscope [OPTIONS]
                    portscope <COMMAND>

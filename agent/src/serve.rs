@@ -13,6 +13,25 @@ use crate::model::{Model, State};
 use crate::server::{AppState, Guard, app, dashboard_url, new_token};
 use crate::{os, refresh};
 
+/// Environment variable that sets the access token instead of a fresh random one, so that open
+/// dashboards reconnect by themselves after a restart. An environment variable, not a flag:
+/// `/proc/<pid>/environ` is private to the user, `/proc/<pid>/cmdline` is not.
+pub const TOKEN_ENV: &str = "PORTSCOPE_TOKEN";
+
+/// A configured token must be as hard to guess as a generated one.
+fn check_configured_token(token: String) -> anyhow::Result<String> {
+    let ok_chars = token
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if token.len() < 32 || !ok_chars {
+        bail!(
+            "{TOKEN_ENV} must be at least 32 characters of A-Z, a-z, 0-9, '-' or '_' \
+             (e.g. the output of `openssl rand -hex 16`); unset it to get a fresh token per start"
+        );
+    }
+    Ok(token)
+}
+
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if !args.bind.is_loopback() {
         bail!(
@@ -36,7 +55,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
     };
     let addr = listener.local_addr()?;
-    let token = new_token().context("cannot read the OS random source for the access token")?;
+    let token = match std::env::var(TOKEN_ENV) {
+        Ok(token) => check_configured_token(token)?,
+        Err(_) => new_token().context("cannot read the OS random source for the access token")?,
+    };
     let url = dashboard_url(addr, &token);
 
     let model = Model::new(first);
@@ -145,5 +167,19 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {}
         () = term => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_configured_token_must_be_long_and_plain() {
+        assert!(check_configured_token("a".repeat(31)).is_err());
+        let err = check_configured_token(format!("{} x", "a".repeat(40))).unwrap_err();
+        assert!(err.to_string().contains("PORTSCOPE_TOKEN"), "{err}");
+        let good = "0123456789abcdef0123456789ABCDEF-_".to_owned();
+        assert_eq!(check_configured_token(good.clone()).unwrap(), good);
     }
 }

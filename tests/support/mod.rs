@@ -35,8 +35,27 @@ impl Agent {
     /// The same with another `--interval`.
     #[track_caller]
     pub fn start_ticking(interval: &str) -> Agent {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_portscope"))
-            .args(["serve", "--port", "0", "--interval", interval])
+        Self::spawn(&["--port", "0", "--interval", interval], None)
+    }
+
+    /// Starts the agent on a given port with a configured token (`PORTSCOPE_TOKEN`), as a user
+    /// restarting it would.
+    #[track_caller]
+    pub fn start_on(port: u16, token: &str) -> Agent {
+        let port = port.to_string();
+        Self::spawn(&["--port", &port, "--interval", "250ms"], Some(token))
+    }
+
+    #[track_caller]
+    fn spawn(args: &[&str], token: Option<&str>) -> Agent {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_portscope"));
+        cmd.env_remove("PORTSCOPE_TOKEN");
+        if let Some(token) = token {
+            cmd.env("PORTSCOPE_TOKEN", token);
+        }
+        let mut child = cmd
+            .arg("serve")
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -93,11 +112,27 @@ impl Agent {
     }
 }
 
+impl Agent {
+    /// Stops the agent (SIGKILL, as a crash would) and waits until it is gone.
+    pub fn stop(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for Agent {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("cannot find a free port")
+        .port()
 }
 
 /// Reads one line on a helper thread, so a silent child cannot hang the test.
