@@ -230,3 +230,58 @@ fn a_taken_port_is_explained_with_its_holder() {
     assert!(err.contains(&format!("pid {}", holder.pid())), "{err}");
     assert!(err.contains("--port"), "{err}");
 }
+
+#[test]
+fn who_names_the_holder_its_command_its_directory_and_what_started_it() {
+    let holder = Holder::start();
+    let port = holder.ports.tcp4.to_string();
+    let (code, out, err) = crate::support::run_cli(&["who", &port, "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let report: portscope_shared::WhoReport = serde_json::from_str(&out).unwrap();
+    assert_eq!(report.port, holder.ports.tcp4);
+    // The listener and the accepted end of the connection are bound to the port.
+    assert_eq!(report.sockets.len(), 2, "{out}");
+    assert!(
+        report.sockets.iter().all(|s| s.pids == vec![holder.pid()]),
+        "{out}"
+    );
+    assert_eq!(report.owners.len(), 1, "{out}");
+    let owner = &report.owners[0];
+    assert_eq!(owner.process.pid, holder.pid());
+    assert!(
+        owner
+            .process
+            .cmdline
+            .iter()
+            .any(|a| a.ends_with("holder.py"))
+    );
+    let cwd = std::env::current_dir().unwrap();
+    assert_eq!(owner.cwd.as_deref(), Some(cwd.to_str().unwrap()));
+    assert_eq!(
+        owner.ancestors.first().map(|p| p.pid),
+        Some(std::process::id()),
+        "the holder's parent is this test process: {out}"
+    );
+
+    let (code, out, err) = crate::support::run_cli(&["who", &port]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with(&format!("Port {port}: 2 sockets")), "{out}");
+    assert!(out.contains(&format!("(pid {})", holder.pid())), "{out}");
+    assert!(
+        out.contains("holder.py") && out.contains("started by: "),
+        "{out}"
+    );
+}
+
+#[test]
+fn who_on_a_free_port_exits_1_and_bad_ports_exit_2() {
+    let port = crate::support::free_port().to_string();
+    let (code, out, _) = crate::support::run_cli(&["who", &port]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("Nothing holds port"), "{out}");
+    for bad in ["0", "65536", "http"] {
+        let (code, _, err) = crate::support::run_cli(&["who", bad]);
+        assert_eq!(code, 2, "who {bad}: {err}");
+        assert!(err.contains(bad), "the error names the bad value: {err}");
+    }
+}

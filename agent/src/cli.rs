@@ -31,6 +31,19 @@ pub enum Command {
     Serve(ServeArgs),
     /// Print every socket and its owner once, as a table or as JSON.
     Ls(LsArgs),
+    /// Who holds a port: its sockets and, for each owner, command line, working directory and
+    /// the processes that started it. Exit status 0 when something holds it, 1 when nothing does.
+    Who(WhoArgs),
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct WhoArgs {
+    /// The port (1-65535).
+    #[arg(value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: u16,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Clone, Debug, Args)]
@@ -114,6 +127,7 @@ mod tests {
             Commands:
               serve  Run the agent and its dashboard (the default)
               ls     Print every socket and its owner once, as a table or as JSON
+              who    Who holds a port: its sockets and, for each owner, command line, working directory and the processes that started it. Exit status 0 when something holds it, 1 when nothing does
               help   Print this message or the help of the given subcommand(s)
 
             Options:

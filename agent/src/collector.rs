@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
-use portscope_shared::{Family, OwnerStatus, Process, Proto, Socket, SocketState};
+use portscope_shared::{Family, Owner, OwnerStatus, Process, Proto, Socket, SocketState};
 
 use crate::model::State;
 
@@ -19,6 +19,8 @@ pub trait Platform: Send + 'static {
     fn process(&mut self, pid: u32) -> Option<RawProcess>;
     /// The agent's effective user id, where the platform has one.
     fn euid(&self) -> Option<u32>;
+    /// Working directory of a process; `None` when it exited or cannot be read.
+    fn cwd(&mut self, pid: u32) -> Option<String>;
 }
 
 /// A socket as the platform reports it, before it gets an identity.
@@ -64,6 +66,8 @@ pub struct RawProcess {
     pub uid: Option<u32>,
     pub user: Option<String>,
     pub start_time: Option<u64>,
+    /// Session id (the pid of the session leader), where the platform has sessions.
+    pub session: Option<u32>,
 }
 
 /// Turns platform reads into a [`State`].
@@ -143,6 +147,34 @@ impl<P: Platform> Collector<P> {
 /// Who holds a socket, as far as we can tell. A socket without a found owner is *hidden* only
 /// when some process's files were unreadable and the socket is not ours (our own processes are
 /// always readable): then it most likely belongs to one of those.
+impl<P: Platform> Collector<P> {
+    /// A process, its working directory and its ancestors up to the session leader (or pid 1),
+    /// nearest first. `None` when the process exited or cannot be read.
+    pub fn owner(&mut self, pid: u32) -> Option<Owner> {
+        /// Deep enough for any real tree; stops a corrupt or racing ppid loop.
+        const MAX_ANCESTORS: usize = 64;
+        let raw = self.platform.process(pid)?;
+        let cwd = self.platform.cwd(pid);
+        let mut ancestors = Vec::new();
+        let mut current = raw.clone();
+        while current.session != Some(current.pid) && ancestors.len() < MAX_ANCESTORS {
+            let Some(parent) = current.ppid.and_then(|ppid| self.platform.process(ppid)) else {
+                break;
+            };
+            ancestors.push(to_wire_process(parent.clone()));
+            if parent.pid == 1 {
+                break;
+            }
+            current = parent;
+        }
+        Some(Owner {
+            process: to_wire_process(raw),
+            cwd,
+            ancestors,
+        })
+    }
+}
+
 fn owner_status(
     raw: &RawSocket,
     pids: &[u32],
@@ -248,6 +280,9 @@ mod tests {
         fn euid(&self) -> Option<u32> {
             self.euid
         }
+        fn cwd(&mut self, pid: u32) -> Option<String> {
+            self.processes.get(&pid).map(|_| format!("/work/{pid}"))
+        }
     }
 
     fn listener(port: u16, inode: u64) -> RawSocket {
@@ -272,7 +307,31 @@ mod tests {
             uid: Some(1000),
             user: Some("dev".into()),
             start_time: Some(1),
+            session: Some(1),
         }
+    }
+
+    #[test]
+    fn an_owner_comes_with_its_ancestors_up_to_the_session_leader() {
+        let mut fake = Fake::default();
+        for (pid, ppid, session, name) in [
+            (50, 40, 30, "vite"),
+            (40, 30, 30, "npm"),
+            (30, 1, 30, "bash"),
+            (1, 0, 1, "init"),
+        ] {
+            let mut p = proc(pid, name);
+            p.ppid = Some(ppid).filter(|&p| p != 0);
+            p.session = Some(session);
+            fake.processes.insert(pid, p);
+        }
+        let mut collector = Collector::new(fake);
+        let owner = collector.owner(50).unwrap();
+        assert_eq!(owner.process.name, "vite");
+        assert_eq!(owner.cwd.as_deref(), Some("/work/50"));
+        let names: Vec<&str> = owner.ancestors.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["npm", "bash"], "stops at the session leader");
+        assert!(collector.owner(99).is_none());
     }
 
     #[test]

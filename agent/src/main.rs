@@ -1,4 +1,5 @@
-//! `portscope`: the agent binary. Parses the command line and hands over to `serve` or `ls`.
+//! `portscope`: the agent binary. Parses the command line and hands over to `serve`, `ls` or
+//! `who`.
 
 mod cli;
 mod collector;
@@ -8,6 +9,7 @@ mod os;
 mod refresh;
 mod serve;
 mod server;
+mod who;
 
 use std::process::ExitCode;
 
@@ -36,13 +38,21 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            None => serve::run(cli.serve).await,
-            Some(Command::Serve(args)) => serve::run(args).await,
-            Some(Command::Ls(args)) => ls::run(args).await,
+            None => serve::run(cli.serve).await.map(|()| ExitCode::SUCCESS),
+            Some(Command::Serve(args)) => serve::run(args).await.map(|()| ExitCode::SUCCESS),
+            Some(Command::Ls(args)) => ls::run(args).await.map(|()| ExitCode::SUCCESS),
+            // 0 when something holds the port, 1 when nothing does (like `grep`).
+            Some(Command::Who(args)) => who::run(args).await.map(|found| {
+                if found {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(1)
+                }
+            }),
         }
     });
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         // `portscope ls | head` closing the pipe early is not an error.
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {

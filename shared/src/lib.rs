@@ -254,5 +254,29 @@ pub struct Process {
     pub start_time: Option<u64>,
 }
 
+/// The answer to "who holds this port?": the JSON of `portscope who <port> --json`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WhoReport {
+    pub port: u16,
+    /// Every socket bound to the port: TCP and UDP, IPv4 and IPv6, any state.
+    pub sockets: Vec<Socket>,
+    /// The processes holding them, with where they run and who started them.
+    pub owners: Vec<Owner>,
+    /// What the report could not see and how to see more (e.g. hidden owners).
+    #[serde(default)]
+    pub hints: Vec<String>,
+}
+
+/// A process holding a socket, with its working directory and the processes above it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Owner {
+    pub process: Process,
+    /// Working directory; `null` when it cannot be read.
+    pub cwd: Option<String>,
+    /// Parent, grandparent, … up to the session leader (or pid 1), nearest first: so that
+    /// `node` reads as `npm run dev → node vite`.
+    pub ancestors: Vec<Process>,
+}
+
 #[cfg(test)]
 mod tests;

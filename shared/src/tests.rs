@@ -99,6 +99,26 @@ fn samples() -> Vec<(&'static str, String)> {
         .into_iter()
         .map(|(name, msg)| (name, serde_json::to_string_pretty(&msg).unwrap()))
         .collect();
+    let who = WhoReport {
+        port: 5173,
+        sockets: vec![listener()],
+        owners: vec![Owner {
+            process: process(),
+            cwd: Some("/home/dev/app".into()),
+            ancestors: vec![Process {
+                pid: 4200,
+                ppid: Some(4100),
+                name: "npm run dev".into(),
+                exe: Some("/usr/bin/node".into()),
+                cmdline: vec!["npm".into(), "run".into(), "dev".into()],
+                user: Some("dev".into()),
+                uid: Some(1000),
+                start_time: Some(1_794_999_990),
+            }],
+        }],
+        hints: vec![],
+    };
+    out.push(("WhoReport", serde_json::to_string_pretty(&who).unwrap()));
     out.push((
         "Resync",
         serde_json::to_string_pretty(&ClientMessage::Resync).unwrap(),

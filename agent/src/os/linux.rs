@@ -96,7 +96,13 @@ impl Platform for System {
             uid,
             user: uid.and_then(|uid| self.user_name(uid)),
             start_time,
+            session: u32::try_from(stat.session).ok().filter(|&s| s != 0),
         })
+    }
+
+    fn cwd(&mut self, pid: u32) -> Option<String> {
+        let process = Process::new(i32::try_from(pid).ok()?).ok()?;
+        process.cwd().ok().map(|p| p.display().to_string())
     }
 
     fn euid(&self) -> Option<u32> {

@@ -1,0 +1,207 @@
+//! `portscope who <port>`: every socket on a port and, for each owner, what it is, where it runs
+//! and what started it.
+
+use std::io::Write;
+use std::time::{Duration, UNIX_EPOCH};
+
+use anyhow::Context;
+use portscope_shared::{Owner, OwnerStatus, Process, WhoReport};
+
+use crate::cli::WhoArgs;
+use crate::collector::{Collector, Platform};
+use crate::model::State;
+use crate::os;
+
+/// Prints the report; `Ok(true)` when something holds the port (exit status 0), `Ok(false)`
+/// when nothing does (exit status 1).
+pub async fn run(args: WhoArgs) -> anyhow::Result<bool> {
+    let port = args.port;
+    let report = tokio::task::spawn_blocking(move || {
+        let mut collector = Collector::new(os::System::new());
+        let state = collector.scan();
+        report(&mut collector, &state, port)
+    })
+    .await
+    .context("the scan failed")?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &report)?;
+        writeln!(out)?;
+    } else {
+        print(&mut out, &report)?;
+    }
+    out.flush()?;
+    Ok(!report.sockets.is_empty())
+}
+
+/// Builds the report from one scan.
+pub fn report<P: Platform>(collector: &mut Collector<P>, state: &State, port: u16) -> WhoReport {
+    let sockets: Vec<_> = state
+        .sockets
+        .values()
+        .filter(|s| s.local_port == port)
+        .cloned()
+        .collect();
+    let mut pids: Vec<u32> = sockets
+        .iter()
+        .flat_map(|s| s.pids.iter().copied())
+        .collect();
+    pids.sort_unstable();
+    pids.dedup();
+    let owners = pids
+        .into_iter()
+        .filter_map(|pid| collector.owner(pid))
+        .collect();
+    let mut hints = Vec::new();
+    let hidden: Vec<String> = sockets
+        .iter()
+        .filter(|s| s.owner == OwnerStatus::Hidden)
+        .map(|s| {
+            s.uid
+                .map_or_else(|| "unknown uid".into(), |uid| format!("uid {uid}"))
+        })
+        .collect();
+    if !hidden.is_empty() {
+        hints.push(format!(
+            "{} of these sockets belong to other users' processes ({}); run `sudo portscope who {port}` to see them",
+            hidden.len(),
+            hidden.join(", ")
+        ));
+    }
+    WhoReport {
+        port,
+        sockets,
+        owners,
+        hints,
+    }
+}
+
+fn print(out: &mut impl Write, report: &WhoReport) -> std::io::Result<()> {
+    let port = report.port;
+    if report.sockets.is_empty() {
+        writeln!(
+            out,
+            "Nothing holds port {port}: no TCP or UDP socket is bound to it."
+        )?;
+        return Ok(());
+    }
+    let n = report.sockets.len();
+    writeln!(
+        out,
+        "Port {port}: {n} socket{}",
+        if n == 1 { "" } else { "s" }
+    )?;
+    let mut tw = tabwriter::TabWriter::new(&mut *out).padding(2);
+    for s in &report.sockets {
+        let local = std::net::SocketAddr::new(s.local_addr, s.local_port);
+        let remote = match (s.remote_addr, s.remote_port) {
+            (Some(addr), Some(port)) => std::net::SocketAddr::new(addr, port).to_string(),
+            _ => "*".to_owned(),
+        };
+        let owner = match s.owner {
+            OwnerStatus::Known => {
+                let pids: Vec<String> = s.pids.iter().map(|p| format!("pid {p}")).collect();
+                pids.join(", ")
+            }
+            OwnerStatus::Hidden => format!(
+                "hidden (uid {})",
+                s.uid.map_or_else(|| "?".into(), |u| u.to_string())
+            ),
+            OwnerStatus::None => "no process (kernel)".into(),
+        };
+        writeln!(
+            tw,
+            "  {}\t{local}\t{remote}\t{}\t{owner}",
+            s.proto_label(),
+            s.state.as_str()
+        )?;
+    }
+    tw.flush()?;
+    drop(tw);
+    for owner in &report.owners {
+        writeln!(out)?;
+        print_owner(out, owner)?;
+    }
+    for hint in &report.hints {
+        writeln!(out, "\nNote: {hint}")?;
+    }
+    Ok(())
+}
+
+fn print_owner(out: &mut impl Write, owner: &Owner) -> std::io::Result<()> {
+    let p = &owner.process;
+    let user = p
+        .user
+        .clone()
+        .or_else(|| p.uid.map(|u| format!("uid {u}")))
+        .unwrap_or_else(|| "unknown user".into());
+    let started = p.start_time.map(started).unwrap_or_default();
+    writeln!(out, "{} (pid {}), user {user}{started}", p.name, p.pid)?;
+    writeln!(out, "  command: {}", command(p))?;
+    if let Some(cwd) = &owner.cwd {
+        writeln!(out, "  cwd:     {cwd}")?;
+    }
+    if !owner.ancestors.is_empty() {
+        let chain: Vec<String> = owner
+            .ancestors
+            .iter()
+            .map(|a| format!("{} (pid {})", command(a), a.pid))
+            .collect();
+        writeln!(out, "  started by: {}", chain.join(" ← "))?;
+    }
+    Ok(())
+}
+
+/// The command line on one line (control characters escaped, so a `python -c '…'` with
+/// newlines cannot break the layout or the terminal), or the name when it is unreadable
+/// (kernel threads, exited processes).
+fn command(p: &Process) -> String {
+    if p.cmdline.is_empty() {
+        return p.name.clone();
+    }
+    p.cmdline
+        .join(" ")
+        .chars()
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .collect()
+}
+
+fn started(unix_secs: u64) -> String {
+    let at = UNIX_EPOCH + Duration::from_secs(unix_secs);
+    format!(", started {}", humantime::format_rfc3339_seconds(at))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn process(name: &str, cmdline: &[&str]) -> Process {
+        Process {
+            pid: 7,
+            ppid: None,
+            name: name.into(),
+            exe: None,
+            cmdline: cmdline.iter().map(|s| s.to_string()).collect(),
+            user: None,
+            uid: None,
+            start_time: None,
+        }
+    }
+
+    #[test]
+    fn command_lines_stay_on_one_line() {
+        let p = process(
+            "python3",
+            &["python3", "-c", "import os\nos.system('\x1b[2J')"],
+        );
+        assert_eq!(command(&p), r"python3 -c import os\nos.system('\u{1b}[2J')");
+        assert_eq!(command(&process("kworker/0:1", &[])), "kworker/0:1");
+    }
+}
