@@ -62,11 +62,7 @@ fn print_table(out: &mut impl Write, snapshot: &Snapshot) -> std::io::Result<()>
     let mut tw = tabwriter::TabWriter::new(out).padding(2);
     writeln!(tw, "PROTO\tLOCAL\tREMOTE\tSTATE\tPID\tPROCESS\tUSER")?;
     for s in sockets {
-        let local = std::net::SocketAddr::new(s.local_addr, s.local_port);
-        let remote = match (s.remote_addr, s.remote_port) {
-            (Some(addr), Some(port)) => std::net::SocketAddr::new(addr, port).to_string(),
-            _ => "*".to_owned(),
-        };
+        let (local, remote) = (s.local_endpoint(), s.remote_text());
         let procs: Vec<_> = s
             .pids
             .iter()

@@ -93,11 +93,7 @@ fn print(out: &mut impl Write, report: &WhoReport) -> std::io::Result<()> {
     )?;
     let mut tw = tabwriter::TabWriter::new(&mut *out).padding(2);
     for s in &report.sockets {
-        let local = std::net::SocketAddr::new(s.local_addr, s.local_port);
-        let remote = match (s.remote_addr, s.remote_port) {
-            (Some(addr), Some(port)) => std::net::SocketAddr::new(addr, port).to_string(),
-            _ => "*".to_owned(),
-        };
+        let (local, remote) = (s.local_endpoint(), s.remote_text());
         let owner = match s.owner {
             OwnerStatus::Known => {
                 let pids: Vec<String> = s.pids.iter().map(|p| format!("pid {p}")).collect();

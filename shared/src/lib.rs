@@ -8,7 +8,7 @@
 //!
 //! `docs/protocol.md` documents every type here; a test keeps the two in step.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use serde::{Deserialize, Serialize};
 
@@ -223,6 +223,22 @@ impl Socket {
             Proto::Tcp => self.state == SocketState::Listen,
             Proto::Udp => self.remote_addr.is_none(),
         }
+    }
+
+    /// The local end, e.g. `127.0.0.1:5173` or `[::1]:5173` when displayed.
+    pub fn local_endpoint(&self) -> SocketAddr {
+        SocketAddr::new(self.local_addr, self.local_port)
+    }
+
+    /// The peer, `None` for listening and unconnected sockets.
+    pub fn remote_endpoint(&self) -> Option<SocketAddr> {
+        Some(SocketAddr::new(self.remote_addr?, self.remote_port?))
+    }
+
+    /// The peer as people read it: its address, or `*` when there is none (as `ss` shows).
+    pub fn remote_text(&self) -> String {
+        self.remote_endpoint()
+            .map_or_else(|| "*".to_owned(), |peer| peer.to_string())
     }
 
     /// `tcp`, `tcp6`, `udp` or `udp6`, as `netstat` and `lsof` label them.

@@ -270,13 +270,17 @@ fn protocol_doc_shows_every_message_as_sent() {
 }
 
 #[test]
-fn listening_and_labels_follow_ss_and_netstat() {
+fn listening_labels_and_endpoints_read_as_ss_and_netstat_show_them() {
     let mut s = listener();
     assert!(s.is_listening());
     assert_eq!(s.proto_label(), "tcp");
+    assert_eq!(s.local_endpoint().to_string(), "127.0.0.1:5173");
+    assert_eq!(s.remote_text(), "*");
     let c = connection();
     assert!(!c.is_listening());
     assert_eq!(c.proto_label(), "tcp6");
+    assert_eq!(c.local_endpoint().to_string(), "[::1]:5173");
+    assert_eq!(c.remote_text(), "[::1]:51000");
     s.proto = Proto::Udp;
     s.state = SocketState::Unconn;
     assert!(

@@ -57,8 +57,8 @@ impl RowView {
             closed: row.closed_at.is_some(),
             class,
             proto: s.proto_label(),
-            local: table::local_text(s),
-            remote: table::remote_text(s),
+            local: s.local_endpoint().to_string(),
+            remote: s.remote_text(),
             state: s.state.as_str(),
             pid,
             process,
@@ -341,8 +341,8 @@ fn detail_view(t: &Table, s: &Socket, selected: RwSignal<Option<String>>) -> imp
                     format!(
                         "{} {} → {} {}",
                         r.socket.proto_label(),
-                        table::local_text(&r.socket),
-                        table::remote_text(&r.socket),
+                        r.socket.local_endpoint(),
+                        r.socket.remote_text(),
                         r.socket.state.as_str()
                     )
                 })
@@ -372,8 +372,8 @@ fn detail_view(t: &Table, s: &Socket, selected: RwSignal<Option<String>>) -> imp
     view! {
         <aside class="detail" id="detail">
             <button class="close" title="Close (Esc)" on:click=move |_| selected.set(None)>"×"</button>
-            <h2 class="mono">{format!("{} {}", s.proto_label(), table::local_text(s))}</h2>
-            <p class="muted">{format!("{} · remote {}", s.state.as_str(), table::remote_text(s))}</p>
+            <h2 class="mono">{format!("{} {}", s.proto_label(), s.local_endpoint())}</h2>
+            <p class="muted">{format!("{} · remote {}", s.state.as_str(), s.remote_text())}</p>
             {owner_note.map(|n| view! { <p class="note">{n}</p> })}
             {sections}
         </aside>

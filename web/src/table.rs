@@ -245,25 +245,6 @@ impl Default for View {
     }
 }
 
-pub fn local_text(s: &Socket) -> String {
-    endpoint(s.local_addr, Some(s.local_port))
-}
-
-pub fn remote_text(s: &Socket) -> String {
-    match s.remote_addr {
-        Some(addr) => endpoint(addr, s.remote_port),
-        None => "*".into(),
-    }
-}
-
-fn endpoint(addr: std::net::IpAddr, port: Option<u16>) -> String {
-    let port = port.map_or_else(|| "*".to_owned(), |p| p.to_string());
-    match addr {
-        std::net::IpAddr::V4(a) => format!("{a}:{port}"),
-        std::net::IpAddr::V6(a) => format!("[{a}]:{port}"),
-    }
-}
-
 /// Does the row match every whitespace-separated term of the query? A number matches a port
 /// or pid exactly (so `80` does not match 8080); other text matches any column as a substring,
 /// case-insensitively.
@@ -279,8 +260,8 @@ pub fn matches(table: &Table, s: &Socket, query: &str) -> bool {
             format!(
                 "{} {} {} {} {} {} {}",
                 s.proto_label(),
-                local_text(s),
-                remote_text(s),
+                s.local_endpoint(),
+                s.remote_text(),
                 s.state.as_str(),
                 s.pids
                     .iter()
