@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::doctor::target::Target;
+
 /// The port the dashboard listens on by default: "PORT" on a phone keypad. It lies below every
 /// OS's ephemeral range (Linux 32768–60999, IANA/Windows/macOS 49152–65535, FreeBSD 10000–65535,
 /// old Windows 1025–5000 excepted above) and is not used by a common dev tool.
@@ -34,6 +36,81 @@ pub enum Command {
     /// Who holds a port: its sockets and, for each owner, command line, working directory and
     /// the processes that started it. Exit status 0 when something holds it, 1 when nothing does.
     Who(WhoArgs),
+    /// Why a connection fails: resolves the target, connects to each address, and checks the
+    /// listeners (address family, interface, IPV6_V6ONLY), stopped owners, full accept queues,
+    /// containers, the firewall and the HTTP answer. Exit status 0 when it connects, 1 when not.
+    Why(WhyArgs),
+    /// Why a bind fails: binds the port as servers do (TCP 127.0.0.1, 0.0.0.0, ::1, :: with and
+    /// without IPV6_V6ONLY, UDP) and explains each failure, then suggests free ports. Exit status
+    /// 0 when every bind works, 1 when one fails.
+    Bind(BindArgs),
+    /// Free ports for a server: not privileged, outside the ephemeral ranges, not a well-known
+    /// service's or dev tool's, and unused.
+    Free(FreeArgs),
+    /// Stop what holds a port (or a pid): SIGTERM first, SIGKILL after --force-after. Refuses
+    /// pid 1, portscope itself, kernel threads and processes you may not signal.
+    Kill(KillArgs),
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct WhyArgs {
+    /// A port (5173), host:port (localhost:5173), [v6]:port ([::1]:5173) or a URL
+    /// (http://localhost:5173/).
+    #[arg(value_parser = parse_target)]
+    pub target: Target,
+    /// How long each connect may take.
+    #[arg(long, default_value = "1s", value_parser = parse_timeout)]
+    pub timeout: Duration,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct BindArgs {
+    /// The port (1-65535).
+    #[arg(value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: u16,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct FreeArgs {
+    /// Look for ports near this one.
+    #[arg(long, default_value_t = crate::doctor::free::DEFAULT_NEAR, value_parser = clap::value_parser!(u16).range(1..))]
+    pub near: u16,
+    /// How many ports to print.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=100))]
+    pub count: u16,
+    /// Print JSON instead of one port per line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Clone, Debug, Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["port", "pid"])))]
+pub struct KillArgs {
+    /// Stop the processes listening on this port.
+    #[arg(value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: Option<u16>,
+    /// Stop this process instead.
+    #[arg(long)]
+    pub pid: Option<u32>,
+    /// The first signal: TERM, INT, HUP, QUIT, KILL, USR1, USR2, STOP or CONT.
+    #[arg(long, default_value = "TERM")]
+    pub signal: String,
+    /// Send KILL when it is still running after this long, e.g. `5s`; `never` to only wait.
+    #[arg(long, default_value = "5s", value_parser = parse_force_after)]
+    pub force_after: ForceAfter,
+    /// Signal the whole process group (e.g. `npm run dev` and the node it started), as Ctrl-C
+    /// in its terminal would.
+    #[arg(long)]
+    pub tree: bool,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Clone, Debug, Args)]
@@ -76,6 +153,36 @@ pub struct LsArgs {
     /// Only sockets held by this process.
     #[arg(long)]
     pub pid: Option<u32>,
+    /// Only listeners on all interfaces or an interface address (not loopback), flagging debug
+    /// and data services.
+    #[arg(long)]
+    pub exposed: bool,
+}
+
+fn parse_target(s: &str) -> Result<Target, String> {
+    crate::doctor::target::parse(s).map_err(|e| e.0)
+}
+
+fn parse_timeout(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s)
+        .map_err(|e| format!("{e}; expected a duration such as `1s` or `300ms`"))?;
+    if d < Duration::from_millis(10) || d > Duration::from_secs(60) {
+        return Err("the timeout must lie between 10ms and 60s".into());
+    }
+    Ok(d)
+}
+
+/// `kill --force-after`: a duration, or `never`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ForceAfter(pub Option<Duration>);
+
+fn parse_force_after(s: &str) -> Result<ForceAfter, String> {
+    if s == "never" {
+        return Ok(ForceAfter(None));
+    }
+    humantime::parse_duration(s)
+        .map(|d| ForceAfter(Some(d)))
+        .map_err(|e| format!("{e}; expected a duration such as `5s`, or `never`"))
 }
 
 fn parse_interval(s: &str) -> Result<Duration, String> {
@@ -128,6 +235,10 @@ mod tests {
               serve  Run the agent and its dashboard (the default)
               ls     Print every socket and its owner once, as a table or as JSON
               who    Who holds a port: its sockets and, for each owner, command line, working directory and the processes that started it. Exit status 0 when something holds it, 1 when nothing does
+              why    Why a connection fails: resolves the target, connects to each address, and checks the listeners (address family, interface, IPV6_V6ONLY), stopped owners, full accept queues, containers, the firewall and the HTTP answer. Exit status 0 when it connects, 1 when not
+              bind   Why a bind fails: binds the port as servers do (TCP 127.0.0.1, 0.0.0.0, ::1, :: with and without IPV6_V6ONLY, UDP) and explains each failure, then suggests free ports. Exit status 0 when every bind works, 1 when one fails
+              free   Free ports for a server: not privileged, outside the ephemeral ranges, not a well-known service's or dev tool's, and unused
+              kill   Stop what holds a port (or a pid): SIGTERM first, SIGKILL after --force-after. Refuses pid 1, portscope itself, kernel threads and processes you may not signal
               help   Print this message or the help of the given subcommand(s)
 
             Options:

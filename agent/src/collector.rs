@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use portscope_shared::{Family, Owner, OwnerStatus, Process, Proto, Socket, SocketState};
 
 use crate::model::State;
+use crate::ports;
 
 /// What the collector needs from the operating system; implemented per platform in
 /// [`crate::os`].
@@ -68,6 +69,10 @@ pub struct RawProcess {
     pub start_time: Option<u64>,
     /// Session id (the pid of the session leader), where the platform has sessions.
     pub session: Option<u32>,
+    /// Process group id (what `kill --tree` signals).
+    pub pgrp: Option<u32>,
+    /// Scheduler state letter as `ps` shows it (`R`, `S`, `T` stopped, `Z` zombie, …).
+    pub state: Option<char>,
 }
 
 /// Turns platform reads into a [`State`].
@@ -135,6 +140,11 @@ impl<P: Platform> Collector<P> {
                 }
             }
         }
+        let services = ports::Services::system();
+        for socket in sockets.values_mut() {
+            let owner = socket.pids.first().and_then(|pid| processes.get(pid));
+            ports::annotate(socket, owner, services);
+        }
         State {
             seq: 0,
             sockets,
@@ -148,6 +158,11 @@ impl<P: Platform> Collector<P> {
 /// when some process's files were unreadable and the socket is not ours (our own processes are
 /// always readable): then it most likely belongs to one of those.
 impl<P: Platform> Collector<P> {
+    /// A process as the platform reports it (with its scheduler state and group).
+    pub fn raw_process(&mut self, pid: u32) -> Option<RawProcess> {
+        self.platform.process(pid)
+    }
+
     /// A process, its working directory and its ancestors up to the session leader (or pid 1),
     /// nearest first. `None` when the process exited or cannot be read.
     pub fn owner(&mut self, pid: u32) -> Option<Owner> {
@@ -224,10 +239,15 @@ fn to_wire(raw: RawSocket, pids: Vec<u32>, owner: OwnerStatus) -> Socket {
         pids,
         uid: raw.uid,
         owner,
+        exposure: None,
+        service: None,
+        app: None,
+        risk: None,
+        http: false,
     }
 }
 
-fn to_wire_process(raw: RawProcess) -> Process {
+pub fn to_wire_process(raw: RawProcess) -> Process {
     Process {
         pid: raw.pid,
         ppid: raw.ppid,
@@ -308,6 +328,8 @@ mod tests {
             user: Some("dev".into()),
             start_time: Some(1),
             session: Some(1),
+            pgrp: Some(1),
+            state: Some('S'),
         }
     }
 

@@ -39,6 +39,9 @@ pub fn filter(snapshot: &mut Snapshot, args: &LsArgs) {
                 .port
                 .is_none_or(|p| s.local_port == p || s.remote_port == Some(p))
             && args.pid.is_none_or(|pid| s.pids.contains(&pid))
+            && (!args.exposed
+                || s.exposure
+                    .is_some_and(|e| e != portscope_shared::Exposure::Loopback))
     });
     let pids: BTreeSet<u32> = snapshot
         .sockets
@@ -59,9 +62,9 @@ fn print_table(out: &mut impl Write, snapshot: &Snapshot) -> std::io::Result<()>
             s.remote_port,
         )
     });
-    let mut tw = tabwriter::TabWriter::new(out).padding(2);
-    writeln!(tw, "PROTO\tLOCAL\tREMOTE\tSTATE\tPID\tPROCESS\tUSER")?;
-    for s in sockets {
+    let mut tw = tabwriter::TabWriter::new(&mut *out).padding(2);
+    writeln!(tw, "PROTO\tLOCAL\tREMOTE\tSTATE\tPID\tPROCESS\tUSER\tWHAT")?;
+    for s in &sockets {
         let (local, remote) = (s.local_endpoint(), s.remote_text());
         let procs: Vec<_> = s
             .pids
@@ -78,13 +81,25 @@ fn print_table(out: &mut impl Write, snapshot: &Snapshot) -> std::io::Result<()>
             OwnerStatus::None => ("-".into(), "-".into(), uid(s)),
         };
         let proto = s.proto_label();
+        let what = s.app.as_deref().or(s.service.as_deref()).unwrap_or("-");
         writeln!(
             tw,
-            "{proto}\t{local}\t{remote}\t{}\t{pid}\t{name}\t{user}",
+            "{proto}\t{local}\t{remote}\t{}\t{pid}\t{name}\t{user}\t{what}",
             s.state.as_str()
         )?;
     }
-    tw.flush()
+    tw.flush()?;
+    drop(tw);
+    for s in sockets.iter().filter(|s| s.risk.is_some()) {
+        writeln!(
+            out,
+            "warning: {} {}: {}",
+            s.local_endpoint(),
+            s.app.as_deref().unwrap_or("?"),
+            s.risk.as_deref().unwrap_or_default()
+        )?;
+    }
+    Ok(())
 }
 
 fn join<T: std::fmt::Display>(items: impl Iterator<Item = T>) -> String {

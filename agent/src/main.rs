@@ -1,11 +1,14 @@
-//! `portscope`: the agent binary. Parses the command line and hands over to `serve`, `ls` or
-//! `who`.
+//! `portscope`: the agent binary. Parses the command line and hands over to `serve`, `ls`,
+//! `who`, the doctor (`why`, `bind`, `free`) or `kill`.
 
 mod cli;
 mod collector;
+mod doctor;
+mod kill;
 mod ls;
 mod model;
 mod os;
+mod ports;
 mod refresh;
 mod serve;
 mod server;
@@ -42,24 +45,48 @@ fn main() -> ExitCode {
             Some(Command::Serve(args)) => serve::run(args).await.map(|()| ExitCode::SUCCESS),
             Some(Command::Ls(args)) => ls::run(args).await.map(|()| ExitCode::SUCCESS),
             // 0 when something holds the port, 1 when nothing does (like `grep`).
-            Some(Command::Who(args)) => who::run(args).await.map(|found| {
-                if found {
-                    ExitCode::SUCCESS
-                } else {
-                    ExitCode::from(1)
-                }
-            }),
+            Some(Command::Who(args)) => who::run(args).await.map(status),
+            Some(Command::Why(args)) => doctor::run_why(args).await.map(status),
+            Some(Command::Bind(args)) => doctor::run_bind(args).await.map(status),
+            Some(Command::Free(args)) => doctor::run_free(args).await.map(|()| ExitCode::SUCCESS),
+            Some(Command::Kill(args)) => kill::run(args).await.map(status),
         }
     });
     match result {
         Ok(code) => code,
         // `portscope ls | head` closing the pipe early is not an error.
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        // Bad input found after parsing: usage errors, like clap's.
+        Err(e) if is_usage_error(&e) => {
+            eprintln!("portscope: {e:#}");
+            ExitCode::from(2)
+        }
+        Err(e) if e.is::<kill::Refusal>() || e.is::<kill::NothingHolds>() => {
+            eprintln!("portscope: {e:#}");
+            ExitCode::from(1)
+        }
         Err(e) => {
             eprintln!("portscope: {e:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// 0 when the question's answer is yes, 1 when no (like `grep`).
+fn status(yes: bool) -> ExitCode {
+    if yes {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+fn is_usage_error(e: &anyhow::Error) -> bool {
+    e.is::<doctor::UsageError>()
+        || matches!(
+            e.downcast_ref::<kill::Refusal>(),
+            Some(kill::Refusal::NoSuchProcess(_))
+        )
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {

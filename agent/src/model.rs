@@ -166,6 +166,11 @@ pub(crate) mod tests {
             pids: vec![],
             uid: None,
             owner: OwnerStatus::None,
+            exposure: None,
+            service: None,
+            app: None,
+            risk: None,
+            http: false,
         }
     }
 

@@ -57,6 +57,27 @@ pub struct Hello {
     pub os: String,
     /// How often the agent rescans, in milliseconds.
     pub tick_ms: u64,
+    /// The range the OS picks outgoing (ephemeral) ports from; a server on one of these ports
+    /// can collide with a client's connection. `null` where unknown.
+    #[serde(default)]
+    pub ephemeral_ports: Option<PortRange>,
+    /// Whether this agent stops processes on request (`POST /api/v1/kill`); the dashboard
+    /// hides the action when it does not.
+    #[serde(default)]
+    pub can_kill: bool,
+}
+
+/// An inclusive range of ports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortRange {
+    pub first: u16,
+    pub last: u16,
+}
+
+impl PortRange {
+    pub fn contains(self, port: u16) -> bool {
+        (self.first..=self.last).contains(&port)
+    }
 }
 
 /// The full state at sequence number `seq`. Also the body of `GET /api/v1/snapshot`.
@@ -214,6 +235,74 @@ pub struct Socket {
     /// Owning user id as the kernel reports it; `null` where the platform does not.
     pub uid: Option<u32>,
     pub owner: OwnerStatus,
+    /// For listening sockets: who can reach it. `null` for connections.
+    #[serde(default)]
+    pub exposure: Option<Exposure>,
+    /// The port's IANA service name (from the system's services table), e.g. `postgresql`.
+    #[serde(default)]
+    pub service: Option<String>,
+    /// For listening sockets: a best guess of what serves it, from its program and port,
+    /// e.g. `Vite dev server`.
+    #[serde(default)]
+    pub app: Option<String>,
+    /// Set when a debug or data service listens on all interfaces: why that is a risk.
+    #[serde(default)]
+    pub risk: Option<String>,
+    /// For listening sockets: its program is known to serve HTTP (the dashboard offers to open it).
+    #[serde(default)]
+    pub http: bool,
+}
+
+/// Who can reach a listening socket, from the address it is bound to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Exposure {
+    /// `127.0.0.0/8` or `::1`: only this machine.
+    Loopback,
+    /// One specific address of one interface (e.g. `192.168.1.20`): whoever reaches that network.
+    Interface,
+    /// `0.0.0.0` or `::`: every interface, so every network this machine is on.
+    All,
+}
+
+impl Exposure {
+    /// The exposure of a listener bound to `addr`.
+    pub fn of(addr: IpAddr) -> Self {
+        if addr.is_unspecified() {
+            Self::All
+        } else if addr.is_loopback() || is_mapped_loopback(addr) {
+            Self::Loopback
+        } else {
+            Self::Interface
+        }
+    }
+
+    /// `loopback`, `interface` or `all`, as on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Loopback => "loopback",
+            Self::Interface => "interface",
+            Self::All => "all",
+        }
+    }
+
+    /// One sentence for people.
+    pub fn explain(self) -> &'static str {
+        match self {
+            Self::Loopback => "loopback only: reachable from this machine alone",
+            Self::Interface => "one interface address: reachable from that interface's network",
+            Self::All => {
+                "all interfaces (0.0.0.0 or ::): reachable from every network this machine is on"
+            }
+        }
+    }
+}
+
+fn is_mapped_loopback(addr: IpAddr) -> bool {
+    match addr {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
+        IpAddr::V4(_) => false,
+    }
 }
 
 impl Socket {
@@ -292,6 +381,141 @@ pub struct Owner {
     /// Parent, grandparent, … up to the session leader (or pid 1), nearest first: so that
     /// `node` reads as `npm run dev → node vite`.
     pub ancestors: Vec<Process>,
+}
+
+/// The answer of a doctor: `portscope why` ("why is my connection refused?") or `portscope bind`
+/// ("why does my server's bind fail?"), also served as `GET /api/v1/why` and `GET /api/v1/bind`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Diagnosis {
+    pub question: Question,
+    /// The target as given, e.g. `localhost:5173` or `http://localhost:5173/`.
+    pub target: String,
+    pub port: u16,
+    /// Each check in the order it ran.
+    pub checks: Vec<Check>,
+    /// The worst verdict of all checks.
+    pub verdict: Verdict,
+    /// The answer in one line.
+    pub summary: String,
+    /// Ports to use instead (for `bind`), nearest first.
+    #[serde(default)]
+    pub free_ports: Vec<u16>,
+}
+
+/// Which doctor answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Question {
+    Why,
+    Bind,
+    #[serde(other)]
+    Unknown,
+}
+
+/// One check of a diagnosis, with its evidence and what to do.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Check {
+    /// Stable, machine-readable name, e.g. `connect`, `family`, `firewall`.
+    pub id: String,
+    pub verdict: Verdict,
+    /// The finding in one sentence.
+    pub title: String,
+    /// What was seen: addresses, sockets, processes, rules.
+    #[serde(default)]
+    pub evidence: Vec<String>,
+    /// What to do about it.
+    #[serde(default)]
+    pub fixes: Vec<Fix>,
+}
+
+/// A check's outcome, from best to worst.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Fine.
+    Ok,
+    /// A fact worth knowing; neither good nor bad.
+    Info,
+    /// Could not be checked; the title says why not and the fixes how to.
+    Unchecked,
+    /// Works now, but fails for some clients or later.
+    Warning,
+    /// The cause of a failure.
+    Problem,
+    /// A verdict this reader does not know.
+    #[serde(other)]
+    Unknown,
+}
+
+impl Verdict {
+    /// `ok`, `info`, `unchecked`, `warning`, `problem`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Info => "info",
+            Self::Unchecked => "unchecked",
+            Self::Warning => "warning",
+            Self::Problem => "problem",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
+/// One thing to do: a sentence, and the command that does it where there is one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fix {
+    pub text: String,
+    #[serde(default)]
+    pub command: Option<String>,
+}
+
+/// Free ports: the body of `portscope free --json` and `GET /api/v1/free`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FreePorts {
+    /// Free TCP ports (IPv4 and IPv6, all interfaces) that are not privileged, not in an
+    /// ephemeral range and not a well-known service's, nearest to the asked port first.
+    pub ports: Vec<u16>,
+}
+
+/// The body of `POST /api/v1/kill`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KillRequest {
+    pub pid: u32,
+    /// Signal name (`TERM`, `INT`, `HUP`, `KILL`, …); `TERM` when absent.
+    #[serde(default)]
+    pub signal: Option<String>,
+    /// Send `KILL` if the process is still alive after this many milliseconds; never when absent.
+    #[serde(default)]
+    pub force_after_ms: Option<u64>,
+}
+
+/// What happened to a process that was asked to stop: the answer of `POST /api/v1/kill` and
+/// one entry of `portscope kill --json`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KillReport {
+    pub pid: u32,
+    pub name: String,
+    /// The signal sent first, e.g. `TERM`.
+    pub signal: String,
+    pub outcome: KillOutcome,
+    /// From the first signal until the process was gone (or the wait ended).
+    pub elapsed_ms: u64,
+    /// What happened, for people.
+    pub message: String,
+}
+
+/// How a stop ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KillOutcome {
+    /// It exited after the first signal.
+    Exited,
+    /// It ignored the first signal and was killed with `KILL`.
+    Forced,
+    /// It is still running (no force was asked for, or even `KILL` did not end it yet).
+    StillRunning,
+    #[serde(other)]
+    Unknown,
 }
 
 #[cfg(test)]

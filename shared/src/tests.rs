@@ -20,6 +20,11 @@ fn listener() -> Socket {
         pids: vec![4242],
         uid: Some(1000),
         owner: OwnerStatus::Known,
+        exposure: Some(Exposure::Loopback),
+        service: None,
+        app: Some("Vite dev server".into()),
+        risk: None,
+        http: true,
     }
 }
 
@@ -36,6 +41,11 @@ fn connection() -> Socket {
         pids: vec![],
         uid: Some(0),
         owner: OwnerStatus::Hidden,
+        exposure: None,
+        service: None,
+        app: None,
+        risk: None,
+        http: false,
     }
 }
 
@@ -63,6 +73,11 @@ fn samples() -> Vec<(&'static str, String)> {
                 hostname: "devbox".into(),
                 os: "linux".into(),
                 tick_ms: 1000,
+                ephemeral_ports: Some(PortRange {
+                    first: 32768,
+                    last: 60999,
+                }),
+                can_kill: true,
             }),
         ),
         (
@@ -119,6 +134,53 @@ fn samples() -> Vec<(&'static str, String)> {
         hints: vec![],
     };
     out.push(("WhoReport", serde_json::to_string_pretty(&who).unwrap()));
+    let why = Diagnosis {
+        question: Question::Why,
+        target: "localhost:5173".into(),
+        port: 5173,
+        checks: vec![
+            Check {
+                id: "connect".into(),
+                verdict: Verdict::Warning,
+                title: "connection to [::1]:5173 refused: nothing accepts connections there".into(),
+                evidence: vec![],
+                fixes: vec![],
+            },
+            Check {
+                id: "family".into(),
+                verdict: Verdict::Warning,
+                title: "the server listens on IPv4 only (127.0.0.1:5173), but ::1 is IPv6.".into(),
+                evidence: vec![],
+                fixes: vec![Fix {
+                    text: "connect to the IPv4 address".into(),
+                    command: Some("curl http://127.0.0.1:5173/".into()),
+                }],
+            },
+        ],
+        verdict: Verdict::Warning,
+        summary: "the server listens on IPv4 only (127.0.0.1:5173), but ::1 is IPv6.".into(),
+        free_ports: vec![],
+    };
+    out.push(("Diagnosis", serde_json::to_string_pretty(&why).unwrap()));
+    let free = FreePorts {
+        ports: vec![8100, 8101, 8099],
+    };
+    out.push(("FreePorts", serde_json::to_string_pretty(&free).unwrap()));
+    let kill = KillRequest {
+        pid: 4242,
+        signal: Some("TERM".into()),
+        force_after_ms: Some(5000),
+    };
+    out.push(("KillRequest", serde_json::to_string_pretty(&kill).unwrap()));
+    let killed = KillReport {
+        pid: 4242,
+        name: "node".into(),
+        signal: "TERM".into(),
+        outcome: KillOutcome::Exited,
+        elapsed_ms: 40,
+        message: "sent SIGTERM to node (pid 4242); it exited after 40 ms".into(),
+    };
+    out.push(("KillReport", serde_json::to_string_pretty(&killed).unwrap()));
     out.push((
         "Resync",
         serde_json::to_string_pretty(&ClientMessage::Resync).unwrap(),
@@ -139,9 +201,11 @@ fn hello_json() {
             hostname: "devbox".into(),
             os: "linux".into(),
             tick_ms: 1000,
+            ephemeral_ports: None,
+            can_kill: false,
         }),
         expect![[
-            r#"{"type":"Hello","protocol_version":1,"agent_version":"0.1.0","hostname":"devbox","os":"linux","tick_ms":1000}"#
+            r#"{"type":"Hello","protocol_version":1,"agent_version":"0.1.0","hostname":"devbox","os":"linux","tick_ms":1000,"ephemeral_ports":null,"can_kill":false}"#
         ]],
     );
 }
@@ -156,7 +220,7 @@ fn snapshot_json() {
             warnings: vec!["could not read /proc/9/fd: permission denied".into()],
         }),
         expect![[
-            r#"{"type":"Snapshot","seq":7,"sockets":[{"id":"tcp 127.0.0.1:5173 - i41234","proto":"tcp","family":"ipv4","local_addr":"127.0.0.1","local_port":5173,"remote_addr":null,"remote_port":null,"state":"LISTEN","pids":[4242],"uid":1000,"owner":"known"}],"processes":[{"pid":4242,"ppid":4200,"name":"node","exe":"/usr/bin/node","cmdline":["node","node_modules/.bin/vite"],"user":"dev","uid":1000,"start_time":1795000000}],"warnings":["could not read /proc/9/fd: permission denied"]}"#
+            r#"{"type":"Snapshot","seq":7,"sockets":[{"id":"tcp 127.0.0.1:5173 - i41234","proto":"tcp","family":"ipv4","local_addr":"127.0.0.1","local_port":5173,"remote_addr":null,"remote_port":null,"state":"LISTEN","pids":[4242],"uid":1000,"owner":"known","exposure":"loopback","service":null,"app":"Vite dev server","risk":null,"http":true}],"processes":[{"pid":4242,"ppid":4200,"name":"node","exe":"/usr/bin/node","cmdline":["node","node_modules/.bin/vite"],"user":"dev","uid":1000,"start_time":1795000000}],"warnings":["could not read /proc/9/fd: permission denied"]}"#
         ]],
     );
 }
@@ -175,7 +239,7 @@ fn delta_json() {
             warnings: vec![],
         }),
         expect![[
-            r#"{"type":"Delta","from_seq":7,"seq":8,"added":[{"id":"tcp [::1]:5173 [::1]:51000 i41240","proto":"tcp","family":"ipv6","local_addr":"::1","local_port":5173,"remote_addr":"::1","remote_port":51000,"state":"ESTABLISHED","pids":[],"uid":0,"owner":"hidden"}],"changed":[],"removed":["udp 0.0.0.0:5353 - i1999"],"processes":[],"processes_removed":[3100],"warnings":[]}"#
+            r#"{"type":"Delta","from_seq":7,"seq":8,"added":[{"id":"tcp [::1]:5173 [::1]:51000 i41240","proto":"tcp","family":"ipv6","local_addr":"::1","local_port":5173,"remote_addr":"::1","remote_port":51000,"state":"ESTABLISHED","pids":[],"uid":0,"owner":"hidden","exposure":null,"service":null,"app":null,"risk":null,"http":false}],"changed":[],"removed":["udp 0.0.0.0:5353 - i1999"],"processes":[],"processes_removed":[3100],"warnings":[]}"#
         ]],
     );
 }
@@ -240,6 +304,33 @@ fn future_fields_and_states_are_tolerated() {
     };
     assert_eq!(delta.added[0].state, SocketState::Unknown);
     assert!(delta.changed.is_empty() && delta.removed.is_empty());
+}
+
+#[test]
+fn an_older_agents_hello_and_socket_decode_with_defaults() {
+    let hello: ServerMessage = serde_json::from_str(
+        r#"{"type":"Hello","protocol_version":1,"agent_version":"0.1.0","hostname":"h","os":"linux","tick_ms":1000}"#,
+    )
+    .unwrap();
+    let ServerMessage::Hello(hello) = hello else {
+        panic!("not a Hello")
+    };
+    assert_eq!((hello.ephemeral_ports, hello.can_kill), (None, false));
+    let verdict: Verdict = serde_json::from_str(r#""catastrophic""#).unwrap();
+    assert_eq!(verdict, Verdict::Unknown);
+}
+
+#[test]
+fn exposure_follows_the_bound_address() {
+    let exposure = |a: &str| Exposure::of(a.parse().unwrap());
+    assert_eq!(exposure("127.0.0.1"), Exposure::Loopback);
+    assert_eq!(exposure("127.3.2.1"), Exposure::Loopback);
+    assert_eq!(exposure("::1"), Exposure::Loopback);
+    assert_eq!(exposure("::ffff:127.0.0.1"), Exposure::Loopback);
+    assert_eq!(exposure("0.0.0.0"), Exposure::All);
+    assert_eq!(exposure("::"), Exposure::All);
+    assert_eq!(exposure("192.168.1.20"), Exposure::Interface);
+    assert_eq!(exposure("fe80::1"), Exposure::Interface);
 }
 
 #[test]

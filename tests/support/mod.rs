@@ -216,6 +216,73 @@ impl Drop for Holder {
     }
 }
 
+/// One port situation made by `support/situation.py` (a listener, an HTTP server, a port left
+/// in TIME_WAIT, …) in a separate process; it ends when dropped.
+pub struct Situation {
+    child: Child,
+    _stdin: ChildStdin,
+    pub port: u16,
+    /// The process holding the port (for `child`, the child's pid).
+    pub pid: u32,
+}
+
+impl Situation {
+    #[track_caller]
+    pub fn start(args: &[&str]) -> Situation {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/support/situation.py");
+        let mut child = Command::new("python3")
+            .arg(script)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("cannot run python3 (install it: apt-get install python3)");
+        let stdin = child.stdin.take().unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let line = read_line_within(stdout, Duration::from_secs(20))
+            .unwrap_or_else(|| panic!("situation {args:?} said nothing"));
+        #[derive(serde::Deserialize)]
+        struct Said {
+            port: u16,
+            pid: u32,
+        }
+        let said: Said =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("situation said {line:?}: {e}"));
+        Situation {
+            child,
+            _stdin: stdin,
+            port: said.port,
+            pid: said.pid,
+        }
+    }
+
+    /// The python process itself (the parent, for `child`).
+    pub fn own_pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits for the process to exit (after a `kill`), reaping it; its exit status or `None`.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Situation {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A WebSocket client of the agent.
 pub struct Ws {
     inner: tokio_tungstenite::WebSocketStream<
@@ -270,6 +337,17 @@ impl HttpResponse {
 /// Sends one raw HTTP/1.1 request with exactly these headers (no client library, so hostile
 /// and duplicate headers reach the agent untouched) and reads the whole response.
 pub fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)]) -> HttpResponse {
+    http_with_body(port, method, path, headers, "")
+}
+
+/// The same with a body (give its `Content-Length` in `headers`).
+pub fn http_with_body(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> HttpResponse {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("cannot connect to the agent");
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
@@ -279,6 +357,7 @@ pub fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)]) -> Ht
         req.push_str(&format!("{name}: {value}\r\n"));
     }
     req.push_str("Connection: close\r\n\r\n");
+    req.push_str(body);
     stream.write_all(req.as_bytes()).unwrap();
     let mut raw = Vec::new();
     // A 101 response keeps the connection open: read what arrived, up to the timeout.
@@ -339,13 +418,21 @@ pub fn wait_for<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Optio
 /// fails the test.
 #[track_caller]
 pub fn run_cli(args: &[&str]) -> (i32, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_portscope"))
-        .args(args)
+    let mut command = Command::new(env!("CARGO_BIN_EXE_portscope"));
+    command.args(args);
+    run(command)
+}
+
+/// Runs a command to its end (60 s at most) and returns (exit code, stdout, stderr).
+#[track_caller]
+pub fn run(mut command: Command) -> (i32, String, String) {
+    let args = format!("{command:?}");
+    let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("cannot run portscope");
+        .unwrap_or_else(|e| panic!("cannot run {args}: {e}"));
     let (mut stdout, mut stderr) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
     let out = std::thread::spawn(move || {
         let mut text = String::new();
@@ -366,7 +453,7 @@ pub fn run_cli(args: &[&str]) -> (i32, String, String) {
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("portscope {args:?} did not exit within {limit:?}");
+            panic!("{args} did not exit within {limit:?}");
         }
         std::thread::sleep(Duration::from_millis(20));
     };

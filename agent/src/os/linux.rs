@@ -12,6 +12,7 @@ use portscope_shared::{Proto, SocketState};
 use procfs::process::{FDTarget, Process};
 
 use crate::collector::{Owners, Platform, RawProcess, RawSocket, SocketList};
+use crate::ports::{self, PortSettings};
 
 /// The Linux implementation of [`Platform`].
 #[derive(Debug, Default)]
@@ -97,6 +98,8 @@ impl Platform for System {
             user: uid.and_then(|uid| self.user_name(uid)),
             start_time,
             session: u32::try_from(stat.session).ok().filter(|&s| s != 0),
+            pgrp: u32::try_from(stat.pgrp).ok().filter(|&g| g != 0),
+            state: Some(stat.state),
         })
     }
 
@@ -122,6 +125,112 @@ impl System {
             })
             .clone()
     }
+}
+
+/// The kernel's port ranges and defaults, from `/proc/sys/net`; defaults where unreadable.
+pub fn port_settings() -> PortSettings {
+    let read = |path: &str| std::fs::read_to_string(path).ok();
+    let defaults = PortSettings::default();
+    PortSettings {
+        ephemeral: read("/proc/sys/net/ipv4/ip_local_port_range")
+            .and_then(|t| ports::parse_range(&t)),
+        reserved: read("/proc/sys/net/ipv4/ip_local_reserved_ports")
+            .map(|t| ports::parse_reserved(&t))
+            .unwrap_or_default(),
+        unprivileged_start: read("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or(defaults.unprivileged_start),
+        bindv6only: read("/proc/sys/net/ipv6/bindv6only").is_some_and(|t| t.trim() == "1"),
+    }
+}
+
+/// Whether this process may bind privileged ports: root, or `CAP_NET_BIND_SERVICE` in its
+/// effective set.
+pub fn can_bind_privileged() -> bool {
+    const CAP_NET_BIND_SERVICE: u64 = 10;
+    Process::myself()
+        .and_then(|p| p.status())
+        .is_ok_and(|s| s.euid == 0 || s.capeff & (1 << CAP_NET_BIND_SERVICE) != 0)
+}
+
+/// Listening TCP sockets' accept queues: inode → connections waiting to be `accept`ed.
+pub fn accept_queues() -> HashMap<u64, u32> {
+    [procfs::net::tcp(), procfs::net::tcp6()]
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.state == procfs::net::TcpState::Listen)
+        .map(|e| (e.inode, e.rx_queue))
+        .collect()
+}
+
+/// Every process in a process group.
+pub fn group_members(pgrp: u32) -> Vec<u32> {
+    let Ok(all) = procfs::process::all_processes() else {
+        return Vec::new();
+    };
+    all.flatten()
+        .filter_map(|p| p.stat().ok())
+        .filter(|stat| u32::try_from(stat.pgrp).ok() == Some(pgrp))
+        .filter_map(|stat| u32::try_from(stat.pid).ok())
+        .collect()
+}
+
+/// Whether a process still runs: it exists and is not a zombie waiting for its parent.
+pub fn is_running(pid: u32) -> bool {
+    let Ok(pid) = i32::try_from(pid) else {
+        return false;
+    };
+    Process::new(pid)
+        .and_then(|p| p.stat())
+        .is_ok_and(|stat| stat.state != 'Z' && stat.state != 'X')
+}
+
+/// Sends a signal to a process, or to a whole process group.
+pub fn send_signal(target: SignalTarget, signal: Signal) -> std::io::Result<()> {
+    let raw = match target {
+        SignalTarget::Process(pid) | SignalTarget::Group(pid) => pid,
+    };
+    let pid = i32::try_from(raw)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+        .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    let result = match (target, signal) {
+        (SignalTarget::Process(_), None) => rustix::process::test_kill_process(pid),
+        (SignalTarget::Group(_), None) => rustix::process::test_kill_process_group(pid),
+        (SignalTarget::Process(_), Some(sig)) => rustix::process::kill_process(pid, sig),
+        (SignalTarget::Group(_), Some(sig)) => rustix::process::kill_process_group(pid, sig),
+    };
+    result.map_err(std::io::Error::from)
+}
+
+/// Who receives a signal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SignalTarget {
+    Process(u32),
+    Group(u32),
+}
+
+/// A signal; `None` only checks that it could be sent (signal 0).
+pub type Signal = Option<rustix::process::Signal>;
+
+/// A signal by its name, with or without `SIG` (`TERM`, `sigint`, …).
+pub fn signal_by_name(name: &str) -> Option<rustix::process::Signal> {
+    use rustix::process::Signal as S;
+    let name = name.to_ascii_uppercase();
+    let name = name.strip_prefix("SIG").unwrap_or(&name);
+    Some(match name {
+        "TERM" => S::TERM,
+        "INT" => S::INT,
+        "HUP" => S::HUP,
+        "KILL" => S::KILL,
+        "QUIT" => S::QUIT,
+        "USR1" => S::USR1,
+        "USR2" => S::USR2,
+        "STOP" => S::STOP,
+        "CONT" => S::CONT,
+        _ => return None,
+    })
 }
 
 /// The machine's host name.

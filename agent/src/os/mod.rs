@@ -1,7 +1,7 @@
 //! The one OS seam: every call into netstat2, procfs or other platform APIs lives below here.
 //!
-//! Each platform file exports the same items: `System` (the collector's [`Platform`] for this OS)
-//! and `hostname()`.
+//! Each platform file exports the same items: `System` (the collector's [`Platform`] for this OS),
+//! `hostname()`, the kernel's port settings, accept queues, and process signalling for `kill`.
 //!
 //! # Platform-specific behavior
 //!
@@ -12,7 +12,10 @@
 #[cfg(target_os = "linux")]
 mod linux;
 #[cfg(target_os = "linux")]
-pub use linux::{System, hostname};
+pub use linux::{
+    SignalTarget, System, accept_queues, can_bind_privileged, group_members, hostname, is_running,
+    port_settings, send_signal, signal_by_name,
+};
 
 #[cfg(not(target_os = "linux"))]
 compile_error!(

@@ -1,8 +1,9 @@
 //! The HTTP side: the embedded dashboard, `GET /api/v1/snapshot`, the `GET /api/v1/ws`
-//! WebSocket, and the guards in front of them. Only this module knows HTTP and WebSocket
+//! WebSocket, the port doctor's routes (`doctor.rs`), and the guards in front of them. Only this module knows HTTP and WebSocket
 //! framing.
 
 mod assets;
+mod doctor;
 mod guard;
 mod ws;
 
@@ -12,7 +13,7 @@ use axum::extract::{Request, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use portscope_shared::{Hello, PROTOCOL_VERSION};
 
@@ -52,6 +53,8 @@ impl AppState {
                 hostname,
                 os: std::env::consts::OS.into(),
                 tick_ms,
+                ephemeral_ports: crate::os::port_settings().ephemeral,
+                can_kill: true,
             },
             watcher,
         }
@@ -65,6 +68,11 @@ pub fn app(state: AppState) -> Router {
     let api = Router::new()
         .route("/api/v1/snapshot", get(snapshot))
         .route("/api/v1/ws", get(websocket))
+        .route("/api/v1/who", get(doctor::who))
+        .route("/api/v1/why", get(doctor::why))
+        .route("/api/v1/bind", get(doctor::bind))
+        .route("/api/v1/free", get(doctor::free))
+        .route("/api/v1/kill", post(doctor::kill))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .merge(api)

@@ -203,6 +203,8 @@ mod tests {
             hostname: "test".into(),
             os: "linux".into(),
             tick_ms: 1000,
+            ephemeral_ports: None,
+            can_kill: false,
         };
         tokio::spawn(serve(
             Duplex {

@@ -1,0 +1,586 @@
+//! `portscope bind <port>`: try binding the port the way servers do, and explain each failure
+//! (the holder, TIME_WAIT and `SO_REUSEADDR`, privileged ports, the ephemeral range).
+
+use std::collections::HashMap;
+use std::io::ErrorKind;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use portscope_shared::{
+    Check, Diagnosis, OwnerStatus, Process, Proto, Question, Socket, SocketState, Verdict,
+};
+use socket2::{Domain, Protocol, Socket as RawSock, Type};
+
+use super::{check, finish, fix};
+use crate::collector::{Collector, Platform};
+use crate::os;
+use crate::ports::{IANA_DYNAMIC, PortSettings, Services};
+
+/// One way a server binds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Way {
+    pub proto: Proto,
+    pub addr: IpAddr,
+    /// For IPv6: `IPV6_V6ONLY`.
+    pub v6only: Option<bool>,
+    pub reuse_addr: bool,
+}
+
+impl Way {
+    fn label(&self, port: u16) -> String {
+        let proto = match self.proto {
+            Proto::Tcp => "TCP",
+            Proto::Udp => "UDP",
+        };
+        let mode = match self.v6only {
+            Some(true) => " (IPv6 only)",
+            Some(false) => " (dual-stack)",
+            None => "",
+        };
+        format!("{proto} {}{mode}", SocketAddr::new(self.addr, port))
+    }
+}
+
+/// The ways `bind` tries, as servers do: with `SO_REUSEADDR` for TCP (Node, Go, Python's
+/// socketserver and nginx all set it).
+pub fn ways() -> Vec<Way> {
+    let tcp = |addr: IpAddr, v6only| Way {
+        proto: Proto::Tcp,
+        addr,
+        v6only,
+        reuse_addr: true,
+    };
+    let udp = |addr: IpAddr, v6only| Way {
+        proto: Proto::Udp,
+        addr,
+        v6only,
+        reuse_addr: false,
+    };
+    vec![
+        tcp(IpAddr::V4(Ipv4Addr::LOCALHOST), None),
+        tcp(IpAddr::V4(Ipv4Addr::UNSPECIFIED), None),
+        tcp(IpAddr::V6(Ipv6Addr::LOCALHOST), Some(true)),
+        tcp(IpAddr::V6(Ipv6Addr::UNSPECIFIED), Some(true)),
+        tcp(IpAddr::V6(Ipv6Addr::UNSPECIFIED), Some(false)),
+        udp(IpAddr::V4(Ipv4Addr::UNSPECIFIED), None),
+        udp(IpAddr::V6(Ipv6Addr::UNSPECIFIED), Some(true)),
+    ]
+}
+
+/// Binds (and at once closes) a socket the given way. Nothing listens: no connection can
+/// reach it in between.
+pub fn try_bind(way: Way, port: u16) -> BindResult {
+    let domain = if way.addr.is_ipv4() {
+        Domain::IPV4
+    } else {
+        Domain::IPV6
+    };
+    let (ty, proto) = match way.proto {
+        Proto::Tcp => (Type::STREAM, Protocol::TCP),
+        Proto::Udp => (Type::DGRAM, Protocol::UDP),
+    };
+    let run = || -> std::io::Result<()> {
+        let socket = RawSock::new(domain, ty, Some(proto))?;
+        socket.set_reuse_address(way.reuse_addr)?;
+        if let Some(only) = way.v6only {
+            socket.set_only_v6(only)?;
+        }
+        socket.bind(&SocketAddr::new(way.addr, port).into())
+    };
+    run().map_err(|e| (e.kind(), e.to_string()))
+}
+
+/// The outcome of one bind: the error's kind and text on failure.
+pub type BindResult = Result<(), (ErrorKind, String)>;
+
+/// Everything `analyze` needs.
+#[derive(Clone, Debug, Default)]
+pub struct Facts {
+    pub port: u16,
+    pub attempts: Vec<(Way, BindResult)>,
+    /// The TCP 0.0.0.0 attempt again without `SO_REUSEADDR`, when TIME_WAIT sockets exist.
+    pub without_reuse: Option<BindResult>,
+    pub sockets: Vec<Socket>,
+    pub processes: HashMap<u32, Process>,
+    pub settings: PortSettings,
+    pub privileged_ok: bool,
+    pub service: Option<String>,
+    pub free: Vec<u16>,
+}
+
+pub fn gather<P: Platform>(mut collector: Collector<P>, port: u16) -> Facts {
+    let state = collector.scan();
+    let settings = os::port_settings();
+    let sockets: Vec<Socket> = state
+        .sockets
+        .values()
+        .filter(|s| s.local_port == port)
+        .cloned()
+        .collect();
+    let attempts = ways().into_iter().map(|w| (w, try_bind(w, port))).collect();
+    let without_reuse = sockets
+        .iter()
+        .any(|s| s.state == SocketState::TimeWait)
+        .then(|| {
+            try_bind(
+                Way {
+                    proto: Proto::Tcp,
+                    addr: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                    v6only: None,
+                    reuse_addr: false,
+                },
+                port,
+            )
+        });
+    let processes = sockets
+        .iter()
+        .flat_map(|s| s.pids.iter())
+        .filter_map(|pid| state.processes.get(pid).map(|p| (*pid, p.clone())))
+        .collect();
+    let services = Services::system();
+    let free = super::free::find(port, 3, &state, &settings, services);
+    Facts {
+        port,
+        attempts,
+        without_reuse,
+        sockets,
+        processes,
+        privileged_ok: os::can_bind_privileged(),
+        service: services.name(port, Proto::Tcp).map(str::to_owned),
+        settings,
+        free,
+    }
+}
+
+pub fn analyze(facts: &Facts) -> Diagnosis {
+    let port = facts.port;
+    let mut checks = Vec::new();
+    let failed = facts.attempts.iter().filter(|(_, r)| r.is_err()).count();
+    for (way, result) in &facts.attempts {
+        checks.push(attempt_check(facts, *way, result));
+    }
+    let time_wait = facts
+        .sockets
+        .iter()
+        .filter(|s| s.state == SocketState::TimeWait)
+        .count();
+    if time_wait > 0 {
+        let reuse_blocked = facts
+            .attempts
+            .iter()
+            .any(|(w, r)| w.proto == Proto::Tcp && matches!(r, Err((ErrorKind::AddrInUse, _))));
+        let (verdict, outcome) = match &facts.without_reuse {
+            _ if reuse_blocked => (
+                Verdict::Problem,
+                "the server that left them did not set SO_REUSEADDR, so every bind fails until they expire (up to 60 s)".to_owned(),
+            ),
+            Some(Err((ErrorKind::AddrInUse, _))) => (
+                Verdict::Warning,
+                "a server that does not set SO_REUSEADDR gets `address already in use` until they expire (up to 60 s)".to_owned(),
+            ),
+            Some(Err((_, e))) => (Verdict::Warning, format!("binding without SO_REUSEADDR failed too: {e}")),
+            _ => (Verdict::Info, "binding without SO_REUSEADDR works as well".to_owned()),
+        };
+        checks.push(check(
+            "time_wait",
+            verdict,
+            format!("{time_wait} connection{} on port {port} {} in TIME_WAIT: {outcome}", if time_wait == 1 { "" } else { "s" }, if time_wait == 1 { "is" } else { "are" }),
+            vec!["TIME_WAIT is the kernel remembering a closed connection; no process holds it".into()],
+            vec![fix("set SO_REUSEADDR before bind() in the server (most frameworks do), or wait a minute", None)],
+        ));
+    }
+    let start = facts.settings.unprivileged_start;
+    if port < start {
+        checks.push(if facts.privileged_ok {
+            check(
+                "privileged",
+                Verdict::Info,
+                format!("port {port} is privileged (below {start}); you may bind it (root or CAP_NET_BIND_SERVICE), other users may not"),
+                vec![],
+                vec![],
+            )
+        } else {
+            check(
+                "privileged",
+                Verdict::Problem,
+                format!("port {port} is privileged: ports below {start} need root or CAP_NET_BIND_SERVICE"),
+                vec![format!("net.ipv4.ip_unprivileged_port_start = {start}")],
+                vec![
+                    fix("use a port of 1024 or more", facts.free.first().map(|p| format!("portscope bind {p}"))),
+                    fix("or give the server binary the capability", Some("sudo setcap 'cap_net_bind_service=+ep' /path/to/server".into())),
+                ],
+            )
+        });
+    }
+    if let Some(range) = facts.settings.ephemeral.filter(|r| r.contains(port)) {
+        let reserved = facts.settings.is_reserved(port);
+        checks.push(check(
+            "ephemeral",
+            if reserved { Verdict::Ok } else { Verdict::Warning },
+            if reserved {
+                format!("port {port} lies in the ephemeral range {}–{} but is reserved (ip_local_reserved_ports), so outgoing connections never take it", range.first, range.last)
+            } else {
+                format!(
+                    "port {port} lies in this machine's ephemeral range {}–{}: any outgoing connection may take it, and then the server's bind fails at random",
+                    range.first, range.last
+                )
+            },
+            vec![format!("net.ipv4.ip_local_port_range = {} {}", range.first, range.last)],
+            if reserved {
+                vec![]
+            } else {
+                vec![
+                    fix(&format!("pick a port below {}", range.first), facts.free.first().map(|p| format!("portscope bind {p}"))),
+                    fix("or reserve it", Some(format!("sudo sysctl -w net.ipv4.ip_local_reserved_ports={port}"))),
+                ]
+            },
+        ));
+    }
+    if IANA_DYNAMIC.contains(port) {
+        checks.push(check(
+            "iana_dynamic",
+            Verdict::Warning,
+            format!("port {port} lies in IANA's dynamic range 49152–65535, which macOS, Windows and the BSDs use for outgoing connections"),
+            vec![],
+            vec![fix("for a server that also runs elsewhere, pick a port below 49152", None)],
+        ));
+    }
+    if let Some(name) = &facts.service {
+        checks.push(check(
+            "service",
+            Verdict::Info,
+            format!("port {port} is registered with IANA as `{name}`"),
+            vec![],
+            vec![],
+        ));
+    }
+    let mut d = finish(
+        Question::Bind,
+        port.to_string(),
+        port,
+        checks,
+        facts.free.clone(),
+    );
+    if failed == 0 && d.verdict != Verdict::Problem {
+        let extra = if d.verdict == Verdict::Warning {
+            format!(" (but {})", d.summary)
+        } else {
+            String::new()
+        };
+        d.summary = format!("port {port} is free: TCP and UDP bind on every address{extra}");
+    }
+    d
+}
+
+fn attempt_check(facts: &Facts, way: Way, result: &BindResult) -> Check {
+    let port = facts.port;
+    let at = way.label(port);
+    let Err((kind, message)) = result else {
+        return check(
+            "bind",
+            Verdict::Ok,
+            format!("{at} can be bound"),
+            vec![],
+            vec![],
+        );
+    };
+    match kind {
+        ErrorKind::AddrInUse => {
+            let holders = holders(facts, way);
+            let time_wait = facts
+                .sockets
+                .iter()
+                .filter(|s| s.state == SocketState::TimeWait && overlaps(s, way))
+                .count();
+            if holders.is_empty() && time_wait > 0 {
+                // Linux lets a SO_REUSEADDR bind pass a TIME_WAIT socket only when the server
+                // that left it had set SO_REUSEADDR too.
+                return check(
+                    "bind",
+                    Verdict::Problem,
+                    format!("{at}: address already in use by {time_wait} connection{} in TIME_WAIT, left by a server that did not set SO_REUSEADDR", if time_wait == 1 { "" } else { "s" }),
+                    vec!["no process holds the port; the kernel keeps closed connections for up to 60 s".into()],
+                    vec![
+                        fix("wait up to a minute and start the server again", None),
+                        fix("set SO_REUSEADDR in the server before bind(), so the next restart does not hit this", None),
+                    ],
+                );
+            }
+            let names: Vec<String> = holders.iter().map(|(_, who)| who.clone()).collect();
+            let by = if names.is_empty() {
+                String::new()
+            } else {
+                format!(" by {}", names.join(", "))
+            };
+            let pid = facts
+                .sockets
+                .iter()
+                .filter(|s| overlaps(s, way) && blocks(s))
+                .find_map(|s| s.pids.first().copied());
+            check(
+                "bind",
+                Verdict::Problem,
+                format!("{at}: address already in use{by}"),
+                holders
+                    .iter()
+                    .map(|(s, who)| {
+                        format!(
+                            "{} {} {} — {who}",
+                            s.proto_label(),
+                            s.local_endpoint(),
+                            s.state.as_str()
+                        )
+                    })
+                    .collect(),
+                vec![
+                    fix(
+                        "see who holds it and what started it",
+                        Some(format!("portscope who {port}")),
+                    ),
+                    fix(
+                        "stop it",
+                        Some(pid.map_or_else(
+                            || format!("portscope kill {port}"),
+                            |p| format!("portscope kill --pid {p}"),
+                        )),
+                    ),
+                ],
+            )
+        }
+        ErrorKind::PermissionDenied => check(
+            "bind",
+            Verdict::Problem,
+            if port < facts.settings.unprivileged_start {
+                format!(
+                    "{at}: permission denied: ports below {} need root or CAP_NET_BIND_SERVICE",
+                    facts.settings.unprivileged_start
+                )
+            } else {
+                format!(
+                    "{at}: permission denied ({message}); a security module (SELinux, AppArmor) may forbid it"
+                )
+            },
+            vec![],
+            vec![],
+        ),
+        ErrorKind::AddrNotAvailable => check(
+            "bind",
+            Verdict::Unchecked,
+            format!("{at}: this address does not exist here ({message}); is IPv6 disabled?"),
+            vec![],
+            vec![],
+        ),
+        _ => check(
+            "bind",
+            Verdict::Problem,
+            format!("{at}: {message}"),
+            vec![],
+            vec![],
+        ),
+    }
+}
+
+/// Sockets that keep this way from binding: same protocol, overlapping address, and for TCP a
+/// listener or a bound, unconnected socket (with `SO_REUSEADDR`, connections do not block).
+fn holders(facts: &Facts, way: Way) -> Vec<(&Socket, String)> {
+    facts
+        .sockets
+        .iter()
+        .filter(|s| overlaps(s, way) && blocks(s))
+        .map(|s| {
+            let who = match s.owner {
+                OwnerStatus::Known => s
+                    .pids
+                    .iter()
+                    .map(|p| match facts.processes.get(p) {
+                        Some(proc) => format!("{} (pid {p})", proc.name),
+                        None => format!("pid {p}"),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                OwnerStatus::Hidden => format!(
+                    "a process of uid {} (sudo portscope who {} shows it)",
+                    s.uid.map_or("?".into(), |u| u.to_string()),
+                    facts.port
+                ),
+                OwnerStatus::None => "no process".into(),
+            };
+            (s, who)
+        })
+        .collect()
+}
+
+fn blocks(s: &Socket) -> bool {
+    s.proto == Proto::Udp || matches!(s.state, SocketState::Listen | SocketState::Close)
+}
+
+fn overlaps(s: &Socket, way: Way) -> bool {
+    if s.proto != way.proto {
+        return false;
+    }
+    let (a, b) = (s.local_addr, way.addr);
+    a == b
+        || (a.is_ipv4() == b.is_ipv4() && (a.is_unspecified() || b.is_unspecified()))
+        // A dual-stack [::] covers IPv4 too.
+        || (a.is_ipv6() && a.is_unspecified())
+        || (b.is_ipv6() && b.is_unspecified() && way.v6only == Some(false))
+}
+
+#[cfg(test)]
+mod tests {
+    use portscope_shared::{Exposure, Family, PortRange};
+
+    use super::*;
+
+    fn listener(addr: IpAddr, port: u16, pid: u32) -> Socket {
+        Socket {
+            id: "x".into(),
+            proto: Proto::Tcp,
+            family: if addr.is_ipv4() {
+                Family::Ipv4
+            } else {
+                Family::Ipv6
+            },
+            local_addr: addr,
+            local_port: port,
+            remote_addr: None,
+            remote_port: None,
+            state: SocketState::Listen,
+            pids: vec![pid],
+            uid: Some(0),
+            owner: OwnerStatus::Known,
+            exposure: Some(Exposure::of(addr)),
+            service: None,
+            app: None,
+            risk: None,
+            http: false,
+        }
+    }
+
+    fn facts(port: u16, fail: &[usize], kind: ErrorKind) -> Facts {
+        Facts {
+            port,
+            attempts: ways()
+                .into_iter()
+                .enumerate()
+                .map(|(i, w)| {
+                    (
+                        w,
+                        if fail.contains(&i) {
+                            Err((kind, "os error".into()))
+                        } else {
+                            Ok(())
+                        },
+                    )
+                })
+                .collect(),
+            settings: PortSettings {
+                ephemeral: Some(PortRange {
+                    first: 32768,
+                    last: 60999,
+                }),
+                ..PortSettings::default()
+            },
+            privileged_ok: false,
+            free: vec![8123],
+            ..Facts::default()
+        }
+    }
+
+    #[test]
+    fn a_held_port_names_its_holder_on_the_overlapping_binds() {
+        let mut f = facts(5173, &[0, 1, 4], ErrorKind::AddrInUse);
+        f.sockets
+            .push(listener(IpAddr::V4(Ipv4Addr::LOCALHOST), 5173, 77));
+        f.processes.insert(
+            77,
+            Process {
+                pid: 77,
+                ppid: None,
+                name: "node".into(),
+                exe: None,
+                cmdline: vec![],
+                user: None,
+                uid: None,
+                start_time: None,
+            },
+        );
+        let d = analyze(&f);
+        assert_eq!(d.verdict, Verdict::Problem);
+        assert_eq!(
+            d.summary,
+            "TCP 127.0.0.1:5173: address already in use by node (pid 77)"
+        );
+        assert_eq!(
+            d.checks[0].fixes[1].command.as_deref(),
+            Some("portscope kill --pid 77")
+        );
+        assert_eq!(
+            d.checks[2].verdict,
+            Verdict::Ok,
+            "[::1] does not overlap 127.0.0.1"
+        );
+        assert_eq!(d.free_ports, [8123]);
+    }
+
+    #[test]
+    fn privileged_ephemeral_and_dynamic_ports_are_explained() {
+        let d = analyze(&facts(
+            80,
+            &[0, 1, 2, 3, 4, 5, 6],
+            ErrorKind::PermissionDenied,
+        ));
+        let privileged = d.checks.iter().find(|c| c.id == "privileged").unwrap();
+        assert_eq!(privileged.verdict, Verdict::Problem);
+        assert!(
+            privileged.fixes[1]
+                .command
+                .as_deref()
+                .unwrap()
+                .contains("cap_net_bind_service")
+        );
+
+        let d = analyze(&facts(40000, &[], ErrorKind::Other));
+        assert_eq!(d.verdict, Verdict::Warning);
+        assert!(d.summary.starts_with("port 40000 is free"), "{}", d.summary);
+        assert!(
+            d.summary.contains("ephemeral range 32768–60999"),
+            "{}",
+            d.summary
+        );
+
+        let mut reserved = facts(40000, &[], ErrorKind::Other);
+        reserved.settings.reserved = vec![PortRange {
+            first: 40000,
+            last: 40000,
+        }];
+        assert_eq!(analyze(&reserved).verdict, Verdict::Ok);
+
+        let d = analyze(&facts(50000, &[], ErrorKind::Other));
+        assert!(d.checks.iter().any(|c| c.id == "iana_dynamic"));
+    }
+
+    #[test]
+    fn time_wait_says_what_so_reuseaddr_changes() {
+        let mut f = facts(8080, &[], ErrorKind::Other);
+        let mut tw = listener(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080, 0);
+        tw.state = SocketState::TimeWait;
+        tw.pids.clear();
+        tw.owner = OwnerStatus::None;
+        f.sockets.push(tw);
+        f.without_reuse = Some(Err((ErrorKind::AddrInUse, "in use".into())));
+        let d = analyze(&f);
+        let c = d.checks.iter().find(|c| c.id == "time_wait").unwrap();
+        assert_eq!(c.verdict, Verdict::Warning);
+        assert!(c.title.contains("does not set SO_REUSEADDR"), "{}", c.title);
+    }
+
+    #[test]
+    fn binding_for_real_finds_a_taken_port() {
+        let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = held.local_addr().unwrap().port();
+        let way = ways()[0];
+        assert_eq!(try_bind(way, port).unwrap_err().0, ErrorKind::AddrInUse);
+        drop(held);
+        assert_eq!(try_bind(way, port), Ok(()));
+    }
+}

@@ -1,0 +1,256 @@
+//! The port doctor: `why` (connection refused), `bind` (address already in use) and `free`
+//! (ports to use instead). Each builds a [`Diagnosis`] of [`Check`]s from facts it reads, so the
+//! CLI and the dashboard show the same answer.
+
+pub mod bind;
+pub mod free;
+pub mod probe;
+pub mod target;
+pub mod why;
+
+use std::io::Write;
+
+use portscope_shared::{Check, Diagnosis, Fix, FreePorts, Question, Verdict};
+
+use crate::cli::{BindArgs, FreeArgs, WhyArgs};
+use crate::collector::Collector;
+use crate::os;
+
+/// Bad input found after parsing (e.g. a host that does not resolve): exit status 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// `portscope why`: `Ok(true)` when some address connected (exit status 0).
+pub async fn run_why(args: WhyArgs) -> anyhow::Result<bool> {
+    let collector = Collector::new(os::System::new());
+    let facts = why::gather(
+        &args.target,
+        collector,
+        why::Options {
+            timeout: args.timeout,
+        },
+    )
+    .await
+    .map_err(UsageError)?;
+    let d = why::analyze(&facts);
+    output(&d, args.json)?;
+    Ok(facts.probes.iter().any(|(_, c)| c.is_connected()))
+}
+
+/// `portscope bind`: `Ok(true)` when every bind works (exit status 0).
+pub async fn run_bind(args: BindArgs) -> anyhow::Result<bool> {
+    let port = args.port;
+    let facts =
+        tokio::task::spawn_blocking(move || bind::gather(Collector::new(os::System::new()), port))
+            .await?;
+    let d = bind::analyze(&facts);
+    output(&d, args.json)?;
+    Ok(facts.attempts.iter().all(|(_, r)| r.is_ok()))
+}
+
+/// `portscope free`.
+pub async fn run_free(args: FreeArgs) -> anyhow::Result<()> {
+    let ports = tokio::task::spawn_blocking(move || {
+        let state = Collector::new(os::System::new()).scan();
+        free::find(
+            args.near,
+            usize::from(args.count),
+            &state,
+            &os::port_settings(),
+            crate::ports::Services::system(),
+        )
+    })
+    .await?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &FreePorts { ports })?;
+        writeln!(out)?;
+    } else {
+        for port in ports {
+            writeln!(out, "{port}")?;
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn output(d: &Diagnosis, json: bool) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer_pretty(&mut out, d)?;
+        writeln!(out)?;
+    } else {
+        print(&mut out, d)?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// A check; the argument order reads as the printed line.
+pub fn check(
+    id: &str,
+    verdict: Verdict,
+    title: String,
+    evidence: Vec<String>,
+    fixes: Vec<Fix>,
+) -> Check {
+    Check {
+        id: id.into(),
+        verdict,
+        title,
+        evidence,
+        fixes,
+    }
+}
+
+pub fn fix(text: &str, command: Option<String>) -> Fix {
+    Fix {
+        text: text.into(),
+        command,
+    }
+}
+
+/// The diagnosis with its overall verdict and one-line summary: the first of the worst
+/// findings, or, when all is well, the most telling good one (the HTTP answer, then the
+/// listener, then the first check).
+pub fn finish(
+    question: Question,
+    target: String,
+    port: u16,
+    checks: Vec<Check>,
+    free_ports: Vec<u16>,
+) -> Diagnosis {
+    let verdict = checks
+        .iter()
+        .map(|c| c.verdict)
+        .filter(|v| *v != Verdict::Unknown)
+        .max()
+        .unwrap_or(Verdict::Ok);
+    let verdict = if verdict == Verdict::Unchecked || verdict == Verdict::Info {
+        Verdict::Ok
+    } else {
+        verdict
+    };
+    // A failed connect is the symptom; a later check of the same weight names the cause.
+    let summary = if verdict >= Verdict::Warning {
+        let worst = || checks.iter().filter(|c| c.verdict == verdict);
+        worst()
+            .find(|c| c.id != "connect")
+            .or_else(|| worst().next())
+            .map(|c| c.title.clone())
+    } else {
+        ["http", "listening", "summary"]
+            .iter()
+            .find_map(|id| {
+                checks
+                    .iter()
+                    .find(|c| c.id == *id && c.verdict == Verdict::Ok)
+            })
+            .or_else(|| checks.iter().find(|c| c.verdict == Verdict::Ok))
+            .map(|c| c.title.clone())
+    }
+    .unwrap_or_else(|| "nothing to report".into());
+    Diagnosis {
+        question,
+        target,
+        port,
+        checks,
+        verdict,
+        summary,
+        free_ports,
+    }
+}
+
+/// Prints a diagnosis for a terminal: one line per check with its verdict, the evidence and
+/// fixes below it, then the summary.
+pub fn print(out: &mut impl Write, d: &Diagnosis) -> std::io::Result<()> {
+    let question = match d.question {
+        Question::Why => "why",
+        Question::Bind => "bind",
+        Question::Unknown => "?",
+    };
+    writeln!(out, "portscope {question} {}", d.target)?;
+    for c in &d.checks {
+        writeln!(out, "  {:<9} {}", label(c.verdict), c.title)?;
+        for e in &c.evidence {
+            writeln!(out, "            · {e}")?;
+        }
+        for f in &c.fixes {
+            match &f.command {
+                Some(cmd) => writeln!(out, "            → {}: {cmd}", f.text)?,
+                None => writeln!(out, "            → {}", f.text)?,
+            }
+        }
+    }
+    if !d.free_ports.is_empty() {
+        let ports: Vec<String> = d.free_ports.iter().map(u16::to_string).collect();
+        writeln!(out, "  free ports nearby: {}", ports.join(", "))?;
+    }
+    writeln!(out, "{}: {}", label(d.verdict), d.summary)?;
+    Ok(())
+}
+
+fn label(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Ok => "ok",
+        Verdict::Info => "info",
+        Verdict::Unchecked => "unchecked",
+        Verdict::Warning => "WARNING",
+        Verdict::Problem => "PROBLEM",
+        Verdict::Unknown => "?",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_is_the_worst_finding_or_the_best_answer() {
+        let checks = vec![
+            check("connect", Verdict::Ok, "connected".into(), vec![], vec![]),
+            check(
+                "listening",
+                Verdict::Ok,
+                "python3 listens".into(),
+                vec![],
+                vec![],
+            ),
+            check(
+                "firewall",
+                Verdict::Unchecked,
+                "not read".into(),
+                vec![],
+                vec![],
+            ),
+        ];
+        let d = finish(Question::Why, "5173".into(), 5173, checks.clone(), vec![]);
+        assert_eq!(
+            (d.verdict, d.summary.as_str()),
+            (Verdict::Ok, "python3 listens")
+        );
+        let mut worse = checks;
+        worse.push(check(
+            "family",
+            Verdict::Warning,
+            "IPv4 only".into(),
+            vec![],
+            vec![],
+        ));
+        worse.push(check("x", Verdict::Warning, "later".into(), vec![], vec![]));
+        let d = finish(Question::Why, "5173".into(), 5173, worse, vec![]);
+        assert_eq!(
+            (d.verdict, d.summary.as_str()),
+            (Verdict::Warning, "IPv4 only")
+        );
+        let mut text = Vec::new();
+        print(&mut text, &d).unwrap();
+        let text = String::from_utf8(text).unwrap();
+        assert!(
+            text.starts_with("portscope why 5173\n  ok        connected\n"),
+            "{text}"
+        );
+        assert!(text.ends_with("WARNING: IPv4 only\n"), "{text}");
+    }
+}

@@ -1,0 +1,1065 @@
+//! `portscope why <target>`: why a connection is refused, times out, or reaches the wrong
+//! server. [`gather`] reads the facts (resolution, connects, sockets, processes, firewall,
+//! HTTP); [`analyze`] draws the verdicts from them and is tested with made-up facts.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use portscope_shared::{
+    Check, Diagnosis, Exposure, OwnerStatus, Process, Proto, Question, Socket, SocketState, Verdict,
+};
+
+use super::probe::{self, Connect, Firewall, Http};
+use super::target::Target;
+use super::{check, finish, fix};
+use crate::collector::{Collector, Platform};
+use crate::os;
+use crate::ports::PortSettings;
+
+/// Programs that forward a port into a container.
+const CONTAINER_PROXIES: &[&str] = &[
+    "docker-proxy",
+    "rootlessport",
+    "rootlesskit",
+    "conmon",
+    "slirp4netns",
+    "pasta",
+    "pasta.avx2",
+];
+
+/// Everything `analyze` needs.
+#[derive(Clone, Debug, Default)]
+pub struct Facts {
+    pub target: Option<Target>,
+    /// Addresses in the order the system resolved them, each with its connect outcome.
+    pub probes: Vec<(IpAddr, Connect)>,
+    /// Whether the target is this machine (all local checks apply).
+    pub local: bool,
+    /// Every socket on the port.
+    pub sockets: Vec<Socket>,
+    pub processes: HashMap<u32, Process>,
+    /// Scheduler state of the owners (`T` = stopped).
+    pub states: HashMap<u32, char>,
+    /// Listener socket id → connections waiting in its accept queue.
+    pub queues: HashMap<String, u32>,
+    pub settings: PortSettings,
+    pub firewall: Option<Firewall>,
+    pub http: Option<(SocketAddr, Http)>,
+    /// For container proxies: the container, or why it could not be named.
+    pub container: Option<Result<Option<String>, String>>,
+}
+
+/// Options of a diagnosis.
+#[derive(Clone, Copy, Debug)]
+pub struct Options {
+    pub timeout: Duration,
+}
+
+/// Reads every fact about a target. Resolution failure is the caller's error to report.
+pub async fn gather<P: Platform>(
+    target: &Target,
+    collector: Collector<P>,
+    opts: Options,
+) -> Result<Facts, String> {
+    let addrs = probe::resolve(&target.host, target.port)
+        .await
+        .map_err(|e| {
+            format!(
+                "cannot resolve `{}`: {e}; check the name, or give an IP address",
+                target.host
+            )
+        })?;
+    if addrs.is_empty() {
+        return Err(format!("`{}` resolves to no address", target.host));
+    }
+    let connects = addrs
+        .iter()
+        .map(|&ip| probe::connect(SocketAddr::new(ip, target.port), opts.timeout));
+    let outcomes = futures_util::future::join_all(connects).await;
+    let probes: Vec<(IpAddr, Connect)> = addrs.iter().copied().zip(outcomes).collect();
+    let local = addrs.iter().all(|&ip| probe::is_local(ip));
+
+    let http = match probes.iter().find(|(_, c)| c.is_connected()) {
+        Some(&(ip, _))
+            if target
+                .scheme
+                .as_deref()
+                .is_none_or(|s| s == "http" || s == "ws") =>
+        {
+            let addr = SocketAddr::new(ip, target.port);
+            Some((
+                addr,
+                probe::http(
+                    addr,
+                    &target.authority(),
+                    &target.path,
+                    opts.timeout.max(Duration::from_secs(2)),
+                )
+                .await,
+            ))
+        }
+        _ => None,
+    };
+
+    let port = target.port;
+    let mut facts = tokio::task::spawn_blocking(move || local_facts(collector, port, local))
+        .await
+        .map_err(|e| format!("the scan failed: {e}"))?;
+    facts.target = Some(target.clone());
+    facts.probes = probes;
+    facts.local = local;
+    facts.http = http;
+    Ok(facts)
+}
+
+/// The socket table, owners, queues, firewall and container for one port.
+fn local_facts<P: Platform>(mut collector: Collector<P>, port: u16, local: bool) -> Facts {
+    let mut facts = Facts::default();
+    if !local {
+        return facts;
+    }
+    let state = collector.scan();
+    facts.sockets = state
+        .sockets
+        .values()
+        .filter(|s| s.local_port == port)
+        .cloned()
+        .collect();
+    for socket in &facts.sockets {
+        for pid in &socket.pids {
+            if let Some(p) = state.processes.get(pid) {
+                facts.processes.insert(*pid, p.clone());
+            }
+            if let Some(raw) = collector.raw_process(*pid)
+                && let Some(st) = raw.state
+            {
+                facts.states.insert(*pid, st);
+            }
+        }
+    }
+    let queues = os::accept_queues();
+    for socket in facts
+        .sockets
+        .iter()
+        .filter(|s| s.state == SocketState::Listen)
+    {
+        if let Some(n) = socket
+            .id
+            .rsplit_once(" i")
+            .and_then(|(_, inode)| inode.parse::<u64>().ok())
+            .and_then(|inode| queues.get(&inode))
+        {
+            facts.queues.insert(socket.id.clone(), *n);
+        }
+    }
+    facts.settings = os::port_settings();
+    facts.firewall = Some(probe::firewall(port));
+    let proxied = facts.processes.values().any(|p| p.name == "docker-proxy");
+    if proxied {
+        facts.container = Some(probe::docker_container(port));
+    }
+    facts
+}
+
+/// Draws the checks from the facts, in the order a person would look.
+pub fn analyze(facts: &Facts) -> Diagnosis {
+    let target = facts.target.clone().unwrap_or_else(|| Target {
+        input: String::new(),
+        host: "localhost".into(),
+        port: 0,
+        scheme: None,
+        path: "/".into(),
+    });
+    let port = target.port;
+    let mut checks = Vec::new();
+    let any_connected = facts.probes.iter().any(|(_, c)| c.is_connected());
+    let addrs: Vec<String> = facts.probes.iter().map(|(ip, _)| ip.to_string()).collect();
+
+    // 1. Resolution.
+    if target.literal().is_none() {
+        checks.push(check(
+            "resolve",
+            Verdict::Info,
+            format!("{} resolves to {} (in this order)", target.host, addrs.join(", ")),
+            vec!["clients try the addresses in this order; some (Node 17+, Docker, Java) use only the first".into()],
+            vec![],
+        ));
+    }
+
+    // 2. Connect to each address.
+    for (ip, outcome) in &facts.probes {
+        let addr = SocketAddr::new(*ip, port);
+        let (verdict, title) = match outcome {
+            Connect::Connected(t) => (
+                Verdict::Ok,
+                format!("connected to {addr} in {:.1} ms", t.as_secs_f64() * 1e3),
+            ),
+            Connect::Refused => (
+                Verdict::Problem,
+                format!("connection to {addr} refused: nothing accepts connections there"),
+            ),
+            Connect::TimedOut(t) => (
+                Verdict::Problem,
+                format!(
+                    "connection to {addr} timed out after {} ms: nothing answered",
+                    t.as_millis()
+                ),
+            ),
+            Connect::Failed(e) => (Verdict::Problem, format!("cannot connect to {addr}: {e}")),
+        };
+        // A failed address is only a warning when another one works (clients that fall back).
+        let verdict = if verdict == Verdict::Problem && any_connected {
+            Verdict::Warning
+        } else {
+            verdict
+        };
+        checks.push(check("connect", verdict, title, vec![], vec![]));
+    }
+
+    if !facts.local {
+        checks.push(check(
+            "local",
+            Verdict::Info,
+            format!(
+                "{} is not this machine, so only the connection could be tested",
+                target.host
+            ),
+            vec![],
+            vec![fix(
+                "run portscope on that machine to see who listens there and why",
+                Some(format!("portscope why {port}")),
+            )],
+        ));
+        return finish(
+            Question::Why,
+            target.input.clone(),
+            port,
+            checks,
+            Vec::new(),
+        );
+    }
+
+    let listeners: Vec<&Socket> = facts
+        .sockets
+        .iter()
+        .filter(|s| s.proto == Proto::Tcp && s.state == SocketState::Listen)
+        .collect();
+
+    // 3. Is anything listening?
+    checks.push(listening_check(facts, &listeners, port));
+
+    // 4. Does each failing address match a listener? (families, interfaces, V6ONLY)
+    if !listeners.is_empty() {
+        for (ip, outcome) in &facts.probes {
+            if matches!(outcome, Connect::Refused | Connect::Failed(_))
+                && let Some(c) = mismatch(&target, *ip, &listeners, facts, any_connected)
+            {
+                checks.push(c);
+            }
+        }
+        checks.push(exposure_check(&listeners, &target));
+    }
+
+    // 5. Stopped owners and full accept queues.
+    for socket in &listeners {
+        for pid in &socket.pids {
+            if facts.states.get(pid) == Some(&'T') {
+                let name = name_of(facts, *pid);
+                checks.push(check(
+                    "stopped",
+                    Verdict::Problem,
+                    format!("{name} (pid {pid}) is stopped (state T): it holds the port but answers nothing"),
+                    vec![format!("stopped by SIGSTOP or Ctrl-Z; the kernel still completes handshakes until its accept queue is full")],
+                    vec![
+                        fix("resume it", Some(format!("kill -CONT {pid}"))),
+                        fix("or bring it back in the terminal that stopped it", Some("fg".into())),
+                    ],
+                ));
+            }
+        }
+        if let Some(&waiting) = facts.queues.get(&socket.id)
+            && waiting > 0
+        {
+            let timed_out = facts
+                .probes
+                .iter()
+                .any(|(_, c)| matches!(c, Connect::TimedOut(_)));
+            checks.push(check(
+                "backlog",
+                if timed_out { Verdict::Problem } else { Verdict::Warning },
+                format!(
+                    "{waiting} connection{} wait in the accept queue of {}: the program is not accepting them",
+                    plural(waiting as usize),
+                    socket.local_endpoint()
+                ),
+                vec!["when the queue reaches the listen() backlog the kernel drops new connection attempts, and clients time out".into()],
+                vec![fix("see what the program is doing (is it stuck, or single-threaded and busy?)", socket.pids.first().map(|p| format!("cat /proc/{p}/stack; top -p {p}")))],
+            ));
+        }
+    }
+
+    // 6. Containers.
+    if let Some(c) = container_check(facts, &listeners) {
+        checks.push(c);
+    }
+
+    // 7. Firewall.
+    if let Some(fw) = &facts.firewall {
+        checks.push(firewall_check(fw, port, any_connected));
+    }
+
+    // 8. What answers.
+    if let Some((addr, http)) = &facts.http {
+        checks.push(http_check(*addr, http, &target, &listeners, facts));
+    } else if any_connected
+        && target
+            .scheme
+            .as_deref()
+            .is_some_and(|s| s == "https" || s == "wss")
+    {
+        checks.push(check(
+            "http",
+            Verdict::Unchecked,
+            "the TCP connection works; the TLS handshake and HTTPS answer were not probed".into(),
+            vec![],
+            vec![fix(
+                "see the answer",
+                Some(format!(
+                    "curl -kI {}://{}{}",
+                    target.scheme.as_deref().unwrap_or("https"),
+                    target.authority(),
+                    target.path
+                )),
+            )],
+        ));
+    }
+    finish(
+        Question::Why,
+        target.input.clone(),
+        port,
+        checks,
+        Vec::new(),
+    )
+}
+
+fn listening_check(facts: &Facts, listeners: &[&Socket], port: u16) -> Check {
+    if !listeners.is_empty() {
+        let evidence = listeners.iter().map(|s| describe(s, facts)).collect();
+        let who = listeners
+            .iter()
+            .find_map(|s| {
+                s.pids
+                    .first()
+                    .map(|p| format!("{} (pid {p})", name_of(facts, *p)))
+            })
+            .unwrap_or_else(|| "a process".into());
+        return check(
+            "listening",
+            Verdict::Ok,
+            format!("{who} listens on TCP port {port}"),
+            evidence,
+            vec![fix(
+                "see the whole process tree",
+                Some(format!("portscope who {port}")),
+            )],
+        );
+    }
+    let time_wait = facts
+        .sockets
+        .iter()
+        .filter(|s| s.state == SocketState::TimeWait)
+        .count();
+    let udp: Vec<&Socket> = facts
+        .sockets
+        .iter()
+        .filter(|s| s.proto == Proto::Udp)
+        .collect();
+    let mut evidence = Vec::new();
+    if time_wait > 0 {
+        evidence.push(format!(
+            "{time_wait} connection{} on port {port} {} in TIME_WAIT: a server accepted connections here until recently, then stopped",
+            plural(time_wait),
+            if time_wait == 1 { "is" } else { "are" }
+        ));
+    }
+    for s in &udp {
+        evidence.push(format!(
+            "a UDP socket is bound to {}: that program speaks UDP, not TCP",
+            s.local_endpoint()
+        ));
+    }
+    let mut fixes = vec![fix(
+        "start the server, and check the port it prints when it starts",
+        None,
+    )];
+    if time_wait > 0 {
+        fixes.push(fix(
+            "it stopped recently: look at its terminal or logs for why it exited",
+            None,
+        ));
+    }
+    fixes.push(fix(
+        "find the ports that do listen",
+        Some("portscope ls --listening".into()),
+    ));
+    check(
+        "listening",
+        Verdict::Problem,
+        format!(
+            "nothing listens on TCP port {port}{}",
+            if time_wait > 0 {
+                " (the port is only in TIME_WAIT)"
+            } else {
+                ""
+            }
+        ),
+        evidence,
+        fixes,
+    )
+}
+
+/// Why an address got no connection although something listens on the port.
+fn mismatch(
+    target: &Target,
+    ip: IpAddr,
+    listeners: &[&Socket],
+    facts: &Facts,
+    others_work: bool,
+) -> Option<Check> {
+    let verdict = if others_work {
+        Verdict::Warning
+    } else {
+        Verdict::Problem
+    };
+    let bound: Vec<String> = listeners
+        .iter()
+        .map(|s| s.local_endpoint().to_string())
+        .collect();
+    let bound = bound.join(", ");
+    let port = target.port;
+    let first = facts.probes.first().map(|(a, _)| *a) == Some(ip);
+    let only_first = if first && target.literal().is_none() {
+        format!(
+            " {} resolves to {ip} first, and clients that do not fall back (Node 17+, Java, Docker) fail.",
+            target.host
+        )
+    } else {
+        String::new()
+    };
+    if ip.is_ipv6() && listeners.iter().all(|s| s.local_addr.is_ipv4()) {
+        return Some(check(
+            "family",
+            verdict,
+            format!("the server listens on IPv4 only ({bound}), but {ip} is IPv6.{only_first}"),
+            vec![],
+            vec![
+                fix(
+                    "connect to the IPv4 address",
+                    Some(format!("curl http://127.0.0.1:{port}/")),
+                ),
+                fix(
+                    "or make the server listen on both families: bind `::` (dual-stack) or `localhost` on every address it resolves to",
+                    None,
+                ),
+                fix(
+                    "Node 17+: give `--host 127.0.0.1` to the dev server, or `dns.setDefaultResultOrder('ipv4first')`",
+                    None,
+                ),
+            ],
+        ));
+    }
+    if ip.is_ipv4() && listeners.iter().all(|s| s.local_addr.is_ipv6()) {
+        let wildcard = listeners.iter().any(|s| s.local_addr.is_unspecified());
+        let title = if wildcard {
+            format!(
+                "the server listens on [::] with IPV6_V6ONLY{}, so IPv4 clients like {ip} are refused",
+                if facts.settings.bindv6only {
+                    " (net.ipv6.bindv6only=1 makes it the default)"
+                } else {
+                    ""
+                }
+            )
+        } else {
+            format!("the server listens on IPv6 only ({bound}), but {ip} is IPv4.{only_first}")
+        };
+        return Some(check(
+            "family",
+            verdict,
+            title,
+            vec![],
+            vec![
+                fix(
+                    "connect to the IPv6 address",
+                    Some(format!("curl 'http://[::1]:{port}/'")),
+                ),
+                fix(
+                    "or let the server also listen on IPv4: bind 0.0.0.0 or 127.0.0.1 too, or clear IPV6_V6ONLY",
+                    None,
+                ),
+            ],
+        ));
+    }
+    let same_family: Vec<&&Socket> = listeners
+        .iter()
+        .filter(|s| s.local_addr.is_ipv4() == ip.is_ipv4())
+        .collect();
+    if same_family
+        .iter()
+        .all(|s| Exposure::of(s.local_addr) == Exposure::Interface)
+        && ip.is_loopback()
+    {
+        let addr = same_family.first().map(|s| s.local_addr)?;
+        return Some(check(
+            "interface",
+            verdict,
+            format!(
+                "the server listens only on {bound}, an interface address, not on loopback ({ip})"
+            ),
+            vec![],
+            vec![
+                fix(
+                    "connect to the address it listens on",
+                    Some(format!("curl http://{}/", SocketAddr::new(addr, port))),
+                ),
+                fix(
+                    "or bind the server to 127.0.0.1 (this machine only) or 0.0.0.0 (every interface)",
+                    None,
+                ),
+            ],
+        ));
+    }
+    if !ip.is_loopback()
+        && same_family
+            .iter()
+            .all(|s| Exposure::of(s.local_addr) == Exposure::Loopback)
+    {
+        return Some(check(
+            "interface",
+            verdict,
+            format!("the server listens on loopback only ({bound}), so {ip} does not reach it"),
+            vec!["other machines, containers and VMs cannot reach a loopback listener".into()],
+            vec![
+                fix(
+                    "connect through loopback from this machine",
+                    Some(format!("curl http://127.0.0.1:{port}/")),
+                ),
+                fix(
+                    "or bind the server to 0.0.0.0 (or this address) if others must reach it",
+                    None,
+                ),
+            ],
+        ));
+    }
+    Some(check(
+        "refused",
+        verdict,
+        format!("something listens on a matching address ({bound}) but {ip} was still refused"),
+        vec!["a firewall REJECT rule, or a listener in another network namespace (a container) can do this".into()],
+        vec![fix("look at the firewall rules below and at `ip netns`", None)],
+    ))
+}
+
+fn exposure_check(listeners: &[&Socket], target: &Target) -> Check {
+    let all: Vec<&&Socket> = listeners
+        .iter()
+        .filter(|s| s.exposure == Some(Exposure::All))
+        .collect();
+    let risks: Vec<String> = listeners.iter().filter_map(|s| s.risk.clone()).collect();
+    if all.is_empty() {
+        let kinds: Vec<&str> = listeners
+            .iter()
+            .map(|s| Exposure::of(s.local_addr).explain())
+            .collect();
+        return check(
+            "exposure",
+            Verdict::Ok,
+            format!("exposure: {}", kinds.first().copied().unwrap_or("-")),
+            vec![],
+            vec![],
+        );
+    }
+    let loopback_target = target.literal().is_none_or(|ip| ip.is_loopback())
+        && target.host == "localhost"
+        || target.literal().is_some_and(|ip| ip.is_loopback());
+    check(
+        "exposure",
+        if !risks.is_empty() {
+            Verdict::Warning
+        } else {
+            Verdict::Info
+        },
+        format!(
+            "listens on all interfaces ({}): reachable from other machines too",
+            all.iter()
+                .map(|s| s.local_endpoint().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        risks,
+        if loopback_target {
+            vec![fix(
+                "if only this machine needs it, bind it to 127.0.0.1 instead of 0.0.0.0",
+                None,
+            )]
+        } else {
+            vec![]
+        },
+    )
+}
+
+fn container_check(facts: &Facts, listeners: &[&Socket]) -> Option<Check> {
+    let (socket, pid, process) = listeners.iter().find_map(|s| {
+        s.pids.iter().find_map(|pid| {
+            let p = facts.processes.get(pid)?;
+            CONTAINER_PROXIES
+                .contains(&p.name.as_str())
+                .then_some((s, *pid, p))
+        })
+    })?;
+    let mut evidence = Vec::new();
+    if let Some(to) = probe::docker_proxy_target(&process.cmdline) {
+        evidence.push(format!(
+            "docker-proxy forwards {} to {to} inside the container",
+            socket.local_endpoint()
+        ));
+    }
+    let mut verdict = Verdict::Info;
+    let mut title = format!(
+        "the port is a container's: {} (pid {pid}) forwards it",
+        process.name
+    );
+    match &facts.container {
+        Some(Ok(Some(name))) => {
+            title = format!(
+                "the port belongs to container {name}, forwarded by {} (pid {pid})",
+                process.name
+            )
+        }
+        Some(Ok(None)) => evidence.push("no running container publishes this port".into()),
+        Some(Err(why)) => {
+            verdict = Verdict::Unchecked;
+            evidence.push(why.clone());
+        }
+        None => {}
+    }
+    Some(check(
+        "container",
+        verdict,
+        title,
+        evidence,
+        vec![
+            fix(
+                "list the containers and their ports",
+                Some("docker ps --format '{{.Names}}\\t{{.Ports}}'".into()),
+            ),
+            fix(
+                "if the connection succeeds but nothing answers, the program inside the container may listen on 127.0.0.1 only: make it listen on 0.0.0.0 inside the container",
+                None,
+            ),
+        ],
+    ))
+}
+
+fn firewall_check(fw: &Firewall, port: u16, connected: bool) -> Check {
+    match fw {
+        Firewall::Unreadable(why) => check(
+            "firewall",
+            Verdict::Unchecked,
+            format!("firewall rules not read: {why}"),
+            vec![],
+            vec![],
+        ),
+        Firewall::Read { tool, rules } if rules.is_empty() => check(
+            "firewall",
+            Verdict::Ok,
+            format!("no firewall rule names port {port} ({tool})"),
+            vec![],
+            vec![],
+        ),
+        Firewall::Read { tool, rules } => {
+            let blocking = rules
+                .iter()
+                .any(|r| r.verdict == "drop" || r.verdict == "reject");
+            check(
+                "firewall",
+                match (blocking, connected) {
+                    (true, false) => Verdict::Problem,
+                    (true, true) => Verdict::Warning,
+                    _ => Verdict::Info,
+                },
+                format!(
+                    "{} firewall rule{} ({tool}) {} port {port}{}",
+                    rules.len(),
+                    plural(rules.len()),
+                    if rules.len() == 1 { "names" } else { "name" },
+                    if blocking {
+                        ", some drop or reject it"
+                    } else {
+                        ""
+                    }
+                ),
+                rules.iter().map(|r| r.text.clone()).collect(),
+                if blocking {
+                    vec![fix(
+                        "loopback traffic usually passes `iif lo accept` first; check the order of the rules",
+                        Some(format!(
+                            "sudo nft -a list ruleset | grep -n -e {port} -e 'iif \"lo\"'"
+                        )),
+                    )]
+                } else {
+                    vec![]
+                },
+            )
+        }
+    }
+}
+
+fn http_check(
+    addr: SocketAddr,
+    http: &Http,
+    target: &Target,
+    listeners: &[&Socket],
+    facts: &Facts,
+) -> Check {
+    let url = format!("http://{}{}", target.authority(), target.path);
+    let served_by = listeners
+        .iter()
+        .filter(|s| s.local_port == addr.port())
+        .find_map(|s| {
+            s.pids
+                .first()
+                .map(|p| format!("{} (pid {p})", name_of(facts, *p)))
+        });
+    match http {
+        Http::Response {
+            status,
+            server,
+            title,
+        } => {
+            let mut parts = vec![status.clone()];
+            if let Some(server) = server {
+                parts.push(format!("Server: {server}"));
+            }
+            if let Some(title) = title {
+                parts.push(format!("title “{title}”"));
+            }
+            check(
+                "http",
+                Verdict::Ok,
+                format!("{addr} answers HTTP: {}", parts.join(", ")),
+                served_by.map(|w| vec![format!("served by {w}; if that is not the server you expect, another program took the port first")]).unwrap_or_default(),
+                vec![fix("see the full answer", Some(format!("curl -i {url}")))],
+            )
+        }
+        Http::Tls => check(
+            "http",
+            Verdict::Warning,
+            format!("{addr} speaks TLS, not plain HTTP: use https://"),
+            vec![],
+            vec![fix(
+                "ask it over HTTPS",
+                Some(format!(
+                    "curl -kI https://{}{}",
+                    target.authority(),
+                    target.path
+                )),
+            )],
+        ),
+        Http::Other(first) => check(
+            "http",
+            Verdict::Info,
+            format!("{addr} accepts connections but does not speak HTTP (it sent “{first}”)"),
+            vec![],
+            vec![],
+        ),
+        Http::Silent(t) => check(
+            "http",
+            Verdict::Info,
+            format!(
+                "{addr} accepted the connection but sent nothing in {} s",
+                t.as_secs()
+            ),
+            vec!["not an HTTP server, or one that is stuck (stopped, deadlocked, or busy)".into()],
+            vec![],
+        ),
+        Http::Failed(e) => check(
+            "http",
+            Verdict::Info,
+            format!(
+                "{addr} accepts connections but gave no HTTP answer ({e}): not an HTTP server?"
+            ),
+            vec![],
+            vec![],
+        ),
+    }
+}
+
+fn describe(s: &Socket, facts: &Facts) -> String {
+    let owner = match s.owner {
+        OwnerStatus::Known => s
+            .pids
+            .iter()
+            .map(|p| format!("{} (pid {p})", name_of(facts, *p)))
+            .collect::<Vec<_>>()
+            .join(", "),
+        OwnerStatus::Hidden => format!(
+            "a process of uid {} (run as root to see it)",
+            s.uid.map_or("?".into(), |u| u.to_string())
+        ),
+        OwnerStatus::None => "no process".into(),
+    };
+    format!(
+        "{} {} {} — {owner}",
+        s.proto_label(),
+        s.local_endpoint(),
+        s.state.as_str()
+    )
+}
+
+fn name_of(facts: &Facts, pid: u32) -> String {
+    facts
+        .processes
+        .get(&pid)
+        .map_or_else(|| "process".into(), |p| p.name.clone())
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    use portscope_shared::Family;
+
+    use super::*;
+
+    const V4: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    const V6: IpAddr = IpAddr::V6(Ipv6Addr::LOCALHOST);
+
+    fn listener(addr: IpAddr, port: u16, pid: u32) -> Socket {
+        Socket {
+            id: format!("tcp {} - i{pid}", SocketAddr::new(addr, port)),
+            proto: Proto::Tcp,
+            family: if addr.is_ipv4() {
+                Family::Ipv4
+            } else {
+                Family::Ipv6
+            },
+            local_addr: addr,
+            local_port: port,
+            remote_addr: None,
+            remote_port: None,
+            state: SocketState::Listen,
+            pids: vec![pid],
+            uid: Some(1000),
+            owner: OwnerStatus::Known,
+            exposure: Some(Exposure::of(addr)),
+            service: None,
+            app: None,
+            risk: None,
+            http: false,
+        }
+    }
+
+    fn facts(target: &str, probes: Vec<(IpAddr, Connect)>, sockets: Vec<Socket>) -> Facts {
+        Facts {
+            target: Some(super::super::target::parse(target).unwrap()),
+            probes,
+            local: true,
+            sockets,
+            ..Facts::default()
+        }
+    }
+
+    fn ids(d: &Diagnosis) -> Vec<(&str, Verdict)> {
+        d.checks
+            .iter()
+            .map(|c| (c.id.as_str(), c.verdict))
+            .collect()
+    }
+
+    #[test]
+    fn nothing_listening_is_the_problem_and_time_wait_is_evidence() {
+        let mut tw = listener(V4, 5173, 0);
+        tw.state = SocketState::TimeWait;
+        tw.pids.clear();
+        let d = analyze(&facts(
+            "127.0.0.1:5173",
+            vec![(V4, Connect::Refused)],
+            vec![tw],
+        ));
+        assert_eq!(d.verdict, Verdict::Problem);
+        assert!(
+            d.summary
+                .contains("nothing listens on TCP port 5173 (the port is only in TIME_WAIT)"),
+            "{}",
+            d.summary
+        );
+        let listening = d.checks.iter().find(|c| c.id == "listening").unwrap();
+        assert!(listening.evidence[0].contains("TIME_WAIT"));
+    }
+
+    #[test]
+    fn localhost_to_an_ipv4_only_server_warns_about_the_ipv6_first_trap() {
+        let f = facts(
+            "localhost:5173",
+            vec![
+                (V6, Connect::Refused),
+                (V4, Connect::Connected(Duration::from_millis(1))),
+            ],
+            vec![listener(V4, 5173, 7)],
+        );
+        let d = analyze(&f);
+        let family = d
+            .checks
+            .iter()
+            .find(|c| c.id == "family")
+            .expect("family check");
+        assert_eq!(family.verdict, Verdict::Warning);
+        assert!(
+            family.title.contains("IPv4 only (127.0.0.1:5173)"),
+            "{}",
+            family.title
+        );
+        assert!(
+            family.title.contains("localhost resolves to ::1 first"),
+            "{}",
+            family.title
+        );
+        assert_eq!(d.verdict, Verdict::Warning);
+    }
+
+    #[test]
+    fn ipv4_client_to_an_ipv6_only_server_is_a_problem() {
+        let d = analyze(&facts(
+            "127.0.0.1:3000",
+            vec![(V4, Connect::Refused)],
+            vec![listener(V6, 3000, 7)],
+        ));
+        assert_eq!(
+            ids(&d)[..3],
+            [
+                ("connect", Verdict::Problem),
+                ("listening", Verdict::Ok),
+                ("family", Verdict::Problem)
+            ]
+        );
+        let d = analyze(&facts(
+            "127.0.0.1:3000",
+            vec![(V4, Connect::Refused)],
+            vec![listener(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 3000, 7)],
+        ));
+        assert!(d.summary.contains("IPV6_V6ONLY"), "{}", d.summary);
+    }
+
+    #[test]
+    fn a_listener_on_an_interface_address_is_not_on_loopback() {
+        let lan: IpAddr = "10.200.0.1".parse().unwrap();
+        let d = analyze(&facts(
+            "127.0.0.1:8080",
+            vec![(V4, Connect::Refused)],
+            vec![listener(lan, 8080, 7)],
+        ));
+        assert!(
+            d.summary.contains("listens only on 10.200.0.1:8080"),
+            "{}",
+            d.summary
+        );
+        assert_eq!(
+            d.checks.iter().find(|c| c.id == "interface").unwrap().fixes[0]
+                .command
+                .as_deref(),
+            Some("curl http://10.200.0.1:8080/")
+        );
+    }
+
+    #[test]
+    fn a_stopped_owner_and_a_full_queue_are_named() {
+        let mut f = facts(
+            "127.0.0.1:9000",
+            vec![(V4, Connect::TimedOut(Duration::from_secs(1)))],
+            vec![listener(V4, 9000, 42)],
+        );
+        f.states.insert(42, 'T');
+        f.queues.insert(f.sockets[0].id.clone(), 3);
+        let d = analyze(&f);
+        assert!(ids(&d).contains(&("stopped", Verdict::Problem)));
+        assert!(ids(&d).contains(&("backlog", Verdict::Problem)));
+        assert!(d.checks.iter().any(|c| {
+            c.fixes
+                .iter()
+                .any(|f| f.command.as_deref() == Some("kill -CONT 42"))
+        }));
+    }
+
+    #[test]
+    fn all_interfaces_is_flagged_with_the_services_risk() {
+        let mut redis = listener(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 6379, 5);
+        redis.risk = Some("listens on all interfaces: Redis has no password".into());
+        let d = analyze(&facts(
+            "127.0.0.1:6379",
+            vec![(V4, Connect::Connected(Duration::ZERO))],
+            vec![redis],
+        ));
+        let exposure = d.checks.iter().find(|c| c.id == "exposure").unwrap();
+        assert_eq!(exposure.verdict, Verdict::Warning);
+        assert!(exposure.evidence[0].contains("no password"));
+    }
+
+    #[test]
+    fn firewall_rules_and_http_answers_become_checks() {
+        let mut f = facts(
+            "127.0.0.1:8080",
+            vec![(V4, Connect::TimedOut(Duration::from_secs(1)))],
+            vec![listener(V4, 8080, 1)],
+        );
+        f.firewall = Some(Firewall::Read {
+            tool: "nft",
+            rules: vec![probe::Rule {
+                text: "inet filter chain input: tcp dport 8080 drop".into(),
+                verdict: "drop".into(),
+            }],
+        });
+        assert!(ids(&analyze(&f)).contains(&("firewall", Verdict::Problem)));
+        f.firewall = Some(Firewall::Unreadable("nft needs root".into()));
+        assert!(ids(&analyze(&f)).contains(&("firewall", Verdict::Unchecked)));
+
+        let mut f = facts(
+            "http://127.0.0.1:8080/",
+            vec![(V4, Connect::Connected(Duration::ZERO))],
+            vec![listener(V4, 8080, 1)],
+        );
+        f.http = Some((
+            SocketAddr::new(V4, 8080),
+            Http::Response {
+                status: "HTTP/1.0 200 OK".into(),
+                server: Some("SimpleHTTP/0.6".into()),
+                title: Some("Hello".into()),
+            },
+        ));
+        let d = analyze(&f);
+        assert_eq!(d.verdict, Verdict::Ok);
+        assert!(d.summary.contains("title “Hello”"), "{}", d.summary);
+    }
+
+    #[test]
+    fn a_remote_target_gets_only_the_connect() {
+        let mut f = facts(
+            "192.0.2.1:80",
+            vec![(
+                "192.0.2.1".parse().unwrap(),
+                Connect::TimedOut(Duration::from_secs(1)),
+            )],
+            vec![],
+        );
+        f.local = false;
+        let d = analyze(&f);
+        assert_eq!(
+            ids(&d),
+            [("connect", Verdict::Problem), ("local", Verdict::Info)]
+        );
+    }
+}

@@ -1,0 +1,368 @@
+//! What a port number means: its IANA service name (from the system's services table), a best
+//! guess of the program behind a listener, whether it is exposed to the network, and the kernel's
+//! port ranges (ephemeral, reserved, privileged).
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use portscope_shared::{Exposure, PortRange, Process, Proto, Socket};
+
+/// IANA's dynamic range: macOS, Windows and the BSDs pick outgoing ports from it.
+pub const IANA_DYNAMIC: PortRange = PortRange {
+    first: 49152,
+    last: 65535,
+};
+
+/// The kernel's port settings. Read by `os::port_settings()`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PortSettings {
+    /// Where outgoing connections get their local port (`net.ipv4.ip_local_port_range`).
+    pub ephemeral: Option<PortRange>,
+    /// Ports the kernel never hands out as ephemeral (`net.ipv4.ip_local_reserved_ports`).
+    pub reserved: Vec<PortRange>,
+    /// Ports below this need root or `CAP_NET_BIND_SERVICE` (`net.ipv4.ip_unprivileged_port_start`).
+    pub unprivileged_start: u16,
+    /// Whether an IPv6 socket is IPv6-only unless told otherwise (`net.ipv6.bindv6only`).
+    pub bindv6only: bool,
+}
+
+impl Default for PortSettings {
+    fn default() -> Self {
+        Self {
+            ephemeral: None,
+            reserved: Vec::new(),
+            unprivileged_start: 1024,
+            bindv6only: false,
+        }
+    }
+}
+
+impl PortSettings {
+    pub fn is_reserved(&self, port: u16) -> bool {
+        self.reserved.iter().any(|r| r.contains(port))
+    }
+}
+
+/// Parses `ip_local_port_range` ("32768\t60999").
+pub fn parse_range(text: &str) -> Option<PortRange> {
+    let mut parts = text.split_whitespace().map(str::parse::<u16>);
+    let (first, last) = (parts.next()?.ok()?, parts.next()?.ok()?);
+    (first <= last).then_some(PortRange { first, last })
+}
+
+/// Parses `ip_local_reserved_ports` ("8080,9000-9010", or empty).
+pub fn parse_reserved(text: &str) -> Vec<PortRange> {
+    text.trim()
+        .split(',')
+        .filter_map(|item| {
+            let item = item.trim();
+            let (first, last) = item.split_once('-').unwrap_or((item, item));
+            let range = PortRange {
+                first: first.parse().ok()?,
+                last: last.parse().ok()?,
+            };
+            (range.first <= range.last).then_some(range)
+        })
+        .collect()
+}
+
+/// IANA service names by port and protocol, from `/etc/services` (Debian's `netbase`, derived
+/// from IANA's registry and kept up to date by the distribution).
+#[derive(Debug, Default)]
+pub struct Services {
+    names: HashMap<(u16, Proto), String>,
+}
+
+impl Services {
+    /// The system's table, read once; empty when the file is missing.
+    pub fn system() -> &'static Services {
+        static SERVICES: OnceLock<Services> = OnceLock::new();
+        SERVICES.get_or_init(|| {
+            std::fs::read_to_string("/etc/services")
+                .map(|text| Services::parse(&text))
+                .unwrap_or_default()
+        })
+    }
+
+    /// Parses the `services(5)` format: `name port/proto [aliases…] [# comment]`. The first
+    /// name given for a port wins, as with `getservbyport(3)`.
+    pub fn parse(text: &str) -> Self {
+        let mut names = HashMap::new();
+        for line in text.lines() {
+            let line = line.split('#').next().unwrap_or_default();
+            let mut fields = line.split_whitespace();
+            let (Some(name), Some(port_proto)) = (fields.next(), fields.next()) else {
+                continue;
+            };
+            let Some((port, proto)) = port_proto.split_once('/') else {
+                continue;
+            };
+            let proto = match proto {
+                "tcp" => Proto::Tcp,
+                "udp" => Proto::Udp,
+                _ => continue,
+            };
+            if let Ok(port) = port.parse::<u16>() {
+                names
+                    .entry((port, proto))
+                    .or_insert_with(|| name.to_owned());
+            }
+        }
+        Self { names }
+    }
+
+    pub fn name(&self, port: u16, proto: Proto) -> Option<&str> {
+        self.names.get(&(port, proto)).map(String::as_str)
+    }
+}
+
+/// A program we recognise by its process, and the port it uses by default.
+struct App {
+    name: &'static str,
+    /// Matches the process name (`comm`) or the file name of any command-line word.
+    programs: &'static [&'static str],
+    /// Matches any command-line word that contains it (e.g. `vite` in `node_modules/.bin/vite`).
+    args: &'static [&'static str],
+    /// Its usual port: names a listener on that port whose program is unknown (hidden).
+    default_port: Option<u16>,
+    /// It serves HTTP (the dashboard offers "open in browser").
+    http: bool,
+    /// Why it must not listen on all interfaces, if it must not.
+    risk: Option<&'static str>,
+}
+
+/// Dev servers, databases and debuggers developers meet most. A hand list by necessity: no
+/// registry maps programs to what they serve. Order matters: the first match wins.
+#[rustfmt::skip]
+const APPS: &[App] = &[
+    App { name: "portscope dashboard", programs: &["portscope"], args: &[], default_port: Some(7678), http: true, risk: None },
+    App { name: "Node.js inspector", programs: &[], args: &["--inspect"], default_port: Some(9229), http: false, risk: Some("the Node.js inspector runs any code it is sent") },
+    App { name: "Java debugger (JDWP)", programs: &[], args: &["jdwp"], default_port: Some(5005), http: false, risk: Some("JDWP runs any code it is sent") },
+    App { name: "Chrome DevTools protocol", programs: &[], args: &["--remote-debugging-port"], default_port: Some(9222), http: true, risk: Some("the DevTools protocol controls the browser and reads its pages") },
+    App { name: "Vite dev server", programs: &[], args: &["vite"], default_port: Some(5173), http: true, risk: None },
+    App { name: "Next.js dev server", programs: &["next-server", "next-router-worker"], args: &["next"], default_port: None, http: true, risk: None },
+    App { name: "webpack-dev-server", programs: &[], args: &["webpack-dev-server", "webpack"], default_port: None, http: true, risk: None },
+    App { name: "Create React App dev server", programs: &[], args: &["react-scripts"], default_port: None, http: true, risk: None },
+    App { name: "Angular dev server", programs: &[], args: &["ng serve", "@angular"], default_port: Some(4200), http: true, risk: None },
+    App { name: "Jupyter", programs: &[], args: &["jupyter"], default_port: Some(8888), http: true, risk: Some("Jupyter runs any code its users send") },
+    App { name: "Django dev server", programs: &[], args: &["runserver"], default_port: None, http: true, risk: None },
+    App { name: "Flask dev server", programs: &["flask"], args: &[], default_port: None, http: true, risk: None },
+    App { name: "Uvicorn", programs: &["uvicorn"], args: &["uvicorn"], default_port: None, http: true, risk: None },
+    App { name: "Gunicorn", programs: &["gunicorn"], args: &["gunicorn"], default_port: None, http: true, risk: None },
+    App { name: "Python http.server", programs: &[], args: &["http.server", "SimpleHTTPServer"], default_port: None, http: true, risk: None },
+    App { name: "Rails (Puma)", programs: &["puma"], args: &["puma", "rails"], default_port: None, http: true, risk: None },
+    App { name: "PostgreSQL", programs: &["postgres", "postmaster"], args: &[], default_port: Some(5432), http: false, risk: Some("PostgreSQL holds data; keep it off the network unless it is meant to be a server") },
+    App { name: "MySQL", programs: &["mysqld", "mariadbd"], args: &[], default_port: Some(3306), http: false, risk: Some("MySQL holds data; keep it off the network unless it is meant to be a server") },
+    App { name: "Redis", programs: &["redis-server"], args: &[], default_port: Some(6379), http: false, risk: Some("Redis has no password by default and runs commands from anyone who reaches it") },
+    App { name: "MongoDB", programs: &["mongod"], args: &[], default_port: Some(27017), http: false, risk: Some("MongoDB holds data; many instances have been wiped by bots for listening publicly") },
+    App { name: "Elasticsearch", programs: &[], args: &["elasticsearch"], default_port: Some(9200), http: true, risk: Some("Elasticsearch without security answers anyone who reaches it") },
+    App { name: "Memcached", programs: &["memcached"], args: &[], default_port: Some(11211), http: false, risk: Some("Memcached has no authentication") },
+    App { name: "Docker API (unencrypted)", programs: &["dockerd"], args: &[], default_port: Some(2375), http: true, risk: Some("the Docker API gives root on this machine to anyone who reaches it") },
+    App { name: "Docker port forward", programs: &["docker-proxy"], args: &[], default_port: None, http: false, risk: None },
+    App { name: "rootless container port", programs: &["rootlessport", "rootlesskit", "slirp4netns", "pasta", "conmon"], args: &[], default_port: None, http: false, risk: None },
+    App { name: "SSH server", programs: &["sshd"], args: &[], default_port: Some(22), http: false, risk: None },
+    App { name: "nginx", programs: &["nginx"], args: &[], default_port: None, http: true, risk: None },
+    App { name: "Apache httpd", programs: &["httpd", "apache2"], args: &[], default_port: None, http: true, risk: None },
+    App { name: "Caddy", programs: &["caddy"], args: &[], default_port: None, http: true, risk: None },
+    App { name: "Hugo server", programs: &["hugo"], args: &[], default_port: Some(1313), http: true, risk: None },
+];
+
+/// Dev-tool defaults that `free` avoids, beyond the table above: ports people's tools pick by
+/// themselves, so a port suggested to them should not collide with the next `npm run dev`.
+const DEV_TOOL_PORTS: &[u16] = &[
+    3000, 3001, 4000, 4200, 5000, 5001, 5173, 5174, 6006, 8000, 8008, 8080, 8081, 8443, 8787, 8888,
+    9000, 9090, 9229, 9292,
+];
+
+fn find_app(process: Option<&Process>, port: u16) -> Option<&'static App> {
+    if let Some(p) = process {
+        let words: Vec<&str> = p.cmdline.iter().map(String::as_str).collect();
+        let file_name = |w: &str| w.rsplit('/').next().unwrap_or(w).to_owned();
+        let programs: Vec<String> = std::iter::once(p.name.clone())
+            .chain(words.iter().take(2).map(|w| file_name(w)))
+            .collect();
+        let joined = words.join(" ");
+        let found = APPS.iter().find(|app| {
+            app.programs
+                .iter()
+                .any(|prog| programs.iter().any(|p| p == prog))
+                || app.args.iter().any(|arg| {
+                    words.iter().skip(1).any(|w| file_name(w).contains(arg))
+                        || (arg.contains(' ') && joined.contains(arg))
+                })
+        });
+        if found.is_some() {
+            return found;
+        }
+        if !p.cmdline.is_empty() {
+            // A known program that is none of the above: do not guess from the port alone.
+            return None;
+        }
+    }
+    APPS.iter().find(|app| app.default_port == Some(port))
+}
+
+/// Whether a port is a well-known service's or a common dev tool's default.
+pub fn is_well_known(port: u16, services: &Services) -> bool {
+    DEV_TOOL_PORTS.contains(&port)
+        || APPS.iter().any(|app| app.default_port == Some(port))
+        || services.name(port, Proto::Tcp).is_some()
+}
+
+/// Fills a socket's `exposure`, `service`, `app` and `risk` from its port and its first owner.
+pub fn annotate(socket: &mut Socket, owner: Option<&Process>, services: &Services) {
+    socket.service = services
+        .name(socket.local_port, socket.proto)
+        .map(str::to_owned);
+    if !socket.is_listening() {
+        return;
+    }
+    let exposure = Exposure::of(socket.local_addr);
+    socket.exposure = Some(exposure);
+    let app = find_app(owner, socket.local_port);
+    socket.app = app.map(|a| a.name.to_owned());
+    socket.http = app.is_some_and(|a| a.http);
+    if exposure == Exposure::All {
+        socket.risk = app.and_then(|a| a.risk).map(|why| {
+            format!(
+                "listens on all interfaces: {why}. Bind it to 127.0.0.1 unless other machines must reach it"
+            )
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+    use portscope_shared::{Family, OwnerStatus, SocketState};
+
+    use super::*;
+
+    fn listener(addr: IpAddr, port: u16) -> Socket {
+        Socket {
+            id: "x".into(),
+            proto: Proto::Tcp,
+            family: Family::Ipv4,
+            local_addr: addr,
+            local_port: port,
+            remote_addr: None,
+            remote_port: None,
+            state: SocketState::Listen,
+            pids: vec![],
+            uid: None,
+            owner: OwnerStatus::Hidden,
+            exposure: None,
+            service: None,
+            app: None,
+            risk: None,
+            http: false,
+        }
+    }
+
+    fn process(name: &str, cmdline: &[&str]) -> Process {
+        Process {
+            pid: 9,
+            ppid: None,
+            name: name.into(),
+            exe: None,
+            cmdline: cmdline.iter().map(|s| s.to_string()).collect(),
+            user: None,
+            uid: None,
+            start_time: None,
+        }
+    }
+
+    const SERVICES: &str = "\
+# comment
+tcpmux\t\t1/tcp\t\t\t\t# TCP port service multiplexer
+http\t\t80/tcp\t\twww\t\t# WorldWideWeb HTTP
+postgresql\t5432/tcp\t\t\t# PostgreSQL Database
+redis\t\t6379/tcp
+broken line
+nope\t\t70000/tcp
+";
+
+    #[test]
+    fn services_table_is_read_like_getservbyport() {
+        let s = Services::parse(SERVICES);
+        assert_eq!(s.name(80, Proto::Tcp), Some("http"));
+        assert_eq!(s.name(5432, Proto::Tcp), Some("postgresql"));
+        assert_eq!(s.name(80, Proto::Udp), None);
+        assert_eq!(s.name(4444, Proto::Tcp), None);
+    }
+
+    #[test]
+    fn kernel_ranges_parse() {
+        assert_eq!(
+            parse_range("32768\t60999\n"),
+            Some(PortRange {
+                first: 32768,
+                last: 60999
+            })
+        );
+        assert_eq!(parse_range("9 3"), None);
+        assert_eq!(parse_range(""), None);
+        let reserved = parse_reserved("8080,9000-9010\n");
+        assert_eq!(reserved.len(), 2);
+        assert!(reserved[1].contains(9005));
+        assert!(parse_reserved("\n").is_empty());
+    }
+
+    #[test]
+    fn listeners_get_exposure_names_and_risks() {
+        let services = Services::parse(SERVICES);
+        let redis = process("redis-server", &["/usr/bin/redis-server", "*:6379"]);
+        let mut all = listener(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 6379);
+        annotate(&mut all, Some(&redis), &services);
+        assert_eq!(all.exposure, Some(Exposure::All));
+        assert_eq!(all.service.as_deref(), Some("redis"));
+        assert_eq!(all.app.as_deref(), Some("Redis"));
+        assert!(all.risk.as_deref().unwrap().contains("no password"));
+
+        let mut local = listener(IpAddr::V6(Ipv6Addr::LOCALHOST), 6379);
+        annotate(&mut local, Some(&redis), &services);
+        assert_eq!(local.exposure, Some(Exposure::Loopback));
+        assert_eq!(local.risk, None, "loopback is not a risk");
+
+        let vite = process(
+            "node",
+            &["node", "/app/node_modules/.bin/vite", "--port", "5173"],
+        );
+        let mut dev = listener("192.168.1.20".parse().unwrap(), 5173);
+        annotate(&mut dev, Some(&vite), &services);
+        assert_eq!(dev.exposure, Some(Exposure::Interface));
+        assert_eq!(dev.app.as_deref(), Some("Vite dev server"));
+
+        let inspector = process("node", &["node", "--inspect=0.0.0.0:9229", "server.js"]);
+        let mut debug = listener(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 9229);
+        annotate(&mut debug, Some(&inspector), &services);
+        assert!(debug.risk.as_deref().unwrap().contains("inspector"));
+    }
+
+    #[test]
+    fn hidden_owners_are_guessed_from_the_port_known_programs_are_not() {
+        let services = Services::default();
+        let mut hidden = listener(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 5432);
+        annotate(&mut hidden, None, &services);
+        assert_eq!(hidden.app.as_deref(), Some("PostgreSQL"));
+        assert!(hidden.risk.is_some());
+        let python = process("python3", &["python3", "holder.py"]);
+        let mut known = listener(IpAddr::V4(Ipv4Addr::LOCALHOST), 5432);
+        annotate(&mut known, Some(&python), &services);
+        assert_eq!(known.app, None, "python3 on 5432 is not PostgreSQL");
+        let server = process("python3", &["python3", "-m", "http.server", "8000"]);
+        let mut web = listener(IpAddr::V4(Ipv4Addr::LOCALHOST), 8000);
+        annotate(&mut web, Some(&server), &services);
+        assert!(web.http);
+        assert!(!known.http);
+    }
+
+    #[test]
+    fn well_known_ports_are_avoided() {
+        let services = Services::parse(SERVICES);
+        assert!(is_well_known(5173, &services));
+        assert!(is_well_known(80, &services));
+        assert!(!is_well_known(8123, &services));
+    }
+}

@@ -1,0 +1,499 @@
+//! The port doctor on real situations: each test makes the situation for real (a listener on
+//! one family, on an interface address in a network namespace, a port left in TIME_WAIT, a
+//! privileged port for an ordinary user, a stopped process, an HTTP server) and checks the verdict
+//! `why`, `bind`, `free` and `kill` give, as JSON parsed back and as text.
+
+use std::process::Command;
+use std::time::Duration;
+
+use portscope_shared::{Check, Diagnosis, FreePorts, KillOutcome, KillReport, Verdict};
+
+use crate::support::{Agent, Situation, run, run_cli};
+
+#[track_caller]
+fn diagnose(args: &[&str], expected_code: i32) -> Diagnosis {
+    let (code, out, err) = run_cli(args);
+    assert_eq!(code, expected_code, "portscope {args:?}\n{out}\n{err}");
+    serde_json::from_str(&out)
+        .unwrap_or_else(|e| panic!("{args:?} printed no Diagnosis ({e}):\n{out}"))
+}
+
+#[track_caller]
+fn find<'a>(d: &'a Diagnosis, id: &str) -> &'a Check {
+    d.checks
+        .iter()
+        .find(|c| c.id == id)
+        .unwrap_or_else(|| panic!("no `{id}` check in {d:#?}"))
+}
+
+#[test]
+fn why_explains_an_ipv4_only_listener_probed_over_ipv6() {
+    let s = Situation::start(&["listen", "127.0.0.1"]);
+    let target = format!("[::1]:{}", s.port);
+    let d = diagnose(&["why", &target, "--json"], 1);
+    assert_eq!(d.verdict, Verdict::Problem);
+    let family = find(&d, "family");
+    assert_eq!(family.verdict, Verdict::Problem);
+    assert!(
+        family
+            .title
+            .contains(&format!("IPv4 only (127.0.0.1:{})", s.port)),
+        "{}",
+        family.title
+    );
+    assert!(
+        family
+            .fixes
+            .iter()
+            .any(|f| f.command.as_deref() == Some(&*format!("curl http://127.0.0.1:{}/", s.port)))
+    );
+    assert_eq!(
+        d.summary, family.title,
+        "the summary names the cause, not the symptom"
+    );
+    let listening = find(&d, "listening");
+    assert!(
+        listening.title.contains(&format!("(pid {})", s.pid)),
+        "{}",
+        listening.title
+    );
+
+    // Through `localhost`: whether ::1 comes first depends on this machine's /etc/hosts; the
+    // verdict must follow what it resolves to.
+    let target = format!("localhost:{}", s.port);
+    let d = diagnose(&["why", &target, "--json"], 0);
+    let resolve = find(&d, "resolve");
+    if resolve.title.contains("::1") {
+        assert_eq!(find(&d, "family").verdict, Verdict::Warning, "{d:#?}");
+    } else {
+        assert!(d.checks.iter().all(|c| c.id != "family"), "{d:#?}");
+        assert!(d.summary.contains("listens on TCP port"), "{}", d.summary);
+    }
+}
+
+#[test]
+fn why_explains_an_ipv6_only_listener_probed_over_ipv4() {
+    let s = Situation::start(&["listen", "::1"]);
+    let target = format!("127.0.0.1:{}", s.port);
+    let d = diagnose(&["why", &target, "--json"], 1);
+    let family = find(&d, "family");
+    assert_eq!(family.verdict, Verdict::Problem);
+    assert!(family.title.contains("IPv6 only"), "{}", family.title);
+    // The text form says the same, with verdict labels.
+    let (code, out, _) = run_cli(&["why", &target]);
+    assert_eq!(code, 1);
+    assert!(
+        out.contains("PROBLEM   the server listens on IPv6 only"),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .last()
+            .unwrap()
+            .starts_with("PROBLEM: the server listens on IPv6 only"),
+        "{out}"
+    );
+}
+
+/// A network namespace of our own with 10.200.0.1 on its loopback device: a server bound to that
+/// address only, probed on 127.0.0.1.
+#[test]
+fn why_finds_a_listener_bound_to_an_interface_address_only() {
+    let script = format!(
+        "set -e; ip link set lo up; ip addr add 10.200.0.1/24 dev lo; \
+         sleep 30 | python3 {situation} listen 10.200.0.1 > /dev/null & \
+         for i in $(seq 100); do {bin} who 18080 > /dev/null && break; sleep 0.1; done; \
+         {bin} why 127.0.0.1:18080 --json; kill %1 2>/dev/null || true",
+        situation = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/support/situation.py"),
+        bin = env!("CARGO_BIN_EXE_portscope"),
+    );
+    // situation.py binds port 0; give it a fixed one inside the namespace instead.
+    let script = script.replace("listen 10.200.0.1", "listen-at 10.200.0.1 18080");
+    let namespaced = |unshare_args: &[&str]| {
+        let mut c = Command::new("unshare");
+        c.args(unshare_args).args(["sh", "-c", &script]);
+        run(c)
+    };
+    let (mut code, mut out, mut err) = namespaced(&["--net"]);
+    if code != 1 && err.contains("unshare") {
+        (code, out, err) = namespaced(&["--user", "--map-root-user", "--net"]);
+    }
+    if code != 1 && err.contains("unshare") {
+        eprintln!(
+            "SKIPPED why_finds_a_listener_bound_to_an_interface_address_only: no network namespace can be created here ({err})"
+        );
+        return;
+    }
+    assert_eq!(code, 1, "{out}\n{err}");
+    let d: Diagnosis = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}\n{err}"));
+    let interface = find(&d, "interface");
+    assert_eq!(interface.verdict, Verdict::Problem);
+    assert!(
+        interface.title.contains("listens only on 10.200.0.1:18080"),
+        "{}",
+        interface.title
+    );
+    assert_eq!(
+        interface.fixes[0].command.as_deref(),
+        Some("curl http://10.200.0.1:18080/")
+    );
+}
+
+#[test]
+fn who_names_a_child_holder_and_the_parent_that_started_it() {
+    let s = Situation::start(&["child", "127.0.0.1"]);
+    assert_ne!(s.pid, s.own_pid());
+    let (code, out, err) = run_cli(&["who", &s.port.to_string(), "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let report: portscope_shared::WhoReport = serde_json::from_str(&out).unwrap();
+    let owner = &report.owners[0];
+    assert_eq!(owner.process.pid, s.pid, "{out}");
+    let chain: Vec<u32> = owner.ancestors.iter().map(|p| p.pid).collect();
+    assert_eq!(
+        chain[..2],
+        [s.own_pid(), std::process::id()],
+        "child → situation.py → this test: {out}"
+    );
+}
+
+#[test]
+fn a_port_left_in_time_wait_is_explained_by_why_and_bind() {
+    let s = Situation::start(&["timewait"]);
+    let port = s.port.to_string();
+    let d = diagnose(&["why", &format!("127.0.0.1:{port}"), "--json"], 1);
+    let listening = find(&d, "listening");
+    assert_eq!(listening.verdict, Verdict::Problem);
+    assert!(
+        listening.title.ends_with("(the port is only in TIME_WAIT)"),
+        "{}",
+        listening.title
+    );
+    assert!(
+        listening.evidence[0].contains("TIME_WAIT"),
+        "{:?}",
+        listening.evidence
+    );
+
+    // Left by a server without SO_REUSEADDR: even servers that set it cannot bind (Linux needs
+    // both to have set it).
+    let d = diagnose(&["bind", &port, "--json"], 1);
+    assert!(
+        d.summary
+            .contains("in TIME_WAIT, left by a server that did not set SO_REUSEADDR"),
+        "{}",
+        d.summary
+    );
+    assert_eq!(find(&d, "time_wait").verdict, Verdict::Problem);
+
+    // Left by a server with SO_REUSEADDR: servers that set it bind, others do not.
+    let s = Situation::start(&["timewait", "reuse"]);
+    let d = diagnose(&["bind", &s.port.to_string(), "--json"], 0);
+    let tw = find(&d, "time_wait");
+    assert_eq!(tw.verdict, Verdict::Warning, "{tw:?}");
+    assert!(
+        tw.title
+            .contains("does not set SO_REUSEADDR gets `address already in use`"),
+        "{}",
+        tw.title
+    );
+    assert!(
+        d.checks
+            .iter()
+            .filter(|c| c.id == "bind")
+            .all(|c| c.verdict == Verdict::Ok),
+        "{d:#?}"
+    );
+}
+
+#[test]
+fn bind_names_the_holder_and_suggests_free_ports() {
+    let s = Situation::start(&["listen", "127.0.0.1"]);
+    let d = diagnose(&["bind", &s.port.to_string(), "--json"], 1);
+    assert_eq!(d.verdict, Verdict::Problem);
+    assert!(
+        d.summary.contains(&format!(
+            "address already in use by python3 (pid {})",
+            s.pid
+        )),
+        "{}",
+        d.summary
+    );
+    let v6only = d
+        .checks
+        .iter()
+        .find(|c| c.title.contains("[::1]") && c.title.contains("IPv6 only"))
+        .unwrap();
+    assert_eq!(
+        v6only.verdict,
+        Verdict::Ok,
+        "an IPv4 listener leaves [::1] free"
+    );
+    assert!(!d.free_ports.is_empty());
+    for port in &d.free_ports {
+        std::net::TcpListener::bind(("0.0.0.0", *port))
+            .unwrap_or_else(|e| panic!("suggested port {port} does not bind: {e}"));
+    }
+}
+
+#[test]
+fn bind_explains_a_privileged_port_to_an_ordinary_user() {
+    let start: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        start > 1,
+        "this machine has no privileged ports (ip_unprivileged_port_start = {start}); set it to 1024"
+    );
+    let port = (start - 1).to_string();
+    let bin = env!("CARGO_BIN_EXE_portscope");
+    let is_root = rustix::process::geteuid().is_root();
+    let mut c = if is_root {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", bin]);
+        c
+    } else {
+        Command::new(bin)
+    };
+    c.args(["bind", &port, "--json"]);
+    let (code, out, err) = run(c);
+    assert_eq!(code, 1, "{out}\n{err}");
+    let d: Diagnosis = serde_json::from_str(&out).unwrap();
+    let privileged = find(&d, "privileged");
+    assert_eq!(privileged.verdict, Verdict::Problem);
+    assert!(privileged.fixes.iter().any(|f| {
+        f.command
+            .as_deref()
+            .is_some_and(|c| c.contains("cap_net_bind_service"))
+    }));
+    assert!(
+        d.summary.contains("need root or CAP_NET_BIND_SERVICE"),
+        "{}",
+        d.summary
+    );
+}
+
+#[test]
+fn bind_warns_about_a_port_in_the_ephemeral_range() {
+    let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap();
+    let first: u16 = text.split_whitespace().next().unwrap().parse().unwrap();
+    let port = (first..first + 500)
+        .find(|p| {
+            std::net::TcpListener::bind(("0.0.0.0", *p)).is_ok()
+                && std::net::UdpSocket::bind(("0.0.0.0", *p)).is_ok()
+        })
+        .unwrap();
+    let d = diagnose(&["bind", &port.to_string(), "--json"], 0);
+    let ephemeral = find(&d, "ephemeral");
+    assert_eq!(ephemeral.verdict, Verdict::Warning);
+    assert!(
+        ephemeral.title.contains("ephemeral range"),
+        "{}",
+        ephemeral.title
+    );
+    assert_eq!(d.verdict, Verdict::Warning);
+    assert!(
+        d.free_ports.iter().all(|p| *p < first),
+        "{:?}",
+        d.free_ports
+    );
+}
+
+#[test]
+fn why_reads_the_status_server_and_title_of_an_http_listener() {
+    let s = Situation::start(&["http", "127.0.0.1", "Fixture page"]);
+    let url = format!("http://127.0.0.1:{}/", s.port);
+    let d = diagnose(&["why", &url, "--json"], 0);
+    assert_eq!(d.verdict, Verdict::Ok, "{d:#?}");
+    let http = find(&d, "http");
+    assert!(http.title.contains("HTTP/1.0 200 OK"), "{}", http.title);
+    assert!(http.title.contains("Server: BaseHTTP/"), "{}", http.title);
+    assert!(
+        http.title.contains("title “Fixture page”"),
+        "{}",
+        http.title
+    );
+    assert_eq!(d.summary, http.title);
+}
+
+#[test]
+fn why_names_a_stopped_owner() {
+    let s = Situation::start(&["listen", "127.0.0.1"]);
+    let pid = rustix::process::Pid::from_raw(s.pid as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::STOP).unwrap();
+    let d = diagnose(
+        &[
+            "why",
+            &format!("127.0.0.1:{}", s.port),
+            "--timeout",
+            "300ms",
+            "--json",
+        ],
+        0,
+    );
+    rustix::process::kill_process(pid, rustix::process::Signal::CONT).unwrap();
+    let stopped = find(&d, "stopped");
+    assert_eq!(stopped.verdict, Verdict::Problem);
+    assert!(
+        stopped
+            .fixes
+            .iter()
+            .any(|f| f.command.as_deref() == Some(&*format!("kill -CONT {}", s.pid)))
+    );
+    let http = find(&d, "http");
+    assert!(
+        http.title.contains("sent nothing"),
+        "it accepts but never answers: {}",
+        http.title
+    );
+}
+
+#[test]
+fn kill_forces_a_holder_that_ignores_sigterm() {
+    let mut s = Situation::start(&["stubborn", "127.0.0.1"]);
+    let (code, out, err) = run_cli(&[
+        "kill",
+        &s.port.to_string(),
+        "--force-after",
+        "500ms",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let reports: Vec<KillReport> = serde_json::from_str(&out).unwrap();
+    assert_eq!(reports.len(), 1);
+    assert_eq!(reports[0].pid, s.pid);
+    assert_eq!(reports[0].outcome, KillOutcome::Forced, "{out}");
+    assert!(reports[0].elapsed_ms >= 500, "{out}");
+    let status = s
+        .wait_exit(Duration::from_secs(5))
+        .expect("the holder is gone");
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(9), "killed by SIGKILL");
+}
+
+#[test]
+fn kill_stops_a_holder_gracefully_and_refuses_what_it_must_not_touch() {
+    let mut s = Situation::start(&["listen", "127.0.0.1"]);
+    let (code, out, err) = run_cli(&["kill", "--pid", &s.pid.to_string()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(&format!(
+            "sent SIGTERM to python3 (pid {}); it exited after",
+            s.pid
+        )),
+        "{out}"
+    );
+    assert!(s.wait_exit(Duration::from_secs(5)).is_some());
+
+    let (code, _, err) = run_cli(&["kill", "--pid", "1"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("refusing to signal pid 1") && err.contains("init"),
+        "{err}"
+    );
+    let (code, _, err) = run_cli(&["kill", "--pid", "4000000"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("no process with pid 4000000"), "{err}");
+    let free = crate::support::free_port().to_string();
+    let (code, _, err) = run_cli(&["kill", &free]);
+    assert_eq!(code, 1);
+    assert!(err.contains(&format!("nothing holds port {free}")), "{err}");
+    // A holder started from this test shares its process group: --tree would hit the test.
+    let s = Situation::start(&["listen", "127.0.0.1"]);
+    let (code, _, err) = run_cli(&["kill", &s.port.to_string(), "--tree"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("includes portscope itself"), "{err}");
+    let (code, _, err) = run_cli(&["kill", &s.port.to_string(), "--signal", "FOO"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("unknown signal `FOO`"), "{err}");
+}
+
+#[test]
+fn free_ports_bind_and_avoid_well_known_ones() {
+    let (code, out, err) = run_cli(&["free", "--near", "8000", "--count", "3", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let free: FreePorts = serde_json::from_str(&out).unwrap();
+    assert_eq!(free.ports.len(), 3, "{out}");
+    for port in free.ports {
+        assert!(
+            ![8000, 8080, 8081, 8443, 8888].contains(&port),
+            "{port} is a dev tool's"
+        );
+        assert!((1024..32768).contains(&port), "{port}");
+        std::net::TcpListener::bind(("0.0.0.0", port)).unwrap_or_else(|e| panic!("{port}: {e}"));
+    }
+}
+
+#[test]
+fn bad_targets_get_one_line_errors_and_exit_2() {
+    for (target, says) in [
+        ("0", "out of range"),
+        ("65536", "out of range"),
+        ("::1:80", "without brackets"),
+        ("localhost:http", "not a port number"),
+        ("http://", "no host"),
+        ("nosuch.invalid:80", "cannot resolve"),
+    ] {
+        let (code, out, err) = run_cli(&["why", target]);
+        assert_eq!(code, 2, "why {target}: {out}{err}");
+        assert!(err.contains(says), "why {target}: {err}");
+        assert!(out.is_empty(), "why {target}: {out}");
+    }
+}
+
+#[test]
+fn the_api_answers_why_and_bind_and_stops_socket_owners_only() {
+    let agent = Agent::start();
+    let s = Situation::start(&["listen", "127.0.0.1"]);
+    let auth = format!("Bearer {}", agent.token);
+    let host = agent.host();
+    let headers = [("Host", host.as_str()), ("Authorization", auth.as_str())];
+
+    let res = agent.get(&format!("/api/v1/why?target=127.0.0.1:{}", s.port));
+    assert_eq!(res.status, 200, "{}", res.body);
+    let d: Diagnosis = serde_json::from_str(&res.body).unwrap();
+    assert!(
+        d.summary.contains(&format!("pid {}", s.pid)),
+        "{}",
+        d.summary
+    );
+    let res = agent.get(&format!("/api/v1/bind?port={}", s.port));
+    let d: Diagnosis = serde_json::from_str(&res.body).unwrap();
+    assert_eq!(d.verdict, Verdict::Problem);
+    // Not a way to probe other hosts (192.0.2.1 is TEST-NET-1: never contacted, it is not local).
+    let res = agent.get("/api/v1/why?target=192.0.2.1:80");
+    assert_eq!(res.status, 400);
+    assert!(res.body.contains("local ports only"), "{}", res.body);
+    assert_eq!(agent.get("/api/v1/bind?port=0").status, 400);
+
+    let kill = |pid: u32, extra: &[(&str, &str)]| {
+        let body = format!("{{\"pid\":{pid},\"force_after_ms\":2000}}");
+        let mut h: Vec<(&str, &str)> = headers.to_vec();
+        h.push(("Content-Type", "application/json"));
+        h.extend_from_slice(extra);
+        let len = body.len().to_string();
+        h.push(("Content-Length", &len));
+        crate::support::http_with_body(agent.port, "POST", "/api/v1/kill", &h, &body)
+    };
+    crate::support::wait_for(
+        "the agent to see the listener",
+        Duration::from_secs(10),
+        || {
+            agent
+                .get("/api/v1/snapshot")
+                .body
+                .contains(&format!("\"pids\":[{}]", s.pid))
+                .then_some(())
+        },
+    );
+    let res = kill(s.pid, &[("Sec-Fetch-Site", "cross-site")]);
+    assert_eq!(res.status, 403, "{}", res.body);
+    let res = kill(std::process::id(), &[]);
+    assert_eq!(res.status, 403, "{}", res.body);
+    assert!(res.body.contains("not_a_socket_owner"), "{}", res.body);
+    let res = kill(s.pid, &[("Sec-Fetch-Site", "same-origin")]);
+    assert_eq!(res.status, 200, "{}", res.body);
+    let report: KillReport = serde_json::from_str(&res.body).unwrap();
+    assert_eq!(report.outcome, KillOutcome::Exited, "{}", res.body);
+}

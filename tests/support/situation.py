@@ -1,0 +1,104 @@
+"""Creates one port situation for the doctor's tests, prints {"port": N, "pid": P} as one JSON
+line, and keeps it until stdin closes.
+
+  listen HOST            a TCP listener on HOST, port 0
+  listen-at HOST PORT    a TCP listener on HOST:PORT
+  stubborn HOST          the same, from a process that ignores SIGTERM
+  http HOST TITLE        an HTTP server whose page has <title>TITLE</title>
+  timewait [reuse]       a port left only in TIME_WAIT (server closed first, listener closed), by
+                         a server that set SO_REUSEADDR or (without `reuse`) did not
+  child HOST             a child process holds the listener; prints the child's pid
+"""
+import http.server
+import json
+import signal
+import socket
+import subprocess
+import sys
+import threading
+
+
+def listener(host, port=0):
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    s = socket.socket(family, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if family == socket.AF_INET6:
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    s.bind((host, port))
+    s.listen()
+    threading.Thread(target=accept_forever, args=(s,), daemon=True).start()
+    return s
+
+
+def accept_forever(s):
+    """Accepts and closes connections, as a server that answers nothing would."""
+    while True:
+        try:
+            conn, _ = s.accept()
+            conn.close()
+        except OSError:
+            return
+
+
+def report(port, pid=None):
+    print(json.dumps({"port": port, "pid": pid or __import__("os").getpid()}), flush=True)
+
+
+mode = sys.argv[1]
+keep = []
+if mode in ("listen", "stubborn"):
+    if mode == "stubborn":
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    s = listener(sys.argv[2])
+    keep.append(s)
+    report(s.getsockname()[1])
+elif mode == "listen-at":
+    s = listener(sys.argv[2], int(sys.argv[3]))
+    keep.append(s)
+    report(s.getsockname()[1])
+elif mode == "http":
+    title = sys.argv[3]
+
+    class Page(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = f"<!doctype html><html><head><title>{title}</title></head><body>hi</body></html>".encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer((sys.argv[2], 0), Page)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    report(server.server_address[1])
+elif mode == "timewait":
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if sys.argv[2:] == ["reuse"]:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", 0))
+    s.listen()
+    port = s.getsockname()[1]
+    client = socket.create_connection(("127.0.0.1", port))
+    conn, _ = s.accept()
+    conn.close()  # the server side closes first: its end (local port = port) enters TIME_WAIT
+    client.recv(1)
+    client.close()
+    s.close()
+    report(port)
+elif mode == "child":
+    child = subprocess.Popen(
+        [sys.executable, __file__, "listen", sys.argv[2]],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    line = json.loads(child.stdout.readline())
+    keep.append(child)
+    report(line["port"], line["pid"])
+else:
+    sys.exit("unknown mode " + mode)
+
+sys.stdin.read()
