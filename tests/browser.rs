@@ -271,3 +271,151 @@ async fn dashboard_reconnects_and_resyncs_after_the_agent_restarts() {
     let _ = browser.client.clone().close().await;
     result.unwrap();
 }
+
+/// Text of an element once it exists and its text satisfies `ok`.
+async fn wait_for_text(
+    browser: &Browser,
+    css: &str,
+    ok: impl Fn(&str) -> bool,
+) -> Result<String, String> {
+    let deadline = std::time::Instant::now() + WAIT;
+    let mut last = String::new();
+    while std::time::Instant::now() < deadline {
+        if let Ok(el) = browser.client.find(Locator::Css(css)).await
+            && let Ok(text) = el.text().await
+        {
+            if ok(&text) {
+                return Ok(text);
+            }
+            last = text;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(format!(
+        "`{css}` did not show the expected text within {WAIT:?}; last: {last:?}"
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_troubleshoots_a_port_and_stops_its_holder() {
+    let mut situation = crate::support::Situation::start(&["listen", "::1"]);
+    let agent = Agent::start();
+    let browser = Browser::start().await;
+    let result = troubleshoot(&browser, &agent, &mut situation).await;
+    if result.is_err()
+        && let Ok(png) = browser.client.screenshot().await
+    {
+        let path = std::env::temp_dir().join("portscope-browser-failure.png");
+        let _ = std::fs::write(&path, png);
+        eprintln!("screenshot of the failing page: {}", path.display());
+    }
+    let _ = browser.client.clone().close().await;
+    result.unwrap();
+}
+
+async fn troubleshoot(
+    browser: &Browser,
+    agent: &Agent,
+    situation: &mut crate::support::Situation,
+) -> Result<(), String> {
+    let c = &browser.client;
+    let port = situation.port;
+    c.goto(&agent.url).await.map_err(|e| e.to_string())?;
+
+    // A person types the port with the IPv4 address into the troubleshoot panel.
+    let input = c
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Id("doctor-target"))
+        .await
+        .map_err(|e| format!("no troubleshoot input: {e}"))?;
+    input
+        .send_keys(&format!("127.0.0.1:{port}"))
+        .await
+        .map_err(|e| e.to_string())?;
+    c.find(Locator::Id("ask-why"))
+        .await
+        .map_err(|e| e.to_string())?
+        .click()
+        .await
+        .map_err(|e| e.to_string())?;
+    let verdict = wait_for_text(browser, "#verdict", |t| t.contains("IPv6 only")).await?;
+    let data = c
+        .find(Locator::Id("verdict"))
+        .await
+        .map_err(|e| e.to_string())?
+        .attr("data-verdict")
+        .await
+        .map_err(|e| e.to_string())?;
+    if data.as_deref() != Some("problem") {
+        return Err(format!(
+            "verdict {data:?} for {verdict:?}, expected problem"
+        ));
+    }
+    let family = c
+        .find(Locator::Css("#answer li.check[data-check='family']"))
+        .await
+        .map_err(|e| format!("no family check in the answer: {e}"))?
+        .text()
+        .await
+        .map_err(|e| e.to_string())?;
+    if !family.contains("curl 'http://[::1]:") || !family.contains("Copy") {
+        return Err(format!(
+            "the family check lacks its copyable fix: {family:?}"
+        ));
+    }
+    // For the docs: `PORTSCOPE_SCREENSHOT_DOCTOR=path.png cargo test browser` keeps this view.
+    if let Ok(path) = std::env::var("PORTSCOPE_SCREENSHOT_DOCTOR") {
+        let png = c.screenshot().await.map_err(|e| e.to_string())?;
+        std::fs::write(&path, png).map_err(|e| format!("{path}: {e}"))?;
+    }
+
+    // The listener's row carries its exposure tag; its detail offers to stop the process.
+    let css = format!("#sockets tbody tr[data-id^='tcp [::1]:{port} - ']");
+    let row = c
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css(&css))
+        .await
+        .map_err(|e| format!("no row for [::1]:{port}: {e}"))?;
+    let tag = row
+        .find(Locator::Css(".tag.loopback"))
+        .await
+        .map_err(|e| format!("no loopback tag on the listener: {e}"))?;
+    let hover = tag.attr("title").await.map_err(|e| e.to_string())?;
+    if !hover.is_some_and(|t| t.contains("this machine alone")) {
+        return Err("the loopback tag does not explain itself on hover".into());
+    }
+    row.click().await.map_err(|e| e.to_string())?;
+    c.wait()
+        .at_most(WAIT)
+        .for_element(Locator::Id("action-stop"))
+        .await
+        .map_err(|e| format!("no stop action in the detail panel: {e}"))?
+        .click()
+        .await
+        .map_err(|e| e.to_string())?;
+    let dialog = wait_for_text(browser, "#stop-dialog", |t| t.contains("python3")).await?;
+    if !(dialog.contains(&format!("pid {}", situation.pid))
+        && dialog.contains("situation.py")
+        && dialog.contains(&format!("[::1]:{port}")))
+    {
+        return Err(format!(
+            "the confirm dialog does not say what it stops: {dialog:?}"
+        ));
+    }
+    c.find(Locator::Id("stop-confirm"))
+        .await
+        .map_err(|e| e.to_string())?
+        .click()
+        .await
+        .map_err(|e| e.to_string())?;
+    let stopped = wait_for_text(browser, "#answer", |t| t.contains("exited")).await?;
+    if !stopped.contains(&format!("sent SIGTERM to python3 (pid {})", situation.pid)) {
+        return Err(format!("unexpected stop report: {stopped:?}"));
+    }
+    if situation.wait_exit(Duration::from_secs(5)).is_none() {
+        return Err("the process still runs after the dashboard stopped it".into());
+    }
+    Ok(())
+}

@@ -497,3 +497,85 @@ fn the_api_answers_why_and_bind_and_stops_socket_owners_only() {
     let report: KillReport = serde_json::from_str(&res.body).unwrap();
     assert_eq!(report.outcome, KillOutcome::Exited, "{}", res.body);
 }
+
+#[test]
+fn a_second_agent_on_a_taken_port_names_the_first_and_suggests_a_free_port() {
+    let agent = Agent::start();
+    let (code, _, err) = run_cli(&["serve", "--port", &agent.port.to_string()]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("It is another portscope"), "{err}");
+    assert!(
+        err.contains(&format!("http://127.0.0.1:{}/", agent.port)),
+        "{err}"
+    );
+    let suggested: u16 = err
+        .split("Start with --port ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|port| port.parse().ok())
+        .unwrap_or_else(|| panic!("no port suggested: {err}"));
+    std::net::TcpListener::bind(("127.0.0.1", suggested))
+        .unwrap_or_else(|e| panic!("the suggested port {suggested} does not bind: {e}"));
+}
+
+#[test]
+fn ls_exposed_lists_listeners_beyond_loopback_with_names_and_risks() {
+    // A port that /etc/services names, free here, for the IANA name.
+    let services = std::fs::read_to_string("/etc/services")
+        .expect("/etc/services is missing (Debian: apt-get install netbase)");
+    let (named_port, name) = services
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let name = fields.next()?;
+            let (port, proto) = fields.next()?.split_once('/')?;
+            let port: u16 = port.parse().ok()?;
+            (proto == "tcp" && port > 1024 && !name.starts_with('#'))
+                .then(|| (port, name.to_owned()))
+        })
+        .find(|(port, _)| std::net::TcpListener::bind(("0.0.0.0", *port)).is_ok())
+        .expect("no free port named in /etc/services");
+    let named = Situation::start(&["listen-at", "0.0.0.0", &named_port.to_string()]);
+    // A debugger on all interfaces (its command line carries --inspect).
+    let inspector = Situation::start(&["listen", "0.0.0.0", "--inspect"]);
+    let local = Situation::start(&["listen", "127.0.0.1"]);
+
+    let (code, out, err) = run_cli(&["ls", "--exposed", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let snapshot: portscope_shared::Snapshot = serde_json::from_str(&out).unwrap();
+    let on = |port: u16| {
+        snapshot
+            .sockets
+            .iter()
+            .find(|s| s.local_port == port && s.is_listening())
+    };
+    let named_socket = on(named.port).unwrap_or_else(|| panic!("{named_port} missing: {out}"));
+    assert_eq!(named_socket.exposure, Some(portscope_shared::Exposure::All));
+    assert_eq!(named_socket.service.as_deref(), Some(name.as_str()));
+    let debug = on(inspector.port).unwrap_or_else(|| panic!("inspector missing: {out}"));
+    assert_eq!(debug.app.as_deref(), Some("Node.js inspector"));
+    assert!(
+        debug
+            .risk
+            .as_deref()
+            .is_some_and(|r| r.contains("runs any code")),
+        "{debug:?}"
+    );
+    assert!(
+        on(local.port).is_none(),
+        "a loopback listener is not exposed: {out}"
+    );
+    assert!(snapshot.sockets.iter().all(|s| {
+        s.exposure
+            .is_some_and(|e| e != portscope_shared::Exposure::Loopback)
+    }));
+
+    let (_, text, _) = run_cli(&["ls", "--exposed"]);
+    assert!(
+        text.contains(&format!(
+            "warning: 0.0.0.0:{} Node.js inspector: listens on all interfaces",
+            inspector.port
+        )),
+        "{text}"
+    );
+}

@@ -138,14 +138,33 @@ fn port_in_use(state: &State, args: &ServeArgs) -> String {
         holders.join(", ")
     };
     let hint = if holders.iter().any(|h| h.contains("(portscope)")) {
-        " It is another portscope: open the URL it printed, or stop it."
+        format!(
+            " It is another portscope, already serving the dashboard at http://{}/ : open the URL \
+             it printed (it carries the token), or stop it.",
+            std::net::SocketAddr::new(args.bind, args.port)
+        )
     } else {
-        ""
+        String::new()
+    };
+    let free = crate::doctor::free::find(
+        args.port,
+        3,
+        state,
+        &os::port_settings(),
+        crate::ports::Services::system(),
+    );
+    let free: Vec<String> = free.iter().map(u16::to_string).collect();
+    let suggestion = match free.first() {
+        Some(port) => format!(
+            " Start with --port {port} (free ports nearby: {}), or --port 0 for any free port.",
+            free.join(", ")
+        ),
+        None => " Start with --port 0 for any free port, or --port N for another one.".into(),
     };
     format!(
-        "port {} on {} is already in use by {who}.{hint} Start with --port 0 for any free port, \
-         or --port N for another one.",
-        args.port, args.bind
+        "port {} on {} is already in use by {who}.{hint}{suggestion} `portscope who {}` shows \
+         what holds it.",
+        args.port, args.bind, args.port
     )
 }
 

@@ -149,7 +149,7 @@ fn samples() -> Vec<(&'static str, String)> {
             Check {
                 id: "family".into(),
                 verdict: Verdict::Warning,
-                title: "the server listens on IPv4 only (127.0.0.1:5173), but ::1 is IPv6.".into(),
+                title: "the server listens on IPv4 only (127.0.0.1:5173), but ::1 is IPv6; localhost resolves to ::1 first, and clients that do not fall back (Node 17+, Java, Docker) fail".into(),
                 evidence: vec![],
                 fixes: vec![Fix {
                     text: "connect to the IPv4 address".into(),
@@ -158,7 +158,7 @@ fn samples() -> Vec<(&'static str, String)> {
             },
         ],
         verdict: Verdict::Warning,
-        summary: "the server listens on IPv4 only (127.0.0.1:5173), but ::1 is IPv6.".into(),
+        summary: "the server listens on IPv4 only (127.0.0.1:5173), but ::1 is IPv6; localhost resolves to ::1 first, and clients that do not fall back (Node 17+, Java, Docker) fail".into(),
         free_ports: vec![],
     };
     out.push(("Diagnosis", serde_json::to_string_pretty(&why).unwrap()));

@@ -6,12 +6,13 @@ use std::time::Duration;
 use leptos::ev;
 use leptos::html;
 use leptos::prelude::*;
-use portscope_shared::{Hello, OwnerStatus, PROTOCOL_VERSION, Socket};
+use portscope_shared::{Exposure, Hello, OwnerStatus, PROTOCOL_VERSION, PortRange, Socket};
 use wasm_bindgen::JsValue;
 
 use crate::conn::{self, Link, Sinks};
+use crate::doctor::{Doctor, Kind, StopTarget, Troubleshoot};
 use crate::table::{self, Column, Row, Table, View};
-use crate::url;
+use crate::{api, url};
 
 /// One table row as rendered; rebuilt only when its socket changes (`rev`).
 #[derive(Clone, Debug, PartialEq)]
@@ -26,11 +27,14 @@ struct RowView {
     state: &'static str,
     pid: String,
     process: String,
+    what: String,
     user: String,
+    /// Exposure, risk and ephemeral-range tags: (class, text, explanation on hover).
+    tags: Vec<(&'static str, &'static str, String)>,
 }
 
 impl RowView {
-    fn new(table: &Table, row: &Row, now: f64) -> Self {
+    fn new(table: &Table, row: &Row, now: f64, ephemeral: Option<PortRange>) -> Self {
         let s = &row.socket;
         let class = if row.closed_at.is_some() {
             "row closed"
@@ -62,9 +66,39 @@ impl RowView {
             state: s.state.as_str(),
             pid,
             process,
+            what: table::what(s),
             user: table.user(s),
+            tags: tags(s, ephemeral),
         }
     }
+}
+
+/// The tags of a listener: who can reach it, whether that is a risk, and whether its port lies
+/// in the ephemeral range.
+fn tags(s: &Socket, ephemeral: Option<PortRange>) -> Vec<(&'static str, &'static str, String)> {
+    let mut tags = Vec::new();
+    if let Some(exposure) = s.exposure {
+        let (class, text) = match exposure {
+            Exposure::Loopback => ("tag loopback", "loopback"),
+            Exposure::Interface => ("tag interface", "interface"),
+            Exposure::All => ("tag all", "all interfaces"),
+        };
+        tags.push((class, text, exposure.explain().to_owned()));
+    }
+    if let Some(risk) = &s.risk {
+        tags.push(("tag risk", "⚠ exposed", risk.clone()));
+    }
+    if let Some(range) = ephemeral.filter(|r| s.is_listening() && r.contains(s.local_port)) {
+        tags.push((
+            "tag ephemeral",
+            "ephemeral",
+            format!(
+                "port {} lies in the ephemeral range {}–{}: outgoing connections may take it, so a restart of this server can fail to bind",
+                s.local_port, range.first, range.last
+            ),
+        ));
+    }
+    tags
 }
 
 #[component]
@@ -76,6 +110,8 @@ pub fn App() -> impl IntoView {
     let view = RwSignal::new(url::read_view());
     let selected = RwSignal::new(None::<String>);
 
+    let token = url::take_token();
+    api::set_token(token.clone());
     conn::start(
         Sinks {
             link,
@@ -83,8 +119,9 @@ pub fn App() -> impl IntoView {
             table,
             ever_opened,
         },
-        url::take_token(),
+        token,
     );
+    let doctor = Doctor::new();
 
     // Closed rows leave after their grace period.
     set_interval(
@@ -106,17 +143,22 @@ pub fn App() -> impl IntoView {
                 let _ = input.focus();
             }
         } else if e.key() == "Escape" {
-            selected.set(None);
+            if doctor.stopping.get_untracked().is_some() {
+                doctor.stopping.set(None);
+            } else {
+                selected.set(None);
+            }
         }
     });
 
     let rows = Memo::new(move |_| {
         let now = js_sys::Date::now();
+        let ephemeral = hello.with(|h| h.as_ref().and_then(|h| h.ephemeral_ports));
         table.with(|t| {
             view.with(|v| {
                 table::visible(t, v)
                     .into_iter()
-                    .map(|r| RowView::new(t, r, now))
+                    .map(|r| RowView::new(t, r, now, ephemeral))
                     .collect::<Vec<_>>()
             })
         })
@@ -169,6 +211,7 @@ pub fn App() -> impl IntoView {
                 }}
             </span>
         </div>
+        <Troubleshoot doctor />
         <main class="content">
             <div class="table-wrap">
                 <table class="sockets" id="sockets">
@@ -195,11 +238,15 @@ pub fn App() -> impl IntoView {
                                         on:click=move |_| selected.set(Some(click_id.clone()))
                                     >
                                         <td class="proto">{r.proto}</td>
-                                        <td class="mono">{r.local}</td>
+                                        <td class="mono local">
+                                            {r.local}
+                                            {r.tags.into_iter().map(|(class, text, title)| view! { <span class=class title=title>{text}</span> }).collect_view()}
+                                        </td>
                                         <td class="mono">{r.remote}</td>
                                         <td class=format!("state state-{}", r.state.to_lowercase())>{r.state}</td>
                                         <td class="mono num">{r.pid}</td>
                                         <td class="process">{r.process}</td>
+                                        <td class="what">{r.what}</td>
                                         <td>{r.user}</td>
                                     </tr>
                                 }
@@ -211,7 +258,7 @@ pub fn App() -> impl IntoView {
                     <p class="empty">"No socket matches this filter."</p>
                 </Show>
             </div>
-            <Detail selected table />
+            <Detail selected table hello doctor />
         </main>
     }
 }
@@ -303,18 +350,102 @@ fn Banner(
 }
 
 #[component]
-fn Detail(selected: RwSignal<Option<String>>, table: RwSignal<Table>) -> impl IntoView {
+fn Detail(
+    selected: RwSignal<Option<String>>,
+    table: RwSignal<Table>,
+    hello: RwSignal<Option<Hello>>,
+    doctor: Doctor,
+) -> impl IntoView {
     let content = move || {
         let id = selected.get()?;
+        let can_kill = hello.with(|h| h.as_ref().is_some_and(|h| h.can_kill));
         table.with(|t| {
             let row = t.rows.get(&id)?;
-            Some(detail_view(t, &row.socket, selected))
+            Some(detail_view(t, &row.socket, selected, doctor, can_kill))
         })
     };
     view! { {content} }
 }
 
-fn detail_view(t: &Table, s: &Socket, selected: RwSignal<Option<String>>) -> impl IntoView + use<> {
+/// What "why can't I connect?" asks about for a socket: a listener by the name clients use
+/// (its interface address when bound to one), a connection by its peer.
+fn why_target(s: &Socket) -> String {
+    if s.is_listening() {
+        if s.exposure == Some(Exposure::Interface) {
+            s.local_endpoint().to_string()
+        } else {
+            format!("localhost:{}", s.local_port)
+        }
+    } else {
+        s.remote_endpoint()
+            .map_or_else(|| s.local_port.to_string(), |peer| peer.to_string())
+    }
+}
+
+/// The row's actions: who, why, bind, open in browser, copy a kill command, stop.
+fn actions(t: &Table, s: &Socket, doctor: Doctor, can_kill: bool) -> impl IntoView + use<> {
+    let port = s.local_port.to_string();
+    let (who_port, bind_port) = (port.clone(), port.clone());
+    let why = why_target(s);
+    let open = (s.http && s.is_listening()).then(|| {
+        let host = match s.exposure {
+            Some(Exposure::Interface) => s.local_endpoint().to_string(),
+            _ => format!("localhost:{}", s.local_port),
+        };
+        view! { <a class="button" id="action-open" href=format!("http://{host}/") target="_blank" rel="noopener noreferrer">"Open in browser"</a> }
+    });
+    let pid = (s.owner == OwnerStatus::Known)
+        .then(|| s.pids.first().copied())
+        .flatten();
+    let copy = pid.map(|pid| {
+        let command = format!("portscope kill --pid {pid}");
+        view! { <button id="action-copy-kill" title=command.clone() on:click=move |_| api::copy(&command)>"Copy kill command"</button> }
+    });
+    let stop = pid.filter(|_| can_kill).map(|pid| {
+        let process = t.processes.get(&pid).cloned();
+        let sockets: Vec<String> = t
+            .rows
+            .values()
+            .filter(|r| r.closed_at.is_none() && r.socket.pids.contains(&pid))
+            .map(|r| format!("{} {} {}", r.socket.proto_label(), r.socket.local_endpoint(), r.socket.state.as_str()))
+            .collect();
+        let target = StopTarget {
+            pid,
+            name: process.as_ref().map_or_else(|| "process".into(), |p| p.name.clone()),
+            command: process.map(|p| p.cmdline.join(" ")).unwrap_or_default(),
+            sockets,
+        };
+        view! { <button id="action-stop" class="danger" on:click=move |_| doctor.stopping.set(Some(target.clone()))>"Stop process…"</button> }
+    });
+    view! {
+        <div class="actions">
+            <button id="action-who" on:click=move |_| doctor.ask(Kind::Who, who_port.clone())>{format!("Who holds {port}?")}</button>
+            <button id="action-why" on:click=move |_| doctor.ask(Kind::Why, why.clone())>"Why can't I connect?"</button>
+            <button id="action-bind" on:click=move |_| doctor.ask(Kind::Bind, bind_port.clone())>"Can I bind it?"</button>
+            {open}
+            {copy}
+            {stop}
+        </div>
+    }
+}
+
+fn detail_view(
+    t: &Table,
+    s: &Socket,
+    selected: RwSignal<Option<String>>,
+    doctor: Doctor,
+    can_kill: bool,
+) -> impl IntoView + use<> {
+    let actions = actions(t, s, doctor, can_kill);
+    let labels: Vec<String> = [
+        s.app.clone(),
+        s.service.as_ref().map(|n| format!("IANA: {n}")),
+        s.exposure.map(|e| e.explain().to_owned()),
+        s.risk.clone(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     let processes: Vec<_> = s
         .pids
         .iter()
@@ -374,6 +505,8 @@ fn detail_view(t: &Table, s: &Socket, selected: RwSignal<Option<String>>) -> imp
             <button class="close" title="Close (Esc)" on:click=move |_| selected.set(None)>"×"</button>
             <h2 class="mono">{format!("{} {}", s.proto_label(), s.local_endpoint())}</h2>
             <p class="muted">{format!("{} · remote {}", s.state.as_str(), s.remote_text())}</p>
+            <ul class="labels">{labels.into_iter().map(|l| view! { <li>{l}</li> }).collect_view()}</ul>
+            {actions}
             {owner_note.map(|n| view! { <p class="note">{n}</p> })}
             {sections}
         </aside>

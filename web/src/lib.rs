@@ -1,8 +1,10 @@
 //! The portscope dashboard: Leptos (client-side rendering) compiled to WebAssembly, served by
 //! the agent. It talks to the agent only through `portscope_shared` messages.
 
+mod api;
 mod app;
 mod conn;
+mod doctor;
 mod table;
 mod url;
 

@@ -181,17 +181,19 @@ pub enum Column {
     State,
     Pid,
     Process,
+    What,
     User,
 }
 
 impl Column {
-    pub const ALL: [Column; 7] = [
+    pub const ALL: [Column; 8] = [
         Column::Proto,
         Column::Local,
         Column::Remote,
         Column::State,
         Column::Pid,
         Column::Process,
+        Column::What,
         Column::User,
     ];
 
@@ -203,6 +205,7 @@ impl Column {
             Column::State => "State",
             Column::Pid => "PID",
             Column::Process => "Process",
+            Column::What => "What",
             Column::User => "User",
         }
     }
@@ -216,6 +219,7 @@ impl Column {
             Column::State => "state",
             Column::Pid => "pid",
             Column::Process => "process",
+            Column::What => "what",
             Column::User => "user",
         }
     }
@@ -258,7 +262,7 @@ pub fn matches(table: &Table, s: &Socket, query: &str) -> bool {
         }
         let hay = haystack.get_or_insert_with(|| {
             format!(
-                "{} {} {} {} {} {} {}",
+                "{} {} {} {} {} {} {} {} {}",
                 s.proto_label(),
                 s.local_endpoint(),
                 s.remote_text(),
@@ -270,11 +274,21 @@ pub fn matches(table: &Table, s: &Socket, query: &str) -> bool {
                     .join(" "),
                 table.process_names(s),
                 table.user(s),
+                what(s),
+                s.exposure.map_or("", |e| e.as_str()),
             )
             .to_lowercase()
         });
         hay.contains(&term.to_lowercase())
     })
+}
+
+/// What serves a socket: the guessed program for listeners, else the port's IANA name.
+pub fn what(s: &Socket) -> String {
+    s.app
+        .clone()
+        .or_else(|| s.service.clone())
+        .unwrap_or_default()
 }
 
 /// The rows to show, filtered and sorted (ties broken by id, so the order is stable).
@@ -304,6 +318,7 @@ fn compare(table: &Table, column: Column, a: &Socket, b: &Socket) -> Ordering {
             .process_names(a)
             .to_lowercase()
             .cmp(&table.process_names(b).to_lowercase()),
+        Column::What => what(a).cmp(&what(b)),
         Column::User => table.user(a).cmp(&table.user(b)),
     }
 }

@@ -441,7 +441,7 @@ fn mismatch(
     let first = facts.probes.first().map(|(a, _)| *a) == Some(ip);
     let only_first = if first && target.literal().is_none() {
         format!(
-            " {} resolves to {ip} first, and clients that do not fall back (Node 17+, Java, Docker) fail.",
+            "; {} resolves to {ip} first, and clients that do not fall back (Node 17+, Java, Docker) fail",
             target.host
         )
     } else {
@@ -451,7 +451,7 @@ fn mismatch(
         return Some(check(
             "family",
             verdict,
-            format!("the server listens on IPv4 only ({bound}), but {ip} is IPv6.{only_first}"),
+            format!("the server listens on IPv4 only ({bound}), but {ip} is IPv6{only_first}"),
             vec![],
             vec![
                 fix(
@@ -481,7 +481,7 @@ fn mismatch(
                 }
             )
         } else {
-            format!("the server listens on IPv6 only ({bound}), but {ip} is IPv4.{only_first}")
+            format!("the server listens on IPv6 only ({bound}), but {ip} is IPv4{only_first}")
         };
         return Some(check(
             "family",

@@ -1,0 +1,84 @@
+//! Requests to the agent's REST routes (the port doctor and `kill`), with the access token.
+
+use std::cell::RefCell;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{Request, RequestInit, Response};
+
+thread_local! {
+    static TOKEN: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Remembers the token for every request of this page.
+pub fn set_token(token: Option<String>) {
+    TOKEN.with(|t| *t.borrow_mut() = token);
+}
+
+/// `GET path` and decode its JSON; the agent's error message on failure.
+pub async fn get<T: DeserializeOwned>(path: &str) -> Result<T, String> {
+    send(path, "GET", None).await
+}
+
+/// `POST path` with a JSON body.
+pub async fn post<B: Serialize, T: DeserializeOwned>(path: &str, body: &B) -> Result<T, String> {
+    let body = serde_json::to_string(body).map_err(|e| e.to_string())?;
+    send(path, "POST", Some(body)).await
+}
+
+async fn send<T: DeserializeOwned>(
+    path: &str,
+    method: &str,
+    body: Option<String>,
+) -> Result<T, String> {
+    let init = RequestInit::new();
+    init.set_method(method);
+    if let Some(body) = &body {
+        init.set_body(&JsValue::from_str(body));
+    }
+    let request = Request::new_with_str_and_init(path, &init).map_err(js_error)?;
+    let headers = request.headers();
+    if let Some(token) = TOKEN.with(|t| t.borrow().clone()) {
+        headers
+            .set("Authorization", &format!("Bearer {token}"))
+            .map_err(js_error)?;
+    }
+    if body.is_some() {
+        headers
+            .set("Content-Type", "application/json")
+            .map_err(js_error)?;
+    }
+    let window = web_sys::window().ok_or("no window")?;
+    let response: Response = JsFuture::from(window.fetch_with_request(&request))
+        .await
+        .map_err(|_| "the agent is not reachable".to_owned())?
+        .dyn_into()
+        .map_err(js_error)?;
+    let text = JsFuture::from(response.text().map_err(js_error)?)
+        .await
+        .map_err(js_error)?
+        .as_string()
+        .unwrap_or_default();
+    if !response.ok() {
+        // The agent's errors are {"error": {"code", "message"}}.
+        let message = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v.pointer("/error/message")?.as_str().map(str::to_owned))
+            .unwrap_or_else(|| format!("the agent answered {}", response.status()));
+        return Err(message);
+    }
+    serde_json::from_str(&text).map_err(|e| format!("unexpected answer from the agent: {e}"))
+}
+
+fn js_error(e: JsValue) -> String {
+    e.as_string().unwrap_or_else(|| format!("{e:?}"))
+}
+
+/// Copies text to the clipboard (the page is a secure context on localhost).
+pub fn copy(text: &str) {
+    if let Some(window) = web_sys::window() {
+        let _ = window.navigator().clipboard().write_text(text);
+    }
+}

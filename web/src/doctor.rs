@@ -1,0 +1,304 @@
+//! The troubleshoot panel: one input for a port, `host:port` or URL, and the agent's answers
+//! (`why`, `bind`, `who`) as readable lists with verdict icons, evidence and copyable fixes. Also
+//! the confirm dialog of "stop process".
+
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use portscope_shared::{Diagnosis, KillReport, KillRequest, Verdict, WhoReport};
+
+use crate::api;
+
+/// A question for the agent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Why,
+    Bind,
+    Who,
+}
+
+/// What the panel shows.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Answer {
+    Idle,
+    Asking(String),
+    Diagnosis(Diagnosis),
+    Who(WhoReport),
+    Stopped(KillReport),
+    Error(String),
+}
+
+/// The panel's state, shared with the row actions of the detail panel.
+#[derive(Clone, Copy)]
+pub struct Doctor {
+    pub target: RwSignal<String>,
+    pub answer: RwSignal<Answer>,
+    /// The process the confirm dialog offers to stop.
+    pub stopping: RwSignal<Option<StopTarget>>,
+}
+
+/// What "stop process" would stop, shown in the confirm dialog.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StopTarget {
+    pub pid: u32,
+    pub name: String,
+    pub command: String,
+    pub sockets: Vec<String>,
+}
+
+impl Doctor {
+    pub fn new() -> Self {
+        Self {
+            target: RwSignal::new(String::new()),
+            answer: RwSignal::new(Answer::Idle),
+            stopping: RwSignal::new(None),
+        }
+    }
+
+    /// Asks the agent about `target` and shows the answer.
+    pub fn ask(self, kind: Kind, target: String) {
+        let target = target.trim().to_owned();
+        if target.is_empty() {
+            self.answer.set(Answer::Error(
+                "Type a port (5173), host:port, [::1]:port or a URL first.".into(),
+            ));
+            return;
+        }
+        self.target.set(target.clone());
+        let encoded = String::from(js_sys::encode_uri_component(&target));
+        self.answer.set(Answer::Asking(format!(
+            "{} {target}…",
+            match kind {
+                Kind::Why => "Diagnosing",
+                Kind::Bind => "Trying to bind",
+                Kind::Who => "Looking up",
+            }
+        )));
+        let answer = self.answer;
+        spawn_local(async move {
+            let result = match kind {
+                Kind::Why => api::get(&format!("/api/v1/why?target={encoded}"))
+                    .await
+                    .map(Answer::Diagnosis),
+                Kind::Bind => api::get(&format!("/api/v1/bind?port={encoded}"))
+                    .await
+                    .map(Answer::Diagnosis),
+                Kind::Who => api::get(&format!("/api/v1/who?port={encoded}"))
+                    .await
+                    .map(Answer::Who),
+            };
+            answer.set(result.unwrap_or_else(Answer::Error));
+        });
+    }
+
+    /// Stops a process (after the dialog's confirmation): TERM, then KILL after 5 s.
+    pub fn stop(self, pid: u32) {
+        self.stopping.set(None);
+        self.answer
+            .set(Answer::Asking(format!("Stopping pid {pid}…")));
+        let answer = self.answer;
+        spawn_local(async move {
+            let request = KillRequest {
+                pid,
+                signal: Some("TERM".into()),
+                force_after_ms: Some(5000),
+            };
+            let result = api::post("/api/v1/kill", &request).await;
+            answer.set(result.map(Answer::Stopped).unwrap_or_else(Answer::Error));
+        });
+    }
+}
+
+#[component]
+pub fn Troubleshoot(doctor: Doctor) -> impl IntoView {
+    let input = RwSignal::new(String::new());
+    // Row actions set the target; the input follows.
+    Effect::new(move |_| input.set(doctor.target.get()));
+    let ask = move |kind| doctor.ask(kind, input.get_untracked());
+    view! {
+        <div class="troubleshoot">
+            <input
+                id="doctor-target"
+                class="doctor-target"
+                type="text"
+                placeholder="Troubleshoot: 5173, localhost:5173, [::1]:8080 or http://localhost:3000/"
+                aria-label="Port or address to troubleshoot"
+                autocomplete="off"
+                spellcheck="false"
+                prop:value=move || input.get()
+                on:input=move |e| input.set(event_target_value(&e))
+                on:keydown=move |e: web_sys::KeyboardEvent| {
+                    if e.key() == "Enter" {
+                        ask(Kind::Why);
+                    }
+                }
+            />
+            <button id="ask-why" on:click=move |_| ask(Kind::Why) title="Connect to it and explain why it fails">
+                "Why can't I connect?"
+            </button>
+            <button id="ask-bind" on:click=move |_| ask(Kind::Bind) title="Bind the port as servers do and explain failures">
+                "Can I bind it?"
+            </button>
+            <button id="ask-who" on:click=move |_| ask(Kind::Who) title="Who holds this port">
+                "Who holds it?"
+            </button>
+        </div>
+        {move || render(doctor)}
+        <StopDialog doctor />
+    }
+}
+
+fn render(doctor: Doctor) -> Option<AnyView> {
+    let close = move |_| doctor.answer.set(Answer::Idle);
+    let body = match doctor.answer.get() {
+        Answer::Idle => return None,
+        Answer::Asking(what) => view! { <p class="muted">{what}</p> }.into_any(),
+        Answer::Error(e) => view! { <p class="verdict-problem">{format!("✖ {e}")}</p> }.into_any(),
+        Answer::Stopped(r) => view! {
+            <p class=format!("stopped outcome-{:?}", r.outcome).to_lowercase()>{r.message}</p>
+        }
+        .into_any(),
+        Answer::Who(w) => who_view(w).into_any(),
+        Answer::Diagnosis(d) => diagnosis_view(d, doctor).into_any(),
+    };
+    Some(
+        view! {
+            <section class="answer" id="answer">
+                <button class="close" title="Close" on:click=close>"×"</button>
+                {body}
+            </section>
+        }
+        .into_any(),
+    )
+}
+
+fn icon(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Ok => "✔",
+        Verdict::Info => "ℹ",
+        Verdict::Unchecked => "?",
+        Verdict::Warning => "⚠",
+        Verdict::Problem => "✖",
+        Verdict::Unknown => "·",
+    }
+}
+
+fn diagnosis_view(d: Diagnosis, doctor: Doctor) -> impl IntoView {
+    let checks = d
+        .checks
+        .into_iter()
+        .map(|c| {
+            let fixes = c
+                .fixes
+                .into_iter()
+                .map(|f| {
+                    let command = f.command.map(|cmd| {
+                        let copied = cmd.clone();
+                        view! {
+                            <code class="command">{cmd}</code>
+                            <button class="copy" title="Copy to the clipboard" on:click=move |_| api::copy(&copied)>"Copy"</button>
+                        }
+                    });
+                    view! { <li class="fix">"→ " {f.text} " " {command}</li> }
+                })
+                .collect_view();
+            let evidence = c
+                .evidence
+                .into_iter()
+                .map(|e| view! { <li>{e}</li> })
+                .collect_view();
+            view! {
+                <li class=format!("check verdict-{}", c.verdict.as_str()) data-check=c.id title=c.verdict.as_str()>
+                    <span class="icon" aria-hidden="true">{icon(c.verdict)}</span>
+                    <span class="check-title">{c.title}</span>
+                    <ul class="evidence">{evidence}</ul>
+                    <ul class="fixes">{fixes}</ul>
+                </li>
+            }
+        })
+        .collect_view();
+    let free = (!d.free_ports.is_empty()).then(|| {
+        let chips = d
+            .free_ports
+            .iter()
+            .map(|&p| {
+                view! { <button class="chip" on:click=move |_| doctor.ask(Kind::Bind, p.to_string())>{p}</button> }
+            })
+            .collect_view();
+        view! { <p class="free">"Free ports nearby: " {chips}</p> }
+    });
+    view! {
+        <h2 class=format!("summary verdict-{}", d.verdict.as_str()) id="verdict" data-verdict=d.verdict.as_str()>
+            <span class="icon" aria-hidden="true">{icon(d.verdict)}</span>
+            {d.summary}
+        </h2>
+        <ol class="checks">{checks}</ol>
+        {free}
+    }
+}
+
+fn who_view(w: WhoReport) -> impl IntoView {
+    let port = w.port;
+    if w.sockets.is_empty() {
+        return view! { <h2 class="summary verdict-ok" id="verdict" data-verdict="ok">{format!("Nothing holds port {port}.")}</h2> }.into_any();
+    }
+    let sockets = w
+        .sockets
+        .iter()
+        .map(|s| view! { <li class="mono">{format!("{} {} → {} {}", s.proto_label(), s.local_endpoint(), s.remote_text(), s.state.as_str())}</li> })
+        .collect_view();
+    let owners = w
+        .owners
+        .into_iter()
+        .map(|o| {
+            let chain: Vec<String> = o.ancestors.iter().map(|a| format!("{} ({})", a.name, a.pid)).collect();
+            view! {
+                <li>
+                    <strong>{format!("{} (pid {})", o.process.name, o.process.pid)}</strong>
+                    <div class="mono cmdline">{o.process.cmdline.join(" ")}</div>
+                    <div class="muted">{o.cwd.map(|c| format!("in {c}"))}</div>
+                    <div class="muted">{(!chain.is_empty()).then(|| format!("started by {}", chain.join(" ← ")))}</div>
+                </li>
+            }
+        })
+        .collect_view();
+    let hints = w
+        .hints
+        .into_iter()
+        .map(|h| view! { <p class="note">{h}</p> })
+        .collect_view();
+    view! {
+        <h2 class="summary verdict-info" id="verdict" data-verdict="info">{format!("Port {port}: {} socket(s)", w.sockets.len())}</h2>
+        <ul class="who-sockets">{sockets}</ul>
+        <ul class="owners">{owners}</ul>
+        {hints}
+    }
+    .into_any()
+}
+
+#[component]
+fn StopDialog(doctor: Doctor) -> impl IntoView {
+    move || {
+        let target = doctor.stopping.get()?;
+        let pid = target.pid;
+        let sockets = target
+            .sockets
+            .iter()
+            .map(|s| view! { <li class="mono">{s.clone()}</li> })
+            .collect_view();
+        Some(view! {
+            <div class="modal-backdrop">
+                <div class="modal" role="dialog" aria-modal="true" aria-labelledby="stop-title" id="stop-dialog">
+                    <h2 id="stop-title">{format!("Stop {} (pid {pid})?", target.name)}</h2>
+                    <p class="mono cmdline">{target.command.clone()}</p>
+                    <p>"It holds these sockets, which will close:"</p>
+                    <ul>{sockets}</ul>
+                    <p class="muted">"portscope sends SIGTERM, then SIGKILL if it is still running after 5 s."</p>
+                    <div class="modal-actions">
+                        <button id="stop-cancel" on:click=move |_| doctor.stopping.set(None)>"Cancel"</button>
+                        <button id="stop-confirm" class="danger" on:click=move |_| doctor.stop(pid)>"Stop process"</button>
+                    </div>
+                </div>
+            </div>
+        })
+    }
+}
