@@ -16,6 +16,10 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     ("chromium-driver", "/usr/bin/chromedriver"),
     ("iproute2", "/usr/bin/ss"),
     ("python3", "/usr/bin/python3"),
+    // IANA service names, read by the agent and checked by the tests.
+    ("netbase", "/etc/services"),
+    // setpriv (a privileged port as an ordinary user) and unshare (a network namespace).
+    ("util-linux", "/usr/bin/setpriv"),
 ];
 
 /// Crates the protocol crate must never depend on (it compiles for the browser too).

@@ -158,6 +158,37 @@ pub fn analyze(facts: &Facts) -> Diagnosis {
     for (way, result) in &facts.attempts {
         checks.push(attempt_check(facts, *way, result));
     }
+    // The localhost trap: one family's bind fails, the other's works, so a second server starts
+    // beside the first and `localhost` clients reach either, depending on the family they try.
+    let tcp_family = |v4: bool| {
+        facts
+            .attempts
+            .iter()
+            .filter(|(w, _)| {
+                w.proto == Proto::Tcp && w.addr.is_ipv4() == v4 && w.v6only != Some(false)
+            })
+            .map(|(_, r)| r.is_ok())
+            .collect::<Vec<_>>()
+    };
+    let (v4, v6) = (tcp_family(true), tcp_family(false));
+    let split =
+        |free: &[bool], held: &[bool]| free.iter().all(|ok| *ok) && held.iter().any(|ok| !ok);
+    if split(&v4, &v6) || split(&v6, &v4) {
+        let (free, held) = if split(&v6, &v4) {
+            ("IPv6", "IPv4")
+        } else {
+            ("IPv4", "IPv6")
+        };
+        checks.push(check(
+            "split",
+            Verdict::Warning,
+            format!(
+                "port {port} is taken on {held} but free on {free}: a server that binds only {free} starts anyway, and `localhost` clients then reach one server or the other depending on the address family they try first"
+            ),
+            vec![],
+            vec![fix("stop the old server first, or give the new one another port", Some(format!("portscope who {port}")))],
+        ));
+    }
     let time_wait = facts
         .sockets
         .iter()
@@ -518,6 +549,16 @@ mod tests {
             d.checks[2].verdict,
             Verdict::Ok,
             "[::1] does not overlap 127.0.0.1"
+        );
+        let split = d
+            .checks
+            .iter()
+            .find(|c| c.id == "split")
+            .expect("the localhost trap");
+        assert!(
+            split.title.contains("taken on IPv4 but free on IPv6"),
+            "{}",
+            split.title
         );
         assert_eq!(d.free_ports, [8123]);
     }
