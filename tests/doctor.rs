@@ -95,35 +95,52 @@ fn why_explains_an_ipv6_only_listener_probed_over_ipv4() {
     );
 }
 
-/// A network namespace of our own with 10.200.0.1 on its loopback device: a server bound to that
-/// address only, probed on 127.0.0.1.
+/// Runs a shell script in a network namespace of our own (as root, or as an unprivileged user
+/// through a user namespace). `None`, with a visible message, where none can be created.
+fn in_namespace(test: &str, script: &str) -> Option<(i32, String, String)> {
+    let namespaced = |unshare_args: &[&str]| {
+        let mut c = Command::new("unshare");
+        c.args(unshare_args).args(["sh", "-c", script]);
+        run(c)
+    };
+    let (code, out, err) = namespaced(&["--net"]);
+    if !err.starts_with("unshare:") {
+        return Some((code, out, err));
+    }
+    let (code, out, err) = namespaced(&["--user", "--map-root-user", "--net"]);
+    if !err.starts_with("unshare:") {
+        return Some((code, out, err));
+    }
+    eprintln!("SKIPPED {test}: no network namespace can be created here ({err})");
+    None
+}
+
+/// The script's lines to start a listener in the namespace and wait until portscope sees it.
+fn listen_in_namespace(addr: &str, port: u16) -> String {
+    format!(
+        "sleep 30 2> /dev/null | python3 {situation} listen-at {addr} {port} > /dev/null 2>&1 & \
+         for i in $(seq 100); do {bin} who {port} > /dev/null && break; sleep 0.1; done; ",
+        situation = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/support/situation.py"),
+        bin = env!("CARGO_BIN_EXE_portscope"),
+    )
+}
+
+/// A server bound to 10.200.0.1 only (an address we give the namespace's loopback device),
+/// probed on 127.0.0.1.
 #[test]
 fn why_finds_a_listener_bound_to_an_interface_address_only() {
     let script = format!(
-        "set -e; ip link set lo up; ip addr add 10.200.0.1/24 dev lo; \
-         sleep 30 | python3 {situation} listen 10.200.0.1 > /dev/null & \
-         for i in $(seq 100); do {bin} who 18080 > /dev/null && break; sleep 0.1; done; \
+        "set -e; ip link set lo up; ip addr add 10.200.0.1/24 dev lo; {listen}\
          {bin} why 127.0.0.1:18080 --json; kill %1 2>/dev/null || true",
-        situation = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/support/situation.py"),
+        listen = listen_in_namespace("10.200.0.1", 18080),
         bin = env!("CARGO_BIN_EXE_portscope"),
     );
-    // situation.py binds port 0; give it a fixed one inside the namespace instead.
-    let script = script.replace("listen 10.200.0.1", "listen-at 10.200.0.1 18080");
-    let namespaced = |unshare_args: &[&str]| {
-        let mut c = Command::new("unshare");
-        c.args(unshare_args).args(["sh", "-c", &script]);
-        run(c)
-    };
-    let (mut code, mut out, mut err) = namespaced(&["--net"]);
-    if code != 1 && err.contains("unshare") {
-        (code, out, err) = namespaced(&["--user", "--map-root-user", "--net"]);
-    }
-    if code != 1 && err.contains("unshare") {
-        eprintln!(
-            "SKIPPED why_finds_a_listener_bound_to_an_interface_address_only: no network namespace can be created here ({err})"
-        );
+    let Some((code, out, err)) = in_namespace(
+        "why_finds_a_listener_bound_to_an_interface_address_only",
+        &script,
+    ) else {
         return;
-    }
+    };
     assert_eq!(code, 1, "{out}\n{err}");
     let d: Diagnosis = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}\n{err}"));
     let interface = find(&d, "interface");
@@ -136,6 +153,50 @@ fn why_finds_a_listener_bound_to_an_interface_address_only() {
     assert_eq!(
         interface.fixes[0].command.as_deref(),
         Some("curl http://10.200.0.1:18080/")
+    );
+}
+
+/// An nftables rule that drops the port, in the namespace's own ruleset.
+#[test]
+fn why_reports_the_firewall_rule_that_drops_the_port() {
+    let script = format!(
+        "set -e; ip link set lo up; \
+         nft add table inet portscope_test; \
+         nft add chain inet portscope_test input '{{ type filter hook input priority 0; policy accept; }}'; \
+         nft add rule inet portscope_test input tcp dport 18082 drop; {listen}\
+         {bin} why 127.0.0.1:18082 --timeout 500ms --json || true; kill %1 2>/dev/null || true",
+        listen = listen_in_namespace("127.0.0.1", 18082),
+        bin = env!("CARGO_BIN_EXE_portscope"),
+    );
+    let Some((code, out, err)) =
+        in_namespace("why_reports_the_firewall_rule_that_drops_the_port", &script)
+    else {
+        return;
+    };
+    assert_eq!(code, 0, "{out}\n{err}");
+    let d: Diagnosis = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}\n{err}"));
+    let firewall = find(&d, "firewall");
+    assert!(firewall.title.contains("(nft)"), "{}", firewall.title);
+    assert!(
+        firewall
+            .evidence
+            .iter()
+            .any(|e| e.contains("inet portscope_test chain input: tcp dport 18082 drop")),
+        "{firewall:?}"
+    );
+    // Problem when the drop made the connect time out; Warning where the kernel let it through.
+    let connected = d
+        .checks
+        .iter()
+        .any(|c| c.id == "connect" && c.verdict == Verdict::Ok);
+    assert_eq!(
+        firewall.verdict,
+        if connected {
+            Verdict::Warning
+        } else {
+            Verdict::Problem
+        },
+        "{d:#?}"
     );
 }
 
@@ -347,6 +408,53 @@ fn why_names_a_stopped_owner() {
         "it accepts but never answers: {}",
         http.title
     );
+}
+
+#[test]
+fn why_names_a_full_accept_queue() {
+    let s = Situation::start(&["deaf", "127.0.0.1"]);
+    let d = diagnose(
+        &[
+            "why",
+            &format!("127.0.0.1:{}", s.port),
+            "--timeout",
+            "300ms",
+            "--json",
+        ],
+        1,
+    );
+    let backlog = find(&d, "backlog");
+    assert_eq!(backlog.verdict, Verdict::Problem, "{d:#?}");
+    assert!(
+        backlog.title.contains("wait in the accept queue"),
+        "{}",
+        backlog.title
+    );
+    assert!(
+        d.checks
+            .iter()
+            .any(|c| c.id == "connect" && c.title.contains("timed out")),
+        "{d:#?}"
+    );
+}
+
+#[test]
+fn kill_tree_stops_the_whole_process_group() {
+    let mut s = Situation::start_in_own_group(&["child", "127.0.0.1"]);
+    let (parent, child) = (s.own_pid(), s.pid);
+    let (code, out, err) = run_cli(&["kill", &s.port.to_string(), "--tree"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.contains(&format!("process group {parent}")) && out.contains("2 processes"),
+        "{out}"
+    );
+    assert!(
+        s.wait_exit(Duration::from_secs(5)).is_some(),
+        "the parent stopped too"
+    );
+    let child_gone = std::fs::read_to_string(format!("/proc/{child}/stat"))
+        .map_or(true, |stat| stat.contains(") Z "));
+    assert!(child_gone, "the child stopped");
 }
 
 #[test]

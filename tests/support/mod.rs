@@ -229,8 +229,24 @@ pub struct Situation {
 impl Situation {
     #[track_caller]
     pub fn start(args: &[&str]) -> Situation {
+        Self::spawn(args, false)
+    }
+
+    /// The same, in a process group of its own (as a shell starts a job).
+    #[track_caller]
+    pub fn start_in_own_group(args: &[&str]) -> Situation {
+        Self::spawn(args, true)
+    }
+
+    #[track_caller]
+    fn spawn(args: &[&str], own_group: bool) -> Situation {
+        use std::os::unix::process::CommandExt;
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/support/situation.py");
-        let mut child = Command::new("python3")
+        let mut command = Command::new("python3");
+        if own_group {
+            command.process_group(0);
+        }
+        let mut child = command
             .arg(script)
             .args(args)
             .stdin(Stdio::piped())

@@ -4,6 +4,7 @@ line, and keeps it until stdin closes.
   listen HOST            a TCP listener on HOST, port 0
   listen-at HOST PORT    a TCP listener on HOST:PORT
   stubborn HOST          the same, from a process that ignores SIGTERM
+  deaf HOST              a listener with a backlog of 1 that never accepts, its queue filled
   http HOST TITLE        an HTTP server whose page has <title>TITLE</title>
   timewait [reuse]       a port left only in TIME_WAIT (server closed first, listener closed), by
                          a server that set SO_REUSEADDR or (without `reuse`) did not
@@ -52,6 +53,15 @@ if mode in ("listen", "stubborn"):
     s = listener(sys.argv[2])
     keep.append(s)
     report(s.getsockname()[1])
+elif mode == "deaf":
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind((sys.argv[2], 0))
+    s.listen(1)
+    port = s.getsockname()[1]
+    # Two connections complete into the queue (backlog + 1); no one accepts them.
+    clients = [socket.create_connection((sys.argv[2], port)) for _ in range(2)]
+    keep += [s] + clients
+    report(port)
 elif mode == "listen-at":
     s = listener(sys.argv[2], int(sys.argv[3]))
     keep.append(s)

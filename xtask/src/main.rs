@@ -20,6 +20,8 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     ("netbase", "/etc/services"),
     // setpriv (a privileged port as an ordinary user) and unshare (a network namespace).
     ("util-linux", "/usr/bin/setpriv"),
+    // nft: the firewall check reads the ruleset; a test sets a rule in its own namespace.
+    ("nftables", "/usr/sbin/nft"),
 ];
 
 /// Crates the protocol crate must never depend on (it compiles for the browser too).

@@ -702,10 +702,12 @@ fn firewall_check(fw: &Firewall, port: u16, connected: bool) -> Check {
                 rules.iter().map(|r| r.text.clone()).collect(),
                 if blocking {
                     vec![fix(
-                        "loopback traffic usually passes `iif lo accept` first; check the order of the rules",
-                        Some(format!(
-                            "sudo nft -a list ruleset | grep -n -e {port} -e 'iif \"lo\"'"
-                        )),
+                        "see the rules with their handles, then delete the rule or accept the port before it",
+                        Some(if *tool == "nft" {
+                            "sudo nft -a list ruleset".to_owned()
+                        } else {
+                            "sudo iptables -S".to_owned()
+                        }),
                     )]
                 } else {
                     vec![]
