@@ -515,6 +515,43 @@ fn kill_stops_a_holder_gracefully_and_refuses_what_it_must_not_touch() {
     let (code, _, err) = run_cli(&["kill", &s.port.to_string(), "--signal", "FOO"]);
     assert_eq!(code, 1);
     assert!(err.contains("unknown signal `FOO`"), "{err}");
+    // A signal that does not ask it to end is delivered, not escalated to KILL.
+    let (code, out, err) = run_cli(&[
+        "kill",
+        "--pid",
+        &s.pid.to_string(),
+        "--signal",
+        "CONT",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let reports: Vec<KillReport> = serde_json::from_str(&out).unwrap();
+    assert_eq!(reports[0].outcome, KillOutcome::Signalled, "{out}");
+    assert_eq!(
+        {
+            let mut c = Command::new("kill");
+            c.args(["-0", &s.pid.to_string()]);
+            run(c).0
+        },
+        0,
+        "still running"
+    );
+    // A port only a client connection uses: its owner is named, nothing is stopped.
+    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let client = std::net::TcpStream::connect(server.local_addr().unwrap()).unwrap();
+    let client_port = client.local_addr().unwrap().port().to_string();
+    let (code, _, err) = run_cli(&["kill", &client_port]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(&format!(
+            "nothing listens on port {client_port}; connections that use it belong to"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("(pid {})", std::process::id())),
+        "{err}"
+    );
 }
 
 #[test]
@@ -596,14 +633,94 @@ fn the_api_answers_why_and_bind_and_stops_socket_owners_only() {
         },
     );
     let res = kill(s.pid, &[("Sec-Fetch-Site", "cross-site")]);
+    assert!(res.body.contains("cross_site"), "{}", res.body);
     assert_eq!(res.status, 403, "{}", res.body);
-    let res = kill(std::process::id(), &[]);
+    // A process that holds no socket (never this test process: it holds sockets of its own
+    // while other tests run, and would be a legitimate target).
+    let mut sleeper = Command::new("sleep").arg("30").spawn().unwrap();
+    let res = kill(sleeper.id(), &[]);
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
     assert_eq!(res.status, 403, "{}", res.body);
     assert!(res.body.contains("not_a_socket_owner"), "{}", res.body);
+    // Bad bodies and bad queries get JSON errors, not plain-text rejections.
+    let bad = crate::support::http_with_body(
+        agent.port,
+        "POST",
+        "/api/v1/kill",
+        &[
+            ("Host", host.as_str()),
+            ("Authorization", auth.as_str()),
+            ("Content-Length", "8"),
+        ],
+        "not json",
+    );
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    assert!(bad.body.contains("bad_request"), "{}", bad.body);
+    let res = agent.get("/api/v1/free?near=abc");
+    assert_eq!(res.status, 400);
+    assert!(res.body.contains("?near= must be a number"), "{}", res.body);
+    // `who` and `bind` take what `why` takes.
+    let res = agent.get(&format!("/api/v1/who?port=localhost:{}", s.port));
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert!(
+        res.body.contains(&format!("\"pid\": {}", s.pid))
+            || res.body.contains(&format!("\"pid\":{}", s.pid)),
+        "{}",
+        res.body
+    );
+    // A start time that is not the process's: the pid is taken to name another process.
+    let stale = format!("{{\"pid\":{},\"start_time\":1}}", s.pid);
+    let len = stale.len().to_string();
+    let res = crate::support::http_with_body(
+        agent.port,
+        "POST",
+        "/api/v1/kill",
+        &[
+            ("Host", host.as_str()),
+            ("Authorization", auth.as_str()),
+            ("Content-Length", &len),
+        ],
+        &stale,
+    );
+    assert_eq!(res.status, 403, "{}", res.body);
+    assert!(res.body.contains("process_changed"), "{}", res.body);
+
     let res = kill(s.pid, &[("Sec-Fetch-Site", "same-origin")]);
     assert_eq!(res.status, 200, "{}", res.body);
     let report: KillReport = serde_json::from_str(&res.body).unwrap();
     assert_eq!(report.outcome, KillOutcome::Exited, "{}", res.body);
+}
+
+#[test]
+fn an_agent_started_with_no_kill_stops_nothing() {
+    let agent = Agent::start_with(&["--no-kill"]);
+    let s = Situation::start(&["listen", "127.0.0.1"]);
+    let body = format!("{{\"pid\":{}}}", s.pid);
+    let len = body.len().to_string();
+    let auth = format!("Bearer {}", agent.token);
+    let host = agent.host();
+    let res = crate::support::http_with_body(
+        agent.port,
+        "POST",
+        "/api/v1/kill",
+        &[
+            ("Host", host.as_str()),
+            ("Authorization", auth.as_str()),
+            ("Content-Length", &len),
+        ],
+        &body,
+    );
+    assert_eq!(res.status, 403, "{}", res.body);
+    assert!(res.body.contains("read_only"), "{}", res.body);
+    assert!(
+        {
+            let mut c = Command::new("kill");
+            c.args(["-0", &s.pid.to_string()]);
+            run(c).0 == 0
+        },
+        "still running"
+    );
 }
 
 #[test]
@@ -644,8 +761,14 @@ fn ls_exposed_lists_listeners_beyond_loopback_with_names_and_risks() {
         .find(|(port, _)| std::net::TcpListener::bind(("0.0.0.0", *port)).is_ok())
         .expect("no free port named in /etc/services");
     let named = Situation::start(&["listen-at", "0.0.0.0", &named_port.to_string()]);
-    // A debugger on all interfaces (its command line carries --inspect).
-    let inspector = Situation::start(&["listen", "0.0.0.0", "--inspect"]);
+    // A debugger on all interfaces (its command line carries --inspect=0.0.0.0:PORT).
+    let debug_port = crate::support::free_port().to_string();
+    let inspector = Situation::start(&[
+        "listen-at",
+        "0.0.0.0",
+        &debug_port,
+        &format!("--inspect=0.0.0.0:{debug_port}"),
+    ]);
     let local = Situation::start(&["listen", "127.0.0.1"]);
 
     let (code, out, err) = run_cli(&["ls", "--exposed", "--json"]);

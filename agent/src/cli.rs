@@ -137,6 +137,10 @@ pub struct ServeArgs {
     /// Open the dashboard in the default browser once the agent is up.
     #[arg(long)]
     pub open: bool,
+    /// Do not let the dashboard stop processes (hides "Stop process"; `POST /api/v1/kill` answers
+    /// 403).
+    #[arg(long)]
+    pub no_kill: bool,
 }
 
 #[derive(Clone, Debug, Args)]
@@ -259,6 +263,9 @@ mod tests {
 
                   --open
                       Open the dashboard in the default browser once the agent is up
+
+                  --no-kill
+                      Do not let the dashboard stop processes (hides "Stop process"; `POST /api/v1/kill` answers 403)
 
               -h, --help
                       Print help (see a summary with '-h')

@@ -158,6 +158,11 @@ impl<P: Platform> Collector<P> {
 /// when some process's files were unreadable and the socket is not ours (our own processes are
 /// always readable): then it most likely belongs to one of those.
 impl<P: Platform> Collector<P> {
+    /// The agent's effective user id.
+    pub fn euid(&self) -> Option<u32> {
+        self.platform.euid()
+    }
+
     /// A process as the platform reports it (with its scheduler state and group).
     pub fn raw_process(&mut self, pid: u32) -> Option<RawProcess> {
         self.platform.process(pid)

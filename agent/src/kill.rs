@@ -35,6 +35,34 @@ pub enum Refusal {
         name: String,
         user: String,
     },
+    #[error("pid {0} holds no socket; the dashboard stops only processes that hold one")]
+    NotASocketOwner(u32),
+    #[error(
+        "pid {0} is no longer the process the dashboard showed (it exited and the pid was reused); look again"
+    )]
+    Changed(u32),
+    #[error(
+        "pid {pid} ({name}) belongs to {user}, not to the user who started portscope; stop it from a terminal with `sudo portscope kill --pid {pid}`"
+    )]
+    OtherUser {
+        pid: u32,
+        name: String,
+        user: String,
+    },
+}
+
+impl Refusal {
+    /// Stable, machine-readable kind for the HTTP answer.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::NoSuchProcess(_) => "no_such_process",
+            Self::NotASocketOwner(_) => "not_a_socket_owner",
+            Self::Changed(_) => "process_changed",
+            Self::OtherUser { .. } => "other_user",
+            Self::NotPermitted { .. } => "not_permitted",
+            Self::Init(_) | Self::Itself(_) | Self::Kernel(..) | Self::OwnGroup(..) => "refused",
+        }
+    }
 }
 
 /// Who is asking: this process and its process group.
@@ -101,8 +129,50 @@ pub fn check(pid: u32, process: Option<&RawProcess>, me: Me, tree: bool) -> Resu
     }
 }
 
+/// The dashboard's extra rules, on a fresh scan: the pid holds a socket now, is the process the
+/// page showed (same start time), and belongs to the user who started portscope (`SUDO_UID`
+/// when run with sudo), so that a root agent's dashboard cannot stop system daemons.
+pub fn allowed_from_dashboard<P: Platform>(
+    collector: &mut Collector<P>,
+    req: &portscope_shared::KillRequest,
+    me: Me,
+) -> Result<(), Refusal> {
+    let pid = req.pid;
+    let state = collector.scan();
+    if !state.sockets.values().any(|s| s.pids.contains(&pid)) {
+        return Err(Refusal::NotASocketOwner(pid));
+    }
+    let process = collector.raw_process(pid);
+    check(pid, process.as_ref(), me, false)?;
+    let process = process.ok_or(Refusal::NoSuchProcess(pid))?;
+    if req.start_time.is_some() && req.start_time != process.start_time {
+        return Err(Refusal::Changed(pid));
+    }
+    let invoking = std::env::var("SUDO_UID")
+        .ok()
+        .and_then(|uid| uid.parse::<u32>().ok())
+        .or(collector.euid());
+    if process.uid.is_none() || process.uid != invoking {
+        return Err(Refusal::OtherUser {
+            pid,
+            name: process.name.clone(),
+            user: process
+                .user
+                .clone()
+                .unwrap_or_else(|| format!("uid {}", process.uid.unwrap_or_default())),
+        });
+    }
+    Ok(())
+}
+
+/// Whether a signal asks a process to end (so waiting for it, and forcing, make sense).
+fn ends_process(signal: &str) -> bool {
+    matches!(signal, "TERM" | "INT" | "QUIT" | "KILL")
+}
+
 /// Sends `signal`, waits for the process (or its whole group) to go, then `KILL` after
-/// `force_after` if it is still there.
+/// `force_after` if it is still there (only for TERM, INT and QUIT; HUP, USR1, STOP or CONT are
+/// delivered and reported, not escalated).
 pub fn stop(
     process: &RawProcess,
     signal_name: &str,
@@ -140,6 +210,13 @@ pub fn stop(
             format!("could not send SIG{signal_name} to {who}: {e}"),
         );
     }
+    if !ends_process(&signal_name) {
+        return report(
+            KillOutcome::Signalled,
+            start,
+            format!("sent SIG{signal_name} to {who}"),
+        );
+    }
     let gone = |deadline: Instant| loop {
         if !members.iter().any(|&m| os::is_running(m)) {
             return true;
@@ -169,6 +246,16 @@ pub fn stop(
             ),
         );
     };
+    // The pid must still be the same process (not exited and reused) before it gets KILL.
+    let same = |p: &RawProcess| p.start_time == process.start_time;
+    let mut platform = os::System::new();
+    if !crate::collector::Platform::process(&mut platform, pid).is_some_and(|p| same(&p)) {
+        return report(
+            KillOutcome::Exited,
+            start,
+            format!("{who} exited just before the forced stop"),
+        );
+    }
     if let Err(e) = os::send_signal(target, os::signal_by_name("KILL")) {
         return report(
             KillOutcome::StillRunning,
@@ -208,17 +295,36 @@ pub async fn run(args: KillArgs) -> anyhow::Result<bool> {
         let me = Me::current(&mut collector);
         let pids = match (args.port, args.pid) {
             (_, Some(pid)) => vec![pid],
-            (Some(port), None) => holders(&mut collector, port),
+            (Some(port), None) => holders(&mut collector, port)?,
             (None, None) => bail!("give a port, or --pid N"),
         };
         if pids.is_empty() {
             bail!(NothingHolds(args.port.unwrap_or_default()));
         }
-        let mut reports = Vec::new();
+        // Every holder is checked before any is signalled: a refusal stops nothing.
+        let mut processes = Vec::new();
         for pid in pids {
             let process = collector.raw_process(pid);
             check(pid, process.as_ref(), me, args.tree)?;
-            let process = process.expect("checked");
+            processes.extend(process);
+        }
+        let mut reports = Vec::new();
+        for process in processes {
+            // A pre-fork server's workers go with their master.
+            if !os::is_running(process.pid) {
+                reports.push(KillReport {
+                    pid: process.pid,
+                    name: process.name.clone(),
+                    signal: signal.clone(),
+                    outcome: KillOutcome::Exited,
+                    elapsed_ms: 0,
+                    message: format!(
+                        "{} (pid {}) exited with the processes stopped before it",
+                        process.name, process.pid
+                    ),
+                });
+                continue;
+            }
             reports.push(stop(&process, &signal, args.force_after.0, args.tree));
         }
         Ok(reports)
@@ -230,7 +336,7 @@ pub async fn run(args: KillArgs) -> anyhow::Result<bool> {
         writeln!(out)?;
     } else {
         for r in &reports {
-            writeln!(out, "{}", r.message)?;
+            writeln!(out, "{}", crate::text::one_line(&r.message))?;
         }
     }
     Ok(reports
@@ -243,24 +349,51 @@ pub async fn run(args: KillArgs) -> anyhow::Result<bool> {
 #[error("nothing holds port {0}, so nothing was stopped")]
 pub struct NothingHolds(pub u16);
 
-/// The pids of the port's listeners, or of any socket bound to it when none listens.
-fn holders<P: Platform>(collector: &mut Collector<P>, port: u16) -> Vec<u32> {
+/// The pids of the port's listeners (TCP `LISTEN`, unconnected UDP). Connections that merely use
+/// the port (a browser's, an IDE's) are not "what holds a port": they need `--pid`.
+fn holders<P: Platform>(collector: &mut Collector<P>, port: u16) -> anyhow::Result<Vec<u32>> {
     let state = collector.scan();
     let on_port: Vec<_> = state
         .sockets
         .values()
         .filter(|s| s.local_port == port)
         .collect();
-    let listening: Vec<_> = on_port.iter().filter(|s| s.is_listening()).collect();
-    let chosen: Vec<_> = if listening.is_empty() {
-        on_port.iter().collect()
-    } else {
-        listening
-    };
-    let mut pids: Vec<u32> = chosen.iter().flat_map(|s| s.pids.iter().copied()).collect();
+    let mut pids: Vec<u32> = on_port
+        .iter()
+        .filter(|s| s.is_listening())
+        .flat_map(|s| s.pids.iter().copied())
+        .collect();
     pids.sort_unstable();
     pids.dedup();
-    pids
+    if pids.is_empty() {
+        let mut users: Vec<String> = on_port
+            .iter()
+            .flat_map(|s| s.pids.iter())
+            .map(|pid| match state.processes.get(pid) {
+                Some(p) => format!("{} (pid {pid})", crate::text::one_line(&p.name)),
+                None => format!("pid {pid}"),
+            })
+            .collect();
+        users.sort();
+        users.dedup();
+        if !users.is_empty() {
+            bail!(NothingListens {
+                port,
+                users: users.join(", ")
+            });
+        }
+    }
+    Ok(pids)
+}
+
+/// Only connections use the port: name them, stop none.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "nothing listens on port {port}; connections that use it belong to {users}. Stop one with `portscope kill --pid N` if you mean to"
+)]
+pub struct NothingListens {
+    pub port: u16,
+    pub users: String,
 }
 
 #[cfg(test)]

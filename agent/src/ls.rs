@@ -74,7 +74,7 @@ fn print_table(out: &mut impl Write, snapshot: &Snapshot) -> std::io::Result<()>
         let (pid, name, user) = match s.owner {
             OwnerStatus::Known => (
                 join(s.pids.iter()),
-                join(procs.iter().map(|p| &p.name)),
+                join(procs.iter().map(|p| crate::text::one_line(&p.name))),
                 join(procs.iter().filter_map(|p| p.user.as_ref())),
             ),
             OwnerStatus::Hidden => ("?".into(), "(hidden: run as root)".into(), uid(s)),

@@ -12,6 +12,7 @@ mod ports;
 mod refresh;
 mod serve;
 mod server;
+mod text;
 mod who;
 
 use std::process::ExitCode;
@@ -61,7 +62,11 @@ fn main() -> ExitCode {
             eprintln!("portscope: {e:#}");
             ExitCode::from(2)
         }
-        Err(e) if e.is::<kill::Refusal>() || e.is::<kill::NothingHolds>() => {
+        Err(e)
+            if e.is::<kill::Refusal>()
+                || e.is::<kill::NothingHolds>()
+                || e.is::<kill::NothingListens>() =>
+        {
             eprintln!("portscope: {e:#}");
             ExitCode::from(1)
         }

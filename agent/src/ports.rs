@@ -174,6 +174,16 @@ const DEV_TOOL_PORTS: &[u16] = &[
     9000, 9090, 9229, 9292,
 ];
 
+/// Command-line flags that open a debugger on a port of their own.
+const DEBUG_FLAGS: &[&str] = &["--inspect", "jdwp", "--remote-debugging-port"];
+
+/// The port in `--inspect=0.0.0.0:9230`, `address=*:5005`, `--remote-debugging-port=9222`.
+fn debug_port(word: &str) -> Option<u16> {
+    let tail = word.rsplit([':', '=']).next()?;
+    let digits: String = tail.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
 fn find_app(process: Option<&Process>, port: u16) -> Option<&'static App> {
     if let Some(p) = process {
         let words: Vec<&str> = p.cmdline.iter().map(String::as_str).collect();
@@ -187,8 +197,15 @@ fn find_app(process: Option<&Process>, port: u16) -> Option<&'static App> {
                 .iter()
                 .any(|prog| programs.iter().any(|p| p == prog))
                 || app.args.iter().any(|arg| {
-                    words.iter().skip(1).any(|w| file_name(w).contains(arg))
-                        || (arg.contains(' ') && joined.contains(arg))
+                    let with_arg = words.iter().skip(1).find(|w| file_name(w).contains(arg));
+                    match with_arg {
+                        // A debugger flag names the debugger's own port, not the app's ports.
+                        Some(word) if DEBUG_FLAGS.contains(arg) => {
+                            debug_port(word).or(app.default_port) == Some(port)
+                        }
+                        Some(_) => true,
+                        None => arg.contains(' ') && joined.contains(arg),
+                    }
                 })
         });
         if found.is_some() {
@@ -338,6 +355,22 @@ nope\t\t70000/tcp
         let mut debug = listener(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 9229);
         annotate(&mut debug, Some(&inspector), &services);
         assert!(debug.risk.as_deref().unwrap().contains("inspector"));
+        // The same process's app port is not the inspector.
+        let mut app = listener(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 3000);
+        annotate(&mut app, Some(&inspector), &services);
+        assert_eq!((app.app.as_deref(), app.risk.as_deref()), (None, None));
+        let java = process(
+            "java",
+            &[
+                "java",
+                "-agentlib:jdwp=transport=dt_socket,server=y,address=*:5006",
+                "-jar",
+                "app.jar",
+            ],
+        );
+        let mut jdwp = listener(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 5006);
+        annotate(&mut jdwp, Some(&java), &services);
+        assert_eq!(jdwp.app.as_deref(), Some("Java debugger (JDWP)"));
     }
 
     #[test]

@@ -68,6 +68,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         os::hostname(),
         tick_ms,
         model.watch(),
+        !args.no_kill,
     );
 
     // The contract: the first line on stdout is the dashboard URL.
@@ -122,7 +123,7 @@ fn port_in_use(state: &State, args: &ServeArgs) -> String {
                 .pids
                 .iter()
                 .map(|pid| match state.processes.get(pid) {
-                    Some(p) => format!("pid {pid} ({})", p.name),
+                    Some(p) => format!("pid {pid} ({})", crate::text::one_line(&p.name)),
                     None => format!("pid {pid}"),
                 })
                 .collect();

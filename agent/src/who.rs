@@ -132,7 +132,12 @@ fn print_owner(out: &mut impl Write, owner: &Owner) -> std::io::Result<()> {
         .or_else(|| p.uid.map(|u| format!("uid {u}")))
         .unwrap_or_else(|| "unknown user".into());
     let started = p.start_time.map(started).unwrap_or_default();
-    writeln!(out, "{} (pid {}), user {user}{started}", p.name, p.pid)?;
+    writeln!(
+        out,
+        "{} (pid {}), user {user}{started}",
+        crate::text::one_line(&p.name),
+        p.pid
+    )?;
     writeln!(out, "  command: {}", command(p))?;
     if let Some(cwd) = &owner.cwd {
         writeln!(out, "  cwd:     {cwd}")?;
@@ -153,20 +158,9 @@ fn print_owner(out: &mut impl Write, owner: &Owner) -> std::io::Result<()> {
 /// (kernel threads, exited processes).
 fn command(p: &Process) -> String {
     if p.cmdline.is_empty() {
-        return p.name.clone();
+        return crate::text::one_line(&p.name);
     }
-    p.cmdline
-        .join(" ")
-        .chars()
-        .flat_map(|c| {
-            let escaped: Vec<char> = if c.is_control() {
-                c.escape_default().collect()
-            } else {
-                vec![c]
-            };
-            escaped
-        })
-        .collect()
+    crate::text::one_line(&p.cmdline.join(" "))
 }
 
 fn started(unix_secs: u64) -> String {

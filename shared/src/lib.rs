@@ -485,8 +485,13 @@ pub struct KillRequest {
     #[serde(default)]
     pub signal: Option<String>,
     /// Send `KILL` if the process is still alive after this many milliseconds; never when absent.
+    /// Only for the signals that ask a process to end (`TERM`, `INT`, `QUIT`).
     #[serde(default)]
     pub force_after_ms: Option<u64>,
+    /// The process's start time as the dashboard saw it ([`Process::start_time`]): the agent
+    /// refuses when the pid now belongs to another process.
+    #[serde(default)]
+    pub start_time: Option<u64>,
 }
 
 /// What happened to a process that was asked to stop: the answer of `POST /api/v1/kill` and
@@ -514,6 +519,8 @@ pub enum KillOutcome {
     Forced,
     /// It is still running (no force was asked for, or even `KILL` did not end it yet).
     StillRunning,
+    /// A signal that does not ask it to end (`HUP`, `USR1`, `STOP`, `CONT`, …) was delivered.
+    Signalled,
     #[serde(other)]
     Unknown,
 }

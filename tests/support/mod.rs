@@ -38,6 +38,14 @@ impl Agent {
         Self::spawn(&["--port", "0", "--interval", interval], None)
     }
 
+    /// Starts the agent with extra `serve` options, e.g. `--no-kill`.
+    #[track_caller]
+    pub fn start_with(options: &[&str]) -> Agent {
+        let mut args = vec!["--port", "0", "--interval", "250ms"];
+        args.extend_from_slice(options);
+        Self::spawn(&args, None)
+    }
+
     /// Starts the agent on a given port with a configured token (`PORTSCOPE_TOKEN`), as a user
     /// restarting it would.
     #[track_caller]

@@ -6,7 +6,7 @@ use std::time::Duration;
 use leptos::ev;
 use leptos::html;
 use leptos::prelude::*;
-use portscope_shared::{Exposure, Hello, OwnerStatus, PROTOCOL_VERSION, PortRange, Socket};
+use portscope_shared::{Exposure, Hello, OwnerStatus, PROTOCOL_VERSION, PortRange, Proto, Socket};
 use wasm_bindgen::JsValue;
 
 use crate::conn::{self, Link, Sinks};
@@ -367,26 +367,31 @@ fn Detail(
     view! { {content} }
 }
 
-/// What "why can't I connect?" asks about for a socket: a listener by the name clients use
-/// (its interface address when bound to one), a connection by its peer.
-fn why_target(s: &Socket) -> String {
+/// What "why can't I connect?" asks about for a TCP socket: a listener by the name clients use
+/// (its interface address when bound to one), a connection by its peer when that is this
+/// machine. `None` for UDP and for remote peers (the agent diagnoses local TCP ports only).
+fn why_target(s: &Socket) -> Option<String> {
+    if s.proto != Proto::Tcp {
+        return None;
+    }
     if s.is_listening() {
-        if s.exposure == Some(Exposure::Interface) {
+        return Some(if s.exposure == Some(Exposure::Interface) {
             s.local_endpoint().to_string()
         } else {
             format!("localhost:{}", s.local_port)
-        }
-    } else {
-        s.remote_endpoint()
-            .map_or_else(|| s.local_port.to_string(), |peer| peer.to_string())
+        });
     }
+    let peer = s.remote_endpoint()?;
+    peer.ip().is_loopback().then(|| peer.to_string())
 }
 
 /// The row's actions: who, why, bind, open in browser, copy a kill command, stop.
 fn actions(t: &Table, s: &Socket, doctor: Doctor, can_kill: bool) -> impl IntoView + use<> {
     let port = s.local_port.to_string();
     let (who_port, bind_port) = (port.clone(), port.clone());
-    let why = why_target(s);
+    let why = why_target(s).map(|target| {
+        view! { <button id="action-why" on:click=move |_| doctor.ask(Kind::Why, target.clone())>"Why can't I connect?"</button> }
+    });
     let open = (s.http && s.is_listening()).then(|| {
         let host = match s.exposure {
             Some(Exposure::Interface) => s.local_endpoint().to_string(),
@@ -411,6 +416,7 @@ fn actions(t: &Table, s: &Socket, doctor: Doctor, can_kill: bool) -> impl IntoVi
             .collect();
         let target = StopTarget {
             pid,
+            start_time: process.as_ref().and_then(|p| p.start_time),
             name: process.as_ref().map_or_else(|| "process".into(), |p| p.name.clone()),
             command: process.map(|p| p.cmdline.join(" ")).unwrap_or_default(),
             sockets,
@@ -420,7 +426,7 @@ fn actions(t: &Table, s: &Socket, doctor: Doctor, can_kill: bool) -> impl IntoVi
     view! {
         <div class="actions">
             <button id="action-who" on:click=move |_| doctor.ask(Kind::Who, who_port.clone())>{format!("Who holds {port}?")}</button>
-            <button id="action-why" on:click=move |_| doctor.ask(Kind::Why, why.clone())>"Why can't I connect?"</button>
+            {why}
             <button id="action-bind" on:click=move |_| doctor.ask(Kind::Bind, bind_port.clone())>"Can I bind it?"</button>
             {open}
             {copy}

@@ -40,6 +40,8 @@ pub struct Doctor {
 #[derive(Clone, Debug, PartialEq)]
 pub struct StopTarget {
     pub pid: u32,
+    /// As the page saw it: the agent refuses if the pid now names another process.
+    pub start_time: Option<u64>,
     pub name: String,
     pub command: String,
     pub sockets: Vec<String>,
@@ -91,7 +93,7 @@ impl Doctor {
     }
 
     /// Stops a process (after the dialog's confirmation): TERM, then KILL after 5 s.
-    pub fn stop(self, pid: u32) {
+    pub fn stop(self, pid: u32, start_time: Option<u64>) {
         self.stopping.set(None);
         self.answer
             .set(Answer::Asking(format!("Stopping pid {pid}…")));
@@ -101,6 +103,7 @@ impl Doctor {
                 pid,
                 signal: Some("TERM".into()),
                 force_after_ms: Some(5000),
+                start_time,
             };
             let result = api::post("/api/v1/kill", &request).await;
             answer.set(result.map(Answer::Stopped).unwrap_or_else(Answer::Error));
@@ -279,7 +282,7 @@ fn who_view(w: WhoReport) -> impl IntoView {
 fn StopDialog(doctor: Doctor) -> impl IntoView {
     move || {
         let target = doctor.stopping.get()?;
-        let pid = target.pid;
+        let (pid, start_time) = (target.pid, target.start_time);
         let sockets = target
             .sockets
             .iter()
@@ -295,7 +298,7 @@ fn StopDialog(doctor: Doctor) -> impl IntoView {
                     <p class="muted">"portscope sends SIGTERM, then SIGKILL if it is still running after 5 s."</p>
                     <div class="modal-actions">
                         <button id="stop-cancel" on:click=move |_| doctor.stopping.set(None)>"Cancel"</button>
-                        <button id="stop-confirm" class="danger" on:click=move |_| doctor.stop(pid)>"Stop process"</button>
+                        <button id="stop-confirm" class="danger" on:click=move |_| doctor.stop(pid, start_time)>"Stop process"</button>
                     </div>
                 </div>
             </div>

@@ -154,7 +154,7 @@ pub fn gather<P: Platform>(mut collector: Collector<P>, port: u16) -> Facts {
 pub fn analyze(facts: &Facts) -> Diagnosis {
     let port = facts.port;
     let mut checks = Vec::new();
-    let failed = facts.attempts.iter().filter(|(_, r)| r.is_err()).count();
+    let failed = facts.attempts.iter().filter(|(_, r)| failed(r)).count();
     for (way, result) in &facts.attempts {
         checks.push(attempt_check(facts, *way, result));
     }
@@ -167,12 +167,15 @@ pub fn analyze(facts: &Facts) -> Diagnosis {
             .filter(|(w, _)| {
                 w.proto == Proto::Tcp && w.addr.is_ipv4() == v4 && w.v6only != Some(false)
             })
-            .map(|(_, r)| r.is_ok())
+            // A family switched off (no IPv6) is neither free nor held.
+            .filter(|(_, r)| !matches!(r, Err((kind, message)) if is_unavailable(*kind, message)))
+            .map(|(_, r)| !matches!(r, Err((ErrorKind::AddrInUse, _))))
             .collect::<Vec<_>>()
     };
     let (v4, v6) = (tcp_family(true), tcp_family(false));
-    let split =
-        |free: &[bool], held: &[bool]| free.iter().all(|ok| *ok) && held.iter().any(|ok| !ok);
+    let split = |free: &[bool], held: &[bool]| {
+        !free.is_empty() && free.iter().all(|ok| *ok) && held.iter().any(|ok| !ok)
+    };
     if split(&v4, &v6) || split(&v6, &v4) {
         let (free, held) = if split(&v6, &v4) {
             ("IPv6", "IPv4")
@@ -195,10 +198,11 @@ pub fn analyze(facts: &Facts) -> Diagnosis {
         .filter(|s| s.state == SocketState::TimeWait)
         .count();
     if time_wait > 0 {
-        let reuse_blocked = facts
-            .attempts
-            .iter()
-            .any(|(w, r)| w.proto == Proto::Tcp && matches!(r, Err((ErrorKind::AddrInUse, _))));
+        let reuse_blocked = facts.attempts.iter().any(|(w, r)| {
+            w.proto == Proto::Tcp
+                && matches!(r, Err((ErrorKind::AddrInUse, _)))
+                && blocked_by_time_wait(facts, *w)
+        });
         let (verdict, outcome) = match &facts.without_reuse {
             _ if reuse_blocked => (
                 Verdict::Problem,
@@ -315,68 +319,7 @@ fn attempt_check(facts: &Facts, way: Way, result: &BindResult) -> Check {
         );
     };
     match kind {
-        ErrorKind::AddrInUse => {
-            let holders = holders(facts, way);
-            let time_wait = facts
-                .sockets
-                .iter()
-                .filter(|s| s.state == SocketState::TimeWait && overlaps(s, way))
-                .count();
-            if holders.is_empty() && time_wait > 0 {
-                // Linux lets a SO_REUSEADDR bind pass a TIME_WAIT socket only when the server
-                // that left it had set SO_REUSEADDR too.
-                return check(
-                    "bind",
-                    Verdict::Problem,
-                    format!("{at}: address already in use by {time_wait} connection{} in TIME_WAIT, left by a server that did not set SO_REUSEADDR", if time_wait == 1 { "" } else { "s" }),
-                    vec!["no process holds the port; the kernel keeps closed connections for up to 60 s".into()],
-                    vec![
-                        fix("wait up to a minute and start the server again", None),
-                        fix("set SO_REUSEADDR in the server before bind(), so the next restart does not hit this", None),
-                    ],
-                );
-            }
-            let names: Vec<String> = holders.iter().map(|(_, who)| who.clone()).collect();
-            let by = if names.is_empty() {
-                String::new()
-            } else {
-                format!(" by {}", names.join(", "))
-            };
-            let pid = facts
-                .sockets
-                .iter()
-                .filter(|s| overlaps(s, way) && blocks(s))
-                .find_map(|s| s.pids.first().copied());
-            check(
-                "bind",
-                Verdict::Problem,
-                format!("{at}: address already in use{by}"),
-                holders
-                    .iter()
-                    .map(|(s, who)| {
-                        format!(
-                            "{} {} {} — {who}",
-                            s.proto_label(),
-                            s.local_endpoint(),
-                            s.state.as_str()
-                        )
-                    })
-                    .collect(),
-                vec![
-                    fix(
-                        "see who holds it and what started it",
-                        Some(format!("portscope who {port}")),
-                    ),
-                    fix(
-                        "stop it",
-                        Some(pid.map_or_else(
-                            || format!("portscope kill {port}"),
-                            |p| format!("portscope kill --pid {p}"),
-                        )),
-                    ),
-                ],
-            )
-        }
+        ErrorKind::AddrInUse => in_use_check(facts, way, at),
         ErrorKind::PermissionDenied => check(
             "bind",
             Verdict::Problem,
@@ -393,10 +336,12 @@ fn attempt_check(facts: &Facts, way: Way, result: &BindResult) -> Check {
             vec![],
             vec![],
         ),
-        ErrorKind::AddrNotAvailable => check(
+        _ if is_unavailable(*kind, message) => check(
             "bind",
             Verdict::Unchecked,
-            format!("{at}: this address does not exist here ({message}); is IPv6 disabled?"),
+            format!(
+                "{at}: this address family or address is not available here ({message}); is IPv6 disabled?"
+            ),
             vec![],
             vec![],
         ),
@@ -410,6 +355,165 @@ fn attempt_check(facts: &Facts, way: Way, result: &BindResult) -> Check {
     }
 }
 
+/// Why a bind found the address in use: the listeners that hold it, else the connections that
+/// use the port (a client the kernel gave it to), else TIME_WAIT leftovers.
+fn in_use_check(facts: &Facts, way: Way, at: String) -> Check {
+    let port = facts.port;
+    let holders = holders(facts, way);
+    if !holders.is_empty() {
+        let names: Vec<String> = holders.iter().map(|(_, who)| who.clone()).collect();
+        return check(
+            "bind",
+            Verdict::Problem,
+            format!("{at}: address already in use by {}", names.join(", ")),
+            holders
+                .iter()
+                .map(|(s, who)| {
+                    format!(
+                        "{} {} {} — {who}",
+                        s.proto_label(),
+                        s.local_endpoint(),
+                        s.state.as_str()
+                    )
+                })
+                .collect(),
+            vec![
+                fix(
+                    "see who holds it and what started it",
+                    Some(format!("portscope who {port}")),
+                ),
+                fix(
+                    "stop what listens there",
+                    Some(format!("portscope kill {port}")),
+                ),
+            ],
+        );
+    }
+    let connections: Vec<String> = facts
+        .sockets
+        .iter()
+        .filter(|s| {
+            s.proto == way.proto
+                && !blocks(s)
+                && s.state != SocketState::TimeWait
+                && overlaps(s, way)
+        })
+        .map(|s| {
+            format!(
+                "{} {} → {} {} — {}",
+                s.proto_label(),
+                s.local_endpoint(),
+                s.remote_text(),
+                s.state.as_str(),
+                owner_names(facts, s)
+            )
+        })
+        .collect();
+    if !connections.is_empty() {
+        return check(
+            "bind",
+            Verdict::Problem,
+            format!(
+                "{at}: address already in use by a connection that took port {port} as its local port"
+            ),
+            connections,
+            vec![
+                fix(
+                    "wait for the connection to close (stopping the client would break it)",
+                    None,
+                ),
+                fix(
+                    "use a port outside the ephemeral range, which clients never get",
+                    facts.free.first().map(|p| format!("portscope bind {p}")),
+                ),
+            ],
+        );
+    }
+    let time_wait = time_wait_blockers(facts, way);
+    if time_wait > 0 {
+        // Linux lets a SO_REUSEADDR bind pass a TIME_WAIT socket only when the server that left
+        // it had set SO_REUSEADDR too.
+        return check(
+            "bind",
+            Verdict::Problem,
+            format!(
+                "{at}: address already in use by {time_wait} connection{} in TIME_WAIT, left by a server that did not set SO_REUSEADDR",
+                if time_wait == 1 { "" } else { "s" }
+            ),
+            vec![
+                "no process holds the port; the kernel keeps closed connections for up to 60 s"
+                    .into(),
+            ],
+            vec![
+                fix("wait up to a minute and start the server again", None),
+                fix(
+                    "set SO_REUSEADDR in the server before bind(), so the next restart does not hit this",
+                    None,
+                ),
+            ],
+        );
+    }
+    check(
+        "bind",
+        Verdict::Problem,
+        format!(
+            "{at}: address already in use, by a socket this scan did not see (another network namespace, or a process hidden from this user)"
+        ),
+        vec![],
+        vec![fix(
+            "look as root",
+            Some(format!("sudo portscope who {port}")),
+        )],
+    )
+}
+
+/// A failed bind only TIME_WAIT leftovers explain: no listener and no connection holds it.
+fn blocked_by_time_wait(facts: &Facts, way: Way) -> bool {
+    holders(facts, way).is_empty()
+        && !facts.sockets.iter().any(|s| {
+            s.proto == way.proto
+                && !blocks(s)
+                && s.state != SocketState::TimeWait
+                && overlaps(s, way)
+        })
+        && time_wait_blockers(facts, way) > 0
+}
+
+fn time_wait_blockers(facts: &Facts, way: Way) -> usize {
+    facts
+        .sockets
+        .iter()
+        .filter(|s| s.state == SocketState::TimeWait && overlaps(s, way))
+        .count()
+}
+
+/// Address not on this machine, or the family switched off (`disable_ipv6`, `ipv6.disable=1`).
+fn is_unavailable(kind: ErrorKind, message: &str) -> bool {
+    kind == ErrorKind::AddrNotAvailable
+        || message.contains("Address family not supported")
+        || message.contains("os error 97")
+}
+
+fn owner_names(facts: &Facts, s: &Socket) -> String {
+    match s.owner {
+        OwnerStatus::Known => s
+            .pids
+            .iter()
+            .map(|p| match facts.processes.get(p) {
+                Some(proc) => format!("{} (pid {p})", proc.name),
+                None => format!("pid {p}"),
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+        OwnerStatus::Hidden => format!(
+            "a process of uid {} (sudo portscope who {} shows it)",
+            s.uid.map_or("?".into(), |u| u.to_string()),
+            facts.port
+        ),
+        OwnerStatus::None => "no process".into(),
+    }
+}
+
 /// Sockets that keep this way from binding: same protocol, overlapping address, and for TCP a
 /// listener or a bound, unconnected socket (with `SO_REUSEADDR`, connections do not block).
 fn holders(facts: &Facts, way: Way) -> Vec<(&Socket, String)> {
@@ -417,27 +521,13 @@ fn holders(facts: &Facts, way: Way) -> Vec<(&Socket, String)> {
         .sockets
         .iter()
         .filter(|s| overlaps(s, way) && blocks(s))
-        .map(|s| {
-            let who = match s.owner {
-                OwnerStatus::Known => s
-                    .pids
-                    .iter()
-                    .map(|p| match facts.processes.get(p) {
-                        Some(proc) => format!("{} (pid {p})", proc.name),
-                        None => format!("pid {p}"),
-                    })
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                OwnerStatus::Hidden => format!(
-                    "a process of uid {} (sudo portscope who {} shows it)",
-                    s.uid.map_or("?".into(), |u| u.to_string()),
-                    facts.port
-                ),
-                OwnerStatus::None => "no process".into(),
-            };
-            (s, who)
-        })
+        .map(|s| (s, owner_names(facts, s)))
         .collect()
+}
+
+/// A bind that failed for a reason other than "this address family is not available here".
+pub fn failed(result: &BindResult) -> bool {
+    matches!(result, Err((kind, message)) if !is_unavailable(*kind, message))
 }
 
 fn blocks(s: &Socket) -> bool {
@@ -543,7 +633,7 @@ mod tests {
         );
         assert_eq!(
             d.checks[0].fixes[1].command.as_deref(),
-            Some("portscope kill --pid 77")
+            Some("portscope kill 5173")
         );
         assert_eq!(
             d.checks[2].verdict,
@@ -613,6 +703,57 @@ mod tests {
         let c = d.checks.iter().find(|c| c.id == "time_wait").unwrap();
         assert_eq!(c.verdict, Verdict::Warning);
         assert!(c.title.contains("does not set SO_REUSEADDR"), "{}", c.title);
+    }
+
+    #[test]
+    fn a_client_connection_on_the_port_is_named_not_killed() {
+        let mut f = facts(40000, &[0, 1], ErrorKind::AddrInUse);
+        let mut client = listener(IpAddr::V4(Ipv4Addr::LOCALHOST), 40000, 9);
+        client.state = SocketState::Established;
+        client.remote_addr = Some(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        client.remote_port = Some(443);
+        f.sockets.push(client);
+        let d = analyze(&f);
+        assert!(
+            d.summary.contains("by a connection that took port 40000"),
+            "{}",
+            d.summary
+        );
+        assert!(
+            d.checks[0].fixes.iter().all(|f| !f
+                .command
+                .as_deref()
+                .unwrap_or_default()
+                .contains("kill"))
+        );
+    }
+
+    #[test]
+    fn time_wait_beside_a_live_listener_blames_the_listener() {
+        let mut f = facts(8080, &[0, 1, 4], ErrorKind::AddrInUse);
+        f.sockets
+            .push(listener(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080, 5));
+        let mut tw = listener(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080, 0);
+        tw.state = SocketState::TimeWait;
+        tw.pids.clear();
+        tw.owner = OwnerStatus::None;
+        f.sockets.push(tw);
+        let d = analyze(&f);
+        let c = d.checks.iter().find(|c| c.id == "time_wait").unwrap();
+        assert_ne!(c.verdict, Verdict::Problem, "{}", c.title);
+        assert!(d.summary.contains("in use by pid 5"), "{}", d.summary);
+    }
+
+    #[test]
+    fn a_host_without_ipv6_is_not_a_failure() {
+        let f = facts(8123, &[2, 3, 4, 6], ErrorKind::AddrNotAvailable);
+        let d = analyze(&f);
+        assert!(
+            d.checks.iter().all(|c| c.verdict != Verdict::Problem),
+            "{d:#?}"
+        );
+        assert!(d.checks.iter().all(|c| c.id != "split"), "{d:#?}");
+        assert!(d.summary.starts_with("port 8123 is free"), "{}", d.summary);
     }
 
     #[test]

@@ -72,7 +72,7 @@ fn bindable(port: u16) -> bool {
         },
     ]
     .into_iter()
-    .all(|way| try_bind(way, port).is_ok())
+    .all(|way| !super::bind::failed(&try_bind(way, port)))
 }
 
 #[cfg(test)]

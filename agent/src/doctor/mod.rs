@@ -23,16 +23,17 @@ pub struct UsageError(pub String);
 
 /// `portscope why`: `Ok(true)` when some address connected (exit status 0).
 pub async fn run_why(args: WhyArgs) -> anyhow::Result<bool> {
+    let target = &args.target;
+    let addrs = probe::resolve(&target.host, target.port)
+        .await
+        .map_err(UsageError)?;
     let collector = Collector::new(os::System::new());
-    let facts = why::gather(
-        &args.target,
-        collector,
-        why::Options {
-            timeout: args.timeout,
-        },
-    )
-    .await
-    .map_err(UsageError)?;
+    let opts = why::Options {
+        timeout: args.timeout,
+    };
+    let facts = why::gather(target, addrs, collector, opts)
+        .await
+        .map_err(anyhow::Error::msg)?;
     let d = why::analyze(&facts);
     output(&d, args.json)?;
     Ok(facts.probes.iter().any(|(_, c)| c.is_connected()))
@@ -46,7 +47,7 @@ pub async fn run_bind(args: BindArgs) -> anyhow::Result<bool> {
             .await?;
     let d = bind::analyze(&facts);
     output(&d, args.json)?;
-    Ok(facts.attempts.iter().all(|(_, r)| r.is_ok()))
+    Ok(!facts.attempts.iter().any(|(_, r)| bind::failed(r)))
 }
 
 /// `portscope free`.
@@ -170,16 +171,23 @@ pub fn print(out: &mut impl Write, d: &Diagnosis) -> std::io::Result<()> {
         Question::Bind => "bind",
         Question::Unknown => "?",
     };
-    writeln!(out, "portscope {question} {}", d.target)?;
+    // Titles and evidence carry process names and HTTP answers: printed on one safe line.
+    use crate::text::one_line;
+    writeln!(out, "portscope {question} {}", one_line(&d.target))?;
     for c in &d.checks {
-        writeln!(out, "  {:<9} {}", label(c.verdict), c.title)?;
+        writeln!(out, "  {:<9} {}", label(c.verdict), one_line(&c.title))?;
         for e in &c.evidence {
-            writeln!(out, "            · {e}")?;
+            writeln!(out, "            · {}", one_line(e))?;
         }
         for f in &c.fixes {
             match &f.command {
-                Some(cmd) => writeln!(out, "            → {}: {cmd}", f.text)?,
-                None => writeln!(out, "            → {}", f.text)?,
+                Some(cmd) => writeln!(
+                    out,
+                    "            → {}: {}",
+                    one_line(&f.text),
+                    one_line(cmd)
+                )?,
+                None => writeln!(out, "            → {}", one_line(&f.text))?,
             }
         }
     }
@@ -187,7 +195,7 @@ pub fn print(out: &mut impl Write, d: &Diagnosis) -> std::io::Result<()> {
         let ports: Vec<String> = d.free_ports.iter().map(u16::to_string).collect();
         writeln!(out, "  free ports nearby: {}", ports.join(", "))?;
     }
-    writeln!(out, "{}: {}", label(d.verdict), d.summary)?;
+    writeln!(out, "{}: {}", label(d.verdict), one_line(&d.summary))?;
     Ok(())
 }
 

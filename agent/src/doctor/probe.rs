@@ -28,17 +28,34 @@ impl Connect {
     }
 }
 
+/// How long name resolution may take.
+const RESOLVE_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// Resolves a host in the order the system returns (getaddrinfo, so `/etc/hosts` and
-/// `/etc/gai.conf` apply), without duplicates.
-pub async fn resolve(host: &str, port: u16) -> std::io::Result<Vec<IpAddr>> {
+/// `/etc/gai.conf` apply), without duplicates. The error says what to do.
+pub async fn resolve(host: &str, port: u16) -> Result<Vec<IpAddr>, String> {
     if let Ok(ip) = host.parse::<IpAddr>() {
         return Ok(vec![ip]);
     }
+    let found = tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host((host, port)))
+        .await
+        .map_err(|_| {
+            format!(
+                "cannot resolve `{host}`: no answer within {} s",
+                RESOLVE_TIMEOUT.as_secs()
+            )
+        })?
+        .map_err(|e| {
+            format!("cannot resolve `{host}`: {e}; check the name, or give an IP address")
+        })?;
     let mut out: Vec<IpAddr> = Vec::new();
-    for addr in tokio::net::lookup_host((host, port)).await? {
+    for addr in found {
         if !out.contains(&addr.ip()) {
             out.push(addr.ip());
         }
+    }
+    if out.is_empty() {
+        return Err(format!("`{host}` resolves to no address"));
     }
     Ok(out)
 }
@@ -53,9 +70,10 @@ pub async fn connect(addr: SocketAddr, timeout: Duration) -> Connect {
     }
 }
 
-/// Whether an address belongs to this machine: binding a UDP socket to it succeeds only then.
-pub fn is_local(addr: IpAddr) -> bool {
-    addr.is_loopback() || addr.is_unspecified() || std::net::UdpSocket::bind((addr, 0)).is_ok()
+/// Whether an address belongs to this machine: loopback, the unspecified address, or one of
+/// its interfaces' addresses (`local`, from `os::local_addresses`).
+pub fn is_local(addr: IpAddr, local: &[IpAddr]) -> bool {
+    addr.is_loopback() || addr.is_unspecified() || local.contains(&addr)
 }
 
 /// What an HTTP request got back.
@@ -76,37 +94,44 @@ pub enum Http {
 }
 
 /// Sends `GET path` and reads the status line, the `Server` header and the page `<title>`.
+/// What arrived before the deadline counts (a streaming answer never ends).
 pub async fn http(addr: SocketAddr, host_header: &str, path: &str, timeout: Duration) -> Http {
     const MAX: usize = 64 << 10;
-    let run = async {
-        let mut stream = TcpStream::connect(addr).await?;
-        let request = format!(
-            "GET {path} HTTP/1.1\r\nHost: {host_header}\r\nUser-Agent: portscope-why\r\n\
-             Accept: text/html,*/*\r\nConnection: close\r\n\r\n"
-        );
-        stream.write_all(request.as_bytes()).await?;
-        let mut buf = Vec::new();
-        let mut chunk = [0u8; 8192];
-        loop {
-            let n = stream.read(&mut chunk).await?;
-            if n == 0 {
-                break;
-            }
-            buf.extend_from_slice(&chunk[..n]);
-            if buf.len() >= MAX || title(&buf).is_some() {
-                break;
-            }
-        }
-        Ok::<_, std::io::Error>(buf)
-    };
-    let buf = match tokio::time::timeout(timeout, run).await {
-        Err(_) => return Http::Silent(timeout),
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut stream = match tokio::time::timeout_at(deadline, TcpStream::connect(addr)).await {
+        Ok(Ok(stream)) => stream,
         Ok(Err(e)) => return Http::Failed(e.to_string()),
-        Ok(Ok(buf)) if buf.is_empty() => {
-            return Http::Failed("the connection closed without an answer".into());
-        }
-        Ok(Ok(buf)) => buf,
+        Err(_) => return Http::Silent(timeout),
     };
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {host_header}\r\nUser-Agent: portscope-why\r\n\
+         Accept: text/html,*/*\r\nConnection: close\r\n\r\n"
+    );
+    if let Err(e) = stream.write_all(request.as_bytes()).await {
+        return Http::Failed(e.to_string());
+    }
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut chunk)).await {
+            Ok(Ok(0)) | Err(_) => break,
+            Ok(Ok(n)) => {
+                buf.extend_from_slice(&chunk[..n]);
+                if buf.len() >= MAX || title(&buf).is_some() {
+                    break;
+                }
+            }
+            Ok(Err(e)) if buf.is_empty() => return Http::Failed(e.to_string()),
+            Ok(Err(_)) => break,
+        }
+    }
+    if buf.is_empty() {
+        return if tokio::time::Instant::now() >= deadline {
+            Http::Silent(timeout)
+        } else {
+            Http::Failed("the connection closed without an answer".into())
+        };
+    }
     parse_http(&buf)
 }
 
@@ -171,13 +196,22 @@ fn printable(bytes: &[u8], max: usize) -> String {
     out
 }
 
-/// A firewall rule that names the port.
+/// A firewall rule that names the port, or an input chain's drop policy.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rule {
     /// Where it sits and what it says, e.g. `inet filter input: tcp dport 5173 reject`.
     pub text: String,
     /// `accept`, `drop`, `reject`, or another verdict.
     pub verdict: String,
+    /// A chain's default policy rather than a rule about this port.
+    pub policy: bool,
+}
+
+impl Rule {
+    /// A rule about this port that drops or rejects it.
+    pub fn blocks(&self) -> bool {
+        !self.policy && (self.verdict == "drop" || self.verdict == "reject")
+    }
 }
 
 /// What the firewall says about a port.
@@ -187,6 +221,8 @@ pub enum Firewall {
     Read {
         tool: &'static str,
         rules: Vec<Rule>,
+        /// A rule accepts everything arriving on the loopback interface (`iif lo accept`).
+        loopback_accepted: bool,
     },
     /// Could not be read: why not, and how to.
     Unreadable(String),
@@ -197,9 +233,11 @@ pub fn firewall(port: u16) -> Firewall {
     match run("nft", &["-j", "list", "ruleset"]) {
         Ok(json) => match serde_json::from_str::<serde_json::Value>(&json) {
             Ok(value) => {
+                let (rules, loopback_accepted) = nft_rules(&value, port);
                 return Firewall::Read {
                     tool: "nft",
-                    rules: nft_rules(&value, port),
+                    rules,
+                    loopback_accepted,
                 };
             }
             Err(e) => {
@@ -213,19 +251,30 @@ pub fn firewall(port: u16) -> Firewall {
                 "reading the nftables ruleset needs root ({why}); run `sudo nft list ruleset | grep {port}`"
             ));
         }
+        Err(RunError::Failed(why)) => {
+            return Firewall::Unreadable(format!("the nftables ruleset could not be read: {why}"));
+        }
         Err(RunError::Missing) => {}
     }
     let mut rules = Vec::new();
     let mut read_any = false;
+    let mut loopback_accepted = false;
     for tool in ["iptables", "ip6tables"] {
         match run(tool, &["-S"]) {
             Ok(text) => {
                 read_any = true;
-                rules.extend(iptables_rules(tool, &text, port));
+                let (found, lo) = iptables_rules(tool, &text, port);
+                rules.extend(found);
+                loopback_accepted |= lo;
             }
             Err(RunError::Denied(why)) => {
                 return Firewall::Unreadable(format!(
                     "reading iptables rules needs root ({why}); run `sudo iptables -S | grep {port}`"
+                ));
+            }
+            Err(RunError::Failed(why)) => {
+                return Firewall::Unreadable(format!(
+                    "the iptables rules could not be read: {why}"
                 ));
             }
             Err(RunError::Missing) => {}
@@ -235,6 +284,7 @@ pub fn firewall(port: u16) -> Firewall {
         Firewall::Read {
             tool: "iptables",
             rules,
+            loopback_accepted,
         }
     } else {
         Firewall::Unreadable(
@@ -247,11 +297,16 @@ pub fn firewall(port: u16) -> Firewall {
 
 enum RunError {
     Missing,
+    /// Needs root (or CAP_NET_ADMIN).
     Denied(String),
+    /// Timed out or failed for another reason.
+    Failed(String),
 }
 
-/// Runs a read-only tool with a deadline; its stdout on success.
+/// Runs a read-only tool with a deadline; its stdout on success. Its output is read while it
+/// runs (a large ruleset fills the pipe before the tool exits).
 fn run(tool: &str, args: &[&str]) -> Result<String, RunError> {
+    const DEADLINE: Duration = Duration::from_secs(3);
     let mut child = Command::new(tool)
         .args(args)
         .stdin(Stdio::null())
@@ -259,42 +314,67 @@ fn run(tool: &str, args: &[&str]) -> Result<String, RunError> {
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|_| RunError::Missing)?;
-    let deadline = Instant::now() + Duration::from_secs(3);
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            if let Some(pipe) = pipe {
+                let _ = pipe.take(16 << 20).read_to_string(&mut text);
+            }
+            text
+        })
+    };
+    let out = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let err = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let deadline = Instant::now() + DEADLINE;
     let status = loop {
         match child.try_wait() {
-            Ok(Some(status)) => break status,
+            Ok(Some(status)) => break Some(status),
             Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
             _ => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(RunError::Denied(format!(
-                    "`{tool}` did not answer within 3 s"
-                )));
+                break None;
             }
         }
     };
-    let mut out = String::new();
-    let mut err = String::new();
-    if let Some(mut s) = child.stdout.take() {
-        let _ = s.read_to_string(&mut out);
-    }
-    if let Some(mut s) = child.stderr.take() {
-        let _ = s.read_to_string(&mut err);
-    }
-    if status.success() {
-        Ok(out)
-    } else {
-        let first = err.lines().next().unwrap_or("failed").trim().to_owned();
-        Err(RunError::Denied(format!("{tool}: {first}")))
+    let (out, err) = (
+        out.join().unwrap_or_default(),
+        err.join().unwrap_or_default(),
+    );
+    match status {
+        None => Err(RunError::Failed(format!(
+            "`{tool}` did not answer within {} s",
+            DEADLINE.as_secs()
+        ))),
+        Some(status) if status.success() => Ok(out),
+        Some(_) => {
+            let first = err.lines().next().unwrap_or("failed").trim().to_owned();
+            if first.contains("Operation not permitted") || first.contains("Permission denied") {
+                Err(RunError::Denied(format!("{tool}: {first}")))
+            } else {
+                Err(RunError::Failed(format!("{tool}: {first}")))
+            }
+        }
     }
 }
 
-/// Rules of an `nft -j list ruleset` that match the port, and input-hook chains whose policy
-/// drops everything not accepted.
-fn nft_rules(value: &serde_json::Value, port: u16) -> Vec<Rule> {
+/// Rules of an `nft -j list ruleset` that match TCP to the port (`tcp dport` or `th dport`,
+/// `==`), input-hook chains whose policy drops, and whether a rule accepts all loopback traffic.
+fn nft_rules(value: &serde_json::Value, port: u16) -> (Vec<Rule>, bool) {
     let mut rules = Vec::new();
+    let mut loopback_accepted = false;
     let Some(items) = value.get("nftables").and_then(|v| v.as_array()) else {
-        return rules;
+        return (rules, loopback_accepted);
     };
     for item in items {
         if let Some(chain) = item.get("chain") {
@@ -303,10 +383,12 @@ fn nft_rules(value: &serde_json::Value, port: u16) -> Vec<Rule> {
             if hook == Some("input") && policy == Some("drop") {
                 rules.push(Rule {
                     text: format!(
-                        "{} chain input: policy drop (anything not accepted is dropped)",
-                        where_(chain)
+                        "{} chain {}: policy drop (anything not accepted is dropped)",
+                        where_(chain),
+                        str_of(chain, "name")
                     ),
                     verdict: "drop".into(),
+                    policy: true,
                 });
             }
         }
@@ -317,16 +399,31 @@ fn nft_rules(value: &serde_json::Value, port: u16) -> Vec<Rule> {
             continue;
         };
         let mut matched = None;
+        let mut from_loopback = false;
         let mut verdict = None;
         for expr in exprs {
             if let Some(m) = expr.get("match") {
+                let op = m.get("op").and_then(|v| v.as_str()).unwrap_or("==");
                 let field = m.pointer("/left/payload/field").and_then(|v| v.as_str());
-                let proto = m.pointer("/left/payload/protocol").and_then(|v| v.as_str());
-                if field == Some("dport")
-                    && let Some(right) = m.get("right")
+                let proto = m
+                    .pointer("/left/payload/protocol")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("th");
+                let meta = m.pointer("/left/meta/key").and_then(|v| v.as_str());
+                let right = m.get("right");
+                if op == "=="
+                    && field == Some("dport")
+                    && (proto == "tcp" || proto == "th")
+                    && let Some(right) = right
                     && port_matches(right, port)
                 {
-                    matched = Some(format!("{} dport {}", proto.unwrap_or("th"), right));
+                    matched = Some(format!("{proto} dport {right}"));
+                }
+                if op == "=="
+                    && matches!(meta, Some("iif" | "iifname"))
+                    && right.and_then(|r| r.as_str()) == Some("lo")
+                {
+                    from_loopback = true;
                 }
             }
             for v in ["accept", "drop", "reject", "jump", "goto", "queue"] {
@@ -334,6 +431,9 @@ fn nft_rules(value: &serde_json::Value, port: u16) -> Vec<Rule> {
                     verdict = Some(v);
                 }
             }
+        }
+        if from_loopback && verdict == Some("accept") && matched.is_none() && exprs.len() == 2 {
+            loopback_accepted = true;
         }
         if let Some(matched) = matched {
             let verdict = verdict.unwrap_or("continue");
@@ -344,10 +444,11 @@ fn nft_rules(value: &serde_json::Value, port: u16) -> Vec<Rule> {
                     str_of(rule, "chain")
                 ),
                 verdict: verdict.into(),
+                policy: false,
             });
         }
     }
-    rules
+    (rules, loopback_accepted)
 }
 
 fn where_(v: &serde_json::Value) -> String {
@@ -376,9 +477,11 @@ fn port_matches(right: &serde_json::Value, port: u16) -> bool {
     false
 }
 
-/// `-A INPUT -p tcp -m tcp --dport 5173 -j REJECT` lines that name the port.
-fn iptables_rules(tool: &str, text: &str, port: u16) -> Vec<Rule> {
+/// `-A INPUT -p tcp -m tcp --dport 5173 -j REJECT` lines that match TCP to the port, a
+/// dropping INPUT policy, and whether `-A INPUT -i lo -j ACCEPT` is there.
+fn iptables_rules(tool: &str, text: &str, port: u16) -> (Vec<Rule>, bool) {
     let mut rules = Vec::new();
+    let mut loopback_accepted = false;
     for line in text.lines() {
         let words: Vec<&str> = line.split_whitespace().collect();
         if words.first() == Some(&"-P")
@@ -388,29 +491,38 @@ fn iptables_rules(tool: &str, text: &str, port: u16) -> Vec<Rule> {
             rules.push(Rule {
                 text: format!("{tool}: {line} (anything not accepted is dropped)"),
                 verdict: "drop".into(),
+                policy: true,
             });
             continue;
         }
-        let names_port = words.windows(2).any(|w| {
+        let jump = words
+            .windows(2)
+            .find(|w| w[0] == "-j")
+            .map_or("continue", |w| w[1]);
+        if words == ["-A", "INPUT", "-i", "lo", "-j", "ACCEPT"] {
+            loopback_accepted = true;
+        }
+        let proto = words.windows(2).find(|w| w[0] == "-p").map(|w| w[1]);
+        if proto.is_some_and(|p| p != "tcp") {
+            continue;
+        }
+        let names_port = words.windows(2).enumerate().any(|(i, w)| {
             (w[0] == "--dport" || w[0] == "--dports" || w[0] == "--destination-port")
+                && (i == 0 || words[i - 1] != "!")
                 && w[1].split(',').any(|item| {
                     let (a, b) = item.split_once(':').unwrap_or((item, item));
                     matches!((a.parse::<u16>(), b.parse::<u16>()), (Ok(a), Ok(b)) if (a..=b).contains(&port))
                 })
         });
         if names_port {
-            let verdict = words
-                .windows(2)
-                .find(|w| w[0] == "-j")
-                .map_or("continue", |w| w[1])
-                .to_ascii_lowercase();
             rules.push(Rule {
                 text: format!("{tool}: {line}"),
-                verdict,
+                verdict: jump.to_ascii_lowercase(),
+                policy: false,
             });
         }
     }
-    rules
+    (rules, loopback_accepted)
 }
 
 /// The container behind a port, asked from Docker's API socket (`GET /containers/json`).
@@ -517,30 +629,61 @@ mod tests {
                 {"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "sport"}}, "right": 5173}},
                 {"drop": null}]}}
         ]});
-        let rules = nft_rules(&ruleset, 5173);
-        let verdicts: Vec<&str> = rules.iter().map(|r| r.verdict.as_str()).collect();
-        assert_eq!(verdicts, ["drop", "reject"], "{rules:?}");
+        let (rules, lo) = nft_rules(&ruleset, 5173);
+        let verdicts: Vec<(&str, bool)> = rules
+            .iter()
+            .map(|r| (r.verdict.as_str(), r.blocks()))
+            .collect();
+        assert_eq!(
+            verdicts,
+            [("drop", false), ("reject", true)],
+            "the policy is not a rule about the port: {rules:?}"
+        );
         assert!(
             rules[1].text.contains("tcp dport 5173 reject"),
             "{}",
             rules[1].text
         );
-        assert_eq!(nft_rules(&ruleset, 8050)[1].verdict, "accept");
+        assert!(!lo);
+        assert_eq!(nft_rules(&ruleset, 8050).0[1].verdict, "accept");
+
+        let negated = serde_json::json!({"nftables": [
+            {"rule": {"family": "inet", "table": "f", "chain": "input", "expr": [
+                {"match": {"op": "!=", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": 22}},
+                {"drop": null}]}},
+            {"rule": {"family": "inet", "table": "f", "chain": "input", "expr": [
+                {"match": {"op": "==", "left": {"payload": {"protocol": "udp", "field": "dport"}}, "right": 22}},
+                {"drop": null}]}},
+            {"rule": {"family": "inet", "table": "f", "chain": "input", "expr": [
+                {"match": {"op": "==", "left": {"meta": {"key": "iif"}}, "right": "lo"}},
+                {"accept": null}]}}
+        ]});
+        let (rules, lo) = nft_rules(&negated, 22);
+        assert!(
+            rules.is_empty(),
+            "`!=` and UDP rules do not drop TCP to 22: {rules:?}"
+        );
+        assert!(lo, "iif lo accept is seen");
     }
 
     #[test]
     fn iptables_rules_that_name_the_port_are_found() {
         let text = "-P INPUT ACCEPT\n-A INPUT -p tcp -m tcp --dport 5173 -j REJECT --reject-with icmp-port-unreachable\n\
                     -A INPUT -p tcp -m multiport --dports 80,8000:8100 -j DROP\n-A INPUT -p tcp --dport 51730 -j DROP\n";
-        let rules = iptables_rules("iptables", text, 5173);
+        let (rules, lo) = iptables_rules("iptables", text, 5173);
         assert_eq!(rules.len(), 1);
         assert_eq!(rules[0].verdict, "reject");
-        assert_eq!(iptables_rules("iptables", text, 8080)[0].verdict, "drop");
-        assert!(
-            iptables_rules("iptables", "-P INPUT DROP\n", 1)[0]
-                .text
-                .contains("dropped")
+        assert!(!lo);
+        assert_eq!(iptables_rules("iptables", text, 8080).0[0].verdict, "drop");
+        let (policy, _) = iptables_rules("iptables", "-P INPUT DROP\n", 1);
+        assert!(policy[0].text.contains("dropped") && !policy[0].blocks());
+        let (rules, lo) = iptables_rules(
+            "iptables",
+            "-A INPUT -i lo -j ACCEPT\n-A INPUT -p tcp ! --dport 22 -j DROP\n-A INPUT -p udp --dport 22 -j DROP\n",
+            22,
         );
+        assert!(rules.is_empty(), "{rules:?}");
+        assert!(lo);
     }
 
     #[test]

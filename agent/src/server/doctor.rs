@@ -1,19 +1,29 @@
 //! The port doctor over HTTP: `GET /api/v1/who|why|bind|free` answer as the CLI's `--json` does;
-//! `POST /api/v1/kill` stops a process that holds a socket.
+//! `POST /api/v1/kill` stops a process of the agent's user that holds a socket. Bad input is a
+//! JSON error (`bad_request`), never a plain-text rejection.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use portscope_shared::{FreePorts, KillRequest};
-use serde::Deserialize;
+use tokio::sync::OwnedSemaphorePermit;
 
 use super::AppState;
 use crate::collector::Collector;
 use crate::doctor::{bind, free, probe, target, why};
 use crate::{kill, os, who};
+
+/// Doctor requests that may run at once; more get 429 (each scans /proc, and `why` may wait
+/// seconds on connects and the HTTP probe).
+pub const MAX_RUNNING: usize = 4;
+
+/// Longest `force_after_ms` a request may ask for.
+const MAX_FORCE_AFTER: Duration = Duration::from_secs(30);
 
 /// An error answer: `{"error": {"code", "message"}}`, like the guards'.
 fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
@@ -29,21 +39,41 @@ fn internal(e: impl std::fmt::Display) -> Response {
     error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
 }
 
-#[derive(Debug, Deserialize)]
-pub struct PortQuery {
-    port: Option<String>,
+/// A slot among the [`MAX_RUNNING`] doctor requests; `None` when all are taken.
+fn permit(app: &AppState) -> Option<OwnedSemaphorePermit> {
+    app.doctor_permits.clone().try_acquire_owned().ok()
 }
 
-/// The `?port=` of a request, or what is wrong with it.
-fn port_of(q: &PortQuery) -> Result<u16, String> {
-    let text = q.port.as_deref().ok_or("missing ?port=N (1-65535)")?;
-    target::parse_port(text).map_err(|e| e.0)
+/// The 429 answer when every slot is taken.
+fn busy() -> Response {
+    error(
+        StatusCode::TOO_MANY_REQUESTS,
+        "busy",
+        format!("{MAX_RUNNING} diagnoses are already running; try again in a moment"),
+    )
 }
 
-pub async fn who(Query(q): Query<PortQuery>) -> Response {
-    let port = match port_of(&q) {
+/// The query string's parameters (the last value wins).
+fn query(uri: &Uri) -> HashMap<String, String> {
+    form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes())
+        .into_owned()
+        .collect()
+}
+
+/// The port of `?port=`, which takes what `why` takes (`5173`, `localhost:5173`, a URL), so the
+/// dashboard's one input serves every question.
+fn port_of(q: &HashMap<String, String>) -> Result<u16, String> {
+    let text = q.get("port").ok_or("missing ?port=N (1-65535)")?;
+    target::parse(text).map(|t| t.port).map_err(|e| e.0)
+}
+
+pub async fn who(State(app): State<AppState>, uri: Uri) -> Response {
+    let port = match port_of(&query(&uri)) {
         Ok(port) => port,
         Err(e) => return bad_request(e),
+    };
+    let Some(_permit) = permit(&app) else {
+        return busy();
     };
     let report = tokio::task::spawn_blocking(move || {
         let mut collector = Collector::new(os::System::new());
@@ -57,45 +87,50 @@ pub async fn who(Query(q): Query<PortQuery>) -> Response {
     }
 }
 
-#[derive(Debug, Deserialize)]
-pub struct WhyQuery {
-    target: Option<String>,
-}
-
-pub async fn why(Query(q): Query<WhyQuery>) -> Response {
-    let Some(text) = q.target.as_deref() else {
+pub async fn why(State(app): State<AppState>, uri: Uri) -> Response {
+    let q = query(&uri);
+    let Some(text) = q.get("target") else {
         return bad_request("missing ?target= (a port, host:port, [v6]:port or a URL)");
     };
     let target = match target::parse(text) {
         Ok(t) => t,
         Err(e) => return bad_request(e.0),
     };
+    let Some(_permit) = permit(&app) else {
+        return busy();
+    };
     // The dashboard diagnoses this machine only: it must not become a way to probe other hosts.
-    match probe::resolve(&target.host, target.port).await {
-        Ok(addrs) if !addrs.is_empty() && addrs.iter().all(|a| probe::is_local(*a)) => {}
-        Ok(_) => {
-            return bad_request(format!(
-                "{} is not an address of this machine; the dashboard diagnoses local ports only \
-                 (run `portscope why {}` in a terminal for other hosts)",
-                target.host, target.input
-            ));
-        }
-        Err(e) => return bad_request(format!("cannot resolve `{}`: {e}", target.host)),
+    // The addresses checked here are the ones probed (no second lookup a rebinding DNS could
+    // answer differently).
+    let addrs = match probe::resolve(&target.host, target.port).await {
+        Ok(addrs) => addrs,
+        Err(e) => return bad_request(e),
+    };
+    let interfaces = os::local_addresses();
+    if let Some(foreign) = addrs.iter().find(|a| !probe::is_local(**a, &interfaces)) {
+        return bad_request(format!(
+            "{} ({foreign}) is not an address of this machine; the dashboard diagnoses local ports \
+             only (run `portscope why {}` in a terminal for other hosts)",
+            target.host, target.input
+        ));
     }
     let collector = Collector::new(os::System::new());
     let opts = why::Options {
         timeout: Duration::from_secs(1),
     };
-    match why::gather(&target, collector, opts).await {
+    match why::gather(&target, addrs, collector, opts).await {
         Ok(facts) => Json(why::analyze(&facts)).into_response(),
-        Err(e) => bad_request(e),
+        Err(e) => internal(e),
     }
 }
 
-pub async fn bind(Query(q): Query<PortQuery>) -> Response {
-    let port = match port_of(&q) {
+pub async fn bind(State(app): State<AppState>, uri: Uri) -> Response {
+    let port = match port_of(&query(&uri)) {
         Ok(port) => port,
         Err(e) => return bad_request(e),
+    };
+    let Some(_permit) = permit(&app) else {
+        return busy();
     };
     match tokio::task::spawn_blocking(move || bind::gather(Collector::new(os::System::new()), port))
         .await
@@ -105,15 +140,32 @@ pub async fn bind(Query(q): Query<PortQuery>) -> Response {
     }
 }
 
-#[derive(Debug, Deserialize)]
-pub struct FreeQuery {
-    near: Option<u16>,
-    count: Option<u16>,
-}
-
-pub async fn free(Query(q): Query<FreeQuery>) -> Response {
-    let near = q.near.filter(|&n| n > 0).unwrap_or(free::DEFAULT_NEAR);
-    let count = usize::from(q.count.unwrap_or(5).clamp(1, 100));
+pub async fn free(State(app): State<AppState>, uri: Uri) -> Response {
+    let q = query(&uri);
+    let number = |key: &str, default: u16, range: std::ops::RangeInclusive<u16>| match q.get(key) {
+        None => Ok(default),
+        Some(text) => text
+            .parse::<u16>()
+            .ok()
+            .filter(|n| range.contains(n))
+            .ok_or_else(|| {
+                format!(
+                    "?{key}= must be a number from {} to {}",
+                    range.start(),
+                    range.end()
+                )
+            }),
+    };
+    let (near, count) = match (
+        number("near", free::DEFAULT_NEAR, 1..=65535),
+        number("count", 5, 1..=100),
+    ) {
+        (Ok(near), Ok(count)) => (near, usize::from(count)),
+        (Err(e), _) | (_, Err(e)) => return bad_request(e),
+    };
+    let Some(_permit) = permit(&app) else {
+        return busy();
+    };
     let ports = tokio::task::spawn_blocking(move || {
         let state = Collector::new(os::System::new()).scan();
         free::find(
@@ -131,20 +183,12 @@ pub async fn free(Query(q): Query<FreeQuery>) -> Response {
     }
 }
 
-/// Longest `force_after_ms` a request may ask for.
-const MAX_FORCE_AFTER: Duration = Duration::from_secs(30);
-
-pub async fn kill(
-    State(app): State<AppState>,
-    headers: HeaderMap,
-    body: Json<KillRequest>,
-) -> Response {
-    let Json(req) = body;
+pub async fn kill(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     if !app.hello.can_kill {
         return error(
             StatusCode::FORBIDDEN,
             "read_only",
-            "this agent does not stop processes",
+            "this agent does not stop processes (it was started with --no-kill)",
         );
     }
     // A state-changing request must come from our own page (or a non-browser client).
@@ -157,6 +201,14 @@ pub async fn kill(
             "stopping a process is allowed only from the dashboard itself (Sec-Fetch-Site: same-origin)",
         );
     }
+    let req: KillRequest = match serde_json::from_slice(&body) {
+        Ok(req) => req,
+        Err(e) => {
+            return bad_request(format!(
+                "the body must be JSON like {{\"pid\": 4242, \"signal\": \"TERM\", \"force_after_ms\": 5000}}: {e}"
+            ));
+        }
+    };
     let signal = req
         .signal
         .clone()
@@ -171,38 +223,21 @@ pub async fn kill(
     if force_after.is_some_and(|d| d > MAX_FORCE_AFTER) {
         return bad_request("force_after_ms may be at most 30000");
     }
-    // Only processes that hold a socket: the dashboard is not a general process killer.
-    let holds_socket = app
-        .watcher
-        .borrow()
-        .state
-        .sockets
-        .values()
-        .any(|s| s.pids.contains(&req.pid));
-    if !holds_socket {
-        return error(
-            StatusCode::FORBIDDEN,
-            "not_a_socket_owner",
-            format!(
-                "pid {} holds no socket; the dashboard stops only processes that hold one",
-                req.pid
-            ),
-        );
-    }
-    let pid = req.pid;
+    let Some(_permit) = permit(&app) else {
+        return busy();
+    };
     let outcome = tokio::task::spawn_blocking(move || {
         let mut collector = Collector::new(os::System::new());
         let me = kill::Me::current(&mut collector);
-        let process = collector.raw_process(pid);
-        kill::check(pid, process.as_ref(), me, false)?;
-        let process = process.expect("checked");
-        tracing::info!(pid, name = %process.name, %signal, "stopping a process on the dashboard's request");
+        kill::allowed_from_dashboard(&mut collector, &req, me)?;
+        let process = collector.raw_process(req.pid).ok_or(kill::Refusal::NoSuchProcess(req.pid))?;
+        tracing::info!(pid = req.pid, name = %process.name, %signal, "stopping a process on the dashboard's request");
         Ok::<_, kill::Refusal>(kill::stop(&process, &signal, force_after, false))
     })
     .await;
     match outcome {
         Ok(Ok(report)) => Json(report).into_response(),
-        Ok(Err(refusal)) => error(StatusCode::FORBIDDEN, "refused", refusal.to_string()),
+        Ok(Err(refusal)) => error(StatusCode::FORBIDDEN, refusal.code(), refusal.to_string()),
         Err(e) => internal(e),
     }
 }

@@ -41,10 +41,19 @@ pub struct AppState {
     pub guard: Guard,
     pub hello: Hello,
     pub watcher: Watcher,
+    /// Bounds the doctor's requests running at once (each scans, connects and may wait seconds).
+    pub doctor_permits: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
-    pub fn new(guard: Guard, hostname: String, tick_ms: u64, watcher: Watcher) -> Self {
+    /// `can_kill`: whether `POST /api/v1/kill` may stop processes (`serve --no-kill` says no).
+    pub fn new(
+        guard: Guard,
+        hostname: String,
+        tick_ms: u64,
+        watcher: Watcher,
+        can_kill: bool,
+    ) -> Self {
         Self {
             guard,
             hello: Hello {
@@ -54,9 +63,10 @@ impl AppState {
                 os: std::env::consts::OS.into(),
                 tick_ms,
                 ephemeral_ports: crate::os::port_settings().ephemeral,
-                can_kill: true,
+                can_kill,
             },
             watcher,
+            doctor_permits: std::sync::Arc::new(tokio::sync::Semaphore::new(doctor::MAX_RUNNING)),
         }
     }
 }
