@@ -419,3 +419,41 @@ async fn troubleshoot(
     }
     Ok(())
 }
+
+/// A page served from another origin (another port of 127.0.0.1), holding the token as if it had
+/// leaked, tries `fetch` (header and query), a no-cors `fetch`, `<script src>`, an `<iframe>` and
+/// `new WebSocket` against the agent: nothing is read, nothing opens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_from_another_origin_reads_nothing() {
+    let agent = Agent::start();
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/support/attacker");
+    let attacker = crate::support::Situation::start(&["files", dir]);
+    let browser = Browser::start().await;
+    let url = format!(
+        "http://127.0.0.1:{}/index.html?agent=127.0.0.1:{}&token={}",
+        attacker.port, agent.port, agent.token
+    );
+    let result = async {
+        browser.client.goto(&url).await.map_err(|e| e.to_string())?;
+        let text = wait_for_text(&browser, "#out", |t| {
+            serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(t)
+                .is_ok_and(|m| m.len() == 6)
+        })
+        .await?;
+        Ok::<_, String>(text)
+    }
+    .await;
+    let _ = browser.client.clone().close().await;
+    let text = result.unwrap();
+    let results: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text).unwrap();
+    eprintln!("a page on another origin, with the token: {text}");
+    for (attempt, outcome) in &results {
+        let outcome = outcome.as_str().unwrap_or_default();
+        assert!(
+            ["blocked", "opaque", "unreadable", "no load"].contains(&outcome),
+            "{attempt} got through: {outcome} (all: {text})"
+        );
+    }
+    assert_eq!(results["websocket"], "blocked", "{text}");
+    assert_eq!(results["fetch_query"], "blocked", "{text}");
+}

@@ -287,3 +287,59 @@ fn no_hostile_host_or_origin_gets_through() {
     // And the agent still serves its own.
     assert_eq!(agent.get("/api/v1/snapshot").status, 200);
 }
+
+#[test]
+fn forwarded_hosts_and_cross_site_requests_are_refused() {
+    let agent = Agent::start();
+    let auth = format!("Bearer {}", agent.token);
+    let host = agent.host();
+    // X-Forwarded-Host never stands in for Host, in either direction.
+    let res = http(
+        agent.port,
+        "GET",
+        "/api/v1/snapshot",
+        &[
+            ("Host", "evil.com"),
+            ("X-Forwarded-Host", &host),
+            ("Authorization", &auth),
+        ],
+    );
+    assert_eq!(res.status, 403, "{}", res.body);
+    let res = http(
+        agent.port,
+        "GET",
+        "/api/v1/snapshot",
+        &[
+            ("Host", &host),
+            ("X-Forwarded-Host", "evil.com"),
+            ("Authorization", &auth),
+        ],
+    );
+    assert_eq!(res.status, 200, "{}", res.body);
+    // A request a browser marks cross-site (e.g. <script src> with a leaked token) is refused,
+    // typed-in (`none`) and same-origin ones pass.
+    for (site, status) in [
+        ("cross-site", 403),
+        ("same-site", 403),
+        ("none", 200),
+        ("same-origin", 200),
+    ] {
+        let res = http(
+            agent.port,
+            "GET",
+            "/api/v1/snapshot",
+            &[
+                ("Host", &host),
+                ("Sec-Fetch-Site", site),
+                ("Authorization", &auth),
+            ],
+        );
+        assert_eq!(res.status, status, "Sec-Fetch-Site: {site}: {}", res.body);
+    }
+    let upgrade_status = upgrade(
+        &agent,
+        &format!("/api/v1/ws?token={}", agent.token),
+        &[("Host", &host), ("Sec-Fetch-Site", "cross-site")],
+    );
+    assert_eq!(upgrade_status, 403);
+}

@@ -285,3 +285,44 @@ fn who_on_a_free_port_exits_1_and_bad_ports_exit_2() {
         assert!(err.contains(bad), "the error names the bad value: {err}");
     }
 }
+
+/// Without netlink sock_diag (forced here with `PORTSCOPE_SOCKETS_FROM=proc`), the sockets come
+/// from `/proc/net/*` and match what netlink shows: same sockets, states and owners.
+#[test]
+fn sockets_read_from_proc_match_netlink() {
+    let holder = Holder::start();
+    let key = |s: &Socket| {
+        (
+            s.proto,
+            s.local_addr,
+            s.local_port,
+            s.remote_addr,
+            s.remote_port,
+            s.state,
+            s.pids.clone(),
+        )
+    };
+    let mine = |out: &str| -> Vec<_> {
+        let snapshot: Snapshot = serde_json::from_str(out).unwrap();
+        let mut v: Vec<_> = snapshot
+            .sockets
+            .iter()
+            .filter(|s| s.pids == vec![holder.pid()])
+            .map(key)
+            .collect();
+        v.sort();
+        v
+    };
+    let (code, netlink, err) =
+        crate::support::run_cli(&["ls", "--json", "--pid", &holder.pid().to_string()]);
+    assert_eq!(code, 0, "{err}");
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_portscope"));
+    command
+        .args(["ls", "--json", "--pid", &holder.pid().to_string()])
+        .env("PORTSCOPE_SOCKETS_FROM", "proc");
+    let (code, proc, err) = crate::support::run(command);
+    assert_eq!(code, 0, "{err}");
+    let (a, b) = (mine(&netlink), mine(&proc));
+    assert_eq!(a.len(), 6, "the holder's six sockets: {netlink}");
+    assert_eq!(a, b, "netlink and /proc/net disagree");
+}

@@ -6,6 +6,7 @@
 mod browser;
 mod doctor;
 mod guards;
+mod limits;
 mod live;
 mod support;
 mod truth;

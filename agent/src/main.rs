@@ -4,6 +4,8 @@
 mod cli;
 mod collector;
 mod doctor;
+#[cfg(test)]
+mod fuzz;
 mod kill;
 mod ls;
 mod model;

@@ -84,10 +84,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
 
     tokio::spawn(refresh::run(collector, model, args.interval));
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("the HTTP server failed")?;
+    axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .context("the HTTP server failed")?;
     tracing::info!("stopped");
     Ok(())
 }

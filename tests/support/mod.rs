@@ -108,6 +108,22 @@ impl Agent {
         Ws { inner: ws }
     }
 
+    /// The agent's resident memory in KiB (`VmRSS`).
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("the agent is running");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc/<pid>/status")
+    }
+
+    /// Whether the agent process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// `GET path` with the token, returning status and body.
     pub fn get(&self, path: &str) -> HttpResponse {
         let auth = format!("Bearer {}", self.token);
@@ -309,7 +325,7 @@ impl Drop for Situation {
 
 /// A WebSocket client of the agent.
 pub struct Ws {
-    inner: tokio_tungstenite::WebSocketStream<
+    pub inner: tokio_tungstenite::WebSocketStream<
         tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
     >,
 }

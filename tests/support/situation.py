@@ -9,6 +9,7 @@ line, and keeps it until stdin closes.
   timewait [reuse]       a port left only in TIME_WAIT (server closed first, listener closed), by
                          a server that set SO_REUSEADDR or (without `reuse`) did not
   child HOST             a child process holds the listener; prints the child's pid
+  files DIR              an HTTP server on 127.0.0.1 serving the files in DIR
 """
 import http.server
 import json
@@ -98,6 +99,19 @@ elif mode == "timewait":
     client.close()
     s.close()
     report(port)
+elif mode == "files":
+    directory = sys.argv[2]
+
+    class Files(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, directory=directory, **kwargs)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Files)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    report(server.server_address[1])
 elif mode == "child":
     child = subprocess.Popen(
         [sys.executable, __file__, "listen", sys.argv[2]],

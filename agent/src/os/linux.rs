@@ -27,12 +27,29 @@ impl System {
     }
 }
 
+/// Environment variable that makes the agent read sockets from `/proc/net/{tcp,tcp6,udp,udp6}`
+/// instead of netlink `sock_diag` (for kernels or sandboxes without it; slower).
+pub const SOCKETS_FROM_ENV: &str = "PORTSCOPE_SOCKETS_FROM";
+
 impl Platform for System {
     fn sockets(&mut self) -> Result<SocketList, String> {
+        if std::env::var(SOCKETS_FROM_ENV).is_ok_and(|v| v == "proc") {
+            return sockets_from_proc();
+        }
         let af = AddressFamilyFlags::IPV4 | AddressFamilyFlags::IPV6;
         let proto = ProtocolFlags::TCP | ProtocolFlags::UDP;
-        let iter = netstat2::iterate_sockets_info_without_pids(af, proto)
-            .map_err(|e| format!("cannot read sockets from the kernel (netlink sock_diag): {e}"))?;
+        let iter = match netstat2::iterate_sockets_info_without_pids(af, proto) {
+            Ok(iter) => iter,
+            Err(e) => {
+                // No sock_diag (an old kernel, a sandbox): the /proc tables say the same, slower.
+                let mut list = sockets_from_proc()?;
+                list.errors.insert(
+                    0,
+                    format!("netlink sock_diag is unavailable ({e}); sockets were read from /proc/net instead"),
+                );
+                return Ok(list);
+            }
+        };
         let mut list = SocketList::default();
         for item in iter {
             match item {
@@ -271,6 +288,86 @@ fn convert(info: netstat2::SocketInfo) -> RawSocket {
         inode: u64::from(info.inode),
         // A TIME_WAIT socket belongs to no one any more; the kernel reports uid 0 for it.
         uid: (state != SocketState::TimeWait).then_some(info.uid),
+    }
+}
+
+/// Every socket from `/proc/net/{tcp,tcp6,udp,udp6}`. A table that cannot be read is an error
+/// entry; all four unreadable is an error.
+fn sockets_from_proc() -> Result<SocketList, String> {
+    let mut list = SocketList::default();
+    let mut read = 0;
+    for (name, table) in [("tcp", procfs::net::tcp()), ("tcp6", procfs::net::tcp6())] {
+        match table {
+            Ok(entries) => {
+                read += 1;
+                list.sockets.extend(entries.into_iter().map(|e| {
+                    let state = proc_tcp_state(&e.state);
+                    RawSocket {
+                        proto: Proto::Tcp,
+                        local_addr: e.local_address.ip(),
+                        local_port: e.local_address.port(),
+                        remote: Some((e.remote_address.ip(), e.remote_address.port()))
+                            .filter(|(addr, port)| *port != 0 || !addr.is_unspecified()),
+                        state,
+                        inode: e.inode,
+                        uid: (state != SocketState::TimeWait).then_some(e.uid),
+                    }
+                }));
+            }
+            Err(e) => list
+                .errors
+                .push(format!("cannot read /proc/net/{name}: {e}")),
+        }
+    }
+    for (name, table) in [("udp", procfs::net::udp()), ("udp6", procfs::net::udp6())] {
+        match table {
+            Ok(entries) => {
+                read += 1;
+                list.sockets.extend(entries.into_iter().map(|e| {
+                    let connected = e.state == procfs::net::UdpState::Established;
+                    RawSocket {
+                        proto: Proto::Udp,
+                        local_addr: e.local_address.ip(),
+                        local_port: e.local_address.port(),
+                        remote: connected.then(|| (e.remote_address.ip(), e.remote_address.port())),
+                        state: if connected {
+                            SocketState::Established
+                        } else {
+                            SocketState::Unconn
+                        },
+                        inode: e.inode,
+                        uid: Some(e.uid),
+                    }
+                }));
+            }
+            Err(e) => list
+                .errors
+                .push(format!("cannot read /proc/net/{name}: {e}")),
+        }
+    }
+    if read == 0 {
+        return Err(format!(
+            "cannot read sockets: neither netlink sock_diag nor /proc/net works ({})",
+            list.errors.join("; ")
+        ));
+    }
+    Ok(list)
+}
+
+fn proc_tcp_state(state: &procfs::net::TcpState) -> SocketState {
+    use procfs::net::TcpState as T;
+    match state {
+        T::Established => SocketState::Established,
+        T::SynSent => SocketState::SynSent,
+        T::SynRecv | T::NewSynRecv => SocketState::SynRecv,
+        T::FinWait1 => SocketState::FinWait1,
+        T::FinWait2 => SocketState::FinWait2,
+        T::TimeWait => SocketState::TimeWait,
+        T::Close => SocketState::Close,
+        T::CloseWait => SocketState::CloseWait,
+        T::LastAck => SocketState::LastAck,
+        T::Listen => SocketState::Listen,
+        T::Closing => SocketState::Closing,
     }
 }
 

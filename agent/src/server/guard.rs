@@ -19,6 +19,10 @@ pub enum Refusal {
     NoToken,
     #[error("wrong access token: open the URL that portscope printed at its latest start")]
     WrongToken,
+    #[error(
+        "the browser marked this request {0:?} (Sec-Fetch-Site): only the dashboard itself may call the API"
+    )]
+    CrossSite(String),
 }
 
 impl Refusal {
@@ -29,6 +33,7 @@ impl Refusal {
             Self::ForeignOrigin(_) => "forbidden_origin",
             Self::NoToken => "missing_token",
             Self::WrongToken => "wrong_token",
+            Self::CrossSite(_) => "cross_site",
         }
     }
 
@@ -118,6 +123,19 @@ impl Guard {
             Err(Refusal::ForeignOrigin(
                 String::from_utf8_lossy(origin).into_owned(),
             ))
+        }
+    }
+
+    /// Checks `Sec-Fetch-Site`, which browsers set on every request and pages cannot forge: only
+    /// `same-origin` (the dashboard) and `none` (typed in the address bar) pass; an absent header
+    /// (non-browser clients, old browsers) passes too, the token still applies. Stops no-cors
+    /// requests (`<script src>`, `<img>`) that carry no `Origin`.
+    pub fn check_fetch_site(&self, site: Option<&[u8]>) -> Result<(), Refusal> {
+        match site {
+            None | Some(b"same-origin" | b"none") => Ok(()),
+            Some(other) => Err(Refusal::CrossSite(
+                String::from_utf8_lossy(other).into_owned(),
+            )),
         }
     }
 
@@ -273,6 +291,21 @@ mod tests {
             g.check_origin(Some(b"http://127.0.0.1:7678"), "127.0.0.1:7678")
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn only_same_origin_and_typed_requests_pass_sec_fetch_site() {
+        let g = guard();
+        for ok in [None, Some(&b"same-origin"[..]), Some(b"none")] {
+            assert!(g.check_fetch_site(ok).is_ok(), "{ok:?}");
+        }
+        for bad in [&b"cross-site"[..], b"same-site", b"", b"Same-Origin"] {
+            assert_eq!(
+                g.check_fetch_site(Some(bad)).unwrap_err().code(),
+                "cross_site",
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

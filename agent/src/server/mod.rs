@@ -5,11 +5,12 @@
 mod assets;
 mod doctor;
 mod guard;
+mod limits;
 mod ws;
 
 use std::net::SocketAddr;
 
-use axum::extract::{Request, State, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, Request, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -43,6 +44,10 @@ pub struct AppState {
     pub watcher: Watcher,
     /// Bounds the doctor's requests running at once (each scans, connects and may wait seconds).
     pub doctor_permits: std::sync::Arc<tokio::sync::Semaphore>,
+    /// Caps on WebSocket clients.
+    pub limits: limits::Limits,
+    /// Failed token attempts per client address.
+    pub auth_failures: limits::AuthFailures,
 }
 
 impl AppState {
@@ -67,6 +72,8 @@ impl AppState {
             },
             watcher,
             doctor_permits: std::sync::Arc::new(tokio::sync::Semaphore::new(doctor::MAX_RUNNING)),
+            limits: limits::Limits::default(),
+            auth_failures: limits::AuthFailures::default(),
         }
     }
 }
@@ -117,15 +124,46 @@ async fn require_token(State(app): State<AppState>, req: Request, next: Next) ->
         .get::<AcceptedHost>()
         .map(|h| h.0.clone())
         .unwrap_or_default();
+    let peer = peer_ip(&req);
+    let now = std::time::Instant::now();
+    if let Some(wait) = app.auth_failures.locked(peer, now) {
+        let secs = wait.as_secs().max(1);
+        let body = serde_json::json!({ "error": { "code": "too_many_failures", "message": format!(
+            "too many wrong tokens from {peer}; wait {secs} s, then open the URL portscope printed"
+        ) } });
+        let mut res = (StatusCode::TOO_MANY_REQUESTS, Json(body)).into_response();
+        res.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        return res;
+    }
     let origin = req.headers().get(header::ORIGIN).map(|v| v.as_bytes());
-    let checked = app.guard.check_origin(origin, &host).and_then(|()| {
-        let offered = offered_tokens(req.headers(), req.uri());
-        app.guard.check_token(offered.iter().map(String::as_str))
-    });
+    let site = req.headers().get("sec-fetch-site").map(|v| v.as_bytes());
+    let checked = app
+        .guard
+        .check_fetch_site(site)
+        .and_then(|()| app.guard.check_origin(origin, &host))
+        .and_then(|()| {
+            let offered = offered_tokens(req.headers(), req.uri());
+            app.guard.check_token(offered.iter().map(String::as_str))
+        });
     match checked {
         Ok(()) => next.run(req).await,
-        Err(refusal) => refuse(&refusal, &req),
+        Err(refusal) => {
+            if refusal.is_auth() {
+                app.auth_failures.record(peer, now);
+            }
+            refuse(&refusal, &req)
+        }
     }
+}
+
+/// The client's address, from the connection (`serve` provides it); loopback when unknown.
+fn peer_ip(req: &Request) -> std::net::IpAddr {
+    req.extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), |c| {
+            c.0.ip()
+        })
 }
 
 /// Every token a request offers: `Authorization: Bearer` (scheme case-insensitive, RFC 9110)
@@ -195,12 +233,27 @@ async fn snapshot(State(app): State<AppState>) -> Response {
     Json(published.state.snapshot()).into_response()
 }
 
-async fn websocket(State(app): State<AppState>, upgrade: WebSocketUpgrade) -> Response {
+async fn websocket(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let slot = match app.limits.admit(peer.ip()) {
+        Ok(slot) => slot,
+        Err(full) => {
+            tracing::info!(%peer, %full, "refused a WebSocket client");
+            let body = serde_json::json!({ "error": { "code": "too_many_connections", "message": full.to_string() } });
+            return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+        }
+    };
     upgrade
         .max_message_size(MAX_CLIENT_MESSAGE)
         .max_frame_size(MAX_CLIENT_FRAME)
         .max_write_buffer_size(MAX_WRITE_BUFFER)
-        .on_upgrade(move |socket| ws::serve(socket, app.hello, app.watcher))
+        .on_upgrade(move |socket| async move {
+            ws::serve(socket, app.hello, app.watcher).await;
+            drop(slot);
+        })
 }
 
 /// The URL printed at start: the dashboard, carrying the token.

@@ -14,8 +14,12 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::model::{Published, Watcher};
 
-/// How often the agent pings; a client that answered none of the last two pings is dropped.
+/// How often the agent pings; a client that has not answered a ping by the next one (20 s) is
+/// closed with 1008.
 const PING_EVERY: Duration = Duration::from_secs(20);
+/// A client that takes longer than this to take one message (it stopped reading, and the
+/// socket's buffers are full) is closed: it would otherwise pin its connection forever.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves one client until it leaves, the connection fails, or the agent stops.
 pub async fn serve<S, E>(socket: S, hello: Hello, mut watcher: Watcher)
@@ -36,7 +40,7 @@ where
     }
     let mut ping = tokio::time::interval_at(Instant::now() + PING_EVERY, PING_EVERY);
     ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut last_pong = Instant::now();
+    let mut awaiting_pong = false;
 
     loop {
         let outgoing = tokio::select! {
@@ -75,7 +79,7 @@ where
                     "binary messages are not part of the protocol; send JSON text",
                 ),
                 Some(Ok(Message::Pong(_))) => {
-                    last_pong = Instant::now();
+                    awaiting_pong = false;
                     continue;
                 }
                 // Pings are answered by the WebSocket layer on the next write or flush.
@@ -88,29 +92,50 @@ where
                 Some(Ok(Message::Close(_))) | None => break,
                 Some(Err(e)) => {
                     tracing::debug!(%e, "websocket read failed");
+                    // A message or frame over the limits: say so with 1009 before closing.
+                    let text = e.to_string();
+                    if text.contains("Space limit exceeded") || text.contains("too long") || text.contains("too big") {
+                        close(&mut tx, 1009, "message too big: at most 64 KiB (frames 16 KiB)").await;
+                    }
                     break;
                 }
             },
             _ = ping.tick() => {
-                if last_pong.elapsed() > 2 * PING_EVERY {
-                    let _ = tx.send(Message::Close(Some(CloseFrame {
-                        code: 1008,
-                        reason: "no pong received within 40 s".into(),
-                    }))).await;
+                if awaiting_pong {
+                    close(&mut tx, 1008, "no pong within 20 s").await;
                     break;
                 }
-                if tx.send(Message::Ping(Default::default())).await.is_err() {
-                    break;
+                awaiting_pong = true;
+                match tokio::time::timeout(SEND_TIMEOUT, tx.send(Message::Ping(Default::default()))).await {
+                    Ok(Ok(())) => continue,
+                    _ => break,
                 }
-                continue;
             }
         };
-        if send(&mut tx, &outgoing).await.is_err() {
-            break;
+        match tokio::time::timeout(SEND_TIMEOUT, send(&mut tx, &outgoing)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => break,
+            Err(_) => {
+                tracing::info!("closed a WebSocket client that stopped reading");
+                close(&mut tx, 1008, "too slow: took no message for 10 s").await;
+                break;
+            }
         }
     }
     // Sends the reply to a client's Close (queued by the WebSocket layer), or our own.
     let _ = tx.close().await;
+}
+
+/// Sends a Close frame, giving up quickly when the client does not take it.
+async fn close<T>(tx: &mut T, code: u16, reason: &str)
+where
+    T: Sink<Message> + Unpin,
+{
+    let frame = Message::Close(Some(CloseFrame {
+        code,
+        reason: reason.into(),
+    }));
+    let _ = tokio::time::timeout(Duration::from_secs(1), tx.send(frame)).await;
 }
 
 fn error(code: &str, message: &str) -> ServerMessage {
@@ -304,5 +329,33 @@ mod tests {
         assert!(matches!(client.next().await, ServerMessage::Error(_)));
         model.update(state(&[socket("x", SocketState::Listen)]));
         assert!(matches!(client.next().await, ServerMessage::Delta(_)));
+    }
+
+    /// The next frame, whatever it is (pings and closes included), within `limit` of paused time.
+    async fn frame(client: &mut Client, limit: Duration) -> Option<Message> {
+        tokio::time::timeout(limit, client.rx.recv())
+            .await
+            .ok()
+            .flatten()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_client_that_stops_answering_pings_is_closed_with_1008() {
+        let model = Model::new(state(&[]));
+        let mut client = start(&model);
+        opening(&mut client).await;
+        // First ping after 20 s; answer it.
+        let ping = frame(&mut client, PING_EVERY + Duration::from_secs(1)).await;
+        assert!(matches!(ping, Some(Message::Ping(_))), "{ping:?}");
+        client.tx.send(Message::Pong(Default::default())).unwrap();
+        // Second ping 20 s later; this time no answer.
+        let ping = frame(&mut client, PING_EVERY + Duration::from_secs(1)).await;
+        assert!(matches!(ping, Some(Message::Ping(_))), "{ping:?}");
+        let close = frame(&mut client, PING_EVERY + Duration::from_secs(1)).await;
+        let Some(Message::Close(Some(frame))) = close else {
+            panic!("Close expected 20 s after an unanswered ping, got {close:?}");
+        };
+        assert_eq!(frame.code, 1008);
+        assert!(frame.reason.contains("no pong"), "{}", frame.reason);
     }
 }

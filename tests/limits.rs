@@ -1,0 +1,212 @@
+//! Bounded resources, against the real agent: oversized messages and frames, a thousand
+//! simultaneous upgrades, a client that never reads, and failed tokens.
+
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use portscope_shared::ServerMessage;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+use crate::support::{Agent, Holder};
+
+/// Reads until the agent closes: the close code, if it sent one.
+async fn close_code(ws: &mut crate::support::Ws, limit: Duration) -> Option<u16> {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        match tokio::time::timeout_at(deadline, ws.inner.next()).await {
+            Err(_) => panic!("the agent did not close the connection within {limit:?}"),
+            Ok(Some(Ok(Message::Close(frame)))) => return frame.map(|f| u16::from(f.code)),
+            Ok(Some(Ok(_))) => continue,
+            Ok(Some(Err(_)) | None) => return None,
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_huge_message_or_frame_is_closed_with_1009_and_memory_barely_moves() {
+    let agent = Agent::start();
+    let before = agent.rss_kib();
+    for (what, size) in [("1 MiB message", 1 << 20), ("100 KiB frame", 100 << 10)] {
+        let mut ws = agent.connect().await;
+        assert!(matches!(
+            ws.next(Duration::from_secs(10)).await,
+            ServerMessage::Hello(_)
+        ));
+        let started = Instant::now();
+        // One text frame of `size` bytes: over both the 16 KiB frame and 64 KiB message limits
+        // for the first, over the frame limit for the second.
+        let _ = ws.inner.send(Message::Text("x".repeat(size).into())).await;
+        let code = close_code(&mut ws, Duration::from_secs(1)).await;
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{what}: closed after {:?}",
+            started.elapsed()
+        );
+        assert_eq!(code, Some(u16::from(CloseCode::Size)), "{what}: close code");
+    }
+    // The agent keeps serving.
+    let mut ws = agent.connect().await;
+    assert!(matches!(
+        ws.next(Duration::from_secs(10)).await,
+        ServerMessage::Hello(_)
+    ));
+    let growth = agent.rss_kib().saturating_sub(before);
+    eprintln!("agent RSS {before} KiB before, grew by {growth} KiB after the oversized messages");
+    assert!(growth < 16 << 10, "agent memory grew by {growth} KiB");
+}
+
+/// A raw WebSocket upgrade; `Some(stream)` (kept open) when the agent answered 101.
+async fn upgrade(port: u16, token: &str) -> Result<Option<tokio::net::TcpStream>, String> {
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .map_err(|e| e.to_string())?;
+    let request = format!(
+        "GET /api/v1/ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {token}\r\n\
+         Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    );
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        let n = stream.read(&mut byte).await.map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Err(format!("closed after {:?}", String::from_utf8_lossy(&head)));
+        }
+        head.push(byte[0]);
+    }
+    Ok(head.starts_with(b"HTTP/1.1 101").then_some(stream))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_simultaneous_upgrades_admit_no_more_than_the_cap() {
+    let mut agent = Agent::start();
+    let (port, token) = (agent.port, agent.token.clone());
+    let attempts: Vec<_> = (0..1000)
+        .map(|_| {
+            let token = token.clone();
+            tokio::spawn(async move {
+                tokio::time::timeout(Duration::from_secs(30), upgrade(port, &token)).await
+            })
+        })
+        .collect();
+    let mut open = Vec::new();
+    let mut refused = 0;
+    for attempt in attempts {
+        match attempt.await.unwrap() {
+            Ok(Ok(Some(stream))) => open.push(stream),
+            Ok(Ok(None)) => refused += 1,
+            Ok(Err(e)) => panic!("an upgrade failed outright: {e}"),
+            Err(_) => panic!("an upgrade got no answer within 30 s"),
+        }
+    }
+    eprintln!(
+        "1000 simultaneous upgrades: {} admitted, {refused} refused",
+        open.len()
+    );
+    // All come from 127.0.0.1: the per-address cap (50) applies.
+    assert_eq!(open.len(), 50, "admitted");
+    assert_eq!(refused, 950);
+    assert!(agent.is_running(), "the agent survived");
+    drop(open);
+    // Places are given back: a new client is served.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match upgrade(port, &token).await {
+            Ok(Some(_)) => break,
+            _ if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(100)).await,
+            other => panic!("no client admitted after the others left: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_reads_neither_grows_memory_nor_delays_others() {
+    let mut holder = Holder::start();
+    let agent = Agent::start();
+    let before = agent.rss_kib();
+    // The hostile client: asks for snapshot after snapshot and reads none of them.
+    let mut slow = agent.connect().await;
+    let spam = tokio::spawn(async move {
+        for _ in 0..3000 {
+            let sent = tokio::time::timeout(
+                Duration::from_millis(200),
+                slow.inner
+                    .send(Message::Text(r#"{"type":"Resync"}"#.into())),
+            )
+            .await;
+            if !matches!(sent, Ok(Ok(()))) {
+                break; // Its own send buffer is full: the agent stopped reading it.
+            }
+        }
+        slow
+    });
+    // Meanwhile a well-behaved client still sees changes within two ticks (250 ms each).
+    let mut good = agent.connect().await;
+    good.next(Duration::from_secs(10)).await; // Hello
+    good.next(Duration::from_secs(10)).await; // Snapshot
+    let started = Instant::now();
+    let mut worst = Duration::ZERO;
+    while started.elapsed() < Duration::from_secs(12) {
+        let t = Instant::now();
+        holder.command("listen");
+        loop {
+            if let ServerMessage::Delta(d) = good.next(Duration::from_secs(5)).await
+                && !d.added.is_empty()
+            {
+                break;
+            }
+        }
+        worst = worst.max(t.elapsed());
+    }
+    let mut slow = spam.await.unwrap();
+    let growth = agent.rss_kib().saturating_sub(before);
+    eprintln!(
+        "slow client: agent RSS grew by {growth} KiB over 12 s; the other client's slowest change took {worst:?}"
+    );
+    assert!(
+        worst < Duration::from_secs(1),
+        "the good client waited {worst:?} for a change"
+    );
+    assert!(growth < 32 << 10, "agent memory grew by {growth} KiB");
+    // The slow client has been dropped (it took no message for 10 s): reading now ends.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        match tokio::time::timeout_at(deadline, slow.inner.next()).await {
+            Err(_) => panic!("the slow client is still connected"),
+            Ok(Some(Ok(Message::Close(_))) | Some(Err(_)) | None) => break,
+            Ok(Some(Ok(_))) => continue,
+        }
+    }
+}
+
+#[test]
+fn repeated_wrong_tokens_are_rate_limited() {
+    let agent = Agent::start();
+    let host = agent.host();
+    let mut statuses = Vec::new();
+    for _ in 0..25 {
+        let res = crate::support::http(
+            agent.port,
+            "GET",
+            "/api/v1/snapshot",
+            &[("Host", &host), ("Authorization", "Bearer wrong")],
+        );
+        statuses.push(res.status);
+    }
+    assert!(statuses[..20].iter().all(|s| *s == 401), "{statuses:?}");
+    assert!(statuses[20..].iter().all(|s| *s == 429), "{statuses:?}");
+    // While locked out, even the right token waits: guessing is no longer useful.
+    let res = agent.get("/api/v1/snapshot");
+    assert_eq!(res.status, 429);
+    assert!(
+        res.header("retry-after")
+            .is_some_and(|s| s.parse::<u64>().is_ok_and(|n| (1..=10).contains(&n)))
+    );
+    assert!(res.body.contains("too_many_failures"), "{}", res.body);
+}
