@@ -343,3 +343,22 @@ fn forwarded_hosts_and_cross_site_requests_are_refused() {
     );
     assert_eq!(upgrade_status, 403);
 }
+
+#[test]
+fn an_origin_given_with_allow_origin_is_accepted_exactly() {
+    let agent = Agent::start_with(&["--allow-origin", "http://localhost:3000"]);
+    let host = agent.host();
+    let path = format!("/api/v1/ws?token={}", agent.token);
+    for (origin, status) in [
+        ("http://localhost:3000", 101),
+        ("http://localhost:30000", 403),
+        ("http://localhost:3000.evil.com", 403),
+        ("https://localhost:3000", 403),
+    ] {
+        assert_eq!(
+            upgrade(&agent, &path, &[("Host", &host), ("Origin", origin)]),
+            status,
+            "{origin}"
+        );
+    }
+}

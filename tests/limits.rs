@@ -210,3 +210,36 @@ fn repeated_wrong_tokens_are_rate_limited() {
     );
     assert!(res.body.contains("too_many_failures"), "{}", res.body);
 }
+
+#[test]
+fn a_client_that_never_finishes_its_headers_is_closed() {
+    use std::io::{Read, Write};
+    let agent = Agent::start();
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", agent.port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    // Half a request, then silence (slowloris).
+    stream
+        .write_all(b"GET /api/v1/ws HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        .unwrap();
+    let started = Instant::now();
+    let mut buf = [0u8; 256];
+    let read = stream.read(&mut buf);
+    let waited = started.elapsed();
+    eprintln!("a client with unfinished headers was closed after {waited:?} ({read:?})");
+    // The agent ended it (EOF, maybe after a 408, or a reset), not our 20 s read timeout.
+    match read {
+        Ok(n) => assert!(
+            n == 0 || buf.starts_with(b"HTTP/1.1 408"),
+            "{:?}",
+            String::from_utf8_lossy(&buf[..n])
+        ),
+        Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}"),
+    }
+    assert!(waited < Duration::from_secs(15), "held for {waited:?}");
+    assert!(
+        waited >= Duration::from_secs(5),
+        "closed too early ({waited:?}): the read timed out?"
+    );
+}

@@ -8,5 +8,6 @@ mod doctor;
 mod guards;
 mod limits;
 mod live;
+mod share;
 mod support;
 mod truth;

@@ -141,6 +141,30 @@ pub struct ServeArgs {
     /// 403).
     #[arg(long)]
     pub no_kill: bool,
+    /// Share the dashboard with other machines: listen on ADDR (default 0.0.0.0) over HTTPS,
+    /// with a self-signed certificate kept in ~/.config/portscope/tls (its SHA-256 fingerprint is
+    /// printed under the URL) unless --tls-cert/--tls-key give your own. The token is still
+    /// required; stopping processes needs --allow-kill.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "0.0.0.0")]
+    pub share: Option<IpAddr>,
+    /// Share mode: the certificate chain (PEM).
+    #[arg(long, value_name = "PATH", requires = "share")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// Share mode: the certificate's private key (PEM).
+    #[arg(long, value_name = "PATH", requires = "share")]
+    pub tls_key: Option<std::path::PathBuf>,
+    /// Share mode: let the dashboard stop processes (read-only otherwise).
+    #[arg(long, requires = "share")]
+    pub allow_kill: bool,
+    /// Another host name clients use to reach the agent (repeatable), e.g. a name mapped to
+    /// 127.0.0.1 in /etc/hosts; in share mode the machine's own name and addresses are always
+    /// accepted. Matched exactly, case-insensitively.
+    #[arg(long, value_name = "NAME")]
+    pub allow_host: Vec<String>,
+    /// Another page origin allowed to use the API and WebSocket (repeatable), given exactly, e.g.
+    /// `http://localhost:3000` for your own tool; no patterns.
+    #[arg(long, value_name = "ORIGIN")]
+    pub allow_origin: Vec<String>,
 }
 
 #[derive(Clone, Debug, Args)]
@@ -161,6 +185,13 @@ pub struct LsArgs {
     /// and data services.
     #[arg(long)]
     pub exposed: bool,
+}
+
+impl ServeArgs {
+    /// `--bind`'s default.
+    pub fn default_bind() -> IpAddr {
+        IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)
+    }
 }
 
 fn parse_target(s: &str) -> Result<Target, String> {
@@ -266,6 +297,24 @@ mod tests {
 
                   --no-kill
                       Do not let the dashboard stop processes (hides "Stop process"; `POST /api/v1/kill` answers 403)
+
+                  --share [<ADDR>]
+                      Share the dashboard with other machines: listen on ADDR (default 0.0.0.0) over HTTPS, with a self-signed certificate kept in ~/.config/portscope/tls (its SHA-256 fingerprint is printed under the URL) unless --tls-cert/--tls-key give your own. The token is still required; stopping processes needs --allow-kill
+
+                  --tls-cert <PATH>
+                      Share mode: the certificate chain (PEM)
+
+                  --tls-key <PATH>
+                      Share mode: the certificate's private key (PEM)
+
+                  --allow-kill
+                      Share mode: let the dashboard stop processes (read-only otherwise)
+
+                  --allow-host <NAME>
+                      Another host name clients use to reach the agent (repeatable), e.g. a name mapped to 127.0.0.1 in /etc/hosts; in share mode the machine's own name and addresses are always accepted. Matched exactly, case-insensitively
+
+                  --allow-origin <ORIGIN>
+                      Another page origin allowed to use the API and WebSocket (repeatable), given exactly, e.g. `http://localhost:3000` for your own tool; no patterns
 
               -h, --help
                       Print help (see a summary with '-h')

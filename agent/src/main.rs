@@ -15,6 +15,7 @@ mod refresh;
 mod serve;
 mod server;
 mod text;
+mod tls;
 mod who;
 
 use std::process::ExitCode;

@@ -18,6 +18,9 @@ use crate::{os, refresh};
 /// `/proc/<pid>/environ` is private to the user, `/proc/<pid>/cmdline` is not.
 pub const TOKEN_ENV: &str = "PORTSCOPE_TOKEN";
 
+/// How long a client may take to send its request headers.
+pub const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// A configured token must be as hard to guess as a generated one.
 fn check_configured_token(token: String) -> anyhow::Result<String> {
     let ok_chars = token
@@ -32,11 +35,18 @@ fn check_configured_token(token: String) -> anyhow::Result<String> {
     Ok(token)
 }
 
-pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    if !args.bind.is_loopback() {
+pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
+    if let Some(share) = args.share {
+        if args.bind != ServeArgs::default_bind() {
+            bail!("--share takes the address to listen on (--share {share}); leave out --bind");
+        }
+        args.bind = share;
+    } else if !args.bind.is_loopback() {
         bail!(
             "--bind {} is not a loopback address. portscope shows every process's command line, \
-             so it serves only this machine; use 127.0.0.1 (the default) or ::1",
+             so it serves only this machine; use 127.0.0.1 (the default) or ::1, or share it \
+             with TLS and the token: --share {}",
+            args.bind,
             args.bind
         );
     }
@@ -59,21 +69,56 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         Ok(token) => check_configured_token(token)?,
         Err(_) => new_token().context("cannot read the OS random source for the access token")?,
     };
-    let url = dashboard_url(addr, &token);
+    let hostname = os::hostname();
+    let mut guard = Guard::new(args.bind, addr.port(), token.clone())
+        .allowing(args.allow_host.clone(), args.allow_origin.clone());
+    let mut url = dashboard_url(addr, &token);
+    let mut tls = None;
+    if args.share.is_some() {
+        // Reachable under the machine's addresses (all of them for 0.0.0.0 / ::) and names.
+        let addresses: Vec<std::net::IpAddr> = if addr.ip().is_unspecified() {
+            os::local_addresses()
+                .into_iter()
+                .filter(|ip| !ip.is_loopback() && (addr.is_ipv6() || ip.is_ipv4()))
+                .collect()
+        } else {
+            vec![addr.ip()]
+        };
+        let names = vec![hostname.clone()];
+        let mut cert_names = args.allow_host.clone();
+        cert_names.extend(names.iter().cloned());
+        cert_names.extend(addresses.iter().map(ToString::to_string));
+        let identity = crate::tls::identity(
+            args.tls_cert.as_deref(),
+            args.tls_key.as_deref(),
+            &cert_names,
+        )?;
+        let shown = addresses.first().copied().unwrap_or(addr.ip());
+        url = format!(
+            "https://{}/?token={token}",
+            std::net::SocketAddr::new(shown, addr.port())
+        );
+        guard = guard.shared(addresses, names);
+        tracing::info!(certificate = %identity.source, "sharing over HTTPS");
+        tls = Some(identity);
+    }
 
     let model = Model::new(first);
     let tick_ms = u64::try_from(args.interval.as_millis()).unwrap_or(u64::MAX);
-    let state = AppState::new(
-        Guard::new(args.bind, addr.port(), token),
-        os::hostname(),
-        tick_ms,
-        model.watch(),
-        !args.no_kill,
-    );
+    let can_kill = !args.no_kill && (args.share.is_none() || args.allow_kill);
+    let state = AppState::new(guard, hostname, tick_ms, model.watch(), can_kill);
 
-    // The contract: the first line on stdout is the dashboard URL.
+    // The contract: the first line on stdout is the dashboard URL (in share mode, the second is
+    // the certificate's fingerprint, for clients to check or pin).
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "{url}")?;
+    if let Some(identity) = &tls {
+        writeln!(
+            stdout,
+            "TLS certificate SHA-256 fingerprint: {}",
+            identity.fingerprint
+        )?;
+    }
     stdout.flush()?;
     drop(stdout);
     tracing::info!(%addr, interval = ?args.interval, "portscope is serving; open the URL above");
@@ -84,13 +129,35 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
 
     tokio::spawn(refresh::run(collector, model, args.interval));
-    axum::serve(
-        listener,
-        app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await
-    .context("the HTTP server failed")?;
+    let service = app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let handle = axum_server::Handle::new();
+    let stopper = handle.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        stopper.graceful_shutdown(Some(std::time::Duration::from_secs(5)));
+    });
+    let mut server = axum_server::from_tcp(listener.into_std()?)?.handle(handle);
+    // A client must finish its request headers (the WebSocket handshake included) in time;
+    // otherwise it could hold a connection open forever without ever authenticating.
+    server
+        .http_builder()
+        .http1()
+        .header_read_timeout(Some(HEADER_READ_TIMEOUT));
+    match tls {
+        None => server
+            .serve(service)
+            .await
+            .context("the HTTP server failed")?,
+        Some(identity) => {
+            // rustls handshakes have their own deadline in axum-server (10 s).
+            let config = axum_server::tls_rustls::RustlsConfig::from_config(identity.config);
+            server
+                .acceptor(axum_server::tls_rustls::RustlsAcceptor::new(config))
+                .serve(service)
+                .await
+                .context("the HTTPS server failed")?;
+        }
+    }
     tracing::info!("stopped");
     Ok(())
 }

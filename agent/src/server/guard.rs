@@ -49,6 +49,14 @@ pub struct Guard {
     bind: IpAddr,
     port: u16,
     token: String,
+    /// Share mode: this machine's addresses clients may name in `Host`.
+    addresses: Vec<IpAddr>,
+    /// Share mode: host names clients may use (the machine's name, `--allow-host`), lowercase.
+    names: Vec<String>,
+    /// `https` in share mode, else `http`: part of the one accepted `Origin`.
+    scheme: &'static str,
+    /// Other page origins allowed with `--allow-origin`, lowercase, exact.
+    origins: Vec<String>,
 }
 
 impl std::fmt::Debug for Guard {
@@ -63,7 +71,37 @@ impl std::fmt::Debug for Guard {
 
 impl Guard {
     pub fn new(bind: IpAddr, port: u16, token: String) -> Self {
-        Self { bind, port, token }
+        Self {
+            bind,
+            port,
+            token,
+            addresses: Vec::new(),
+            names: Vec::new(),
+            scheme: "http",
+            origins: Vec::new(),
+        }
+    }
+
+    /// Extra host names (`--allow-host`) and page origins (`--allow-origin`), matched exactly.
+    pub fn allowing(mut self, names: Vec<String>, origins: Vec<String>) -> Self {
+        self.names
+            .extend(names.into_iter().map(|n| n.to_ascii_lowercase()));
+        self.origins.extend(
+            origins
+                .into_iter()
+                .map(|o| o.trim_end_matches('/').to_ascii_lowercase()),
+        );
+        self
+    }
+
+    /// Share mode: served over TLS (`https` origins), and reachable under these addresses and
+    /// names besides loopback. Names are matched exactly (case-insensitively), never by suffix.
+    pub fn shared(mut self, addresses: Vec<IpAddr>, names: Vec<String>) -> Self {
+        self.addresses = addresses;
+        self.names
+            .extend(names.into_iter().map(|n| n.to_ascii_lowercase()));
+        self.scheme = "https";
+        self
     }
 
     /// Checks the Host header values of a request (all of them: a repeated Host is refused).
@@ -95,10 +133,14 @@ impl Guard {
         if let Some(literal) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
             return literal
                 .parse::<IpAddr>()
-                .is_ok_and(|ip| ip.is_ipv6() && (ip.is_loopback() || ip == self.bind));
+                .is_ok_and(|ip| ip.is_ipv6() && (ip.is_loopback() || self.is_ours(ip)));
         }
         if let Ok(ip) = host.parse::<IpAddr>() {
-            return ip.is_ipv4() && (ip.is_loopback() || ip == self.bind);
+            return ip.is_ipv4() && (ip.is_loopback() || self.is_ours(ip));
+        }
+        let bare = host.strip_suffix('.').unwrap_or(host);
+        if self.names.iter().any(|n| n == bare) {
+            return true;
         }
         // RFC 6761: `localhost` and every name under it resolve to loopback (browsers enforce it).
         let name = host.strip_suffix('.').unwrap_or(host);
@@ -111,13 +153,22 @@ impl Guard {
             })
     }
 
+    fn is_ours(&self, ip: IpAddr) -> bool {
+        (ip == self.bind && !ip.is_unspecified()) || self.addresses.contains(&ip)
+    }
+
     /// Checks an `Origin` header against the accepted Host: a browser page may talk to the API
     /// only from the dashboard's own origin. Absent Origin (non-browser clients) passes; the
     /// token still applies.
     pub fn check_origin(&self, origin: Option<&[u8]>, host: &str) -> Result<(), Refusal> {
         let Some(origin) = origin else { return Ok(()) };
-        let expected = format!("http://{host}");
-        if origin.eq_ignore_ascii_case(expected.as_bytes()) {
+        let expected = format!("{}://{host}", self.scheme);
+        let listed = std::str::from_utf8(origin).is_ok_and(|o| {
+            self.origins
+                .iter()
+                .any(|allowed| o.eq_ignore_ascii_case(allowed))
+        });
+        if origin.eq_ignore_ascii_case(expected.as_bytes()) || listed {
             Ok(())
         } else {
             Err(Refusal::ForeignOrigin(
@@ -209,6 +260,54 @@ mod tests {
 
     fn host(value: &str) -> Result<String, Refusal> {
         guard().check_host(std::iter::once(value.as_bytes()))
+    }
+
+    #[test]
+    fn allowed_names_and_origins_match_exactly() {
+        let g = guard().allowing(
+            vec!["MyApp.test".into()],
+            vec!["http://localhost:3000/".into()],
+        );
+        let host = |v: &str| g.check_host(std::iter::once(v.as_bytes()));
+        assert!(host("myapp.test:7678").is_ok());
+        assert!(host("evil.myapp.test:7678").is_err());
+        assert!(host("myapp.test.evil:7678").is_err());
+        let origin = |o: &[u8]| g.check_origin(Some(o), "localhost:7678");
+        assert!(origin(b"http://localhost:3000").is_ok());
+        assert!(origin(b"http://LOCALHOST:3000").is_ok());
+        assert!(origin(b"http://localhost:30000").is_err());
+        assert!(origin(b"http://localhost:3000.evil.com").is_err());
+        assert!(origin(b"https://localhost:3000").is_err());
+    }
+
+    #[test]
+    fn share_mode_accepts_its_addresses_and_names_and_https_origins_only() {
+        let lan: IpAddr = "192.168.1.20".parse().unwrap();
+        let g = Guard::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 7678, "a".repeat(32))
+            .shared(vec![lan], vec!["DevBox".into()]);
+        let host = |v: &str| g.check_host(std::iter::once(v.as_bytes()));
+        assert!(host("192.168.1.20:7678").is_ok());
+        assert!(host("devbox:7678").is_ok());
+        assert!(host("devbox.:7678").is_ok());
+        assert!(host("localhost:7678").is_ok());
+        for bad in [
+            "0.0.0.0:7678",
+            "192.168.1.21:7678",
+            "devbox.evil.com:7678",
+            "evil-devbox:7678",
+            "192.168.1.20:7679",
+        ] {
+            assert!(host(bad).is_err(), "{bad}");
+        }
+        assert!(
+            g.check_origin(Some(b"https://devbox:7678"), "devbox:7678")
+                .is_ok()
+        );
+        assert!(
+            g.check_origin(Some(b"http://devbox:7678"), "devbox:7678")
+                .is_err(),
+            "plain http origin"
+        );
     }
 
     #[test]
