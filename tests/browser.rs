@@ -457,3 +457,33 @@ async fn a_page_from_another_origin_reads_nothing() {
     assert_eq!(results["websocket"], "blocked", "{text}");
     assert_eq!(results["fetch_query"], "blocked", "{text}");
 }
+
+/// A state too large for one message (4 000 more sockets) reaches the dashboard in parts and is
+/// shown whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_assembles_a_large_state_sent_in_parts() {
+    let _many = crate::support::Situation::start(&["many", "4000"]);
+    let agent = Agent::start();
+    let browser = Browser::start().await;
+    let result = async {
+        browser
+            .client
+            .goto(&agent.url)
+            .await
+            .map_err(|e| e.to_string())?;
+        let count = wait_for_text(&browser, "#count", |t| {
+            t.split_whitespace()
+                .nth(2)
+                .and_then(|n| n.parse::<usize>().ok())
+                .is_some_and(|n| n >= 4000)
+        })
+        .await?;
+        let status = status_text(&browser).await;
+        Ok::<_, String>((count, status))
+    }
+    .await;
+    let _ = browser.client.clone().close().await;
+    let (count, status) = result.unwrap();
+    assert_eq!(status, "live");
+    eprintln!("dashboard count with a state sent in parts: {count}");
+}

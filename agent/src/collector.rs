@@ -252,13 +252,43 @@ fn to_wire(raw: RawSocket, pids: Vec<u32>, owner: OwnerStatus) -> Socket {
     }
 }
 
+/// Longest command line sent, in bytes: `ARG_MAX` allows megabytes, and every message must stay
+/// under the protocol's part size. Longer ones end with a `…(N more bytes)` argument.
+pub const MAX_CMDLINE_BYTES: usize = 32 << 10;
+
+fn cap_cmdline(cmdline: Vec<String>) -> Vec<String> {
+    let total: usize = cmdline.iter().map(String::len).sum();
+    if total <= MAX_CMDLINE_BYTES {
+        return cmdline;
+    }
+    let mut kept = Vec::new();
+    let mut used = 0;
+    for arg in cmdline {
+        if used + arg.len() > MAX_CMDLINE_BYTES {
+            let mut cut = MAX_CMDLINE_BYTES.saturating_sub(used);
+            while !arg.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            if cut > 0 {
+                kept.push(arg[..cut].to_owned());
+            }
+            break;
+        }
+        used += arg.len();
+        kept.push(arg);
+    }
+    let shown: usize = kept.iter().map(String::len).sum();
+    kept.push(format!("…({} more bytes)", total - shown));
+    kept
+}
+
 pub fn to_wire_process(raw: RawProcess) -> Process {
     Process {
         pid: raw.pid,
         ppid: raw.ppid,
         name: raw.name,
         exe: raw.exe,
-        cmdline: raw.cmdline,
+        cmdline: cap_cmdline(raw.cmdline),
         user: raw.user,
         uid: raw.uid,
         start_time: raw.start_time,
@@ -453,6 +483,20 @@ mod tests {
         let state = Collector::new(fake).scan();
         assert_eq!(state.sockets.values().next().unwrap().pids, vec![99]);
         assert!(state.processes.is_empty());
+    }
+
+    #[test]
+    fn huge_command_lines_are_capped() {
+        let args = vec![
+            "node".to_owned(),
+            "x".repeat(MAX_CMDLINE_BYTES),
+            "--port".into(),
+        ];
+        let capped = cap_cmdline(args);
+        let total: usize = capped.iter().map(String::len).sum();
+        assert!(total < MAX_CMDLINE_BYTES + 64, "{total}");
+        assert_eq!(capped.last().unwrap(), "…(10 more bytes)");
+        assert_eq!(cap_cmdline(vec!["ls".into()]), ["ls"]);
     }
 
     #[test]

@@ -25,6 +25,7 @@ impl State {
             sockets: self.sockets.values().cloned().collect(),
             processes: self.processes.values().cloned().collect(),
             warnings: self.warnings.clone(),
+            more: false,
         }
     }
 

@@ -22,8 +22,11 @@ pub const PROTOCOL_VERSION: u32 = 1;
 pub enum ServerMessage {
     /// First message on every connection.
     Hello(Hello),
-    /// The whole current state; sent after `Hello` and after a client's `Resync`.
+    /// The whole current state; sent after `Hello` and after a client's `Resync`. A large state
+    /// comes in parts: this message with `more: true`, then [`SnapshotMore`] messages.
     Snapshot(Snapshot),
+    /// The next part of a large [`Snapshot`].
+    SnapshotMore(SnapshotMore),
     /// What changed between two states.
     Delta(Delta),
     /// Something the client sent could not be handled; the connection stays open.
@@ -92,6 +95,26 @@ pub struct Snapshot {
     /// Why the data may be incomplete (e.g. a scan step that failed); empty when complete.
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// True when [`SnapshotMore`] parts with the rest of this state follow (every message the agent
+    /// writes stays under [`MAX_MESSAGE_BYTES`]); the state is whole once a part says `false`.
+    #[serde(default)]
+    pub more: bool,
+}
+
+/// Largest WebSocket message the agent writes; larger states are split into parts.
+pub const MAX_MESSAGE_BYTES: usize = 512 << 10;
+
+/// A further part of a [`Snapshot`]: more sockets and processes of the same `seq`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotMore {
+    pub seq: u64,
+    #[serde(default)]
+    pub sockets: Vec<Socket>,
+    #[serde(default)]
+    pub processes: Vec<Process>,
+    /// True when another part follows.
+    #[serde(default)]
+    pub more: bool,
 }
 
 /// The change from the state at `from_seq` to the state at `seq`.

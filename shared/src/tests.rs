@@ -87,6 +87,7 @@ fn samples() -> Vec<(&'static str, String)> {
                 sockets: vec![listener()],
                 processes: vec![process()],
                 warnings: vec![],
+                more: false,
             }),
         ),
         (
@@ -110,10 +111,20 @@ fn samples() -> Vec<(&'static str, String)> {
             }),
         ),
     ];
+    let more = ServerMessage::SnapshotMore(SnapshotMore {
+        seq: 7,
+        sockets: vec![connection()],
+        processes: vec![],
+        more: false,
+    });
     let mut out: Vec<(&'static str, String)> = server
         .into_iter()
         .map(|(name, msg)| (name, serde_json::to_string_pretty(&msg).unwrap()))
         .collect();
+    out.insert(
+        2,
+        ("SnapshotMore", serde_json::to_string_pretty(&more).unwrap()),
+    );
     let who = WhoReport {
         port: 5173,
         sockets: vec![listener()],
@@ -219,9 +230,10 @@ fn snapshot_json() {
             sockets: vec![listener()],
             processes: vec![process()],
             warnings: vec!["could not read /proc/9/fd: permission denied".into()],
+            more: false,
         }),
         expect![[
-            r#"{"type":"Snapshot","seq":7,"sockets":[{"id":"tcp 127.0.0.1:5173 - i41234","proto":"tcp","family":"ipv4","local_addr":"127.0.0.1","local_port":5173,"remote_addr":null,"remote_port":null,"state":"LISTEN","pids":[4242],"uid":1000,"owner":"known","exposure":"loopback","service":null,"app":"Vite dev server","risk":null,"http":true}],"processes":[{"pid":4242,"ppid":4200,"name":"node","exe":"/usr/bin/node","cmdline":["node","node_modules/.bin/vite"],"user":"dev","uid":1000,"start_time":1795000000}],"warnings":["could not read /proc/9/fd: permission denied"]}"#
+            r#"{"type":"Snapshot","seq":7,"sockets":[{"id":"tcp 127.0.0.1:5173 - i41234","proto":"tcp","family":"ipv4","local_addr":"127.0.0.1","local_port":5173,"remote_addr":null,"remote_port":null,"state":"LISTEN","pids":[4242],"uid":1000,"owner":"known","exposure":"loopback","service":null,"app":"Vite dev server","risk":null,"http":true}],"processes":[{"pid":4242,"ppid":4200,"name":"node","exe":"/usr/bin/node","cmdline":["node","node_modules/.bin/vite"],"user":"dev","uid":1000,"start_time":1795000000}],"warnings":["could not read /proc/9/fd: permission denied"],"more":false}"#
         ]],
     );
 }

@@ -10,6 +10,7 @@ line, and keeps it until stdin closes.
                          a server that set SO_REUSEADDR or (without `reuse`) did not
   child HOST             a child process holds the listener; prints the child's pid
   files DIR              an HTTP server on 127.0.0.1 serving the files in DIR
+  many N                 N UDP sockets on 127.0.0.1 (a state too large for one message)
 """
 import http.server
 import json
@@ -99,6 +100,12 @@ elif mode == "timewait":
     client.close()
     s.close()
     report(port)
+elif mode == "many":
+    for _ in range(int(sys.argv[2])):
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        u.bind(("127.0.0.1", 0))
+        keep.append(u)
+    report(keep[0].getsockname()[1])
 elif mode == "files":
     directory = sys.argv[2]
 

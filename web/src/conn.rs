@@ -167,8 +167,26 @@ fn handle(sinks: Sinks, ws: &WebSocket, msg: ServerMessage) {
             sinks.hello.set(Some(hello));
         }
         ServerMessage::Snapshot(snapshot) => {
-            sinks.table.update(|t| t.apply_snapshot(snapshot, now()));
-            sinks.link.set(Link::Live);
+            let mut applied = false;
+            sinks
+                .table
+                .update(|t| applied = t.receive_snapshot(snapshot, now()));
+            if applied {
+                sinks.link.set(Link::Live);
+            }
+        }
+        ServerMessage::SnapshotMore(part) => {
+            let mut result = Ok(false);
+            sinks.table.update(|t| result = t.receive_part(part, now()));
+            match result {
+                Ok(true) => sinks.link.set(Link::Live),
+                Ok(false) => {}
+                Err(_) => {
+                    let resync = serde_json::to_string(&ClientMessage::Resync)
+                        .expect("protocol types always serialize");
+                    let _ = ws.send_with_str(&resync);
+                }
+            }
         }
         ServerMessage::Delta(delta) => {
             let mut applied = Applied::Ok;

@@ -5,7 +5,7 @@
 use std::cmp::Ordering;
 use std::collections::HashMap;
 
-use portscope_shared::{Delta, Process, Snapshot, Socket};
+use portscope_shared::{Delta, Process, Snapshot, SnapshotMore, Socket};
 
 /// How long a new row stays highlighted and a closed row stays visible, in milliseconds.
 pub const HIGHLIGHT_MS: f64 = 3000.0;
@@ -37,6 +37,8 @@ pub struct Table {
     pub warnings: Vec<String>,
     /// True once a snapshot arrived.
     pub loaded: bool,
+    /// A large snapshot's parts received so far (see [`Table::receive_snapshot`]).
+    pending: Option<Snapshot>,
 }
 
 /// What applying a `Delta` found.
@@ -48,6 +50,37 @@ pub enum Applied {
 }
 
 impl Table {
+    /// Takes a `Snapshot`: applied at once, or kept until its last part when `more` says parts
+    /// follow. Returns true when the state was applied.
+    pub fn receive_snapshot(&mut self, snapshot: Snapshot, now: f64) -> bool {
+        if snapshot.more {
+            self.pending = Some(snapshot);
+            false
+        } else {
+            self.pending = None;
+            self.apply_snapshot(snapshot, now);
+            true
+        }
+    }
+
+    /// Takes a `SnapshotMore`: `Ok(true)` when it completed the snapshot (now applied),
+    /// `Ok(false)` when more parts follow, `OutOfStep` when it belongs to no snapshot we hold.
+    pub fn receive_part(&mut self, part: SnapshotMore, now: f64) -> Result<bool, Applied> {
+        let Some(pending) = self.pending.as_mut().filter(|p| p.seq == part.seq) else {
+            self.pending = None;
+            return Err(Applied::OutOfStep);
+        };
+        pending.sockets.extend(part.sockets);
+        pending.processes.extend(part.processes);
+        if part.more {
+            return Ok(false);
+        }
+        let mut whole = self.pending.take().expect("checked above");
+        whole.more = false;
+        self.apply_snapshot(whole, now);
+        Ok(true)
+    }
+
     /// Replaces the state. On the first snapshot nothing is highlighted; on a later one (after a
     /// reconnect) rows that appeared are new and rows that vanished are shown as closed.
     pub fn apply_snapshot(&mut self, snapshot: Snapshot, now: f64) {

@@ -9,10 +9,13 @@ use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message};
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
-use portscope_shared::{ClientMessage, ErrorMessage, Hello, ServerMessage};
+use portscope_shared::{
+    ClientMessage, ErrorMessage, Hello, MAX_MESSAGE_BYTES, Process, ServerMessage, Snapshot,
+    SnapshotMore, Socket,
+};
 use tokio::time::{Instant, MissedTickBehavior};
 
-use crate::model::{Published, Watcher};
+use crate::model::{Published, State, Watcher};
 
 /// How often the agent pings; a client that has not answered a ping by the next one (20 s) is
 /// closed with 1008.
@@ -34,8 +37,10 @@ where
         ServerMessage::Snapshot(sent.state.snapshot()),
     ];
     for msg in opening {
-        if send(&mut tx, &msg).await.is_err() {
-            return;
+        for text in encode(msg, &sent.state) {
+            if send(&mut tx, text).await.is_err() {
+                return;
+            }
         }
     }
     let mut ping = tokio::time::interval_at(Instant::now() + PING_EVERY, PING_EVERY);
@@ -112,14 +117,23 @@ where
                 }
             }
         };
-        match tokio::time::timeout(SEND_TIMEOUT, send(&mut tx, &outgoing)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(_)) => break,
-            Err(_) => {
-                tracing::info!("closed a WebSocket client that stopped reading");
-                close(&mut tx, 1008, "too slow: took no message for 10 s").await;
+        let mut failed = false;
+        for text in encode(outgoing, &sent.state) {
+            match tokio::time::timeout(SEND_TIMEOUT, send(&mut tx, text)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => failed = true,
+                Err(_) => {
+                    tracing::info!("closed a WebSocket client that stopped reading");
+                    close(&mut tx, 1008, "too slow: took no message for 10 s").await;
+                    failed = true;
+                }
+            }
+            if failed {
                 break;
             }
+        }
+        if failed {
+            break;
         }
     }
     // Sends the reply to a client's Close (queued by the WebSocket layer), or our own.
@@ -145,12 +159,95 @@ fn error(code: &str, message: &str) -> ServerMessage {
     })
 }
 
-async fn send<S, E>(tx: &mut S, msg: &ServerMessage) -> Result<(), E>
+async fn send<S, E>(tx: &mut S, text: String) -> Result<(), E>
 where
     S: Sink<Message, Error = E> + Unpin,
 {
-    let json = serde_json::to_string(msg).expect("protocol types always serialize");
-    tx.send(Message::Text(json.into())).await
+    tx.send(Message::Text(text.into())).await
+}
+
+/// A message as the texts to write, none over [`MAX_MESSAGE_BYTES`]: a large snapshot in parts
+/// (`Snapshot` with `more`, then `SnapshotMore`s); a delta too large for one message becomes a
+/// snapshot of `state`, the state it leads to.
+fn encode(msg: ServerMessage, state: &State) -> Vec<String> {
+    let json =
+        |m: &ServerMessage| serde_json::to_string(m).expect("protocol types always serialize");
+    match msg {
+        ServerMessage::Snapshot(snapshot) => snapshot_parts(snapshot, MAX_MESSAGE_BYTES),
+        ServerMessage::Delta(delta) => {
+            let text = json(&ServerMessage::Delta(delta));
+            if text.len() > MAX_MESSAGE_BYTES {
+                snapshot_parts(state.snapshot(), MAX_MESSAGE_BYTES)
+            } else {
+                vec![text]
+            }
+        }
+        other => vec![json(&other)],
+    }
+}
+
+/// Splits a snapshot so that each message stays under `limit` bytes (one socket or process is
+/// never split; a process's command line is capped by the collector, so each fits).
+fn snapshot_parts(snapshot: Snapshot, limit: usize) -> Vec<String> {
+    let json =
+        |m: &ServerMessage| serde_json::to_string(m).expect("protocol types always serialize");
+    let whole = json(&ServerMessage::Snapshot(snapshot.clone()));
+    if whole.len() <= limit {
+        return vec![whole];
+    }
+    // Room for the envelope and the warnings, then items until a part is full.
+    let overhead = 256 + snapshot.warnings.iter().map(|w| w.len() + 4).sum::<usize>();
+    let budget = limit.saturating_sub(overhead).max(1);
+    let mut parts: Vec<(Vec<Socket>, Vec<Process>)> = vec![(Vec::new(), Vec::new())];
+    let mut used = 0;
+    for socket in snapshot.sockets {
+        let n = json_len(&socket) + 1;
+        if used + n > budget && used > 0 {
+            parts.push((Vec::new(), Vec::new()));
+            used = 0;
+        }
+        used += n;
+        parts.last_mut().expect("never empty").0.push(socket);
+    }
+    for process in snapshot.processes {
+        let n = json_len(&process) + 1;
+        if used + n > budget && used > 0 {
+            parts.push((Vec::new(), Vec::new()));
+            used = 0;
+        }
+        used += n;
+        parts.last_mut().expect("never empty").1.push(process);
+    }
+    let last = parts.len() - 1;
+    parts
+        .into_iter()
+        .enumerate()
+        .map(|(i, (sockets, processes))| {
+            let more = i < last;
+            let msg = if i == 0 {
+                ServerMessage::Snapshot(Snapshot {
+                    seq: snapshot.seq,
+                    sockets,
+                    processes,
+                    warnings: snapshot.warnings.clone(),
+                    more,
+                })
+            } else {
+                ServerMessage::SnapshotMore(SnapshotMore {
+                    seq: snapshot.seq,
+                    sockets,
+                    processes,
+                    more,
+                })
+            };
+            json(&msg)
+        })
+        .collect()
+}
+
+/// The JSON length of a socket or process.
+fn json_len<T: serde::Serialize>(item: &T) -> usize {
+    serde_json::to_string(item).map_or(0, |s| s.len())
 }
 
 #[cfg(test)]
@@ -357,5 +454,43 @@ mod tests {
         };
         assert_eq!(frame.code, 1008);
         assert!(frame.reason.contains("no pong"), "{}", frame.reason);
+    }
+
+    #[test]
+    fn a_large_snapshot_goes_in_parts_that_add_up_to_it() {
+        let sockets: Vec<_> = (0..3000)
+            .map(|i| socket(&format!("tcp 127.0.0.1:{i} - i{i}"), SocketState::Listen))
+            .collect();
+        let whole = state(&sockets).snapshot();
+        let limit = 64 << 10;
+        let parts = snapshot_parts(whole.clone(), limit);
+        assert!(parts.len() > 3, "{} parts", parts.len());
+        let mut rebuilt: Option<Snapshot> = None;
+        for (i, text) in parts.iter().enumerate() {
+            assert!(text.len() <= limit, "part {i} is {} bytes", text.len());
+            let last = i == parts.len() - 1;
+            match serde_json::from_str::<ServerMessage>(text).unwrap() {
+                ServerMessage::Snapshot(s) => {
+                    assert_eq!((i, s.more), (0, !last));
+                    rebuilt = Some(s);
+                }
+                ServerMessage::SnapshotMore(m) => {
+                    assert_eq!(m.more, !last);
+                    let r = rebuilt.as_mut().unwrap();
+                    assert_eq!(m.seq, r.seq);
+                    r.sockets.extend(m.sockets);
+                    r.processes.extend(m.processes);
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        let mut rebuilt = rebuilt.unwrap();
+        rebuilt.more = false;
+        assert_eq!(rebuilt, whole);
+        // A small one is one message.
+        assert_eq!(
+            snapshot_parts(state(&sockets[..3]).snapshot(), limit).len(),
+            1
+        );
     }
 }
