@@ -349,6 +349,31 @@ fn an_origin_given_with_allow_origin_is_accepted_exactly() {
     let agent = Agent::start_with(&["--allow-origin", "http://localhost:3000"]);
     let host = agent.host();
     let path = format!("/api/v1/ws?token={}", agent.token);
+    // A browser marks a request from another origin same-site or cross-site: expected here.
+    assert_eq!(
+        upgrade(
+            &agent,
+            &path,
+            &[
+                ("Host", &host),
+                ("Origin", "http://localhost:3000"),
+                ("Sec-Fetch-Site", "same-site")
+            ]
+        ),
+        101
+    );
+    assert_eq!(
+        upgrade(
+            &agent,
+            &path,
+            &[
+                ("Host", &host),
+                ("Origin", "http://localhost:4000"),
+                ("Sec-Fetch-Site", "same-site")
+            ]
+        ),
+        403
+    );
     for (origin, status) in [
         ("http://localhost:3000", 101),
         ("http://localhost:30000", 403),

@@ -133,7 +133,9 @@ async fn a_client_that_never_reads_neither_grows_memory_nor_delays_others() {
     // The hostile client: asks for snapshot after snapshot and reads none of them.
     let mut slow = agent.connect().await;
     let spam = tokio::spawn(async move {
-        for _ in 0..3000 {
+        // Ten Resyncs a second (the most the agent answers with snapshots) for 12 s.
+        for _ in 0..120 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
             let sent = tokio::time::timeout(
                 Duration::from_millis(200),
                 slow.inner
@@ -164,7 +166,7 @@ async fn a_client_that_never_reads_neither_grows_memory_nor_delays_others() {
         }
         worst = worst.max(t.elapsed());
     }
-    let mut slow = spam.await.unwrap();
+    let slow = spam.await.unwrap();
     let growth = agent.rss_kib().saturating_sub(before);
     eprintln!(
         "slow client: agent RSS grew by {growth} KiB over 12 s; the other client's slowest change took {worst:?}"
@@ -176,22 +178,52 @@ async fn a_client_that_never_reads_neither_grows_memory_nor_delays_others() {
         "the good client waited {worst:?} for a change"
     );
     assert!(growth < 32 << 10, "agent memory grew by {growth} KiB");
-    // The slow client has been dropped (it took no message for 10 s): reading now ends.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    // The slow client is dropped — by the send timeout once its buffers are full (it took no
+    // message for 10 s), or by the ping rule (no pong within 20 s of a ping, so by 40 s) — while
+    // it still reads nothing. The agent's end of the connection leaves ESTABLISHED (FIN_WAIT1
+    // while its unread data stays queued, then FIN_WAIT2 or gone): the agent closed it.
+    let port = match slow.inner.get_ref() {
+        tokio_tungstenite::MaybeTlsStream::Plain(s) => s.local_addr().unwrap().port(),
+        _ => unreachable!("plain ws://"),
+    };
+    let started = Instant::now();
     loop {
-        match tokio::time::timeout_at(deadline, slow.inner.next()).await {
-            Err(_) => panic!("the slow client is still connected"),
-            Ok(Some(Ok(Message::Close(_))) | Some(Err(_)) | None) => break,
-            Ok(Some(Ok(_))) => continue,
+        let tcp = std::fs::read_to_string("/proc/net/tcp").unwrap();
+        let port_of = |field: Option<&&str>| {
+            field
+                .and_then(|a| a.rsplit(':').next())
+                .and_then(|p| u16::from_str_radix(p, 16).ok())
+        };
+        let agent_end_established = tcp.lines().skip(1).any(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            port_of(f.get(1)) == Some(agent.port)
+                && port_of(f.get(2)) == Some(port)
+                && f.get(3) == Some(&"01")
+        });
+        let closed_by_agent = !agent_end_established;
+        if closed_by_agent {
+            eprintln!(
+                "the slow client was dropped {:?} after the test stopped watching the other one",
+                started.elapsed()
+            );
+            break;
         }
+        assert!(
+            started.elapsed() < Duration::from_secs(45),
+            "the slow client is still connected"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
+/// Locally every client is 127.0.0.1: a lock-out would let any local user lock the owner out,
+/// so wrong tokens are refused one by one and the right one keeps working. (Share mode locks an
+/// address out: `share::repeated_wrong_tokens_lock_an_address_out_in_share_mode`.) A request that
+/// offers several tokens is one wrong guess, not several tries.
 #[test]
-fn repeated_wrong_tokens_are_rate_limited() {
+fn locally_wrong_tokens_never_lock_the_owner_out() {
     let agent = Agent::start();
     let host = agent.host();
-    let mut statuses = Vec::new();
     for _ in 0..25 {
         let res = crate::support::http(
             agent.port,
@@ -199,18 +231,25 @@ fn repeated_wrong_tokens_are_rate_limited() {
             "/api/v1/snapshot",
             &[("Host", &host), ("Authorization", "Bearer wrong")],
         );
-        statuses.push(res.status);
+        assert_eq!(res.status, 401);
     }
-    assert!(statuses[..20].iter().all(|s| *s == 401), "{statuses:?}");
-    assert!(statuses[20..].iter().all(|s| *s == 429), "{statuses:?}");
-    // While locked out, even the right token waits: guessing is no longer useful.
-    let res = agent.get("/api/v1/snapshot");
-    assert_eq!(res.status, 429);
-    assert!(
-        res.header("retry-after")
-            .is_some_and(|s| s.parse::<u64>().is_ok_and(|n| (1..=10).contains(&n)))
+    assert_eq!(
+        agent.get("/api/v1/snapshot").status,
+        200,
+        "the owner is not locked out"
     );
-    assert!(res.body.contains("too_many_failures"), "{}", res.body);
+    let both = format!("Bearer {}", agent.token);
+    let res = crate::support::http(
+        agent.port,
+        "GET",
+        "/api/v1/snapshot?token=guess",
+        &[("Host", &host), ("Authorization", &both)],
+    );
+    assert_eq!(
+        res.status, 401,
+        "two tokens in one request are refused: {}",
+        res.body
+    );
 }
 
 #[test]

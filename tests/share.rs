@@ -279,3 +279,28 @@ fn share_mode_refuses_to_start_half_configured_and_bind_refuses_open_addresses()
         assert!(err.contains(says), "{args:?}: {err}");
     }
 }
+
+#[tokio::test]
+async fn repeated_wrong_tokens_lock_an_address_out_in_share_mode() {
+    let agent = start_shared(&[]);
+    let mut refusals = Vec::new();
+    for _ in 0..22 {
+        let err = wss(agent.port, &agent.fingerprint, Some("wrong"))
+            .await
+            .unwrap_err();
+        refusals.push(if err.contains("429") {
+            429
+        } else if err.contains("401") {
+            401
+        } else {
+            0
+        });
+    }
+    assert!(refusals[..20].iter().all(|s| *s == 401), "{refusals:?}");
+    assert!(refusals[20..].iter().all(|s| *s == 429), "{refusals:?}");
+    // While locked out, even the right token waits: guessing stops being useful.
+    let err = wss(agent.port, &agent.fingerprint, Some(&agent.token))
+        .await
+        .unwrap_err();
+    assert!(err.contains("429"), "{err}");
+}

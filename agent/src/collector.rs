@@ -145,6 +145,7 @@ impl<P: Platform> Collector<P> {
             let owner = socket.pids.first().and_then(|pid| processes.get(pid));
             ports::annotate(socket, owner, services);
         }
+        cap_warnings(&mut warnings);
         State {
             seq: 0,
             sockets,
@@ -249,6 +250,28 @@ fn to_wire(raw: RawSocket, pids: Vec<u32>, owner: OwnerStatus) -> Socket {
         app: None,
         risk: None,
         http: false,
+    }
+}
+
+/// At most this many warnings, each at most 1 KiB: one per unreadable entry could otherwise grow
+/// without bound (and every message must fit the protocol's part size).
+const MAX_WARNINGS: usize = 20;
+
+fn cap_warnings(warnings: &mut Vec<String>) {
+    let extra = warnings.len().saturating_sub(MAX_WARNINGS);
+    warnings.truncate(MAX_WARNINGS);
+    for w in warnings.iter_mut() {
+        if w.len() > 1024 {
+            let mut cut = 1024;
+            while !w.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            w.truncate(cut);
+            w.push('…');
+        }
+    }
+    if extra > 0 {
+        warnings.push(format!("… and {extra} more warnings"));
     }
 }
 

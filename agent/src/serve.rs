@@ -80,6 +80,8 @@ pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
             os::local_addresses()
                 .into_iter()
                 .filter(|ip| !ip.is_loopback() && (addr.is_ipv6() || ip.is_ipv4()))
+                // Link-local IPv6 needs an interface zone in a URL: not an address to hand out.
+                .filter(|ip| !matches!(ip, std::net::IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80))
                 .collect()
         } else {
             vec![addr.ip()]
@@ -93,11 +95,12 @@ pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
             args.tls_key.as_deref(),
             &cert_names,
         )?;
-        let shown = addresses.first().copied().unwrap_or(addr.ip());
-        url = format!(
-            "https://{}/?token={token}",
-            std::net::SocketAddr::new(shown, addr.port())
-        );
+        // The first address other machines can use, else the machine's name.
+        let shown = match addresses.first() {
+            Some(ip) => std::net::SocketAddr::new(*ip, addr.port()).to_string(),
+            None => format!("{hostname}:{}", addr.port()),
+        };
+        url = format!("https://{shown}/?token={token}");
         guard = guard.shared(addresses, names);
         tracing::info!(certificate = %identity.source, "sharing over HTTPS");
         tls = Some(identity);
@@ -136,7 +139,11 @@ pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
         shutdown_signal().await;
         stopper.graceful_shutdown(Some(std::time::Duration::from_secs(5)));
     });
-    let mut server = axum_server::from_tcp(listener.into_std()?)?.handle(handle);
+    // The first request must be complete within the timeout too (it bounds the protocol
+    // detection before headers, which the header timeout does not cover).
+    let mut server = axum_server::from_tcp(listener.into_std()?)?
+        .handle(handle)
+        .first_request_timeout(HEADER_READ_TIMEOUT);
     // A client must finish its request headers (the WebSocket handshake included) in time;
     // otherwise it could hold a connection open forever without ever authenticating.
     server

@@ -49,6 +49,7 @@ pub fn identity(
         .first()
         .with_context(|| format!("{} holds no certificate", cert_path.display()))?;
     let fingerprint = fingerprint(leaf);
+    warn_if_readable_by_others(&key_path);
     let key = PrivateKeyDer::from_pem_file(&key_path)
         .with_context(|| format!("cannot read a PEM private key from {}", key_path.display()))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -64,6 +65,19 @@ pub fn identity(
         fingerprint,
         source,
     })
+}
+
+/// A private key others can read is a leaked key: say so (and how to fix it) at start.
+fn warn_if_readable_by_others(key: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(key)
+        && meta.permissions().mode() & 0o077 != 0
+    {
+        tracing::warn!(
+            key = %key.display(),
+            "the TLS private key is readable by other users; run `chmod 600` on it"
+        );
+    }
 }
 
 /// SHA-256 of a certificate's DER bytes, as colon-separated upper-case hex (how browsers and
@@ -101,16 +115,32 @@ fn self_signed(dir: &Path, cert: &Path, key: &Path, names: &[String]) -> anyhow:
         .mode(0o700)
         .create(dir)
         .with_context(|| format!("cannot create {}", dir.display()))?;
-    std::fs::write(cert, certified.cert.pem())
-        .with_context(|| format!("cannot write {}", cert.display()))?;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(key)
-        .with_context(|| format!("cannot write {}", key.display()))?;
-    file.write_all(certified.signing_key.serialize_pem().as_bytes())?;
+    // Both files are written under new private names, then renamed into place (key first): a
+    // reader never sees a cert without its key, and the key is never readable by others, even
+    // for a moment or when an old key.pem was left behind.
+    let unique = format!(
+        "{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    );
+    let write_new = |path: &Path, bytes: &[u8]| -> anyhow::Result<PathBuf> {
+        let tmp = path.with_extension(format!("tmp-{unique}"));
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .with_context(|| format!("cannot write {}", tmp.display()))?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        Ok(tmp)
+    };
+    let key_tmp = write_new(key, certified.signing_key.serialize_pem().as_bytes())?;
+    let cert_tmp = write_new(cert, certified.cert.pem().as_bytes())?;
+    std::fs::rename(&key_tmp, key).with_context(|| format!("cannot write {}", key.display()))?;
+    std::fs::rename(&cert_tmp, cert).with_context(|| format!("cannot write {}", cert.display()))?;
     tracing::info!(cert = %cert.display(), "made a self-signed certificate for share mode");
     Ok(())
 }

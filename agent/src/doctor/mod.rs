@@ -30,6 +30,7 @@ pub async fn run_why(args: WhyArgs) -> anyhow::Result<bool> {
     let collector = Collector::new(os::System::new());
     let opts = why::Options {
         timeout: args.timeout,
+        http_probe: true,
     };
     let facts = why::gather(target, addrs, collector, opts)
         .await

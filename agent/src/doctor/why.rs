@@ -54,6 +54,9 @@ pub struct Facts {
 #[derive(Clone, Copy, Debug)]
 pub struct Options {
     pub timeout: Duration,
+    /// Send the HTTP probe (`GET path`) when a connect works. Off for a shared dashboard: it
+    /// would let anyone with the token make the agent request this machine's local services.
+    pub http_probe: bool,
 }
 
 /// Reads every fact about a target, given the addresses it resolved to (resolved once by the
@@ -74,10 +77,11 @@ pub async fn gather<P: Platform>(
 
     let http = match probes.iter().find(|(_, c)| c.is_connected()) {
         Some(&(ip, _))
-            if target
-                .scheme
-                .as_deref()
-                .is_none_or(|s| s == "http" || s == "ws") =>
+            if opts.http_probe
+                && target
+                    .scheme
+                    .as_deref()
+                    .is_none_or(|s| s == "http" || s == "ws") =>
         {
             let addr = SocketAddr::new(ip, target.port);
             Some((

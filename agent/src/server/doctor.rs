@@ -117,6 +117,7 @@ pub async fn why(State(app): State<AppState>, uri: Uri) -> Response {
     let collector = Collector::new(os::System::new());
     let opts = why::Options {
         timeout: Duration::from_secs(1),
+        http_probe: !app.guard.is_shared(),
     };
     match why::gather(&target, addrs, collector, opts).await {
         Ok(facts) => Json(why::analyze(&facts)).into_response(),

@@ -118,9 +118,10 @@ impl Guard {
         let refused = || Refusal::ForeignHost(value.to_owned());
         let lower = value.to_ascii_lowercase();
         let (host, port) = split_host_port(&lower).ok_or_else(refused)?;
+        let default_port = if self.scheme == "https" { 443 } else { 80 };
         let port_ok = match port {
             Some(port) => port == self.port,
-            None => self.port == 80,
+            None => self.port == default_port,
         };
         if port_ok && self.is_allowed_host(host) {
             Ok(lower)
@@ -196,18 +197,30 @@ impl Guard {
         &self,
         offered: impl IntoIterator<Item = &'a str>,
     ) -> Result<(), Refusal> {
-        let mut any = false;
-        for candidate in offered {
-            any = true;
-            if bool::from(candidate.as_bytes().ct_eq(self.token.as_bytes())) {
-                return Ok(());
-            }
+        let offered: Vec<&str> = offered.into_iter().collect();
+        match offered.as_slice() {
+            [] => Err(Refusal::NoToken),
+            [one] if bool::from(one.as_bytes().ct_eq(self.token.as_bytes())) => Ok(()),
+            // A wrong token, or several: one request is one guess (a client sends its token once).
+            _ => Err(Refusal::WrongToken),
         }
-        Err(if any {
-            Refusal::WrongToken
-        } else {
-            Refusal::NoToken
-        })
+    }
+
+    /// Share mode (HTTPS, reachable from other machines).
+    pub fn is_shared(&self) -> bool {
+        self.scheme == "https"
+    }
+
+    /// Whether an `Origin` was given with `--allow-origin` (then the browser marks its requests
+    /// `same-site` or `cross-site`, and that is expected).
+    pub fn is_listed_origin(&self, origin: Option<&[u8]>) -> bool {
+        origin
+            .and_then(|o| std::str::from_utf8(o).ok())
+            .is_some_and(|o| {
+                self.origins
+                    .iter()
+                    .any(|allowed| o.eq_ignore_ascii_case(allowed))
+            })
     }
 }
 
@@ -438,7 +451,8 @@ mod tests {
         assert_eq!(g.check_token([""]), Err(Refusal::WrongToken));
         assert_eq!(g.check_token([&*"b".repeat(32)]), Err(Refusal::WrongToken));
         assert_eq!(g.check_token([&*"a".repeat(33)]), Err(Refusal::WrongToken));
-        assert!(g.check_token(["wrong", &*"a".repeat(32)]).is_ok());
+        // Several tokens in one request are one wrong guess, even if one of them is right.
+        assert!(g.check_token(["wrong", &*"a".repeat(32)]).is_err());
     }
 
     #[test]

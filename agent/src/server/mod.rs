@@ -126,7 +126,10 @@ async fn require_token(State(app): State<AppState>, req: Request, next: Next) ->
         .unwrap_or_default();
     let peer = peer_ip(&req);
     let now = std::time::Instant::now();
-    if let Some(wait) = app.auth_failures.locked(peer, now) {
+    // Only in share mode: locally every client is 127.0.0.1, and another local user could keep
+    // the owner locked out; the 128-bit token makes guessing hopeless anyway.
+    let shared = app.guard.is_shared();
+    if shared && let Some(wait) = app.auth_failures.locked(peer, now) {
         let secs = wait.as_secs().max(1);
         let body = serde_json::json!({ "error": { "code": "too_many_failures", "message": format!(
             "too many wrong tokens from {peer}; wait {secs} s, then open the URL portscope printed"
@@ -138,6 +141,13 @@ async fn require_token(State(app): State<AppState>, req: Request, next: Next) ->
     }
     let origin = req.headers().get(header::ORIGIN).map(|v| v.as_bytes());
     let site = req.headers().get("sec-fetch-site").map(|v| v.as_bytes());
+    // An origin given with --allow-origin is another site by definition: its requests are
+    // marked same-site or cross-site, and that is expected.
+    let site = if app.guard.is_listed_origin(origin) {
+        None
+    } else {
+        site
+    };
     let checked = app
         .guard
         .check_fetch_site(site)
@@ -149,7 +159,8 @@ async fn require_token(State(app): State<AppState>, req: Request, next: Next) ->
     match checked {
         Ok(()) => next.run(req).await,
         Err(refusal) => {
-            if refusal.is_auth() {
+            // A missing token is what any web page's request looks like: not a guess.
+            if shared && refusal == Refusal::WrongToken {
                 app.auth_failures.record(peer, now);
             }
             refuse(&refusal, &req)

@@ -23,6 +23,8 @@ const PING_EVERY: Duration = Duration::from_secs(20);
 /// A client that takes longer than this to take one message (it stopped reading, and the
 /// socket's buffers are full) is closed: it would otherwise pin its connection forever.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// Resync messages a client may send per second (each one costs a full snapshot).
+const MAX_RESYNCS: u32 = 10;
 
 /// Serves one client until it leaves, the connection fails, or the agent stops.
 pub async fn serve<S, E>(socket: S, hello: Hello, mut watcher: Watcher)
@@ -38,14 +40,18 @@ where
     ];
     for msg in opening {
         for text in encode(msg, &sent.state) {
-            if send(&mut tx, text).await.is_err() {
-                return;
+            if !matches!(
+                tokio::time::timeout(SEND_TIMEOUT, send(&mut tx, text)).await,
+                Ok(Ok(()))
+            ) {
+                return; // Dropping the socket closes it; a client that does not read gets no Close.
             }
         }
     }
     let mut ping = tokio::time::interval_at(Instant::now() + PING_EVERY, PING_EVERY);
     ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut awaiting_pong = false;
+    let mut resyncs = (Instant::now(), 0u32);
 
     loop {
         let outgoing = tokio::select! {
@@ -67,8 +73,17 @@ where
             incoming = rx.next() => match incoming {
                 Some(Ok(Message::Text(text))) => match serde_json::from_str::<ClientMessage>(&text) {
                     Ok(ClientMessage::Resync) => {
-                        sent = watcher.borrow_and_update().clone();
-                        ServerMessage::Snapshot(sent.state.snapshot())
+                        // Each Resync costs a full snapshot: at most MAX_RESYNCS a second.
+                        if resyncs.0.elapsed() >= Duration::from_secs(1) {
+                            resyncs = (Instant::now(), 0);
+                        }
+                        resyncs.1 += 1;
+                        if resyncs.1 > MAX_RESYNCS {
+                            error("too_many_resyncs", "at most 10 Resync messages a second; wait, then ask again")
+                        } else {
+                            sent = watcher.borrow_and_update().clone();
+                            ServerMessage::Snapshot(sent.state.snapshot())
+                        }
                     }
                     Ok(ClientMessage::Unknown) => error(
                         "unknown_message",
@@ -89,7 +104,7 @@ where
                 }
                 // Pings are answered by the WebSocket layer on the next write or flush.
                 Some(Ok(Message::Ping(_))) => {
-                    if tx.flush().await.is_err() {
+                    if !matches!(tokio::time::timeout(SEND_TIMEOUT, tx.flush()).await, Ok(Ok(()))) {
                         break;
                     }
                     continue;
@@ -136,8 +151,9 @@ where
             break;
         }
     }
-    // Sends the reply to a client's Close (queued by the WebSocket layer), or our own.
-    let _ = tx.close().await;
+    // Sends the reply to a client's Close (queued by the WebSocket layer), or our own — within a
+    // second: a client that does not read must not keep its slot by never taking the Close.
+    let _ = tokio::time::timeout(Duration::from_secs(1), tx.close()).await;
 }
 
 /// Sends a Close frame, giving up quickly when the client does not take it.
@@ -163,6 +179,20 @@ async fn send<S, E>(tx: &mut S, text: String) -> Result<(), E>
 where
     S: Sink<Message, Error = E> + Unpin,
 {
+    if text.len() > MAX_MESSAGE_BYTES {
+        // `encode` keeps every part under the limit; should an item ever be larger, say so
+        // instead of overflowing the client's write buffer.
+        tracing::error!(
+            bytes = text.len(),
+            "a message over the protocol's size limit was not sent"
+        );
+        let msg = error(
+            "too_large",
+            "the agent could not send a part of its state: it is too large",
+        );
+        let json = serde_json::to_string(&msg).expect("protocol types always serialize");
+        return tx.send(Message::Text(json.into())).await;
+    }
     tx.send(Message::Text(text.into())).await
 }
 
