@@ -41,10 +41,16 @@ pub async fn run<P: Platform>(mut collector: Collector<P>, model: Model, interva
     ticker.tick().await; // The first tick fires at once; the first scan was done by the caller.
     loop {
         ticker.tick().await;
+        let started = std::time::Instant::now();
         let Some((c, scanned)) = scan_blocking(collector).await else {
             return;
         };
         collector = c;
+        // `cargo xtask bench` reads this line (RUST_LOG=portscope::refresh=debug).
+        tracing::debug!(
+            micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            "scan took"
+        );
         let state = scanned.unwrap_or_else(|what| {
             tracing::error!(%what, "the collector panicked; keeping the previous data");
             let mut kept = model.current().state.clone();

@@ -5,6 +5,8 @@
 //! then runs rustfmt, clippy (host and wasm32), the dependency check of the protocol crate and
 //! every test. It stops at the first failure with the command that failed.
 
+mod bench;
+
 use std::path::Path;
 use std::process::{Command, ExitCode};
 
@@ -32,8 +34,9 @@ fn main() -> ExitCode {
     let result = match task.as_str() {
         "test" => test(),
         "install-deps" => install_deps(),
+        "bench" => bench::bench(&std::env::args().skip(2).collect::<Vec<_>>()),
         _ => Err(format!(
-            "unknown task {task:?}. Tasks:\n  test          install what is missing, then run every check and test\n  install-deps  only install what the tests need"
+            "unknown task {task:?}. Tasks:\n  test          install what is missing, then run every check and test\n  install-deps  only install what the tests need\n  bench         measure portscope against ss, netstat and lsof on a load it makes (--sockets N --procs P --json PATH)"
         )),
     };
     match result {

@@ -1,0 +1,414 @@
+//! `cargo xtask bench [--sockets N] [--procs P] [--json PATH]`: makes the load itself (N TCP
+//! sockets held by P processes, `bench/load.py`), then measures on that same load portscope's
+//! cold snapshot, steady refresh, CPU, memory, bytes on the wire and change latency, and the
+//! same machine's `ss`, `netstat` and `lsof`, and prints each figure with its ratio and target.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use serde_json::{Value, json};
+
+struct Options {
+    sockets: usize,
+    procs: usize,
+    json: Option<String>,
+}
+
+fn options(args: &[String]) -> Result<Options, String> {
+    let mut o = Options {
+        sockets: 21_000,
+        procs: 20,
+        json: None,
+    };
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let mut value = || it.next().cloned().ok_or(format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--sockets" => o.sockets = value()?.parse().map_err(|e| format!("--sockets: {e}"))?,
+            "--procs" => o.procs = value()?.parse().map_err(|e| format!("--procs: {e}"))?,
+            "--json" => o.json = Some(value()?),
+            other => {
+                return Err(format!(
+                    "unknown bench option {other}; expected --sockets N, --procs P, --json PATH"
+                ));
+            }
+        }
+    }
+    if o.procs == 0 || o.sockets < o.procs * 2 {
+        return Err("need at least one process and two sockets per process".into());
+    }
+    Ok(o)
+}
+
+/// A child that is killed (and its load released) when dropped.
+struct Guarded(Child);
+
+impl Drop for Guarded {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub fn bench(args: &[String]) -> Result<(), String> {
+    let o = options(args)?;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    install_tools()?;
+    crate::step(
+        "build the release agent",
+        crate::cargo(&["build", "--release", "--package", "portscope", "--locked"]),
+    )?;
+    let agent = root.join("target/release/portscope");
+
+    eprintln!(
+        "xtask: == opening {} sockets in {} processes",
+        o.sockets, o.procs
+    );
+    let mut load = start_load(&root, o.sockets, o.procs, None)?;
+
+    eprintln!("xtask: == measuring ss, netstat and lsof");
+    let peers: Vec<(&str, Option<f64>)> = [
+        ("ss -tuna", "ss", &["-tuna"][..]),
+        ("ss -tunap", "ss", &["-tunap"][..]),
+        ("netstat -tunap", "netstat", &["-tunap"][..]),
+        ("lsof -nP -i", "lsof", &["-nP", "-i"][..]),
+    ]
+    .into_iter()
+    .map(|(name, program, args)| (name, median_wall(program, args, 5)))
+    .collect();
+    let peer = |name: &str| peers.iter().find(|(n, _)| *n == name).and_then(|(_, t)| *t);
+
+    eprintln!("xtask: == measuring portscope");
+    let agent_str = agent.to_str().ok_or("non-UTF-8 path")?;
+    let cold = median_wall(agent_str, &["ls", "--json"], 5).ok_or("portscope ls failed")?;
+
+    // The agent itself: steady refresh from its own log, CPU and memory from /proc.
+    let mut serve = Command::new(&agent)
+        .args(["serve", "--port", "0", "--interval", "1s"])
+        .env("RUST_LOG", "portscope::refresh=debug")
+        .env_remove("PORTSCOPE_TOKEN")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start the agent: {e}"))?;
+    let pid = serve.id();
+    let url = BufReader::new(serve.stdout.take().ok_or("no stdout")?)
+        .lines()
+        .next()
+        .ok_or("the agent printed no URL")?
+        .map_err(|e| e.to_string())?;
+    let scans = Arc::new(Mutex::new(Vec::<f64>::new()));
+    {
+        let scans = scans.clone();
+        let stderr = serve.stderr.take().ok_or("no stderr")?;
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let line = strip_ansi(&line);
+                if let Some(micros) = line
+                    .split("micros=")
+                    .nth(1)
+                    .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+                    .and_then(|n| n.parse::<f64>().ok())
+                {
+                    scans.lock().unwrap().push(micros / 1e6);
+                }
+            }
+        });
+    }
+    let _serve = Guarded(serve);
+    let (port, token) = parse_url(&url)?;
+    let cpu_before = cpu_seconds(pid)?;
+    let clock = Instant::now();
+    let idle = ws_client(&root, port, &token, 10, 20)?;
+    let elapsed = clock.elapsed().as_secs_f64();
+    let cpu = cpu_seconds(pid)? - cpu_before;
+    let rss_mib = rss_kib(pid)? as f64 / 1024.0;
+    let steady = {
+        let s = scans.lock().unwrap();
+        median(&s[1.min(s.len())..])
+    };
+    let ticks = elapsed.max(1.0);
+    drop(load.take());
+
+    // Churn: a second, small load that replaces connections all the time.
+    eprintln!("xtask: == measuring bytes under churn");
+    let churn_load = start_load(&root, 200, 2, Some(10.0))?;
+    let churn = ws_client(&root, port, &token, 10, 0)?;
+    drop(churn_load);
+
+    let latencies: Vec<f64> = idle["latency_ms"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_f64).collect())
+        .unwrap_or_default();
+    let (p50, p95) = (percentile(&latencies, 50.0), percentile(&latencies, 95.0));
+    let idle_bytes_per_tick = idle["idle_bytes"].as_f64().unwrap_or(0.0) / 10.0;
+    let churn_bytes_per_tick = churn["idle_bytes"].as_f64().unwrap_or(0.0) / 10.0;
+    let cpu_per_tick_ms = cpu / ticks * 1e3;
+
+    let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => format!("{:.2} ×", a / b),
+        _ => "n/a".into(),
+    };
+    let secs = |t: Option<f64>| t.map_or("not installed".into(), |t| format!("{:.3} s", t));
+    println!();
+    println!(
+        "portscope bench: {} sockets held by {} processes, on this machine",
+        o.sockets, o.procs
+    );
+    println!("  machine: {}", machine());
+    println!();
+    for (name, t) in &peers {
+        println!("  {name:<16} {}", secs(*t));
+    }
+    println!();
+    println!("  figure                                 value            ratio / target");
+    println!(
+        "  cold snapshot with owners (ls --json)  {:<16} {} of ss -tunap (target ≤ 1.0 ×)",
+        secs(Some(cold)),
+        ratio(Some(cold), peer("ss -tunap"))
+    );
+    println!(
+        "  steady refresh with owners (median)    {:<16} {} of ss -tuna (target ≤ 1.5 ×)",
+        secs(steady),
+        ratio(steady, peer("ss -tuna"))
+    );
+    println!(
+        "  open → visible, p50 / p95              {:.0} / {:.0} ms      tick 1000 ms (target p95 ≤ 1050 ms)",
+        p50.unwrap_or(f64::NAN),
+        p95.unwrap_or(f64::NAN)
+    );
+    println!(
+        "  agent CPU per tick, one client         {cpu_per_tick_ms:.1} ms           {:.2} % of a core",
+        cpu / elapsed * 100.0
+    );
+    println!("  agent RSS                              {rss_mib:.1} MiB         (target < 40 MiB)");
+    println!(
+        "  bytes per tick, idle                   {idle_bytes_per_tick:.0} B             (target 0 beyond keep-alives)"
+    );
+    println!("  bytes per tick, churn (2 procs, 10/s)  {churn_bytes_per_tick:.0} B");
+    println!(
+        "  first snapshot to a client             {:.0} KiB in {} part(s), {:.3} s",
+        idle["snapshot_bytes"].as_f64().unwrap_or(0.0) / 1024.0,
+        idle["snapshot_parts"],
+        idle["snapshot_seconds"].as_f64().unwrap_or(0.0)
+    );
+
+    if let Some(path) = o.json {
+        let report = json!({
+            "sockets": o.sockets,
+            "processes": o.procs,
+            "machine": machine(),
+            "peers_seconds": peers.iter().map(|(n, t)| (n.to_string(), json!(t))).collect::<serde_json::Map<_, _>>(),
+            "cold_snapshot_seconds": cold,
+            "steady_refresh_seconds": steady,
+            "open_to_visible_ms": { "p50": p50, "p95": p95, "samples": latencies },
+            "cpu_seconds_per_tick": cpu / ticks,
+            "rss_mib": rss_mib,
+            "bytes_per_tick_idle": idle_bytes_per_tick,
+            "bytes_per_tick_churn": churn_bytes_per_tick,
+        });
+        let mut file = std::fs::File::create(&path).map_err(|e| format!("{path}: {e}"))?;
+        writeln!(
+            file,
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        )
+        .map_err(|e| e.to_string())?;
+        eprintln!("xtask: wrote {path}");
+    }
+    Ok(())
+}
+
+/// Starts `bench/load.py` and waits until its sockets are open.
+fn start_load(
+    root: &Path,
+    sockets: usize,
+    procs: usize,
+    churn: Option<f64>,
+) -> Result<Option<Guarded>, String> {
+    let mut cmd = Command::new("python3");
+    cmd.arg(root.join("bench/load.py"))
+        .args([sockets.to_string(), procs.to_string()]);
+    if let Some(rate) = churn {
+        cmd.args(["--churn".to_owned(), rate.to_string()]);
+    }
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run python3 bench/load.py: {e}"))?;
+    let line = BufReader::new(child.stdout.take().ok_or("no stdout")?)
+        .lines()
+        .next()
+        .ok_or("the load printed nothing")?
+        .map_err(|e| e.to_string())?;
+    serde_json::from_str::<Value>(&line).map_err(|e| format!("load said {line:?}: {e}"))?;
+    Ok(Some(Guarded(child)))
+}
+
+fn ws_client(
+    root: &Path,
+    port: u16,
+    token: &str,
+    idle: u64,
+    samples: u32,
+) -> Result<Value, String> {
+    let out = Command::new("python3")
+        .arg(root.join("bench/wsclient.py"))
+        .args([
+            port.to_string(),
+            token.to_owned(),
+            idle.to_string(),
+            samples.to_string(),
+        ])
+        .output()
+        .map_err(|e| format!("cannot run bench/wsclient.py: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(text.trim()).map_err(|e| {
+        format!(
+            "wsclient said {text:?} ({e}); stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+fn parse_url(url: &str) -> Result<(u16, String), String> {
+    let rest = url
+        .strip_prefix("http://127.0.0.1:")
+        .ok_or(format!("unexpected URL {url}"))?;
+    let (port, token) = rest
+        .split_once("/?token=")
+        .ok_or(format!("no token in {url}"))?;
+    Ok((port.parse().map_err(|e| format!("{e}"))?, token.to_owned()))
+}
+
+/// Median wall time of a command, output discarded; `None` when it is not installed.
+fn median_wall(program: &str, args: &[&str], runs: usize) -> Option<f64> {
+    let mut times = Vec::new();
+    for _ in 0..runs {
+        let start = Instant::now();
+        let status = Command::new(program)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .ok()?;
+        if !status.success() && program != "lsof" {
+            return None;
+        }
+        times.push(start.elapsed().as_secs_f64());
+    }
+    median(&times)
+}
+
+/// The log's text without its colour codes (`ESC [ … m`).
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for d in chars.by_ref() {
+                if d == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn median(values: &[f64]) -> Option<f64> {
+    percentile(values, 50.0)
+}
+
+fn percentile(values: &[f64], p: f64) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let rank = ((p / 100.0) * (v.len() - 1) as f64).round() as usize;
+    v.get(rank).copied()
+}
+
+/// User + system CPU seconds of a process, from /proc/<pid>/stat (fields 14 and 15).
+fn cpu_seconds(pid: u32) -> Result<f64, String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).map_err(|e| e.to_string())?;
+    let after = stat.rsplit_once(')').ok_or("bad stat")?.1;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // After the command name: state is field 3, so utime (14) and stime (15) are at 11 and 12.
+    let hz = 100.0; // USER_HZ on Linux
+    Ok((ticks(11) + ticks(12)) / hz)
+}
+
+fn rss_kib(pid: u32) -> Result<u64, String> {
+    let status =
+        std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(|e| e.to_string())?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or("no VmRSS".into())
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    format!("{cores} cores, {cpu}, Linux {}", kernel.trim())
+}
+
+/// The peers to compare with: `ss` (iproute2), `netstat` (net-tools), `lsof`.
+fn install_tools() -> Result<(), String> {
+    let missing: Vec<&str> = [
+        ("net-tools", "/usr/bin/netstat"),
+        ("lsof", "/usr/bin/lsof"),
+        ("iproute2", "/usr/bin/ss"),
+    ]
+    .iter()
+    .filter(|(_, path)| !Path::new(path).exists())
+    .map(|(p, _)| *p)
+    .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    if !crate::is_root() {
+        eprintln!(
+            "xtask: {} missing; their figures are skipped (sudo apt-get install {})",
+            missing.join(", "),
+            missing.join(" ")
+        );
+        return Ok(());
+    }
+    crate::step(
+        "apt-get update",
+        crate::command("apt-get", &["update", "-q"]),
+    )?;
+    let mut install = crate::command(
+        "apt-get",
+        &["install", "-y", "-q", "--no-install-recommends"],
+    );
+    install
+        .args(&missing)
+        .env("DEBIAN_FRONTEND", "noninteractive");
+    crate::step("apt-get install", install)
+}
