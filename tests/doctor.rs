@@ -591,9 +591,6 @@ fn bad_targets_get_one_line_errors_and_exit_2() {
 fn the_api_answers_why_and_bind_and_stops_socket_owners_only() {
     let agent = Agent::start();
     let s = Situation::start(&["listen", "127.0.0.1"]);
-    let auth = format!("Bearer {}", agent.token);
-    let host = agent.host();
-    let headers = [("Host", host.as_str()), ("Authorization", auth.as_str())];
 
     let res = agent.get(&format!("/api/v1/why?target=127.0.0.1:{}", s.port));
     assert_eq!(res.status, 200, "{}", res.body);
@@ -614,12 +611,7 @@ fn the_api_answers_why_and_bind_and_stops_socket_owners_only() {
 
     let kill = |pid: u32, extra: &[(&str, &str)]| {
         let body = format!("{{\"pid\":{pid},\"force_after_ms\":2000}}");
-        let mut h: Vec<(&str, &str)> = headers.to_vec();
-        h.push(("Content-Type", "application/json"));
-        h.extend_from_slice(extra);
-        let len = body.len().to_string();
-        h.push(("Content-Length", &len));
-        crate::support::http_with_body(agent.port, "POST", "/api/v1/kill", &h, &body)
+        agent.post("/api/v1/kill", &body, extra)
     };
     crate::support::wait_for(
         "the agent to see the listener",
@@ -644,17 +636,7 @@ fn the_api_answers_why_and_bind_and_stops_socket_owners_only() {
     assert_eq!(res.status, 403, "{}", res.body);
     assert!(res.body.contains("not_a_socket_owner"), "{}", res.body);
     // Bad bodies and bad queries get JSON errors, not plain-text rejections.
-    let bad = crate::support::http_with_body(
-        agent.port,
-        "POST",
-        "/api/v1/kill",
-        &[
-            ("Host", host.as_str()),
-            ("Authorization", auth.as_str()),
-            ("Content-Length", "8"),
-        ],
-        "not json",
-    );
+    let bad = agent.post("/api/v1/kill", "not json", &[]);
     assert_eq!(bad.status, 400, "{}", bad.body);
     assert!(bad.body.contains("bad_request"), "{}", bad.body);
     let res = agent.get("/api/v1/free?near=abc");
@@ -671,18 +653,7 @@ fn the_api_answers_why_and_bind_and_stops_socket_owners_only() {
     );
     // A start time that is not the process's: the pid is taken to name another process.
     let stale = format!("{{\"pid\":{},\"start_time\":1}}", s.pid);
-    let len = stale.len().to_string();
-    let res = crate::support::http_with_body(
-        agent.port,
-        "POST",
-        "/api/v1/kill",
-        &[
-            ("Host", host.as_str()),
-            ("Authorization", auth.as_str()),
-            ("Content-Length", &len),
-        ],
-        &stale,
-    );
+    let res = agent.post("/api/v1/kill", &stale, &[]);
     assert_eq!(res.status, 403, "{}", res.body);
     assert!(res.body.contains("process_changed"), "{}", res.body);
 
@@ -696,21 +667,7 @@ fn the_api_answers_why_and_bind_and_stops_socket_owners_only() {
 fn an_agent_started_with_no_kill_stops_nothing() {
     let agent = Agent::start_with(&["--no-kill"]);
     let s = Situation::start(&["listen", "127.0.0.1"]);
-    let body = format!("{{\"pid\":{}}}", s.pid);
-    let len = body.len().to_string();
-    let auth = format!("Bearer {}", agent.token);
-    let host = agent.host();
-    let res = crate::support::http_with_body(
-        agent.port,
-        "POST",
-        "/api/v1/kill",
-        &[
-            ("Host", host.as_str()),
-            ("Authorization", auth.as_str()),
-            ("Content-Length", &len),
-        ],
-        &body,
-    );
+    let res = agent.post("/api/v1/kill", &format!("{{\"pid\":{}}}", s.pid), &[]);
     assert_eq!(res.status, 403, "{}", res.body);
     assert!(res.body.contains("read_only"), "{}", res.body);
     assert!(

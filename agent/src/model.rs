@@ -175,6 +175,40 @@ pub(crate) mod tests {
         }
     }
 
+    /// A TCP listener on `addr:port` held by `pid` (uid 1000).
+    pub(crate) fn listener(addr: IpAddr, port: u16, pid: u32) -> Socket {
+        Socket {
+            id: format!("tcp {} - i{pid}", std::net::SocketAddr::new(addr, port)),
+            family: if addr.is_ipv4() {
+                Family::Ipv4
+            } else {
+                Family::Ipv6
+            },
+            local_addr: addr,
+            local_port: port,
+            state: SocketState::Listen,
+            pids: vec![pid],
+            uid: Some(1000),
+            owner: OwnerStatus::Known,
+            exposure: Some(portscope_shared::Exposure::of(addr)),
+            ..socket("", SocketState::Listen)
+        }
+    }
+
+    /// A process (pid 9) with this name and command line, nothing else known.
+    pub(crate) fn process(name: &str, cmdline: &[&str]) -> portscope_shared::Process {
+        portscope_shared::Process {
+            pid: 9,
+            ppid: None,
+            name: name.into(),
+            exe: None,
+            cmdline: cmdline.iter().map(|s| s.to_string()).collect(),
+            user: None,
+            uid: None,
+            start_time: None,
+        }
+    }
+
     pub(crate) fn state(sockets: &[Socket]) -> State {
         State {
             sockets: sockets.iter().map(|s| (s.id.clone(), s.clone())).collect(),

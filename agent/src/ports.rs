@@ -250,6 +250,7 @@ pub fn annotate(socket: &mut Socket, owner: Option<&Process>, services: &Service
 
 #[cfg(test)]
 mod tests {
+    use crate::model::tests::process;
     use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
     use portscope_shared::{Family, OwnerStatus, SocketState};
@@ -274,19 +275,6 @@ mod tests {
             app: None,
             risk: None,
             http: false,
-        }
-    }
-
-    fn process(name: &str, cmdline: &[&str]) -> Process {
-        Process {
-            pid: 9,
-            ppid: None,
-            name: name.into(),
-            exe: None,
-            cmdline: cmdline.iter().map(|s| s.to_string()).collect(),
-            user: None,
-            uid: None,
-            start_time: None,
         }
     }
 

@@ -171,19 +171,7 @@ fn started(unix_secs: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn process(name: &str, cmdline: &[&str]) -> Process {
-        Process {
-            pid: 7,
-            ppid: None,
-            name: name.into(),
-            exe: None,
-            cmdline: cmdline.iter().map(|s| s.to_string()).collect(),
-            user: None,
-            uid: None,
-            start_time: None,
-        }
-    }
+    use crate::model::tests::process;
 
     #[test]
     fn command_lines_stay_on_one_line() {

@@ -108,6 +108,20 @@ impl Agent {
         Ws { inner: ws }
     }
 
+    /// `POST path` with the token, a JSON `body` and these extra headers.
+    pub fn post(&self, path: &str, body: &str, extra: &[(&str, &str)]) -> HttpResponse {
+        let auth = format!("Bearer {}", self.token);
+        let (host, len) = (self.host(), body.len().to_string());
+        let mut headers = vec![
+            ("Host", host.as_str()),
+            ("Authorization", auth.as_str()),
+            ("Content-Type", "application/json"),
+            ("Content-Length", len.as_str()),
+        ];
+        headers.extend_from_slice(extra);
+        http_with_body(self.port, "POST", path, &headers, body)
+    }
+
     /// The agent's resident memory in KiB (`VmRSS`).
     pub fn rss_kib(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))

@@ -548,34 +548,10 @@ fn overlaps(s: &Socket, way: Way) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use portscope_shared::{Exposure, Family, PortRange};
+    use crate::model::tests::listener;
+    use portscope_shared::PortRange;
 
     use super::*;
-
-    fn listener(addr: IpAddr, port: u16, pid: u32) -> Socket {
-        Socket {
-            id: "x".into(),
-            proto: Proto::Tcp,
-            family: if addr.is_ipv4() {
-                Family::Ipv4
-            } else {
-                Family::Ipv6
-            },
-            local_addr: addr,
-            local_port: port,
-            remote_addr: None,
-            remote_port: None,
-            state: SocketState::Listen,
-            pids: vec![pid],
-            uid: Some(0),
-            owner: OwnerStatus::Known,
-            exposure: Some(Exposure::of(addr)),
-            service: None,
-            app: None,
-            risk: None,
-            http: false,
-        }
-    }
 
     fn facts(port: u16, fail: &[usize], kind: ErrorKind) -> Facts {
         Facts {

@@ -871,39 +871,13 @@ fn plural(n: usize) -> &'static str {
 
 #[cfg(test)]
 mod tests {
+    use crate::model::tests::listener;
     use std::net::{Ipv4Addr, Ipv6Addr};
-
-    use portscope_shared::Family;
 
     use super::*;
 
     const V4: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
     const V6: IpAddr = IpAddr::V6(Ipv6Addr::LOCALHOST);
-
-    fn listener(addr: IpAddr, port: u16, pid: u32) -> Socket {
-        Socket {
-            id: format!("tcp {} - i{pid}", SocketAddr::new(addr, port)),
-            proto: Proto::Tcp,
-            family: if addr.is_ipv4() {
-                Family::Ipv4
-            } else {
-                Family::Ipv6
-            },
-            local_addr: addr,
-            local_port: port,
-            remote_addr: None,
-            remote_port: None,
-            state: SocketState::Listen,
-            pids: vec![pid],
-            uid: Some(1000),
-            owner: OwnerStatus::Known,
-            exposure: Some(Exposure::of(addr)),
-            service: None,
-            app: None,
-            risk: None,
-            http: false,
-        }
-    }
 
     fn facts(target: &str, probes: Vec<(IpAddr, Connect)>, sockets: Vec<Socket>) -> Facts {
         Facts {
