@@ -57,15 +57,7 @@ async fn dashboard_shows_filters_and_highlights_live_sockets() {
     let agent = Agent::start();
     let browser = Browser::start().await;
     let result = run(&browser, &agent, &mut holder, port).await;
-    if result.is_err()
-        && let Ok(png) = browser.client.screenshot().await
-    {
-        let path = std::env::temp_dir().join("portscope-browser-failure.png");
-        let _ = std::fs::write(&path, png);
-        eprintln!("screenshot of the failing page: {}", path.display());
-    }
-    let _ = browser.client.clone().close().await;
-    result.unwrap();
+    browser.finish(result).await;
 }
 
 async fn run(
@@ -268,8 +260,7 @@ async fn dashboard_reconnects_and_resyncs_after_the_agent_restarts() {
         Ok::<(), String>(())
     }
     .await;
-    let _ = browser.client.clone().close().await;
-    result.unwrap();
+    browser.finish(result).await;
 }
 
 /// Text of an element once it exists and its text satisfies `ok`.
@@ -302,15 +293,7 @@ async fn dashboard_troubleshoots_a_port_and_stops_its_holder() {
     let agent = Agent::start();
     let browser = Browser::start().await;
     let result = troubleshoot(&browser, &agent, &mut situation).await;
-    if result.is_err()
-        && let Ok(png) = browser.client.screenshot().await
-    {
-        let path = std::env::temp_dir().join("portscope-browser-failure.png");
-        let _ = std::fs::write(&path, png);
-        eprintln!("screenshot of the failing page: {}", path.display());
-    }
-    let _ = browser.client.clone().close().await;
-    result.unwrap();
+    browser.finish(result).await;
 }
 
 async fn troubleshoot(
@@ -443,8 +426,7 @@ async fn a_page_from_another_origin_reads_nothing() {
         Ok::<_, String>(text)
     }
     .await;
-    let _ = browser.client.clone().close().await;
-    let text = result.unwrap();
+    let text = browser.finish(result).await;
     let results: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text).unwrap();
     eprintln!("a page on another origin, with the token: {text}");
     for (attempt, outcome) in &results {
@@ -482,8 +464,7 @@ async fn the_dashboard_assembles_a_large_state_sent_in_parts() {
         Ok::<_, String>((count, status))
     }
     .await;
-    let _ = browser.client.clone().close().await;
-    let (count, status) = result.unwrap();
+    let (count, status) = browser.finish(result).await;
     assert_eq!(status, "live");
     eprintln!("dashboard count with a state sent in parts: {count}");
 }

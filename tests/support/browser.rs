@@ -18,6 +18,20 @@ pub struct Browser {
 }
 
 impl Browser {
+    /// Ends a browser test: on failure keeps a screenshot of the page (path printed), then
+    /// closes the session and fails with the test's message.
+    pub async fn finish<T>(self, result: Result<T, String>) -> T {
+        if result.is_err()
+            && let Ok(png) = self.client.screenshot().await
+        {
+            let path = std::env::temp_dir().join("portscope-browser-failure.png");
+            let _ = std::fs::write(&path, png);
+            eprintln!("screenshot of the failing page: {}", path.display());
+        }
+        let _ = self.client.clone().close().await;
+        result.unwrap()
+    }
+
     /// Starts chromedriver and a headless Chromium session.
     pub async fn start() -> Browser {
         for tool in [CHROMIUM, CHROMEDRIVER] {
