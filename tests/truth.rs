@@ -1,22 +1,32 @@
-//! Truth: `portscope ls --json` and `ss -tunapH` on the same machine agree on the listening
-//! sockets and their owners. `ss` is read before and after portscope; only sockets that differ
-//! between those two reads may disagree.
+//! Truth: portscope and `ss -tunapH` on the same machine agree on sockets and their owners.
+//!
+//! - `portscope ls --json` (one full scan) and `ss` agree on every listener; `ss` is read before
+//!   and after portscope, and only sockets that differ between those two reads may disagree.
+//! - The live agent, whose collector is incremental, follows sockets that change owner — a fork,
+//!   a listener passed to another process over `SCM_RIGHTS`, a holder that exits, hundreds of
+//!   processes exiting mid-scan — and then names the same owners as a full scan and as `ss`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
-use portscope_shared::{Proto, Snapshot, SocketState};
+use portscope_shared::{Proto, ServerMessage, Snapshot, Socket, SocketState};
 
-use crate::support::{Holder, run_cli};
+use crate::support::{Agent, Holder, Ws, run_cli};
 
 /// (protocol, local address — `None` for `*` —, local port)
 type Key = (Proto, Option<IpAddr>, u16);
+
+/// A TCP socket by (local port, peer port — `None` when not connected).
+type Conn = (u16, Option<u16>);
 
 #[derive(Debug, Default)]
 struct SsView {
     /// Listening sockets (TCP LISTEN, UDP UNCONN) → owning pids.
     listening: BTreeMap<Key, BTreeSet<u32>>,
+    /// Every TCP socket on loopback → owning pids.
+    tcp: BTreeMap<Conn, BTreeSet<u32>>,
 }
 
 fn run_ss() -> SsView {
@@ -51,18 +61,27 @@ fn parse_ss(text: &str) -> SsView {
             (proto, fields[1]),
             (Proto::Tcp, "LISTEN") | (Proto::Udp, "UNCONN")
         );
+        let pids = fields[6..].join(" ");
+        let pids: BTreeSet<u32> = pids
+            .split("pid=")
+            .skip(1)
+            .filter_map(|rest| {
+                rest.split(|c: char| !c.is_ascii_digit())
+                    .next()?
+                    .parse()
+                    .ok()
+            })
+            .collect();
+        if proto == Proto::Tcp {
+            let peer = fields[5]
+                .rsplit_once(':')
+                .and_then(|(_, port)| port.parse().ok());
+            view.tcp
+                .entry((key.2, peer))
+                .or_default()
+                .extend(pids.iter().copied());
+        }
         if listening {
-            let pids = fields[6..].join(" ");
-            let pids: BTreeSet<u32> = pids
-                .split("pid=")
-                .skip(1)
-                .filter_map(|rest| {
-                    rest.split(|c: char| !c.is_ascii_digit())
-                        .next()?
-                        .parse()
-                        .ok()
-                })
-                .collect();
             view.listening.entry(key).or_default().extend(pids);
         }
     }
@@ -178,4 +197,183 @@ fn ss_parser_reads_the_forms_ss_prints() {
     );
     assert!(view.listening[&(Proto::Tcp, None, 22)].is_empty());
     assert_eq!(view.listening.len(), 3);
+}
+
+/// What `family.py` printed: its pid, its receiver's, the listener's port and the client end's.
+#[derive(Debug, serde::Deserialize)]
+struct Family {
+    pid: u32,
+    receiver: u32,
+    port: u16,
+    client: u16,
+}
+
+/// A dashboard's view: a WebSocket client that applies the snapshot and every delta.
+struct Live {
+    ws: Ws,
+    seq: u64,
+    sockets: BTreeMap<String, Socket>,
+    warnings: Vec<String>,
+}
+
+impl Live {
+    async fn connect(agent: &Agent) -> Live {
+        let mut ws = agent.connect().await;
+        let ServerMessage::Hello(_) = ws.next(Duration::from_secs(10)).await else {
+            panic!("the first message must be Hello");
+        };
+        let mut live = Live {
+            ws,
+            seq: 0,
+            sockets: BTreeMap::new(),
+            warnings: Vec::new(),
+        };
+        loop {
+            let more = match live.ws.next(Duration::from_secs(10)).await {
+                ServerMessage::Snapshot(s) => {
+                    live.seq = s.seq;
+                    live.warnings = s.warnings;
+                    live.add(s.sockets);
+                    s.more
+                }
+                ServerMessage::SnapshotMore(m) => {
+                    live.add(m.sockets);
+                    m.more
+                }
+                other => panic!("expected the snapshot, got {other:?}"),
+            };
+            if !more {
+                return live;
+            }
+        }
+    }
+
+    fn add(&mut self, sockets: Vec<Socket>) {
+        self.sockets
+            .extend(sockets.into_iter().map(|s| (s.id.clone(), s)));
+    }
+
+    /// Applies the deltas that arrive within `limit`.
+    async fn follow(&mut self, limit: Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        while let Ok(msg) = tokio::time::timeout_at(deadline, self.ws.next(limit * 2)).await {
+            let ServerMessage::Delta(delta) = msg else {
+                panic!("expected deltas, got {msg:?}");
+            };
+            assert_eq!(delta.from_seq, self.seq, "deltas follow on");
+            self.seq = delta.seq;
+            for id in &delta.removed {
+                self.sockets.remove(id);
+            }
+            self.add(delta.added);
+            self.add(delta.changed);
+            self.warnings = delta.warnings;
+        }
+    }
+
+    fn owners(&self, conns: &[Conn]) -> BTreeMap<Conn, BTreeSet<u32>> {
+        owners_of(self.sockets.values(), conns)
+    }
+}
+
+/// The owners of the given TCP sockets on 127.0.0.1.
+fn owners_of<'a>(
+    sockets: impl IntoIterator<Item = &'a Socket>,
+    conns: &[Conn],
+) -> BTreeMap<Conn, BTreeSet<u32>> {
+    let mut map = BTreeMap::new();
+    for s in sockets {
+        let conn = (s.local_port, s.remote_port);
+        if s.proto == Proto::Tcp && conns.contains(&conn) && s.state != SocketState::TimeWait {
+            map.insert(conn, s.pids.iter().copied().collect());
+        }
+    }
+    map
+}
+
+/// Waits (following the stream) until the live view shows `expected`, then checks that a full
+/// scan and `ss` say the same. The limit is well inside the collector's sweep period (30 ticks of
+/// 200 ms before any sweep walk), so the live view must get there by its own detection.
+async fn agree(live: &mut Live, expected: &BTreeMap<Conn, BTreeSet<u32>>, what: &str) {
+    let conns: Vec<Conn> = expected.keys().copied().collect();
+    let started = Instant::now();
+    while live.owners(&conns) != *expected {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{what}: the live view says {:?}, expected {expected:?}",
+            live.owners(&conns)
+        );
+        live.follow(Duration::from_millis(200)).await;
+    }
+    let (code, out, err) = run_cli(&["ls", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let full: Snapshot = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        owners_of(&full.sockets, &conns),
+        *expected,
+        "{what}: a full scan disagrees"
+    );
+    let ss = run_ss();
+    let from_ss: BTreeMap<Conn, BTreeSet<u32>> = conns
+        .iter()
+        .filter_map(|c| Some((*c, ss.tcp.get(c)?.clone())))
+        .collect();
+    assert_eq!(from_ss, *expected, "{what}: ss disagrees");
+    eprintln!("{what}: live view, full scan and ss agree: {expected:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_live_view_follows_owner_changes_like_a_full_scan_and_ss() {
+    let mut family = Holder::<Family>::start_script("family.py");
+    let (pid, receiver) = (family.ports.pid, family.ports.receiver);
+    let listener = (family.ports.port, None);
+    let accepted = (family.ports.port, Some(family.ports.client));
+    let client = (family.ports.client, Some(family.ports.port));
+    let agent = Agent::start_ticking("200ms");
+    let mut live = Live::connect(&agent).await;
+    let all = |pids: &[u32]| -> BTreeMap<Conn, BTreeSet<u32>> {
+        [listener, accepted, client]
+            .into_iter()
+            .map(|c| (c, pids.iter().copied().collect()))
+            .collect()
+    };
+    agree(&mut live, &all(&[pid]), "at start").await;
+
+    let child: u32 = family.command("fork").parse().unwrap();
+    agree(&mut live, &all(&[pid, child]), "after a fork").await;
+
+    assert_eq!(family.command("end-child"), "ended");
+    agree(&mut live, &all(&[pid]), "after the child exited").await;
+
+    assert_eq!(family.command("move"), "moved");
+    let mut moved = all(&[pid]);
+    moved.insert(listener, BTreeSet::from([receiver]));
+    agree(
+        &mut live,
+        &moved,
+        "after the listener was passed over SCM_RIGHTS",
+    )
+    .await;
+
+    // Processes that exit while the agent scans them: it keeps serving, and once they are gone
+    // nothing names them.
+    let churned: BTreeSet<u32> = family
+        .command("churn 200")
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect();
+    assert_eq!(churned.len(), 200);
+    live.follow(Duration::from_secs(1)).await;
+    agree(&mut live, &moved, "after 200 short-lived holders").await;
+    let named: Vec<&Socket> = live
+        .sockets
+        .values()
+        .filter(|s| s.pids.iter().any(|p| churned.contains(p)))
+        .collect();
+    assert!(named.is_empty(), "exited processes still named: {named:?}");
+    assert!(
+        !live.warnings.iter().any(|w| w.contains("scan failed")),
+        "{:?}",
+        live.warnings
+    );
 }

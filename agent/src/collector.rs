@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use portscope_shared::{Family, Owner, OwnerStatus, Process, Proto, Socket, SocketState};
 
 use crate::model::State;
+use crate::owners::OwnerMap;
 use crate::ports;
 
 /// What the collector needs from the operating system; implemented per platform in
@@ -14,10 +15,17 @@ use crate::ports;
 pub trait Platform: Send + 'static {
     /// Every TCP and UDP socket, IPv4 and IPv6, in every state. `Err` when nothing could be read.
     fn sockets(&mut self) -> Result<SocketList, String>;
-    /// Which processes hold which socket inodes.
-    fn owners(&mut self) -> Owners;
+    /// Every running process. `Err` when the list cannot be read.
+    fn pids(&mut self) -> Result<Vec<u32>, String>;
+    /// How many descriptors a process has open, where the platform tells it cheaply (Linux 6.2+);
+    /// `None` otherwise. A change makes [`OwnerMap`](crate::owners::OwnerMap) read its sockets.
+    fn fd_count(&mut self, pid: u32) -> Option<usize>;
+    /// The inodes of the sockets a process holds.
+    fn socket_inodes(&mut self, pid: u32) -> Result<Vec<u64>, FdError>;
     /// Details of one process; `None` when it exited or cannot be read.
     fn process(&mut self, pid: u32) -> Option<RawProcess>;
+    /// The cheap, changing part of a process's details (one read); `None` when it exited.
+    fn stat(&mut self, pid: u32) -> Option<ProcessStat>;
     /// The agent's effective user id, where the platform has one.
     fn euid(&self) -> Option<u32>;
     /// Working directory of a process; `None` when it exited or cannot be read.
@@ -46,14 +54,25 @@ pub struct SocketList {
     pub errors: Vec<String>,
 }
 
-/// The result of [`Platform::owners`].
-#[derive(Debug, Default)]
-pub struct Owners {
-    /// Socket inode → pids holding it, in the order found.
-    pub by_inode: HashMap<u64, Vec<u32>>,
-    /// Processes whose file descriptors could not be read (permissions).
-    pub unreadable: usize,
-    pub errors: Vec<String>,
+/// Why [`Platform::socket_inodes`] has no answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FdError {
+    /// The process exited.
+    Gone,
+    /// Its descriptors cannot be read (another user's process while we are not root).
+    Unreadable,
+}
+
+/// What [`Platform::stat`] reads: the fields of a process that may change while it runs, and
+/// its start time, which tells a reused pid apart.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProcessStat {
+    pub ppid: Option<u32>,
+    pub name: String,
+    pub start_time: Option<u64>,
+    pub session: Option<u32>,
+    pub pgrp: Option<u32>,
+    pub state: Option<char>,
 }
 
 /// Process details as the platform reports them.
@@ -75,20 +94,41 @@ pub struct RawProcess {
     pub state: Option<char>,
 }
 
-/// Turns platform reads into a [`State`].
+impl RawProcess {
+    /// Takes the changing fields from a fresh `stat`.
+    fn update(&mut self, stat: ProcessStat) {
+        self.ppid = stat.ppid;
+        self.name = stat.name;
+        self.session = stat.session;
+        self.pgrp = stat.pgrp;
+        self.state = stat.state;
+    }
+}
+
+/// Turns platform reads into a [`State`]. Kept between scans, it reads only what changed: socket
+/// owners through [`OwnerMap`], and the full details of a process only when it first appears
+/// (afterwards one `stat` read a tick; command line, executable and user are kept).
 #[derive(Debug)]
 pub struct Collector<P> {
     platform: P,
+    owners: OwnerMap,
+    /// Details of the processes in the last scan, by pid.
+    processes: HashMap<u32, RawProcess>,
 }
 
 impl<P: Platform> Collector<P> {
     pub fn new(platform: P) -> Self {
-        Self { platform }
+        Self {
+            platform,
+            owners: OwnerMap::new(),
+            processes: HashMap::new(),
+        }
     }
 
     /// Reads the machine once. Never fails: what could not be read is listed in
     /// [`State::warnings`], and the rest is kept.
     pub fn scan(&mut self) -> State {
+        let t0 = std::time::Instant::now();
         let mut warnings = Vec::new();
         let list = match self.platform.sockets() {
             Ok(list) => list,
@@ -98,22 +138,25 @@ impl<P: Platform> Collector<P> {
             }
         };
         warnings.extend(list.errors);
-        let owners = self.platform.owners();
-        warnings.extend(owners.errors);
+        let t1 = std::time::Instant::now();
+        let walk = self.owners.refresh(&mut self.platform, &list.sockets);
+        let t2 = std::time::Instant::now();
+        warnings.extend(self.owners.error().map(str::to_owned));
         let euid = self.platform.euid();
-        if owners.unreadable > 0 && euid == Some(0) {
+        let unreadable = self.owners.unreadable();
+        if unreadable > 0 && euid == Some(0) {
             warnings.push(format!(
-                "the open files of {} processes could not be read even as root (a container \
-                 without CAP_SYS_PTRACE, or /proc mounted with hidepid): their sockets show no owner",
-                owners.unreadable
+                "the open files of {unreadable} processes could not be read even as root (a \
+                 container without CAP_SYS_PTRACE, or /proc mounted with hidepid): their sockets \
+                 show no owner"
             ));
         }
-        let seen_every_process = owners.unreadable == 0;
+        let seen_every_process = unreadable == 0 && self.owners.error().is_none();
 
         let mut sockets = BTreeMap::new();
         let mut hidden = 0usize;
         for raw in list.sockets {
-            let mut pids = owners.by_inode.get(&raw.inode).cloned().unwrap_or_default();
+            let mut pids = self.owners.pids(raw.inode).to_vec();
             pids.sort_unstable();
             pids.dedup();
             let owner = owner_status(&raw, &pids, seen_every_process, euid);
@@ -128,6 +171,7 @@ impl<P: Platform> Collector<P> {
             ));
         }
 
+        let mut known = std::mem::take(&mut self.processes);
         let mut processes = BTreeMap::new();
         for socket in sockets.values() {
             for &pid in &socket.pids {
@@ -135,17 +179,29 @@ impl<P: Platform> Collector<P> {
                     continue;
                 }
                 // A process that exited since the owner walk is left out; its sockets keep the pid.
-                if let Some(raw) = self.platform.process(pid) {
-                    processes.insert(pid, to_wire_process(raw));
-                }
+                let Some(raw) = self.process_details(pid, known.remove(&pid)) else {
+                    continue;
+                };
+                processes.insert(pid, to_wire_process(raw.clone()));
+                self.processes.insert(pid, raw);
             }
         }
+        let t3 = std::time::Instant::now();
         let services = ports::Services::system();
         for socket in sockets.values_mut() {
             let owner = socket.pids.first().and_then(|pid| processes.get(pid));
             ports::annotate(socket, owner, services);
         }
         cap_warnings(&mut warnings);
+        tracing::debug!(
+            sockets = ?(t1 - t0),
+            owners = ?(t2 - t1),
+            processes_walked = walk.walked,
+            processes = walk.processes,
+            build = ?(t3 - t2),
+            annotate = ?t3.elapsed(),
+            "scan phases"
+        );
         State {
             seq: 0,
             sockets,
@@ -155,10 +211,22 @@ impl<P: Platform> Collector<P> {
     }
 }
 
-/// Who holds a socket, as far as we can tell. A socket without a found owner is *hidden* only
-/// when some process's files were unreadable and the socket is not ours (our own processes are
-/// always readable): then it most likely belongs to one of those.
 impl<P: Platform> Collector<P> {
+    /// A process's details: the cached ones refreshed by one `stat` read when it is the same
+    /// process (same start time), a full read otherwise.
+    fn process_details(&mut self, pid: u32, cached: Option<RawProcess>) -> Option<RawProcess> {
+        if let Some(mut cached) = cached {
+            let stat = self.platform.stat(pid)?;
+            if stat.start_time == cached.start_time {
+                cached.update(stat);
+                return Some(cached);
+            }
+            // The pid was reused: what the owner map knows of it belongs to the old process.
+            self.owners.forget_process(pid);
+        }
+        self.platform.process(pid)
+    }
+
     /// The agent's effective user id.
     pub fn euid(&self) -> Option<u32> {
         self.platform.euid()
@@ -196,6 +264,9 @@ impl<P: Platform> Collector<P> {
     }
 }
 
+/// Who holds a socket, as far as we can tell. A socket without a found owner is *hidden* only
+/// when some process's files were unreadable and the socket is not ours (our own processes are
+/// always readable): then it most likely belongs to one of those.
 fn owner_status(
     raw: &RawSocket,
     pids: &[u32],
@@ -331,7 +402,8 @@ mod tests {
         owners: HashMap<u64, Vec<u32>>,
         processes: HashMap<u32, RawProcess>,
         euid: Option<u32>,
-        unreadable: usize,
+        /// Pids whose descriptors cannot be read.
+        unreadable: Vec<u32>,
         fail_sockets: bool,
     }
 
@@ -345,15 +417,40 @@ mod tests {
                 errors: vec![],
             })
         }
-        fn owners(&mut self) -> Owners {
-            Owners {
-                by_inode: self.owners.clone(),
-                unreadable: self.unreadable,
-                errors: vec![],
+        fn pids(&mut self) -> Result<Vec<u32>, String> {
+            let mut pids: Vec<u32> = self.processes.keys().copied().collect();
+            pids.extend(self.owners.values().flatten());
+            pids.extend(&self.unreadable);
+            pids.sort_unstable();
+            pids.dedup();
+            Ok(pids)
+        }
+        fn fd_count(&mut self, _pid: u32) -> Option<usize> {
+            None
+        }
+        fn socket_inodes(&mut self, pid: u32) -> Result<Vec<u64>, FdError> {
+            if self.unreadable.contains(&pid) {
+                return Err(FdError::Unreadable);
             }
+            Ok(self
+                .owners
+                .iter()
+                .filter(|(_, pids)| pids.contains(&pid))
+                .map(|(&inode, _)| inode)
+                .collect())
         }
         fn process(&mut self, pid: u32) -> Option<RawProcess> {
             self.processes.get(&pid).cloned()
+        }
+        fn stat(&mut self, pid: u32) -> Option<ProcessStat> {
+            self.processes.get(&pid).map(|p| ProcessStat {
+                ppid: p.ppid,
+                name: p.name.clone(),
+                start_time: p.start_time,
+                session: p.session,
+                pgrp: p.pgrp,
+                state: p.state,
+            })
         }
         fn euid(&self) -> Option<u32> {
             self.euid
@@ -437,7 +534,7 @@ mod tests {
         let fake = Fake {
             sockets: vec![listener(5432, 11)],
             euid: Some(1001),
-            unreadable: 3,
+            unreadable: vec![21, 22, 23],
             ..Fake::default()
         };
         let state = Collector::new(fake).scan();
@@ -465,7 +562,7 @@ mod tests {
         let fake = Fake {
             sockets: vec![listener(3001, 14)], // uid 1000, like the agent below
             euid: Some(1000),
-            unreadable: 5,
+            unreadable: vec![21, 22, 23, 24, 25],
             ..Fake::default()
         };
         let state = Collector::new(fake).scan();
@@ -481,7 +578,7 @@ mod tests {
         let fake = Fake {
             sockets: vec![listener(5432, 15)],
             euid: Some(0),
-            unreadable: 2,
+            unreadable: vec![21, 22],
             ..Fake::default()
         };
         let state = Collector::new(fake).scan();

@@ -10,6 +10,7 @@ mod kill;
 mod ls;
 mod model;
 mod os;
+mod owners;
 mod ports;
 mod refresh;
 mod serve;

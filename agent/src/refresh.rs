@@ -46,11 +46,6 @@ pub async fn run<P: Platform>(mut collector: Collector<P>, model: Model, interva
             return;
         };
         collector = c;
-        // `cargo xtask bench` reads this line (RUST_LOG=portscope::refresh=debug).
-        tracing::debug!(
-            micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
-            "scan took"
-        );
         let state = scanned.unwrap_or_else(|what| {
             tracing::error!(%what, "the collector panicked; keeping the previous data");
             let mut kept = model.current().state.clone();
@@ -60,7 +55,14 @@ pub async fn run<P: Platform>(mut collector: Collector<P>, model: Model, interva
             ));
             kept
         });
-        if let Some(delta) = model.update(state) {
+        let published = model.update(state);
+        // `cargo xtask bench` reads this line (RUST_LOG=portscope::refresh=debug): the whole
+        // refresh, scan and diff.
+        tracing::debug!(
+            micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            "refresh took"
+        );
+        if let Some(delta) = published {
             tracing::debug!(
                 seq = delta.seq,
                 added = delta.added.len(),

@@ -201,18 +201,28 @@ pub struct HeldPorts {
     pub udp_client: u16,
 }
 
-/// A separate process holding sockets; exits when dropped (its stdin closes).
-pub struct Holder {
+/// A separate process holding sockets (`support/holder.py`, or another script that prints one
+/// JSON line and then answers one line per command); exits when dropped (its stdin closes).
+pub struct Holder<T = HeldPorts> {
     child: Child,
     stdin: ChildStdin,
     stdout: BufReader<ChildStdout>,
-    pub ports: HeldPorts,
+    /// What the script printed first.
+    pub ports: T,
 }
 
 impl Holder {
     #[track_caller]
     pub fn start() -> Holder {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/support/holder.py");
+        Self::start_script("holder.py")
+    }
+}
+
+impl<T: serde::de::DeserializeOwned> Holder<T> {
+    /// Runs `tests/support/NAME` with python3 and reads its first line as `T`.
+    #[track_caller]
+    pub fn start_script(name: &str) -> Holder<T> {
+        let script = format!("{}/../tests/support/{name}", env!("CARGO_MANIFEST_DIR"));
         let mut child = Command::new("python3")
             .arg(script)
             .stdin(Stdio::piped())
@@ -247,7 +257,7 @@ impl Holder {
     }
 }
 
-impl Drop for Holder {
+impl<T> Drop for Holder<T> {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

@@ -9,9 +9,9 @@ use std::collections::HashMap;
 
 use netstat2::{AddressFamilyFlags, ProtocolFlags, ProtocolSocketInfo, TcpState};
 use portscope_shared::{Proto, SocketState};
-use procfs::process::{FDTarget, Process};
+use procfs::process::Process;
 
-use crate::collector::{Owners, Platform, RawProcess, RawSocket, SocketList};
+use crate::collector::{FdError, Platform, ProcessStat, RawProcess, RawSocket, SocketList};
 use crate::ports::{self, PortSettings};
 
 /// The Linux implementation of [`Platform`].
@@ -65,59 +65,64 @@ impl Platform for System {
         Ok(list)
     }
 
-    fn owners(&mut self) -> Owners {
-        let mut owners = Owners::default();
-        let procs = match procfs::process::all_processes() {
-            Ok(procs) => procs,
-            Err(e) => {
-                owners.errors.push(format!(
-                    "cannot list /proc, so no socket owners are known: {e}"
-                ));
-                return owners;
-            }
-        };
-        for process in procs {
-            // A process that exited between the listing and this read is simply gone.
-            let Ok(process) = process else { continue };
-            let Ok(fds) = process.fd() else {
-                // Permission denied (another user's process while we are not root), or it exited.
-                owners.unreadable += 1;
+    fn pids(&mut self) -> Result<Vec<u32>, String> {
+        let dir = std::fs::read_dir("/proc").map_err(|e| format!("cannot list /proc: {e}"))?;
+        Ok(dir
+            .flatten()
+            .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
+            .collect())
+    }
+
+    fn fd_count(&mut self, pid: u32) -> Option<usize> {
+        // Linux 6.2+ reports the number of open descriptors as the size of /proc/<pid>/fd; older
+        // kernels report 0, which tells nothing.
+        let size = std::fs::metadata(format!("/proc/{pid}/fd")).ok()?.len();
+        usize::try_from(size).ok().filter(|&n| n > 0)
+    }
+
+    fn socket_inodes(&mut self, pid: u32) -> Result<Vec<u64>, FdError> {
+        let dir = format!("/proc/{pid}/fd");
+        let entries = std::fs::read_dir(&dir).map_err(|e| match e.kind() {
+            std::io::ErrorKind::PermissionDenied => FdError::Unreadable,
+            // NotFound, or ESRCH from a process exiting right now.
+            _ => FdError::Gone,
+        })?;
+        let mut inodes = Vec::new();
+        for entry in entries.flatten() {
+            // A descriptor closed since the listing has no link any more.
+            let Ok(target) = std::fs::read_link(entry.path()) else {
                 continue;
             };
-            let pid = process.pid as u32;
-            for fd in fds.flatten() {
-                if let FDTarget::Socket(inode) = fd.target {
-                    let pids = owners.by_inode.entry(inode).or_default();
-                    if pids.last() != Some(&pid) {
-                        pids.push(pid);
-                    }
-                }
+            if let Some(inode) = socket_inode(target.as_os_str().as_encoded_bytes()) {
+                inodes.push(inode);
             }
         }
-        owners
+        Ok(inodes)
     }
 
     fn process(&mut self, pid: u32) -> Option<RawProcess> {
         let process = Process::new(i32::try_from(pid).ok()?).ok()?;
         // stat is the one read we need; a process that vanished here is skipped.
-        let stat = process.stat().ok()?;
+        let stat = to_stat(process.stat().ok()?);
         let uid = process.uid().ok();
-        let start_time = procfs::boot_time_secs()
-            .ok()
-            .map(|boot| boot + stat.starttime / procfs::ticks_per_second());
         Some(RawProcess {
             pid,
-            ppid: u32::try_from(stat.ppid).ok().filter(|&p| p != 0),
-            name: stat.comm,
+            ppid: stat.ppid,
+            name: stat.name,
             exe: process.exe().ok().map(|p| p.display().to_string()),
             cmdline: process.cmdline().unwrap_or_default(),
             uid,
             user: uid.and_then(|uid| self.user_name(uid)),
-            start_time,
-            session: u32::try_from(stat.session).ok().filter(|&s| s != 0),
-            pgrp: u32::try_from(stat.pgrp).ok().filter(|&g| g != 0),
-            state: Some(stat.state),
+            start_time: stat.start_time,
+            session: stat.session,
+            pgrp: stat.pgrp,
+            state: stat.state,
         })
+    }
+
+    fn stat(&mut self, pid: u32) -> Option<ProcessStat> {
+        let process = Process::new(i32::try_from(pid).ok()?).ok()?;
+        Some(to_stat(process.stat().ok()?))
     }
 
     fn cwd(&mut self, pid: u32) -> Option<String> {
@@ -141,6 +146,25 @@ impl System {
                 uzers::get_user_by_uid(uid).map(|u| u.name().to_string_lossy().into_owned())
             })
             .clone()
+    }
+}
+
+/// The inode in a descriptor link's target `socket:[12345]`.
+fn socket_inode(target: &[u8]) -> Option<u64> {
+    let digits = target.strip_prefix(b"socket:[")?.strip_suffix(b"]")?;
+    std::str::from_utf8(digits).ok()?.parse().ok()
+}
+
+fn to_stat(stat: procfs::process::Stat) -> ProcessStat {
+    ProcessStat {
+        ppid: u32::try_from(stat.ppid).ok().filter(|&p| p != 0),
+        start_time: procfs::boot_time_secs()
+            .ok()
+            .map(|boot| boot + stat.starttime / procfs::ticks_per_second()),
+        session: u32::try_from(stat.session).ok().filter(|&s| s != 0),
+        pgrp: u32::try_from(stat.pgrp).ok().filter(|&g| g != 0),
+        state: Some(stat.state),
+        name: stat.comm,
     }
 }
 

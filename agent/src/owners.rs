@@ -1,0 +1,755 @@
+//! Which processes hold which socket inodes, kept between scans so that a tick reads a process's
+//! file descriptors only where something changed.
+//!
+//! Finding owners means reading every descriptor of every process (`/proc/<pid>/fd` on Linux):
+//! that walk is most of what `ss -p` and `lsof` spend. [`OwnerMap`] does it once, then on each
+//! tick walks only
+//!
+//! 1. processes that are new since the last tick (a fork inherits its parent's sockets);
+//! 2. processes whose descriptor count changed ([`Platform::fd_count`]: a socket received over a
+//!    Unix socket, an accepted connection, a closed one);
+//! 3. while some socket in the dump has no known owner: the processes most likely to hold it
+//!    first (the owners of sockets on the same local port, which is where accepted connections
+//!    come from, then every process that holds sockets), stopping as soon as all are found; only
+//!    a socket still unowned on a second tick makes it walk every process, and one that no
+//!    process holds is then remembered as ownerless until it goes away;
+//! 4. a bounded sweep: every process is walked again at least every [`SWEEP_TICKS`] ticks (a
+//!    few per tick, each once it is half that old), which catches what the count cannot see (a descriptor passed while another closed
+//!    in the same tick, or a kernel older than 6.2 that reports no count).
+//!
+//! A process that exits is dropped with its sockets at once (it is missing from the process
+//! list); one that exits in the middle of a walk is treated the same way.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::collector::{FdError, Platform, RawSocket};
+
+/// Every process is walked again at least this often (in ticks), whatever its count says.
+pub const SWEEP_TICKS: u64 = 60;
+
+/// What is known about one process's descriptors.
+#[derive(Debug)]
+struct Tracked {
+    /// Socket inodes found by the last walk.
+    inodes: Vec<u64>,
+    /// Descriptor count when last walked; `None` where the platform gives none.
+    fds: Option<usize>,
+    /// Tick of the last walk.
+    walked: u64,
+    /// `false` when its descriptors cannot be read (another user's process while not root).
+    readable: bool,
+}
+
+/// How much one [`OwnerMap::refresh`] read, for the debug log and the tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WalkStats {
+    /// Processes listed.
+    pub processes: usize,
+    /// Processes whose descriptors were read this tick.
+    pub walked: usize,
+}
+
+/// Socket inode → owner pids, kept up to date incrementally; see the module documentation.
+#[derive(Debug, Default)]
+pub struct OwnerMap {
+    procs: HashMap<u32, Tracked>,
+    by_inode: HashMap<u64, Vec<u32>>,
+    /// Inodes that a walk of every process did not find; forgotten when the socket goes away.
+    ownerless: HashSet<u64>,
+    /// Inodes unknown at the end of the last tick (searched everywhere if still unknown).
+    unknown_before: HashSet<u64>,
+    tick: u64,
+    /// Why owners are missing, when the process list could not be read.
+    error: Option<String>,
+}
+
+impl OwnerMap {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The pids holding `inode`, in the order found (unsorted; may repeat after a fork).
+    pub fn pids(&self, inode: u64) -> &[u32] {
+        self.by_inode.get(&inode).map_or(&[], Vec::as_slice)
+    }
+
+    /// Processes whose descriptors could not be read.
+    pub fn unreadable(&self) -> usize {
+        self.procs.values().filter(|t| !t.readable).count()
+    }
+
+    /// Why no owners are known, when the process list itself could not be read.
+    pub fn error(&self) -> Option<&str> {
+        self.error.as_deref()
+    }
+
+    /// Brings the map up to date for the sockets of one dump.
+    pub fn refresh<P: Platform + ?Sized>(
+        &mut self,
+        platform: &mut P,
+        sockets: &[RawSocket],
+    ) -> WalkStats {
+        self.tick += 1;
+        let tick = self.tick;
+        let pids = match platform.pids() {
+            Ok(pids) => {
+                self.error = None;
+                pids
+            }
+            Err(e) => {
+                self.error = Some(format!(
+                    "cannot list processes, so no socket owners are known: {e}"
+                ));
+                self.procs.clear();
+                self.by_inode.clear();
+                return WalkStats::default();
+            }
+        };
+        let mut stats = WalkStats {
+            processes: pids.len(),
+            walked: 0,
+        };
+        let listed: HashSet<u32> = pids.iter().copied().collect();
+        let gone: Vec<u32> = self
+            .procs
+            .keys()
+            .copied()
+            .filter(|pid| !listed.contains(pid))
+            .collect();
+        for pid in gone {
+            self.forget(pid);
+        }
+
+        // 1 and 2: new processes and changed descriptor counts.
+        for &pid in &pids {
+            let count = platform.fd_count(pid);
+            let walk = match self.procs.get(&pid) {
+                None => true,
+                Some(t) => t.readable && count.is_some() && count != t.fds,
+            };
+            if walk {
+                self.walk(platform, pid, count, &mut stats);
+            }
+        }
+
+        // 3: sockets nobody is known to hold.
+        let wanted: HashSet<u64> = sockets
+            .iter()
+            .map(|s| s.inode)
+            .filter(|&i| i != 0)
+            .collect();
+        self.ownerless.retain(|i| wanted.contains(i));
+        let mut unknown: HashSet<u64> = wanted
+            .iter()
+            .copied()
+            .filter(|i| !self.by_inode.contains_key(i) && !self.ownerless.contains(i))
+            .collect();
+        if !unknown.is_empty() {
+            let candidates = self.likely_holders(sockets, &unknown);
+            for pid in candidates {
+                if unknown.is_empty() {
+                    break;
+                }
+                if self.procs.get(&pid).is_some_and(|t| t.walked == tick) {
+                    continue;
+                }
+                let count = platform.fd_count(pid);
+                self.walk(platform, pid, count, &mut stats);
+                unknown.retain(|i| !self.by_inode.contains_key(i));
+            }
+            // Still unknown on two ticks in a row: search every process, then give up on it.
+            if unknown.iter().any(|i| self.unknown_before.contains(i)) {
+                for &pid in &pids {
+                    if unknown.is_empty() {
+                        break;
+                    }
+                    if self
+                        .procs
+                        .get(&pid)
+                        .is_some_and(|t| t.walked == tick || !t.readable)
+                    {
+                        continue;
+                    }
+                    let count = platform.fd_count(pid);
+                    self.walk(platform, pid, count, &mut stats);
+                    unknown.retain(|i| !self.by_inode.contains_key(i));
+                }
+                let (stale, fresh): (HashSet<u64>, HashSet<u64>) = unknown
+                    .into_iter()
+                    .partition(|i| self.unknown_before.contains(i));
+                self.ownerless.extend(stale);
+                unknown = fresh;
+            }
+        }
+        self.unknown_before = unknown;
+
+        // 4: the sweep, oldest walks first. A process becomes due at half the period, and all
+        // due ones are walked within the other half, so none goes unwalked for longer.
+        let half = SWEEP_TICKS / 2;
+        let budget = pids.len().div_ceil(half as usize);
+        let mut due: Vec<(u64, u32)> = self
+            .procs
+            .iter()
+            .filter(|(_, t)| tick - t.walked >= half)
+            .map(|(&pid, t)| (t.walked, pid))
+            .collect();
+        due.sort_unstable();
+        for (_, pid) in due.into_iter().take(budget) {
+            let count = platform.fd_count(pid);
+            self.walk(platform, pid, count, &mut stats);
+        }
+        stats
+    }
+
+    /// Pids to search for `unknown` inodes, most likely first: owners of sockets on the same
+    /// local ports, then every other process known to hold sockets.
+    fn likely_holders(&self, sockets: &[RawSocket], unknown: &HashSet<u64>) -> Vec<u32> {
+        let ports: HashSet<u16> = sockets
+            .iter()
+            .filter(|s| unknown.contains(&s.inode))
+            .map(|s| s.local_port)
+            .collect();
+        let mut seen = HashSet::new();
+        let mut order = Vec::new();
+        for s in sockets.iter().filter(|s| ports.contains(&s.local_port)) {
+            for &pid in self.pids(s.inode) {
+                if seen.insert(pid) {
+                    order.push(pid);
+                }
+            }
+        }
+        let mut holders: Vec<u32> = self
+            .procs
+            .iter()
+            .filter(|(pid, t)| !t.inodes.is_empty() && !seen.contains(pid))
+            .map(|(&pid, _)| pid)
+            .collect();
+        holders.sort_unstable();
+        order.extend(holders);
+        order
+    }
+
+    /// Reads one process's descriptors and replaces what was known about it.
+    fn walk<P: Platform + ?Sized>(
+        &mut self,
+        platform: &mut P,
+        pid: u32,
+        count: Option<usize>,
+        stats: &mut WalkStats,
+    ) {
+        stats.walked += 1;
+        let found = platform.socket_inodes(pid);
+        self.forget(pid);
+        let tracked = match found {
+            Ok(mut inodes) => {
+                inodes.sort_unstable();
+                inodes.dedup();
+                for &inode in &inodes {
+                    self.by_inode.entry(inode).or_default().push(pid);
+                    self.ownerless.remove(&inode);
+                }
+                Tracked {
+                    inodes,
+                    fds: count,
+                    walked: self.tick,
+                    readable: true,
+                }
+            }
+            // Exited between the listing and the walk: its sockets went with it.
+            Err(FdError::Gone) => return,
+            Err(FdError::Unreadable) => Tracked {
+                inodes: Vec::new(),
+                fds: None,
+                walked: self.tick,
+                readable: false,
+            },
+        };
+        self.procs.insert(pid, tracked);
+    }
+
+    /// Drops what is known of `pid`, so that the next refresh reads it as a new process (its pid
+    /// was reused).
+    pub fn forget_process(&mut self, pid: u32) {
+        self.forget(pid);
+    }
+
+    fn forget(&mut self, pid: u32) {
+        let Some(old) = self.procs.remove(&pid) else {
+            return;
+        };
+        for inode in old.inodes {
+            if let Some(pids) = self.by_inode.get_mut(&inode) {
+                pids.retain(|&p| p != pid);
+                if pids.is_empty() {
+                    self.by_inode.remove(&inode);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::net::{IpAddr, Ipv4Addr};
+
+    use portscope_shared::{Proto, SocketState};
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::collector::{ProcessStat, RawProcess, SocketList};
+
+    /// A descriptor: a socket (its inode) or some other file.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    enum Fd {
+        Socket(u64),
+        File,
+    }
+
+    /// A machine's process table, changed by the tests between refreshes.
+    #[derive(Default)]
+    struct Machine {
+        procs: BTreeMap<u32, Vec<Fd>>,
+        /// Listed, but gone by the time its descriptors are read.
+        exits_when_walked: Option<u32>,
+        unreadable: Vec<u32>,
+        /// Whether `fd_count` answers (Linux 6.2+).
+        counts: bool,
+        next_inode: u64,
+        next_pid: u32,
+        /// Walks done, per pid.
+        walks: HashMap<u32, usize>,
+    }
+
+    impl Machine {
+        fn new() -> Self {
+            Self {
+                counts: true,
+                next_inode: 1000,
+                next_pid: 100,
+                ..Self::default()
+            }
+        }
+        fn spawn(&mut self, sockets: usize) -> u32 {
+            let pid = self.next_pid;
+            self.next_pid += 1;
+            let fds = (0..sockets).map(|_| self.new_socket()).collect();
+            self.procs.insert(pid, fds);
+            pid
+        }
+        fn new_socket(&mut self) -> Fd {
+            self.next_inode += 1;
+            Fd::Socket(self.next_inode)
+        }
+        fn fork(&mut self, parent: u32) -> u32 {
+            let fds = self.procs[&parent].clone();
+            let child = self.spawn(0);
+            self.procs.insert(child, fds);
+            child
+        }
+        /// The dump: every socket some process holds, on port `inode % 50`.
+        fn dump(&self) -> Vec<RawSocket> {
+            let mut inodes: Vec<u64> = self
+                .procs
+                .values()
+                .flatten()
+                .filter_map(|fd| match fd {
+                    Fd::Socket(i) => Some(*i),
+                    Fd::File => None,
+                })
+                .collect();
+            inodes.sort_unstable();
+            inodes.dedup();
+            inodes
+                .into_iter()
+                .map(|inode| RawSocket {
+                    proto: Proto::Tcp,
+                    local_addr: IpAddr::V4(Ipv4Addr::LOCALHOST),
+                    local_port: (inode % 50) as u16,
+                    remote: None,
+                    state: SocketState::Established,
+                    inode,
+                    uid: Some(1000),
+                })
+                .collect()
+        }
+    }
+
+    impl Platform for Machine {
+        fn sockets(&mut self) -> Result<SocketList, String> {
+            Ok(SocketList {
+                sockets: self.dump(),
+                errors: vec![],
+            })
+        }
+        fn pids(&mut self) -> Result<Vec<u32>, String> {
+            Ok(self.procs.keys().copied().collect())
+        }
+        fn fd_count(&mut self, pid: u32) -> Option<usize> {
+            self.procs.get(&pid).filter(|_| self.counts).map(Vec::len)
+        }
+        fn socket_inodes(&mut self, pid: u32) -> Result<Vec<u64>, FdError> {
+            *self.walks.entry(pid).or_default() += 1;
+            if self.exits_when_walked == Some(pid) {
+                self.procs.remove(&pid);
+                return Err(FdError::Gone);
+            }
+            if self.unreadable.contains(&pid) {
+                return Err(FdError::Unreadable);
+            }
+            let fds = self.procs.get(&pid).ok_or(FdError::Gone)?;
+            Ok(fds
+                .iter()
+                .filter_map(|fd| match fd {
+                    Fd::Socket(i) => Some(*i),
+                    Fd::File => None,
+                })
+                .collect())
+        }
+        fn process(&mut self, _: u32) -> Option<RawProcess> {
+            None
+        }
+        fn stat(&mut self, _: u32) -> Option<ProcessStat> {
+            None
+        }
+        fn euid(&self) -> Option<u32> {
+            Some(0)
+        }
+        fn cwd(&mut self, _: u32) -> Option<String> {
+            None
+        }
+    }
+
+    /// inode → sorted owners, for every socket in the dump.
+    fn owners_of(map: &OwnerMap, sockets: &[RawSocket]) -> BTreeMap<u64, Vec<u32>> {
+        sockets
+            .iter()
+            .map(|s| {
+                let mut pids = map.pids(s.inode).to_vec();
+                pids.sort_unstable();
+                pids.dedup();
+                (s.inode, pids)
+            })
+            .collect()
+    }
+
+    /// What a walk of every process finds now.
+    fn full(machine: &mut Machine, sockets: &[RawSocket]) -> BTreeMap<u64, Vec<u32>> {
+        let walks = machine.walks.clone();
+        let mut map = OwnerMap::new();
+        map.refresh(machine, sockets);
+        machine.walks = walks;
+        owners_of(&map, sockets)
+    }
+
+    fn tick(map: &mut OwnerMap, machine: &mut Machine) -> (WalkStats, BTreeMap<u64, Vec<u32>>) {
+        let sockets = machine.dump();
+        let stats = map.refresh(machine, &sockets);
+        (stats, owners_of(map, &sockets))
+    }
+
+    #[test]
+    fn an_unchanged_machine_is_not_walked_again() {
+        let mut m = Machine::new();
+        for _ in 0..5 {
+            m.spawn(3);
+        }
+        let mut map = OwnerMap::new();
+        let (first, _) = tick(&mut map, &mut m);
+        assert_eq!(first.walked, 5);
+        let (second, owners) = tick(&mut map, &mut m);
+        assert_eq!(second.walked, 0);
+        let sockets = m.dump();
+        assert_eq!(owners, full(&mut m, &sockets));
+    }
+
+    #[test]
+    fn a_fork_an_accepted_connection_and_an_exit_are_seen_on_the_next_tick() {
+        let mut m = Machine::new();
+        let server = m.spawn(1);
+        let idle = m.spawn(2);
+        let mut map = OwnerMap::new();
+        tick(&mut map, &mut m);
+
+        let child = m.fork(server);
+        let (stats, owners) = tick(&mut map, &mut m);
+        assert_eq!(stats.walked, 1, "only the child");
+        let listener = match m.procs[&server][0] {
+            Fd::Socket(i) => i,
+            Fd::File => unreachable!(),
+        };
+        assert_eq!(owners[&listener], vec![server, child]);
+
+        // The server accepts (count changes) and the parent exits.
+        let conn = m.new_socket();
+        m.procs.get_mut(&child).unwrap().push(conn);
+        m.procs.remove(&server);
+        let (stats, owners) = tick(&mut map, &mut m);
+        assert_eq!(stats.walked, 1, "only the child, whose count changed");
+        assert_eq!(owners[&listener], vec![child]);
+        assert_eq!(
+            m.walks[&idle], 1,
+            "an unchanged process is not walked again"
+        );
+        let sockets = m.dump();
+        assert_eq!(owners, full(&mut m, &sockets));
+    }
+
+    #[test]
+    fn a_socket_replacing_another_is_found_where_it_most_likely_is() {
+        let mut m = Machine::new();
+        let pids: Vec<u32> = (0..10).map(|_| m.spawn(4)).collect();
+        let mut map = OwnerMap::new();
+        tick(&mut map, &mut m);
+        // pids[7] closes a socket and opens one: same count, one unknown inode.
+        let new = m.new_socket();
+        m.procs.get_mut(&pids[7]).unwrap()[0] = new;
+        let (stats, owners) = tick(&mut map, &mut m);
+        assert!(stats.walked <= 8, "stops once found: {stats:?}");
+        let sockets = m.dump();
+        assert_eq!(owners, full(&mut m, &sockets));
+    }
+
+    #[test]
+    fn a_process_exiting_mid_walk_takes_its_sockets_with_it() {
+        let mut m = Machine::new();
+        let a = m.spawn(2);
+        let b = m.spawn(2);
+        m.exits_when_walked = Some(b);
+        let sockets = m.dump();
+        let mut map = OwnerMap::new();
+        map.refresh(&mut m, &sockets);
+        assert_eq!(map.procs.len(), 1);
+        let owners = owners_of(&map, &sockets);
+        assert_eq!(owners.values().filter(|p| p.is_empty()).count(), 2);
+        assert_eq!(owners.values().filter(|p| **p == vec![a]).count(), 2);
+        // Next tick, b's sockets are gone from the dump too: nothing left to search for.
+        let (stats, _) = tick(&mut map, &mut m);
+        assert_eq!(stats.walked, 0);
+    }
+
+    #[test]
+    fn a_socket_nobody_holds_is_searched_for_once_then_remembered() {
+        let mut m = Machine::new();
+        for _ in 0..4 {
+            m.spawn(1);
+        }
+        let mut sockets = m.dump();
+        let mut orphan = sockets[0].clone();
+        orphan.inode = 1;
+        sockets.push(orphan);
+        let mut map = OwnerMap::new();
+        map.refresh(&mut m, &sockets);
+        let second = map.refresh(&mut m, &sockets);
+        assert_eq!(
+            second.walked, 4,
+            "still unknown on a second tick: every process"
+        );
+        let third = map.refresh(&mut m, &sockets);
+        assert_eq!(third.walked, 0, "then remembered as ownerless");
+        assert!(map.pids(1).is_empty());
+    }
+
+    #[test]
+    fn what_the_count_cannot_see_the_sweep_finds() {
+        let mut m = Machine::new();
+        let a = m.spawn(2);
+        let b = m.spawn(1);
+        m.procs.get_mut(&b).unwrap().push(Fd::File);
+        let mut map = OwnerMap::new();
+        tick(&mut map, &mut m);
+        // a passes a socket to b and opens a file; b closes a file: no count changes.
+        let passed = m.procs.get_mut(&a).unwrap().remove(0);
+        m.procs.get_mut(&a).unwrap().push(Fd::File);
+        let fds = m.procs.get_mut(&b).unwrap();
+        fds.retain(|fd| *fd != Fd::File);
+        fds.push(passed);
+        let Fd::Socket(inode) = passed else {
+            unreachable!()
+        };
+        let (_, owners) = tick(&mut map, &mut m);
+        assert_eq!(owners[&inode], vec![a], "stale until the sweep");
+        let mut converged = None;
+        for t in 0..SWEEP_TICKS {
+            let (_, owners) = tick(&mut map, &mut m);
+            if owners[&inode] == vec![b] {
+                converged = Some(t);
+                break;
+            }
+        }
+        assert!(
+            converged.is_some(),
+            "the sweep walks every process within {SWEEP_TICKS} ticks"
+        );
+    }
+
+    #[test]
+    fn unreadable_processes_are_counted_and_not_walked_every_tick() {
+        let mut m = Machine::new();
+        let other = m.spawn(1);
+        m.spawn(1);
+        m.unreadable.push(other);
+        let mut map = OwnerMap::new();
+        tick(&mut map, &mut m);
+        assert_eq!(map.unreadable(), 1);
+        for _ in 0..5 {
+            tick(&mut map, &mut m);
+        }
+        assert_eq!(m.walks[&other], 1, "not again before the sweep");
+        assert_eq!(map.ownerless.len(), 1, "its socket is searched for once");
+    }
+
+    /// One change to the machine between two ticks.
+    #[derive(Clone, Debug)]
+    enum Op {
+        Spawn(usize),
+        Fork(usize),
+        Exit(usize),
+        Open(usize),
+        OpenFile(usize),
+        Close(usize, usize),
+        /// The second process receives a copy of the first one's descriptor (SCM_RIGHTS).
+        Pass(usize, usize, usize),
+        /// The same, and the sender closes its copy.
+        Move(usize, usize, usize),
+        /// Close a descriptor and open a socket: the count stays the same.
+        Replace(usize, usize),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        let i = 0..64usize;
+        prop_oneof![
+            (0..4usize).prop_map(Op::Spawn),
+            i.clone().prop_map(Op::Fork),
+            i.clone().prop_map(Op::Exit),
+            i.clone().prop_map(Op::Open),
+            i.clone().prop_map(Op::OpenFile),
+            (i.clone(), i.clone()).prop_map(|(a, b)| Op::Close(a, b)),
+            (i.clone(), i.clone(), i.clone()).prop_map(|(a, b, c)| Op::Pass(a, b, c)),
+            (i.clone(), i.clone(), i.clone()).prop_map(|(a, b, c)| Op::Move(a, b, c)),
+            (i.clone(), i).prop_map(|(a, b)| Op::Replace(a, b)),
+        ]
+    }
+
+    impl Machine {
+        fn nth(&self, i: usize) -> Option<u32> {
+            let n = self.procs.len();
+            (n > 0).then(|| *self.procs.keys().nth(i % n).unwrap())
+        }
+        fn apply(&mut self, op: &Op) {
+            match *op {
+                Op::Spawn(n) => {
+                    self.spawn(n);
+                }
+                Op::Fork(i) => {
+                    if let Some(p) = self.nth(i) {
+                        self.fork(p);
+                    }
+                }
+                Op::Exit(i) => {
+                    if let Some(p) = self.nth(i) {
+                        self.procs.remove(&p);
+                    }
+                }
+                Op::Open(i) | Op::OpenFile(i) => {
+                    if let Some(p) = self.nth(i) {
+                        let fd = match op {
+                            Op::Open(_) => self.new_socket(),
+                            _ => Fd::File,
+                        };
+                        self.procs.get_mut(&p).unwrap().push(fd);
+                    }
+                }
+                Op::Close(i, j) | Op::Replace(i, j) => {
+                    let Some(p) = self.nth(i) else { return };
+                    let new = self.new_socket();
+                    let fds = self.procs.get_mut(&p).unwrap();
+                    if fds.is_empty() {
+                        return;
+                    }
+                    let k = j % fds.len();
+                    if matches!(op, Op::Replace(..)) {
+                        fds[k] = new;
+                    } else {
+                        fds.remove(k);
+                    }
+                }
+                Op::Pass(i, t, j) | Op::Move(i, t, j) => {
+                    let (Some(from), Some(to)) = (self.nth(i), self.nth(t)) else {
+                        return;
+                    };
+                    let fds = self.procs.get_mut(&from).unwrap();
+                    if fds.is_empty() || from == to {
+                        return;
+                    }
+                    let k = j % fds.len();
+                    let fd = fds[k];
+                    if matches!(op, Op::Move(..)) {
+                        fds.remove(k);
+                    }
+                    self.procs.get_mut(&to).unwrap().push(fd);
+                }
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 500, ..ProptestConfig::default() })]
+
+        /// After any sequence of forks, exits, opens, closes and descriptors passed between
+        /// processes (one change per tick), the incremental map says what a walk of every
+        /// process says, for every socket: at once, or (a socket that appeared in a process
+        /// that held none and kept its count) as not yet known, and exactly on the next tick.
+        #[test]
+        fn incremental_owners_equal_a_full_walk(
+            start in proptest::collection::vec(0..5usize, 1..6),
+            ops in proptest::collection::vec(op(), 1..40),
+        ) {
+            let mut m = Machine::new();
+            for n in start {
+                m.spawn(n);
+            }
+            let mut map = OwnerMap::new();
+            tick(&mut map, &mut m);
+            for op in &ops {
+                m.apply(op);
+                let (_, owners) = tick(&mut map, &mut m);
+                let sockets = m.dump();
+                let truth = full(&mut m, &sockets);
+                for (inode, pids) in &owners {
+                    prop_assert!(
+                        pids == &truth[inode] || pids.is_empty(),
+                        "after {:?}: socket {} held by {:?}, said {:?}", op, inode, truth[inode], pids
+                    );
+                }
+                let (_, owners) = tick(&mut map, &mut m);
+                prop_assert_eq!(&owners, &truth, "a tick after {:?}", op);
+            }
+        }
+
+        /// Without descriptor counts (kernels before 6.2) the map still converges: after the
+        /// sweep period it equals a full walk.
+        #[test]
+        fn without_counts_the_sweep_converges(
+            ops in proptest::collection::vec(op(), 1..20),
+        ) {
+            let mut m = Machine::new();
+            m.counts = false;
+            for _ in 0..3 {
+                m.spawn(2);
+            }
+            let mut map = OwnerMap::new();
+            tick(&mut map, &mut m);
+            for op in &ops {
+                m.apply(op);
+                tick(&mut map, &mut m);
+            }
+            let mut owners = BTreeMap::new();
+            for _ in 0..SWEEP_TICKS {
+                owners = tick(&mut map, &mut m).1;
+            }
+            let sockets = m.dump();
+            prop_assert_eq!(owners, full(&mut m, &sockets));
+        }
+    }
+}
