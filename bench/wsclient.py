@@ -1,9 +1,11 @@
 """A minimal WebSocket client of the agent for `cargo xtask bench` (standard library only).
 
-usage: wsclient.py PORT TOKEN IDLE_SECONDS LATENCY_SAMPLES
+usage: wsclient.py PORT TOKEN IDLE_SECONDS LATENCY_SAMPLES SETTLE_SECONDS
 
-Connects, reads Hello and the (possibly parted) Snapshot, then counts the bytes the agent sends
-while nothing is asked of it for IDLE_SECONDS, then LATENCY_SAMPLES times opens a listener of its
+Connects, reads Hello and the (possibly parted) Snapshot, lets SETTLE_SECONDS pass (the first
+delta after connecting shows this client's own new connection, a real change), then counts the
+bytes the agent sends while nothing is asked of it for IDLE_SECONDS (keep-alive pings counted
+apart), then LATENCY_SAMPLES times opens a listener of its
 own and measures how long until a Delta (or Snapshot) shows it. Prints one JSON object.
 """
 import base64
@@ -32,6 +34,7 @@ class Ws:
         if not head.startswith(b"HTTP/1.1 101"):
             raise SystemExit(f"handshake refused: {head!r}")
         self.received = 0
+        self.keepalive = 0  # bytes of ping frames (header included)
 
     def _exact(self, n):
         data = b""
@@ -62,6 +65,7 @@ class Ws:
                 payload = self._exact(length)
                 opcode = b0 & 0x0F
                 if opcode == 0x9:
+                    self.keepalive += 2 + length
                     self._send(0xA, payload)
                 elif opcode == 0x1:
                     return json.loads(payload)
@@ -73,6 +77,7 @@ class Ws:
 
 def main():
     port, token, idle, samples = int(sys.argv[1]), sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
+    settle = float(sys.argv[5])
     ws = Ws(port, token)
     start = time.monotonic()
     ws.message(30)  # Hello
@@ -84,15 +89,23 @@ def main():
             break
     snapshot_seconds = time.monotonic() - start
     snapshot_bytes = ws.received
+    settled = time.monotonic() + settle
+    while time.monotonic() < settled:
+        ws.message(max(settled - time.monotonic(), 0.01))
     # Idle: whatever arrives is what the agent sends when nothing changes.
     ws.received = 0
+    ws.keepalive = 0
     deltas = 0
+    idle_examples = []
     end = time.monotonic() + idle
     while time.monotonic() < end:
         msg = ws.message(max(end - time.monotonic(), 0.01))
         if msg is not None:
             deltas += 1
+            if len(idle_examples) < 3:
+                idle_examples.append(json.dumps(msg)[:400])
     idle_bytes = ws.received
+    idle_keepalive = ws.keepalive
     latencies = []
     for _ in range(samples):
         listener = socket.socket()
@@ -119,6 +132,8 @@ def main():
                 "idle_seconds": idle,
                 "idle_bytes": idle_bytes,
                 "idle_messages": deltas,
+                "idle_keepalive_bytes": idle_keepalive,
+                "idle_examples": idle_examples,
                 "latency_ms": latencies,
             }
         ),

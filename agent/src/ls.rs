@@ -20,7 +20,8 @@ pub async fn run(args: LsArgs) -> anyhow::Result<()> {
     for warning in &snapshot.warnings {
         eprintln!("portscope: warning: {warning}");
     }
-    let mut out = std::io::stdout().lock();
+    // Stdout is line-buffered: one write per line would cost a system call per JSON line.
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     if args.json {
         serde_json::to_writer_pretty(&mut out, &snapshot)?;
         writeln!(out)?;

@@ -9,10 +9,40 @@ use leptos::prelude::*;
 use portscope_shared::{Exposure, Hello, OwnerStatus, PROTOCOL_VERSION, PortRange, Proto, Socket};
 use wasm_bindgen::JsValue;
 
-use crate::conn::{self, Link, Sinks};
+use crate::conn::{self, Applying, Link, Sinks};
 use crate::doctor::{Doctor, Kind, StopTarget, Troubleshoot};
 use crate::table::{self, Column, Row, Table, View};
 use crate::{api, url};
+
+/// Height of one table row in pixels, fixed by the stylesheet (`.sockets tr.row td`): the table
+/// renders only the rows in view and stands in for the others with two spacer rows, so 20 000
+/// sockets cost what 60 do.
+const ROW_PX: f64 = 29.0;
+
+/// Rows rendered beyond each edge of the view, so that fast scrolling shows no blank band.
+const OVERSCAN: usize = 20;
+
+/// The filtered, sorted rows by id, and how many of them are open (not lingering closed ones).
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Order {
+    ids: Vec<String>,
+    open: usize,
+}
+
+/// The rows in view, and how many rows the spacers above and below stand for.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Window {
+    before: usize,
+    rows: Vec<RowView>,
+    after: usize,
+}
+
+/// The slice of `len` rows to render when the view shows `height` pixels from `top`.
+fn window_range(top: f64, height: f64, len: usize) -> (usize, usize) {
+    let first = ((top.max(0.0) / ROW_PX) as usize).saturating_sub(OVERSCAN);
+    let last = ((top.max(0.0) + height.max(0.0)) / ROW_PX).ceil() as usize + OVERSCAN;
+    (first.min(len), last.min(len))
+}
 
 /// One table row as rendered; rebuilt only when its socket changes (`rev`).
 #[derive(Clone, Debug, PartialEq)]
@@ -107,6 +137,7 @@ pub fn App() -> impl IntoView {
     let link = RwSignal::new(Link::Connecting);
     let hello = RwSignal::new(None::<Hello>);
     let ever_opened = RwSignal::new(false);
+    let applied = RwSignal::new(None::<Applying>);
     let view = RwSignal::new(url::read_view());
     let selected = RwSignal::new(None::<String>);
 
@@ -118,6 +149,7 @@ pub fn App() -> impl IntoView {
             hello,
             table,
             ever_opened,
+            applied,
         },
         token,
     );
@@ -151,18 +183,53 @@ pub fn App() -> impl IntoView {
         }
     });
 
-    let rows = Memo::new(move |_| {
-        let now = js_sys::Date::now();
-        let ephemeral = hello.with(|h| h.as_ref().and_then(|h| h.ephemeral_ports));
+    let order = Memo::new(move |_| {
         table.with(|t| {
             view.with(|v| {
-                table::visible(t, v)
-                    .into_iter()
-                    .map(|r| RowView::new(t, r, now, ephemeral))
-                    .collect::<Vec<_>>()
+                let rows = table::visible(t, v);
+                Order {
+                    open: rows.iter().filter(|r| r.closed_at.is_none()).count(),
+                    ids: rows.into_iter().map(|r| r.socket.id.clone()).collect(),
+                }
             })
         })
     });
+    // The scroll position and height of the table's scroll box, which pick the rows to render.
+    let wrap_ref = NodeRef::<html::Div>::new();
+    let scroll_top = RwSignal::new(0.0);
+    let viewport = RwSignal::new(1000.0);
+    let measure = move || {
+        if let Some(wrap) = wrap_ref.get_untracked() {
+            scroll_top.set(f64::from(wrap.scroll_top()));
+            viewport.set(f64::from(wrap.client_height()));
+        }
+    };
+    Effect::new(move |_| {
+        if wrap_ref.get().is_some() {
+            measure();
+        }
+    });
+    let _resize = window_event_listener(ev::resize, move |_| measure());
+    let window = Memo::new(move |_| {
+        let now = js_sys::Date::now();
+        let ephemeral = hello.with(|h| h.as_ref().and_then(|h| h.ephemeral_ports));
+        let (top, height) = (scroll_top.get(), viewport.get());
+        order.with(|o| {
+            let (first, last) = window_range(top, height, o.ids.len());
+            table.with(|t| Window {
+                before: first,
+                rows: o.ids[first..last]
+                    .iter()
+                    .filter_map(|id| t.rows.get(id))
+                    .map(|r| RowView::new(t, r, now, ephemeral))
+                    .collect(),
+                after: o.ids.len() - last,
+            })
+        })
+    });
+    // Set through CSSOM (`style:height`), which the page's CSP allows; a `style` attribute it
+    // would refuse.
+    let spacer = |rows: usize| format!("{}px", rows as f64 * ROW_PX);
     let total = Memo::new(move |_| {
         table.with(|t| t.rows.values().filter(|r| r.closed_at.is_none()).count())
     });
@@ -203,17 +270,22 @@ pub fn App() -> impl IntoView {
                 />
                 " Listening only"
             </label>
-            <span class="count" id="count">
+            <span
+                class="count"
+                id="count"
+                data-apply-ms=move || applied.get().map(|a| format!("{:.2}", a.ms))
+                data-apply-rows=move || applied.get().map(|a| a.rows.to_string())
+                title=move || applied.get().map(|a| format!("the last change ({} rows) was applied and drawn in {:.1} ms", a.rows, a.ms))
+            >
                 {move || {
                     // Closed rows linger for a moment but no longer count.
-                    let shown = rows.with(|r| r.iter().filter(|r| !r.closed).count());
-                    format!("{shown} of {} sockets", total.get())
+                    format!("{} of {} sockets", order.with(|o| o.open), total.get())
                 }}
             </span>
         </div>
         <Troubleshoot doctor />
         <main class="content">
-            <div class="table-wrap">
+            <div class="table-wrap" node_ref=wrap_ref on:scroll=move |_| measure()>
                 <table class="sockets" id="sockets">
                     <thead>
                         <tr>
@@ -224,8 +296,11 @@ pub fn App() -> impl IntoView {
                         </tr>
                     </thead>
                     <tbody>
+                        <tr class="spacer" aria-hidden="true">
+                            <td colspan="8" style:height=move || spacer(window.with(|w| w.before))></td>
+                        </tr>
                         <For
-                            each=move || rows.get()
+                            each=move || window.with(|w| w.rows.clone())
                             key=|r| (r.id.clone(), r.rev)
                             children=move |r| {
                                 let id = r.id.clone();
@@ -252,9 +327,12 @@ pub fn App() -> impl IntoView {
                                 }
                             }
                         />
+                        <tr class="spacer" aria-hidden="true">
+                            <td colspan="8" style:height=move || spacer(window.with(|w| w.after))></td>
+                        </tr>
                     </tbody>
                 </table>
-                <Show when=move || table.with(|t| t.loaded) && rows.with(Vec::is_empty)>
+                <Show when=move || table.with(|t| t.loaded) && order.with(|o| o.ids.is_empty())>
                     <p class="empty">"No socket matches this filter."</p>
                 </Show>
             </div>

@@ -49,6 +49,24 @@ pub struct Sinks {
     pub table: RwSignal<Table>,
     /// True once any connection opened; before that, failures hint at the token.
     pub ever_opened: RwSignal<bool>,
+    /// How long the last delta took to reach the page: decoded, applied, rendered and laid out.
+    pub applied: RwSignal<Option<Applying>>,
+}
+
+/// The cost of one delta in the page, shown on the row count (`data-apply-ms`) so that anyone,
+/// and `cargo xtask bench`, can read it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Applying {
+    /// Rows added, changed or removed.
+    pub rows: usize,
+    pub ms: f64,
+}
+
+/// A high-resolution clock in milliseconds.
+fn clock() -> f64 {
+    web_sys::window()
+        .and_then(|w| w.performance())
+        .map_or_else(js_sys::Date::now, |p| p.now())
 }
 
 /// The open socket and the callbacks it needs alive.
@@ -106,10 +124,27 @@ fn connect(sinks: Sinks, url: Url, current: Rc<RefCell<Option<Open>>>, attempt: 
     let on_message = {
         let ws = ws.clone();
         Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
+            let started = clock();
             let Some(text) = event.data().as_string() else {
                 return;
             };
             match serde_json::from_str::<ServerMessage>(&text) {
+                Ok(ServerMessage::Delta(delta)) => {
+                    let rows = delta.added.len() + delta.changed.len() + delta.removed.len();
+                    handle(sinks, &ws, ServerMessage::Delta(delta));
+                    // The table re-renders in microtasks after this handler; a timeout runs
+                    // after them, and reading a layout property makes the browser lay out.
+                    set_timeout(
+                        move || {
+                            if let Some(root) = document().document_element() {
+                                let _ = root.client_height();
+                            }
+                            let ms = clock() - started;
+                            sinks.applied.set(Some(Applying { rows, ms }));
+                        },
+                        Duration::ZERO,
+                    );
+                }
                 Ok(msg) => handle(sinks, &ws, msg),
                 Err(e) => web_sys::console::warn_1(&format!("portscope: bad message: {e}").into()),
             }

@@ -326,32 +326,38 @@ pub fn what(s: &Socket) -> String {
 
 /// The rows to show, filtered and sorted (ties broken by id, so the order is stable).
 pub fn visible<'a>(table: &'a Table, view: &View) -> Vec<&'a Row> {
-    let mut rows: Vec<&Row> = table
+    let rows: Vec<&Row> = table
         .rows
         .values()
         .filter(|r| !view.listening_only || r.socket.is_listening())
         .filter(|r| matches(table, &r.socket, &view.query))
         .collect();
-    rows.sort_by(|a, b| {
-        let ord = compare(table, view.sort, &a.socket, &b.socket);
+    // Text columns are computed once per row, not once per comparison.
+    let text = |r: &Row| match view.sort {
+        Column::Process => table.process_names(&r.socket).to_lowercase(),
+        Column::What => what(&r.socket),
+        Column::User => table.user(&r.socket),
+        _ => String::new(),
+    };
+    let mut keyed: Vec<(String, &Row)> = rows.into_iter().map(|r| (text(r), r)).collect();
+    keyed.sort_by(|(ka, a), (kb, b)| {
+        let ord = ka
+            .cmp(kb)
+            .then_with(|| compare(view.sort, &a.socket, &b.socket));
         let ord = if view.descending { ord.reverse() } else { ord };
         ord.then_with(|| a.socket.id.cmp(&b.socket.id))
     });
-    rows
+    keyed.into_iter().map(|(_, r)| r).collect()
 }
 
-fn compare(table: &Table, column: Column, a: &Socket, b: &Socket) -> Ordering {
+/// Order by the columns that need no text key (those compare equal here).
+fn compare(column: Column, a: &Socket, b: &Socket) -> Ordering {
     match column {
         Column::Proto => a.proto_label().cmp(b.proto_label()),
         Column::Local => (a.local_port, a.local_addr).cmp(&(b.local_port, b.local_addr)),
         Column::Remote => (a.remote_port, a.remote_addr).cmp(&(b.remote_port, b.remote_addr)),
         Column::State => a.state.as_str().cmp(b.state.as_str()),
         Column::Pid => a.pids.first().cmp(&b.pids.first()),
-        Column::Process => table
-            .process_names(a)
-            .to_lowercase()
-            .cmp(&table.process_names(b).to_lowercase()),
-        Column::What => what(a).cmp(&what(b)),
-        Column::User => table.user(a).cmp(&table.user(b)),
+        Column::Process | Column::What | Column::User => Ordering::Equal,
     }
 }

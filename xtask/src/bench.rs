@@ -11,6 +11,13 @@ use std::time::Instant;
 
 use serde_json::{Value, json};
 
+/// The small load for the idle-cost figure.
+const SMALL: usize = 1_000;
+
+/// Seconds a client waits after its snapshot before idle bytes are counted: the first delta
+/// shows the client's own new connection.
+const SETTLE: f64 = 2.5;
+
 struct Options {
     sockets: usize,
     procs: usize,
@@ -63,6 +70,23 @@ pub fn bench(args: &[String]) -> Result<(), String> {
     )?;
     let agent = root.join("target/release/portscope");
 
+    eprintln!("xtask: == idle cost with {SMALL} sockets and one client");
+    let small_load = start_load(&root, SMALL, 20, None)?;
+    let small = {
+        let serve = RunningAgent::start(&agent)?;
+        let before = cpu_seconds(serve.pid)?;
+        let clock = Instant::now();
+        let report = ws_client(&root, serve.port, &serve.token, 20, 0, SETTLE)?;
+        let cpu_percent =
+            (cpu_seconds(serve.pid)? - before) / clock.elapsed().as_secs_f64() * 100.0;
+        let refresh = {
+            let s = serve.scans.lock().unwrap();
+            median(&s[1.min(s.len())..])
+        };
+        (cpu_percent, refresh, report)
+    };
+    drop(small_load);
+
     eprintln!(
         "xtask: == opening {} sockets in {} processes",
         o.sockets, o.procs
@@ -86,44 +110,16 @@ pub fn bench(args: &[String]) -> Result<(), String> {
     let cold = median_wall(agent_str, &["ls", "--json"], 5).ok_or("portscope ls failed")?;
 
     // The agent itself: steady refresh from its own log, CPU and memory from /proc.
-    let mut serve = Command::new(&agent)
-        .args(["serve", "--port", "0", "--interval", "1s"])
-        .env("RUST_LOG", "portscope::refresh=debug")
-        .env_remove("PORTSCOPE_TOKEN")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot start the agent: {e}"))?;
-    let pid = serve.id();
-    let url = BufReader::new(serve.stdout.take().ok_or("no stdout")?)
-        .lines()
-        .next()
-        .ok_or("the agent printed no URL")?
-        .map_err(|e| e.to_string())?;
-    let scans = Arc::new(Mutex::new(Vec::<f64>::new()));
-    {
-        let scans = scans.clone();
-        let stderr = serve.stderr.take().ok_or("no stderr")?;
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let line = strip_ansi(&line);
-                if let Some(micros) = line
-                    .split("micros=")
-                    .nth(1)
-                    .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
-                    .and_then(|n| n.parse::<f64>().ok())
-                {
-                    scans.lock().unwrap().push(micros / 1e6);
-                }
-            }
-        });
-    }
-    let _serve = Guarded(serve);
-    let (port, token) = parse_url(&url)?;
+    let serve = RunningAgent::start(&agent)?;
+    let (pid, port, token, scans) = (
+        serve.pid,
+        serve.port,
+        serve.token.clone(),
+        serve.scans.clone(),
+    );
     let cpu_before = cpu_seconds(pid)?;
     let clock = Instant::now();
-    let idle = ws_client(&root, port, &token, 10, 20)?;
+    let idle = ws_client(&root, port, &token, 10, 20, SETTLE)?;
     let elapsed = clock.elapsed().as_secs_f64();
     let cpu = cpu_seconds(pid)? - cpu_before;
     let rss_mib = rss_kib(pid)? as f64 / 1024.0;
@@ -137,7 +133,7 @@ pub fn bench(args: &[String]) -> Result<(), String> {
     // (which stays, so its teardown and TIME_WAIT leftovers do not count as churn).
     eprintln!("xtask: == measuring bytes under churn");
     let churn_load = start_load(&root, 200, 2, Some(10.0))?;
-    let churn = ws_client(&root, port, &token, 10, 0)?;
+    let churn = ws_client(&root, port, &token, 10, 0, SETTLE)?;
     drop(churn_load);
     drop(load.take());
 
@@ -188,7 +184,13 @@ pub fn bench(args: &[String]) -> Result<(), String> {
     );
     println!("  agent RSS                              {rss_mib:.1} MiB         (target < 40 MiB)");
     println!(
-        "  bytes per tick, idle                   {idle_bytes_per_tick:.0} B             (target 0 beyond keep-alives)"
+        "  bytes per tick, idle                   {idle_bytes_per_tick:.0} B + {:.0} B keep-alive (target 0 beyond keep-alives)",
+        idle["idle_keepalive_bytes"].as_f64().unwrap_or(0.0) / 10.0
+    );
+    println!(
+        "  idle agent, {SMALL} sockets, one client  {:.2} % of a core (refresh {})   (target < 1 %)",
+        small.0,
+        secs(small.1)
     );
     println!("  bytes per tick, churn (20 changes/s)   {churn_bytes_per_tick:.0} B");
     println!(
@@ -210,6 +212,10 @@ pub fn bench(args: &[String]) -> Result<(), String> {
             "cpu_seconds_per_tick": cpu / ticks,
             "rss_mib": rss_mib,
             "bytes_per_tick_idle": idle_bytes_per_tick,
+            "keepalive_bytes_per_tick_idle": idle["idle_keepalive_bytes"].as_f64().unwrap_or(0.0) / 10.0,
+            "idle_cpu_percent_1k_sockets": small.0,
+            "steady_refresh_seconds_1k_sockets": small.1,
+            "bytes_per_tick_idle_1k_sockets": small.2["idle_bytes"].as_f64().unwrap_or(0.0) / 20.0,
             "bytes_per_tick_churn": churn_bytes_per_tick,
         });
         let mut file = std::fs::File::create(&path).map_err(|e| format!("{path}: {e}"))?;
@@ -251,12 +257,69 @@ fn start_load(
     Ok(Some(Guarded(child)))
 }
 
+/// `portscope serve --interval 1s` with its refresh log read into `scans`; stopped when dropped.
+struct RunningAgent {
+    _child: Guarded,
+    pid: u32,
+    port: u16,
+    token: String,
+    /// Each tick's refresh time in seconds, from the agent's debug log.
+    scans: Arc<Mutex<Vec<f64>>>,
+}
+
+impl RunningAgent {
+    fn start(agent: &Path) -> Result<Self, String> {
+        let mut serve = Command::new(agent)
+            .args(["serve", "--port", "0", "--interval", "1s"])
+            .env("RUST_LOG", "portscope::refresh=debug")
+            .env_remove("PORTSCOPE_TOKEN")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot start the agent: {e}"))?;
+        let pid = serve.id();
+        let url = BufReader::new(serve.stdout.take().ok_or("no stdout")?)
+            .lines()
+            .next()
+            .ok_or("the agent printed no URL")?
+            .map_err(|e| e.to_string())?;
+        let scans = Arc::new(Mutex::new(Vec::<f64>::new()));
+        {
+            let scans = scans.clone();
+            let stderr = serve.stderr.take().ok_or("no stderr")?;
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    let line = strip_ansi(&line);
+                    if let Some(micros) = line
+                        .split("micros=")
+                        .nth(1)
+                        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+                        .and_then(|n| n.parse::<f64>().ok())
+                    {
+                        scans.lock().unwrap().push(micros / 1e6);
+                    }
+                }
+            });
+        }
+        let (port, token) = parse_url(&url)?;
+        Ok(Self {
+            _child: Guarded(serve),
+            pid,
+            port,
+            token,
+            scans,
+        })
+    }
+}
+
 fn ws_client(
     root: &Path,
     port: u16,
     token: &str,
     idle: u64,
     samples: u32,
+    settle: f64,
 ) -> Result<Value, String> {
     let out = Command::new("python3")
         .arg(root.join("bench/wsclient.py"))
@@ -265,6 +328,7 @@ fn ws_client(
             token.to_owned(),
             idle.to_string(),
             samples.to_string(),
+            settle.to_string(),
         ])
         .output()
         .map_err(|e| format!("cannot run bench/wsclient.py: {e}"))?;
