@@ -59,6 +59,22 @@ fn main() -> Result<(), BoxError> {
         .typescript(false)
         .generate(&out)
         .map_err(|e| format!("wasm-bindgen failed on {}: {e:#}", wasm.display()))?;
+    // Served to browsers that accept gzip: the module is about a third of its size compressed.
+    for name in ["portscope_web_bg.wasm", "portscope_web.js"] {
+        gzip(&out.join(name))?;
+    }
+    Ok(())
+}
+
+/// Writes `path.gz` beside `path`, at the best compression.
+fn gzip(path: &Path) -> Result<(), BoxError> {
+    use std::io::Write;
+    let data = std::fs::read(path)?;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    encoder.write_all(&data)?;
+    let mut gz = path.as_os_str().to_owned();
+    gz.push(".gz");
+    std::fs::write(gz, encoder.finish()?)?;
     Ok(())
 }
 

@@ -217,6 +217,33 @@ fn dashboard_assets_are_served_from_the_binary_with_their_types() {
         assert_eq!(res.status, 200, "{path}");
         assert_eq!(res.header("content-type"), Some(kind), "{path}");
     }
+    // The bundle goes gzip-compressed to a browser that accepts it, as it is to one that does not.
+    let plain = http(
+        agent.port,
+        "GET",
+        "/portscope_web_bg.wasm",
+        &[("Host", &host)],
+    );
+    assert!(plain.header("content-encoding").is_none());
+    let gzip = http(
+        agent.port,
+        "GET",
+        "/portscope_web_bg.wasm",
+        &[("Host", &host), ("Accept-Encoding", "gzip, deflate, br")],
+    );
+    assert_eq!(gzip.header("content-encoding"), Some("gzip"));
+    assert_eq!(gzip.header("vary"), Some("accept-encoding"));
+    let length = |r: &crate::support::HttpResponse| {
+        r.header("content-length")
+            .and_then(|n| n.parse::<usize>().ok())
+            .unwrap_or(0)
+    };
+    assert!(
+        length(&gzip) > 0 && length(&gzip) * 2 < length(&plain),
+        "gzip {} B, plain {} B",
+        length(&gzip),
+        length(&plain)
+    );
     let res = http(agent.port, "GET", "/../../etc/passwd", &[("Host", &host)]);
     assert!(matches!(res.status, 400 | 404), "{}", res.status);
     let res = http(agent.port, "GET", "/Cargo.toml", &[("Host", &host)]);

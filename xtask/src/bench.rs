@@ -137,6 +137,14 @@ pub fn bench(args: &[String]) -> Result<(), String> {
     drop(churn_load);
     drop(load.take());
 
+    eprintln!("xtask: == measuring the dashboard in headless Chromium");
+    let page = browser(
+        &root,
+        &format!("http://127.0.0.1:{port}/?token={token}"),
+        o.sockets * 9 / 10,
+    )?;
+    let page_ms = |key: &str| page[key].as_f64().unwrap_or(f64::NAN);
+
     let latencies: Vec<f64> = idle["latency_ms"]
         .as_array()
         .map(|a| a.iter().filter_map(Value::as_f64).collect())
@@ -194,6 +202,27 @@ pub fn bench(args: &[String]) -> Result<(), String> {
     );
     println!("  bytes per tick, churn (20 changes/s)   {churn_bytes_per_tick:.0} B");
     println!(
+        "  dashboard: {} rows, {} in the page, first view {:.1} s",
+        page["rows"],
+        page["dom_rows"],
+        page_ms("load_seconds")
+    );
+    println!(
+        "  ~100-row delta applied and drawn       {:.1} ms median, {:.1} ms max (target < 16 ms)",
+        page_ms("delta_ms_median"),
+        page_ms("delta_ms_max")
+    );
+    println!(
+        "  sort / filter / scroll, drawn          {:.1} / {:.1} / {:.1} ms median",
+        page_ms("sort_ms_median"),
+        page_ms("filter_ms_median"),
+        page_ms("scroll_ms_median")
+    );
+    println!(
+        "  floor: one cell changed and drawn      {:.1} ms median (this machine's Chromium)",
+        page_ms("floor_ms_median")
+    );
+    println!(
         "  first snapshot to a client             {:.0} KiB in {} part(s), {:.3} s",
         idle["snapshot_bytes"].as_f64().unwrap_or(0.0) / 1024.0,
         idle["snapshot_parts"],
@@ -214,6 +243,7 @@ pub fn bench(args: &[String]) -> Result<(), String> {
             "bytes_per_tick_idle": idle_bytes_per_tick,
             "keepalive_bytes_per_tick_idle": idle["idle_keepalive_bytes"].as_f64().unwrap_or(0.0) / 10.0,
             "idle_cpu_percent_1k_sockets": small.0,
+            "dashboard": page,
             "steady_refresh_seconds_1k_sockets": small.1,
             "bytes_per_tick_idle_1k_sockets": small.2["idle_bytes"].as_f64().unwrap_or(0.0) / 20.0,
             "bytes_per_tick_churn": churn_bytes_per_tick,
@@ -311,6 +341,22 @@ impl RunningAgent {
             scans,
         })
     }
+}
+
+/// Runs `bench/browser.py` (headless Chromium through chromedriver) on the agent's page.
+fn browser(root: &Path, url: &str, min_rows: usize) -> Result<Value, String> {
+    let out = Command::new("python3")
+        .arg(root.join("bench/browser.py"))
+        .args([url, &min_rows.to_string()])
+        .output()
+        .map_err(|e| format!("cannot run bench/browser.py: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(text.trim()).map_err(|e| {
+        format!(
+            "browser.py said {text:?} ({e}); stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
 }
 
 fn ws_client(
@@ -448,6 +494,8 @@ fn install_tools() -> Result<(), String> {
         ("net-tools", "/usr/bin/netstat"),
         ("lsof", "/usr/bin/lsof"),
         ("iproute2", "/usr/bin/ss"),
+        ("chromium", "/usr/bin/chromium"),
+        ("chromium-driver", "/usr/bin/chromedriver"),
     ]
     .iter()
     .filter(|(_, path)| !Path::new(path).exists())

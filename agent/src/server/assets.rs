@@ -7,6 +7,8 @@ pub struct Asset {
     pub path: &'static str,
     pub content_type: &'static str,
     pub body: &'static [u8],
+    /// The same, gzip-compressed at build time (the large built files only).
+    pub gzip: Option<&'static [u8]>,
 }
 
 macro_rules! web_file {
@@ -15,6 +17,7 @@ macro_rules! web_file {
             path: $path,
             content_type: $type,
             body: include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../web/static", $path)),
+            gzip: None,
         }
     };
 }
@@ -25,6 +28,12 @@ macro_rules! built_file {
             path: $path,
             content_type: $type,
             body: include_bytes!(concat!(env!("OUT_DIR"), "/web", $path)),
+            gzip: Some(include_bytes!(concat!(
+                env!("OUT_DIR"),
+                "/web",
+                $path,
+                ".gz"
+            ))),
         }
     };
 }
@@ -43,4 +52,36 @@ pub static ASSETS: &[Asset] = &[
 pub fn find(path: &str) -> Option<&'static Asset> {
     let path = if path == "/" { "/index.html" } else { path };
     ASSETS.iter().find(|a| a.path == path)
+}
+
+/// Whether an `Accept-Encoding` value accepts gzip: a `gzip` (or `*`) coding whose quality is not
+/// zero (RFC 9110, section 12.5.3).
+pub fn accepts_gzip(accept_encoding: &str) -> bool {
+    accept_encoding.split(',').any(|coding| {
+        let mut parts = coding.split(';');
+        let name = parts.next().unwrap_or_default().trim();
+        let refused = parts.any(|p| {
+            p.trim()
+                .strip_prefix("q=")
+                .and_then(|q| q.trim().parse::<f32>().ok())
+                .is_some_and(|q| q <= 0.0)
+        });
+        (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gzip_is_sent_only_where_accepted() {
+        assert!(accepts_gzip("gzip, deflate, br, zstd"));
+        assert!(accepts_gzip("br;q=1.0, GZIP;q=0.5"));
+        assert!(accepts_gzip("*"));
+        assert!(!accepts_gzip("gzip;q=0"));
+        assert!(!accepts_gzip("br, deflate"));
+        assert!(!accepts_gzip(""));
+        assert!(!accepts_gzip("x-gzip-not"));
+    }
 }

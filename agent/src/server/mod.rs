@@ -232,10 +232,33 @@ async fn security_headers(mut res: Response) -> Response {
     res
 }
 
-async fn asset(uri: Uri) -> Response {
-    match assets::find(uri.path()) {
-        Some(asset) => ([(header::CONTENT_TYPE, asset.content_type)], asset.body).into_response(),
-        None => (StatusCode::NOT_FOUND, "not found").into_response(),
+async fn asset(uri: Uri, headers: HeaderMap) -> Response {
+    let Some(asset) = assets::find(uri.path()) else {
+        return (StatusCode::NOT_FOUND, "not found").into_response();
+    };
+    let accepts_gzip = headers
+        .get(header::ACCEPT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(assets::accepts_gzip);
+    match asset.gzip {
+        Some(gzip) if accepts_gzip => (
+            [
+                (header::CONTENT_TYPE, asset.content_type),
+                (header::CONTENT_ENCODING, "gzip"),
+                (header::VARY, "accept-encoding"),
+            ],
+            gzip,
+        )
+            .into_response(),
+        Some(_) => (
+            [
+                (header::CONTENT_TYPE, asset.content_type),
+                (header::VARY, "accept-encoding"),
+            ],
+            asset.body,
+        )
+            .into_response(),
+        None => ([(header::CONTENT_TYPE, asset.content_type)], asset.body).into_response(),
     }
 }
 
