@@ -52,11 +52,17 @@ class Ws:
         self.sock.sendall(bytes([0x80 | opcode, 0x80 | len(payload)]) + mask + masked)
 
     def message(self, timeout):
-        """The next text message as JSON, or None at the timeout. Answers pings."""
-        self.sock.settimeout(timeout)
+        """The next text message as JSON, or None at the timeout. Answers pings (which do not
+        extend the timeout)."""
+        deadline = time.monotonic() + timeout
         try:
             while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return None
+                self.sock.settimeout(remaining)
                 b0, b1 = self._exact(2)
+                self.sock.settimeout(max(deadline - time.monotonic(), 5))
                 length = b1 & 0x7F
                 if length == 126:
                     length = struct.unpack(">H", self._exact(2))[0]

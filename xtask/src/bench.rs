@@ -129,14 +129,6 @@ pub fn bench(args: &[String]) -> Result<(), String> {
     };
     let ticks = elapsed.max(1.0);
 
-    // Churn: a second, small load that replaces connections all the time, beside the big one
-    // (which stays, so its teardown and TIME_WAIT leftovers do not count as churn).
-    eprintln!("xtask: == measuring bytes under churn");
-    let churn_load = start_load(&root, 200, 2, Some(10.0))?;
-    let churn = ws_client(&root, port, &token, 10, 0, SETTLE)?;
-    drop(churn_load);
-    drop(load.take());
-
     eprintln!("xtask: == measuring the dashboard in headless Chromium");
     let page = browser(
         &root,
@@ -144,6 +136,14 @@ pub fn bench(args: &[String]) -> Result<(), String> {
         o.sockets * 9 / 10,
     )?;
     let page_ms = |key: &str| page[key].as_f64().unwrap_or(f64::NAN);
+
+    // Churn: a second, small load that replaces connections all the time, beside the big one
+    // (which stays, so its teardown and TIME_WAIT leftovers do not count as churn).
+    eprintln!("xtask: == measuring bytes under churn");
+    let churn_load = start_load(&root, 200, 2, Some(10.0))?;
+    let churn = ws_client(&root, port, &token, 10, 0, SETTLE)?;
+    drop(churn_load);
+    drop(load.take());
 
     let latencies: Vec<f64> = idle["latency_ms"]
         .as_array()
