@@ -525,6 +525,21 @@ async fn the_dashboard_shows_a_large_state_through_a_window_of_rows() {
         if bottom[4] == top[4] {
             return Err(format!("the same rows at the top and the end: {bottom:?}"));
         }
+        // Sorting the other way round puts the last row first.
+        c.execute(
+            "document.querySelector('.table-wrap').scrollTop = 0; \
+             document.querySelector(\"th[data-column='local']\").click();",
+            vec![],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        let last = bottom[4].as_str().unwrap_or_default().to_owned();
+        let css = format!("#sockets tr.spacer + tr.row[data-id='{last}']");
+        c.wait()
+            .at_most(WAIT)
+            .for_element(Locator::Css(&css))
+            .await
+            .map_err(|e| format!("sorted descending, {last} is not the first row: {e}"))?;
 
         // 100 more sockets arrive in one delta.
         let _more = crate::support::Situation::start(&["many", "100"]);

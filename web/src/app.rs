@@ -22,13 +22,6 @@ const ROW_PX: f64 = 29.0;
 /// Rows rendered beyond each edge of the view, so that fast scrolling shows no blank band.
 const OVERSCAN: usize = 20;
 
-/// The filtered, sorted rows by id, and how many of them are open (not lingering closed ones).
-#[derive(Clone, Debug, Default, PartialEq)]
-struct Order {
-    ids: Vec<String>,
-    open: usize,
-}
-
 /// The rows in view, and how many rows the spacers above and below stand for.
 #[derive(Clone, Debug, Default, PartialEq)]
 struct Window {
@@ -183,17 +176,13 @@ pub fn App() -> impl IntoView {
         }
     });
 
-    let order = Memo::new(move |_| {
-        table.with(|t| {
-            view.with(|v| {
-                let rows = table::visible(t, v);
-                Order {
-                    open: rows.iter().filter(|r| r.closed_at.is_none()).count(),
-                    ids: rows.into_iter().map(|r| r.socket.id.clone()).collect(),
-                }
-            })
-        })
+    // The table keeps its rows filtered and sorted for the view; a new view rebuilds that index.
+    Effect::new(move |_| {
+        let v = view.get();
+        table.update(|t| t.set_view(&v));
     });
+    // (rows shown, of which open): closed rows linger for a moment but no longer count.
+    let shown = Memo::new(move |_| table.with(Table::shown_counts));
     // The scroll position and height of the table's scroll box, which pick the rows to render.
     let wrap_ref = NodeRef::<html::Div>::new();
     let scroll_top = RwSignal::new(0.0);
@@ -214,17 +203,17 @@ pub fn App() -> impl IntoView {
         let now = js_sys::Date::now();
         let ephemeral = hello.with(|h| h.as_ref().and_then(|h| h.ephemeral_ports));
         let (top, height) = (scroll_top.get(), viewport.get());
-        order.with(|o| {
-            let (first, last) = window_range(top, height, o.ids.len());
-            table.with(|t| Window {
+        table.with(|t| {
+            let (len, _) = t.shown_counts();
+            let (first, last) = window_range(top, height, len);
+            Window {
                 before: first,
-                rows: o.ids[first..last]
-                    .iter()
-                    .filter_map(|id| t.rows.get(id))
+                rows: t
+                    .shown_rows(first, last)
                     .map(|r| RowView::new(t, r, now, ephemeral))
                     .collect(),
-                after: o.ids.len() - last,
-            })
+                after: len - last,
+            }
         })
     });
     // Set through CSSOM (`style:height`), which the page's CSP allows; a `style` attribute it
@@ -279,7 +268,7 @@ pub fn App() -> impl IntoView {
             >
                 {move || {
                     // Closed rows linger for a moment but no longer count.
-                    format!("{} of {} sockets", order.with(|o| o.open), total.get())
+                    format!("{} of {} sockets", shown.get().1, total.get())
                 }}
             </span>
         </div>
@@ -332,7 +321,7 @@ pub fn App() -> impl IntoView {
                         </tr>
                     </tbody>
                 </table>
-                <Show when=move || table.with(|t| t.loaded) && order.with(|o| o.ids.is_empty())>
+                <Show when=move || table.with(|t| t.loaded) && shown.get().0 == 0>
                     <p class="empty">"No socket matches this filter."</p>
                 </Show>
             </div>

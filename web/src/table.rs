@@ -1,9 +1,12 @@
 //! The dashboard's copy of the agent's state: rows kept by socket id, updated by `Snapshot` and
 //! `Delta`, with the bookkeeping that highlights new rows and keeps closed ones briefly (as
-//! TCPView does). Also the filter and sort that turn rows into what the table shows.
+//! TCPView does). Also the filter and sort that turn rows into what the table shows, kept as a
+//! sorted index that each change updates row by row: a delta of 100 rows costs 100 index
+//! updates, not a filter and a sort of every row.
 
-use std::cmp::Ordering;
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, HashMap};
+use std::net::IpAddr;
 
 use portscope_shared::{Delta, Process, Snapshot, SnapshotMore, Socket};
 
@@ -20,6 +23,36 @@ pub struct Row {
     pub closed_at: Option<f64>,
     /// Incremented on every change, so the view re-renders just this row.
     pub rev: u64,
+    /// What the filter searches, lowercase (columns joined by spaces).
+    hay: String,
+    /// Where the row stands in [`Table::shown`], when the filter shows it.
+    place: Option<Place>,
+    /// Whether it was closed when placed (counted in [`Table::shown_closed`]).
+    counted_closed: bool,
+}
+
+/// The value a row is sorted by (all rows of one index use the same variant).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum SortKey {
+    Text(String),
+    Endpoint(Option<u16>, Option<IpAddr>),
+    Pid(Option<u32>),
+}
+
+/// A row's place in the shown order: its sort key (reversed when descending), then its id, so
+/// that the order is total and stable.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Place {
+    Up(SortKey, String),
+    Down(Reverse<SortKey>, String),
+}
+
+impl Place {
+    fn id(&self) -> &str {
+        match self {
+            Place::Up(_, id) | Place::Down(_, id) => id,
+        }
+    }
 }
 
 impl Row {
@@ -39,6 +72,12 @@ pub struct Table {
     pub loaded: bool,
     /// A large snapshot's parts received so far (see [`Table::receive_snapshot`]).
     pending: Option<Snapshot>,
+    /// The filter and sort the index follows (see [`Table::set_view`]).
+    view: View,
+    /// The rows the filter shows, in display order.
+    shown: BTreeSet<Place>,
+    /// How many of them are closed rows lingering.
+    shown_closed: usize,
 }
 
 /// What applying a `Delta` found.
@@ -85,23 +124,27 @@ impl Table {
     /// reconnect) rows that appeared are new and rows that vanished are shown as closed.
     pub fn apply_snapshot(&mut self, snapshot: Snapshot, now: f64) {
         let first = !self.loaded;
+        let processes: HashMap<u32, Process> =
+            snapshot.processes.into_iter().map(|p| (p.pid, p)).collect();
+        let processes_changed = processes != self.processes;
+        self.processes = processes;
         let mut seen = std::collections::HashSet::new();
         for socket in snapshot.sockets {
             seen.insert(socket.id.clone());
             self.upsert(socket, if first { None } else { Some(now) });
         }
-        for row in self.rows.values_mut() {
-            if !seen.contains(&row.socket.id) && row.closed_at.is_none() {
+        let ids: Vec<String> = self.rows.keys().cloned().collect();
+        for id in ids {
+            let row = self.rows.get_mut(&id).expect("listed above");
+            let vanished = !seen.contains(&id) && row.closed_at.is_none();
+            if vanished {
                 row.closed_at = Some(now);
-                row.rev += 1;
             }
-        }
-        let processes: HashMap<u32, Process> =
-            snapshot.processes.into_iter().map(|p| (p.pid, p)).collect();
-        if processes != self.processes {
-            // Owner names and users are drawn from `processes`: re-render every row.
-            self.rows.values_mut().for_each(|row| row.rev += 1);
-            self.processes = processes;
+            if vanished || processes_changed {
+                // Owner names and users are drawn from `processes`: re-render every row.
+                row.rev += 1;
+                self.index(&id);
+            }
         }
         self.warnings = snapshot.warnings;
         self.seq = snapshot.seq;
@@ -111,18 +154,6 @@ impl Table {
     pub fn apply_delta(&mut self, delta: Delta, now: f64) -> Applied {
         if !self.loaded || delta.from_seq != self.seq {
             return Applied::OutOfStep;
-        }
-        for socket in delta.added {
-            self.upsert(socket, Some(now));
-        }
-        for socket in delta.changed {
-            self.upsert(socket, None);
-        }
-        for id in delta.removed {
-            if let Some(row) = self.rows.get_mut(&id) {
-                row.closed_at = Some(now);
-                row.rev += 1;
-            }
         }
         let touched: std::collections::HashSet<u32> = delta
             .processes_removed
@@ -138,10 +169,30 @@ impl Table {
         }
         if !touched.is_empty() {
             // Rows show their owners' names: re-render those whose owner changed.
-            for row in self.rows.values_mut() {
-                if row.socket.pids.iter().any(|pid| touched.contains(pid)) {
+            let ids: Vec<String> = self
+                .rows
+                .values()
+                .filter(|row| row.socket.pids.iter().any(|pid| touched.contains(pid)))
+                .map(|row| row.socket.id.clone())
+                .collect();
+            for id in ids {
+                if let Some(row) = self.rows.get_mut(&id) {
                     row.rev += 1;
                 }
+                self.index(&id);
+            }
+        }
+        for socket in delta.added {
+            self.upsert(socket, Some(now));
+        }
+        for socket in delta.changed {
+            self.upsert(socket, None);
+        }
+        for id in delta.removed {
+            if let Some(row) = self.rows.get_mut(&id) {
+                row.closed_at = Some(now);
+                row.rev += 1;
+                self.index(&id);
             }
         }
         self.warnings = delta.warnings;
@@ -150,58 +201,151 @@ impl Table {
     }
 
     fn upsert(&mut self, socket: Socket, added_at: Option<f64>) {
-        match self.rows.get_mut(&socket.id) {
+        let id = socket.id.clone();
+        match self.rows.get_mut(&id) {
             Some(row) => {
-                if row.socket != socket || row.closed_at.is_some() {
-                    row.socket = socket;
-                    row.closed_at = None;
-                    row.rev += 1;
+                if row.socket == socket && row.closed_at.is_none() {
+                    return;
                 }
+                row.socket = socket;
+                row.closed_at = None;
+                row.rev += 1;
             }
             None => {
                 self.rows.insert(
-                    socket.id.clone(),
+                    id.clone(),
                     Row {
                         socket,
                         added_at,
                         closed_at: None,
                         rev: 0,
+                        hay: String::new(),
+                        place: None,
+                        counted_closed: false,
                     },
                 );
             }
         }
+        self.index(&id);
     }
 
     /// Drops rows that were closed long enough ago. Returns true when any went.
     pub fn sweep(&mut self, now: f64) -> bool {
-        let before = self.rows.len();
-        self.rows
-            .retain(|_, row| row.closed_at.is_none_or(|t| now - t < HIGHLIGHT_MS));
-        self.rows.len() != before
+        let gone: Vec<String> = self
+            .rows
+            .values()
+            .filter(|row| row.closed_at.is_some_and(|t| now - t >= HIGHLIGHT_MS))
+            .map(|row| row.socket.id.clone())
+            .collect();
+        for id in &gone {
+            if let Some(row) = self.rows.remove(id)
+                && let Some(place) = row.place
+            {
+                self.shown.remove(&place);
+                self.shown_closed -= usize::from(row.counted_closed);
+            }
+        }
+        !gone.is_empty()
+    }
+
+    /// Follows a new filter and sort: rebuilds the index when they changed.
+    pub fn set_view(&mut self, view: &View) {
+        if *view == self.view {
+            return;
+        }
+        self.view = view.clone();
+        self.shown.clear();
+        self.shown_closed = 0;
+        let ids: Vec<String> = self.rows.keys().cloned().collect();
+        for id in ids {
+            if let Some(row) = self.rows.get_mut(&id) {
+                row.place = None;
+            }
+            self.index(&id);
+        }
+    }
+
+    /// How many rows the filter shows, and how many of those are open.
+    pub fn shown_counts(&self) -> (usize, usize) {
+        (self.shown.len(), self.shown.len() - self.shown_closed)
+    }
+
+    /// The shown rows from position `first` up to (not including) `last`, in display order.
+    pub fn shown_rows(&self, first: usize, last: usize) -> impl Iterator<Item = &Row> {
+        self.shown
+            .iter()
+            .skip(first)
+            .take(last.saturating_sub(first))
+            .filter_map(|place| self.rows.get(place.id()))
+    }
+
+    /// Puts a row (after a change to it or its owners) where the view wants it: its search text
+    /// recomputed, in the index or out of it.
+    fn index(&mut self, id: &str) {
+        let Table {
+            rows,
+            processes,
+            view,
+            shown,
+            shown_closed,
+            ..
+        } = self;
+        let Some(row) = rows.get_mut(id) else {
+            return;
+        };
+        if let Some(old) = row.place.take() {
+            shown.remove(&old);
+            *shown_closed -= usize::from(row.counted_closed);
+        }
+        row.counted_closed = false;
+        row.hay = haystack(processes, &row.socket);
+        let show = (!view.listening_only || row.socket.is_listening())
+            && matches(&row.hay, &row.socket, &view.query);
+        if show {
+            let key = sort_key(processes, view.sort, &row.socket);
+            let id = row.socket.id.clone();
+            let place = if view.descending {
+                Place::Down(Reverse(key), id)
+            } else {
+                Place::Up(key, id)
+            };
+            shown.insert(place.clone());
+            row.counted_closed = row.closed_at.is_some();
+            *shown_closed += usize::from(row.counted_closed);
+            row.place = Some(place);
+        }
     }
 
     /// Names of the processes holding a socket, comma-separated.
     pub fn process_names(&self, socket: &Socket) -> String {
-        let names: Vec<&str> = socket
-            .pids
-            .iter()
-            .filter_map(|pid| self.processes.get(pid).map(|p| p.name.as_str()))
-            .collect();
-        names.join(", ")
+        process_names(&self.processes, socket)
     }
 
     /// User names of the processes holding a socket, or its uid when they are unknown.
     pub fn user(&self, socket: &Socket) -> String {
-        let users: Vec<&str> = socket
-            .pids
-            .iter()
-            .filter_map(|pid| self.processes.get(pid)?.user.as_deref())
-            .collect();
-        match (users.first(), socket.uid) {
-            (Some(user), _) => (*user).to_owned(),
-            (None, Some(uid)) => format!("uid {uid}"),
-            (None, None) => String::new(),
-        }
+        user(&self.processes, socket)
+    }
+}
+
+fn process_names(processes: &HashMap<u32, Process>, socket: &Socket) -> String {
+    let names: Vec<&str> = socket
+        .pids
+        .iter()
+        .filter_map(|pid| processes.get(pid).map(|p| p.name.as_str()))
+        .collect();
+    names.join(", ")
+}
+
+fn user(processes: &HashMap<u32, Process>, socket: &Socket) -> String {
+    let users: Vec<&str> = socket
+        .pids
+        .iter()
+        .filter_map(|pid| processes.get(pid)?.user.as_deref())
+        .collect();
+    match (users.first(), socket.uid) {
+        (Some(user), _) => (*user).to_owned(),
+        (None, Some(uid)) => format!("uid {uid}"),
+        (None, None) => String::new(),
     }
 }
 
@@ -283,37 +427,38 @@ impl Default for View {
 }
 
 /// Does the row match every whitespace-separated term of the query? A number matches a port
-/// or pid exactly (so `80` does not match 8080); other text matches any column as a substring,
-/// case-insensitively.
-pub fn matches(table: &Table, s: &Socket, query: &str) -> bool {
-    let mut haystack: Option<String> = None;
+/// or pid exactly (so `80` does not match 8080); other text matches any column (`hay`, the
+/// row's lowercase search text) as a substring, case-insensitively.
+fn matches(hay: &str, s: &Socket, query: &str) -> bool {
     query.split_whitespace().all(|term| {
         if let Ok(n) = term.parse::<u32>() {
             return u32::from(s.local_port) == n
                 || s.remote_port.map(u32::from) == Some(n)
                 || s.pids.contains(&n);
         }
-        let hay = haystack.get_or_insert_with(|| {
-            format!(
-                "{} {} {} {} {} {} {} {} {}",
-                s.proto_label(),
-                s.local_endpoint(),
-                s.remote_text(),
-                s.state.as_str(),
-                s.pids
-                    .iter()
-                    .map(u32::to_string)
-                    .collect::<Vec<_>>()
-                    .join(" "),
-                table.process_names(s),
-                table.user(s),
-                what(s),
-                s.exposure.map_or("", |e| e.as_str()),
-            )
-            .to_lowercase()
-        });
         hay.contains(&term.to_lowercase())
     })
+}
+
+/// The text the filter searches: every column, lowercase.
+fn haystack(processes: &HashMap<u32, Process>, s: &Socket) -> String {
+    format!(
+        "{} {} {} {} {} {} {} {} {}",
+        s.proto_label(),
+        s.local_endpoint(),
+        s.remote_text(),
+        s.state.as_str(),
+        s.pids
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(" "),
+        process_names(processes, s),
+        user(processes, s),
+        what(s),
+        s.exposure.map_or("", |e| e.as_str()),
+    )
+    .to_lowercase()
 }
 
 /// What serves a socket: the guessed program for listeners, else the port's IANA name.
@@ -324,40 +469,16 @@ pub fn what(s: &Socket) -> String {
         .unwrap_or_default()
 }
 
-/// The rows to show, filtered and sorted (ties broken by id, so the order is stable).
-pub fn visible<'a>(table: &'a Table, view: &View) -> Vec<&'a Row> {
-    let rows: Vec<&Row> = table
-        .rows
-        .values()
-        .filter(|r| !view.listening_only || r.socket.is_listening())
-        .filter(|r| matches(table, &r.socket, &view.query))
-        .collect();
-    // Text columns are computed once per row, not once per comparison.
-    let text = |r: &Row| match view.sort {
-        Column::Process => table.process_names(&r.socket).to_lowercase(),
-        Column::What => what(&r.socket),
-        Column::User => table.user(&r.socket),
-        _ => String::new(),
-    };
-    let mut keyed: Vec<(String, &Row)> = rows.into_iter().map(|r| (text(r), r)).collect();
-    keyed.sort_by(|(ka, a), (kb, b)| {
-        let ord = ka
-            .cmp(kb)
-            .then_with(|| compare(view.sort, &a.socket, &b.socket));
-        let ord = if view.descending { ord.reverse() } else { ord };
-        ord.then_with(|| a.socket.id.cmp(&b.socket.id))
-    });
-    keyed.into_iter().map(|(_, r)| r).collect()
-}
-
-/// Order by the columns that need no text key (those compare equal here).
-fn compare(column: Column, a: &Socket, b: &Socket) -> Ordering {
+/// The value a row is sorted by in `column`.
+fn sort_key(processes: &HashMap<u32, Process>, column: Column, s: &Socket) -> SortKey {
     match column {
-        Column::Proto => a.proto_label().cmp(b.proto_label()),
-        Column::Local => (a.local_port, a.local_addr).cmp(&(b.local_port, b.local_addr)),
-        Column::Remote => (a.remote_port, a.remote_addr).cmp(&(b.remote_port, b.remote_addr)),
-        Column::State => a.state.as_str().cmp(b.state.as_str()),
-        Column::Pid => a.pids.first().cmp(&b.pids.first()),
-        Column::Process | Column::What | Column::User => Ordering::Equal,
+        Column::Proto => SortKey::Text(s.proto_label().to_owned()),
+        Column::Local => SortKey::Endpoint(Some(s.local_port), Some(s.local_addr)),
+        Column::Remote => SortKey::Endpoint(s.remote_port, s.remote_addr),
+        Column::State => SortKey::Text(s.state.as_str().to_owned()),
+        Column::Pid => SortKey::Pid(s.pids.first().copied()),
+        Column::Process => SortKey::Text(process_names(processes, s).to_lowercase()),
+        Column::What => SortKey::Text(what(s)),
+        Column::User => SortKey::Text(user(processes, s)),
     }
 }
