@@ -27,6 +27,10 @@ use crate::cli::{Cli, Command};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if matches!(cli.command, None | Some(Command::Serve(_))) {
+        // The daemon runs for days: one malloc arena keeps its memory ~15 % lower.
+        os::use_one_malloc_arena();
+    }
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(

@@ -254,15 +254,19 @@ impl Table {
             return;
         }
         self.view = view.clone();
-        self.shown.clear();
-        self.shown_closed = 0;
-        let ids: Vec<String> = self.rows.keys().cloned().collect();
-        for id in ids {
-            if let Some(row) = self.rows.get_mut(&id) {
-                row.place = None;
-            }
-            self.index(&id);
+        // Every row's search text is current: only places change. Collecting into a set sorts
+        // once and builds it in bulk, which beats 20 000 inserts.
+        let query = view.query.to_lowercase();
+        let mut closed = 0;
+        let mut places = Vec::with_capacity(self.rows.len());
+        for row in self.rows.values_mut() {
+            row.place = shows(view, &query, row).then(|| place(&self.processes, view, &row.socket));
+            row.counted_closed = row.place.is_some() && row.closed_at.is_some();
+            closed += usize::from(row.counted_closed);
+            places.extend(row.place.clone());
         }
+        self.shown = places.into_iter().collect();
+        self.shown_closed = closed;
     }
 
     /// How many rows the filter shows, and how many of those are open.
@@ -299,16 +303,8 @@ impl Table {
         }
         row.counted_closed = false;
         row.hay = haystack(processes, &row.socket);
-        let show = (!view.listening_only || row.socket.is_listening())
-            && matches(&row.hay, &row.socket, &view.query);
-        if show {
-            let key = sort_key(processes, view.sort, &row.socket);
-            let id = row.socket.id.clone();
-            let place = if view.descending {
-                Place::Down(Reverse(key), id)
-            } else {
-                Place::Up(key, id)
-            };
+        if shows(view, &view.query.to_lowercase(), row) {
+            let place = place(processes, view, &row.socket);
             shown.insert(place.clone());
             row.counted_closed = row.closed_at.is_some();
             *shown_closed += usize::from(row.counted_closed);
@@ -426,18 +422,32 @@ impl Default for View {
     }
 }
 
-/// Does the row match every whitespace-separated term of the query? A number matches a port
-/// or pid exactly (so `80` does not match 8080); other text matches any column (`hay`, the
-/// row's lowercase search text) as a substring, case-insensitively.
-fn matches(hay: &str, s: &Socket, query: &str) -> bool {
-    query.split_whitespace().all(|term| {
-        if let Ok(n) = term.parse::<u32>() {
-            return u32::from(s.local_port) == n
-                || s.remote_port.map(u32::from) == Some(n)
-                || s.pids.contains(&n);
-        }
-        hay.contains(&term.to_lowercase())
-    })
+/// Whether the view shows a row: the listening toggle, and every whitespace-separated term of
+/// the (lowercased) query. A number matches a port or pid exactly (so `80` does not match
+/// 8080); other text matches any column (`hay`, the row's lowercase search text) as a
+/// substring.
+fn shows(view: &View, query: &str, row: &Row) -> bool {
+    let s = &row.socket;
+    (!view.listening_only || s.is_listening())
+        && query.split_whitespace().all(|term| {
+            if let Ok(n) = term.parse::<u32>() {
+                return u32::from(s.local_port) == n
+                    || s.remote_port.map(u32::from) == Some(n)
+                    || s.pids.contains(&n);
+            }
+            row.hay.contains(term)
+        })
+}
+
+/// A row's place in the view's order.
+fn place(processes: &HashMap<u32, Process>, view: &View, s: &Socket) -> Place {
+    let key = sort_key(processes, view.sort, s);
+    let id = s.id.clone();
+    if view.descending {
+        Place::Down(Reverse(key), id)
+    } else {
+        Place::Up(key, id)
+    }
 }
 
 /// The text the filter searches: every column, lowercase.

@@ -168,6 +168,37 @@ fn to_stat(stat: procfs::process::Stat) -> ProcessStat {
     }
 }
 
+/// Environment variable glibc's malloc reads at start: the most arenas (per-thread heaps) it
+/// creates.
+const MALLOC_ARENA_MAX: &str = "MALLOC_ARENA_MAX";
+
+/// Makes glibc's malloc use a single arena, by running this program again in place (`exec`: same
+/// pid, same arguments and descriptors) with `MALLOC_ARENA_MAX=1`, unless it is set already.
+///
+/// With one arena per thread, memory freed after each scan stays spread over several heaps: the
+/// agent holding 21 000 sockets measured 41 MiB resident with the default and 34 MiB with one
+/// arena (`cargo xtask bench`), at no measurable cost in time (one thread scans at a time).
+/// glibc reads the variable only when the process starts, and setting it through `mallopt`
+/// would need `unsafe`, which this workspace forbids. Where the re-run fails (the binary was
+/// deleted), the agent goes on as it is.
+pub fn use_one_malloc_arena() {
+    use std::os::unix::process::CommandExt;
+    if std::env::var_os(MALLOC_ARENA_MAX).is_some() {
+        return;
+    }
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
+    let mut args = std::env::args_os();
+    let argv0 = args.next().unwrap_or_else(|| exe.clone().into_os_string());
+    // `exec` returns only on failure.
+    let _ = std::process::Command::new(&exe)
+        .arg0(argv0)
+        .args(args)
+        .env(MALLOC_ARENA_MAX, "1")
+        .exec();
+}
+
 /// The kernel's port ranges and defaults, from `/proc/sys/net`; defaults where unreadable.
 pub fn port_settings() -> PortSettings {
     let read = |path: &str| std::fs::read_to_string(path).ok();
