@@ -2,7 +2,7 @@
 through chromedriver (WebDriver over HTTP) on the agent's page while the bench's load is open,
 and measures, in the page, how long each interaction takes until the table is drawn and laid
 out: a delta of about 100 rows (50 loopback connections this script opens, then closes), a
-sort, a filter and a scroll; and the floor, the cheapest change a page can make (one cell), as
+sort, a filter, a jump to another part of the table and a wheel step; and the floor, the cheapest change a page can make (one cell), as
 this machine's Chromium draws it.
 
 usage: browser.py URL_WITH_TOKEN MIN_ROWS
@@ -34,6 +34,11 @@ SORT = TIMED % "document.querySelector(\"th[data-column='%s']\").click(); finish
 FILTER = TIMED % """
 const f = document.getElementById('filter');
 f.value = %s; f.dispatchEvent(new Event('input', {bubbles: true})); finish();"""
+# One wheel step (100 px, about three rows) down.
+STEP = TIMED % """
+const w = document.querySelector('.table-wrap');
+w.addEventListener('scroll', finish, {once: true});
+w.scrollTop = w.scrollTop + 100;"""
 # The floor: the cheapest change a page can make (one cell's text), drawn and laid out.
 FLOOR = TIMED % """
 document.querySelector("#sockets tr.row td").textContent += "";
@@ -138,7 +143,7 @@ def main():
                 deltas.append(wait("a 100-row delta", applied, 30))
                 time.sleep(0.3)
 
-        timings = {"sort": [], "filter": [], "scroll": [], "floor": []}
+        timings = {"sort": [], "filter": [], "scroll": [], "step": [], "floor": []}
         for _ in range(ROUNDS):
             timings["floor"].append(d.script(FLOOR, True))
             for column in ("process", "local"):
@@ -147,6 +152,8 @@ def main():
                 timings["filter"].append(d.script(FILTER % json.dumps(text), True))
             for where in (0.5, 0.9, 0.1):
                 timings["scroll"].append(d.script(SCROLL % where, True))
+            for _ in range(3):
+                timings["step"].append(d.script(STEP, True))
         d.call("DELETE", "")
         print(json.dumps({
             "rows": rows,
@@ -159,6 +166,7 @@ def main():
             "sort_ms_median": median(timings["sort"]),
             "filter_ms_median": median(timings["filter"]),
             "scroll_ms_median": median(timings["scroll"]),
+            "scroll_step_ms_median": median(timings["step"]),
             "floor_ms_median": median(timings["floor"]),
             "timings_ms": timings,
         }), flush=True)
