@@ -349,20 +349,10 @@ impl RunningAgent {
 
 /// Runs `bench/browser.py` (headless Chromium through chromedriver) on the agent's page.
 fn browser(root: &Path, url: &str, min_rows: usize) -> Result<Value, String> {
-    let out = Command::new("python3")
-        .arg(root.join("bench/browser.py"))
-        .args([url, &min_rows.to_string()])
-        .output()
-        .map_err(|e| format!("cannot run bench/browser.py: {e}"))?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(text.trim()).map_err(|e| {
-        format!(
-            "browser.py said {text:?} ({e}); stderr: {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
+    python_json(root, "browser.py", &[url.to_owned(), min_rows.to_string()])
 }
 
+/// Runs `bench/wsclient.py` against the agent (see its usage line).
 fn ws_client(
     root: &Path,
     port: u16,
@@ -371,21 +361,30 @@ fn ws_client(
     samples: u32,
     settle: f64,
 ) -> Result<Value, String> {
-    let out = Command::new("python3")
-        .arg(root.join("bench/wsclient.py"))
-        .args([
+    python_json(
+        root,
+        "wsclient.py",
+        &[
             port.to_string(),
             token.to_owned(),
             idle.to_string(),
             samples.to_string(),
             settle.to_string(),
-        ])
+        ],
+    )
+}
+
+/// Runs `bench/SCRIPT ARGS…` with python3 and parses the one JSON object it prints.
+fn python_json(root: &Path, script: &str, args: &[String]) -> Result<Value, String> {
+    let out = Command::new("python3")
+        .arg(root.join("bench").join(script))
+        .args(args)
         .output()
-        .map_err(|e| format!("cannot run bench/wsclient.py: {e}"))?;
+        .map_err(|e| format!("cannot run bench/{script}: {e}"))?;
     let text = String::from_utf8_lossy(&out.stdout);
     serde_json::from_str(text.trim()).map_err(|e| {
         format!(
-            "wsclient said {text:?} ({e}); stderr: {}",
+            "{script} said {text:?} ({e}); stderr: {}",
             String::from_utf8_lossy(&out.stderr)
         )
     })
