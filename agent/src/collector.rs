@@ -222,7 +222,7 @@ impl<P: Platform> Collector<P> {
                 return Some(cached);
             }
             // The pid was reused: what the owner map knows of it belongs to the old process.
-            self.owners.forget_process(pid);
+            self.owners.forget(pid);
         }
         self.platform.process(pid)
     }

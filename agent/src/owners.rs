@@ -274,13 +274,9 @@ impl OwnerMap {
         self.procs.insert(pid, tracked);
     }
 
-    /// Drops what is known of `pid`, so that the next refresh reads it as a new process (its pid
-    /// was reused).
-    pub fn forget_process(&mut self, pid: u32) {
-        self.forget(pid);
-    }
-
-    fn forget(&mut self, pid: u32) {
+    /// Drops what is known of `pid` (it exited, is about to be walked again, or its pid was
+    /// reused): the next refresh reads it as a new process.
+    pub fn forget(&mut self, pid: u32) {
         let Some(old) = self.procs.remove(&pid) else {
             return;
         };

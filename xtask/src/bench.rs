@@ -79,10 +79,7 @@ pub fn bench(args: &[String]) -> Result<(), String> {
         let report = ws_client(&root, serve.port, &serve.token, 20, 0, SETTLE)?;
         let cpu_percent =
             (cpu_seconds(serve.pid)? - before) / clock.elapsed().as_secs_f64() * 100.0;
-        let refresh = {
-            let s = serve.scans.lock().unwrap();
-            median(&s[1.min(s.len())..])
-        };
+        let refresh = serve.steady_refresh();
         (cpu_percent, refresh, report)
     };
     drop(small_load);
@@ -111,22 +108,14 @@ pub fn bench(args: &[String]) -> Result<(), String> {
 
     // The agent itself: steady refresh from its own log, CPU and memory from /proc.
     let serve = RunningAgent::start(&agent)?;
-    let (pid, port, token, scans) = (
-        serve.pid,
-        serve.port,
-        serve.token.clone(),
-        serve.scans.clone(),
-    );
+    let (pid, port, token) = (serve.pid, serve.port, serve.token.clone());
     let cpu_before = cpu_seconds(pid)?;
     let clock = Instant::now();
     let idle = ws_client(&root, port, &token, 10, 20, SETTLE)?;
     let elapsed = clock.elapsed().as_secs_f64();
     let cpu = cpu_seconds(pid)? - cpu_before;
     let rss_mib = rss_kib(pid)? as f64 / 1024.0;
-    let steady = {
-        let s = scans.lock().unwrap();
-        median(&s[1.min(s.len())..])
-    };
+    let steady = serve.steady_refresh();
     let ticks = elapsed.max(1.0);
 
     eprintln!("xtask: == measuring the dashboard in headless Chromium");
@@ -158,7 +147,7 @@ pub fn bench(args: &[String]) -> Result<(), String> {
         (Some(a), Some(b)) if b > 0.0 => format!("{:.2} ×", a / b),
         _ => "n/a".into(),
     };
-    let secs = |t: Option<f64>| t.map_or("not installed".into(), |t| format!("{:.3} s", t));
+    let secs = |t: Option<f64>| t.map_or("did not run".into(), |t| format!("{:.3} s", t));
     println!();
     println!(
         "portscope bench: {} sockets held by {} processes, on this machine",
@@ -302,6 +291,12 @@ struct RunningAgent {
 }
 
 impl RunningAgent {
+    /// The median refresh time so far, without the first tick (which reads every process).
+    fn steady_refresh(&self) -> Option<f64> {
+        let s = self.scans.lock().unwrap();
+        median(&s[1.min(s.len())..])
+    }
+
     fn start(agent: &Path) -> Result<Self, String> {
         let mut serve = Command::new(agent)
             .args(["serve", "--port", "0", "--interval", "1s"])
@@ -400,7 +395,7 @@ fn parse_url(url: &str) -> Result<(u16, String), String> {
     Ok((port.parse().map_err(|e| format!("{e}"))?, token.to_owned()))
 }
 
-/// Median wall time of a command, output discarded; `None` when it is not installed.
+/// Median wall time of a command, output discarded; `None` when it does not run.
 fn median_wall(program: &str, args: &[&str], runs: usize) -> Option<f64> {
     let mut times = Vec::new();
     for _ in 0..runs {
@@ -491,40 +486,17 @@ fn machine() -> String {
     format!("{cores} cores, {cpu}, Linux {}", kernel.trim())
 }
 
-/// The peers to compare with: `ss` (iproute2), `netstat` (net-tools), `lsof`.
+/// The peers to compare with — `ss` (iproute2), `netstat` (net-tools), `lsof` — and the browser
+/// the dashboard's figures are measured in.
 fn install_tools() -> Result<(), String> {
-    let missing: Vec<&str> = [
-        ("net-tools", "/usr/bin/netstat"),
-        ("lsof", "/usr/bin/lsof"),
-        ("iproute2", "/usr/bin/ss"),
-        ("chromium", "/usr/bin/chromium"),
-        ("chromium-driver", "/usr/bin/chromedriver"),
-    ]
-    .iter()
-    .filter(|(_, path)| !Path::new(path).exists())
-    .map(|(p, _)| *p)
-    .collect();
-    if missing.is_empty() {
-        return Ok(());
-    }
-    if !crate::is_root() {
-        eprintln!(
-            "xtask: {} missing; their figures are skipped (sudo apt-get install {})",
-            missing.join(", "),
-            missing.join(" ")
-        );
-        return Ok(());
-    }
-    crate::step(
-        "apt-get update",
-        crate::command("apt-get", &["update", "-q"]),
-    )?;
-    let mut install = crate::command(
-        "apt-get",
-        &["install", "-y", "-q", "--no-install-recommends"],
-    );
-    install
-        .args(&missing)
-        .env("DEBIAN_FRONTEND", "noninteractive");
-    crate::step("apt-get install", install)
+    crate::install_debian(
+        "the benchmark's peers and browser",
+        &[
+            ("net-tools", "/usr/bin/netstat"),
+            ("lsof", "/usr/bin/lsof"),
+            ("iproute2", "/usr/bin/ss"),
+            ("chromium", "/usr/bin/chromium"),
+            ("chromium-driver", "/usr/bin/chromedriver"),
+        ],
+    )
 }

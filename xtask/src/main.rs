@@ -157,7 +157,13 @@ fn install_deps() -> Result<(), String> {
             command("rustup", &["target", "add", WASM]),
         )?;
     }
-    let missing: Vec<&str> = DEBIAN_PACKAGES
+    install_debian("the tests", DEBIAN_PACKAGES)
+}
+
+/// Installs the Debian `packages` (package, a file it provides) whose file is missing; without
+/// root, says which to install for `purpose`.
+fn install_debian(purpose: &str, packages: &[(&str, &str)]) -> Result<(), String> {
+    let missing: Vec<&str> = packages
         .iter()
         .filter(|(_, file)| !Path::new(file).exists())
         .map(|(package, _)| *package)
@@ -168,7 +174,7 @@ fn install_deps() -> Result<(), String> {
     let list = missing.join(" ");
     if !is_root() {
         return Err(format!(
-            "the tests need Debian packages that are missing: run `sudo apt-get update && sudo apt-get install -y {list}`, then run this again"
+            "{purpose} need Debian packages that are missing: run `sudo apt-get update && sudo apt-get install -y {list}`, then run this again"
         ));
     }
     eprintln!("xtask: installing {list} from Debian's packages");
