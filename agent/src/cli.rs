@@ -98,12 +98,14 @@ pub struct KillArgs {
     /// Stop this process instead.
     #[arg(long)]
     pub pid: Option<u32>,
-    /// The first signal: TERM, INT, HUP, QUIT, KILL, USR1, USR2, STOP or CONT.
-    #[arg(long, default_value = "TERM")]
-    pub signal: String,
-    /// Send KILL when it is still running after this long, e.g. `5s`; `never` to only wait.
-    #[arg(long, default_value = "5s", value_parser = parse_force_after)]
-    pub force_after: ForceAfter,
+    /// The first signal: TERM, INT, HUP, QUIT, KILL, USR1, USR2, STOP or CONT. Default: the
+    /// program's own clean stop (PostgreSQL INT, nginx QUIT), else TERM.
+    #[arg(long)]
+    pub signal: Option<String>,
+    /// Send KILL when it still listens without progress after this long, e.g. `5s`; `never`
+    /// to only wait. Default: 5s, and never for a database (PostgreSQL, MySQL, Redis, MongoDB).
+    #[arg(long, value_parser = parse_force_after)]
+    pub force_after: Option<ForceAfter>,
     /// Signal the whole process group (e.g. `npm run dev` and the node it started), as Ctrl-C
     /// in its terminal would.
     #[arg(long)]

@@ -1,16 +1,19 @@
-//! `portscope kill <port>` / `--pid N` and `POST /api/v1/kill`: stop what holds a port, gracefully
-//! first and forced after a timeout, refusing pid 1, portscope itself, kernel threads and
-//! processes the user may not signal.
+//! `portscope kill <port>` / `--pid N` and `POST /api/v1/kill`: stop what holds a port the way its
+//! program expects (PostgreSQL's fast shutdown, nginx's graceful one), force only a program that
+//! is not a database and still listens without progress, name the clients that keep it waiting,
+//! and refuse pid 1, portscope itself, kernel threads and processes the user may not signal.
 
 use std::io::Write;
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
-use portscope_shared::{KillOutcome, KillReport};
+use portscope_shared::{KillOutcome, KillReport, Process};
 
 use crate::cli::KillArgs;
 use crate::collector::{Collector, Platform, RawProcess};
+use crate::model::State;
 use crate::os::{self, SignalTarget};
+use crate::ports;
 
 /// Why a process will not be signalled.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -130,13 +133,14 @@ pub fn check(pid: u32, process: Option<&RawProcess>, me: Me, tree: bool) -> Resu
 }
 
 /// The dashboard's extra rules, on a fresh scan: the pid holds a socket now, is the process the
-/// page showed (same start time), and belongs to the user who started portscope (`SUDO_UID`
-/// when run with sudo), so that a root agent's dashboard cannot stop system daemons.
+/// page showed (same start time, which the request must give), and belongs to the user who
+/// started portscope (`SUDO_UID` when run with sudo), so that a root agent's dashboard cannot
+/// stop system daemons. Returns the process and the scan.
 pub fn allowed_from_dashboard<P: Platform>(
     collector: &mut Collector<P>,
     req: &portscope_shared::KillRequest,
     me: Me,
-) -> Result<(), Refusal> {
+) -> Result<(RawProcess, State), Refusal> {
     let pid = req.pid;
     let state = collector.scan();
     if !state.sockets.values().any(|s| s.pids.contains(&pid)) {
@@ -145,7 +149,7 @@ pub fn allowed_from_dashboard<P: Platform>(
     let process = collector.raw_process(pid);
     check(pid, process.as_ref(), me, false)?;
     let process = process.ok_or(Refusal::NoSuchProcess(pid))?;
-    if req.start_time.is_some() && req.start_time != process.start_time {
+    if process.start_time != Some(req.start_time) {
         return Err(Refusal::Changed(pid));
     }
     let invoking = std::env::var("SUDO_UID")
@@ -162,7 +166,7 @@ pub fn allowed_from_dashboard<P: Platform>(
                 .unwrap_or_else(|| format!("uid {}", process.uid.unwrap_or_default())),
         });
     }
-    Ok(())
+    Ok((process, state))
 }
 
 /// Whether a signal asks a process to end (so waiting for it, and forcing, make sense).
@@ -170,19 +174,194 @@ fn ends_process(signal: &str) -> bool {
     matches!(signal, "TERM" | "INT" | "QUIT" | "KILL")
 }
 
-/// Sends `signal`, waits for the process (or its whole group) to go, then `KILL` after
-/// `force_after` if it is still there (only for TERM, INT and QUIT; HUP, USR1, STOP or CONT are
-/// delivered and reported, not escalated).
-pub fn stop(
-    process: &RawProcess,
-    signal_name: &str,
-    force_after: Option<Duration>,
-    tree: bool,
-) -> KillReport {
+/// How long a stop waits for a process that is not forced.
+const WAIT_UNFORCED: Duration = Duration::from_secs(10);
+/// How long a stop waits in all, whatever progress the process makes.
+const WAIT_MAX: Duration = Duration::from_secs(30);
+/// When the user says nothing: KILL after this long without progress (not for databases).
+pub const DEFAULT_FORCE_AFTER: Duration = Duration::from_secs(5);
+
+/// How one process will be stopped: the first signal, and whether and when to force it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Plan {
+    pub signal: String,
+    /// What the signal does to this program, when it is the program's own way ("PostgreSQL's
+    /// fast shutdown: …"); empty otherwise.
+    pub means: String,
+    /// `KILL` after this long without progress while it still listens; `None`: never.
+    pub force_after: Option<Duration>,
+    /// Why it will not be forced although nobody said `never` (a database).
+    pub not_forced: Option<String>,
+}
+
+/// The user's choice of forcing: `None` = not said; `Some(None)` = never; `Some(Some(d))`.
+pub type ForceChoice = Option<Option<Duration>>;
+
+/// The plan for a process: the signal its program documents for a clean stop unless the user
+/// named one, and `KILL` only for programs that are not databases — unless the user asked.
+pub fn plan(
+    process: &Process,
+    port: Option<u16>,
+    signal: Option<&str>,
+    force: ForceChoice,
+) -> Plan {
+    let app = port
+        .map(|port| ports::identify(Some(process), port))
+        .or_else(|| Some(ports::identify(Some(process), 0)))
+        .and_then(ports::Identity::program);
+    let shutdown = app.map_or(ports::Shutdown::PLAIN, |a| a.shutdown);
+    let (signal, means) = match signal {
+        Some(s) => {
+            let s = s.trim_start_matches("SIG").to_ascii_uppercase();
+            let means = if s == shutdown.signal {
+                shutdown.means.to_owned()
+            } else {
+                String::new()
+            };
+            (s, means)
+        }
+        None => (shutdown.signal.to_owned(), shutdown.means.to_owned()),
+    };
+    let (force_after, not_forced) = match force {
+        Some(choice) => (choice, None),
+        None if shutdown.database => (
+            None,
+            Some(format!(
+                "{} is a database: KILL can lose what it has not written yet and makes its next start run crash recovery, so portscope never forces it unless told to (--force-after)",
+                app.map_or("it", |a| a.name)
+            )),
+        ),
+        None => (Some(DEFAULT_FORCE_AFTER), None),
+    };
+    Plan {
+        signal,
+        means,
+        force_after,
+        not_forced,
+    }
+}
+
+/// What a stop watches to tell a process that is shutting down from one that ignores the
+/// signal: the listening sockets it held (by inode) and the ports they are on.
+#[derive(Clone, Debug, Default)]
+pub struct Watch {
+    pub listening: Vec<u64>,
+    pub ports: Vec<u16>,
+}
+
+impl Watch {
+    /// The listening sockets `pids` hold in `state`.
+    pub fn of(state: &State, pids: &[u32]) -> Self {
+        let mut watch = Self::default();
+        for s in state.sockets.values() {
+            if s.is_listening() && s.pids.iter().any(|p| pids.contains(p)) {
+                if let Some(inode) =
+                    s.id.rsplit_once(" i")
+                        .and_then(|(_, i)| i.parse::<u64>().ok())
+                {
+                    watch.listening.push(inode);
+                }
+                if !watch.ports.contains(&s.local_port) {
+                    watch.ports.push(s.local_port);
+                }
+            }
+        }
+        watch
+    }
+}
+
+/// The local processes connected to `ports` (other than `server`), as "psql (pid 4242)", and
+/// how many connections come from other machines.
+pub fn clients(state: &State, ports: &[u16], server: &[u32]) -> (Vec<String>, usize) {
+    let mut local = Vec::new();
+    let mut remote = 0;
+    for s in state.sockets.values() {
+        let Some(port) = s.remote_port else { continue };
+        if s.is_listening() || !ports.contains(&port) {
+            continue;
+        }
+        let peer_local = s
+            .remote_addr
+            .is_some_and(|a| a.is_loopback() || a == s.local_addr);
+        if !peer_local {
+            continue;
+        }
+        for pid in &s.pids {
+            if server.contains(pid) {
+                continue;
+            }
+            let name = state
+                .processes
+                .get(pid)
+                .map_or_else(|| "?".to_owned(), |p| crate::text::one_line(&p.name));
+            let entry = format!("{name} (pid {pid})");
+            if !local.contains(&entry) {
+                local.push(entry);
+            }
+        }
+    }
+    // Server ends of connections from elsewhere.
+    for s in state.sockets.values() {
+        if ports.contains(&s.local_port)
+            && s.remote_addr
+                .is_some_and(|a| !a.is_loopback() && a != s.local_addr)
+            && s.pids.iter().any(|p| server.contains(p))
+        {
+            remote += 1;
+        }
+    }
+    local.sort();
+    (local, remote)
+}
+
+/// How far a process is in stopping: fewer processes, fewer sockets, or its listening sockets
+/// closed are progress.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Progress {
+    alive: usize,
+    sockets: usize,
+    listening: bool,
+}
+
+impl Progress {
+    fn read(system: &mut os::System, members: &[u32], watch: &Watch) -> Self {
+        let mut progress = Progress {
+            alive: 0,
+            sockets: 0,
+            listening: false,
+        };
+        for &pid in members {
+            if !os::is_running(pid) {
+                continue;
+            }
+            progress.alive += 1;
+            if let Ok(inodes) = Platform::socket_inodes(system, pid) {
+                progress.sockets += inodes.len();
+                progress.listening |= inodes.iter().any(|i| watch.listening.contains(i));
+            } else {
+                // Unreadable descriptors: assume it still listens (only forcing needs this).
+                progress.listening = true;
+            }
+        }
+        progress
+    }
+
+    fn better_than(self, before: Progress) -> bool {
+        self.alive < before.alive
+            || self.sockets < before.sockets
+            || (before.listening && !self.listening)
+    }
+}
+
+/// Sends the plan's signal, waits for the process (or its whole group) to go, and sends `KILL`
+/// only when the plan allows it and the process, still listening, made no progress for the
+/// plan's time (HUP, USR1, STOP or CONT are delivered and reported, never escalated). A process
+/// that closed its listening sockets is shutting down and is never forced.
+pub fn stop(process: &RawProcess, plan: &Plan, watch: &Watch, tree: bool) -> KillReport {
     let pid = process.pid;
     let name = process.name.clone();
-    let signal = os::signal_by_name(signal_name);
-    let signal_name = signal_name.trim_start_matches("SIG").to_ascii_uppercase();
+    let signal = os::signal_by_name(&plan.signal);
+    let signal_name = plan.signal.clone();
     let (target, members) = match (tree, process.pgrp) {
         (true, Some(group)) => (SignalTarget::Group(group), os::group_members(group)),
         _ => (SignalTarget::Process(pid), vec![pid]),
@@ -203,6 +382,11 @@ pub fn stop(
         ),
         SignalTarget::Process(_) => format!("{name} (pid {pid})"),
     };
+    let sent = if plan.means.is_empty() {
+        format!("sent SIG{signal_name} to {who}")
+    } else {
+        format!("sent SIG{signal_name} to {who} ({})", plan.means)
+    };
     if let Err(e) = os::send_signal(target, signal) {
         return report(
             KillOutcome::StillRunning,
@@ -211,45 +395,88 @@ pub fn stop(
         );
     }
     if !ends_process(&signal_name) {
-        return report(
-            KillOutcome::Signalled,
-            start,
-            format!("sent SIG{signal_name} to {who}"),
-        );
+        return report(KillOutcome::Signalled, start, sent);
     }
-    let gone = |deadline: Instant| loop {
-        if !members.iter().any(|&m| os::is_running(m)) {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
+    let mut system = os::System::new();
+    let mut last = Progress::read(&mut system, &members, watch);
+    let mut last_change = Instant::now();
+    let limit = match plan.force_after {
+        Some(_) => WAIT_MAX,
+        None => WAIT_UNFORCED,
+    };
+    loop {
         std::thread::sleep(Duration::from_millis(25));
-    };
-    // Without a forced stop, wait a little so the report can say whether it went.
-    let grace = force_after.unwrap_or(Duration::from_secs(2));
-    if gone(start + grace) {
-        let ms = start.elapsed().as_millis();
-        return report(
-            KillOutcome::Exited,
-            start,
-            format!("sent SIG{signal_name} to {who}; it exited after {ms} ms"),
-        );
+        let now = Progress::read(&mut system, &members, watch);
+        if now.alive == 0 {
+            let ms = start.elapsed().as_millis();
+            return report(
+                KillOutcome::Exited,
+                start,
+                format!("{sent}; it exited after {ms} ms"),
+            );
+        }
+        if now.better_than(last) {
+            last_change = Instant::now();
+        }
+        last = now;
+        if let Some(after) = plan.force_after
+            && now.listening
+            && last_change.elapsed() >= after
+        {
+            return force(process, target, &who, &signal_name, after, start, &report);
+        }
+        if start.elapsed() >= limit {
+            break;
+        }
     }
-    let Some(after) = force_after else {
-        return report(
-            KillOutcome::StillRunning,
-            start,
-            format!(
-                "sent SIG{signal_name} to {who}; it is still running after {} s (add --force-after to send KILL)",
-                grace.as_secs()
-            ),
-        );
-    };
-    // The pid must still be the same process (not exited and reused) before it gets KILL.
-    let same = |p: &RawProcess| p.start_time == process.start_time;
+    // Still there, and not forced: say why, and who keeps it alive.
+    let state = Collector::new(os::System::new()).scan();
+    let (local, remote) = clients(&state, &watch.ports, &members);
+    let mut message = format!(
+        "{sent}; it is still running after {} s",
+        start.elapsed().as_secs()
+    );
+    if !last.listening && !watch.listening.is_empty() {
+        message.push_str(", with its port closed: it is shutting down");
+    }
+    if !local.is_empty() || remote > 0 {
+        let mut who = local.clone();
+        if remote > 0 {
+            who.push(format!(
+                "{remote} connection{} from other machines",
+                if remote == 1 { "" } else { "s" }
+            ));
+        }
+        message.push_str(&format!(
+            ". Clients still connected, which may keep it waiting: {}",
+            who.join(", ")
+        ));
+    }
+    match (&plan.not_forced, plan.force_after) {
+        (Some(why), _) => message.push_str(&format!(". Not forced: {why}")),
+        (None, None) => message.push_str(". Not forced (--force-after never)"),
+        (None, Some(_)) => message.push_str(
+            ". Not forced: it kept making progress (closing its port, connections or processes)",
+        ),
+    }
+    report(KillOutcome::StillRunning, start, message)
+}
+
+/// Sends `KILL` to a process that ignored the first signal, after checking that the pid is
+/// still the same process.
+fn force(
+    process: &RawProcess,
+    target: SignalTarget,
+    who: &str,
+    signal_name: &str,
+    after: Duration,
+    start: Instant,
+    report: &dyn Fn(KillOutcome, Instant, String) -> KillReport,
+) -> KillReport {
     let mut platform = os::System::new();
-    if !crate::collector::Platform::process(&mut platform, pid).is_some_and(|p| same(&p)) {
+    let same = Platform::process(&mut platform, process.pid)
+        .is_some_and(|p| p.start_time == process.start_time);
+    if !same {
         return report(
             KillOutcome::Exited,
             start,
@@ -263,39 +490,45 @@ pub fn stop(
             format!("{who} ignored SIG{signal_name} and KILL failed: {e}"),
         );
     }
-    if gone(Instant::now() + Duration::from_secs(3)) {
-        report(
-            KillOutcome::Forced,
-            start,
-            format!(
-                "{who} ignored SIG{signal_name} for {} s; sent KILL, and it is gone",
-                after.as_secs_f32()
-            ),
-        )
-    } else {
-        report(
-            KillOutcome::StillRunning,
-            start,
-            format!("{who} survived KILL (blocked in the kernel, state D?)"),
-        )
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < deadline {
+        if !os::is_running(process.pid) {
+            return report(
+                KillOutcome::Forced,
+                start,
+                format!(
+                    "{who} ignored SIG{signal_name} and still listened without progress for {} s; sent KILL, and it is gone",
+                    after.as_secs_f32()
+                ),
+            );
+        }
+        std::thread::sleep(Duration::from_millis(25));
     }
+    report(
+        KillOutcome::StillRunning,
+        start,
+        format!("{who} survived KILL (blocked in the kernel, state D?)"),
+    )
 }
 
 /// The CLI: resolve the port or pid, check each, stop each, print. `Ok(true)` when all stopped.
 pub async fn run(args: KillArgs) -> anyhow::Result<bool> {
-    let signal = args.signal.to_ascii_uppercase();
-    if os::signal_by_name(&signal).is_none() {
+    let signal = args.signal.as_deref().map(str::to_ascii_uppercase);
+    if let Some(signal) = &signal
+        && os::signal_by_name(signal).is_none()
+    {
         bail!(
-            "unknown signal `{}`: expected TERM, INT, HUP, QUIT, KILL, USR1, USR2, STOP or CONT",
-            args.signal
+            "unknown signal `{signal}`: expected TERM, INT, HUP, QUIT, KILL, USR1, USR2, STOP or CONT"
         );
     }
+    let force: ForceChoice = args.force_after.map(|f| f.0);
     let reports = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<KillReport>> {
         let mut collector = Collector::new(os::System::new());
         let me = Me::current(&mut collector);
+        let state = collector.scan();
         let pids = match (args.port, args.pid) {
             (_, Some(pid)) => vec![pid],
-            (Some(port), None) => holders(&mut collector, port)?,
+            (Some(port), None) => holders(&mut collector, &state, port)?,
             (None, None) => bail!("give a port, or --pid N"),
         };
         if pids.is_empty() {
@@ -310,22 +543,10 @@ pub async fn run(args: KillArgs) -> anyhow::Result<bool> {
         }
         let mut reports = Vec::new();
         for process in processes {
-            // A pre-fork server's workers go with their master.
-            if !os::is_running(process.pid) {
-                reports.push(KillReport {
-                    pid: process.pid,
-                    name: process.name.clone(),
-                    signal: signal.clone(),
-                    outcome: KillOutcome::Exited,
-                    elapsed_ms: 0,
-                    message: format!(
-                        "{} (pid {}) exited with the processes stopped before it",
-                        process.name, process.pid
-                    ),
-                });
-                continue;
-            }
-            reports.push(stop(&process, &signal, args.force_after.0, args.tree));
+            let wire = crate::collector::to_wire_process(process.clone());
+            let plan = plan(&wire, args.port, signal.as_deref(), force);
+            let watch = Watch::of(&state, &[process.pid]);
+            reports.push(stop(&process, &plan, &watch, args.tree));
         }
         Ok(reports)
     })
@@ -349,10 +570,14 @@ pub async fn run(args: KillArgs) -> anyhow::Result<bool> {
 #[error("nothing holds port {0}, so nothing was stopped")]
 pub struct NothingHolds(pub u16);
 
-/// The pids of the port's listeners (TCP `LISTEN`, unconnected UDP). Connections that merely use
-/// the port (a browser's, an IDE's) are not "what holds a port": they need `--pid`.
-fn holders<P: Platform>(collector: &mut Collector<P>, port: u16) -> anyhow::Result<Vec<u32>> {
-    let state = collector.scan();
+/// The pids of the port's listeners (TCP `LISTEN`, unconnected UDP), without the workers of a
+/// pre-fork server whose master also holds it (they go with their master). Connections that
+/// merely use the port (a browser's, an IDE's) are not "what holds a port": they need `--pid`.
+fn holders<P: Platform>(
+    collector: &mut Collector<P>,
+    state: &State,
+    port: u16,
+) -> anyhow::Result<Vec<u32>> {
     let on_port: Vec<_> = state
         .sockets
         .values()
@@ -365,15 +590,25 @@ fn holders<P: Platform>(collector: &mut Collector<P>, port: u16) -> anyhow::Resu
         .collect();
     pids.sort_unstable();
     pids.dedup();
+    let all = pids.clone();
+    pids.retain(|&pid| {
+        !collector
+            .raw_process(pid)
+            .and_then(|p| p.ppid)
+            .is_some_and(|parent| all.contains(&parent))
+    });
     if pids.is_empty() {
-        let mut users: Vec<String> = on_port
-            .iter()
-            .flat_map(|s| s.pids.iter())
-            .map(|pid| match state.processes.get(pid) {
-                Some(p) => format!("{} (pid {pid})", crate::text::one_line(&p.name)),
-                None => format!("pid {pid}"),
-            })
-            .collect();
+        let (users, _) = clients(state, &[port], &[]);
+        let mut users = users;
+        for s in &on_port {
+            for pid in &s.pids {
+                let name = state
+                    .processes
+                    .get(pid)
+                    .map_or_else(|| "?".to_owned(), |p| crate::text::one_line(&p.name));
+                users.push(format!("{name} (pid {pid})"));
+            }
+        }
         users.sort();
         users.dedup();
         if !users.is_empty() {
@@ -452,5 +687,116 @@ mod tests {
         assert_eq!(refusal(700, Some(&process(700, 1, 700)), ME, true), None);
         let message = Refusal::Init(1).to_string();
         assert!(message.contains("init"), "{message}");
+    }
+
+    #[test]
+    fn each_program_is_stopped_its_own_way_and_databases_are_never_forced_unasked() {
+        use crate::model::tests::process as wire;
+        let pg = wire(
+            "postgres",
+            &["/usr/lib/postgresql/15/bin/postgres", "-D", "/data"],
+        );
+        let p = plan(&pg, Some(5432), None, None);
+        assert_eq!(p.signal, "INT", "PostgreSQL's fast shutdown");
+        assert!(p.means.contains("fast shutdown"), "{}", p.means);
+        assert_eq!(p.force_after, None);
+        assert!(p.not_forced.as_deref().unwrap().contains("database"));
+        // Asked explicitly: the user's signal, and forced when told to.
+        let p = plan(
+            &pg,
+            Some(5432),
+            Some("term"),
+            Some(Some(Duration::from_secs(2))),
+        );
+        assert_eq!((p.signal.as_str(), p.means.as_str()), ("TERM", ""));
+        assert_eq!(p.force_after, Some(Duration::from_secs(2)));
+        assert_eq!(p.not_forced, None);
+
+        let redis = wire("redis-server", &["redis-server", "127.0.0.1:6379"]);
+        let p = plan(&redis, Some(6379), None, None);
+        assert_eq!((p.signal.as_str(), p.force_after), ("TERM", None));
+
+        let nginx = wire("nginx", &["nginx: master process /usr/sbin/nginx"]);
+        let p = plan(&nginx, Some(80), None, None);
+        assert_eq!(p.signal, "QUIT", "nginx's graceful stop");
+        assert_eq!(p.force_after, Some(DEFAULT_FORCE_AFTER));
+
+        let python = wire("python3", &["python3", "-m", "http.server"]);
+        let p = plan(&python, Some(8000), None, None);
+        assert_eq!((p.signal.as_str(), p.means.as_str()), ("TERM", ""));
+        assert_eq!(p.force_after, Some(DEFAULT_FORCE_AFTER));
+        assert_eq!(
+            plan(&python, None, None, Some(None)).force_after,
+            None,
+            "never"
+        );
+        // A port alone never makes a database of an unknown program.
+        let hidden = wire("python3", &["python3", "fake_pg.py"]);
+        assert_eq!(
+            plan(&hidden, Some(5432), None, None).force_after,
+            Some(DEFAULT_FORCE_AFTER)
+        );
+    }
+
+    #[test]
+    fn clients_are_the_other_local_ends_of_the_servers_connections() {
+        use crate::model::tests::{listener, socket};
+        use portscope_shared::SocketState;
+        let v4 = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+        let server = listener(v4, 5432, 100);
+        let mut backend = socket(
+            "tcp 127.0.0.1:5432 127.0.0.1:40000 i2",
+            SocketState::Established,
+        );
+        backend.local_port = 5432;
+        backend.remote_addr = Some(v4);
+        backend.remote_port = Some(40000);
+        backend.pids = vec![101];
+        let mut psql = socket(
+            "tcp 127.0.0.1:40000 127.0.0.1:5432 i3",
+            SocketState::Established,
+        );
+        psql.local_port = 40000;
+        psql.remote_addr = Some(v4);
+        psql.remote_port = Some(5432);
+        psql.pids = vec![200];
+        let mut remote = socket(
+            "tcp 10.0.0.1:5432 10.0.0.9:5000 i4",
+            SocketState::Established,
+        );
+        remote.local_addr = "10.0.0.1".parse().unwrap();
+        remote.local_port = 5432;
+        remote.remote_addr = Some("10.0.0.9".parse().unwrap());
+        remote.remote_port = Some(5000);
+        remote.pids = vec![100];
+        let mut state = crate::model::tests::state(&[server, backend, psql, remote]);
+        let mut p = crate::model::tests::process("psql", &["psql"]);
+        p.pid = 200;
+        state.processes.insert(200, p);
+        let (local, others) = clients(&state, &[5432], &[100]);
+        assert_eq!(local, vec!["psql (pid 200)".to_owned()]);
+        assert_eq!(others, 1);
+        let watch = Watch::of(&state, &[100]);
+        assert_eq!(
+            (watch.listening.as_slice(), watch.ports.as_slice()),
+            (&[100][..], &[5432][..])
+        );
+    }
+
+    #[test]
+    fn progress_is_fewer_processes_sockets_or_a_closed_port() {
+        let at = |alive, sockets, listening| Progress {
+            alive,
+            sockets,
+            listening,
+        };
+        assert!(at(1, 3, true).better_than(at(2, 3, true)));
+        assert!(at(2, 2, true).better_than(at(2, 3, true)));
+        assert!(at(2, 3, false).better_than(at(2, 3, true)));
+        assert!(!at(2, 3, true).better_than(at(2, 3, true)));
+        assert!(
+            !at(2, 4, true).better_than(at(2, 3, true)),
+            "a new connection is not progress"
+        );
     }
 }

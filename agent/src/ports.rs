@@ -117,8 +117,9 @@ impl Services {
 }
 
 /// A program we recognise by its process, and the port it uses by default.
-struct App {
-    name: &'static str,
+#[derive(Debug)]
+pub struct App {
+    pub name: &'static str,
     /// Matches the process name (`comm`) or the file name of any command-line word.
     programs: &'static [&'static str],
     /// Matches any command-line word that contains it (e.g. `vite` in `node_modules/.bin/vite`).
@@ -126,45 +127,86 @@ struct App {
     /// Its usual port: names a listener on that port whose program is unknown (hidden).
     default_port: Option<u16>,
     /// It serves HTTP (the dashboard offers "open in browser").
-    http: bool,
+    pub http: bool,
+    /// The protocol it speaks when that is known not to be HTTP: the doctor sends it nothing
+    /// (Redis logs an HTTP request as an attack, PostgreSQL as a bad startup packet).
+    pub protocol: Option<&'static str>,
     /// Why it must not listen on all interfaces, if it must not.
     risk: Option<&'static str>,
+    /// How it is stopped cleanly.
+    pub shutdown: Shutdown,
+    /// Its own client, to test a connection with: `{host}` and `{port}` are filled in.
+    pub client: Option<&'static str>,
 }
+
+/// How a program is stopped cleanly: the signal its documentation names, and whether it holds
+/// data that a forced stop (`KILL`) can lose.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shutdown {
+    pub signal: &'static str,
+    /// What that signal does to it, for the report.
+    pub means: &'static str,
+    /// A database: never forced with `KILL` unless the user asks for it.
+    pub database: bool,
+}
+
+impl Shutdown {
+    /// What portscope does for a program it does not know.
+    pub const PLAIN: Shutdown = Shutdown {
+        signal: "TERM",
+        means: "",
+        database: false,
+    };
+}
+
+/// The fields most rows leave alone.
+const BASE: App = App {
+    name: "",
+    programs: &[],
+    args: &[],
+    default_port: None,
+    http: false,
+    protocol: None,
+    risk: None,
+    shutdown: Shutdown::PLAIN,
+    client: None,
+};
 
 /// Dev servers, databases and debuggers developers meet most. A hand list by necessity: no
 /// registry maps programs to what they serve. Order matters: the first match wins.
 #[rustfmt::skip]
+#[allow(clippy::needless_update, reason = "every row ends with `..BASE`, so a new field edits no row")]
 const APPS: &[App] = &[
-    App { name: "portscope dashboard", programs: &["portscope"], args: &[], default_port: Some(7678), http: true, risk: None },
-    App { name: "Node.js inspector", programs: &[], args: &["--inspect"], default_port: Some(9229), http: false, risk: Some("the Node.js inspector runs any code it is sent") },
-    App { name: "Java debugger (JDWP)", programs: &[], args: &["jdwp"], default_port: Some(5005), http: false, risk: Some("JDWP runs any code it is sent") },
-    App { name: "Chrome DevTools protocol", programs: &[], args: &["--remote-debugging-port"], default_port: Some(9222), http: true, risk: Some("the DevTools protocol controls the browser and reads its pages") },
-    App { name: "Vite dev server", programs: &[], args: &["vite"], default_port: Some(5173), http: true, risk: None },
-    App { name: "Next.js dev server", programs: &["next-server", "next-router-worker"], args: &["next"], default_port: None, http: true, risk: None },
-    App { name: "webpack-dev-server", programs: &[], args: &["webpack-dev-server", "webpack"], default_port: None, http: true, risk: None },
-    App { name: "Create React App dev server", programs: &[], args: &["react-scripts"], default_port: None, http: true, risk: None },
-    App { name: "Angular dev server", programs: &[], args: &["ng serve", "@angular"], default_port: Some(4200), http: true, risk: None },
-    App { name: "Jupyter", programs: &[], args: &["jupyter"], default_port: Some(8888), http: true, risk: Some("Jupyter runs any code its users send") },
-    App { name: "Django dev server", programs: &[], args: &["runserver"], default_port: None, http: true, risk: None },
-    App { name: "Flask dev server", programs: &["flask"], args: &[], default_port: None, http: true, risk: None },
-    App { name: "Uvicorn", programs: &["uvicorn"], args: &["uvicorn"], default_port: None, http: true, risk: None },
-    App { name: "Gunicorn", programs: &["gunicorn"], args: &["gunicorn"], default_port: None, http: true, risk: None },
-    App { name: "Python http.server", programs: &[], args: &["http.server", "SimpleHTTPServer"], default_port: None, http: true, risk: None },
-    App { name: "Rails (Puma)", programs: &["puma"], args: &["puma", "rails"], default_port: None, http: true, risk: None },
-    App { name: "PostgreSQL", programs: &["postgres", "postmaster"], args: &[], default_port: Some(5432), http: false, risk: Some("PostgreSQL holds data; keep it off the network unless it is meant to be a server") },
-    App { name: "MySQL", programs: &["mysqld", "mariadbd"], args: &[], default_port: Some(3306), http: false, risk: Some("MySQL holds data; keep it off the network unless it is meant to be a server") },
-    App { name: "Redis", programs: &["redis-server"], args: &[], default_port: Some(6379), http: false, risk: Some("Redis has no password by default and runs commands from anyone who reaches it") },
-    App { name: "MongoDB", programs: &["mongod"], args: &[], default_port: Some(27017), http: false, risk: Some("MongoDB holds data; many instances have been wiped by bots for listening publicly") },
-    App { name: "Elasticsearch", programs: &[], args: &["elasticsearch"], default_port: Some(9200), http: true, risk: Some("Elasticsearch without security answers anyone who reaches it") },
-    App { name: "Memcached", programs: &["memcached"], args: &[], default_port: Some(11211), http: false, risk: Some("Memcached has no authentication") },
-    App { name: "Docker API (unencrypted)", programs: &["dockerd"], args: &[], default_port: Some(2375), http: true, risk: Some("the Docker API gives root on this machine to anyone who reaches it") },
-    App { name: "Docker port forward", programs: &["docker-proxy"], args: &[], default_port: None, http: false, risk: None },
-    App { name: "rootless container port", programs: &["rootlessport", "rootlesskit", "slirp4netns", "pasta", "conmon"], args: &[], default_port: None, http: false, risk: None },
-    App { name: "SSH server", programs: &["sshd"], args: &[], default_port: Some(22), http: false, risk: None },
-    App { name: "nginx", programs: &["nginx"], args: &[], default_port: None, http: true, risk: None },
-    App { name: "Apache httpd", programs: &["httpd", "apache2"], args: &[], default_port: None, http: true, risk: None },
-    App { name: "Caddy", programs: &["caddy"], args: &[], default_port: None, http: true, risk: None },
-    App { name: "Hugo server", programs: &["hugo"], args: &[], default_port: Some(1313), http: true, risk: None },
+    App { name: "portscope dashboard", programs: &["portscope"], args: &[], default_port: Some(7678), http: true, risk: None, ..BASE },
+    App { name: "Node.js inspector", programs: &[], args: &["--inspect"], default_port: Some(9229), http: false, risk: Some("the Node.js inspector runs any code it is sent"), ..BASE },
+    App { name: "Java debugger (JDWP)", programs: &[], args: &["jdwp"], default_port: Some(5005), http: false, risk: Some("JDWP runs any code it is sent"), protocol: Some("JDWP"), ..BASE },
+    App { name: "Chrome DevTools protocol", programs: &[], args: &["--remote-debugging-port"], default_port: Some(9222), http: true, risk: Some("the DevTools protocol controls the browser and reads its pages"), ..BASE },
+    App { name: "Vite dev server", programs: &[], args: &["vite"], default_port: Some(5173), http: true, risk: None, ..BASE },
+    App { name: "Next.js dev server", programs: &["next-server", "next-router-worker"], args: &["next"], default_port: None, http: true, risk: None, ..BASE },
+    App { name: "webpack-dev-server", programs: &[], args: &["webpack-dev-server", "webpack"], default_port: None, http: true, risk: None, ..BASE },
+    App { name: "Create React App dev server", programs: &[], args: &["react-scripts"], default_port: None, http: true, risk: None, ..BASE },
+    App { name: "Angular dev server", programs: &[], args: &["ng serve", "@angular"], default_port: Some(4200), http: true, risk: None, ..BASE },
+    App { name: "Jupyter", programs: &[], args: &["jupyter"], default_port: Some(8888), http: true, risk: Some("Jupyter runs any code its users send"), ..BASE },
+    App { name: "Django dev server", programs: &[], args: &["runserver"], default_port: None, http: true, risk: None, ..BASE },
+    App { name: "Flask dev server", programs: &["flask"], args: &[], default_port: None, http: true, risk: None, ..BASE },
+    App { name: "Uvicorn", programs: &["uvicorn"], args: &["uvicorn"], default_port: None, http: true, risk: None, ..BASE },
+    App { name: "Gunicorn", programs: &["gunicorn"], args: &["gunicorn"], default_port: None, http: true, risk: None, ..BASE },
+    App { name: "Python http.server", programs: &[], args: &["http.server", "SimpleHTTPServer"], default_port: None, http: true, risk: None, ..BASE },
+    App { name: "Rails (Puma)", programs: &["puma"], args: &["puma", "rails"], default_port: None, http: true, risk: None, ..BASE },
+    App { name: "PostgreSQL", programs: &["postgres", "postmaster"], args: &[], default_port: Some(5432), http: false, risk: Some("PostgreSQL holds data; keep it off the network unless it is meant to be a server"), protocol: Some("the PostgreSQL protocol"), shutdown: Shutdown { signal: "INT", means: "PostgreSQL's fast shutdown: it ends open sessions, writes a checkpoint and exits (TERM would wait for every client to disconnect)", database: true }, client: Some("psql -h {host} -p {port}"), ..BASE },
+    App { name: "MySQL", programs: &["mysqld", "mariadbd"], args: &[], default_port: Some(3306), http: false, risk: Some("MySQL holds data; keep it off the network unless it is meant to be a server"), protocol: Some("the MySQL protocol"), shutdown: Shutdown { signal: "TERM", means: "MySQL's clean shutdown", database: true }, client: Some("mysql -h {host} -P {port}"), ..BASE },
+    App { name: "Redis", programs: &["redis-server", "valkey-server", "keydb-server"], args: &[], default_port: Some(6379), http: false, risk: Some("Redis has no password by default and runs commands from anyone who reaches it"), protocol: Some("the Redis protocol (RESP)"), shutdown: Shutdown { signal: "TERM", means: "Redis saves its data (when persistence is on) and exits", database: true }, client: Some("redis-cli -h {host} -p {port} ping"), ..BASE },
+    App { name: "MongoDB", programs: &["mongod"], args: &[], default_port: Some(27017), http: false, risk: Some("MongoDB holds data; many instances have been wiped by bots for listening publicly"), protocol: Some("the MongoDB wire protocol"), shutdown: Shutdown { signal: "TERM", means: "MongoDB's clean shutdown", database: true }, client: Some("mongosh --host {host} --port {port}"), ..BASE },
+    App { name: "Elasticsearch", programs: &[], args: &["elasticsearch"], default_port: Some(9200), http: true, risk: Some("Elasticsearch without security answers anyone who reaches it"), shutdown: Shutdown { signal: "TERM", means: "Elasticsearch's clean shutdown", database: true }, ..BASE },
+    App { name: "Memcached", programs: &["memcached"], args: &[], default_port: Some(11211), http: false, risk: Some("Memcached has no authentication"), protocol: Some("the memcached protocol"), ..BASE },
+    App { name: "Docker API (unencrypted)", programs: &["dockerd"], args: &[], default_port: Some(2375), http: true, risk: Some("the Docker API gives root on this machine to anyone who reaches it"), ..BASE },
+    App { name: "Docker port forward", programs: &["docker-proxy"], args: &[], default_port: None, http: false, risk: None, ..BASE },
+    App { name: "rootless container port", programs: &["rootlessport", "rootlesskit", "slirp4netns", "pasta", "conmon"], args: &[], default_port: None, http: false, risk: None, ..BASE },
+    App { name: "SSH server", programs: &["sshd"], args: &[], default_port: Some(22), http: false, risk: None, protocol: Some("SSH"), client: Some("ssh -p {port} {host}"), ..BASE },
+    App { name: "nginx", programs: &["nginx"], args: &[], default_port: None, http: true, risk: None, shutdown: Shutdown { signal: "QUIT", means: "nginx's graceful shutdown: it stops accepting and finishes the requests in flight (TERM is its fast shutdown)", database: false }, ..BASE },
+    App { name: "Apache httpd", programs: &["httpd", "apache2"], args: &[], default_port: None, http: true, risk: None, ..BASE },
+    App { name: "Caddy", programs: &["caddy"], args: &[], default_port: None, http: true, risk: None, ..BASE },
+    App { name: "Hugo server", programs: &["hugo"], args: &[], default_port: Some(1313), http: true, risk: None, ..BASE },
 ];
 
 /// Dev-tool defaults that `free` avoids, beyond the table above: ports people's tools pick by
@@ -184,39 +226,77 @@ fn debug_port(word: &str) -> Option<u16> {
     digits.parse().ok()
 }
 
-fn find_app(process: Option<&Process>, port: u16) -> Option<&'static App> {
+/// What is known of the program behind a listener.
+#[derive(Clone, Copy, Debug)]
+pub enum Identity {
+    /// Recognised by its process (name or command line).
+    Program(&'static App),
+    /// The process is unknown (another user's, hidden), and the port is this program's usual
+    /// one: a guess, and said as one.
+    PortGuess(&'static App),
+    /// Nothing is known.
+    Unknown,
+}
+
+impl Identity {
+    /// The program when recognised by its process; never a port guess.
+    pub fn program(self) -> Option<&'static App> {
+        match self {
+            Self::Program(app) => Some(app),
+            _ => None,
+        }
+    }
+
+    /// How the dashboard and `ls` name it: a guess says so.
+    pub fn label(self, port: u16) -> Option<String> {
+        match self {
+            Self::Program(app) => Some(app.name.to_owned()),
+            Self::PortGuess(app) => Some(format!("port {port}: usually {}", app.name)),
+            Self::Unknown => None,
+        }
+    }
+}
+
+/// Identifies a listener's program by its process first; by its port only when the process
+/// is unknown.
+pub fn identify(process: Option<&Process>, port: u16) -> Identity {
     if let Some(p) = process {
-        let words: Vec<&str> = p.cmdline.iter().map(String::as_str).collect();
-        let file_name = |w: &str| w.rsplit('/').next().unwrap_or(w).to_owned();
-        let programs: Vec<String> = std::iter::once(p.name.clone())
-            .chain(words.iter().take(2).map(|w| file_name(w)))
-            .collect();
-        let joined = words.join(" ");
-        let found = APPS.iter().find(|app| {
-            app.programs
-                .iter()
-                .any(|prog| programs.iter().any(|p| p == prog))
-                || app.args.iter().any(|arg| {
-                    let with_arg = words.iter().skip(1).find(|w| file_name(w).contains(arg));
-                    match with_arg {
-                        // A debugger flag names the debugger's own port, not the app's ports.
-                        Some(word) if DEBUG_FLAGS.contains(arg) => {
-                            debug_port(word).or(app.default_port) == Some(port)
-                        }
-                        Some(_) => true,
-                        None => arg.contains(' ') && joined.contains(arg),
-                    }
-                })
-        });
-        if found.is_some() {
-            return found;
+        if let Some(app) = by_process(p, port) {
+            return Identity::Program(app);
         }
         if !p.cmdline.is_empty() {
             // A known program that is none of the above: do not guess from the port alone.
-            return None;
+            return Identity::Unknown;
         }
     }
-    APPS.iter().find(|app| app.default_port == Some(port))
+    APPS.iter()
+        .find(|app| app.default_port == Some(port))
+        .map_or(Identity::Unknown, Identity::PortGuess)
+}
+
+fn by_process(p: &Process, port: u16) -> Option<&'static App> {
+    let words: Vec<&str> = p.cmdline.iter().map(String::as_str).collect();
+    let file_name = |w: &str| w.rsplit('/').next().unwrap_or(w).to_owned();
+    let programs: Vec<String> = std::iter::once(p.name.clone())
+        .chain(words.iter().take(2).map(|w| file_name(w)))
+        .collect();
+    let joined = words.join(" ");
+    APPS.iter().find(|app| {
+        app.programs
+            .iter()
+            .any(|prog| programs.iter().any(|p| p == prog))
+            || app.args.iter().any(|arg| {
+                let with_arg = words.iter().skip(1).find(|w| file_name(w).contains(arg));
+                match with_arg {
+                    // A debugger flag names the debugger's own port, not the app's ports.
+                    Some(word) if DEBUG_FLAGS.contains(arg) => {
+                        debug_port(word).or(app.default_port) == Some(port)
+                    }
+                    Some(_) => true,
+                    None => arg.contains(' ') && joined.contains(arg),
+                }
+            })
+    })
 }
 
 /// Whether a port is a well-known service's or a common dev tool's default.
@@ -236,15 +316,25 @@ pub fn annotate(socket: &mut Socket, owner: Option<&Process>, services: &Service
     }
     let exposure = Exposure::of(socket.local_addr);
     socket.exposure = Some(exposure);
-    let app = find_app(owner, socket.local_port);
-    socket.app = app.map(|a| a.name.to_owned());
-    socket.http = app.is_some_and(|a| a.http);
+    let identity = identify(owner, socket.local_port);
+    socket.app = identity.label(socket.local_port);
+    // "Speaks HTTP" only for a program recognised by its process, never for a port's usual one.
+    socket.http = identity.program().is_some_and(|a| a.http);
     if exposure == Exposure::All {
-        socket.risk = app.and_then(|a| a.risk).map(|why| {
-            format!(
-                "listens on all interfaces: {why}. Bind it to 127.0.0.1 unless other machines must reach it"
-            )
-        });
+        socket.risk = match identity {
+            Identity::Program(app) => app.risk.map(|why| {
+                format!(
+                    "listens on all interfaces: {why}. Bind it to 127.0.0.1 unless other machines must reach it"
+                )
+            }),
+            Identity::PortGuess(app) => app.risk.map(|why| {
+                format!(
+                    "listens on all interfaces, and port {} is usually {}: {why}. Bind it to 127.0.0.1 unless other machines must reach it",
+                    socket.local_port, app.name
+                )
+            }),
+            Identity::Unknown => None,
+        };
     }
 }
 
@@ -366,8 +456,28 @@ nope\t\t70000/tcp
         let services = Services::default();
         let mut hidden = listener(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 5432);
         annotate(&mut hidden, None, &services);
-        assert_eq!(hidden.app.as_deref(), Some("PostgreSQL"));
-        assert!(hidden.risk.is_some());
+        assert_eq!(
+            hidden.app.as_deref(),
+            Some("port 5432: usually PostgreSQL"),
+            "a guess from the port says so"
+        );
+        assert!(
+            hidden
+                .risk
+                .as_deref()
+                .unwrap()
+                .contains("usually PostgreSQL")
+        );
+        let mut vite_port = listener(IpAddr::V6(Ipv6Addr::LOCALHOST), 5173);
+        annotate(&mut vite_port, None, &services);
+        assert!(
+            !vite_port.http,
+            "a port guess never claims HTTP: {vite_port:?}"
+        );
+        let http_server = process("node", &["node", "/usr/bin/http-server", "-p", "5173"]);
+        let mut node = listener(IpAddr::V6(Ipv6Addr::LOCALHOST), 5173);
+        annotate(&mut node, Some(&http_server), &services);
+        assert_eq!(node.app, None, "node http-server on 5173 is not Vite");
         let python = process("python3", &["python3", "holder.py"]);
         let mut known = listener(IpAddr::V4(Ipv4Addr::LOCALHOST), 5432);
         annotate(&mut known, Some(&python), &services);

@@ -504,17 +504,18 @@ pub struct FreePorts {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KillRequest {
     pub pid: u32,
-    /// Signal name (`TERM`, `INT`, `HUP`, `KILL`, …); `TERM` when absent.
+    /// Signal name (`TERM`, `INT`, `HUP`, `KILL`, …). When absent, the program's own clean stop
+    /// (PostgreSQL: `INT`, nginx: `QUIT`), else `TERM`.
     #[serde(default)]
     pub signal: Option<String>,
-    /// Send `KILL` if the process is still alive after this many milliseconds; never when absent.
-    /// Only for the signals that ask a process to end (`TERM`, `INT`, `QUIT`).
+    /// Send `KILL` when the process still listens and made no progress (closed no socket, lost
+    /// no process) for this many milliseconds. When absent: 5 000 for ordinary programs, never
+    /// for a database. Only for the signals that ask a process to end (`TERM`, `INT`, `QUIT`).
     #[serde(default)]
     pub force_after_ms: Option<u64>,
-    /// The process's start time as the dashboard saw it ([`Process::start_time`]): the agent
-    /// refuses when the pid now belongs to another process.
-    #[serde(default)]
-    pub start_time: Option<u64>,
+    /// The process's start time as the dashboard saw it ([`Process::start_time`]), required:
+    /// the agent refuses when the pid now belongs to another process.
+    pub start_time: u64,
 }
 
 /// What happened to a process that was asked to stop: the answer of `POST /api/v1/kill` and

@@ -181,7 +181,7 @@ fn samples() -> Vec<(&'static str, String)> {
         pid: 4242,
         signal: Some("TERM".into()),
         force_after_ms: Some(5000),
-        start_time: Some(1_795_000_000),
+        start_time: 1_795_000_000,
     };
     out.push(("KillRequest", serde_json::to_string_pretty(&kill).unwrap()));
     let killed = KillReport {

@@ -473,8 +473,10 @@ fn actions(t: &Table, s: &Socket, doctor: Doctor, can_kill: bool) -> impl IntoVi
         let command = format!("portscope kill --pid {pid}");
         view! { <button id="action-copy-kill" title=command.clone() on:click=move |_| api::copy(&command)>"Copy kill command"</button> }
     });
-    let stop = pid.filter(|_| can_kill).map(|pid| {
+    // Without the start time the agent cannot tell the process from a later one with its pid.
+    let stop = pid.filter(|_| can_kill).and_then(|pid| {
         let process = t.processes.get(&pid).cloned();
+        let start_time = process.as_ref().and_then(|p| p.start_time)?;
         let sockets: Vec<String> = t
             .rows
             .values()
@@ -483,12 +485,12 @@ fn actions(t: &Table, s: &Socket, doctor: Doctor, can_kill: bool) -> impl IntoVi
             .collect();
         let target = StopTarget {
             pid,
-            start_time: process.as_ref().and_then(|p| p.start_time),
+            start_time,
             name: process.as_ref().map_or_else(|| "process".into(), |p| p.name.clone()),
             command: process.map(|p| p.cmdline.join(" ")).unwrap_or_default(),
             sockets,
         };
-        view! { <button id="action-stop" class="danger" on:click=move |_| doctor.stopping.set(Some(target.clone()))>"Stop process…"</button> }
+        Some(view! { <button id="action-stop" class="danger" on:click=move |_| doctor.stopping.set(Some(target.clone()))>"Stop process…"</button> })
     });
     view! {
         <div class="actions">

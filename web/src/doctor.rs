@@ -41,7 +41,7 @@ pub struct Doctor {
 pub struct StopTarget {
     pub pid: u32,
     /// As the page saw it: the agent refuses if the pid now names another process.
-    pub start_time: Option<u64>,
+    pub start_time: u64,
     pub name: String,
     pub command: String,
     pub sockets: Vec<String>,
@@ -92,8 +92,9 @@ impl Doctor {
         });
     }
 
-    /// Stops a process (after the dialog's confirmation): TERM, then KILL after 5 s.
-    pub fn stop(self, pid: u32, start_time: Option<u64>) {
+    /// Stops a process (after the dialog's confirmation) the agent's way: the program's own
+    /// clean stop, and KILL only for a program that is not a database and makes no progress.
+    pub fn stop(self, pid: u32, start_time: u64) {
         self.stopping.set(None);
         self.answer
             .set(Answer::Asking(format!("Stopping pid {pid}…")));
@@ -101,8 +102,8 @@ impl Doctor {
         spawn_local(async move {
             let request = KillRequest {
                 pid,
-                signal: Some("TERM".into()),
-                force_after_ms: Some(5000),
+                signal: None,
+                force_after_ms: None,
                 start_time,
             };
             let result = api::post("/api/v1/kill", &request).await;
@@ -295,7 +296,7 @@ fn StopDialog(doctor: Doctor) -> impl IntoView {
                     <p class="mono cmdline">{target.command.clone()}</p>
                     <p>"It holds these sockets, which will close:"</p>
                     <ul>{sockets}</ul>
-                    <p class="muted">"portscope sends SIGTERM, then SIGKILL if it is still running after 5 s."</p>
+                    <p class="muted">"portscope stops it the way its program expects (PostgreSQL: fast shutdown, nginx: graceful), else with SIGTERM. It sends SIGKILL only if, 5 s later, it still listens without progress — and never to a database."</p>
                     <div class="modal-actions">
                         <button id="stop-cancel" on:click=move |_| doctor.stopping.set(None)>"Cancel"</button>
                         <button id="stop-confirm" class="danger" on:click=move |_| doctor.stop(pid, start_time)>"Stop process"</button>

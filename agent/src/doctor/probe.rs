@@ -93,25 +93,67 @@ pub enum Http {
     Failed(String),
 }
 
-/// Sends `GET path` and reads the status line, the `Server` header and the page `<title>`.
-/// What arrived before the deadline counts (a streaming answer never ends).
-pub async fn http(addr: SocketAddr, host_header: &str, path: &str, timeout: Duration) -> Http {
+/// What the doctor learnt from talking to a port that accepts connections.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// Nothing was sent: the program there speaks `protocol`, not HTTP, and an HTTP request
+    /// would be logged as an error or an attack (Redis, PostgreSQL).
+    NotSent(String),
+    /// The server spoke first (SSH, SMTP, FTP, MySQL greet their clients); nothing was sent.
+    Greeting(String),
+    /// An HTTP `GET` was sent (to a known HTTP server, or after an unknown one stayed silent
+    /// for [`LISTEN_FIRST`]).
+    Http(Http),
+}
+
+/// How long an unknown server may take to greet before the doctor sends an HTTP request.
+pub const LISTEN_FIRST: Duration = Duration::from_millis(400);
+
+/// Talks to `addr` as a careful client: first listens for `listen_first` (servers that speak
+/// first send a banner), and only when nothing came sends `GET path` and reads the status line,
+/// the `Server` header and the page `<title>`. What arrived before the deadline counts (a
+/// streaming answer never ends).
+pub async fn converse(
+    addr: SocketAddr,
+    host_header: &str,
+    path: &str,
+    listen_first: Duration,
+    timeout: Duration,
+) -> Answer {
     const MAX: usize = 64 << 10;
     let deadline = tokio::time::Instant::now() + timeout;
     let mut stream = match tokio::time::timeout_at(deadline, TcpStream::connect(addr)).await {
         Ok(Ok(stream)) => stream,
-        Ok(Err(e)) => return Http::Failed(e.to_string()),
-        Err(_) => return Http::Silent(timeout),
+        Ok(Err(e)) => return Answer::Http(Http::Failed(e.to_string())),
+        Err(_) => return Answer::Http(Http::Silent(timeout)),
     };
+    let mut chunk = [0u8; 8192];
+    if !listen_first.is_zero() {
+        match tokio::time::timeout(listen_first, stream.read(&mut chunk)).await {
+            Ok(Ok(n)) if n > 0 => {
+                return match parse_http(&chunk[..n]) {
+                    // A TLS alert or record unasked is still "speaks TLS".
+                    Http::Tls => Answer::Http(Http::Tls),
+                    _ => Answer::Greeting(printable(first_line(&chunk[..n]), 80)),
+                };
+            }
+            Ok(Ok(_)) => {
+                return Answer::Http(Http::Failed(
+                    "the server closed the connection without a word".into(),
+                ));
+            }
+            Ok(Err(e)) => return Answer::Http(Http::Failed(e.to_string())),
+            Err(_) => {}
+        }
+    }
     let request = format!(
         "GET {path} HTTP/1.1\r\nHost: {host_header}\r\nUser-Agent: portscope-why\r\n\
          Accept: text/html,*/*\r\nConnection: close\r\n\r\n"
     );
     if let Err(e) = stream.write_all(request.as_bytes()).await {
-        return Http::Failed(e.to_string());
+        return Answer::Http(Http::Failed(e.to_string()));
     }
     let mut buf = Vec::new();
-    let mut chunk = [0u8; 8192];
     loop {
         match tokio::time::timeout_at(deadline, stream.read(&mut chunk)).await {
             Ok(Ok(0)) | Err(_) => break,
@@ -121,18 +163,27 @@ pub async fn http(addr: SocketAddr, host_header: &str, path: &str, timeout: Dura
                     break;
                 }
             }
-            Ok(Err(e)) if buf.is_empty() => return Http::Failed(e.to_string()),
+            Ok(Err(e)) if buf.is_empty() => return Answer::Http(Http::Failed(e.to_string())),
             Ok(Err(_)) => break,
         }
     }
     if buf.is_empty() {
-        return if tokio::time::Instant::now() >= deadline {
+        return Answer::Http(if tokio::time::Instant::now() >= deadline {
             Http::Silent(timeout)
         } else {
             Http::Failed("the connection closed without an answer".into())
-        };
+        });
     }
-    parse_http(&buf)
+    Answer::Http(parse_http(&buf))
+}
+
+/// A greeting's first line, without its line end (`SSH-2.0-OpenSSH_9.2p1`, `220 mail ESMTP`).
+fn first_line(bytes: &[u8]) -> &[u8] {
+    let end = bytes
+        .iter()
+        .position(|&b| b == b'\r' || b == b'\n')
+        .unwrap_or(bytes.len());
+    &bytes[..end]
 }
 
 fn parse_http(buf: &[u8]) -> Http {
@@ -175,21 +226,18 @@ fn title(buf: &[u8]) -> Option<String> {
     Some(printable(words.join(" ").as_bytes(), 120))
 }
 
-/// Bytes as one safe line: control characters escaped, cut at `max` characters.
+/// Bytes as one safe line: control characters escaped, cut at `max` characters of the text
+/// (an escape is never cut in half).
 fn printable(bytes: &[u8], max: usize) -> String {
     let text = String::from_utf8_lossy(bytes);
-    let mut out: String = text
-        .chars()
-        .flat_map(|c| {
-            let e: Vec<char> = if c.is_control() {
-                c.escape_default().collect()
-            } else {
-                vec![c]
-            };
-            e
-        })
-        .take(max)
-        .collect();
+    let mut out = String::new();
+    for c in text.chars().take(max) {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
     if text.chars().count() > max {
         out.push('…');
     }

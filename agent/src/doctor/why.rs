@@ -7,10 +7,11 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use portscope_shared::{
-    Check, Diagnosis, Exposure, OwnerStatus, Process, Proto, Question, Socket, SocketState, Verdict,
+    Check, Diagnosis, Exposure, Fix, OwnerStatus, Process, Proto, Question, Socket, SocketState,
+    Verdict,
 };
 
-use super::probe::{self, Connect, Firewall, Http};
+use super::probe::{self, Answer, Connect, Firewall, Http};
 use super::target::{Target, shell_quote};
 use super::{check, finish, fix};
 use crate::collector::{Collector, Platform};
@@ -45,7 +46,8 @@ pub struct Facts {
     pub queues: HashMap<String, u32>,
     pub settings: PortSettings,
     pub firewall: Option<Firewall>,
-    pub http: Option<(SocketAddr, Http)>,
+    /// What the port said, or why nothing was sent to it.
+    pub answer: Option<(SocketAddr, Answer)>,
     /// For container proxies: the container, or why it could not be named.
     pub container: Option<Result<Option<String>, String>>,
 }
@@ -67,46 +69,109 @@ pub async fn gather<P: Platform>(
     collector: Collector<P>,
     opts: Options,
 ) -> Result<Facts, String> {
+    // The local facts first: the accept queues must not count our own probe connections, and
+    // what listens decides how it may be probed.
+    let port = target.port;
+    let interfaces = os::local_addresses();
+    let local = addrs.iter().all(|&ip| probe::is_local(ip, &interfaces));
+    let mut facts = tokio::task::spawn_blocking(move || local_facts(collector, port, local))
+        .await
+        .map_err(|e| format!("the scan failed: {e}"))?;
+
     let connects = addrs
         .iter()
         .map(|&ip| probe::connect(SocketAddr::new(ip, target.port), opts.timeout));
     let outcomes = futures_util::future::join_all(connects).await;
     let probes: Vec<(IpAddr, Connect)> = addrs.iter().copied().zip(outcomes).collect();
-    let interfaces = os::local_addresses();
-    let local = addrs.iter().all(|&ip| probe::is_local(ip, &interfaces));
 
-    let http = match probes.iter().find(|(_, c)| c.is_connected()) {
-        Some(&(ip, _))
-            if opts.http_probe
-                && target
-                    .scheme
-                    .as_deref()
-                    .is_none_or(|s| s == "http" || s == "ws") =>
-        {
+    let tls = target
+        .scheme
+        .as_deref()
+        .is_some_and(|s| s == "https" || s == "wss");
+    let answer = match probes.iter().find(|(_, c)| c.is_connected()) {
+        Some(&(ip, _)) if opts.http_probe && !tls => {
             let addr = SocketAddr::new(ip, target.port);
+            let timeout = opts.timeout.max(Duration::from_secs(2));
             Some((
                 addr,
-                probe::http(
-                    addr,
-                    &target.authority(),
-                    &target.path,
-                    opts.timeout.max(Duration::from_secs(2)),
-                )
-                .await,
+                match speaks(&facts, port) {
+                    Speaks::Other(why) => Answer::NotSent(why),
+                    Speaks::Http => {
+                        probe::converse(
+                            addr,
+                            &target.authority(),
+                            &target.path,
+                            Duration::ZERO,
+                            timeout,
+                        )
+                        .await
+                    }
+                    Speaks::Unknown => {
+                        probe::converse(
+                            addr,
+                            &target.authority(),
+                            &target.path,
+                            probe::LISTEN_FIRST,
+                            timeout,
+                        )
+                        .await
+                    }
+                },
             ))
         }
         _ => None,
     };
-
-    let port = target.port;
-    let mut facts = tokio::task::spawn_blocking(move || local_facts(collector, port, local))
-        .await
-        .map_err(|e| format!("the scan failed: {e}"))?;
     facts.target = Some(target.clone());
     facts.probes = probes;
     facts.local = local;
-    facts.http = http;
+    facts.answer = answer;
     Ok(facts)
+}
+
+/// What the listener on a port speaks, as far as portscope may tell without sending anything.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Speaks {
+    /// A program known to serve HTTP.
+    Http,
+    /// A program (or, when its program is unknown, a port) known for a protocol that is not
+    /// HTTP: why nothing will be sent.
+    Other(String),
+    Unknown,
+}
+
+/// Decides from the listeners' programs: a recognised program's protocol first; when no owner
+/// is recognised (another user's process, a port forwarder such as `docker-proxy`), the
+/// protocol of the port's usual program, since an HTTP request to Redis or PostgreSQL is logged
+/// as an attack or an error.
+pub fn speaks(facts: &Facts, port: u16) -> Speaks {
+    use crate::ports::{Identity, identify};
+    let owners = facts
+        .sockets
+        .iter()
+        .filter(|s| s.local_port == port && s.state == SocketState::Listen)
+        .flat_map(|s| s.pids.iter().filter_map(|p| facts.processes.get(p)));
+    for owner in owners {
+        match identify(Some(owner), port) {
+            Identity::Program(app) if app.protocol.is_some() => {
+                return Speaks::Other(format!(
+                    "{} (pid {}) speaks {}, not HTTP",
+                    app.name,
+                    owner.pid,
+                    app.protocol.unwrap_or_default()
+                ));
+            }
+            Identity::Program(app) if app.http => return Speaks::Http,
+            _ => {}
+        }
+    }
+    match identify(None, port) {
+        Identity::PortGuess(app) if app.protocol.is_some() => Speaks::Other(format!(
+            "its program is not recognised, and port {port} is usually {}, which speaks {}, not HTTP",
+            app.name,
+            app.protocol.unwrap_or_default()
+        )),
+        _ => Speaks::Unknown,
+    }
 }
 
 /// The socket table, owners, queues, firewall and container for one port.
@@ -257,23 +322,60 @@ pub fn analyze(facts: &Facts) -> Diagnosis {
         checks.push(exposure_check(&listeners, &target));
     }
 
-    // 5. Stopped owners and full accept queues.
-    for socket in &listeners {
-        for pid in &socket.pids {
-            if facts.states.get(pid) == Some(&'T') {
-                let name = name_of(facts, *pid);
-                checks.push(check(
-                    "stopped",
-                    Verdict::Problem,
-                    format!("{name} (pid {pid}) is stopped (state T): it holds the port but answers nothing"),
-                    vec![format!("stopped by SIGSTOP or Ctrl-Z; the kernel still completes handshakes until its accept queue is full")],
-                    vec![
-                        fix("resume it", Some(format!("kill -CONT {pid}"))),
-                        fix("or bring it back in the terminal that stopped it", Some("fg".into())),
-                    ],
-                ));
-            }
+    // 5. Stopped owners (one check per process) and full accept queues.
+    let mut owners: Vec<u32> = listeners
+        .iter()
+        .flat_map(|s| s.pids.iter().copied())
+        .collect();
+    owners.sort_unstable();
+    owners.dedup();
+    for pid in owners
+        .iter()
+        .copied()
+        .filter(|p| facts.states.get(p) == Some(&'T'))
+    {
+        let name = name_of(facts, pid);
+        // Workers that hold the same listener (nginx, gunicorn) keep answering for a stopped
+        // master.
+        let running: Vec<String> = listeners
+            .iter()
+            .filter(|s| s.pids.contains(&pid))
+            .flat_map(|s| s.pids.iter().copied())
+            .filter(|p| *p != pid && facts.states.get(p) != Some(&'T'))
+            .map(|p| format!("{} (pid {p})", name_of(facts, p)))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let fixes = vec![
+            fix("resume it", Some(format!("kill -CONT {pid}"))),
+            fix(
+                "or bring it back in the terminal that stopped it",
+                Some("fg".into()),
+            ),
+        ];
+        if running.is_empty() {
+            checks.push(check(
+                "stopped",
+                Verdict::Problem,
+                format!("{name} (pid {pid}) is stopped (state T): it holds the port but answers nothing"),
+                vec!["stopped by SIGSTOP or Ctrl-Z; the kernel still completes handshakes until its accept queue is full".into()],
+                fixes,
+            ));
+        } else {
+            checks.push(check(
+                "stopped",
+                Verdict::Warning,
+                format!(
+                    "{name} (pid {pid}) is stopped (state T), but {} on the same socket still {} connections",
+                    running.join(", "),
+                    if running.len() == 1 { "accepts" } else { "accept" }
+                ),
+                vec!["a stopped master does not replace workers that exit, nor reload or shut down".into()],
+                fixes,
+            ));
         }
+    }
+    for socket in &listeners {
         if let Some(&waiting) = facts.queues.get(&socket.id)
             && waiting > 0
         {
@@ -307,8 +409,8 @@ pub fn analyze(facts: &Facts) -> Diagnosis {
     }
 
     // 8. What answers.
-    if let Some((addr, http)) = &facts.http {
-        checks.push(http_check(*addr, http, &target, &listeners, facts));
+    if let Some((addr, answer)) = &facts.answer {
+        checks.push(answer_check(*addr, answer, &target, &listeners, facts));
     } else if any_connected
         && target
             .scheme
@@ -453,20 +555,12 @@ fn mismatch(
             verdict,
             format!("the server listens on IPv4 only ({bound}), but {ip} is IPv6{only_first}"),
             vec![],
-            vec![
-                fix(
-                    "connect to the IPv4 address",
-                    Some(format!("curl http://127.0.0.1:{port}/")),
-                ),
-                fix(
-                    "or make the server listen on both families: bind `::` (dual-stack) or `localhost` on every address it resolves to",
-                    None,
-                ),
-                fix(
-                    "Node 17+: give `--host 127.0.0.1` to the dev server, or `dns.setDefaultResultOrder('ipv4first')`",
-                    None,
-                ),
-            ],
+            family_fixes(
+                facts,
+                target,
+                listeners,
+                IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+            ),
         ));
     }
     if ip.is_ipv4() && listeners.iter().all(|s| s.local_addr.is_ipv6()) {
@@ -488,16 +582,12 @@ fn mismatch(
             verdict,
             title,
             vec![],
-            vec![
-                fix(
-                    "connect to the IPv6 address",
-                    Some(format!("curl 'http://[::1]:{port}/'")),
-                ),
-                fix(
-                    "or let the server also listen on IPv4: bind 0.0.0.0 or 127.0.0.1 too, or clear IPV6_V6ONLY",
-                    None,
-                ),
-            ],
+            family_fixes(
+                facts,
+                target,
+                listeners,
+                IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+            ),
         ));
     }
     let same_family: Vec<&&Socket> = listeners
@@ -520,10 +610,7 @@ fn mismatch(
             vec![
                 fix(
                     "connect to the address it listens on",
-                    Some(format!(
-                        "curl {}",
-                        shell_quote(&format!("http://{}/", SocketAddr::new(addr, port)))
-                    )),
+                    Some(client_command(facts, port, addr)),
                 ),
                 fix(
                     "or bind the server to 127.0.0.1 (this machine only) or 0.0.0.0 (every interface)",
@@ -545,7 +632,11 @@ fn mismatch(
             vec![
                 fix(
                     "connect through loopback from this machine",
-                    Some(format!("curl http://127.0.0.1:{port}/")),
+                    Some(client_command(
+                        facts,
+                        port,
+                        IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+                    )),
                 ),
                 fix(
                     "or bind the server to 0.0.0.0 (or this address) if others must reach it",
@@ -562,12 +653,9 @@ fn mismatch(
             vec![],
             vec![fix(
                 "connect to the address it listens on, or bind the server to the one you use",
-                listeners.first().map(|l| {
-                    format!(
-                        "curl {}",
-                        shell_quote(&format!("http://{}/", l.local_endpoint()))
-                    )
-                }),
+                listeners
+                    .first()
+                    .map(|l| client_command(facts, port, l.local_addr)),
             )],
         ));
     }
@@ -578,6 +666,118 @@ fn mismatch(
         vec!["a firewall REJECT rule, or a listener in another network namespace (a container) can do this".into()],
         vec![fix("look at the firewall rules below and at `ip netns`", None)],
     ))
+}
+
+/// The fixes for a client and a server of different address families: connect to the family
+/// the server has (`other`: its loopback address), or make the server listen on both, in the
+/// words of the program at hand.
+fn family_fixes(facts: &Facts, target: &Target, listeners: &[&Socket], other: IpAddr) -> Vec<Fix> {
+    let port = target.port;
+    let family = if other.is_ipv4() { "IPv4" } else { "IPv6" };
+    let mut fixes = vec![fix(
+        &format!("connect to the {family} address"),
+        Some(client_command(facts, port, other)),
+    )];
+    let app = program(facts, port);
+    match app.map(|a| a.name) {
+        Some("PostgreSQL") => fixes.push(fix(
+            "or make PostgreSQL listen on both: `listen_addresses = 'localhost'` (or '127.0.0.1,::1') in postgresql.conf, then restart it",
+            None,
+        )),
+        Some("Redis") => fixes.push(fix(
+            "or make Redis listen on both: `bind 127.0.0.1 ::1` in redis.conf, then restart it",
+            None,
+        )),
+        _ if other.is_ipv4() => fixes.push(fix(
+            "or make the server listen on both families: bind `::` (dual-stack) or `localhost` on every address it resolves to",
+            None,
+        )),
+        _ => fixes.push(fix(
+            "or let the server also listen on IPv4: bind 0.0.0.0 or 127.0.0.1 too, or clear IPV6_V6ONLY",
+            None,
+        )),
+    }
+    let node = listeners.iter().flat_map(|s| s.pids.iter()).any(|p| {
+        facts.processes.get(p).is_some_and(|p| {
+            p.name == "node" || p.cmdline.first().is_some_and(|c| c.ends_with("/node"))
+        })
+    });
+    if node && other.is_ipv4() {
+        fixes.push(fix(
+            "Node 17+: give `--host 127.0.0.1` to the dev server, or `dns.setDefaultResultOrder('ipv4first')`",
+            None,
+        ));
+    }
+    // `localhost` without an IPv6 entry cannot reach a server on ::1 only.
+    let v6_resolved = facts.probes.iter().any(|(ip, _)| ip.is_ipv6());
+    if target.host == "localhost" && other.is_ipv6() && !v6_resolved {
+        fixes.push(fix(
+            "or let `localhost` resolve to ::1 too: add `::1 localhost` to /etc/hosts",
+            Some(format!(
+                "{}sh -c 'echo \"::1 localhost\" >> /etc/hosts'",
+                sudo()
+            )),
+        ));
+    }
+    fixes
+}
+
+/// `sudo ` when the user is not root.
+fn sudo() -> &'static str {
+    if os::is_root() { "" } else { "sudo " }
+}
+
+/// The program behind the listeners on `port`: recognised by its process, else the port's
+/// usual program (for choosing a client command, never stated as fact).
+fn program(facts: &Facts, port: u16) -> Option<&'static crate::ports::App> {
+    use crate::ports::{Identity, identify};
+    let owners = facts
+        .sockets
+        .iter()
+        .filter(|s| s.local_port == port && s.state == SocketState::Listen)
+        .flat_map(|s| s.pids.iter().filter_map(|p| facts.processes.get(p)));
+    let mut unknown_known = false;
+    for owner in owners {
+        match identify(Some(owner), port) {
+            Identity::Program(app) => return Some(app),
+            Identity::Unknown => unknown_known = true,
+            Identity::PortGuess(_) => {}
+        }
+    }
+    match identify(None, port) {
+        Identity::PortGuess(app) if !unknown_known => Some(app),
+        _ => None,
+    }
+}
+
+/// The command that tests a connection to `ip:port` with the listener's own client: `psql`,
+/// `redis-cli`, `curl` for an HTTP server, `nc -vz` for plain TCP.
+fn client_command(facts: &Facts, port: u16, ip: IpAddr) -> String {
+    let app = program(facts, port);
+    if let Some(client) = app.and_then(|a| a.client) {
+        return client
+            .replace("{host}", &shell_quote(&ip.to_string()))
+            .replace("{port}", &port.to_string());
+    }
+    let http = app.is_some_and(|a| a.http)
+        || facts
+            .target
+            .as_ref()
+            .and_then(|t| t.scheme.as_deref())
+            .is_some_and(|s| s == "http" || s == "ws");
+    if http {
+        let path = facts.target.as_ref().map_or("/", |t| t.path.as_str());
+        format!(
+            "curl -i {}",
+            shell_quote(&format!("http://{}{path}", SocketAddr::new(ip, port)))
+        )
+    } else {
+        format!("nc -vz {} {port}", shell_quote(&ip.to_string()))
+    }
+}
+
+fn port_of(target: &Target) -> u16 {
+    target.port
 }
 
 /// Whether a listener bound where it is takes connections to `ip`: the same address, the
@@ -757,13 +957,43 @@ fn firewall_check(fw: &Firewall, port: u16, connected: bool, loopback: bool) -> 
     )
 }
 
-fn http_check(
+fn answer_check(
     addr: SocketAddr,
-    http: &Http,
+    answer: &Answer,
     target: &Target,
     listeners: &[&Socket],
     facts: &Facts,
 ) -> Check {
+    let http = match answer {
+        Answer::NotSent(why) => {
+            return check(
+                "answer",
+                Verdict::Info,
+                format!("sent nothing to {addr}: {why}"),
+                vec!["portscope only connected and closed; a request in the wrong protocol would be logged by the server as an error or an attack".into()],
+                vec![fix(
+                    "test it with its own client",
+                    Some(client_command(facts, port_of(target), addr.ip())),
+                )],
+            );
+        }
+        Answer::Greeting(line) => {
+            return check(
+                "answer",
+                Verdict::Info,
+                format!("{addr} greets first: “{line}”; portscope sent nothing"),
+                vec![
+                    "a server that speaks first (SSH, SMTP, FTP, MySQL) is not an HTTP server"
+                        .into(),
+                ],
+                vec![fix(
+                    "talk to it",
+                    Some(client_command(facts, port_of(target), addr.ip())),
+                )],
+            );
+        }
+        Answer::Http(http) => http,
+    };
     let url = format!("http://{}{}", target.authority(), target.path);
     let served_by = listeners
         .iter()
@@ -987,8 +1217,232 @@ mod tests {
             d.checks.iter().find(|c| c.id == "interface").unwrap().fixes[0]
                 .command
                 .as_deref(),
-            Some("curl http://10.200.0.1:8080/")
+            Some("nc -vz 10.200.0.1 8080"),
+            "an unknown program gets a plain TCP test, not curl"
         );
+    }
+
+    /// Facts about one listener owned by a process (pid 9) with this command line.
+    fn owned(target: &str, probe: Connect, addr: IpAddr, port: u16, cmd: &[&str]) -> Facts {
+        let mut f = facts(
+            target,
+            vec![(target_ip(target), probe)],
+            vec![listener(addr, port, 9)],
+        );
+        f.processes
+            .insert(9, crate::model::tests::process(cmd[0], cmd));
+        f
+    }
+
+    fn target_ip(target: &str) -> IpAddr {
+        super::super::target::parse(target)
+            .unwrap()
+            .literal()
+            .unwrap_or(V4)
+    }
+
+    fn commands(d: &Diagnosis) -> Vec<String> {
+        d.checks
+            .iter()
+            .flat_map(|c| c.fixes.iter().filter_map(|f| f.command.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn nothing_is_sent_to_programs_known_not_to_speak_http() {
+        let redis = owned(
+            "[::1]:6380",
+            Connect::Connected(Duration::ZERO),
+            V6,
+            6380,
+            &["redis-server", "::1:6380"],
+        );
+        assert!(
+            matches!(speaks(&redis, 6380), Speaks::Other(ref why) if why.contains("Redis (pid 9) speaks the Redis protocol")),
+            "{:?}",
+            speaks(&redis, 6380)
+        );
+        let pg = owned(
+            "127.0.0.1:15432",
+            Connect::Connected(Duration::ZERO),
+            V4,
+            15432,
+            &["postgres", "-D", "/data"],
+        );
+        assert!(matches!(speaks(&pg, 15432), Speaks::Other(_)));
+        // An unknown program on Redis's port: the port's protocol, said as a guess.
+        let python = owned(
+            "127.0.0.1:6379",
+            Connect::Connected(Duration::ZERO),
+            V4,
+            6379,
+            &["python3", "server.py"],
+        );
+        assert!(
+            matches!(speaks(&python, 6379), Speaks::Other(ref why) if why.contains("usually Redis")),
+            "{:?}",
+            speaks(&python, 6379)
+        );
+        let nginx = owned(
+            "127.0.0.1:6379",
+            Connect::Connected(Duration::ZERO),
+            V4,
+            6379,
+            &["nginx", "-g", "daemon off;"],
+        );
+        assert_eq!(
+            speaks(&nginx, 6379),
+            Speaks::Http,
+            "a known HTTP server beats the port"
+        );
+        let unknown = owned(
+            "127.0.0.1:18080",
+            Connect::Connected(Duration::ZERO),
+            V4,
+            18080,
+            &["python3", "server.py"],
+        );
+        assert_eq!(speaks(&unknown, 18080), Speaks::Unknown);
+
+        let mut f = redis;
+        f.answer = Some((
+            SocketAddr::new(V6, 6380),
+            Answer::NotSent("Redis (pid 9) speaks RESP, not HTTP".into()),
+        ));
+        let d = analyze(&f);
+        let answer = d.checks.iter().find(|c| c.id == "answer").unwrap();
+        assert!(
+            answer.title.starts_with("sent nothing to [::1]:6380"),
+            "{}",
+            answer.title
+        );
+        assert_eq!(
+            answer.fixes[0].command.as_deref(),
+            Some("redis-cli -h ::1 -p 6380 ping")
+        );
+    }
+
+    #[test]
+    fn fixes_fit_the_program() {
+        // Redis on ::1 only, asked on 127.0.0.1: redis-cli, not curl or Node.
+        let d = analyze(&owned(
+            "127.0.0.1:6380",
+            Connect::Refused,
+            V6,
+            6380,
+            &["redis-server", "::1:6380"],
+        ));
+        let cmds = commands(&d);
+        assert!(
+            cmds.contains(&"redis-cli -h ::1 -p 6380 ping".to_owned()),
+            "{cmds:?}"
+        );
+        assert!(!cmds.iter().any(|c| c.contains("curl")), "{cmds:?}");
+        let text: Vec<&str> = d
+            .checks
+            .iter()
+            .flat_map(|c| c.fixes.iter().map(|f| f.text.as_str()))
+            .collect();
+        assert!(
+            text.iter().any(|t| t.contains("bind 127.0.0.1 ::1")),
+            "{text:?}"
+        );
+        assert!(!text.iter().any(|t| t.contains("Node")), "{text:?}");
+
+        // PostgreSQL on 127.0.0.1 only, asked on ::1: psql and listen_addresses.
+        let d = analyze(&owned(
+            "[::1]:15432",
+            Connect::Refused,
+            V4,
+            15432,
+            &["postgres", "-D", "/data"],
+        ));
+        assert!(
+            commands(&d).contains(&"psql -h 127.0.0.1 -p 15432".to_owned()),
+            "{:?}",
+            commands(&d)
+        );
+        assert!(
+            d.checks
+                .iter()
+                .flat_map(|c| &c.fixes)
+                .any(|f| f.text.contains("listen_addresses"))
+        );
+
+        // A Node dev server on 127.0.0.1 asked on ::1: curl and the Node hint.
+        let d = analyze(&owned(
+            "http://[::1]:5173/",
+            Connect::Refused,
+            V4,
+            5173,
+            &["node", "/app/node_modules/.bin/vite"],
+        ));
+        assert!(
+            commands(&d).contains(&"curl -i http://127.0.0.1:5173/".to_owned()),
+            "{:?}",
+            commands(&d)
+        );
+        assert!(
+            d.checks
+                .iter()
+                .flat_map(|c| &c.fixes)
+                .any(|f| f.text.contains("Node 17+"))
+        );
+
+        // localhost resolving to 127.0.0.1 only, server on ::1 only: /etc/hosts.
+        let mut f = owned(
+            "localhost:8080",
+            Connect::Refused,
+            V6,
+            8080,
+            &["python3", "s.py"],
+        );
+        f.target = Some(super::super::target::parse("localhost:8080").unwrap());
+        let d = analyze(&f);
+        assert!(
+            commands(&d)
+                .iter()
+                .any(|c| c.contains("::1 localhost") && c.contains("/etc/hosts")),
+            "{:?}",
+            commands(&d)
+        );
+        assert!(commands(&d).contains(&"nc -vz ::1 8080".to_owned()));
+    }
+
+    #[test]
+    fn a_stopped_master_with_running_workers_is_one_warning() {
+        let mut socket = listener(V4, 8080, 10);
+        socket.pids = vec![10, 11, 12];
+        let mut f = facts(
+            "127.0.0.1:8080",
+            vec![(V4, Connect::Connected(Duration::ZERO))],
+            vec![socket],
+        );
+        for pid in [10, 11, 12] {
+            let mut p = crate::model::tests::process("nginx", &["nginx"]);
+            p.pid = pid;
+            f.processes.insert(pid, p);
+        }
+        f.states = HashMap::from([(10, 'T'), (11, 'S'), (12, 'S')]);
+        let d = analyze(&f);
+        let stopped: Vec<&Check> = d.checks.iter().filter(|c| c.id == "stopped").collect();
+        assert_eq!(stopped.len(), 1, "one check per process: {stopped:?}");
+        assert_eq!(stopped[0].verdict, Verdict::Warning);
+        assert!(
+            stopped[0].title.contains("nginx (pid 11), nginx (pid 12)"),
+            "{}",
+            stopped[0].title
+        );
+        // All stopped: the problem.
+        f.states = HashMap::from([(10, 'T'), (11, 'T'), (12, 'T')]);
+        let d = analyze(&f);
+        assert!(
+            d.checks
+                .iter()
+                .filter(|c| c.id == "stopped")
+                .all(|c| c.verdict == Verdict::Problem)
+        );
+        assert_eq!(d.checks.iter().filter(|c| c.id == "stopped").count(), 3);
     }
 
     #[test]
@@ -1076,13 +1530,13 @@ mod tests {
             vec![(V4, Connect::Connected(Duration::ZERO))],
             vec![listener(V4, 8080, 1)],
         );
-        f.http = Some((
+        f.answer = Some((
             SocketAddr::new(V4, 8080),
-            Http::Response {
+            Answer::Http(Http::Response {
                 status: "HTTP/1.0 200 OK".into(),
                 server: Some("SimpleHTTP/0.6".into()),
                 title: Some("Hello".into()),
-            },
+            }),
         ));
         let d = analyze(&f);
         assert_eq!(d.verdict, Verdict::Ok);

@@ -225,6 +225,11 @@ pub fn can_bind_privileged() -> bool {
         .is_ok_and(|s| s.euid == 0 || s.capeff & (1 << CAP_NET_BIND_SERVICE) != 0)
 }
 
+/// Whether this process runs as root (effective uid 0).
+pub fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
 /// Listening TCP sockets' accept queues: inode → connections waiting to be `accept`ed.
 pub fn accept_queues() -> HashMap<u64, u32> {
     [procfs::net::tcp(), procfs::net::tcp6()]

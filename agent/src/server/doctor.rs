@@ -206,16 +206,14 @@ pub async fn kill(State(app): State<AppState>, headers: HeaderMap, body: Bytes) 
         Ok(req) => req,
         Err(e) => {
             return bad_request(format!(
-                "the body must be JSON like {{\"pid\": 4242, \"signal\": \"TERM\", \"force_after_ms\": 5000}}: {e}"
+                "the body must be JSON like {{\"pid\": 4242, \"start_time\": 1764400000}} (optional: \"signal\": \"TERM\", \"force_after_ms\": 5000): {e}"
             ));
         }
     };
-    let signal = req
-        .signal
-        .clone()
-        .unwrap_or_else(|| "TERM".into())
-        .to_ascii_uppercase();
-    if os::signal_by_name(&signal).is_none() {
+    let signal = req.signal.as_deref().map(str::to_ascii_uppercase);
+    if let Some(signal) = &signal
+        && os::signal_by_name(signal).is_none()
+    {
         return bad_request(format!(
             "unknown signal `{signal}`: expected TERM, INT, HUP, QUIT, KILL, USR1, USR2, STOP or CONT"
         ));
@@ -230,10 +228,12 @@ pub async fn kill(State(app): State<AppState>, headers: HeaderMap, body: Bytes) 
     let outcome = tokio::task::spawn_blocking(move || {
         let mut collector = Collector::new(os::System::new());
         let me = kill::Me::current(&mut collector);
-        kill::allowed_from_dashboard(&mut collector, &req, me)?;
-        let process = collector.raw_process(req.pid).ok_or(kill::Refusal::NoSuchProcess(req.pid))?;
-        tracing::info!(pid = req.pid, name = %process.name, %signal, "stopping a process on the dashboard's request");
-        Ok::<_, kill::Refusal>(kill::stop(&process, &signal, force_after, false))
+        let (process, state) = kill::allowed_from_dashboard(&mut collector, &req, me)?;
+        let watch = kill::Watch::of(&state, &[process.pid]);
+        let wire = crate::collector::to_wire_process(process.clone());
+        let plan = kill::plan(&wire, watch.ports.first().copied(), signal.as_deref(), force_after.map(Some));
+        tracing::info!(pid = req.pid, name = %process.name, signal = %plan.signal, "stopping a process on the dashboard's request");
+        Ok::<_, kill::Refusal>(kill::stop(&process, &plan, &watch, false))
     })
     .await;
     match outcome {
