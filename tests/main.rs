@@ -8,6 +8,7 @@ mod doctor;
 mod guards;
 mod limits;
 mod live;
+mod servers;
 mod share;
 mod support;
 mod truth;

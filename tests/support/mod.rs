@@ -15,6 +15,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 
 pub mod browser;
+pub mod servers;
 
 /// A running `portscope serve`, killed on drop.
 pub struct Agent {

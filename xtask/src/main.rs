@@ -24,6 +24,10 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     ("util-linux", "/usr/bin/setpriv"),
     // nft: the firewall check reads the ruleset; a test sets a rule in its own namespace.
     ("nftables", "/usr/sbin/nft"),
+    // Real servers the doctor is tested against (tests/servers.rs): it must never harm them.
+    ("postgresql", "/usr/lib/postgresql/15/bin/initdb"),
+    ("redis-server", "/usr/bin/redis-server"),
+    ("nginx", "/usr/sbin/nginx"),
 ];
 
 /// Crates the protocol crate must never depend on (it compiles for the browser too).

@@ -1,0 +1,244 @@
+//! The doctor on real servers (#10): PostgreSQL, Redis and nginx from Debian's packages, each
+//! started by the test on a loopback port of its own. What is checked is what the servers
+//! themselves say: their logs (no "SECURITY ATTACK", no bad startup packet, no crash recovery),
+//! how they stopped, and whether they still answer.
+
+use std::time::Duration;
+
+use portscope_shared::{Diagnosis, KillOutcome, KillReport, Verdict};
+
+use crate::support::run_cli;
+use crate::support::servers::{Nginx, Postgres, Redis, accepts, signal};
+
+#[track_caller]
+fn why(target: &str) -> (i32, Diagnosis) {
+    let (code, out, err) = run_cli(&["why", target, "--json"]);
+    let d = serde_json::from_str(&out)
+        .unwrap_or_else(|e| panic!("why {target} printed no Diagnosis ({e}):\n{out}\n{err}"));
+    (code, d)
+}
+
+#[track_caller]
+fn kill(args: &[&str]) -> (i32, Vec<KillReport>, String) {
+    let mut all = vec!["kill"];
+    all.extend_from_slice(args);
+    all.push("--json");
+    let (code, out, err) = run_cli(&all);
+    let reports = serde_json::from_str(&out)
+        .unwrap_or_else(|e| panic!("kill {args:?} printed no reports ({e}):\n{out}\n{err}"));
+    (code, reports, err)
+}
+
+fn commands(d: &Diagnosis) -> Vec<String> {
+    d.checks
+        .iter()
+        .flat_map(|c| c.fixes.iter().filter_map(|f| f.command.clone()))
+        .collect()
+}
+
+/// Sends what a careless doctor would: an HTTP request. Used to show that each log check below
+/// can fail, i.e. that the server does log such a request.
+fn send_http(addr: &str) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let _ = s.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+}
+
+#[track_caller]
+fn wait_log(what: &str, log: impl Fn() -> String, needle: &str) {
+    crate::support::wait_for(what, Duration::from_secs(10), || {
+        log().contains(needle).then_some(())
+    });
+}
+
+#[test]
+fn why_sends_nothing_to_redis_or_postgresql_and_suggests_their_clients() {
+    let redis = Redis::start("::1");
+    let pg = Postgres::start();
+
+    // Redis on ::1 only, asked on [::1] (connects) and on 127.0.0.1 (refused).
+    let (code, d) = why(&format!("[::1]:{}", redis.port));
+    assert_eq!(code, 0, "{d:#?}");
+    let answer = d
+        .checks
+        .iter()
+        .find(|c| c.id == "answer")
+        .expect("an answer check");
+    assert!(
+        answer.title.contains("sent nothing") && answer.title.contains("Redis"),
+        "{}",
+        answer.title
+    );
+    let (code, d) = why(&format!("127.0.0.1:{}", redis.port));
+    assert_eq!(code, 1);
+    let cmds = commands(&d);
+    assert!(
+        cmds.contains(&format!("redis-cli -h ::1 -p {} ping", redis.port)),
+        "{cmds:?}"
+    );
+    assert!(!cmds.iter().any(|c| c.contains("curl")), "{cmds:?}");
+
+    // PostgreSQL, also when asked with an http:// URL.
+    for target in [
+        format!("127.0.0.1:{}", pg.port),
+        format!("http://127.0.0.1:{}/", pg.port),
+        format!("localhost:{}", pg.port),
+    ] {
+        let (code, d) = why(&target);
+        assert_eq!(code, 0, "{target}: {d:#?}");
+        let answer = d
+            .checks
+            .iter()
+            .find(|c| c.id == "answer")
+            .expect("an answer check");
+        assert!(answer.title.contains("PostgreSQL"), "{}", answer.title);
+        assert!(
+            commands(&d).contains(&format!("psql -h 127.0.0.1 -p {}", pg.port)),
+            "{:?}",
+            commands(&d)
+        );
+    }
+
+    std::thread::sleep(Duration::from_millis(500));
+    let (redis_log, pg_log) = (redis.log(), pg.log());
+    assert!(!redis_log.contains("SECURITY ATTACK"), "{redis_log}");
+    for complaint in [
+        "invalid length of startup packet",
+        "incomplete startup packet",
+        "FATAL",
+    ] {
+        assert!(!pg_log.contains(complaint), "{complaint}:\n{pg_log}");
+    }
+
+    // The checks above can fail: an HTTP request is logged by both.
+    send_http(&format!("[::1]:{}", redis.port));
+    wait_log(
+        "Redis to log the HTTP request",
+        || redis.log(),
+        "SECURITY ATTACK",
+    );
+    send_http(&format!("127.0.0.1:{}", pg.port));
+    wait_log(
+        "PostgreSQL to log the HTTP request",
+        || pg.log(),
+        "invalid length of startup packet",
+    );
+}
+
+#[test]
+fn kill_stops_postgresql_its_own_way_and_never_forces_it() {
+    let mut pg = Postgres::start();
+    let port = pg.port.to_string();
+    let mut psql = pg.session("select pg_sleep(120)");
+    let addr = format!("127.0.0.1:{port}");
+    crate::support::wait_for("psql to connect", Duration::from_secs(20), || {
+        let (_, out, _) = run_cli(&["ls", "--port", &port, "--json"]);
+        out.contains("\"ESTABLISHED\"").then_some(())
+    });
+
+    // TERM is PostgreSQL's smart shutdown: it waits for psql. portscope waits, names psql,
+    // and does not force a database.
+    let (code, reports, err) = kill(&[&port, "--signal", "TERM"]);
+    assert_eq!(code, 1, "{reports:?}\n{err}");
+    assert_eq!(reports.len(), 1, "the postmaster only: {reports:?}");
+    let r = &reports[0];
+    assert_eq!(
+        (r.pid, r.outcome),
+        (pg.pid(), KillOutcome::StillRunning),
+        "{r:?}"
+    );
+    assert!(
+        r.message.contains(&format!("psql (pid {})", psql.id())),
+        "names the client: {}",
+        r.message
+    );
+    assert!(r.message.contains("database"), "{}", r.message);
+    assert!(pg.log().contains("received smart shutdown request"));
+    assert!(
+        psql.try_wait().unwrap().is_none(),
+        "psql's session is untouched"
+    );
+
+    // Without --signal: SIGINT, PostgreSQL's fast shutdown.
+    let (code, reports, err) = kill(&[&port]);
+    assert_eq!(code, 0, "{reports:?}\n{err}");
+    assert_eq!(reports[0].signal, "INT");
+    assert_eq!(reports[0].outcome, KillOutcome::Exited, "{:?}", reports[0]);
+    assert!(pg.wait_exit(Duration::from_secs(10)));
+    assert!(!accepts(&addr));
+    let _ = psql.wait();
+    let log = pg.log();
+    assert!(log.contains("received fast shutdown request"), "{log}");
+    assert!(log.contains("database system is shut down"), "{log}");
+    assert!(!log.contains("terminated by signal 9"), "{log}");
+
+    // It starts again without crash recovery.
+    pg.run();
+    let log = pg.log();
+    let restart = &log[log.rfind("starting PostgreSQL").unwrap()..];
+    assert!(!restart.contains("not properly shut down"), "{restart}");
+    assert!(!restart.contains("automatic recovery"), "{restart}");
+}
+
+#[test]
+fn kill_stops_redis_with_term_and_nginx_gracefully_through_its_master() {
+    let mut redis = Redis::start("127.0.0.1");
+    let (code, reports, err) = kill(&[&redis.port.to_string()]);
+    assert_eq!(code, 0, "{reports:?}\n{err}");
+    assert_eq!(
+        (reports[0].signal.as_str(), reports[0].outcome),
+        ("TERM", KillOutcome::Exited)
+    );
+    assert!(redis.wait_exit(Duration::from_secs(5)));
+    let log = redis.log();
+    assert!(
+        log.contains("Received SIGTERM scheduling shutdown"),
+        "{log}"
+    );
+    assert!(log.contains("ready to exit, bye bye"), "{log}");
+
+    let mut nginx = Nginx::start();
+    let (code, reports, err) = kill(&[&nginx.port.to_string()]);
+    assert_eq!(code, 0, "{reports:?}\n{err}");
+    assert_eq!(
+        reports.len(),
+        1,
+        "the master only, its workers go with it: {reports:?}"
+    );
+    assert_eq!(reports[0].pid, nginx.pid());
+    assert_eq!(
+        (reports[0].signal.as_str(), reports[0].outcome),
+        ("QUIT", KillOutcome::Exited),
+        "{:?}",
+        reports[0]
+    );
+    assert!(nginx.wait_exit(Duration::from_secs(5)));
+    let log = nginx.log();
+    assert!(log.contains("gracefully shutting down"), "{log}");
+}
+
+#[test]
+fn a_stopped_nginx_master_whose_workers_answer_is_not_a_problem() {
+    let nginx = Nginx::start();
+    signal(nginx.pid(), rustix::process::Signal::STOP);
+    let (code, d) = why(&format!("127.0.0.1:{}", nginx.port));
+    signal(nginx.pid(), rustix::process::Signal::CONT);
+    assert_eq!(code, 0, "{d:#?}");
+    assert_ne!(d.verdict, Verdict::Problem, "{d:#?}");
+    let stopped: Vec<_> = d.checks.iter().filter(|c| c.id == "stopped").collect();
+    assert_eq!(stopped.len(), 1, "one check for the master: {stopped:#?}");
+    assert_eq!(stopped[0].verdict, Verdict::Warning);
+    let http = d
+        .checks
+        .iter()
+        .find(|c| c.id == "http")
+        .expect("an http check");
+    assert!(http.title.contains("200"), "{}", http.title);
+    assert!(
+        !d.checks.iter().any(|c| c.id == "backlog"),
+        "our own probes are not counted as waiting connections: {d:#?}"
+    );
+}
