@@ -365,7 +365,8 @@ async fn troubleshoot(
         .text()
         .await
         .map_err(|e| e.to_string())?;
-    if !family.contains("curl 'http://[::1]:") || !family.contains("Copy") {
+    // A plain listener (not known to speak HTTP): a plain TCP test, in the listener's family.
+    if !family.contains(&format!("nc -vz ::1 {port}")) || !family.contains("Copy") {
         return Err(format!(
             "the family check lacks its copyable fix: {family:?}"
         ));

@@ -45,7 +45,7 @@ fn why_explains_an_ipv4_only_listener_probed_over_ipv6() {
         family
             .fixes
             .iter()
-            .any(|f| f.command.as_deref() == Some(&*format!("curl http://127.0.0.1:{}/", s.port)))
+            .any(|f| f.command.as_deref() == Some(&*format!("nc -vz 127.0.0.1 {}", s.port)))
     );
     assert_eq!(
         d.summary, family.title,
@@ -152,7 +152,7 @@ fn why_finds_a_listener_bound_to_an_interface_address_only() {
     );
     assert_eq!(
         interface.fixes[0].command.as_deref(),
-        Some("curl http://10.200.0.1:18080/")
+        Some("nc -vz 10.200.0.1 18080")
     );
 }
 
@@ -609,8 +609,22 @@ fn the_api_answers_why_and_bind_and_stops_socket_owners_only() {
     assert!(res.body.contains("local ports only"), "{}", res.body);
     assert_eq!(agent.get("/api/v1/bind?port=0").status, 400);
 
+    // The start time the dashboard would send, from the agent's own snapshot.
+    let start_time = |pid: u32| -> u64 {
+        let snapshot: portscope_shared::Snapshot =
+            serde_json::from_str(&agent.get("/api/v1/snapshot").body).unwrap();
+        snapshot
+            .processes
+            .iter()
+            .find(|p| p.pid == pid)
+            .and_then(|p| p.start_time)
+            .unwrap_or(1)
+    };
     let kill = |pid: u32, extra: &[(&str, &str)]| {
-        let body = format!("{{\"pid\":{pid},\"force_after_ms\":2000}}");
+        let body = format!(
+            "{{\"pid\":{pid},\"start_time\":{},\"force_after_ms\":2000}}",
+            start_time(pid)
+        );
         agent.post("/api/v1/kill", &body, extra)
     };
     crate::support::wait_for(
@@ -639,6 +653,14 @@ fn the_api_answers_why_and_bind_and_stops_socket_owners_only() {
     let bad = agent.post("/api/v1/kill", "not json", &[]);
     assert_eq!(bad.status, 400, "{}", bad.body);
     assert!(bad.body.contains("bad_request"), "{}", bad.body);
+    // The start time is required: without it a reused pid could not be told apart.
+    let bare = agent.post("/api/v1/kill", &format!("{{\"pid\":{}}}", s.pid), &[]);
+    assert_eq!(bare.status, 400, "{}", bare.body);
+    assert!(
+        bare.body.contains("missing field `start_time`"),
+        "{}",
+        bare.body
+    );
     let res = agent.get("/api/v1/free?near=abc");
     assert_eq!(res.status, 400);
     assert!(res.body.contains("?near= must be a number"), "{}", res.body);

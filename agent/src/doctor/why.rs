@@ -308,7 +308,7 @@ pub fn analyze(facts: &Facts) -> Diagnosis {
         .collect();
 
     // 3. Is anything listening?
-    checks.push(listening_check(facts, &listeners, port));
+    checks.push(listening_check(facts, &listeners, port, any_connected));
 
     // 4. Does each failing address match a listener? (families, interfaces, V6ONLY)
     if !listeners.is_empty() {
@@ -445,7 +445,7 @@ pub fn analyze(facts: &Facts) -> Diagnosis {
     )
 }
 
-fn listening_check(facts: &Facts, listeners: &[&Socket], port: u16) -> Check {
+fn listening_check(facts: &Facts, listeners: &[&Socket], port: u16, connected: bool) -> Check {
     if !listeners.is_empty() {
         let evidence = listeners.iter().map(|s| describe(s, facts)).collect();
         let who = listeners
@@ -464,6 +464,26 @@ fn listening_check(facts: &Facts, listeners: &[&Socket], port: u16) -> Check {
             vec![fix(
                 "see the whole process tree",
                 Some(format!("portscope who {port}")),
+            )],
+        );
+    }
+    if connected {
+        // Something answered although nothing here listens: not a problem, but worth knowing.
+        return check(
+            "listening",
+            Verdict::Info,
+            format!(
+                "no socket in this network namespace listens on TCP port {port}, yet the connection works: it is forwarded elsewhere"
+            ),
+            vec![
+                "a DNAT rule (Docker without its userland proxy, kube-proxy, a port forward) or a listener in another network namespace answers for this port".into(),
+            ],
+            vec![fix(
+                "see where the port is forwarded",
+                Some(format!(
+                    "{}nft list ruleset | grep -n 'dport {port}'",
+                    sudo()
+                )),
             )],
         );
     }
@@ -759,7 +779,9 @@ fn client_command(facts: &Facts, port: u16, ip: IpAddr) -> String {
             .replace("{host}", &shell_quote(&ip.to_string()))
             .replace("{port}", &port.to_string());
     }
+    let answered_http = matches!(facts.answer, Some((_, Answer::Http(Http::Response { .. }))));
     let http = app.is_some_and(|a| a.http)
+        || answered_http
         || facts
             .target
             .as_ref()
@@ -1407,6 +1429,19 @@ mod tests {
             commands(&d)
         );
         assert!(commands(&d).contains(&"nc -vz ::1 8080".to_owned()));
+    }
+
+    #[test]
+    fn a_connection_that_works_without_a_listener_is_forwarded_not_a_problem() {
+        let d = analyze(&facts(
+            "127.0.0.1:8080",
+            vec![(V4, Connect::Connected(Duration::ZERO))],
+            vec![],
+        ));
+        assert_eq!(d.verdict, Verdict::Ok, "{d:#?}");
+        let listening = d.checks.iter().find(|c| c.id == "listening").unwrap();
+        assert_eq!(listening.verdict, Verdict::Info);
+        assert!(listening.title.contains("forwarded"), "{}", listening.title);
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! Bounds on what clients can make the agent hold: WebSocket connections (overall and per client
-//! address) and failed token attempts per client address.
+//! address) and failed token attempts per client (loopback as one, IPv6 per /64, at most 4 096).
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -103,21 +103,56 @@ impl Drop for Slot {
     }
 }
 
-/// Failed token attempts per address: past [`MAX_FAILED_AUTH`] within [`FAILED_AUTH_WINDOW`],
-/// the address waits out the window, whatever token it offers (guessing stops being useful).
+/// How many client buckets the failed-token map tracks; past that, new ones share one bucket.
+pub const MAX_TRACKED: usize = 4096;
+
+/// Whom a failed token is counted against: one address, except that every loopback address is
+/// one client (the machine itself), and an IPv6 client is its /64 (one host or network usually
+/// holds a whole /64, so counting single addresses would give it 2^64 tries).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Bucket {
+    Loopback,
+    V4(Ipv4Addr),
+    V6Net(u64),
+    /// Everyone who arrived while [`MAX_TRACKED`] buckets were in use.
+    Overflow,
+}
+
+impl Bucket {
+    pub fn of(addr: IpAddr) -> Self {
+        let addr = match addr {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(addr, IpAddr::V4),
+            v4 => v4,
+        };
+        match addr {
+            a if a.is_loopback() => Self::Loopback,
+            IpAddr::V4(v4) => Self::V4(v4),
+            IpAddr::V6(v6) => Self::V6Net((u128::from(v6) >> 64) as u64),
+        }
+    }
+}
+
+/// Failed token attempts per [`Bucket`]: past [`MAX_FAILED_AUTH`] within
+/// [`FAILED_AUTH_WINDOW`], the bucket waits out the window, whatever token it offers (guessing
+/// stops being useful). At most [`MAX_TRACKED`] buckets; windows that are over are pruned only
+/// when the map is full, so a failure costs O(1) on average.
 #[derive(Clone, Debug, Default)]
 pub struct AuthFailures {
-    by_address: Arc<Mutex<HashMap<IpAddr, (Instant, u32)>>>,
+    by_bucket: Arc<Mutex<HashMap<Bucket, (Instant, u32)>>>,
 }
 
 impl AuthFailures {
     /// How long `addr` must still wait, if it is locked out.
     pub fn locked(&self, addr: IpAddr, now: Instant) -> Option<Duration> {
         let map = self
-            .by_address
+            .by_bucket
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let (since, count) = map.get(&addr)?;
+        let bucket = Bucket::of(addr);
+        let (since, count) = map.get(&bucket).or_else(|| {
+            map.get(&Bucket::Overflow)
+                .filter(|_| map.len() >= MAX_TRACKED)
+        })?;
         let left = FAILED_AUTH_WINDOW.checked_sub(now.duration_since(*since))?;
         (*count >= MAX_FAILED_AUTH && !left.is_zero()).then_some(left)
     }
@@ -125,20 +160,34 @@ impl AuthFailures {
     /// Counts one failed attempt.
     pub fn record(&self, addr: IpAddr, now: Instant) {
         let mut map = self
-            .by_address
+            .by_bucket
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        // Forget windows that are over, so the map cannot grow without bound.
-        map.retain(|_, (since, _)| now.duration_since(*since) < FAILED_AUTH_WINDOW);
-        let entry = map.entry(addr).or_insert((now, 0));
+        let mut bucket = Bucket::of(addr);
+        if !map.contains_key(&bucket) && map.len() >= MAX_TRACKED - 1 {
+            map.retain(|_, (since, _)| now.duration_since(*since) < FAILED_AUTH_WINDOW);
+            if map.len() >= MAX_TRACKED - 1 {
+                bucket = Bucket::Overflow;
+            }
+        }
+        let entry = map.entry(bucket).or_insert((now, 0));
+        if now.duration_since(entry.0) >= FAILED_AUTH_WINDOW {
+            *entry = (now, 0);
+        }
         entry.1 = entry.1.saturating_add(1);
+    }
+
+    /// How many buckets are tracked.
+    pub fn tracked(&self) -> usize {
+        self.by_bucket
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::net::Ipv4Addr;
-
     use super::*;
 
     const A: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
@@ -177,5 +226,70 @@ mod tests {
             None,
             "the window ends"
         );
+    }
+
+    #[test]
+    fn loopback_is_one_client_ipv6_counts_per_64_and_ipv4_per_address() {
+        let failures = AuthFailures::default();
+        let t0 = Instant::now();
+        for i in 0..MAX_FAILED_AUTH {
+            // 127.0.0.1, 127.0.0.2, …, ::1: all the machine itself.
+            let addr = if i % 3 == 0 {
+                IpAddr::V6(std::net::Ipv6Addr::LOCALHOST)
+            } else {
+                IpAddr::V4(Ipv4Addr::new(127, 0, 0, i as u8))
+            };
+            failures.record(addr, t0);
+        }
+        assert!(
+            failures
+                .locked(IpAddr::V4(Ipv4Addr::LOCALHOST), t0)
+                .is_some()
+        );
+
+        let net =
+            |host: u16| IpAddr::V6(std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 7, 0, 0, 0, host));
+        for host in 0..MAX_FAILED_AUTH {
+            failures.record(net(host as u16), t0);
+        }
+        assert!(
+            failures.locked(net(60000), t0).is_some(),
+            "the whole /64 is locked"
+        );
+        let other_net = IpAddr::V6("2001:db8:0:8::1".parse().unwrap());
+        assert_eq!(failures.locked(other_net, t0), None);
+        let mapped = IpAddr::V6("::ffff:10.0.0.1".parse().unwrap());
+        for _ in 0..MAX_FAILED_AUTH {
+            failures.record(mapped, t0);
+        }
+        assert!(
+            failures.locked(A, t0).is_some(),
+            "an IPv4-mapped address is its IPv4 address"
+        );
+        assert_eq!(failures.locked(B, t0), None);
+    }
+
+    #[test]
+    fn at_most_max_tracked_buckets_and_the_rest_share_one() {
+        let failures = AuthFailures::default();
+        let t0 = Instant::now();
+        let addr = |i: u32| IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i));
+        for i in 0..(MAX_TRACKED as u32 + 500) {
+            failures.record(addr(i), t0);
+        }
+        assert_eq!(failures.tracked(), MAX_TRACKED);
+        // The newcomers share the overflow bucket: 500 failures there lock it.
+        let newcomer = addr(MAX_TRACKED as u32 + 1000);
+        assert!(failures.locked(newcomer, t0).is_some());
+        assert_eq!(
+            failures.locked(addr(0), t0),
+            None,
+            "a tracked address keeps its own count"
+        );
+        // Once the windows are over, room is made again.
+        let later = t0 + FAILED_AUTH_WINDOW;
+        failures.record(newcomer, later);
+        assert_eq!(failures.tracked(), 1, "expired windows pruned when full");
+        assert_eq!(failures.locked(newcomer, later), None);
     }
 }
