@@ -393,7 +393,20 @@ async fn troubleshoot(
     if !hover.is_some_and(|t| t.contains("this machine alone")) {
         return Err("the loopback tag does not explain itself on hover".into());
     }
-    row.click().await.map_err(|e| e.to_string())?;
+    // A row is drawn anew when its socket changes (keyed by id and revision): find it again
+    // right before clicking, and retry when it was redrawn in between.
+    let mut clicked = Err(String::new());
+    for _ in 0..5 {
+        clicked = match c.find(Locator::Css(&css)).await {
+            Ok(row) => row.click().await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        if clicked.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    clicked.map_err(|e| format!("cannot click the row for [::1]:{port}: {e}"))?;
     c.wait()
         .at_most(WAIT)
         .for_element(Locator::Id("action-stop"))

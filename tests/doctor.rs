@@ -96,8 +96,10 @@ fn why_explains_an_ipv6_only_listener_probed_over_ipv4() {
 }
 
 /// Runs a shell script in a network namespace of our own (as root, or as an unprivileged user
-/// through a user namespace). `None`, with a visible message, where none can be created.
-fn in_namespace(test: &str, script: &str) -> Option<(i32, String, String)> {
+/// through a user namespace). Fails the test, saying how to fix it, where none can be created:
+/// a test that cannot run its situation must not pass.
+#[track_caller]
+fn in_namespace(script: &str) -> (i32, String, String) {
     let namespaced = |unshare_args: &[&str]| {
         let mut c = Command::new("unshare");
         c.args(unshare_args).args(["sh", "-c", script]);
@@ -105,14 +107,18 @@ fn in_namespace(test: &str, script: &str) -> Option<(i32, String, String)> {
     };
     let (code, out, err) = namespaced(&["--net"]);
     if !err.starts_with("unshare:") {
-        return Some((code, out, err));
+        return (code, out, err);
     }
     let (code, out, err) = namespaced(&["--user", "--map-root-user", "--net"]);
     if !err.starts_with("unshare:") {
-        return Some((code, out, err));
+        return (code, out, err);
     }
-    eprintln!("SKIPPED {test}: no network namespace can be created here ({err})");
-    None
+    panic!(
+        "no network namespace can be created here ({}): run the tests as root, or allow \
+         unprivileged user namespaces (`sysctl -w kernel.unprivileged_userns_clone=1`; \
+         util-linux provides unshare)",
+        err.trim()
+    );
 }
 
 /// The script's lines to start a listener in the namespace and wait until portscope sees it.
@@ -135,12 +141,7 @@ fn why_finds_a_listener_bound_to_an_interface_address_only() {
         listen = listen_in_namespace("10.200.0.1", 18080),
         bin = env!("CARGO_BIN_EXE_portscope"),
     );
-    let Some((code, out, err)) = in_namespace(
-        "why_finds_a_listener_bound_to_an_interface_address_only",
-        &script,
-    ) else {
-        return;
-    };
+    let (code, out, err) = in_namespace(&script);
     assert_eq!(code, 1, "{out}\n{err}");
     let d: Diagnosis = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}\n{err}"));
     let interface = find(&d, "interface");
@@ -168,11 +169,7 @@ fn why_reports_the_firewall_rule_that_drops_the_port() {
         listen = listen_in_namespace("127.0.0.1", 18082),
         bin = env!("CARGO_BIN_EXE_portscope"),
     );
-    let Some((code, out, err)) =
-        in_namespace("why_reports_the_firewall_rule_that_drops_the_port", &script)
-    else {
-        return;
-    };
+    let (code, out, err) = in_namespace(&script);
     assert_eq!(code, 0, "{out}\n{err}");
     let d: Diagnosis = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}\n{err}"));
     let firewall = find(&d, "firewall");

@@ -216,8 +216,55 @@ fn bad_usage_exits_with_status_2_and_says_what_was_expected() {
     assert_eq!(code, 2);
     assert!(err.contains("expected a duration"), "{err}");
     let (code, _, err) = crate::support::run_cli(&["serve", "--bind", "0.0.0.0", "--port", "0"]);
-    assert_eq!(code, 1);
+    assert_eq!(code, 2, "a refused --bind is a usage error: {err}");
     assert!(err.contains("not a loopback address"), "{err}");
+    let (code, _, err) = crate::support::run_cli(&["who", "abc"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("`abc` is not a port number; expected a number from 1 to 65535"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("invalid digit"),
+        "no Rust parser jargon: {err}"
+    );
+}
+
+#[test]
+fn logs_are_coloured_only_on_a_terminal_and_never_with_no_color() {
+    // stderr is a pipe here: no colour codes, with or without NO_COLOR.
+    let logged = |no_color: Option<&str>| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_portscope"));
+        c.args(["ls", "--port", "1"])
+            .env("RUST_LOG", "portscope=debug");
+        c.env_remove("NO_COLOR");
+        if let Some(v) = no_color {
+            c.env("NO_COLOR", v);
+        }
+        crate::support::run(c).2
+    };
+    for err in [logged(None), logged(Some("1"))] {
+        assert!(err.contains("DEBUG"), "debug logs were written: {err}");
+        assert!(
+            !err.contains('\x1b'),
+            "no ANSI codes in a file or pipe: {err:?}"
+        );
+    }
+    // On a terminal (script(1) gives it one), colour unless NO_COLOR is set.
+    let on_tty = |no_color: &str| {
+        let bin = env!("CARGO_BIN_EXE_portscope");
+        let mut c = std::process::Command::new("script");
+        c.args(["-qec", &format!("{bin} ls --port 1"), "/dev/null"])
+            .env("RUST_LOG", "portscope=debug")
+            .env("NO_COLOR", no_color);
+        crate::support::run(c).1
+    };
+    assert!(on_tty("").contains('\x1b'), "a terminal gets colour");
+    let plain = on_tty("1");
+    assert!(
+        plain.contains("DEBUG") && !plain.contains('\x1b'),
+        "{plain:?}"
+    );
 }
 
 #[test]

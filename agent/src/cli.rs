@@ -69,7 +69,7 @@ pub struct WhyArgs {
 #[derive(Clone, Debug, Args)]
 pub struct BindArgs {
     /// The port (1-65535).
-    #[arg(value_parser = clap::value_parser!(u16).range(1..))]
+    #[arg(value_parser = parse_port)]
     pub port: u16,
     /// Print JSON instead of text.
     #[arg(long)]
@@ -79,7 +79,7 @@ pub struct BindArgs {
 #[derive(Clone, Debug, Args)]
 pub struct FreeArgs {
     /// Look for ports near this one.
-    #[arg(long, default_value_t = crate::doctor::free::DEFAULT_NEAR, value_parser = clap::value_parser!(u16).range(1..))]
+    #[arg(long, default_value_t = crate::doctor::free::DEFAULT_NEAR, value_parser = parse_port)]
     pub near: u16,
     /// How many ports to print.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=100))]
@@ -93,7 +93,7 @@ pub struct FreeArgs {
 #[command(group(clap::ArgGroup::new("what").required(true).args(["port", "pid"])))]
 pub struct KillArgs {
     /// Stop the processes listening on this port.
-    #[arg(value_parser = clap::value_parser!(u16).range(1..))]
+    #[arg(value_parser = parse_port)]
     pub port: Option<u16>,
     /// Stop this process instead.
     #[arg(long)]
@@ -118,7 +118,7 @@ pub struct KillArgs {
 #[derive(Clone, Debug, Args)]
 pub struct WhoArgs {
     /// The port (1-65535).
-    #[arg(value_parser = clap::value_parser!(u16).range(1..))]
+    #[arg(value_parser = parse_port)]
     pub port: u16,
     /// Print JSON instead of text.
     #[arg(long)]
@@ -212,6 +212,17 @@ fn parse_timeout(s: &str) -> Result<Duration, String> {
 /// `kill --force-after`: a duration, or `never`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ForceAfter(pub Option<Duration>);
+
+/// A port for `who`, `bind`, `kill`, `free --near`: said in words when it is not one.
+fn parse_port(s: &str) -> Result<u16, String> {
+    match s.trim().parse::<u32>() {
+        Ok(port @ 1..=65535) => Ok(port as u16),
+        Ok(_) => Err("a port is a number from 1 to 65535".into()),
+        Err(_) => Err(format!(
+            "`{s}` is not a port number; expected a number from 1 to 65535, e.g. 5173"
+        )),
+    }
+}
 
 fn parse_force_after(s: &str) -> Result<ForceAfter, String> {
     if s == "never" {

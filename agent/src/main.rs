@@ -31,8 +31,12 @@ fn main() -> ExitCode {
         // The daemon runs for days: one malloc arena keeps its memory ~15 % lower.
         os::use_one_malloc_arena();
     }
+    // Colour only on a terminal, and never when NO_COLOR is set (https://no-color.org).
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(colour)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "portscope=info".into()),

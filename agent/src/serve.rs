@@ -38,17 +38,18 @@ fn check_configured_token(token: String) -> anyhow::Result<String> {
 pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
     if let Some(share) = args.share {
         if args.bind != ServeArgs::default_bind() {
-            bail!("--share takes the address to listen on (--share {share}); leave out --bind");
+            bail!(crate::doctor::UsageError(format!(
+                "--share takes the address to listen on (--share {share}); leave out --bind"
+            )));
         }
         args.bind = share;
     } else if !args.bind.is_loopback() {
-        bail!(
+        bail!(crate::doctor::UsageError(format!(
             "--bind {} is not a loopback address. portscope shows every process's command line, \
              so it serves only this machine; use 127.0.0.1 (the default) or ::1, or share it \
              with TLS and the token: --share {}",
-            args.bind,
-            args.bind
-        );
+            args.bind, args.bind
+        )));
     }
     let (collector, first) = refresh::scan_blocking(Collector::new(os::System::new()))
         .await

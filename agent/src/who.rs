@@ -62,9 +62,13 @@ pub fn report<P: Platform>(collector: &mut Collector<P>, state: &State, port: u1
         })
         .collect();
     if !hidden.is_empty() {
+        let (count, verb) = if hidden.len() == 1 {
+            ("1 of these sockets".to_owned(), "belongs")
+        } else {
+            (format!("{} of these sockets", hidden.len()), "belong")
+        };
         hints.push(format!(
-            "{} of these sockets belong to other users' processes ({}); run `sudo portscope who {port}` to see them",
-            hidden.len(),
+            "{count} {verb} to other users' processes ({}); run `sudo portscope who {port}` to see them",
             hidden.join(", ")
         ));
     }

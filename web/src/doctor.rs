@@ -124,7 +124,7 @@ pub fn Troubleshoot(doctor: Doctor) -> impl IntoView {
                 id="doctor-target"
                 class="doctor-target"
                 type="text"
-                placeholder="Troubleshoot: 5173, localhost:5173, [::1]:8080 or http://localhost:3000/"
+                placeholder="Port, host:port or URL, e.g. localhost:5173"
                 aria-label="Port or address to troubleshoot"
                 autocomplete="off"
                 spellcheck="false"

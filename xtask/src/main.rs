@@ -119,7 +119,7 @@ fn run_tests() -> Result<(u64, u64), String> {
     .stdout(std::process::Stdio::piped())
     .spawn()
     .map_err(|e| format!("tests: cannot start cargo: {e}"))?;
-    let (mut passed, mut failed) = (0, 0);
+    let (mut passed, mut failed, mut ignored) = (0, 0, 0);
     let stdout = child.stdout.take().expect("piped");
     let mut out = std::io::stdout().lock();
     for line in BufReader::new(stdout).lines() {
@@ -128,12 +128,23 @@ fn run_tests() -> Result<(u64, u64), String> {
         if let Some(rest) = line.strip_prefix("test result: ") {
             passed += count_before(rest, " passed");
             failed += count_before(rest, " failed");
+            ignored += count_before(rest, " ignored");
         }
     }
     let status = child.wait().map_err(|e| format!("tests: {e}"))?;
     if !status.success() {
         let _ = writeln!(out, "tests: {passed} passed, {failed} failed");
         return Err(format!("tests failed ({status})"));
+    }
+    // A skipped test is a test that did not run: install what it needs instead.
+    if ignored > 0 {
+        let _ = writeln!(
+            out,
+            "tests: {passed} passed, {failed} failed, {ignored} skipped"
+        );
+        return Err(format!(
+            "{ignored} tests were skipped (#[ignore]); every test must run: remove the #[ignore] and install what the test needs"
+        ));
     }
     Ok((passed, failed))
 }

@@ -178,6 +178,7 @@ impl AuthFailures {
     }
 
     /// How many buckets are tracked.
+    #[cfg(test)]
     pub fn tracked(&self) -> usize {
         self.by_bucket
             .lock()
