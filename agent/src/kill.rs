@@ -385,7 +385,7 @@ pub fn stop(process: &RawProcess, plan: &Plan, watch: &Watch, tree: bool) -> Kil
     let sent = if plan.means.is_empty() {
         format!("sent SIG{signal_name} to {who}")
     } else {
-        format!("sent SIG{signal_name} to {who} ({})", plan.means)
+        format!("sent SIG{signal_name} to {who} — {} —", plan.means)
     };
     if let Err(e) = os::send_signal(target, signal) {
         return report(
@@ -412,7 +412,7 @@ pub fn stop(process: &RawProcess, plan: &Plan, watch: &Watch, tree: bool) -> Kil
             return report(
                 KillOutcome::Exited,
                 start,
-                format!("{sent}; it exited after {ms} ms"),
+                format!("{} it exited after {ms} ms", sent_then(&sent)),
             );
         }
         if now.better_than(last) {
@@ -433,7 +433,8 @@ pub fn stop(process: &RawProcess, plan: &Plan, watch: &Watch, tree: bool) -> Kil
     let state = Collector::new(os::System::new()).scan();
     let (local, remote) = clients(&state, &watch.ports, &members);
     let mut message = format!(
-        "{sent}; it is still running after {} s",
+        "{} it is still running after {} s",
+        sent_then(&sent),
         start.elapsed().as_secs()
     );
     if !last.listening && !watch.listening.is_empty() {
@@ -460,6 +461,15 @@ pub fn stop(process: &RawProcess, plan: &Plan, watch: &Watch, tree: bool) -> Kil
         ),
     }
     report(KillOutcome::StillRunning, start, message)
+}
+
+/// "sent SIGTERM to x (pid 1);" or, after a dash clause, "sent SIGINT to x — what it means — and".
+fn sent_then(sent: &str) -> String {
+    if sent.ends_with('—') {
+        format!("{sent} and")
+    } else {
+        format!("{sent};")
+    }
 }
 
 /// Sends `KILL` to a process that ignored the first signal, after checking that the pid is
