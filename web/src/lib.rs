@@ -1,17 +1,24 @@
 //! The portscope dashboard: Leptos (client-side rendering) compiled to WebAssembly, served by
 //! the agent. It talks to the agent only through `portscope_shared` messages.
+//!
+//! Only [`table`], the client-side model, is pure Rust: it also compiles for the host, where its
+//! tests run (`cargo test --workspace`). Everything that touches the browser is wasm32-only.
 
+#[cfg(target_arch = "wasm32")]
 mod api;
+#[cfg(target_arch = "wasm32")]
 mod app;
+#[cfg(target_arch = "wasm32")]
 mod conn;
+#[cfg(target_arch = "wasm32")]
 mod doctor;
-mod table;
+pub mod table;
+#[cfg(target_arch = "wasm32")]
 mod url;
 
-use wasm_bindgen::prelude::wasm_bindgen;
-
 /// Entry point, called by `boot.js` once the module is loaded.
-#[wasm_bindgen(start)]
+#[cfg(target_arch = "wasm32")]
+#[wasm_bindgen::prelude::wasm_bindgen(start)]
 pub fn start() {
     leptos::mount::mount_to_body(app::App);
 }

@@ -492,3 +492,6 @@ fn sort_key(processes: &HashMap<u32, Process>, column: Column, s: &Socket) -> So
         Column::User => SortKey::Text(user(processes, s)),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,557 @@
+//! Model-based tests of [`Table`]: after any sequence of snapshots (whole or in parts), deltas
+//! (in step or not), sweeps, waits and view changes, the rows it holds, its sorted index and its
+//! counters equal what a naive model says. The model keeps its own rows and filters and sorts
+//! all of them from scratch on every check, with its own reading of each column: it shares no
+//! code with the index (only `portscope_shared`'s readings of a socket, which the CLI uses too).
+
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::IpAddr;
+
+use portscope_shared::{
+    Delta, Exposure, Family, OwnerStatus, Process, Proto, Snapshot, SnapshotMore, Socket,
+    SocketState,
+};
+use proptest::prelude::*;
+use proptest::sample::Index;
+
+use super::{Applied, Column, HIGHLIGHT_MS, Table, View};
+
+const ADDRS: [&str; 5] = ["127.0.0.1", "0.0.0.0", "::1", "::", "192.168.1.20"];
+const PORTS: [u16; 5] = [22, 80, 5173, 8080, 40000];
+const STATES: [SocketState; 5] = [
+    SocketState::Listen,
+    SocketState::Established,
+    SocketState::TimeWait,
+    SocketState::CloseWait,
+    SocketState::Unconn,
+];
+const NAMES: [&str; 5] = ["nginx", "Node", "python3", "redis-server", "sshd"];
+const USERS: [Option<&str>; 3] = [None, Some("root"), Some("ana")];
+/// Filter terms: numbers (exact port or pid), text that some columns contain, mixed case, and
+/// text no column contains.
+const TERMS: [&str; 16] = [
+    "80", "8080", "5", "3", "tcp", "TCP6", "node", "listen", "127.0", "::1", "uid", "Py", "ana",
+    "vite", "loopback", "x",
+];
+
+fn addr(i: usize) -> IpAddr {
+    ADDRS[i].parse().expect("valid address")
+}
+
+prop_compose! {
+    fn socket()(
+        id in 0..10usize,
+        udp in any::<bool>(),
+        local in 0..ADDRS.len(),
+        port in 0..PORTS.len(),
+        remote in proptest::option::of((0..ADDRS.len(), 0..PORTS.len())),
+        state in 0..STATES.len(),
+        pids in proptest::collection::btree_set(1..=6u32, 0..3),
+        hidden in any::<bool>(),
+        uid in proptest::option::of(0..3u32),
+        app in proptest::option::of(Just("Vite dev server".to_owned())),
+        service in proptest::option::of(prop_oneof![Just("http".to_owned()), Just("http-alt".to_owned())]),
+    ) -> Socket {
+        let local_addr = addr(local);
+        let pids: Vec<u32> = pids.into_iter().collect();
+        let owner = match (pids.is_empty(), hidden) {
+            (false, _) => OwnerStatus::Known,
+            (true, true) => OwnerStatus::Hidden,
+            (true, false) => OwnerStatus::None,
+        };
+        let state = if udp { SocketState::Unconn } else { STATES[state] };
+        Socket {
+            // The table treats ids as opaque: the same id with other fields is a changed socket.
+            id: format!("s{id}"),
+            proto: if udp { Proto::Udp } else { Proto::Tcp },
+            family: if local_addr.is_ipv4() { Family::Ipv4 } else { Family::Ipv6 },
+            local_addr,
+            local_port: PORTS[port],
+            remote_addr: remote.map(|(a, _)| addr(a)),
+            remote_port: remote.map(|(_, p)| PORTS[p]),
+            state,
+            pids,
+            uid,
+            owner,
+            exposure: remote.is_none().then(|| Exposure::of(local_addr)),
+            service,
+            app,
+            risk: None,
+            http: false,
+        }
+    }
+}
+
+prop_compose! {
+    fn process()(pid in 1..=5u32, name in 0..NAMES.len(), user in 0..USERS.len()) -> Process {
+        Process {
+            pid,
+            ppid: None,
+            name: NAMES[name].to_owned(),
+            exe: None,
+            cmdline: Vec::new(),
+            user: USERS[user].map(str::to_owned),
+            uid: Some(1000),
+            start_time: None,
+        }
+    }
+}
+
+prop_compose! {
+    fn view()(
+        terms in proptest::collection::vec(0..TERMS.len(), 0..3),
+        listening_only in any::<bool>(),
+        sort in 0..Column::ALL.len(),
+        descending in any::<bool>(),
+    ) -> View {
+        View {
+            query: terms.iter().map(|&t| TERMS[t]).collect::<Vec<_>>().join(" "),
+            listening_only,
+            sort: Column::ALL[sort],
+            descending,
+        }
+    }
+}
+
+/// One event the table sees. Deltas are drawn as candidates and resolved against the model's
+/// open rows when applied, so that they are deltas the agent could send.
+#[derive(Clone, Debug)]
+enum Op {
+    /// A new state, sent in `parts` messages.
+    Snapshot {
+        sockets: Vec<Socket>,
+        processes: Vec<Process>,
+        parts: usize,
+    },
+    /// Sockets that are open become `changed`, the others `added`; `remove` picks open rows.
+    Delta {
+        sockets: Vec<Socket>,
+        remove: Vec<Index>,
+        processes: Vec<Process>,
+        processes_removed: Vec<u32>,
+        in_step: bool,
+    },
+    /// Time passes (milliseconds).
+    Wait(u32),
+    Sweep,
+    View(View),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        1 => (
+            proptest::collection::vec(socket(), 0..10),
+            proptest::collection::vec(process(), 0..5),
+            1..4usize,
+        )
+            .prop_map(|(sockets, processes, parts)| Op::Snapshot { sockets, processes, parts }),
+        4 => (
+            proptest::collection::vec(socket(), 0..4),
+            proptest::collection::vec(any::<Index>(), 0..3),
+            proptest::collection::vec(process(), 0..2),
+            proptest::collection::vec(1..=6u32, 0..2),
+            prop::bool::weighted(0.9),
+        )
+            .prop_map(|(sockets, remove, processes, processes_removed, in_step)| Op::Delta {
+                sockets,
+                remove,
+                processes,
+                processes_removed,
+                in_step,
+            }),
+        2 => (0..4000u32).prop_map(Op::Wait),
+        1 => Just(Op::Sweep),
+        2 => view().prop_map(Op::View),
+    ]
+}
+
+/// A row as the model keeps it: the socket, and when it closed.
+#[derive(Clone, Debug, PartialEq)]
+struct ModelRow {
+    socket: Socket,
+    closed_at: Option<f64>,
+}
+
+/// What the table should hold, kept the obvious way.
+#[derive(Debug, Default)]
+struct Model {
+    rows: BTreeMap<String, ModelRow>,
+    processes: HashMap<u32, Process>,
+    seq: u64,
+    loaded: bool,
+    view: View,
+}
+
+/// Keeps the last socket of each id, as a state has one socket per id.
+fn unique(sockets: Vec<Socket>) -> Vec<Socket> {
+    let by_id: BTreeMap<String, Socket> = sockets.into_iter().map(|s| (s.id.clone(), s)).collect();
+    by_id.into_values().collect()
+}
+
+impl Model {
+    fn open_ids(&self) -> Vec<String> {
+        self.rows
+            .iter()
+            .filter(|(_, r)| r.closed_at.is_none())
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    fn open(&mut self, socket: Socket) {
+        self.rows.insert(
+            socket.id.clone(),
+            ModelRow {
+                socket,
+                closed_at: None,
+            },
+        );
+    }
+
+    /// Applies `op` to the model and to the table.
+    fn apply(&mut self, table: &mut Table, op: Op, now: &mut f64) {
+        match op {
+            Op::Snapshot {
+                sockets,
+                processes,
+                parts,
+            } => {
+                let sockets = unique(sockets);
+                let seq = self.seq + 1;
+                // The table: the state split into `parts` messages.
+                let size = sockets.len().div_ceil(parts).max(1);
+                let mut chunks: Vec<Vec<Socket>> =
+                    sockets.chunks(size).map(<[Socket]>::to_vec).collect();
+                chunks.resize(parts.max(chunks.len()), Vec::new());
+                let mut chunks = chunks.into_iter();
+                let first = Snapshot {
+                    seq,
+                    sockets: chunks.next().unwrap_or_default(),
+                    processes: processes.clone(),
+                    warnings: Vec::new(),
+                    more: parts > 1,
+                };
+                let mut applied = table.receive_snapshot(first, *now);
+                let rest: Vec<Vec<Socket>> = chunks.collect();
+                let n = rest.len();
+                for (i, chunk) in rest.into_iter().enumerate() {
+                    let part = SnapshotMore {
+                        seq,
+                        sockets: chunk,
+                        processes: Vec::new(),
+                        more: i + 1 < n,
+                    };
+                    assert!(!applied, "a snapshot was applied before its last part");
+                    applied = table
+                        .receive_part(part, *now)
+                        .expect("parts of one snapshot");
+                }
+                assert!(applied, "the last part did not apply the snapshot");
+
+                // The model: open what the state lists, close what it no longer lists.
+                let listed: BTreeSet<String> = sockets.iter().map(|s| s.id.clone()).collect();
+                for row in self.rows.values_mut() {
+                    if !listed.contains(&row.socket.id) && row.closed_at.is_none() {
+                        row.closed_at = Some(*now);
+                    }
+                }
+                for socket in sockets {
+                    self.open(socket);
+                }
+                self.processes = processes.into_iter().map(|p| (p.pid, p)).collect();
+                self.seq = seq;
+                self.loaded = true;
+            }
+            Op::Delta {
+                sockets,
+                remove,
+                processes,
+                processes_removed,
+                in_step,
+            } => {
+                let open = self.open_ids();
+                let sockets = unique(sockets);
+                let (changed, added): (Vec<Socket>, Vec<Socket>) =
+                    sockets.into_iter().partition(|s| open.contains(&s.id));
+                let touched: BTreeSet<&str> = changed
+                    .iter()
+                    .chain(&added)
+                    .map(|s| s.id.as_str())
+                    .collect();
+                let candidates: Vec<&String> = open
+                    .iter()
+                    .filter(|id| !touched.contains(id.as_str()))
+                    .collect();
+                let removed: Vec<String> = if candidates.is_empty() {
+                    Vec::new()
+                } else {
+                    let picked: BTreeSet<String> = remove
+                        .iter()
+                        .map(|i| i.get(&candidates).to_string())
+                        .collect();
+                    picked.into_iter().collect()
+                };
+                let from_seq = if in_step { self.seq } else { self.seq + 7 };
+                let delta = Delta {
+                    from_seq,
+                    seq: from_seq + 1,
+                    added: added.clone(),
+                    changed: changed.clone(),
+                    removed: removed.clone(),
+                    processes: processes.clone(),
+                    processes_removed: processes_removed.clone(),
+                    warnings: Vec::new(),
+                };
+                let applied = table.apply_delta(delta, *now);
+                if !(self.loaded && in_step) {
+                    assert_eq!(
+                        applied,
+                        Applied::OutOfStep,
+                        "a delta that does not follow on"
+                    );
+                    return;
+                }
+                assert_eq!(applied, Applied::Ok);
+                for pid in processes_removed {
+                    self.processes.remove(&pid);
+                }
+                for p in processes {
+                    self.processes.insert(p.pid, p);
+                }
+                for socket in added.into_iter().chain(changed) {
+                    self.open(socket);
+                }
+                for id in removed {
+                    if let Some(row) = self.rows.get_mut(&id) {
+                        row.closed_at = Some(*now);
+                    }
+                }
+                self.seq = from_seq + 1;
+            }
+            Op::Wait(ms) => *now += f64::from(ms),
+            Op::Sweep => {
+                let at = *now;
+                let before = self.rows.len();
+                self.rows
+                    .retain(|_, r| r.closed_at.is_none_or(|t| at - t < HIGHLIGHT_MS));
+                assert_eq!(
+                    table.sweep(at),
+                    self.rows.len() != before,
+                    "sweep's answer (whether rows went)"
+                );
+            }
+            Op::View(view) => {
+                table.set_view(&view);
+                self.view = view;
+            }
+        }
+    }
+
+    /// The rows the view shows, in order: every row filtered and sorted from scratch.
+    fn shown(&self) -> Vec<&ModelRow> {
+        let mut rows: Vec<&ModelRow> = self
+            .rows
+            .values()
+            .filter(|r| self.shows(&r.socket))
+            .collect();
+        rows.sort_by(|a, b| self.order(&a.socket, &b.socket));
+        rows
+    }
+
+    fn names(&self, s: &Socket) -> String {
+        let mut names = Vec::new();
+        for pid in &s.pids {
+            if let Some(p) = self.processes.get(pid) {
+                names.push(p.name.clone());
+            }
+        }
+        names.join(", ")
+    }
+
+    fn user(&self, s: &Socket) -> String {
+        for pid in &s.pids {
+            if let Some(user) = self.processes.get(pid).and_then(|p| p.user.clone()) {
+                return user;
+            }
+        }
+        s.uid.map(|uid| format!("uid {uid}")).unwrap_or_default()
+    }
+
+    fn what(s: &Socket) -> String {
+        match (&s.app, &s.service) {
+            (Some(app), _) => app.clone(),
+            (None, Some(service)) => service.clone(),
+            (None, None) => String::new(),
+        }
+    }
+
+    /// The filter as the toolbar documents it: listening toggle, then every term — a number is
+    /// a port or pid, exactly; other text is part of some column, case aside.
+    fn shows(&self, s: &Socket) -> bool {
+        if self.view.listening_only && !s.is_listening() {
+            return false;
+        }
+        let columns = [
+            s.proto_label().to_owned(),
+            s.local_endpoint().to_string(),
+            s.remote_text(),
+            s.state.as_str().to_owned(),
+            s.pids
+                .iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join(" "),
+            self.names(s),
+            self.user(s),
+            Self::what(s),
+            s.exposure
+                .map(|e| e.as_str().to_owned())
+                .unwrap_or_default(),
+        ];
+        let query = self.view.query.to_lowercase();
+        query
+            .split_whitespace()
+            .all(|term| match term.parse::<u32>() {
+                Ok(n) => {
+                    u32::from(s.local_port) == n
+                        || s.remote_port.is_some_and(|p| u32::from(p) == n)
+                        || s.pids.contains(&n)
+                }
+                Err(_) => columns.iter().any(|c| c.to_lowercase().contains(term)),
+            })
+    }
+
+    /// The sort: by the column (reversed when descending), then by id, ascending either way.
+    fn order(&self, a: &Socket, b: &Socket) -> Ordering {
+        let by_column = match self.view.sort {
+            Column::Proto => a.proto_label().cmp(b.proto_label()),
+            Column::Local => a
+                .local_port
+                .cmp(&b.local_port)
+                .then(a.local_addr.cmp(&b.local_addr)),
+            Column::Remote => a
+                .remote_port
+                .cmp(&b.remote_port)
+                .then(a.remote_addr.cmp(&b.remote_addr)),
+            Column::State => a.state.as_str().cmp(b.state.as_str()),
+            Column::Pid => a.pids.first().cmp(&b.pids.first()),
+            Column::Process => self
+                .names(a)
+                .to_lowercase()
+                .cmp(&self.names(b).to_lowercase()),
+            Column::What => Self::what(a).cmp(&Self::what(b)),
+            Column::User => self.user(a).cmp(&self.user(b)),
+        };
+        let by_column = if self.view.descending {
+            by_column.reverse()
+        } else {
+            by_column
+        };
+        by_column.then_with(|| a.id.cmp(&b.id))
+    }
+
+    /// Checks the table against the model; `window` picks a slice of the index to read.
+    fn check(&self, table: &Table, window: (usize, usize)) -> Result<(), TestCaseError> {
+        let held: BTreeMap<String, ModelRow> = table
+            .rows
+            .iter()
+            .map(|(id, r)| {
+                let row = ModelRow {
+                    socket: r.socket.clone(),
+                    closed_at: r.closed_at,
+                };
+                (id.clone(), row)
+            })
+            .collect();
+        prop_assert_eq!(&held, &self.rows, "the rows held");
+
+        let want: Vec<&str> = self.shown().iter().map(|r| r.socket.id.as_str()).collect();
+        let got: Vec<&str> = table
+            .shown_rows(0, usize::MAX)
+            .map(|r| r.socket.id.as_str())
+            .collect();
+        prop_assert_eq!(&got, &want, "the shown rows for {:?}", self.view);
+
+        let (first, last) = window;
+        let got: Vec<&str> = table
+            .shown_rows(first, last)
+            .map(|r| r.socket.id.as_str())
+            .collect();
+        let end = last.min(want.len());
+        let want_window = want.get(first.min(end)..end).unwrap_or_default();
+        prop_assert_eq!(&got, &want_window, "rows {}..{}", first, last);
+
+        let open = self
+            .shown()
+            .iter()
+            .filter(|r| r.closed_at.is_none())
+            .count();
+        prop_assert_eq!(
+            table.shown_counts(),
+            (want.len(), open),
+            "the counters (shown, open)"
+        );
+        Ok(())
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 500, ..ProptestConfig::default() })]
+
+    /// The index and its counters equal a filter and sort of every row from scratch, after
+    /// every step of any sequence of snapshots, deltas, sweeps and view changes.
+    #[test]
+    fn index_equals_a_naive_filter_and_sort(
+        ops in proptest::collection::vec(op(), 1..40),
+        windows in proptest::collection::vec((0..12usize, 0..12usize), 40),
+    ) {
+        let mut table = Table::default();
+        let mut model = Model::default();
+        let mut now = 1_000_000.0;
+        for (op, window) in ops.into_iter().zip(windows) {
+            model.apply(&mut table, op, &mut now);
+            model.check(&table, window)?;
+        }
+    }
+}
+
+/// A row that closed and came back is open again, and one that stayed closed goes after
+/// `HIGHLIGHT_MS`: the cases the property test reaches only by chance, spelled out.
+#[test]
+fn closed_rows_linger_then_go_and_can_come_back() {
+    use proptest::strategy::ValueTree;
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let a = socket().new_tree(&mut runner).unwrap().current();
+    let mut b = a.clone();
+    b.id = "other".into();
+    let mut table = Table::default();
+    let snapshot = |seq, sockets: Vec<Socket>| Snapshot {
+        seq,
+        sockets,
+        processes: Vec::new(),
+        warnings: Vec::new(),
+        more: false,
+    };
+    table.apply_snapshot(snapshot(1, vec![a.clone(), b.clone()]), 0.0);
+    assert_eq!(table.shown_counts(), (2, 2));
+    // After a reconnect, `a` is gone: shown as closed, no longer counted as open.
+    table.apply_snapshot(snapshot(5, vec![b.clone()]), 10.0);
+    assert_eq!(table.shown_counts(), (2, 1));
+    assert!(!table.sweep(10.0 + HIGHLIGHT_MS - 1.0));
+    // It comes back before it went: open again.
+    table.apply_snapshot(snapshot(6, vec![a.clone(), b.clone()]), 20.0);
+    assert_eq!(table.shown_counts(), (2, 2));
+    assert!(!table.sweep(20.0 + HIGHLIGHT_MS));
+    // `b` closes for good and goes once its time is up.
+    let delta = Delta {
+        from_seq: 6,
+        seq: 7,
+        removed: vec![b.id.clone()],
+        ..Delta::default()
+    };
+    assert_eq!(table.apply_delta(delta, 30.0), Applied::Ok);
+    assert_eq!(table.shown_counts(), (2, 1));
+    assert!(table.sweep(30.0 + HIGHLIGHT_MS));
+    assert_eq!(table.shown_counts(), (1, 1));
+    assert!(!table.rows.contains_key(&b.id));
+}
