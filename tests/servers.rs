@@ -139,6 +139,35 @@ fn kill_stops_postgresql_its_own_way_and_never_forces_it() {
         out.contains("\"ESTABLISHED\"").then_some(())
     });
 
+    // `who` shows both ends: the postmaster and the backend serving psql (which names the
+    // postmaster as its parent although it leads a session of its own), and psql as a client.
+    let (code, out, err) = run_cli(&["who", &port, "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let who: portscope_shared::WhoReport = serde_json::from_str(&out).unwrap();
+    let backend = who
+        .owners
+        .iter()
+        .find(|o| o.process.pid != pg.pid())
+        .unwrap_or_else(|| panic!("no backend among the owners: {out}"));
+    assert_eq!(
+        backend.ancestors.first().map(|a| a.pid),
+        Some(pg.pid()),
+        "the backend was started by the postmaster: {out}"
+    );
+    assert!(
+        who.clients.iter().any(|c| c
+            .process
+            .as_ref()
+            .is_some_and(|p| p.pid == psql.id() && p.name == "psql")),
+        "psql is listed as a client: {out}"
+    );
+    let (_, text, _) = run_cli(&["who", &port]);
+    assert!(text.contains("Clients on this machine:"), "{text}");
+    assert!(
+        text.contains(&format!("psql (pid {})", psql.id())),
+        "{text}"
+    );
+
     // TERM is PostgreSQL's smart shutdown: it waits for psql. portscope waits, names psql,
     // and does not force a database.
     let (code, reports, err) = kill(&[&port, "--signal", "TERM"]);

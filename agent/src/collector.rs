@@ -237,8 +237,10 @@ impl<P: Platform> Collector<P> {
         self.platform.process(pid)
     }
 
-    /// A process, its working directory and its ancestors up to the session leader (or pid 1),
-    /// nearest first. `None` when the process exited or cannot be read.
+    /// A process, its working directory and its ancestors, nearest first: up to and including
+    /// the first session leader above it (its shell), never pid 1 (init says nothing about who
+    /// started a process). A process that is a session leader itself (a PostgreSQL backend, a
+    /// daemon) still names its parent. `None` when the process exited or cannot be read.
     pub fn owner(&mut self, pid: u32) -> Option<Owner> {
         /// Deep enough for any real tree; stops a corrupt or racing ppid loop.
         const MAX_ANCESTORS: usize = 64;
@@ -246,12 +248,16 @@ impl<P: Platform> Collector<P> {
         let cwd = self.platform.cwd(pid);
         let mut ancestors = Vec::new();
         let mut current = raw.clone();
-        while current.session != Some(current.pid) && ancestors.len() < MAX_ANCESTORS {
-            let Some(parent) = current.ppid.and_then(|ppid| self.platform.process(ppid)) else {
+        while ancestors.len() < MAX_ANCESTORS {
+            let Some(ppid) = current.ppid.filter(|&p| p > 1) else {
                 break;
             };
+            let Some(parent) = self.platform.process(ppid) else {
+                break;
+            };
+            let leader = parent.session == Some(parent.pid);
             ancestors.push(to_wire_process(parent.clone()));
-            if parent.pid == 1 {
+            if leader {
                 break;
             }
             current = parent;
@@ -509,6 +515,36 @@ mod tests {
         let names: Vec<&str> = owner.ancestors.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, ["npm", "bash"], "stops at the session leader");
         assert!(collector.owner(99).is_none());
+        assert!(
+            collector.owner(30).unwrap().ancestors.is_empty(),
+            "a child of pid 1 is not 'started by' init"
+        );
+    }
+
+    #[test]
+    fn a_session_leader_still_names_its_parent() {
+        // A PostgreSQL backend calls setsid(): it leads a session of its own, under the
+        // postmaster, which leads its own too (started as a daemon).
+        let mut fake = Fake::default();
+        for (pid, ppid, session, name) in [
+            (61, 60, 61, "postgres: app db 127.0.0.1(4000) idle"),
+            (60, 1, 60, "postgres"),
+            (1, 0, 1, "init"),
+        ] {
+            let mut p = proc(pid, name);
+            p.ppid = Some(ppid).filter(|&p| p != 0);
+            p.session = Some(session);
+            fake.processes.insert(pid, p);
+        }
+        let mut collector = Collector::new(fake);
+        let names: Vec<String> = collector
+            .owner(61)
+            .unwrap()
+            .ancestors
+            .into_iter()
+            .map(|p| p.name)
+            .collect();
+        assert_eq!(names, ["postgres"], "the postmaster, and not init");
     }
 
     #[test]

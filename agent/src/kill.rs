@@ -275,21 +275,8 @@ impl Watch {
 pub fn clients(state: &State, ports: &[u16], server: &[u32]) -> (Vec<String>, usize) {
     let mut local = Vec::new();
     let mut remote = 0;
-    for s in state.sockets.values() {
-        let Some(port) = s.remote_port else { continue };
-        if s.is_listening() || !ports.contains(&port) {
-            continue;
-        }
-        let peer_local = s
-            .remote_addr
-            .is_some_and(|a| a.is_loopback() || a == s.local_addr);
-        if !peer_local {
-            continue;
-        }
-        for pid in &s.pids {
-            if server.contains(pid) {
-                continue;
-            }
+    for s in state.local_clients(ports, server) {
+        for pid in s.pids.iter().filter(|p| !server.contains(p)) {
             let name = state
                 .processes
                 .get(pid)

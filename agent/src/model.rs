@@ -29,6 +29,22 @@ impl State {
         }
     }
 
+    /// The client ends of connections to `ports` from this machine (the peer is a loopback
+    /// address or the socket's own address), not held only by `server`.
+    pub fn local_clients<'a>(
+        &'a self,
+        ports: &'a [u16],
+        server: &'a [u32],
+    ) -> impl Iterator<Item = &'a Socket> + 'a {
+        self.sockets.values().filter(move |s| {
+            !s.is_listening()
+                && s.remote_port.is_some_and(|p| ports.contains(&p))
+                && s.remote_addr
+                    .is_some_and(|a| a.is_loopback() || a == s.local_addr)
+                && !(s.pids.iter().all(|p| server.contains(p)) && !s.pids.is_empty())
+        })
+    }
+
     /// What turns `self` into `new`. Empty (see [`Delta::is_empty`]) when only `seq` differs.
     pub fn diff(&self, new: &State) -> Delta {
         let (added, changed, removed) = diff_maps(&self.sockets, &new.sockets);

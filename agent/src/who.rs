@@ -5,7 +5,7 @@ use std::io::Write;
 use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::Context;
-use portscope_shared::{Owner, OwnerStatus, Process, WhoReport};
+use portscope_shared::{Client, Owner, OwnerStatus, Process, WhoReport};
 
 use crate::cli::WhoArgs;
 use crate::collector::{Collector, Platform};
@@ -48,6 +48,18 @@ pub fn report<P: Platform>(collector: &mut Collector<P>, state: &State, port: u1
         .collect();
     pids.sort_unstable();
     pids.dedup();
+    let clients = state
+        .local_clients(&[port], &pids)
+        .map(|socket| Client {
+            process: socket
+                .pids
+                .iter()
+                .find(|p| !pids.contains(p))
+                .and_then(|p| state.processes.get(p))
+                .cloned(),
+            socket: socket.clone(),
+        })
+        .collect();
     let owners = pids
         .into_iter()
         .filter_map(|pid| collector.owner(pid))
@@ -76,6 +88,7 @@ pub fn report<P: Platform>(collector: &mut Collector<P>, state: &State, port: u1
         port,
         sockets,
         owners,
+        clients,
         hints,
     }
 }
@@ -122,6 +135,24 @@ fn print(out: &mut impl Write, report: &WhoReport) -> std::io::Result<()> {
         writeln!(out)?;
         print_owner(out, owner)?;
     }
+    if !report.clients.is_empty() {
+        writeln!(out, "\nClients on this machine:")?;
+        let mut tw = tabwriter::TabWriter::new(&mut *out).padding(2);
+        for c in &report.clients {
+            let who = c.process.as_ref().map_or_else(
+                || "hidden or gone".to_owned(),
+                |p| format!("{} (pid {})", crate::text::one_line(&p.name), p.pid),
+            );
+            writeln!(
+                tw,
+                "  {who}\t{} → {}\t{}",
+                c.socket.local_endpoint(),
+                c.socket.remote_text(),
+                c.socket.state.as_str()
+            )?;
+        }
+        tw.flush()?;
+    }
     for hint in &report.hints {
         writeln!(out, "\nNote: {hint}")?;
     }
@@ -145,6 +176,9 @@ fn print_owner(out: &mut impl Write, owner: &Owner) -> std::io::Result<()> {
     writeln!(out, "  command: {}", command(p))?;
     if let Some(cwd) = &owner.cwd {
         writeln!(out, "  cwd:     {cwd}")?;
+    }
+    if p.ppid == Some(1) {
+        writeln!(out, "  parent:  pid 1 (a daemon, or its parent exited)")?;
     }
     if !owner.ancestors.is_empty() {
         let chain: Vec<String> = owner

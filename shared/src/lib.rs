@@ -390,9 +390,21 @@ pub struct WhoReport {
     pub sockets: Vec<Socket>,
     /// The processes holding them, with where they run and who started them.
     pub owners: Vec<Owner>,
+    /// Processes on this machine connected to the port: the client ends of its connections
+    /// (`redis-cli`, `psql`, a browser), as TCPView shows both ends.
+    #[serde(default)]
+    pub clients: Vec<Client>,
     /// What the report could not see and how to see more (e.g. hidden owners).
     #[serde(default)]
     pub hints: Vec<String>,
+}
+
+/// The client end of a connection to a port, and the process holding it (`null` when hidden
+/// or gone).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Client {
+    pub socket: Socket,
+    pub process: Option<Process>,
 }
 
 /// A process holding a socket, with its working directory and the processes above it.
@@ -401,8 +413,10 @@ pub struct Owner {
     pub process: Process,
     /// Working directory; `null` when it cannot be read.
     pub cwd: Option<String>,
-    /// Parent, grandparent, … up to the session leader (or pid 1), nearest first: so that
-    /// `node` reads as `npm run dev → node vite`.
+    /// Parent, grandparent, … nearest first, up to and including the first session leader
+    /// above the process (its shell), never pid 1: so that `node` reads as
+    /// `npm run dev → node vite`, and a PostgreSQL backend (a session leader itself) names its
+    /// postmaster. Empty when the parent is pid 1 (a daemon, or its parent exited).
     pub ancestors: Vec<Process>,
 }
 

@@ -142,6 +142,7 @@ fn samples() -> Vec<(&'static str, String)> {
                 start_time: Some(1_794_999_990),
             }],
         }],
+        clients: vec![],
         hints: vec![],
     };
     out.push(("WhoReport", serde_json::to_string_pretty(&who).unwrap()));

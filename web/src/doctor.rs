@@ -270,10 +270,25 @@ fn who_view(w: WhoReport) -> impl IntoView {
         .into_iter()
         .map(|h| view! { <p class="note">{h}</p> })
         .collect_view();
+    let clients = (!w.clients.is_empty()).then(|| {
+        let items = w
+            .clients
+            .iter()
+            .map(|c| {
+                let who = c
+                    .process
+                    .as_ref()
+                    .map_or_else(|| "hidden or gone".to_owned(), |p| format!("{} (pid {})", p.name, p.pid));
+                view! { <li class="mono">{format!("{who}: {} → {} {}", c.socket.local_endpoint(), c.socket.remote_text(), c.socket.state.as_str())}</li> }
+            })
+            .collect_view();
+        view! { <h3>"Clients on this machine"</h3><ul class="who-clients">{items}</ul> }
+    });
     view! {
         <h2 class="summary verdict-info" id="verdict" data-verdict="info">{format!("Port {port}: {} socket(s)", w.sockets.len())}</h2>
         <ul class="who-sockets">{sockets}</ul>
         <ul class="owners">{owners}</ul>
+        {clients}
         {hints}
     }
     .into_any()
