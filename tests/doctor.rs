@@ -682,6 +682,36 @@ fn the_api_answers_why_and_bind_and_stops_socket_owners_only() {
     assert_eq!(report.outcome, KillOutcome::Exited, "{}", res.body);
 }
 
+/// The API answers from the agent's live model (one tick old at most), and reads the machine
+/// again when the model cannot be right yet: a listener opened just before the question.
+#[test]
+fn the_api_sees_a_listener_opened_since_the_last_tick() {
+    let agent = Agent::start_ticking("2s");
+    for _ in 0..3 {
+        let s = Situation::start(&["listen", "127.0.0.1"]);
+        let res = agent.get(&format!("/api/v1/why?target=127.0.0.1:{}", s.port));
+        let d: Diagnosis = serde_json::from_str(&res.body).unwrap();
+        let listening = find(&d, "listening");
+        assert_eq!(listening.verdict, Verdict::Ok, "{d:#?}");
+        assert!(
+            listening.title.contains(&format!("(pid {})", s.pid)),
+            "{}",
+            listening.title
+        );
+        let s = Situation::start(&["listen", "127.0.0.1"]);
+        let res = agent.get(&format!("/api/v1/who?port={}", s.port));
+        assert!(
+            res.body.contains(&format!("\"pid\": {}", s.pid))
+                || res.body.contains(&format!("\"pid\":{}", s.pid)),
+            "{}",
+            res.body
+        );
+        let s = Situation::start(&["listen", "0.0.0.0"]);
+        let res = agent.get(&format!("/api/v1/bind?port={}", s.port));
+        assert!(res.body.contains(&format!("pid {}", s.pid)), "{}", res.body);
+    }
+}
+
 #[test]
 fn an_agent_started_with_no_kill_stops_nothing() {
     let agent = Agent::start_with(&["--no-kill"]);

@@ -233,6 +233,11 @@ impl<P: Platform> Collector<P> {
     }
 
     /// A process as the platform reports it (with its scheduler state and group).
+    /// The inodes of the sockets a process holds now; `None` when they cannot be read.
+    pub fn socket_inodes(&mut self, pid: u32) -> Option<Vec<u64>> {
+        self.platform.socket_inodes(pid).ok()
+    }
+
     pub fn raw_process(&mut self, pid: u32) -> Option<RawProcess> {
         self.platform.process(pid)
     }

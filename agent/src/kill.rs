@@ -132,20 +132,34 @@ pub fn check(pid: u32, process: Option<&RawProcess>, me: Me, tree: bool) -> Resu
     }
 }
 
-/// The dashboard's extra rules, on a fresh scan: the pid holds a socket now, is the process the
-/// page showed (same start time, which the request must give), and belongs to the user who
-/// started portscope (`SUDO_UID` when run with sudo), so that a root agent's dashboard cannot
-/// stop system daemons. Returns the process and the scan.
+/// The dashboard's extra rules: the pid holds a socket now (in the live model and still in its
+/// descriptors, or else on a fresh scan), is the process the page showed (same start time,
+/// which the request must give), and belongs to the user who started portscope (`SUDO_UID`
+/// when run with sudo), so that a root agent's dashboard cannot stop system daemons. Returns
+/// the process and what its stop will watch.
 pub fn allowed_from_dashboard<P: Platform>(
     collector: &mut Collector<P>,
     req: &portscope_shared::KillRequest,
     me: Me,
-) -> Result<(RawProcess, State), Refusal> {
+    source: &crate::doctor::Source,
+) -> Result<(RawProcess, Watch), Refusal> {
     let pid = req.pid;
-    let state = collector.scan();
-    if !state.sockets.values().any(|s| s.pids.contains(&pid)) {
-        return Err(Refusal::NotASocketOwner(pid));
-    }
+    let held = |state: &State, collector: &mut Collector<P>| {
+        let inodes: Vec<u64> = state
+            .sockets
+            .values()
+            .filter(|s| s.pids.contains(&pid))
+            .filter_map(|s| s.id.rsplit_once(" i").and_then(|(_, i)| i.parse().ok()))
+            .collect();
+        let still = collector
+            .socket_inodes(pid)
+            .is_some_and(|now| now.iter().any(|i| inodes.contains(i)));
+        still.then(|| Watch::of(state, &[pid]))
+    };
+    let watch = source
+        .with(|state| held(state, collector))
+        .or_else(|| crate::doctor::Source::Scan.with(|state| held(state, collector)))
+        .ok_or(Refusal::NotASocketOwner(pid))?;
     let process = collector.raw_process(pid);
     check(pid, process.as_ref(), me, false)?;
     let process = process.ok_or(Refusal::NoSuchProcess(pid))?;
@@ -166,7 +180,7 @@ pub fn allowed_from_dashboard<P: Platform>(
                 .unwrap_or_else(|| format!("uid {}", process.uid.unwrap_or_default())),
         });
     }
-    Ok((process, state))
+    Ok((process, watch))
 }
 
 /// Whether a signal asks a process to end (so waiting for it, and forcing, make sense).

@@ -41,7 +41,7 @@ impl State {
                 && s.remote_port.is_some_and(|p| ports.contains(&p))
                 && s.remote_addr
                     .is_some_and(|a| a.is_loopback() || a == s.local_addr)
-                && !(s.pids.iter().all(|p| server.contains(p)) && !s.pids.is_empty())
+                && (s.pids.is_empty() || s.pids.iter().any(|p| !server.contains(p)))
         })
     }
 

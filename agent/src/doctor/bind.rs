@@ -11,7 +11,7 @@ use portscope_shared::{
 use socket2::{Domain, Protocol, Socket as RawSock, Type};
 
 use super::{check, finish, fix};
-use crate::collector::{Collector, Platform};
+use crate::model::State;
 use crate::os;
 use crate::ports::{IANA_DYNAMIC, PortSettings, Services};
 
@@ -107,8 +107,7 @@ pub struct Facts {
     pub free: Vec<u16>,
 }
 
-pub fn gather<P: Platform>(mut collector: Collector<P>, port: u16) -> Facts {
-    let state = collector.scan();
+pub fn gather(state: &State, port: u16) -> Facts {
     let settings = os::port_settings();
     let sockets: Vec<Socket> = state
         .sockets
@@ -137,7 +136,7 @@ pub fn gather<P: Platform>(mut collector: Collector<P>, port: u16) -> Facts {
         .filter_map(|pid| state.processes.get(pid).map(|p| (*pid, p.clone())))
         .collect();
     let services = Services::system();
-    let free = super::free::find(port, 3, &state, &settings, services);
+    let free = super::free::find(port, 3, state, &settings, services);
     Facts {
         port,
         attempts,

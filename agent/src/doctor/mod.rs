@@ -9,12 +9,36 @@ pub mod target;
 pub mod why;
 
 use std::io::Write;
+use std::sync::Arc;
 
 use portscope_shared::{Check, Diagnosis, Fix, FreePorts, Question, Verdict};
 
 use crate::cli::{BindArgs, FreeArgs, WhyArgs};
 use crate::collector::Collector;
+use crate::model::{Published, State};
 use crate::os;
+
+/// Where a doctor reads the machine's sockets and their owners.
+#[derive(Clone, Debug)]
+pub enum Source {
+    /// A fresh scan: the CLI, or an agent that rescans less often than [`LIVE_ENOUGH`].
+    Scan,
+    /// The agent's live model, at most one tick old (`why` checks it against its connects).
+    Live(Arc<Published>),
+}
+
+/// An agent that rescans at least this often answers the doctor's routes from its live model.
+pub const LIVE_ENOUGH: std::time::Duration = std::time::Duration::from_secs(2);
+
+impl Source {
+    /// Calls `f` with the state to read: the live one, or a scan made now.
+    pub fn with<R>(&self, f: impl FnOnce(&State) -> R) -> R {
+        match self {
+            Self::Live(published) => f(&published.state),
+            Self::Scan => f(&Collector::new(os::System::new()).scan()),
+        }
+    }
+}
 
 /// Bad input found after parsing (e.g. a host that does not resolve): exit status 2.
 #[derive(Debug, thiserror::Error)]
@@ -27,12 +51,11 @@ pub async fn run_why(args: WhyArgs) -> anyhow::Result<bool> {
     let addrs = probe::resolve(&target.host, target.port)
         .await
         .map_err(UsageError)?;
-    let collector = Collector::new(os::System::new());
     let opts = why::Options {
         timeout: args.timeout,
         http_probe: true,
     };
-    let facts = why::gather(target, addrs, collector, opts)
+    let facts = why::gather(target, addrs, Source::Scan, opts)
         .await
         .map_err(anyhow::Error::msg)?;
     let d = why::analyze(&facts);
@@ -44,7 +67,7 @@ pub async fn run_why(args: WhyArgs) -> anyhow::Result<bool> {
 pub async fn run_bind(args: BindArgs) -> anyhow::Result<bool> {
     let port = args.port;
     let facts =
-        tokio::task::spawn_blocking(move || bind::gather(Collector::new(os::System::new()), port))
+        tokio::task::spawn_blocking(move || Source::Scan.with(|state| bind::gather(state, port)))
             .await?;
     let d = bind::analyze(&facts);
     output(&d, args.json)?;

@@ -13,8 +13,9 @@ use portscope_shared::{
 
 use super::probe::{self, Answer, Connect, Firewall, Http};
 use super::target::{Target, shell_quote};
-use super::{check, finish, fix};
-use crate::collector::{Collector, Platform};
+use super::{Source, check, finish, fix};
+use crate::collector::Platform;
+use crate::model::State;
 use crate::os;
 use crate::ports::PortSettings;
 
@@ -63,10 +64,10 @@ pub struct Options {
 
 /// Reads every fact about a target, given the addresses it resolved to (resolved once by the
 /// caller, so that what was checked is what is probed).
-pub async fn gather<P: Platform>(
+pub async fn gather(
     target: &Target,
     addrs: Vec<IpAddr>,
-    collector: Collector<P>,
+    source: Source,
     opts: Options,
 ) -> Result<Facts, String> {
     // The local facts first: the accept queues must not count our own probe connections, and
@@ -74,7 +75,8 @@ pub async fn gather<P: Platform>(
     let port = target.port;
     let interfaces = os::local_addresses();
     let local = addrs.iter().all(|&ip| probe::is_local(ip, &interfaces));
-    let mut facts = tokio::task::spawn_blocking(move || local_facts(collector, port, local))
+    let live = matches!(source, Source::Live(_));
+    let mut facts = tokio::task::spawn_blocking(move || local_facts(&source, port, local))
         .await
         .map_err(|e| format!("the scan failed: {e}"))?;
 
@@ -83,6 +85,17 @@ pub async fn gather<P: Platform>(
         .map(|&ip| probe::connect(SocketAddr::new(ip, target.port), opts.timeout));
     let outcomes = futures_util::future::join_all(connects).await;
     let probes: Vec<(IpAddr, Connect)> = addrs.iter().copied().zip(outcomes).collect();
+    // The live model is up to a tick old: when the connects disagree with it (a server that
+    // started or stopped since), the sockets are read again, fresh. The accept queues stay as
+    // read before the connects.
+    if live && local && disagrees(&facts.sockets, &probes) {
+        let fresh = tokio::task::spawn_blocking(move || {
+            Source::Scan.with(|state| socket_facts(state, port))
+        })
+        .await
+        .map_err(|e| format!("the scan failed: {e}"))?;
+        (facts.sockets, facts.processes, facts.states) = fresh;
+    }
 
     let tls = target
         .scheme
@@ -174,31 +187,50 @@ pub fn speaks(facts: &Facts, port: u16) -> Speaks {
     }
 }
 
-/// The socket table, owners, queues, firewall and container for one port.
-fn local_facts<P: Platform>(mut collector: Collector<P>, port: u16, local: bool) -> Facts {
-    let mut facts = Facts::default();
-    if !local {
-        return facts;
-    }
-    let state = collector.scan();
-    facts.sockets = state
+/// Whether what the connects saw contradicts the sockets read before them: a connection worked
+/// with no TCP listener, or none worked while one listens.
+pub fn disagrees(sockets: &[Socket], probes: &[(IpAddr, Connect)]) -> bool {
+    let listening = sockets
+        .iter()
+        .any(|s| s.proto == Proto::Tcp && s.state == SocketState::Listen);
+    let connected = probes.iter().any(|(_, c)| c.is_connected());
+    connected != listening
+}
+
+/// The sockets on `port`, their owners, and the owners' scheduler states (read now).
+fn socket_facts(
+    state: &State,
+    port: u16,
+) -> (Vec<Socket>, HashMap<u32, Process>, HashMap<u32, char>) {
+    let sockets: Vec<Socket> = state
         .sockets
         .values()
         .filter(|s| s.local_port == port)
         .cloned()
         .collect();
-    for socket in &facts.sockets {
+    let mut processes = HashMap::new();
+    let mut states = HashMap::new();
+    let mut system = os::System::new();
+    for socket in &sockets {
         for pid in &socket.pids {
             if let Some(p) = state.processes.get(pid) {
-                facts.processes.insert(*pid, p.clone());
+                processes.insert(*pid, p.clone());
             }
-            if let Some(raw) = collector.raw_process(*pid)
-                && let Some(st) = raw.state
-            {
-                facts.states.insert(*pid, st);
+            if let Some(st) = Platform::stat(&mut system, *pid).and_then(|s| s.state) {
+                states.insert(*pid, st);
             }
         }
     }
+    (sockets, processes, states)
+}
+
+/// The socket table, owners, queues, firewall and container for one port.
+fn local_facts(source: &Source, port: u16, local: bool) -> Facts {
+    let mut facts = Facts::default();
+    if !local {
+        return facts;
+    }
+    (facts.sockets, facts.processes, facts.states) = source.with(|state| socket_facts(state, port));
     let queues = os::accept_queues();
     for socket in facts
         .sockets
@@ -1429,6 +1461,26 @@ mod tests {
             commands(&d)
         );
         assert!(commands(&d).contains(&"nc -vz ::1 8080".to_owned()));
+    }
+
+    #[test]
+    fn a_live_model_that_contradicts_the_connects_is_read_again() {
+        let refused = vec![(V4, Connect::Refused)];
+        let connected = vec![(V4, Connect::Connected(Duration::ZERO))];
+        let listening = vec![listener(V4, 8080, 1)];
+        assert!(disagrees(&[], &connected), "a server that started since");
+        assert!(
+            disagrees(&listening, &refused),
+            "a server that stopped since"
+        );
+        assert!(!disagrees(&listening, &connected));
+        assert!(!disagrees(&[], &refused));
+        let mut udp = listener(V4, 8080, 1);
+        udp.proto = Proto::Udp;
+        assert!(
+            disagrees(&[udp], &connected),
+            "UDP does not take TCP connections"
+        );
     }
 
     #[test]

@@ -15,7 +15,7 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use super::AppState;
 use crate::collector::Collector;
-use crate::doctor::{bind, free, probe, target, why};
+use crate::doctor::{LIVE_ENOUGH, Source, bind, free, probe, target, why};
 use crate::{kill, os, who};
 
 /// Doctor requests that may run at once; more get 429 (each scans /proc, and `why` may wait
@@ -37,6 +37,18 @@ fn bad_request(message: impl Into<String>) -> Response {
 
 fn internal(e: impl std::fmt::Display) -> Response {
     error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+}
+
+/// Where the doctor reads sockets: the live model when the agent rescans at least every
+/// [`LIVE_ENOUGH`] (it is then at most that old, and `why` checks it against its connects),
+/// else a fresh scan.
+fn source(app: &AppState) -> Source {
+    if Duration::from_millis(app.hello.tick_ms) <= LIVE_ENOUGH {
+        tracing::debug!("the doctor reads the live model");
+        Source::Live(app.watcher.borrow().clone())
+    } else {
+        Source::Scan
+    }
 }
 
 /// A slot among the [`MAX_RUNNING`] doctor requests; `None` when all are taken.
@@ -75,10 +87,15 @@ pub async fn who(State(app): State<AppState>, uri: Uri) -> Response {
     let Some(_permit) = permit(&app) else {
         return busy();
     };
+    let source = source(&app);
     let report = tokio::task::spawn_blocking(move || {
         let mut collector = Collector::new(os::System::new());
-        let state = collector.scan();
-        who::report(&mut collector, &state, port)
+        let report = source.with(|state| who::report(&mut collector, state, port));
+        // A socket opened since the last tick is not in the live model yet.
+        if report.sockets.is_empty() && matches!(source, Source::Live(_)) {
+            return Source::Scan.with(|state| who::report(&mut collector, state, port));
+        }
+        report
     })
     .await;
     match report {
@@ -114,12 +131,11 @@ pub async fn why(State(app): State<AppState>, uri: Uri) -> Response {
             target.host, target.input
         ));
     }
-    let collector = Collector::new(os::System::new());
     let opts = why::Options {
         timeout: Duration::from_secs(1),
         http_probe: !app.guard.is_shared(),
     };
-    match why::gather(&target, addrs, collector, opts).await {
+    match why::gather(&target, addrs, source(&app), opts).await {
         Ok(facts) => Json(why::analyze(&facts)).into_response(),
         Err(e) => internal(e),
     }
@@ -133,9 +149,18 @@ pub async fn bind(State(app): State<AppState>, uri: Uri) -> Response {
     let Some(_permit) = permit(&app) else {
         return busy();
     };
-    match tokio::task::spawn_blocking(move || bind::gather(Collector::new(os::System::new()), port))
-        .await
-    {
+    let source = source(&app);
+    let facts = tokio::task::spawn_blocking(move || {
+        let facts = source.with(|state| bind::gather(state, port));
+        // A failed bind with no holder in the live model: the holder came since the last tick.
+        let unexplained =
+            facts.sockets.is_empty() && facts.attempts.iter().any(|(_, r)| bind::failed(r));
+        if unexplained && matches!(source, Source::Live(_)) {
+            return Source::Scan.with(|state| bind::gather(state, port));
+        }
+        facts
+    });
+    match facts.await {
         Ok(facts) => Json(bind::analyze(&facts)).into_response(),
         Err(e) => internal(e),
     }
@@ -167,15 +192,17 @@ pub async fn free(State(app): State<AppState>, uri: Uri) -> Response {
     let Some(_permit) = permit(&app) else {
         return busy();
     };
+    let source = source(&app);
     let ports = tokio::task::spawn_blocking(move || {
-        let state = Collector::new(os::System::new()).scan();
-        free::find(
-            near,
-            count,
-            &state,
-            &os::port_settings(),
-            crate::ports::Services::system(),
-        )
+        source.with(|state| {
+            free::find(
+                near,
+                count,
+                state,
+                &os::port_settings(),
+                crate::ports::Services::system(),
+            )
+        })
     })
     .await;
     match ports {
@@ -225,11 +252,11 @@ pub async fn kill(State(app): State<AppState>, headers: HeaderMap, body: Bytes) 
     let Some(_permit) = permit(&app) else {
         return busy();
     };
+    let source = source(&app);
     let outcome = tokio::task::spawn_blocking(move || {
         let mut collector = Collector::new(os::System::new());
         let me = kill::Me::current(&mut collector);
-        let (process, state) = kill::allowed_from_dashboard(&mut collector, &req, me)?;
-        let watch = kill::Watch::of(&state, &[process.pid]);
+        let (process, watch) = kill::allowed_from_dashboard(&mut collector, &req, me, &source)?;
         let wire = crate::collector::to_wire_process(process.clone());
         let plan = kill::plan(&wire, watch.ports.first().copied(), signal.as_deref(), force_after.map(Some));
         tracing::info!(pid = req.pid, name = %process.name, signal = %plan.signal, "stopping a process on the dashboard's request");
