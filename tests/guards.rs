@@ -414,3 +414,109 @@ fn an_origin_given_with_allow_origin_is_accepted_exactly() {
         );
     }
 }
+
+/// `--open` hands the browser a file readable only by the user, in `$XDG_RUNTIME_DIR` (else a
+/// private directory) under a random name, carrying a one-time link instead of the token; the
+/// file is gone once the browser has followed the link, which works once.
+#[test]
+fn open_hands_the_browser_a_private_one_time_link() {
+    use std::io::{BufRead, BufReader};
+    for runtime_dir in [true, false] {
+        let tmp = tempfile::tempdir().unwrap();
+        let record = tmp.path().join("browser.txt");
+        let runtime = tmp.path().join("run");
+        std::fs::create_dir(&runtime).unwrap();
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_portscope"));
+        cmd.args(["serve", "--port", "0", "--open"])
+            .env(
+                "BROWSER",
+                concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/../tests/support/fake_browser.sh"
+                ),
+            )
+            .env("FAKE_BROWSER_OUT", &record)
+            .env("TMPDIR", tmp.path())
+            .env_remove("PORTSCOPE_TOKEN")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null());
+        if runtime_dir {
+            cmd.env("XDG_RUNTIME_DIR", &runtime);
+        } else {
+            cmd.env_remove("XDG_RUNTIME_DIR");
+        }
+        let mut child = cmd.spawn().unwrap();
+        let url = BufReader::new(child.stdout.take().unwrap())
+            .lines()
+            .next()
+            .unwrap()
+            .unwrap();
+        let port: u16 = url
+            .strip_prefix("http://127.0.0.1:")
+            .and_then(|r| r.split('/').next())
+            .unwrap()
+            .parse()
+            .unwrap();
+        let token = url.split("token=").nth(1).unwrap().to_owned();
+        let seen = crate::support::wait_for(
+            "the browser to be opened",
+            std::time::Duration::from_secs(20),
+            || std::fs::read_to_string(&record).ok(),
+        );
+        let mut lines = seen.lines();
+        let (path, mode, dir_mode) = (
+            lines.next().unwrap(),
+            lines.next().unwrap(),
+            lines.next().unwrap(),
+        );
+        let page: String = lines.collect();
+        assert_eq!(mode, "600", "the file is the user's alone");
+        let name = std::path::Path::new(path)
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        assert!(
+            name.starts_with("portscope-open-") && name.len() > "portscope-open-.html".len() + 5,
+            "a random name: {name}"
+        );
+        assert!(
+            !name.contains(&port.to_string()),
+            "not named after the port: {name}"
+        );
+        if runtime_dir {
+            assert!(
+                path.starts_with(runtime.to_str().unwrap()),
+                "in XDG_RUNTIME_DIR: {path}"
+            );
+        } else {
+            assert!(path.starts_with(tmp.path().to_str().unwrap()), "{path}");
+            assert_eq!(dir_mode, "700", "in a private directory: {path}");
+        }
+        assert!(!page.contains(&token), "the file carries no token: {page}");
+        let link = page
+            .split("url=")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap_or_else(|| panic!("no link in {page}"));
+        let path_part = link
+            .strip_prefix(&format!("http://127.0.0.1:{port}"))
+            .unwrap();
+        assert!(std::path::Path::new(path).exists());
+        let host = format!("127.0.0.1:{port}");
+        let res = crate::support::http(port, "GET", path_part, &[("Host", &host)]);
+        assert_eq!(res.status, 303, "{}", res.body);
+        assert_eq!(res.header("location"), Some(&*format!("/?token={token}")));
+        assert!(!std::path::Path::new(path).exists(), "deleted once read");
+        if !runtime_dir {
+            assert!(
+                !std::path::Path::new(path).parent().unwrap().exists(),
+                "its directory too"
+            );
+        }
+        let again = crate::support::http(port, "GET", path_part, &[("Host", &host)]);
+        assert_eq!(again.status, 404, "once only: {}", again.body);
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}

@@ -324,12 +324,27 @@ async fn agree(live: &mut Live, expected: &BTreeMap<Conn, BTreeSet<u32>>, what: 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_live_view_follows_owner_changes_like_a_full_scan_and_ss() {
+    owner_changes(Agent::start_ticking("200ms")).await;
+}
+
+/// The same on the path of kernels before 6.2, which report no descriptor count (forced here
+/// with `PORTSCOPE_FD_COUNT=list`). With a 500 ms tick the sweep walks nobody before 15 s, and
+/// `agree` waits at most 5 s: each change must be seen by its own detection, not the sweep.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_live_view_follows_owner_changes_without_a_kernel_descriptor_count() {
+    owner_changes(Agent::start_with_env(
+        "500ms",
+        &[("PORTSCOPE_FD_COUNT", "list")],
+    ))
+    .await;
+}
+
+async fn owner_changes(agent: Agent) {
     let mut family = Holder::<Family>::start_script("family.py");
     let (pid, receiver) = (family.ports.pid, family.ports.receiver);
     let listener = (family.ports.port, None);
     let accepted = (family.ports.port, Some(family.ports.client));
     let client = (family.ports.client, Some(family.ports.port));
-    let agent = Agent::start_ticking("200ms");
     let mut live = Live::connect(&agent).await;
     let all = |pids: &[u32]| -> BTreeMap<Conn, BTreeSet<u32>> {
         [listener, accepted, client]

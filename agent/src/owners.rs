@@ -14,8 +14,9 @@
 //!    a socket still unowned on a second tick makes it walk every process, and one that no
 //!    process holds is then remembered as ownerless until it goes away;
 //! 4. a bounded sweep: every process is walked again at least every [`SWEEP_TICKS`] ticks (a
-//!    few per tick, each once it is half that old), which catches what the count cannot see (a descriptor passed while another closed
-//!    in the same tick, or a kernel older than 6.2 that reports no count).
+//!    few per tick, each once it is half that old), which catches what the count cannot see (a
+//!    descriptor passed while another closed in the same tick). On kernels before 6.2, which
+//!    report no count, the platform counts the entries of the descriptor directory instead.
 //!
 //! A process that exits is dropped with its sockets at once (it is missing from the process
 //! list); one that exits in the middle of a walk is treated the same way.

@@ -126,10 +126,21 @@ pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
     stdout.flush()?;
     drop(stdout);
     tracing::info!(%addr, interval = ?args.interval, "portscope is serving; open the URL above");
-    if args.open
-        && let Err(e) = open_browser(&url, addr.port())
-    {
-        tracing::warn!(%e, "could not open a browser; open the URL above by hand");
+    if args.open {
+        match open_browser(&state, &token, addr) {
+            Ok(()) => {
+                // A link nobody used is not left on disk.
+                let link = state.open.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(OPEN_LINK_LIFETIME).await;
+                    link.expire();
+                });
+            }
+            Err(e) => {
+                state.open.expire();
+                tracing::warn!(%e, "could not open a browser; open the URL above by hand");
+            }
+        }
     }
 
     tokio::spawn(refresh::run(collector, model, args.interval));
@@ -170,24 +181,49 @@ pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// How long `--open`'s link works when the browser does not come for it.
+const OPEN_LINK_LIFETIME: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// Opens the dashboard without putting the token on a command line (`/proc/*/cmdline` is
-/// world-readable): the browser gets a file readable only by us that redirects to the URL, as
-/// Jupyter does.
-fn open_browser(url: &str, port: u16) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let path = std::env::temp_dir().join(format!("portscope-open-{port}.html"));
-    let _ = std::fs::remove_file(&path);
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)?;
+/// world-readable): the browser gets a file readable only by us — in `$XDG_RUNTIME_DIR` (a
+/// private per-user directory), else in a fresh 0700 directory, under a random name — that
+/// redirects to a one-time link; the agent deletes the file when the browser follows the link
+/// ([`OpenLink`](crate::server::OpenLink)), or after two minutes.
+fn open_browser(state: &AppState, token: &str, addr: std::net::SocketAddr) -> anyhow::Result<()> {
+    let runtime = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(std::path::PathBuf::from)
+        .filter(|d| d.is_absolute() && d.is_dir());
+    let (dir, made) = match runtime {
+        Some(dir) => (dir, None),
+        None => {
+            use std::os::unix::fs::PermissionsExt;
+            let dir = tempfile::Builder::new()
+                .prefix("portscope-")
+                .permissions(std::fs::Permissions::from_mode(0o700))
+                .tempdir()
+                .context("cannot make a private directory for the browser's link")?
+                .keep();
+            (dir.clone(), Some(dir))
+        }
+    };
+    // tempfile creates the file 0600 with a random name, failing rather than reusing one.
+    let mut file = tempfile::Builder::new()
+        .prefix("portscope-open-")
+        .suffix(".html")
+        .tempfile_in(&dir)
+        .with_context(|| format!("cannot write the browser's link in {}", dir.display()))?;
+    let nonce = new_token().context("cannot read the OS random source")?;
+    let link = format!("http://{addr}/open/{nonce}");
     write!(
         file,
-        "<!doctype html><meta http-equiv=\"refresh\" content=\"0;url={url}\">\
-         <a href=\"{url}\">Open the portscope dashboard</a>"
+        "<!doctype html><meta http-equiv=\"refresh\" content=\"0;url={link}\">\
+         <a href=\"{link}\">Open the portscope dashboard</a>"
     )?;
-    opener::open_browser(&path).map_err(std::io::Error::other)
+    let (_, path) = file.keep().context("cannot keep the browser's link file")?;
+    state
+        .open
+        .issue(nonce, token.to_owned(), path.clone(), made);
+    opener::open_browser(&path).map_err(anyhow::Error::from)
 }
 
 /// Explains an `address already in use` with the listener that holds the port.

@@ -39,6 +39,12 @@ impl Agent {
         Self::spawn(&["--port", "0", "--interval", interval], None)
     }
 
+    /// Starts the agent ticking every `interval` with extra environment variables.
+    #[track_caller]
+    pub fn start_with_env(interval: &str, env: &[(&str, &str)]) -> Agent {
+        Self::spawn_env(&["--port", "0", "--interval", interval], None, env)
+    }
+
     /// Starts the agent with extra `serve` options, e.g. `--no-kill`.
     #[track_caller]
     pub fn start_with(options: &[&str]) -> Agent {
@@ -57,8 +63,14 @@ impl Agent {
 
     #[track_caller]
     fn spawn(args: &[&str], token: Option<&str>) -> Agent {
+        Self::spawn_env(args, token, &[])
+    }
+
+    #[track_caller]
+    fn spawn_env(args: &[&str], token: Option<&str>, env: &[(&str, &str)]) -> Agent {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_portscope"));
         cmd.env_remove("PORTSCOPE_TOKEN");
+        cmd.envs(env.iter().copied());
         if let Some(token) = token {
             cmd.env("PORTSCOPE_TOKEN", token);
         }

@@ -6,6 +6,7 @@ mod assets;
 mod doctor;
 mod guard;
 mod limits;
+mod open;
 mod ws;
 
 use std::net::SocketAddr;
@@ -19,6 +20,7 @@ use axum::{Json, Router};
 use portscope_shared::{Hello, PROTOCOL_VERSION};
 
 pub use guard::{Guard, Refusal, new_token};
+pub use open::OpenLink;
 
 use crate::model::Watcher;
 
@@ -48,6 +50,8 @@ pub struct AppState {
     pub limits: limits::Limits,
     /// Failed token attempts per client address.
     pub auth_failures: limits::AuthFailures,
+    /// `--open`'s one-time link.
+    pub open: OpenLink,
 }
 
 impl AppState {
@@ -74,6 +78,7 @@ impl AppState {
             doctor_permits: std::sync::Arc::new(tokio::sync::Semaphore::new(doctor::MAX_RUNNING)),
             limits: limits::Limits::default(),
             auth_failures: limits::AuthFailures::default(),
+            open: OpenLink::default(),
         }
     }
 }
@@ -93,6 +98,8 @@ pub fn app(state: AppState) -> Router {
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .merge(api)
+        // Needs no token: the nonce is the secret, and it works once.
+        .route("/open/{nonce}", get(open::redeem))
         .fallback(get(asset))
         .layer(middleware::from_fn_with_state(state.clone(), require_host))
         .layer(middleware::map_response(security_headers))
@@ -202,6 +209,12 @@ fn query_tokens(uri: &Uri) -> impl Iterator<Item = String> + '_ {
         .map(|(_, v)| v.into_owned())
 }
 
+/// An error answer: `{"error": {"code", "message"}}`, as every refusal.
+fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
+    let body = serde_json::json!({ "error": { "code": code, "message": message } });
+    (status, Json(body)).into_response()
+}
+
 fn refuse(refusal: &Refusal, req: &Request) -> Response {
     tracing::info!(path = %req.uri().path(), reason = %refusal, "refused a request");
     let status = if refusal.is_auth() {
@@ -209,9 +222,7 @@ fn refuse(refusal: &Refusal, req: &Request) -> Response {
     } else {
         StatusCode::FORBIDDEN
     };
-    let body =
-        serde_json::json!({ "error": { "code": refusal.code(), "message": refusal.to_string() } });
-    (status, Json(body)).into_response()
+    error_response(status, refusal.code(), &refusal.to_string())
 }
 
 async fn security_headers(mut res: Response) -> Response {
