@@ -330,6 +330,24 @@ fn bind_explains_a_privileged_port_to_an_ordinary_user() {
         "{}",
         d.summary
     );
+    if !is_root {
+        return;
+    }
+    // Held by root: the ordinary user is told so, not only "permission denied".
+    let held = Situation::start(&["listen-at", "127.0.0.1", &port]);
+    let mut c = Command::new("setpriv");
+    c.args(["--reuid=65534", "--regid=65534", "--clear-groups", bin])
+        .args(["bind", &port, "--json"]);
+    let (code, out, err) = run(c);
+    assert_eq!(code, 1, "{out}\n{err}");
+    let d: Diagnosis = serde_json::from_str(&out).unwrap();
+    let first = &d.checks[0];
+    assert!(
+        first.title.contains("already holds it") && first.title.contains("uid 0"),
+        "{}",
+        first.title
+    );
+    drop(held);
 }
 
 #[test]

@@ -233,15 +233,41 @@ pub fn analyze(facts: &Facts) -> Diagnosis {
                 vec![],
             )
         } else {
+            let held: Vec<String> = facts
+                .attempts
+                .iter()
+                .flat_map(|(w, _)| held_anyway(facts, *w))
+                .fold(Vec::new(), |mut all, who| {
+                    if !all.contains(&who) {
+                        all.push(who);
+                    }
+                    all
+                });
+            let mut fixes = vec![fix(
+                "use a port of 1024 or more",
+                facts.free.first().map(|p| format!("portscope bind {p}")),
+            )];
+            if held.is_empty() {
+                fixes.push(fix(
+                    "or give the server binary the capability",
+                    Some("sudo setcap 'cap_net_bind_service=+ep' /path/to/server".into()),
+                ));
+            } else {
+                fixes.push(fix(
+                    "or stop what holds it first (a capability alone would not help)",
+                    Some(format!("sudo portscope who {port}")),
+                ));
+            }
+            let mut evidence = vec![format!("net.ipv4.ip_unprivileged_port_start = {start}")];
+            if !held.is_empty() {
+                evidence.push(format!("the port is held by {}", held.join(", ")));
+            }
             check(
                 "privileged",
                 Verdict::Problem,
                 format!("port {port} is privileged: ports below {start} need root or CAP_NET_BIND_SERVICE"),
-                vec![format!("net.ipv4.ip_unprivileged_port_start = {start}")],
-                vec![
-                    fix("use a port of 1024 or more", facts.free.first().map(|p| format!("portscope bind {p}"))),
-                    fix("or give the server binary the capability", Some("sudo setcap 'cap_net_bind_service=+ep' /path/to/server".into())),
-                ],
+                evidence,
+                fixes,
             )
         });
     }
@@ -319,10 +345,9 @@ fn attempt_check(facts: &Facts, way: Way, result: &BindResult) -> Check {
     };
     match kind {
         ErrorKind::AddrInUse => in_use_check(facts, way, at),
-        ErrorKind::PermissionDenied => check(
-            "bind",
-            Verdict::Problem,
-            if port < facts.settings.unprivileged_start {
+        ErrorKind::PermissionDenied => {
+            let held = held_anyway(facts, way);
+            let mut title = if port < facts.settings.unprivileged_start {
                 format!(
                     "{at}: permission denied: ports below {} need root or CAP_NET_BIND_SERVICE",
                     facts.settings.unprivileged_start
@@ -331,10 +356,21 @@ fn attempt_check(facts: &Facts, way: Way, result: &BindResult) -> Check {
                 format!(
                     "{at}: permission denied ({message}); a security module (SELinux, AppArmor) may forbid it"
                 )
-            },
-            vec![],
-            vec![],
-        ),
+            };
+            let mut fixes = vec![];
+            if !held.is_empty() {
+                // The kernel checks permission first: it never got to say "in use".
+                title.push_str(&format!(
+                    ", and {} already holds it, so even root could not bind it",
+                    held.join(", ")
+                ));
+                fixes.push(fix(
+                    "see who holds it",
+                    Some(format!("{}portscope who {port}", super::sudo_prefix())),
+                ));
+            }
+            check("bind", Verdict::Problem, title, vec![], fixes)
+        }
         _ if is_unavailable(*kind, message) => check(
             "bind",
             Verdict::Unchecked,
@@ -360,22 +396,31 @@ fn in_use_check(facts: &Facts, way: Way, at: String) -> Check {
     let port = facts.port;
     let holders = holders(facts, way);
     if !holders.is_empty() {
-        let names: Vec<String> = holders.iter().map(|(_, who)| who.clone()).collect();
+        let mut names: Vec<String> = Vec::new();
+        for (_, who) in &holders {
+            for name in who.split(", ") {
+                if !names.iter().any(|n| n == name) {
+                    names.push(name.to_owned());
+                }
+            }
+        }
+        let mut evidence: Vec<String> = Vec::new();
+        for (s, who) in &holders {
+            let line = format!(
+                "{} {} {} — {who}",
+                s.proto_label(),
+                s.local_endpoint(),
+                s.state.as_str()
+            );
+            if !evidence.contains(&line) {
+                evidence.push(line);
+            }
+        }
         return check(
             "bind",
             Verdict::Problem,
             format!("{at}: address already in use by {}", names.join(", ")),
-            holders
-                .iter()
-                .map(|(s, who)| {
-                    format!(
-                        "{} {} {} — {who}",
-                        s.proto_label(),
-                        s.local_endpoint(),
-                        s.state.as_str()
-                    )
-                })
-                .collect(),
+            evidence,
             vec![
                 fix(
                     "see who holds it and what started it",
@@ -515,13 +560,35 @@ fn owner_names(facts: &Facts, s: &Socket) -> String {
 
 /// Sockets that keep this way from binding: same protocol, overlapping address, and for TCP a
 /// listener or a bound, unconnected socket (with `SO_REUSEADDR`, connections do not block).
+///
+/// A `[::]` socket blocks IPv4 only when it is dual-stack, which the socket list does not say.
+/// When an IPv4 socket on the port explains an IPv4 failure, `[::]` is not blamed: it is then
+/// most likely `IPV6_V6ONLY` (nginx's `listen [::]:80` beside `listen 80`), or the IPv4 bind
+/// would have failed for it.
 fn holders(facts: &Facts, way: Way) -> Vec<(&Socket, String)> {
-    facts
+    let blocking: Vec<&Socket> = facts
         .sockets
         .iter()
         .filter(|s| overlaps(s, way) && blocks(s))
+        .collect();
+    let v4_explains = way.addr.is_ipv4() && blocking.iter().any(|s| s.local_addr.is_ipv4());
+    blocking
+        .into_iter()
+        .filter(|s| !(v4_explains && s.local_addr.is_ipv6()))
         .map(|s| (s, owner_names(facts, s)))
         .collect()
+}
+
+/// Listeners on the port that a bind would meet after the permission check: for a permission
+/// refusal, what holds the port anyway.
+fn held_anyway(facts: &Facts, way: Way) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for (_, who) in holders(facts, way) {
+        if !names.contains(&who) {
+            names.push(who);
+        }
+    }
+    names
 }
 
 /// A bind that failed for a reason other than "this address family is not available here".
@@ -580,6 +647,103 @@ mod tests {
             free: vec![8123],
             ..Facts::default()
         }
+    }
+
+    fn nginx(pid: u32) -> Process {
+        Process {
+            pid,
+            ppid: None,
+            name: "nginx".into(),
+            exe: None,
+            cmdline: vec![],
+            user: None,
+            uid: None,
+            start_time: None,
+        }
+    }
+
+    #[test]
+    fn each_holder_is_named_once_and_a_v6only_wildcard_is_not_blamed_for_ipv4() {
+        // nginx: `listen 80; listen [::]:80;` (ipv6only=on), master and two workers on both.
+        let mut f = facts(8080, &[0, 1, 2, 3, 4], ErrorKind::AddrInUse);
+        let mut v4 = listener(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 8080, 10);
+        v4.pids = vec![10, 11, 12];
+        let mut v6 = listener(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 8080, 13);
+        v6.pids = vec![10, 11, 12];
+        f.sockets = vec![v4, v6];
+        for pid in [10, 11, 12] {
+            f.processes.insert(pid, nginx(pid));
+        }
+        let d = analyze(&f);
+        let first = &d.checks[0];
+        assert_eq!(
+            first.title,
+            "TCP 127.0.0.1:8080: address already in use by nginx (pid 10), nginx (pid 11), nginx (pid 12)",
+            "each holder once"
+        );
+        assert_eq!(first.evidence.len(), 1, "{:?}", first.evidence);
+        assert!(
+            first.evidence[0].contains("0.0.0.0:8080"),
+            "{:?}",
+            first.evidence
+        );
+        assert!(
+            !first.evidence.iter().any(|e| e.contains("[::]")),
+            "[::] is not what blocks 127.0.0.1: {:?}",
+            first.evidence
+        );
+        // The IPv6 binds are blocked by the [::] socket.
+        let v6_check = &d.checks[2];
+        assert!(
+            v6_check.evidence.iter().any(|e| e.contains("[::]:8080")),
+            "{v6_check:?}"
+        );
+        // With only a [::] socket, it is what blocks IPv4 (dual-stack, then).
+        let mut f = facts(8080, &[0, 1], ErrorKind::AddrInUse);
+        f.sockets = vec![listener(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 8080, 10)];
+        let d = analyze(&f);
+        assert!(
+            d.checks[0].evidence[0].contains("[::]:8080"),
+            "{:?}",
+            d.checks[0]
+        );
+    }
+
+    #[test]
+    fn a_privileged_port_held_by_root_says_so_not_only_permission_denied() {
+        let mut f = facts(80, &[0, 1, 2, 3, 4, 5, 6], ErrorKind::PermissionDenied);
+        let mut held = listener(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 80, 0);
+        held.owner = OwnerStatus::Hidden;
+        held.pids = vec![];
+        held.uid = Some(0);
+        f.sockets = vec![held];
+        let d = analyze(&f);
+        assert!(
+            d.checks[0]
+                .title
+                .contains("already holds it, so even root could not bind it")
+                && d.checks[0].title.contains("uid 0"),
+            "{}",
+            d.checks[0].title
+        );
+        let privileged = d.checks.iter().find(|c| c.id == "privileged").unwrap();
+        assert!(
+            !privileged
+                .fixes
+                .iter()
+                .any(|f| f.command.as_deref().is_some_and(|c| c.contains("setcap"))),
+            "a capability would not help: {privileged:?}"
+        );
+        // Free: the capability is the way.
+        let f = facts(80, &[0, 1, 2, 3, 4, 5, 6], ErrorKind::PermissionDenied);
+        let d = analyze(&f);
+        let privileged = d.checks.iter().find(|c| c.id == "privileged").unwrap();
+        assert!(
+            privileged
+                .fixes
+                .iter()
+                .any(|f| f.command.as_deref().is_some_and(|c| c.contains("setcap")))
+        );
     }
 
     #[test]

@@ -40,6 +40,11 @@ impl Source {
     }
 }
 
+/// `sudo ` when this process is not root, for commands that need it.
+pub fn sudo_prefix() -> &'static str {
+    if os::is_root() { "" } else { "sudo " }
+}
+
 /// Bad input found after parsing (e.g. a host that does not resolve): exit status 2.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]

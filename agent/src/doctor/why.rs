@@ -514,7 +514,7 @@ fn listening_check(facts: &Facts, listeners: &[&Socket], port: u16, connected: b
                 "see where the port is forwarded",
                 Some(format!(
                     "{}nft list ruleset | grep -n 'dport {port}'",
-                    sudo()
+                    super::sudo_prefix()
                 )),
             )],
         );
@@ -767,16 +767,11 @@ fn family_fixes(facts: &Facts, target: &Target, listeners: &[&Socket], other: Ip
             "or let `localhost` resolve to ::1 too: add `::1 localhost` to /etc/hosts",
             Some(format!(
                 "{}sh -c 'echo \"::1 localhost\" >> /etc/hosts'",
-                sudo()
+                super::sudo_prefix()
             )),
         ));
     }
     fixes
-}
-
-/// `sudo ` when the user is not root.
-fn sudo() -> &'static str {
-    if os::is_root() { "" } else { "sudo " }
 }
 
 /// The program behind the listeners on `port`: recognised by its process, else the port's
