@@ -197,6 +197,76 @@ fn why_reports_the_firewall_rule_that_drops_the_port() {
     );
 }
 
+/// Rules judged against the probe's packet, in a namespace of our own: a drop from 10.0.0.0/8
+/// and one on eth0 cannot match a loopback client and are not blamed; a drop in a chain that
+/// input jumps to is followed and blamed; a chain nothing jumps to is ignored; a DNAT rule in
+/// nat output says where the port goes.
+#[test]
+fn why_judges_firewall_rules_by_the_packet_it_sends() {
+    let nft = |rule: &str| format!("nft {rule}; ");
+    let mut rules = String::new();
+    for r in [
+        "add table inet pt",
+        "add chain inet pt input '{ type filter hook input priority 0; policy accept; }'",
+        "add chain inet pt checks",
+        "add chain inet pt orphan",
+        "add rule inet pt input ip saddr 10.0.0.0/8 tcp dport 18083 drop",
+        "add rule inet pt input iifname eth0 tcp dport 18083 drop",
+        "add rule inet pt orphan tcp dport 18083 drop",
+        "add table ip ptnat",
+        "add chain ip ptnat output '{ type nat hook output priority -100; policy accept; }'",
+        "add rule ip ptnat output tcp dport 18084 dnat to 127.0.0.1:18083",
+    ] {
+        rules.push_str(&nft(r));
+    }
+    let script = format!(
+        "set -e; ip link set lo up; {rules}{listen}\
+         {bin} why 127.0.0.1:18083 --timeout 500ms --json || true; \
+         nft add rule inet pt input jump checks; nft add rule inet pt checks tcp dport 18083 drop; \
+         echo; {bin} why 127.0.0.1:18083 --timeout 500ms --json || true; \
+         echo; {bin} why 127.0.0.1:18084 --timeout 500ms --json || true; kill %1 2>/dev/null || true",
+        listen = listen_in_namespace("127.0.0.1", 18083),
+        bin = env!("CARGO_BIN_EXE_portscope"),
+    );
+    let (code, out, err) = in_namespace(&script);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let answers: Vec<Diagnosis> = serde_json::Deserializer::from_str(&out)
+        .into_iter::<Diagnosis>()
+        .collect::<Result<_, _>>()
+        .unwrap_or_else(|e| panic!("{e}: {out}\n{err}"));
+    assert_eq!(answers.len(), 3, "{out}");
+
+    // 1. Rules that cannot match loopback: not blamed, and the connection works.
+    let firewall = find(&answers[0], "firewall");
+    assert_eq!(firewall.verdict, Verdict::Ok, "{firewall:#?}");
+    assert!(
+        !firewall
+            .evidence
+            .iter()
+            .any(|e| e.contains("10.0.0.0/8") || e.contains("eth0") || e.contains("orphan")),
+        "{firewall:#?}"
+    );
+    assert_eq!(answers[0].verdict, Verdict::Ok, "{:#?}", answers[0]);
+
+    // 2. A drop in a chain input jumps to: followed and blamed.
+    let firewall = find(&answers[1], "firewall");
+    assert_ne!(firewall.verdict, Verdict::Ok, "{firewall:#?}");
+    assert!(
+        firewall
+            .evidence
+            .iter()
+            .any(|e| e.contains("chain checks: tcp dport 18083 drop")),
+        "{firewall:#?}"
+    );
+
+    // 3. The DNAT rule: the port goes elsewhere.
+    let forward = find(&answers[2], "forward");
+    assert!(
+        forward.title.contains("forwarded to 127.0.0.1:18083"),
+        "{forward:#?}"
+    );
+}
+
 #[test]
 fn who_names_a_child_holder_and_the_parent_that_started_it() {
     let s = Situation::start(&["child", "127.0.0.1"]);

@@ -3,6 +3,7 @@
 //! CLI and the dashboard show the same answer.
 
 pub mod bind;
+pub mod firewall;
 pub mod free;
 pub mod probe;
 pub mod target;

@@ -11,7 +11,8 @@ use portscope_shared::{
     Verdict,
 };
 
-use super::probe::{self, Answer, Connect, Firewall, Http};
+use super::firewall::{self, Firewall};
+use super::probe::{self, Answer, Connect, Http};
 use super::target::{Target, shell_quote};
 use super::{Source, check, finish, fix};
 use crate::collector::Platform;
@@ -76,7 +77,8 @@ pub async fn gather(
     let interfaces = os::local_addresses();
     let local = addrs.iter().all(|&ip| probe::is_local(ip, &interfaces));
     let live = matches!(source, Source::Live(_));
-    let mut facts = tokio::task::spawn_blocking(move || local_facts(&source, port, local))
+    let dst = addrs.clone();
+    let mut facts = tokio::task::spawn_blocking(move || local_facts(&source, port, local, dst))
         .await
         .map_err(|e| format!("the scan failed: {e}"))?;
 
@@ -225,7 +227,7 @@ fn socket_facts(
 }
 
 /// The socket table, owners, queues, firewall and container for one port.
-fn local_facts(source: &Source, port: u16, local: bool) -> Facts {
+fn local_facts(source: &Source, port: u16, local: bool, dst: Vec<IpAddr>) -> Facts {
     let mut facts = Facts::default();
     if !local {
         return facts;
@@ -247,7 +249,7 @@ fn local_facts(source: &Source, port: u16, local: bool) -> Facts {
         }
     }
     facts.settings = os::port_settings();
-    facts.firewall = Some(probe::firewall(port));
+    facts.firewall = Some(probe::firewall(&firewall::Packet { dst, port }));
     let proxied = facts.processes.values().any(|p| p.name == "docker-proxy");
     if proxied {
         facts.container = Some(probe::docker_container(port));
@@ -437,7 +439,8 @@ pub fn analyze(facts: &Facts) -> Diagnosis {
     // 7. Firewall.
     if let Some(fw) = &facts.firewall {
         let loopback = facts.probes.iter().all(|(ip, _)| ip.is_loopback());
-        checks.push(firewall_check(fw, port, any_connected, loopback));
+        checks.extend(forward_check(fw, port));
+        checks.extend(firewall_check(fw, port, any_connected, loopback));
     }
 
     // 8. What answers.
@@ -941,27 +944,44 @@ fn container_check(facts: &Facts, listeners: &[&Socket]) -> Option<Check> {
     ))
 }
 
-fn firewall_check(fw: &Firewall, port: u16, connected: bool, loopback: bool) -> Check {
+fn firewall_check(fw: &Firewall, port: u16, connected: bool, loopback: bool) -> Option<Check> {
     let (tool, rules, loopback_accepted) = match fw {
         Firewall::Unreadable(why) => {
-            return check(
+            return Some(check(
                 "firewall",
                 Verdict::Unchecked,
                 format!("firewall rules not read: {why}"),
                 vec![],
                 vec![],
-            );
+            ));
         }
         Firewall::Read {
             tool,
             rules,
             loopback_accepted,
-        } => (*tool, rules, *loopback_accepted),
+        } => (tool.as_str(), rules, *loopback_accepted),
     };
-    let about_port: Vec<&probe::Rule> = rules.iter().filter(|r| !r.policy).collect();
-    let evidence: Vec<String> = rules.iter().map(|r| r.text.clone()).collect();
-    let blocking = about_port.iter().any(|r| r.blocks());
-    if !blocking {
+    let about_port: Vec<&firewall::Rule> = rules
+        .iter()
+        .filter(|r| !r.policy && r.forward.is_none())
+        .collect();
+    let describe = |r: &firewall::Rule| match &r.condition {
+        Some(c) => format!("{} (only when {c})", r.text),
+        None => r.text.clone(),
+    };
+    let evidence: Vec<String> = rules
+        .iter()
+        .filter(|r| r.forward.is_none())
+        .map(describe)
+        .collect();
+    let definite = about_port
+        .iter()
+        .any(|r| r.blocks() && r.condition.is_none());
+    let conditional: Vec<&&firewall::Rule> = about_port
+        .iter()
+        .filter(|r| r.blocks() && r.condition.is_some())
+        .collect();
+    if !definite && conditional.is_empty() {
         let title = if about_port.is_empty() {
             format!("no firewall rule drops or rejects TCP port {port} ({tool})")
         } else {
@@ -978,7 +998,31 @@ fn firewall_check(fw: &Firewall, port: u16, connected: bool, loopback: bool) -> 
         } else {
             Verdict::Info
         };
-        return check("firewall", verdict, title, evidence, vec![]);
+        return Some(check("firewall", verdict, title, evidence, vec![]));
+    }
+    let handles = fix(
+        "see the rules with their handles, then delete the rule or accept the port before it",
+        Some(if tool.starts_with("nft") {
+            "sudo nft -a list ruleset".to_owned()
+        } else {
+            format!("sudo {} -S", tool.split(' ').next().unwrap_or("iptables"))
+        }),
+    );
+    if !definite {
+        let conditions: Vec<String> = conditional
+            .iter()
+            .filter_map(|r| r.condition.clone())
+            .collect();
+        return Some(check(
+            "firewall",
+            Verdict::Warning,
+            format!(
+                "a firewall rule ({tool}) drops or rejects TCP port {port} only when {}: portscope cannot tell whether that holds for this client",
+                conditions.join("; or ")
+            ),
+            evidence,
+            vec![handles],
+        ));
     }
     // Loopback traffic usually meets `iif lo accept` first: then the drop rule may not apply.
     let verdict = match (connected, loopback && loopback_accepted) {
@@ -990,20 +1034,38 @@ fn firewall_check(fw: &Firewall, port: u16, connected: bool, loopback: bool) -> 
     if loopback && loopback_accepted {
         evidence.push("a rule accepts all loopback traffic (iif lo accept); if it comes first, the drop does not apply to this target".into());
     }
-    check(
+    Some(check(
         "firewall",
         verdict,
         format!("a firewall rule ({tool}) drops or rejects TCP port {port}"),
         evidence,
+        vec![handles],
+    ))
+}
+
+/// DNAT rules the packet meets: the port is forwarded, and where.
+fn forward_check(fw: &Firewall, port: u16) -> Option<Check> {
+    let Firewall::Read { rules, tool, .. } = fw else {
+        return None;
+    };
+    let forwards: Vec<&firewall::Rule> = rules.iter().filter(|r| r.forward.is_some()).collect();
+    let first = forwards.first()?;
+    let to = first.forward.clone().unwrap_or_default();
+    Some(check(
+        "forward",
+        Verdict::Info,
+        match &first.condition {
+            Some(c) => format!("TCP port {port} is forwarded to {to} (DNAT, {tool}) when {c}"),
+            None => format!(
+                "TCP port {port} is forwarded to {to} (DNAT, {tool}): connections go there, not to a listener on this machine"
+            ),
+        },
+        forwards.iter().map(|r| r.text.clone()).collect(),
         vec![fix(
-            "see the rules with their handles, then delete the rule or accept the port before it",
-            Some(if tool == "nft" {
-                "sudo nft -a list ruleset".to_owned()
-            } else {
-                "sudo iptables -S".to_owned()
-            }),
+            "check what listens at the destination",
+            Some(format!("nc -vz {}", shell_quote(&to.replacen(':', " ", 1)))),
         )],
-    )
+    ))
 }
 
 fn answer_check(
@@ -1581,23 +1643,69 @@ mod tests {
             vec![(V4, Connect::TimedOut(Duration::from_secs(1)))],
             vec![listener(V4, 8080, 1)],
         );
+        let rule = |text: &str, verdict: &str, policy: bool| firewall::Rule {
+            text: text.into(),
+            verdict: verdict.into(),
+            policy,
+            condition: None,
+            forward: None,
+        };
         f.firewall = Some(Firewall::Read {
-            tool: "nft",
-            rules: vec![probe::Rule {
-                text: "inet filter chain input: tcp dport 8080 drop".into(),
-                verdict: "drop".into(),
-                policy: false,
-            }],
+            tool: "nft".into(),
+            rules: vec![rule(
+                "inet filter chain input: tcp dport 8080 drop",
+                "drop",
+                false,
+            )],
             loopback_accepted: false,
         });
         assert!(ids(&analyze(&f)).contains(&("firewall", Verdict::Problem)));
+        // Only under a condition portscope cannot evaluate: a warning that shows it.
+        let mut conditional = rule(
+            "inet filter chain input: ct mark == 1 tcp dport 8080 drop",
+            "drop",
+            false,
+        );
+        conditional.condition = Some("ct mark == 1".into());
         f.firewall = Some(Firewall::Read {
-            tool: "nft",
-            rules: vec![probe::Rule {
-                text: "inet filter chain input: policy drop".into(),
-                verdict: "drop".into(),
-                policy: true,
-            }],
+            tool: "nft".into(),
+            rules: vec![conditional],
+            loopback_accepted: false,
+        });
+        let d = analyze(&f);
+        let fw = d.checks.iter().find(|c| c.id == "firewall").unwrap();
+        assert_eq!(fw.verdict, Verdict::Warning);
+        assert!(fw.title.contains("only when ct mark == 1"), "{}", fw.title);
+        // A DNAT rule: where the port goes.
+        let mut dnat = rule(
+            "ip nat chain DOCKER: tcp dport 8080 dnat to 172.17.0.2:80",
+            "dnat",
+            false,
+        );
+        dnat.forward = Some("172.17.0.2:80".into());
+        f.firewall = Some(Firewall::Read {
+            tool: "nft".into(),
+            rules: vec![dnat],
+            loopback_accepted: false,
+        });
+        let d = analyze(&f);
+        let fwd = d.checks.iter().find(|c| c.id == "forward").unwrap();
+        assert!(
+            fwd.title.contains("forwarded to 172.17.0.2:80"),
+            "{}",
+            fwd.title
+        );
+        assert_eq!(
+            d.checks
+                .iter()
+                .find(|c| c.id == "firewall")
+                .unwrap()
+                .verdict,
+            Verdict::Ok
+        );
+        f.firewall = Some(Firewall::Read {
+            tool: "nft".into(),
+            rules: vec![rule("inet filter chain input: policy drop", "drop", true)],
             loopback_accepted: true,
         });
         assert!(
