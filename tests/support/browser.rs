@@ -34,6 +34,12 @@ impl Browser {
 
     /// Starts chromedriver and a headless Chromium session.
     pub async fn start() -> Browser {
+        Browser::start_with(&[]).await
+    }
+
+    /// The same with more Chromium flags, e.g. `--blink-settings=preferredColorScheme=0` (the
+    /// dark scheme) or `--force-prefers-reduced-motion`.
+    pub async fn start_with(flags: &[&str]) -> Browser {
         for tool in [CHROMIUM, CHROMEDRIVER] {
             assert!(
                 Path::new(tool).exists(),
@@ -58,18 +64,27 @@ impl Browser {
                 .expect("cannot start chromedriver")
         };
         let profile = TempDir::new();
+        let mut args: Vec<String> = [
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--window-size=1400,900",
+        ]
+        .into_iter()
+        .chain(flags.iter().copied())
+        .map(str::to_owned)
+        .collect();
+        args.push(format!("--user-data-dir={}", profile.0.display()));
         let mut caps = serde_json::Map::new();
         caps.insert(
             "goog:chromeOptions".into(),
-            serde_json::json!({
-                "binary": CHROMIUM,
-                "args": [
-                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                    "--disable-quic", "--no-first-run", "--disable-background-networking",
-                    "--disable-component-update", "--disable-sync", "--window-size=1400,900",
-                    format!("--user-data-dir={}", profile.0.display()),
-                ],
-            }),
+            serde_json::json!({ "binary": CHROMIUM, "args": args }),
         );
         let webdriver = format!("http://127.0.0.1:{port}");
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);

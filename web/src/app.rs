@@ -1,13 +1,18 @@
 //! The dashboard's components: header with the link status, toolbar (filter, listening toggle,
-//! count), the live socket table, and the detail panel of the selected row.
+//! count), the live socket table (rows selectable with the keyboard; compact cards below
+//! 600 px), and the detail panel of the selected row with what `portscope who` says of its
+//! owners.
 
 use std::time::Duration;
 
 use leptos::ev;
 use leptos::html;
 use leptos::prelude::*;
-use portscope_shared::{Exposure, Hello, OwnerStatus, PROTOCOL_VERSION, PortRange, Proto, Socket};
-use wasm_bindgen::JsValue;
+use portscope_shared::{
+    Exposure, Hello, Owner, OwnerStatus, PROTOCOL_VERSION, PortRange, Process, Proto, Socket,
+    WhoReport,
+};
+use wasm_bindgen::{JsCast, JsValue};
 
 use crate::conn::{self, Applying, Link, Sinks};
 use crate::doctor::{Doctor, Kind, StopTarget, Troubleshoot};
@@ -18,6 +23,15 @@ use crate::{api, url};
 /// renders only the rows in view and stands in for the others with two spacer rows, so 20 000
 /// sockets cost what 60 do.
 const ROW_PX: f64 = 29.0;
+
+/// Below this width (the stylesheet's `@media (max-width: 600px)`) each socket is a card of
+/// four lines, `CARD_PX` high, instead of a table row: eight columns do not fit a phone.
+const NARROW: &str = "(max-width: 600px)";
+const CARD_PX: f64 = 92.0;
+
+/// How long the filter waits for typing to pause before it filters: a keystroke then costs a
+/// timer, and 21 000 rows are filtered once per pause instead of once per letter.
+const FILTER_PAUSE_MS: u64 = 150;
 
 /// Rows rendered beyond each edge of the view, so that fast scrolling shows no blank band.
 const OVERSCAN: usize = 20;
@@ -30,11 +44,32 @@ struct Window {
     after: usize,
 }
 
-/// The slice of `len` rows to render when the view shows `height` pixels from `top`.
-fn window_range(top: f64, height: f64, len: usize) -> (usize, usize) {
-    let first = ((top.max(0.0) / ROW_PX) as usize).saturating_sub(OVERSCAN);
-    let last = ((top.max(0.0) + height.max(0.0)) / ROW_PX).ceil() as usize + OVERSCAN;
+/// The slice of `len` rows, `row_px` high each, to render when the view shows `height` pixels
+/// from `top`.
+fn window_range(top: f64, height: f64, row_px: f64, len: usize) -> (usize, usize) {
+    let first = ((top.max(0.0) / row_px) as usize).saturating_sub(OVERSCAN);
+    let last = ((top.max(0.0) + height.max(0.0)) / row_px).ceil() as usize + OVERSCAN;
     (first.min(len), last.min(len))
+}
+
+/// A CSS string for an attribute selector: ids carry spaces, brackets and colons, which are
+/// harmless inside quotes; quotes and backslashes are escaped.
+fn css_string(text: &str) -> String {
+    text.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+/// Focuses the table row of socket `id`, once it is rendered; focusing scrolls it into view
+/// (below the sticky header: `scroll-margin-top` in the stylesheet).
+fn focus_row(id: &str) {
+    let selector = format!("#sockets tr.row[data-id=\"{}\"]", css_string(id));
+    if let Some(row) = document()
+        .query_selector(&selector)
+        .ok()
+        .flatten()
+        .and_then(|el| el.dyn_into::<web_sys::HtmlElement>().ok())
+    {
+        let _ = row.focus();
+    }
 }
 
 /// One table row as rendered; rebuilt only when its socket changes (`rev`).
@@ -133,6 +168,14 @@ pub fn App() -> impl IntoView {
     let applied = RwSignal::new(None::<Applying>);
     let view = RwSignal::new(url::read_view());
     let selected = RwSignal::new(None::<String>);
+    // The row the keyboard is on (the table's one tab stop): arrows move it, Enter selects it.
+    let cursor = RwSignal::new(None::<String>);
+    // What the filter box shows, ahead of `view.query` while typing has not paused.
+    let typed = RwSignal::new(view.get_untracked().query);
+    let typing_timer = StoredValue::new(None::<TimeoutHandle>);
+    // The cost of the last view change (filter or sort: index rebuilt, rendered, laid out), and
+    // the query it was for, so that a reader knows which change it measured.
+    let view_ms = RwSignal::new(None::<(f64, String)>);
 
     let token = url::take_token();
     api::set_token(token.clone());
@@ -179,19 +222,51 @@ pub fn App() -> impl IntoView {
     // The table keeps its rows filtered and sorted for the view; a new view rebuilds that index.
     Effect::new(move |_| {
         let v = view.get();
+        let started = conn::clock();
         table.update(|t| t.set_view(&v));
+        // As for deltas (`conn.rs`): a timeout runs after the re-render, a layout read lays out.
+        set_timeout(
+            move || {
+                if let Some(root) = document().document_element() {
+                    let _ = root.client_height();
+                }
+                view_ms.set(Some((conn::clock() - started, v.query)));
+            },
+            Duration::ZERO,
+        );
     });
+    let type_filter = move |text: String| {
+        typed.set(text);
+        if let Some(timer) = typing_timer.get_value() {
+            timer.clear();
+        }
+        let timer = set_timeout_with_handle(
+            move || {
+                let query = typed.get_untracked();
+                if view.with_untracked(|v| v.query != query) {
+                    view.update(|v| v.query = query);
+                }
+            },
+            Duration::from_millis(FILTER_PAUSE_MS),
+        );
+        typing_timer.set_value(timer.ok());
+    };
     // (rows shown, of which open): closed rows linger for a moment but no longer count.
     let shown = Memo::new(move |_| table.with(Table::shown_counts));
     // The scroll position and height of the table's scroll box, which pick the rows to render.
     let wrap_ref = NodeRef::<html::Div>::new();
     let scroll_top = RwSignal::new(0.0);
     let viewport = RwSignal::new(1000.0);
+    let row_px = RwSignal::new(ROW_PX);
     let measure = move || {
         if let Some(wrap) = wrap_ref.get_untracked() {
             scroll_top.set(f64::from(wrap.scroll_top()));
             viewport.set(f64::from(wrap.client_height()));
         }
+        let narrow = web_sys::window()
+            .and_then(|w| w.match_media(NARROW).ok().flatten())
+            .is_some_and(|m| m.matches());
+        row_px.set(if narrow { CARD_PX } else { ROW_PX });
     };
     Effect::new(move |_| {
         if wrap_ref.get().is_some() {
@@ -202,10 +277,10 @@ pub fn App() -> impl IntoView {
     let window = Memo::new(move |_| {
         let now = js_sys::Date::now();
         let ephemeral = hello.with(|h| h.as_ref().and_then(|h| h.ephemeral_ports));
-        let (top, height) = (scroll_top.get(), viewport.get());
+        let (top, height, px) = (scroll_top.get(), viewport.get(), row_px.get());
         table.with(|t| {
             let (len, _) = t.shown_counts();
-            let (first, last) = window_range(top, height, len);
+            let (first, last) = window_range(top, height, px, len);
             Window {
                 before: first,
                 rows: t
@@ -218,10 +293,82 @@ pub fn App() -> impl IntoView {
     });
     // Set through CSSOM (`style:height`), which the page's CSP allows; a `style` attribute it
     // would refuse.
-    let spacer = |rows: usize| format!("{}px", rows as f64 * ROW_PX);
+    let spacer = move |rows: usize| format!("{}px", rows as f64 * row_px.get());
     let total = Memo::new(move |_| {
         table.with(|t| t.rows.values().filter(|r| r.closed_at.is_none()).count())
     });
+    // The table's one tab stop: the keyboard's row when it is rendered, else the first row.
+    let tab_stop = Memo::new(move |_| {
+        let at = cursor.get();
+        window.with(|w| {
+            at.filter(|id| w.rows.iter().any(|r| &r.id == id))
+                .or_else(|| w.rows.first().map(|r| r.id.clone()))
+        })
+    });
+    // Arrow keys, Page Up/Down, Home and End move the keyboard's row through the whole index,
+    // not only the rendered window: a row out of the window is first scrolled near, then
+    // focused once rendered.
+    let move_cursor = move |from: &str, key: &str| -> bool {
+        let page = (viewport.get_untracked() / row_px.get_untracked())
+            .floor()
+            .max(1.0) as usize;
+        let target = table.with_untracked(|t| {
+            let (len, _) = t.shown_counts();
+            let at = t.shown_position(from)?;
+            let to = match key {
+                "ArrowDown" => at + 1,
+                "ArrowUp" => at.checked_sub(1)?,
+                "PageDown" => at + page,
+                "PageUp" => at.saturating_sub(page),
+                "Home" => 0,
+                "End" => len.checked_sub(1)?,
+                _ => return None,
+            }
+            .min(len.checked_sub(1)?);
+            Some((to, t.shown_rows(to, to + 1).next()?.socket.id.clone()))
+        });
+        let Some((to, id)) = target else {
+            return false;
+        };
+        cursor.set(Some(id.clone()));
+        let rendered = window.with_untracked(|w| (w.before..w.before + w.rows.len()).contains(&to));
+        if rendered {
+            // At once, so that the next key of a quick run already starts from this row.
+            focus_row(&id);
+        } else if let Some(wrap) = wrap_ref.get_untracked() {
+            let px = row_px.get_untracked();
+            let top = to as f64 * px - f64::from(wrap.client_height()) / 2.0;
+            wrap.set_scroll_top(top.max(0.0) as i32);
+            measure();
+            set_timeout(move || focus_row(&id), Duration::ZERO);
+        }
+        true
+    };
+    // A row is drawn anew when its socket changes (keyed by id and revision), which drops the
+    // focus it had: give it back to the keyboard's row.
+    let row_focused = StoredValue::new(false);
+    let _focus = window_event_listener(ev::focusin, move |e| {
+        let on_row = e
+            .target()
+            .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
+            .is_some_and(|el| el.class_list().contains("row"));
+        row_focused.set_value(on_row);
+    });
+    Effect::new(move |_| {
+        window.track();
+        let lost = document()
+            .active_element()
+            .is_none_or(|el| el.tag_name() == "BODY");
+        if lost
+            && row_focused.get_value()
+            && let Some(id) = cursor.get_untracked()
+        {
+            set_timeout(move || focus_row(&id), Duration::ZERO);
+        }
+    });
+    // While the link is down the rows are the last ones received: dimmed, so nobody takes
+    // them for the present.
+    let stale = move || !matches!(link.get(), Link::Live);
 
     view! {
         <header class="top">
@@ -242,10 +389,11 @@ pub fn App() -> impl IntoView {
                 autocomplete="off"
                 spellcheck="false"
                 node_ref=filter_ref
-                prop:value=move || view.with(|v| v.query.clone())
-                on:input=move |e| view.update(|v| v.query = event_target_value(&e))
+                prop:value=move || typed.get()
+                on:input=move |e| type_filter(event_target_value(&e))
                 on:keydown=move |e: web_sys::KeyboardEvent| {
                     if e.key() == "Escape" {
+                        typed.set(String::new());
                         view.update(|v| v.query.clear());
                     }
                 }
@@ -264,6 +412,8 @@ pub fn App() -> impl IntoView {
                 id="count"
                 data-apply-ms=move || applied.get().map(|a| format!("{:.2}", a.ms))
                 data-apply-rows=move || applied.get().map(|a| a.rows.to_string())
+                data-view-ms=move || view_ms.with(|v| v.as_ref().map(|(ms, _)| format!("{ms:.2}")))
+                data-view-query=move || view_ms.with(|v| v.as_ref().map(|(_, q)| q.clone()))
                 title=move || applied.get().map(|a| format!("the last change ({} rows) was applied and drawn in {:.1} ms", a.rows, a.ms))
             >
                 {move || {
@@ -274,8 +424,11 @@ pub fn App() -> impl IntoView {
         </div>
         <Troubleshoot doctor />
         <main class="content">
-            <div class="table-wrap" node_ref=wrap_ref on:scroll=move |_| measure()>
-                <table class="sockets" id="sockets">
+            <div class="table-wrap" class:stale=stale node_ref=wrap_ref on:scroll=move |_| measure()>
+                <p class="stale-note" role="status">
+                    {move || stale().then_some("Not live: these rows are the last ones received before the link went down.")}
+                </p>
+                <table class="sockets" id="sockets" aria-label="Sockets" aria-describedby="count">
                     <thead>
                         <tr>
                             {Column::ALL
@@ -293,25 +446,39 @@ pub fn App() -> impl IntoView {
                             key=|r| (r.id.clone(), r.rev)
                             children=move |r| {
                                 let id = r.id.clone();
-                                let click_id = r.id.clone();
+                                let (click_id, focus_id, key_id, tab_id) = (r.id.clone(), r.id.clone(), r.id.clone(), r.id.clone());
                                 view! {
                                     <tr
                                         class=r.class
                                         class:selected=move || selected.with(|s| s.as_deref() == Some(id.as_str()))
                                         data-id=r.id.clone()
+                                        tabindex=move || if tab_stop.with(|t| t.as_deref() == Some(tab_id.as_str())) { "0" } else { "-1" }
                                         on:click=move |_| selected.set(Some(click_id.clone()))
+                                        on:focus=move |_| cursor.set(Some(focus_id.clone()))
+                                        on:keydown=move |e: web_sys::KeyboardEvent| {
+                                            let key = e.key();
+                                            let handled = if key == "Enter" || key == " " {
+                                                selected.set(Some(key_id.clone()));
+                                                true
+                                            } else {
+                                                move_cursor(&key_id, &key)
+                                            };
+                                            if handled {
+                                                e.prevent_default();
+                                            }
+                                        }
                                     >
                                         <td class="proto">{r.proto}</td>
                                         <td class="mono local">
                                             {r.local}
                                             {r.tags.into_iter().map(|(class, text, title)| view! { <span class=class title=title>{text}</span> }).collect_view()}
                                         </td>
-                                        <td class="mono">{r.remote}</td>
+                                        <td class="mono remote">{r.remote}</td>
                                         <td class=format!("state state-{}", r.state.to_lowercase())>{r.state}</td>
-                                        <td class="mono num">{r.pid}</td>
+                                        <td class="mono num pid">{r.pid}</td>
                                         <td class="process">{r.process}</td>
                                         <td class="what">{r.what}</td>
-                                        <td>{r.user}</td>
+                                        <td class="user">{r.user}</td>
                                     </tr>
                                 }
                             }
@@ -339,10 +506,21 @@ fn SortHeader(column: Column, view: RwSignal<View>) -> impl IntoView {
             _ => "",
         })
     };
+    // Only the sorted column says how it is sorted (ARIA: at most one header with aria-sort).
+    let sort = move || {
+        view.with(|v| match (v.sort == column, v.descending) {
+            (true, false) => Some("ascending"),
+            (true, true) => Some("descending"),
+            _ => None,
+        })
+    };
+    // The click is the header's (a click anywhere in it sorts); the button inside makes it
+    // focusable and pressable with Enter or Space, whose click bubbles up to here.
     view! {
         <th
             class:sorted=move || view.with(|v| v.sort == column)
             data-column=column.key()
+            aria-sort=sort
             on:click=move |_| {
                 view.update(|v| {
                     if v.sort == column {
@@ -354,8 +532,10 @@ fn SortHeader(column: Column, view: RwSignal<View>) -> impl IntoView {
                 })
             }
         >
-            {column.label()}
-            {arrow}
+            <button type="button" class="sort" title=format!("Sort by {}", column.label().to_lowercase())>
+                {column.label()}
+                <span aria-hidden="true">{arrow}</span>
+            </button>
         </th>
     }
 }
@@ -423,15 +603,82 @@ fn Detail(
     hello: RwSignal<Option<Hello>>,
     doctor: Doctor,
 ) -> impl IntoView {
+    // What `portscope who` says of the selected row's port (working directories, who started
+    // the owners, the clients on this machine): asked once per selection, not on every change.
+    let who = RwSignal::new(None::<(String, Asked)>);
+    Effect::new(move |_| {
+        let Some(id) = selected.get() else {
+            who.set(None);
+            return;
+        };
+        let Some(port) = table.with_untracked(|t| t.rows.get(&id).map(|r| r.socket.local_port))
+        else {
+            return;
+        };
+        who.set(Some((id.clone(), Asked::Waiting)));
+        leptos::task::spawn_local(async move {
+            let answer = api::get::<WhoReport>(&format!("/api/v1/who?port={port}")).await;
+            // Only if the selection is still the one asked about.
+            if who.with_untracked(|w| w.as_ref().is_some_and(|(asked, _)| *asked == id)) {
+                who.set(Some((id, answer.map_or_else(Asked::Failed, Asked::Got))));
+            }
+        });
+    });
     let content = move || {
         let id = selected.get()?;
         let can_kill = hello.with(|h| h.as_ref().is_some_and(|h| h.can_kill));
+        let asked = who.with(|w| {
+            w.as_ref()
+                .filter(|(asked, _)| *asked == id)
+                .map_or(Asked::Waiting, |(_, a)| a.clone())
+        });
         table.with(|t| {
             let row = t.rows.get(&id)?;
-            Some(detail_view(t, &row.socket, selected, doctor, can_kill))
+            Some(detail_view(
+                t,
+                &row.socket,
+                selected,
+                doctor,
+                can_kill,
+                asked,
+            ))
         })
     };
     view! { {content} }
+}
+
+/// The state of the detail panel's `who` question.
+#[derive(Clone, Debug, PartialEq)]
+enum Asked {
+    Waiting,
+    Got(WhoReport),
+    Failed(String),
+}
+
+/// A process as `who` names it: `name (pid N)`.
+fn named(p: &Process) -> String {
+    format!("{} (pid {})", p.name, p.pid)
+}
+
+/// A process's command line as `who` prints it, or its name when the command line is
+/// unreadable (kernel threads, exited processes).
+fn command(p: &Process) -> String {
+    if p.cmdline.is_empty() {
+        p.name.clone()
+    } else {
+        p.cmdline.join(" ")
+    }
+}
+
+/// The parent as name and pid: the nearest ancestor `who` found; pid 1 said in words (the
+/// agent lists no ancestor then); the bare pid while `who` has not answered.
+fn parent_text(p: &Process, owner: Option<&Owner>) -> String {
+    match (owner.and_then(|o| o.ancestors.first()), p.ppid) {
+        (Some(parent), _) => named(parent),
+        (None, Some(1)) => "pid 1 (a daemon, or its parent exited)".into(),
+        (None, Some(ppid)) => format!("pid {ppid}"),
+        (None, None) => "none".into(),
+    }
 }
 
 /// What "why can't I connect?" asks about for a TCP socket: a listener by the name clients use
@@ -510,6 +757,7 @@ fn detail_view(
     selected: RwSignal<Option<String>>,
     doctor: Doctor,
     can_kill: bool,
+    asked: Asked,
 ) -> impl IntoView + use<> {
     let actions = actions(t, s, doctor, can_kill);
     let labels: Vec<String> = [
@@ -553,6 +801,21 @@ fn detail_view(
                     )
                 })
                 .collect();
+            let report = match &asked {
+                Asked::Got(report) => Some(report),
+                _ => None,
+            };
+            let owner = report.and_then(|r| r.owners.iter().find(|o| o.process.pid == pid));
+            let cwd = match (&asked, owner) {
+                (Asked::Waiting, _) => "…".to_owned(),
+                (_, Some(Owner { cwd: Some(cwd), .. })) => cwd.clone(),
+                _ => "unknown".to_owned(),
+            };
+            let chain: Vec<String> = owner
+                .map(|o| o.ancestors.iter().map(|a| format!("{} (pid {})", command(a), a.pid)).collect())
+                .unwrap_or_default();
+            let chain_text = chain.join(" ← ");
+            let parent = p.as_ref().map(|p| parent_text(p, owner)).unwrap_or_default();
             match p {
                 Some(p) => view! {
                     <section class="proc">
@@ -561,7 +824,9 @@ fn detail_view(
                             <dt>"Command"</dt><dd class="mono cmdline">{p.cmdline.join(" ")}</dd>
                             <dt>"Executable"</dt><dd class="mono">{p.exe.unwrap_or_else(|| "unknown".into())}</dd>
                             <dt>"User"</dt><dd>{p.user.unwrap_or_else(|| p.uid.map_or("unknown".into(), |u| format!("uid {u}")))}</dd>
-                            <dt>"Parent"</dt><dd class="mono">{p.ppid.map_or("none".into(), |pp| pp.to_string())}</dd>
+                            <dt>"Directory"</dt><dd class="mono cwd">{cwd}</dd>
+                            <dt>"Parent"</dt><dd class="parent">{parent}</dd>
+                            {(!chain_text.is_empty()).then(|| view! { <dt>"Started by"</dt><dd class="mono started-by">{chain_text}</dd> })}
                             <dt>"Started"</dt><dd>{p.start_time.map_or("unknown".into(), format_time)}</dd>
                         </dl>
                         <h4>{format!("All its sockets ({})", siblings.len())}</h4>
@@ -575,15 +840,42 @@ fn detail_view(
             }
         })
         .collect_view();
+    let who_note = match &asked {
+        Asked::Waiting => Some(view! { <p class="muted">"Asking who holds it…"</p> }.into_any()),
+        Asked::Failed(e) => Some(
+            view! { <p class="note">{format!("Who holds it could not be asked: {e}")}</p> }
+                .into_any(),
+        ),
+        Asked::Got(_) => None,
+    };
+    let clients = match &asked {
+        Asked::Got(report) if !report.clients.is_empty() => {
+            let items = report
+                .clients
+                .iter()
+                .map(|c| {
+                    let who = c.process.as_ref().map_or_else(|| "hidden or gone".to_owned(), named);
+                    view! { <li><span class="mono">{format!("{} → {}", c.socket.local_endpoint(), c.socket.remote_text())}</span>" "{who}</li> }
+                })
+                .collect_view();
+            Some(view! {
+                <h4>{format!("Clients on this machine ({})", report.clients.len())}</h4>
+                <ul class="siblings clients">{items}</ul>
+            })
+        }
+        _ => None,
+    };
     view! {
-        <aside class="detail" id="detail">
+        <aside class="detail" id="detail" aria-label="Socket details">
             <button class="close" title="Close (Esc)" on:click=move |_| selected.set(None)>"×"</button>
             <h2 class="mono">{format!("{} {}", s.proto_label(), s.local_endpoint())}</h2>
             <p class="muted">{format!("{} · remote {}", s.state.as_str(), s.remote_text())}</p>
             <ul class="labels">{labels.into_iter().map(|l| view! { <li>{l}</li> }).collect_view()}</ul>
             {actions}
             {owner_note.map(|n| view! { <p class="note">{n}</p> })}
+            {who_note}
             {sections}
+            {clients}
         </aside>
     }
 }

@@ -63,7 +63,7 @@ pub struct Applying {
 }
 
 /// A high-resolution clock in milliseconds.
-fn clock() -> f64 {
+pub fn clock() -> f64 {
     web_sys::window()
         .and_then(|w| w.performance())
         .map_or_else(js_sys::Date::now, |p| p.now())

@@ -1,7 +1,9 @@
 //! The troubleshoot panel: one input for a port, `host:port` or URL, and the agent's answers
-//! (`why`, `bind`, `who`) as readable lists with verdict icons, evidence and copyable fixes. Also
-//! the confirm dialog of "stop process".
+//! (`why`, `bind`, `who`) as readable lists with verdicts in words and icons, evidence and
+//! copyable fixes, in a live region that screen readers announce. Also the confirm dialog of
+//! "stop process", a modal `<dialog>`.
 
+use leptos::html;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use portscope_shared::{Diagnosis, KillReport, KillRequest, Verdict, WhoReport};
@@ -146,7 +148,8 @@ pub fn Troubleshoot(doctor: Doctor) -> impl IntoView {
                 "Who holds it?"
             </button>
         </div>
-        {move || render(doctor)}
+        // Polite: an answer is read out once the reader is idle, not over what it is saying.
+        <div id="answer-live" aria-live="polite">{move || render(doctor)}</div>
         <StopDialog doctor />
     }
 }
@@ -156,7 +159,13 @@ fn render(doctor: Doctor) -> Option<AnyView> {
     let body = match doctor.answer.get() {
         Answer::Idle => return None,
         Answer::Asking(what) => view! { <p class="muted">{what}</p> }.into_any(),
-        Answer::Error(e) => view! { <p class="verdict-problem">{format!("✖ {e}")}</p> }.into_any(),
+        Answer::Error(e) => view! {
+            <p class="verdict-problem">
+                <span class="icon" aria-hidden="true">"✖"</span>
+                <span class="verdict-word">"Error"</span>" "{e}
+            </p>
+        }
+        .into_any(),
         Answer::Stopped(r) => view! {
             <p class=format!("stopped outcome-{:?}", r.outcome).to_lowercase()>{r.message}</p>
         }
@@ -173,6 +182,19 @@ fn render(doctor: Doctor) -> Option<AnyView> {
         }
         .into_any(),
     )
+}
+
+/// The verdict in words, shown beside its icon: colour and shape alone do not reach everyone
+/// (screen readers skip the icon, which is `aria-hidden`).
+fn word(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Ok => "OK",
+        Verdict::Info => "Info",
+        Verdict::Unchecked => "Not checked",
+        Verdict::Warning => "Warning",
+        Verdict::Problem => "Problem",
+        Verdict::Unknown => "Unknown",
+    }
 }
 
 fn icon(v: Verdict) -> &'static str {
@@ -213,6 +235,7 @@ fn diagnosis_view(d: Diagnosis, doctor: Doctor) -> impl IntoView {
             view! {
                 <li class=format!("check verdict-{}", c.verdict.as_str()) data-check=c.id title=c.verdict.as_str()>
                     <span class="icon" aria-hidden="true">{icon(c.verdict)}</span>
+                    <span class="verdict-word">{word(c.verdict)}</span>" "
                     <span class="check-title">{c.title}</span>
                     <ul class="evidence">{evidence}</ul>
                     <ul class="fixes">{fixes}</ul>
@@ -233,6 +256,7 @@ fn diagnosis_view(d: Diagnosis, doctor: Doctor) -> impl IntoView {
     view! {
         <h2 class=format!("summary verdict-{}", d.verdict.as_str()) id="verdict" data-verdict=d.verdict.as_str()>
             <span class="icon" aria-hidden="true">{icon(d.verdict)}</span>
+            <span class="verdict-word">{word(d.verdict)}</span>" "
             {d.summary}
         </h2>
         <ol class="checks">{checks}</ol>
@@ -294,30 +318,93 @@ fn who_view(w: WhoReport) -> impl IntoView {
     .into_any()
 }
 
+/// The stop confirmation: a real modal `<dialog>` (`showModal`), so the page behind it is inert
+/// and focus stays inside it; focus starts on Cancel, the harmless choice. Escape closes it (the
+/// browser's `cancel`), which `close` reports back.
 #[component]
 fn StopDialog(doctor: Doctor) -> impl IntoView {
-    move || {
-        let target = doctor.stopping.get()?;
-        let (pid, start_time) = (target.pid, target.start_time);
-        let sockets = target
-            .sockets
-            .iter()
-            .map(|s| view! { <li class="mono">{s.clone()}</li> })
-            .collect_view();
-        Some(view! {
-            <div class="modal-backdrop">
-                <div class="modal" role="dialog" aria-modal="true" aria-labelledby="stop-title" id="stop-dialog">
-                    <h2 id="stop-title">{format!("Stop {} (pid {pid})?", target.name)}</h2>
-                    <p class="mono cmdline">{target.command.clone()}</p>
-                    <p>"It holds these sockets, which will close:"</p>
-                    <ul>{sockets}</ul>
-                    <p class="muted">"portscope stops it the way its program expects (PostgreSQL: fast shutdown, nginx: graceful), else with SIGTERM. It sends SIGKILL only if, 5 s later, it still listens without progress — and never to a database."</p>
-                    <div class="modal-actions">
-                        <button id="stop-cancel" on:click=move |_| doctor.stopping.set(None)>"Cancel"</button>
-                        <button id="stop-confirm" class="danger" on:click=move |_| doctor.stop(pid, start_time)>"Stop process"</button>
-                    </div>
-                </div>
-            </div>
+    let dialog = NodeRef::<html::Dialog>::new();
+    let cancel = NodeRef::<html::Button>::new();
+    let confirm = NodeRef::<html::Button>::new();
+    Effect::new(move |_| {
+        let open = doctor.stopping.with(Option::is_some);
+        let Some(el) = dialog.get() else { return };
+        if open && !el.open() {
+            let _ = el.show_modal();
+            if let Some(button) = cancel.get_untracked() {
+                let _ = button.focus();
+            }
+        } else if !open && el.open() {
+            el.close();
+        }
+    });
+    // Two buttons: Tab and Shift+Tab go from one to the other and never out to the browser's
+    // own controls (which `showModal` alone allows).
+    let keep_focus = move |e: web_sys::KeyboardEvent| {
+        if e.key() != "Tab" {
+            return;
+        }
+        let (Some(first), Some(last)) = (cancel.get_untracked(), confirm.get_untracked()) else {
+            return;
+        };
+        let active = document().active_element();
+        let at = |el: &web_sys::HtmlButtonElement| {
+            active
+                .as_ref()
+                .is_some_and(|a| a == AsRef::<web_sys::Element>::as_ref(el))
+        };
+        let wrap_to = if e.shift_key() && !at(&last) {
+            Some(last)
+        } else if !e.shift_key() && !at(&first) {
+            Some(first)
+        } else {
+            None
+        };
+        if let Some(target) = wrap_to {
+            e.prevent_default();
+            let _ = target.focus();
+        }
+    };
+    let target = move || doctor.stopping.get();
+    let sockets = move || {
+        target().map(|t| {
+            t.sockets
+                .into_iter()
+                .map(|s| view! { <li class="mono">{s}</li> })
+                .collect_view()
         })
+    };
+    view! {
+        <dialog
+            class="modal"
+            id="stop-dialog"
+            aria-labelledby="stop-title"
+            node_ref=dialog
+            on:close=move |_| doctor.stopping.set(None)
+            on:keydown=keep_focus
+        >
+            <h2 id="stop-title">
+                {move || target().map(|t| format!("Stop {} (pid {})?", t.name, t.pid))}
+            </h2>
+            <p class="mono cmdline">{move || target().map(|t| t.command)}</p>
+            <p>"It holds these sockets, which will close:"</p>
+            <ul>{sockets}</ul>
+            <p class="muted">"portscope stops it the way its program expects (PostgreSQL: fast shutdown, nginx: graceful), else with SIGTERM. It sends SIGKILL only if, 5 s later, it still listens without progress — and never to a database."</p>
+            <div class="modal-actions">
+                <button id="stop-cancel" node_ref=cancel on:click=move |_| doctor.stopping.set(None)>"Cancel"</button>
+                <button
+                    id="stop-confirm"
+                    class="danger"
+                    node_ref=confirm
+                    on:click=move |_| {
+                        if let Some(t) = doctor.stopping.get_untracked() {
+                            doctor.stop(t.pid, t.start_time);
+                        }
+                    }
+                >
+                    "Stop process"
+                </button>
+            </div>
+        </dialog>
     }
 }

@@ -274,6 +274,13 @@ impl Table {
         (self.shown.len(), self.shown.len() - self.shown_closed)
     }
 
+    /// Where a row stands among the shown rows (`None` when the filter hides it or it is gone):
+    /// what keyboard moves between rows start from. Counts the rows before it, so O(shown).
+    pub fn shown_position(&self, id: &str) -> Option<usize> {
+        let place = self.rows.get(id)?.place.as_ref()?;
+        Some(self.shown.range(..place).count())
+    }
+
     /// The shown rows from position `first` up to (not including) `last`, in display order.
     pub fn shown_rows(&self, first: usize, last: usize) -> impl Iterator<Item = &Row> {
         self.shown

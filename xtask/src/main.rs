@@ -1,9 +1,9 @@
 //! portscope's development tasks, run as `cargo xtask <task>`.
 //!
 //! `test` is the one command that checks everything on a fresh machine: it installs what is
-//! missing (the wasm32 target; Chromium, chromedriver, ss and python3 from Debian's packages),
-//! then runs rustfmt, clippy (host and wasm32), the dependency check of the protocol crate and
-//! every test. It stops at the first failure with the command that failed.
+//! missing (the wasm32 target; Chromium, chromedriver, ss and python3 from Debian's packages;
+//! axe-core from npm), then runs rustfmt, clippy (host and wasm32), the dependency check of the
+//! protocol crate and every test. It stops at the first failure with the command that failed.
 
 mod bench;
 
@@ -28,7 +28,14 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     ("postgresql", "/usr/lib/postgresql/15/bin/initdb"),
     ("redis-server", "/usr/bin/redis-server"),
     ("nginx", "/usr/sbin/nginx"),
+    // npm fetches axe-core, the accessibility checker the browser tests inject into the page.
+    ("npm", "/usr/bin/npm"),
 ];
+
+/// The accessibility engine of the browser tests, from the npm registry, and where it goes
+/// (under the workspace's `target/`, where `tests/browser.rs` reads it).
+const AXE_CORE: &str = "axe-core@4.14.1";
+const AXE_DIR: &str = "target/axe-core";
 
 /// Crates the protocol crate must never depend on (it compiles for the browser too).
 const FORBIDDEN_IN_SHARED: &[&str] = &["tokio", "axum", "hyper", "web-sys", "js-sys", "leptos"];
@@ -164,7 +171,27 @@ fn install_deps() -> Result<(), String> {
             command("rustup", &["target", "add", WASM]),
         )?;
     }
-    install_debian("the tests", DEBIAN_PACKAGES)
+    install_debian("the tests", DEBIAN_PACKAGES)?;
+    install_axe()
+}
+
+/// Installs axe-core into `target/axe-core` with npm when it is missing there.
+fn install_axe() -> Result<(), String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .ok_or("xtask/ has no parent")?;
+    let dir = root.join(AXE_DIR);
+    if dir.join("node_modules/axe-core/axe.min.js").exists() {
+        return Ok(());
+    }
+    eprintln!("xtask: installing {AXE_CORE} into {}", dir.display());
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut npm = command(
+        "npm",
+        &["install", "--no-audit", "--no-fund", "--no-save", AXE_CORE],
+    );
+    npm.arg("--prefix").arg(&dir);
+    step("npm install axe-core", npm)
 }
 
 /// Installs the Debian `packages` (package, a file it provides) whose file is missing; without

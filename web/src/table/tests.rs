@@ -1,6 +1,6 @@
 //! Model-based tests of [`Table`]: after any sequence of snapshots (whole or in parts), deltas
-//! (in step or not), sweeps, waits and view changes, the rows it holds, its sorted index and its
-//! counters equal what a naive model says. The model keeps its own rows and filters and sorts
+//! (in step or not), sweeps, waits and view changes, the rows it holds, its sorted index (each
+//! row's position in it included) and its counters equal what a naive model says. The model keeps its own rows and filters and sorts
 //! all of them from scratch on every check, with its own reading of each column: it shares no
 //! code with the index (only `portscope_shared`'s readings of a socket, which the CLI uses too).
 
@@ -471,6 +471,13 @@ impl Model {
             .map(|r| r.socket.id.as_str())
             .collect();
         prop_assert_eq!(&got, &want, "the shown rows for {:?}", self.view);
+
+        for (i, id) in want.iter().enumerate() {
+            prop_assert_eq!(table.shown_position(id), Some(i), "position of {}", id);
+        }
+        for id in self.rows.keys().filter(|id| !want.contains(&id.as_str())) {
+            prop_assert_eq!(table.shown_position(id), None, "position of hidden {}", id);
+        }
 
         let (first, last) = window;
         let got: Vec<&str> = table
