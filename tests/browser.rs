@@ -606,6 +606,42 @@ async fn the_dashboard_shows_a_large_state_through_a_window_of_rows() {
             .await
             .map_err(|e| format!("sorted descending, {last} is not the first row: {e}"))?;
 
+        // End and Home move the keyboard through every row, not only the rendered ones: the
+        // table scrolls to the row, renders it and focuses it.
+        c.execute(
+            "document.querySelector(\"#sockets tr.row[tabindex='0']\").focus();",
+            vec![],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        const AT: &str = "const a = document.activeElement; const rows = document.querySelectorAll('#sockets tr.row'); \
+            return [a.dataset.id || null, a === rows[0], a === rows[rows.length - 1], \
+                    document.querySelectorAll('#sockets tr.spacer td')[1].getBoundingClientRect().height];";
+        press(&browser, &Key::End.to_string()).await?;
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let at = c.execute(AT, vec![]).await.map_err(|e| e.to_string())?;
+            if at[2] == true && at[3].as_f64().is_some_and(|h| h <= 1.0) {
+                break;
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(format!("End did not focus the last of {n} rows: {at:?}"));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        press(&browser, &Key::Home.to_string()).await?;
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let at = c.execute(AT, vec![]).await.map_err(|e| e.to_string())?;
+            if at[0] == last.as_str() && at[1] == true {
+                break;
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(format!("Home did not focus the first row {last}: {at:?}"));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+
         // 100 more sockets arrive in one delta.
         let _more = crate::support::Situation::start(&["many", "100"]);
         let rows = wait_for_attr(&browser, "#count", "data-apply-rows", |n| {
