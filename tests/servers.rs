@@ -8,7 +8,7 @@ use std::time::Duration;
 use portscope_shared::{Diagnosis, KillOutcome, KillReport, Verdict};
 
 use crate::support::run_cli;
-use crate::support::servers::{Nginx, Postgres, Redis, accepts, signal};
+use crate::support::servers::{Docker, IMAGE, Nginx, Postgres, Redis, accepts, signal};
 
 #[track_caller]
 fn why(target: &str) -> (i32, Diagnosis) {
@@ -270,4 +270,101 @@ fn a_stopped_nginx_master_whose_workers_answer_is_not_a_problem() {
         !d.checks.iter().any(|c| c.id == "backlog"),
         "our own probes are not counted as waiting connections: {d:#?}"
     );
+}
+
+/// A port published by a container is named after the container and its image in `ls`,
+/// `ls --json` and `who`, also for an ordinary user in the `docker` group (who cannot see
+/// root's `docker-proxy`); `why` looks inside the container: nothing listening on the
+/// published port is a problem although the connection is accepted.
+#[test]
+fn containers_are_named_and_looked_inside() {
+    let docker = Docker::start();
+    let (empty_port, web_port) = (crate::support::free_port(), crate::support::free_port());
+    let tag = std::process::id();
+    let empty = docker.run(
+        &format!("ps-empty-{tag}"),
+        empty_port,
+        9999,
+        &["sleep", "120"],
+    );
+    let web = docker.run(
+        &format!("ps-web-{tag}"),
+        web_port,
+        8080,
+        &["httpd", "-f", "-p", "8080"],
+    );
+    let label = format!("container {} ({IMAGE}), port 9999 inside", empty.name);
+
+    crate::support::wait_for("the containers' ports", Duration::from_secs(30), || {
+        (accepts(&format!("127.0.0.1:{empty_port}")) && accepts(&format!("127.0.0.1:{web_port}")))
+            .then_some(())
+    });
+    let port = empty_port.to_string();
+    let (code, out, err) = run_cli(&["ls", "--port", &port, "--json"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(&label), "ls --json names the container: {out}");
+    let (_, table, _) = run_cli(&["ls", "--port", &port]);
+    assert!(
+        table.contains(&format!("container {}", empty.name)),
+        "{table}"
+    );
+    let (_, who, _) = run_cli(&["who", &port, "--json"]);
+    assert!(who.contains(&label), "{who}");
+
+    // Nothing listens on 9999 inside: the forward accepts, then closes.
+    let (_, d) = why(&format!("127.0.0.1:{empty_port}"));
+    let container = d
+        .checks
+        .iter()
+        .find(|c| c.id == "container")
+        .expect("a container check");
+    assert_eq!(container.verdict, Verdict::Problem, "{container:#?}");
+    assert!(
+        container
+            .title
+            .contains("nothing listens on port 9999 inside"),
+        "{}",
+        container.title
+    );
+    assert_eq!(d.verdict, Verdict::Problem);
+    // busybox httpd listens on 8080 inside: fine.
+    let (_, d) = why(&format!("127.0.0.1:{web_port}"));
+    let container = d
+        .checks
+        .iter()
+        .find(|c| c.id == "container")
+        .expect("a container check");
+    assert_eq!(container.verdict, Verdict::Ok, "{container:#?}");
+    assert!(container.title.contains(&web.name), "{}", container.title);
+
+    // An ordinary user in the docker group: docker-proxy is root's (hidden), the label is not.
+    let gid = std::fs::read_to_string("/etc/group")
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("docker:x:")?
+                .split(':')
+                .next()
+                .map(str::to_owned)
+        })
+        .expect("a docker group (docker.io makes it)");
+    let mut c = std::process::Command::new("setpriv");
+    c.args([
+        "--reuid=65534",
+        "--regid=65534",
+        &format!("--groups={gid}"),
+        env!("CARGO_BIN_EXE_portscope"),
+    ])
+    .args(["ls", "--port", &port, "--json"]);
+    let (code, out, err) = crate::support::run(c);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("\"hidden\""),
+        "the owner is hidden from nobody: {out}"
+    );
+    assert!(
+        out.contains(&label),
+        "and the container is still named: {out}"
+    );
+    drop((empty, web, docker));
 }

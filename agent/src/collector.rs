@@ -30,6 +30,11 @@ pub trait Platform: Send + 'static {
     fn euid(&self) -> Option<u32>;
     /// Working directory of a process; `None` when it exited or cannot be read.
     fn cwd(&mut self, pid: u32) -> Option<String>;
+    /// Host ports that containers publish, from the container engine where one runs, and why
+    /// it could not be asked. Platforms (and fakes) without containers keep the default.
+    fn published_ports(&mut self) -> (Vec<crate::containers::Published>, Option<String>) {
+        (Vec::new(), None)
+    }
 }
 
 /// A socket as the platform reports it, before it gets an identity.
@@ -192,6 +197,7 @@ impl<P: Platform> Collector<P> {
             let owner = socket.pids.first().and_then(|pid| processes.get(pid));
             ports::annotate(socket, owner, services);
         }
+        label_containers(&mut self.platform, &mut sockets, &mut warnings);
         cap_warnings(&mut warnings);
         tracing::debug!(
             sockets = ?(t1 - t0),
@@ -272,6 +278,42 @@ impl<P: Platform> Collector<P> {
             cwd,
             ancestors,
         })
+    }
+}
+
+/// Names listeners that are containers' published ports after their container and image (a
+/// `docker-proxy` is not what a developer started; the container is), also when the owner is
+/// hidden. The engine is asked only while some listener could be one.
+fn label_containers<P: Platform>(
+    platform: &mut P,
+    sockets: &mut BTreeMap<String, Socket>,
+    warnings: &mut Vec<String>,
+) {
+    let maybe_container = |s: &Socket| {
+        s.is_listening()
+            && (s.owner == OwnerStatus::Hidden
+                || s.app.as_deref().is_some_and(ports::is_container_forwarder))
+    };
+    if !sockets.values().any(maybe_container) {
+        return;
+    }
+    let (published, error) = platform.published_ports();
+    let mut labelled = false;
+    for socket in sockets.values_mut().filter(|s| s.is_listening()) {
+        if let Some(p) = crate::containers::find(
+            &published,
+            socket.proto,
+            socket.local_addr,
+            socket.local_port,
+        ) {
+            socket.app = Some(p.label());
+            labelled = true;
+        }
+    }
+    if let Some(e) = error
+        && !labelled
+    {
+        warnings.push(format!("containers could not be named: {e}"));
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod cli;
 mod collector;
+mod containers;
 mod doctor;
 #[cfg(test)]
 mod fuzz;

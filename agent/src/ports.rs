@@ -299,6 +299,11 @@ fn by_process(p: &Process, port: u16) -> Option<&'static App> {
     })
 }
 
+/// Whether an app label names a program that forwards ports into containers.
+pub fn is_container_forwarder(label: &str) -> bool {
+    matches!(label, "Docker port forward" | "rootless container port")
+}
+
 /// Whether a port is a well-known service's or a common dev tool's default.
 pub fn is_well_known(port: u16, services: &Services) -> bool {
     DEV_TOOL_PORTS.contains(&port)

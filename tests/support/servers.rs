@@ -348,3 +348,122 @@ impl Drop for Nginx {
         }
     }
 }
+
+/// A Docker daemon to run test containers: the one running already, or one started here (and
+/// stopped on drop), with a registry-free busybox image imported from Debian's `busybox-static`.
+pub struct Docker {
+    daemon: Option<Child>,
+}
+
+/// The image the tests run (`docker import` of a busybox root filesystem).
+pub const IMAGE: &str = "portscope-busybox:test";
+
+impl Docker {
+    #[track_caller]
+    pub fn start() -> Docker {
+        need(Path::new("/usr/sbin/dockerd"), "docker.io");
+        need(Path::new("/bin/busybox"), "busybox-static");
+        let answers = || {
+            Command::new("docker")
+                .args(["info", "--format", "{{.ServerVersion}}"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        let mut docker = Docker { daemon: None };
+        if !answers() {
+            assert!(
+                is_root(),
+                "dockerd is not running and only root can start it: run the tests as root, or start dockerd"
+            );
+            let log =
+                std::fs::File::create(std::env::temp_dir().join("portscope-test-dockerd.log"))
+                    .unwrap();
+            docker.daemon = Some(
+                Command::new("/usr/sbin/dockerd")
+                    .stdin(Stdio::null())
+                    .stdout(log.try_clone().unwrap())
+                    .stderr(log)
+                    .spawn()
+                    .expect("cannot start dockerd"),
+            );
+            wait_for("dockerd to answer", Duration::from_secs(60), || {
+                answers().then_some(())
+            });
+        }
+        let has_image = Command::new("docker")
+            .args(["image", "inspect", IMAGE])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !has_image {
+            let root = tempfile::tempdir().unwrap();
+            let bin = root.path().join("bin");
+            std::fs::create_dir(&bin).unwrap();
+            std::fs::copy("/bin/busybox", bin.join("busybox")).unwrap();
+            for tool in ["sh", "sleep", "httpd", "netstat"] {
+                std::os::unix::fs::symlink("busybox", bin.join(tool)).unwrap();
+            }
+            let status = Command::new("sh")
+                .arg("-c")
+                .arg(format!(
+                    "tar -C {} -c . | docker import - {IMAGE}",
+                    root.path().display()
+                ))
+                .stdout(Stdio::null())
+                .status()
+                .unwrap();
+            assert!(status.success(), "docker import failed");
+        }
+        docker
+    }
+
+    /// Runs a container publishing `127.0.0.1:host_port` to `port` inside, running `command`;
+    /// removed on drop.
+    #[track_caller]
+    pub fn run(&self, name: &str, host_port: u16, port: u16, command: &[&str]) -> Container {
+        let _ = Command::new("docker").args(["rm", "-f", name]).output();
+        let out = Command::new("docker")
+            .args(["run", "-d", "--name", name, "-p"])
+            .arg(format!("127.0.0.1:{host_port}:{port}"))
+            .arg(IMAGE)
+            .args(command)
+            .output()
+            .expect("cannot run docker");
+        assert!(
+            out.status.success(),
+            "docker run failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Container {
+            name: name.to_owned(),
+        }
+    }
+}
+
+impl Drop for Docker {
+    fn drop(&mut self) {
+        if let Some(daemon) = self.daemon.as_mut() {
+            signal(daemon.id(), rustix::process::Signal::TERM);
+            if !reap(daemon, Duration::from_secs(20)) {
+                let _ = daemon.kill();
+                let _ = daemon.wait();
+            }
+        }
+    }
+}
+
+/// A test container, removed on drop.
+pub struct Container {
+    pub name: String,
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = Command::new("docker")
+            .args(["rm", "-f", &self.name])
+            .output();
+    }
+}

@@ -2,7 +2,7 @@
 //! ruleset and the container engine. Each returns what it saw or why it could not look; the
 //! verdicts are drawn in `why.rs` from these facts.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::net::{IpAddr, SocketAddr};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -316,54 +316,6 @@ fn run(tool: &str, args: &[&str]) -> Result<String, RunError> {
     }
 }
 
-/// The container behind a port, asked from Docker's API socket (`GET /containers/json`).
-/// `Ok(None)` when no container publishes the port.
-pub fn docker_container(port: u16) -> Result<Option<String>, String> {
-    use std::os::unix::net::UnixStream;
-    const SOCKET: &str = "/var/run/docker.sock";
-    let mut stream = UnixStream::connect(SOCKET).map_err(|e| {
-        format!(
-            "the Docker API socket {SOCKET} is not readable ({e}); `docker ps` names the container"
-        )
-    })?;
-    let timeout = Some(Duration::from_secs(2));
-    let _ = stream.set_read_timeout(timeout);
-    let _ = stream.set_write_timeout(timeout);
-    // HTTP/1.0: the answer comes whole, without chunked encoding.
-    stream
-        .write_all(b"GET /containers/json HTTP/1.0\r\nHost: docker\r\n\r\n")
-        .map_err(|e| format!("the Docker API did not take the request: {e}"))?;
-    let mut body = Vec::new();
-    stream
-        .take(8 << 20)
-        .read_to_end(&mut body)
-        .map_err(|e| format!("the Docker API did not answer: {e}"))?;
-    let text = String::from_utf8_lossy(&body);
-    let json = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    let containers: serde_json::Value =
-        serde_json::from_str(json).map_err(|e| format!("the Docker API answered no JSON: {e}"))?;
-    Ok(container_for_port(&containers, port))
-}
-
-fn container_for_port(containers: &serde_json::Value, port: u16) -> Option<String> {
-    containers.as_array()?.iter().find_map(|c| {
-        let publishes = c
-            .get("Ports")?
-            .as_array()?
-            .iter()
-            .any(|p| p.get("PublicPort").and_then(|v| v.as_u64()) == Some(u64::from(port)));
-        if !publishes {
-            return None;
-        }
-        let name = c
-            .pointer("/Names/0")
-            .and_then(|v| v.as_str())
-            .unwrap_or("?");
-        let image = c.get("Image").and_then(|v| v.as_str()).unwrap_or("?");
-        Some(format!("{} (image {image})", name.trim_start_matches('/')))
-    })
-}
-
 /// docker-proxy's target, from its command line (`-container-ip 172.17.0.2 -container-port 80`).
 pub fn docker_proxy_target(cmdline: &[String]) -> Option<String> {
     let arg = |name: &str| {
@@ -412,11 +364,5 @@ mod tests {
             .map(String::from)
             .collect();
         assert_eq!(docker_proxy_target(&cmd).as_deref(), Some("172.17.0.2:80"));
-        let list = serde_json::json!([{"Names": ["/web"], "Image": "nginx", "Ports": [{"PrivatePort": 80, "PublicPort": 8080, "Type": "tcp"}]}]);
-        assert_eq!(
-            container_for_port(&list, 8080).as_deref(),
-            Some("web (image nginx)")
-        );
-        assert_eq!(container_for_port(&list, 80), None);
     }
 }

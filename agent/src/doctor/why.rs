@@ -50,8 +50,9 @@ pub struct Facts {
     pub firewall: Option<Firewall>,
     /// What the port said, or why nothing was sent to it.
     pub answer: Option<(SocketAddr, Answer)>,
-    /// For container proxies: the container, or why it could not be named.
-    pub container: Option<Result<Option<String>, String>>,
+    /// For a port a container may publish: the container and what listens inside it, or why
+    /// the engine could not be asked.
+    pub container: Option<Result<Option<crate::containers::Inside>, String>>,
 }
 
 /// Options of a diagnosis.
@@ -250,9 +251,23 @@ fn local_facts(source: &Source, port: u16, local: bool, dst: Vec<IpAddr>) -> Fac
     }
     facts.settings = os::port_settings();
     facts.firewall = Some(probe::firewall(&firewall::Packet { dst, port }));
-    let proxied = facts.processes.values().any(|p| p.name == "docker-proxy");
-    if proxied {
-        facts.container = Some(probe::docker_container(port));
+    let proxied = facts
+        .processes
+        .values()
+        .any(|p| CONTAINER_PROXIES.contains(&p.name.as_str()));
+    let labelled = facts.sockets.iter().any(|s| {
+        s.app
+            .as_deref()
+            .is_some_and(|a| a.starts_with("container "))
+    });
+    if proxied || labelled {
+        let bound: Vec<IpAddr> = facts
+            .sockets
+            .iter()
+            .filter(|s| s.state == SocketState::Listen)
+            .map(|s| s.local_addr)
+            .collect();
+        facts.container = Some(crate::containers::inside(port, &bound));
     }
     facts
 }
@@ -892,56 +907,110 @@ fn exposure_check(listeners: &[&Socket], target: &Target) -> Check {
 }
 
 fn container_check(facts: &Facts, listeners: &[&Socket]) -> Option<Check> {
-    let (socket, pid, process) = listeners.iter().find_map(|s| {
+    let proxy = listeners.iter().find_map(|s| {
         s.pids.iter().find_map(|pid| {
             let p = facts.processes.get(pid)?;
             CONTAINER_PROXIES
                 .contains(&p.name.as_str())
-                .then_some((s, *pid, p))
+                .then_some((*s, *pid, p))
         })
-    })?;
+    });
+    let inside = match &facts.container {
+        Some(Ok(Some(inside))) => Some(inside),
+        _ => None,
+    };
+    if proxy.is_none() && inside.is_none() {
+        return None;
+    }
     let mut evidence = Vec::new();
-    if let Some(to) = probe::docker_proxy_target(&process.cmdline) {
+    if let Some((socket, _, process)) = proxy
+        && let Some(to) = probe::docker_proxy_target(&process.cmdline)
+    {
         evidence.push(format!(
-            "docker-proxy forwards {} to {to} inside the container",
+            "{} forwards {} to {to} inside the container",
+            process.name,
             socket.local_endpoint()
         ));
     }
-    let mut verdict = Verdict::Info;
-    let mut title = format!(
-        "the port is a container's: {} (pid {pid}) forwards it",
-        process.name
-    );
-    match &facts.container {
-        Some(Ok(Some(name))) => {
-            title = format!(
-                "the port belongs to container {name}, forwarded by {} (pid {pid})",
-                process.name
-            )
-        }
-        Some(Ok(None)) => evidence.push("no running container publishes this port".into()),
-        Some(Err(why)) => {
-            verdict = Verdict::Unchecked;
-            evidence.push(why.clone());
-        }
-        None => {}
-    }
-    Some(check(
-        "container",
-        verdict,
-        title,
-        evidence,
-        vec![
-            fix(
-                "list the containers and their ports",
-                Some("docker ps --format '{{.Names}}\\t{{.Ports}}'".into()),
+    let by = proxy.map_or_else(String::new, |(_, pid, p)| {
+        format!(", forwarded by {} (pid {pid})", p.name)
+    });
+    let fixes = vec![fix(
+        "list the containers and their ports",
+        Some("docker ps --format '{{.Names}}\\t{{.Ports}}'".into()),
+    )];
+    let Some(inside) = inside else {
+        let (verdict, title) = match &facts.container {
+            Some(Ok(None)) => {
+                evidence.push("no running container publishes this port".into());
+                (
+                    Verdict::Info,
+                    format!("the port is forwarded into a container{by}"),
+                )
+            }
+            Some(Err(why)) => {
+                evidence.push(why.clone());
+                (
+                    Verdict::Unchecked,
+                    format!(
+                        "the port is forwarded into a container{by}; which one could not be asked"
+                    ),
+                )
+            }
+            _ => (
+                Verdict::Info,
+                format!("the port is forwarded into a container{by}"),
             ),
-            fix(
-                "if the connection succeeds but nothing answers, the program inside the container may listen on 127.0.0.1 only: make it listen on 0.0.0.0 inside the container",
-                None,
+        };
+        return Some(check("container", verdict, title, evidence, fixes));
+    };
+    let p = &inside.published;
+    let name = format!("container {} (image {})", p.name, p.image);
+    Some(match &inside.listening {
+        Ok(true) => check(
+            "container",
+            Verdict::Ok,
+            format!(
+                "the port belongs to {name}{by}; something listens on port {} inside",
+                p.port
             ),
-        ],
-    ))
+            evidence,
+            fixes,
+        ),
+        Ok(false) => check(
+            "container",
+            Verdict::Problem,
+            format!(
+                "nothing listens on port {} inside {name}: the port is published, but the connection is accepted and then closed (curl: Empty reply from server)",
+                p.port
+            ),
+            evidence,
+            vec![
+                fix(
+                    "see what listens inside the container",
+                    Some(format!("docker exec {} netstat -tln", shell_quote(&p.name))),
+                ),
+                fix(
+                    &format!(
+                        "start the server inside on port {}, listening on 0.0.0.0 (not 127.0.0.1, which the forward does not reach)",
+                        p.port
+                    ),
+                    None,
+                ),
+                fix(
+                    "check the container's logs for why it is not listening",
+                    Some(format!("docker logs {}", shell_quote(&p.name))),
+                ),
+            ],
+        ),
+        Err(why) => check(
+            "container",
+            Verdict::Unchecked,
+            format!("the port belongs to {name}{by}; what listens inside could not be read"),
+            vec![why.clone()],
+            fixes,
+        ),
+    })
 }
 
 fn firewall_check(fw: &Firewall, port: u16, connected: bool, loopback: bool) -> Option<Check> {

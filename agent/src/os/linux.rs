@@ -19,6 +19,8 @@ use crate::ports::{self, PortSettings};
 pub struct System {
     /// uid → user name; users rarely change while the agent runs.
     users: HashMap<u32, Option<String>>,
+    /// The container engine's published ports, asked at most every few seconds.
+    containers: crate::containers::Cache,
 }
 
 impl System {
@@ -148,6 +150,11 @@ impl Platform for System {
         process.cwd().ok().map(|p| p.display().to_string())
     }
 
+    fn published_ports(&mut self) -> (Vec<crate::containers::Published>, Option<String>) {
+        let list = self.containers.published().to_vec();
+        (list, self.containers.error().map(str::to_owned))
+    }
+
     fn euid(&self) -> Option<u32> {
         Process::myself()
             .and_then(|p| p.status())
@@ -241,6 +248,32 @@ pub fn can_bind_privileged() -> bool {
     Process::myself()
         .and_then(|p| p.status())
         .is_ok_and(|s| s.euid == 0 || s.capeff & (1 << CAP_NET_BIND_SERVICE) != 0)
+}
+
+/// The TCP ports listening in the network namespace of process `pid` (a container's), from
+/// its `/proc/<pid>/net/tcp{,6}`: what listens inside, without sending anything.
+pub fn listening_ports_in(pid: u32) -> Result<Vec<u16>, String> {
+    let process = i32::try_from(pid)
+        .ok()
+        .and_then(|p| Process::new(p).ok())
+        .ok_or_else(|| format!("process {pid} is gone"))?;
+    let mut ports = Vec::new();
+    for table in [process.tcp(), process.tcp6()] {
+        let entries = table.map_err(|e| {
+            format!(
+                "cannot read the sockets inside (/proc/{pid}/net/tcp: {e}); run portscope as root"
+            )
+        })?;
+        ports.extend(
+            entries
+                .into_iter()
+                .filter(|e| e.state == procfs::net::TcpState::Listen)
+                .map(|e| e.local_address.port()),
+        );
+    }
+    ports.sort_unstable();
+    ports.dedup();
+    Ok(ports)
 }
 
 /// Whether this process runs as root (effective uid 0).
