@@ -800,6 +800,35 @@ fn the_api_sees_a_listener_opened_since_the_last_tick() {
     }
 }
 
+/// "Speaks HTTP" comes from what a listener answered, not from its port: a program portscope
+/// does not know is not marked HTTP until `why` heard it answer HTTP, and then it is.
+#[test]
+fn a_listener_that_answered_http_is_marked_as_speaking_it() {
+    let agent = Agent::start();
+    let s = Situation::start(&["http", "127.0.0.1", "Answers"]);
+    let http_flag = || -> Option<bool> {
+        let snapshot: portscope_shared::Snapshot =
+            serde_json::from_str(&agent.get("/api/v1/snapshot").body).ok()?;
+        snapshot
+            .sockets
+            .iter()
+            .find(|x| x.local_port == s.port && x.state == portscope_shared::SocketState::Listen)
+            .map(|x| x.http)
+    };
+    let before = crate::support::wait_for("the listener", Duration::from_secs(10), http_flag);
+    assert!(
+        !before,
+        "python3 running a script is not known to speak HTTP"
+    );
+    let res = agent.get(&format!("/api/v1/why?target=127.0.0.1:{}", s.port));
+    assert!(res.body.contains("answers HTTP"), "{}", res.body);
+    crate::support::wait_for(
+        "the listener to be marked HTTP",
+        Duration::from_secs(10),
+        || http_flag().filter(|h| *h),
+    );
+}
+
 #[test]
 fn an_agent_started_with_no_kill_stops_nothing() {
     let agent = Agent::start_with(&["--no-kill"]);

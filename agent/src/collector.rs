@@ -119,6 +119,8 @@ pub struct Collector<P> {
     owners: OwnerMap,
     /// Details of the processes in the last scan, by pid.
     processes: HashMap<u32, RawProcess>,
+    /// What the doctor heard from listeners (the agent's; a one-off scan has none).
+    learned: Option<crate::doctor::Learned>,
 }
 
 impl<P: Platform> Collector<P> {
@@ -127,7 +129,14 @@ impl<P: Platform> Collector<P> {
             platform,
             owners: OwnerMap::new(),
             processes: HashMap::new(),
+            learned: None,
         }
+    }
+
+    /// The agent's collector: listeners also carry what the doctor heard from them.
+    pub fn learning(mut self, learned: crate::doctor::Learned) -> Self {
+        self.learned = Some(learned);
+        self
     }
 
     /// Reads the machine once. Never fails: what could not be read is listed in
@@ -198,6 +207,9 @@ impl<P: Platform> Collector<P> {
             ports::annotate(socket, owner, services);
         }
         label_containers(&mut self.platform, &mut sockets, &mut warnings);
+        if let Some(learned) = &self.learned {
+            learned.apply(&mut sockets);
+        }
         cap_warnings(&mut warnings);
         tracing::debug!(
             sockets = ?(t1 - t0),

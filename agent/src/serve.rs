@@ -51,9 +51,11 @@ pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
             args.bind, args.bind
         )));
     }
-    let (collector, first) = refresh::scan_blocking(Collector::new(os::System::new()))
-        .await
-        .context("the runtime stopped during the first scan")?;
+    let learned = crate::doctor::Learned::default();
+    let (collector, first) =
+        refresh::scan_blocking(Collector::new(os::System::new()).learning(learned.clone()))
+            .await
+            .context("the runtime stopped during the first scan")?;
     let first = first.map_err(|what| anyhow::anyhow!("the first scan failed: {what}"))?;
 
     let listener = match TcpListener::bind((args.bind, args.port)).await {
@@ -110,7 +112,8 @@ pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
     let model = Model::new(first);
     let tick_ms = u64::try_from(args.interval.as_millis()).unwrap_or(u64::MAX);
     let can_kill = !args.no_kill && (args.share.is_none() || args.allow_kill);
-    let state = AppState::new(guard, hostname, tick_ms, model.watch(), can_kill);
+    let mut state = AppState::new(guard, hostname, tick_ms, model.watch(), can_kill);
+    state.learned = learned;
 
     // The contract: the first line on stdout is the dashboard URL (in share mode, the second is
     // the certificate's fingerprint, for clients to check or pin).

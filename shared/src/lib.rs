@@ -264,14 +264,16 @@ pub struct Socket {
     /// The port's IANA service name (from the system's services table), e.g. `postgresql`.
     #[serde(default)]
     pub service: Option<String>,
-    /// For listening sockets: a best guess of what serves it, from its program and port,
-    /// e.g. `Vite dev server`.
+    /// For listening sockets: what serves it, from its program (`Vite dev server`), its
+    /// container (`container web (nginx), port 80 inside`), or, said as a guess, its port alone
+    /// (`port 5432: usually PostgreSQL`).
     #[serde(default)]
     pub app: Option<String>,
     /// Set when a debug or data service listens on all interfaces: why that is a risk.
     #[serde(default)]
     pub risk: Option<String>,
-    /// For listening sockets: its program is known to serve HTTP (the dashboard offers to open it).
+    /// For listening sockets: it serves HTTP — its program is known to, or it answered HTTP when
+    /// the doctor asked (the dashboard offers to open it). Never from a port number alone.
     #[serde(default)]
     pub http: bool,
 }

@@ -19,6 +19,61 @@ use crate::collector::Collector;
 use crate::model::{Published, State};
 use crate::os;
 
+/// What the doctor learnt about listeners by talking to them: whether each speaks HTTP, by
+/// socket id (which names the socket until it closes). The collector reads it, so a listener
+/// that answered HTTP gets the dashboard's "Open in browser" although its program is unknown,
+/// and one that did not loses it — from a probe result, never from a port number.
+#[derive(Clone, Debug, Default)]
+pub struct Learned {
+    http: Arc<std::sync::Mutex<std::collections::HashMap<String, bool>>>,
+}
+
+impl Learned {
+    fn map(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, bool>> {
+        self.http
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Keeps what a `why` heard on `addr`: the listeners on that port that take its connections.
+    pub fn record(&self, facts: &why::Facts) {
+        let Some((addr, answer)) = &facts.answer else {
+            return;
+        };
+        let speaks = match answer {
+            probe::Answer::Http(probe::Http::Response { .. } | probe::Http::Tls) => true,
+            probe::Answer::Http(probe::Http::Other(_)) | probe::Answer::Greeting(_) => false,
+            // Nothing was learnt: nothing sent, or nothing came back.
+            _ => return,
+        };
+        let mut map = self.map();
+        for socket in facts.sockets.iter().filter(|s| {
+            s.state == portscope_shared::SocketState::Listen
+                && s.local_port == addr.port()
+                && (s.local_addr == addr.ip() || s.local_addr.is_unspecified())
+        }) {
+            map.insert(socket.id.clone(), speaks);
+        }
+    }
+
+    /// Applies what was learnt to a fresh scan's listeners, and forgets closed sockets.
+    pub fn apply(
+        &self,
+        sockets: &mut std::collections::BTreeMap<String, portscope_shared::Socket>,
+    ) {
+        let mut map = self.map();
+        if map.is_empty() {
+            return;
+        }
+        map.retain(|id, _| sockets.contains_key(id));
+        for (id, speaks) in map.iter() {
+            if let Some(socket) = sockets.get_mut(id) {
+                socket.http = *speaks;
+            }
+        }
+    }
+}
+
 /// Where a doctor reads the machine's sockets and their owners.
 #[derive(Clone, Debug)]
 pub enum Source {

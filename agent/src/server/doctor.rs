@@ -136,7 +136,10 @@ pub async fn why(State(app): State<AppState>, uri: Uri) -> Response {
         http_probe: !app.guard.is_shared(),
     };
     match why::gather(&target, addrs, source(&app), opts).await {
-        Ok(facts) => Json(why::analyze(&facts)).into_response(),
+        Ok(facts) => {
+            app.learned.record(&facts);
+            Json(why::analyze(&facts)).into_response()
+        }
         Err(e) => internal(e),
     }
 }

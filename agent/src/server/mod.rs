@@ -52,6 +52,8 @@ pub struct AppState {
     pub auth_failures: limits::AuthFailures,
     /// `--open`'s one-time link.
     pub open: OpenLink,
+    /// What `why` heard from listeners, shared with the collector.
+    pub learned: crate::doctor::Learned,
 }
 
 impl AppState {
@@ -79,6 +81,7 @@ impl AppState {
             limits: limits::Limits::default(),
             auth_failures: limits::AuthFailures::default(),
             open: OpenLink::default(),
+            learned: crate::doctor::Learned::default(),
         }
     }
 }
