@@ -553,21 +553,26 @@ mod tests {
         }
     }
 
-    #[test]
-    fn an_owner_comes_with_its_ancestors_up_to_the_session_leader() {
+    /// A fake machine with this process tree: (pid, parent, session, name); parent 0 is none.
+    fn tree(processes: &[(u32, u32, u32, &str)]) -> Fake {
         let mut fake = Fake::default();
-        for (pid, ppid, session, name) in [
-            (50, 40, 30, "vite"),
-            (40, 30, 30, "npm"),
-            (30, 1, 30, "bash"),
-            (1, 0, 1, "init"),
-        ] {
+        for &(pid, ppid, session, name) in processes {
             let mut p = proc(pid, name);
             p.ppid = Some(ppid).filter(|&p| p != 0);
             p.session = Some(session);
             fake.processes.insert(pid, p);
         }
-        let mut collector = Collector::new(fake);
+        fake
+    }
+
+    #[test]
+    fn an_owner_comes_with_its_ancestors_up_to_the_session_leader() {
+        let mut collector = Collector::new(tree(&[
+            (50, 40, 30, "vite"),
+            (40, 30, 30, "npm"),
+            (30, 1, 30, "bash"),
+            (1, 0, 1, "init"),
+        ]));
         let owner = collector.owner(50).unwrap();
         assert_eq!(owner.process.name, "vite");
         assert_eq!(owner.cwd.as_deref(), Some("/work/50"));
@@ -584,18 +589,11 @@ mod tests {
     fn a_session_leader_still_names_its_parent() {
         // A PostgreSQL backend calls setsid(): it leads a session of its own, under the
         // postmaster, which leads its own too (started as a daemon).
-        let mut fake = Fake::default();
-        for (pid, ppid, session, name) in [
+        let mut collector = Collector::new(tree(&[
             (61, 60, 61, "postgres: app db 127.0.0.1(4000) idle"),
             (60, 1, 60, "postgres"),
             (1, 0, 1, "init"),
-        ] {
-            let mut p = proc(pid, name);
-            p.ppid = Some(ppid).filter(|&p| p != 0);
-            p.session = Some(session);
-            fake.processes.insert(pid, p);
-        }
-        let mut collector = Collector::new(fake);
+        ]));
         let names: Vec<String> = collector
             .owner(61)
             .unwrap()

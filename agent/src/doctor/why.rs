@@ -1414,6 +1414,11 @@ mod tests {
         f
     }
 
+    /// A listener that took the connection.
+    fn live(target: &str, addr: IpAddr, port: u16, cmd: &[&str]) -> Facts {
+        owned(target, Connect::Connected(Duration::ZERO), addr, port, cmd)
+    }
+
     fn target_ip(target: &str) -> IpAddr {
         super::super::target::parse(target)
             .unwrap()
@@ -1430,58 +1435,28 @@ mod tests {
 
     #[test]
     fn nothing_is_sent_to_programs_known_not_to_speak_http() {
-        let redis = owned(
-            "[::1]:6380",
-            Connect::Connected(Duration::ZERO),
-            V6,
-            6380,
-            &["redis-server", "::1:6380"],
-        );
+        let redis = live("[::1]:6380", V6, 6380, &["redis-server", "::1:6380"]);
         assert!(
             matches!(speaks(&redis, 6380), Speaks::Other(ref why) if why.contains("Redis (pid 9) speaks the Redis protocol")),
             "{:?}",
             speaks(&redis, 6380)
         );
-        let pg = owned(
-            "127.0.0.1:15432",
-            Connect::Connected(Duration::ZERO),
-            V4,
-            15432,
-            &["postgres", "-D", "/data"],
-        );
+        let pg = live("127.0.0.1:15432", V4, 15432, &["postgres", "-D", "/data"]);
         assert!(matches!(speaks(&pg, 15432), Speaks::Other(_)));
         // An unknown program on Redis's port: the port's protocol, said as a guess.
-        let python = owned(
-            "127.0.0.1:6379",
-            Connect::Connected(Duration::ZERO),
-            V4,
-            6379,
-            &["python3", "server.py"],
-        );
+        let python = live("127.0.0.1:6379", V4, 6379, &["python3", "server.py"]);
         assert!(
             matches!(speaks(&python, 6379), Speaks::Other(ref why) if why.contains("usually Redis")),
             "{:?}",
             speaks(&python, 6379)
         );
-        let nginx = owned(
-            "127.0.0.1:6379",
-            Connect::Connected(Duration::ZERO),
-            V4,
-            6379,
-            &["nginx", "-g", "daemon off;"],
-        );
+        let nginx = live("127.0.0.1:6379", V4, 6379, &["nginx", "-g", "daemon off;"]);
         assert_eq!(
             speaks(&nginx, 6379),
             Speaks::Http,
             "a known HTTP server beats the port"
         );
-        let unknown = owned(
-            "127.0.0.1:18080",
-            Connect::Connected(Duration::ZERO),
-            V4,
-            18080,
-            &["python3", "server.py"],
-        );
+        let unknown = live("127.0.0.1:18080", V4, 18080, &["python3", "server.py"]);
         assert_eq!(speaks(&unknown, 18080), Speaks::Unknown);
 
         let mut f = redis;
