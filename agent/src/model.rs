@@ -163,9 +163,11 @@ impl Model {
 
 #[cfg(test)]
 pub(crate) mod tests {
+    use std::collections::HashSet;
     use std::net::{IpAddr, Ipv4Addr};
 
     use portscope_shared::{Family, OwnerStatus, Proto, SocketState};
+    use proptest::prelude::*;
 
     use super::*;
 
@@ -232,37 +234,126 @@ pub(crate) mod tests {
         }
     }
 
-    #[test]
-    fn diff_finds_added_changed_and_removed() {
-        let old = state(&[
-            socket("a", SocketState::Listen),
-            socket("b", SocketState::SynSent),
-            socket("c", SocketState::Listen),
-        ]);
-        let new = state(&[
-            socket("b", SocketState::Established),
-            socket("c", SocketState::Listen),
-            socket("d", SocketState::Listen),
-        ]);
-        let delta = old.diff(&new);
-        assert_eq!(delta.added.iter().map(|s| &s.id).collect::<Vec<_>>(), ["d"]);
-        assert_eq!(delta.changed[0].state, SocketState::Established);
-        assert_eq!(delta.removed, ["a"]);
+    /// A random state over a small pool of ids and pids, so that two of them share keys with
+    /// equal and with changed values.
+    fn any_state() -> impl Strategy<Value = State> {
+        let socket = (
+            0..8u8,
+            prop_oneof![
+                Just(SocketState::Listen),
+                Just(SocketState::Established),
+                Just(SocketState::TimeWait),
+            ],
+            0..3u16,
+            proptest::collection::vec(1..4u32, 0..3),
+            any::<bool>(),
+        )
+            .prop_map(|(id, state, port, pids, http)| Socket {
+                local_port: port,
+                pids,
+                http,
+                ..socket(&format!("s{id}"), state)
+            });
+        let process = (1..8u32, prop_oneof![Just("a"), Just("b")], 0..3usize).prop_map(
+            |(pid, name, args)| Process {
+                pid,
+                cmdline: vec!["x".to_owned(); args],
+                ..process(name, &[])
+            },
+        );
+        (
+            0..5u64,
+            proptest::collection::vec(socket, 0..8),
+            proptest::collection::vec(process, 0..6),
+            proptest::collection::vec(prop_oneof![Just("w1"), Just("w2")], 0..2),
+        )
+            .prop_map(|(seq, sockets, processes, warnings)| State {
+                seq,
+                sockets: sockets.into_iter().map(|s| (s.id.clone(), s)).collect(),
+                processes: processes.into_iter().map(|p| (p.pid, p)).collect(),
+                warnings: warnings.into_iter().map(String::from).collect(),
+            })
     }
 
-    #[test]
-    fn applying_deltas_reproduces_the_new_state() {
-        let old = state(&[socket("a", SocketState::Listen)]);
-        let new = state(&[socket("b", SocketState::Listen)]);
-        let delta = old.diff(&new);
-        let mut applied = old.sockets.clone();
+    /// Applies `delta` to `old` the way the protocol documents a `Delta` (written here, apart
+    /// from `diff`): it applies to `from_seq` only and yields `seq`; `added` sockets were not
+    /// there, `changed` ones were and now differ, `removed` ids were there; `processes` appeared
+    /// or changed, `processes_removed` were there; `warnings` replace the old ones. Each id
+    /// appears once.
+    fn apply(old: &State, delta: &Delta) -> Result<State, String> {
+        if delta.from_seq != old.seq {
+            return Err(format!(
+                "from_seq {} on a state at {}",
+                delta.from_seq, old.seq
+            ));
+        }
+        let mut new = old.clone();
+        new.seq = delta.seq;
+        let mut ids = HashSet::new();
         for id in &delta.removed {
-            applied.remove(id);
+            new.sockets
+                .remove(id)
+                .ok_or_else(|| format!("removed {id}, which was not there"))?;
+            if !ids.insert(id.clone()) {
+                return Err(format!("socket {id} twice"));
+            }
         }
-        for s in delta.added.iter().chain(&delta.changed) {
-            applied.insert(s.id.clone(), s.clone());
+        for s in &delta.added {
+            if new.sockets.insert(s.id.clone(), s.clone()).is_some() {
+                return Err(format!("added {}, which was there", s.id));
+            }
+            if !ids.insert(s.id.clone()) {
+                return Err(format!("socket {} twice", s.id));
+            }
         }
-        assert_eq!(applied, new.sockets);
+        for s in &delta.changed {
+            match new.sockets.insert(s.id.clone(), s.clone()) {
+                None => return Err(format!("changed {}, which was not there", s.id)),
+                Some(before) if before == *s => {
+                    return Err(format!("changed {}, which is the same", s.id));
+                }
+                Some(_) => {}
+            }
+            if !ids.insert(s.id.clone()) {
+                return Err(format!("socket {} twice", s.id));
+            }
+        }
+        let mut pids = HashSet::new();
+        for &pid in &delta.processes_removed {
+            new.processes
+                .remove(&pid)
+                .ok_or_else(|| format!("removed process {pid}, which was not there"))?;
+            if !pids.insert(pid) {
+                return Err(format!("process {pid} twice"));
+            }
+        }
+        for p in &delta.processes {
+            if new.processes.insert(p.pid, p.clone()).as_ref() == Some(p) {
+                return Err(format!("process {} neither appeared nor changed", p.pid));
+            }
+            if !pids.insert(p.pid) {
+                return Err(format!("process {} twice", p.pid));
+            }
+        }
+        new.warnings = delta.warnings.clone();
+        Ok(new)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+
+        /// Applying `a.diff(&b)` to `a` gives `b`; the delta goes from `a.seq` to `b.seq`; a
+        /// state's diff with itself is empty.
+        #[test]
+        fn applying_a_diff_gives_the_new_state(a in any_state(), b in any_state()) {
+            let delta = a.diff(&b);
+            prop_assert_eq!((delta.from_seq, delta.seq), (a.seq, b.seq));
+            prop_assert_eq!(apply(&a, &delta), Ok(b.clone()));
+            let same = a.diff(&a);
+            prop_assert!(same.is_empty(), "{:?}", same);
+            prop_assert_eq!((same.from_seq, same.seq), (a.seq, a.seq));
+            prop_assert_eq!(apply(&a, &same), Ok(a.clone()));
+        }
     }
 
     #[test]
