@@ -26,10 +26,23 @@ pub fn identity(
     key: Option<&Path>,
     names: &[String],
 ) -> anyhow::Result<Identity> {
+    match (cert, key) {
+        (None, None) => identity_in(&config_dir()?, None, None, names),
+        _ => identity_in(Path::new(""), cert, key, names),
+    }
+}
+
+/// [`identity`] with the config directory given (`config`/tls holds the self-signed pair).
+fn identity_in(
+    config: &Path,
+    cert: Option<&Path>,
+    key: Option<&Path>,
+    names: &[String],
+) -> anyhow::Result<Identity> {
     let (cert_path, key_path, source) = match (cert, key) {
         (Some(c), Some(k)) => (c.to_owned(), k.to_owned(), format!("{}", c.display())),
         (None, None) => {
-            let dir = config_dir()?.join("tls");
+            let dir = config.join("tls");
             let (c, k) = (dir.join("cert.pem"), dir.join("key.pem"));
             if !c.exists() || !k.exists() {
                 self_signed(&dir, &c, &k, names)?;
@@ -204,45 +217,11 @@ mod tests {
         hex.to_owned()
     }
 
-    /// The name of the variable that makes `self_signed_identity_in_a_child` run.
-    const CHILD: &str = "PORTSCOPE_TLS_TEST_CHILD";
-
-    /// `identity(None, None, …)` in a child process (this test binary again), whose
-    /// `XDG_CONFIG_HOME` is `config`: tests run as threads of one process and cannot set a
-    /// variable for themselves alone. Returns the fingerprint and the source it reports.
-    fn self_signed_in_a_child(config: &Path) -> (String, String) {
-        let out = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "tls::tests::self_signed_identity_in_a_child",
-                "--exact",
-                "--ignored",
-                "--nocapture",
-            ])
-            .env(CHILD, "1")
-            .env("XDG_CONFIG_HOME", config)
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "the child failed: {out:?}");
-        let field = |name: &str| {
-            stdout
-                .lines()
-                .find_map(|l| l.strip_prefix(name))
-                .unwrap_or_else(|| panic!("no {name} from the child: {stdout}"))
-                .to_owned()
-        };
-        (field("fingerprint="), field("source="))
-    }
-
-    #[test]
-    #[ignore = "run in a child process by a_self_signed_identity_is_made_once_and_reused"]
-    fn self_signed_identity_in_a_child() {
-        if std::env::var_os(CHILD).is_none() {
-            return;
-        }
-        let made = identity(None, None, &["devbox".into()]).unwrap();
-        println!("fingerprint={}", made.fingerprint);
-        println!("source={}", made.source);
+    /// `identity_in(config/portscope, None, None, …)`: the fingerprint and the source it
+    /// reports (the config directory given, as `identity` derives it from XDG_CONFIG_HOME).
+    fn self_signed_in(config: &Path) -> (String, String) {
+        let made = identity_in(&config.join("portscope"), None, None, &["devbox".into()]).unwrap();
+        (made.fingerprint, made.source)
     }
 
     /// What a file is now: its bytes, inode and modification time (a file written again, even
@@ -267,7 +246,7 @@ mod tests {
         let dir = config.0.join("portscope/tls");
         let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
 
-        let (first, source) = self_signed_in_a_child(&config.0);
+        let (first, source) = self_signed_in(&config.0);
         assert_eq!(source, format!("self-signed, {}", cert.display()));
         assert_eq!(
             first,
@@ -290,7 +269,7 @@ mod tests {
         }
         let (cert_before, key_before) = (file(&cert), file(&key));
 
-        let (second, _) = self_signed_in_a_child(&config.0);
+        let (second, _) = self_signed_in(&config.0);
         assert_eq!(second, first, "the same certificate");
         assert!(
             file(&cert) == cert_before,
@@ -301,7 +280,7 @@ mod tests {
 
         // A certificate without its key is no identity: both are made again.
         std::fs::remove_file(&key).unwrap();
-        let (third, _) = self_signed_in_a_child(&config.0);
+        let (third, _) = self_signed_in(&config.0);
         assert_ne!(third, first, "a new certificate for the new key");
         assert_eq!(third, openssl_fingerprint(&cert));
         assert_eq!(mode(&key), 0o600);
