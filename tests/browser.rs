@@ -237,6 +237,55 @@ async fn wait_for_status(
     }
 }
 
+/// A listener whose owner is stopped (SIGSTOP) gets a "stopped" badge, which goes when the
+/// owner is continued.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_owner_gets_a_badge_in_its_row() {
+    let situation = Situation::start(&["listen", "127.0.0.1"]);
+    let agent = Agent::start();
+    let browser = Browser::start().await;
+    let pid = rustix::process::Pid::from_raw(situation.pid as i32).unwrap();
+    let result = async {
+        let c = &browser.client;
+        c.goto(&format!("{}&q={}", agent.url, situation.pid))
+            .await
+            .map_err(|e| e.to_string())?;
+        wait_for_row(&browser, situation.port).await;
+        let badge = format!(
+            "#sockets tbody tr[data-id^='tcp 127.0.0.1:{} - '] .tag.stopped",
+            situation.port
+        );
+        if c.find(Locator::Css(&badge)).await.is_ok() {
+            return Err("a running owner has a stopped badge".to_owned());
+        }
+        rustix::process::kill_process(pid, rustix::process::Signal::STOP)
+            .map_err(|e| e.to_string())?;
+        let tag = c
+            .wait()
+            .at_most(WAIT)
+            .for_element(Locator::Css(&badge))
+            .await
+            .map_err(|e| format!("no stopped badge after SIGSTOP: {e}"))?;
+        let title = tag.attr("title").await.map_err(|e| e.to_string())?;
+        if !title.is_some_and(|t| t.contains(&format!("kill -CONT {}", situation.pid))) {
+            return Err("the badge does not say how to resume the process".into());
+        }
+        rustix::process::kill_process(pid, rustix::process::Signal::CONT)
+            .map_err(|e| e.to_string())?;
+        let deadline = std::time::Instant::now() + WAIT;
+        while c.find(Locator::Css(&badge)).await.is_ok() {
+            if std::time::Instant::now() > deadline {
+                return Err("the badge stays after SIGCONT".into());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(())
+    }
+    .await;
+    let _ = rustix::process::kill_process(pid, rustix::process::Signal::CONT);
+    browser.finish(result).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_reconnects_and_resyncs_after_the_agent_restarts() {
     let mut holder = Holder::start();

@@ -451,6 +451,7 @@ pub fn to_wire_process(raw: RawProcess) -> Process {
         user: raw.user,
         uid: raw.uid,
         start_time: raw.start_time,
+        stopped: raw.state == Some('T'),
     }
 }
 

@@ -224,6 +224,7 @@ pub(crate) mod tests {
             user: None,
             uid: None,
             start_time: None,
+            stopped: false,
         }
     }
 
@@ -254,13 +255,18 @@ pub(crate) mod tests {
                 http,
                 ..socket(&format!("s{id}"), state)
             });
-        let process = (1..8u32, prop_oneof![Just("a"), Just("b")], 0..3usize).prop_map(
-            |(pid, name, args)| Process {
+        let process = (
+            1..8u32,
+            prop_oneof![Just("a"), Just("b")],
+            0..3usize,
+            any::<bool>(),
+        )
+            .prop_map(|(pid, name, args, stopped)| Process {
                 pid,
                 cmdline: vec!["x".to_owned(); args],
+                stopped,
                 ..process(name, &[])
-            },
-        );
+            });
         (
             0..5u64,
             proptest::collection::vec(socket, 0..8),

@@ -382,6 +382,10 @@ pub struct Process {
     pub uid: Option<u32>,
     /// Start time in seconds since the Unix epoch.
     pub start_time: Option<u64>,
+    /// Stopped (SIGSTOP, Ctrl-Z in its terminal): it holds its sockets but answers nothing
+    /// until it is continued.
+    #[serde(default)]
+    pub stopped: bool,
 }
 
 /// The answer to "who holds this port?": the JSON of `portscope who <port> --json`.

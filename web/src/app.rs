@@ -126,15 +126,26 @@ impl RowView {
             process,
             what: table::what(s),
             user: table.user(s),
-            tags: tags(s, ephemeral),
+            tags: tags(s, ephemeral, &table.stopped_owners(s)),
         }
     }
 }
 
-/// The tags of a listener: who can reach it, whether that is a risk, and whether its port lies
-/// in the ephemeral range.
-fn tags(s: &Socket, ephemeral: Option<PortRange>) -> Vec<(&'static str, &'static str, String)> {
+/// The tags of a socket: a stopped owner; for a listener, who can reach it, whether that is a
+/// risk, and whether its port lies in the ephemeral range.
+fn tags(
+    s: &Socket,
+    ephemeral: Option<PortRange>,
+    stopped: &[u32],
+) -> Vec<(&'static str, &'static str, String)> {
     let mut tags = Vec::new();
+    for pid in stopped {
+        tags.push((
+            "tag stopped",
+            "stopped",
+            format!("pid {pid} is stopped (SIGSTOP, or Ctrl-Z in its terminal): it holds the socket but answers nothing; `kill -CONT {pid}` resumes it"),
+        ));
+    }
     if let Some(exposure) = s.exposure {
         let (class, text) = match exposure {
             Exposure::Loopback => ("tag loopback", "loopback"),

@@ -324,6 +324,16 @@ impl Table {
         process_names(&self.processes, socket)
     }
 
+    /// The owners of a socket that are stopped (SIGSTOP, Ctrl-Z).
+    pub fn stopped_owners(&self, socket: &Socket) -> Vec<u32> {
+        socket
+            .pids
+            .iter()
+            .copied()
+            .filter(|pid| self.processes.get(pid).is_some_and(|p| p.stopped))
+            .collect()
+    }
+
     /// User names of the processes holding a socket, or its uid when they are unknown.
     pub fn user(&self, socket: &Socket) -> String {
         user(&self.processes, socket)

@@ -659,6 +659,7 @@ mod tests {
             user: None,
             uid: None,
             start_time: None,
+            stopped: false,
         }
     }
 
@@ -762,6 +763,7 @@ mod tests {
                 user: None,
                 uid: None,
                 start_time: None,
+                stopped: false,
             },
         );
         let d = analyze(&f);

@@ -94,6 +94,7 @@ prop_compose! {
             user: USERS[user].map(str::to_owned),
             uid: Some(1000),
             start_time: None,
+            stopped: false,
         }
     }
 }
