@@ -878,7 +878,7 @@ fn detail_view(
     };
     view! {
         <aside class="detail" id="detail" aria-label="Socket details">
-            <button class="close" title="Close (Esc)" on:click=move |_| selected.set(None)>"×"</button>
+            <button class="close" title="Close (Esc)" aria-label="Close the details" on:click=move |_| selected.set(None)>"×"</button>
             <h2 class="mono">{format!("{} {}", s.proto_label(), s.local_endpoint())}</h2>
             <p class="muted">{format!("{} · remote {}", s.state.as_str(), s.remote_text())}</p>
             <ul class="labels">{labels.into_iter().map(|l| view! { <li>{l}</li> }).collect_view()}</ul>

@@ -176,7 +176,7 @@ fn render(doctor: Doctor) -> Option<AnyView> {
     Some(
         view! {
             <section class="answer" id="answer">
-                <button class="close" title="Close" on:click=close>"×"</button>
+                <button class="close" title="Close" aria-label="Close the answer" on:click=close>"×"</button>
                 {body}
             </section>
         }
