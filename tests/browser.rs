@@ -260,13 +260,9 @@ async fn a_stopped_owner_gets_a_badge_in_its_row() {
         }
         rustix::process::kill_process(pid, rustix::process::Signal::STOP)
             .map_err(|e| e.to_string())?;
-        let tag = c
-            .wait()
-            .at_most(WAIT)
-            .for_element(Locator::Css(&badge))
+        let title = on_element(&browser, &badge, |el| async move { el.attr("title").await })
             .await
             .map_err(|e| format!("no stopped badge after SIGSTOP: {e}"))?;
-        let title = tag.attr("title").await.map_err(|e| e.to_string())?;
         if !title.is_some_and(|t| t.contains(&format!("kill -CONT {}", situation.pid))) {
             return Err("the badge does not say how to resume the process".into());
         }
@@ -439,25 +435,22 @@ async fn troubleshoot(
         t.contains("IPv6 only")
     })
     .await?;
-    let data = c
-        .find(Locator::Id("verdict"))
-        .await
-        .map_err(|e| e.to_string())?
-        .attr("data-verdict")
-        .await
-        .map_err(|e| e.to_string())?;
+    let data = on_element(browser, "#verdict", |el| async move {
+        el.attr("data-verdict").await
+    })
+    .await?;
     if data.as_deref() != Some("problem") {
         return Err(format!(
             "verdict {data:?} for {verdict:?}, expected problem"
         ));
     }
-    let family = c
-        .find(Locator::Css("#answer li.check[data-check='family']"))
-        .await
-        .map_err(|e| format!("no family check in the answer: {e}"))?
-        .text()
-        .await
-        .map_err(|e| e.to_string())?;
+    let family = on_element(
+        browser,
+        "#answer li.check[data-check='family']",
+        |el| async move { el.text().await },
+    )
+    .await
+    .map_err(|e| format!("no family check in the answer: {e}"))?;
     // A plain listener (not known to speak HTTP): a plain TCP test, in the listener's family.
     if !family.contains(&format!("nc -vz ::1 {port}")) || !family.contains("Copy") {
         return Err(format!(
@@ -472,42 +465,17 @@ async fn troubleshoot(
 
     // The listener's row carries its exposure tag; its detail offers to stop the process.
     let css = format!("#sockets tbody tr[data-id^='tcp [::1]:{port} - ']");
-    let row = c
-        .wait()
-        .at_most(WAIT)
-        .for_element(Locator::Css(&css))
-        .await
-        .map_err(|e| format!("no row for [::1]:{port}: {e}"))?;
-    let tag = row
-        .find(Locator::Css(".tag.loopback"))
-        .await
-        .map_err(|e| format!("no loopback tag on the listener: {e}"))?;
-    let hover = tag.attr("title").await.map_err(|e| e.to_string())?;
+    let hover = on_element(browser, &format!("{css} .tag.loopback"), |el| async move {
+        el.attr("title").await
+    })
+    .await
+    .map_err(|e| format!("no loopback tag on the listener: {e}"))?;
     if !hover.is_some_and(|t| t.contains("this machine alone")) {
         return Err("the loopback tag does not explain itself on hover".into());
     }
-    // A row is drawn anew when its socket changes (keyed by id and revision): find it again
-    // right before clicking, and retry when it was redrawn in between.
-    let mut clicked = Err(String::new());
-    for _ in 0..5 {
-        clicked = match c.find(Locator::Css(&css)).await {
-            Ok(row) => row.click().await.map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        };
-        if clicked.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    clicked.map_err(|e| format!("cannot click the row for [::1]:{port}: {e}"))?;
-    c.wait()
-        .at_most(WAIT)
-        .for_element(Locator::Id("action-stop"))
-        .await
-        .map_err(|e| format!("no stop action in the detail panel: {e}"))?
-        .click()
-        .await
-        .map_err(|e| e.to_string())?;
+    click(browser, &css).await?;
+    // The detail panel is drawn again when its `who` answer arrives.
+    click(browser, "#action-stop").await?;
     let dialog = wait_for_text(browser, "#stop-dialog", |t| t.contains("python3")).await?;
     if !(dialog.contains(&format!("pid {}", situation.pid))
         && dialog.contains("situation.py")
@@ -517,12 +485,7 @@ async fn troubleshoot(
             "the confirm dialog does not say what it stops: {dialog:?}"
         ));
     }
-    c.find(Locator::Id("stop-confirm"))
-        .await
-        .map_err(|e| e.to_string())?
-        .click()
-        .await
-        .map_err(|e| e.to_string())?;
+    click(browser, "#stop-confirm").await?;
     let stopped = wait_for_text(browser, "#answer", |t| t.contains("exited")).await?;
     if !stopped.contains(&format!("sent SIGTERM to python3 (pid {})", situation.pid)) {
         return Err(format!("unexpected stop report: {stopped:?}"));
@@ -833,19 +796,35 @@ async fn axe(browser: &Browser, source: &str) -> Result<Vec<String>, String> {
 
 /// Clicks the element `css` once it is there, finding it again when it was redrawn meanwhile.
 async fn click(browser: &Browser, css: &str) -> Result<(), String> {
+    on_element(
+        browser,
+        css,
+        |el| async move { el.click().await.map(|_| ()) },
+    )
+    .await
+}
+
+/// Finds `css` and does `action` on it, again while the element is missing or was redrawn in
+/// between (rows and panels are drawn anew when their data changes): a person would simply look
+/// again.
+async fn on_element<T, F, Fut>(browser: &Browser, css: &str, action: F) -> Result<T, String>
+where
+    F: Fn(Element) -> Fut,
+    Fut: std::future::Future<Output = Result<T, fantoccini::error::CmdError>>,
+{
     let mut last = String::new();
     let deadline = tokio::time::Instant::now() + WAIT;
     while tokio::time::Instant::now() < deadline {
         match browser.client.find(Locator::Css(css)).await {
-            Ok(el) => match el.click().await {
-                Ok(()) => return Ok(()),
+            Ok(el) => match action(el).await {
+                Ok(value) => return Ok(value),
                 Err(e) => last = e.to_string(),
             },
             Err(e) => last = e.to_string(),
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    Err(format!("cannot click {css}: {last}"))
+    Err(format!("{css}: {last}"))
 }
 
 /// Presses keys on whatever has the focus, as a person would.
