@@ -222,9 +222,9 @@ fn why_judges_firewall_rules_by_the_packet_it_sends() {
     let script = format!(
         "set -e; ip link set lo up; {rules}{listen}\
          {bin} why 127.0.0.1:18083 --timeout 500ms --json || true; \
+         echo; {bin} why 127.0.0.1:18084 --timeout 500ms --json || true; \
          nft add rule inet pt input jump checks; nft add rule inet pt checks tcp dport 18083 drop; \
-         echo; {bin} why 127.0.0.1:18083 --timeout 500ms --json || true; \
-         echo; {bin} why 127.0.0.1:18084 --timeout 500ms --json || true; kill %1 2>/dev/null || true",
+         echo; {bin} why 127.0.0.1:18083 --timeout 500ms --json || true; kill %1 2>/dev/null || true",
         listen = listen_in_namespace("127.0.0.1", 18083),
         bin = env!("CARGO_BIN_EXE_portscope"),
     );
@@ -249,7 +249,7 @@ fn why_judges_firewall_rules_by_the_packet_it_sends() {
     assert_eq!(answers[0].verdict, Verdict::Ok, "{:#?}", answers[0]);
 
     // 2. A drop in a chain input jumps to: followed and blamed.
-    let firewall = find(&answers[1], "firewall");
+    let firewall = find(&answers[2], "firewall");
     assert_ne!(firewall.verdict, Verdict::Ok, "{firewall:#?}");
     assert!(
         firewall
@@ -259,12 +259,22 @@ fn why_judges_firewall_rules_by_the_packet_it_sends() {
         "{firewall:#?}"
     );
 
-    // 3. The DNAT rule: the port goes elsewhere.
-    let forward = find(&answers[2], "forward");
+    // 3. The DNAT rule (asked before the drop was added): the port goes elsewhere.
+    let forward = find(&answers[1], "forward");
     assert!(
         forward.title.contains("forwarded to 127.0.0.1:18083"),
         "{forward:#?}"
     );
+    // It connects although nothing listens on 18084 here: information, not a problem (#10: a
+    // forwarded port used to be "nothing listens" as a PROBLEM).
+    let listening = find(&answers[1], "listening");
+    assert_eq!(listening.verdict, Verdict::Info, "{:#?}", answers[1]);
+    assert!(
+        listening.title.contains("forwarded elsewhere"),
+        "{}",
+        listening.title
+    );
+    assert_ne!(answers[1].verdict, Verdict::Problem, "{:#?}", answers[1]);
 }
 
 #[test]

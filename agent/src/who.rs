@@ -73,17 +73,7 @@ pub fn report<P: Platform>(collector: &mut Collector<P>, state: &State, port: u1
                 .map_or_else(|| "unknown uid".into(), |uid| format!("uid {uid}"))
         })
         .collect();
-    if !hidden.is_empty() {
-        let (count, verb) = if hidden.len() == 1 {
-            ("1 of these sockets".to_owned(), "belongs")
-        } else {
-            (format!("{} of these sockets", hidden.len()), "belong")
-        };
-        hints.push(format!(
-            "{count} {verb} to other users' processes ({}); run `sudo portscope who {port}` to see them",
-            hidden.join(", ")
-        ));
-    }
+    hints.extend(hidden_hint(&hidden, port));
     WhoReport {
         port,
         sockets,
@@ -91,6 +81,19 @@ pub fn report<P: Platform>(collector: &mut Collector<P>, state: &State, port: u1
         clients,
         hints,
     }
+}
+
+/// What to say about sockets whose owners are hidden (their uids given).
+fn hidden_hint(hidden: &[String], port: u16) -> Option<String> {
+    let (count, verb) = match hidden.len() {
+        0 => return None,
+        1 => ("1 of these sockets".to_owned(), "belongs"),
+        n => (format!("{n} of these sockets"), "belong"),
+    };
+    Some(format!(
+        "{count} {verb} to other users' processes ({}); run `sudo portscope who {port}` to see them",
+        hidden.join(", ")
+    ))
 }
 
 fn print(out: &mut impl Write, report: &WhoReport) -> std::io::Result<()> {
@@ -219,5 +222,19 @@ mod tests {
         );
         assert_eq!(command(&p), r"python3 -c import os\nos.system('\u{1b}[2J')");
         assert_eq!(command(&process("kworker/0:1", &[])), "kworker/0:1");
+    }
+
+    #[test]
+    fn hidden_owners_are_counted_in_words() {
+        assert_eq!(hidden_hint(&[], 80), None);
+        assert_eq!(
+            hidden_hint(&["uid 0".into()], 80).unwrap(),
+            "1 of these sockets belongs to other users' processes (uid 0); run `sudo portscope who 80` to see them"
+        );
+        assert!(
+            hidden_hint(&["uid 0".into(), "uid 7".into()], 80)
+                .unwrap()
+                .starts_with("2 of these sockets belong to")
+        );
     }
 }

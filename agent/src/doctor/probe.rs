@@ -336,6 +336,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_greeting_is_one_line_and_no_escape_is_cut() {
+        let banner = b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u10\r\n";
+        assert_eq!(
+            printable(first_line(banner), 80),
+            "SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u10"
+        );
+        // A control character at the cut stays whole: `\r`, never a lone backslash.
+        assert_eq!(printable(b"abc\r", 4), r"abc\r");
+        assert_eq!(printable(b"abc\rdef", 4), r"abc\r…");
+    }
+
+    #[test]
     fn http_answers_are_read() {
         let page = b"HTTP/1.1 200 OK\r\nServer: SimpleHTTP/0.6\r\nContent-Type: text/html\r\n\r\n<html><head><TITLE>\n  My  app\x1b</title>";
         assert_eq!(
