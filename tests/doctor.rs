@@ -943,3 +943,99 @@ fn ls_exposed_lists_listeners_beyond_loopback_with_names_and_risks() {
         "{text}"
     );
 }
+
+/// `wait`: ready once a listener appears (it opens a second after the wait starts); a port that
+/// never opens times out with exit 1 and the doctor's reason; `--http` waits for a 2xx/3xx on
+/// the path, not for the port alone; bad input is exit 2.
+#[test]
+fn wait_blocks_until_ports_are_ready_and_says_why_when_they_are_not() {
+    let port = crate::support::free_port();
+    let bin = env!("CARGO_BIN_EXE_portscope");
+    let mut waiting = Command::new(bin)
+        .args([
+            "wait",
+            &port.to_string(),
+            "--timeout",
+            "20s",
+            "--host",
+            "127.0.0.1",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        waiting.try_wait().unwrap().is_none(),
+        "wait returned before the port opened"
+    );
+    let listener = Situation::start(&["listen-at", "127.0.0.1", &port.to_string()]);
+    let status = crate::support::wait_for("wait to return", Duration::from_secs(15), || {
+        waiting.try_wait().unwrap()
+    });
+    assert!(status.success(), "{status:?}");
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut waiting.stdout.take().unwrap(), &mut out).unwrap();
+    assert!(
+        out.contains(&format!("port {port} is ready (127.0.0.1:{port})")),
+        "{out}"
+    );
+    drop(listener);
+
+    let closed = crate::support::free_port().to_string();
+    let (code, _, err) = run_cli(&["wait", &closed, "--timeout", "1s", "--host", "127.0.0.1"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(&format!("port {closed} is not ready after 1s"))
+            && err.contains(&format!("nothing listens on TCP port {closed}")),
+        "the reason, in the doctor's words: {err}"
+    );
+
+    // An HTTP server whose /ready.txt appears later: the port alone is not enough.
+    let dir = tempfile::tempdir().unwrap();
+    let files = Situation::start(&["files", dir.path().to_str().unwrap()]);
+    let http_port = files.port.to_string();
+    let args = [
+        "wait",
+        &http_port,
+        "--http",
+        "/ready.txt",
+        "--timeout",
+        "20s",
+        "--host",
+        "127.0.0.1",
+    ];
+    let mut waiting = Command::new(bin)
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(waiting.try_wait().unwrap().is_none(), "a 404 is not ready");
+    std::fs::write(dir.path().join("ready.txt"), "ok").unwrap();
+    let status = crate::support::wait_for("wait --http to return", Duration::from_secs(15), || {
+        waiting.try_wait().unwrap()
+    });
+    assert!(status.success(), "{status:?}");
+    let (code, _, err) = run_cli(&[
+        "wait",
+        &http_port,
+        "--http",
+        "/missing",
+        "--timeout",
+        "500ms",
+        "--host",
+        "127.0.0.1",
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("404"), "{err}");
+
+    for bad in [
+        &["wait"][..],
+        &["wait", "abc"],
+        &["wait", "80", "--http", "no-slash"],
+    ] {
+        let (code, _, err) = run_cli(bad);
+        assert_eq!(code, 2, "{bad:?}: {err}");
+    }
+}

@@ -47,9 +47,30 @@ pub enum Command {
     /// Free ports for a server: not privileged, outside the ephemeral ranges, not a well-known
     /// service's or dev tool's, and unused.
     Free(FreeArgs),
-    /// Stop what holds a port (or a pid): SIGTERM first, SIGKILL after --force-after. Refuses
-    /// pid 1, portscope itself, kernel threads and processes you may not signal.
+    /// Stop what holds a port (or a pid) the way its program expects (PostgreSQL INT, nginx
+    /// QUIT, else TERM); KILL only for a program that still listens without progress, never for
+    /// a database unless --force-after is given. Refuses pid 1, portscope itself, kernel threads
+    /// and processes you may not signal.
     Kill(KillArgs),
+    /// Wait until every port accepts connections (or answers HTTP 200-399 on --http PATH), for
+    /// scripts. Exit status 0 when all are ready, 1 at the timeout (saying why), 2 for bad input.
+    Wait(WaitArgs),
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct WaitArgs {
+    /// The ports (1-65535).
+    #[arg(required = true, value_parser = parse_port)]
+    pub ports: Vec<u16>,
+    /// Give up after this long, e.g. `30s`, `2m`.
+    #[arg(long, default_value = "30s", value_parser = parse_timeout_long)]
+    pub timeout: Duration,
+    /// Ready only when `GET PATH` answers 200-399, e.g. `/health`.
+    #[arg(long, value_name = "PATH")]
+    pub http: Option<String>,
+    /// The host to connect to.
+    #[arg(long, default_value = "localhost")]
+    pub host: String,
 }
 
 #[derive(Clone, Debug, Args)]
@@ -209,6 +230,16 @@ fn parse_timeout(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// `wait --timeout`: from 100 ms to a day.
+fn parse_timeout_long(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s)
+        .map_err(|e| format!("{e}; expected a duration such as `30s` or `2m`"))?;
+    if d < Duration::from_millis(100) || d > Duration::from_secs(86_400) {
+        return Err("the timeout must lie between 100ms and 24h".into());
+    }
+    Ok(d)
+}
+
 /// `kill --force-after`: a duration, or `never`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ForceAfter(pub Option<Duration>);
@@ -286,7 +317,8 @@ mod tests {
               why    Why a connection fails: resolves the target, connects to each address, and checks the listeners (address family, interface, IPV6_V6ONLY), stopped owners, full accept queues, containers, the firewall and the HTTP answer. Exit status 0 when it connects, 1 when not
               bind   Why a bind fails: binds the port as servers do (TCP 127.0.0.1, 0.0.0.0, ::1, :: with and without IPV6_V6ONLY, UDP) and explains each failure, then suggests free ports. Exit status 0 when every bind works, 1 when one fails
               free   Free ports for a server: not privileged, outside the ephemeral ranges, not a well-known service's or dev tool's, and unused
-              kill   Stop what holds a port (or a pid): SIGTERM first, SIGKILL after --force-after. Refuses pid 1, portscope itself, kernel threads and processes you may not signal
+              kill   Stop what holds a port (or a pid) the way its program expects (PostgreSQL INT, nginx QUIT, else TERM); KILL only for a program that still listens without progress, never for a database unless --force-after is given. Refuses pid 1, portscope itself, kernel threads and processes you may not signal
+              wait   Wait until every port accepts connections (or answers HTTP 200-399 on --http PATH), for scripts. Exit status 0 when all are ready, 1 at the timeout (saying why), 2 for bad input
               help   Print this message or the help of the given subcommand(s)
 
             Options:

@@ -64,6 +64,7 @@ fn main() -> ExitCode {
             Some(Command::Bind(args)) => doctor::run_bind(args).await.map(status),
             Some(Command::Free(args)) => doctor::run_free(args).await.map(|()| ExitCode::SUCCESS),
             Some(Command::Kill(args)) => kill::run(args).await.map(status),
+            Some(Command::Wait(args)) => doctor::wait::run(args).await.map(status),
         }
     });
     match result {

@@ -7,6 +7,7 @@ pub mod firewall;
 pub mod free;
 pub mod probe;
 pub mod target;
+pub mod wait;
 pub mod why;
 
 use std::io::Write;

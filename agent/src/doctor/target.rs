@@ -168,6 +168,12 @@ pub fn parse(input: &str) -> Result<Target, TargetError> {
 }
 
 /// Characters RFC 3986 allows in a URL (unreserved, reserved, and `%` of escapes).
+/// A path safe for an HTTP request line and a suggested command: `/` first, then only the
+/// characters RFC 3986 allows in a URL.
+pub fn is_safe_path(path: &str) -> bool {
+    path.starts_with('/') && path.chars().all(is_url_char)
+}
+
 fn is_url_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || "-._~:/?#[]@!$&'()*+,;=%".contains(c)
 }
