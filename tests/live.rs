@@ -423,3 +423,54 @@ fn an_ordinary_user_sees_hidden_owners_and_is_told_why() {
         );
     }
 }
+
+/// `watch --json --listening` prints a line for a listener that opens, with its owner, and one
+/// when it closes; a closed pipe ends it cleanly.
+#[test]
+fn watch_prints_a_line_when_a_listener_opens_and_closes() {
+    use std::io::{BufRead, BufReader};
+    let mut watch = std::process::Command::new(env!("CARGO_BIN_EXE_portscope"))
+        .args(["watch", "--json", "--listening", "--interval", "200ms"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let lines = BufReader::new(watch.stdout.take().unwrap()).lines();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // Let it take its first look, then open a listener.
+    std::thread::sleep(Duration::from_millis(500));
+    let holder = Holder::start();
+    let port = holder.ports.tcp4;
+    let pid = holder.pid();
+    let next = |kind: &str| -> portscope_shared::Event {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = rx
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("no `{kind}` line for port {port} within 15 s"));
+            let event: portscope_shared::Event =
+                serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+            let k = serde_json::to_value(event.kind).unwrap();
+            if event.local_port == port && k == kind {
+                return event;
+            }
+        }
+    };
+    let opened = next("opened");
+    assert_eq!(opened.pid, Some(pid), "{opened:?}");
+    assert_eq!(opened.local_addr, IpAddr::V4(Ipv4Addr::LOCALHOST));
+    assert!(opened.time.ends_with('Z'), "{}", opened.time);
+    drop(holder);
+    let closed = next("closed");
+    assert_eq!(closed.pid, Some(pid));
+    let _ = watch.kill();
+    let _ = watch.wait();
+}

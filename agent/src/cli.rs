@@ -55,6 +55,23 @@ pub enum Command {
     /// Wait until every port accepts connections (or answers HTTP 200-399 on --http PATH), for
     /// scripts. Exit status 0 when all are ready, 1 at the timeout (saying why), 2 for bad input.
     Wait(WaitArgs),
+    /// Print socket changes as they happen, one line each: + opened, - closed, ~ owner changed
+    /// (NDJSON with --json).
+    Watch(WatchArgs),
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct WatchArgs {
+    /// Only TCP listeners and unconnected UDP sockets.
+    #[arg(long, short = 'l')]
+    pub listening: bool,
+    /// One JSON object per line (`time`, `kind`, `proto`, `family`, `local_addr`, `local_port`,
+    /// `pid`, `process`, `cmdline`, `user`, `app`).
+    #[arg(long)]
+    pub json: bool,
+    /// How often to look, e.g. `1s`, `250ms`.
+    #[arg(long, default_value = "1s", value_parser = parse_interval)]
+    pub interval: Duration,
 }
 
 #[derive(Clone, Debug, Args)]
@@ -319,6 +336,7 @@ mod tests {
               free   Free ports for a server: not privileged, outside the ephemeral ranges, not a well-known service's or dev tool's, and unused
               kill   Stop what holds a port (or a pid) the way its program expects (PostgreSQL INT, nginx QUIT, else TERM); KILL only for a program that still listens without progress, never for a database unless --force-after is given. Refuses pid 1, portscope itself, kernel threads and processes you may not signal
               wait   Wait until every port accepts connections (or answers HTTP 200-399 on --http PATH), for scripts. Exit status 0 when all are ready, 1 at the timeout (saying why), 2 for bad input
+              watch  Print socket changes as they happen, one line each: + opened, - closed, ~ owner changed (NDJSON with --json)
               help   Print this message or the help of the given subcommand(s)
 
             Options:

@@ -388,6 +388,48 @@ pub struct Process {
     pub stopped: bool,
 }
 
+/// A change in a socket's life: a line of `portscope watch --json`, and what the history keeps
+/// of a listener.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// When it was seen, RFC 3339 in UTC (`2026-11-29T14:02:03Z`).
+    pub time: String,
+    pub kind: EventKind,
+    pub proto: Proto,
+    pub family: Family,
+    pub local_addr: IpAddr,
+    pub local_port: u16,
+    /// The connection's peer, for a connection.
+    #[serde(default)]
+    pub remote_addr: Option<IpAddr>,
+    #[serde(default)]
+    pub remote_port: Option<u16>,
+    /// The (first) owner, when known.
+    #[serde(default)]
+    pub pid: Option<u32>,
+    #[serde(default)]
+    pub process: Option<String>,
+    #[serde(default)]
+    pub cmdline: Vec<String>,
+    #[serde(default)]
+    pub user: Option<String>,
+    /// What serves it (a listener's `app`).
+    #[serde(default)]
+    pub app: Option<String>,
+}
+
+/// What happened to a socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    Opened,
+    Closed,
+    /// The same socket is held by other processes now (passed on, or its first owner exited).
+    OwnerChanged,
+    #[serde(other)]
+    Unknown,
+}
+
 /// The answer to "who holds this port?": the JSON of `portscope who <port> --json`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WhoReport {
