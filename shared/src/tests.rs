@@ -180,6 +180,23 @@ fn samples() -> Vec<(&'static str, String)> {
         ports: vec![8100, 8101, 8099],
     };
     out.push(("FreePorts", serde_json::to_string_pretty(&free).unwrap()));
+    // `watch --json` prints it on one line: the compact form is what a reader sees.
+    let event = Event {
+        time: "2026-11-29T14:02:03Z".into(),
+        kind: EventKind::Opened,
+        proto: Proto::Tcp,
+        family: Family::Ipv6,
+        local_addr: "::1".parse().unwrap(),
+        local_port: 5173,
+        remote_addr: None,
+        remote_port: None,
+        pid: Some(4242),
+        process: Some("node".into()),
+        cmdline: vec!["node".into(), "node_modules/.bin/vite".into()],
+        user: Some("dev".into()),
+        app: Some("Vite dev server".into()),
+    };
+    out.push(("Event", serde_json::to_string(&event).unwrap()));
     let kill = KillRequest {
         pid: 4242,
         signal: Some("TERM".into()),
@@ -334,6 +351,21 @@ fn an_older_agents_hello_and_socket_decode_with_defaults() {
     assert_eq!((hello.ephemeral_ports, hello.can_kill), (None, false));
     let verdict: Verdict = serde_json::from_str(r#""catastrophic""#).unwrap();
     assert_eq!(verdict, Verdict::Unknown);
+    // A newer agent's event kind, and an event without the optional fields.
+    let event: Event = serde_json::from_str(
+        r#"{"time":"t","kind":"renamed","proto":"udp","family":"ipv4","local_addr":"0.0.0.0","local_port":53}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        (event.kind, event.pid, event.cmdline.len()),
+        (EventKind::Unknown, None, 0)
+    );
+    // An older agent's process, without `stopped`.
+    let process: Process = serde_json::from_str(
+        r#"{"pid":1,"ppid":null,"name":"x","exe":null,"cmdline":[],"user":null,"uid":null,"start_time":null}"#,
+    )
+    .unwrap();
+    assert!(!process.stopped);
 }
 
 #[test]
