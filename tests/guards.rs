@@ -437,6 +437,7 @@ fn open_hands_the_browser_a_private_one_time_link() {
             )
             .env("FAKE_BROWSER_OUT", &record)
             .env("TMPDIR", tmp.path())
+            .env("XDG_STATE_HOME", tmp.path())
             .env_remove("PORTSCOPE_TOKEN")
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null());

@@ -6,6 +6,7 @@
 mod browser;
 mod doctor;
 mod guards;
+mod history;
 mod limits;
 mod live;
 mod servers;

@@ -119,6 +119,7 @@ fn start_shared(extra: &[&str]) -> Shared {
         ])
         .args(extra)
         .env("XDG_CONFIG_HOME", &config)
+        .env("XDG_STATE_HOME", &config)
         .env_remove("PORTSCOPE_TOKEN")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

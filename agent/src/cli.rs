@@ -55,9 +55,75 @@ pub enum Command {
     /// Wait until every port accepts connections (or answers HTTP 200-399 on --http PATH), for
     /// scripts. Exit status 0 when all are ready, 1 at the timeout (saying why), 2 for bad input.
     Wait(WaitArgs),
+    /// Who held a port, and when: the listeners' history the agent keeps (newest first), read
+    /// from its file without a running agent.
+    History(HistoryArgs),
     /// Print socket changes as they happen, one line each: + opened, - closed, ~ owner changed
     /// (NDJSON with --json).
     Watch(WatchArgs),
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct HistoryArgs {
+    /// Only this port's listeners.
+    #[arg(value_parser = parse_port)]
+    pub port: Option<u16>,
+    /// From this long ago (`1h`) or this time (RFC 3339, or `14:02` today in UTC).
+    #[arg(long, value_parser = parse_moment)]
+    pub since: Option<std::time::SystemTime>,
+    /// Until this time (same forms).
+    #[arg(long, value_parser = parse_moment)]
+    pub until: Option<std::time::SystemTime>,
+    /// Who held the port at this moment (same forms); needs PORT.
+    #[arg(long, value_parser = parse_moment, requires = "port")]
+    pub at: Option<std::time::SystemTime>,
+    /// Only events of this process.
+    #[arg(long)]
+    pub pid: Option<u32>,
+    /// At most this many events.
+    #[arg(long, default_value_t = 50)]
+    pub limit: u32,
+    /// Print JSON (`{"events": [...]}`) instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// The history file, if not the default one.
+    #[arg(long, value_name = "PATH")]
+    pub history: Option<std::path::PathBuf>,
+}
+
+/// A moment: a duration ago (`10m`), an RFC 3339 time, or `HH:MM[:SS]` today in UTC.
+fn parse_moment(s: &str) -> Result<std::time::SystemTime, String> {
+    let now = std::time::SystemTime::now();
+    if let Ok(ago) = humantime::parse_duration(s) {
+        return now
+            .checked_sub(ago)
+            .ok_or_else(|| format!("`{s}` ago is before the epoch"));
+    }
+    if let Ok(t) = humantime::parse_rfc3339_weak(s) {
+        return Ok(t);
+    }
+    let parts: Vec<&str> = s.split(':').collect();
+    if (2..=3).contains(&parts.len())
+        && let Ok(numbers) = parts
+            .iter()
+            .map(|p| p.parse::<u64>())
+            .collect::<Result<Vec<_>, _>>()
+        && numbers[0] < 24
+        && numbers[1] < 60
+        && numbers.get(2).is_none_or(|s| *s < 60)
+    {
+        let secs = now
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_err(|e| e.to_string())?
+            .as_secs();
+        let midnight = secs - secs % 86_400;
+        let at =
+            midnight + numbers[0] * 3600 + numbers[1] * 60 + numbers.get(2).copied().unwrap_or(0);
+        return Ok(std::time::UNIX_EPOCH + Duration::from_secs(at));
+    }
+    Err(format!(
+        "`{s}` is not a moment; expected a duration ago (`10m`), an RFC 3339 time (`2026-11-29T14:02:00Z`) or `HH:MM` (today, UTC)"
+    ))
 }
 
 #[derive(Clone, Debug, Args)]
@@ -205,6 +271,16 @@ pub struct ServeArgs {
     /// `http://localhost:3000` for your own tool; no patterns.
     #[arg(long, value_name = "ORIGIN")]
     pub allow_origin: Vec<String>,
+    /// Where to keep the port history (SQLite); default
+    /// `$XDG_STATE_HOME/portscope/history.db` (`~/.local/state/portscope/history.db`).
+    #[arg(long, value_name = "PATH")]
+    pub history: Option<std::path::PathBuf>,
+    /// Keep no port history.
+    #[arg(long, conflicts_with = "history")]
+    pub no_history: bool,
+    /// How long the history keeps events, e.g. `7d`.
+    #[arg(long, default_value = "30d", value_parser = humantime::parse_duration)]
+    pub history_keep: Duration,
 }
 
 #[derive(Clone, Debug, Args)]
@@ -328,16 +404,17 @@ mod tests {
                    portscope <COMMAND>
 
             Commands:
-              serve  Run the agent and its dashboard (the default)
-              ls     Print every socket and its owner once, as a table or as JSON
-              who    Who holds a port: its sockets and, for each owner, command line, working directory and the processes that started it. Exit status 0 when something holds it, 1 when nothing does
-              why    Why a connection fails: resolves the target, connects to each address, and checks the listeners (address family, interface, IPV6_V6ONLY), stopped owners, full accept queues, containers, the firewall and the HTTP answer. Exit status 0 when it connects, 1 when not
-              bind   Why a bind fails: binds the port as servers do (TCP 127.0.0.1, 0.0.0.0, ::1, :: with and without IPV6_V6ONLY, UDP) and explains each failure, then suggests free ports. Exit status 0 when every bind works, 1 when one fails
-              free   Free ports for a server: not privileged, outside the ephemeral ranges, not a well-known service's or dev tool's, and unused
-              kill   Stop what holds a port (or a pid) the way its program expects (PostgreSQL INT, nginx QUIT, else TERM); KILL only for a program that still listens without progress, never for a database unless --force-after is given. Refuses pid 1, portscope itself, kernel threads and processes you may not signal
-              wait   Wait until every port accepts connections (or answers HTTP 200-399 on --http PATH), for scripts. Exit status 0 when all are ready, 1 at the timeout (saying why), 2 for bad input
-              watch  Print socket changes as they happen, one line each: + opened, - closed, ~ owner changed (NDJSON with --json)
-              help   Print this message or the help of the given subcommand(s)
+              serve    Run the agent and its dashboard (the default)
+              ls       Print every socket and its owner once, as a table or as JSON
+              who      Who holds a port: its sockets and, for each owner, command line, working directory and the processes that started it. Exit status 0 when something holds it, 1 when nothing does
+              why      Why a connection fails: resolves the target, connects to each address, and checks the listeners (address family, interface, IPV6_V6ONLY), stopped owners, full accept queues, containers, the firewall and the HTTP answer. Exit status 0 when it connects, 1 when not
+              bind     Why a bind fails: binds the port as servers do (TCP 127.0.0.1, 0.0.0.0, ::1, :: with and without IPV6_V6ONLY, UDP) and explains each failure, then suggests free ports. Exit status 0 when every bind works, 1 when one fails
+              free     Free ports for a server: not privileged, outside the ephemeral ranges, not a well-known service's or dev tool's, and unused
+              kill     Stop what holds a port (or a pid) the way its program expects (PostgreSQL INT, nginx QUIT, else TERM); KILL only for a program that still listens without progress, never for a database unless --force-after is given. Refuses pid 1, portscope itself, kernel threads and processes you may not signal
+              wait     Wait until every port accepts connections (or answers HTTP 200-399 on --http PATH), for scripts. Exit status 0 when all are ready, 1 at the timeout (saying why), 2 for bad input
+              history  Who held a port, and when: the listeners' history the agent keeps (newest first), read from its file without a running agent
+              watch    Print socket changes as they happen, one line each: + opened, - closed, ~ owner changed (NDJSON with --json)
+              help     Print this message or the help of the given subcommand(s)
 
             Options:
                   --port <PORT>
@@ -378,6 +455,17 @@ mod tests {
 
                   --allow-origin <ORIGIN>
                       Another page origin allowed to use the API and WebSocket (repeatable), given exactly, e.g. `http://localhost:3000` for your own tool; no patterns
+
+                  --history <PATH>
+                      Where to keep the port history (SQLite); default `$XDG_STATE_HOME/portscope/history.db` (`~/.local/state/portscope/history.db`)
+
+                  --no-history
+                      Keep no port history
+
+                  --history-keep <HISTORY_KEEP>
+                      How long the history keeps events, e.g. `7d`
+
+                      [default: 30d]
 
               -h, --help
                       Print help (see a summary with '-h')

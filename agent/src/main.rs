@@ -66,6 +66,7 @@ fn main() -> ExitCode {
             Some(Command::Free(args)) => doctor::run_free(args).await.map(|()| ExitCode::SUCCESS),
             Some(Command::Kill(args)) => kill::run(args).await.map(status),
             Some(Command::Wait(args)) => doctor::wait::run(args).await.map(status),
+            Some(Command::History(args)) => history::run_history(args).map(status),
             Some(Command::Watch(args)) => history::watch(args).await.map(|()| ExitCode::SUCCESS),
         }
     });

@@ -35,7 +35,12 @@ pub async fn scan_blocking<P: Platform>(
 }
 
 /// Rescans every `interval` and publishes each change, until the runtime stops.
-pub async fn run<P: Platform>(mut collector: Collector<P>, model: Model, interval: Duration) {
+pub async fn run<P: Platform>(
+    mut collector: Collector<P>,
+    model: Model,
+    interval: Duration,
+    history: Option<crate::history::Recorder>,
+) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     ticker.tick().await; // The first tick fires at once; the first scan was done by the caller.
@@ -55,6 +60,13 @@ pub async fn run<P: Platform>(mut collector: Collector<P>, model: Model, interva
             ));
             kept
         });
+        let mut state = state;
+        if let Some(history) = &history {
+            if let Some(problem) = history.problem() {
+                state.warnings.push(problem);
+            }
+            history.observe(&model.current().state, &state);
+        }
         let published = model.update(state);
         // `cargo xtask bench` reads this line (RUST_LOG=portscope::refresh=debug): the whole
         // refresh, scan and diff.

@@ -146,7 +146,27 @@ pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
         }
     }
 
-    tokio::spawn(refresh::run(collector, model, args.interval));
+    let history = if args.no_history {
+        None
+    } else {
+        match args.history.clone().or_else(crate::history::default_path) {
+            Some(path) => {
+                tracing::info!(path = %path.display(), "keeping the port history");
+                Some(crate::history::Recorder::start(
+                    path,
+                    args.history_keep,
+                    &model.current().state,
+                ))
+            }
+            None => {
+                tracing::warn!(
+                    "no port history: neither XDG_STATE_HOME nor HOME is set (give --history PATH)"
+                );
+                None
+            }
+        }
+    };
+    tokio::spawn(refresh::run(collector, model, args.interval, history));
     let service = app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
     let handle = axum_server::Handle::new();
     let stopper = handle.clone();

@@ -394,6 +394,10 @@ pub struct Process {
 pub struct Event {
     /// When it was seen, RFC 3339 in UTC (`2026-11-29T14:02:03Z`).
     pub time: String,
+    /// For what happened while the agent was not running: the earliest it can have happened
+    /// (the agent's last look before it stopped); `time` is then when it was noticed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
     pub kind: EventKind,
     pub proto: Proto,
     pub family: Family,

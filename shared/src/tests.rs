@@ -183,6 +183,7 @@ fn samples() -> Vec<(&'static str, String)> {
     // `watch --json` prints it on one line: the compact form is what a reader sees.
     let event = Event {
         time: "2026-11-29T14:02:03Z".into(),
+        since: None,
         kind: EventKind::Opened,
         proto: Proto::Tcp,
         family: Family::Ipv6,

@@ -20,6 +20,8 @@ pub mod servers;
 /// A running `portscope serve`, killed on drop.
 pub struct Agent {
     child: Child,
+    /// Its state directory (XDG_STATE_HOME): each test agent keeps its history apart.
+    pub state_dir: tempfile::TempDir,
     pub url: String,
     pub port: u16,
     pub token: String,
@@ -45,6 +47,17 @@ impl Agent {
         Self::spawn_env(&["--port", "0", "--interval", interval], None, env)
     }
 
+    /// Starts the agent on an existing state directory (a restart that finds its history).
+    #[track_caller]
+    pub fn start_in_state(interval: &str, state_dir: tempfile::TempDir) -> Agent {
+        Self::spawn_full(
+            &["--port", "0", "--interval", interval],
+            None,
+            &[],
+            state_dir,
+        )
+    }
+
     /// Starts the agent with extra `serve` options, e.g. `--no-kill`.
     #[track_caller]
     pub fn start_with(options: &[&str]) -> Agent {
@@ -68,8 +81,20 @@ impl Agent {
 
     #[track_caller]
     fn spawn_env(args: &[&str], token: Option<&str>, env: &[(&str, &str)]) -> Agent {
+        let state_dir = tempfile::tempdir().expect("a state directory for the agent");
+        Self::spawn_full(args, token, env, state_dir)
+    }
+
+    #[track_caller]
+    fn spawn_full(
+        args: &[&str],
+        token: Option<&str>,
+        env: &[(&str, &str)],
+        state_dir: tempfile::TempDir,
+    ) -> Agent {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_portscope"));
         cmd.env_remove("PORTSCOPE_TOKEN");
+        cmd.env("XDG_STATE_HOME", state_dir.path());
         cmd.envs(env.iter().copied());
         if let Some(token) = token {
             cmd.env("PORTSCOPE_TOKEN", token);
@@ -97,6 +122,7 @@ impl Agent {
             token: token.to_owned(),
             url,
             child,
+            state_dir,
         }
     }
 
@@ -168,6 +194,16 @@ impl Agent {
     pub fn stop(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Kills the agent with SIGKILL (no chance to clean up) and hands back its state directory.
+    pub fn kill9(mut self) -> tempfile::TempDir {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::mem::replace(
+            &mut self.state_dir,
+            tempfile::tempdir().expect("a directory"),
+        )
     }
 }
 

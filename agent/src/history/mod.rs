@@ -5,8 +5,14 @@
 //! history keeps are the same facts. It reads states only: scanning is the collector's, and the
 //! wire form is `portscope_shared::Event`.
 
+mod cli;
+mod recorder;
+mod store;
 mod watch;
 
+pub use cli::run as run_history;
+pub use recorder::Recorder;
+pub use store::default_path;
 pub use watch::run as watch;
 
 use std::time::SystemTime;
@@ -17,31 +23,32 @@ use crate::model::State;
 
 /// The events that turn `old` into `new`, seen at `at`: sockets that appeared, that went, and
 /// those whose owners changed, in socket id order (closed ones first). `keep` chooses the
-/// sockets that matter (all of them, or listeners only).
+/// sockets that matter (all of them, or listeners only). Each event comes with its socket's id.
 pub fn events(
     old: &State,
     new: &State,
     at: SystemTime,
     keep: impl Fn(&Socket) -> bool,
-) -> Vec<Event> {
+) -> Vec<(String, Event)> {
     let time = humantime::format_rfc3339_seconds(at).to_string();
     let mut out = Vec::new();
     for (id, socket) in &old.sockets {
         if keep(socket) && !new.sockets.contains_key(id) {
-            out.push(event(&time, EventKind::Closed, socket, old));
+            out.push((id.clone(), event(&time, EventKind::Closed, socket, old)));
         }
     }
     for (id, socket) in &new.sockets {
         if !keep(socket) {
             continue;
         }
-        match old.sockets.get(id) {
-            None => out.push(event(&time, EventKind::Opened, socket, new)),
+        let kind = match old.sockets.get(id) {
+            None => EventKind::Opened,
             Some(before) if before.pids != socket.pids && !socket.pids.is_empty() => {
-                out.push(event(&time, EventKind::OwnerChanged, socket, new));
+                EventKind::OwnerChanged
             }
-            Some(_) => {}
-        }
+            Some(_) => continue,
+        };
+        out.push((id.clone(), event(&time, kind, socket, new)));
     }
     out
 }
@@ -51,6 +58,7 @@ fn event(time: &str, kind: EventKind, socket: &Socket, state: &State) -> Event {
     let owner = socket.pids.first().and_then(|pid| state.processes.get(pid));
     Event {
         time: time.to_owned(),
+        since: None,
         kind,
         proto: socket.proto,
         family: socket.family,
@@ -95,8 +103,10 @@ mod tests {
         let new = state(&[kept, passed, opened, conn]);
         let at = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_795_000_000);
         let all = events(&old, &new, at, |_| true);
-        let summary: Vec<(EventKind, u16, Option<u32>)> =
-            all.iter().map(|e| (e.kind, e.local_port, e.pid)).collect();
+        let summary: Vec<(EventKind, u16, Option<u32>)> = all
+            .iter()
+            .map(|(_, e)| (e.kind, e.local_port, e.pid))
+            .collect();
         assert_eq!(
             summary,
             [
@@ -107,9 +117,9 @@ mod tests {
             ]
         );
         // `date -u -d @1795000000 +%FT%TZ`
-        assert_eq!(all[0].time, "2026-11-18T11:06:40Z");
+        assert_eq!(all[0].1.time, "2026-11-18T11:06:40Z");
         assert_eq!(
-            all[0].process.as_deref(),
+            all[0].1.process.as_deref(),
             Some("python3"),
             "the closed one's owner, from the old state"
         );

@@ -39,7 +39,7 @@ pub async fn run(args: WatchArgs) -> anyhow::Result<()> {
             continue;
         }
         let mut out = std::io::stdout().lock();
-        for event in &events {
+        for (_, event) in &events {
             if args.json {
                 serde_json::to_writer(&mut out, event)?;
                 writeln!(out)?;
@@ -96,6 +96,7 @@ mod tests {
     fn a_change_is_one_readable_line() {
         let e = Event {
             time: "2026-11-29T14:02:03Z".into(),
+            since: None,
             kind: EventKind::Opened,
             proto: portscope_shared::Proto::Tcp,
             family: portscope_shared::Family::Ipv6,

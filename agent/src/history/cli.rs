@@ -1,0 +1,98 @@
+//! `portscope history`: reads the history file directly (read-only, while an agent may write),
+//! newest first, or who held a port at a moment.
+
+use std::io::Write;
+
+use anyhow::Context;
+use portscope_shared::{Event, EventKind};
+
+use super::store::{Query, Store, default_path, millis};
+use crate::cli::HistoryArgs;
+
+/// `Ok(true)` when there is something to show (exit 0), `Ok(false)` when nothing matched (1).
+pub fn run(args: HistoryArgs) -> anyhow::Result<bool> {
+    let path = args
+        .history
+        .clone()
+        .or_else(default_path)
+        .context("neither XDG_STATE_HOME nor HOME is set: give --history PATH")?;
+    if !path.exists() {
+        anyhow::bail!(crate::doctor::UsageError(format!(
+            "no history at {}: the agent (`portscope`) keeps one while it runs, unless started with --no-history",
+            path.display()
+        )));
+    }
+    let store = Store::open_read_only(&path)?;
+    let events = match (args.at, args.port) {
+        (Some(at), Some(port)) => store.holders_at(port, millis(at))?,
+        _ => store.query(&Query {
+            port: args.port,
+            since: args.since.map(millis),
+            until: args.until.map(millis),
+            pid: args.pid,
+            limit: i64::from(args.limit),
+        })?,
+    };
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &serde_json::json!({ "events": events }))?;
+        writeln!(out)?;
+    } else if let (Some(at), Some(port)) = (args.at, args.port) {
+        let when = humantime::format_rfc3339_seconds(at);
+        if events.is_empty() {
+            writeln!(out, "Nothing held port {port} at {when}.")?;
+        }
+        for e in &events {
+            writeln!(
+                out,
+                "At {when}, port {port} was held by {} (since {}).",
+                owner(e),
+                e.time
+            )?;
+        }
+    } else {
+        for e in &events {
+            writeln!(out, "{}", line(e))?;
+        }
+    }
+    out.flush()?;
+    Ok(!events.is_empty())
+}
+
+fn owner(e: &Event) -> String {
+    let name = e.process.as_deref().map(crate::text::one_line);
+    match (name, e.pid) {
+        (Some(name), Some(pid)) => format!("{name} (pid {pid})"),
+        (None, Some(pid)) => format!("pid {pid}"),
+        _ => "a hidden process".into(),
+    }
+}
+
+/// `2026-11-29T14:02:03Z  closed  tcp 127.0.0.1:5173  node (pid 4242)  Vite dev server`.
+fn line(e: &Event) -> String {
+    let kind = match e.kind {
+        EventKind::Opened => "opened",
+        EventKind::Closed => "closed",
+        EventKind::OwnerChanged => "now held by",
+        EventKind::Unknown => "changed",
+    };
+    let while_down = e
+        .since
+        .as_deref()
+        .map(|s| format!(" (between {s} and then, while portscope was not running)"))
+        .unwrap_or_default();
+    let proto = serde_json::to_value(e.proto)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    format!(
+        "{}  {kind:<12} {proto} {}  {}{}{while_down}",
+        e.time,
+        std::net::SocketAddr::new(e.local_addr, e.local_port),
+        owner(e),
+        e.app
+            .as_deref()
+            .map(|a| format!("  {}", crate::text::one_line(a)))
+            .unwrap_or_default()
+    )
+}

@@ -1,0 +1,159 @@
+//! The port history (#11, part): a real agent records listeners that a separate process opens
+//! and closes into its SQLite file; `portscope history` reads it while the agent runs; an agent
+//! killed with SIGKILL leaves a valid file, and at its next start it records what opened while
+//! it was down as such; an unusable history is a warning while the live view goes on.
+
+use std::path::Path;
+use std::time::Duration;
+
+use portscope_shared::{Event, EventKind};
+
+use crate::support::{Agent, Situation, run_cli, wait_for};
+
+/// `history --json` on a file, with extra arguments.
+#[track_caller]
+fn history(file: &Path, args: &[&str]) -> Vec<Event> {
+    let mut all = vec!["history", "--json", "--history", file.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let (code, out, err) = run_cli(&all);
+    assert!(code == 0 || code == 1, "history {args:?}: {code}\n{err}");
+    #[derive(serde::Deserialize)]
+    struct Events {
+        events: Vec<Event>,
+    }
+    serde_json::from_str::<Events>(&out)
+        .unwrap_or_else(|e| panic!("{e}: {out}"))
+        .events
+}
+
+fn file_of(agent: &Agent) -> std::path::PathBuf {
+    agent.state_dir.path().join("portscope/history.db")
+}
+
+#[test]
+fn listeners_are_remembered_across_a_kill_9() {
+    let agent = Agent::start_ticking("200ms");
+    let file = file_of(&agent);
+    let first = Situation::start(&["listen", "127.0.0.1"]);
+    let port = first.port.to_string();
+    let opened = wait_for(
+        "the opening in the history",
+        Duration::from_secs(15),
+        || {
+            std::fs::metadata(&file).ok()?;
+            let events = history(&file, &[&port]);
+            events.iter().find(|e| e.kind == EventKind::Opened).cloned()
+        },
+    );
+    assert_eq!(opened.pid, Some(first.pid));
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "command lines are the user's alone");
+    assert_eq!(opened.process.as_deref(), Some("python3"));
+    assert!(
+        opened.cmdline.iter().any(|a| a.ends_with("situation.py")),
+        "{opened:?}"
+    );
+    let first_pid = first.pid;
+    // Times are kept to the millisecond but read to the second: hold it long enough for a
+    // whole second to lie between its opening and its closing.
+    std::thread::sleep(Duration::from_millis(2500));
+    drop(first);
+    wait_for(
+        "the closing in the history",
+        Duration::from_secs(15),
+        || {
+            history(&file, &[&port])
+                .first()
+                .filter(|e| e.kind == EventKind::Closed)
+                .cloned()
+        },
+    );
+    // Newest first: closed, then opened.
+    let events = history(&file, &[&port]);
+    let kinds: Vec<EventKind> = events.iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, [EventKind::Closed, EventKind::Opened], "{events:#?}");
+    // Who held it between the two: the first holder.
+    let between = {
+        let opened_at = humantime::parse_rfc3339(&events[1].time).unwrap();
+        let closed_at = humantime::parse_rfc3339(&events[0].time).unwrap();
+        let middle = opened_at + (closed_at.duration_since(opened_at).unwrap() / 2);
+        humantime::format_rfc3339_seconds(middle).to_string()
+    };
+    let held = history(&file, &[&port, "--at", &between]);
+    assert_eq!(
+        held.iter().map(|e| e.pid).collect::<Vec<_>>(),
+        [Some(first_pid)],
+        "at {between}"
+    );
+    let (_, text, _) = run_cli(&["history", &port, "--history", file.to_str().unwrap()]);
+    assert!(
+        text.contains("closed") && text.contains(&format!("python3 (pid {first_pid})")),
+        "{text}"
+    );
+
+    // SIGKILL: the file stays valid, and what opened while the agent was down is recorded as
+    // such at its next start.
+    let held = Situation::start(&["listen", "127.0.0.1"]);
+    let held_port = held.port.to_string();
+    wait_for("the second opening", Duration::from_secs(15), || {
+        history(&file, &[&held_port]).first().cloned()
+    });
+    let state_dir = agent.kill9();
+    let conn = rusqlite::Connection::open(&file).unwrap();
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+    drop(conn);
+    let while_down = Situation::start(&["listen", "127.0.0.1"]);
+    drop(held);
+    let again = Agent::start_in_state("200ms", state_dir);
+    let down_port = while_down.port.to_string();
+    let seen = wait_for(
+        "what opened while the agent was down",
+        Duration::from_secs(15),
+        || history(&file, &[&down_port]).first().cloned(),
+    );
+    assert_eq!(seen.kind, EventKind::Opened);
+    assert_eq!(seen.pid, Some(while_down.pid));
+    assert!(
+        seen.since.is_some(),
+        "between the last look and the restart: {seen:?}"
+    );
+    let gone = wait_for(
+        "what closed while the agent was down",
+        Duration::from_secs(15),
+        || {
+            history(&file, &[&held_port])
+                .first()
+                .filter(|e| e.kind == EventKind::Closed)
+                .cloned()
+        },
+    );
+    assert!(gone.since.is_some(), "{gone:?}");
+    drop(again);
+}
+
+#[test]
+fn an_unusable_history_is_a_warning_and_the_live_view_goes_on() {
+    // A history path whose directory is a file: it cannot be made.
+    let dir = tempfile::tempdir().unwrap();
+    let blocker = dir.path().join("not-a-dir");
+    std::fs::write(&blocker, "x").unwrap();
+    let file = blocker.join("history.db");
+    let agent = Agent::start_with(&["--history", file.to_str().unwrap()]);
+    let warned = wait_for("the history warning", Duration::from_secs(15), || {
+        let res = agent.get("/api/v1/snapshot");
+        let snapshot: portscope_shared::Snapshot = serde_json::from_str(&res.body).ok()?;
+        let holder = Situation::start(&["listen", "127.0.0.1"]);
+        drop(holder);
+        snapshot
+            .warnings
+            .into_iter()
+            .find(|w| w.contains("port history is off"))
+            .map(|w| (w, snapshot.sockets.len()))
+    });
+    assert!(warned.0.contains("not-a-dir"), "{}", warned.0);
+    assert!(warned.1 > 0, "the live view goes on");
+}
