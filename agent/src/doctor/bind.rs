@@ -649,17 +649,11 @@ mod tests {
         }
     }
 
-    fn nginx(pid: u32) -> Process {
+    /// A process with only a pid and a name known.
+    fn named(pid: u32, name: &str) -> Process {
         Process {
             pid,
-            ppid: None,
-            name: "nginx".into(),
-            exe: None,
-            cmdline: vec![],
-            user: None,
-            uid: None,
-            start_time: None,
-            stopped: false,
+            ..crate::model::tests::process(name, &[])
         }
     }
 
@@ -673,7 +667,7 @@ mod tests {
         v6.pids = vec![10, 11, 12];
         f.sockets = vec![v4, v6];
         for pid in [10, 11, 12] {
-            f.processes.insert(pid, nginx(pid));
+            f.processes.insert(pid, named(pid, "nginx"));
         }
         let d = analyze(&f);
         let first = &d.checks[0];
@@ -752,20 +746,7 @@ mod tests {
         let mut f = facts(5173, &[0, 1, 4], ErrorKind::AddrInUse);
         f.sockets
             .push(listener(IpAddr::V4(Ipv4Addr::LOCALHOST), 5173, 77));
-        f.processes.insert(
-            77,
-            Process {
-                pid: 77,
-                ppid: None,
-                name: "node".into(),
-                exe: None,
-                cmdline: vec![],
-                user: None,
-                uid: None,
-                start_time: None,
-                stopped: false,
-            },
-        );
+        f.processes.insert(77, named(77, "node"));
         let d = analyze(&f);
         assert_eq!(d.verdict, Verdict::Problem);
         assert_eq!(

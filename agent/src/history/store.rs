@@ -272,32 +272,16 @@ impl Store {
     pub fn query(&self, q: &Query) -> Result<Vec<Event>, HistoryError> {
         let mut stmt = self
             .conn
-            .prepare(
-                "SELECT time, since, kind, proto, family, local_addr, local_port, pid, process,
-                        cmdline, user, app
+            .prepare(&format!(
+                "SELECT {COLUMNS}
                  FROM events
                  WHERE (?1 IS NULL OR local_port = ?1) AND (?2 IS NULL OR time >= ?2)
                    AND (?3 IS NULL OR time <= ?3) AND (?4 IS NULL OR pid = ?4)
-                 ORDER BY time DESC, id DESC LIMIT ?5",
-            )
+                 ORDER BY time DESC, id DESC LIMIT ?5"
+            ))
             .map_err(|e| self.err(e))?;
         let rows = stmt
-            .query_map(params![q.port, q.since, q.until, q.pid, q.limit], |r| {
-                Ok(Row {
-                    time: r.get(0)?,
-                    since: r.get(1)?,
-                    kind: r.get(2)?,
-                    proto: r.get(3)?,
-                    family: r.get(4)?,
-                    local_addr: r.get(5)?,
-                    local_port: r.get(6)?,
-                    pid: r.get(7)?,
-                    process: r.get(8)?,
-                    cmdline: r.get(9)?,
-                    user: r.get(10)?,
-                    app: r.get(11)?,
-                })
-            })
+            .query_map(params![q.port, q.since, q.until, q.pid, q.limit], Row::read)
             .map_err(|e| self.err(e))?;
         let mut out = Vec::new();
         for row in rows {
@@ -313,34 +297,18 @@ impl Store {
     pub fn holders_at(&self, port: u16, at: i64) -> Result<Vec<Event>, HistoryError> {
         let mut stmt = self
             .conn
-            .prepare(
-                "SELECT e.time, e.since, e.kind, e.proto, e.family, e.local_addr, e.local_port,
-                        e.pid, e.process, e.cmdline, e.user, e.app
+            .prepare(&format!(
+                "SELECT {COLUMNS}
                  FROM events e
                  JOIN (SELECT socket_id, MAX(id) AS last FROM events
                        WHERE local_port = ?1 AND time <= ?2 GROUP BY socket_id) l
                    ON e.id = l.last
                  WHERE e.kind != 'closed'
-                 ORDER BY e.time",
-            )
+                 ORDER BY e.time"
+            ))
             .map_err(|e| self.err(e))?;
         let rows = stmt
-            .query_map(params![port, at], |r| {
-                Ok(Row {
-                    time: r.get(0)?,
-                    since: r.get(1)?,
-                    kind: r.get(2)?,
-                    proto: r.get(3)?,
-                    family: r.get(4)?,
-                    local_addr: r.get(5)?,
-                    local_port: r.get(6)?,
-                    pid: r.get(7)?,
-                    process: r.get(8)?,
-                    cmdline: r.get(9)?,
-                    user: r.get(10)?,
-                    app: r.get(11)?,
-                })
-            })
+            .query_map(params![port, at], Row::read)
             .map_err(|e| self.err(e))?;
         let mut out = Vec::new();
         for row in rows {
@@ -369,6 +337,10 @@ pub struct Query {
     pub limit: i64,
 }
 
+/// The columns `Row::read` takes, in its order.
+const COLUMNS: &str = "time, since, kind, proto, family, local_addr, local_port, pid, process, \
+                       cmdline, user, app";
+
 /// One stored event, as read.
 struct Row {
     time: i64,
@@ -386,6 +358,24 @@ struct Row {
 }
 
 impl Row {
+    /// A row of a `SELECT` of [`COLUMNS`].
+    fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
+        Ok(Row {
+            time: r.get(0)?,
+            since: r.get(1)?,
+            kind: r.get(2)?,
+            proto: r.get(3)?,
+            family: r.get(4)?,
+            local_addr: r.get(5)?,
+            local_port: r.get(6)?,
+            pid: r.get(7)?,
+            process: r.get(8)?,
+            cmdline: r.get(9)?,
+            user: r.get(10)?,
+            app: r.get(11)?,
+        })
+    }
+
     fn into_event(self) -> Option<Event> {
         Some(Event {
             time: rfc3339(self.time),
