@@ -573,6 +573,33 @@ fn kill_forces_a_holder_that_ignores_sigterm() {
         .expect("the holder is gone");
     use std::os::unix::process::ExitStatusExt;
     assert_eq!(status.signal(), Some(9), "killed by SIGKILL");
+
+    // A process that holds no listener (a client, stopped by pid) and ignores SIGTERM: asked
+    // to, it is forced on lack of progress alone.
+    let mut client = Command::new("python3")
+        .args(["-c", "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True); time.sleep(60)"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(client.stdout.take().unwrap()),
+        &mut ready,
+    )
+    .unwrap();
+    let (code, out, err) = run_cli(&[
+        "kill",
+        "--pid",
+        &client.id().to_string(),
+        "--force-after",
+        "500ms",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let reports: Vec<KillReport> = serde_json::from_str(&out).unwrap();
+    assert_eq!(reports[0].outcome, KillOutcome::Forced, "{out}");
+    let status = client.wait().unwrap();
+    assert_eq!(status.signal(), Some(9), "killed by SIGKILL");
 }
 
 #[test]

@@ -310,6 +310,9 @@ fn label_containers<P: Platform>(
         return;
     }
     let (published, error) = platform.published_ports();
+    let forwarded = sockets
+        .values()
+        .any(|s| s.app.as_deref().is_some_and(ports::is_container_forwarder));
     let mut labelled = false;
     for socket in sockets.values_mut().filter(|s| s.is_listening()) {
         if let Some(p) = crate::containers::find(
@@ -322,7 +325,10 @@ fn label_containers<P: Platform>(
             labelled = true;
         }
     }
+    // Only where a container forwarder listens is a missing name worth a warning (hidden
+    // owners alone are most often system daemons).
     if let Some(e) = error
+        && forwarded
         && !labelled
     {
         warnings.push(format!("containers could not be named: {e}"));

@@ -434,8 +434,9 @@ pub fn stop(process: &RawProcess, plan: &Plan, watch: &Watch, tree: bool) -> Kil
             last_change = Instant::now();
         }
         last = now;
+        // A process that held no listener (`--pid` of a client) is judged on progress alone.
         if let Some(after) = plan.force_after
-            && now.listening
+            && (now.listening || watch.listening.is_empty())
             && last_change.elapsed() >= after
         {
             return force(process, target, &who, &signal_name, after, start, &report);
