@@ -157,3 +157,58 @@ fn an_unusable_history_is_a_warning_and_the_live_view_goes_on() {
     assert!(warned.0.contains("not-a-dir"), "{}", warned.0);
     assert!(warned.1 > 0, "the live view goes on");
 }
+
+/// `GET /api/v1/history` answers what `history --json` prints, behind the token.
+#[test]
+fn the_api_answers_the_history() {
+    let agent = Agent::start_ticking("200ms");
+    let s = Situation::start(&["listen", "127.0.0.1"]);
+    let path = format!("/api/v1/history?port={}", s.port);
+    let events = wait_for("the opening over the API", Duration::from_secs(15), || {
+        let res = agent.get(&path);
+        if res.status != 200 {
+            return None;
+        }
+        let body: serde_json::Value = serde_json::from_str(&res.body).ok()?;
+        let events: Vec<Event> = serde_json::from_value(body["events"].clone()).ok()?;
+        (!events.is_empty()).then_some(events)
+    });
+    assert_eq!(events[0].kind, EventKind::Opened);
+    assert_eq!(events[0].pid, Some(s.pid));
+    // A second from now (moments are read to the second; the opening has milliseconds).
+    let now =
+        humantime::format_rfc3339_seconds(std::time::SystemTime::now() + Duration::from_secs(1))
+            .to_string();
+    let at = agent.get(&format!("{path}&at={now}"));
+    assert!(
+        at.body.contains(&format!("\"pid\":{}", s.pid)),
+        "{}",
+        at.body
+    );
+    let bad = agent.get(&format!("{path}&since=yesterday-ish"));
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    assert!(bad.body.contains("?since="), "{}", bad.body);
+    let no_port = agent.get(&format!("/api/v1/history?at={now}"));
+    assert_eq!(no_port.status, 400, "{}", no_port.body);
+    // The token guards it like every /api route.
+    let res = crate::support::http(agent.port, "GET", &path, &[("Host", &agent.host())]);
+    assert_eq!(res.status, 401);
+    // Once it has closed, `why` says what used to be there.
+    let pid = s.pid;
+    drop(s);
+    wait_for("the closing over the API", Duration::from_secs(15), || {
+        let body = agent.get(&path).body;
+        body.contains("\"closed\"").then_some(())
+    });
+    let port = path.rsplit('=').next().unwrap().to_owned();
+    let why = agent.get(&format!("/api/v1/why?target=127.0.0.1:{port}"));
+    assert!(
+        why.body.contains(&format!(
+            "the history says python3 (pid {pid}) listened on 127.0.0.1:{port} until"
+        )),
+        "{}",
+        why.body
+    );
+    let off = Agent::start_with(&["--no-history"]);
+    assert_eq!(off.get("/api/v1/history").status, 404);
+}

@@ -112,8 +112,20 @@ pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
     let model = Model::new(first);
     let tick_ms = u64::try_from(args.interval.as_millis()).unwrap_or(u64::MAX);
     let can_kill = !args.no_kill && (args.share.is_none() || args.allow_kill);
+    let history_path = if args.no_history {
+        None
+    } else {
+        let path = args.history.clone().or_else(crate::history::default_path);
+        if path.is_none() {
+            tracing::warn!(
+                "no port history: neither XDG_STATE_HOME nor HOME is set (give --history PATH)"
+            );
+        }
+        path
+    };
     let mut state = AppState::new(guard, hostname, tick_ms, model.watch(), can_kill);
     state.learned = learned;
+    state.history = history_path.clone();
 
     // The contract: the first line on stdout is the dashboard URL (in share mode, the second is
     // the certificate's fingerprint, for clients to check or pin).
@@ -146,26 +158,10 @@ pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
         }
     }
 
-    let history = if args.no_history {
-        None
-    } else {
-        match args.history.clone().or_else(crate::history::default_path) {
-            Some(path) => {
-                tracing::info!(path = %path.display(), "keeping the port history");
-                Some(crate::history::Recorder::start(
-                    path,
-                    args.history_keep,
-                    &model.current().state,
-                ))
-            }
-            None => {
-                tracing::warn!(
-                    "no port history: neither XDG_STATE_HOME nor HOME is set (give --history PATH)"
-                );
-                None
-            }
-        }
-    };
+    let history = history_path.map(|path| {
+        tracing::info!(path = %path.display(), "keeping the port history");
+        crate::history::Recorder::start(path, args.history_keep, &model.current().state)
+    });
     tokio::spawn(refresh::run(collector, model, args.interval, history));
     let service = app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
     let handle = axum_server::Handle::new();

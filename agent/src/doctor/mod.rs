@@ -75,6 +75,25 @@ impl Learned {
     }
 }
 
+/// The last listener on `port` that the history saw close, if the history is readable.
+pub fn previous_listener(
+    history: Option<&std::path::Path>,
+    port: u16,
+) -> Option<portscope_shared::Event> {
+    let store = crate::history::Store::open_read_only(history?).ok()?;
+    let events = store
+        .query(&crate::history::Query {
+            port: Some(port),
+            limit: 1,
+            ..crate::history::Query::default()
+        })
+        .ok()?;
+    events
+        .into_iter()
+        .next()
+        .filter(|e| e.kind == portscope_shared::EventKind::Closed)
+}
+
 /// Where a doctor reads the machine's sockets and their owners.
 #[derive(Clone, Debug)]
 pub enum Source {
@@ -117,9 +136,13 @@ pub async fn run_why(args: WhyArgs) -> anyhow::Result<bool> {
         timeout: args.timeout,
         http_probe: true,
     };
-    let facts = why::gather(target, addrs, Source::Scan, opts)
+    let mut facts = why::gather(target, addrs, Source::Scan, opts)
         .await
         .map_err(anyhow::Error::msg)?;
+    if facts.local && !facts.sockets.iter().any(|s| s.is_listening()) {
+        let path = crate::history::default_path();
+        facts.previous = previous_listener(path.as_deref(), target.port);
+    }
     let d = why::analyze(&facts);
     output(&d, args.json)?;
     Ok(facts.probes.iter().any(|(_, c)| c.is_connected()))

@@ -50,6 +50,8 @@ pub struct Facts {
     pub firewall: Option<Firewall>,
     /// What the port said, or why nothing was sent to it.
     pub answer: Option<(SocketAddr, Answer)>,
+    /// The port's last listener in the history, when nothing listens now.
+    pub previous: Option<portscope_shared::Event>,
     /// For a port a container may publish: the container and what listens inside it, or why
     /// the engine could not be asked.
     pub container: Option<Result<Option<crate::containers::Inside>, String>>,
@@ -548,6 +550,17 @@ fn listening_check(facts: &Facts, listeners: &[&Socket], port: u16, connected: b
         .filter(|s| s.proto == Proto::Udp)
         .collect();
     let mut evidence = Vec::new();
+    if let Some(gone) = &facts.previous {
+        let who = match (&gone.process, gone.pid) {
+            (Some(name), Some(pid)) => format!("{} (pid {pid})", crate::text::one_line(name)),
+            (None, Some(pid)) => format!("pid {pid}"),
+            _ => "a process".into(),
+        };
+        evidence.push(format!(
+            "the history says {who} listened on {}:{port} until {} (`portscope history {port}`)",
+            gone.local_addr, gone.time
+        ));
+    }
     if time_wait > 0 {
         evidence.push(format!(
             "{time_wait} connection{} on port {port} {} in TIME_WAIT: a server accepted connections here until recently, then stopped",
@@ -1581,6 +1594,35 @@ mod tests {
         assert!(
             disagrees(&[udp], &connected),
             "UDP does not take TCP connections"
+        );
+    }
+
+    #[test]
+    fn nothing_listening_names_what_the_history_saw_there_last() {
+        let mut f = facts("127.0.0.1:8000", vec![(V4, Connect::Refused)], vec![]);
+        f.previous = Some(portscope_shared::Event {
+            time: "2026-11-29T14:02:03Z".into(),
+            since: None,
+            kind: portscope_shared::EventKind::Closed,
+            proto: Proto::Tcp,
+            family: portscope_shared::Family::Ipv4,
+            local_addr: V4,
+            local_port: 8000,
+            remote_addr: None,
+            remote_port: None,
+            pid: Some(4242),
+            process: Some("python3".into()),
+            cmdline: vec![],
+            user: None,
+            app: None,
+        });
+        let d = analyze(&f);
+        let listening = d.checks.iter().find(|c| c.id == "listening").unwrap();
+        assert_eq!(listening.verdict, Verdict::Problem);
+        assert!(
+            listening.evidence.contains(&"the history says python3 (pid 4242) listened on 127.0.0.1:8000 until 2026-11-29T14:02:03Z (`portscope history 8000`)".to_owned()),
+            "{:?}",
+            listening.evidence
         );
     }
 

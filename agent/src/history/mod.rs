@@ -7,12 +7,12 @@
 
 mod cli;
 mod recorder;
-mod store;
+pub mod store;
 mod watch;
 
 pub use cli::run as run_history;
 pub use recorder::Recorder;
-pub use store::default_path;
+pub use store::{Query, Store, default_path, millis};
 pub use watch::run as watch;
 
 use std::time::SystemTime;
@@ -20,6 +20,41 @@ use std::time::SystemTime;
 use portscope_shared::{Event, EventKind, Socket};
 
 use crate::model::State;
+
+/// A moment: a duration ago (`10m`), an RFC 3339 time, or `HH:MM[:SS]` today in UTC.
+pub fn moment(s: &str) -> Result<std::time::SystemTime, String> {
+    let now = std::time::SystemTime::now();
+    if let Ok(ago) = humantime::parse_duration(s) {
+        return now
+            .checked_sub(ago)
+            .ok_or_else(|| format!("`{s}` ago is before the epoch"));
+    }
+    if let Ok(t) = humantime::parse_rfc3339_weak(s) {
+        return Ok(t);
+    }
+    let parts: Vec<&str> = s.split(':').collect();
+    if (2..=3).contains(&parts.len())
+        && let Ok(numbers) = parts
+            .iter()
+            .map(|p| p.parse::<u64>())
+            .collect::<Result<Vec<_>, _>>()
+        && numbers[0] < 24
+        && numbers[1] < 60
+        && numbers.get(2).is_none_or(|s| *s < 60)
+    {
+        let secs = now
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_err(|e| e.to_string())?
+            .as_secs();
+        let midnight = secs - secs % 86_400;
+        let at =
+            midnight + numbers[0] * 3600 + numbers[1] * 60 + numbers.get(2).copied().unwrap_or(0);
+        return Ok(std::time::UNIX_EPOCH + std::time::Duration::from_secs(at));
+    }
+    Err(format!(
+        "`{s}` is not a moment; expected a duration ago (`10m`), an RFC 3339 time (`2026-11-29T14:02:00Z`) or `HH:MM` (today, UTC)"
+    ))
+}
 
 /// The events that turn `old` into `new`, seen at `at`: sockets that appeared, that went, and
 /// those whose owners changed, in socket id order (closed ones first). `keep` chooses the

@@ -136,7 +136,16 @@ pub async fn why(State(app): State<AppState>, uri: Uri) -> Response {
         http_probe: !app.guard.is_shared(),
     };
     match why::gather(&target, addrs, source(&app), opts).await {
-        Ok(facts) => {
+        Ok(mut facts) => {
+            if !facts.sockets.iter().any(|s| s.is_listening()) {
+                let (history, port) = (app.history.clone(), target.port);
+                facts.previous = tokio::task::spawn_blocking(move || {
+                    crate::doctor::previous_listener(history.as_deref(), port)
+                })
+                .await
+                .ok()
+                .flatten();
+            }
             app.learned.record(&facts);
             Json(why::analyze(&facts)).into_response()
         }
@@ -269,6 +278,78 @@ pub async fn kill(State(app): State<AppState>, headers: HeaderMap, body: Bytes) 
     match outcome {
         Ok(Ok(report)) => Json(report).into_response(),
         Ok(Err(refusal)) => error(StatusCode::FORBIDDEN, refusal.code(), refusal.to_string()),
+        Err(e) => internal(e),
+    }
+}
+
+/// `GET /api/v1/history?port=&since=&until=&at=&pid=&limit=`: what `history --json` prints,
+/// read from the agent's own file.
+pub async fn history(State(app): State<AppState>, uri: Uri) -> Response {
+    let Some(path) = app.history.clone() else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "no_history",
+            "this agent keeps no port history (it was started with --no-history)",
+        );
+    };
+    let q = query(&uri);
+    let moment = |key: &str| -> Result<Option<i64>, String> {
+        q.get(key)
+            .map(|v| {
+                crate::history::moment(v)
+                    .map(crate::history::millis)
+                    .map_err(|e| format!("?{key}=: {e}"))
+            })
+            .transpose()
+    };
+    let number = |key: &str| -> Result<Option<u32>, String> {
+        q.get(key)
+            .map(|v| {
+                v.parse::<u32>()
+                    .map_err(|_| format!("?{key}= must be a number"))
+            })
+            .transpose()
+    };
+    let port = match q.get("port").map(|_| port_of(&q)).transpose() {
+        Ok(port) => port,
+        Err(e) => return bad_request(e),
+    };
+    let (since, until, at, pid, limit) = match (
+        moment("since"),
+        moment("until"),
+        moment("at"),
+        number("pid"),
+        number("limit"),
+    ) {
+        (Ok(s), Ok(u), Ok(a), Ok(p), Ok(l)) => (s, u, a, p, l.unwrap_or(50).min(10_000)),
+        (Err(e), ..) | (_, Err(e), ..) | (_, _, Err(e), ..) | (.., Err(e), _) | (.., Err(e)) => {
+            return bad_request(e);
+        }
+    };
+    if at.is_some() && port.is_none() {
+        return bad_request("?at= needs ?port=");
+    }
+    let events = tokio::task::spawn_blocking(move || {
+        let store = crate::history::Store::open_read_only(&path)?;
+        match (at, port) {
+            (Some(at), Some(port)) => store.holders_at(port, at),
+            _ => store.query(&crate::history::Query {
+                port,
+                since,
+                until,
+                pid,
+                limit: i64::from(limit),
+            }),
+        }
+    })
+    .await;
+    match events {
+        Ok(Ok(events)) => Json(serde_json::json!({ "events": events })).into_response(),
+        Ok(Err(e)) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "history_unavailable",
+            e.to_string(),
+        ),
         Err(e) => internal(e),
     }
 }

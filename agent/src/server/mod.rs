@@ -54,6 +54,8 @@ pub struct AppState {
     pub open: OpenLink,
     /// What `why` heard from listeners, shared with the collector.
     pub learned: crate::doctor::Learned,
+    /// The port history's file, when the agent keeps one.
+    pub history: Option<std::path::PathBuf>,
 }
 
 impl AppState {
@@ -82,6 +84,7 @@ impl AppState {
             auth_failures: limits::AuthFailures::default(),
             open: OpenLink::default(),
             learned: crate::doctor::Learned::default(),
+            history: None,
         }
     }
 }
@@ -98,6 +101,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/bind", get(doctor::bind))
         .route("/api/v1/free", get(doctor::free))
         .route("/api/v1/kill", post(doctor::kill))
+        .route("/api/v1/history", get(doctor::history))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .merge(api)
