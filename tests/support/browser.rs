@@ -47,22 +47,6 @@ impl Browser {
                  `apt-get install chromium chromium-driver` (the README's test command does this)"
             );
         }
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let driver = {
-            use std::os::unix::process::CommandExt;
-            Command::new(CHROMEDRIVER)
-                .arg(format!("--port={port}"))
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                // Its own process group, so that drop can kill chromedriver and every browser process.
-                .process_group(0)
-                .spawn()
-                .expect("cannot start chromedriver")
-        };
         let profile = TempDir::new();
         let mut args: Vec<String> = [
             "--headless=new",
@@ -86,22 +70,40 @@ impl Browser {
             "goog:chromeOptions".into(),
             serde_json::json!({ "binary": CHROMIUM, "args": args }),
         );
-        let webdriver = format!("http://127.0.0.1:{port}");
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        let client = loop {
-            let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-            match ClientBuilder::new(connector)
-                .capabilities(caps.clone())
-                .connect(&webdriver)
-                .await
-            {
-                Ok(client) => break client,
-                Err(e) if tokio::time::Instant::now() > deadline => {
-                    panic!(
-                        "could not open a Chromium session through chromedriver within 30 s: {e}"
-                    )
+        // A chromedriver that cannot take its port (another test took it between our look and
+        // its bind) or does not answer on a loaded machine is replaced, three times at most.
+        let mut failures = Vec::new();
+        let (client, driver) = loop {
+            let (mut driver, port) = spawn_driver();
+            let webdriver = format!("http://127.0.0.1:{port}");
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+            let outcome = loop {
+                if let Ok(Some(status)) = driver.try_wait() {
+                    break Err(format!("chromedriver on port {port} exited ({status})"));
                 }
-                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+                let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+                match ClientBuilder::new(connector)
+                    .capabilities(caps.clone())
+                    .connect(&webdriver)
+                    .await
+                {
+                    Ok(client) => break Ok(client),
+                    Err(e) if tokio::time::Instant::now() > deadline => {
+                        break Err(format!("no session on port {port} within 30 s: {e}"));
+                    }
+                    Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+                }
+            };
+            match outcome {
+                Ok(client) => break (client, driver),
+                Err(e) => {
+                    kill_group(&mut driver);
+                    failures.push(e);
+                    assert!(
+                        failures.len() < 3,
+                        "could not open a Chromium session through chromedriver: {failures:?}"
+                    );
+                }
             }
         };
         Browser {
@@ -112,16 +114,40 @@ impl Browser {
     }
 }
 
+/// Starts chromedriver on a free port, in a process group of its own (so that drop can kill it
+/// and every browser process it started).
+fn spawn_driver() -> (Child, u16) {
+    use std::os::unix::process::CommandExt;
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let driver = Command::new(CHROMEDRIVER)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .expect("cannot start chromedriver");
+    (driver, port)
+}
+
+/// Kills chromedriver's whole process group and reaps it.
+fn kill_group(driver: &mut Child) {
+    // Never shell out to kill(1) here: procps' `kill -KILL -PGID` can mean "every process".
+    if let Some(pgid) = i32::try_from(driver.id())
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    {
+        let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
+    }
+    let _ = driver.wait();
+}
+
 impl Drop for Browser {
     fn drop(&mut self) {
-        // Never shell out to kill(1) here: procps' `kill -KILL -PGID` can mean "every process".
-        if let Some(pgid) = i32::try_from(self.driver.id())
-            .ok()
-            .and_then(rustix::process::Pid::from_raw)
-        {
-            let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
-        }
-        let _ = self.driver.wait();
+        kill_group(&mut self.driver);
     }
 }
 
