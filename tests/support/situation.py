@@ -33,6 +33,29 @@ def listener(host, port=0):
     return s
 
 
+def quiet_port(s):
+    """Binds `s` on 127.0.0.1 to a port below the ephemeral range, free for UDP too: no other
+    process gets such a port by binding port 0, so `bind`'s checks on it see only this one."""
+    import random
+
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+        first = int(f.read().split()[0])
+    for _ in range(500):
+        port = random.randrange(max(1025, first - 12000), first)
+        try:
+            for family, host in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
+                u = socket.socket(family, socket.SOCK_DGRAM)
+                if family == socket.AF_INET6:
+                    u.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                u.bind((host, port))
+                u.close()
+            s.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+    raise SystemExit("no free port below the ephemeral range")
+
+
 def accept_forever(s):
     """Accepts and closes connections, as a server that answers nothing would."""
     while True:
@@ -90,9 +113,8 @@ elif mode == "timewait":
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     if sys.argv[2:] == ["reuse"]:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("127.0.0.1", 0))
+    port = quiet_port(s)
     s.listen()
-    port = s.getsockname()[1]
     client = socket.create_connection(("127.0.0.1", port))
     conn, _ = s.accept()
     conn.close()  # the server side closes first: its end (local port = port) enters TIME_WAIT
