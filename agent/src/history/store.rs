@@ -280,9 +280,16 @@ impl Store {
                  ORDER BY time DESC, id DESC LIMIT ?5"
             ))
             .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map(params![q.port, q.since, q.until, q.pid, q.limit], Row::read)
-            .map_err(|e| self.err(e))?;
+        self.read_events(&mut stmt, params![q.port, q.since, q.until, q.pid, q.limit])
+    }
+
+    /// The events a `SELECT` of [`COLUMNS`] gives, in its order.
+    fn read_events(
+        &self,
+        stmt: &mut rusqlite::Statement<'_>,
+        params: impl rusqlite::Params,
+    ) -> Result<Vec<Event>, HistoryError> {
+        let rows = stmt.query_map(params, Row::read).map_err(|e| self.err(e))?;
         let mut out = Vec::new();
         for row in rows {
             if let Some(e) = row.map_err(|e| self.err(e))?.into_event() {
@@ -307,16 +314,7 @@ impl Store {
                  ORDER BY e.time"
             ))
             .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map(params![port, at], Row::read)
-            .map_err(|e| self.err(e))?;
-        let mut out = Vec::new();
-        for row in rows {
-            if let Some(e) = row.map_err(|e| self.err(e))?.into_event() {
-                out.push(e);
-            }
-        }
-        Ok(out)
+        self.read_events(&mut stmt, params![port, at])
     }
 }
 
