@@ -79,11 +79,21 @@ async fn run(
         .await
         .map_err(|e| e.to_string())?;
 
-    // The token left the address bar.
-    let url = c.current_url().await.map_err(|e| e.to_string())?;
-    if url.as_str().contains("token") {
-        return Err(format!("the token is still in the address bar: {url}"));
-    }
+    // The token leaves the address bar. The page's script does that once the wasm has started,
+    // which can be after `goto` returns (the load event does not wait for it): wait for it.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let url = loop {
+        let url = c.current_url().await.map_err(|e| e.to_string())?;
+        if !url.as_str().contains("token") {
+            break url;
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err(format!(
+                "the token is still in the address bar after {WAIT:?}: {url}"
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
 
     // The holder's listener is there, with its owner.
     let row = wait_for_row(browser, port).await;
