@@ -5,7 +5,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
 use portscope_shared::{
-    Family, OwnerStatus, PROTOCOL_VERSION, Proto, ServerMessage, Snapshot, Socket, SocketState,
+    EventKind, Family, OwnerStatus, PROTOCOL_VERSION, Proto, ServerMessage, Snapshot, Socket,
+    SocketState,
 };
 
 use crate::support::{Agent, Holder};
@@ -105,8 +106,14 @@ async fn stream_shows_sockets_of_another_process_and_their_removal() {
     let limit = 2 * tick;
     loop {
         let msg = ws.next(limit.saturating_sub(closed_at.elapsed())).await;
-        let ServerMessage::Delta(delta) = msg else {
-            panic!("expected only Deltas after the Snapshot, got {msg:?}");
+        let delta = match msg {
+            ServerMessage::Delta(delta) => delta,
+            // Other listeners of this busy machine come and go too.
+            ServerMessage::Events(events) => {
+                assert_eq!(events.seq, seq, "events follow the delta they describe");
+                continue;
+            }
+            other => panic!("expected only Deltas and Events after the Snapshot, got {other:?}"),
         };
         assert_eq!(delta.from_seq, seq, "deltas must follow on from each other");
         assert!(delta.seq > seq);
@@ -117,6 +124,20 @@ async fn stream_shows_sockets_of_another_process_and_their_removal() {
     }
     let latency = closed_at.elapsed();
     eprintln!("listener removal reached the client after {latency:?} (tick {tick:?})");
+    // Right after that delta comes its listener event: closed, with the owner as last seen.
+    let msg = ws.next(Duration::from_secs(1)).await;
+    let ServerMessage::Events(events) = msg else {
+        panic!("expected the Events of the delta that removed the listener, got {msg:?}");
+    };
+    assert_eq!(events.seq, seq);
+    let closed = events
+        .events
+        .iter()
+        .find(|e| e.local_port == ports.tcp4 && e.local_addr == lo4)
+        .unwrap_or_else(|| panic!("no event for the closed listener in {events:?}"));
+    assert_eq!(closed.kind, EventKind::Closed);
+    assert_eq!(closed.pid, Some(pid));
+    assert_eq!(closed.process.as_deref(), Some("python3"));
 
     // The REST snapshot agrees with the stream.
     let res = agent.get("/api/v1/snapshot");

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use portscope_shared::{Delta, Process, Snapshot, Socket};
+use portscope_shared::{Delta, Event, Process, Snapshot, Socket};
 use tokio::sync::watch;
 
 /// Every socket and owning process at one moment, keyed by identity.
@@ -113,6 +113,9 @@ pub struct Published {
     pub state: State,
     /// The change from `state.seq - 1`; `None` for the first state.
     pub delta: Option<Delta>,
+    /// The listener events of that change, each with its socket's id (see
+    /// [`crate::history::events`]): what the history records and the WebSocket sends.
+    pub events: Vec<(String, Event)>,
 }
 
 /// The receiving end every client and the REST API read from.
@@ -131,6 +134,7 @@ impl Model {
         let (tx, _) = watch::channel(Arc::new(Published {
             state: first,
             delta: None,
+            events: Vec::new(),
         }));
         Self { tx }
     }
@@ -145,19 +149,27 @@ impl Model {
     }
 
     /// Replaces the state with a fresh scan. Publishes (and wakes clients) only when something
-    /// changed; returns the delta it published.
-    pub fn update(&self, mut scan: State) -> Option<Delta> {
+    /// changed; returns what it published.
+    pub fn update(&self, mut scan: State) -> Option<Arc<Published>> {
         let current = self.current();
         scan.seq = current.state.seq + 1;
         let delta = current.state.diff(&scan);
         if delta.is_empty() && current.state.warnings == scan.warnings {
             return None;
         }
-        self.tx.send_replace(Arc::new(Published {
+        let events = crate::history::events(
+            &current.state,
+            &scan,
+            std::time::SystemTime::now(),
+            Socket::is_listening,
+        );
+        let published = Arc::new(Published {
             state: scan,
-            delta: Some(delta.clone()),
-        }));
-        Some(delta)
+            delta: Some(delta),
+            events,
+        });
+        self.tx.send_replace(published.clone());
+        Some(published)
     }
 }
 
@@ -373,8 +385,16 @@ pub(crate) mod tests {
                 .is_none()
         );
         assert!(!watcher.has_changed().unwrap());
-        let delta = model.update(state(&[])).expect("a removal is a change");
+        let published = model.update(state(&[])).expect("a removal is a change");
+        let delta = published.delta.as_ref().unwrap();
         assert_eq!((delta.from_seq, delta.seq), (1, 2));
+        // The listener's closing is its event.
+        let kinds: Vec<_> = published
+            .events
+            .iter()
+            .map(|(id, e)| (id.as_str(), e.kind))
+            .collect();
+        assert_eq!(kinds, [("a", portscope_shared::EventKind::Closed)]);
         assert!(watcher.has_changed().unwrap());
     }
 }

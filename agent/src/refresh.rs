@@ -61,11 +61,8 @@ pub async fn run<P: Platform>(
             kept
         });
         let mut state = state;
-        if let Some(history) = &history {
-            if let Some(problem) = history.problem() {
-                state.warnings.push(problem);
-            }
-            history.observe(&model.current().state, &state);
+        if let Some(problem) = history.as_ref().and_then(|h| h.problem()) {
+            state.warnings.push(problem);
         }
         let published = model.update(state);
         // `cargo xtask bench` reads this line (RUST_LOG=portscope::refresh=debug): the whole
@@ -74,14 +71,20 @@ pub async fn run<P: Platform>(
             micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
             "refresh took"
         );
-        if let Some(delta) = published {
-            tracing::debug!(
-                seq = delta.seq,
-                added = delta.added.len(),
-                changed = delta.changed.len(),
-                removed = delta.removed.len(),
-                "published a change"
-            );
+        if let Some(published) = published {
+            if let Some(history) = &history {
+                history.record(&published);
+            }
+            if let Some(delta) = &published.delta {
+                tracing::debug!(
+                    seq = delta.seq,
+                    added = delta.added.len(),
+                    changed = delta.changed.len(),
+                    removed = delta.removed.len(),
+                    events = published.events.len(),
+                    "published a change"
+                );
+            }
         }
     }
 }

@@ -125,6 +125,7 @@ pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
     };
     let mut state = AppState::new(guard, hostname, tick_ms, model.watch(), can_kill);
     state.learned = learned;
+    state.hello.history = history_path.is_some();
     state.history = history_path.clone();
 
     // The contract: the first line on stdout is the dashboard URL (in share mode, the second is

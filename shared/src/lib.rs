@@ -29,6 +29,10 @@ pub enum ServerMessage {
     SnapshotMore(SnapshotMore),
     /// What changed between two states.
     Delta(Delta),
+    /// Listener events (opened, closed, owner changed) between the same two states, sent right
+    /// after their [`Delta`]: the dashboard's "Recent changes" and timeline, live. Added in
+    /// 0.1 without a version bump; older readers decode it as `Unknown`.
+    Events(Events),
     /// Something the client sent could not be handled; the connection stays open.
     Error(ErrorMessage),
     /// A message type this reader does not know (sent by a newer agent).
@@ -68,6 +72,10 @@ pub struct Hello {
     /// hides the action when it does not.
     #[serde(default)]
     pub can_kill: bool,
+    /// Whether this agent keeps the port history (`GET /api/v1/history` answers); `false` with
+    /// `--no-history`.
+    #[serde(default)]
+    pub history: bool,
 }
 
 /// An inclusive range of ports.
@@ -156,6 +164,15 @@ impl Delta {
             && self.processes.is_empty()
             && self.processes_removed.is_empty()
     }
+}
+
+/// Listener events as they happen: what the history records, in the order they were seen.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Events {
+    /// The state whose change they describe (the [`Delta`]'s `seq`).
+    pub seq: u64,
+    #[serde(default)]
+    pub events: Vec<Event>,
 }
 
 /// An error the agent reports to one client.

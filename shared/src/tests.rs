@@ -79,6 +79,7 @@ fn samples() -> Vec<(&'static str, String)> {
                     last: 60999,
                 }),
                 can_kill: true,
+                history: true,
             }),
         ),
         (
@@ -102,6 +103,28 @@ fn samples() -> Vec<(&'static str, String)> {
                 processes: vec![],
                 processes_removed: vec![3100],
                 warnings: vec![],
+            }),
+        ),
+        (
+            "Events",
+            ServerMessage::Events(Events {
+                seq: 8,
+                events: vec![Event {
+                    time: "2026-11-29T14:02:03Z".into(),
+                    since: None,
+                    kind: EventKind::Closed,
+                    proto: Proto::Udp,
+                    family: Family::Ipv4,
+                    local_addr: "0.0.0.0".parse().unwrap(),
+                    local_port: 5353,
+                    remote_addr: None,
+                    remote_port: None,
+                    pid: Some(1999),
+                    process: Some("avahi-daemon".into()),
+                    cmdline: vec!["avahi-daemon: running [devbox.local]".into()],
+                    user: Some("avahi".into()),
+                    app: Some("mDNS".into()),
+                }],
             }),
         ),
         (
@@ -236,9 +259,10 @@ fn hello_json() {
             tick_ms: 1000,
             ephemeral_ports: None,
             can_kill: false,
+            history: false,
         }),
         expect![[
-            r#"{"type":"Hello","protocol_version":1,"agent_version":"0.1.0","hostname":"devbox","os":"linux","tick_ms":1000,"ephemeral_ports":null,"can_kill":false}"#
+            r#"{"type":"Hello","protocol_version":1,"agent_version":"0.1.0","hostname":"devbox","os":"linux","tick_ms":1000,"ephemeral_ports":null,"can_kill":false,"history":false}"#
         ]],
     );
 }

@@ -177,6 +177,7 @@ pub fn App() -> impl IntoView {
     let hello = RwSignal::new(None::<Hello>);
     let ever_opened = RwSignal::new(false);
     let applied = RwSignal::new(None::<Applying>);
+    let events = RwSignal::new(Vec::<portscope_shared::Event>::new());
     let view = RwSignal::new(url::read_view());
     let selected = RwSignal::new(None::<String>);
     // The row the keyboard is on (the table's one tab stop): arrows move it, Enter selects it.
@@ -197,6 +198,7 @@ pub fn App() -> impl IntoView {
             table,
             ever_opened,
             applied,
+            events,
         },
         token,
     );

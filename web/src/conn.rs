@@ -7,7 +7,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use leptos::prelude::*;
-use portscope_shared::{ClientMessage, Hello, PROTOCOL_VERSION, ServerMessage};
+use portscope_shared::{ClientMessage, Event, Hello, PROTOCOL_VERSION, ServerMessage};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::closure::Closure;
 use web_sys::{CloseEvent, MessageEvent, WebSocket};
@@ -51,7 +51,12 @@ pub struct Sinks {
     pub ever_opened: RwSignal<bool>,
     /// How long the last delta took to reach the page: decoded, applied, rendered and laid out.
     pub applied: RwSignal<Option<Applying>>,
+    /// Listener events received on this page, oldest first, at most [`LIVE_EVENTS`].
+    pub events: RwSignal<Vec<Event>>,
 }
+
+/// Live events the page keeps; older ones come from the history when it needs them.
+pub const LIVE_EVENTS: usize = 2000;
 
 /// The cost of one delta in the page, shown on the row count (`data-apply-ms`) so that anyone,
 /// and `cargo xtask bench`, can read it.
@@ -234,6 +239,11 @@ fn handle(sinks: Sinks, ws: &WebSocket, msg: ServerMessage) {
                 let _ = ws.send_with_str(&resync);
             }
         }
+        ServerMessage::Events(batch) => sinks.events.update(|events| {
+            events.extend(batch.events);
+            let over = events.len().saturating_sub(LIVE_EVENTS);
+            events.drain(..over);
+        }),
         ServerMessage::Error(e) => {
             web_sys::console::warn_1(&format!("portscope agent: {}: {}", e.code, e.message).into());
         }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 use portscope_shared::{Event, EventKind, Socket};
 
 use super::store::{Store, millis};
-use crate::model::State;
+use crate::model::{Published, State};
 
 /// Ticks queued for the writer at most; more are dropped (and said).
 const QUEUE: usize = 64;
@@ -46,17 +46,19 @@ impl Recorder {
         Recorder { tx, problem }
     }
 
-    /// Queues the listener events between two states.
-    pub fn observe(&self, before: &State, after: &State) {
-        let now = SystemTime::now();
-        let events = super::events(before, after, now, Socket::is_listening);
-        if events.is_empty() {
+    /// Queues a published change's listener events.
+    pub fn record(&self, published: &Published) {
+        if published.events.is_empty() {
             return;
         }
         let tick = Tick {
-            at: millis(now),
-            events: events.into_iter().map(|(id, e)| (id, e, None)).collect(),
-            open: Some(open_listeners(after, &now_text())),
+            at: millis(SystemTime::now()),
+            events: published
+                .events
+                .iter()
+                .map(|(id, e)| (id.clone(), e.clone(), None))
+                .collect(),
+            open: Some(open_listeners(&published.state, &now_text())),
         };
         if let Err(TrySendError::Full(_)) = self.tx.try_send(tick) {
             self.say(Some(

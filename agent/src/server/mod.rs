@@ -77,6 +77,7 @@ impl AppState {
                 tick_ms,
                 ephemeral_ports: crate::os::port_settings().ephemeral,
                 can_kill,
+                history: false,
             },
             watcher,
             doctor_permits: std::sync::Arc::new(tokio::sync::Semaphore::new(doctor::MAX_RUNNING)),

@@ -10,8 +10,8 @@ use std::time::Duration;
 use axum::extract::ws::{CloseFrame, Message};
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use portscope_shared::{
-    ClientMessage, ErrorMessage, Hello, MAX_MESSAGE_BYTES, Process, ServerMessage, Snapshot,
-    SnapshotMore, Socket,
+    ClientMessage, ErrorMessage, Events, Hello, MAX_MESSAGE_BYTES, Process, ServerMessage,
+    Snapshot, SnapshotMore, Socket,
 };
 use tokio::time::{Instant, MissedTickBehavior};
 
@@ -54,6 +54,8 @@ where
     let mut resyncs = (Instant::now(), 0u32);
 
     loop {
+        // A second message to send after `outgoing`: a delta's events.
+        let mut then = None;
         let outgoing = tokio::select! {
             changed = watcher.changed() => {
                 if changed.is_err() {
@@ -63,10 +65,27 @@ where
                 if now.state.seq == sent.state.seq {
                     continue; // Already sent, e.g. by a Resync.
                 }
-                let delta = match &now.delta {
-                    Some(delta) if delta.from_seq == sent.state.seq => delta.clone(),
-                    _ => sent.state.diff(&now.state),
+                let (delta, events) = match &now.delta {
+                    Some(delta) if delta.from_seq == sent.state.seq => {
+                        (delta.clone(), now.events.clone())
+                    }
+                    // It missed states: the change (and the events) since the last one it got.
+                    _ => (
+                        sent.state.diff(&now.state),
+                        crate::history::events(
+                            &sent.state,
+                            &now.state,
+                            std::time::SystemTime::now(),
+                            Socket::is_listening,
+                        ),
+                    ),
                 };
+                if !events.is_empty() {
+                    then = Some(ServerMessage::Events(Events {
+                        seq: now.state.seq,
+                        events: events.into_iter().map(|(_, e)| e).collect(),
+                    }));
+                }
                 sent = now;
                 ServerMessage::Delta(delta)
             }
@@ -133,7 +152,10 @@ where
             }
         };
         let mut failed = false;
-        for text in encode(outgoing, &sent.state) {
+        let texts = std::iter::once(outgoing)
+            .chain(then)
+            .flat_map(|msg| encode(msg, &sent.state));
+        for text in texts {
             match tokio::time::timeout(SEND_TIMEOUT, send(&mut tx, text)).await {
                 Ok(Ok(())) => {}
                 Ok(Err(_)) => failed = true,
@@ -286,7 +308,7 @@ mod tests {
     use std::pin::Pin;
     use std::task::{Context, Poll};
 
-    use portscope_shared::{Delta, PROTOCOL_VERSION, SocketState};
+    use portscope_shared::{Delta, EventKind, PROTOCOL_VERSION, SocketState};
     use tokio::sync::mpsc;
 
     use super::*;
@@ -357,6 +379,7 @@ mod tests {
             tick_ms: 1000,
             ephemeral_ports: None,
             can_kill: false,
+            history: false,
         };
         tokio::spawn(serve(
             Duplex {
@@ -405,6 +428,13 @@ mod tests {
             ["c"]
         );
         assert_eq!(removed, ["a"]);
+        // Its events span the same states: "a" closed, "c" opened ("b" came and went unseen).
+        let ServerMessage::Events(events) = client.next().await else {
+            panic!("Events expected after the delta");
+        };
+        assert_eq!(events.seq, 3);
+        let seen: Vec<_> = events.events.iter().map(|e| e.kind).collect();
+        assert_eq!(seen, [EventKind::Closed, EventKind::Opened]);
     }
 
     #[tokio::test]
@@ -419,6 +449,8 @@ mod tests {
         let mut got = client.next().await;
         if let ServerMessage::Delta(delta) = &got {
             assert_eq!((delta.from_seq, delta.seq), (1, 2));
+            let events = client.next().await;
+            assert!(matches!(events, ServerMessage::Events(_)), "{events:?}");
             got = client.next().await;
         }
         let ServerMessage::Snapshot(snapshot) = got else {
