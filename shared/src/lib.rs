@@ -575,6 +575,65 @@ pub struct Fix {
     pub command: Option<String>,
 }
 
+/// The body of `GET /api/v1/history/spans`: each listener's life in a window, for the
+/// dashboard's timeline.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Spans {
+    /// Oldest start first. At most `limit` (the latest ones) when the window holds more.
+    pub spans: Vec<Span>,
+    /// True when spans were left out to keep to the limit.
+    #[serde(default)]
+    pub truncated: bool,
+}
+
+/// One owner's tenure of one listener: from its opening (or from the moment it was passed to
+/// this owner) to its closing (or to the moment it was passed on); `end` is `null` while it
+/// lasts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Span {
+    pub proto: Proto,
+    pub family: Family,
+    pub local_addr: IpAddr,
+    pub local_port: u16,
+    pub pid: Option<u32>,
+    pub process: Option<String>,
+    #[serde(default)]
+    pub cmdline: Vec<String>,
+    pub user: Option<String>,
+    pub app: Option<String>,
+    /// RFC 3339, UTC.
+    pub start: String,
+    /// For a listener that opened while the agent was not running: the earliest it can have
+    /// opened (`start` is then when the agent noticed it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_since: Option<String>,
+    /// RFC 3339, UTC; `null` while it lasts.
+    pub end: Option<String>,
+}
+
+/// The body of `GET /api/v1/history/connections?port=N`: a port's connections per minute, for
+/// the connections chart.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectionHistory {
+    pub port: u16,
+    /// Oldest first; a minute the agent ran through with no connection on the port is left out
+    /// (read it as zero).
+    pub minutes: Vec<ConnectionMinute>,
+}
+
+/// One minute of a port's connections (TCP, the server's ends of connections to its listeners).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectionMinute {
+    /// The minute's start, RFC 3339, UTC.
+    pub time: String,
+    /// Connections that appeared during the minute.
+    pub accepted: u32,
+    /// The most open at once during the minute (as seen at each tick).
+    pub open: u32,
+    /// Distinct peer addresses seen during the minute.
+    pub peers: u32,
+}
+
 /// Free ports: the body of `portscope free --json` and `GET /api/v1/free`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FreePorts {

@@ -221,6 +221,61 @@ fn samples() -> Vec<(&'static str, String)> {
         app: Some("Vite dev server".into()),
     };
     out.push(("Event", serde_json::to_string(&event).unwrap()));
+    let spans = Spans {
+        spans: vec![
+            Span {
+                proto: Proto::Tcp,
+                family: Family::Ipv4,
+                local_addr: "127.0.0.1".parse().unwrap(),
+                local_port: 8000,
+                pid: Some(4242),
+                process: Some("python3".into()),
+                cmdline: vec!["python3".into(), "-m".into(), "http.server".into()],
+                user: Some("dev".into()),
+                app: None,
+                start: "2026-11-29T13:10:00Z".into(),
+                start_since: None,
+                end: Some("2026-11-29T14:02:03Z".into()),
+            },
+            Span {
+                proto: Proto::Tcp,
+                family: Family::Ipv6,
+                local_addr: "::1".parse().unwrap(),
+                local_port: 5173,
+                pid: Some(4300),
+                process: Some("node".into()),
+                cmdline: vec!["node".into(), "node_modules/.bin/vite".into()],
+                user: Some("dev".into()),
+                app: Some("Vite dev server".into()),
+                start: "2026-11-29T14:02:03Z".into(),
+                start_since: Some("2026-11-29T13:58:41Z".into()),
+                end: None,
+            },
+        ],
+        truncated: false,
+    };
+    out.push(("Spans", serde_json::to_string_pretty(&spans).unwrap()));
+    let connections = ConnectionHistory {
+        port: 5173,
+        minutes: vec![
+            ConnectionMinute {
+                time: "2026-11-29T14:02:00Z".into(),
+                accepted: 12,
+                open: 6,
+                peers: 1,
+            },
+            ConnectionMinute {
+                time: "2026-11-29T14:03:00Z".into(),
+                accepted: 3,
+                open: 6,
+                peers: 2,
+            },
+        ],
+    };
+    out.push((
+        "ConnectionHistory",
+        serde_json::to_string_pretty(&connections).unwrap(),
+    ));
     let kill = KillRequest {
         pid: 4242,
         signal: Some("TERM".into()),
