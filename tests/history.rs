@@ -202,12 +202,23 @@ fn the_api_answers_the_history() {
     });
     let port = path.rsplit('=').next().unwrap().to_owned();
     let why = agent.get(&format!("/api/v1/why?target=127.0.0.1:{port}"));
+    let said =
+        format!("the history says port {port} was held by python3 (pid {pid}) on 127.0.0.1 until");
+    assert!(why.body.contains(&said), "{}", why.body);
+    // `bind` says it too, and that the process has exited (the situation was stopped).
+    let bind = agent.get(&format!("/api/v1/bind?port={port}"));
+    let d: portscope_shared::Diagnosis = serde_json::from_str(&bind.body).unwrap();
+    let history = d
+        .checks
+        .iter()
+        .find(|c| c.id == "history")
+        .unwrap_or_else(|| panic!("{}", bind.body));
+    assert!(history.title.starts_with(&said), "{}", history.title);
+    assert!(history.title.contains("s ago ("), "{}", history.title);
     assert!(
-        why.body.contains(&format!(
-            "the history says python3 (pid {pid}) listened on 127.0.0.1:{port} until"
-        )),
+        history.title.contains("; it has exited"),
         "{}",
-        why.body
+        history.title
     );
     let off = Agent::start_with(&["--no-history"]);
     assert_eq!(off.get("/api/v1/history").status, 404);

@@ -68,7 +68,8 @@ pub struct HistoryArgs {
     /// Only this port's listeners.
     #[arg(value_parser = parse_port)]
     pub port: Option<u16>,
-    /// From this long ago (`1h`) or this time (RFC 3339, or `14:02` today in UTC).
+    /// From this long ago (`1h`) or this time: RFC 3339, or local `2026-11-29 14:02` or `14:02`
+    /// (the latest 14:02).
     #[arg(long, value_parser = parse_moment)]
     pub since: Option<std::time::SystemTime>,
     /// Until this time (same forms).

@@ -105,6 +105,8 @@ pub struct Facts {
     pub privileged_ok: bool,
     pub service: Option<String>,
     pub free: Vec<u16>,
+    /// What the history says last listened here, when nothing listens now.
+    pub previous: Option<super::Previous>,
 }
 
 pub fn gather(state: &State, port: u16) -> Facts {
@@ -147,6 +149,7 @@ pub fn gather(state: &State, port: u16) -> Facts {
         service: services.name(port, Proto::Tcp).map(str::to_owned),
         settings,
         free,
+        previous: None,
     }
 }
 
@@ -220,6 +223,17 @@ pub fn analyze(facts: &Facts) -> Diagnosis {
             format!("{time_wait} connection{} on port {port} {} in TIME_WAIT: {outcome}", if time_wait == 1 { "" } else { "s" }, if time_wait == 1 { "is" } else { "are" }),
             vec!["TIME_WAIT is the kernel remembering a closed connection; no process holds it".into()],
             vec![fix("set SO_REUSEADDR before bind() in the server (most frameworks do), or wait a minute", None)],
+        ));
+    }
+    if let Some(gone) = &facts.previous
+        && !facts.sockets.iter().any(Socket::is_listening)
+    {
+        checks.push(check(
+            "history",
+            Verdict::Info,
+            gone.sentence(),
+            vec![],
+            vec![],
         ));
     }
     let start = facts.settings.unprivileged_start;

@@ -75,23 +75,76 @@ impl Learned {
     }
 }
 
-/// The last listener on `port` that the history saw close, if the history is readable.
-pub fn previous_listener(
-    history: Option<&std::path::Path>,
-    port: u16,
-) -> Option<portscope_shared::Event> {
-    let store = crate::history::Store::open_read_only(history?).ok()?;
-    let events = store
-        .query(&crate::history::Query {
-            port: Some(port),
-            limit: 1,
-            ..crate::history::Query::default()
+/// What the history says used to listen on a port where nothing listens now.
+#[derive(Clone, Debug)]
+pub struct Previous {
+    /// Its closing.
+    pub closed: portscope_shared::Event,
+    /// How long ago it closed, when read.
+    pub ago: std::time::Duration,
+    /// Whether its process still runs (without the port).
+    pub running: bool,
+}
+
+impl Previous {
+    /// The last listener on `port` that the history saw close, if the history is readable.
+    pub fn find(history: Option<&std::path::Path>, port: u16) -> Option<Previous> {
+        let store = crate::history::Store::open_read_only(history?).ok()?;
+        let events = store
+            .query(&crate::history::Query {
+                port: Some(port),
+                limit: 1,
+                ..crate::history::Query::default()
+            })
+            .ok()?;
+        let closed = events
+            .into_iter()
+            .next()
+            .filter(|e| e.kind == portscope_shared::EventKind::Closed)?;
+        let at = humantime::parse_rfc3339(&closed.time).ok()?;
+        Some(Previous {
+            ago: std::time::SystemTime::now()
+                .duration_since(at)
+                .unwrap_or_default(),
+            running: closed.pid.is_some_and(os::is_running),
+            closed,
         })
-        .ok()?;
-    events
-        .into_iter()
-        .next()
-        .filter(|e| e.kind == portscope_shared::EventKind::Closed)
+    }
+
+    /// "port 8000 was held by python3 (pid 4242) on 127.0.0.1 until 2 min ago
+    /// (2026-11-29T14:02:03Z); it has exited", with where to read more.
+    pub fn sentence(&self) -> String {
+        let gone = &self.closed;
+        let port = gone.local_port;
+        let who = match (&gone.process, gone.pid) {
+            (Some(name), Some(pid)) => format!("{} (pid {pid})", crate::text::one_line(name)),
+            (None, Some(pid)) => format!("pid {pid}"),
+            _ => "a process".into(),
+        };
+        let now = match (self.running, gone.pid) {
+            (true, Some(pid)) => format!("; pid {pid} still runs, without the port"),
+            (false, Some(_)) => "; it has exited".into(),
+            _ => String::new(),
+        };
+        format!(
+            "the history says port {port} was held by {who} on {} until {} ago ({}){now} (`portscope history {port}`)",
+            gone.local_addr,
+            ago(self.ago),
+            gone.time
+        )
+    }
+}
+
+/// A duration as people say it: `40 s`, `2 min`, `3 h`, `5 days`.
+fn ago(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..60 => format!("{s} s"),
+        60..3600 => format!("{} min", s / 60),
+        3600..86_400 => format!("{} h", s / 3600),
+        _ if s < 2 * 86_400 => "1 day".into(),
+        _ => format!("{} days", s / 86_400),
+    }
 }
 
 /// Where a doctor reads the machine's sockets and their owners.
@@ -141,7 +194,7 @@ pub async fn run_why(args: WhyArgs) -> anyhow::Result<bool> {
         .map_err(anyhow::Error::msg)?;
     if facts.local && !facts.sockets.iter().any(|s| s.is_listening()) {
         let path = crate::history::default_path();
-        facts.previous = previous_listener(path.as_deref(), target.port);
+        facts.previous = Previous::find(path.as_deref(), target.port);
     }
     let d = why::analyze(&facts);
     output(&d, args.json)?;
@@ -151,9 +204,18 @@ pub async fn run_why(args: WhyArgs) -> anyhow::Result<bool> {
 /// `portscope bind`: `Ok(true)` when every bind works (exit status 0).
 pub async fn run_bind(args: BindArgs) -> anyhow::Result<bool> {
     let port = args.port;
-    let facts =
-        tokio::task::spawn_blocking(move || Source::Scan.with(|state| bind::gather(state, port)))
-            .await?;
+    let facts = tokio::task::spawn_blocking(move || {
+        let mut facts = Source::Scan.with(|state| bind::gather(state, port));
+        if !facts
+            .sockets
+            .iter()
+            .any(portscope_shared::Socket::is_listening)
+        {
+            facts.previous = Previous::find(crate::history::default_path().as_deref(), port);
+        }
+        facts
+    })
+    .await?;
     let d = bind::analyze(&facts);
     output(&d, args.json)?;
     Ok(!facts.attempts.iter().any(|(_, r)| bind::failed(r)))

@@ -51,7 +51,7 @@ pub struct Facts {
     /// What the port said, or why nothing was sent to it.
     pub answer: Option<(SocketAddr, Answer)>,
     /// The port's last listener in the history, when nothing listens now.
-    pub previous: Option<portscope_shared::Event>,
+    pub previous: Option<super::Previous>,
     /// For a port a container may publish: the container and what listens inside it, or why
     /// the engine could not be asked.
     pub container: Option<Result<Option<crate::containers::Inside>, String>>,
@@ -551,15 +551,7 @@ fn listening_check(facts: &Facts, listeners: &[&Socket], port: u16, connected: b
         .collect();
     let mut evidence = Vec::new();
     if let Some(gone) = &facts.previous {
-        let who = match (&gone.process, gone.pid) {
-            (Some(name), Some(pid)) => format!("{} (pid {pid})", crate::text::one_line(name)),
-            (None, Some(pid)) => format!("pid {pid}"),
-            _ => "a process".into(),
-        };
-        evidence.push(format!(
-            "the history says {who} listened on {}:{port} until {} (`portscope history {port}`)",
-            gone.local_addr, gone.time
-        ));
+        evidence.push(gone.sentence());
     }
     if time_wait > 0 {
         evidence.push(format!(
@@ -1600,7 +1592,7 @@ mod tests {
     #[test]
     fn nothing_listening_names_what_the_history_saw_there_last() {
         let mut f = facts("127.0.0.1:8000", vec![(V4, Connect::Refused)], vec![]);
-        f.previous = Some(portscope_shared::Event {
+        let closed = portscope_shared::Event {
             time: "2026-11-29T14:02:03Z".into(),
             since: None,
             kind: portscope_shared::EventKind::Closed,
@@ -1615,12 +1607,17 @@ mod tests {
             cmdline: vec![],
             user: None,
             app: None,
+        };
+        f.previous = Some(crate::doctor::Previous {
+            closed,
+            ago: std::time::Duration::from_secs(150),
+            running: false,
         });
         let d = analyze(&f);
         let listening = d.checks.iter().find(|c| c.id == "listening").unwrap();
         assert_eq!(listening.verdict, Verdict::Problem);
         assert!(
-            listening.evidence.contains(&"the history says python3 (pid 4242) listened on 127.0.0.1:8000 until 2026-11-29T14:02:03Z (`portscope history 8000`)".to_owned()),
+            listening.evidence.contains(&"the history says port 8000 was held by python3 (pid 4242) on 127.0.0.1 until 2 min ago (2026-11-29T14:02:03Z); it has exited (`portscope history 8000`)".to_owned()),
             "{:?}",
             listening.evidence
         );

@@ -38,7 +38,7 @@ pub fn run(args: HistoryArgs) -> anyhow::Result<bool> {
         serde_json::to_writer_pretty(&mut out, &serde_json::json!({ "events": events }))?;
         writeln!(out)?;
     } else if let (Some(at), Some(port)) = (args.at, args.port) {
-        let when = humantime::format_rfc3339_seconds(at);
+        let when = super::local_time(&humantime::format_rfc3339_seconds(at).to_string());
         if events.is_empty() {
             writeln!(out, "Nothing held port {port} at {when}.")?;
         }
@@ -47,7 +47,7 @@ pub fn run(args: HistoryArgs) -> anyhow::Result<bool> {
                 out,
                 "At {when}, port {port} was held by {} (since {}).",
                 owner(e),
-                e.time
+                super::local_time(&e.time)
             )?;
         }
     } else {
@@ -68,7 +68,8 @@ fn owner(e: &Event) -> String {
     }
 }
 
-/// `2026-11-29T14:02:03Z  closed  tcp 127.0.0.1:5173  node (pid 4242)  Vite dev server`.
+/// `2026-11-29 15:02:03 CET  closed  tcp 127.0.0.1:5173  node (pid 4242)  Vite dev server`, in
+/// local time.
 fn line(e: &Event) -> String {
     let kind = match e.kind {
         EventKind::Opened => "opened",
@@ -79,7 +80,12 @@ fn line(e: &Event) -> String {
     let while_down = e
         .since
         .as_deref()
-        .map(|s| format!(" (between {s} and then, while portscope was not running)"))
+        .map(|s| {
+            format!(
+                " (between {} and then, while portscope was not running)",
+                super::local_time(s)
+            )
+        })
         .unwrap_or_default();
     let proto = serde_json::to_value(e.proto)
         .ok()
@@ -87,7 +93,7 @@ fn line(e: &Event) -> String {
         .unwrap_or_default();
     format!(
         "{}  {kind:<12} {proto} {}  {}{}{while_down}",
-        e.time,
+        super::local_time(&e.time),
         std::net::SocketAddr::new(e.local_addr, e.local_port),
         owner(e),
         e.app

@@ -21,39 +21,63 @@ use portscope_shared::{Event, EventKind, Socket};
 
 use crate::model::State;
 
-/// A moment: a duration ago (`10m`), an RFC 3339 time, or `HH:MM[:SS]` today in UTC.
-pub fn moment(s: &str) -> Result<std::time::SystemTime, String> {
-    let now = std::time::SystemTime::now();
-    if let Ok(ago) = humantime::parse_duration(s) {
-        return now
+/// A moment: a duration ago (`10m`), an RFC 3339 time (`2026-11-29T14:02:00Z`, any offset),
+/// a local date and time (`2026-11-29 14:02`), or a local time of day (`14:02`, `14:02:30`: the
+/// latest such moment, today or else yesterday). Local means this machine's time zone.
+pub fn moment(s: &str) -> Result<SystemTime, String> {
+    moment_in(s, &jiff::Zoned::now())
+}
+
+/// [`moment`] as seen at `now`, in `now`'s time zone.
+pub fn moment_in(s: &str, now: &jiff::Zoned) -> Result<SystemTime, String> {
+    let s = s.trim();
+    let at = if let Ok(ago) = humantime::parse_duration(s) {
+        let ago = jiff::SignedDuration::try_from(ago).map_err(|e| e.to_string())?;
+        now.timestamp()
             .checked_sub(ago)
-            .ok_or_else(|| format!("`{s}` ago is before the epoch"));
-    }
-    if let Ok(t) = humantime::parse_rfc3339_weak(s) {
-        return Ok(t);
-    }
-    let parts: Vec<&str> = s.split(':').collect();
-    if (2..=3).contains(&parts.len())
-        && let Ok(numbers) = parts
-            .iter()
-            .map(|p| p.parse::<u64>())
-            .collect::<Result<Vec<_>, _>>()
-        && numbers[0] < 24
-        && numbers[1] < 60
-        && numbers.get(2).is_none_or(|s| *s < 60)
-    {
-        let secs = now
-            .duration_since(std::time::UNIX_EPOCH)
+            .map_err(|_| format!("`{s}` ago is before the epoch"))?
+    } else if let Ok(t) = s.parse::<jiff::Timestamp>() {
+        t
+    } else if let Ok(civil) = s.parse::<jiff::civil::DateTime>() {
+        civil
+            .to_zoned(now.time_zone().clone())
             .map_err(|e| e.to_string())?
-            .as_secs();
-        let midnight = secs - secs % 86_400;
-        let at =
-            midnight + numbers[0] * 3600 + numbers[1] * 60 + numbers.get(2).copied().unwrap_or(0);
-        return Ok(std::time::UNIX_EPOCH + std::time::Duration::from_secs(at));
-    }
-    Err(format!(
-        "`{s}` is not a moment; expected a duration ago (`10m`), an RFC 3339 time (`2026-11-29T14:02:00Z`) or `HH:MM` (today, UTC)"
-    ))
+            .timestamp()
+    } else if s.contains(':')
+        && let Ok(time) = s.parse::<jiff::civil::Time>()
+    {
+        let today = now
+            .date()
+            .to_datetime(time)
+            .to_zoned(now.time_zone().clone())
+            .map_err(|e| e.to_string())?;
+        if today.timestamp() <= now.timestamp() {
+            today.timestamp()
+        } else {
+            today
+                .checked_sub(jiff::Span::new().days(1))
+                .map_err(|e| e.to_string())?
+                .timestamp()
+        }
+    } else {
+        return Err(format!(
+            "`{s}` is not a moment; expected a duration ago (`10m`), an RFC 3339 time (`2026-11-29T14:02:00Z`), a local date and time (`2026-11-29 14:02`) or a local time of day (`14:02`)"
+        ));
+    };
+    Ok(SystemTime::from(at))
+}
+
+/// An RFC 3339 UTC time (as events carry) in this machine's time zone, for people:
+/// `2026-11-29 15:02:03 CET`; the text as it was when it does not parse.
+pub fn local_time(rfc3339: &str) -> String {
+    rfc3339
+        .parse::<jiff::Timestamp>()
+        .map(|t| {
+            t.to_zoned(jiff::tz::TimeZone::system())
+                .strftime("%Y-%m-%d %H:%M:%S %Z")
+                .to_string()
+        })
+        .unwrap_or_else(|_| rfc3339.to_owned())
 }
 
 /// The events that turn `old` into `new`, seen at `at`: sockets that appeared, that went, and
@@ -165,5 +189,32 @@ mod tests {
             "the connection is left out: {listening:?}"
         );
         assert!(events(&new, &new, at, |_| true).is_empty());
+    }
+
+    #[test]
+    fn moments_are_read_in_the_local_time_zone() {
+        let now: jiff::Zoned = "2026-11-29T10:30:00+01:00[Europe/Paris]".parse().unwrap();
+        let utc = |s: &str| -> String {
+            let t = moment_in(s, &now).unwrap();
+            humantime::format_rfc3339_seconds(t).to_string()
+        };
+        assert_eq!(utc("10m"), "2026-11-29T09:20:00Z");
+        assert_eq!(utc("2026-11-29T14:02:00Z"), "2026-11-29T14:02:00Z");
+        assert_eq!(utc("2026-11-29T14:02:00+05:00"), "2026-11-29T09:02:00Z");
+        assert_eq!(
+            utc("2026-11-29 14:02"),
+            "2026-11-29T13:02:00Z",
+            "Paris is UTC+1"
+        );
+        assert_eq!(utc("09:15"), "2026-11-29T08:15:00Z", "earlier today");
+        assert_eq!(
+            utc("14:02:30"),
+            "2026-11-28T13:02:30Z",
+            "later today: yesterday's"
+        );
+        for bad in ["soon", "25:00", "", "14"] {
+            let e = moment_in(bad, &now).unwrap_err();
+            assert!(e.contains("is not a moment"), "{bad}: {e}");
+        }
     }
 }

@@ -59,7 +59,7 @@ impl Recorder {
         Recorder {
             tx,
             problem,
-            counter: Counter::default(),
+            counter: Counter::starting_from(first),
         }
     }
 
@@ -228,6 +228,22 @@ struct PortCount {
 }
 
 impl Counter {
+    /// A counter for which the connections of `first` (the agent's first scan) were accepted
+    /// before it looked.
+    fn starting_from(first: &State) -> Counter {
+        let listening = listening_ports(first);
+        Counter {
+            seen: Some(
+                first
+                    .sockets
+                    .values()
+                    .filter_map(|s| server_end(s, &listening))
+                    .collect(),
+            ),
+            ..Counter::default()
+        }
+    }
+
     /// Counts one tick's state at `now` (ms); returns the rows that changed since the last
     /// call, to be written (each replacing its port's row for the minute).
     fn count(&mut self, state: &State, now: i64) -> Vec<ConnectionRow> {
@@ -237,27 +253,16 @@ impl Counter {
             self.ports.clear();
             self.sent.clear();
         }
-        let listening: HashSet<u16> = state
-            .sockets
-            .values()
-            .filter(|s| s.proto == Proto::Tcp && s.state == SocketState::Listen)
-            .map(|s| s.local_port)
-            .collect();
+        let listening = listening_ports(state);
         let mut open: HashMap<u16, u32> = HashMap::new();
         let mut seen = HashSet::new();
         for socket in state.sockets.values() {
-            // The server end of a connection to one of the listeners, in any state: one that
-            // closed within a tick is still counted from its FIN_WAIT or TIME_WAIT.
-            let Some(peer) = socket.remote_endpoint() else {
+            let Some(ends) = server_end(socket, &listening) else {
                 continue;
             };
-            if socket.proto != Proto::Tcp || !listening.contains(&socket.local_port) {
-                continue;
-            }
             let port = socket.local_port;
             let count = self.ports.entry(port).or_default();
-            count.peers.insert(peer.ip());
-            let ends = (socket.local_endpoint(), peer);
+            count.peers.insert(ends.1.ip());
             if self
                 .seen
                 .as_ref()
@@ -297,6 +302,24 @@ impl Counter {
     }
 }
 
+/// The ports TCP listeners hold.
+fn listening_ports(state: &State) -> HashSet<u16> {
+    state
+        .sockets
+        .values()
+        .filter(|s| s.proto == Proto::Tcp && s.state == SocketState::Listen)
+        .map(|s| s.local_port)
+        .collect()
+}
+
+/// The two endpoints of the server end of a connection to one of the `listening` ports, in any
+/// state: one that closed within a tick is still there in FIN_WAIT or TIME_WAIT.
+fn server_end(socket: &Socket, listening: &HashSet<u16>) -> Option<(SocketAddr, SocketAddr)> {
+    let peer = socket.remote_endpoint()?;
+    (socket.proto == Proto::Tcp && listening.contains(&socket.local_port))
+        .then(|| (socket.local_endpoint(), peer))
+}
+
 #[cfg(test)]
 mod tests {
     use std::net::Ipv4Addr;
@@ -328,7 +351,6 @@ mod tests {
         client.local_port = 50000;
         client.remote_addr = Some(lo);
         client.remote_port = Some(8000);
-        let mut counter = Counter::default();
         let minute = 60_000 * 1000;
         let row = |minute, accepted, open, peers| ConnectionRow {
             port: 8000,
@@ -344,6 +366,7 @@ mod tests {
             accepted([127, 0, 0, 1], 50000),
             client.clone(),
         ]);
+        let mut counter = Counter::starting_from(&first);
         assert_eq!(
             counter.count(&first, minute + 1_000),
             [row(minute, 0, 1, 1)]

@@ -140,7 +140,7 @@ pub async fn why(State(app): State<AppState>, uri: Uri) -> Response {
             if !facts.sockets.iter().any(|s| s.is_listening()) {
                 let (history, port) = (app.history.clone(), target.port);
                 facts.previous = tokio::task::spawn_blocking(move || {
-                    crate::doctor::previous_listener(history.as_deref(), port)
+                    crate::doctor::Previous::find(history.as_deref(), port)
                 })
                 .await
                 .ok()
@@ -162,13 +162,17 @@ pub async fn bind(State(app): State<AppState>, uri: Uri) -> Response {
         return busy();
     };
     let source = source(&app);
+    let history = app.history.clone();
     let facts = tokio::task::spawn_blocking(move || {
-        let facts = source.with(|state| bind::gather(state, port));
+        let mut facts = source.with(|state| bind::gather(state, port));
         // A failed bind with no holder in the live model: the holder came since the last tick.
         let unexplained =
             facts.sockets.is_empty() && facts.attempts.iter().any(|(_, r)| bind::failed(r));
         if unexplained && matches!(source, Source::Live(_)) {
-            return Source::Scan.with(|state| bind::gather(state, port));
+            facts = Source::Scan.with(|state| bind::gather(state, port));
+        }
+        if !facts.sockets.iter().any(|s| s.is_listening()) {
+            facts.previous = crate::doctor::Previous::find(history.as_deref(), port);
         }
         facts
     });
