@@ -3,6 +3,9 @@ pairs, plus one listener each), optionally churning. Prints {"pids": [...], "soc
 everything is open, then waits until stdin closes (all children end with it).
 
 usage: load.py SOCKETS PROCESSES [--churn PER_SECOND]
+
+A churning process also restarts a listener of its own once a second (closed, then opened on
+another port), as a dev server that reloads does: what the port history records.
 """
 import json
 import os
@@ -37,6 +40,10 @@ def hold(count, churn):
         leave_no_time_wait(pairs)
         return
     os.set_blocking(0, False)
+    restarts = socket.socket()
+    restarts.bind(("127.0.0.1", 0))
+    restarts.listen()
+    replaced = 0
     while True:
         try:
             if os.read(0, 1) == b"":
@@ -51,6 +58,12 @@ def hold(count, churn):
         client = socket.create_connection(("127.0.0.1", port))
         server, _ = listener.accept()
         pairs.append((client, server))
+        replaced += 1
+        if replaced % max(int(churn), 1) == 0:
+            restarts.close()
+            restarts = socket.socket()
+            restarts.bind(("127.0.0.1", 0))
+            restarts.listen()
         time.sleep(1.0 / churn)
 
 

@@ -450,8 +450,12 @@ fn an_ordinary_user_sees_hidden_owners_and_is_told_why() {
 #[test]
 fn watch_prints_a_line_when_a_listener_opens_and_closes() {
     use std::io::{BufRead, BufReader};
+    // No agent where it looks: it scans by itself.
+    let nowhere = tempfile::tempdir().unwrap();
     let mut watch = std::process::Command::new(env!("CARGO_BIN_EXE_portscope"))
         .args(["watch", "--json", "--listening", "--interval", "200ms"])
+        .env("XDG_RUNTIME_DIR", nowhere.path())
+        .env("XDG_STATE_HOME", nowhere.path())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -492,6 +496,108 @@ fn watch_prints_a_line_when_a_listener_opens_and_closes() {
     drop(holder);
     let closed = next("closed");
     assert_eq!(closed.pid, Some(pid));
+    let _ = watch.kill();
+    let _ = watch.wait();
+}
+
+/// With an agent running, `watch` follows its live model through the agent's local socket (it
+/// says so, with the agent's tick), connections included; when the agent stops, it goes on by
+/// scanning itself.
+#[test]
+fn watch_follows_the_running_agent_and_scans_once_it_is_gone() {
+    use std::io::{BufRead, BufReader};
+    let agent = Agent::start_ticking("200ms");
+    let mut watch = std::process::Command::new(env!("CARGO_BIN_EXE_portscope"))
+        .args(["watch", "--json", "--interval", "1s"])
+        .env("XDG_RUNTIME_DIR", agent.state_dir.path())
+        .env("XDG_STATE_HOME", agent.state_dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    for pipe in [
+        Box::new(watch.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(watch.stderr.take().unwrap()),
+    ] {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    // Every line so far: one tick's events come in socket id order, not in the order asked.
+    let seen = std::cell::RefCell::new(Vec::<String>::new());
+    let next = |what: &str, wanted: &dyn Fn(&str) -> bool| -> String {
+        if let Some(line) = seen.borrow().iter().find(|l| wanted(l)) {
+            return line.clone();
+        }
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = rx.recv_timeout(left).unwrap_or_else(|_| {
+                panic!("no line with {what} within 15 s: {:#?}", seen.borrow())
+            });
+            seen.borrow_mut().push(line.clone());
+            if wanted(&line) {
+                return line;
+            }
+        }
+    };
+    let said = next("the agent followed", &|l| l.starts_with("portscope: "));
+    assert_eq!(said, "portscope: following the running agent (every 200ms)");
+
+    // A listener and a connection of another process: both, at the agent's tick.
+    let holder = Holder::start();
+    let event = |line: &str| serde_json::from_str::<portscope_shared::Event>(line).ok();
+    let tcp4 = holder.ports.tcp4;
+    let opened = next("the listener", &|l| {
+        event(l).is_some_and(|e| e.local_port == tcp4 && e.remote_port.is_none())
+    });
+    assert_eq!(event(&opened).unwrap().pid, Some(holder.pid()), "{opened}");
+    let client = holder.ports.client;
+    next("the connection", &|l| {
+        event(l).is_some_and(|e| e.local_port == client && e.remote_port == Some(tcp4))
+    });
+
+    // The socket is the user's alone, and serves the stream only: no doctor, no kill.
+    use std::os::unix::fs::PermissionsExt;
+    let socket = agent.state_dir.path().join("portscope/agent.sock");
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&socket), 0o600);
+    assert_eq!(mode(socket.parent().unwrap()), 0o700);
+    for request in [
+        "POST /api/v1/kill",
+        "GET /api/v1/snapshot",
+        "GET /api/v1/why?target=22",
+    ] {
+        use std::io::{Read, Write};
+        let mut s = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+        write!(
+            s,
+            "{request} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 404"), "{request}: {answer}");
+    }
+
+    // The agent stops: it takes its socket away; watch says so and scans by itself.
+    let state = agent.terminate();
+    assert!(!state.path().join("portscope/agent.sock").exists());
+    next("the agent lost", &|l| {
+        l.starts_with("portscope: lost the agent")
+    });
+    drop(holder);
+    let closed = next("the listener closing", &|l| {
+        event(l)
+            .is_some_and(|e| e.local_port == tcp4 && e.kind == portscope_shared::EventKind::Closed)
+    });
+    assert!(closed.contains("\"closed\""), "{closed}");
     let _ = watch.kill();
     let _ = watch.wait();
 }

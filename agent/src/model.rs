@@ -1,11 +1,17 @@
 //! The live model: the current [`State`], its sequence number, and the [`Delta`] between two
 //! states. The refresher task owns the writer; every WebSocket client holds a reader.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
-use portscope_shared::{Delta, Event, Process, Snapshot, Socket};
+use portscope_shared::{Delta, Event, Process, Snapshot, SnapshotMore, Socket};
 use tokio::sync::watch;
+
+/// A delta that does not apply to a state: it does not follow on from it, or contradicts it
+/// (removes what is not there, adds what is). The reader asks for a fresh snapshot.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the delta does not apply: {0}")]
+pub struct ApplyError(pub String);
 
 /// Every socket and owning process at one moment, keyed by identity.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -18,6 +24,30 @@ pub struct State {
 }
 
 impl State {
+    /// The state a snapshot (or its first part) describes.
+    pub fn from_snapshot(snapshot: Snapshot) -> State {
+        let mut state = State {
+            seq: snapshot.seq,
+            warnings: snapshot.warnings,
+            ..State::default()
+        };
+        state.extend(SnapshotMore {
+            seq: snapshot.seq,
+            sockets: snapshot.sockets,
+            processes: snapshot.processes,
+            more: snapshot.more,
+        });
+        state
+    }
+
+    /// Adds a further part of its snapshot.
+    pub fn extend(&mut self, part: SnapshotMore) {
+        self.sockets
+            .extend(part.sockets.into_iter().map(|s| (s.id.clone(), s)));
+        self.processes
+            .extend(part.processes.into_iter().map(|p| (p.pid, p)));
+    }
+
     /// The whole state as a wire message.
     pub fn snapshot(&self) -> Snapshot {
         Snapshot {
@@ -43,6 +73,76 @@ impl State {
                     .is_some_and(|a| a.is_loopback() || a == s.local_addr)
                 && (s.pids.is_empty() || s.pids.iter().any(|p| !server.contains(p)))
         })
+    }
+
+    /// The state `delta` leads to, applied the way the protocol documents a `Delta` (written
+    /// apart from `diff`, which the round-trip property tests): it applies to `from_seq` only
+    /// and yields `seq`; `added` sockets were not
+    /// there, `changed` ones were and now differ, `removed` ids were there; `processes` appeared
+    /// or changed, `processes_removed` were there; `warnings` replace the old ones. Each id
+    /// appears once.
+    pub fn apply(&self, delta: &Delta) -> Result<State, ApplyError> {
+        let old = self;
+        let fail = ApplyError;
+        if delta.from_seq != old.seq {
+            return Err(fail(format!(
+                "from_seq {} on a state at {}",
+                delta.from_seq, old.seq
+            )));
+        }
+        let mut new = old.clone();
+        new.seq = delta.seq;
+        let mut ids = HashSet::new();
+        for id in &delta.removed {
+            new.sockets
+                .remove(id)
+                .ok_or_else(|| fail(format!("removed {id}, which was not there")))?;
+            if !ids.insert(id.clone()) {
+                return Err(fail(format!("socket {id} twice")));
+            }
+        }
+        for s in &delta.added {
+            if new.sockets.insert(s.id.clone(), s.clone()).is_some() {
+                return Err(fail(format!("added {}, which was there", s.id)));
+            }
+            if !ids.insert(s.id.clone()) {
+                return Err(fail(format!("socket {} twice", s.id)));
+            }
+        }
+        for s in &delta.changed {
+            match new.sockets.insert(s.id.clone(), s.clone()) {
+                None => return Err(fail(format!("changed {}, which was not there", s.id))),
+                Some(before) if before == *s => {
+                    return Err(fail(format!("changed {}, which is the same", s.id)));
+                }
+                Some(_) => {}
+            }
+            if !ids.insert(s.id.clone()) {
+                return Err(fail(format!("socket {} twice", s.id)));
+            }
+        }
+        let mut pids = HashSet::new();
+        for &pid in &delta.processes_removed {
+            new.processes
+                .remove(&pid)
+                .ok_or_else(|| fail(format!("removed process {pid}, which was not there")))?;
+            if !pids.insert(pid) {
+                return Err(fail(format!("process {pid} twice")));
+            }
+        }
+        for p in &delta.processes {
+            if new.processes.insert(p.pid, p.clone()).as_ref() == Some(p) {
+                return Err(fail(format!(
+                    "process {} neither appeared nor changed",
+                    p.pid
+                )));
+            }
+            if !pids.insert(p.pid) {
+                return Err(fail(format!("process {} twice", p.pid)));
+            }
+        }
+        new.warnings = delta.warnings.clone();
+        Ok(new)
     }
 
     /// What turns `self` into `new`. Empty (see [`Delta::is_empty`]) when only `seq` differs.
@@ -175,7 +275,6 @@ impl Model {
 
 #[cfg(test)]
 pub(crate) mod tests {
-    use std::collections::HashSet;
     use std::net::{IpAddr, Ipv4Addr};
 
     use portscope_shared::{Family, OwnerStatus, Proto, SocketState};
@@ -293,70 +392,6 @@ pub(crate) mod tests {
             })
     }
 
-    /// Applies `delta` to `old` the way the protocol documents a `Delta` (written here, apart
-    /// from `diff`): it applies to `from_seq` only and yields `seq`; `added` sockets were not
-    /// there, `changed` ones were and now differ, `removed` ids were there; `processes` appeared
-    /// or changed, `processes_removed` were there; `warnings` replace the old ones. Each id
-    /// appears once.
-    fn apply(old: &State, delta: &Delta) -> Result<State, String> {
-        if delta.from_seq != old.seq {
-            return Err(format!(
-                "from_seq {} on a state at {}",
-                delta.from_seq, old.seq
-            ));
-        }
-        let mut new = old.clone();
-        new.seq = delta.seq;
-        let mut ids = HashSet::new();
-        for id in &delta.removed {
-            new.sockets
-                .remove(id)
-                .ok_or_else(|| format!("removed {id}, which was not there"))?;
-            if !ids.insert(id.clone()) {
-                return Err(format!("socket {id} twice"));
-            }
-        }
-        for s in &delta.added {
-            if new.sockets.insert(s.id.clone(), s.clone()).is_some() {
-                return Err(format!("added {}, which was there", s.id));
-            }
-            if !ids.insert(s.id.clone()) {
-                return Err(format!("socket {} twice", s.id));
-            }
-        }
-        for s in &delta.changed {
-            match new.sockets.insert(s.id.clone(), s.clone()) {
-                None => return Err(format!("changed {}, which was not there", s.id)),
-                Some(before) if before == *s => {
-                    return Err(format!("changed {}, which is the same", s.id));
-                }
-                Some(_) => {}
-            }
-            if !ids.insert(s.id.clone()) {
-                return Err(format!("socket {} twice", s.id));
-            }
-        }
-        let mut pids = HashSet::new();
-        for &pid in &delta.processes_removed {
-            new.processes
-                .remove(&pid)
-                .ok_or_else(|| format!("removed process {pid}, which was not there"))?;
-            if !pids.insert(pid) {
-                return Err(format!("process {pid} twice"));
-            }
-        }
-        for p in &delta.processes {
-            if new.processes.insert(p.pid, p.clone()).as_ref() == Some(p) {
-                return Err(format!("process {} neither appeared nor changed", p.pid));
-            }
-            if !pids.insert(p.pid) {
-                return Err(format!("process {} twice", p.pid));
-            }
-        }
-        new.warnings = delta.warnings.clone();
-        Ok(new)
-    }
-
     proptest! {
         #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
 
@@ -366,11 +401,17 @@ pub(crate) mod tests {
         fn applying_a_diff_gives_the_new_state(a in any_state(), b in any_state()) {
             let delta = a.diff(&b);
             prop_assert_eq!((delta.from_seq, delta.seq), (a.seq, b.seq));
-            prop_assert_eq!(apply(&a, &delta), Ok(b.clone()));
+            prop_assert_eq!(a.apply(&delta), Ok(b.clone()));
             let same = a.diff(&a);
             prop_assert!(same.is_empty(), "{:?}", same);
             prop_assert_eq!((same.from_seq, same.seq), (a.seq, a.seq));
-            prop_assert_eq!(apply(&a, &same), Ok(a.clone()));
+            prop_assert_eq!(a.apply(&same), Ok(a.clone()));
+        }
+
+        /// What a reader rebuilds from a snapshot is the state it was taken of.
+        #[test]
+        fn a_snapshot_gives_back_its_state(a in any_state()) {
+            prop_assert_eq!(State::from_snapshot(a.snapshot()), a);
         }
     }
 

@@ -94,7 +94,9 @@ impl Agent {
     ) -> Agent {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_portscope"));
         cmd.env_remove("PORTSCOPE_TOKEN");
+        // Its history and its local socket are its own (`watch` finds it with the same two).
         cmd.env("XDG_STATE_HOME", state_dir.path());
+        cmd.env("XDG_RUNTIME_DIR", state_dir.path());
         cmd.envs(env.iter().copied());
         if let Some(token) = token {
             cmd.env("PORTSCOPE_TOKEN", token);
@@ -194,6 +196,25 @@ impl Agent {
     pub fn stop(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Stops the agent with SIGTERM (as Ctrl-C or systemd would), waits for it to exit (10 s at
+    /// most), and hands back its state directory.
+    pub fn terminate(mut self) -> tempfile::TempDir {
+        let pid = rustix::process::Pid::from_raw(self.child.id() as i32).unwrap();
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.child.try_wait().ok().flatten().is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "the agent ignored SIGTERM for 10 s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::mem::replace(
+            &mut self.state_dir,
+            tempfile::tempdir().expect("a directory"),
+        )
     }
 
     /// Kills the agent with SIGKILL (no chance to clean up) and hands back its state directory.

@@ -131,8 +131,16 @@ pub fn bench(args: &[String]) -> Result<(), String> {
     eprintln!("xtask: == measuring bytes under churn");
     let churn_load = start_load(&root, 200, 2, Some(10.0))?;
     let churn = ws_client(&root, port, &token, 10, 0, SETTLE)?;
+    drop(serve);
+
+    // The history's cost: the same big load and churn (20 connections and 2 listener restarts a
+    // second), measured by an agent without history and one with it, one after the other.
+    eprintln!("xtask: == measuring the history's cost under churn ({HISTORY_SECONDS} s each)");
+    let history = history_cost(&agent)?;
     drop(churn_load);
     drop(load.take());
+    eprintln!("xtask: == measuring `history PORT` on a 30-day file");
+    let lookup = history_lookup(&root, &agent)?;
 
     let latencies: Vec<f64> = idle["latency_ms"]
         .as_array()
@@ -222,6 +230,30 @@ pub fn bench(args: &[String]) -> Result<(), String> {
         idle["snapshot_seconds"].as_f64().unwrap_or(0.0)
     );
 
+    println!(
+        "  history: agent CPU per tick            {:.1} ms with, {:.1} ms without: {:+.1} % (target < 5 %)",
+        history.cpu_with * 1e3,
+        history.cpu_without * 1e3,
+        (history.cpu_with / history.cpu_without - 1.0) * 100.0
+    );
+    println!(
+        "  history: its share of a refresh        {:.2} ms median (counting connections, queuing writes)",
+        history.tick_share.unwrap_or(f64::NAN) * 1e3
+    );
+    println!(
+        "  history: file growth at this churn     {:.1} MiB a day ({} bytes in {HISTORY_SECONDS} s; capped at 200 MB)",
+        history.bytes_per_day / (1 << 20) as f64,
+        history.bytes
+    );
+    println!(
+        "  history PORT on a 30-day file          {:.1} ms median, --at {:.1} ms ({:.0} MiB: {} events, {} connection minutes) (target < 50 ms)",
+        lookup.port_seconds * 1e3,
+        lookup.at_seconds * 1e3,
+        lookup.file_bytes as f64 / (1 << 20) as f64,
+        lookup.events,
+        lookup.minutes
+    );
+
     if let Some(path) = o.json {
         let report = json!({
             "sockets": o.sockets,
@@ -240,6 +272,15 @@ pub fn bench(args: &[String]) -> Result<(), String> {
             "steady_refresh_seconds_1k_sockets": small.1,
             "bytes_per_tick_idle_1k_sockets": small.2["idle_bytes"].as_f64().unwrap_or(0.0) / 20.0,
             "bytes_per_tick_churn": churn_bytes_per_tick,
+            "history": {
+                "cpu_seconds_per_tick_with": history.cpu_with,
+                "cpu_seconds_per_tick_without": history.cpu_without,
+                "tick_share_seconds": history.tick_share,
+                "bytes_per_day": history.bytes_per_day,
+                "lookup_port_seconds": lookup.port_seconds,
+                "lookup_at_seconds": lookup.at_seconds,
+                "lookup_file_bytes": lookup.file_bytes,
+            },
         });
         let mut file = std::fs::File::create(&path).map_err(|e| format!("{path}: {e}"))?;
         writeln!(
@@ -251,6 +292,92 @@ pub fn bench(args: &[String]) -> Result<(), String> {
         eprintln!("xtask: wrote {path}");
     }
     Ok(())
+}
+
+/// Seconds each agent of the history comparison runs.
+const HISTORY_SECONDS: u64 = 20;
+
+struct HistoryCost {
+    /// CPU seconds per tick of the agent without history, and with it.
+    cpu_without: f64,
+    cpu_with: f64,
+    /// The history's share of a refresh (median seconds), from the agent's log.
+    tick_share: Option<f64>,
+    /// The file's size after the run, and that rate over a day.
+    bytes: u64,
+    bytes_per_day: f64,
+}
+
+/// Runs an agent without history, then one with it, on the load in place; each for
+/// [`HISTORY_SECONDS`] after a settling tick.
+fn history_cost(agent: &Path) -> Result<HistoryCost, String> {
+    let state = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let cpu_per_tick = |serve: &RunningAgent| -> Result<f64, String> {
+        std::thread::sleep(std::time::Duration::from_secs(3));
+        let before = cpu_seconds(serve.pid)?;
+        let clock = Instant::now();
+        std::thread::sleep(std::time::Duration::from_secs(HISTORY_SECONDS));
+        Ok((cpu_seconds(serve.pid)? - before) / clock.elapsed().as_secs_f64())
+    };
+    let without = RunningAgent::start_with(agent, &["--no-history"], None)?;
+    let cpu_without = cpu_per_tick(&without)?;
+    drop(without);
+    let clock = Instant::now();
+    let with = RunningAgent::start_with(agent, &[], Some(state.path()))?;
+    let cpu_with = cpu_per_tick(&with)?;
+    let tick_share = {
+        let ticks = with.history_ticks.lock().unwrap();
+        median(&ticks[1.min(ticks.len())..])
+    };
+    drop(with);
+    let ran = clock.elapsed().as_secs_f64();
+    let dir = state.path().join("portscope");
+    let bytes: u64 = ["history.db", "history.db-wal"]
+        .iter()
+        .filter_map(|f| std::fs::metadata(dir.join(f)).ok())
+        .map(|m| m.len())
+        .sum();
+    Ok(HistoryCost {
+        cpu_without,
+        cpu_with,
+        tick_share,
+        bytes,
+        bytes_per_day: bytes as f64 / ran * 86_400.0,
+    })
+}
+
+struct Lookup {
+    port_seconds: f64,
+    at_seconds: f64,
+    file_bytes: u64,
+    events: u64,
+    minutes: u64,
+}
+
+/// `portscope history PORT` and `--at` on a file with 30 days of a busy machine: the agent
+/// makes the file (its schema), `bench/history30.py` fills it.
+fn history_lookup(root: &Path, agent: &Path) -> Result<Lookup, String> {
+    let state = tempfile::tempdir().map_err(|e| e.to_string())?;
+    drop(RunningAgent::start_with(agent, &[], Some(state.path()))?);
+    let file = state.path().join("portscope/history.db");
+    let filled = python_json(root, "history30.py", &[file.to_string_lossy().into_owned()])?;
+    let agent = agent.to_str().ok_or("non-UTF-8 path")?;
+    let path = file.to_str().ok_or("non-UTF-8 path")?;
+    let port_seconds = median_wall(agent, &["history", "8100", "--history", path], 11)
+        .ok_or("portscope history failed")?;
+    let at_seconds = median_wall(
+        agent,
+        &["history", "8100", "--at", "15d", "--history", path],
+        11,
+    )
+    .ok_or("portscope history --at failed")?;
+    Ok(Lookup {
+        port_seconds,
+        at_seconds,
+        file_bytes: std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0),
+        events: filled["events"].as_u64().unwrap_or(0),
+        minutes: filled["connection_minutes"].as_u64().unwrap_or(0),
+    })
 }
 
 /// Starts `bench/load.py` and waits until its sockets are open.
@@ -288,6 +415,8 @@ struct RunningAgent {
     token: String,
     /// Each tick's refresh time in seconds, from the agent's debug log.
     scans: Arc<Mutex<Vec<f64>>>,
+    /// Each tick's history share of it (counting connections, queuing the writes).
+    history_ticks: Arc<Mutex<Vec<f64>>>,
 }
 
 impl RunningAgent {
@@ -298,8 +427,18 @@ impl RunningAgent {
     }
 
     fn start(agent: &Path) -> Result<Self, String> {
-        let mut serve = Command::new(agent)
+        Self::start_with(agent, &[], None)
+    }
+
+    /// The same with more arguments, and the history under `state` (`XDG_STATE_HOME`).
+    fn start_with(agent: &Path, more: &[&str], state: Option<&Path>) -> Result<Self, String> {
+        let mut command = Command::new(agent);
+        if let Some(state) = state {
+            command.env("XDG_STATE_HOME", state);
+        }
+        let mut serve = command
             .args(["serve", "--port", "0", "--interval", "1s"])
+            .args(more)
             .env("RUST_LOG", "portscope::refresh=debug")
             .env_remove("PORTSCOPE_TOKEN")
             .stdin(Stdio::null())
@@ -314,18 +453,24 @@ impl RunningAgent {
             .ok_or("the agent printed no URL")?
             .map_err(|e| e.to_string())?;
         let scans = Arc::new(Mutex::new(Vec::<f64>::new()));
+        let history_ticks = Arc::new(Mutex::new(Vec::<f64>::new()));
         {
-            let scans = scans.clone();
+            let (scans, history_ticks) = (scans.clone(), history_ticks.clone());
             let stderr = serve.stderr.take().ok_or("no stderr")?;
             std::thread::spawn(move || {
                 for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                     let line = strip_ansi(&line);
-                    if let Some(micros) = line
+                    let Some(micros) = line
                         .split("micros=")
                         .nth(1)
                         .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
                         .and_then(|n| n.parse::<f64>().ok())
-                    {
+                    else {
+                        continue;
+                    };
+                    if line.contains("history tick took") {
+                        history_ticks.lock().unwrap().push(micros / 1e6);
+                    } else if line.contains("refresh took") {
                         scans.lock().unwrap().push(micros / 1e6);
                     }
                 }
@@ -338,6 +483,7 @@ impl RunningAgent {
             port,
             token,
             scans,
+            history_ticks,
         })
     }
 }

@@ -1,26 +1,153 @@
 //! `portscope watch`: prints socket changes as they happen, one line each (NDJSON with
-//! `--json`), from its own incremental scans at the agent's default interval.
+//! `--json`). It follows the running agent's live model through the agent's local socket when
+//! one answers (the agent may see more owners, e.g. running as root, and nothing scans twice),
+//! else — or once the agent goes away — it scans by itself every `--interval`.
 
 use std::io::Write;
 use std::time::SystemTime;
 
 use anyhow::Context;
-use portscope_shared::{Event, EventKind, Socket};
+use futures_util::{SinkExt, StreamExt};
+use portscope_shared::{ClientMessage, Event, EventKind, PROTOCOL_VERSION, ServerMessage, Socket};
+use tokio_tungstenite::tungstenite::Message;
 
 use crate::cli::WatchArgs;
 use crate::collector::Collector;
+use crate::model::State;
 use crate::{os, refresh};
 
-/// Scans every `interval` until stdout closes (a closed pipe ends it cleanly) or Ctrl-C.
+/// Follows the agent while it answers, then scans, until stdout closes (a closed pipe ends it
+/// cleanly) or Ctrl-C.
 pub async fn run(args: WatchArgs) -> anyhow::Result<()> {
     let keep = move |s: &Socket| !args.listening || s.is_listening();
+    let mut last = None;
+    if let Some(path) = crate::server::local::path()
+        && let Some(stream) = crate::server::local::connect(&path).await
+    {
+        match follow(stream, &args, &keep, &mut last).await {
+            Ok(()) => return Ok(()),
+            Err(Stop::Output(e)) => return Err(e),
+            Err(Stop::Lost(why)) => eprintln!(
+                "portscope: lost the agent ({why}); scanning by myself every {}",
+                humantime::format_duration(args.interval)
+            ),
+        }
+    }
+    scan(&args, &keep, last).await
+}
+
+/// Why following the agent stopped.
+enum Stop {
+    /// Writing the output failed (stdout closed): the end.
+    Output(anyhow::Error),
+    /// The agent went away or spoke out of turn: scan instead.
+    Lost(String),
+}
+
+/// Reads the agent's stream (a snapshot, then deltas) into a state of its own and prints the
+/// changes between its successive states. `last` keeps the latest state for the scans that
+/// take over if the agent goes away.
+async fn follow(
+    stream: tokio::net::UnixStream,
+    args: &WatchArgs,
+    keep: &impl Fn(&Socket) -> bool,
+    last: &mut Option<State>,
+) -> Result<(), Stop> {
+    let lost = |e: &dyn std::fmt::Display| Stop::Lost(e.to_string());
+    let (mut ws, _) = tokio_tungstenite::client_async("ws://localhost/api/v1/ws", stream)
+        .await
+        .map_err(|e| lost(&e))?;
+    // A large snapshot comes in parts; it is whole at the part that says `more: false`.
+    let mut partial: Option<State> = None;
+    while let Some(message) = ws.next().await {
+        let text = match message.map_err(|e| lost(&e))? {
+            Message::Text(text) => text,
+            Message::Close(_) => break,
+            _ => continue,
+        };
+        let Ok(message) = serde_json::from_str::<ServerMessage>(&text) else {
+            continue;
+        };
+        let now = match message {
+            ServerMessage::Hello(hello) => {
+                if hello.protocol_version != PROTOCOL_VERSION {
+                    return Err(Stop::Lost(format!(
+                        "it speaks protocol {}, this portscope {PROTOCOL_VERSION}",
+                        hello.protocol_version
+                    )));
+                }
+                eprintln!(
+                    "portscope: following the running agent (every {})",
+                    humantime::format_duration(std::time::Duration::from_millis(hello.tick_ms))
+                );
+                continue;
+            }
+            ServerMessage::Snapshot(snapshot) => {
+                let more = snapshot.more;
+                partial = Some(State::from_snapshot(snapshot));
+                if more {
+                    continue;
+                }
+                partial.take()
+            }
+            ServerMessage::SnapshotMore(part) => {
+                let more = part.more;
+                match partial.as_mut() {
+                    Some(state) if state.seq == part.seq => state.extend(part),
+                    _ => continue,
+                }
+                if more {
+                    continue;
+                }
+                partial.take()
+            }
+            ServerMessage::Delta(delta) => match last.as_ref().map(|s| s.apply(&delta)) {
+                Some(Ok(state)) => Some(state),
+                // Out of step: ask for the whole state again.
+                _ => {
+                    let resync = serde_json::to_string(&ClientMessage::Resync)
+                        .expect("protocol types always serialize");
+                    ws.send(Message::Text(resync.into()))
+                        .await
+                        .map_err(|e| lost(&e))?;
+                    continue;
+                }
+            },
+            _ => continue,
+        };
+        let Some(now) = now else { continue };
+        if let Some(before) = last.as_ref() {
+            let events = super::events(before, &now, SystemTime::now(), keep);
+            print(&events, args.json).map_err(Stop::Output)?;
+        }
+        *last = Some(now);
+    }
+    Err(Stop::Lost("it closed the connection".into()))
+}
+
+/// Scans every `interval`, printing the changes since `last` (or since the first scan).
+async fn scan(
+    args: &WatchArgs,
+    keep: &impl Fn(&Socket) -> bool,
+    last: Option<State>,
+) -> anyhow::Result<()> {
     let (mut collector, first) = refresh::scan_blocking(Collector::new(os::System::new()))
         .await
         .context("the runtime stopped during the scan")?;
-    let mut last = first.map_err(|what| anyhow::anyhow!("the scan failed: {what}"))?;
-    for warning in &last.warnings {
+    let first = first.map_err(|what| anyhow::anyhow!("the scan failed: {what}"))?;
+    for warning in &first.warnings {
         eprintln!("portscope: warning: {warning}");
     }
+    let mut last = match last {
+        Some(before) => {
+            print(
+                &super::events(&before, &first, SystemTime::now(), keep),
+                args.json,
+            )?;
+            first
+        }
+        None => first,
+    };
     let mut ticker = tokio::time::interval(args.interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticker.tick().await;
@@ -35,20 +162,26 @@ pub async fn run(args: WatchArgs) -> anyhow::Result<()> {
         };
         let events = super::events(&last, &state, SystemTime::now(), keep);
         last = state;
-        if events.is_empty() {
-            continue;
-        }
-        let mut out = std::io::stdout().lock();
-        for (_, event) in &events {
-            if args.json {
-                serde_json::to_writer(&mut out, event)?;
-                writeln!(out)?;
-            } else {
-                writeln!(out, "{}", line(event))?;
-            }
-        }
-        out.flush()?;
+        print(&events, args.json)?;
     }
+}
+
+/// Prints events, a line each.
+fn print(events: &[(String, Event)], json: bool) -> anyhow::Result<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let mut out = std::io::stdout().lock();
+    for (_, event) in events {
+        if json {
+            serde_json::to_writer(&mut out, event)?;
+            writeln!(out)?;
+        } else {
+            writeln!(out, "{}", line(event))?;
+        }
+    }
+    out.flush()?;
+    Ok(())
 }
 
 /// `14:02:03  + tcp 127.0.0.1:5173 LISTEN  node (pid 4242)  Vite dev server`.

@@ -13,9 +13,9 @@
 mod linux;
 #[cfg(target_os = "linux")]
 pub use linux::{
-    SignalTarget, System, accept_queues, can_bind_privileged, group_members, hostname, is_root,
-    is_running, listening_ports_in, local_addresses, port_settings, send_signal, signal_by_name,
-    use_one_malloc_arena,
+    SignalTarget, System, accept_queues, can_bind_privileged, euid, group_members, hostname,
+    is_root, is_running, listening_ports_in, local_addresses, port_settings, send_signal,
+    signal_by_name, use_one_malloc_arena,
 };
 
 #[cfg(not(target_os = "linux"))]

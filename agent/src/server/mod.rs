@@ -7,6 +7,7 @@ mod doctor;
 mod guard;
 mod history;
 mod limits;
+pub mod local;
 mod open;
 mod ws;
 
@@ -26,13 +27,13 @@ pub use open::OpenLink;
 use crate::model::Watcher;
 
 /// Largest message a client may send; the protocol's client messages are tiny.
-const MAX_CLIENT_MESSAGE: usize = 64 << 10;
-const MAX_CLIENT_FRAME: usize = 16 << 10;
+pub(crate) const MAX_CLIENT_MESSAGE: usize = 64 << 10;
+pub(crate) const MAX_CLIENT_FRAME: usize = 16 << 10;
 /// Past this much unsent data a client's connection fails instead of growing memory. tungstenite
 /// refuses any message larger than this, so `ws.rs` writes none over
 /// [`portscope_shared::MAX_MESSAGE_BYTES`] (512 KiB; large snapshots go in parts) and one at a
 /// time, never queueing (a slow client gets one coalesced delta).
-const MAX_WRITE_BUFFER: usize = 1 << 20;
+pub(crate) const MAX_WRITE_BUFFER: usize = 1 << 20;
 
 /// Content-Security-Policy of every response: only our own files, WebAssembly allowed.
 const CSP: &str = "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; \
