@@ -175,6 +175,9 @@ fn the_api_answers_the_history() {
     });
     assert_eq!(events[0].kind, EventKind::Opened);
     assert_eq!(events[0].pid, Some(s.pid));
+    // Where its owner runs: the situation's working directory is this test's.
+    let cwd = std::env::current_dir().unwrap();
+    assert_eq!(events[0].cwd.as_deref(), cwd.to_str());
     // A second from now (moments are read to the second; the opening has milliseconds).
     let now =
         humantime::format_rfc3339_seconds(std::time::SystemTime::now() + Duration::from_secs(1))

@@ -43,6 +43,12 @@ fn assert_held(snapshot: &Snapshot, socket: Option<&Socket>, pid: u32, what: &st
         "{:?}",
         process.cmdline
     );
+    let cwd = std::env::current_dir().unwrap();
+    assert_eq!(
+        process.cwd.as_deref(),
+        cwd.to_str(),
+        "the holder runs where this test does"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

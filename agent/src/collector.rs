@@ -97,6 +97,8 @@ pub struct RawProcess {
     pub pgrp: Option<u32>,
     /// Scheduler state letter as `ps` shows it (`R`, `S`, `T` stopped, `Z` zombie, …).
     pub state: Option<char>,
+    /// Working directory, read once when the process is first seen.
+    pub cwd: Option<String>,
 }
 
 impl RawProcess {
@@ -458,6 +460,7 @@ pub fn to_wire_process(raw: RawProcess) -> Process {
         uid: raw.uid,
         start_time: raw.start_time,
         stopped: raw.state == Some('T'),
+        cwd: raw.cwd,
     }
 }
 
@@ -557,6 +560,7 @@ mod tests {
             session: Some(1),
             pgrp: Some(1),
             state: Some('S'),
+            cwd: None,
         }
     }
 

@@ -674,6 +674,7 @@ mod tests {
             session: None,
             pgrp: Some(pgrp),
             state: Some('S'),
+            cwd: None,
         }
     }
 

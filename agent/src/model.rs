@@ -336,6 +336,7 @@ pub(crate) mod tests {
             uid: None,
             start_time: None,
             stopped: false,
+            cwd: None,
         }
     }
 

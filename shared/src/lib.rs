@@ -403,6 +403,10 @@ pub struct Process {
     /// until it is continued.
     #[serde(default)]
     pub stopped: bool,
+    /// Working directory, where it can be read (a process of another user is not readable
+    /// without root).
+    #[serde(default)]
+    pub cwd: Option<String>,
 }
 
 /// A change in a socket's life: a line of `portscope watch --json`, and what the history keeps
@@ -434,6 +438,9 @@ pub struct Event {
     pub cmdline: Vec<String>,
     #[serde(default)]
     pub user: Option<String>,
+    /// The owner's working directory, where it could be read.
+    #[serde(default)]
+    pub cwd: Option<String>,
     /// What serves it (a listener's `app`).
     #[serde(default)]
     pub app: Option<String>,

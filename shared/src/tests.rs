@@ -60,6 +60,7 @@ fn process() -> Process {
         uid: Some(1000),
         start_time: Some(1_795_000_000),
         stopped: false,
+        cwd: None,
     }
 }
 
@@ -123,6 +124,7 @@ fn samples() -> Vec<(&'static str, String)> {
                     process: Some("avahi-daemon".into()),
                     cmdline: vec!["avahi-daemon: running [devbox.local]".into()],
                     user: Some("avahi".into()),
+                    cwd: Some("/".into()),
                     app: Some("mDNS".into()),
                 }],
             }),
@@ -165,6 +167,7 @@ fn samples() -> Vec<(&'static str, String)> {
                 uid: Some(1000),
                 start_time: Some(1_794_999_990),
                 stopped: false,
+                cwd: None,
             }],
         }],
         clients: vec![],
@@ -218,6 +221,7 @@ fn samples() -> Vec<(&'static str, String)> {
         process: Some("node".into()),
         cmdline: vec!["node".into(), "node_modules/.bin/vite".into()],
         user: Some("dev".into()),
+        cwd: Some("/home/dev/app".into()),
         app: Some("Vite dev server".into()),
     };
     out.push(("Event", serde_json::to_string(&event).unwrap()));
@@ -333,7 +337,7 @@ fn snapshot_json() {
             more: false,
         }),
         expect![[
-            r#"{"type":"Snapshot","seq":7,"sockets":[{"id":"tcp 127.0.0.1:5173 - i41234","proto":"tcp","family":"ipv4","local_addr":"127.0.0.1","local_port":5173,"remote_addr":null,"remote_port":null,"state":"LISTEN","pids":[4242],"uid":1000,"owner":"known","exposure":"loopback","service":null,"app":"Vite dev server","risk":null,"http":true}],"processes":[{"pid":4242,"ppid":4200,"name":"node","exe":"/usr/bin/node","cmdline":["node","node_modules/.bin/vite"],"user":"dev","uid":1000,"start_time":1795000000,"stopped":false}],"warnings":["could not read /proc/9/fd: permission denied"],"more":false}"#
+            r#"{"type":"Snapshot","seq":7,"sockets":[{"id":"tcp 127.0.0.1:5173 - i41234","proto":"tcp","family":"ipv4","local_addr":"127.0.0.1","local_port":5173,"remote_addr":null,"remote_port":null,"state":"LISTEN","pids":[4242],"uid":1000,"owner":"known","exposure":"loopback","service":null,"app":"Vite dev server","risk":null,"http":true}],"processes":[{"pid":4242,"ppid":4200,"name":"node","exe":"/usr/bin/node","cmdline":["node","node_modules/.bin/vite"],"user":"dev","uid":1000,"start_time":1795000000,"stopped":false,"cwd":null}],"warnings":["could not read /proc/9/fd: permission denied"],"more":false}"#
         ]],
     );
 }

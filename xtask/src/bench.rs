@@ -22,6 +22,8 @@ struct Options {
     sockets: usize,
     procs: usize,
     json: Option<String>,
+    /// Only the history's figures (its cost under churn, `history PORT` on a 30-day file).
+    history_only: bool,
 }
 
 fn options(args: &[String]) -> Result<Options, String> {
@@ -29,6 +31,7 @@ fn options(args: &[String]) -> Result<Options, String> {
         sockets: 21_000,
         procs: 20,
         json: None,
+        history_only: false,
     };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -37,9 +40,10 @@ fn options(args: &[String]) -> Result<Options, String> {
             "--sockets" => o.sockets = value()?.parse().map_err(|e| format!("--sockets: {e}"))?,
             "--procs" => o.procs = value()?.parse().map_err(|e| format!("--procs: {e}"))?,
             "--json" => o.json = Some(value()?),
+            "--history-only" => o.history_only = true,
             other => {
                 return Err(format!(
-                    "unknown bench option {other}; expected --sockets N, --procs P, --json PATH"
+                    "unknown bench option {other}; expected --sockets N, --procs P, --json PATH, --history-only"
                 ));
             }
         }
@@ -69,6 +73,9 @@ pub fn bench(args: &[String]) -> Result<(), String> {
         crate::cargo(&["build", "--release", "--package", "portscope", "--locked"]),
     )?;
     let agent = root.join("target/release/portscope");
+    if o.history_only {
+        return history_figures(&root, &agent, &o);
+    }
 
     eprintln!("xtask: == idle cost with {SMALL} sockets and one client");
     let small_load = start_load(&root, SMALL, 20, None)?;
@@ -230,29 +237,7 @@ pub fn bench(args: &[String]) -> Result<(), String> {
         idle["snapshot_seconds"].as_f64().unwrap_or(0.0)
     );
 
-    println!(
-        "  history: agent CPU per tick            {:.1} ms with, {:.1} ms without: {:+.1} % (target < 5 %)",
-        history.cpu_with * 1e3,
-        history.cpu_without * 1e3,
-        (history.cpu_with / history.cpu_without - 1.0) * 100.0
-    );
-    println!(
-        "  history: its share of a refresh        {:.2} ms median (counting connections, queuing writes)",
-        history.tick_share.unwrap_or(f64::NAN) * 1e3
-    );
-    println!(
-        "  history: file growth at this churn     {:.1} MiB a day ({} bytes in {HISTORY_SECONDS} s; capped at 200 MB)",
-        history.bytes_per_day / (1 << 20) as f64,
-        history.bytes
-    );
-    println!(
-        "  history PORT on a 30-day file          {:.1} ms median, --at {:.1} ms ({:.0} MiB: {} events, {} connection minutes) (target < 50 ms)",
-        lookup.port_seconds * 1e3,
-        lookup.at_seconds * 1e3,
-        lookup.file_bytes as f64 / (1 << 20) as f64,
-        lookup.events,
-        lookup.minutes
-    );
+    print_history(&history, &lookup);
 
     if let Some(path) = o.json {
         let report = json!({
@@ -292,6 +277,56 @@ pub fn bench(args: &[String]) -> Result<(), String> {
         eprintln!("xtask: wrote {path}");
     }
     Ok(())
+}
+
+/// `--history-only`: the big load with churn, the history's cost on it, then the lookup.
+fn history_figures(root: &Path, agent: &Path, o: &Options) -> Result<(), String> {
+    eprintln!(
+        "xtask: == opening {} sockets in {} processes, and churn",
+        o.sockets, o.procs
+    );
+    let load = start_load(root, o.sockets, o.procs, None)?;
+    let churn = start_load(root, 200, 2, Some(10.0))?;
+    eprintln!("xtask: == measuring the history's cost under churn ({HISTORY_SECONDS} s each)");
+    let history = history_cost(agent)?;
+    drop(churn);
+    drop(load);
+    eprintln!("xtask: == measuring `history PORT` on a 30-day file");
+    let lookup = history_lookup(root, agent)?;
+    println!();
+    println!(
+        "portscope bench (history): {} sockets held by {} processes, 20 connections and 2 listener restarts a second",
+        o.sockets, o.procs
+    );
+    println!("  machine: {}", machine());
+    print_history(&history, &lookup);
+    Ok(())
+}
+
+fn print_history(history: &HistoryCost, lookup: &Lookup) {
+    println!(
+        "  history: agent CPU per tick            {:.1} ms with, {:.1} ms without: {:+.1} % (target < 5 %)",
+        history.cpu_with * 1e3,
+        history.cpu_without * 1e3,
+        (history.cpu_with / history.cpu_without - 1.0) * 100.0
+    );
+    println!(
+        "  history: its share of a refresh        {:.2} ms median (counting connections, queuing writes)",
+        history.tick_share.unwrap_or(f64::NAN) * 1e3
+    );
+    println!(
+        "  history: file growth at this churn     {:.1} MiB a day ({} bytes in {HISTORY_SECONDS} s; capped at 200 MB)",
+        history.bytes_per_day / (1 << 20) as f64,
+        history.bytes
+    );
+    println!(
+        "  history PORT on a 30-day file          {:.1} ms median, --at {:.1} ms ({:.0} MiB: {} events, {} connection minutes) (target < 50 ms)",
+        lookup.port_seconds * 1e3,
+        lookup.at_seconds * 1e3,
+        lookup.file_bytes as f64 / (1 << 20) as f64,
+        lookup.events,
+        lookup.minutes
+    );
 }
 
 /// Seconds each agent of the history comparison runs.
@@ -358,8 +393,22 @@ struct Lookup {
 /// makes the file (its schema), `bench/history30.py` fills it.
 fn history_lookup(root: &Path, agent: &Path) -> Result<Lookup, String> {
     let state = tempfile::tempdir().map_err(|e| e.to_string())?;
-    drop(RunningAgent::start_with(agent, &[], Some(state.path()))?);
     let file = state.path().join("portscope/history.db");
+    {
+        // Its writer thread makes the file soon after the URL is printed.
+        let _maker = RunningAgent::start_with(agent, &[], Some(state.path()))?;
+        let deadline = Instant::now() + std::time::Duration::from_secs(10);
+        while !file.exists() {
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "the agent made no history file at {}",
+                    file.display()
+                ));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
     let filled = python_json(root, "history30.py", &[file.to_string_lossy().into_owned()])?;
     let agent = agent.to_str().ok_or("non-UTF-8 path")?;
     let path = file.to_str().ok_or("non-UTF-8 path")?;

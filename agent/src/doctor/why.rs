@@ -1606,6 +1606,7 @@ mod tests {
             process: Some("python3".into()),
             cmdline: vec![],
             user: None,
+            cwd: None,
             app: None,
         };
         f.previous = Some(crate::doctor::Previous {

@@ -129,6 +129,7 @@ fn event(time: &str, kind: EventKind, socket: &Socket, state: &State) -> Event {
         process: owner.map(|p| p.name.clone()),
         cmdline: owner.map(|p| p.cmdline.clone()).unwrap_or_default(),
         user: owner.and_then(|p| p.user.clone()),
+        cwd: owner.and_then(|p| p.cwd.clone()),
         app: socket.app.clone(),
     }
 }

@@ -140,10 +140,12 @@ impl Store {
             .map_err(sqlite)?;
         }
         if version < 2 {
-            // Per-minute connection counts, and an index for a socket's events (spans).
+            // Per-minute connection counts, an index for a socket's events (spans), and the
+            // owner's working directory.
             conn.execute_batch(
                 "BEGIN;
                  CREATE INDEX events_socket ON events (socket_id, id);
+                 ALTER TABLE events ADD COLUMN cwd TEXT;
                  CREATE TABLE connections (
                      port INTEGER NOT NULL,
                      minute INTEGER NOT NULL,    -- ms since the epoch, a whole minute
@@ -251,8 +253,8 @@ impl Store {
             let mut insert = tx
                 .prepare_cached(
                     "INSERT INTO events (time, since, kind, socket_id, proto, family, local_addr,
-                     local_port, pid, process, cmdline, user, app)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                     local_port, pid, process, cmdline, user, app, cwd)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
                 )
                 .map_err(sqlite)?;
             for (id, e, since) in events {
@@ -271,6 +273,7 @@ impl Store {
                         serde_json::to_string(&e.cmdline).unwrap_or_default(),
                         e.user,
                         e.app,
+                        e.cwd,
                     ])
                     .map_err(sqlite)?;
             }
@@ -601,7 +604,7 @@ pub struct Query {
 
 /// The columns `Row::read` takes, in its order.
 const COLUMNS: &str = "time, since, kind, proto, family, local_addr, local_port, pid, process, \
-                       cmdline, user, app";
+                       cmdline, user, app, cwd";
 
 /// One stored event, as read.
 struct Row {
@@ -617,6 +620,7 @@ struct Row {
     cmdline: String,
     user: Option<String>,
     app: Option<String>,
+    cwd: Option<String>,
 }
 
 impl Row {
@@ -640,6 +644,7 @@ impl Row {
             cmdline: r.get(at + 9)?,
             user: r.get(at + 10)?,
             app: r.get(at + 11)?,
+            cwd: r.get(at + 12)?,
         })
     }
 
@@ -658,6 +663,7 @@ impl Row {
             process: self.process,
             cmdline: serde_json::from_str(&self.cmdline).unwrap_or_default(),
             user: self.user,
+            cwd: self.cwd,
             app: self.app,
         })
     }
@@ -695,6 +701,7 @@ mod tests {
             process: Some("node".into()),
             cmdline: vec!["node".into(), "server.js".into()],
             user: Some("dev".into()),
+            cwd: None,
             app: None,
         }
     }

@@ -241,6 +241,7 @@ mod tests {
             process: Some("node\n".into()),
             cmdline: vec![],
             user: None,
+            cwd: None,
             app: Some("Vite dev server".into()),
         };
         assert_eq!(

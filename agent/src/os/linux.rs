@@ -137,6 +137,7 @@ impl Platform for System {
             session: stat.session,
             pgrp: stat.pgrp,
             state: stat.state,
+            cwd: process.cwd().ok().map(|p| p.display().to_string()),
         })
     }
 

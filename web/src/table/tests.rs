@@ -95,6 +95,7 @@ prop_compose! {
             uid: Some(1000),
             start_time: None,
             stopped: false,
+            cwd: None,
         }
     }
 }
