@@ -67,7 +67,9 @@ impl Recorder {
     /// its connections and queues its listener events, if any, for the writer.
     pub fn tick(&mut self, published: &Published, changed: bool) {
         let now = SystemTime::now();
-        let connections = self.counter.count(&published.state, millis(now));
+        let connections = self
+            .counter
+            .count(changed.then_some(published), millis(now));
         let events = if changed { &published.events[..] } else { &[] };
         if events.is_empty() && connections.is_empty() {
             return;
@@ -206,18 +208,41 @@ fn reconcile(
 }
 
 /// Counts, per listening TCP port and per minute, the server ends of its connections: how many
-/// appeared, the most open at one tick, and the distinct peer addresses.
+/// appeared, the most open at one tick, and the distinct peer addresses. It follows the model's
+/// deltas, so a tick costs what changed, not what is open: 21 000 sockets cost nothing while
+/// they stay.
 #[derive(Debug, Default)]
 struct Counter {
-    /// The minute being counted (ms, a whole minute), and its counts.
+    /// The state counted last; a delta from elsewhere makes it start again from the state.
+    seq: u64,
+    /// The minute being counted (ms, a whole minute).
     minute: i64,
+    /// TCP listeners by socket id, and how many listen on each port.
+    listeners: HashMap<String, u16>,
+    listening: HashMap<u16, u32>,
+    /// The server ends of connections to a listening port, by socket id.
+    ends: HashMap<String, End>,
+    /// Per port, now: connections established, and peers (with their connection counts).
+    current: HashMap<u16, Current>,
+    /// Per port, this minute's counts.
     ports: HashMap<u16, PortCount>,
     /// What was last handed to the writer for this minute.
     sent: HashMap<u16, (u32, u32, u32)>,
-    /// The server ends seen at the last tick, by their two endpoints (a socket's id changes
-    /// when it is orphaned in FIN_WAIT or TIME_WAIT; its endpoints do not). `None` before the
-    /// first tick: what is there then was accepted before the agent looked.
-    seen: Option<HashSet<(SocketAddr, SocketAddr)>>,
+}
+
+#[derive(Debug)]
+struct End {
+    port: u16,
+    /// Its two endpoints: a socket's id changes when it is orphaned in FIN_WAIT or TIME_WAIT
+    /// (its inode goes); its endpoints do not.
+    pair: (SocketAddr, SocketAddr),
+    established: bool,
+}
+
+#[derive(Debug, Default)]
+struct Current {
+    open: u32,
+    peers: HashMap<IpAddr, u32>,
 }
 
 #[derive(Debug, Default)]
@@ -231,54 +256,112 @@ impl Counter {
     /// A counter for which the connections of `first` (the agent's first scan) were accepted
     /// before it looked.
     fn starting_from(first: &State) -> Counter {
-        let listening = listening_ports(first);
-        Counter {
-            seen: Some(
-                first
-                    .sockets
-                    .values()
-                    .filter_map(|s| server_end(s, &listening))
-                    .collect(),
-            ),
+        let mut counter = Counter::default();
+        counter.reset(first);
+        counter
+    }
+
+    /// Takes the whole state as it is, counting nothing as accepted.
+    fn reset(&mut self, state: &State) {
+        *self = Counter {
+            minute: self.minute,
+            ports: std::mem::take(&mut self.ports),
+            sent: std::mem::take(&mut self.sent),
             ..Counter::default()
+        };
+        self.seq = state.seq;
+        for socket in state.sockets.values() {
+            self.listener_added(socket);
+        }
+        for socket in state.sockets.values() {
+            self.end_added(socket);
         }
     }
 
-    /// Counts one tick's state at `now` (ms); returns the rows that changed since the last
-    /// call, to be written (each replacing its port's row for the minute).
-    fn count(&mut self, state: &State, now: i64) -> Vec<ConnectionRow> {
+    fn listener_added(&mut self, socket: &Socket) {
+        if socket.proto == Proto::Tcp && socket.state == SocketState::Listen {
+            self.listeners.insert(socket.id.clone(), socket.local_port);
+            *self.listening.entry(socket.local_port).or_default() += 1;
+        }
+    }
+
+    fn listener_removed(&mut self, id: &str) {
+        if let Some(port) = self.listeners.remove(id)
+            && let Some(n) = self.listening.get_mut(&port)
+        {
+            *n -= 1;
+            if *n == 0 {
+                self.listening.remove(&port);
+            }
+        }
+    }
+
+    /// Takes a socket that appeared; returns its endpoints when it is a server end.
+    fn end_added(&mut self, socket: &Socket) -> Option<(SocketAddr, SocketAddr)> {
+        let peer = socket.remote_endpoint()?;
+        if socket.proto != Proto::Tcp || !self.listening.contains_key(&socket.local_port) {
+            return None;
+        }
+        let end = End {
+            port: socket.local_port,
+            pair: (socket.local_endpoint(), peer),
+            established: socket.state == SocketState::Established,
+        };
+        let current = self.current.entry(end.port).or_default();
+        current.open += u32::from(end.established);
+        *current.peers.entry(peer.ip()).or_default() += 1;
+        let pair = end.pair;
+        self.ends.insert(socket.id.clone(), end);
+        Some(pair)
+    }
+
+    /// Forgets a socket that went; returns its endpoints when it was a server end.
+    fn end_removed(&mut self, id: &str) -> Option<(SocketAddr, SocketAddr)> {
+        let end = self.ends.remove(id)?;
+        if let Some(current) = self.current.get_mut(&end.port) {
+            current.open -= u32::from(end.established);
+            let peer = end.pair.1.ip();
+            if let Some(n) = current.peers.get_mut(&peer) {
+                *n -= 1;
+                if *n == 0 {
+                    current.peers.remove(&peer);
+                }
+            }
+            if current.open == 0 && current.peers.is_empty() {
+                self.current.remove(&end.port);
+            }
+        }
+        Some(end.pair)
+    }
+
+    /// Counts one tick at `now` (ms): the published change, if there was one. Returns the rows
+    /// that changed since the last call, to be written (each replacing its port's row for the
+    /// minute).
+    fn count(&mut self, published: Option<&Published>, now: i64) -> Vec<ConnectionRow> {
         let minute = now - now.rem_euclid(60_000);
         if minute != self.minute {
+            // A new minute starts from what is open.
             self.minute = minute;
-            self.ports.clear();
             self.sent.clear();
+            self.ports = self
+                .current
+                .iter()
+                .map(|(port, current)| {
+                    let count = PortCount {
+                        accepted: 0,
+                        open: current.open,
+                        peers: current.peers.keys().copied().collect(),
+                    };
+                    (*port, count)
+                })
+                .collect();
         }
-        let listening = listening_ports(state);
-        let mut open: HashMap<u16, u32> = HashMap::new();
-        let mut seen = HashSet::new();
-        for socket in state.sockets.values() {
-            let Some(ends) = server_end(socket, &listening) else {
-                continue;
-            };
-            let port = socket.local_port;
-            let count = self.ports.entry(port).or_default();
-            count.peers.insert(ends.1.ip());
-            if self
-                .seen
-                .as_ref()
-                .is_some_and(|before| !before.contains(&ends))
-            {
-                count.accepted += 1;
+        if let Some(published) = published {
+            match &published.delta {
+                Some(delta) if delta.from_seq == self.seq => self.apply(delta),
+                _ => self.reset(&published.state),
             }
-            seen.insert(ends);
-            if socket.state == SocketState::Established {
-                *open.entry(port).or_default() += 1;
-            }
-        }
-        self.seen = Some(seen);
-        for (port, n) in &open {
-            let count = self.ports.entry(*port).or_default();
-            count.open = count.open.max(*n);
+            self.seq = published.state.seq;
         }
         let mut rows = Vec::new();
         for (port, count) in &self.ports {
@@ -300,24 +383,46 @@ impl Counter {
         }
         rows
     }
-}
 
-/// The ports TCP listeners hold.
-fn listening_ports(state: &State) -> HashSet<u16> {
-    state
-        .sockets
-        .values()
-        .filter(|s| s.proto == Proto::Tcp && s.state == SocketState::Listen)
-        .map(|s| s.local_port)
-        .collect()
-}
-
-/// The two endpoints of the server end of a connection to one of the `listening` ports, in any
-/// state: one that closed within a tick is still there in FIN_WAIT or TIME_WAIT.
-fn server_end(socket: &Socket, listening: &HashSet<u16>) -> Option<(SocketAddr, SocketAddr)> {
-    let peer = socket.remote_endpoint()?;
-    (socket.proto == Proto::Tcp && listening.contains(&socket.local_port))
-        .then(|| (socket.local_endpoint(), peer))
+    /// Follows one delta: listeners first (a connection may come with its listener), then the
+    /// server ends that went, changed and came.
+    fn apply(&mut self, delta: &portscope_shared::Delta) {
+        for id in &delta.removed {
+            self.listener_removed(id);
+        }
+        for socket in &delta.changed {
+            self.listener_removed(&socket.id);
+            self.listener_added(socket);
+        }
+        for socket in &delta.added {
+            self.listener_added(socket);
+        }
+        // An end that went and came back under another id (orphaned) is not a new connection.
+        let mut gone = HashSet::new();
+        for id in &delta.removed {
+            gone.extend(self.end_removed(id));
+        }
+        let mut touched = HashSet::new();
+        for socket in &delta.changed {
+            if self.end_removed(&socket.id).is_some() {
+                self.end_added(socket);
+                touched.insert(socket.local_port);
+            }
+        }
+        for socket in &delta.added {
+            if let Some(pair) = self.end_added(socket) {
+                let count = self.ports.entry(socket.local_port).or_default();
+                count.accepted += u32::from(!gone.contains(&pair));
+                count.peers.insert(pair.1.ip());
+                touched.insert(socket.local_port);
+            }
+        }
+        for port in touched {
+            let open = self.current.get(&port).map_or(0, |c| c.open);
+            let count = self.ports.entry(port).or_default();
+            count.open = count.open.max(open);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -360,19 +465,30 @@ mod tests {
             peers,
         };
 
+        // Each tick publishes the change from the one before, as the model does.
+        let mut last = State::default();
+        let mut publish = |sockets: &[Socket]| -> Published {
+            let mut next = state(sockets);
+            next.seq = last.seq + 1;
+            let delta = last.diff(&next);
+            last = next.clone();
+            Published {
+                state: next,
+                delta: Some(delta),
+                events: Vec::new(),
+            }
+        };
+
         // The first state: a connection already open is open, not accepted.
-        let first = state(&[
+        let first = publish(&[
             server.clone(),
             accepted([127, 0, 0, 1], 50000),
             client.clone(),
         ]);
-        let mut counter = Counter::starting_from(&first);
-        assert_eq!(
-            counter.count(&first, minute + 1_000),
-            [row(minute, 0, 1, 1)]
-        );
+        let mut counter = Counter::starting_from(&first.state);
+        assert_eq!(counter.count(None, minute + 1_000), [row(minute, 0, 1, 1)]);
         // Nothing changed: nothing to write.
-        assert!(counter.count(&first, minute + 2_000).is_empty());
+        assert!(counter.count(None, minute + 2_000).is_empty());
 
         // Two more from another peer: accepted 2, the most open 3, 2 peers.
         let more = [
@@ -382,7 +498,7 @@ mod tests {
             accepted([127, 0, 0, 2], 50002),
         ];
         assert_eq!(
-            counter.count(&state(&more), minute + 3_000),
+            counter.count(Some(&publish(&more)), minute + 3_000),
             [row(minute, 2, 3, 2)]
         );
         // One closes and lingers in TIME_WAIT with another id: not a new connection.
@@ -391,7 +507,9 @@ mod tests {
         orphan.state = SocketState::TimeWait;
         let fewer = [more[0].clone(), more[1].clone(), more[2].clone(), orphan];
         assert!(
-            counter.count(&state(&fewer), minute + 4_000).is_empty(),
+            counter
+                .count(Some(&publish(&fewer)), minute + 4_000)
+                .is_empty(),
             "a close changes neither the most open nor the peers seen"
         );
         // One that opened and closed between two ticks is counted from its TIME_WAIT.
@@ -399,15 +517,49 @@ mod tests {
         quick.state = SocketState::TimeWait;
         let quicker = [fewer.as_slice(), &[quick]].concat();
         assert_eq!(
-            counter.count(&state(&quicker), minute + 5_000),
+            counter.count(Some(&publish(&quicker)), minute + 5_000),
             [row(minute, 3, 3, 3)]
         );
-
-        // The next minute starts from what is there: two open, from two peers (plus the two
-        // in TIME_WAIT, one of them the third peer's).
-        assert_eq!(
-            counter.count(&state(&quicker), minute + 60_000),
-            [row(minute + 60_000, 0, 2, 3)]
+        // A connection that changes state (established, then closing) is the same one.
+        let mut closing = quicker.clone();
+        closing[1].state = SocketState::CloseWait;
+        assert!(
+            counter
+                .count(Some(&publish(&closing)), minute + 6_000)
+                .is_empty()
         );
+
+        // The next minute starts from what is there: one open, from three peers (two in
+        // TIME_WAIT, one closing).
+        assert_eq!(
+            counter.count(None, minute + 60_000),
+            [row(minute + 60_000, 0, 1, 3)]
+        );
+
+        // A listener and a connection to it in one change: the connection counts.
+        let mut other = listener(lo, 9000, 11);
+        other.id = "tcp 127.0.0.1:9000 - i11".into();
+        let mut to_other = accepted([127, 0, 0, 4], 50004);
+        to_other.id = "tcp 127.0.0.1:9000 127.0.0.4:50004 i50004".into();
+        to_other.local_port = 9000;
+        let both = [closing.as_slice(), &[other, to_other]].concat();
+        let rows = counter.count(Some(&publish(&both)), minute + 61_000);
+        assert_eq!(
+            rows,
+            [ConnectionRow {
+                port: 9000,
+                minute: minute + 60_000,
+                accepted: 1,
+                open: 1,
+                peers: 1
+            }]
+        );
+
+        // A delta that does not follow on (the counter missed a state): it starts again from
+        // the state, counting nothing as accepted.
+        let mut skipped = publish(&closing);
+        skipped.delta.as_mut().unwrap().from_seq = 1;
+        assert!(counter.count(Some(&skipped), minute + 62_000).is_empty());
+        assert_eq!(counter.seq, skipped.state.seq);
     }
 }
