@@ -143,7 +143,7 @@ pub fn bench(args: &[String]) -> Result<(), String> {
     // The history's cost: the same big load and churn (20 connections and 2 listener restarts a
     // second), measured by an agent without history and one with it, one after the other.
     eprintln!("xtask: == measuring the history's cost under churn ({HISTORY_SECONDS} s each)");
-    let history = history_cost(&agent)?;
+    let history = history_cost(&root, &agent)?;
     drop(churn_load);
     drop(load.take());
     eprintln!("xtask: == measuring `history PORT` on a 30-day file");
@@ -288,7 +288,7 @@ fn history_figures(root: &Path, agent: &Path, o: &Options) -> Result<(), String>
     let load = start_load(root, o.sockets, o.procs, None)?;
     let churn = start_load(root, 200, 2, Some(10.0))?;
     eprintln!("xtask: == measuring the history's cost under churn ({HISTORY_SECONDS} s each)");
-    let history = history_cost(agent)?;
+    let history = history_cost(root, agent)?;
     drop(churn);
     drop(load);
     eprintln!("xtask: == measuring `history PORT` on a 30-day file");
@@ -315,8 +315,10 @@ fn print_history(history: &HistoryCost, lookup: &Lookup) {
         history.tick_share.unwrap_or(f64::NAN) * 1e3
     );
     println!(
-        "  history: file growth at this churn     {:.1} MiB a day ({} bytes in {HISTORY_SECONDS} s; capped at 200 MB)",
+        "  history: file growth at this churn     {:.1} MiB a day: {:.0} events and {:.0} connection rows a day ({} bytes after the run; capped at 200 MB)",
         history.bytes_per_day / (1 << 20) as f64,
+        history.events_per_day,
+        history.rows_per_day,
         history.bytes
     );
     println!(
@@ -338,14 +340,16 @@ struct HistoryCost {
     cpu_with: f64,
     /// The history's share of a refresh (median seconds), from the agent's log.
     tick_share: Option<f64>,
-    /// The file's size after the run, and that rate over a day.
+    /// The file's live bytes and rows after the run, and those rates over a day.
     bytes: u64,
     bytes_per_day: f64,
+    events_per_day: f64,
+    rows_per_day: f64,
 }
 
 /// Runs an agent without history, then one with it, on the load in place; each for
 /// [`HISTORY_SECONDS`] after a settling tick.
-fn history_cost(agent: &Path) -> Result<HistoryCost, String> {
+fn history_cost(root: &Path, agent: &Path) -> Result<HistoryCost, String> {
     let state = tempfile::tempdir().map_err(|e| e.to_string())?;
     let cpu_per_tick = |serve: &RunningAgent| -> Result<f64, String> {
         std::thread::sleep(std::time::Duration::from_secs(3));
@@ -366,18 +370,21 @@ fn history_cost(agent: &Path) -> Result<HistoryCost, String> {
     };
     drop(with);
     let ran = clock.elapsed().as_secs_f64();
-    let dir = state.path().join("portscope");
-    let bytes: u64 = ["history.db", "history.db-wal"]
-        .iter()
-        .filter_map(|f| std::fs::metadata(dir.join(f)).ok())
-        .map(|m| m.len())
-        .sum();
+    let file = state.path().join("portscope/history.db");
+    let size = python_json(
+        root,
+        "history_size.py",
+        &[file.to_string_lossy().into_owned()],
+    )?;
+    let per_day = |key: &str| size[key].as_f64().unwrap_or(f64::NAN) / ran * 86_400.0;
     Ok(HistoryCost {
         cpu_without,
         cpu_with,
         tick_share,
-        bytes,
-        bytes_per_day: bytes as f64 / ran * 86_400.0,
+        bytes: size["bytes"].as_u64().unwrap_or(0),
+        bytes_per_day: per_day("bytes"),
+        events_per_day: per_day("events"),
+        rows_per_day: per_day("connection_rows"),
     })
 }
 

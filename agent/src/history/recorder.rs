@@ -42,6 +42,8 @@ pub struct Recorder {
     tx: SyncSender<Tick>,
     problem: Arc<Mutex<Option<String>>>,
     counter: Counter,
+    /// The listeners open now, kept from the events (no pass over every socket).
+    open: BTreeMap<String, Event>,
 }
 
 impl Recorder {
@@ -51,6 +53,7 @@ impl Recorder {
         let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE);
         let problem = Arc::new(Mutex::new(None));
         let open_now = open_listeners(first, &now_text());
+        let open = open_now.iter().cloned().collect();
         let said = problem.clone();
         std::thread::Builder::new()
             .name("history".into())
@@ -59,6 +62,7 @@ impl Recorder {
         Recorder {
             tx,
             problem,
+            open,
             counter: Counter::starting_from(first),
         }
     }
@@ -74,13 +78,28 @@ impl Recorder {
         if events.is_empty() && connections.is_empty() {
             return;
         }
+        for (id, event) in events {
+            match event.kind {
+                EventKind::Opened | EventKind::OwnerChanged => {
+                    self.open.insert(id.clone(), event.clone());
+                }
+                EventKind::Closed | EventKind::Unknown => {
+                    self.open.remove(id);
+                }
+            }
+        }
         let tick = Tick {
             at: millis(now),
             events: events
                 .iter()
                 .map(|(id, e)| (id.clone(), e.clone(), None))
                 .collect(),
-            open: (!events.is_empty()).then(|| open_listeners(&published.state, &now_text())),
+            open: (!events.is_empty()).then(|| {
+                self.open
+                    .iter()
+                    .map(|(id, e)| (id.clone(), e.clone()))
+                    .collect()
+            }),
             connections,
         };
         if let Err(TrySendError::Full(_)) = self.tx.try_send(tick) {
