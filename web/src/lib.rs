@@ -13,6 +13,7 @@ mod conn;
 #[cfg(target_arch = "wasm32")]
 mod doctor;
 pub mod table;
+pub mod timeline;
 #[cfg(target_arch = "wasm32")]
 mod url;
 
