@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use portscope_shared::{Event, EventKind};
+use portscope_shared::{ConnectionHistory, Event, EventKind, Spans};
 
 use crate::support::{Agent, Situation, run_cli, wait_for};
 
@@ -211,4 +211,68 @@ fn the_api_answers_the_history() {
     );
     let off = Agent::start_with(&["--no-history"]);
     assert_eq!(off.get("/api/v1/history").status, 404);
+}
+
+/// The timeline's and the chart's routes: a listener's life as a span (its owner, its start,
+/// its end once it closed), and its connections per minute counted from real connections.
+#[test]
+fn spans_and_connection_counts_are_answered_for_the_timeline() {
+    let agent = Agent::start_ticking("200ms");
+    let s = Situation::start(&["keep", "127.0.0.1"]);
+    let port = s.port;
+    // Three connections from this process, which the listener accepts and keeps open.
+    let clients: Vec<std::net::TcpStream> = (0..3)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).unwrap())
+        .collect();
+    let counted = wait_for("three connections counted", Duration::from_secs(15), || {
+        let res = agent.get(&format!("/api/v1/history/connections?port={port}"));
+        let body: ConnectionHistory = serde_json::from_str(&res.body).ok()?;
+        assert_eq!(body.port, port);
+        let accepted: u32 = body.minutes.iter().map(|m| m.accepted).sum();
+        let open = body.minutes.iter().map(|m| m.open).max()?;
+        (accepted >= 3 && open >= 3).then_some(body)
+    });
+    assert!(
+        counted.minutes.iter().all(|m| m.peers == 1),
+        "one peer address, 127.0.0.1: {counted:?}"
+    );
+    let pid = s.pid;
+    drop(s);
+    let span = wait_for(
+        "the closed listener's span",
+        Duration::from_secs(15),
+        || {
+            let res = agent.get(&format!("/api/v1/history/spans?since=10m&port={port}"));
+            assert_eq!(res.status, 200, "{}", res.body);
+            let spans: Spans = serde_json::from_str(&res.body).unwrap();
+            spans.spans.into_iter().find(|s| s.end.is_some())
+        },
+    );
+    assert_eq!(span.pid, Some(pid));
+    assert_eq!(span.process.as_deref(), Some("python3"));
+    assert!(span.start <= span.end.clone().unwrap(), "{span:?}");
+    let all = agent.get("/api/v1/history/spans");
+    let all: Spans = serde_json::from_str(&all.body).unwrap();
+    assert!(
+        all.spans
+            .iter()
+            .any(|s| s.local_port == port && s.pid == Some(pid)),
+        "the default window (the last hour) holds it"
+    );
+
+    // Bad input is a 400 that says what was wrong; no history is a 404.
+    for (path, says) in [
+        ("/api/v1/history/connections", "?port="),
+        ("/api/v1/history/spans?since=soon", "?since="),
+        ("/api/v1/history/spans?since=1m&until=2h", "?until="),
+        ("/api/v1/history/spans?limit=many", "?limit="),
+    ] {
+        let res = agent.get(path);
+        assert_eq!(res.status, 400, "{path}: {}", res.body);
+        assert!(res.body.contains(says), "{path}: {}", res.body);
+    }
+    let off = Agent::start_with(&["--no-history"]);
+    assert_eq!(off.get("/api/v1/history/spans").status, 404);
+    assert_eq!(off.get("/api/v1/history/connections?port=80").status, 404);
+    drop(clients);
 }

@@ -250,6 +250,9 @@ pub struct ServeArgs {
     /// How long the history keeps events, e.g. `7d`.
     #[arg(long, default_value = "30d", value_parser = humantime::parse_duration)]
     pub history_keep: Duration,
+    /// The most the history file may take, e.g. `50MB`; the oldest events go first.
+    #[arg(long, default_value = "200MB", value_name = "SIZE")]
+    pub history_max_size: bytesize::ByteSize,
 }
 
 #[derive(Clone, Debug, Args)]
@@ -435,6 +438,11 @@ mod tests {
                       How long the history keeps events, e.g. `7d`
 
                       [default: 30d]
+
+                  --history-max-size <SIZE>
+                      The most the history file may take, e.g. `50MB`; the oldest events go first
+
+                      [default: 200MB]
 
               -h, --help
                       Print help (see a summary with '-h')

@@ -161,7 +161,11 @@ pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
 
     let history = history_path.map(|path| {
         tracing::info!(path = %path.display(), "keeping the port history");
-        crate::history::Recorder::start(path, args.history_keep, &model.current().state)
+        let retention = crate::history::Retention {
+            keep: args.history_keep,
+            max_bytes: args.history_max_size.as_u64(),
+        };
+        crate::history::Recorder::start(path, retention, &model.current().state)
     });
     tokio::spawn(refresh::run(collector, model, args.interval, history));
     let service = app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();

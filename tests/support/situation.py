@@ -4,6 +4,7 @@ line, and keeps it until stdin closes.
   listen HOST            a TCP listener on HOST, port 0
   listen-at HOST PORT    a TCP listener on HOST:PORT
   stubborn HOST          the same, from a process that ignores SIGTERM
+  keep HOST              a TCP listener that accepts connections and keeps them open
   deaf HOST              a listener with a backlog of 1 that never accepts, its queue filled
   http HOST TITLE        an HTTP server whose page has <title>TITLE</title>
   timewait [reuse]       a port left only in TIME_WAIT (server closed first, listener closed), by
@@ -66,6 +67,16 @@ def accept_forever(s):
             return
 
 
+def accept_and_keep(s, kept):
+    """Accepts connections and keeps them open, as a server with clients does."""
+    while True:
+        try:
+            conn, _ = s.accept()
+            kept.append(conn)
+        except OSError:
+            return
+
+
 def report(port, pid=None):
     print(json.dumps({"port": port, "pid": pid or __import__("os").getpid()}), flush=True)
 
@@ -87,6 +98,13 @@ elif mode == "deaf":
     clients = [socket.create_connection((sys.argv[2], port)) for _ in range(2)]
     keep += [s] + clients
     report(port)
+elif mode == "keep":
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind((sys.argv[2], 0))
+    s.listen()
+    keep.append(s)
+    threading.Thread(target=accept_and_keep, args=(s, keep), daemon=True).start()
+    report(s.getsockname()[1])
 elif mode == "listen-at":
     s = listener(sys.argv[2], int(sys.argv[3]))
     keep.append(s)

@@ -11,8 +11,8 @@ pub mod store;
 mod watch;
 
 pub use cli::run as run_history;
-pub use recorder::Recorder;
-pub use store::{Query, Store, default_path, millis};
+pub use recorder::{Recorder, Retention};
+pub use store::{HistoryError, Query, Store, default_path, millis};
 pub use watch::run as watch;
 
 use std::time::SystemTime;

@@ -6,11 +6,11 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use portscope_shared::{Event, EventKind};
+use portscope_shared::{ConnectionMinute, Event, EventKind, Span, Spans};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 /// The schema this build writes. A file from a newer build is not touched.
-pub const SCHEMA: i64 = 1;
+pub const SCHEMA: i64 = 2;
 
 /// Why the history cannot be used; said in a warning, the live view goes on.
 #[derive(Debug, thiserror::Error)]
@@ -100,6 +100,12 @@ impl Store {
         if version > SCHEMA {
             return Err(HistoryError::Newer(path.to_owned(), version));
         }
+        if version == 0 {
+            // Freed pages go back to the file system when pruned: set before any table, and
+            // before WAL mode (which fixes it).
+            conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")
+                .map_err(sqlite)?;
+        }
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(sqlite)?;
         // WAL with NORMAL sync: a crash loses at most the last transaction, the file stays valid.
@@ -129,6 +135,25 @@ impl Store {
                  CREATE TABLE open_listeners (socket_id TEXT PRIMARY KEY, event TEXT NOT NULL);
                  CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
                  PRAGMA user_version = 1;
+                 COMMIT;",
+            )
+            .map_err(sqlite)?;
+        }
+        if version < 2 {
+            // Per-minute connection counts, and an index for a socket's events (spans).
+            conn.execute_batch(
+                "BEGIN;
+                 CREATE INDEX events_socket ON events (socket_id, id);
+                 CREATE TABLE connections (
+                     port INTEGER NOT NULL,
+                     minute INTEGER NOT NULL,    -- ms since the epoch, a whole minute
+                     accepted INTEGER NOT NULL,
+                     open INTEGER NOT NULL,
+                     peers INTEGER NOT NULL,
+                     PRIMARY KEY (port, minute)
+                 ) WITHOUT ROWID;
+                 CREATE INDEX connections_minute ON connections (minute);
+                 PRAGMA user_version = 2;
                  COMMIT;",
             )
             .map_err(sqlite)?;
@@ -204,6 +229,18 @@ impl Store {
         events: &[(String, Event, Option<i64>)],
         open: Option<&[(String, Event)]>,
     ) -> Result<(), HistoryError> {
+        self.write_tick(at, events, open, &[])
+    }
+
+    /// [`Store::write`] with the tick's per-minute connection counts, each replacing what the
+    /// file held for its port and minute.
+    pub fn write_tick(
+        &mut self,
+        at: i64,
+        events: &[(String, Event, Option<i64>)],
+        open: Option<&[(String, Event)]>,
+        connections: &[ConnectionRow],
+    ) -> Result<(), HistoryError> {
         let path = self.path.clone();
         let sqlite = |source| HistoryError::Sqlite {
             path: path.clone(),
@@ -248,6 +285,18 @@ impl Store {
                         .map_err(sqlite)?;
                 }
             }
+            if !connections.is_empty() {
+                let mut put = tx
+                    .prepare_cached(
+                        "INSERT OR REPLACE INTO connections (port, minute, accepted, open, peers)
+                         VALUES (?1, ?2, ?3, ?4, ?5)",
+                    )
+                    .map_err(sqlite)?;
+                for c in connections {
+                    put.execute(params![c.port, c.minute, c.accepted, c.open, c.peers])
+                        .map_err(sqlite)?;
+                }
+            }
             tx.execute(
                 "INSERT INTO meta (key, value) VALUES ('last_tick', ?1)
                  ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -258,14 +307,92 @@ impl Store {
         tx.commit().map_err(sqlite)
     }
 
-    /// Forgets events older than `before` (ms), a bounded batch at a time.
+    /// Forgets events and connection counts older than `before` (ms), a bounded batch at a
+    /// time; returns how many rows went.
     pub fn prune(&mut self, before: i64) -> Result<usize, HistoryError> {
-        self.conn
+        let events = self
+            .conn
             .execute(
                 "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE time < ?1 LIMIT 10000)",
                 [before],
             )
-            .map_err(|e| self.err(e))
+            .map_err(|e| self.err(e))?;
+        let counts = self
+            .conn
+            .execute(
+                "DELETE FROM connections WHERE (port, minute) IN
+                 (SELECT port, minute FROM connections WHERE minute < ?1 LIMIT 10000)",
+                [before],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(events + counts)
+    }
+
+    /// Bytes the file's live pages take (free pages are reused before the file grows).
+    pub fn used_bytes(&self) -> Result<u64, HistoryError> {
+        let pragma = |name: &str| -> Result<i64, HistoryError> {
+            self.conn
+                .pragma_query_value(None, name, |r| r.get(0))
+                .map_err(|e| self.err(e))
+        };
+        let used = (pragma("page_count")? - pragma("freelist_count")?) * pragma("page_size")?;
+        Ok(u64::try_from(used).unwrap_or(0))
+    }
+
+    /// Keeps the file under `max` bytes: forgets the oldest events and counts, a batch at a
+    /// time (at most `rounds` batches per call, so a call stays short), then gives the freed
+    /// pages back. Returns whether the file is under `max` now.
+    pub fn prune_to_size(&mut self, max: u64, rounds: usize) -> Result<bool, HistoryError> {
+        for _ in 0..rounds {
+            if self.used_bytes()? <= max {
+                break;
+            }
+            // The time of the 5 000th oldest event: everything before it goes.
+            let cut: Option<i64> = self
+                .conn
+                .query_row(
+                    "SELECT time FROM events ORDER BY time LIMIT 1 OFFSET 5000",
+                    [],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(|e| self.err(e))?;
+            let cut = match cut {
+                Some(t) => t,
+                // Fewer than 5 000 events: the counts are what is large; halve their span.
+                None => {
+                    let span: Option<(i64, i64)> = self
+                        .conn
+                        .query_row(
+                            "SELECT MIN(minute), MAX(minute) FROM connections",
+                            [],
+                            |r| Ok(r.get::<_, Option<i64>>(0)?.zip(r.get::<_, Option<i64>>(1)?)),
+                        )
+                        .map_err(|e| self.err(e))?;
+                    match span {
+                        Some((first, last)) if first < last => first + (last - first) / 2,
+                        _ => break,
+                    }
+                }
+            };
+            let gone = self
+                .conn
+                .execute("DELETE FROM events WHERE time < ?1", [cut])
+                .map_err(|e| self.err(e))?
+                + self
+                    .conn
+                    .execute("DELETE FROM connections WHERE minute < ?1", [cut])
+                    .map_err(|e| self.err(e))?;
+            if gone == 0 {
+                break;
+            }
+        }
+        // Free pages go back to the file system; the checkpoint moves that into the file
+        // (without waiting for readers).
+        self.conn
+            .execute_batch("PRAGMA incremental_vacuum; PRAGMA wal_checkpoint(PASSIVE);")
+            .map_err(|e| self.err(e))?;
+        Ok(self.used_bytes()? <= max)
     }
 
     /// Events newest first, filtered.
@@ -318,6 +445,143 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Each owner's tenure of a listener that overlaps `[since, until]` (ms), oldest start
+    /// first; the latest `limit` when there are more (then `truncated`).
+    pub fn spans(
+        &self,
+        since: i64,
+        until: i64,
+        port: Option<u16>,
+        limit: usize,
+    ) -> Result<Spans, HistoryError> {
+        // Every event of the sockets that had an event in the window or were open when it
+        // began (a span that goes on past the window keeps its real end).
+        let mut stmt = self
+            .conn
+            .prepare(&format!(
+                "SELECT socket_id, {COLUMNS} FROM events
+                 WHERE (?3 IS NULL OR local_port = ?3) AND socket_id IN (
+                     SELECT socket_id FROM events WHERE time >= ?1 AND time <= ?2
+                     UNION
+                     SELECT e.socket_id FROM events e
+                     JOIN (SELECT socket_id, MAX(id) AS last FROM events
+                           WHERE time < ?1 GROUP BY socket_id) l ON e.id = l.last
+                     WHERE e.kind != 'closed')
+                 ORDER BY socket_id, id"
+            ))
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![since, until, port], |r| {
+                let id: String = r.get(0)?;
+                let row = Row::read_from(r, 1)?;
+                Ok((id, row))
+            })
+            .map_err(|e| self.err(e))?;
+        let mut spans: Vec<(i64, Span)> = Vec::new();
+        let mut current: Option<(String, i64, Span)> = None;
+        let end = |open: Option<(String, i64, Span)>, at: Option<i64>, spans: &mut Vec<_>| {
+            if let Some((_, start, mut span)) = open
+                && at.is_none_or(|at| at >= since)
+                && start <= until
+            {
+                span.end = at.map(rfc3339);
+                spans.push((start, span));
+            }
+        };
+        for row in rows {
+            let (id, row) = row.map_err(|e| self.err(e))?;
+            let time = row.time;
+            let Some(event) = row.into_event() else {
+                continue;
+            };
+            let same = current.as_ref().is_some_and(|(open, ..)| *open == id);
+            if !same {
+                // A socket whose last event is not a close lasts (up to `until`).
+                end(current.take(), None, &mut spans);
+            }
+            match event.kind {
+                EventKind::Closed => {
+                    if same {
+                        end(current.take(), Some(time), &mut spans);
+                    }
+                }
+                EventKind::Opened | EventKind::OwnerChanged => {
+                    if same {
+                        end(current.take(), Some(time), &mut spans);
+                    }
+                    current = Some((id, time, span_of(event)));
+                }
+                EventKind::Unknown => {}
+            }
+        }
+        end(current.take(), None, &mut spans);
+        spans.sort_by_key(|(start, _)| *start);
+        let truncated = spans.len() > limit;
+        let spans = spans
+            .split_off(spans.len().saturating_sub(limit))
+            .into_iter()
+            .map(|(_, span)| span)
+            .collect();
+        Ok(Spans { spans, truncated })
+    }
+
+    /// A port's per-minute connection counts from `since` (ms), oldest first.
+    pub fn connections(
+        &self,
+        port: u16,
+        since: i64,
+    ) -> Result<Vec<ConnectionMinute>, HistoryError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT minute, accepted, open, peers FROM connections
+                 WHERE port = ?1 AND minute >= ?2 ORDER BY minute",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![port, since - since.rem_euclid(60_000)], |r| {
+                Ok(ConnectionMinute {
+                    time: rfc3339(r.get(0)?),
+                    accepted: r.get(1)?,
+                    open: r.get(2)?,
+                    peers: r.get(3)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+}
+
+/// A span starting with `event` (its owner), open until ended.
+fn span_of(e: Event) -> Span {
+    Span {
+        proto: e.proto,
+        family: e.family,
+        local_addr: e.local_addr,
+        local_port: e.local_port,
+        pid: e.pid,
+        process: e.process,
+        cmdline: e.cmdline,
+        user: e.user,
+        app: e.app,
+        start: e.time,
+        start_since: e.since,
+        end: None,
+    }
+}
+
+/// One port's connections in one minute, as the recorder counts them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectionRow {
+    pub port: u16,
+    /// The minute's start, ms since the epoch.
+    pub minute: i64,
+    pub accepted: u32,
+    pub open: u32,
+    pub peers: u32,
+}
+
 /// What the history says of the agent's last look before it stopped.
 #[derive(Debug, Default)]
 pub struct LastTick {
@@ -358,19 +622,24 @@ struct Row {
 impl Row {
     /// A row of a `SELECT` of [`COLUMNS`].
     fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
+        Row::read_from(r, 0)
+    }
+
+    /// [`COLUMNS`] from column `at` on.
+    fn read_from(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Row> {
         Ok(Row {
-            time: r.get(0)?,
-            since: r.get(1)?,
-            kind: r.get(2)?,
-            proto: r.get(3)?,
-            family: r.get(4)?,
-            local_addr: r.get(5)?,
-            local_port: r.get(6)?,
-            pid: r.get(7)?,
-            process: r.get(8)?,
-            cmdline: r.get(9)?,
-            user: r.get(10)?,
-            app: r.get(11)?,
+            time: r.get(at)?,
+            since: r.get(at + 1)?,
+            kind: r.get(at + 2)?,
+            proto: r.get(at + 3)?,
+            family: r.get(at + 4)?,
+            local_addr: r.get(at + 5)?,
+            local_port: r.get(at + 6)?,
+            pid: r.get(at + 7)?,
+            process: r.get(at + 8)?,
+            cmdline: r.get(at + 9)?,
+            user: r.get(at + 10)?,
+            app: r.get(at + 11)?,
         })
     }
 
@@ -521,5 +790,163 @@ mod tests {
             .unwrap();
         drop(conn);
         assert!(matches!(Store::open(&path), Err(HistoryError::Newer(_, v)) if v == SCHEMA + 1));
+    }
+
+    #[test]
+    fn spans_follow_each_owner_of_a_listener_through_a_window() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("h.db")).unwrap();
+        let a = "tcp 127.0.0.1:3000 - i1".to_owned();
+        let b = "tcp 127.0.0.1:4000 - i2".to_owned();
+        let c = "tcp 127.0.0.1:5000 - i3".to_owned();
+        let passed = Event {
+            kind: EventKind::OwnerChanged,
+            ..opened(3000, 11)
+        };
+        // a: opened by 10 at 1 s, passed to 11 at 5 s, closed at 9 s.
+        // b: opened at 2 s, still open. c: opened and closed before the window.
+        store
+            .write(100, &[(c.clone(), opened(5000, 30), None)], None)
+            .unwrap();
+        store
+            .write(200, &[(c.clone(), closed(5000, 30), None)], None)
+            .unwrap();
+        store
+            .write(1_000, &[(a.clone(), opened(3000, 10), None)], None)
+            .unwrap();
+        store
+            .write(2_000, &[(b.clone(), opened(4000, 20), Some(1_500))], None)
+            .unwrap();
+        store
+            .write(5_000, &[(a.clone(), passed, None)], None)
+            .unwrap();
+        store
+            .write(9_000, &[(a.clone(), closed(3000, 11), None)], None)
+            .unwrap();
+
+        let seen = |since, until, port| -> Vec<(u16, Option<u32>, String, Option<String>)> {
+            store
+                .spans(since, until, port, 100)
+                .unwrap()
+                .spans
+                .into_iter()
+                .map(|s| (s.local_port, s.pid, s.start, s.end))
+                .collect()
+        };
+        let t = |s: u64| format!("1970-01-01T00:00:{s:02}Z");
+        assert_eq!(
+            seen(3_000, 20_000, None),
+            [
+                (3000, Some(10), t(1), Some(t(5))),
+                (4000, Some(20), t(2), None),
+                (3000, Some(11), t(5), Some(t(9))),
+            ],
+            "open at the window's start, passed on, and still open"
+        );
+        assert_eq!(
+            seen(6_000, 7_000, Some(3000)),
+            [(3000, Some(11), t(5), Some(t(9)))],
+            "only the owner in the window, on that port"
+        );
+        assert!(seen(9_500, 20_000, Some(3000)).is_empty(), "closed before");
+        let all = store.spans(0, 20_000, None, 2).unwrap();
+        assert!(all.truncated);
+        assert_eq!(
+            all.spans.iter().map(|s| s.pid).collect::<Vec<_>>(),
+            [Some(20), Some(11)],
+            "the latest starts are kept"
+        );
+        let b = store.spans(0, 20_000, Some(4000), 10).unwrap();
+        assert_eq!(
+            b.spans[0].start_since.as_deref(),
+            Some("1970-01-01T00:00:01Z")
+        );
+    }
+
+    #[test]
+    fn connection_counts_replace_their_minute_and_read_back_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("h.db")).unwrap();
+        let row = |minute, accepted, open| ConnectionRow {
+            port: 8000,
+            minute,
+            accepted,
+            open,
+            peers: 1,
+        };
+        store
+            .write_tick(60_500, &[], None, &[row(60_000, 1, 1)])
+            .unwrap();
+        store
+            .write_tick(61_000, &[], None, &[row(60_000, 3, 2)])
+            .unwrap();
+        store
+            .write_tick(180_000, &[], None, &[row(180_000, 0, 2)])
+            .unwrap();
+        let minutes = store.connections(8000, 60_000).unwrap();
+        let seen: Vec<_> = minutes
+            .iter()
+            .map(|m| (m.time.as_str(), m.accepted, m.open))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("1970-01-01T00:01:00Z", 3, 2),
+                ("1970-01-01T00:03:00Z", 0, 2)
+            ]
+        );
+        assert!(store.connections(8001, 0).unwrap().is_empty());
+        assert_eq!(
+            store.connections(8000, 61_000).unwrap().len(),
+            2,
+            "its minute"
+        );
+        store.prune(120_000).unwrap();
+        assert_eq!(
+            store.connections(8000, 0).unwrap().len(),
+            1,
+            "pruned by age"
+        );
+    }
+
+    #[test]
+    fn a_file_over_its_size_forgets_its_oldest_events_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("h.db")).unwrap();
+        let mut long = opened(3000, 10);
+        long.cmdline = vec!["x".repeat(400)];
+        for batch in 0..40 {
+            let events: Vec<_> = (0..1000)
+                .map(|i| (format!("s{batch}-{i}"), long.clone(), None))
+                .collect();
+            store.write(i64::from(batch) * 1000, &events, None).unwrap();
+        }
+        let before = store.used_bytes().unwrap();
+        assert!(before > 16 << 20, "the test needs a large file: {before}");
+        let max = 4 << 20;
+        assert!(store.prune_to_size(max, 50).unwrap());
+        let after = store.used_bytes().unwrap();
+        assert!(after <= max, "{after} bytes left, over {max}");
+        let file = std::fs::metadata(dir.path().join("h.db")).unwrap().len();
+
+        assert!(
+            file < before,
+            "the file gave pages back: {file} of {before}"
+        );
+        let newest = store
+            .query(&Query {
+                limit: 1,
+                ..Query::default()
+            })
+            .unwrap();
+        assert_eq!(newest[0].time, "1970-01-01T00:00:39Z", "the newest stay");
+        let oldest = store
+            .query(&Query {
+                until: Some(1_000),
+                limit: 1,
+                ..Query::default()
+            })
+            .unwrap();
+        assert!(oldest.is_empty(), "the oldest went: {oldest:?}");
     }
 }

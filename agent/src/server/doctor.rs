@@ -26,16 +26,16 @@ pub const MAX_RUNNING: usize = 4;
 const MAX_FORCE_AFTER: Duration = Duration::from_secs(30);
 
 /// An error answer: `{"error": {"code", "message"}}`, like the guards'.
-fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+pub(super) fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
     let body = serde_json::json!({ "error": { "code": code, "message": message.into() } });
     (status, Json(body)).into_response()
 }
 
-fn bad_request(message: impl Into<String>) -> Response {
+pub(super) fn bad_request(message: impl Into<String>) -> Response {
     error(StatusCode::BAD_REQUEST, "bad_request", message)
 }
 
-fn internal(e: impl std::fmt::Display) -> Response {
+pub(super) fn internal(e: impl std::fmt::Display) -> Response {
     error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
 }
 
@@ -66,7 +66,7 @@ fn busy() -> Response {
 }
 
 /// The query string's parameters (the last value wins).
-fn query(uri: &Uri) -> HashMap<String, String> {
+pub(super) fn query(uri: &Uri) -> HashMap<String, String> {
     form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes())
         .into_owned()
         .collect()
@@ -74,7 +74,7 @@ fn query(uri: &Uri) -> HashMap<String, String> {
 
 /// The port of `?port=`, which takes what `why` takes (`5173`, `localhost:5173`, a URL), so the
 /// dashboard's one input serves every question.
-fn port_of(q: &HashMap<String, String>) -> Result<u16, String> {
+pub(super) fn port_of(q: &HashMap<String, String>) -> Result<u16, String> {
     let text = q.get("port").ok_or("missing ?port=N (1-65535)")?;
     target::parse(text).map(|t| t.port).map_err(|e| e.0)
 }
@@ -278,78 +278,6 @@ pub async fn kill(State(app): State<AppState>, headers: HeaderMap, body: Bytes) 
     match outcome {
         Ok(Ok(report)) => Json(report).into_response(),
         Ok(Err(refusal)) => error(StatusCode::FORBIDDEN, refusal.code(), refusal.to_string()),
-        Err(e) => internal(e),
-    }
-}
-
-/// `GET /api/v1/history?port=&since=&until=&at=&pid=&limit=`: what `history --json` prints,
-/// read from the agent's own file.
-pub async fn history(State(app): State<AppState>, uri: Uri) -> Response {
-    let Some(path) = app.history.clone() else {
-        return error(
-            StatusCode::NOT_FOUND,
-            "no_history",
-            "this agent keeps no port history (it was started with --no-history)",
-        );
-    };
-    let q = query(&uri);
-    let moment = |key: &str| -> Result<Option<i64>, String> {
-        q.get(key)
-            .map(|v| {
-                crate::history::moment(v)
-                    .map(crate::history::millis)
-                    .map_err(|e| format!("?{key}=: {e}"))
-            })
-            .transpose()
-    };
-    let number = |key: &str| -> Result<Option<u32>, String> {
-        q.get(key)
-            .map(|v| {
-                v.parse::<u32>()
-                    .map_err(|_| format!("?{key}= must be a number"))
-            })
-            .transpose()
-    };
-    let port = match q.get("port").map(|_| port_of(&q)).transpose() {
-        Ok(port) => port,
-        Err(e) => return bad_request(e),
-    };
-    let (since, until, at, pid, limit) = match (
-        moment("since"),
-        moment("until"),
-        moment("at"),
-        number("pid"),
-        number("limit"),
-    ) {
-        (Ok(s), Ok(u), Ok(a), Ok(p), Ok(l)) => (s, u, a, p, l.unwrap_or(50).min(10_000)),
-        (Err(e), ..) | (_, Err(e), ..) | (_, _, Err(e), ..) | (.., Err(e), _) | (.., Err(e)) => {
-            return bad_request(e);
-        }
-    };
-    if at.is_some() && port.is_none() {
-        return bad_request("?at= needs ?port=");
-    }
-    let events = tokio::task::spawn_blocking(move || {
-        let store = crate::history::Store::open_read_only(&path)?;
-        match (at, port) {
-            (Some(at), Some(port)) => store.holders_at(port, at),
-            _ => store.query(&crate::history::Query {
-                port,
-                since,
-                until,
-                pid,
-                limit: i64::from(limit),
-            }),
-        }
-    })
-    .await;
-    match events {
-        Ok(Ok(events)) => Json(serde_json::json!({ "events": events })).into_response(),
-        Ok(Err(e)) => error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "history_unavailable",
-            e.to_string(),
-        ),
         Err(e) => internal(e),
     }
 }

@@ -5,6 +5,7 @@
 mod assets;
 mod doctor;
 mod guard;
+mod history;
 mod limits;
 mod open;
 mod ws;
@@ -102,7 +103,9 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/bind", get(doctor::bind))
         .route("/api/v1/free", get(doctor::free))
         .route("/api/v1/kill", post(doctor::kill))
-        .route("/api/v1/history", get(doctor::history))
+        .route("/api/v1/history", get(history::history))
+        .route("/api/v1/history/spans", get(history::spans))
+        .route("/api/v1/history/connections", get(history::connections))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .merge(api)
