@@ -1447,8 +1447,16 @@ async fn the_timeline_shows_listeners_lives_and_recent_changes() {
             .map_err(|e| {
                 format!("a listener opened while the page watched has no open bar: {e}")
             })?;
-        let opened = format!("opened 127.0.0.1:{live_port} python3 (pid {live_pid})");
-        wait_for_text(&browser, "#recent", |t| t.contains(&opened)).await?;
+        // Its opening is listed; the agent may see the socket a tick before its owner, and then
+        // names the owner in a second line ("passed on … to python3").
+        let named = format!("127.0.0.1:{live_port} python3 (pid {live_pid})");
+        let named_later = format!("127.0.0.1:{live_port} to python3 (pid {live_pid})");
+        wait_for_text(&browser, "#recent", |t| {
+            t.contains(&format!("opened 127.0.0.1:{live_port} "))
+                && (t.contains(&format!("opened {named}"))
+                    || t.contains(&format!("passed on {named_later}")))
+        })
+        .await?;
         // It closes: the live closing ends its bar, and Recent changes says so.
         let _ = rustix::process::kill_process(
             rustix::process::Pid::from_raw(live_pid as i32).unwrap(),
@@ -1509,8 +1517,26 @@ async fn the_timeline_shows_listeners_lives_and_recent_changes() {
         if drawn[0] != "img" || drawn[1].as_u64().is_none_or(|n| n < 1) || drawn[2] != true {
             return Err(format!("the connections chart is not drawn: {drawn:?}"));
         }
-        // For the record: `PORTSCOPE_SCREENSHOT_TIMELINE=path.png` keeps a picture of this view.
+        // Zooming in halves the window, which keeps ending at the present; the bars stay.
+        click(&browser, "#tl-zoom-in").await?;
+        wait_for_text(&browser, "#timeline-range", |t| {
+            t.ends_with("– now (30 min)")
+        })
+        .await?;
+        on_element(&browser, &early_bar, |el| async move {
+            el.attr("data-pids").await
+        })
+        .await?;
+        // For the record: `PORTSCOPE_SCREENSHOT_TIMELINE=path.png` keeps a picture of this view,
+        // zoomed in to the last few minutes.
         if let Ok(path) = std::env::var("PORTSCOPE_SCREENSHOT_TIMELINE") {
+            for _ in 0..3 {
+                click(&browser, "#tl-zoom-in").await?;
+            }
+            wait_for_text(&browser, "#timeline-range", |t| {
+                t.ends_with("– now (3 min)")
+            })
+            .await?;
             let png = c.screenshot().await.map_err(|e| e.to_string())?;
             std::fs::write(&path, png).map_err(|e| format!("{path}: {e}"))?;
         }

@@ -240,10 +240,11 @@ fn open(
     at: f64,
 ) {
     let ids = by_key.entry(ListenerKey::of_event(e)).or_default();
+    // The same tenure seen again (in the spans, or twice live), or one that goes on: an owner
+    // change that keeps the first pid (a fork that passed the socket to a child, which let go).
     let known = ids.iter().any(|&i| {
         let t = &tenures[i];
-        t.pid == e.pid
-            && ((t.start - at).abs() <= SAME_MOMENT_MS || (t.before_page && t.end.is_none()))
+        t.pid == e.pid && (t.end.is_none() || (t.start - at).abs() <= SAME_MOMENT_MS)
     });
     if !known {
         ids.push(tenures.len());
@@ -381,6 +382,7 @@ impl Lane {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Group {
     pub name: String,
+    /// The colour of the program of its first lane (bars are drawn in their programs').
     pub colour: usize,
     pub lanes: Vec<Lane>,
 }
@@ -399,7 +401,8 @@ pub fn lanes(tenures: &[Tenure], window: Window, now: f64, query: &str) -> Vec<G
         }
     }
     let terms: Vec<String> = query.split_whitespace().map(str::to_lowercase).collect();
-    let mut groups: BTreeMap<(String, String), Vec<Lane>> = BTreeMap::new();
+    // By name, then the name as written; with the program whose colour the heading shows.
+    let mut groups: BTreeMap<(String, String), (String, Vec<Lane>)> = BTreeMap::new();
     for ((port, proto), mut ids) in by_lane {
         ids.sort_by(|&a, &b| tenures[a].start.total_cmp(&tenures[b].start));
         if !terms.is_empty() {
@@ -425,12 +428,14 @@ pub fn lanes(tenures: &[Tenure], window: Window, now: f64, query: &str) -> Vec<G
             .app
             .clone()
             .unwrap_or_else(|| last.program().to_owned());
+        let program = last.program().to_owned();
         let mut addrs: Vec<IpAddr> = ids.iter().map(|&i| tenures[i].key.addr).collect();
         addrs.sort();
         addrs.dedup();
         groups
             .entry((name.to_lowercase(), name))
-            .or_default()
+            .or_insert_with(|| (program, Vec::new()))
+            .1
             .push(Lane {
                 proto,
                 port,
@@ -440,8 +445,8 @@ pub fn lanes(tenures: &[Tenure], window: Window, now: f64, query: &str) -> Vec<G
     }
     groups
         .into_iter()
-        .map(|((_, name), lanes)| Group {
-            colour: colour(&name),
+        .map(|((_, name), (program, lanes))| Group {
+            colour: colour(&program),
             name,
             lanes,
         })

@@ -72,9 +72,7 @@ fn naive_days(year: i64, month: u32, day: u32) -> i64 {
         30,
         31,
     ];
-    for m in 0..(month - 1) as usize {
-        days += lengths[m];
-    }
+    days += lengths[..(month - 1) as usize].iter().sum::<i64>();
     days + i64::from(day) - 1
 }
 
@@ -336,6 +334,34 @@ fn a_listener_open_when_the_page_opened_ends_with_its_closing() {
     assert_eq!((out[1].pid, out[1].end), (Some(8), None));
 }
 
+#[test]
+fn an_owner_change_that_keeps_the_first_pid_goes_on_as_one_tenure() {
+    // The agent saw the listener before its owner (opened with no pid), then the owner; later
+    // a child took a share of the socket and let go (an owner change with the same first pid).
+    let k = key(8000, false);
+    let mut hidden = event(EventKind::Opened, &k, 1, T0);
+    hidden.pid = None;
+    hidden.process = None;
+    let out = merge(
+        vec![],
+        &[
+            hidden,
+            event(EventKind::OwnerChanged, &k, 7, T0 + 3000.0),
+            event(EventKind::OwnerChanged, &k, 7, T0 + 60_000.0),
+            event(EventKind::Closed, &k, 7, T0 + 90_000.0),
+        ],
+    );
+    let got: Vec<(Option<u32>, f64, Option<f64>)> =
+        out.iter().map(|t| (t.pid, t.start, t.end)).collect();
+    assert_eq!(
+        got,
+        [
+            (None, T0, Some(T0 + 3000.0)),
+            (Some(7), T0 + 3000.0, Some(T0 + 90_000.0))
+        ]
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // window, lanes, layout
 
@@ -442,6 +468,16 @@ fn lanes_group_ports_by_their_last_program_and_filter_by_words() {
         .collect();
     assert_eq!(only, [8000, 7500], "a lane matches any of its tenures");
     assert!(lanes(&tenures, window, T0 + 120_000.0, "9000 prog2").is_empty());
+    // A port served by an app is listed under the app, its heading in its program's colour.
+    let mut vite = t(5173, 7, 0.0, None);
+    vite.process = Some("node".into());
+    vite.app = Some("Vite dev server".into());
+    let groups = lanes(&[vite], window, T0 + 120_000.0, "vite");
+    assert_eq!(groups.len(), 1);
+    assert_eq!(
+        (groups[0].name.as_str(), groups[0].colour),
+        ("Vite dev server", colour("node"))
+    );
 }
 
 #[test]

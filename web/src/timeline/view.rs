@@ -371,14 +371,22 @@ pub fn Timeline(
         state.window.set(to);
     };
     let on_up = move |_| drag.set_value(None);
+    // Zooming at the right edge of a window that follows the present keeps following it;
+    // anywhere else it zooms around that moment.
     let zoom = move |factor: f64, anchor: f64| {
         let now = js_sys::Date::now();
         state.now.set(now);
-        let mut w = state.window.get_untracked().zoom(factor, anchor);
+        let window = state.window.get_untracked();
+        let follow = state.follow.get_untracked() && anchor >= 0.99;
+        let mut w = if follow {
+            Window::last(window.len(), now).zoom(factor, 1.0)
+        } else {
+            window.zoom(factor, anchor)
+        };
         if w.end > now {
             w = Window::last(w.len(), now);
         }
-        state.follow.set(w.end >= now - 1.0);
+        state.follow.set(follow || w.end >= now - 1.0);
         state.window.set(w);
     };
     let pan = move |fraction: f64| {
@@ -548,13 +556,17 @@ pub fn Timeline(
         let now = state.now.get();
         let stop = tab_stop.get();
         let picked = state.picked.get().map(|p| p.tenure);
+        // A label that would run past the plot's right edge is left out (its line stays).
         let ticks = d
             .ticks
             .iter()
             .map(|t| {
+                let label = (t.x + 40.0 <= s.x0 + s.width).then(|| {
+                    view! { <text class="tick" x=t.x + 3.0 y=14>{t.label.clone()}</text> }
+                });
                 view! {
                     <line class="grid" x1=t.x x2=t.x y1=AXIS_PX - 4.0 y2=d.height />
-                    <text class="tick" x=t.x + 3.0 y=14>{t.label.clone()}</text>
+                    {label}
                 }
             })
             .collect_view();
@@ -740,7 +752,7 @@ pub fn RecentChanges(
     view! {
         <aside class="recent" id="recent" aria-label="Recent changes">
             <details open=!narrow>
-                <summary>"Recent changes" <span class="muted">{move || format!("({})", list.with(Vec::len))}</span></summary>
+                <summary>"Recent changes " <span class="muted">{move || format!("({})", list.with(Vec::len))}</span></summary>
                 {move || note().map(|n| view! { <p class="muted small">{n}</p> })}
                 {move || list.with(Vec::is_empty).then(|| view! { <p class="muted small">"No listener opened or closed in the last hour."</p> })}
                 <ol class="events">
