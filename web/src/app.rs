@@ -633,7 +633,7 @@ pub fn App() -> impl IntoView {
                 selected
             />
             </div>
-            <RecentChanges hello events pick />
+            <RecentChanges hello events query=Signal::derive(move || view.with(|v| v.query.clone())) pick />
             <Detail selected table hello doctor now=timeline.now />
             <TenureDetail state=timeline selected on_port=to_port />
         </main>

@@ -230,6 +230,44 @@ pub fn merge(base: Vec<Tenure>, events: &[Event]) -> Vec<Tenure> {
             EventKind::Unknown => {}
         }
     }
+    absorb_unseen_owners(tenures)
+}
+
+/// The agent can see a new listener a tick before it sees its owner: an opening without an
+/// owner, then an owner change to the real one. The two tenures are one listener's life, told
+/// as the known owner's from the opening (a nameless blip would hide the owner's bar).
+pub const UNSEEN_OWNER_MS: f64 = 3000.0;
+
+fn absorb_unseen_owners(mut tenures: Vec<Tenure>) -> Vec<Tenure> {
+    let mut gone = vec![false; tenures.len()];
+    let mut by_key: HashMap<ListenerKey, Vec<usize>> = HashMap::new();
+    for (i, t) in tenures.iter().enumerate() {
+        by_key.entry(t.key.clone()).or_default().push(i);
+    }
+    for ids in by_key.values() {
+        for &blank in ids {
+            let t = &tenures[blank];
+            let Some(end) = t
+                .end
+                .filter(|&e| t.pid.is_none() && e - t.start <= UNSEEN_OWNER_MS)
+            else {
+                continue;
+            };
+            let owner = ids
+                .iter()
+                .copied()
+                .find(|&i| tenures[i].pid.is_some() && (tenures[i].start - end).abs() < 1.0);
+            if let Some(owner) = owner {
+                let (start, since) = (tenures[blank].start, tenures[blank].start_since);
+                let known = &mut tenures[owner];
+                known.start = start;
+                known.start_since = known.start_since.or(since);
+                gone[blank] = true;
+            }
+        }
+    }
+    let mut keep = gone.iter().map(|g| !g);
+    tenures.retain(|_| keep.next().unwrap_or(true));
     tenures
 }
 

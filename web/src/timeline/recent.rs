@@ -1,5 +1,6 @@
 //! "Recent changes": the listener events of the last hour from the history, and those received
-//! live since, as one list, newest first, without the events both sources hold twice.
+//! live since, as one list, newest first, without the events both sources hold twice; only
+//! those the filter's words match, as in the table and the timeline.
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -31,6 +32,37 @@ pub fn recent(history: &[Event], live: &[Event], n: usize) -> Vec<Event> {
     // Newest first; of events in the same moment, the later received first.
     all.sort_by(|a, b| b.0.total_cmp(&a.0).then(b.1.cmp(&a.1)));
     all.into_iter().take(n).map(|(_, _, e)| e.clone()).collect()
+}
+
+/// Whether every word of `query` (lowercase or not) is in the event's port, address,
+/// process, pid, user or app, or its verb.
+pub fn matches(e: &Event, query: &str) -> bool {
+    let hay = format!(
+        "{} {} {} {} {} {} {}",
+        SocketAddr::new(e.local_addr, e.local_port),
+        verb(e.kind),
+        e.process.as_deref().unwrap_or_default(),
+        e.pid.map(|p| p.to_string()).unwrap_or_default(),
+        e.user.as_deref().unwrap_or_default(),
+        e.app.as_deref().unwrap_or_default(),
+        if e.proto == portscope_shared::Proto::Udp {
+            "udp"
+        } else {
+            "tcp"
+        },
+    )
+    .to_lowercase();
+    query
+        .split_whitespace()
+        .all(|word| hay.contains(&word.to_lowercase()))
+}
+
+/// The port the filter names when it is a port number alone: the history is then asked for
+/// that port's events only.
+pub fn port_of(query: &str) -> Option<u16> {
+    let mut words = query.split_whitespace();
+    let port = words.next()?.parse().ok()?;
+    words.next().is_none().then_some(port)
 }
 
 /// The verb of an event: `opened`, `closed`, `changed owner`.

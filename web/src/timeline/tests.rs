@@ -13,7 +13,7 @@ use portscope_shared::{
 use proptest::prelude::*;
 
 use super::connections::Chart;
-use super::recent::{line, recent};
+use super::recent::{line, matches, port_of, recent};
 use super::time::{self, DAY_MS, HOUR_MS, MINUTE_MS};
 use super::*;
 
@@ -351,15 +351,44 @@ fn an_owner_change_that_keeps_the_first_pid_goes_on_as_one_tenure() {
             event(EventKind::Closed, &k, 7, T0 + 90_000.0),
         ],
     );
+    // One life, the owner's from the opening: the moment without a known owner is no tenure.
     let got: Vec<(Option<u32>, f64, Option<f64>)> =
         out.iter().map(|t| (t.pid, t.start, t.end)).collect();
-    assert_eq!(
-        got,
-        [
-            (None, T0, Some(T0 + 3000.0)),
-            (Some(7), T0 + 3000.0, Some(T0 + 90_000.0))
-        ]
+    assert_eq!(got, [(Some(7), T0, Some(T0 + 90_000.0))]);
+    // The same from the history's spans (two spans, the first without an owner).
+    let spans = [
+        Span {
+            pid: None,
+            process: None,
+            end: Some(time::format_utc(T0 + 3000.0)),
+            ..span(&Life {
+                key: k.clone(),
+                pid: 7,
+                start: T0,
+                end: None,
+            })
+        },
+        span(&Life {
+            key: k.clone(),
+            pid: 7,
+            start: T0 + 3000.0,
+            end: None,
+        }),
+    ];
+    let from_spans: Vec<(Option<u32>, f64, Option<f64>)> =
+        merge(spans.iter().filter_map(Tenure::from_span).collect(), &[])
+            .iter()
+            .map(|t| (t.pid, t.start, t.end))
+            .collect();
+    assert_eq!(from_spans, [(Some(7), T0, None)]);
+    // A hidden owner that held it longer is a tenure of its own.
+    let mut hidden = event(EventKind::Opened, &k, 1, T0);
+    hidden.pid = None;
+    let long = merge(
+        vec![],
+        &[hidden, event(EventKind::OwnerChanged, &k, 7, T0 + 60_000.0)],
     );
+    assert_eq!(long.len(), 2);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -774,6 +803,12 @@ fn recent_changes_merge_history_and_live_newest_first() {
     assert_eq!(
         line(&opened, 0),
         "14:02 opened 127.0.0.1:8000 prog0 (pid 4242)"
+    );
+    assert!(matches(&opened, "8000 PROG0") && matches(&opened, "4242 opened"));
+    assert!(!matches(&opened, "8000 closed") && !matches(&opened, "udp"));
+    assert_eq!(
+        (port_of(" 8000 "), port_of("8000 x"), port_of("py")),
+        (Some(8000), None, None)
     );
     let mut passed = event(EventKind::OwnerChanged, &key(5353, true), 7, at(0.0));
     passed.proto = Proto::Udp;

@@ -13,7 +13,7 @@ use portscope_shared::{ConnectionHistory, Event, Hello, OwnerStatus, Spans};
 use wasm_bindgen::JsCast;
 
 use super::connections::Chart;
-use super::recent::{line, recent};
+use super::recent::{line, matches, port_of, recent};
 use super::time::{self, DAY_MS, HOUR_MS, MINUTE_MS};
 use super::{
     AXIS_PX, Bar, GROUP_PX, LANE_PX, ListenerKey, Row, Scale, Tenure, Window, lanes, layout, merge,
@@ -287,19 +287,6 @@ pub fn Timeline(
         }
     });
     let _resize = window_event_listener(ev::resize, move |_| measure());
-    // The present moves on; a following window moves with it.
-    set_interval(
-        move || {
-            if active.get_untracked() || state.picked.with_untracked(Option::is_some) {
-                let now = js_sys::Date::now();
-                state.now.set(now);
-                if state.follow.get_untracked() {
-                    state.window.update(|w| *w = Window::last(w.len(), now));
-                }
-            }
-        },
-        Duration::from_secs(2),
-    );
     let label_px = Memo::new(move |_| if width.get() < 560.0 { 100.0 } else { 170.0 });
     let scale = Memo::new(move |_| {
         let label = label_px.get();
@@ -309,6 +296,25 @@ pub fn Timeline(
             width: (width.get() - label - 12.0).max(40.0),
         }
     });
+    // The present moves on, and a following window with it: redrawn once it moved a pixel
+    // (every few seconds for an hour, every quarter hour for a week), not on every tick.
+    set_interval(
+        move || {
+            if !(active.get_untracked() || state.picked.with_untracked(Option::is_some)) {
+                return;
+            }
+            let now = js_sys::Date::now();
+            let s = scale.get_untracked();
+            if (now - state.now.get_untracked()) / s.window.len() * s.width < 1.0 {
+                return;
+            }
+            state.now.set(now);
+            if state.follow.get_untracked() {
+                state.window.update(|w| *w = Window::last(w.len(), now));
+            }
+        },
+        Duration::from_secs(1),
+    );
     let drawn = Memo::new(move |_| {
         let scale = scale.get();
         let now = state.now.get();
@@ -318,19 +324,58 @@ pub fn Timeline(
             layout(tenures, &groups, scale, now, offset)
         })
     });
-    // The keyboard's bar (row, bar): the drawing's one tab stop.
-    let cursor = RwSignal::new(None::<(usize, usize)>);
+    // The keyboard's bar, the drawing's one tab stop: by its lane and a tenure it shows, so
+    // that it stays the same bar when the drawing changes around it.
+    let cursor = RwSignal::new(None::<(String, usize)>);
+    let identity = move |d: &super::Layout, r: usize, b: usize| -> Option<(String, usize)> {
+        match d.rows.get(r)? {
+            Row::Lane { label, bars, .. } => Some((label.clone(), *bars.get(b)?.tenures.first()?)),
+            Row::Group { .. } => None,
+        }
+    };
     let tab_stop = Memo::new(move |_| {
         drawn.with(|d| {
-            cursor
-                .get()
-                .filter(|&(r, b)| d.bars(r).get(b).is_some())
-                .or_else(|| {
-                    (0..d.rows.len())
-                        .find(|&r| !d.bars(r).is_empty())
-                        .map(|r| (r, 0))
+            let at = cursor.get().and_then(|(lane, tenure)| {
+                d.rows.iter().enumerate().find_map(|(r, row)| match row {
+                    Row::Lane { label, bars, .. } if *label == lane => bars
+                        .iter()
+                        .position(|b| b.tenures.contains(&tenure))
+                        .map(|b| (r, b)),
+                    _ => None,
                 })
+            });
+            at.or_else(|| {
+                (0..d.rows.len())
+                    .find(|&r| !d.bars(r).is_empty())
+                    .map(|r| (r, 0))
+            })
         })
+    });
+    // Every change redraws the bars, which drops the focus one had: give it back.
+    let bar_focused = StoredValue::new(false);
+    let _focus = window_event_listener(ev::focusin, move |e| {
+        let on_bar = e
+            .target()
+            .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
+            .is_some_and(|el| el.closest("#timeline-svg g.bar").ok().flatten().is_some());
+        bar_focused.set_value(on_bar);
+    });
+    Effect::new(move |_| {
+        tab_stop.track();
+        drawn.track();
+        if bar_focused.get_value() {
+            set_timeout(
+                || {
+                    let lost = document()
+                        .active_element()
+                        .is_none_or(|el| el.tag_name() == "BODY");
+                    if lost {
+                        focus_stop();
+                    }
+                },
+                Duration::ZERO,
+            );
+        }
     });
     let open = move |index: usize| {
         let Some(tenure) = state.tenures.with_untracked(|t| t.get(index).cloned()) else {
@@ -510,7 +555,12 @@ pub fn Timeline(
                 data-pids=pids.join(" ")
                 data-ended=if bar.open { "false" } else { "true" }
                 data-tenures=ids
-                on:focus=move |_| cursor.set(Some((row, index)))
+                on:focus=move |_| {
+                    let me = drawn.with_untracked(|d| identity(d, row, index));
+                    if cursor.get_untracked() != me {
+                        cursor.set(me);
+                    }
+                }
                 on:click=move |e: web_sys::MouseEvent| {
                     if dragged.get_value() {
                         dragged.set_value(false);
@@ -536,8 +586,8 @@ pub fn Timeline(
                     let target = drawn.with_untracked(|d| neighbour(d, row, index, &key));
                     if let Some((r, b)) = target {
                         e.prevent_default();
-                        cursor.set(Some((r, b)));
-                        set_timeout(move || focus_bar(r, b), Duration::ZERO);
+                        cursor.set(drawn.with_untracked(|d| identity(d, r, b)));
+                        set_timeout(focus_stop, Duration::ZERO);
                     }
                 }
             >
@@ -694,11 +744,10 @@ pub fn Timeline(
     }
 }
 
-/// Focuses bar `bar` of row `row` once it is drawn.
-fn focus_bar(row: usize, bar: usize) {
-    let selector = format!("#timeline-svg g.bar[data-at=\"{row}-{bar}\"]");
+/// Focuses the drawing's tab stop (the keyboard's bar) once it is drawn.
+fn focus_stop() {
     if let Some(el) = document()
-        .query_selector(&selector)
+        .query_selector("#timeline-svg g.bar[tabindex=\"0\"]")
         .ok()
         .flatten()
         .and_then(|el| el.dyn_into::<web_sys::SvgElement>().ok())
@@ -713,30 +762,56 @@ fn focus_bar(row: usize, bar: usize) {
 pub fn RecentChanges(
     hello: RwSignal<Option<Hello>>,
     events: RwSignal<Vec<Event>>,
+    query: Signal<String>,
     pick: Callback<Event>,
 ) -> impl IntoView {
     let offset = offset_min();
     let history = RwSignal::new(Vec::<Event>::new());
     let failed = RwSignal::new(None::<String>);
-    let asked = StoredValue::new(false);
+    let request = StoredValue::new(0u64);
+    // The last hour from the history: of the filter's port when it names one (a busy machine's
+    // last 50 changes would leave it out), else of every port; asked again when that changes.
+    let asked_port = Memo::new(move |_| query.with(|q| port_of(q)));
     Effect::new(move |_| {
-        let keeps = hello.with(|h| h.as_ref().map(|h| h.history));
-        if keeps == Some(true) && !asked.get_value() {
-            asked.set_value(true);
-            leptos::task::spawn_local(async move {
-                #[derive(serde::Deserialize)]
-                struct Answer {
-                    events: Vec<Event>,
-                }
-                match api::get::<Answer>(&format!("/api/v1/history?since=1h&limit={RECENT}")).await
-                {
-                    Ok(a) => history.set(a.events),
-                    Err(e) => failed.set(Some(e)),
-                }
-            });
+        let port = asked_port.get();
+        if hello.with(|h| h.as_ref().map(|h| h.history)) != Some(true) {
+            return;
         }
+        let n = request.get_value() + 1;
+        request.set_value(n);
+        let mut path = format!("/api/v1/history?since=1h&limit={RECENT}");
+        if let Some(port) = port {
+            path.push_str(&format!("&port={port}"));
+        }
+        leptos::task::spawn_local(async move {
+            #[derive(serde::Deserialize)]
+            struct Answer {
+                events: Vec<Event>,
+            }
+            let answer = api::get::<Answer>(&path).await;
+            if request.get_value() != n {
+                return;
+            }
+            match answer {
+                Ok(a) => {
+                    failed.set(None);
+                    history.set(a.events);
+                }
+                Err(e) => failed.set(Some(e)),
+            }
+        });
     });
-    let list = Memo::new(move |_| history.with(|h| events.with(|l| recent(h, l, RECENT))));
+    let list = Memo::new(move |_| {
+        query.with(|q| {
+            history.with(|h| {
+                events.with(|live| {
+                    let h: Vec<Event> = h.iter().filter(|e| matches(e, q)).cloned().collect();
+                    let live: Vec<Event> = live.iter().filter(|e| matches(e, q)).cloned().collect();
+                    recent(&h, &live, RECENT)
+                })
+            })
+        })
+    });
     let narrow = web_sys::window()
         .and_then(|w| w.match_media("(max-width: 900px)").ok().flatten())
         .is_some_and(|m| m.matches());
@@ -754,7 +829,14 @@ pub fn RecentChanges(
             <details open=!narrow>
                 <summary>"Recent changes " <span class="muted">{move || format!("({})", list.with(Vec::len))}</span></summary>
                 {move || note().map(|n| view! { <p class="muted small">{n}</p> })}
-                {move || list.with(Vec::is_empty).then(|| view! { <p class="muted small">"No listener opened or closed in the last hour."</p> })}
+                {move || list.with(Vec::is_empty).then(|| {
+                let text = if query.with(String::is_empty) {
+                    "No listener opened or closed in the last hour."
+                } else {
+                    "No change in the last hour matches the filter."
+                };
+                view! { <p class="muted small">{text}</p> }
+            })}
                 <ol class="events">
                     {move || {
                         list.get()
