@@ -4,6 +4,7 @@
 //! through `api` and from the live `Events` the link collects; every decision about what to
 //! draw is the model's.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use leptos::ev;
@@ -11,6 +12,7 @@ use leptos::html;
 use leptos::prelude::*;
 use portscope_shared::{ConnectionHistory, Event, Hello, OwnerStatus, Spans};
 use wasm_bindgen::JsCast;
+use wasm_bindgen::closure::Closure;
 
 use super::connections::Chart;
 use super::recent::{line, matches, port_of, recent};
@@ -70,16 +72,18 @@ pub struct TimelineState {
     pub picked: RwSignal<Option<Picked>>,
     /// The clock the open bars grow with (ms since the epoch), a tick every few seconds.
     pub now: RwSignal<f64>,
-    /// Base and live events merged.
-    pub tenures: Memo<Vec<Tenure>>,
+    /// Base and live events merged (shared with each drawing made from it, whose bars name
+    /// tenures by their index in it).
+    pub tenures: Memo<Arc<Vec<Tenure>>>,
 }
 
 impl TimelineState {
     pub fn new(events: RwSignal<Vec<Event>>) -> Self {
         let now = RwSignal::new(js_sys::Date::now());
         let base = RwSignal::new(Vec::new());
-        let tenures =
-            Memo::new(move |_| base.with(|b: &Vec<Tenure>| events.with(|e| merge(b.clone(), e))));
+        let tenures = Memo::new(move |_| {
+            Arc::new(base.with(|b: &Vec<Tenure>| events.with(|e| merge(b.clone(), e))))
+        });
         Self {
             window: RwSignal::new(Window::last(HOUR_MS, now.get_untracked())),
             follow: RwSignal::new(true),
@@ -286,7 +290,16 @@ pub fn Timeline(
             set_timeout(measure, Duration::ZERO);
         }
     });
-    let _resize = window_event_listener(ev::resize, move |_| measure());
+    // The plot's width changes with the window and with the panels beside it (the detail
+    // opening): a ResizeObserver sees both. It lives as long as the page.
+    Effect::new(move |_| {
+        let Some(el) = plot_ref.get() else { return };
+        let on_resize = Closure::<dyn FnMut()>::new(measure);
+        if let Ok(observer) = web_sys::ResizeObserver::new(on_resize.as_ref().unchecked_ref()) {
+            observer.observe(&el);
+        }
+        on_resize.forget();
+    });
     let label_px = Memo::new(move |_| if width.get() < 560.0 { 100.0 } else { 170.0 });
     let scale = Memo::new(move |_| {
         let label = label_px.get();
@@ -315,31 +328,37 @@ pub fn Timeline(
         },
         Duration::from_secs(1),
     );
+    // The layout, with the tenures it was made from: a click resolves a bar's tenure in the
+    // very list the bar was drawn from, whatever arrived since.
     let drawn = Memo::new(move |_| {
         let scale = scale.get();
         let now = state.now.get();
         let q = query.get();
-        state.tenures.with(|tenures| {
-            let groups = lanes(tenures, scale.window, now, &q);
-            layout(tenures, &groups, scale, now, offset)
-        })
+        let tenures = state.tenures.get();
+        let groups = lanes(&tenures, scale.window, now, &q);
+        (layout(&tenures, &groups, scale, now, offset), tenures)
     });
     // The keyboard's bar, the drawing's one tab stop: by its lane and a tenure it shows, so
     // that it stays the same bar when the drawing changes around it.
-    let cursor = RwSignal::new(None::<(String, usize)>);
-    let identity = move |d: &super::Layout, r: usize, b: usize| -> Option<(String, usize)> {
+    // (lane label, start of the bar's first tenure in whole ms).
+    let cursor = RwSignal::new(None::<(String, i64)>);
+    type Drawing = (super::Layout, Arc<Vec<Tenure>>);
+    let identity = move |(d, tenures): &Drawing, r: usize, b: usize| -> Option<(String, i64)> {
         match d.rows.get(r)? {
-            Row::Lane { label, bars, .. } => Some((label.clone(), *bars.get(b)?.tenures.first()?)),
+            Row::Lane { label, bars, .. } => {
+                let first = *bars.get(b)?.tenures.first()?;
+                Some((label.clone(), tenures[first].start as i64))
+            }
             Row::Group { .. } => None,
         }
     };
     let tab_stop = Memo::new(move |_| {
-        drawn.with(|d| {
-            let at = cursor.get().and_then(|(lane, tenure)| {
+        drawn.with(|(d, tenures)| {
+            let at = cursor.get().and_then(|(lane, start)| {
                 d.rows.iter().enumerate().find_map(|(r, row)| match row {
                     Row::Lane { label, bars, .. } if *label == lane => bars
                         .iter()
-                        .position(|b| b.tenures.contains(&tenure))
+                        .position(|b| b.tenures.iter().any(|&i| tenures[i].start as i64 == start))
                         .map(|b| (r, b)),
                     _ => None,
                 })
@@ -377,10 +396,7 @@ pub fn Timeline(
             );
         }
     });
-    let open = move |index: usize| {
-        let Some(tenure) = state.tenures.with_untracked(|t| t.get(index).cloned()) else {
-            return;
-        };
+    let open = move |tenure: Tenure| {
         let row = table.with_untracked(|t| live_row(t, &tenure));
         selected.set(row.clone());
         state.picked.set(Some(Picked {
@@ -476,7 +492,7 @@ pub fn Timeline(
     };
     let no_history = move || hello.with(|h| h.as_ref().is_some_and(|h| !h.history));
     let count = move || {
-        drawn.with(|d| {
+        drawn.with(|(d, _)| {
             let lanes = d
                 .rows
                 .iter()
@@ -491,7 +507,7 @@ pub fn Timeline(
                          index: usize,
                          bar: Bar,
                          y: f64,
-                         tenures: &[Tenure],
+                         tenures: &Arc<Vec<Tenure>>,
                          picked: Option<&Tenure>,
                          stop: bool| {
         let now = state.now.get_untracked();
@@ -518,7 +534,8 @@ pub fn Timeline(
             )
         };
         let first = &tenures[bar.tenures[0]];
-        let last_index = *bar.tenures.last().expect("a bar has a tenure");
+        let last = tenures[*bar.tenures.last().expect("a bar has a tenure")].clone();
+        let drawn_from = Arc::clone(tenures);
         let pids: Vec<String> = bar
             .tenures
             .iter()
@@ -573,17 +590,17 @@ pub fn Timeline(
                         .unwrap_or(0.0);
                     let at = s.time(f64::from(e.client_x()) - left);
                     let now = state.now.get_untracked();
-                    let index = state.tenures.with_untracked(|t| bar_for_click.tenure_at(t, at, now));
-                    open(index);
+                    let index = bar_for_click.tenure_at(&drawn_from, at, now);
+                    open(drawn_from[index].clone());
                 }
                 on:keydown=move |e: web_sys::KeyboardEvent| {
                     let key = e.key();
                     if key == "Enter" || key == " " {
                         e.prevent_default();
-                        open(last_index);
+                        open(last.clone());
                         return;
                     }
-                    let target = drawn.with_untracked(|d| neighbour(d, row, index, &key));
+                    let target = drawn.with_untracked(|(d, _)| neighbour(d, row, index, &key));
                     if let Some((r, b)) = target {
                         e.prevent_default();
                         cursor.set(drawn.with_untracked(|d| identity(d, r, b)));
@@ -600,7 +617,7 @@ pub fn Timeline(
     };
 
     let svg = move || {
-        let d = drawn.get();
+        let (d, tenures) = drawn.get();
         let s = scale.get();
         let w = width.get();
         let now = state.now.get();
@@ -624,7 +641,7 @@ pub fn Timeline(
             let x = s.x(now);
             view! { <line class="now" x1=x x2=x y1=AXIS_PX - 4.0 y2=d.height /> }
         });
-        let rows = state.tenures.with(|tenures| {
+        let rows = {
             d.rows
                 .iter()
                 .enumerate()
@@ -642,7 +659,7 @@ pub fn Timeline(
                             .iter()
                             .enumerate()
                             .map(|(b, bar)| {
-                                bar_view(r, b, bar.clone(), *y, tenures, picked.as_ref(), stop == Some((r, b)))
+                                bar_view(r, b, bar.clone(), *y, &tenures, picked.as_ref(), stop == Some((r, b)))
                             })
                             .collect_view();
                         view! {
@@ -656,7 +673,7 @@ pub fn Timeline(
                     }
                 })
                 .collect_view()
-        });
+        };
         view! {
             <svg
                 id="timeline-svg"
@@ -674,7 +691,7 @@ pub fn Timeline(
     };
 
     let empty = move || {
-        drawn.with(|d| d.rows.is_empty()).then(|| {
+        drawn.with(|(d, _)| d.rows.is_empty()).then(|| {
             let text = if query.with(|q| q.is_empty()) {
                 "No listener opened, closed or lasted in this window."
             } else {
@@ -779,26 +796,37 @@ pub fn RecentChanges(
         }
         let n = request.get_value() + 1;
         request.set_value(n);
-        let mut path = format!("/api/v1/history?since=1h&limit={RECENT}");
+        // A number may be a pid as well as a port: the port's changes and the last ones.
+        let mut paths = vec![format!("/api/v1/history?since=1h&limit={RECENT}")];
         if let Some(port) = port {
-            path.push_str(&format!("&port={port}"));
+            paths.push(format!("{}&port={port}", paths[0]));
         }
         leptos::task::spawn_local(async move {
             #[derive(serde::Deserialize)]
             struct Answer {
                 events: Vec<Event>,
             }
-            let answer = api::get::<Answer>(&path).await;
-            if request.get_value() != n {
-                return;
-            }
-            match answer {
-                Ok(a) => {
-                    failed.set(None);
-                    history.set(a.events);
+            let mut got = Vec::new();
+            for path in paths {
+                let answer = api::get::<Answer>(&path).await;
+                if request.get_value() != n {
+                    return;
                 }
-                Err(e) => failed.set(Some(e)),
+                match answer {
+                    Ok(a) => got.extend(a.events),
+                    Err(e) => {
+                        failed.set(Some(e));
+                        return;
+                    }
+                }
             }
+            // Newest first, as one answer would be; `recent` drops the events both held.
+            got.sort_by(|a, b| {
+                let at = |e: &Event| time::parse(&e.time).unwrap_or(f64::NEG_INFINITY);
+                at(b).total_cmp(&at(a))
+            });
+            failed.set(None);
+            history.set(got);
         });
     });
     let list = Memo::new(move |_| {
