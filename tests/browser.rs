@@ -1588,6 +1588,7 @@ async fn the_timeline_shows_listeners_lives_and_recent_changes() {
         // For the record: `PORTSCOPE_SCREENSHOT_TIMELINE=path.png` keeps a picture of this view,
         // zoomed in to the last few minutes.
         if let Ok(path) = std::env::var("PORTSCOPE_SCREENSHOT_TIMELINE") {
+            set_filter(&browser, "").await;
             for _ in 0..3 {
                 click(&browser, "#tl-zoom-in").await?;
             }
@@ -1597,6 +1598,7 @@ async fn the_timeline_shows_listeners_lives_and_recent_changes() {
             .await?;
             let png = c.screenshot().await.map_err(|e| e.to_string())?;
             std::fs::write(&path, png).map_err(|e| format!("{path}: {e}"))?;
+            set_filter(&browser, &stay.port.to_string()).await;
         }
 
         // Back on the Sockets tab, the stay listener's "opened" line filters the table to its
