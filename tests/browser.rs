@@ -881,6 +881,77 @@ async fn axe_views(
         }
         Ok(())
     };
+    // The timeline: tabs are tabs, bars are reached and opened from the keyboard.
+    c.goto(&format!("{}&tab=timeline&q={}", agent.url, holder.pid()))
+        .await
+        .map_err(|e| e.to_string())?;
+    let bar = bar_css(holder.ports.tcp4, false);
+    on_element(browser, &bar, |el| async move { el.attr("data-at").await }).await?;
+    let tabs = c
+        .execute(
+            "return [...document.querySelectorAll('[role=tablist] [role=tab]')]                .map(t => [t.tagName, t.id, t.getAttribute('aria-selected'), t.getAttribute('aria-controls')]);",
+            vec![],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    if tabs
+        != serde_json::json!([
+            ["BUTTON", "tab-sockets", "false", "panel-sockets"],
+            ["BUTTON", "tab-timeline", "true", "panel-timeline"]
+        ])
+    {
+        return Err(format!("the view switch is not a pair of tabs: {tabs}"));
+    }
+    check("timeline").await?;
+    // One tab stop among the bars; arrows move it, Enter opens the bar's owner.
+    let stops = c
+        .execute(
+            "const s = [...document.querySelectorAll('#timeline-svg g.bar[tabindex=\"0\"]')];              if (s.length) s[0].focus(); return s.length;",
+            vec![],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    if stops != 1 {
+        return Err(format!("{stops} bars are tab stops, not one"));
+    }
+    // Bars are told apart by their lane (`data-key`): positions move when lanes come and go.
+    let bar_focus = "const a = document.activeElement; \
+        return a.closest && a.closest('#timeline-svg g.bar') ? a.dataset.key : null;";
+    let first = c
+        .execute(bar_focus, vec![])
+        .await
+        .map_err(|e| e.to_string())?;
+    if !first.is_string() {
+        return Err(format!("the tab stop bar did not take the focus: {first}"));
+    }
+    press(browser, &Key::Down.to_string()).await?;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let second = loop {
+        let now = c
+            .execute(bar_focus, vec![])
+            .await
+            .map_err(|e| e.to_string())?;
+        if now.is_string() && now != first {
+            break now;
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err(format!(
+                "ArrowDown did not move from the bar of {first}: {now}"
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    press(browser, &Key::Enter.to_string()).await?;
+    let key = second.as_str().unwrap_or_default().to_owned();
+    let endpoint = key.split(' ').nth(1).unwrap_or_default().to_owned();
+    wait_for_text(browser, "#detail h2", |t| t.ends_with(&endpoint))
+        .await
+        .map_err(|e| format!("Enter on the bar of {key} opened no detail of it: {e}"))?;
+    press(browser, &Key::Escape.to_string()).await?;
+    click(browser, &bar).await?;
+    wait_for_text(browser, "#detail .parent", |t| t.contains("(pid")).await?;
+    wait_for_text(browser, "#conn-summary", |t| !t.is_empty()).await?;
+    check("timeline detail").await?;
     c.goto(&format!("{}&q={}", agent.url, risky.port))
         .await
         .map_err(|e| e.to_string())?;
@@ -1248,5 +1319,351 @@ async fn accessible(
     if narrow["cards"].as_array().is_none_or(|c| c.len() < 3) {
         return Err(format!("too few cards at 420 px: {narrow}"));
     }
+
+    // The timeline and Recent changes fit too: nothing sticks out, nothing scrolls sideways.
+    click(browser, "#tab-timeline").await?;
+    on_element(browser, "#timeline-svg g.bar", |el| async move {
+        el.attr("data-at").await
+    })
+    .await?;
+    let fits = c
+        .execute(
+            "const width = window.innerWidth;              const sticking = [...document.querySelectorAll('header, .toolbar, .recent, .recent li, .timeline, .timeline-bar, .plot, #timeline-svg')]                .filter(el => el.getBoundingClientRect().right > width + 0.5)                .map(el => el.tagName + '.' + el.className.baseVal === undefined ? el.className : el.id);              const scrolling = [...document.querySelectorAll('*')]                .filter(el => ['auto', 'scroll'].includes(getComputedStyle(el).overflowX)                           && el.scrollWidth > el.clientWidth + 1)                .map(el => el.tagName + '.' + el.className);              const svg = document.getElementById('timeline-svg').getBoundingClientRect();              return { width, page: document.documentElement.scrollWidth, sticking, scrolling, svg: svg.width };",
+            vec![],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    if fits["page"].as_u64() > fits["width"].as_u64()
+        || fits["sticking"].as_array().is_none_or(|a| !a.is_empty())
+        || fits["scrolling"].as_array().is_none_or(|a| !a.is_empty())
+        || fits["svg"].as_f64().is_none_or(|w| w < 200.0)
+    {
+        return Err(format!("at 420 px the timeline does not fit: {fits}"));
+    }
     Ok(found)
+}
+
+/// The timeline's bar for the listener on 127.0.0.1:`port` (`ended`: only once its bar ends).
+fn bar_css(port: u16, ended: bool) -> String {
+    let mut css = format!("#timeline-svg g.bar[data-key='tcp 127.0.0.1:{port}']");
+    if ended {
+        css.push_str("[data-ended='true']");
+    }
+    css
+}
+
+/// Whether "Recent changes" (`text`) lists the opening of 127.0.0.1:`port` by `pid`. The agent
+/// may see a socket a tick before its owner: then the opening names no owner, and a second
+/// line names it ("passed on … to python3").
+fn lists_opening(text: &str, port: u16, pid: u32) -> bool {
+    let named = format!("127.0.0.1:{port} python3 (pid {pid})");
+    text.contains(&format!("opened {named}"))
+        || (text.contains(&format!("opened 127.0.0.1:{port} (owner hidden)"))
+            && text.contains(&format!(
+                "passed on 127.0.0.1:{port} to python3 (pid {pid})"
+            )))
+}
+
+/// What hovering an element shows: its SVG `<title>`.
+async fn hover_title(browser: &Browser, css: &str) -> Result<String, String> {
+    let script = format!(
+        "const t = document.querySelector(\"{css}\"); \
+         return t && t.querySelector('title') ? t.querySelector('title').textContent : null;"
+    );
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let title = browser
+            .client
+            .execute(&script, vec![])
+            .await
+            .map_err(|e| e.to_string())?;
+        if let Some(title) = title.as_str() {
+            return Ok(title.to_owned());
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err(format!("{css} has no title within {WAIT:?}"));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until the agent's history holds an event of one of `kinds` for the TCP listener on
+/// 127.0.0.1:`port` owned by `pid` (the port number alone could be another test's UDP socket):
+/// the page's first look then finds it in the history, not in the live events.
+fn recorded(agent: &Agent, port: u16, pid: u32, kinds: &[&str]) {
+    crate::support::wait_for(
+        &format!("the history to record {kinds:?} of tcp 127.0.0.1:{port} by pid {pid}"),
+        WAIT,
+        || {
+            let r = agent.get(&format!("/api/v1/history?port={port}&since=1h"));
+            let body: serde_json::Value = serde_json::from_str(&r.body).ok()?;
+            body["events"]
+                .as_array()?
+                .iter()
+                .any(|e| {
+                    e["proto"] == "tcp"
+                        && e["local_addr"] == "127.0.0.1"
+                        && e["pid"] == pid
+                        && kinds.iter().any(|k| e["kind"] == *k)
+                })
+                .then_some(())
+        },
+    );
+}
+
+/// The picture of #11 in a real browser: a listener that lived and died before the page opened
+/// is a bar from the history's spans, one that opens and closes while the page watches becomes
+/// a bar from the live events and ends with its closing; hovering names the owner's pid,
+/// clicking opens a detail of that owner (the span's facts once it is gone, the live socket's
+/// detail while it lasts, with its connections of the last hour); "Recent changes" lists the
+/// openings and closings and leads to the row or the bar.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_timeline_shows_listeners_lives_and_recent_changes() {
+    let agent = Agent::start();
+    // Before the page: a listener opens and closes (the history keeps it).
+    let mut early = Situation::start(&["listen", "127.0.0.1"]);
+    let (early_port, early_pid) = (early.port, early.pid);
+    // Seen with its owner (an opening, or the owner named a tick later).
+    recorded(&agent, early_port, early_pid, &["opened", "owner_changed"]);
+    let _ = rustix::process::kill_process(
+        rustix::process::Pid::from_raw(early_pid as i32).unwrap(),
+        rustix::process::Signal::KILL,
+    );
+    early.wait_exit(WAIT);
+    recorded(&agent, early_port, early_pid, &["closed"]);
+    // A listener that stays, with three clients that stay connected.
+    let stay = Situation::start(&["keep", "127.0.0.1"]);
+    let clients: Vec<std::net::TcpStream> = (0..3)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", stay.port)).unwrap())
+        .collect();
+    crate::support::wait_for("the history to count three connections", WAIT, || {
+        let r = agent.get(&format!(
+            "/api/v1/history/connections?port={}&since=1h",
+            stay.port
+        ));
+        let body: serde_json::Value = serde_json::from_str(&r.body).ok()?;
+        let minutes = body["minutes"].as_array()?;
+        let accepted: u64 = minutes.iter().filter_map(|m| m["accepted"].as_u64()).sum();
+        let open = minutes.iter().filter_map(|m| m["open"].as_u64()).max()?;
+        (accepted == 3 && open == 3).then_some(())
+    });
+    let browser = Browser::start().await;
+    let result = async {
+        let c = &browser.client;
+        c.goto(&format!("{}&tab=timeline", agent.url))
+            .await
+            .map_err(|e| e.to_string())?;
+        wait_for_attr(&browser, "#tab-timeline", "aria-selected", |v| v == "true").await?;
+        // The filter narrows the timeline and Recent changes alike (other tests' sockets come
+        // and go meanwhile; a port alone asks the history for that port's changes).
+        set_filter(&browser, &early_port.to_string()).await;
+
+        // The early listener: a bar from the history, ended, its title naming its owner.
+        let early_bar = bar_css(early_port, true);
+        on_element(&browser, &early_bar, |el| async move {
+            el.attr("data-pids").await
+        })
+        .await
+        .map_err(|e| format!("no ended bar for the early listener: {e}"))?;
+        let title = hover_title(&browser, &early_bar).await?;
+        if !(title.contains(&format!("pid {early_pid}"))
+            && title.contains("python3")
+            && title.contains("situation.py listen 127.0.0.1"))
+        {
+            return Err(format!(
+                "the early bar's title does not name its owner: {title:?}"
+            ));
+        }
+        // Clicking it opens the detail of that owner, who is gone: the span's facts.
+        click(&browser, &early_bar).await?;
+        let detail = wait_for_text(&browser, "#detail", |t| {
+            t.contains(&format!("pid {early_pid}"))
+        })
+        .await
+        .map_err(|e| format!("clicking the early bar opened no detail of its owner: {e}"))?;
+        if !(detail.contains(&format!("tcp 127.0.0.1:{early_port}"))
+            && detail.contains("situation.py listen 127.0.0.1")
+            && !detail.contains("not yet"))
+        {
+            return Err(format!(
+                "the early owner's detail lacks its facts: {detail:?}"
+            ));
+        }
+        // "Recent changes" has both of its events, from the history.
+        wait_for_text(&browser, "#recent", |t| {
+            lists_opening(t, early_port, early_pid)
+        })
+        .await
+        .map_err(|e| format!("Recent changes lacks the early opening: {e}"))?;
+        let want = format!("closed 127.0.0.1:{early_port} python3 (pid {early_pid})");
+        wait_for_text(&browser, "#recent", |t| t.contains(&want))
+            .await
+            .map_err(|e| format!("Recent changes lacks {want:?}: {e}"))?;
+
+        // A listener opens while the page watches: its bar appears without a reload, open.
+        let mut live = Situation::start(&["listen", "127.0.0.1"]);
+        let (live_port, live_pid) = (live.port, live.pid);
+        set_filter(&browser, &live_port.to_string()).await;
+        let open_bar = bar_css(live_port, false);
+        wait_for_attr(&browser, &open_bar, "data-ended", |v| v == "false")
+            .await
+            .map_err(|e| {
+                format!("a listener opened while the page watched has no open bar: {e}")
+            })?;
+        wait_for_text(&browser, "#recent", |t| {
+            lists_opening(t, live_port, live_pid)
+        })
+        .await?;
+        // It closes: the live closing ends its bar, and Recent changes says so.
+        let _ = rustix::process::kill_process(
+            rustix::process::Pid::from_raw(live_pid as i32).unwrap(),
+            rustix::process::Signal::KILL,
+        );
+        live.wait_exit(WAIT);
+        wait_for_attr(&browser, &open_bar, "data-ended", |v| v == "true")
+            .await
+            .map_err(|e| format!("the closing did not end the live bar: {e}"))?;
+        let closed = format!("closed 127.0.0.1:{live_port} python3 (pid {live_pid})");
+        wait_for_text(&browser, "#recent", |t| t.contains(&closed)).await?;
+        let title = hover_title(&browser, &open_bar).await?;
+        if !title.contains(&format!("pid {live_pid}")) {
+            return Err(format!(
+                "the live bar's title does not name pid {live_pid}: {title:?}"
+            ));
+        }
+        // Its "closed" line leads to its bar: picked, with its owner's detail.
+        click(
+            &browser,
+            &format!("#recent .event-link[data-kind='closed'][data-port='{live_port}']"),
+        )
+        .await?;
+        wait_for_attr(&browser, &open_bar, "class", |c| c.contains("picked")).await?;
+        wait_for_text(&browser, "#detail", |t| {
+            t.contains(&format!("pid {live_pid}")) && t.contains(&format!("127.0.0.1:{live_port}"))
+        })
+        .await
+        .map_err(|e| format!("the closed line did not open its owner's detail: {e}"))?;
+
+        // The listener that stays: its bar opens the live socket's detail, with its connections.
+        set_filter(&browser, &stay.port.to_string()).await;
+        click(&browser, &bar_css(stay.port, false)).await?;
+        wait_for_text(&browser, "#detail h2", |t| {
+            t == format!("tcp 127.0.0.1:{}", stay.port)
+        })
+        .await
+        .map_err(|e| format!("an open bar did not open its socket's detail: {e}"))?;
+        wait_for_text(&browser, "#detail .parent", |t| t.contains("(pid"))
+            .await
+            .map_err(|e| format!("the open bar's detail is not the live one: {e}"))?;
+        let summary = wait_for_text(&browser, "#conn-summary", |t| t.starts_with("peak"))
+            .await
+            .map_err(|e| format!("no connections summary: {e}"))?;
+        if !summary.starts_with("peak 3 open, 3 accepted in the last hour") {
+            return Err(format!(
+                "three clients connected, the chart says {summary:?}"
+            ));
+        }
+        let drawn = c
+            .execute(
+                "const s = document.querySelector('#connections svg.conn-chart'); \
+                 return s ? [s.getAttribute('role'), s.querySelectorAll('rect.accepted').length, \
+                             !!s.querySelector('polyline.open-line')] : null;",
+                vec![],
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        if drawn[0] != "img" || drawn[1].as_u64().is_none_or(|n| n < 1) || drawn[2] != true {
+            return Err(format!("the connections chart is not drawn: {drawn:?}"));
+        }
+        // Zooming in halves the window, which keeps ending at the present; the bars stay.
+        click(&browser, "#tl-zoom-in").await?;
+        wait_for_text(&browser, "#timeline-range", |t| {
+            t.ends_with("– now (30 min)")
+        })
+        .await?;
+        on_element(&browser, &bar_css(stay.port, false), |el| async move {
+            el.attr("data-pids").await
+        })
+        .await?;
+        // For the record: `PORTSCOPE_SCREENSHOT_TIMELINE=path.png` keeps a picture of this view,
+        // zoomed in to the last few minutes.
+        if let Ok(path) = std::env::var("PORTSCOPE_SCREENSHOT_TIMELINE") {
+            set_filter(&browser, "").await;
+            for _ in 0..3 {
+                click(&browser, "#tl-zoom-in").await?;
+            }
+            wait_for_text(&browser, "#timeline-range", |t| {
+                t.ends_with("– now (3 min)")
+            })
+            .await?;
+            let png = c.screenshot().await.map_err(|e| e.to_string())?;
+            std::fs::write(&path, png).map_err(|e| format!("{path}: {e}"))?;
+            set_filter(&browser, &stay.port.to_string()).await;
+        }
+
+        // Back on the Sockets tab, the stay listener's "opened" line filters the table to its
+        // port and selects its row.
+        press(&browser, &Key::Escape.to_string()).await?;
+        click(&browser, "#tab-sockets").await?;
+        set_filter(&browser, &format!("opened {}", stay.port)).await;
+        click(
+            &browser,
+            &format!(
+                "#recent .event-link[data-kind='opened'][data-port='{}']",
+                stay.port
+            ),
+        )
+        .await?;
+        wait_for_text(&browser, "#detail h2", |t| {
+            t == format!("tcp 127.0.0.1:{}", stay.port)
+        })
+        .await
+        .map_err(|e| format!("an opened line did not select its row: {e}"))?;
+        let url = c.current_url().await.map_err(|e| e.to_string())?;
+        if url.query() != Some(format!("q={}", stay.port).as_str()) {
+            return Err(format!("the opened line did not filter to the port: {url}"));
+        }
+        Ok(())
+    }
+    .await;
+    drop(clients);
+    browser.finish(result).await;
+}
+
+/// An agent without a history: the timeline says so plainly and draws from the live events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_history_the_timeline_says_so_and_draws_live_changes() {
+    let agent = Agent::start_with(&["--no-history"]);
+    let browser = Browser::start().await;
+    let result = async {
+        browser
+            .client
+            .goto(&format!("{}&tab=timeline", agent.url))
+            .await
+            .map_err(|e| e.to_string())?;
+        wait_for_text(&browser, "#timeline-no-history", |t| {
+            t.contains("keeps no history (started with --no-history): showing changes since this page opened")
+        })
+        .await?;
+        let mut live = Situation::start(&["listen", "127.0.0.1"]);
+        let bar = bar_css(live.port, false);
+        wait_for_attr(&browser, &bar, "data-ended", |v| v == "false").await?;
+        let _ = rustix::process::kill_process(
+            rustix::process::Pid::from_raw(live.pid as i32).unwrap(),
+            rustix::process::Signal::KILL,
+        );
+        live.wait_exit(WAIT);
+        wait_for_attr(&browser, &bar, "data-ended", |v| v == "true").await?;
+        let title = hover_title(&browser, &bar).await?;
+        if !title.contains(&format!("pid {}", live.pid)) {
+            return Err(format!("the bar's title does not name its pid: {title:?}"));
+        }
+        wait_for_text(&browser, "#recent", |t| {
+            t.contains(&format!("closed 127.0.0.1:{} python3 (pid {})", live.port, live.pid))
+        })
+        .await?;
+        Ok(())
+    }
+    .await;
+    browser.finish(result).await;
 }

@@ -1,7 +1,8 @@
-//! The dashboard's components: header with the link status, toolbar (filter, listening toggle,
-//! count), the live socket table (rows selectable with the keyboard; compact cards below
-//! 600 px), and the detail panel of the selected row with what `portscope who` says of its
-//! owners.
+//! The dashboard's components: header with the link status and the Sockets | Timeline tabs,
+//! toolbar (filter, listening toggle, count), the live socket table (rows selectable with the
+//! keyboard; compact cards below 600 px), "Recent changes" beside it, and the detail panel of
+//! the selected row with what `portscope who` says of its owners and, for a listener, its
+//! connections over the last hour. The timeline's own components are in `timeline::view`.
 
 use std::time::Duration;
 
@@ -9,14 +10,20 @@ use leptos::ev;
 use leptos::html;
 use leptos::prelude::*;
 use portscope_shared::{
-    Exposure, Hello, Owner, OwnerStatus, PROTOCOL_VERSION, PortRange, Process, Proto, Socket,
-    WhoReport,
+    ConnectionHistory, Event, Exposure, Hello, Owner, OwnerStatus, PROTOCOL_VERSION, PortRange,
+    Process, Proto, Socket, WhoReport,
 };
 use wasm_bindgen::{JsCast, JsValue};
 
 use crate::conn::{self, Applying, Link, Sinks};
 use crate::doctor::{Doctor, Kind, StopTarget, Troubleshoot};
 use crate::table::{self, Column, Row, Table, View};
+use crate::timeline::ListenerKey;
+use crate::timeline::view::{
+    RecentChanges, TenureDetail, Timeline, TimelineState, connections_view, keep_base, live_row,
+    tenure_of_event,
+};
+use crate::url::Tab;
 use crate::{api, url};
 
 /// Height of one table row in pixels, fixed by the stylesheet (`.sockets tr.row td`): the table
@@ -179,6 +186,7 @@ pub fn App() -> impl IntoView {
     let applied = RwSignal::new(None::<Applying>);
     let events = RwSignal::new(Vec::<portscope_shared::Event>::new());
     let view = RwSignal::new(url::read_view());
+    let tab = RwSignal::new(url::read_tab());
     let selected = RwSignal::new(None::<String>);
     // The row the keyboard is on (the table's one tab stop): arrows move it, Enter selects it.
     let cursor = RwSignal::new(None::<String>);
@@ -203,6 +211,9 @@ pub fn App() -> impl IntoView {
         token,
     );
     let doctor = Doctor::new();
+    let timeline = TimelineState::new(events);
+    let on_timeline = Signal::derive(move || tab.get() == Tab::Timeline);
+    keep_base(timeline, hello, table, on_timeline);
 
     // Closed rows leave after their grace period.
     set_interval(
@@ -210,7 +221,7 @@ pub fn App() -> impl IntoView {
         Duration::from_millis(500),
     );
     // The URL mirrors the filter and sort, so a view can be bookmarked or shared.
-    Effect::new(move |_| url::write_view(&view.get()));
+    Effect::new(move |_| url::write_view(tab.get(), &view.get()));
 
     let filter_ref = NodeRef::<html::Input>::new();
     let _keys = window_event_listener(ev::keydown, move |e: web_sys::KeyboardEvent| {
@@ -228,6 +239,7 @@ pub fn App() -> impl IntoView {
                 doctor.stopping.set(None);
             } else {
                 selected.set(None);
+                timeline.picked.set(None);
             }
         }
     });
@@ -287,6 +299,12 @@ pub fn App() -> impl IntoView {
         }
     });
     let _resize = window_event_listener(ev::resize, move |_| measure());
+    // The table's box measures nothing while its tab is hidden: measure again when it shows.
+    Effect::new(move |_| {
+        if tab.get() == Tab::Sockets {
+            set_timeout(measure, Duration::ZERO);
+        }
+    });
     let window = Memo::new(move |_| {
         let now = js_sys::Date::now();
         let ephemeral = hello.with(|h| h.as_ref().and_then(|h| h.ephemeral_ports));
@@ -383,12 +401,103 @@ pub fn App() -> impl IntoView {
     // them for the present.
     let stale = move || !matches!(link.get(), Link::Live);
 
+    // A line of "Recent changes" leads to its listener: the row while it is open (the table
+    // filtered to its port), else its bar in the timeline.
+    let show_port = move |port: u16| {
+        let q = port.to_string();
+        typed.set(q.clone());
+        view.update(|v| v.query = q);
+    };
+    let pick = Callback::new(move |e: Event| {
+        let key = ListenerKey::of_event(&e);
+        let row = table.with_untracked(|t| {
+            t.rows
+                .values()
+                .find(|r| {
+                    let s = &r.socket;
+                    r.closed_at.is_none()
+                        && s.is_listening()
+                        && ListenerKey {
+                            proto: s.proto,
+                            family: s.family,
+                            addr: s.local_addr,
+                            port: s.local_port,
+                        } == key
+                        && e.pid.is_some_and(|p| s.pids.contains(&p))
+                })
+                .map(|r| r.socket.id.clone())
+        });
+        let tenure = timeline
+            .tenures
+            .with_untracked(|ts| tenure_of_event(ts, &e));
+        match (tab.get_untracked(), row, tenure) {
+            (Tab::Sockets, Some(id), _) => {
+                show_port(e.local_port);
+                timeline.picked.set(None);
+                cursor.set(Some(id.clone()));
+                selected.set(Some(id));
+            }
+            (_, _, Some(t)) => {
+                let live = table.with_untracked(|tb| live_row(tb, &t));
+                selected.set(live.clone());
+                tab.set(Tab::Timeline);
+                timeline.show(t, live);
+            }
+            (_, row, None) => {
+                tab.set(Tab::Sockets);
+                show_port(e.local_port);
+                selected.set(row);
+            }
+        }
+    });
+    let to_port = Callback::new(move |port: u16| {
+        timeline.picked.set(None);
+        tab.set(Tab::Sockets);
+        show_port(port);
+    });
+    let tab_button =
+        move |which: Tab, text: &'static str, id: &'static str, panel: &'static str| {
+            let other = match which {
+                Tab::Sockets => (Tab::Timeline, "tab-timeline"),
+                Tab::Timeline => (Tab::Sockets, "tab-sockets"),
+            };
+            view! {
+                <button
+                    type="button"
+                    role="tab"
+                    id=id
+                    aria-controls=panel
+                    aria-selected=move || if tab.get() == which { "true" } else { "false" }
+                    tabindex=move || if tab.get() == which { "0" } else { "-1" }
+                    on:click=move |_| tab.set(which)
+                    on:keydown=move |e: web_sys::KeyboardEvent| {
+                        if matches!(e.key().as_str(), "ArrowLeft" | "ArrowRight" | "Home" | "End") {
+                            e.prevent_default();
+                            tab.set(other.0);
+                            if let Some(el) = document()
+                                .get_element_by_id(other.1)
+                                .and_then(|el| el.dyn_into::<web_sys::HtmlElement>().ok())
+                            {
+                                let _ = el.focus();
+                            }
+                        }
+                    }
+                >
+                    {text}
+                </button>
+            }
+        };
+
     view! {
         <header class="top">
             <h1 class="brand">"portscope"</h1>
             <span class="host">
                 {move || hello.with(|h| h.as_ref().map(|h| format!("{} · agent {} · {}", h.hostname, h.agent_version, h.os)))}
             </span>
+            <div class="tabs" role="tablist" aria-label="Views">
+                {tab_button(Tab::Sockets, "Sockets", "tab-sockets", "panel-sockets")}
+                {tab_button(Tab::Timeline, "Timeline", "tab-timeline", "panel-timeline")}
+            </div>
             <LinkStatus link ever_opened />
         </header>
         <Banner link hello table />
@@ -437,7 +546,17 @@ pub fn App() -> impl IntoView {
         </div>
         <Troubleshoot doctor />
         <main class="content">
-            <div class="table-wrap" class:stale=stale node_ref=wrap_ref on:scroll=move |_| measure()>
+            <div class="views">
+            <div
+                class="table-wrap"
+                id="panel-sockets"
+                role="tabpanel"
+                aria-labelledby="tab-sockets"
+                hidden=move || tab.get() != Tab::Sockets
+                class:stale=stale
+                node_ref=wrap_ref
+                on:scroll=move |_| measure()
+            >
                 <p class="stale-note" role="status">
                     {move || stale().then_some("Not live: these rows are the last ones received before the link went down.")}
                 </p>
@@ -505,7 +624,18 @@ pub fn App() -> impl IntoView {
                     <p class="empty">"No socket matches this filter."</p>
                 </Show>
             </div>
-            <Detail selected table hello doctor />
+            <Timeline
+                state=timeline
+                active=on_timeline
+                hello
+                table
+                query=Signal::derive(move || view.with(|v| v.query.clone()))
+                selected
+            />
+            </div>
+            <RecentChanges hello events query=Signal::derive(move || view.with(|v| v.query.clone())) pick />
+            <Detail selected table hello doctor now=timeline.now />
+            <TenureDetail state=timeline selected on_port=to_port />
         </main>
     }
 }
@@ -615,7 +745,53 @@ fn Detail(
     table: RwSignal<Table>,
     hello: RwSignal<Option<Hello>>,
     doctor: Doctor,
+    now: RwSignal<f64>,
 ) -> impl IntoView {
+    // A TCP listener's connections over the last hour, from the history: asked once per
+    // selection and again each minute while it stays selected. `None` inside: not answered yet.
+    type Answer = Option<Result<ConnectionHistory, String>>;
+    let conns = RwSignal::new(None::<(String, Answer)>);
+    let minute = RwSignal::new(0u32);
+    set_interval(move || minute.update(|m| *m += 1), Duration::from_secs(60));
+    Effect::new(move |_| {
+        minute.track();
+        let Some(id) = selected.get() else {
+            conns.set(None);
+            return;
+        };
+        let port = table.with_untracked(|t| {
+            t.rows
+                .get(&id)
+                .filter(|r| r.socket.proto == Proto::Tcp && r.socket.is_listening())
+                .map(|r| r.socket.local_port)
+        });
+        let Some(port) = port else {
+            conns.set(None);
+            return;
+        };
+        if hello.with_untracked(|h| h.as_ref().is_some_and(|h| !h.history)) {
+            conns.set(Some((
+                id,
+                Some(Err(
+                    "this agent keeps no history (started with --no-history)".into(),
+                )),
+            )));
+            return;
+        }
+        if conns.with_untracked(|c| c.as_ref().is_none_or(|(asked, _)| *asked != id)) {
+            conns.set(Some((id.clone(), None)));
+        }
+        leptos::task::spawn_local(async move {
+            let answer = api::get::<ConnectionHistory>(&format!(
+                "/api/v1/history/connections?port={port}&since=1h"
+            ))
+            .await;
+            if selected.with_untracked(|s| s.as_deref() == Some(id.as_str())) {
+                now.set(js_sys::Date::now());
+                conns.set(Some((id, Some(answer))));
+            }
+        });
+    });
     // What `portscope who` says of the selected row's port (working directories, who started
     // the owners, the clients on this machine): asked once per selection, not on every change.
     let who = RwSignal::new(None::<(String, Asked)>);
@@ -645,6 +821,20 @@ fn Detail(
                 .filter(|(asked, _)| *asked == id)
                 .map_or(Asked::Waiting, |(_, a)| a.clone())
         });
+        let chart = conns.with(|c| {
+            c.as_ref()
+                .filter(|(asked, _)| *asked == id)
+                .map(|(_, answer)| match answer {
+                    None => view! {
+                        <section class="connections" id="connections">
+                            <h4>"Connections, last hour"</h4>
+                            <p class="muted small">"Reading the history…"</p>
+                        </section>
+                    }
+                    .into_any(),
+                    Some(answer) => connections_view(answer, now.get_untracked()),
+                })
+        });
         table.with(|t| {
             let row = t.rows.get(&id)?;
             Some(detail_view(
@@ -654,6 +844,7 @@ fn Detail(
                 doctor,
                 can_kill,
                 asked,
+                chart,
             ))
         })
     };
@@ -771,6 +962,7 @@ fn detail_view(
     doctor: Doctor,
     can_kill: bool,
     asked: Asked,
+    chart: Option<AnyView>,
 ) -> impl IntoView + use<> {
     let actions = actions(t, s, doctor, can_kill);
     let labels: Vec<String> = [
@@ -885,6 +1077,7 @@ fn detail_view(
             <p class="muted">{format!("{} · remote {}", s.state.as_str(), s.remote_text())}</p>
             <ul class="labels">{labels.into_iter().map(|l| view! { <li>{l}</li> }).collect_view()}</ul>
             {actions}
+            {chart}
             {owner_note.map(|n| view! { <p class="note">{n}</p> })}
             {who_note}
             {sections}

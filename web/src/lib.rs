@@ -1,8 +1,9 @@
 //! The portscope dashboard: Leptos (client-side rendering) compiled to WebAssembly, served by
 //! the agent. It talks to the agent only through `portscope_shared` messages.
 //!
-//! Only [`table`], the client-side model, is pure Rust: it also compiles for the host, where its
-//! tests run (`cargo test --workspace`). Everything that touches the browser is wasm32-only.
+//! Only [`table`] and [`timeline`], the client-side models, are pure Rust: they also compile for
+//! the host, where their tests run (`cargo test --workspace`). Everything that touches the
+//! browser (`timeline::view` included) is wasm32-only.
 
 #[cfg(target_arch = "wasm32")]
 mod api;
@@ -13,6 +14,7 @@ mod conn;
 #[cfg(target_arch = "wasm32")]
 mod doctor;
 pub mod table;
+pub mod timeline;
 #[cfg(target_arch = "wasm32")]
 mod url;
 

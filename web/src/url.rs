@@ -1,5 +1,5 @@
-//! The page URL: the access token it arrives with, and the view (filter, toggle, sort) it keeps
-//! so that a view can be bookmarked or shared.
+//! The page URL: the access token it arrives with, and the view (tab, filter, toggle, sort) it
+//! keeps so that a view can be bookmarked or shared.
 
 use web_sys::UrlSearchParams;
 
@@ -32,6 +32,27 @@ pub fn take_token() -> Option<String> {
 
 use crate::table::{Column, View};
 
+/// The dashboard's two views, switched by the tabs in the header (`?tab=timeline`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tab {
+    Sockets,
+    Timeline,
+}
+
+/// The tab the URL asks for; the socket table when it names none.
+pub fn read_tab() -> Tab {
+    let timeline = web_sys::window()
+        .and_then(|w| w.location().search().ok())
+        .and_then(|search| UrlSearchParams::new_with_str(&search).ok())
+        .and_then(|params| params.get("tab"))
+        .is_some_and(|t| t == "timeline");
+    if timeline {
+        Tab::Timeline
+    } else {
+        Tab::Sockets
+    }
+}
+
 /// The view the URL asks for; defaults for what it does not say.
 pub fn read_view() -> View {
     let mut view = View::default();
@@ -52,9 +73,9 @@ pub fn read_view() -> View {
     view
 }
 
-/// Replaces the URL's query with the view (no history entry per keystroke). Anything else in
-/// the query, the token included, goes.
-pub fn write_view(view: &View) {
+/// Replaces the URL's query with the tab and the view (no history entry per keystroke).
+/// Anything else in the query, the token included, goes.
+pub fn write_view(tab: Tab, view: &View) {
     let Some(window) = web_sys::window() else {
         return;
     };
@@ -62,6 +83,9 @@ pub fn write_view(view: &View) {
         return;
     };
     let default = View::default();
+    if tab == Tab::Timeline {
+        params.append("tab", "timeline");
+    }
     if !view.query.is_empty() {
         params.append("q", &view.query);
     }

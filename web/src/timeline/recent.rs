@@ -1,0 +1,97 @@
+//! "Recent changes": the listener events of the last hour from the history, and those received
+//! live since, as one list, newest first, without the events both sources hold twice; only
+//! those the filter's words match, as in the table and the timeline.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+
+use portscope_shared::{Event, EventKind};
+
+use super::time;
+
+/// What an event is told apart by: two sources name the same event with the same fields.
+fn identity(e: &Event) -> String {
+    format!(
+        "{} {:?} {:?} {:?} {} {} {:?}",
+        e.time, e.kind, e.proto, e.family, e.local_addr, e.local_port, e.pid
+    )
+}
+
+/// The last `n` events, newest first: `history` as the history route answers (newest first),
+/// `live` as the WebSocket delivered them (oldest first).
+pub fn recent(history: &[Event], live: &[Event], n: usize) -> Vec<Event> {
+    let mut seen = HashSet::new();
+    let mut all: Vec<(f64, usize, &Event)> = history
+        .iter()
+        .rev()
+        .chain(live)
+        .filter(|e| seen.insert(identity(e)))
+        .enumerate()
+        .map(|(order, e)| (time::parse(&e.time).unwrap_or(f64::NEG_INFINITY), order, e))
+        .collect();
+    // Newest first; of events in the same moment, the later received first.
+    all.sort_by(|a, b| b.0.total_cmp(&a.0).then(b.1.cmp(&a.1)));
+    all.into_iter().take(n).map(|(_, _, e)| e.clone()).collect()
+}
+
+/// Whether every word of `query` (lowercase or not) is in the event's port, address,
+/// process, pid, user or app, or its verb.
+pub fn matches(e: &Event, query: &str) -> bool {
+    let hay = format!(
+        "{} {} {} {} {} {} {}",
+        SocketAddr::new(e.local_addr, e.local_port),
+        verb(e.kind),
+        e.process.as_deref().unwrap_or_default(),
+        e.pid.map(|p| p.to_string()).unwrap_or_default(),
+        e.user.as_deref().unwrap_or_default(),
+        e.app.as_deref().unwrap_or_default(),
+        if e.proto == portscope_shared::Proto::Udp {
+            "udp"
+        } else {
+            "tcp"
+        },
+    )
+    .to_lowercase();
+    query
+        .split_whitespace()
+        .all(|word| hay.contains(&word.to_lowercase()))
+}
+
+/// The port the filter names when it is a port number alone: the history is then asked for
+/// that port's events only.
+pub fn port_of(query: &str) -> Option<u16> {
+    let mut words = query.split_whitespace();
+    let port = words.next()?.parse().ok()?;
+    words.next().is_none().then_some(port)
+}
+
+/// The verb of an event: `opened`, `closed`, `changed owner`.
+pub fn verb(kind: EventKind) -> &'static str {
+    match kind {
+        EventKind::Opened => "opened",
+        EventKind::Closed => "closed",
+        EventKind::OwnerChanged => "passed on",
+        EventKind::Unknown => "changed",
+    }
+}
+
+/// `14:02 opened 127.0.0.1:8000 python3 (pid 4242)`, in local time (`offset_min` east of UTC).
+pub fn line(e: &Event, offset_min: i32) -> String {
+    let at = time::parse(&e.time).map_or_else(|| e.time.clone(), |t| time::clock(t, offset_min));
+    let endpoint = SocketAddr::new(e.local_addr, e.local_port);
+    let proto = match e.proto {
+        portscope_shared::Proto::Tcp => "",
+        portscope_shared::Proto::Udp => "udp ",
+    };
+    let mut text = format!("{at} {} {proto}{endpoint}", verb(e.kind));
+    if e.kind == EventKind::OwnerChanged {
+        text.push_str(" to");
+    }
+    match (&e.process, e.pid) {
+        (Some(name), Some(pid)) => text.push_str(&format!(" {name} (pid {pid})")),
+        (Some(name), None) => text.push_str(&format!(" {name}")),
+        (None, Some(pid)) => text.push_str(&format!(" pid {pid}")),
+        (None, None) => text.push_str(" (owner hidden)"),
+    }
+    text
+}

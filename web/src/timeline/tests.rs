@@ -1,0 +1,867 @@
+//! Tests of the timeline's model. The merge of spans and live events is checked against a
+//! made-up history: random listener lives are the truth, the spans an agent would answer at
+//! the moment the page fetched them and the events it would send after the page opened are
+//! derived from that truth, and the merge must give the truth back. The layout is checked
+//! against naive readings of the same tenures (which overlap the window, where each must be
+//! drawn); the calendar arithmetic against moments `date -u +%s` gave.
+
+use std::collections::BTreeMap;
+
+use portscope_shared::{
+    ConnectionHistory, ConnectionMinute, Event, EventKind, Family, Proto, Span,
+};
+use proptest::prelude::*;
+
+use super::connections::Chart;
+use super::recent::{line, matches, port_of, recent};
+use super::time::{self, DAY_MS, HOUR_MS, MINUTE_MS};
+use super::*;
+
+// ---------------------------------------------------------------------------------------------
+// time
+
+#[test]
+fn parses_moments_as_date_does() {
+    // `date -u -d MOMENT +%s.%N`
+    let known = [
+        ("2026-11-29T14:02:03Z", 1_795_960_923.0),
+        ("1970-01-01T00:00:00Z", 0.0),
+        ("2000-02-29T23:59:59Z", 951_868_799.0),
+        ("2024-12-31T00:00:00Z", 1_735_603_200.0),
+        ("2100-03-01T12:00:00Z", 4_107_585_600.0),
+        ("1999-12-31T23:59:59.5Z", 946_684_799.5),
+        ("2026-11-29T14:02:03+02:00", 1_795_953_723.0),
+        ("2026-11-29T14:02:03.250-01:30", 1_795_966_323.25),
+    ];
+    for (text, secs) in known {
+        assert_eq!(time::parse(text), Some(secs * 1000.0), "{text}");
+    }
+    for bad in [
+        "",
+        "2026-11-29",
+        "2026-11-29T14:02:03",
+        "2026-13-01T00:00:00Z",
+        "2026-11-29T24:00:00Z",
+        "2026-11-29T14:02:03.Z",
+        "2026-11-29T14:02:03+0200",
+        "2026-11-29T14:02:0xZ",
+        "1h",
+    ] {
+        assert_eq!(time::parse(bad), None, "{bad:?}");
+    }
+}
+
+/// Days since the epoch counted the long way: whole years, then whole months.
+fn naive_days(year: i64, month: u32, day: u32) -> i64 {
+    let leap = |y: i64| (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let mut days = 0;
+    for y in 1970..year {
+        days += if leap(y) { 366 } else { 365 };
+    }
+    let lengths = [
+        31,
+        if leap(year) { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    days += lengths[..(month - 1) as usize].iter().sum::<i64>();
+    days + i64::from(day) - 1
+}
+
+proptest! {
+    #[test]
+    fn formats_and_parses_every_second_alike(
+        year in 1970i64..2200, month in 1u32..=12, day in 1u32..=28,
+        h in 0u32..24, m in 0u32..60, s in 0u32..60, offset in -720i32..=840,
+    ) {
+        let ms = (naive_days(year, month, day) * 86_400 + i64::from(h * 3600 + m * 60 + s)) as f64 * 1000.0;
+        let text = format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}Z");
+        prop_assert_eq!(time::parse(&text), Some(ms));
+        prop_assert_eq!(time::format_utc(ms), text);
+        // Local readings are the UTC reading of the shifted moment.
+        let shifted = ms + f64::from(offset) * MINUTE_MS;
+        let utc = time::format_utc(shifted);
+        prop_assert_eq!(time::clock(ms, offset), utc[11..16].to_owned());
+        prop_assert_eq!(time::date_time(ms, offset), format!("{} {}", &utc[..10], &utc[11..19]));
+    }
+}
+
+#[test]
+fn durations_read_as_people_say_them() {
+    assert_eq!(time::duration(45_000.0), "45 s");
+    assert_eq!(time::duration(12.0 * MINUTE_MS), "12 min");
+    assert_eq!(time::duration(HOUR_MS), "1 h");
+    assert_eq!(time::duration(3.0 * HOUR_MS + 5.0 * MINUTE_MS), "3 h 5 min");
+    assert_eq!(time::duration(2.0 * DAY_MS + 4.0 * HOUR_MS), "2 d 4 h");
+}
+
+// ---------------------------------------------------------------------------------------------
+// merging spans and live events
+
+const T0: f64 = 1_795_960_923_000.0;
+
+fn key(port: u16, v6: bool) -> ListenerKey {
+    ListenerKey {
+        proto: Proto::Tcp,
+        family: if v6 { Family::Ipv6 } else { Family::Ipv4 },
+        addr: if v6 { "::1" } else { "127.0.0.1" }.parse().unwrap(),
+        port,
+    }
+}
+
+/// A listener's life in the made-up truth.
+#[derive(Clone, Debug, PartialEq)]
+struct Life {
+    key: ListenerKey,
+    pid: u32,
+    start: f64,
+    end: Option<f64>,
+}
+
+fn name_of(pid: u32) -> String {
+    format!("prog{}", pid % 3)
+}
+
+fn event(kind: EventKind, key: &ListenerKey, pid: u32, at: f64) -> Event {
+    Event {
+        time: time::format_utc(at),
+        since: None,
+        kind,
+        proto: key.proto,
+        family: key.family,
+        local_addr: key.addr,
+        local_port: key.port,
+        remote_addr: None,
+        remote_port: None,
+        pid: Some(pid),
+        process: Some(name_of(pid)),
+        cmdline: vec![name_of(pid), "--serve".into()],
+        user: Some("dev".into()),
+        app: None,
+    }
+}
+
+fn span(life: &Life) -> Span {
+    Span {
+        proto: life.key.proto,
+        family: life.key.family,
+        local_addr: life.key.addr,
+        local_port: life.key.port,
+        pid: Some(life.pid),
+        process: Some(name_of(life.pid)),
+        cmdline: vec![name_of(life.pid), "--serve".into()],
+        user: Some("dev".into()),
+        app: None,
+        start: time::format_utc(life.start),
+        start_since: None,
+        end: life.end.map(time::format_utc),
+    }
+}
+
+/// Per listener, a run of (gap before, length, handed over?) in seconds: listeners open, close,
+/// reopen after a gap, or pass to another process with no gap at all.
+fn lives() -> impl Strategy<Value = Vec<Life>> {
+    let runs = proptest::collection::vec((2u32..600, 2u32..900, any::<bool>(), 1u32..50), 0..6);
+    proptest::collection::vec(runs, 4).prop_map(|per_key| {
+        let mut lives = Vec::new();
+        for (k, runs) in per_key.into_iter().enumerate() {
+            let key = key(8000 + (k / 2) as u16, k % 2 == 1);
+            let mut at = T0;
+            let mut previous_pid = 0;
+            for (gap, len, hand_over, pid) in runs {
+                // A hand-over starts the new owner where the old one's tenure ended.
+                let pid = if pid == previous_pid { pid + 50 } else { pid };
+                if !(hand_over && previous_pid != 0) {
+                    at += f64::from(gap) * 1000.0;
+                }
+                lives.push(Life {
+                    key: key.clone(),
+                    pid,
+                    start: at,
+                    end: Some(at + f64::from(len) * 1000.0),
+                });
+                at += f64::from(len) * 1000.0;
+                previous_pid = pid;
+            }
+            // The last one may still be open.
+            if let Some(last) = lives.last_mut().filter(|l| l.key == key && l.pid % 2 == 0) {
+                last.end = None;
+            }
+        }
+        lives
+    })
+}
+
+/// The events an agent sends for the truth, in time order: an opening (or a hand-over when
+/// the previous owner's tenure ended at that very moment), a closing (unless handed over).
+fn events_of(lives: &[Life]) -> Vec<Event> {
+    let mut events: Vec<(f64, u8, Event)> = Vec::new();
+    for life in lives {
+        let handed = lives
+            .iter()
+            .any(|o| o.key == life.key && o.end == Some(life.start) && o.pid != life.pid);
+        let kind = if handed {
+            EventKind::OwnerChanged
+        } else {
+            EventKind::Opened
+        };
+        events.push((life.start, 1, event(kind, &life.key, life.pid, life.start)));
+        if let Some(end) = life.end {
+            let handed_on = lives
+                .iter()
+                .any(|o| o.key == life.key && o.start == end && o.pid != life.pid);
+            if !handed_on {
+                events.push((end, 0, event(EventKind::Closed, &life.key, life.pid, end)));
+            }
+        }
+    }
+    events.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    events.into_iter().map(|(_, _, e)| e).collect()
+}
+
+/// What the history answers at `at`: every tenure begun by then, still open if it ended later.
+fn spans_at(lives: &[Life], at: f64) -> Vec<Span> {
+    lives
+        .iter()
+        .filter(|l| l.start <= at)
+        .map(|l| {
+            span(&Life {
+                end: l.end.filter(|&e| e <= at),
+                ..l.clone()
+            })
+        })
+        .collect()
+}
+
+type Summary = Vec<(ListenerKey, Option<u32>, i64, Option<i64>)>;
+
+fn summary(items: impl Iterator<Item = (ListenerKey, Option<u32>, f64, Option<f64>)>) -> Summary {
+    let mut v: Summary = items
+        .map(|(k, pid, start, end)| (k, pid, start as i64, end.map(|e| e as i64)))
+        .collect();
+    v.sort();
+    v
+}
+
+fn truth(lives: &[Life]) -> Summary {
+    summary(
+        lives
+            .iter()
+            .map(|l| (l.key.clone(), Some(l.pid), l.start, l.end)),
+    )
+}
+
+fn merged(spans: &[Span], events: &[Event]) -> Summary {
+    let base = spans.iter().filter_map(Tenure::from_span).collect();
+    summary(
+        merge(base, events)
+            .into_iter()
+            .map(|t| (t.key, t.pid, t.start, t.end)),
+    )
+}
+
+proptest! {
+    /// The page opens at `page`, fetches the spans at `fetch` (later), and receives every event
+    /// after `page`: whatever the moments, spans and events merge to the truth.
+    #[test]
+    fn spans_and_live_events_merge_to_the_truth(
+        lives in lives(),
+        page_s in 0u32..6000,
+        fetch_after_s in 0u32..3000,
+    ) {
+        let page = T0 + f64::from(page_s) * 1000.0;
+        let fetch = page + f64::from(fetch_after_s) * 1000.0;
+        let events = events_of(&lives);
+        let live: Vec<Event> = events
+            .iter()
+            .filter(|e| time::parse(&e.time).unwrap() > page)
+            .cloned()
+            .collect();
+        let spans = spans_at(&lives, fetch);
+        prop_assert_eq!(merged(&spans, &live), truth(&lives));
+        // Events received twice (a resync) change nothing.
+        let twice: Vec<Event> = live.iter().chain(&live).cloned().collect();
+        prop_assert_eq!(merged(&spans, &twice), truth(&lives));
+    }
+
+    /// Without a history, the events alone give every tenure that began after the page opened.
+    #[test]
+    fn live_events_alone_give_what_began_since(lives in lives(), page_s in 0u32..6000) {
+        let page = T0 + f64::from(page_s) * 1000.0;
+        let live: Vec<Event> = events_of(&lives)
+            .into_iter()
+            .filter(|e| time::parse(&e.time).unwrap() > page)
+            .collect();
+        let began: Vec<Life> = lives.iter().filter(|l| l.start > page).cloned().collect();
+        prop_assert_eq!(merged(&[], &live), truth(&began));
+    }
+}
+
+#[test]
+fn a_listener_open_when_the_page_opened_ends_with_its_closing() {
+    // No history: the page starts from what was open, at the page's opening.
+    let k = key(8000, false);
+    let seed = Tenure {
+        key: k.clone(),
+        pid: Some(7),
+        process: Some("python3".into()),
+        cmdline: vec![],
+        user: None,
+        app: None,
+        start: T0,
+        start_since: None,
+        end: None,
+        before_page: true,
+    };
+    let out = merge(
+        vec![seed],
+        &[
+            event(EventKind::Closed, &k, 7, T0 + 60_000.0),
+            event(EventKind::Opened, &k, 8, T0 + 65_000.0),
+        ],
+    );
+    assert_eq!(out.len(), 2);
+    assert_eq!(out[0].end, Some(T0 + 60_000.0));
+    assert!(out[0].period(T0, 0).starts_with("open before"));
+    assert_eq!((out[1].pid, out[1].end), (Some(8), None));
+}
+
+#[test]
+fn an_owner_change_that_keeps_the_first_pid_goes_on_as_one_tenure() {
+    // The agent saw the listener before its owner (opened with no pid), then the owner; later
+    // a child took a share of the socket and let go (an owner change with the same first pid).
+    let k = key(8000, false);
+    let mut hidden = event(EventKind::Opened, &k, 1, T0);
+    hidden.pid = None;
+    hidden.process = None;
+    let out = merge(
+        vec![],
+        &[
+            hidden,
+            event(EventKind::OwnerChanged, &k, 7, T0 + 3000.0),
+            event(EventKind::OwnerChanged, &k, 7, T0 + 60_000.0),
+            event(EventKind::Closed, &k, 7, T0 + 90_000.0),
+        ],
+    );
+    // One life, the owner's from the opening: the moment without a known owner is no tenure.
+    let got: Vec<(Option<u32>, f64, Option<f64>)> =
+        out.iter().map(|t| (t.pid, t.start, t.end)).collect();
+    assert_eq!(got, [(Some(7), T0, Some(T0 + 90_000.0))]);
+    // The same from the history's spans (two spans, the first without an owner).
+    let spans = [
+        Span {
+            pid: None,
+            process: None,
+            end: Some(time::format_utc(T0 + 3000.0)),
+            ..span(&Life {
+                key: k.clone(),
+                pid: 7,
+                start: T0,
+                end: None,
+            })
+        },
+        span(&Life {
+            key: k.clone(),
+            pid: 7,
+            start: T0 + 3000.0,
+            end: None,
+        }),
+    ];
+    let from_spans: Vec<(Option<u32>, f64, Option<f64>)> =
+        merge(spans.iter().filter_map(Tenure::from_span).collect(), &[])
+            .iter()
+            .map(|t| (t.pid, t.start, t.end))
+            .collect();
+    assert_eq!(from_spans, [(Some(7), T0, None)]);
+    // A hidden owner that held it longer is a tenure of its own.
+    let mut hidden = event(EventKind::Opened, &k, 1, T0);
+    hidden.pid = None;
+    let long = merge(
+        vec![],
+        &[hidden, event(EventKind::OwnerChanged, &k, 7, T0 + 60_000.0)],
+    );
+    assert_eq!(long.len(), 2);
+}
+
+// ---------------------------------------------------------------------------------------------
+// window, lanes, layout
+
+#[test]
+fn zoom_keeps_the_moment_under_the_pointer_and_pan_stops_at_now() {
+    let w = Window::last(HOUR_MS, T0);
+    let anchor = w.start + 0.25 * w.len();
+    let z = w.zoom(0.5, 0.25);
+    assert_eq!(z.len(), HOUR_MS / 2.0);
+    assert!((z.start + 0.25 * z.len() - anchor).abs() < 1e-3);
+    assert_eq!(w.zoom(1e-9, 0.5).len(), MIN_WINDOW_MS);
+    assert_eq!(w.zoom(1e9, 0.5).len(), MAX_WINDOW_MS);
+    assert_eq!(w.pan(0.5, T0), w, "the future is not there yet");
+    assert_eq!(w.pan(-0.5, T0).end, T0 - HOUR_MS / 2.0);
+}
+
+#[test]
+fn ticks_fall_on_round_local_times() {
+    // 13:00–14:00 UTC over 600 px: 10 minutes is the first step of at least 70 px.
+    let start = time::parse("2026-11-29T13:00:00Z").unwrap();
+    let scale = Scale {
+        window: Window {
+            start,
+            end: start + HOUR_MS,
+        },
+        x0: 100.0,
+        width: 600.0,
+    };
+    let labels: Vec<(i64, String)> = ticks(scale, 0)
+        .into_iter()
+        .map(|t| (t.x.round() as i64, t.label))
+        .collect();
+    let want: Vec<(i64, String)> = [
+        "13:00", "13:10", "13:20", "13:30", "13:40", "13:50", "14:00",
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, l)| (100 + 100 * i as i64, (*l).to_owned()))
+    .collect();
+    assert_eq!(labels, want);
+    // In UTC+05:30 the same window's ticks are on that zone's round ten minutes.
+    let local: Vec<String> = ticks(scale, 330).into_iter().map(|t| t.label).collect();
+    assert_eq!(local[0], "18:30");
+    // A week over 700 px: one tick a day, dates at local midnight.
+    let week = Scale {
+        window: Window::last(7.0 * DAY_MS, start),
+        x0: 0.0,
+        width: 700.0,
+    };
+    let days: Vec<String> = ticks(week, 0).into_iter().map(|t| t.label).collect();
+    assert_eq!(
+        days,
+        [
+            "11-23", "11-24", "11-25", "11-26", "11-27", "11-28", "11-29"
+        ]
+    );
+}
+
+fn tenure(port: u16, v6: bool, pid: u32, start: f64, end: Option<f64>) -> Tenure {
+    Tenure {
+        key: key(port, v6),
+        pid: Some(pid),
+        process: Some(name_of(pid)),
+        cmdline: vec![],
+        user: None,
+        app: None,
+        start,
+        start_since: None,
+        end,
+        before_page: false,
+    }
+}
+
+#[test]
+fn lanes_group_ports_by_their_last_program_and_filter_by_words() {
+    let t = |port, pid, start: f64, end: Option<f64>| {
+        tenure(port, false, pid, T0 + start, end.map(|e| T0 + e))
+    };
+    let tenures = vec![
+        t(9000, 1, 0.0, Some(100_000.0)),    // prog1
+        t(8000, 2, 0.0, Some(50_000.0)),     // prog2, then prog0 holds 8000
+        t(8000, 3, 60_000.0, None),          // prog0
+        t(7000, 4, -DAY_MS, Some(-HOUR_MS)), // outside the window
+        t(7500, 5, 10_000.0, None),          // prog2
+    ];
+    let window = Window::last(HOUR_MS, T0 + 120_000.0);
+    let groups = lanes(&tenures, window, T0 + 120_000.0, "");
+    let seen: Vec<(String, Vec<u16>)> = groups
+        .iter()
+        .map(|g| (g.name.clone(), g.lanes.iter().map(|l| l.port).collect()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("prog0".to_owned(), vec![8000]),
+            ("prog1".to_owned(), vec![9000]),
+            ("prog2".to_owned(), vec![7500]),
+        ]
+    );
+    assert_eq!(groups[0].lanes[0].tenures, [1, 2]);
+    let only: Vec<u16> = lanes(&tenures, window, T0 + 120_000.0, "PROG2")
+        .iter()
+        .flat_map(|g| g.lanes.iter().map(|l| l.port))
+        .collect();
+    assert_eq!(only, [8000, 7500], "a lane matches any of its tenures");
+    assert!(lanes(&tenures, window, T0 + 120_000.0, "9000 prog2").is_empty());
+    // A port served by an app is listed under the app, its heading in its program's colour.
+    let mut vite = t(5173, 7, 0.0, None);
+    vite.process = Some("node".into());
+    vite.app = Some("Vite dev server".into());
+    let groups = lanes(&[vite], window, T0 + 120_000.0, "vite");
+    assert_eq!(groups.len(), 1);
+    assert_eq!(
+        (groups[0].name.as_str(), groups[0].colour),
+        ("Vite dev server", colour("node"))
+    );
+}
+
+#[test]
+fn gaps_stay_empty_and_restarts_are_marked() {
+    // 8000: closed at 10 min, reopened 5 s later (a restart); closed at 20 min, reopened at 40.
+    let m = MINUTE_MS;
+    let tenures = vec![
+        tenure(8000, false, 1, T0, Some(T0 + 10.0 * m)),
+        tenure(8000, false, 2, T0 + 10.0 * m + 5000.0, Some(T0 + 20.0 * m)),
+        tenure(8000, false, 3, T0 + 40.0 * m, None),
+    ];
+    let scale = Scale {
+        window: Window::last(HOUR_MS, T0 + 60.0 * m),
+        x0: 0.0,
+        width: 600.0,
+    };
+    let groups = lanes(&tenures, scale.window, T0 + 60.0 * m, "");
+    let layout = layout(&tenures, &groups, scale, T0 + 60.0 * m, 0);
+    let bars: Vec<Bar> = layout
+        .rows
+        .iter()
+        .flat_map(|r| match r {
+            Row::Lane { bars, .. } => bars.clone(),
+            Row::Group { .. } => vec![],
+        })
+        .collect();
+    let spans: Vec<(i64, i64, bool, bool)> = bars
+        .iter()
+        .map(|b| {
+            (
+                b.x.round() as i64,
+                (b.x + b.width).round() as i64,
+                b.restart,
+                b.open,
+            )
+        })
+        .collect();
+    assert_eq!(
+        spans,
+        [
+            (0, 100, false, false),
+            (101, 200, true, false),
+            (400, 600, false, true)
+        ]
+    );
+}
+
+fn arbitrary_tenures() -> impl Strategy<Value = Vec<Tenure>> {
+    proptest::collection::vec(
+        (
+            0u16..6,
+            any::<bool>(),
+            1u32..9,
+            0u32..(7 * 86_400),
+            proptest::option::of(0u32..86_400),
+        ),
+        0..300,
+    )
+    .prop_map(|items| {
+        items
+            .into_iter()
+            .map(|(port, v6, pid, start, len)| {
+                let start = T0 + f64::from(start) * 1000.0;
+                tenure(
+                    8000 + port,
+                    v6,
+                    pid,
+                    start,
+                    len.map(|l| start + f64::from(l) * 1000.0),
+                )
+            })
+            .collect()
+    })
+}
+
+proptest! {
+    /// Every tenure that overlaps the window is drawn in exactly one bar of its port's lane,
+    /// covering its clipped extent; none outside the window is; bars stay inside the plot; a
+    /// lane holds at most one bar per MERGE_PX pixels; a bar has a colour when all its
+    /// tenures' programs share it.
+    #[test]
+    fn layout_draws_each_visible_tenure_once_within_bounds(
+        tenures in arbitrary_tenures(),
+        start_s in 0u32..(8 * 86_400),
+        len_s in 60u32..(8 * 86_400),
+        width in 50.0f64..2000.0,
+    ) {
+        let now = T0 + 8.0 * DAY_MS;
+        let window = Window { start: T0 + f64::from(start_s) * 1000.0, end: T0 + f64::from(start_s + len_s) * 1000.0 };
+        let scale = Scale { window, x0: 120.0, width };
+        let groups = lanes(&tenures, window, now, "");
+        let drawn = layout(&tenures, &groups, scale, now, 0);
+        let mut seen: BTreeMap<usize, usize> = BTreeMap::new();
+        let mut lane_ports = Vec::new();
+        for row in &drawn.rows {
+            let Row::Lane { label, bars, .. } = row else { continue };
+            let port: u16 = label.rsplit(' ').next().unwrap().parse().unwrap();
+            lane_ports.push(port);
+            prop_assert!(bars.len() as f64 <= width / MERGE_PX + 1.0, "{} bars in {width} px", bars.len());
+            for bar in bars {
+                prop_assert!(bar.x >= scale.x0 - 1e-6 && bar.x + bar.width <= scale.x0 + width + MERGE_PX + 1e-6);
+                let colours: Vec<usize> = bar.tenures.iter().map(|&i| colour(tenures[i].program())).collect();
+                let shared = colours.iter().all(|&c| c == colours[0]).then_some(colours[0]);
+                prop_assert_eq!(bar.colour, shared);
+                for &i in &bar.tenures {
+                    *seen.entry(i).or_default() += 1;
+                    let t = &tenures[i];
+                    prop_assert_eq!(t.key.port, port);
+                    let left = scale.x(t.start.max(window.start));
+                    let right = scale.x(t.end.unwrap_or(now).min(window.end));
+                    prop_assert!(left >= bar.x - 1e-6 && right <= bar.x + bar.width + 1e-6);
+                }
+            }
+        }
+        let mut sorted = lane_ports.clone();
+        sorted.sort();
+        sorted.dedup();
+        prop_assert_eq!(sorted.len(), lane_ports.len(), "one lane per port");
+        for (i, t) in tenures.iter().enumerate() {
+            let overlaps = t.start < window.end && t.end.unwrap_or(now) > window.start;
+            prop_assert_eq!(seen.get(&i).copied().unwrap_or(0), usize::from(overlaps), "tenure {}", i);
+        }
+    }
+}
+
+#[test]
+fn a_week_on_200_ports_stays_a_bounded_drawing() {
+    // 200 ports, each restarted every 5 minutes for a week: 403 200 tenures.
+    let mut tenures = Vec::new();
+    for port in 0..200u16 {
+        let mut at = T0;
+        while at < T0 + 7.0 * DAY_MS {
+            tenures.push(tenure(
+                10_000 + port,
+                false,
+                u32::from(port) + 1,
+                at,
+                Some(at + 4.0 * MINUTE_MS),
+            ));
+            at += 5.0 * MINUTE_MS;
+        }
+    }
+    let scale = Scale {
+        window: Window::last(7.0 * DAY_MS, T0 + 7.0 * DAY_MS),
+        x0: 0.0,
+        width: 1000.0,
+    };
+    let groups = lanes(&tenures, scale.window, T0 + 7.0 * DAY_MS, "");
+    let drawn = layout(&tenures, &groups, scale, T0 + 7.0 * DAY_MS, 0);
+    assert_eq!(
+        drawn
+            .rows
+            .iter()
+            .filter(|r| matches!(r, Row::Lane { .. }))
+            .count(),
+        200
+    );
+    assert!(
+        drawn.bar_count() <= 200 * (1000.0 / MERGE_PX) as usize + 200,
+        "{}",
+        drawn.bar_count()
+    );
+    // Zoomed to an hour, each of the 12 tenures of a lane is a bar of its own.
+    let hour = Scale {
+        window: Window::last(HOUR_MS, T0 + 7.0 * DAY_MS),
+        ..scale
+    };
+    let groups = lanes(&tenures, hour.window, T0 + 7.0 * DAY_MS, "");
+    let drawn = layout(&tenures, &groups, hour, T0 + 7.0 * DAY_MS, 0);
+    assert!(drawn.rows.iter().all(|r| match r {
+        Row::Lane { bars, .. } => bars.len() == 12 && bars.iter().all(|b| b.tenures.len() == 1),
+        Row::Group { .. } => true,
+    }));
+}
+
+#[test]
+fn a_bar_opens_the_owner_of_the_moment_clicked() {
+    let tenures = vec![
+        tenure(8000, false, 1, T0, Some(T0 + 1000.0)),
+        tenure(8000, false, 2, T0 + 1000.0, Some(T0 + 2000.0)),
+    ];
+    let bar = Bar {
+        x: 0.0,
+        width: 3.0,
+        colour: None,
+        tenures: vec![0, 1],
+        open: false,
+        restart: false,
+    };
+    assert_eq!(bar.tenure_at(&tenures, T0 + 500.0, T0), 0);
+    assert_eq!(bar.tenure_at(&tenures, T0 + 1500.0, T0), 1);
+    assert_eq!(bar.tenure_at(&tenures, T0 + 9000.0, T0), 1);
+}
+
+#[test]
+fn keyboard_moves_along_lanes_and_to_the_nearest_bar_across() {
+    let bar = |x: f64| Bar {
+        x,
+        width: 10.0,
+        colour: Some(0),
+        tenures: vec![0],
+        open: false,
+        restart: false,
+    };
+    let lane = |bars: Vec<Bar>| Row::Lane {
+        y: 0.0,
+        label: String::new(),
+        addrs: String::new(),
+        bars,
+    };
+    let layout = Layout {
+        rows: vec![
+            Row::Group {
+                y: 0.0,
+                name: "a".into(),
+                colour: 0,
+            },
+            lane(vec![bar(0.0), bar(100.0), bar(200.0)]),
+            Row::Group {
+                y: 0.0,
+                name: "b".into(),
+                colour: 1,
+            },
+            lane(vec![bar(90.0), bar(400.0)]),
+        ],
+        ticks: vec![],
+        height: 0.0,
+    };
+    assert_eq!(neighbour(&layout, 1, 0, "ArrowRight"), Some((1, 1)));
+    assert_eq!(neighbour(&layout, 1, 2, "ArrowRight"), None);
+    assert_eq!(neighbour(&layout, 1, 0, "ArrowLeft"), None);
+    assert_eq!(
+        neighbour(&layout, 1, 2, "ArrowDown"),
+        Some((3, 0)),
+        "skips the heading; nearest x"
+    );
+    assert_eq!(neighbour(&layout, 3, 1, "ArrowUp"), Some((1, 2)));
+    assert_eq!(neighbour(&layout, 3, 0, "ArrowDown"), None);
+    assert_eq!(neighbour(&layout, 1, 1, "End"), Some((1, 2)));
+}
+
+#[test]
+fn colours_are_stable_per_program() {
+    assert_eq!(colour("python3"), colour("python3"));
+    assert!(colour("python3") < PALETTE);
+    let names = [
+        "python3",
+        "node",
+        "nginx",
+        "postgres",
+        "redis-server",
+        "sshd",
+        "vite",
+        "java",
+    ];
+    let distinct: std::collections::BTreeSet<usize> = names.iter().map(|n| colour(n)).collect();
+    assert!(
+        distinct.len() >= 4,
+        "eight programs in {} colours",
+        distinct.len()
+    );
+}
+
+#[test]
+fn hovering_a_bar_names_its_owner() {
+    let mut t = tenure(8000, false, 4242, T0, Some(T0 + 52.0 * MINUTE_MS));
+    t.user = Some("dev".into());
+    t.cmdline = vec!["python3".into(), "-m".into(), "http.server".into()];
+    assert_eq!(
+        t.describe(T0, 0),
+        "tcp 127.0.0.1:8000 — prog0 (pid 4242), user dev\npython3 -m http.server\n\
+         2026-11-29 14:02:03 – 2026-11-29 14:54:03 (52 min)"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// recent changes, connections
+
+#[test]
+fn recent_changes_merge_history_and_live_newest_first() {
+    let k = key(8000, false);
+    let at = |s: f64| T0 + s * 1000.0;
+    let opened = event(EventKind::Opened, &k, 4242, at(0.0));
+    let closed = event(EventKind::Closed, &k, 4242, at(60.0));
+    let reopened = event(EventKind::Opened, &k, 4243, at(65.0));
+    // The history (newest first) already holds the closing the page also received live.
+    let history = vec![closed.clone(), opened.clone()];
+    let live = vec![closed.clone(), reopened.clone()];
+    assert_eq!(
+        recent(&history, &live, 50),
+        [reopened.clone(), closed.clone(), opened.clone()]
+    );
+    assert_eq!(recent(&history, &live, 2), [reopened, closed]);
+    assert_eq!(
+        line(&opened, 0),
+        "14:02 opened 127.0.0.1:8000 prog0 (pid 4242)"
+    );
+    assert!(matches(&opened, "8000 PROG0") && matches(&opened, "4242 opened"));
+    assert!(!matches(&opened, "8000 closed") && !matches(&opened, "udp"));
+    assert_eq!(
+        (port_of(" 8000 "), port_of("8000 x"), port_of("py")),
+        (Some(8000), None, None)
+    );
+    let mut passed = event(EventKind::OwnerChanged, &key(5353, true), 7, at(0.0));
+    passed.proto = Proto::Udp;
+    assert_eq!(
+        line(&passed, 60),
+        "15:02 passed on udp [::1]:5353 to prog1 (pid 7)"
+    );
+}
+
+#[test]
+fn the_connections_chart_fills_quiet_minutes_and_sums_up() {
+    let now = time::parse("2026-11-29T14:30:30Z").unwrap();
+    let minute = |t: &str, accepted, open, peers| ConnectionMinute {
+        time: t.into(),
+        accepted,
+        open,
+        peers,
+    };
+    let history = ConnectionHistory {
+        port: 8000,
+        minutes: vec![
+            minute("2026-11-29T13:20:00Z", 99, 99, 9), // before the hour
+            minute("2026-11-29T13:31:00Z", 3, 2, 1),   // the first slot
+            minute("2026-11-29T14:02:00Z", 12, 6, 2),
+            minute("2026-11-29T14:30:00Z", 0, 1, 1), // the current minute, the last slot
+        ],
+    };
+    let chart = Chart::new(&history, now, 60);
+    assert_eq!(chart.slots.len(), 60);
+    assert_eq!(chart.first, time::parse("2026-11-29T13:31:00Z").unwrap());
+    assert_eq!((chart.slots[0].accepted, chart.slots[0].open), (3, 2));
+    assert_eq!((chart.slots[31].accepted, chart.slots[31].open), (12, 6));
+    assert_eq!(chart.slots[59].open, 1);
+    assert_eq!(
+        chart
+            .slots
+            .iter()
+            .filter(|s| **s == Default::default())
+            .count(),
+        57
+    );
+    assert_eq!(
+        chart.summary(),
+        "peak 6 open, 15 accepted in the last hour, from up to 2 addresses a minute"
+    );
+    assert_eq!(chart.top(), 12);
+    let quiet = Chart::new(
+        &ConnectionHistory {
+            port: 1,
+            minutes: vec![],
+        },
+        now,
+        60,
+    );
+    assert_eq!(quiet.summary(), "no connections in the last hour");
+}
