@@ -311,7 +311,7 @@ fn print_history(history: &HistoryCost, lookup: &Lookup) {
         (history.cpu_with / history.cpu_without - 1.0) * 100.0
     );
     println!(
-        "  history: its share of a refresh        {:.2} ms median (counting connections, queuing writes)",
+        "  history: its share of a refresh        {:.2} ms median wall time (counting connections, queuing writes; the writer thread is in the CPU figure)",
         history.tick_share.unwrap_or(f64::NAN) * 1e3
     );
     println!(

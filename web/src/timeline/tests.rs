@@ -145,6 +145,7 @@ fn event(kind: EventKind, key: &ListenerKey, pid: u32, at: f64) -> Event {
         process: Some(name_of(pid)),
         cmdline: vec![name_of(pid), "--serve".into()],
         user: Some("dev".into()),
+        cwd: None,
         app: None,
     }
 }
