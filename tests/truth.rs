@@ -257,8 +257,14 @@ impl Live {
     async fn follow(&mut self, limit: Duration) {
         let deadline = tokio::time::Instant::now() + limit;
         while let Ok(msg) = tokio::time::timeout_at(deadline, self.ws.next(limit * 2)).await {
-            let ServerMessage::Delta(delta) = msg else {
-                panic!("expected deltas, got {msg:?}");
+            let delta = match msg {
+                ServerMessage::Delta(delta) => delta,
+                // A delta's listener events: what the state shows already.
+                ServerMessage::Events(events) => {
+                    assert_eq!(events.seq, self.seq, "events follow their delta");
+                    continue;
+                }
+                other => panic!("expected deltas and their events, got {other:?}"),
             };
             assert_eq!(delta.from_seq, self.seq, "deltas follow on");
             self.seq = delta.seq;
