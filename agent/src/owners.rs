@@ -11,7 +11,8 @@
 //! 3. while some socket in the dump has no known owner: the processes most likely to hold it
 //!    first (the owners of listeners on the same local port, which is where accepted
 //!    connections come from, then every process that holds sockets, smallest first), stopping as soon as all are found; only
-//!    a socket still unowned on a second tick makes it walk every process, and one that no
+//!    a socket still unowned on a second tick — or a listener, at once — makes it walk every
+//!    process, and one that no
 //!    process holds is then remembered as ownerless until it goes away;
 //! 4. a bounded sweep: every process is walked again at least every [`SWEEP_TICKS`] ticks (a
 //!    few per tick, each once it is half that old), which catches what the count cannot see (a
@@ -160,8 +161,18 @@ impl OwnerMap {
                 self.walk(platform, pid, count, &mut stats);
                 unknown.retain(|i| !self.by_inode.contains_key(i));
             }
-            // Still unknown on two ticks in a row: search every process, then give up on it.
-            if unknown.iter().any(|i| self.unknown_before.contains(i)) {
+            // Still unknown on two ticks in a row, or a listener (rare, and what people look
+            // for: a new server must not show "owner hidden" for a tick): search every process,
+            // then give up on it.
+            let listeners: HashSet<u64> = sockets
+                .iter()
+                .filter(|s| unknown.contains(&s.inode) && is_listener(s))
+                .map(|s| s.inode)
+                .collect();
+            if unknown
+                .iter()
+                .any(|i| self.unknown_before.contains(i) || listeners.contains(i))
+            {
                 for &pid in &pids {
                     if unknown.is_empty() {
                         break;
@@ -179,7 +190,7 @@ impl OwnerMap {
                 }
                 let stale: Vec<u64> = unknown
                     .into_iter()
-                    .filter(|i| self.unknown_before.contains(i))
+                    .filter(|i| self.unknown_before.contains(i) || listeners.contains(i))
                     .collect();
                 self.ownerless.extend(stale);
             }
@@ -299,6 +310,12 @@ impl OwnerMap {
     }
 }
 
+/// A TCP listener or an unconnected UDP socket: what a server opens.
+fn is_listener(s: &RawSocket) -> bool {
+    s.state == SocketState::Listen
+        || (s.proto == portscope_shared::Proto::Udp && s.remote.is_none())
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::{BTreeMap, BTreeSet};
@@ -330,6 +347,8 @@ mod tests {
         next_pid: u32,
         /// Walks done, per pid.
         walks: HashMap<u32, usize>,
+        /// Sockets the dump shows listening (the others are connections).
+        listening: BTreeSet<u64>,
     }
 
     impl Machine {
@@ -378,7 +397,11 @@ mod tests {
                     local_addr: IpAddr::V4(Ipv4Addr::LOCALHOST),
                     local_port: (inode % 50) as u16,
                     remote: None,
-                    state: SocketState::Established,
+                    state: if self.listening.contains(&inode) {
+                        SocketState::Listen
+                    } else {
+                        SocketState::Established
+                    },
                     inode,
                     uid: Some(1000),
                 })
@@ -540,6 +563,38 @@ mod tests {
         m.procs.get_mut(&small).unwrap()[0] = new;
         let (stats, owners) = tick(&mut map, &mut m);
         assert_eq!(stats.walked, 1, "only the small process: {stats:?}");
+        assert_eq!(owners, truth(&m));
+    }
+
+    #[test]
+    fn a_new_listener_is_found_in_its_first_tick_even_when_the_count_hides_it() {
+        let mut m = Machine::new();
+        for _ in 0..3 {
+            m.spawn(2);
+        }
+        // A process that holds no socket yet (a server starting up): one file open.
+        let server = m.spawn(0);
+        m.procs.get_mut(&server).unwrap().push(Fd::File);
+        let mut map = OwnerMap::new();
+        tick(&mut map, &mut m);
+        // It closes the file and opens its listener in the same tick: its count stays, and it
+        // is not among the processes known to hold sockets.
+        let listener = m.new_socket();
+        m.procs.get_mut(&server).unwrap()[0] = listener;
+        if let Fd::Socket(inode) = listener {
+            m.listening.insert(inode);
+        }
+        let (_, owners) = tick(&mut map, &mut m);
+        assert_eq!(owners, truth(&m), "the listener's owner, in the same tick");
+
+        // A connection found that way waits a tick, as before (connections come by thousands).
+        let other = m.spawn(0);
+        m.procs.get_mut(&other).unwrap().push(Fd::File);
+        tick(&mut map, &mut m);
+        m.procs.get_mut(&other).unwrap()[0] = m.new_socket();
+        let (stats, owners) = tick(&mut map, &mut m);
+        assert_ne!(owners, truth(&m), "{stats:?}");
+        let (_, owners) = tick(&mut map, &mut m);
         assert_eq!(owners, truth(&m));
     }
 
