@@ -607,3 +607,73 @@ fn watch_follows_the_running_agent_and_scans_once_it_is_gone() {
     let _ = watch.kill();
     let _ = watch.wait();
 }
+
+/// The local socket's promises (SECURITY.md item 11): a second agent never takes a live
+/// agent's socket (nor removes it when it stops); an open directory is closed to 0700 first;
+/// a directory of another user is refused (no socket at all).
+#[test]
+fn the_local_socket_is_one_agents_and_its_users_alone() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let follow = |dir: &std::path::Path| -> String {
+        let mut watch = std::process::Command::new(env!("CARGO_BIN_EXE_portscope"))
+            .args(["watch", "--json"])
+            .env("XDG_RUNTIME_DIR", dir)
+            .env("XDG_STATE_HOME", dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        let mut err = std::io::BufReader::new(watch.stderr.take().unwrap());
+        std::io::BufRead::read_line(&mut err, &mut line).unwrap();
+        let _ = watch.kill();
+        let _ = watch.wait();
+        line.trim().to_owned()
+    };
+
+    // An open directory, prepared before the agent starts: closed to 0700.
+    let state = tempfile::tempdir().unwrap();
+    let dir = state.path().join("portscope");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let first = Agent::start_in_state("200ms", state);
+    let dir = first.state_dir.path().join("portscope");
+    assert_eq!(std::fs::metadata(&dir).unwrap().mode() & 0o777, 0o700);
+    assert_eq!(
+        follow(first.state_dir.path()),
+        "portscope: following the running agent (every 200ms)"
+    );
+
+    // A second agent pointed at the same directory leaves the socket to the first, also
+    // when it stops.
+    let runtime = first.state_dir.path().to_str().unwrap().to_owned();
+    let second = Agent::start_with_env("300ms", &[("XDG_RUNTIME_DIR", &runtime)]);
+    assert_eq!(
+        follow(first.state_dir.path()),
+        "portscope: following the running agent (every 200ms)"
+    );
+    second.terminate();
+    assert!(
+        dir.join("agent.sock").exists(),
+        "the second agent removed the first's socket"
+    );
+    assert_eq!(
+        follow(first.state_dir.path()),
+        "portscope: following the running agent (every 200ms)"
+    );
+    drop(first);
+
+    // A directory that belongs to another user: no socket (the agent serves on as usual).
+    assert!(
+        rustix::process::geteuid().is_root(),
+        "this test gives a directory to another user, which needs root: run it as root (CI does)"
+    );
+    let state = tempfile::tempdir().unwrap();
+    let theirs = state.path().join("portscope");
+    std::fs::create_dir(&theirs).unwrap();
+    std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
+    let agent = Agent::start_in_state("200ms", state);
+    assert_eq!(agent.get("/api/v1/snapshot").status, 200);
+    let socket = agent.state_dir.path().join("portscope/agent.sock");
+    assert!(!socket.exists(), "a socket in another user's directory");
+}

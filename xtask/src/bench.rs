@@ -358,7 +358,7 @@ fn history_cost(root: &Path, agent: &Path) -> Result<HistoryCost, String> {
         std::thread::sleep(std::time::Duration::from_secs(HISTORY_SECONDS));
         Ok((cpu_seconds(serve.pid)? - before) / clock.elapsed().as_secs_f64())
     };
-    let without = RunningAgent::start_with(agent, &["--no-history"], None)?;
+    let without = RunningAgent::start_with(agent, &[], None)?;
     let cpu_without = cpu_per_tick(&without)?;
     drop(without);
     let clock = Instant::now();
@@ -473,6 +473,8 @@ struct RunningAgent {
     scans: Arc<Mutex<Vec<f64>>>,
     /// Each tick's history share of it (counting connections, queuing the writes).
     history_ticks: Arc<Mutex<Vec<f64>>>,
+    /// The temporary state directory `start` made, removed with the agent.
+    _state: Option<tempfile::TempDir>,
 }
 
 impl RunningAgent {
@@ -482,16 +484,27 @@ impl RunningAgent {
         median(&s[1.min(s.len())..])
     }
 
+    /// The agent with a history and local socket of its own (never the user's).
     fn start(agent: &Path) -> Result<Self, String> {
-        Self::start_with(agent, &[], None)
+        let state = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let mut running = Self::start_with(agent, &[], Some(state.path()))?;
+        running._state = Some(state);
+        Ok(running)
     }
 
     /// The same with more arguments, and the history under `state` (`XDG_STATE_HOME`).
     fn start_with(agent: &Path, more: &[&str], state: Option<&Path>) -> Result<Self, String> {
         let mut command = Command::new(agent);
-        if let Some(state) = state {
-            command.env("XDG_STATE_HOME", state);
-        }
+        // Its history and local socket go to `state`, or nowhere: never into the user's own.
+        match state {
+            Some(state) => command
+                .env("XDG_STATE_HOME", state)
+                .env("XDG_RUNTIME_DIR", state),
+            None => command
+                .args(["--no-history"])
+                .env_remove("XDG_RUNTIME_DIR")
+                .env("HOME", "/nonexistent"),
+        };
         let mut serve = command
             .args(["serve", "--port", "0", "--interval", "1s"])
             .args(more)
@@ -540,6 +553,7 @@ impl RunningAgent {
             token,
             scans,
             history_ticks,
+            _state: None,
         })
     }
 }

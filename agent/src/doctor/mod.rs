@@ -106,7 +106,9 @@ impl Previous {
             ago: std::time::SystemTime::now()
                 .duration_since(at)
                 .unwrap_or_default(),
-            running: closed.pid.is_some_and(os::is_running),
+            running: closed
+                .pid
+                .is_some_and(|pid| same_process_runs(pid, &closed)),
             closed,
         })
     }
@@ -133,6 +135,16 @@ impl Previous {
             gone.time
         )
     }
+}
+
+/// Whether the process that closed the listener still runs: its pid runs under the same name
+/// (a pid reused days later by another program is not it).
+fn same_process_runs(pid: u32, closed: &portscope_shared::Event) -> bool {
+    use crate::collector::Platform;
+    os::is_running(pid)
+        && os::System::new()
+            .stat(pid)
+            .is_some_and(|stat| closed.process.as_deref() == Some(stat.name.as_str()))
 }
 
 /// A duration as people say it: `40 s`, `2 min`, `3 h`, `5 days`.

@@ -48,6 +48,9 @@ pub fn default_path() -> Option<PathBuf> {
 pub struct Store {
     conn: Connection,
     path: PathBuf,
+    /// The file's schema: a reader may open an older one (an agent of the previous version
+    /// still writing it), and reads what that schema has.
+    schema: i64,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -163,6 +166,7 @@ impl Store {
         Ok(Store {
             conn,
             path: path.to_owned(),
+            schema: SCHEMA,
         })
     }
 
@@ -187,7 +191,18 @@ impl Store {
         Ok(Store {
             conn,
             path: path.to_owned(),
+            schema: version,
         })
+    }
+
+    /// The columns `Row::read` takes, as this file's schema has them.
+    fn columns(&self) -> &'static str {
+        if self.schema >= 2 {
+            COLUMNS
+        } else {
+            // Schema 1 kept no working directory.
+            COLUMNS_1
+        }
     }
 
     fn err(&self, source: rusqlite::Error) -> HistoryError {
@@ -310,9 +325,22 @@ impl Store {
         tx.commit().map_err(sqlite)
     }
 
-    /// Forgets events and connection counts older than `before` (ms), a bounded batch at a
-    /// time; returns how many rows went.
+    /// Forgets events and connection counts older than `before` (ms), in batches (at most 100
+    /// of 10 000 rows a call, so one call stays short); returns how many rows went.
     pub fn prune(&mut self, before: i64) -> Result<usize, HistoryError> {
+        let mut gone = 0;
+        for _ in 0..100 {
+            let batch = self.prune_batch(before)?;
+            gone += batch;
+            if batch < PRUNE_BATCH {
+                break;
+            }
+        }
+        Ok(gone)
+    }
+
+    /// One batch of [`Store::prune`]: up to [`PRUNE_BATCH`] events and as many counts.
+    fn prune_batch(&mut self, before: i64) -> Result<usize, HistoryError> {
         let events = self
             .conn
             .execute(
@@ -350,42 +378,36 @@ impl Store {
             if self.used_bytes()? <= max {
                 break;
             }
-            // The time of the 5 000th oldest event: everything before it goes.
-            let cut: Option<i64> = self
+            // The 5 000 oldest events go (by position: many can share one time), and the
+            // counts older than the oldest event left.
+            let events = self
                 .conn
-                .query_row(
-                    "SELECT time FROM events ORDER BY time LIMIT 1 OFFSET 5000",
+                .execute(
+                    "DELETE FROM events WHERE id IN
+                     (SELECT id FROM events ORDER BY time, id LIMIT 5000)",
                     [],
-                    |r| r.get(0),
                 )
-                .optional()
                 .map_err(|e| self.err(e))?;
-            let cut = match cut {
-                Some(t) => t,
-                // Fewer than 5 000 events: the counts are what is large; halve their span.
-                None => {
-                    let span: Option<(i64, i64)> = self
-                        .conn
-                        .query_row(
-                            "SELECT MIN(minute), MAX(minute) FROM connections",
-                            [],
-                            |r| Ok(r.get::<_, Option<i64>>(0)?.zip(r.get::<_, Option<i64>>(1)?)),
-                        )
-                        .map_err(|e| self.err(e))?;
-                    match span {
-                        Some((first, last)) if first < last => first + (last - first) / 2,
-                        _ => break,
-                    }
-                }
-            };
-            let gone = self
+            let oldest: Option<i64> = self
                 .conn
-                .execute("DELETE FROM events WHERE time < ?1", [cut])
-                .map_err(|e| self.err(e))?
-                + self
+                .query_row("SELECT MIN(time) FROM events", [], |r| r.get(0))
+                .map_err(|e| self.err(e))?;
+            let counts = match oldest {
+                Some(oldest) => self
                     .conn
-                    .execute("DELETE FROM connections WHERE minute < ?1", [cut])
-                    .map_err(|e| self.err(e))?;
+                    .execute("DELETE FROM connections WHERE minute < ?1", [oldest])
+                    .map_err(|e| self.err(e))?,
+                // No events left: the counts are what is large; the oldest of them go.
+                None => self
+                    .conn
+                    .execute(
+                        "DELETE FROM connections WHERE (port, minute) IN
+                         (SELECT port, minute FROM connections ORDER BY minute LIMIT 10000)",
+                        [],
+                    )
+                    .map_err(|e| self.err(e))?,
+            };
+            let gone = events + counts;
             if gone == 0 {
                 break;
             }
@@ -403,11 +425,12 @@ impl Store {
         let mut stmt = self
             .conn
             .prepare(&format!(
-                "SELECT {COLUMNS}
+                "SELECT {}
                  FROM events
                  WHERE (?1 IS NULL OR local_port = ?1) AND (?2 IS NULL OR time >= ?2)
                    AND (?3 IS NULL OR time <= ?3) AND (?4 IS NULL OR pid = ?4)
-                 ORDER BY time DESC, id DESC LIMIT ?5"
+                 ORDER BY time DESC, id DESC LIMIT ?5",
+                self.columns()
             ))
             .map_err(|e| self.err(e))?;
         self.read_events(&mut stmt, params![q.port, q.since, q.until, q.pid, q.limit])
@@ -435,13 +458,14 @@ impl Store {
         let mut stmt = self
             .conn
             .prepare(&format!(
-                "SELECT {COLUMNS}
+                "SELECT {}
                  FROM events e
                  JOIN (SELECT socket_id, MAX(id) AS last FROM events
                        WHERE local_port = ?1 AND time <= ?2 GROUP BY socket_id) l
                    ON e.id = l.last
                  WHERE e.kind != 'closed'
-                 ORDER BY e.time"
+                 ORDER BY e.time",
+                self.columns()
             ))
             .map_err(|e| self.err(e))?;
         self.read_events(&mut stmt, params![port, at])
@@ -463,7 +487,7 @@ impl Store {
         let mut stmt = self
             .conn
             .prepare(&format!(
-                "SELECT socket_id, {COLUMNS} FROM events
+                "SELECT socket_id, {} FROM events
                  WHERE (?3 IS NULL OR local_port = ?3) AND socket_id IN (
                      SELECT socket_id FROM events WHERE time >= ?1 AND time <= ?2
                      UNION
@@ -471,11 +495,14 @@ impl Store {
                      JOIN (SELECT socket_id, MAX(id) AS last FROM events
                            WHERE time < ?1 GROUP BY socket_id) l ON e.id = l.last
                      WHERE e.kind != 'closed')
-                 ORDER BY socket_id, id"
+                 ORDER BY socket_id, id
+                 LIMIT ?4",
+                self.columns()
             ))
             .map_err(|e| self.err(e))?;
+        let mut read = 0usize;
         let rows = stmt
-            .query_map(params![since, until, port], |r| {
+            .query_map(params![since, until, port, MAX_SPAN_ROWS], |r| {
                 let id: String = r.get(0)?;
                 let row = Row::read_from(r, 1)?;
                 Ok((id, row))
@@ -493,6 +520,7 @@ impl Store {
             }
         };
         for row in rows {
+            read += 1;
             let (id, row) = row.map_err(|e| self.err(e))?;
             let time = row.time;
             let Some(event) = row.into_event() else {
@@ -520,7 +548,9 @@ impl Store {
         }
         end(current.take(), None, &mut spans);
         spans.sort_by_key(|(start, _)| *start);
-        let truncated = spans.len() > limit;
+        // Memory stays bounded: at most MAX_SPAN_ROWS events are read (a window over a month of
+        // a busy machine); the spans they make are then a part, said so.
+        let truncated = spans.len() > limit || read >= MAX_SPAN_ROWS;
         let spans = spans
             .split_off(spans.len().saturating_sub(limit))
             .into_iter()
@@ -535,6 +565,9 @@ impl Store {
         port: u16,
         since: i64,
     ) -> Result<Vec<ConnectionMinute>, HistoryError> {
+        if self.schema < 2 {
+            return Ok(Vec::new()); // Schema 1 counted no connections.
+        }
         let mut stmt = self
             .conn
             .prepare(
@@ -574,6 +607,12 @@ fn span_of(e: Event) -> Span {
     }
 }
 
+/// Rows of each table one prune batch removes.
+const PRUNE_BATCH: usize = 10_000;
+
+/// Events `spans` reads at most.
+const MAX_SPAN_ROWS: usize = 200_000;
+
 /// One port's connections in one minute, as the recorder counts them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConnectionRow {
@@ -605,6 +644,9 @@ pub struct Query {
 /// The columns `Row::read` takes, in its order.
 const COLUMNS: &str = "time, since, kind, proto, family, local_addr, local_port, pid, process, \
                        cmdline, user, app, cwd";
+/// The same from a schema 1 file.
+const COLUMNS_1: &str = "time, since, kind, proto, family, local_addr, local_port, pid, process, \
+                         cmdline, user, app, NULL";
 
 /// One stored event, as read.
 struct Row {
@@ -922,8 +964,10 @@ mod tests {
         let mut store = Store::open(&dir.path().join("h.db")).unwrap();
         let mut long = opened(3000, 10);
         long.cmdline = vec!["x".repeat(400)];
-        for batch in 0..40 {
-            let events: Vec<_> = (0..1000)
+        // 6 000 events a tick: more share one time than a batch removes (a start's
+        // reconciliation on a big machine writes every open listener at once).
+        for batch in 0..7 {
+            let events: Vec<_> = (0..6000)
                 .map(|i| (format!("s{batch}-{i}"), long.clone(), None))
                 .collect();
             store.write(i64::from(batch) * 1000, &events, None).unwrap();
@@ -946,7 +990,7 @@ mod tests {
                 ..Query::default()
             })
             .unwrap();
-        assert_eq!(newest[0].time, "1970-01-01T00:00:39Z", "the newest stay");
+        assert_eq!(newest[0].time, "1970-01-01T00:00:06Z", "the newest stay");
         let oldest = store
             .query(&Query {
                 until: Some(1_000),
@@ -955,5 +999,68 @@ mod tests {
             })
             .unwrap();
         assert!(oldest.is_empty(), "the oldest went: {oldest:?}");
+    }
+
+    #[test]
+    fn a_schema_1_file_is_read_as_it_is_and_migrated_by_the_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h.db");
+        // The schema 1 tables, as the first version made them.
+        let v1 = Connection::open(&path).unwrap();
+        v1.execute_batch(
+            "CREATE TABLE events (id INTEGER PRIMARY KEY, time INTEGER NOT NULL, since INTEGER,
+                 kind TEXT NOT NULL, socket_id TEXT NOT NULL, proto TEXT NOT NULL,
+                 family TEXT NOT NULL, local_addr TEXT NOT NULL, local_port INTEGER NOT NULL,
+                 pid INTEGER, process TEXT, cmdline TEXT NOT NULL, user TEXT, app TEXT);
+             CREATE INDEX events_port_time ON events (local_port, time);
+             CREATE INDEX events_time ON events (time);
+             CREATE TABLE open_listeners (socket_id TEXT PRIMARY KEY, event TEXT NOT NULL);
+             CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+             INSERT INTO events (time, kind, socket_id, proto, family, local_addr, local_port,
+                 pid, process, cmdline, user)
+             VALUES (1000, 'opened', 's1', '\"tcp\"', '\"ipv4\"', '127.0.0.1', 3000, 10,
+                 'node', '[\"node\"]', 'dev');
+             PRAGMA user_version = 1;",
+        )
+        .unwrap();
+        drop(v1);
+
+        // A reader (a new CLI beside an old agent) reads it as it is.
+        let old = Store::open_read_only(&path).unwrap();
+        let events = old
+            .query(&Query {
+                limit: 5,
+                ..Query::default()
+            })
+            .unwrap();
+        assert_eq!(events.len(), 1);
+        assert_eq!((events[0].pid, events[0].cwd.as_deref()), (Some(10), None));
+        assert!(old.connections(3000, 0).unwrap().is_empty());
+        assert_eq!(old.spans(0, 5000, None, 10).unwrap().spans.len(), 1);
+        drop(old);
+
+        // The writer migrates it; old events stay, new ones have a working directory.
+        let mut store = Store::open(&path).unwrap();
+        let mut new = opened(4000, 11);
+        new.cwd = Some("/home/dev/app".into());
+        store
+            .write(2000, &[("s2".into(), new, None)], None)
+            .unwrap();
+        let events = store
+            .query(&Query {
+                limit: 5,
+                ..Query::default()
+            })
+            .unwrap();
+        let seen: Vec<_> = events
+            .iter()
+            .map(|e| (e.local_port, e.cwd.as_deref()))
+            .collect();
+        assert_eq!(seen, [(4000, Some("/home/dev/app")), (3000, None)]);
+        let version: i64 = store
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA);
     }
 }

@@ -7,13 +7,12 @@ use std::io::Write;
 use std::time::SystemTime;
 
 use anyhow::Context;
-use futures_util::{SinkExt, StreamExt};
-use portscope_shared::{ClientMessage, Event, EventKind, PROTOCOL_VERSION, ServerMessage, Socket};
-use tokio_tungstenite::tungstenite::Message;
+use portscope_shared::{Event, EventKind, PROTOCOL_VERSION, ServerMessage, Socket};
 
 use crate::cli::WatchArgs;
 use crate::collector::Collector;
 use crate::model::State;
+use crate::server::local;
 use crate::{os, refresh};
 
 /// Follows the agent while it answers, then scans, until stdout closes (a closed pipe ends it
@@ -21,10 +20,10 @@ use crate::{os, refresh};
 pub async fn run(args: WatchArgs) -> anyhow::Result<()> {
     let keep = move |s: &Socket| !args.listening || s.is_listening();
     let mut last = None;
-    if let Some(path) = crate::server::local::path()
-        && let Some(stream) = crate::server::local::connect(&path).await
+    if let Some(path) = local::path()
+        && let Some(agent) = local::Follower::connect(&path).await
     {
-        match follow(stream, &args, &keep, &mut last).await {
+        match follow(agent, &args, &keep, &mut last).await {
             Ok(()) => return Ok(()),
             Err(Stop::Output(e)) => return Err(e),
             Err(Stop::Lost(why)) => eprintln!(
@@ -40,39 +39,36 @@ pub async fn run(args: WatchArgs) -> anyhow::Result<()> {
 enum Stop {
     /// Writing the output failed (stdout closed): the end.
     Output(anyhow::Error),
-    /// The agent went away or spoke out of turn: scan instead.
+    /// The agent went away or speaks another protocol: scan instead.
     Lost(String),
+}
+
+impl From<local::LinkLost> for Stop {
+    fn from(lost: local::LinkLost) -> Stop {
+        Stop::Lost(lost.0)
+    }
 }
 
 /// Reads the agent's stream (a snapshot, then deltas) into a state of its own and prints the
 /// changes between its successive states. `last` keeps the latest state for the scans that
 /// take over if the agent goes away.
 async fn follow(
-    stream: tokio::net::UnixStream,
+    mut agent: local::Follower,
     args: &WatchArgs,
     keep: &impl Fn(&Socket) -> bool,
     last: &mut Option<State>,
 ) -> Result<(), Stop> {
-    let lost = |e: &dyn std::fmt::Display| Stop::Lost(e.to_string());
-    let (mut ws, _) = tokio_tungstenite::client_async("ws://localhost/api/v1/ws", stream)
-        .await
-        .map_err(|e| lost(&e))?;
     // A large snapshot comes in parts; it is whole at the part that says `more: false`.
     let mut partial: Option<State> = None;
-    while let Some(message) = ws.next().await {
-        let text = match message.map_err(|e| lost(&e))? {
-            Message::Text(text) => text,
-            Message::Close(_) => break,
-            _ => continue,
-        };
-        let Ok(message) = serde_json::from_str::<ServerMessage>(&text) else {
-            continue;
-        };
+    // A Resync was sent: deltas are ignored until its snapshot comes.
+    let mut resyncing = false;
+    while let Some(message) = agent.next().await? {
         let now = match message {
             ServerMessage::Hello(hello) => {
                 if hello.protocol_version != PROTOCOL_VERSION {
                     return Err(Stop::Lost(format!(
-                        "it speaks protocol {}, this portscope {PROTOCOL_VERSION}",
+                        "the running agent speaks protocol {}, this portscope {PROTOCOL_VERSION}: \
+                         run the same portscope version for both",
                         hello.protocol_version
                     )));
                 }
@@ -83,6 +79,7 @@ async fn follow(
                 continue;
             }
             ServerMessage::Snapshot(snapshot) => {
+                resyncing = false;
                 let more = snapshot.more;
                 partial = Some(State::from_snapshot(snapshot));
                 if more {
@@ -101,15 +98,13 @@ async fn follow(
                 }
                 partial.take()
             }
+            ServerMessage::Delta(_) if resyncing || partial.is_some() => continue,
             ServerMessage::Delta(delta) => match last.as_ref().map(|s| s.apply(&delta)) {
                 Some(Ok(state)) => Some(state),
-                // Out of step: ask for the whole state again.
+                // Out of step: ask for the whole state again, once.
                 _ => {
-                    let resync = serde_json::to_string(&ClientMessage::Resync)
-                        .expect("protocol types always serialize");
-                    ws.send(Message::Text(resync.into()))
-                        .await
-                        .map_err(|e| lost(&e))?;
+                    agent.resync().await?;
+                    resyncing = true;
                     continue;
                 }
             },

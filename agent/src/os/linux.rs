@@ -277,12 +277,12 @@ pub fn listening_ports_in(pid: u32) -> Result<Vec<u16>, String> {
     Ok(ports)
 }
 
-/// Whether this process runs as root (effective uid 0).
 /// This process's effective uid.
 pub fn euid() -> u32 {
     rustix::process::geteuid().as_raw()
 }
 
+/// Whether this process runs as root (effective uid 0).
 pub fn is_root() -> bool {
     rustix::process::geteuid().is_root()
 }

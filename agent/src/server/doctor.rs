@@ -52,12 +52,12 @@ fn source(app: &AppState) -> Source {
 }
 
 /// A slot among the [`MAX_RUNNING`] doctor requests; `None` when all are taken.
-fn permit(app: &AppState) -> Option<OwnedSemaphorePermit> {
+pub(super) fn permit(app: &AppState) -> Option<OwnedSemaphorePermit> {
     app.doctor_permits.clone().try_acquire_owned().ok()
 }
 
 /// The 429 answer when every slot is taken.
-fn busy() -> Response {
+pub(super) fn busy() -> Response {
     error(
         StatusCode::TOO_MANY_REQUESTS,
         "busy",

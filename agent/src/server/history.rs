@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use portscope_shared::ConnectionHistory;
 
 use super::AppState;
-use super::doctor::{bad_request, error, internal, port_of, query};
+use super::doctor::{bad_request, busy, error, internal, permit, port_of, query};
 use crate::history::{HistoryError, Store};
 
 /// Spans a timeline request gets by default, and at most.
@@ -52,12 +52,21 @@ fn since(q: &HashMap<String, String>) -> Result<i64, String> {
     }))
 }
 
-/// Runs `read` on the file on a blocking thread and answers its result as JSON.
+/// Runs `read` on the file on a blocking thread and answers its result as JSON. It takes one of
+/// the doctor's slots (at most four reads and diagnoses at once; 429 beyond).
 async fn answer<T: serde::Serialize + Send + 'static>(
+    app: &AppState,
     path: PathBuf,
     read: impl FnOnce(&Store) -> Result<T, HistoryError> + Send + 'static,
 ) -> Response {
-    let read = tokio::task::spawn_blocking(move || read(&Store::open_read_only(&path)?)).await;
+    let Some(permit) = permit(app) else {
+        return busy();
+    };
+    let read = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        read(&Store::open_read_only(&path)?)
+    })
+    .await;
     match read {
         Ok(Ok(body)) => Json(body).into_response(),
         Ok(Err(e)) => error(
@@ -105,7 +114,7 @@ pub async fn history(State(app): State<AppState>, uri: Uri) -> Response {
     if at.is_some() && port.is_none() {
         return bad_request("?at= needs ?port=");
     }
-    answer(path, move |store| {
+    answer(&app, path, move |store| {
         let events = match (at, port) {
             (Some(at), Some(port)) => store.holders_at(port, at),
             _ => store.query(&crate::history::Query {
@@ -148,7 +157,10 @@ pub async fn spans(State(app): State<AppState>, uri: Uri) -> Response {
         Ok(limit) => limit.unwrap_or(SPANS).min(MAX_SPANS),
         Err(_) => return bad_request("?limit= must be a number"),
     };
-    answer(path, move |store| store.spans(since, until, port, limit)).await
+    answer(&app, path, move |store| {
+        store.spans(since, until, port, limit)
+    })
+    .await
 }
 
 /// `GET /api/v1/history/connections?port=N&since=`: [`ConnectionHistory`].
@@ -166,7 +178,7 @@ pub async fn connections(State(app): State<AppState>, uri: Uri) -> Response {
         Ok(since) => since,
         Err(e) => return bad_request(e),
     };
-    answer(path, move |store| {
+    answer(&app, path, move |store| {
         Ok(ConnectionHistory {
             port,
             minutes: store.connections(port, since)?,

@@ -11,7 +11,7 @@ use axum::extract::State;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::response::Response;
 use axum::routing::get;
-use portscope_shared::Hello;
+use portscope_shared::{ClientMessage, Hello, ServerMessage};
 
 use super::{MAX_CLIENT_FRAME, MAX_CLIENT_MESSAGE, MAX_WRITE_BUFFER, ws};
 use crate::model::Watcher;
@@ -47,51 +47,98 @@ pub fn path() -> Option<PathBuf> {
     Some(dir.join(NAME))
 }
 
-/// The socket's file, removed when dropped (when the agent stops).
+/// The socket's file and the lock that makes it this agent's; the file is removed when dropped
+/// (when the agent stops), the lock released.
 #[derive(Debug)]
-pub struct Unbind(pub PathBuf);
+pub struct Unbind {
+    path: PathBuf,
+    _lock: std::fs::File,
+}
 
 impl Drop for Unbind {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
+        // Still ours: another agent cannot have replaced it while we hold the lock.
+        let _ = std::fs::remove_file(&self.path);
     }
 }
 
-/// Binds the socket at `path`, in a 0700 directory, the socket itself 0600. A file left by an
-/// agent that died is replaced; a live agent's is left alone ([`LocalError::Taken`]).
+/// Binds the socket at `path`, the socket 0600 in a 0700 directory. The directory and its
+/// parent must be real directories (not symbolic links) of this user: a root agent started with
+/// another user's environment (`sudo -E`) must not act in that user's directories. A lock file
+/// beside the socket makes it one agent's at a time ([`LocalError::Taken`] for the next); a
+/// socket left by an agent that died is replaced, anything else at its path is refused.
 pub async fn bind(path: &Path) -> Result<(tokio::net::UnixListener, Unbind), LocalError> {
-    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    use std::os::unix::fs::{DirBuilderExt, FileTypeExt, OpenOptionsExt, PermissionsExt};
     let io = |source| LocalError::Io {
         path: path.to_owned(),
         source,
     };
     let dir = path.parent().ok_or(LocalError::NoDirectory)?;
+    let parent = dir.parent().ok_or(LocalError::NoDirectory)?;
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)
         .map_err(io)?;
-    // The directory is the lock: it must be ours and closed to others, even if it existed.
-    let meta = std::fs::metadata(dir).map_err(io)?;
-    if meta.uid() != crate::os::euid() {
-        return Err(io(std::io::Error::new(
-            std::io::ErrorKind::PermissionDenied,
-            "the directory belongs to another user",
-        )));
-    }
-    if meta.permissions().mode() & 0o077 != 0 {
+    owned_directory(parent).map_err(io)?;
+    let mode = owned_directory(dir).map_err(io)?;
+    if mode & 0o077 != 0 {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io)?;
     }
-    if path.exists() {
-        if tokio::net::UnixStream::connect(path).await.is_ok() {
-            return Err(LocalError::Taken(path.to_owned()));
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .open(dir.join(LOCK))
+        .map_err(io)?;
+    match rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => {}
+        Err(rustix::io::Errno::WOULDBLOCK) => return Err(LocalError::Taken(path.to_owned())),
+        Err(e) => return Err(io(e.into())),
+    }
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => std::fs::remove_file(path).map_err(io)?,
+        Ok(_) => {
+            return Err(io(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "something other than a socket is there",
+            )));
         }
-        std::fs::remove_file(path).map_err(io)?;
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io(e)),
     }
     let listener = tokio::net::UnixListener::bind(path).map_err(io)?;
-    let unbind = Unbind(path.to_owned());
+    let unbind = Unbind {
+        path: path.to_owned(),
+        _lock: lock,
+    };
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
     Ok((listener, unbind))
+}
+
+/// The lock file's name beside the socket.
+const LOCK: &str = "agent.lock";
+
+/// The permission bits of `dir`, when it is a directory (not a symbolic link) of this process's
+/// user.
+fn owned_directory(dir: &Path) -> std::io::Result<u32> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let meta = std::fs::symlink_metadata(dir)?;
+    if !meta.file_type().is_dir() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!("{} is not a directory (a symbolic link?)", dir.display()),
+        ));
+    }
+    if meta.uid() != crate::os::euid() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!("{} belongs to another user", dir.display()),
+        ));
+    }
+    Ok(meta.permissions().mode())
 }
 
 #[derive(Clone, Debug)]
@@ -115,7 +162,55 @@ async fn websocket(State(local): State<Local>, upgrade: WebSocketUpgrade) -> Res
         .on_upgrade(move |socket| ws::serve(socket, local.hello, local.watcher))
 }
 
-/// Connects to a running agent's local socket, if one answers at `path`.
-pub async fn connect(path: &Path) -> Option<tokio::net::UnixStream> {
-    tokio::net::UnixStream::connect(path).await.ok()
+/// A client of a running agent's local socket: its stream's messages, decoded. `watch` uses it
+/// so that WebSocket framing stays in this module.
+#[derive(Debug)]
+pub struct Follower {
+    ws: tokio_tungstenite::WebSocketStream<tokio::net::UnixStream>,
+}
+
+/// The link to the agent failed or ended; the reader goes on without it.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct LinkLost(pub String);
+
+impl Follower {
+    /// Connects to the agent at `path`; `None` when no agent answers there.
+    pub async fn connect(path: &Path) -> Option<Follower> {
+        let stream = tokio::net::UnixStream::connect(path).await.ok()?;
+        let (ws, _) = tokio_tungstenite::client_async("ws://localhost/api/v1/ws", stream)
+            .await
+            .ok()?;
+        Some(Follower { ws })
+    }
+
+    /// The next message the agent sends (ones this reader cannot decode are skipped); `Ok(None)`
+    /// when the agent closed the stream.
+    pub async fn next(&mut self) -> Result<Option<ServerMessage>, LinkLost> {
+        use futures_util::StreamExt;
+        use tokio_tungstenite::tungstenite::Message;
+        while let Some(message) = self.ws.next().await {
+            match message.map_err(|e| LinkLost(e.to_string()))? {
+                Message::Text(text) => {
+                    if let Ok(message) = serde_json::from_str::<ServerMessage>(&text) {
+                        return Ok(Some(message));
+                    }
+                }
+                Message::Close(_) => return Ok(None),
+                _ => {}
+            }
+        }
+        Ok(None)
+    }
+
+    /// Asks for a fresh snapshot.
+    pub async fn resync(&mut self) -> Result<(), LinkLost> {
+        use futures_util::SinkExt;
+        let resync =
+            serde_json::to_string(&ClientMessage::Resync).expect("protocol types always serialize");
+        self.ws
+            .send(tokio_tungstenite::tungstenite::Message::Text(resync.into()))
+            .await
+            .map_err(|e| LinkLost(e.to_string()))
+    }
 }

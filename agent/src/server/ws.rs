@@ -234,8 +234,33 @@ fn encode(msg: ServerMessage, state: &State) -> Vec<String> {
                 vec![text]
             }
         }
+        ServerMessage::Events(events) => events_parts(events, MAX_MESSAGE_BYTES),
         other => vec![json(&other)],
     }
+}
+
+/// Splits a delta's events into `Events` messages of at most `limit` bytes each (every event
+/// carries its owner's command line, up to 32 KiB).
+fn events_parts(events: Events, limit: usize) -> Vec<String> {
+    let json =
+        |m: &ServerMessage| serde_json::to_string(m).expect("protocol types always serialize");
+    let budget = limit.saturating_sub(128).max(1);
+    let seq = events.seq;
+    let mut parts: Vec<Vec<portscope_shared::Event>> = vec![Vec::new()];
+    let mut used = 0;
+    for event in events.events {
+        let n = json_len(&event) + 1;
+        if used + n > budget && used > 0 {
+            parts.push(Vec::new());
+            used = 0;
+        }
+        used += n;
+        parts.last_mut().expect("never empty").push(event);
+    }
+    parts
+        .into_iter()
+        .map(|events| json(&ServerMessage::Events(Events { seq, events })))
+        .collect()
 }
 
 /// Splits a snapshot so that each message stays under `limit` bytes (one socket or process is
@@ -435,6 +460,43 @@ mod tests {
         assert_eq!(events.seq, 3);
         let seen: Vec<_> = events.events.iter().map(|e| e.kind).collect();
         assert_eq!(seen, [EventKind::Closed, EventKind::Opened]);
+    }
+
+    #[test]
+    fn many_long_events_are_split_into_messages_under_the_limit() {
+        let event = |port: u16| portscope_shared::Event {
+            time: "2026-11-29T14:02:03Z".into(),
+            since: None,
+            kind: EventKind::Opened,
+            proto: portscope_shared::Proto::Tcp,
+            family: portscope_shared::Family::Ipv4,
+            local_addr: "127.0.0.1".parse().unwrap(),
+            local_port: port,
+            remote_addr: None,
+            remote_port: None,
+            pid: Some(7),
+            process: Some("java".into()),
+            cmdline: vec!["x".repeat(32 << 10)],
+            user: None,
+            cwd: None,
+            app: None,
+        };
+        let events = Events {
+            seq: 9,
+            events: (1..=40).map(event).collect(),
+        };
+        let texts = encode(ServerMessage::Events(events), &State::default());
+        assert!(texts.len() > 2, "{} parts", texts.len());
+        let mut ports = Vec::new();
+        for text in &texts {
+            assert!(text.len() <= MAX_MESSAGE_BYTES, "{} bytes", text.len());
+            let ServerMessage::Events(part) = serde_json::from_str(text).unwrap() else {
+                panic!("Events expected");
+            };
+            assert_eq!(part.seq, 9);
+            ports.extend(part.events.iter().map(|e| e.local_port));
+        }
+        assert_eq!(ports, (1..=40).collect::<Vec<u16>>(), "all, in order");
     }
 
     #[tokio::test]
