@@ -448,6 +448,8 @@ impl Counter {
 mod tests {
     use std::net::Ipv4Addr;
 
+    use proptest::prelude::*;
+
     use super::*;
     use crate::model::tests::{listener, socket, state};
 
@@ -580,5 +582,154 @@ mod tests {
         skipped.delta.as_mut().unwrap().from_seq = 1;
         assert!(counter.count(Some(&skipped), minute + 62_000).is_empty());
         assert_eq!(counter.seq, skipped.state.seq);
+    }
+
+    /// One connection of the generated machine: to `port` from 127.0.0.`peer`:`from`,
+    /// established or in TIME_WAIT, under its inode's id or the orphan's `i0`.
+    #[derive(Clone, Debug)]
+    struct Conn {
+        port: u16,
+        peer: u8,
+        from: u16,
+        established: bool,
+        orphan: bool,
+    }
+
+    /// A machine at one tick: which of the two listeners exist, and the connections (each
+    /// endpoint pair once; a connection to a port exists only while its listener does).
+    fn machine() -> impl Strategy<Value = (bool, bool, Vec<Conn>)> {
+        let conn = (
+            prop::sample::select(vec![8000u16, 9000]),
+            1u8..4,
+            50000u16..50004,
+            any::<bool>(),
+            any::<bool>(),
+        )
+            .prop_map(|(port, peer, from, established, orphan)| Conn {
+                port,
+                peer,
+                from,
+                established,
+                orphan,
+            });
+        (
+            any::<bool>(),
+            any::<bool>(),
+            prop::collection::vec(conn, 0..12),
+        )
+    }
+
+    fn sockets(on_8000: bool, on_9000: bool, conns: &[Conn]) -> Vec<Socket> {
+        let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let mut out = Vec::new();
+        let mut seen = HashSet::new();
+        for (open, port) in [(on_8000, 8000), (on_9000, 9000)] {
+            if open {
+                out.push(listener(lo, port, u32::from(port)));
+            }
+        }
+        for c in conns {
+            let listening = if c.port == 8000 { on_8000 } else { on_9000 };
+            if !listening || !seen.insert((c.port, c.peer, c.from)) {
+                continue;
+            }
+            let mut s = accepted([127, 0, 0, c.peer], c.from);
+            s.local_port = c.port;
+            let inode = if c.orphan { 0 } else { u32::from(c.from) };
+            s.id = format!(
+                "tcp 127.0.0.1:{} 127.0.0.{}:{} i{inode}",
+                c.port, c.peer, c.from
+            );
+            s.state = if c.established {
+                SocketState::Established
+            } else {
+                SocketState::TimeWait
+            };
+            out.push(s);
+        }
+        out
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 500, ..ProptestConfig::default() })]
+
+        /// Following deltas counts what a full look at every tick counts (the oracle, written
+        /// apart): connections new at a tick by their endpoints, the most open at once, the
+        /// peers seen; all within one minute.
+        #[test]
+        fn the_counter_agrees_with_a_full_count_of_every_tick(
+            ticks in prop::collection::vec(machine(), 1..8)
+        ) {
+            let states: Vec<State> = ticks
+                .iter()
+                .enumerate()
+                .map(|(i, (a, b, conns))| {
+                    let mut s = state(&sockets(*a, *b, conns));
+                    s.seq = i as u64 + 1;
+                    s
+                })
+                .collect();
+
+            // The oracle: each tick's server ends, by port, from the state alone.
+            type Ends = HashMap<u16, Vec<(IpAddr, u16, bool)>>;
+            let ends = |s: &State| -> Ends {
+                let mut by_port: Ends = HashMap::new();
+                for socket in s.sockets.values() {
+                    if let Some(peer) = socket.remote_endpoint() {
+                        by_port.entry(socket.local_port).or_default().push((
+                            peer.ip(),
+                            peer.port(),
+                            socket.state == SocketState::Established,
+                        ));
+                    }
+                }
+                by_port
+            };
+            let mut expected: HashMap<u16, (u32, u32, HashSet<IpAddr>)> = HashMap::new();
+            let mut before: Ends = HashMap::new();
+            for (k, s) in states.iter().enumerate() {
+                let now = ends(s);
+                for (port, list) in &now {
+                    let entry = expected.entry(*port).or_default();
+                    let open = list.iter().filter(|(_, _, e)| *e).count() as u32;
+                    entry.1 = entry.1.max(open);
+                    entry.2.extend(list.iter().map(|(ip, _, _)| *ip));
+                    if k > 0 {
+                        let was = before.get(port).cloned().unwrap_or_default();
+                        entry.0 += list
+                            .iter()
+                            .filter(|(ip, from, _)| !was.iter().any(|(i, f, _)| i == ip && f == from))
+                            .count() as u32;
+                    }
+                }
+                before = now;
+            }
+
+            // The counter, fed as the refresher feeds it.
+            let minute = 60_000 * 1000;
+            let mut counter = Counter::starting_from(&states[0]);
+            let mut rows: HashMap<u16, (u32, u32, u32)> = HashMap::new();
+            let mut take = |found: Vec<ConnectionRow>| {
+                for r in found {
+                    prop_assert_eq!(r.minute, minute);
+                    rows.insert(r.port, (r.accepted, r.open, r.peers));
+                }
+                Ok(())
+            };
+            take(counter.count(None, minute + 1))?;
+            for (k, pair) in states.windows(2).enumerate() {
+                let published = Published {
+                    delta: Some(pair[0].diff(&pair[1])),
+                    state: pair[1].clone(),
+                    events: Vec::new(),
+                };
+                take(counter.count(Some(&published), minute + 2 + k as i64))?;
+            }
+            let expected: HashMap<u16, (u32, u32, u32)> = expected
+                .into_iter()
+                .map(|(port, (a, o, p))| (port, (a, o, p.len() as u32)))
+                .collect();
+            prop_assert_eq!(rows, expected);
+        }
     }
 }
