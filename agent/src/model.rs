@@ -257,9 +257,10 @@ impl Model {
         if delta.is_empty() && current.state.warnings == scan.warnings {
             return None;
         }
-        let events = crate::history::events(
+        let events = crate::history::events_of(
             &current.state,
             &scan,
+            &delta,
             std::time::SystemTime::now(),
             Socket::is_listening,
         );
@@ -349,7 +350,7 @@ pub(crate) mod tests {
 
     /// A random state over a small pool of ids and pids, so that two of them share keys with
     /// equal and with changed values.
-    fn any_state() -> impl Strategy<Value = State> {
+    pub(crate) fn any_state() -> impl Strategy<Value = State> {
         let socket = (
             0..8u8,
             prop_oneof![

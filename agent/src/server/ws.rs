@@ -70,15 +70,17 @@ where
                         (delta.clone(), now.events.clone())
                     }
                     // It missed states: the change (and the events) since the last one it got.
-                    _ => (
-                        sent.state.diff(&now.state),
-                        crate::history::events(
+                    _ => {
+                        let delta = sent.state.diff(&now.state);
+                        let events = crate::history::events_of(
                             &sent.state,
                             &now.state,
+                            &delta,
                             std::time::SystemTime::now(),
                             Socket::is_listening,
-                        ),
-                    ),
+                        );
+                        (delta, events)
+                    }
                 };
                 if !events.is_empty() {
                     then = Some(ServerMessage::Events(Events {
