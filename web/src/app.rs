@@ -417,12 +417,7 @@ pub fn App() -> impl IntoView {
                     let s = &r.socket;
                     r.closed_at.is_none()
                         && s.is_listening()
-                        && ListenerKey {
-                            proto: s.proto,
-                            family: s.family,
-                            addr: s.local_addr,
-                            port: s.local_port,
-                        } == key
+                        && ListenerKey::of_socket(s) == key
                         && e.pid.is_some_and(|p| s.pids.contains(&p))
                 })
                 .map(|r| r.socket.id.clone())

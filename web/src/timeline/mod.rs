@@ -66,6 +66,16 @@ impl ListenerKey {
         }
     }
 
+    /// The listener a live socket is (its local end).
+    pub fn of_socket(s: &portscope_shared::Socket) -> Self {
+        Self {
+            proto: s.proto,
+            family: s.family,
+            addr: s.local_addr,
+            port: s.local_port,
+        }
+    }
+
     pub fn of_span(s: &Span) -> Self {
         Self {
             proto: s.proto,

@@ -127,12 +127,7 @@ pub fn live_row(table: &Table, t: &Tenure) -> Option<String> {
             let s = &r.socket;
             r.closed_at.is_none()
                 && s.is_listening()
-                && ListenerKey {
-                    proto: s.proto,
-                    family: s.family,
-                    addr: s.local_addr,
-                    port: s.local_port,
-                } == t.key
+                && ListenerKey::of_socket(s) == t.key
                 && s.owner == OwnerStatus::Known
                 && t.pid.is_some_and(|pid| s.pids.contains(&pid))
         })
@@ -244,12 +239,7 @@ fn seed_tenures(table: &Table, now: f64) -> Vec<Tenure> {
             let pid = s.pids.first().copied();
             let process = pid.and_then(|p| table.processes.get(&p));
             Tenure {
-                key: ListenerKey {
-                    proto: s.proto,
-                    family: s.family,
-                    addr: s.local_addr,
-                    port: s.local_port,
-                },
+                key: ListenerKey::of_socket(s),
                 pid,
                 process: process.map(|p| p.name.clone()),
                 cmdline: process.map(|p| p.cmdline.clone()).unwrap_or_default(),
