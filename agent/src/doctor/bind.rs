@@ -225,9 +225,7 @@ pub fn analyze(facts: &Facts) -> Diagnosis {
             vec![fix("set SO_REUSEADDR before bind() in the server (most frameworks do), or wait a minute", None)],
         ));
     }
-    if let Some(gone) = &facts.previous
-        && !facts.sockets.iter().any(Socket::is_listening)
-    {
+    if let Some(gone) = &facts.previous {
         checks.push(check(
             "history",
             Verdict::Info,

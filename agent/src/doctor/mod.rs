@@ -87,6 +87,18 @@ pub struct Previous {
 }
 
 impl Previous {
+    /// What used to listen on `port`, when none of the port's `sockets` listens now.
+    pub fn unless_listening(
+        history: Option<&std::path::Path>,
+        port: u16,
+        sockets: &[portscope_shared::Socket],
+    ) -> Option<Previous> {
+        if sockets.iter().any(portscope_shared::Socket::is_listening) {
+            return None;
+        }
+        Previous::find(history, port)
+    }
+
     /// The last listener on `port` that the history saw close, if the history is readable.
     pub fn find(history: Option<&std::path::Path>, port: u16) -> Option<Previous> {
         let store = crate::history::Store::open_read_only(history?).ok()?;
@@ -141,10 +153,9 @@ impl Previous {
 /// (a pid reused days later by another program is not it).
 fn same_process_runs(pid: u32, closed: &portscope_shared::Event) -> bool {
     use crate::collector::Platform;
-    os::is_running(pid)
-        && os::System::new()
-            .stat(pid)
-            .is_some_and(|stat| closed.process.as_deref() == Some(stat.name.as_str()))
+    os::System::new().stat(pid).is_some_and(|stat| {
+        !matches!(stat.state, Some('Z' | 'X')) && closed.process.as_deref() == Some(&stat.name)
+    })
 }
 
 /// A duration as people say it: `40 s`, `2 min`, `3 h`, `5 days`.
@@ -204,9 +215,9 @@ pub async fn run_why(args: WhyArgs) -> anyhow::Result<bool> {
     let mut facts = why::gather(target, addrs, Source::Scan, opts)
         .await
         .map_err(anyhow::Error::msg)?;
-    if facts.local && !facts.sockets.iter().any(|s| s.is_listening()) {
+    if facts.local {
         let path = crate::history::default_path();
-        facts.previous = Previous::find(path.as_deref(), target.port);
+        facts.previous = Previous::unless_listening(path.as_deref(), target.port, &facts.sockets);
     }
     let d = why::analyze(&facts);
     output(&d, args.json)?;
@@ -218,13 +229,8 @@ pub async fn run_bind(args: BindArgs) -> anyhow::Result<bool> {
     let port = args.port;
     let facts = tokio::task::spawn_blocking(move || {
         let mut facts = Source::Scan.with(|state| bind::gather(state, port));
-        if !facts
-            .sockets
-            .iter()
-            .any(portscope_shared::Socket::is_listening)
-        {
-            facts.previous = Previous::find(crate::history::default_path().as_deref(), port);
-        }
+        let path = crate::history::default_path();
+        facts.previous = Previous::unless_listening(path.as_deref(), port, &facts.sockets);
         facts
     })
     .await?;

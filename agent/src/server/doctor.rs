@@ -137,15 +137,14 @@ pub async fn why(State(app): State<AppState>, uri: Uri) -> Response {
     };
     match why::gather(&target, addrs, source(&app), opts).await {
         Ok(mut facts) => {
-            if !facts.sockets.iter().any(|s| s.is_listening()) {
-                let (history, port) = (app.history.clone(), target.port);
-                facts.previous = tokio::task::spawn_blocking(move || {
-                    crate::doctor::Previous::find(history.as_deref(), port)
-                })
-                .await
-                .ok()
-                .flatten();
-            }
+            let (history, port, sockets) =
+                (app.history.clone(), target.port, facts.sockets.clone());
+            facts.previous = tokio::task::spawn_blocking(move || {
+                crate::doctor::Previous::unless_listening(history.as_deref(), port, &sockets)
+            })
+            .await
+            .ok()
+            .flatten();
             app.learned.record(&facts);
             Json(why::analyze(&facts)).into_response()
         }
@@ -171,9 +170,8 @@ pub async fn bind(State(app): State<AppState>, uri: Uri) -> Response {
         if unexplained && matches!(source, Source::Live(_)) {
             facts = Source::Scan.with(|state| bind::gather(state, port));
         }
-        if !facts.sockets.iter().any(|s| s.is_listening()) {
-            facts.previous = crate::doctor::Previous::find(history.as_deref(), port);
-        }
+        facts.previous =
+            crate::doctor::Previous::unless_listening(history.as_deref(), port, &facts.sockets);
         facts
     });
     match facts.await {
