@@ -1,16 +1,18 @@
 """Fills a history file made by the agent (its schema, any version that has these columns) with
-30 days of a busy machine, for `cargo xtask bench`: 200 listener ports, each restarted every
-30 minutes by a process with its own pid, and 50 of them with connections every minute.
+DAYS days (30) of a busy machine, for `cargo xtask bench`: 200 listener ports, each restarted
+every MINUTES minutes (30) by a process with its own pid, and 50 of them with connections every
+minute.
 
-usage: history30.py FILE
+usage: history30.py FILE [DAYS [MINUTES]]
 """
 import json
 import sqlite3
 import sys
 import time
 
-DAYS, PORTS, BUSY = 30, 200, 50
-RESTART_MS = 30 * 60 * 1000
+PORTS, BUSY = 200, 50
+DAYS = int(sys.argv[2]) if len(sys.argv) > 2 else 30
+RESTART_MS = (int(sys.argv[3]) if len(sys.argv) > 3 else 30) * 60 * 1000
 
 
 def main():

@@ -148,6 +148,8 @@ pub fn bench(args: &[String]) -> Result<(), String> {
     drop(load.take());
     eprintln!("xtask: == measuring `history PORT` on a 30-day file");
     let lookup = history_lookup(&root, &agent)?;
+    eprintln!("xtask: == measuring the timeline on a week of 200 ports");
+    let timeline = timeline_week(&root, &agent)?;
 
     let latencies: Vec<f64> = idle["latency_ms"]
         .as_array()
@@ -238,6 +240,7 @@ pub fn bench(args: &[String]) -> Result<(), String> {
     );
 
     print_history(&history, &lookup);
+    print_timeline(&timeline);
 
     if let Some(path) = o.json {
         let report = json!({
@@ -265,6 +268,7 @@ pub fn bench(args: &[String]) -> Result<(), String> {
                 "lookup_port_seconds": lookup.port_seconds,
                 "lookup_at_seconds": lookup.at_seconds,
                 "lookup_file_bytes": lookup.file_bytes,
+                "timeline_week": timeline,
             },
         });
         let mut file = std::fs::File::create(&path).map_err(|e| format!("{path}: {e}"))?;
@@ -293,6 +297,8 @@ fn history_figures(root: &Path, agent: &Path, o: &Options) -> Result<(), String>
     drop(load);
     eprintln!("xtask: == measuring `history PORT` on a 30-day file");
     let lookup = history_lookup(root, agent)?;
+    eprintln!("xtask: == measuring the timeline on a week of 200 ports");
+    let timeline = timeline_week(root, agent)?;
     println!();
     println!(
         "portscope bench (history): {} sockets held by {} processes, 20 connections and 2 listener restarts a second",
@@ -300,7 +306,25 @@ fn history_figures(root: &Path, agent: &Path, o: &Options) -> Result<(), String>
     );
     println!("  machine: {}", machine());
     print_history(&history, &lookup);
+    print_timeline(&timeline);
     Ok(())
+}
+
+fn print_timeline(t: &Value) {
+    let ms = |key: &str| t[key].as_f64().unwrap_or(f64::NAN);
+    println!(
+        "  timeline, a week of 200 ports          {} ({} SVG elements) drawn {:.0} ms after \"Last week\"; zoom / pan {:.1} / {:.1} ms median to the next frame{}",
+        t["count"].as_str().unwrap_or("?"),
+        t["svg_elements"],
+        ms("week_ms"),
+        ms("zoom_ms_median"),
+        ms("pan_ms_median"),
+        t["note"]
+            .as_str()
+            .filter(|n| !n.is_empty())
+            .map(|n| format!(" ({n})"))
+            .unwrap_or_default()
+    );
 }
 
 fn print_history(history: &HistoryCost, lookup: &Lookup) {
@@ -388,6 +412,50 @@ fn history_cost(root: &Path, agent: &Path) -> Result<HistoryCost, String> {
     })
 }
 
+/// The timeline on a week of 200 ports: the page's figures (`bench/timeline.py`).
+fn timeline_week(root: &Path, agent: &Path) -> Result<Value, String> {
+    let state = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let file = made_history(agent, state.path())?;
+    python_json(
+        root,
+        "history30.py",
+        &[
+            file.to_string_lossy().into_owned(),
+            "7".into(),
+            "120".into(),
+        ],
+    )?;
+    let path = file.to_str().ok_or("non-UTF-8 path")?;
+    let serve = RunningAgent::start_with(agent, &["--history", path], Some(state.path()))?;
+    python_json(
+        root,
+        "timeline.py",
+        &[format!(
+            "http://127.0.0.1:{}/?token={}",
+            serve.port, serve.token
+        )],
+    )
+}
+
+/// A history file the agent made (its schema) in `state`.
+fn made_history(agent: &Path, state: &Path) -> Result<std::path::PathBuf, String> {
+    let file = state.join("portscope/history.db");
+    // Its writer thread makes the file soon after the URL is printed.
+    let _maker = RunningAgent::start_with(agent, &[], Some(state))?;
+    let deadline = Instant::now() + std::time::Duration::from_secs(10);
+    while !file.exists() {
+        if Instant::now() > deadline {
+            return Err(format!(
+                "the agent made no history file at {}",
+                file.display()
+            ));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    Ok(file)
+}
+
 struct Lookup {
     port_seconds: f64,
     at_seconds: f64,
@@ -400,22 +468,7 @@ struct Lookup {
 /// makes the file (its schema), `bench/history30.py` fills it.
 fn history_lookup(root: &Path, agent: &Path) -> Result<Lookup, String> {
     let state = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let file = state.path().join("portscope/history.db");
-    {
-        // Its writer thread makes the file soon after the URL is printed.
-        let _maker = RunningAgent::start_with(agent, &[], Some(state.path()))?;
-        let deadline = Instant::now() + std::time::Duration::from_secs(10);
-        while !file.exists() {
-            if Instant::now() > deadline {
-                return Err(format!(
-                    "the agent made no history file at {}",
-                    file.display()
-                ));
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        std::thread::sleep(std::time::Duration::from_millis(500));
-    }
+    let file = made_history(agent, state.path())?;
     let filled = python_json(root, "history30.py", &[file.to_string_lossy().into_owned()])?;
     let agent = agent.to_str().ok_or("non-UTF-8 path")?;
     let path = file.to_str().ok_or("non-UTF-8 path")?;
