@@ -149,7 +149,10 @@ pub fn bench(args: &[String]) -> Result<(), String> {
     eprintln!("xtask: == measuring `history PORT` on a 30-day file");
     let lookup = history_lookup(&root, &agent)?;
     eprintln!("xtask: == measuring the timeline on a week of 200 ports");
-    let timeline = timeline_week(&root, &agent)?;
+    let timeline = [
+        (1440, timeline_week(&root, &agent, 1440)?),
+        (120, timeline_week(&root, &agent, 120)?),
+    ];
 
     let latencies: Vec<f64> = idle["latency_ms"]
         .as_array()
@@ -268,7 +271,10 @@ pub fn bench(args: &[String]) -> Result<(), String> {
                 "lookup_port_seconds": lookup.port_seconds,
                 "lookup_at_seconds": lookup.at_seconds,
                 "lookup_file_bytes": lookup.file_bytes,
-                "timeline_week": timeline,
+                "timeline_week": timeline
+                    .iter()
+                    .map(|(m, t)| (m.to_string(), t.clone()))
+                    .collect::<serde_json::Map<_, _>>(),
             },
         });
         let mut file = std::fs::File::create(&path).map_err(|e| format!("{path}: {e}"))?;
@@ -298,7 +304,10 @@ fn history_figures(root: &Path, agent: &Path, o: &Options) -> Result<(), String>
     eprintln!("xtask: == measuring `history PORT` on a 30-day file");
     let lookup = history_lookup(root, agent)?;
     eprintln!("xtask: == measuring the timeline on a week of 200 ports");
-    let timeline = timeline_week(root, agent)?;
+    let timeline = [
+        (1440, timeline_week(root, agent, 1440)?),
+        (120, timeline_week(root, agent, 120)?),
+    ];
     println!();
     println!(
         "portscope bench (history): {} sockets held by {} processes, 20 connections and 2 listener restarts a second",
@@ -310,10 +319,16 @@ fn history_figures(root: &Path, agent: &Path, o: &Options) -> Result<(), String>
     Ok(())
 }
 
-fn print_timeline(t: &Value) {
+fn print_timeline(runs: &[(u32, Value)]) {
+    for (minutes, t) in runs {
+        print_timeline_run(*minutes, t);
+    }
+}
+
+fn print_timeline_run(minutes: u32, t: &Value) {
     let ms = |key: &str| t[key].as_f64().unwrap_or(f64::NAN);
     println!(
-        "  timeline, a week of 200 ports          {} ({} SVG elements) drawn {:.0} ms after \"Last week\"; zoom / pan {:.1} / {:.1} ms median to the next frame{}",
+        "  timeline, a week of 200 ports restarted every {minutes} min: {} ({} SVG elements) drawn {:.0} ms after \"Last week\"; zoom / pan {:.1} / {:.1} ms median to the next frame{}",
         t["count"].as_str().unwrap_or("?"),
         t["svg_elements"],
         ms("week_ms"),
@@ -412,8 +427,9 @@ fn history_cost(root: &Path, agent: &Path) -> Result<HistoryCost, String> {
     })
 }
 
-/// The timeline on a week of 200 ports: the page's figures (`bench/timeline.py`).
-fn timeline_week(root: &Path, agent: &Path) -> Result<Value, String> {
+/// The timeline on a week of 200 ports, each restarted every `minutes`: the page's figures
+/// (`bench/timeline.py`).
+fn timeline_week(root: &Path, agent: &Path, minutes: u32) -> Result<Value, String> {
     let state = tempfile::tempdir().map_err(|e| e.to_string())?;
     let file = made_history(agent, state.path())?;
     python_json(
@@ -422,7 +438,7 @@ fn timeline_week(root: &Path, agent: &Path) -> Result<Value, String> {
         &[
             file.to_string_lossy().into_owned(),
             "7".into(),
-            "120".into(),
+            minutes.to_string(),
         ],
     )?;
     let path = file.to_str().ok_or("non-UTF-8 path")?;
@@ -548,18 +564,18 @@ impl RunningAgent {
     /// The same with more arguments, and the history under `state` (`XDG_STATE_HOME`).
     fn start_with(agent: &Path, more: &[&str], state: Option<&Path>) -> Result<Self, String> {
         let mut command = Command::new(agent);
+        command.args(["serve", "--port", "0", "--interval", "1s"]);
         // Its history and local socket go to `state`, or nowhere: never into the user's own.
         match state {
             Some(state) => command
                 .env("XDG_STATE_HOME", state)
                 .env("XDG_RUNTIME_DIR", state),
             None => command
-                .args(["--no-history"])
+                .arg("--no-history")
                 .env_remove("XDG_RUNTIME_DIR")
                 .env("HOME", "/nonexistent"),
         };
         let mut serve = command
-            .args(["serve", "--port", "0", "--interval", "1s"])
             .args(more)
             .env("RUST_LOG", "portscope::refresh=debug")
             .env_remove("PORTSCOPE_TOKEN")
