@@ -178,6 +178,26 @@ fn the_api_answers_the_history() {
     // Where its owner runs: the situation's working directory is this test's.
     let cwd = std::env::current_dir().unwrap();
     assert_eq!(events[0].cwd.as_deref(), cwd.to_str());
+    // And what tells it apart from a later process with its pid: its executable and start time,
+    // as the kernel has them.
+    let exe = std::fs::read_link(format!("/proc/{}/exe", s.pid)).unwrap();
+    assert_eq!(events[0].exe.as_deref(), exe.to_str());
+    // `ps` says how long ago it started (seconds): its start time within a second or two.
+    let out = std::process::Command::new("ps")
+        .args(["-o", "etimes=", "-p", &s.pid.to_string()])
+        .output()
+        .unwrap();
+    let elapsed: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let started = events[0].start_time.expect("a start time");
+    assert!(
+        started.abs_diff(now - elapsed) <= 2,
+        "start time {started}, ps says {}",
+        now - elapsed
+    );
     // A second from now (moments are read to the second; the opening has milliseconds).
     let now =
         humantime::format_rfc3339_seconds(std::time::SystemTime::now() + Duration::from_secs(1))

@@ -441,6 +441,13 @@ pub struct Event {
     /// The owner's working directory, where it could be read.
     #[serde(default)]
     pub cwd: Option<String>,
+    /// The owner's executable, where it could be read.
+    #[serde(default)]
+    pub exe: Option<String>,
+    /// The owner's start time in seconds since the Unix epoch: with `pid`, it tells the process
+    /// apart from a later one given the same pid.
+    #[serde(default)]
+    pub start_time: Option<u64>,
     /// What serves it (a listener's `app`).
     #[serde(default)]
     pub app: Option<String>,

@@ -125,6 +125,8 @@ fn samples() -> Vec<(&'static str, String)> {
                     cmdline: vec!["avahi-daemon: running [devbox.local]".into()],
                     user: Some("avahi".into()),
                     cwd: Some("/".into()),
+                    exe: Some("/usr/sbin/avahi-daemon".into()),
+                    start_time: Some(1_794_990_000),
                     app: Some("mDNS".into()),
                 }],
             }),
@@ -222,6 +224,8 @@ fn samples() -> Vec<(&'static str, String)> {
         cmdline: vec!["node".into(), "node_modules/.bin/vite".into()],
         user: Some("dev".into()),
         cwd: Some("/home/dev/app".into()),
+        exe: Some("/usr/bin/node".into()),
+        start_time: Some(1_795_000_000),
         app: Some("Vite dev server".into()),
     };
     out.push(("Event", serde_json::to_string(&event).unwrap()));

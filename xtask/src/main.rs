@@ -22,6 +22,8 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     ("netbase", "/etc/services"),
     // setpriv (a privileged port as an ordinary user) and unshare (a network namespace).
     ("util-linux", "/usr/bin/setpriv"),
+    // ps: the history test checks a start time against what ps says.
+    ("procps", "/usr/bin/ps"),
     // nft: the firewall check reads the ruleset; a test sets a rule in its own namespace.
     ("nftables", "/usr/sbin/nft"),
     // Real servers the doctor is tested against (tests/servers.rs): it must never harm them.

@@ -149,12 +149,17 @@ impl Previous {
     }
 }
 
-/// Whether the process that closed the listener still runs: its pid runs under the same name
-/// (a pid reused days later by another program is not it).
+/// Whether the process that closed the listener still runs: its pid runs with the same start
+/// time (or, where the history has none, under the same name), so a pid reused days later is
+/// not it.
 fn same_process_runs(pid: u32, closed: &portscope_shared::Event) -> bool {
     use crate::collector::Platform;
     os::System::new().stat(pid).is_some_and(|stat| {
-        !matches!(stat.state, Some('Z' | 'X')) && closed.process.as_deref() == Some(&stat.name)
+        let same = match closed.start_time {
+            Some(started) => stat.start_time == Some(started),
+            None => closed.process.as_deref() == Some(&stat.name),
+        };
+        !matches!(stat.state, Some('Z' | 'X')) && same
     })
 }
 

@@ -1607,6 +1607,8 @@ mod tests {
             cmdline: vec![],
             user: None,
             cwd: None,
+            exe: None,
+            start_time: None,
             app: None,
         };
         f.previous = Some(crate::doctor::Previous {

@@ -170,6 +170,8 @@ fn event(time: &str, kind: EventKind, socket: &Socket, state: &State) -> Event {
         cmdline: owner.map(|p| p.cmdline.clone()).unwrap_or_default(),
         user: owner.and_then(|p| p.user.clone()),
         cwd: owner.and_then(|p| p.cwd.clone()),
+        exe: owner.and_then(|p| p.exe.clone()),
+        start_time: owner.and_then(|p| p.start_time),
         app: socket.app.clone(),
     }
 }

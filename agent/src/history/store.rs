@@ -144,11 +144,13 @@ impl Store {
         }
         if version < 2 {
             // Per-minute connection counts, an index for a socket's events (spans), and the
-            // owner's working directory.
+            // owner's working directory, executable and start time.
             conn.execute_batch(
                 "BEGIN;
                  CREATE INDEX events_socket ON events (socket_id, id);
                  ALTER TABLE events ADD COLUMN cwd TEXT;
+                 ALTER TABLE events ADD COLUMN exe TEXT;
+                 ALTER TABLE events ADD COLUMN start_time INTEGER;
                  CREATE TABLE connections (
                      port INTEGER NOT NULL,
                      minute INTEGER NOT NULL,    -- ms since the epoch, a whole minute
@@ -268,8 +270,9 @@ impl Store {
             let mut insert = tx
                 .prepare_cached(
                     "INSERT INTO events (time, since, kind, socket_id, proto, family, local_addr,
-                     local_port, pid, process, cmdline, user, app, cwd)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                     local_port, pid, process, cmdline, user, app, cwd, exe, start_time)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
+                     ?16)",
                 )
                 .map_err(sqlite)?;
             for (id, e, since) in events {
@@ -289,6 +292,8 @@ impl Store {
                         e.user,
                         e.app,
                         e.cwd,
+                        e.exe,
+                        e.start_time.and_then(|t| i64::try_from(t).ok()),
                     ])
                     .map_err(sqlite)?;
             }
@@ -643,10 +648,10 @@ pub struct Query {
 
 /// The columns `Row::read` takes, in its order.
 const COLUMNS: &str = "time, since, kind, proto, family, local_addr, local_port, pid, process, \
-                       cmdline, user, app, cwd";
+                       cmdline, user, app, cwd, exe, start_time";
 /// The same from a schema 1 file.
 const COLUMNS_1: &str = "time, since, kind, proto, family, local_addr, local_port, pid, process, \
-                         cmdline, user, app, NULL";
+                         cmdline, user, app, NULL, NULL, NULL";
 
 /// One stored event, as read.
 struct Row {
@@ -663,6 +668,8 @@ struct Row {
     user: Option<String>,
     app: Option<String>,
     cwd: Option<String>,
+    exe: Option<String>,
+    start_time: Option<i64>,
 }
 
 impl Row {
@@ -687,6 +694,8 @@ impl Row {
             user: r.get(at + 10)?,
             app: r.get(at + 11)?,
             cwd: r.get(at + 12)?,
+            exe: r.get(at + 13)?,
+            start_time: r.get(at + 14)?,
         })
     }
 
@@ -706,6 +715,8 @@ impl Row {
             cmdline: serde_json::from_str(&self.cmdline).unwrap_or_default(),
             user: self.user,
             cwd: self.cwd,
+            exe: self.exe,
+            start_time: self.start_time.and_then(|t| u64::try_from(t).ok()),
             app: self.app,
         })
     }
@@ -744,6 +755,8 @@ mod tests {
             cmdline: vec!["node".into(), "server.js".into()],
             user: Some("dev".into()),
             cwd: None,
+            exe: None,
+            start_time: None,
             app: None,
         }
     }

@@ -237,6 +237,8 @@ mod tests {
             cmdline: vec![],
             user: None,
             cwd: None,
+            exe: None,
+            start_time: None,
             app: Some("Vite dev server".into()),
         };
         assert_eq!(

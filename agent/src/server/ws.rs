@@ -481,6 +481,8 @@ mod tests {
             cmdline: vec!["x".repeat(32 << 10)],
             user: None,
             cwd: None,
+            exe: None,
+            start_time: None,
             app: None,
         };
         let events = Events {

@@ -146,6 +146,8 @@ fn event(kind: EventKind, key: &ListenerKey, pid: u32, at: f64) -> Event {
         cmdline: vec![name_of(pid), "--serve".into()],
         user: Some("dev".into()),
         cwd: None,
+        exe: None,
+        start_time: None,
         app: None,
     }
 }
