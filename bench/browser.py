@@ -69,6 +69,17 @@ class Driver:
         return self.script(f"const e = document.querySelector({json.dumps(css)}); return e && e.getAttribute({json.dumps(name)});")
 
 
+def open_page(d, profile, url):
+    """Starts a headless Chromium session on `d` (its profile in `profile`) and opens `url`."""
+    caps = {"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": {
+        "binary": "/usr/bin/chromium",
+        "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--no-first-run", "--disable-background-networking", "--window-size=1400,900",
+                 f"--user-data-dir={profile}"]}}}}
+    d.session = d.call("POST", "/session", caps)["sessionId"]
+    d.call("POST", "/url", {"url": url})
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -105,13 +116,7 @@ def main():
     try:
         d = Driver(port)
         wait("chromedriver start", lambda: _ready(d))
-        caps = {"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": {
-            "binary": "/usr/bin/chromium",
-            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                     "--no-first-run", "--disable-background-networking", "--window-size=1400,900",
-                     f"--user-data-dir={profile}"]}}}}
-        d.session = d.call("POST", "/session", caps)["sessionId"]
-        d.call("POST", "/url", {"url": url})
+        open_page(d, profile, url)
         loaded = time.monotonic()
         wait("the snapshot", lambda: _rows(d) >= min_rows)
         load_seconds = time.monotonic() - loaded

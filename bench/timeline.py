@@ -14,7 +14,7 @@ import subprocess
 import sys
 import tempfile
 
-from browser import Driver, free_port, median, wait, _ready
+from browser import Driver, free_port, median, open_page, wait, _ready
 
 ROUNDS = 5
 
@@ -60,13 +60,7 @@ def main():
     try:
         d = Driver(port)
         wait("chromedriver start", lambda: _ready(d))
-        caps = {"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": {
-            "binary": "/usr/bin/chromium",
-            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                     "--no-first-run", "--disable-background-networking", "--window-size=1400,900",
-                     f"--user-data-dir={profile}"]}}}}
-        d.session = d.call("POST", "/session", caps)["sessionId"]
-        d.call("POST", "/url", {"url": url + "&tab=timeline"})
+        open_page(d, profile, url + "&tab=timeline")
 
         def lanes():
             text = d.script("const e = document.getElementById('timeline-count');"
