@@ -141,8 +141,10 @@ pub fn bench(args: &[String]) -> Result<(), String> {
     drop(serve);
 
     // The history's cost: the same big load and churn (20 connections and 2 listener restarts a
-    // second), measured by an agent without history and one with it, one after the other.
-    eprintln!("xtask: == measuring the history's cost under churn ({HISTORY_SECONDS} s each)");
+    // second), measured by an agent without history and one with it, side by side.
+    eprintln!(
+        "xtask: == measuring the history's cost under churn ({HISTORY_SECONDS} s, side by side)"
+    );
     let history = history_cost(&root, &agent)?;
     drop(churn_load);
     drop(load.take());
@@ -297,7 +299,9 @@ fn history_figures(root: &Path, agent: &Path, o: &Options) -> Result<(), String>
     );
     let load = start_load(root, o.sockets, o.procs, None)?;
     let churn = start_load(root, 200, 2, Some(10.0))?;
-    eprintln!("xtask: == measuring the history's cost under churn ({HISTORY_SECONDS} s each)");
+    eprintln!(
+        "xtask: == measuring the history's cost under churn ({HISTORY_SECONDS} s, side by side)"
+    );
     let history = history_cost(root, agent)?;
     drop(churn);
     drop(load);
@@ -371,7 +375,7 @@ fn print_history(history: &HistoryCost, lookup: &Lookup) {
 }
 
 /// Seconds each agent of the history comparison runs.
-const HISTORY_SECONDS: u64 = 20;
+const HISTORY_SECONDS: u64 = 30;
 
 struct HistoryCost {
     /// CPU seconds per tick of the agent without history, and with it.
@@ -386,28 +390,28 @@ struct HistoryCost {
     rows_per_day: f64,
 }
 
-/// Runs an agent without history, then one with it, on the load in place; each for
+/// Runs an agent without history and one with it side by side on the load in place, for
 /// [`HISTORY_SECONDS`] after a settling tick.
 fn history_cost(root: &Path, agent: &Path) -> Result<HistoryCost, String> {
     let state = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let cpu_per_tick = |serve: &RunningAgent| -> Result<f64, String> {
-        std::thread::sleep(std::time::Duration::from_secs(3));
-        let before = cpu_seconds(serve.pid)?;
-        let clock = Instant::now();
-        std::thread::sleep(std::time::Duration::from_secs(HISTORY_SECONDS));
-        Ok((cpu_seconds(serve.pid)? - before) / clock.elapsed().as_secs_f64())
-    };
-    let without = RunningAgent::start_with(agent, &[], None)?;
-    let cpu_without = cpu_per_tick(&without)?;
-    drop(without);
+    // Both at once, on the same load at the same moments: the churn and the machine drift
+    // over a minute, which made two runs one after the other differ by more than 5 %.
     let clock = Instant::now();
+    let without = RunningAgent::start_with(agent, &[], None)?;
     let with = RunningAgent::start_with(agent, &[], Some(state.path()))?;
-    let cpu_with = cpu_per_tick(&with)?;
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let before = (cpu_seconds(without.pid)?, cpu_seconds(with.pid)?);
+    let measured = Instant::now();
+    std::thread::sleep(std::time::Duration::from_secs(HISTORY_SECONDS));
+    let seconds = measured.elapsed().as_secs_f64();
+    let cpu_without = (cpu_seconds(without.pid)? - before.0) / seconds;
+    let cpu_with = (cpu_seconds(with.pid)? - before.1) / seconds;
     let tick_share = {
         let ticks = with.history_ticks.lock().unwrap();
         median(&ticks[1.min(ticks.len())..])
     };
     drop(with);
+    drop(without);
     let ran = clock.elapsed().as_secs_f64();
     let file = state.path().join("portscope/history.db");
     let size = python_json(
