@@ -236,7 +236,12 @@ impl<P: Platform> Collector<P> {
     /// process (same start time), a full read otherwise.
     fn process_details(&mut self, pid: u32, cached: Option<RawProcess>) -> Option<RawProcess> {
         if let Some(mut cached) = cached {
-            let stat = self.platform.stat(pid)?;
+            // It exited between the socket dump and this read: its socket is in this scan, so
+            // it is shown with what was known of it (a closed listener's last owner keeps its
+            // name in the history and the dashboard).
+            let Some(stat) = self.platform.stat(pid) else {
+                return Some(cached);
+            };
             if stat.start_time == cached.start_time {
                 cached.update(stat);
                 return Some(cached);
@@ -707,6 +712,22 @@ mod tests {
         let state = Collector::new(fake).scan();
         assert_eq!(state.sockets.values().next().unwrap().pids, vec![99]);
         assert!(state.processes.is_empty());
+    }
+
+    #[test]
+    fn a_known_process_that_exits_mid_scan_keeps_its_details_while_its_socket_is_seen() {
+        let mut fake = Fake {
+            sockets: vec![listener(3000, 13)],
+            ..Fake::default()
+        };
+        fake.owners.insert(13, vec![50]);
+        fake.processes.insert(50, proc(50, "python3"));
+        let mut collector = Collector::new(fake);
+        assert!(collector.scan().processes.contains_key(&50));
+        // Gone from the process table, its listener still in the dump (closing as it exits).
+        collector.platform.processes.clear();
+        let state = collector.scan();
+        assert_eq!(state.processes[&50].name, "python3");
     }
 
     #[test]

@@ -128,6 +128,28 @@ pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
     state.hello.history = history_path.is_some();
     state.history = history_path.clone();
 
+    // `portscope watch` follows the live model through the local socket (not in share mode:
+    // a shared agent is there for another machine). Bound before the URL is printed, which says
+    // the agent is ready. Its file goes when `serve` returns.
+    let _local = match (&args.share, crate::server::local::path()) {
+        (None, Some(path)) => match crate::server::local::bind(&path).await {
+            Ok((listener, unbind)) => {
+                tracing::debug!(path = %path.display(), "serving the local socket");
+                let app = crate::server::local::app(state.hello.clone(), model.watch());
+                tokio::spawn(async move {
+                    if let Err(e) = axum::serve(listener, app).await {
+                        tracing::warn!(%e, "the local socket stopped");
+                    }
+                });
+                Some(unbind)
+            }
+            Err(e) => {
+                tracing::info!(%e, "no local socket: `portscope watch` will scan by itself");
+                None
+            }
+        },
+        _ => None,
+    };
     // The contract: the first line on stdout is the dashboard URL (in share mode, the second is
     // the certificate's fingerprint, for clients to check or pin).
     let mut stdout = std::io::stdout().lock();
@@ -167,27 +189,6 @@ pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
         };
         crate::history::Recorder::start(path, retention, &model.current().state)
     });
-    // `portscope watch` follows the live model through the local socket (not in share mode:
-    // a shared agent is there for another machine). Its file goes when `serve` returns.
-    let _local = match (&args.share, crate::server::local::path()) {
-        (None, Some(path)) => match crate::server::local::bind(&path).await {
-            Ok((listener, unbind)) => {
-                tracing::debug!(path = %path.display(), "serving the local socket");
-                let app = crate::server::local::app(state.hello.clone(), model.watch());
-                tokio::spawn(async move {
-                    if let Err(e) = axum::serve(listener, app).await {
-                        tracing::warn!(%e, "the local socket stopped");
-                    }
-                });
-                Some(unbind)
-            }
-            Err(e) => {
-                tracing::info!(%e, "no local socket: `portscope watch` will scan by itself");
-                None
-            }
-        },
-        _ => None,
-    };
     tokio::spawn(refresh::run(collector, model, args.interval, history));
     let service = app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
     let handle = axum_server::Handle::new();
