@@ -60,23 +60,38 @@ fn listeners_are_remembered_across_a_kill_9() {
     std::thread::sleep(Duration::from_millis(2500));
     drop(first);
     wait_for(
-        "the closing in the history",
+        "the closing and the exit in the history",
         Duration::from_secs(15),
         || {
             history(&file, &[&port])
                 .first()
-                .filter(|e| e.kind == EventKind::Closed)
+                .filter(|e| e.kind == EventKind::Exited)
                 .cloned()
         },
     );
-    // Newest first: closed, then opened.
+    // Newest first: its process exited, the listener closed (with it), it opened.
     let events = history(&file, &[&port]);
     let kinds: Vec<EventKind> = events.iter().map(|e| e.kind).collect();
-    assert_eq!(kinds, [EventKind::Closed, EventKind::Opened], "{events:#?}");
+    assert_eq!(
+        kinds,
+        [EventKind::Exited, EventKind::Closed, EventKind::Opened],
+        "{events:#?}"
+    );
+    let exited = &events[0];
+    assert_eq!(exited.pid, Some(first_pid));
+    assert_eq!(
+        exited.time, events[1].time,
+        "seen gone at the closing's tick"
+    );
+    assert!(exited.start_time.is_some(), "{exited:?}");
+    assert_eq!(
+        exited.start_time, opened.start_time,
+        "the same process as the opening's"
+    );
     // Who held it between the two: the first holder.
     let between = {
-        let opened_at = humantime::parse_rfc3339(&events[1].time).unwrap();
-        let closed_at = humantime::parse_rfc3339(&events[0].time).unwrap();
+        let opened_at = humantime::parse_rfc3339(&events[2].time).unwrap();
+        let closed_at = humantime::parse_rfc3339(&events[1].time).unwrap();
         let middle = opened_at + (closed_at.duration_since(opened_at).unwrap() / 2);
         humantime::format_rfc3339_seconds(middle).to_string()
     };
@@ -90,6 +105,10 @@ fn listeners_are_remembered_across_a_kill_9() {
     assert!(
         text.contains("closed") && text.contains(&format!("python3 (pid {first_pid})")),
         "{text}"
+    );
+    assert!(
+        text.contains("exited") && text.contains(", ran "),
+        "the exit, with how long it ran: {text}"
     );
 
     // SIGKILL: the file stays valid, and what opened while the agent was down is recorded as
@@ -122,17 +141,57 @@ fn listeners_are_remembered_across_a_kill_9() {
         "between the last look and the restart: {seen:?}"
     );
     let gone = wait_for(
-        "what closed while the agent was down",
+        "what closed while the agent was down, and its owner's exit",
         Duration::from_secs(15),
         || {
-            history(&file, &[&held_port])
-                .first()
-                .filter(|e| e.kind == EventKind::Closed)
-                .cloned()
+            let events = history(&file, &[&held_port]);
+            (events.len() >= 3).then_some(events)
         },
     );
-    assert!(gone.since.is_some(), "{gone:?}");
+    let kinds: Vec<EventKind> = gone.iter().map(|e| e.kind).collect();
+    assert_eq!(
+        kinds[..2],
+        [EventKind::Exited, EventKind::Closed],
+        "{gone:#?}"
+    );
+    assert!(
+        gone[..2].iter().all(|e| e.since.is_some()),
+        "both between the last look and the restart: {gone:#?}"
+    );
     drop(again);
+}
+
+#[test]
+fn a_listener_closed_by_a_process_that_runs_on_is_no_exit() {
+    let agent = Agent::start_ticking("200ms");
+    let file = file_of(&agent);
+    let server = Situation::start(&["close-after", "127.0.0.1", "2"]);
+    let port = server.port.to_string();
+    let closed = wait_for(
+        "the closing in the history",
+        Duration::from_secs(15),
+        || {
+            history(&file, &[&port])
+                .into_iter()
+                .find(|e| e.kind == EventKind::Closed)
+        },
+    );
+    assert_eq!(closed.pid, Some(server.pid));
+    // A few more ticks: still no exit, as it runs.
+    std::thread::sleep(Duration::from_secs(1));
+    let kinds: Vec<EventKind> = history(&file, &[&port]).iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, [EventKind::Closed, EventKind::Opened]);
+    let why = agent
+        .get(&format!("/api/v1/why?target=127.0.0.1:{port}"))
+        .body;
+    assert!(
+        why.contains(&format!(
+            "; pid {} still runs, without the port",
+            server.pid
+        )),
+        "{why}"
+    );
+    drop(agent);
 }
 
 #[test]

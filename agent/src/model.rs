@@ -263,6 +263,7 @@ impl Model {
             &delta,
             std::time::SystemTime::now(),
             Socket::is_listening,
+            crate::history::process_runs,
         );
         let published = Arc::new(Published {
             state: scan,
@@ -373,11 +374,13 @@ pub(crate) mod tests {
             prop_oneof![Just("a"), Just("b")],
             0..3usize,
             any::<bool>(),
+            proptest::option::of(1..3u64),
         )
-            .prop_map(|(pid, name, args, stopped)| Process {
+            .prop_map(|(pid, name, args, stopped, start_time)| Process {
                 pid,
                 cmdline: vec!["x".to_owned(); args],
                 stopped,
+                start_time,
                 ..process(name, &[])
             });
         (

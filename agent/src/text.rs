@@ -1,4 +1,4 @@
-//! Text from other processes made safe for a terminal.
+//! Text for people: text from other processes made safe for a terminal, and durations.
 
 /// One line with control characters escaped (`\n`, `\u{1b}`, …): process names and command
 /// lines are chosen by whoever started the process, and must not move the cursor, recolour the
@@ -13,6 +13,18 @@ pub fn one_line(text: &str) -> String {
         }
     }
     out
+}
+
+/// A duration as people say it: `40 s`, `2 min`, `3 h`, `5 days`.
+pub fn duration(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..60 => format!("{s} s"),
+        60..3600 => format!("{} min", s / 60),
+        3600..86_400 => format!("{} h", s / 3600),
+        _ if s < 2 * 86_400 => "1 day".into(),
+        _ => format!("{} days", s / 86_400),
+    }
 }
 
 #[cfg(test)]

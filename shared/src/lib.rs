@@ -461,6 +461,12 @@ pub enum EventKind {
     Closed,
     /// The same socket is held by other processes now (passed on, or its first owner exited).
     OwnerChanged,
+    /// The process that held the listener exited (one event per listener it held when last
+    /// seen, after that listener's `closed` or `owner_changed`): `pid`, `process`, `cmdline`,
+    /// `cwd`, `exe` and `start_time` as last seen; `time` is when it was first seen gone, so
+    /// `time - start_time` is how long it ran. Its exit status is not known: only its parent
+    /// can read it.
+    Exited,
     #[serde(other)]
     Unknown,
 }

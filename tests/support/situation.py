@@ -105,6 +105,15 @@ elif mode == "keep":
     keep.append(s)
     threading.Thread(target=accept_and_keep, args=(s, keep), daemon=True).start()
     report(s.getsockname()[1])
+elif mode == "close-after":
+    # Listens for argv[3] seconds, closes the listener and runs on (no thread waits in
+    # accept(), which would keep the socket open past close()).
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind((sys.argv[2], 0))
+    s.listen()
+    report(s.getsockname()[1])
+    __import__("time").sleep(float(sys.argv[3]))
+    s.close()
 elif mode == "listen-at":
     s = listener(sys.argv[2], int(sys.argv[3]))
     keep.append(s)

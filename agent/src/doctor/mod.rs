@@ -13,7 +13,7 @@ pub mod why;
 use std::io::Write;
 use std::sync::Arc;
 
-use portscope_shared::{Check, Diagnosis, Fix, FreePorts, Question, Verdict};
+use portscope_shared::{Check, Diagnosis, EventKind, Fix, FreePorts, Question, Verdict};
 
 use crate::cli::{BindArgs, FreeArgs, WhyArgs};
 use crate::collector::Collector;
@@ -105,22 +105,31 @@ impl Previous {
         let events = store
             .query(&crate::history::Query {
                 port: Some(port),
-                limit: 1,
+                limit: 16,
                 ..crate::history::Query::default()
             })
             .ok()?;
-        let closed = events
-            .into_iter()
-            .next()
-            .filter(|e| e.kind == portscope_shared::EventKind::Closed)?;
+        // Newest first: the owner's `exited` events, if it exited, then the listeners' own.
+        let mut exited = Vec::new();
+        let mut events = events.into_iter();
+        let closed = loop {
+            let e = events.next()?;
+            match e.kind {
+                EventKind::Exited => exited.push((e.pid, e.start_time)),
+                EventKind::Closed => break e,
+                _ => return None,
+            }
+        };
         let at = humantime::parse_rfc3339(&closed.time).ok()?;
+        let seen_exit = exited.contains(&(closed.pid, closed.start_time));
         Some(Previous {
             ago: std::time::SystemTime::now()
                 .duration_since(at)
                 .unwrap_or_default(),
-            running: closed
-                .pid
-                .is_some_and(|pid| same_process_runs(pid, &closed)),
+            running: !seen_exit
+                && closed.pid.is_some_and(|pid| {
+                    crate::history::still_runs(pid, closed.start_time, closed.process.as_deref())
+                }),
             closed,
         })
     }
@@ -143,35 +152,9 @@ impl Previous {
         format!(
             "the history says port {port} was held by {who} on {} until {} ago ({}){now} (`portscope history {port}`)",
             gone.local_addr,
-            ago(self.ago),
+            crate::text::duration(self.ago),
             gone.time
         )
-    }
-}
-
-/// Whether the process that closed the listener still runs: its pid runs with the same start
-/// time (or, where the history has none, under the same name), so a pid reused days later is
-/// not it.
-fn same_process_runs(pid: u32, closed: &portscope_shared::Event) -> bool {
-    use crate::collector::Platform;
-    os::System::new().stat(pid).is_some_and(|stat| {
-        let same = match closed.start_time {
-            Some(started) => stat.start_time == Some(started),
-            None => closed.process.as_deref() == Some(&stat.name),
-        };
-        !matches!(stat.state, Some('Z' | 'X')) && same
-    })
-}
-
-/// A duration as people say it: `40 s`, `2 min`, `3 h`, `5 days`.
-fn ago(d: std::time::Duration) -> String {
-    let s = d.as_secs();
-    match s {
-        0..60 => format!("{s} s"),
-        60..3600 => format!("{} min", s / 60),
-        3600..86_400 => format!("{} h", s / 3600),
-        _ if s < 2 * 86_400 => "1 day".into(),
-        _ => format!("{} days", s / 86_400),
     }
 }
 

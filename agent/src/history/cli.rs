@@ -75,7 +75,12 @@ fn line(e: &Event) -> String {
         EventKind::Opened => "opened",
         EventKind::Closed => "closed",
         EventKind::OwnerChanged => "now held by",
+        EventKind::Exited => "exited",
         EventKind::Unknown => "changed",
+    };
+    let ran = match (e.kind, super::ran_for(e)) {
+        (EventKind::Exited, Some(d)) => format!(", ran {}", crate::text::duration(d)),
+        _ => String::new(),
     };
     let while_down = e
         .since
@@ -92,7 +97,7 @@ fn line(e: &Event) -> String {
         .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_default();
     format!(
-        "{}  {kind:<12} {proto} {}  {}{}{while_down}",
+        "{}  {kind:<12} {proto} {}  {}{ran}{}{while_down}",
         super::local_time(&e.time),
         std::net::SocketAddr::new(e.local_addr, e.local_port),
         owner(e),

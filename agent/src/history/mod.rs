@@ -15,9 +15,10 @@ pub use recorder::{Recorder, Retention};
 pub use store::{HistoryError, Query, Store, default_path, millis};
 pub use watch::run as watch;
 
+use std::collections::{BTreeSet, HashMap};
 use std::time::SystemTime;
 
-use portscope_shared::{Event, EventKind, Socket};
+use portscope_shared::{Event, EventKind, Process, Socket};
 
 use crate::model::State;
 
@@ -83,11 +84,16 @@ pub fn local_time(rfc3339: &str) -> String {
 /// The events that turn `old` into `new`, seen at `at`: sockets that appeared, that went, and
 /// those whose owners changed, in socket id order (closed ones first). `keep` chooses the
 /// sockets that matter (all of them, or listeners only). Each event comes with its socket's id.
+///
+/// Then an `exited` event for each listener whose owner exited: an owner of one of `old`'s kept
+/// sockets that `new` does not have and that `alive` says no longer runs, or that `new` has
+/// with another start time (its pid was given to another process).
 pub fn events(
     old: &State,
     new: &State,
     at: SystemTime,
     keep: impl Fn(&Socket) -> bool,
+    alive: impl Fn(&Process) -> bool,
 ) -> Vec<(String, Event)> {
     let time = humantime::format_rfc3339_seconds(at).to_string();
     let mut out = Vec::new();
@@ -109,6 +115,14 @@ pub fn events(
         };
         out.push((id.clone(), event(&time, kind, socket, new)));
     }
+    out.extend(exits(
+        old,
+        new,
+        old.processes.keys().copied(),
+        &time,
+        &keep,
+        alive,
+    ));
     out
 }
 
@@ -120,6 +134,7 @@ pub fn events_of(
     delta: &portscope_shared::Delta,
     at: SystemTime,
     keep: impl Fn(&Socket) -> bool,
+    alive: impl Fn(&Process) -> bool,
 ) -> Vec<(String, Event)> {
     let time = humantime::format_rfc3339_seconds(at).to_string();
     let mut out = Vec::new();
@@ -149,12 +164,113 @@ pub fn events_of(
     }
     appeared.sort_by(|a, b| a.0.cmp(&b.0));
     out.extend(appeared);
+    // Owners that went: no longer owning a socket, or their pid now another process's.
+    let went = delta.processes_removed.iter().copied().chain(
+        delta
+            .processes
+            .iter()
+            .filter(|p| {
+                old.processes
+                    .get(&p.pid)
+                    .is_some_and(|before| before.start_time != p.start_time)
+            })
+            .map(|p| p.pid),
+    );
+    out.extend(exits(old, new, went, &time, &keep, alive));
     out
+}
+
+/// The `exited` events of the processes among `candidates` (pids of `old`) that held one of
+/// `old`'s kept sockets and are gone in `new`: one per such socket, in socket id and then pid
+/// order. `alive` is asked only about those.
+fn exits(
+    old: &State,
+    new: &State,
+    candidates: impl Iterator<Item = u32>,
+    time: &str,
+    keep: impl Fn(&Socket) -> bool,
+    alive: impl Fn(&Process) -> bool,
+) -> Vec<(String, Event)> {
+    let candidates: BTreeSet<u32> = candidates.collect();
+    if candidates.is_empty() {
+        return Vec::new();
+    }
+    let mut held: Vec<(&String, u32, &Socket)> = Vec::new();
+    for (id, socket) in &old.sockets {
+        if keep(socket) {
+            for pid in socket.pids.iter().filter(|p| candidates.contains(p)) {
+                held.push((id, *pid, socket));
+            }
+        }
+    }
+    let mut gone: HashMap<u32, bool> = HashMap::new();
+    let mut out = Vec::new();
+    for (id, pid, socket) in held {
+        let Some(before) = old.processes.get(&pid) else {
+            continue;
+        };
+        let exited = *gone
+            .entry(pid)
+            .or_insert_with(|| match new.processes.get(&pid) {
+                // A start time that could not be read is not a new process.
+                Some(now) => {
+                    now.start_time.is_some()
+                        && before.start_time.is_some()
+                        && now.start_time != before.start_time
+                }
+                None => !alive(before),
+            });
+        if exited {
+            out.push((
+                id.clone(),
+                event_by(time, EventKind::Exited, socket, Some(pid), Some(before)),
+            ));
+        }
+    }
+    out
+}
+
+/// Whether process `pid`, started at `start_time` (or, where that is not known, named
+/// `name`), still runs: not a zombie waiting for its parent, and not a later process given
+/// the same pid.
+pub fn still_runs(pid: u32, start_time: Option<u64>, name: Option<&str>) -> bool {
+    use crate::collector::Platform;
+    crate::os::System::new().stat(pid).is_some_and(|stat| {
+        let same = match start_time {
+            Some(started) => stat.start_time == Some(started),
+            None => name == Some(stat.name.as_str()),
+        };
+        !matches!(stat.state, Some('Z' | 'X')) && same
+    })
+}
+
+/// How long the process of an `exited` event ran: from its start time to the event's time.
+pub fn ran_for(e: &Event) -> Option<std::time::Duration> {
+    let end = humantime::parse_rfc3339(&e.time).ok()?;
+    let start = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(e.start_time?);
+    end.duration_since(start).ok()
+}
+
+/// [`still_runs`] for a process as a state knew it.
+pub fn process_runs(process: &Process) -> bool {
+    still_runs(process.pid, process.start_time, Some(&process.name))
 }
 
 /// One event for a socket, with its first owner as `state` knows it.
 fn event(time: &str, kind: EventKind, socket: &Socket, state: &State) -> Event {
-    let owner = socket.pids.first().and_then(|pid| state.processes.get(pid));
+    let pid = socket.pids.first().copied();
+    let owner = pid.and_then(|pid| state.processes.get(&pid));
+    event_by(time, kind, socket, pid, owner)
+}
+
+/// One event for a socket and one of its owners.
+fn event_by(
+    time: &str,
+    kind: EventKind,
+    socket: &Socket,
+    pid: Option<u32>,
+    owner: Option<&Process>,
+) -> Event {
     Event {
         time: time.to_owned(),
         since: None,
@@ -165,7 +281,7 @@ fn event(time: &str, kind: EventKind, socket: &Socket, state: &State) -> Event {
         local_port: socket.local_port,
         remote_addr: socket.remote_addr,
         remote_port: socket.remote_port,
-        pid: socket.pids.first().copied(),
+        pid,
         process: owner.map(|p| p.name.clone()),
         cmdline: owner.map(|p| p.cmdline.clone()).unwrap_or_default(),
         user: owner.and_then(|p| p.user.clone()),
@@ -204,7 +320,7 @@ mod tests {
         conn.local_port = 5000;
         let new = state(&[kept, passed, opened, conn]);
         let at = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_795_000_000);
-        let all = events(&old, &new, at, |_| true);
+        let all = events(&old, &new, at, |_| true, |_| true);
         let summary: Vec<(EventKind, u16, Option<u32>)> = all
             .iter()
             .map(|(_, e)| (e.kind, e.local_port, e.pid))
@@ -225,13 +341,86 @@ mod tests {
             Some("python3"),
             "the closed one's owner, from the old state"
         );
-        let listening = events(&old, &new, at, Socket::is_listening);
+        let listening = events(&old, &new, at, Socket::is_listening, |_| true);
         assert_eq!(
             listening.len(),
             3,
             "the connection is left out: {listening:?}"
         );
-        assert!(events(&new, &new, at, |_| true).is_empty());
+        assert!(events(&new, &new, at, |_| true, |_| false).is_empty());
+    }
+
+    #[test]
+    fn an_owner_that_exits_is_an_event_for_each_listener_it_held() {
+        let owner = |pid, start| Process {
+            pid,
+            start_time: Some(start),
+            ..process("python3", &["python3", "-m", "http.server"])
+        };
+        let mut v6 = listener(IpAddr::V6(std::net::Ipv6Addr::LOCALHOST), 8000, 11);
+        v6.family = portscope_shared::Family::Ipv6;
+        let mut old = state(&[
+            listener(LO, 8000, 11),
+            v6,
+            listener(LO, 9000, 12),
+            listener(LO, 7000, 13),
+            listener(LO, 6000, 14),
+        ]);
+        for (pid, start) in [(11, 100), (12, 100), (13, 100), (14, 100)] {
+            old.processes.insert(pid, owner(pid, start));
+        }
+        // 11 exits with both its listeners; 12 closes its listener and runs on; 13's pid is
+        // another process's now; 14 passes its listener to 15 and exits.
+        let mut passed = listener(LO, 6000, 15);
+        passed.id = old
+            .sockets
+            .values()
+            .find(|s| s.local_port == 6000)
+            .unwrap()
+            .id
+            .clone();
+        let mut reused = listener(LO, 7100, 13);
+        reused.id = "tcp 127.0.0.1:7100 i99".into();
+        let mut new = state(&[passed, reused]);
+        new.processes.insert(13, owner(13, 200));
+        new.processes.insert(15, owner(15, 150));
+        let at = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(3700);
+        let asked = std::cell::RefCell::new(Vec::new());
+        let alive = |p: &Process| {
+            asked.borrow_mut().push(p.pid);
+            p.pid == 12
+        };
+        let all = events(&old, &new, at, Socket::is_listening, alive);
+        let exits: Vec<(u16, Option<u32>)> = all
+            .iter()
+            .filter(|(_, e)| e.kind == EventKind::Exited)
+            .map(|(_, e)| (e.local_port, e.pid))
+            .collect();
+        let mut sorted = exits.clone();
+        sorted.sort();
+        assert_eq!(
+            sorted,
+            [
+                (6000, Some(14)),
+                (7000, Some(13)),
+                (8000, Some(11)),
+                (8000, Some(11))
+            ],
+            "{all:?}"
+        );
+        let first_exit = all.iter().position(|(_, e)| e.kind == EventKind::Exited);
+        assert_eq!(
+            first_exit,
+            Some(all.len() - exits.len()),
+            "the listeners' own events come first"
+        );
+        let mut asked = asked.into_inner();
+        asked.sort();
+        assert_eq!(asked, [11, 12, 14], "only owners that went are looked at");
+        let exit = &all.last().unwrap().1;
+        assert_eq!(exit.process.as_deref(), Some("python3"));
+        assert_eq!(exit.start_time, Some(100));
+        assert_eq!(ran_for(exit), Some(std::time::Duration::from_secs(3600)));
     }
 
     proptest::proptest! {
@@ -243,10 +432,12 @@ mod tests {
             b in crate::model::tests::any_state(),
         ) {
             let at = SystemTime::UNIX_EPOCH;
+            // Some of the processes that went still run.
+            let alive = |p: &Process| p.pid.is_multiple_of(2);
             for keep in [(|_: &Socket| true) as fn(&Socket) -> bool, Socket::is_listening] {
                 proptest::prop_assert_eq!(
-                    events_of(&a, &b, &a.diff(&b), at, keep),
-                    events(&a, &b, at, keep)
+                    events_of(&a, &b, &a.diff(&b), at, keep, alive),
+                    events(&a, &b, at, keep, alive)
                 );
             }
         }

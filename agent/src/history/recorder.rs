@@ -86,6 +86,8 @@ impl Recorder {
                 EventKind::Closed | EventKind::Unknown => {
                     self.open.remove(id);
                 }
+                // Its listener's own event (closed, or passed on) came first.
+                EventKind::Exited => {}
             }
         }
         let tick = Tick {
@@ -134,6 +136,7 @@ fn open_listeners(state: &State, time: &str) -> Vec<(String, Event)> {
         state,
         SystemTime::now(),
         Socket::is_listening,
+        |_| true,
     );
     for (_, e) in &mut open {
         e.time = time.to_owned();
@@ -223,6 +226,18 @@ fn reconcile(
             Some(_) => {}
         }
     }
+    // The owners of what closed or passed on that no longer run exited meanwhile.
+    let mut exits = Vec::new();
+    for (id, before) in &was {
+        let kept = is.get(id).is_some_and(|now| now.pid == before.pid);
+        let runs = |pid| super::still_runs(pid, before.start_time, before.process.as_deref());
+        if !kept && before.pid.is_some_and(|pid| !runs(pid)) {
+            let mut exited = before.clone();
+            exited.kind = EventKind::Exited;
+            exits.push((id.clone(), exited, last));
+        }
+    }
+    events.extend(exits);
     store.write(now, &events, Some(&open_now))
 }
 

@@ -10,7 +10,7 @@ use portscope_shared::{ConnectionMinute, Event, EventKind, Span, Spans};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 /// The schema this build writes. A file from a newer build is not touched.
-pub const SCHEMA: i64 = 2;
+pub const SCHEMA: i64 = 3;
 
 /// Why the history cannot be used; said in a warning, the live view goes on.
 #[derive(Debug, thiserror::Error)]
@@ -164,6 +164,11 @@ impl Store {
                  COMMIT;",
             )
             .map_err(sqlite)?;
+        }
+        if version < 3 {
+            // Events of kind `exited`, which a schema 2 reader would take for a listener's.
+            conn.pragma_update(None, "user_version", 3)
+                .map_err(sqlite)?;
         }
         Ok(Store {
             conn,
@@ -466,7 +471,8 @@ impl Store {
                 "SELECT {}
                  FROM events e
                  JOIN (SELECT socket_id, MAX(id) AS last FROM events
-                       WHERE local_port = ?1 AND time <= ?2 GROUP BY socket_id) l
+                       WHERE local_port = ?1 AND time <= ?2 AND kind != 'exited'
+                       GROUP BY socket_id) l
                    ON e.id = l.last
                  WHERE e.kind != 'closed'
                  ORDER BY e.time",
@@ -498,7 +504,8 @@ impl Store {
                      UNION
                      SELECT e.socket_id FROM events e
                      JOIN (SELECT socket_id, MAX(id) AS last FROM events
-                           WHERE time < ?1 GROUP BY socket_id) l ON e.id = l.last
+                           WHERE time < ?1 AND kind != 'exited' GROUP BY socket_id) l
+                       ON e.id = l.last
                      WHERE e.kind != 'closed')
                  ORDER BY socket_id, id
                  LIMIT ?4",
@@ -548,7 +555,8 @@ impl Store {
                     }
                     current = Some((id, time, span_of(event)));
                 }
-                EventKind::Unknown => {}
+                // The owner's exit follows its listener's own event.
+                EventKind::Exited | EventKind::Unknown => {}
             }
         }
         end(current.take(), None, &mut spans);
@@ -778,7 +786,17 @@ mod tests {
         store
             .write(
                 5_000,
-                &[("tcp 127.0.0.1:3000 - i1".into(), closed(3000, 10), None)],
+                &[
+                    ("tcp 127.0.0.1:3000 - i1".into(), closed(3000, 10), None),
+                    (
+                        "tcp 127.0.0.1:3000 - i1".into(),
+                        Event {
+                            kind: EventKind::Exited,
+                            ..opened(3000, 10)
+                        },
+                        None,
+                    ),
+                ],
                 None,
             )
             .unwrap();
@@ -805,13 +823,22 @@ mod tests {
             seen,
             [
                 (EventKind::Opened, Some(11)),
+                (EventKind::Exited, Some(10)),
                 (EventKind::Closed, Some(10)),
                 (EventKind::Opened, Some(10))
             ]
         );
         assert_eq!(all[0].since.as_deref(), Some("1970-01-01T00:00:04Z"));
         assert_eq!(all[0].time, "1970-01-01T00:00:09Z");
-        assert_eq!(all[2].cmdline, ["node", "server.js"]);
+        assert_eq!(all[3].cmdline, ["node", "server.js"]);
+        // The owner's exit is not a listener of its own, nor a reopening.
+        let spans = reader.spans(0, 10_000, Some(3000), 10).unwrap().spans;
+        let ends: Vec<(Option<u32>, Option<&str>)> =
+            spans.iter().map(|s| (s.pid, s.end.as_deref())).collect();
+        assert_eq!(
+            ends,
+            [(Some(10), Some("1970-01-01T00:00:05Z")), (Some(11), None)]
+        );
         let pid = |at| -> Vec<Option<u32>> {
             reader
                 .holders_at(3000, at)

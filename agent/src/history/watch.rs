@@ -112,7 +112,7 @@ async fn follow(
         };
         let Some(now) = now else { continue };
         if let Some(before) = last.as_ref() {
-            let events = super::events(before, &now, SystemTime::now(), keep);
+            let events = super::events(before, &now, SystemTime::now(), keep, super::process_runs);
             print(&events, args.json).map_err(Stop::Output)?;
         }
         *last = Some(now);
@@ -136,7 +136,13 @@ async fn scan(
     let mut last = match last {
         Some(before) => {
             print(
-                &super::events(&before, &first, SystemTime::now(), keep),
+                &super::events(
+                    &before,
+                    &first,
+                    SystemTime::now(),
+                    keep,
+                    super::process_runs,
+                ),
                 args.json,
             )?;
             first
@@ -155,7 +161,7 @@ async fn scan(
         let Ok(state) = scanned else {
             continue;
         };
-        let events = super::events(&last, &state, SystemTime::now(), keep);
+        let events = super::events(&last, &state, SystemTime::now(), keep, super::process_runs);
         last = state;
         print(&events, args.json)?;
     }
@@ -185,6 +191,7 @@ fn line(e: &Event) -> String {
         EventKind::Opened => "+",
         EventKind::Closed => "-",
         EventKind::OwnerChanged => "~",
+        EventKind::Exited => "x",
         EventKind::Unknown => "?",
     };
     let clock = e.time.get(11..19).unwrap_or(&e.time);
@@ -213,7 +220,12 @@ fn line(e: &Event) -> String {
         EventKind::OwnerChanged => " now held by",
         _ => "",
     };
-    format!("{clock}  {mark} {proto} {local}{remote}{verb}{owner}{what}")
+    let exited = match (e.kind, super::ran_for(e)) {
+        (EventKind::Exited, Some(ran)) => format!(" exited after {}", crate::text::duration(ran)),
+        (EventKind::Exited, None) => " exited".into(),
+        _ => String::new(),
+    };
+    format!("{clock}  {mark} {proto} {local}{remote}{verb}{owner}{exited}{what}")
 }
 
 #[cfg(test)]
@@ -251,5 +263,15 @@ mod tests {
             ..e
         };
         assert!(line(&closed).starts_with("14:02:03  - tcp6 [::1]:5173"));
+        // `date -u -d 2026-11-29T11:02:03Z +%s`: three hours before.
+        let exited = Event {
+            kind: EventKind::Exited,
+            start_time: Some(1_795_950_123),
+            ..closed
+        };
+        assert_eq!(
+            line(&exited),
+            "14:02:03  x tcp6 [::1]:5173  node\\n (pid 4242) exited after 3 h"
+        );
     }
 }

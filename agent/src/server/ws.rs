@@ -78,6 +78,7 @@ where
                             &delta,
                             std::time::SystemTime::now(),
                             Socket::is_listening,
+                            crate::history::process_runs,
                         );
                         (delta, events)
                     }

@@ -237,7 +237,8 @@ pub fn merge(base: Vec<Tenure>, events: &[Event]) -> Vec<Tenure> {
                 }
                 open(&mut tenures, &mut by_key, e, at);
             }
-            EventKind::Unknown => {}
+            // Its listener's own event (closed, or passed on) ended the tenure.
+            EventKind::Exited | EventKind::Unknown => {}
         }
     }
     absorb_unseen_owners(tenures)

@@ -65,12 +65,13 @@ pub fn port_of(query: &str) -> Option<u16> {
     words.next().is_none().then_some(port)
 }
 
-/// The verb of an event: `opened`, `closed`, `changed owner`.
+/// The verb of an event: `opened`, `closed`, `passed on`, `owner exited`.
 pub fn verb(kind: EventKind) -> &'static str {
     match kind {
         EventKind::Opened => "opened",
         EventKind::Closed => "closed",
         EventKind::OwnerChanged => "passed on",
+        EventKind::Exited => "owner exited",
         EventKind::Unknown => "changed",
     }
 }

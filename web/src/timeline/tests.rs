@@ -819,6 +819,29 @@ fn recent_changes_merge_history_and_live_newest_first() {
         line(&passed, 60),
         "15:02 passed on udp [::1]:5353 to prog1 (pid 7)"
     );
+    let exited = event(EventKind::Exited, &k, 4242, at(60.0));
+    assert_eq!(
+        line(&exited, 0),
+        "14:03 owner exited 127.0.0.1:8000 prog0 (pid 4242)"
+    );
+    assert!(matches(&exited, "exited 8000"));
+}
+
+#[test]
+fn an_owners_exit_leaves_the_tenure_its_closing_ended() {
+    let k = key(8000, false);
+    let at = |s: f64| T0 + s * 1000.0;
+    let events = [
+        event(EventKind::Opened, &k, 4242, at(0.0)),
+        event(EventKind::Closed, &k, 4242, at(60.0)),
+        event(EventKind::Exited, &k, 4242, at(60.0)),
+    ];
+    let tenures = merge(Vec::new(), &events);
+    assert_eq!(tenures.len(), 1, "{tenures:?}");
+    assert_eq!(
+        (tenures[0].start, tenures[0].end),
+        (at(0.0), Some(at(60.0)))
+    );
 }
 
 #[test]

@@ -143,7 +143,9 @@ pub fn tenure_of_event(tenures: &[Tenure], e: &Event) -> Option<Tenure> {
         .filter(|t| t.key == key && t.pid == e.pid)
         .min_by(|a, b| {
             let d = |t: &Tenure| match e.kind {
-                portscope_shared::EventKind::Closed => (t.end.unwrap_or(f64::INFINITY) - at).abs(),
+                portscope_shared::EventKind::Closed | portscope_shared::EventKind::Exited => {
+                    (t.end.unwrap_or(f64::INFINITY) - at).abs()
+                }
                 _ => (t.start - at).abs(),
             };
             d(a).total_cmp(&d(b))
