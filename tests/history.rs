@@ -217,6 +217,119 @@ fn an_unusable_history_is_a_warning_and_the_live_view_goes_on() {
     assert!(warned.1 > 0, "the live view goes on");
 }
 
+/// A tmpfs of its own, unmounted on drop.
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    #[track_caller]
+    fn mount(at: &Path, size: &str) -> SmallDisk {
+        std::fs::create_dir(at).unwrap();
+        let (code, _, err) = crate::support::run({
+            let mut mount = std::process::Command::new("mount");
+            mount.args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ]);
+            mount.arg(at);
+            mount
+        });
+        assert_eq!(
+            code, 0,
+            "mounting a tmpfs needs root (the tests run as root): {err}"
+        );
+        SmallDisk(at.to_owned())
+    }
+
+    /// Fills what is left with a file; returns it.
+    fn fill(&self) -> std::path::PathBuf {
+        use std::io::Write;
+        let filler = self.0.join("filler");
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let chunk = vec![0u8; 16 << 10];
+        while f.write_all(&chunk).is_ok() {}
+        // What a partial chunk left.
+        while f.write_all(&[0]).is_ok() {}
+        filler
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[test]
+fn a_full_disk_is_a_warning_and_a_counted_error_and_the_live_view_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = SmallDisk::mount(&dir.path().join("small"), "2m");
+    let file = disk.0.join("history.db");
+    let agent = Agent::start_with(&["--history", file.to_str().unwrap()]);
+    let first = Situation::start(&["listen", "127.0.0.1"]);
+    let port = first.port.to_string();
+    wait_for(
+        "the opening in the history",
+        Duration::from_secs(15),
+        || {
+            std::fs::metadata(&file).ok()?;
+            history(&file, &[&port]).first().cloned()
+        },
+    );
+    let filler = disk.fill();
+    // 400 listeners (unconnected UDP sockets) at once: more than the WAL's room.
+    let many = Situation::start(&["many", "400"]);
+    let warned = wait_for("the warning", Duration::from_secs(30), || {
+        let snapshot: portscope_shared::Snapshot =
+            serde_json::from_str(&agent.get("/api/v1/snapshot").body).ok()?;
+        let warning = snapshot
+            .warnings
+            .into_iter()
+            .find(|w| w.contains("port history is not being written"))?;
+        let seen = snapshot.sockets.iter().any(|s| s.local_port == many.port);
+        Some((warning, seen))
+    });
+    assert!(warned.0.contains("full"), "says why: {}", warned.0);
+    assert!(warned.1, "the live view goes on: the new sockets are shown");
+    let errors = agent
+        .get("/metrics")
+        .body
+        .lines()
+        .find_map(|l| l.strip_prefix("portscope_history_write_errors_total "))
+        .and_then(|n| n.parse::<u64>().ok());
+    assert!(errors.is_some_and(|n| n >= 1), "counted: {errors:?}");
+    // Room again: the history is written again, and the warning goes.
+    std::fs::remove_file(filler).unwrap();
+    drop(many);
+    wait_for("the warning to go", Duration::from_secs(30), || {
+        let snapshot: portscope_shared::Snapshot =
+            serde_json::from_str(&agent.get("/api/v1/snapshot").body).ok()?;
+        (!snapshot.warnings.iter().any(|w| w.contains("port history"))).then_some(())
+    });
+    drop(first);
+    wait_for(
+        "the closing in the history",
+        Duration::from_secs(15),
+        || {
+            history(&file, &[&port])
+                .into_iter()
+                .find(|e| e.kind == EventKind::Closed)
+        },
+    );
+    let conn = rusqlite::Connection::open(&file).unwrap();
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+    drop(conn);
+    drop(agent);
+}
+
 /// `GET /api/v1/history` answers what `history --json` prints, behind the token.
 #[test]
 fn the_api_answers_the_history() {

@@ -5,6 +5,7 @@
 
 mod browser;
 mod doctor;
+mod fleet;
 mod guards;
 mod history;
 mod limits;

@@ -10,6 +10,7 @@ mod fuzz;
 mod history;
 mod kill;
 mod ls;
+mod metrics;
 mod model;
 mod os;
 mod owners;

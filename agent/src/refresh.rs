@@ -40,6 +40,7 @@ pub async fn run<P: Platform>(
     model: Model,
     interval: Duration,
     mut history: Option<crate::history::Recorder>,
+    metrics: crate::metrics::Metrics,
 ) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -66,6 +67,7 @@ pub async fn run<P: Platform>(
         }
         let published = model.update(state);
         let scanned = started.elapsed();
+        metrics.scanned(scanned);
         if let Some(history) = &mut history {
             match &published {
                 Some(published) => history.tick(published, true),

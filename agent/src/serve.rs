@@ -187,9 +187,20 @@ pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
             keep: args.history_keep,
             max_bytes: args.history_max_size.as_u64(),
         };
-        crate::history::Recorder::start(path, retention, &model.current().state)
+        crate::history::Recorder::start(
+            path,
+            retention,
+            &model.current().state,
+            state.metrics.clone(),
+        )
     });
-    tokio::spawn(refresh::run(collector, model, args.interval, history));
+    tokio::spawn(refresh::run(
+        collector,
+        model,
+        args.interval,
+        history,
+        state.metrics.clone(),
+    ));
     let service = app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
     let handle = axum_server::Handle::new();
     let stopper = handle.clone();

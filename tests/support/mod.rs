@@ -356,11 +356,23 @@ impl Situation {
         Self::spawn(args, true)
     }
 
+    /// The same run by `interpreter` (a link to python3 under another name is another
+    /// program to portscope).
+    #[track_caller]
+    pub fn start_by(interpreter: &std::path::Path, args: &[&str]) -> Situation {
+        Self::spawn_by(interpreter.as_os_str(), args, false)
+    }
+
     #[track_caller]
     fn spawn(args: &[&str], own_group: bool) -> Situation {
+        Self::spawn_by("python3".as_ref(), args, own_group)
+    }
+
+    #[track_caller]
+    fn spawn_by(interpreter: &std::ffi::OsStr, args: &[&str], own_group: bool) -> Situation {
         use std::os::unix::process::CommandExt;
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/support/situation.py");
-        let mut command = Command::new("python3");
+        let mut command = Command::new(interpreter);
         if own_group {
             command.process_group(0);
         }

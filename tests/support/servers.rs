@@ -467,3 +467,94 @@ impl Drop for Container {
             .output();
     }
 }
+
+/// Prometheus (Debian's package) scraping one agent every second with its token, from a
+/// configuration, a token file and a database in a temporary directory; its API on a loopback
+/// port of its own.
+pub struct Prometheus {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    child: Child,
+}
+
+impl Prometheus {
+    #[track_caller]
+    pub fn scraping(agent_port: u16, token: &str) -> Prometheus {
+        need(Path::new("/usr/bin/prometheus"), "prometheus");
+        let dir = tempfile::Builder::new()
+            .prefix("portscope-prometheus-")
+            .tempdir()
+            .unwrap();
+        let token_file = dir.path().join("token");
+        std::fs::write(&token_file, token).unwrap();
+        let config = dir.path().join("prometheus.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n\
+                 scrape_configs:\n  - job_name: portscope\n    \
+                 authorization:\n      credentials_file: {}\n    \
+                 static_configs:\n      - targets: ['127.0.0.1:{agent_port}']\n",
+                token_file.display()
+            ),
+        )
+        .unwrap();
+        let port = free_port();
+        let child = Command::new("/usr/bin/prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(
+                std::fs::File::create(dir.path().join("log"))
+                    .map(Stdio::from)
+                    .unwrap_or_else(|_| Stdio::null()),
+            )
+            .spawn()
+            .expect("cannot start prometheus");
+        let addr = format!("127.0.0.1:{port}");
+        wait_for(
+            "Prometheus to accept connections",
+            Duration::from_secs(30),
+            || accepts(&addr).then_some(()),
+        );
+        Prometheus { dir, port, child }
+    }
+
+    /// The result vector of an instant PromQL query through Prometheus' HTTP API.
+    pub fn query(&self, promql: &str) -> Vec<serde_json::Value> {
+        let query: String = form_urlencoded::Serializer::new(String::new())
+            .append_pair("query", promql)
+            .finish();
+        let res = super::http(
+            self.port,
+            "GET",
+            &format!("/api/v1/query?{query}"),
+            &[("Host", &format!("127.0.0.1:{}", self.port))],
+        );
+        assert_eq!(res.status, 200, "{}", res.body);
+        let body: serde_json::Value = serde_json::from_str(&res.body).unwrap();
+        body["data"]["result"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        signal(self.child.id(), rustix::process::Signal::TERM);
+        if !reap(&mut self.child, Duration::from_secs(10)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}

@@ -30,6 +30,8 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     ("postgresql", "/usr/lib/postgresql/15/bin/initdb"),
     ("redis-server", "/usr/bin/redis-server"),
     ("nginx", "/usr/sbin/nginx"),
+    // Prometheus scrapes an agent's /metrics in tests/fleet.rs.
+    ("prometheus", "/usr/bin/prometheus"),
     // npm fetches axe-core, the accessibility checker the browser tests inject into the page.
     ("npm", "/usr/bin/npm"),
 ];

@@ -41,6 +41,7 @@ pub struct Retention {
 pub struct Recorder {
     tx: SyncSender<Tick>,
     problem: Arc<Mutex<Option<String>>>,
+    metrics: crate::metrics::Metrics,
     counter: Counter,
     /// The listeners open now, kept from the events (no pass over every socket).
     open: BTreeMap<String, Event>,
@@ -49,7 +50,13 @@ pub struct Recorder {
 impl Recorder {
     /// Opens `path` on a thread of its own, reconciles it with `first` (what opened or closed
     /// while the agent was down), and keeps `keep` of events.
-    pub fn start(path: PathBuf, keep: Retention, first: &State) -> Recorder {
+    /// Its failed writes and dropped ticks count in `metrics`.
+    pub fn start(
+        path: PathBuf,
+        keep: Retention,
+        first: &State,
+        metrics: crate::metrics::Metrics,
+    ) -> Recorder {
         let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE);
         let problem = Arc::new(Mutex::new(None));
         let open_now = open_listeners(first, &now_text());
@@ -57,11 +64,15 @@ impl Recorder {
         let said = problem.clone();
         std::thread::Builder::new()
             .name("history".into())
-            .spawn(move || write_loop(&path, keep, open_now, &rx, &said))
+            .spawn({
+                let metrics = metrics.clone();
+                move || write_loop(&path, keep, open_now, &rx, &said, &metrics)
+            })
             .expect("a thread for the history");
         Recorder {
             tx,
             problem,
+            metrics,
             open,
             counter: Counter::starting_from(first),
         }
@@ -105,6 +116,7 @@ impl Recorder {
             connections,
         };
         if let Err(TrySendError::Full(_)) = self.tx.try_send(tick) {
+            self.metrics.history_write_failed();
             self.say(Some(
                 "the history writer is behind (a slow disk?); some changes were not recorded"
                     .into(),
@@ -150,6 +162,7 @@ fn write_loop(
     open_now: Vec<(String, Event)>,
     rx: &Receiver<Tick>,
     problem: &Mutex<Option<String>>,
+    metrics: &crate::metrics::Metrics,
 ) {
     let say = |what: Option<String>| {
         *problem.lock().unwrap_or_else(PoisonError::into_inner) = what;
@@ -178,9 +191,12 @@ fn write_loop(
             &tick.connections,
         ) {
             Ok(()) => say(None),
-            Err(e) => say(Some(format!(
-                "the port history is not being written: {e}; the live view goes on"
-            ))),
+            Err(e) => {
+                metrics.history_write_failed();
+                say(Some(format!(
+                    "the port history is not being written: {e}; the live view goes on"
+                )));
+            }
         }
         if pruned.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
             pruned = Some(Instant::now());

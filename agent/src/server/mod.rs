@@ -1,5 +1,6 @@
 //! The HTTP side: the embedded dashboard, `GET /api/v1/snapshot`, the `GET /api/v1/ws`
-//! WebSocket, the port doctor's routes (`doctor.rs`), and the guards in front of them. Only this module knows HTTP and WebSocket
+//! WebSocket, the port doctor's routes (`doctor.rs`), the history's (`history.rs`),
+//! `GET /metrics` (rendered by `crate::metrics`), and the guards in front of them. Only this module knows HTTP and WebSocket
 //! framing.
 
 mod assets;
@@ -58,6 +59,8 @@ pub struct AppState {
     pub learned: crate::doctor::Learned,
     /// The port history's file, when the agent keeps one.
     pub history: Option<std::path::PathBuf>,
+    /// What `GET /metrics` reports of the agent itself.
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl AppState {
@@ -88,6 +91,7 @@ impl AppState {
             open: OpenLink::default(),
             learned: crate::doctor::Learned::default(),
             history: None,
+            metrics: crate::metrics::Metrics::default(),
         }
     }
 }
@@ -107,6 +111,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/history", get(history::history))
         .route("/api/v1/history/spans", get(history::spans))
         .route("/api/v1/history/connections", get(history::connections))
+        .route("/metrics", get(metrics))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .merge(api)
@@ -308,9 +313,25 @@ async fn websocket(
         .max_frame_size(MAX_CLIENT_FRAME)
         .max_write_buffer_size(MAX_WRITE_BUFFER)
         .on_upgrade(move |socket| async move {
+            let counted = app.metrics.client();
             ws::serve(socket, app.hello, app.watcher).await;
-            drop(slot);
+            drop((slot, counted));
         })
+}
+
+/// `GET /metrics`: the OpenMetrics exposition Prometheus scrapes (with the token, sent as
+/// `Authorization: Bearer` from its `credentials_file`).
+async fn metrics(State(app): State<AppState>) -> Response {
+    let published = app.watcher.borrow().clone();
+    let body = app.metrics.render(&published.state);
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
+        )],
+        body,
+    )
+        .into_response()
 }
 
 /// The URL printed at start: the dashboard, carrying the token.
