@@ -218,6 +218,84 @@ pub struct Published {
     pub events: Vec<(String, Event)>,
 }
 
+/// A state rebuilt from an agent's stream, as a client reads it: the snapshot (whole at the
+/// part that says `more: false`), then each delta applied to it. A delta that does not apply
+/// asks for a Resync, and deltas are ignored until its snapshot comes. `portscope watch` and a
+/// hub's peers read agents through it.
+#[derive(Debug, Default)]
+pub struct Mirror {
+    last: Option<State>,
+    partial: Option<State>,
+    resyncing: bool,
+}
+
+/// What one message did to a [`Mirror`].
+#[derive(Debug)]
+pub enum Step {
+    /// The agent said who it is.
+    Hello(portscope_shared::Hello),
+    /// A new state is whole (see [`Mirror::state`]); the one it replaced, if any.
+    Changed(Option<State>),
+    /// Out of step: send a Resync.
+    Resync,
+    /// Nothing to do (a part of a snapshot, events, a message of a newer agent).
+    Nothing,
+}
+
+impl Mirror {
+    /// The latest whole state.
+    pub fn state(&self) -> Option<&State> {
+        self.last.as_ref()
+    }
+
+    pub fn into_state(self) -> Option<State> {
+        self.last
+    }
+
+    pub fn feed(&mut self, message: portscope_shared::ServerMessage) -> Step {
+        use portscope_shared::ServerMessage;
+        let now = match message {
+            ServerMessage::Hello(hello) => return Step::Hello(hello),
+            ServerMessage::Snapshot(snapshot) => {
+                self.resyncing = false;
+                let more = snapshot.more;
+                self.partial = Some(State::from_snapshot(snapshot));
+                if more {
+                    return Step::Nothing;
+                }
+                self.partial.take()
+            }
+            ServerMessage::SnapshotMore(part) => {
+                let more = part.more;
+                match self.partial.as_mut() {
+                    Some(state) if state.seq == part.seq => state.extend(part),
+                    _ => return Step::Nothing,
+                }
+                if more {
+                    return Step::Nothing;
+                }
+                self.partial.take()
+            }
+            ServerMessage::Delta(_) if self.resyncing || self.partial.is_some() => {
+                return Step::Nothing;
+            }
+            ServerMessage::Delta(delta) => match self.last.as_ref().map(|s| s.apply(&delta)) {
+                Some(Ok(state)) => Some(state),
+                // Out of step: ask for the whole state again, once.
+                _ => {
+                    self.resyncing = true;
+                    return Step::Resync;
+                }
+            },
+            _ => return Step::Nothing,
+        };
+        match now {
+            Some(now) => Step::Changed(self.last.replace(now)),
+            None => Step::Nothing,
+        }
+    }
+}
+
 /// The receiving end every client and the REST API read from.
 pub type Watcher = watch::Receiver<Arc<Published>>;
 
@@ -442,5 +520,60 @@ pub(crate) mod tests {
             .collect();
         assert_eq!(kinds, [("a", portscope_shared::EventKind::Closed)]);
         assert!(watcher.has_changed().unwrap());
+    }
+
+    #[test]
+    fn a_mirror_follows_parts_deltas_and_resyncs() {
+        use portscope_shared::{ServerMessage, SnapshotMore};
+        let a = state(&[socket("a", SocketState::Listen)]);
+        let mut b = state(&[
+            socket("a", SocketState::Listen),
+            socket("b", SocketState::Listen),
+        ]);
+        b.seq = 2;
+        let mut a1 = a.clone();
+        a1.seq = 1;
+        let mut mirror = Mirror::default();
+        // The snapshot in two parts: whole at the second.
+        let mut first = a1.snapshot();
+        let rest = first.sockets.split_off(0);
+        first.more = true;
+        assert!(matches!(
+            mirror.feed(ServerMessage::Snapshot(first)),
+            Step::Nothing
+        ));
+        assert!(mirror.state().is_none());
+        let more = SnapshotMore {
+            seq: 1,
+            sockets: rest,
+            processes: vec![],
+            more: false,
+        };
+        assert!(matches!(
+            mirror.feed(ServerMessage::SnapshotMore(more)),
+            Step::Changed(None)
+        ));
+        assert_eq!(mirror.state(), Some(&a1));
+        // A delta that follows on is applied; the state it replaced comes back.
+        let delta = a1.diff(&b);
+        match mirror.feed(ServerMessage::Delta(delta.clone())) {
+            Step::Changed(Some(before)) => assert_eq!(before, a1),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(mirror.state(), Some(&b));
+        // The same delta again does not follow on: a Resync, then deltas wait for its snapshot.
+        assert!(matches!(
+            mirror.feed(ServerMessage::Delta(delta.clone())),
+            Step::Resync
+        ));
+        assert!(matches!(
+            mirror.feed(ServerMessage::Delta(delta)),
+            Step::Nothing
+        ));
+        assert!(matches!(
+            mirror.feed(ServerMessage::Snapshot(b.snapshot())),
+            Step::Changed(Some(_))
+        ));
+        assert_eq!(mirror.into_state(), Some(b));
     }
 }

@@ -7,11 +7,11 @@ use std::io::Write;
 use std::time::SystemTime;
 
 use anyhow::Context;
-use portscope_shared::{Event, EventKind, PROTOCOL_VERSION, ServerMessage, Socket};
+use portscope_shared::{Event, EventKind, PROTOCOL_VERSION, Socket};
 
 use crate::cli::WatchArgs;
 use crate::collector::Collector;
-use crate::model::State;
+use crate::model::{Mirror, State, Step};
 use crate::server::local;
 use crate::{os, refresh};
 
@@ -53,18 +53,28 @@ impl From<local::LinkLost> for Stop {
 /// changes between its successive states. `last` keeps the latest state for the scans that
 /// take over if the agent goes away.
 async fn follow(
-    mut agent: local::Follower,
+    agent: local::Follower,
     args: &WatchArgs,
     keep: &impl Fn(&Socket) -> bool,
     last: &mut Option<State>,
 ) -> Result<(), Stop> {
-    // A large snapshot comes in parts; it is whole at the part that says `more: false`.
-    let mut partial: Option<State> = None;
-    // A Resync was sent: deltas are ignored until its snapshot comes.
-    let mut resyncing = false;
+    let mut mirror = Mirror::default();
+    let result = print_changes(agent, &mut mirror, args, keep).await;
+    if let Some(state) = mirror.into_state() {
+        *last = Some(state);
+    }
+    result
+}
+
+async fn print_changes(
+    mut agent: local::Follower,
+    mirror: &mut Mirror,
+    args: &WatchArgs,
+    keep: &impl Fn(&Socket) -> bool,
+) -> Result<(), Stop> {
     while let Some(message) = agent.next().await? {
-        let now = match message {
-            ServerMessage::Hello(hello) => {
+        match mirror.feed(message) {
+            Step::Hello(hello) => {
                 if hello.protocol_version != PROTOCOL_VERSION {
                     return Err(Stop::Lost(format!(
                         "the running agent speaks protocol {}, this portscope {PROTOCOL_VERSION}: \
@@ -76,46 +86,17 @@ async fn follow(
                     "portscope: following the running agent (every {})",
                     humantime::format_duration(std::time::Duration::from_millis(hello.tick_ms))
                 );
-                continue;
             }
-            ServerMessage::Snapshot(snapshot) => {
-                resyncing = false;
-                let more = snapshot.more;
-                partial = Some(State::from_snapshot(snapshot));
-                if more {
-                    continue;
-                }
-                partial.take()
+            Step::Resync => agent.resync().await?,
+            Step::Changed(Some(before)) => {
+                let now = mirror.state().expect("a state follows a change");
+                let events =
+                    super::events(&before, now, SystemTime::now(), keep, super::process_runs);
+                print(&events, args.json).map_err(Stop::Output)?;
             }
-            ServerMessage::SnapshotMore(part) => {
-                let more = part.more;
-                match partial.as_mut() {
-                    Some(state) if state.seq == part.seq => state.extend(part),
-                    _ => continue,
-                }
-                if more {
-                    continue;
-                }
-                partial.take()
-            }
-            ServerMessage::Delta(_) if resyncing || partial.is_some() => continue,
-            ServerMessage::Delta(delta) => match last.as_ref().map(|s| s.apply(&delta)) {
-                Some(Ok(state)) => Some(state),
-                // Out of step: ask for the whole state again, once.
-                _ => {
-                    agent.resync().await?;
-                    resyncing = true;
-                    continue;
-                }
-            },
-            _ => continue,
-        };
-        let Some(now) = now else { continue };
-        if let Some(before) = last.as_ref() {
-            let events = super::events(before, &now, SystemTime::now(), keep, super::process_runs);
-            print(&events, args.json).map_err(Stop::Output)?;
+            Step::Changed(None) => {}
+            Step::Nothing => {}
         }
-        *last = Some(now);
     }
     Err(Stop::Lost("it closed the connection".into()))
 }
