@@ -61,6 +61,8 @@ pub enum Command {
     /// Print socket changes as they happen, one line each: + opened, - closed, ~ owner changed
     /// (NDJSON with --json).
     Watch(WatchArgs),
+    /// The agents a hub (`--peers FILE`) shows: add one, or list them with their status.
+    Peer(PeerArgs),
 }
 
 #[derive(Clone, Debug, Args)]
@@ -254,6 +256,44 @@ pub struct ServeArgs {
     /// The most the history file may take, e.g. `50MB`; the oldest events go first.
     #[arg(long, default_value = "200MB", value_name = "SIZE")]
     pub history_max_size: bytesize::ByteSize,
+    /// Be a hub: also show the agents listed in this TOML file (`portscope peer add` writes
+    /// it; it holds their tokens, so it must be readable by you alone).
+    #[arg(long, value_name = "FILE")]
+    pub peers: Option<std::path::PathBuf>,
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct PeerArgs {
+    /// The peers file; default `$XDG_CONFIG_HOME/portscope/peers.toml`
+    /// (`~/.config/portscope/peers.toml`).
+    #[arg(long, value_name = "FILE", global = true)]
+    pub file: Option<std::path::PathBuf>,
+    #[command(subcommand)]
+    pub action: PeerAction,
+}
+
+#[derive(Clone, Debug, Subcommand)]
+pub enum PeerAction {
+    /// Add an agent to the peers file. Its token is read from stdin or PORTSCOPE_PEER_TOKEN,
+    /// never from the command line.
+    Add {
+        /// A short name for it, shown as its host (letters, digits, `-`, `_`, `.`).
+        name: String,
+        /// Its base URL, as its `--share` printed it without the token: `https://ADDR:PORT/`.
+        url: String,
+        /// The SHA-256 fingerprint its `--share` printed (`AB:CD:…`).
+        #[arg(long, required_unless_present = "ca", conflicts_with = "ca")]
+        fingerprint: Option<String>,
+        /// A CA certificate (PEM) that signed its certificate, instead of a fingerprint.
+        #[arg(long, value_name = "PATH")]
+        ca: Option<std::path::PathBuf>,
+    },
+    /// Connect to each peer once and say how it answered. Exit status 1 when one is not live.
+    List {
+        /// Print JSON (`{"hosts": [...]}`, as `GET /api/v1/hosts`).
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Clone, Debug, Args)]
@@ -387,6 +427,7 @@ mod tests {
               wait     Wait until every port accepts connections (or answers HTTP 200-399 on --http PATH), for scripts. Exit status 0 when all are ready, 1 at the timeout (saying why), 2 for bad input
               history  Who held a port, and when: the listeners' history the agent keeps (newest first), read from its file without a running agent
               watch    Print socket changes as they happen, one line each: + opened, - closed, ~ owner changed (NDJSON with --json)
+              peer     The agents a hub (`--peers FILE`) shows: add one, or list them with their status
               help     Print this message or the help of the given subcommand(s)
 
             Options:
@@ -444,6 +485,9 @@ mod tests {
                       The most the history file may take, e.g. `50MB`; the oldest events go first
 
                       [default: 200MB]
+
+                  --peers <FILE>
+                      Be a hub: also show the agents listed in this TOML file (`portscope peer add` writes it; it holds their tokens, so it must be readable by you alone)
 
               -h, --help
                       Print help (see a summary with '-h')

@@ -399,6 +399,7 @@ fn to_wire(raw: RawSocket, pids: Vec<u32>, owner: OwnerStatus) -> Socket {
         app: None,
         risk: None,
         http: false,
+        host: None,
     }
 }
 
@@ -466,6 +467,7 @@ pub fn to_wire_process(raw: RawProcess) -> Process {
         start_time: raw.start_time,
         stopped: raw.state == Some('T'),
         cwd: raw.cwd,
+        host: None,
     }
 }
 

@@ -14,6 +14,7 @@ mod metrics;
 mod model;
 mod os;
 mod owners;
+mod peers;
 mod ports;
 mod refresh;
 mod serve;
@@ -69,6 +70,7 @@ fn main() -> ExitCode {
             Some(Command::Wait(args)) => doctor::wait::run(args).await.map(status),
             Some(Command::History(args)) => history::run_history(args).map(status),
             Some(Command::Watch(args)) => history::watch(args).await.map(|()| ExitCode::SUCCESS),
+            Some(Command::Peer(args)) => peers::cli::run(args).await,
         }
     });
     match result {

@@ -303,18 +303,35 @@ pub type Watcher = watch::Receiver<Arc<Published>>;
 #[derive(Debug)]
 pub struct Model {
     tx: watch::Sender<Arc<Published>>,
+    /// Whether a process that no longer owns a socket still runs (for `exited` events).
+    alive: fn(&Process) -> bool,
 }
 
 impl Model {
-    /// A model whose first state is `first` (with `seq` 1).
-    pub fn new(mut first: State) -> Self {
+    /// A model of this machine whose first state is `first` (with `seq` 1).
+    pub fn new(first: State) -> Self {
+        Self::with(first, crate::history::process_runs)
+    }
+
+    /// A model of another machine's states (a hub's peer): its processes cannot be asked
+    /// after, so none is said to have exited.
+    pub fn remote(first: State) -> Self {
+        Self::with(first, |_| true)
+    }
+
+    fn with(mut first: State, alive: fn(&Process) -> bool) -> Self {
         first.seq = 1;
         let (tx, _) = watch::channel(Arc::new(Published {
             state: first,
             delta: None,
             events: Vec::new(),
         }));
-        Self { tx }
+        Self { tx, alive }
+    }
+
+    /// How this model tells whether a process still runs.
+    pub fn alive(&self) -> fn(&Process) -> bool {
+        self.alive
     }
 
     /// The state last published.
@@ -341,7 +358,7 @@ impl Model {
             &delta,
             std::time::SystemTime::now(),
             Socket::is_listening,
-            crate::history::process_runs,
+            self.alive,
         );
         let published = Arc::new(Published {
             state: scan,
@@ -381,6 +398,7 @@ pub(crate) mod tests {
             app: None,
             risk: None,
             http: false,
+            host: None,
         }
     }
 
@@ -417,6 +435,7 @@ pub(crate) mod tests {
             start_time: None,
             stopped: false,
             cwd: None,
+            host: None,
         }
     }
 

@@ -370,6 +370,7 @@ mod tests {
             app: None,
             risk: None,
             http: false,
+            host: None,
         }
     }
 

@@ -124,6 +124,11 @@ pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
         path
     };
     let mut state = AppState::new(guard, hostname, tick_ms, model.watch(), can_kill);
+    if let Some(file) = &args.peers {
+        let peers = crate::peers::config::load(file)?;
+        tracing::info!(file = %file.display(), peers = peers.len(), "a hub: following peers");
+        state.peers = crate::peers::Peers::start(peers);
+    }
     state.learned = learned;
     state.hello.history = history_path.is_some();
     state.history = history_path.clone();

@@ -293,6 +293,10 @@ pub struct Socket {
     /// the doctor asked (the dashboard offers to open it). Never from a port number alone.
     #[serde(default)]
     pub http: bool,
+    /// The peer it was seen on, on a hub's stream of that peer (`/api/v1/ws?host=NAME`);
+    /// absent for the agent's own sockets (its `Hello.hostname`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
 }
 
 /// Who can reach a listening socket, from the address it is bound to.
@@ -407,6 +411,9 @@ pub struct Process {
     /// without root).
     #[serde(default)]
     pub cwd: Option<String>,
+    /// The peer it runs on, as for [`Socket::host`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
 }
 
 /// A change in a socket's life: a line of `portscope watch --json`, and what the history keeps
@@ -593,6 +600,56 @@ pub struct Fix {
     pub text: String,
     #[serde(default)]
     pub command: Option<String>,
+}
+
+/// The body of `GET /api/v1/hosts`: this agent, then each peer of a hub (`--peers`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hosts {
+    pub hosts: Vec<Host>,
+}
+
+/// One machine a dashboard can show.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Host {
+    /// The agent's own host name, or the peer's name in the peers file: what `?host=` takes.
+    pub name: String,
+    /// This agent itself (not a peer).
+    pub local: bool,
+    /// A peer's URL.
+    #[serde(default)]
+    pub url: Option<String>,
+    pub status: HostStatus,
+    /// Why it is not live, for people: `unreachable (connection refused)`,
+    /// `refused: certificate fingerprint mismatch`, `refused: token`, `version mismatch (…)`.
+    #[serde(default)]
+    pub detail: Option<String>,
+    /// The machine's own host name, as its agent said in `Hello`.
+    #[serde(default)]
+    pub hostname: Option<String>,
+    #[serde(default)]
+    pub agent_version: Option<String>,
+    /// When it was last live (RFC 3339, UTC); its rows are from then while it is not.
+    #[serde(default)]
+    pub last_live: Option<String>,
+    /// Its sockets as last seen.
+    #[serde(default)]
+    pub sockets: usize,
+    /// Whether its agent stops processes (`POST /api/v1/kill` with `?host=`).
+    #[serde(default)]
+    pub can_kill: bool,
+}
+
+/// A host's link.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HostStatus {
+    Live,
+    Connecting,
+    Unreachable,
+    Refused,
+    VersionMismatch,
+    #[serde(other)]
+    Unknown,
 }
 
 /// The body of `GET /api/v1/history/spans`: each listener's life in a window, for the

@@ -64,8 +64,9 @@ impl Metrics {
         self.history_write_errors.inc();
     }
 
-    /// The exposition of `state` and of the agent's own figures, ending with `# EOF`.
-    pub fn render(&self, state: &State) -> String {
+    /// The exposition of `state`, of a hub's `peers` (each name and whether it is live) and
+    /// of the agent's own figures, ending with `# EOF`.
+    pub fn render(&self, state: &State, peers: &[(String, bool)]) -> String {
         let mut registry = Registry::with_prefix("portscope");
         let listeners = Family::<ListenLabels, Gauge>::default();
         let sockets = Family::<SocketLabels, Gauge>::default();
@@ -123,6 +124,18 @@ impl Metrics {
             })
             .set(1);
         registry.register("build_info", "This agent's version", build);
+        if !peers.is_empty() {
+            let up = Family::<PeerLabels, Gauge>::default();
+            for (peer, live) in peers {
+                up.get_or_create(&PeerLabels { peer: peer.clone() })
+                    .set(i64::from(*live));
+            }
+            registry.register(
+                "peer_up",
+                "On a hub: whether each peer's link is live (1) or not (0)",
+                up,
+            );
+        }
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &registry)
             .expect("writing to a String cannot fail");
@@ -162,6 +175,11 @@ struct ConnectionLabels {
     proto: String,
     addr: String,
     port: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PeerLabels {
+    peer: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]

@@ -71,7 +71,7 @@ fn listeners_sockets_and_connections_are_exported_from_the_state() {
     drop(dashboard);
     metrics.scanned(Duration::from_millis(3));
     metrics.history_write_failed();
-    let out = metrics.render(&s);
+    let out = metrics.render(&s, &[]);
 
     let mut listen = samples(&out, "portscope_listen_info");
     listen.sort();
@@ -129,6 +129,17 @@ fn listeners_sockets_and_connections_are_exported_from_the_state() {
         "{out}"
     );
     assert!(out.ends_with("# EOF\n"), "{out}");
+    assert!(!out.contains("portscope_peer_up"), "not a hub: {out}");
+    let hub = metrics.render(&s, &[("build-box".into(), true), ("vm".into(), false)]);
+    let mut up = samples(&hub, "portscope_peer_up");
+    up.sort();
+    assert_eq!(
+        up,
+        [
+            r#"portscope_peer_up{peer="build-box"} 1"#,
+            r#"portscope_peer_up{peer="vm"} 0"#
+        ]
+    );
 }
 
 #[test]
@@ -136,8 +147,8 @@ fn a_closed_listener_is_gone_from_the_next_scrape() {
     let metrics = Metrics::default();
     let open = state(&[listener(LO, 8000, 10)]);
     assert_eq!(
-        samples(&metrics.render(&open), "portscope_listen_info").len(),
+        samples(&metrics.render(&open, &[]), "portscope_listen_info").len(),
         1
     );
-    assert!(samples(&metrics.render(&state(&[])), "portscope_listen_info").is_empty());
+    assert!(samples(&metrics.render(&state(&[]), &[]), "portscope_listen_info").is_empty());
 }

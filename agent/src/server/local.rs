@@ -159,7 +159,14 @@ async fn websocket(State(local): State<Local>, upgrade: WebSocketUpgrade) -> Res
         .max_message_size(MAX_CLIENT_MESSAGE)
         .max_frame_size(MAX_CLIENT_FRAME)
         .max_write_buffer_size(MAX_WRITE_BUFFER)
-        .on_upgrade(move |socket| ws::serve(socket, local.hello, local.watcher))
+        .on_upgrade(move |socket| {
+            ws::serve(
+                socket,
+                local.hello,
+                local.watcher,
+                crate::history::process_runs,
+            )
+        })
 }
 
 /// A client of a running agent's local socket: its stream's messages, decoded. `watch` uses it

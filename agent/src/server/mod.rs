@@ -10,6 +10,7 @@ mod history;
 mod limits;
 pub mod local;
 mod open;
+mod peers;
 mod ws;
 
 use std::net::SocketAddr;
@@ -61,6 +62,8 @@ pub struct AppState {
     pub history: Option<std::path::PathBuf>,
     /// What `GET /metrics` reports of the agent itself.
     pub metrics: crate::metrics::Metrics,
+    /// A hub's peers (`--peers`); none otherwise.
+    pub peers: crate::peers::Peers,
 }
 
 impl AppState {
@@ -92,6 +95,7 @@ impl AppState {
             learned: crate::doctor::Learned::default(),
             history: None,
             metrics: crate::metrics::Metrics::default(),
+            peers: crate::peers::Peers::default(),
         }
     }
 }
@@ -100,14 +104,22 @@ impl AppState {
 /// hold no data. The page takes the token from its URL, keeps it in the tab's sessionStorage
 /// (scoped to this exact origin) and drops it from the address bar.
 pub fn app(state: AppState) -> Router {
-    let api = Router::new()
-        .route("/api/v1/snapshot", get(snapshot))
-        .route("/api/v1/ws", get(websocket))
+    // `?host=NAME` sends them to that peer of a hub.
+    let doctor = Router::new()
         .route("/api/v1/who", get(doctor::who))
         .route("/api/v1/why", get(doctor::why))
         .route("/api/v1/bind", get(doctor::bind))
         .route("/api/v1/free", get(doctor::free))
         .route("/api/v1/kill", post(doctor::kill))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            peers::on_peer,
+        ));
+    let api = Router::new()
+        .route("/api/v1/snapshot", get(snapshot))
+        .route("/api/v1/ws", get(websocket))
+        .route("/api/v1/hosts", get(peers::hosts))
+        .merge(doctor)
         .route("/api/v1/history", get(history::history))
         .route("/api/v1/history/spans", get(history::spans))
         .route("/api/v1/history/connections", get(history::connections))
@@ -290,16 +302,32 @@ async fn asset(uri: Uri, headers: HeaderMap) -> Response {
     }
 }
 
-async fn snapshot(State(app): State<AppState>) -> Response {
-    let published = app.watcher.borrow().clone();
+async fn snapshot(State(app): State<AppState>, uri: Uri) -> Response {
+    let watcher = match peers::which(&app, &uri) {
+        Ok(peers::Which::Local) => app.watcher,
+        Ok(peers::Which::Peer(peer)) => peer.watch(),
+        Err(unknown) => return unknown.into_response(),
+    };
+    let published = watcher.borrow().clone();
     Json(published.state.snapshot()).into_response()
 }
 
 async fn websocket(
     State(app): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    uri: Uri,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    // This machine's stream, or (on a hub) a peer's, relayed from the hub's model of it.
+    let (hello, watcher, alive) = match peers::which(&app, &uri) {
+        Ok(peers::Which::Local) => (
+            app.hello.clone(),
+            app.watcher.clone(),
+            crate::history::process_runs as fn(&portscope_shared::Process) -> bool,
+        ),
+        Ok(peers::Which::Peer(host)) => (host.hello(), host.watch(), host.alive()),
+        Err(unknown) => return unknown.into_response(),
+    };
     let slot = match app.limits.admit(peer.ip()) {
         Ok(slot) => slot,
         Err(full) => {
@@ -314,7 +342,7 @@ async fn websocket(
         .max_write_buffer_size(MAX_WRITE_BUFFER)
         .on_upgrade(move |socket| async move {
             let counted = app.metrics.client();
-            ws::serve(socket, app.hello, app.watcher).await;
+            ws::serve(socket, hello, watcher, alive).await;
             drop((slot, counted));
         })
 }
@@ -323,7 +351,7 @@ async fn websocket(
 /// `Authorization: Bearer` from its `credentials_file`).
 async fn metrics(State(app): State<AppState>) -> Response {
     let published = app.watcher.borrow().clone();
-    let body = app.metrics.render(&published.state);
+    let body = app.metrics.render(&published.state, &app.peers.up());
     (
         [(
             header::CONTENT_TYPE,

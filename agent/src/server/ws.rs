@@ -27,8 +27,12 @@ pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_RESYNCS: u32 = 10;
 
 /// Serves one client until it leaves, the connection fails, or the agent stops.
-pub async fn serve<S, E>(socket: S, hello: Hello, mut watcher: Watcher)
-where
+pub async fn serve<S, E>(
+    socket: S,
+    hello: Hello,
+    mut watcher: Watcher,
+    alive: fn(&portscope_shared::Process) -> bool,
+) where
     S: Sink<Message, Error = E> + Stream<Item = Result<Message, E>> + Unpin,
     E: std::fmt::Display,
 {
@@ -78,7 +82,7 @@ where
                             &delta,
                             std::time::SystemTime::now(),
                             Socket::is_listening,
-                            crate::history::process_runs,
+                            alive,
                         );
                         (delta, events)
                     }
@@ -416,6 +420,7 @@ mod tests {
             },
             hello,
             model.watch(),
+            model.alive(),
         ));
         Client {
             tx: client_tx,

@@ -79,6 +79,7 @@ prop_compose! {
             app,
             risk: None,
             http: false,
+            host: None,
         }
     }
 }
@@ -96,6 +97,7 @@ prop_compose! {
             start_time: None,
             stopped: false,
             cwd: None,
+            host: None,
         }
     }
 }
