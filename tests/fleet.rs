@@ -1,8 +1,11 @@
-//! Fleets (#13): `GET /metrics` behind the token, in the OpenMetrics text format, and a real
+//! Many machines (#13): a hub (`--peers`) showing agents that run in network namespaces of
+//! their own (`support/machine.rs`), its refusals, the doctor on a peer, `peer add|list`; and
+//! fleets: `GET /metrics` behind the token, in the OpenMetrics text format, and a real
 //! Prometheus (Debian's package) scraping a real agent with its token from a `credentials_file`.
 
 use std::time::Duration;
 
+use crate::support::machine::Machine;
 use crate::support::servers::Prometheus;
 use crate::support::{Agent, Situation, free_port, http, wait_for};
 
@@ -126,4 +129,291 @@ fn prometheus_scrapes_the_agent_with_its_token() {
             .all(|r| r["metric"]["port"] != port_text.as_str()),
         "a loopback listener is not on all interfaces"
     );
+}
+
+/// `GET /api/v1/hosts` as `name → host`.
+fn hosts(hub: &Agent) -> std::collections::BTreeMap<String, portscope_shared::Host> {
+    let res = hub.get("/api/v1/hosts");
+    assert_eq!(res.status, 200, "{}", res.body);
+    let hosts: portscope_shared::Hosts = serde_json::from_str(&res.body).unwrap();
+    hosts
+        .hosts
+        .into_iter()
+        .map(|h| (h.name.clone(), h))
+        .collect()
+}
+
+/// A hub's view of one host (`GET /api/v1/snapshot?host=NAME`).
+fn snapshot_of(hub: &Agent, host: &str) -> portscope_shared::Snapshot {
+    let res = hub.get(&format!("/api/v1/snapshot?host={host}"));
+    assert_eq!(res.status, 200, "{}", res.body);
+    serde_json::from_str(&res.body).unwrap()
+}
+
+fn listens(snapshot: &portscope_shared::Snapshot, port: u16) -> Option<portscope_shared::Socket> {
+    snapshot
+        .sockets
+        .iter()
+        .find(|s| s.local_port == port && s.is_listening())
+        .cloned()
+}
+
+/// A peers file (0600) in `dir` with these entries.
+fn peers_file(dir: &std::path::Path, entries: &[String]) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("peers.toml");
+    std::fs::write(&path, entries.concat()).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+fn status_of(hub: &Agent, name: &str) -> portscope_shared::Host {
+    hosts(hub)
+        .remove(name)
+        .unwrap_or_else(|| panic!("no host {name}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hub_shows_each_peer_and_follows_it_going_and_coming_back() {
+    use portscope_shared::{HostStatus, ServerMessage};
+    let mut one = Machine::start();
+    let two = Machine::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = peers_file(
+        dir.path(),
+        &[one.peer_entry("build-box"), two.peer_entry("staging")],
+    );
+    let hub = Agent::start_with(&["--peers", &file]);
+    let first = one.situation(&["listen", "127.0.0.1"]);
+    let second = two.situation(&["listen", "127.0.0.1"]);
+    let mine = Situation::start(&["listen", "127.0.0.1"]);
+
+    for (name, port) in [("build-box", first.port), ("staging", second.port)] {
+        let seen = wait_for(
+            "the peer's listener on the hub",
+            Duration::from_secs(30),
+            || listens(&snapshot_of(&hub, name), port),
+        );
+        assert_eq!(seen.host.as_deref(), Some(name), "{seen:?}");
+    }
+    let all = hosts(&hub);
+    assert_eq!(all.len(), 3, "{all:?}");
+    let me = all.values().find(|h| h.local).unwrap();
+    assert_eq!(me.status, HostStatus::Live);
+    for name in ["build-box", "staging"] {
+        assert_eq!(all[name].status, HostStatus::Live, "{:?}", all[name]);
+        assert!(all[name].last_live.is_some());
+    }
+    // Each listener is on its own machine only: the hub's own view has its own.
+    let own = wait_for("the hub's own listener", Duration::from_secs(10), || {
+        let own: portscope_shared::Snapshot =
+            serde_json::from_str(&hub.get("/api/v1/snapshot").body).unwrap();
+        listens(&own, mine.port).is_some().then_some(own)
+    });
+    assert!(listens(&own, mine.port).is_some_and(|s| s.host.is_none()));
+    assert!(
+        listens(&own, first.port).is_none(),
+        "build-box's listener is not the hub's"
+    );
+    assert!(listens(&snapshot_of(&hub, "staging"), first.port).is_none());
+    // The relayed stream over a real WebSocket: the peer's Hello, then its state with its host.
+    let mut ws = hub.connect_host("build-box").await;
+    let ServerMessage::Hello(hello) = ws.next(Duration::from_secs(5)).await else {
+        panic!("no Hello first");
+    };
+    assert!(!hello.can_kill, "the peer shares read-only");
+    let ServerMessage::Snapshot(relayed) = ws.next(Duration::from_secs(5)).await else {
+        panic!("no Snapshot second");
+    };
+    let relayed_listener = listens(&relayed, first.port).expect("the peer's listener");
+    assert_eq!(relayed_listener.host.as_deref(), Some("build-box"));
+    assert!(
+        relayed
+            .processes
+            .iter()
+            .all(|p| p.host.as_deref() == Some("build-box")),
+        "every process is marked with its host"
+    );
+    let metrics = hub.get("/metrics").body;
+    assert!(
+        metrics.contains("portscope_peer_up{peer=\"build-box\"} 1"),
+        "{metrics}"
+    );
+
+    // build-box's agent goes away: its rows stay, marked by the host's status.
+    one.stop_agent();
+    let gone = wait_for("build-box unreachable", Duration::from_secs(30), || {
+        let host = status_of(&hub, "build-box");
+        (host.status == HostStatus::Unreachable).then_some(host)
+    });
+    assert!(
+        gone.last_live.is_some() && gone.detail.is_some(),
+        "{gone:?}"
+    );
+    assert!(listens(&snapshot_of(&hub, "build-box"), first.port).is_some());
+    assert_eq!(
+        status_of(&hub, "staging").status,
+        HostStatus::Live,
+        "the other peer goes on"
+    );
+    let metrics = hub.get("/metrics").body;
+    assert!(
+        metrics.contains("portscope_peer_up{peer=\"build-box\"} 0"),
+        "{metrics}"
+    );
+    // It comes back with a listener opened meanwhile: live again, resynced.
+    let meanwhile = one.situation(&["listen", "127.0.0.1"]);
+    drop(first);
+    one.start_agent();
+    wait_for(
+        "build-box live and resynced",
+        Duration::from_secs(60),
+        || {
+            let snapshot = snapshot_of(&hub, "build-box");
+            (listens(&snapshot, meanwhile.port).is_some()
+                && status_of(&hub, "build-box").status == HostStatus::Live)
+                .then_some(())
+        },
+    );
+    let closed_meanwhile = wait_for("the closed listener gone", Duration::from_secs(10), || {
+        let snapshot = snapshot_of(&hub, "build-box");
+        listens(&snapshot, relayed_listener.local_port)
+            .is_none()
+            .then_some(())
+    });
+    let () = closed_meanwhile;
+    drop(ws);
+}
+
+#[test]
+fn a_hub_refuses_a_wrong_fingerprint_or_token_and_a_clear_text_url() {
+    use portscope_shared::HostStatus;
+    let machine = Machine::start();
+    let dir = tempfile::tempdir().unwrap();
+    let good = machine.peer_entry("good");
+    let wrong_print = machine
+        .peer_entry("wrong-print")
+        .replace(&machine.fingerprint, &["00"; 32].join(":"));
+    let wrong_token = machine
+        .peer_entry("wrong-token")
+        .replace(&machine.token, &"x".repeat(40));
+    let file = peers_file(dir.path(), &[good, wrong_print, wrong_token]);
+    let hub = Agent::start_with(&["--peers", &file]);
+    let listener = machine.situation(&["listen", "127.0.0.1"]);
+    wait_for("the good peer's listener", Duration::from_secs(30), || {
+        listens(&snapshot_of(&hub, "good"), listener.port)
+    });
+    for (name, said) in [
+        ("wrong-print", "refused: certificate fingerprint mismatch"),
+        ("wrong-token", "refused: token"),
+    ] {
+        let host = wait_for("the refusal", Duration::from_secs(30), || {
+            let host = status_of(&hub, name);
+            (host.status == HostStatus::Refused).then_some(host)
+        });
+        assert_eq!(host.detail.as_deref(), Some(said), "{host:?}");
+        assert_eq!(host.sockets, 0, "no rows from a refused peer");
+        assert!(snapshot_of(&hub, name).sockets.is_empty());
+    }
+    // A clear-text URL to another machine: the hub does not start, and says why.
+    let clear = peers_file(
+        dir.path(),
+        &[machine
+            .peer_entry("clear")
+            .replace("https://", "http://")
+            .replace(&format!("fingerprint = \"{}\"\n", machine.fingerprint), "")],
+    );
+    let (code, _, err) = crate::support::run_cli(&["serve", "--port", "0", "--peers", &clear]);
+    assert_ne!(code, 0);
+    assert!(err.contains("cross the network in clear"), "{err}");
+    // A file others can read is refused too.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (code, _, err) = crate::support::run_cli(&["serve", "--port", "0", "--peers", &file]);
+    assert_ne!(code, 0);
+    assert!(err.contains("chmod 600"), "{err}");
+}
+
+#[test]
+fn peer_add_and_list_take_the_token_from_stdin_never_the_command_line() {
+    let machine = Machine::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("conf/peers.toml");
+    let file = file.to_str().unwrap();
+    let mut add = std::process::Command::new(env!("CARGO_BIN_EXE_portscope"));
+    add.args([
+        "peer",
+        "add",
+        "box",
+        &machine.url(),
+        "--fingerprint",
+        &machine.fingerprint,
+    ])
+    .args(["--file", file])
+    .env("PORTSCOPE_PEER_TOKEN", &machine.token);
+    let (code, out, err) = crate::support::run(add);
+    assert_eq!(code, 0, "{out}{err}");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let (code, out, err) = crate::support::run_cli(&["peer", "list", "--file", file]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("box") && out.contains("live ("), "{out}");
+    let (code, out, _) = crate::support::run_cli(&["peer", "list", "--file", file, "--json"]);
+    assert_eq!(code, 0);
+    let hosts: portscope_shared::Hosts = serde_json::from_str(&out).unwrap();
+    assert_eq!(hosts.hosts[0].status, portscope_shared::HostStatus::Live);
+    // Without a token on stdin (closed) or in the environment, nothing is added.
+    let (code, _, err) = crate::support::run_cli(&[
+        "peer",
+        "add",
+        "other",
+        &machine.url(),
+        "--fingerprint",
+        &machine.fingerprint,
+        "--file",
+        file,
+    ]);
+    assert_ne!(code, 0);
+    assert!(err.contains("no token"), "{err}");
+}
+
+#[test]
+fn the_doctor_runs_on_the_peer_a_host_names() {
+    let machine = Machine::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = peers_file(dir.path(), &[machine.peer_entry("box")]);
+    let hub = Agent::start_with(&["--peers", &file]);
+    let listener = machine.situation(&["listen", "127.0.0.1"]);
+    wait_for("the peer's listener", Duration::from_secs(30), || {
+        listens(&snapshot_of(&hub, "box"), listener.port)
+    });
+    let target = format!("127.0.0.1:{}", listener.port);
+    let there = hub.get(&format!("/api/v1/why?host=box&target={target}"));
+    assert_eq!(there.status, 200, "{}", there.body);
+    let there: portscope_shared::Diagnosis = serde_json::from_str(&there.body).unwrap();
+    let here: portscope_shared::Diagnosis =
+        serde_json::from_str(&hub.get(&format!("/api/v1/why?target={target}")).body).unwrap();
+    assert_ne!(
+        there.verdict, here.verdict,
+        "the peer's listener answers there, not here: {there:#?}\n{here:#?}"
+    );
+    assert_eq!(there.verdict, portscope_shared::Verdict::Ok, "{there:#?}");
+    let who = hub.get(&format!("/api/v1/who?host=box&port={}", listener.port));
+    let who: portscope_shared::WhoReport = serde_json::from_str(&who.body).unwrap();
+    assert!(
+        who.owners.iter().any(|o| o.process.pid == listener.pid),
+        "{who:#?}"
+    );
+    // The peer's own rules: it shares read-only, so it refuses to stop anything.
+    let kill = hub.post(
+        "/api/v1/kill?host=box",
+        &format!("{{\"pid\": {}, \"start_time\": 1}}", listener.pid),
+        &[],
+    );
+    assert_eq!(kill.status, 403, "{}", kill.body);
+    assert!(kill.body.contains("read_only"), "{}", kill.body);
+    let unknown = hub.get("/api/v1/who?host=nowhere&port=1");
+    assert_eq!(unknown.status, 404);
+    assert!(unknown.body.contains("unknown_host"), "{}", unknown.body);
 }

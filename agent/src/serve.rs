@@ -126,6 +126,13 @@ pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
     let mut state = AppState::new(guard, hostname, tick_ms, model.watch(), can_kill);
     if let Some(file) = &args.peers {
         let peers = crate::peers::config::load(file)?;
+        if let Some(same) = peers.iter().find(|p| p.name == state.hello.hostname) {
+            anyhow::bail!(
+                "peer `{}` in {} has this machine's own host name; give it another name",
+                same.name,
+                file.display()
+            );
+        }
         tracing::info!(file = %file.display(), peers = peers.len(), "a hub: following peers");
         state.peers = crate::peers::Peers::start(peers);
     }

@@ -15,6 +15,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 
 pub mod browser;
+pub mod machine;
 pub mod servers;
 
 /// A running `portscope serve`, killed on drop.
@@ -138,7 +139,17 @@ impl Agent {
 
     /// Opens the WebSocket with the token as a Bearer header.
     pub async fn connect(&self) -> Ws {
-        let mut req = self.ws_url().into_client_request().unwrap();
+        self.connect_to(&self.ws_url()).await
+    }
+
+    /// Opens a hub's WebSocket of one of its peers (`?host=NAME`).
+    pub async fn connect_host(&self, host: &str) -> Ws {
+        self.connect_to(&format!("{}?host={host}", self.ws_url()))
+            .await
+    }
+
+    async fn connect_to(&self, url: &str) -> Ws {
+        let mut req = url.into_client_request().unwrap();
         req.headers_mut().insert(
             "authorization",
             HeaderValue::from_str(&format!("Bearer {}", self.token)).unwrap(),
@@ -360,19 +371,31 @@ impl Situation {
     /// program to portscope).
     #[track_caller]
     pub fn start_by(interpreter: &std::path::Path, args: &[&str]) -> Situation {
-        Self::spawn_by(interpreter.as_os_str(), args, false)
+        Self::spawn_by(interpreter.as_os_str(), &[], args, false)
+    }
+
+    /// The same run by `program` with `before` the script (e.g. `ip netns exec NS python3`).
+    #[track_caller]
+    pub fn start_wrapped(program: &str, before: &[&str], args: &[&str]) -> Situation {
+        Self::spawn_by(program.as_ref(), before, args, false)
     }
 
     #[track_caller]
     fn spawn(args: &[&str], own_group: bool) -> Situation {
-        Self::spawn_by("python3".as_ref(), args, own_group)
+        Self::spawn_by("python3".as_ref(), &[], args, own_group)
     }
 
     #[track_caller]
-    fn spawn_by(interpreter: &std::ffi::OsStr, args: &[&str], own_group: bool) -> Situation {
+    fn spawn_by(
+        program: &std::ffi::OsStr,
+        before: &[&str],
+        args: &[&str],
+        own_group: bool,
+    ) -> Situation {
         use std::os::unix::process::CommandExt;
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/support/situation.py");
-        let mut command = Command::new(interpreter);
+        let mut command = Command::new(program);
+        command.args(before);
         if own_group {
             command.process_group(0);
         }

@@ -517,11 +517,12 @@ impl Prometheus {
             .spawn()
             .expect("cannot start prometheus");
         let addr = format!("127.0.0.1:{port}");
-        wait_for(
-            "Prometheus to accept connections",
-            Duration::from_secs(30),
-            || accepts(&addr).then_some(()),
-        );
+        let host = addr.clone();
+        wait_for("Prometheus to be ready", Duration::from_secs(60), || {
+            (accepts(&addr)
+                && super::http(port, "GET", "/-/ready", &[("Host", &host)]).status == 200)
+                .then_some(())
+        });
         Prometheus { dir, port, child }
     }
 
