@@ -413,6 +413,14 @@ fn the_doctor_runs_on_the_peer_a_host_names() {
     );
     assert_eq!(kill.status, 403, "{}", kill.body);
     assert!(kill.body.contains("read_only"), "{}", kill.body);
+    // And the hub's own: a request from another site is refused before it goes anywhere.
+    let cross = hub.post(
+        "/api/v1/kill?host=box",
+        &format!("{{\"pid\": {}, \"start_time\": 1}}", listener.pid),
+        &[("Sec-Fetch-Site", "cross-site")],
+    );
+    assert_eq!(cross.status, 403, "{}", cross.body);
+    assert!(cross.body.contains("cross_site"), "{}", cross.body);
     let unknown = hub.get("/api/v1/who?host=nowhere&port=1");
     assert_eq!(unknown.status, 404);
     assert!(unknown.body.contains("unknown_host"), "{}", unknown.body);

@@ -25,6 +25,7 @@ fn listener() -> Socket {
         app: Some("Vite dev server".into()),
         risk: None,
         http: true,
+        host: None,
     }
 }
 
@@ -46,6 +47,7 @@ fn connection() -> Socket {
         app: None,
         risk: None,
         http: false,
+        host: None,
     }
 }
 
@@ -61,6 +63,7 @@ fn process() -> Process {
         start_time: Some(1_795_000_000),
         stopped: false,
         cwd: None,
+        host: None,
     }
 }
 
@@ -170,6 +173,7 @@ fn samples() -> Vec<(&'static str, String)> {
                 start_time: Some(1_794_999_990),
                 stopped: false,
                 cwd: None,
+                host: None,
             }],
         }],
         clients: vec![],
@@ -284,6 +288,35 @@ fn samples() -> Vec<(&'static str, String)> {
         "ConnectionHistory",
         serde_json::to_string_pretty(&connections).unwrap(),
     ));
+    let hosts = Hosts {
+        hosts: vec![
+            Host {
+                name: "laptop".into(),
+                local: true,
+                url: None,
+                status: HostStatus::Live,
+                detail: None,
+                hostname: Some("laptop".into()),
+                agent_version: Some("0.1.0".into()),
+                last_live: None,
+                sockets: 214,
+                can_kill: true,
+            },
+            Host {
+                name: "build-box".into(),
+                local: false,
+                url: Some("https://192.0.2.10:7678/".into()),
+                status: HostStatus::Unreachable,
+                detail: Some("unreachable (Connection refused (os error 111))".into()),
+                hostname: Some("build-box".into()),
+                agent_version: Some("0.1.0".into()),
+                last_live: Some("2026-11-29T14:02:03Z".into()),
+                sockets: 5120,
+                can_kill: false,
+            },
+        ],
+    };
+    out.push(("Hosts", serde_json::to_string_pretty(&hosts).unwrap()));
     let kill = KillRequest {
         pid: 4242,
         signal: Some("TERM".into()),

@@ -225,23 +225,33 @@ pub async fn free(State(app): State<AppState>, uri: Uri) -> Response {
     }
 }
 
-pub async fn kill(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+/// Why this agent refuses a request to stop a process before reading it, if it does: it does
+/// not stop processes, or the request does not come from its own page. A hub asks it before
+/// sending a `kill` on to a peer too (whose own rules then apply as well).
+pub(super) fn refuse_kill(app: &AppState, headers: &HeaderMap) -> Option<Response> {
     if !app.hello.can_kill {
-        return error(
+        return Some(error(
             StatusCode::FORBIDDEN,
             "read_only",
-            "this agent does not stop processes (it was started with --no-kill)",
-        );
+            "this agent does not stop processes (it was started with --no-kill, or shares read-only)",
+        ));
     }
     // A state-changing request must come from our own page (or a non-browser client).
     if let Some(site) = headers.get("sec-fetch-site")
         && site.as_bytes() != b"same-origin"
     {
-        return error(
+        return Some(error(
             StatusCode::FORBIDDEN,
             "cross_site",
             "stopping a process is allowed only from the dashboard itself (Sec-Fetch-Site: same-origin)",
-        );
+        ));
+    }
+    None
+}
+
+pub async fn kill(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Some(refused) = refuse_kill(&app, &headers) {
+        return refused;
     }
     let req: KillRequest = match serde_json::from_slice(&body) {
         Ok(req) => req,

@@ -74,6 +74,12 @@ pub async fn on_peer(State(app): State<AppState>, req: Request, next: Next) -> R
         Ok(Which::Peer(peer)) => peer,
         Err(unknown) => return unknown.into_response(),
     };
+    // Stopping a process on a peer needs this hub's consent too: a read-only hub stays so.
+    if req.method() == axum::http::Method::POST
+        && let Some(refused) = super::doctor::refuse_kill(&app, req.headers())
+    {
+        return refused;
+    }
     let query: String = form_urlencoded::Serializer::new(String::new())
         .extend_pairs(
             super::doctor::query(req.uri())
