@@ -1,6 +1,8 @@
 """A minimal WebSocket client of the agent for `cargo xtask bench` (standard library only).
 
-usage: wsclient.py PORT TOKEN IDLE_SECONDS LATENCY_SAMPLES SETTLE_SECONDS
+usage: wsclient.py PORT TOKEN IDLE_SECONDS LATENCY_SAMPLES SETTLE_SECONDS [HOST]
+
+With HOST, it follows that peer of a hub (`/api/v1/ws?host=HOST`).
 
 Connects, reads Hello and the (possibly parted) Snapshot, lets SETTLE_SECONDS pass (the first
 delta after connecting shows this client's own new connection, a real change), then counts the
@@ -18,12 +20,13 @@ import time
 
 
 class Ws:
-    def __init__(self, port, token):
+    def __init__(self, port, token, host=None):
         self.sock = socket.create_connection(("127.0.0.1", port))
         key = base64.b64encode(os.urandom(16)).decode()
         self.sock.sendall(
             (
-                f"GET /api/v1/ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+                f"GET /api/v1/ws{'?host=' + host if host else ''} HTTP/1.1\r\n"
+                f"Host: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
                 f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
                 f"Authorization: Bearer {token}\r\n\r\n"
             ).encode()
@@ -84,7 +87,7 @@ class Ws:
 def main():
     port, token, idle, samples = int(sys.argv[1]), sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
     settle = float(sys.argv[5])
-    ws = Ws(port, token)
+    ws = Ws(port, token, sys.argv[6] if len(sys.argv) > 6 else None)
     start = time.monotonic()
     ws.message(30)  # Hello
     parts = 0

@@ -24,6 +24,8 @@ struct Options {
     json: Option<String>,
     /// Only the history's figures (its cost under churn, `history PORT` on a 30-day file).
     history_only: bool,
+    /// Only a hub's figures (three namespaced peers of 5 000 sockets).
+    hub_only: bool,
 }
 
 fn options(args: &[String]) -> Result<Options, String> {
@@ -32,6 +34,7 @@ fn options(args: &[String]) -> Result<Options, String> {
         procs: 20,
         json: None,
         history_only: false,
+        hub_only: false,
     };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -41,9 +44,10 @@ fn options(args: &[String]) -> Result<Options, String> {
             "--procs" => o.procs = value()?.parse().map_err(|e| format!("--procs: {e}"))?,
             "--json" => o.json = Some(value()?),
             "--history-only" => o.history_only = true,
+            "--hub-only" => o.hub_only = true,
             other => {
                 return Err(format!(
-                    "unknown bench option {other}; expected --sockets N, --procs P, --json PATH, --history-only"
+                    "unknown bench option {other}; expected --sockets N, --procs P, --json PATH, --history-only, --hub-only"
                 ));
             }
         }
@@ -55,7 +59,7 @@ fn options(args: &[String]) -> Result<Options, String> {
 }
 
 /// A child that is killed (and its load released) when dropped.
-struct Guarded(Child);
+pub(crate) struct Guarded(pub(crate) Child);
 
 impl Drop for Guarded {
     fn drop(&mut self) {
@@ -75,6 +79,9 @@ pub fn bench(args: &[String]) -> Result<(), String> {
     let agent = root.join("target/release/portscope");
     if o.history_only {
         return history_figures(&root, &agent, &o);
+    }
+    if o.hub_only {
+        return crate::hub::hub_figures(&root, &agent);
     }
 
     eprintln!("xtask: == idle cost with {SMALL} sockets and one client");
@@ -558,11 +565,11 @@ fn start_load(
 }
 
 /// `portscope serve --interval 1s` with its refresh log read into `scans`; stopped when dropped.
-struct RunningAgent {
+pub(crate) struct RunningAgent {
     _child: Guarded,
-    pid: u32,
-    port: u16,
-    token: String,
+    pub(crate) pid: u32,
+    pub(crate) port: u16,
+    pub(crate) token: String,
     /// Each tick's refresh time in seconds, from the agent's debug log.
     scans: Arc<Mutex<Vec<f64>>>,
     /// Each tick's history share of it (counting connections, queuing the writes).
@@ -587,7 +594,11 @@ impl RunningAgent {
     }
 
     /// The same with more arguments, and the history under `state` (`XDG_STATE_HOME`).
-    fn start_with(agent: &Path, more: &[&str], state: Option<&Path>) -> Result<Self, String> {
+    pub(crate) fn start_with(
+        agent: &Path,
+        more: &[&str],
+        state: Option<&Path>,
+    ) -> Result<Self, String> {
         let mut command = Command::new(agent);
         command.args(["serve", "--port", "0", "--interval", "1s"]);
         // Its history and local socket go to `state`, or nowhere: never into the user's own.
@@ -769,7 +780,7 @@ fn thread_cpu_seconds(pid: u32, name: &str) -> Result<f64, String> {
     Err(format!("the agent has no thread named {name}"))
 }
 
-fn cpu_seconds(pid: u32) -> Result<f64, String> {
+pub(crate) fn cpu_seconds(pid: u32) -> Result<f64, String> {
     stat_cpu_seconds(Path::new(&format!("/proc/{pid}/stat")))
 }
 
@@ -789,7 +800,7 @@ fn stat_cpu_seconds(path: &Path) -> Result<f64, String> {
     Ok((ticks(11) + ticks(12)) / hz)
 }
 
-fn rss_kib(pid: u32) -> Result<u64, String> {
+pub(crate) fn rss_kib(pid: u32) -> Result<u64, String> {
     let status =
         std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(|e| e.to_string())?;
     status

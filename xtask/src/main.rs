@@ -6,6 +6,7 @@
 //! protocol crate and every test. It stops at the first failure with the command that failed.
 
 mod bench;
+mod hub;
 
 use std::path::Path;
 use std::process::{Command, ExitCode};
