@@ -1,4 +1,5 @@
-//! Requests to the agent's REST routes (the port doctor and `kill`), with the access token.
+//! Requests to the agent's REST routes (the port doctor, `kill`, the hosts), with the access
+//! token; `on_host` points one at a hub's peer.
 
 use std::cell::RefCell;
 
@@ -74,6 +75,21 @@ async fn send<T: DeserializeOwned>(
 
 fn js_error(e: JsValue) -> String {
     e.as_string().unwrap_or_else(|| format!("{e:?}"))
+}
+
+/// `path` about `host`: with `host=NAME` added for a hub's peer (the hub sends the request on
+/// to it), as it is for this agent (`None`).
+pub fn on_host(path: &str, host: Option<&str>) -> String {
+    match host {
+        None => path.to_owned(),
+        Some(host) => {
+            let sep = if path.contains('?') { '&' } else { '?' };
+            format!(
+                "{path}{sep}host={}",
+                String::from(js_sys::encode_uri_component(host))
+            )
+        }
+    }
 }
 
 /// Copies text to the clipboard (the page is a secure context on localhost).

@@ -3,15 +3,22 @@
 //! keyboard; compact cards below 600 px), "Recent changes" beside it, and the detail panel of
 //! the selected row with what `portscope who` says of its owners and, for a listener, its
 //! connections over the last hour. The timeline's own components are in `timeline::view`.
+//!
+//! On a hub (`--peers`), [`Fleet`] follows `GET /api/v1/hosts` and opens one more link per
+//! peer into the same table; the header then has a host switcher (All / each host) and each
+//! peer's link status, the table a Host column, and a peer's row's actions ask that peer. With
+//! one host the page is what it always was: no switcher, no Host column.
 
 use std::time::Duration;
 
 use leptos::ev;
 use leptos::html;
 use leptos::prelude::*;
+use std::collections::HashMap;
+
 use portscope_shared::{
-    ConnectionHistory, Event, Exposure, Hello, Owner, OwnerStatus, PROTOCOL_VERSION, PortRange,
-    Process, Proto, Socket, WhoReport,
+    ConnectionHistory, Event, Exposure, Hello, Host, HostStatus, Hosts, Owner, OwnerStatus,
+    PROTOCOL_VERSION, PortRange, Process, Proto, Socket, WhoReport,
 };
 use wasm_bindgen::{JsCast, JsValue};
 
@@ -43,6 +50,10 @@ const FILTER_PAUSE_MS: u64 = 150;
 /// Rows rendered beyond each edge of the view, so that fast scrolling shows no blank band.
 const OVERSCAN: usize = 20;
 
+/// How often a hub's page asks for its hosts' links (`GET /api/v1/hosts`). A lone agent's page
+/// asks only when its link (re)opens: it cannot gain peers without a restart.
+const HOSTS_EVERY: Duration = Duration::from_secs(3);
+
 /// The rows in view, and how many rows the spacers above and below stand for.
 #[derive(Clone, Debug, Default, PartialEq)]
 struct Window {
@@ -60,12 +71,24 @@ fn window_range(top: f64, height: f64, row_px: f64, len: usize) -> (usize, usize
 }
 
 /// A CSS string for an attribute selector: ids carry spaces, brackets and colons, which are
-/// harmless inside quotes; quotes and backslashes are escaped.
+/// harmless inside quotes; quotes and backslashes are escaped, and so are control characters
+/// (a peer's row key holds one, `table::KEY_SEP`).
 fn css_string(text: &str) -> String {
-    text.replace('\\', "\\\\").replace('"', "\\\"")
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\\' | '"' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if c.is_control() => out.push_str(&format!("\\{:x} ", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
-/// Focuses the table row of socket `id`, once it is rendered; focusing scrolls it into view
+/// Focuses the table row whose key is `id`, once it is rendered; focusing scrolls it into view
 /// (below the sticky header: `scroll-margin-top` in the stylesheet).
 fn focus_row(id: &str) {
     let selector = format!("#sockets tr.row[data-id=\"{}\"]", css_string(id));
@@ -82,8 +105,13 @@ fn focus_row(id: &str) {
 /// One table row as rendered; rebuilt only when its socket changes (`rev`).
 #[derive(Clone, Debug, PartialEq)]
 struct RowView {
+    /// The row's key (`table::row_key`): its socket id for this agent's rows.
     id: String,
     rev: u64,
+    /// The peer it is on (`None`: this agent's).
+    peer: Option<String>,
+    /// Its host's name as the Host column shows it.
+    host: String,
     closed: bool,
     class: &'static str,
     proto: &'static str,
@@ -121,8 +149,10 @@ impl RowView {
             OwnerStatus::None => ("–".into(), "–".into()),
         };
         Self {
-            id: s.id.clone(),
+            id: row.key.clone(),
             rev: row.rev,
+            peer: s.host.clone(),
+            host: table.host_name(s).unwrap_or_default().to_owned(),
             closed: row.closed_at.is_some(),
             class,
             proto: s.proto_label(),
@@ -177,6 +207,212 @@ fn tags(
     tags
 }
 
+/// A peer the page follows: its own link to the hub's relay of it, and what that link heard.
+#[derive(Clone, Copy, Debug)]
+struct PeerLink {
+    link: RwSignal<Link>,
+    hello: RwSignal<Option<Hello>>,
+}
+
+/// The hosts the page shows: the hub's list (`GET /api/v1/hosts`, this agent first) and a link
+/// per peer feeding the table. A lone agent's list holds itself only.
+#[derive(Clone, Copy)]
+struct Fleet {
+    /// Empty until the agent answered (an agent without the route never does).
+    hosts: RwSignal<Vec<Host>>,
+    /// Each followed peer's link, in the list's order.
+    peers: RwSignal<Vec<(String, PeerLink)>>,
+    /// What ends each peer's link, by name.
+    handles: StoredValue<HashMap<String, conn::Handle>, LocalStorage>,
+    token: StoredValue<Option<String>>,
+    table: RwSignal<Table>,
+    view: RwSignal<View>,
+}
+
+impl Fleet {
+    /// Whether the page shows more than one host (tracked).
+    fn multi(self) -> bool {
+        self.hosts.with(|h| h.len() > 1)
+    }
+
+    /// Asks the agent for its hosts and follows the answer.
+    fn refresh(self) {
+        leptos::task::spawn_local(async move {
+            if let Ok(list) = api::get::<Hosts>("/api/v1/hosts").await {
+                self.follow(list.hosts);
+            }
+        });
+    }
+
+    /// Opens a link for each new peer, ends those of peers gone (and forgets their rows), names
+    /// this agent's rows while there is more than one host, and drops a host the view picked
+    /// that is no longer there.
+    fn follow(self, list: Vec<Host>) {
+        let names: Vec<String> = list
+            .iter()
+            .filter(|h| !h.local)
+            .map(|h| h.name.clone())
+            .collect();
+        let mut gone = Vec::new();
+        self.handles.update_value(|handles| {
+            handles.retain(|name, handle| {
+                let keep = names.contains(name);
+                if !keep {
+                    handle.stop();
+                    gone.push(name.clone());
+                }
+                keep
+            });
+        });
+        for name in &gone {
+            self.table.update(|t| t.remove_host(name));
+        }
+        let mut links = self.peers.get_untracked();
+        links.retain(|(name, _)| names.contains(name));
+        for name in &names {
+            if links.iter().any(|(n, _)| n == name) {
+                continue;
+            }
+            let peer = PeerLink {
+                link: RwSignal::new(Link::Connecting),
+                hello: RwSignal::new(None),
+            };
+            let sinks = Sinks {
+                link: peer.link,
+                hello: peer.hello,
+                table: self.table,
+                ever_opened: RwSignal::new(false),
+                applied: None,
+                events: None,
+            };
+            let token = self.token.get_value();
+            let handle = conn::start(sinks, token.as_deref(), Some(name.clone()));
+            self.handles
+                .update_value(|handles| drop(handles.insert(name.clone(), handle)));
+            links.push((name.clone(), peer));
+        }
+        links.sort_by_key(|(name, _)| names.iter().position(|n| n == name));
+        let same = self.peers.with_untracked(|old| {
+            old.len() == links.len() && old.iter().zip(&links).all(|(a, b)| a.0 == b.0)
+        });
+        if !same {
+            self.peers.set(links);
+        }
+
+        let multi = list.len() > 1;
+        let local = list
+            .iter()
+            .find(|h| h.local)
+            .map(|h| h.name.clone())
+            .filter(|_| multi);
+        self.table.maybe_update(|t| {
+            let changed = t.local_name() != local.as_deref();
+            if changed {
+                t.set_local_name(local);
+            }
+            changed
+        });
+        let picked_gone = self.view.with_untracked(|v| {
+            v.host
+                .as_ref()
+                .is_some_and(|h| !multi || !list.iter().any(|l| &l.name == h))
+        });
+        if picked_gone {
+            self.view.update(|v| v.host = None);
+        }
+        if self.hosts.with_untracked(|old| *old != list) {
+            self.hosts.set(list);
+        }
+    }
+
+    /// The hub's entry for a peer (tracked).
+    fn entry(self, name: &str) -> Option<Host> {
+        self.hosts
+            .with(|list| list.iter().find(|h| h.name == name).cloned())
+    }
+
+    /// The page's link to a peer's relay (tracked).
+    fn peer_link(self, name: &str) -> Option<PeerLink> {
+        self.peers
+            .with(|p| p.iter().find(|(n, _)| n == name).map(|(_, l)| *l))
+    }
+
+    /// Whether a peer's rows are the present: the hub follows it live and the page follows the
+    /// hub's relay of it (tracked).
+    fn peer_live(self, name: &str) -> bool {
+        self.entry(name)
+            .is_some_and(|h| h.status == HostStatus::Live)
+            && self
+                .peer_link(name)
+                .is_some_and(|l| l.link.get() == Link::Live)
+    }
+
+    /// Whether the page may offer to stop a process on `host`: this agent stops processes,
+    /// and for a peer its own agent does too (tracked).
+    fn can_kill(self, host: Option<&str>, hello: RwSignal<Option<Hello>>) -> bool {
+        let here = hello.with(|h| h.as_ref().is_some_and(|h| h.can_kill));
+        match host {
+            None => here,
+            Some(name) => here && self.entry(name).is_some_and(|h| h.can_kill),
+        }
+    }
+
+    /// The ephemeral port range of `host`, as its agent said (tracked).
+    fn ephemeral(self, host: Option<&str>, hello: RwSignal<Option<Hello>>) -> Option<PortRange> {
+        let hello = match host {
+            None => hello,
+            Some(name) => self.peer_link(name)?.hello,
+        };
+        hello.with(|h| h.as_ref().and_then(|h| h.ephemeral_ports))
+    }
+}
+
+/// A peer's link as its status pill says it: (class, text, explanation on hover).
+fn peer_status(host: &Host, relay: Option<&Link>) -> (&'static str, String, String) {
+    let (class, text) = match (relay, host.status) {
+        (Some(Link::Live), HostStatus::Live) => ("status live", "live".to_owned()),
+        (Some(Link::Live), HostStatus::Connecting) | (_, HostStatus::Unknown) => {
+            ("status connecting", "connecting…".to_owned())
+        }
+        (Some(Link::Live), HostStatus::Unreachable) => ("status down", "unreachable".to_owned()),
+        (Some(Link::Live), HostStatus::Refused) => (
+            "status error",
+            host.detail.clone().unwrap_or_else(|| "refused".into()),
+        ),
+        (Some(Link::Live), HostStatus::VersionMismatch) => {
+            ("status error", "version mismatch".to_owned())
+        }
+        // The hub's relay of it is not live on this page (yet).
+        _ => ("status connecting", "connecting…".to_owned()),
+    };
+    let mut why: Vec<String> = Vec::new();
+    if let Some(detail) = &host.detail {
+        why.push(detail.clone());
+    }
+    if host.status != HostStatus::Live {
+        why.push(match host.last_live.as_deref().and_then(local_time) {
+            Some(at) => format!("its rows are as of {at}, when it was last live"),
+            None => "never live since the hub started".to_owned(),
+        });
+    }
+    if let Some(url) = &host.url {
+        why.push(url.clone());
+    }
+    if let (Some(name), Some(version)) = (&host.hostname, &host.agent_version) {
+        why.push(format!("{name}, portscope {version}"));
+    }
+    (class, text, why.join(" · "))
+}
+
+/// An RFC 3339 time in the browser's local time and format.
+fn local_time(rfc3339: &str) -> Option<String> {
+    let ms = crate::timeline::time::parse(rfc3339)?;
+    let date = js_sys::Date::new(&JsValue::from_f64(ms));
+    Some(String::from(
+        date.to_locale_string("default", &JsValue::UNDEFINED),
+    ))
+}
+
 #[component]
 pub fn App() -> impl IntoView {
     let table = RwSignal::new(Table::default());
@@ -199,17 +435,53 @@ pub fn App() -> impl IntoView {
 
     let token = url::take_token();
     api::set_token(token.clone());
-    conn::start(
+    // This agent's stream: its link lives as long as the page.
+    let _local = conn::start(
         Sinks {
             link,
             hello,
             table,
             ever_opened,
-            applied,
-            events,
+            applied: Some(applied),
+            events: Some(events),
         },
-        token,
+        token.as_deref(),
+        None,
     );
+    let fleet = Fleet {
+        hosts: RwSignal::new(Vec::new()),
+        peers: RwSignal::new(Vec::new()),
+        handles: StoredValue::new_local(HashMap::new()),
+        token: StoredValue::new(token),
+        table,
+        view,
+    };
+    let multi = Memo::new(move |_| fleet.multi());
+    // The hosts: asked whenever this agent's link (re)opens — a restarted agent may have other
+    // peers — and every few seconds on a hub, for each peer's status.
+    Effect::new(move |_| {
+        if hello.with(Option::is_some) {
+            fleet.refresh();
+        }
+    });
+    set_interval(
+        move || {
+            if fleet.hosts.with_untracked(|h| h.len() > 1) {
+                fleet.refresh();
+            }
+        },
+        HOSTS_EVERY,
+    );
+    // Peers whose rows are not the present: dimmed, and said so above the table.
+    let stale_peers = Memo::new(move |_| {
+        fleet.peers.with(|peers| {
+            peers
+                .iter()
+                .map(|(name, _)| name.clone())
+                .filter(|name| !fleet.peer_live(name))
+                .collect::<Vec<_>>()
+        })
+    });
     let doctor = Doctor::new();
     let timeline = TimelineState::new(events);
     let on_timeline = Signal::derive(move || tab.get() == Tab::Timeline);
@@ -307,7 +579,8 @@ pub fn App() -> impl IntoView {
     });
     let window = Memo::new(move |_| {
         let now = js_sys::Date::now();
-        let ephemeral = hello.with(|h| h.as_ref().and_then(|h| h.ephemeral_ports));
+        // Each host's own ephemeral range, looked up once per host in view.
+        let mut ephemeral: Vec<(Option<String>, Option<PortRange>)> = Vec::new();
         let (top, height, px) = (scroll_top.get(), viewport.get(), row_px.get());
         table.with(|t| {
             let (len, _) = t.shown_counts();
@@ -316,7 +589,18 @@ pub fn App() -> impl IntoView {
                 before: first,
                 rows: t
                     .shown_rows(first, last)
-                    .map(|r| RowView::new(t, r, now, ephemeral))
+                    .map(|r| {
+                        let host = r.socket.host.as_deref();
+                        let range = match ephemeral.iter().find(|(h, _)| h.as_deref() == host) {
+                            Some((_, range)) => *range,
+                            None => {
+                                let range = fleet.ephemeral(host, hello);
+                                ephemeral.push((host.map(str::to_owned), range));
+                                range
+                            }
+                        };
+                        RowView::new(t, r, now, range)
+                    })
                     .collect(),
                 after: len - last,
             }
@@ -356,7 +640,7 @@ pub fn App() -> impl IntoView {
                 _ => return None,
             }
             .min(len.checked_sub(1)?);
-            Some((to, t.shown_rows(to, to + 1).next()?.socket.id.clone()))
+            Some((to, t.shown_rows(to, to + 1).next()?.key.clone()))
         });
         let Some((to, id)) = target else {
             return false;
@@ -398,8 +682,36 @@ pub fn App() -> impl IntoView {
         }
     });
     // While the link is down the rows are the last ones received: dimmed, so nobody takes
-    // them for the present.
+    // them for the present. On a hub, so are the rows of a peer that is not live.
     let stale = move || !matches!(link.get(), Link::Live);
+    let stale_note = move || {
+        if stale() {
+            return Some(
+                "Not live: these rows are the last ones received before the link went down."
+                    .to_owned(),
+            );
+        }
+        let picked = view.with(|v| v.host.clone());
+        let notes: Vec<String> = stale_peers
+            .get()
+            .into_iter()
+            .filter(|name| picked.as_ref().is_none_or(|p| p == name))
+            .filter_map(|name| {
+                let host = fleet.entry(&name)?;
+                let relay = fleet.peer_link(&name).map(|l| l.link.get());
+                let (_, text, _) = peer_status(&host, relay.as_ref());
+                let since = host
+                    .last_live
+                    .as_deref()
+                    .and_then(local_time)
+                    .map_or_else(String::new, |at| format!(", as of {at}"));
+                Some(format!(
+                    "Not live: {name} is {text}; its rows are the last ones received{since}."
+                ))
+            })
+            .collect();
+        (!notes.is_empty()).then(|| notes.join(" "))
+    };
 
     // A line of "Recent changes" leads to its listener: the row while it is open (the table
     // filtered to its port), else its bar in the timeline.
@@ -415,12 +727,14 @@ pub fn App() -> impl IntoView {
                 .values()
                 .find(|r| {
                     let s = &r.socket;
+                    // The history and its events are this machine's.
                     r.closed_at.is_none()
+                        && s.host.is_none()
                         && s.is_listening()
                         && ListenerKey::of_socket(s) == key
                         && e.pid.is_some_and(|p| s.pids.contains(&p))
                 })
-                .map(|r| r.socket.id.clone())
+                .map(|r| r.key.clone())
         });
         let tenure = timeline
             .tenures
@@ -450,6 +764,7 @@ pub fn App() -> impl IntoView {
         tab.set(Tab::Sockets);
         show_port(port);
     });
+    let columns = move || if multi.get() { "9" } else { "8" };
     let tab_button =
         move |which: Tab, text: &'static str, id: &'static str, panel: &'static str| {
             let other = match which {
@@ -489,10 +804,16 @@ pub fn App() -> impl IntoView {
             <span class="host">
                 {move || hello.with(|h| h.as_ref().map(|h| format!("{} · agent {} · {}", h.hostname, h.agent_version, h.os)))}
             </span>
+            <Show when=move || multi.get()>
+                <HostSwitcher fleet doctor />
+            </Show>
             <div class="tabs" role="tablist" aria-label="Views">
                 {tab_button(Tab::Sockets, "Sockets", "tab-sockets", "panel-sockets")}
                 {tab_button(Tab::Timeline, "Timeline", "tab-timeline", "panel-timeline")}
             </div>
+            <Show when=move || multi.get()>
+                <PeerLinks fleet />
+            </Show>
             <LinkStatus link ever_opened />
         </header>
         <Banner link hello table />
@@ -501,7 +822,11 @@ pub fn App() -> impl IntoView {
                 id="filter"
                 class="filter"
                 type="search"
-                placeholder="Filter: port, pid, address, process, user — press / to focus"
+                placeholder=move || if multi.get() {
+                    "Filter: port, pid, address, process, user, host — press / to focus"
+                } else {
+                    "Filter: port, pid, address, process, user — press / to focus"
+                }
                 aria-label="Filter sockets"
                 autocomplete="off"
                 spellcheck="false"
@@ -539,7 +864,7 @@ pub fn App() -> impl IntoView {
                 }}
             </span>
         </div>
-        <Troubleshoot doctor />
+        <Troubleshoot doctor hosts=fleet.hosts.into() />
         <main class="content">
             <div class="views">
             <div
@@ -552,21 +877,24 @@ pub fn App() -> impl IntoView {
                 node_ref=wrap_ref
                 on:scroll=move |_| measure()
             >
-                <p class="stale-note" role="status">
-                    {move || stale().then_some("Not live: these rows are the last ones received before the link went down.")}
-                </p>
-                <table class="sockets" id="sockets" aria-label="Sockets" aria-describedby="count">
+                <p class="stale-note" role="status">{stale_note}</p>
+                <table class="sockets" class:hosts=move || multi.get() id="sockets" aria-label="Sockets" aria-describedby="count">
                     <thead>
                         <tr>
-                            {Column::ALL
-                                .into_iter()
-                                .map(|c| view! { <SortHeader column=c view /> })
-                                .collect_view()}
+                            // The Host column only while there is more than one host.
+                            {move || {
+                                let multi = multi.get();
+                                Column::ALL
+                                    .into_iter()
+                                    .filter(|c| multi || *c != Column::Host)
+                                    .map(|c| view! { <SortHeader column=c view /> })
+                                    .collect_view()
+                            }}
                         </tr>
                     </thead>
                     <tbody>
                         <tr class="spacer" aria-hidden="true">
-                            <td colspan="8" style:height=move || spacer(window.with(|w| w.before))></td>
+                            <td colspan=columns style:height=move || spacer(window.with(|w| w.before))></td>
                         </tr>
                         <For
                             each=move || window.with(|w| w.rows.clone())
@@ -574,11 +902,15 @@ pub fn App() -> impl IntoView {
                             children=move |r| {
                                 let id = r.id.clone();
                                 let (click_id, focus_id, key_id, tab_id) = (r.id.clone(), r.id.clone(), r.id.clone(), r.id.clone());
+                                let peer = r.peer.clone();
+                                let host = r.host.clone();
                                 view! {
                                     <tr
                                         class=r.class
                                         class:selected=move || selected.with(|s| s.as_deref() == Some(id.as_str()))
+                                        class:stale=move || peer.as_ref().is_some_and(|p| stale_peers.with(|s| s.contains(p)))
                                         data-id=r.id.clone()
+                                        data-host=r.peer.clone()
                                         tabindex=move || if tab_stop.with(|t| t.as_deref() == Some(tab_id.as_str())) { "0" } else { "-1" }
                                         on:click=move |_| selected.set(Some(click_id.clone()))
                                         on:focus=move |_| cursor.set(Some(focus_id.clone()))
@@ -595,6 +927,7 @@ pub fn App() -> impl IntoView {
                                             }
                                         }
                                     >
+                                        {move || multi.get().then(|| view! { <td class="hostname">{host.clone()}</td> })}
                                         <td class="proto">{r.proto}</td>
                                         <td class="mono local">
                                             {r.local}
@@ -611,11 +944,11 @@ pub fn App() -> impl IntoView {
                             }
                         />
                         <tr class="spacer" aria-hidden="true">
-                            <td colspan="8" style:height=move || spacer(window.with(|w| w.after))></td>
+                            <td colspan=columns style:height=move || spacer(window.with(|w| w.after))></td>
                         </tr>
                     </tbody>
                 </table>
-                <Show when=move || table.with(|t| t.loaded) && shown.get().0 == 0>
+                <Show when=move || table.with(Table::any_loaded) && shown.get().0 == 0>
                     <p class="empty">"No socket matches this filter."</p>
                 </Show>
             </div>
@@ -629,7 +962,7 @@ pub fn App() -> impl IntoView {
             />
             </div>
             <RecentChanges hello events query=Signal::derive(move || view.with(|v| v.query.clone())) pick />
-            <Detail selected table hello doctor now=timeline.now />
+            <Detail selected table hello doctor fleet now=timeline.now />
             <TenureDetail state=timeline selected on_port=to_port />
         </main>
     }
@@ -706,6 +1039,81 @@ fn LinkStatus(link: RwSignal<Link>, ever_opened: RwSignal<bool>) -> impl IntoVie
     }
 }
 
+/// The host switcher of a hub: all hosts' rows, or one host's (`?host=NAME`). Picking a host
+/// also points the troubleshoot bar at it.
+#[component]
+fn HostSwitcher(fleet: Fleet, doctor: Doctor) -> impl IntoView {
+    let view = fleet.view;
+    let options = move || {
+        fleet.hosts.with(|list| {
+            list.iter()
+                .map(|h| {
+                    let name = h.name.clone();
+                    let text = if h.local {
+                        format!("{} (this machine)", h.name)
+                    } else {
+                        h.name.clone()
+                    };
+                    let chosen = name.clone();
+                    view! {
+                        <option
+                            value=name
+                            prop:selected=move || view.with(|v| v.host.as_deref() == Some(chosen.as_str()))
+                        >
+                            {text}
+                        </option>
+                    }
+                })
+                .collect_view()
+        })
+    };
+    let pick = move |e: web_sys::Event| {
+        let name = event_target_value(&e);
+        let host = (!name.is_empty()).then_some(name);
+        if let Some(name) = &host {
+            let local = fleet
+                .hosts
+                .with_untracked(|list| list.iter().any(|h| h.local && &h.name == name));
+            doctor.host.set((!local).then(|| name.clone()));
+        }
+        view.update(|v| v.host = host);
+    };
+    view! {
+        <span class="host-pick">
+            <label for="host-select">"Host"</label>
+            <select id="host-select" on:change=pick>
+                <option value="" prop:selected=move || view.with(|v| v.host.is_none())>"All hosts"</option>
+                {options}
+            </select>
+        </span>
+    }
+}
+
+/// Each peer's link as a hub follows it: live, connecting, unreachable, refused (why on hover,
+/// with when its rows were last live).
+#[component]
+fn PeerLinks(fleet: Fleet) -> impl IntoView {
+    let pills = move || {
+        fleet.hosts.with(|list| {
+            list.iter()
+                .filter(|h| !h.local)
+                .map(|h| {
+                    let relay = fleet.peer_link(&h.name).map(|l| l.link.get());
+                    let (class, text, title) = peer_status(h, relay.as_ref());
+                    view! {
+                        <span class=format!("{class} peer") data-host=h.name.clone() title=title>
+                            {format!("{}: {text}", h.name)}
+                        </span>
+                    }
+                })
+                .collect_view()
+        })
+    };
+    view! {
+        <span class="peers" id="peers" role="status" aria-label="Peers' links">{pills}</span>
+    }
+}
+
 #[component]
 fn Banner(
     link: RwSignal<Link>,
@@ -723,7 +1131,7 @@ fn Banner(
         )),
         _ => None,
     };
-    let warnings = move || table.with(|t| t.warnings.clone());
+    let warnings = move || table.with(Table::warnings);
     view! {
         {move || mismatch().map(|m| view! { <div class="banner error">{m}</div> })}
         <For
@@ -740,6 +1148,7 @@ fn Detail(
     table: RwSignal<Table>,
     hello: RwSignal<Option<Hello>>,
     doctor: Doctor,
+    fleet: Fleet,
     now: RwSignal<f64>,
 ) -> impl IntoView {
     // A TCP listener's connections over the last hour, from the history: asked once per
@@ -754,10 +1163,15 @@ fn Detail(
             conns.set(None);
             return;
         };
+        // The history is this machine's: a hub does not relay its peers'.
         let port = table.with_untracked(|t| {
             t.rows
                 .get(&id)
-                .filter(|r| r.socket.proto == Proto::Tcp && r.socket.is_listening())
+                .filter(|r| {
+                    r.socket.host.is_none()
+                        && r.socket.proto == Proto::Tcp
+                        && r.socket.is_listening()
+                })
                 .map(|r| r.socket.local_port)
         });
         let Some(port) = port else {
@@ -795,13 +1209,18 @@ fn Detail(
             who.set(None);
             return;
         };
-        let Some(port) = table.with_untracked(|t| t.rows.get(&id).map(|r| r.socket.local_port))
-        else {
+        let Some((port, host)) = table.with_untracked(|t| {
+            t.rows
+                .get(&id)
+                .map(|r| (r.socket.local_port, r.socket.host.clone()))
+        }) else {
             return;
         };
         who.set(Some((id.clone(), Asked::Waiting)));
+        // On the row's own machine: a hub sends it on to a peer.
+        let path = api::on_host(&format!("/api/v1/who?port={port}"), host.as_deref());
         leptos::task::spawn_local(async move {
-            let answer = api::get::<WhoReport>(&format!("/api/v1/who?port={port}")).await;
+            let answer = api::get::<WhoReport>(&path).await;
             // Only if the selection is still the one asked about.
             if who.with_untracked(|w| w.as_ref().is_some_and(|(asked, _)| *asked == id)) {
                 who.set(Some((id, answer.map_or_else(Asked::Failed, Asked::Got))));
@@ -810,7 +1229,13 @@ fn Detail(
     });
     let content = move || {
         let id = selected.get()?;
-        let can_kill = hello.with(|h| h.as_ref().is_some_and(|h| h.can_kill));
+        let host = table.with(|t| t.rows.get(&id).map(|r| r.socket.host.clone()))?;
+        let can_kill = fleet.can_kill(host.as_deref(), hello);
+        // Where a peer's listener on all interfaces can be opened: the peer's own address.
+        let peer_addr = host.as_deref().and_then(|name| {
+            let url = fleet.entry(name)?.url?;
+            web_sys::Url::new(&url).ok().map(|u| u.hostname())
+        });
         let asked = who.with(|w| {
             w.as_ref()
                 .filter(|(asked, _)| *asked == id)
@@ -837,7 +1262,10 @@ fn Detail(
                 &row.socket,
                 selected,
                 doctor,
-                can_kill,
+                Permits {
+                    can_kill,
+                    peer_addr,
+                },
                 asked,
                 chart,
             ))
@@ -898,38 +1326,74 @@ fn why_target(s: &Socket) -> Option<String> {
     peer.ip().is_loopback().then(|| peer.to_string())
 }
 
-/// The row's actions: who, why, bind, open in browser, copy a kill command, stop.
-fn actions(t: &Table, s: &Socket, doctor: Doctor, can_kill: bool) -> impl IntoView + use<> {
+/// What the row's machine allows the page.
+struct Permits {
+    /// Its agent (and, for a peer, the hub too) stops processes.
+    can_kill: bool,
+    /// A peer's address, from its URL: where its listeners on all interfaces are reached.
+    peer_addr: Option<String>,
+}
+
+/// The rows of the process `pid` of `host` that are open.
+fn sockets_of<'a>(
+    t: &'a Table,
+    host: Option<&'a str>,
+    pid: u32,
+) -> impl Iterator<Item = &'a Socket> + 'a {
+    t.rows
+        .values()
+        .filter(move |r| {
+            r.closed_at.is_none()
+                && r.socket.host.as_deref() == host
+                && r.socket.pids.contains(&pid)
+        })
+        .map(|r| &r.socket)
+}
+
+/// The row's actions: who, why, bind, open in browser, copy a kill command, stop — each on the
+/// row's own machine (`&host=` for a hub's peer).
+fn actions(t: &Table, s: &Socket, doctor: Doctor, permits: &Permits) -> impl IntoView + use<> {
     let port = s.local_port.to_string();
     let (who_port, bind_port) = (port.clone(), port.clone());
+    let host = s.host.clone();
+    let (why_host, who_host, bind_host) = (host.clone(), host.clone(), host.clone());
     let why = why_target(s).map(|target| {
-        view! { <button id="action-why" on:click=move |_| doctor.ask(Kind::Why, target.clone())>"Why can't I connect?"</button> }
+        view! { <button id="action-why" on:click=move |_| doctor.ask_on(why_host.clone(), Kind::Why, target.clone())>"Why can't I connect?"</button> }
     });
-    let open = (s.http && s.is_listening()).then(|| {
-        let host = match s.exposure {
-            Some(Exposure::Interface) => s.local_endpoint().to_string(),
-            _ => format!("localhost:{}", s.local_port),
-        };
-        view! { <a class="button" id="action-open" href=format!("http://{host}/") target="_blank" rel="noopener noreferrer">"Open in browser"</a> }
+    // On this machine, as its clients name it; a peer's only where this browser may reach it:
+    // an interface address, or the peer's own address for a listener on all interfaces.
+    let reach = match (&host, s.exposure) {
+        (_, Some(Exposure::Interface)) => Some(s.local_endpoint().to_string()),
+        (None, _) => Some(format!("localhost:{}", s.local_port)),
+        (Some(_), Some(Exposure::All)) => permits
+            .peer_addr
+            .as_ref()
+            .map(|addr| format!("{addr}:{}", s.local_port)),
+        (Some(_), _) => None,
+    };
+    let open = reach.filter(|_| s.http && s.is_listening()).map(|at| {
+        view! { <a class="button" id="action-open" href=format!("http://{at}/") target="_blank" rel="noopener noreferrer">"Open in browser"</a> }
     });
     let pid = (s.owner == OwnerStatus::Known)
         .then(|| s.pids.first().copied())
         .flatten();
     let copy = pid.map(|pid| {
         let command = format!("portscope kill --pid {pid}");
-        view! { <button id="action-copy-kill" title=command.clone() on:click=move |_| api::copy(&command)>"Copy kill command"</button> }
+        let title = match &host {
+            None => command.clone(),
+            Some(name) => format!("{command} (to run on {name})"),
+        };
+        view! { <button id="action-copy-kill" title=title on:click=move |_| api::copy(&command)>"Copy kill command"</button> }
     });
     // Without the start time the agent cannot tell the process from a later one with its pid.
-    let stop = pid.filter(|_| can_kill).and_then(|pid| {
-        let process = t.processes.get(&pid).cloned();
+    let stop = pid.filter(|_| permits.can_kill).and_then(|pid| {
+        let process = t.process(host.as_deref(), pid).cloned();
         let start_time = process.as_ref().and_then(|p| p.start_time)?;
-        let sockets: Vec<String> = t
-            .rows
-            .values()
-            .filter(|r| r.closed_at.is_none() && r.socket.pids.contains(&pid))
-            .map(|r| format!("{} {} {}", r.socket.proto_label(), r.socket.local_endpoint(), r.socket.state.as_str()))
+        let sockets: Vec<String> = sockets_of(t, host.as_deref(), pid)
+            .map(|s| format!("{} {} {}", s.proto_label(), s.local_endpoint(), s.state.as_str()))
             .collect();
         let target = StopTarget {
+            host: host.clone(),
             pid,
             start_time,
             name: process.as_ref().map_or_else(|| "process".into(), |p| p.name.clone()),
@@ -940,9 +1404,9 @@ fn actions(t: &Table, s: &Socket, doctor: Doctor, can_kill: bool) -> impl IntoVi
     });
     view! {
         <div class="actions">
-            <button id="action-who" on:click=move |_| doctor.ask(Kind::Who, who_port.clone())>{format!("Who holds {port}?")}</button>
+            <button id="action-who" on:click=move |_| doctor.ask_on(who_host.clone(), Kind::Who, who_port.clone())>{format!("Who holds {port}?")}</button>
             {why}
-            <button id="action-bind" on:click=move |_| doctor.ask(Kind::Bind, bind_port.clone())>"Can I bind it?"</button>
+            <button id="action-bind" on:click=move |_| doctor.ask_on(bind_host.clone(), Kind::Bind, bind_port.clone())>"Can I bind it?"</button>
             {open}
             {copy}
             {stop}
@@ -955,11 +1419,13 @@ fn detail_view(
     s: &Socket,
     selected: RwSignal<Option<String>>,
     doctor: Doctor,
-    can_kill: bool,
+    permits: Permits,
     asked: Asked,
     chart: Option<AnyView>,
 ) -> impl IntoView + use<> {
-    let actions = actions(t, s, doctor, can_kill);
+    let actions = actions(t, s, doctor, &permits);
+    let host = s.host.as_deref();
+    let machine = host.map_or_else(|| "this machine".to_owned(), str::to_owned);
     let labels: Vec<String> = [
         s.app.clone(),
         s.service.as_ref().map(|n| format!("IANA: {n}")),
@@ -972,7 +1438,7 @@ fn detail_view(
     let processes: Vec<_> = s
         .pids
         .iter()
-        .map(|pid| (*pid, t.processes.get(pid).cloned()))
+        .map(|pid| (*pid, t.process(host, *pid).cloned()))
         .collect();
     let owner_note = match s.owner {
         OwnerStatus::Known => None,
@@ -987,17 +1453,14 @@ fn detail_view(
     let sections = processes
         .into_iter()
         .map(|(pid, p)| {
-            let siblings: Vec<String> = t
-                .rows
-                .values()
-                .filter(|r| r.closed_at.is_none() && r.socket.pids.contains(&pid))
-                .map(|r| {
+            let siblings: Vec<String> = sockets_of(t, host, pid)
+                .map(|s| {
                     format!(
                         "{} {} → {} {}",
-                        r.socket.proto_label(),
-                        r.socket.local_endpoint(),
-                        r.socket.remote_text(),
-                        r.socket.state.as_str()
+                        s.proto_label(),
+                        s.local_endpoint(),
+                        s.remote_text(),
+                        s.state.as_str()
                     )
                 })
                 .collect();
@@ -1059,7 +1522,7 @@ fn detail_view(
                 })
                 .collect_view();
             Some(view! {
-                <h4>{format!("Clients on this machine ({})", report.clients.len())}</h4>
+                <h4>{format!("Clients on {machine} ({})", report.clients.len())}</h4>
                 <ul class="siblings clients">{items}</ul>
             })
         }
@@ -1069,7 +1532,10 @@ fn detail_view(
         <aside class="detail" id="detail" aria-label="Socket details">
             <button class="close" title="Close (Esc)" aria-label="Close the details" on:click=move |_| selected.set(None)>"×"</button>
             <h2 class="mono">{format!("{} {}", s.proto_label(), s.local_endpoint())}</h2>
-            <p class="muted">{format!("{} · remote {}", s.state.as_str(), s.remote_text())}</p>
+            <p class="muted">
+                {format!("{} · remote {}", s.state.as_str(), s.remote_text())}
+                {host.map(|h| view! { " · on " <span class="detail-host">{h.to_owned()}</span> })}
+            </p>
             <ul class="labels">{labels.into_iter().map(|l| view! { <li>{l}</li> }).collect_view()}</ul>
             {actions}
             {chart}

@@ -1,8 +1,12 @@
-//! The link to the agent: one WebSocket, and an explicit state machine around it —
+//! A link to the agent: one WebSocket, and an explicit state machine around it —
 //! connecting → live → reconnecting (with backoff) → connecting … — that resyncs from a fresh
 //! snapshot after every reconnect. A protocol mismatch stops it with a message instead.
+//!
+//! The page opens one link for this agent's stream and, on a hub, one more per peer
+//! (`/api/v1/ws?host=NAME`, the hub's relay of that peer), all feeding the same [`Table`], each
+//! into its own host's rows.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -41,7 +45,7 @@ pub fn backoff_ms(attempt: u32, jitter: f64) -> u32 {
     (base * (0.8 + 0.4 * jitter.clamp(0.0, 1.0))) as u32
 }
 
-/// The reactive state the link writes to.
+/// The reactive state a link writes to.
 #[derive(Clone, Copy, Debug)]
 pub struct Sinks {
     pub link: RwSignal<Link>,
@@ -49,10 +53,12 @@ pub struct Sinks {
     pub table: RwSignal<Table>,
     /// True once any connection opened; before that, failures hint at the token.
     pub ever_opened: RwSignal<bool>,
-    /// How long the last delta took to reach the page: decoded, applied, rendered and laid out.
-    pub applied: RwSignal<Option<Applying>>,
-    /// Listener events received on this page, oldest first, at most [`LIVE_EVENTS`].
-    pub events: RwSignal<Vec<Event>>,
+    /// How long the last delta took to reach the page: decoded, applied, rendered and laid out
+    /// (this agent's link only: what `cargo xtask bench` reads).
+    pub applied: Option<RwSignal<Option<Applying>>>,
+    /// Listener events received on this page, oldest first, at most [`LIVE_EVENTS`] (this
+    /// agent's link only: the timeline is this machine's).
+    pub events: Option<RwSignal<Vec<Event>>>,
 }
 
 /// Live events the page keeps; older ones come from the history when it needs them.
@@ -76,31 +82,83 @@ pub fn clock() -> f64 {
 
 /// The open socket and the callbacks it needs alive.
 struct Open {
+    ws: WebSocket,
     // Held so the socket and its callbacks are dropped together.
-    _ws: WebSocket,
     _on_message: Closure<dyn FnMut(MessageEvent)>,
     _on_open: Closure<dyn FnMut()>,
     _on_close: Closure<dyn FnMut(CloseEvent)>,
 }
 
-/// Opens the link and keeps it up for the life of the page. `token` is the agent's access
-/// token (browsers cannot set headers on a WebSocket, so it travels as `?token=`).
-pub fn start(sinks: Sinks, token: Option<String>) {
-    let current: Rc<RefCell<Option<Open>>> = Rc::new(RefCell::new(None));
-    let url = Rc::new(ws_url(token.as_deref()));
-    connect(sinks, url, current, 0);
+impl Open {
+    /// Closes the socket without a word back: its callbacks are unset first, as they are
+    /// dropped with it.
+    fn close(self) {
+        self.ws.set_onopen(None);
+        self.ws.set_onmessage(None);
+        self.ws.set_onclose(None);
+        let _ = self.ws.close();
+    }
 }
 
-fn ws_url(token: Option<&str>) -> Option<String> {
+/// What [`start`] returns: the way to end a link (a peer the hub no longer follows).
+pub struct Handle {
+    current: Rc<RefCell<Option<Open>>>,
+    stopped: Rc<Cell<bool>>,
+}
+
+impl Handle {
+    /// Closes the link for good: no more attempts.
+    pub fn stop(&self) {
+        self.stopped.set(true);
+        if let Some(open) = self.current.borrow_mut().take() {
+            open.close();
+        }
+    }
+}
+
+/// One link's fixed parts: where it connects, for which host, and whether it was stopped.
+struct Target {
+    url: Option<String>,
+    /// `None` for this agent's own stream, else the peer's name.
+    host: Option<String>,
+    stopped: Rc<Cell<bool>>,
+}
+
+/// Opens a link to `host`'s stream (`None`: this agent's) and keeps it up for the life of the
+/// page, or until [`Handle::stop`]. `token` is the agent's access token (browsers cannot set
+/// headers on a WebSocket, so it travels as `?token=`).
+pub fn start(sinks: Sinks, token: Option<&str>, host: Option<String>) -> Handle {
+    let current: Rc<RefCell<Option<Open>>> = Rc::new(RefCell::new(None));
+    let stopped = Rc::new(Cell::new(false));
+    let target = Rc::new(Target {
+        url: ws_url(token, host.as_deref()),
+        host,
+        stopped: stopped.clone(),
+    });
+    connect(sinks, target, current.clone(), 0);
+    Handle { current, stopped }
+}
+
+fn ws_url(token: Option<&str>, host: Option<&str>) -> Option<String> {
     let location = web_sys::window()?.location();
     let scheme = if location.protocol().ok()? == "https:" {
         "wss"
     } else {
         "ws"
     };
-    let query = token.map_or_else(String::new, |t| {
-        format!("?token={}", String::from(js_sys::encode_uri_component(t)))
-    });
+    let encode = |text: &str| String::from(js_sys::encode_uri_component(text));
+    let params: Vec<String> = [
+        token.map(|t| format!("token={}", encode(t))),
+        host.map(|h| format!("host={}", encode(h))),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let query = if params.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", params.join("&"))
+    };
     Some(format!(
         "{scheme}://{}/api/v1/ws{query}",
         location.host().ok()?
@@ -111,15 +169,18 @@ fn now() -> f64 {
     js_sys::Date::now()
 }
 
-type Url = Rc<Option<String>>;
-
-fn connect(sinks: Sinks, url: Url, current: Rc<RefCell<Option<Open>>>, attempt: u32) {
+fn connect(sinks: Sinks, target: Rc<Target>, current: Rc<RefCell<Option<Open>>>, attempt: u32) {
+    if target.stopped.get() {
+        return;
+    }
     sinks.link.set(Link::Connecting);
-    let Some(ws_url) = url.as_deref() else { return };
+    let Some(ws_url) = target.url.as_deref() else {
+        return;
+    };
     let ws = match WebSocket::new(ws_url) {
         Ok(ws) => ws,
         Err(_) => {
-            schedule_retry(sinks, url, current, attempt);
+            schedule_retry(sinks, target, current, attempt);
             return;
         }
     };
@@ -128,7 +189,9 @@ fn connect(sinks: Sinks, url: Url, current: Rc<RefCell<Option<Open>>>, attempt: 
 
     let on_message = {
         let ws = ws.clone();
+        let target = target.clone();
         Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
+            let host = target.host.as_deref();
             let started = clock();
             let Some(text) = event.data().as_string() else {
                 return;
@@ -136,7 +199,10 @@ fn connect(sinks: Sinks, url: Url, current: Rc<RefCell<Option<Open>>>, attempt: 
             match serde_json::from_str::<ServerMessage>(&text) {
                 Ok(ServerMessage::Delta(delta)) => {
                     let rows = delta.added.len() + delta.changed.len() + delta.removed.len();
-                    handle(sinks, &ws, ServerMessage::Delta(delta));
+                    handle(sinks, host, &ws, ServerMessage::Delta(delta));
+                    let Some(applied) = sinks.applied else {
+                        return;
+                    };
                     // The table re-renders in microtasks after this handler; a timeout runs
                     // after them, and reading a layout property makes the browser lay out.
                     set_timeout(
@@ -145,12 +211,12 @@ fn connect(sinks: Sinks, url: Url, current: Rc<RefCell<Option<Open>>>, attempt: 
                                 let _ = root.client_height();
                             }
                             let ms = clock() - started;
-                            sinks.applied.set(Some(Applying { rows, ms }));
+                            applied.set(Some(Applying { rows, ms }));
                         },
                         Duration::ZERO,
                     );
                 }
-                Ok(msg) => handle(sinks, &ws, msg),
+                Ok(msg) => handle(sinks, host, &ws, msg),
                 Err(e) => web_sys::console::warn_1(&format!("portscope: bad message: {e}").into()),
             }
         })
@@ -158,7 +224,7 @@ fn connect(sinks: Sinks, url: Url, current: Rc<RefCell<Option<Open>>>, attempt: 
 
     let on_close = {
         let current = current.clone();
-        let url = url.clone();
+        let target = target.clone();
         Closure::<dyn FnMut(CloseEvent)>::new(move |_event: CloseEvent| {
             if matches!(sinks.link.get_untracked(), Link::Mismatch { .. }) {
                 return;
@@ -167,7 +233,7 @@ fn connect(sinks: Sinks, url: Url, current: Rc<RefCell<Option<Open>>>, attempt: 
             // fails right after Hello (e.g. a snapshot too large to send) keeps backing off.
             let was_live = sinks.link.get_untracked() == Link::Live;
             let next_attempt = if was_live { 0 } else { attempt + 1 };
-            schedule_retry(sinks, url.clone(), current.clone(), next_attempt);
+            schedule_retry(sinks, target.clone(), current.clone(), next_attempt);
         })
     };
 
@@ -175,27 +241,35 @@ fn connect(sinks: Sinks, url: Url, current: Rc<RefCell<Option<Open>>>, attempt: 
     ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
     ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
     *current.borrow_mut() = Some(Open {
-        _ws: ws,
+        ws,
         _on_message: on_message,
         _on_open: on_open,
         _on_close: on_close,
     });
 }
 
-fn schedule_retry(sinks: Sinks, url: Url, current: Rc<RefCell<Option<Open>>>, attempt: u32) {
+fn schedule_retry(
+    sinks: Sinks,
+    target: Rc<Target>,
+    current: Rc<RefCell<Option<Open>>>,
+    attempt: u32,
+) {
+    if target.stopped.get() {
+        return;
+    }
     let delay_ms = backoff_ms(attempt, js_sys::Math::random());
     sinks.link.set(Link::Reconnecting { attempt, delay_ms });
     set_timeout(
         move || {
             // Drop the old socket's callbacks only now: we are no longer inside them.
             current.borrow_mut().take();
-            connect(sinks, url, current, attempt);
+            connect(sinks, target, current, attempt);
         },
         Duration::from_millis(u64::from(delay_ms)),
     );
 }
 
-fn handle(sinks: Sinks, ws: &WebSocket, msg: ServerMessage) {
+fn handle(sinks: Sinks, host: Option<&str>, ws: &WebSocket, msg: ServerMessage) {
     match msg {
         ServerMessage::Hello(hello) => {
             if hello.protocol_version != PROTOCOL_VERSION {
@@ -210,14 +284,16 @@ fn handle(sinks: Sinks, ws: &WebSocket, msg: ServerMessage) {
             let mut applied = false;
             sinks
                 .table
-                .update(|t| applied = t.receive_snapshot(snapshot, now()));
+                .update(|t| applied = t.receive_snapshot(host, snapshot, now()));
             if applied {
                 sinks.link.set(Link::Live);
             }
         }
         ServerMessage::SnapshotMore(part) => {
             let mut result = Ok(false);
-            sinks.table.update(|t| result = t.receive_part(part, now()));
+            sinks
+                .table
+                .update(|t| result = t.receive_part(host, part, now()));
             match result {
                 Ok(true) => sinks.link.set(Link::Live),
                 Ok(false) => {}
@@ -232,18 +308,22 @@ fn handle(sinks: Sinks, ws: &WebSocket, msg: ServerMessage) {
             let mut applied = Applied::Ok;
             sinks
                 .table
-                .update(|t| applied = t.apply_delta(delta, now()));
+                .update(|t| applied = t.apply_delta(host, delta, now()));
             if applied == Applied::OutOfStep {
                 let resync = serde_json::to_string(&ClientMessage::Resync)
                     .expect("protocol types always serialize");
                 let _ = ws.send_with_str(&resync);
             }
         }
-        ServerMessage::Events(batch) => sinks.events.update(|events| {
-            events.extend(batch.events);
-            let over = events.len().saturating_sub(LIVE_EVENTS);
-            events.drain(..over);
-        }),
+        ServerMessage::Events(batch) => {
+            if let Some(events) = sinks.events {
+                events.update(|events| {
+                    events.extend(batch.events);
+                    let over = events.len().saturating_sub(LIVE_EVENTS);
+                    events.drain(..over);
+                });
+            }
+        }
         ServerMessage::Error(e) => {
             web_sys::console::warn_1(&format!("portscope agent: {}: {}", e.code, e.message).into());
         }

@@ -1,12 +1,13 @@
 //! The troubleshoot panel: one input for a port, `host:port` or URL, and the agent's answers
 //! (`why`, `bind`, `who`) as readable lists with verdicts in words and icons, evidence and
-//! copyable fixes, in a live region that screen readers announce. Also the confirm dialog of
-//! "stop process", a modal `<dialog>`.
+//! copyable fixes, in a live region that screen readers announce. On a hub, a choice of the
+//! machine to ask (a row's actions pick the row's). Also the confirm dialog of "stop process",
+//! a modal `<dialog>`.
 
 use leptos::html;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use portscope_shared::{Diagnosis, KillReport, KillRequest, Verdict, WhoReport};
+use portscope_shared::{Diagnosis, Host, KillReport, KillRequest, Verdict, WhoReport};
 
 use crate::api;
 
@@ -36,11 +37,17 @@ pub struct Doctor {
     pub answer: RwSignal<Answer>,
     /// The process the confirm dialog offers to stop.
     pub stopping: RwSignal<Option<StopTarget>>,
+    /// The machine questions go to: `None` for this agent, else a hub's peer.
+    pub host: RwSignal<Option<String>>,
+    /// The peer the shown answer came from (`None`: this agent).
+    answered_on: RwSignal<Option<String>>,
 }
 
 /// What "stop process" would stop, shown in the confirm dialog.
 #[derive(Clone, Debug, PartialEq)]
 pub struct StopTarget {
+    /// The peer it runs on; `None` for this agent's machine.
+    pub host: Option<String>,
     pub pid: u32,
     /// As the page saw it: the agent refuses if the pid now names another process.
     pub start_time: u64,
@@ -55,10 +62,18 @@ impl Doctor {
             target: RwSignal::new(String::new()),
             answer: RwSignal::new(Answer::Idle),
             stopping: RwSignal::new(None),
+            host: RwSignal::new(None),
+            answered_on: RwSignal::new(None),
         }
     }
 
-    /// Asks the agent about `target` and shows the answer.
+    /// Asks `host` (`None`: this agent) about `target`: a row's actions ask the row's machine.
+    pub fn ask_on(self, host: Option<String>, kind: Kind, target: String) {
+        self.host.set(host);
+        self.ask(kind, target);
+    }
+
+    /// Asks the machine chosen ([`Doctor::host`]) about `target` and shows the answer.
     pub fn ask(self, kind: Kind, target: String) {
         let target = target.trim().to_owned();
         if target.is_empty() {
@@ -68,27 +83,32 @@ impl Doctor {
             return;
         }
         self.target.set(target.clone());
+        let host = self.host.get_untracked();
         let encoded = String::from(js_sys::encode_uri_component(&target));
+        self.answered_on.set(host.clone());
         self.answer.set(Answer::Asking(format!(
-            "{} {target}…",
+            "{} {target}{}…",
             match kind {
                 Kind::Why => "Diagnosing",
                 Kind::Bind => "Trying to bind",
                 Kind::Who => "Looking up",
-            }
+            },
+            host.as_ref()
+                .map(|h| format!(" on {h}"))
+                .unwrap_or_default()
         )));
         let answer = self.answer;
+        let path = |route: &str| api::on_host(&format!("{route}{encoded}"), host.as_deref());
+        let (why, bind, who) = (
+            path("/api/v1/why?target="),
+            path("/api/v1/bind?port="),
+            path("/api/v1/who?port="),
+        );
         spawn_local(async move {
             let result = match kind {
-                Kind::Why => api::get(&format!("/api/v1/why?target={encoded}"))
-                    .await
-                    .map(Answer::Diagnosis),
-                Kind::Bind => api::get(&format!("/api/v1/bind?port={encoded}"))
-                    .await
-                    .map(Answer::Diagnosis),
-                Kind::Who => api::get(&format!("/api/v1/who?port={encoded}"))
-                    .await
-                    .map(Answer::Who),
+                Kind::Why => api::get(&why).await.map(Answer::Diagnosis),
+                Kind::Bind => api::get(&bind).await.map(Answer::Diagnosis),
+                Kind::Who => api::get(&who).await.map(Answer::Who),
             };
             answer.set(result.unwrap_or_else(Answer::Error));
         });
@@ -96,11 +116,19 @@ impl Doctor {
 
     /// Stops a process (after the dialog's confirmation) the agent's way: the program's own
     /// clean stop, and KILL only for a program that is not a database and makes no progress.
-    pub fn stop(self, pid: u32, start_time: u64) {
+    pub fn stop(self, target: &StopTarget) {
+        let (pid, start_time) = (target.pid, target.start_time);
+        let host = target.host.clone();
         self.stopping.set(None);
-        self.answer
-            .set(Answer::Asking(format!("Stopping pid {pid}…")));
+        self.answered_on.set(host.clone());
+        self.answer.set(Answer::Asking(format!(
+            "Stopping pid {pid}{}…",
+            host.as_ref()
+                .map(|h| format!(" on {h}"))
+                .unwrap_or_default()
+        )));
         let answer = self.answer;
+        let path = api::on_host("/api/v1/kill", host.as_deref());
         spawn_local(async move {
             let request = KillRequest {
                 pid,
@@ -108,20 +136,64 @@ impl Doctor {
                 force_after_ms: None,
                 start_time,
             };
-            let result = api::post("/api/v1/kill", &request).await;
+            let result = api::post(&path, &request).await;
             answer.set(result.map(Answer::Stopped).unwrap_or_else(Answer::Error));
         });
     }
 }
 
+/// The troubleshoot bar. `hosts` is the hub's list (`GET /api/v1/hosts`): with more than one,
+/// a choice of the machine to ask comes first.
 #[component]
-pub fn Troubleshoot(doctor: Doctor) -> impl IntoView {
+pub fn Troubleshoot(doctor: Doctor, hosts: Signal<Vec<Host>>) -> impl IntoView {
     let input = RwSignal::new(String::new());
     // Row actions set the target; the input follows.
     Effect::new(move |_| input.set(doctor.target.get()));
     let ask = move |kind| doctor.ask(kind, input.get_untracked());
+    // The machine to ask: this agent's option has the empty value.
+    let machine = move || {
+        hosts.with(|list| {
+            (list.len() > 1).then(|| {
+                let options = list
+                    .iter()
+                    .map(|h| {
+                        let value = if h.local { String::new() } else { h.name.clone() };
+                        let text = if h.local {
+                            format!("{} (this machine)", h.name)
+                        } else {
+                            h.name.clone()
+                        };
+                        let chosen = value.clone();
+                        view! {
+                            <option
+                                value=value
+                                prop:selected=move || doctor.host.with(|d| d.as_deref().unwrap_or_default() == chosen)
+                            >
+                                {text}
+                            </option>
+                        }
+                    })
+                    .collect_view();
+                view! {
+                    <select
+                        id="doctor-host"
+                        class="doctor-host"
+                        aria-label="Machine to ask"
+                        title="The machine whose port the questions are about"
+                        on:change=move |e| {
+                            let name = event_target_value(&e);
+                            doctor.host.set((!name.is_empty()).then_some(name));
+                        }
+                    >
+                        {options}
+                    </select>
+                }
+            })
+        })
+    };
     view! {
         <div class="troubleshoot">
+            {machine}
             <input
                 id="doctor-target"
                 class="doctor-target"
@@ -173,10 +245,15 @@ fn render(doctor: Doctor) -> Option<AnyView> {
         Answer::Who(w) => who_view(w).into_any(),
         Answer::Diagnosis(d) => diagnosis_view(d, doctor).into_any(),
     };
+    let on = doctor
+        .answered_on
+        .get()
+        .map(|h| view! { <p class="muted answer-host" id="answer-host">{format!("On {h}:")}</p> });
     Some(
         view! {
             <section class="answer" id="answer">
                 <button class="close" title="Close" aria-label="Close the answer" on:click=close>"×"</button>
+                {on}
                 {body}
             </section>
         }
@@ -384,7 +461,12 @@ fn StopDialog(doctor: Doctor) -> impl IntoView {
             on:keydown=keep_focus
         >
             <h2 id="stop-title">
-                {move || target().map(|t| format!("Stop {} (pid {})?", t.name, t.pid))}
+                {move || target().map(|t| format!(
+                    "Stop {} (pid {}){}?",
+                    t.name,
+                    t.pid,
+                    t.host.as_ref().map(|h| format!(" on {h}")).unwrap_or_default()
+                ))}
             </h2>
             <p class="mono cmdline">{move || target().map(|t| t.command)}</p>
             <p>"It holds these sockets, which will close:"</p>
@@ -398,7 +480,7 @@ fn StopDialog(doctor: Doctor) -> impl IntoView {
                     node_ref=confirm
                     on:click=move |_| {
                         if let Some(t) = doctor.stopping.get_untracked() {
-                            doctor.stop(t.pid, t.start_time);
+                            doctor.stop(&t);
                         }
                     }
                 >

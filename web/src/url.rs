@@ -1,5 +1,5 @@
-//! The page URL: the access token it arrives with, and the view (tab, filter, toggle, sort) it
-//! keeps so that a view can be bookmarked or shared.
+//! The page URL: the access token it arrives with, and the view (tab, host, filter, toggle,
+//! sort) it keeps so that a view can be bookmarked or shared.
 
 use web_sys::UrlSearchParams;
 
@@ -62,6 +62,7 @@ pub fn read_view() -> View {
     let Ok(params) = UrlSearchParams::new_with_str(&search) else {
         return view;
     };
+    view.host = params.get("host").filter(|h| !h.is_empty());
     if let Some(q) = params.get("q") {
         view.query = q;
     }
@@ -85,6 +86,9 @@ pub fn write_view(tab: Tab, view: &View) {
     let default = View::default();
     if tab == Tab::Timeline {
         params.append("tab", "timeline");
+    }
+    if let Some(host) = &view.host {
+        params.append("host", host);
     }
     if !view.query.is_empty() {
         params.append("q", &view.query);

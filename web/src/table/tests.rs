@@ -367,7 +367,10 @@ impl Model {
                         .collect();
                     picked.into_iter().collect()
                 };
-                let (seq, loaded) = self.hosts.get(&host).map_or((0, false), |h| (h.seq, h.loaded));
+                let (seq, loaded) = self
+                    .hosts
+                    .get(&host)
+                    .map_or((0, false), |h| (h.seq, h.loaded));
                 let from_seq = if in_step { seq } else { seq + 7 };
                 let delta = Delta {
                     from_seq,
@@ -609,7 +612,12 @@ impl Model {
         }
         for (host, id) in self.rows.keys().filter(|k| !want.contains(k)) {
             let key = row_key(host.as_deref(), id);
-            prop_assert_eq!(table.shown_position(&key), None, "position of hidden {:?}", key);
+            prop_assert_eq!(
+                table.shown_position(&key),
+                None,
+                "position of hidden {:?}",
+                key
+            );
         }
 
         let (first, last) = window;
@@ -633,7 +641,12 @@ impl Model {
         );
         for (host, part) in &self.hosts {
             let held = table.host(host.as_deref());
-            prop_assert_eq!(held.map(|h| h.loaded), Some(part.loaded), "{:?} loaded", host);
+            prop_assert_eq!(
+                held.map(|h| h.loaded),
+                Some(part.loaded),
+                "{:?} loaded",
+                host
+            );
             if part.loaded {
                 prop_assert_eq!(held.map(|h| h.seq), Some(part.seq), "{:?}'s seq", host);
             }
@@ -734,7 +747,11 @@ fn equal_ids_and_pids_on_two_hosts_stay_apart() {
         more: false,
     };
     let mut table = Table::default();
-    table.apply_snapshot(None, snapshot(10, vec![here.clone()], named(42, "nginx")), 0.0);
+    table.apply_snapshot(
+        None,
+        snapshot(10, vec![here.clone()], named(42, "nginx")),
+        0.0,
+    );
     table.apply_snapshot(
         Some("build-box"),
         snapshot(3, vec![there.clone()], named(42, "python3")),
@@ -757,7 +774,10 @@ fn equal_ids_and_pids_on_two_hosts_stay_apart() {
         processes: vec![named(42, "gunicorn")],
         ..Delta::default()
     };
-    assert_eq!(table.apply_delta(Some("build-box"), delta, 5.0), Applied::Ok);
+    assert_eq!(
+        table.apply_delta(Some("build-box"), delta, 5.0),
+        Applied::Ok
+    );
     assert_eq!(table.rows[&here.id].rev, rev_here);
     assert!(table.rows[&key].rev > rev_there);
     assert_eq!(table.process_names(&table.rows[&key].socket), "gunicorn");
@@ -773,7 +793,15 @@ fn equal_ids_and_pids_on_two_hosts_stay_apart() {
         Applied::OutOfStep
     );
     assert_eq!(
-        table.apply_delta(None, Delta { from_seq: 4, seq: 5, ..Delta::default() }, 6.0),
+        table.apply_delta(
+            None,
+            Delta {
+                from_seq: 4,
+                seq: 5,
+                ..Delta::default()
+            },
+            6.0
+        ),
         Applied::OutOfStep
     );
 
@@ -792,7 +820,10 @@ fn equal_ids_and_pids_on_two_hosts_stay_apart() {
     };
     assert_eq!(shown(&mut table, query("BUILD")), [key.clone()]);
     assert_eq!(shown(&mut table, query("laptop")), [here.id.clone()]);
-    assert_eq!(shown(&mut table, query("8080")), [here.id.clone(), key.clone()]);
+    assert_eq!(
+        shown(&mut table, query("8080")),
+        [here.id.clone(), key.clone()]
+    );
     let pick = |h: &str| View {
         host: Some(h.into()),
         ..View::default()

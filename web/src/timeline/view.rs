@@ -115,7 +115,8 @@ impl TimelineState {
     }
 }
 
-/// The table row of a tenure's listener while the same owner still holds it.
+/// The table row of a tenure's listener while the same owner still holds it (this machine's
+/// rows only: the timeline is this machine's).
 pub fn live_row(table: &Table, t: &Tenure) -> Option<String> {
     if t.end.is_some() {
         return None;
@@ -126,12 +127,13 @@ pub fn live_row(table: &Table, t: &Tenure) -> Option<String> {
         .find(|r| {
             let s = &r.socket;
             r.closed_at.is_none()
+                && s.host.is_none()
                 && s.is_listening()
                 && ListenerKey::of_socket(s) == t.key
                 && s.owner == OwnerStatus::Known
                 && t.pid.is_some_and(|pid| s.pids.contains(&pid))
         })
-        .map(|r| r.socket.id.clone())
+        .map(|r| r.key.clone())
 }
 
 /// The tenure an event began or ended, among the merged ones.
@@ -169,7 +171,7 @@ pub fn keep_base(
         };
         if !history {
             // Once: what is open now began at the latest now, as far as this page knows.
-            if !seeded.get_value() && table.with(|t| t.loaded) {
+            if !seeded.get_value() && table.with(|t| t.loaded(None)) {
                 seeded.set_value(true);
                 let now = js_sys::Date::now();
                 let seeds = table.with_untracked(|t| seed_tenures(t, now));
@@ -230,16 +232,16 @@ pub fn keep_base(
     });
 }
 
-/// The listeners of the table as tenures that began no later than `now`.
+/// This machine's listeners in the table as tenures that began no later than `now`.
 fn seed_tenures(table: &Table, now: f64) -> Vec<Tenure> {
     table
         .rows
         .values()
-        .filter(|r| r.closed_at.is_none() && r.socket.is_listening())
+        .filter(|r| r.closed_at.is_none() && r.socket.host.is_none() && r.socket.is_listening())
         .map(|r| {
             let s = &r.socket;
             let pid = s.pids.first().copied();
-            let process = pid.and_then(|p| table.processes.get(&p));
+            let process = pid.and_then(|p| table.process(None, p));
             Tenure {
                 key: ListenerKey::of_socket(s),
                 pid,
