@@ -1,7 +1,7 @@
 //! The dashboard in a real headless Chromium: it shows another process's listener with its
 //! owner and where that owner runs, filters by port, and highlights a listener that opens while
 //! it watches; it is usable from the keyboard, passes axe-core's checks in both colour schemes,
-//! and fits a 420 px window.
+//! and fits a 420 px window. A hub's dashboard switches between its hosts.
 
 use std::time::Duration;
 
@@ -10,6 +10,7 @@ use fantoccini::elements::Element;
 use fantoccini::key::Key;
 
 use crate::support::browser::Browser;
+use crate::support::machine::{Machine, peers_file};
 use crate::support::{Agent, Holder, Situation, free_port};
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -113,6 +114,20 @@ async fn run(
         .unwrap();
     if status != "live" {
         return Err(format!("status shows {status:?}, expected live"));
+    }
+    // A lone agent: no host switcher, no Host column.
+    let extra = c
+        .execute(
+            "return [!!document.getElementById('host-select'), \
+                     !!document.querySelector('#sockets th[data-column=host]')];",
+            vec![],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    if extra != serde_json::json!([false, false]) {
+        return Err(format!(
+            "a lone agent's page shows a host switcher or Host column: {extra}"
+        ));
     }
 
     // Clicking the row opens its process's details: full command line and all its sockets.
@@ -1666,4 +1681,303 @@ async fn without_history_the_timeline_says_so_and_draws_live_changes() {
     }
     .await;
     browser.finish(result).await;
+}
+
+/// Runs `script` (which returns a value) until `ok` accepts what it returns.
+async fn until_js(
+    browser: &Browser,
+    what: &str,
+    limit: Duration,
+    script: &str,
+    ok: impl Fn(&serde_json::Value) -> bool,
+) -> Result<serde_json::Value, String> {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let value = browser
+            .client
+            .execute(script, vec![])
+            .await
+            .map_err(|e| e.to_string())?;
+        if ok(&value) {
+            return Ok(value);
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err(format!("{what} within {limit:?}; last: {value}"));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The table's rows as `[host (null for the hub's own), key, Host cell]`.
+const ROWS_JS: &str = "return [...document.querySelectorAll('#sockets tbody tr.row')].map(r => \
+    [r.dataset.host || null, r.dataset.id, (r.querySelector('td.hostname') || {}).textContent || null]);";
+
+/// Picks `value` in the header's host switcher, as a person would (a click on the option).
+async fn pick_host(browser: &Browser, value: &str) -> Result<(), String> {
+    on_element(browser, "#host-select", |el| async move {
+        el.select_by_value(value).await
+    })
+    .await
+}
+
+/// A hub's dashboard (#13), with a peer in a network namespace of its own
+/// (`support/machine.rs`): the header's switcher lists this machine and the peer, whose link
+/// reads live; picking the peer shows its listener and none of the hub's own rows; "All hosts"
+/// shows both, in a Host column; the filter finds a host by its name; the detail of the
+/// peer's row and its "who" ask the peer (the hub sends them on); axe-core finds nothing
+/// serious or critical with the new controls; and a peer that goes away reads "unreachable",
+/// its rows kept but dimmed and said so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hubs_dashboard_switches_between_its_hosts() {
+    let mut machine = Machine::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = peers_file(dir.path(), &[machine.peer_entry("build-box")]);
+    let hub = Agent::start_with(&["--peers", &file]);
+    let theirs = machine.situation(&["listen", "127.0.0.1"]);
+    let mut mine = Situation::start(&["listen", "127.0.0.1"]);
+    // Two namespaces have ports of their own: the two listeners may meet on one number.
+    while mine.port == theirs.port {
+        mine = Situation::start(&["listen", "127.0.0.1"]);
+    }
+    let hosts: portscope_shared::Hosts =
+        serde_json::from_str(&hub.get("/api/v1/hosts").body).unwrap();
+    let local = hosts.hosts[0].name.clone();
+    assert!(hosts.hosts[0].local, "{hosts:?}");
+    let axe_js = axe_source().unwrap();
+    let browser = Browser::start().await;
+    let result = hub_dashboard(
+        &browser,
+        &hub,
+        &mut machine,
+        &local,
+        &theirs,
+        &mine,
+        &axe_js,
+    )
+    .await;
+    browser.finish(result).await;
+}
+
+async fn hub_dashboard(
+    browser: &Browser,
+    hub: &Agent,
+    machine: &mut Machine,
+    local: &str,
+    theirs: &Situation,
+    mine: &Situation,
+    axe_js: &str,
+) -> Result<(), String> {
+    let c = &browser.client;
+    c.goto(&hub.url).await.map_err(|e| e.to_string())?;
+
+    // The switcher: all hosts, this machine, the peer; a labelled control.
+    let options = until_js(
+        browser,
+        "the host switcher with three choices",
+        WAIT,
+        "const s = document.getElementById('host-select'); \
+         return s ? [document.querySelector('label[for=host-select]').textContent, \
+                     [...s.options].map(o => [o.value, o.textContent])] : null;",
+        |v| v[1].as_array().is_some_and(|o| o.len() == 3),
+    )
+    .await?;
+    let want = serde_json::json!([
+        "Host",
+        [
+            ["", "All hosts"],
+            [local, format!("{local} (this machine)")],
+            ["build-box", "build-box"]
+        ]
+    ]);
+    if options != want {
+        return Err(format!("the switcher offers {options}, not {want}"));
+    }
+    let pill = "#peers [data-host='build-box']";
+    wait_for_text_within(browser, pill, Duration::from_secs(30), |t| {
+        t == "build-box: live"
+    })
+    .await?;
+    wait_for_status(browser, "live", |t| t == "live").await?;
+
+    // The peer alone: its listener, none of the hub's own rows, each in the Host column.
+    pick_host(browser, "build-box").await?;
+    let peer_row = format!(
+        "#sockets tbody tr.row[data-host='build-box'][data-id*='tcp 127.0.0.1:{} - ']",
+        theirs.port
+    );
+    c.wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css(&peer_row))
+        .await
+        .map_err(|e| format!("no row of the peer's listener after picking it: {e}"))?;
+    let rows = c
+        .execute(ROWS_JS, vec![])
+        .await
+        .map_err(|e| e.to_string())?;
+    let all_theirs = rows.as_array().is_some_and(|rows| {
+        rows.iter()
+            .all(|r| r[0] == "build-box" && r[2] == "build-box")
+    });
+    let mine_shown = rows
+        .to_string()
+        .contains(&format!("127.0.0.1:{} - ", mine.port));
+    if !all_theirs || mine_shown {
+        return Err(format!(
+            "with build-box picked the table shows other hosts' rows: {rows}"
+        ));
+    }
+    let url = c.current_url().await.map_err(|e| e.to_string())?;
+    if !url.query().is_some_and(|q| q.contains("host=build-box")) {
+        return Err(format!("the picked host is not in the URL: {url}"));
+    }
+
+    // All hosts: the hub's listener and the peer's, each with its host.
+    pick_host(browser, "").await?;
+    set_filter(browser, &mine.port.to_string()).await;
+    let own_row = format!(
+        "#sockets tbody tr.row:not([data-host])[data-id^='tcp 127.0.0.1:{} - ']",
+        mine.port
+    );
+    let own_host = wait_for_text(browser, &format!("{own_row} td.hostname"), |t| {
+        !t.is_empty()
+    })
+    .await
+    .map_err(|e| format!("with all hosts, no row of the hub's own listener: {e}"))?;
+    if own_host != local {
+        return Err(format!(
+            "the hub's own row says host {own_host:?}, not {local:?}"
+        ));
+    }
+    set_filter(browser, &theirs.port.to_string()).await;
+    wait_for_text(browser, &format!("{peer_row} td.hostname"), |t| {
+        t == "build-box"
+    })
+    .await
+    .map_err(|e| format!("with all hosts, no row of the peer's listener: {e}"))?;
+    let header = c
+        .execute(
+            "return [...document.querySelectorAll('#sockets thead th')].map(th => th.dataset.column);",
+            vec![],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    if header[0] != "host" || header.as_array().map(Vec::len) != Some(9) {
+        return Err(format!(
+            "the table's columns are {header}, without Host first"
+        ));
+    }
+
+    // The filter finds a host by its name: the peer's rows, and only those.
+    set_filter(browser, "build-box").await;
+    let port = format!("127.0.0.1:{} - ", theirs.port);
+    until_js(
+        browser,
+        "only build-box's rows, its listener among them, for the filter `build-box`",
+        WAIT,
+        ROWS_JS,
+        |rows| {
+            rows.as_array().is_some_and(|rows| {
+                !rows.is_empty()
+                    && rows.iter().all(|r| r[0] == "build-box")
+                    && rows
+                        .iter()
+                        .any(|r| r[1].as_str().is_some_and(|id| id.contains(&port)))
+            })
+        },
+    )
+    .await?;
+
+    // The peer's row: its detail says where it is, and asks the peer who holds the port.
+    click(browser, &peer_row).await?;
+    wait_for_text(browser, "#detail .detail-host", |t| t == "build-box").await?;
+    let cwd = wait_for_text(browser, "#detail .cwd", |t| t != "…").await?;
+    if cwd == "unknown" {
+        return Err("the peer's `who` gave no working directory for its listener".into());
+    }
+    if c.find(Locator::Id("action-stop")).await.is_ok() {
+        return Err("a read-only peer's process offers to be stopped".into());
+    }
+    click(browser, "#action-who").await?;
+    wait_for_text(browser, "#answer-live #answer-host", |t| {
+        t == "On build-box:"
+    })
+    .await?;
+    let verdict = wait_for_text_within(
+        browser,
+        "#answer-live #verdict",
+        Duration::from_secs(60),
+        |t| !t.is_empty(),
+    )
+    .await?;
+    if !verdict.starts_with(&format!("Port {}: ", theirs.port)) {
+        return Err(format!(
+            "`who` on the peer's port answered {verdict:?}: it did not run on build-box"
+        ));
+    }
+    // The troubleshoot bar now asks the peer too, and says so.
+    let machine_asked = c
+        .execute(
+            "const s = document.getElementById('doctor-host'); return s ? s.value : null;",
+            vec![],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    if machine_asked != "build-box" {
+        return Err(format!(
+            "after the peer's row's question the bar's machine is {machine_asked}, not build-box"
+        ));
+    }
+
+    // `PORTSCOPE_SCREENSHOT_HUB=path.png cargo test browser` keeps a picture of a hub's page.
+    if let Ok(path) = std::env::var("PORTSCOPE_SCREENSHOT_HUB") {
+        let png = c.screenshot().await.map_err(|e| e.to_string())?;
+        std::fs::write(&path, png).map_err(|e| format!("{path}: {e}"))?;
+    }
+
+    // The switcher, the peers' links, the Host column and the answer pass axe-core.
+    let found = axe(browser, axe_js).await?;
+    if !found.is_empty() {
+        return Err(format!(
+            "axe-core found serious or critical violations on a hub's page:\n{}",
+            found.join("\n")
+        ));
+    }
+
+    // The peer goes away: unreachable, its rows kept but dimmed, and said so.
+    machine.stop_agent();
+    let text = wait_for_text_within(browser, pill, Duration::from_secs(45), |t| {
+        t.contains("unreachable")
+    })
+    .await?;
+    if text != "build-box: unreachable" {
+        return Err(format!("the peer's link reads {text:?}"));
+    }
+    let title = wait_for_attr(browser, pill, "title", |_| true).await?;
+    if !title.contains("its rows are as of") {
+        return Err(format!(
+            "the peer's link does not say since when: {title:?}"
+        ));
+    }
+    until_js(
+        browser,
+        "the peer's rows dimmed",
+        WAIT,
+        "return [...document.querySelectorAll(\"#sockets tbody tr.row[data-host='build-box']\")] \
+           .map(r => r.classList.contains('stale'));",
+        |v| {
+            v.as_array()
+                .is_some_and(|v| !v.is_empty() && v.iter().all(|s| s == true))
+        },
+    )
+    .await?;
+    wait_for_text(browser, ".stale-note", |t| {
+        t.contains("build-box is unreachable")
+    })
+    .await?;
+    wait_for_status(browser, "live", |t| t == "live").await?;
+    if let Ok(path) = std::env::var("PORTSCOPE_SCREENSHOT_HUB_GONE") {
+        let png = c.screenshot().await.map_err(|e| e.to_string())?;
+        std::fs::write(&path, png).map_err(|e| format!("{path}: {e}"))?;
+    }
+    Ok(())
 }

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::support::machine::Machine;
+use crate::support::machine::{Machine, peers_file};
 use crate::support::servers::Prometheus;
 use crate::support::{Agent, Situation, free_port, http, wait_for};
 
@@ -156,15 +156,6 @@ fn listens(snapshot: &portscope_shared::Snapshot, port: u16) -> Option<portscope
         .iter()
         .find(|s| s.local_port == port && s.is_listening())
         .cloned()
-}
-
-/// A peers file (0600) in `dir` with these entries.
-fn peers_file(dir: &std::path::Path, entries: &[String]) -> String {
-    use std::os::unix::fs::PermissionsExt;
-    let path = dir.join("peers.toml");
-    std::fs::write(&path, entries.concat()).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-    path.to_str().unwrap().to_owned()
 }
 
 fn status_of(hub: &Agent, name: &str) -> portscope_shared::Host {

@@ -153,6 +153,15 @@ impl Machine {
     }
 }
 
+/// A peers file (0600, as the hub demands) in `dir` with these entries; its path.
+pub fn peers_file(dir: &std::path::Path, entries: &[String]) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("peers.toml");
+    std::fs::write(&path, entries.concat()).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
 impl Drop for Machine {
     fn drop(&mut self) {
         self.stop_agent();

@@ -457,6 +457,15 @@ pub fn App() -> impl IntoView {
         view,
     };
     let multi = Memo::new(move |_| fleet.multi());
+    // The hosts to choose from (name, whether it is this agent): unlike the list, which
+    // changes with every answer (socket counts), these change only when hosts come or go.
+    let choices = Memo::new(move |_| {
+        fleet.hosts.with(|list| {
+            list.iter()
+                .map(|h| (h.name.clone(), h.local))
+                .collect::<Vec<_>>()
+        })
+    });
     // The hosts: asked whenever this agent's link (re)opens — a restarted agent may have other
     // peers — and every few seconds on a hub, for each peer's status.
     Effect::new(move |_| {
@@ -684,7 +693,7 @@ pub fn App() -> impl IntoView {
     // While the link is down the rows are the last ones received: dimmed, so nobody takes
     // them for the present. On a hub, so are the rows of a peer that is not live.
     let stale = move || !matches!(link.get(), Link::Live);
-    let stale_note = move || {
+    let stale_note = Memo::new(move |_| {
         if stale() {
             return Some(
                 "Not live: these rows are the last ones received before the link went down."
@@ -711,7 +720,7 @@ pub fn App() -> impl IntoView {
             })
             .collect();
         (!notes.is_empty()).then(|| notes.join(" "))
-    };
+    });
 
     // A line of "Recent changes" leads to its listener: the row while it is open (the table
     // filtered to its port), else its bar in the timeline.
@@ -805,7 +814,7 @@ pub fn App() -> impl IntoView {
                 {move || hello.with(|h| h.as_ref().map(|h| format!("{} · agent {} · {}", h.hostname, h.agent_version, h.os)))}
             </span>
             <Show when=move || multi.get()>
-                <HostSwitcher fleet doctor />
+                <HostSwitcher fleet choices doctor />
             </Show>
             <div class="tabs" role="tablist" aria-label="Views">
                 {tab_button(Tab::Sockets, "Sockets", "tab-sockets", "panel-sockets")}
@@ -864,7 +873,7 @@ pub fn App() -> impl IntoView {
                 }}
             </span>
         </div>
-        <Troubleshoot doctor hosts=fleet.hosts.into() />
+        <Troubleshoot doctor hosts=choices.into() />
         <main class="content">
             <div class="views">
             <div
@@ -877,7 +886,7 @@ pub fn App() -> impl IntoView {
                 node_ref=wrap_ref
                 on:scroll=move |_| measure()
             >
-                <p class="stale-note" role="status">{stale_note}</p>
+                <p class="stale-note" role="status">{move || stale_note.get()}</p>
                 <table class="sockets" class:hosts=move || multi.get() id="sockets" aria-label="Sockets" aria-describedby="count">
                     <thead>
                         <tr>
@@ -1042,18 +1051,18 @@ fn LinkStatus(link: RwSignal<Link>, ever_opened: RwSignal<bool>) -> impl IntoVie
 /// The host switcher of a hub: all hosts' rows, or one host's (`?host=NAME`). Picking a host
 /// also points the troubleshoot bar at it.
 #[component]
-fn HostSwitcher(fleet: Fleet, doctor: Doctor) -> impl IntoView {
+fn HostSwitcher(fleet: Fleet, choices: Memo<Vec<(String, bool)>>, doctor: Doctor) -> impl IntoView {
     let view = fleet.view;
     let options = move || {
-        fleet.hosts.with(|list| {
+        choices.with(|list| {
             list.iter()
-                .map(|h| {
-                    let name = h.name.clone();
-                    let text = if h.local {
-                        format!("{} (this machine)", h.name)
+                .map(|(name, local)| {
+                    let text = if *local {
+                        format!("{name} (this machine)")
                     } else {
-                        h.name.clone()
+                        name.clone()
                     };
+                    let name = name.clone();
                     let chosen = name.clone();
                     view! {
                         <option
@@ -1071,9 +1080,7 @@ fn HostSwitcher(fleet: Fleet, doctor: Doctor) -> impl IntoView {
         let name = event_target_value(&e);
         let host = (!name.is_empty()).then_some(name);
         if let Some(name) = &host {
-            let local = fleet
-                .hosts
-                .with_untracked(|list| list.iter().any(|h| h.local && &h.name == name));
+            let local = choices.with_untracked(|list| list.iter().any(|(n, l)| *l && n == name));
             doctor.host.set((!local).then(|| name.clone()));
         }
         view.update(|v| v.host = host);
@@ -1093,21 +1100,31 @@ fn HostSwitcher(fleet: Fleet, doctor: Doctor) -> impl IntoView {
 /// with when its rows were last live).
 #[component]
 fn PeerLinks(fleet: Fleet) -> impl IntoView {
-    let pills = move || {
+    // Drawn anew only when a pill's words change, not with every answer of the hub.
+    let states = Memo::new(move |_| {
         fleet.hosts.with(|list| {
             list.iter()
                 .filter(|h| !h.local)
                 .map(|h| {
                     let relay = fleet.peer_link(&h.name).map(|l| l.link.get());
                     let (class, text, title) = peer_status(h, relay.as_ref());
-                    view! {
-                        <span class=format!("{class} peer") data-host=h.name.clone() title=title>
-                            {format!("{}: {text}", h.name)}
-                        </span>
-                    }
+                    (h.name.clone(), class, text, title)
                 })
-                .collect_view()
+                .collect::<Vec<_>>()
         })
+    });
+    let pills = move || {
+        states
+            .get()
+            .into_iter()
+            .map(|(name, class, text, title)| {
+                view! {
+                    <span class=format!("{class} peer") data-host=name.clone() title=title>
+                        {format!("{name}: {text}")}
+                    </span>
+                }
+            })
+            .collect_view()
     };
     view! {
         <span class="peers" id="peers" role="status" aria-label="Peers' links">{pills}</span>
@@ -1227,7 +1244,9 @@ fn Detail(
             }
         });
     });
-    let content = move || {
+    // What the selected row's machine allows, in a memo: the hosts' list it reads changes with
+    // every answer of a hub, and the panel is drawn anew only when this does.
+    let permits = Memo::new(move |_| {
         let id = selected.get()?;
         let host = table.with(|t| t.rows.get(&id).map(|r| r.socket.host.clone()))?;
         let can_kill = fleet.can_kill(host.as_deref(), hello);
@@ -1236,6 +1255,14 @@ fn Detail(
             let url = fleet.entry(name)?.url?;
             web_sys::Url::new(&url).ok().map(|u| u.hostname())
         });
+        Some(Permits {
+            can_kill,
+            peer_addr,
+        })
+    });
+    let content = move || {
+        let id = selected.get()?;
+        let permits = permits.get()?;
         let asked = who.with(|w| {
             w.as_ref()
                 .filter(|(asked, _)| *asked == id)
@@ -1262,10 +1289,7 @@ fn Detail(
                 &row.socket,
                 selected,
                 doctor,
-                Permits {
-                    can_kill,
-                    peer_addr,
-                },
+                permits,
                 asked,
                 chart,
             ))
@@ -1327,6 +1351,7 @@ fn why_target(s: &Socket) -> Option<String> {
 }
 
 /// What the row's machine allows the page.
+#[derive(Clone, Debug, PartialEq)]
 struct Permits {
     /// Its agent (and, for a peer, the hub too) stops processes.
     can_kill: bool,

@@ -7,7 +7,7 @@
 use leptos::html;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use portscope_shared::{Diagnosis, Host, KillReport, KillRequest, Verdict, WhoReport};
+use portscope_shared::{Diagnosis, KillReport, KillRequest, Verdict, WhoReport};
 
 use crate::api;
 
@@ -142,10 +142,10 @@ impl Doctor {
     }
 }
 
-/// The troubleshoot bar. `hosts` is the hub's list (`GET /api/v1/hosts`): with more than one,
-/// a choice of the machine to ask comes first.
+/// The troubleshoot bar. `hosts` are the hub's hosts (name, whether it is this agent), this
+/// agent first: with more than one, a choice of the machine to ask comes first.
 #[component]
-pub fn Troubleshoot(doctor: Doctor, hosts: Signal<Vec<Host>>) -> impl IntoView {
+pub fn Troubleshoot(doctor: Doctor, hosts: Signal<Vec<(String, bool)>>) -> impl IntoView {
     let input = RwSignal::new(String::new());
     // Row actions set the target; the input follows.
     Effect::new(move |_| input.set(doctor.target.get()));
@@ -156,12 +156,12 @@ pub fn Troubleshoot(doctor: Doctor, hosts: Signal<Vec<Host>>) -> impl IntoView {
             (list.len() > 1).then(|| {
                 let options = list
                     .iter()
-                    .map(|h| {
-                        let value = if h.local { String::new() } else { h.name.clone() };
-                        let text = if h.local {
-                            format!("{} (this machine)", h.name)
+                    .map(|(name, local)| {
+                        let value = if *local { String::new() } else { name.clone() };
+                        let text = if *local {
+                            format!("{name} (this machine)")
                         } else {
-                            h.name.clone()
+                            name.clone()
                         };
                         let chosen = value.clone();
                         view! {
