@@ -1975,6 +1975,50 @@ async fn hub_dashboard(
     })
     .await?;
     wait_for_status(browser, "live", |t| t == "live").await?;
+
+    // A phone: the switcher and the peers' links wrap inside the header, and each card names
+    // its host beside its address, whole.
+    press(browser, &Key::Escape.to_string()).await?;
+    c.set_window_size(420, 900)
+        .await
+        .map_err(|e| e.to_string())?;
+    let narrow = until_js(
+        browser,
+        "the hub's page laid out for 420 px",
+        WAIT,
+        "const width = window.innerWidth; \
+         const sticking = [...document.querySelectorAll('header, header *, .toolbar, .troubleshoot, .troubleshoot *, table, tr, td')] \
+           .filter(el => el.getBoundingClientRect().right > width + 0.5) \
+           .map(el => el.tagName + '#' + el.id + '.' + el.className); \
+         const cards = [...document.querySelectorAll(\"#sockets tr.row[data-host='build-box']\")].map(r => { \
+           const cell = css => { const c = r.querySelector(css); const b = c.getBoundingClientRect(); \
+             return { text: c.textContent, cut: c.scrollWidth > c.clientWidth + 1, \
+                      shown: b.width > 0 && b.right <= width + 0.5 }; }; \
+           return { height: r.getBoundingClientRect().height, host: cell('td.hostname'), local: cell('td.local') }; }); \
+         return { width, page: document.documentElement.scrollWidth, sticking, cards };",
+        |v| {
+            v["width"].as_u64().is_some_and(|w| w <= 420)
+                && v["cards"][0]["height"]
+                    .as_f64()
+                    .is_some_and(|h| (h - 92.0).abs() < 0.5)
+        },
+    )
+    .await?;
+    let cards_whole = narrow["cards"].as_array().is_some_and(|cards| {
+        !cards.is_empty()
+            && cards.iter().all(|card| {
+                ["host", "local"]
+                    .iter()
+                    .all(|cell| card[cell]["shown"] == true && card[cell]["cut"] == false)
+                    && card["host"]["text"] == "build-box"
+            })
+    });
+    if narrow["page"].as_u64() > narrow["width"].as_u64()
+        || narrow["sticking"].as_array().is_none_or(|a| !a.is_empty())
+        || !cards_whole
+    {
+        return Err(format!("a hub's page at 420 px: {narrow}"));
+    }
     if let Ok(path) = std::env::var("PORTSCOPE_SCREENSHOT_HUB_GONE") {
         let png = c.screenshot().await.map_err(|e| e.to_string())?;
         std::fs::write(&path, png).map_err(|e| format!("{path}: {e}"))?;

@@ -818,7 +818,10 @@ fn equal_ids_and_pids_on_two_hosts_stay_apart() {
         query: q.into(),
         ..View::default()
     };
-    assert_eq!(shown(&mut table, query("BUILD")), [key.clone()]);
+    assert_eq!(
+        shown(&mut table, query("BUILD")),
+        std::slice::from_ref(&key)
+    );
     assert_eq!(shown(&mut table, query("laptop")), [here.id.clone()]);
     assert_eq!(
         shown(&mut table, query("8080")),
@@ -828,7 +831,10 @@ fn equal_ids_and_pids_on_two_hosts_stay_apart() {
         host: Some(h.into()),
         ..View::default()
     };
-    assert_eq!(shown(&mut table, pick("build-box")), [key.clone()]);
+    assert_eq!(
+        shown(&mut table, pick("build-box")),
+        std::slice::from_ref(&key)
+    );
     assert_eq!(shown(&mut table, pick("laptop")), [here.id.clone()]);
     // Unnamed (a lone agent), this agent's rows have no host to match.
     table.set_local_name(None);
