@@ -727,7 +727,14 @@ pub fn App() -> impl IntoView {
     let show_port = move |port: u16| {
         let q = port.to_string();
         typed.set(q.clone());
-        view.update(|v| v.query = q);
+        // The history and its events are this machine's: a peer picked would hide its row.
+        let local = table.with_untracked(|t| t.local_name().map(str::to_owned));
+        view.update(|v| {
+            v.query = q;
+            if v.host.is_some() && v.host != local {
+                v.host = None;
+            }
+        });
     };
     let pick = Callback::new(move |e: Event| {
         let key = ListenerKey::of_event(&e);
