@@ -10,6 +10,7 @@ mod guards;
 mod history;
 mod limits;
 mod live;
+mod projects;
 mod servers;
 mod share;
 mod support;

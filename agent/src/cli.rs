@@ -314,6 +314,10 @@ pub struct LsArgs {
     /// and data services.
     #[arg(long)]
     pub exposed: bool,
+    /// Listeners grouped by project (the git repository or worktree their process works in),
+    /// as a tree.
+    #[arg(long, conflicts_with = "json")]
+    pub by_project: bool,
 }
 
 impl ServeArgs {

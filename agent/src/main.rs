@@ -16,6 +16,7 @@ mod os;
 mod owners;
 mod peers;
 mod ports;
+mod projects;
 mod refresh;
 mod serve;
 mod server;

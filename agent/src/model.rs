@@ -436,6 +436,7 @@ pub(crate) mod tests {
             stopped: false,
             cwd: None,
             host: None,
+            project: None,
         }
     }
 

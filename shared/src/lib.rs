@@ -414,6 +414,32 @@ pub struct Process {
     /// The peer it runs on, as for [`Socket::host`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
+    /// The project it works on: the git repository (or worktree) of its working directory,
+    /// or of its nearest ancestor's; `null` for none.
+    #[serde(default)]
+    pub project: Option<Project>,
+}
+
+/// A project a process works on.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Project {
+    /// The repository's directory name; `repo@worktree` for a linked worktree.
+    pub name: String,
+    /// Where it is checked out: the repository's (or worktree's) top directory.
+    pub root: String,
+    pub source: ProjectSource,
+}
+
+/// How a project was recognised.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProjectSource {
+    /// A git repository (a `.git` directory, or a submodule's `.git` file).
+    Git,
+    /// A linked worktree of a git repository (`git worktree add`).
+    Worktree,
+    #[serde(other)]
+    Unknown,
 }
 
 /// A change in a socket's life: a line of `portscope watch --json`, and what the history keeps

@@ -62,8 +62,13 @@ fn process() -> Process {
         uid: Some(1000),
         start_time: Some(1_795_000_000),
         stopped: false,
-        cwd: None,
+        cwd: Some("/home/dev/app".into()),
         host: None,
+        project: Some(Project {
+            name: "app".into(),
+            root: "/home/dev/app".into(),
+            source: ProjectSource::Git,
+        }),
     }
 }
 
@@ -174,6 +179,7 @@ fn samples() -> Vec<(&'static str, String)> {
                 stopped: false,
                 cwd: None,
                 host: None,
+                project: None,
             }],
         }],
         clients: vec![],
@@ -374,7 +380,7 @@ fn snapshot_json() {
             more: false,
         }),
         expect![[
-            r#"{"type":"Snapshot","seq":7,"sockets":[{"id":"tcp 127.0.0.1:5173 - i41234","proto":"tcp","family":"ipv4","local_addr":"127.0.0.1","local_port":5173,"remote_addr":null,"remote_port":null,"state":"LISTEN","pids":[4242],"uid":1000,"owner":"known","exposure":"loopback","service":null,"app":"Vite dev server","risk":null,"http":true}],"processes":[{"pid":4242,"ppid":4200,"name":"node","exe":"/usr/bin/node","cmdline":["node","node_modules/.bin/vite"],"user":"dev","uid":1000,"start_time":1795000000,"stopped":false,"cwd":null}],"warnings":["could not read /proc/9/fd: permission denied"],"more":false}"#
+            r#"{"type":"Snapshot","seq":7,"sockets":[{"id":"tcp 127.0.0.1:5173 - i41234","proto":"tcp","family":"ipv4","local_addr":"127.0.0.1","local_port":5173,"remote_addr":null,"remote_port":null,"state":"LISTEN","pids":[4242],"uid":1000,"owner":"known","exposure":"loopback","service":null,"app":"Vite dev server","risk":null,"http":true}],"processes":[{"pid":4242,"ppid":4200,"name":"node","exe":"/usr/bin/node","cmdline":["node","node_modules/.bin/vite"],"user":"dev","uid":1000,"start_time":1795000000,"stopped":false,"cwd":"/home/dev/app","project":{"name":"app","root":"/home/dev/app","source":"git"}}],"warnings":["could not read /proc/9/fd: permission denied"],"more":false}"#
         ]],
     );
 }

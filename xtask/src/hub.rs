@@ -68,14 +68,27 @@ impl Machine {
         ip(&["addr", "add", &format!("10.231.{n}.1/24"), "dev", &here])?;
         ip(&["link", "set", &here, "up"])?;
         let addr = format!("10.231.{n}.2");
-        ip(&["-n", &netns, "addr", "add", &format!("{addr}/24"), "dev", &there])?;
+        ip(&[
+            "-n",
+            &netns,
+            "addr",
+            "add",
+            &format!("{addr}/24"),
+            "dev",
+            &there,
+        ])?;
         ip(&["-n", &netns, "link", "set", &there, "up"])?;
         ip(&["-n", &netns, "link", "set", "lo", "up"])?;
         // The load: 5 000 sockets in 10 processes, one pair replaced 10 times a second.
         let mut load = Command::new("ip")
             .args(["netns", "exec", &netns, "python3"])
             .arg(root.join("bench/load.py"))
-            .args([SOCKETS.to_string(), "10".into(), "--churn".into(), "10".into()])
+            .args([
+                SOCKETS.to_string(),
+                "10".into(),
+                "--churn".into(),
+                "10".into(),
+            ])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -204,8 +217,12 @@ pub fn hub_figures(root: &Path, agent: &Path) -> Result<(), String> {
     let watched = measure("with one WebSocket client per peer")?;
     drop(clients);
     println!();
-    println!("A hub with {PEERS} peers of {SOCKETS} sockets each (10 pairs replaced a second on each):");
-    for (what, (hub_cpu, peer_cpu, rss)) in [("no dashboard", quiet), ("a client per peer", watched)] {
+    println!(
+        "A hub with {PEERS} peers of {SOCKETS} sockets each (10 pairs replaced a second on each):"
+    );
+    for (what, (hub_cpu, peer_cpu, rss)) in
+        [("no dashboard", quiet), ("a client per peer", watched)]
+    {
         println!(
             "  {what:<18} hub CPU {hub_cpu:5.1} % of a core, {rss:5.1} MiB resident; one peer's own agent {peer_cpu:5.1} %"
         );

@@ -31,6 +31,8 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     ("postgresql", "/usr/lib/postgresql/15/bin/initdb"),
     ("redis-server", "/usr/bin/redis-server"),
     ("nginx", "/usr/sbin/nginx"),
+    // git: the projects test makes a repository and a worktree.
+    ("git", "/usr/bin/git"),
     // Prometheus scrapes an agent's /metrics in tests/fleet.rs.
     ("prometheus", "/usr/bin/prometheus"),
     // npm fetches axe-core, the accessibility checker the browser tests inject into the page.

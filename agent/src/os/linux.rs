@@ -44,6 +44,11 @@ fn count_by_listing() -> bool {
 pub const SOCKETS_FROM_ENV: &str = "PORTSCOPE_SOCKETS_FROM";
 
 impl Platform for System {
+    fn git(&self, dir: &std::path::Path) -> Option<crate::projects::Git> {
+        use crate::projects::Tree;
+        crate::projects::Disk.git(dir)
+    }
+
     fn sockets(&mut self) -> Result<SocketList, String> {
         if std::env::var(SOCKETS_FROM_ENV).is_ok_and(|v| v == "proc") {
             return sockets_from_proc();
@@ -138,6 +143,7 @@ impl Platform for System {
             pgrp: stat.pgrp,
             state: stat.state,
             cwd: process.cwd().ok().map(|p| p.display().to_string()),
+            project: None,
         })
     }
 

@@ -98,6 +98,7 @@ prop_compose! {
             stopped: false,
             cwd: None,
             host: None,
+            project: None,
         }
     }
 }
