@@ -80,9 +80,7 @@ impl Projects {
 fn find(tree: &impl Tree, dir: &Path) -> Option<Project> {
     for top in dir.ancestors() {
         // `/` is no one's project (a daemon's working directory).
-        if top.parent().is_none() {
-            return None;
-        }
+        top.parent()?;
         match tree.git(top) {
             Some(Git::Dir) => return Some(project(top, name_of(top), ProjectSource::Git)),
             Some(Git::File(text)) => return Some(linked(top, &text)),
