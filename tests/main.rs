@@ -4,13 +4,13 @@
 //! sockets; sockets to observe are opened by a separate process (`support/holder.py`).
 
 mod browser;
+mod developer;
 mod doctor;
 mod fleet;
 mod guards;
 mod history;
 mod limits;
 mod live;
-mod projects;
 mod servers;
 mod share;
 mod support;

@@ -628,6 +628,53 @@ pub struct Fix {
     pub command: Option<String>,
 }
 
+/// Who talks to whom (`portscope graph --json`, `GET /api/v1/graph`): processes and remote
+/// peers as nodes, connections between them as edges.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Graph {
+    pub nodes: Vec<GraphNode>,
+    pub edges: Vec<GraphEdge>,
+}
+
+/// A process of this machine, or a remote address its connections reach.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GraphNode {
+    /// `p<PID>` for a process, `r<ADDRESS>` for a remote address, `hidden` for the owners of
+    /// sockets portscope cannot see (another user's, without root).
+    pub id: String,
+    pub kind: GraphNodeKind,
+    /// What to call it: the process's name, or the address.
+    pub label: String,
+    #[serde(default)]
+    pub pid: Option<u32>,
+    /// The process's project, to group by.
+    #[serde(default)]
+    pub project: Option<String>,
+    #[serde(default)]
+    pub addr: Option<IpAddr>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GraphNodeKind {
+    Process,
+    Remote,
+    Hidden,
+    #[serde(other)]
+    Unknown,
+}
+
+/// Connections from a client (`from`) to a server (`to`) on one port.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GraphEdge {
+    pub from: String,
+    pub to: String,
+    /// The server's port.
+    pub port: u16,
+    /// How many connections (established, or being set up).
+    pub count: usize,
+}
+
 /// The body of `GET /api/v1/hosts`: this agent, then each peer of a hub (`--peers`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hosts {

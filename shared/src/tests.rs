@@ -323,6 +323,49 @@ fn samples() -> Vec<(&'static str, String)> {
         ],
     };
     out.push(("Hosts", serde_json::to_string_pretty(&hosts).unwrap()));
+    let graph = Graph {
+        nodes: vec![
+            GraphNode {
+                id: "p4242".into(),
+                kind: GraphNodeKind::Process,
+                label: "node".into(),
+                pid: Some(4242),
+                project: Some("app".into()),
+                addr: None,
+            },
+            GraphNode {
+                id: "p900".into(),
+                kind: GraphNodeKind::Process,
+                label: "postgres".into(),
+                pid: Some(900),
+                project: None,
+                addr: None,
+            },
+            GraphNode {
+                id: "r192.0.2.8".into(),
+                kind: GraphNodeKind::Remote,
+                label: "192.0.2.8".into(),
+                pid: None,
+                project: None,
+                addr: Some("192.0.2.8".parse().unwrap()),
+            },
+        ],
+        edges: vec![
+            GraphEdge {
+                from: "p4242".into(),
+                to: "p900".into(),
+                port: 5432,
+                count: 3,
+            },
+            GraphEdge {
+                from: "p4242".into(),
+                to: "r192.0.2.8".into(),
+                port: 443,
+                count: 1,
+            },
+        ],
+    };
+    out.push(("Graph", serde_json::to_string_pretty(&graph).unwrap()));
     let kill = KillRequest {
         pid: 4242,
         signal: Some("TERM".into()),

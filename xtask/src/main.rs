@@ -33,6 +33,8 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     ("nginx", "/usr/sbin/nginx"),
     // git: the projects test makes a repository and a worktree.
     ("git", "/usr/bin/git"),
+    // dot: `portscope graph --dot` must be Graphviz input Graphviz takes.
+    ("graphviz", "/usr/bin/dot"),
     // Prometheus scrapes an agent's /metrics in tests/fleet.rs.
     ("prometheus", "/usr/bin/prometheus"),
     // npm fetches axe-core, the accessibility checker the browser tests inject into the page.

@@ -119,6 +119,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/snapshot", get(snapshot))
         .route("/api/v1/ws", get(websocket))
         .route("/api/v1/hosts", get(peers::hosts))
+        .route("/api/v1/graph", get(graph))
         .merge(doctor)
         .route("/api/v1/history", get(history::history))
         .route("/api/v1/history/spans", get(history::spans))
@@ -300,6 +301,17 @@ async fn asset(uri: Uri, headers: HeaderMap) -> Response {
             .into_response(),
         None => ([(header::CONTENT_TYPE, asset.content_type)], asset.body).into_response(),
     }
+}
+
+/// `GET /api/v1/graph`: who talks to whom, from the live state (of `?host=`'s machine).
+async fn graph(State(app): State<AppState>, uri: Uri) -> Response {
+    let watcher = match peers::which(&app, &uri) {
+        Ok(peers::Which::Local) => app.watcher,
+        Ok(peers::Which::Peer(peer)) => peer.watch(),
+        Err(unknown) => return unknown.into_response(),
+    };
+    let published = watcher.borrow().clone();
+    Json(crate::graph::of(&published.state)).into_response()
 }
 
 async fn snapshot(State(app): State<AppState>, uri: Uri) -> Response {

@@ -1,6 +1,8 @@
-//! Projects (#12, part): a server started in a real git checkout (and in a linked worktree of
-//! it) is its repository's, in `ls --json` and the agent's snapshot, and `ls --by-project`
-//! groups its listener under it.
+//! The developer's view (#12, part): a server started in a real git checkout (and in a linked
+//! worktree of it) is its repository's, in `ls --json` and the agent's snapshot, and
+//! `ls --by-project` groups its listener under it; `graph` draws who talks to whom from real
+//! connections between two processes, as JSON, as Graphviz input Graphviz accepts, and over the
+//! API.
 
 use std::path::Path;
 use std::time::Duration;
@@ -107,4 +109,71 @@ fn a_server_in_a_checkout_belongs_to_its_repository() {
         },
     );
     assert_eq!(seen.name, "my-app");
+}
+
+#[test]
+fn graph_draws_each_client_to_its_server_with_the_port_and_count() {
+    let server = Situation::start(&["keep", "127.0.0.1"]);
+    let client = Situation::start(&["dial", &server.port.to_string(), "3"]);
+    let edge = |graph: &portscope_shared::Graph| {
+        graph
+            .edges
+            .iter()
+            .find(|e| e.from == format!("p{}", client.pid) && e.to == format!("p{}", server.pid))
+            .map(|e| (e.port, e.count))
+    };
+    let graph = wait_for(
+        "the three connections accepted",
+        Duration::from_secs(10),
+        || {
+            let (code, out, _) = run_cli(&["graph", "--json"]);
+            assert_eq!(code, 0);
+            let graph: portscope_shared::Graph = serde_json::from_str(&out).unwrap();
+            (edge(&graph) == Some((server.port, 3))).then_some(graph)
+        },
+    );
+    let node = graph
+        .nodes
+        .iter()
+        .find(|n| n.pid == Some(client.pid))
+        .unwrap();
+    assert_eq!(node.label, "python3");
+    // No edge the other way: the server does not dial its clients.
+    assert!(
+        !graph
+            .edges
+            .iter()
+            .any(|e| e.from == format!("p{}", server.pid) && e.to == format!("p{}", client.pid)),
+        "{graph:#?}"
+    );
+
+    // Graphviz takes the DOT form.
+    let (code, dot_text, _) = run_cli(&["graph", "--dot"]);
+    assert_eq!(code, 0);
+    assert!(
+        dot_text.contains(&format!(
+            "\"p{}\" -> \"p{}\" [label=\":{} ×3\"];",
+            client.pid, server.pid, server.port
+        )),
+        "{dot_text}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("map.dot");
+    std::fs::write(&file, &dot_text).unwrap();
+    let mut render = std::process::Command::new("dot");
+    render.arg("-Tsvg").arg(&file);
+    let (code, svg, err) = run(render);
+    assert_eq!(
+        code, 0,
+        "dot rejected it: {err} (graphviz comes with `cargo xtask test`)"
+    );
+    assert!(svg.contains("<svg") && svg.contains("python3"), "{svg}");
+
+    // The agent answers the same from its live state.
+    let agent = Agent::start();
+    wait_for("the edge over the API", Duration::from_secs(10), || {
+        let graph: portscope_shared::Graph =
+            serde_json::from_str(&agent.get("/api/v1/graph").body).ok()?;
+        (edge(&graph) == Some((server.port, 3))).then_some(())
+    });
 }
