@@ -65,11 +65,7 @@ fn a_server_in_a_checkout_belongs_to_its_repository() {
     );
     // A temp directory is no project: the server takes its parent's, this test's, whose
     // checkout git names.
-    let top = std::process::Command::new("git")
-        .args(["rev-parse", "--show-toplevel"])
-        .output()
-        .unwrap();
-    let top = String::from_utf8(top.stdout).unwrap().trim().to_owned();
+    let top = crate::support::own_checkout();
     assert_eq!(
         project(outside.pid).map(|p| p.root),
         (!top.is_empty()).then_some(top),

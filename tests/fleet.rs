@@ -27,8 +27,13 @@ fn metrics_need_the_token_and_name_each_listener() {
     assert_eq!(wrong.status, 401, "{}", wrong.body);
 
     let line = format!(
-        r#"portscope_listen_info{{proto="tcp",family="ipv4",addr="127.0.0.1",port="{}",process="python3",exposure="loopback"}} 1"#,
-        s.port
+        r#"portscope_listen_info{{proto="tcp",family="ipv4",addr="127.0.0.1",port="{}",process="python3",exposure="loopback",project="{}"}} 1"#,
+        s.port,
+        // The listener's process takes its parent's project: this test's checkout.
+        std::path::Path::new(&crate::support::own_checkout())
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
     );
     let connections = format!(
         r#"portscope_listener_connections{{proto="tcp",addr="127.0.0.1",port="{}"}} 1"#,

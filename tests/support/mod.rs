@@ -643,3 +643,15 @@ pub fn run(mut command: Command) -> (i32, String, String) {
         err.join().unwrap(),
     )
 }
+
+/// The checkout these tests run in, as git itself names its top directory (empty outside
+/// one): the project a test's own processes inherit.
+pub fn own_checkout() -> String {
+    std::process::Command::new("git")
+        .args(["rev-parse", "--show-toplevel"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}

@@ -162,6 +162,8 @@ struct ListenLabels {
     /// The first owner's name; empty when it is hidden (another user's, without root).
     process: String,
     exposure: String,
+    /// The first owner's project's name; empty for none.
+    project: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -188,18 +190,18 @@ struct BuildLabels {
 }
 
 fn listen_labels(socket: &Socket, state: &State) -> ListenLabels {
+    let owner = socket.pids.first().and_then(|pid| state.processes.get(pid));
     ListenLabels {
         proto: text(socket.proto),
         family: text(socket.family),
         addr: socket.local_addr.to_string(),
         port: socket.local_port,
-        process: socket
-            .pids
-            .first()
-            .and_then(|pid| state.processes.get(pid))
+        process: owner.map(|p| p.name.clone()).unwrap_or_default(),
+        exposure: socket.exposure.map(text).unwrap_or_default(),
+        project: owner
+            .and_then(|p| p.project.as_ref())
             .map(|p| p.name.clone())
             .unwrap_or_default(),
-        exposure: socket.exposure.map(text).unwrap_or_default(),
     }
 }
 

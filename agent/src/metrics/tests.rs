@@ -55,6 +55,11 @@ fn listeners_sockets_and_connections_are_exported_from_the_state() {
         10,
         Process {
             pid: 10,
+            project: Some(portscope_shared::Project {
+                name: "my-app".into(),
+                root: "/home/dev/my-app".into(),
+                source: portscope_shared::ProjectSource::Git,
+            }),
             ..process("python3", &[])
         },
     );
@@ -78,9 +83,9 @@ fn listeners_sockets_and_connections_are_exported_from_the_state() {
     assert_eq!(
         listen,
         [
-            r#"portscope_listen_info{proto="tcp",family="ipv4",addr="127.0.0.1",port="8000",process="python3",exposure="loopback"} 1"#,
-            r#"portscope_listen_info{proto="tcp",family="ipv6",addr="::",port="5432",process="postgres",exposure="all"} 1"#,
-            r#"portscope_listen_info{proto="udp",family="ipv4",addr="0.0.0.0",port="5353",process="",exposure="all"} 1"#,
+            r#"portscope_listen_info{proto="tcp",family="ipv4",addr="127.0.0.1",port="8000",process="python3",exposure="loopback",project="my-app"} 1"#,
+            r#"portscope_listen_info{proto="tcp",family="ipv6",addr="::",port="5432",process="postgres",exposure="all",project=""} 1"#,
+            r#"portscope_listen_info{proto="udp",family="ipv4",addr="0.0.0.0",port="5353",process="",exposure="all",project=""} 1"#,
         ],
         "{out}"
     );
