@@ -231,7 +231,12 @@ impl<P: Platform> Collector<P> {
             let owner = socket.pids.first().and_then(|pid| processes.get(pid));
             ports::annotate(socket, owner, services);
         }
-        label_containers(&mut self.platform, &mut sockets, &mut warnings);
+        label_containers(
+            &mut self.platform,
+            &mut sockets,
+            &mut processes,
+            &mut warnings,
+        );
         if let Some(learned) = &self.learned {
             learned.apply(&mut sockets);
         }
@@ -352,9 +357,12 @@ impl<P: Platform> Collector<P> {
 /// Names listeners that are containers' published ports after their container and image (a
 /// `docker-proxy` is not what a developer started; the container is), also when the owner is
 /// hidden. The engine is asked only while some listener could be one.
+/// The forwarder of a Compose project's container takes the container's project (the working
+/// directory it has is its engine's, not one a developer chose).
 fn label_containers<P: Platform>(
     platform: &mut P,
     sockets: &mut BTreeMap<String, Socket>,
+    processes: &mut BTreeMap<u32, Process>,
     warnings: &mut Vec<String>,
 ) {
     let maybe_container = |s: &Socket| {
@@ -379,6 +387,17 @@ fn label_containers<P: Platform>(
         ) {
             socket.app = Some(p.label());
             labelled = true;
+            if let Some((name, dir)) = &p.compose {
+                for pid in &socket.pids {
+                    if let Some(process) = processes.get_mut(pid) {
+                        process.project = Some(portscope_shared::Project {
+                            name: name.clone(),
+                            root: dir.clone().unwrap_or_default(),
+                            source: portscope_shared::ProjectSource::Compose,
+                        });
+                    }
+                }
+            }
         }
     }
     // Only where a container forwarder listens is a missing name worth a warning (hidden

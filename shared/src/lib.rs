@@ -414,8 +414,9 @@ pub struct Process {
     /// The peer it runs on, as for [`Socket::host`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
-    /// The project it works on: the git repository (or worktree) of its working directory,
-    /// or of its nearest ancestor's; `null` for none.
+    /// The project it works on: for a container's port forwarder, the container's Compose
+    /// project; else the git repository (or worktree) of its working directory, or of its
+    /// nearest ancestor's; `null` for none.
     #[serde(default)]
     pub project: Option<Project>,
 }
@@ -438,6 +439,8 @@ pub enum ProjectSource {
     Git,
     /// A linked worktree of a git repository (`git worktree add`).
     Worktree,
+    /// The Compose project of the container whose port it forwards (the label Compose sets).
+    Compose,
     #[serde(other)]
     Unknown,
 }
