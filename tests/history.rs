@@ -177,8 +177,15 @@ fn a_listener_closed_by_a_process_that_runs_on_is_no_exit() {
         },
     );
     assert_eq!(closed.pid, Some(server.pid));
-    // A few more ticks: still no exit, as it runs.
-    std::thread::sleep(Duration::from_secs(1));
+    // Later ticks are written (a marker listener's opening is in the file): still no exit, as
+    // it runs.
+    let marker = Situation::start(&["listen", "127.0.0.1"]);
+    let marker_port = marker.port.to_string();
+    wait_for(
+        "a later tick in the history",
+        Duration::from_secs(15),
+        || history(&file, &[&marker_port]).first().cloned(),
+    );
     let kinds: Vec<EventKind> = history(&file, &[&port]).iter().map(|e| e.kind).collect();
     assert_eq!(kinds, [EventKind::Closed, EventKind::Opened]);
     let why = agent

@@ -252,6 +252,16 @@ impl Mirror {
         self.last
     }
 
+    /// The most sockets and processes it holds now (its state, or a snapshot being received).
+    pub fn size(&self) -> (usize, usize) {
+        let of = |s: &Option<State>| {
+            s.as_ref()
+                .map_or((0, 0), |s| (s.sockets.len(), s.processes.len()))
+        };
+        let (a, b) = (of(&self.last), of(&self.partial));
+        (a.0.max(b.0), a.1.max(b.1))
+    }
+
     pub fn feed(&mut self, message: portscope_shared::ServerMessage) -> Step {
         use portscope_shared::ServerMessage;
         let now = match message {

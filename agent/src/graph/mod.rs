@@ -58,6 +58,14 @@ pub fn of(state: &State) -> Graph {
         .filter(|s| s.proto == Proto::Tcp && s.state == SocketState::Listen)
         .map(|s| s.local_port)
         .collect();
+    // A connection still in a listener's accept queue has no owner yet: it is the listener's.
+    let listener_owner: HashMap<u16, String> = state
+        .sockets
+        .values()
+        .filter(|s| s.proto == Proto::Tcp && s.state == SocketState::Listen)
+        .filter_map(|s| Some((s.local_port, owner(s)?)))
+        .collect();
+    let owner = |s: &Socket| owner(s).or_else(|| listener_owner.get(&s.local_port).cloned());
     let mut ends: HashMap<(SocketAddr, SocketAddr), &Socket> = HashMap::new();
     for s in state.sockets.values().filter(connected) {
         if let (Some(addr), Some(port)) = (s.remote_addr, s.remote_port) {

@@ -103,3 +103,17 @@ fn dot_quotes_what_processes_call_themselves() {
         "{text}"
     );
 }
+
+#[test]
+fn a_connection_not_yet_accepted_is_its_listeners() {
+    let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let mut queued = end("127.0.0.1:8000", "127.0.0.1:42000", 0);
+    queued.pids.clear();
+    queued.owner = OwnerStatus::None;
+    let s = state(&[
+        listener(lo, 8000, 10),
+        end("127.0.0.1:42000", "127.0.0.1:8000", 20),
+        queued,
+    ]);
+    assert_eq!(edges(&of(&s)), [("p20", "p10", 8000, 1)]);
+}

@@ -68,6 +68,13 @@ impl Metrics {
     /// of the agent's own figures, ending with `# EOF`.
     pub fn render(&self, state: &State, peers: &[(String, bool)]) -> String {
         let mut registry = Registry::with_prefix("portscope");
+        // An unconnected UDP socket on an ephemeral port is a client's (a resolver's, QUIC's),
+        // there for a moment: one series each would only churn.
+        let ephemeral = crate::os::port_settings().ephemeral;
+        let client_udp = |s: &Socket| {
+            s.proto == Proto::Udp
+                && ephemeral.is_some_and(|r| (r.first..=r.last).contains(&s.local_port))
+        };
         let listeners = Family::<ListenLabels, Gauge>::default();
         let sockets = Family::<SocketLabels, Gauge>::default();
         let connections = Family::<ConnectionLabels, Gauge>::default();
@@ -81,7 +88,7 @@ impl Metrics {
                     state: text(socket.state),
                 })
                 .inc();
-            if socket.is_listening() {
+            if socket.is_listening() && !client_udp(socket) {
                 listeners
                     .get_or_create(&listen_labels(socket, state))
                     .set(1);

@@ -187,12 +187,19 @@ fn socket_inode(target: &[u8]) -> Option<u64> {
     std::str::from_utf8(digits).ok()?.parse().ok()
 }
 
+/// The boot time, read once for the whole process. The kernel's `btime` moves by a second
+/// between reads (and when the clock is stepped), and procfs caches it per thread: start
+/// times computed on two threads could then differ, and a running process look like another
+/// one given the same pid.
+fn boot_time() -> Option<u64> {
+    static BOOT: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    *BOOT.get_or_init(|| procfs::boot_time_secs().ok())
+}
+
 fn to_stat(stat: procfs::process::Stat) -> ProcessStat {
     ProcessStat {
         ppid: u32::try_from(stat.ppid).ok().filter(|&p| p != 0),
-        start_time: procfs::boot_time_secs()
-            .ok()
-            .map(|boot| boot + stat.starttime / procfs::ticks_per_second()),
+        start_time: boot_time().map(|boot| boot + stat.starttime / procfs::ticks_per_second()),
         session: u32::try_from(stat.session).ok().filter(|&s| s != 0),
         pgrp: u32::try_from(stat.pgrp).ok().filter(|&g| g != 0),
         state: Some(stat.state),

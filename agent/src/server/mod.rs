@@ -115,15 +115,22 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             peers::on_peer,
         ));
+    // This machine's history only: a hub does not relay its peers' (yet).
+    let history = Router::new()
+        .route("/api/v1/history", get(history::history))
+        .route("/api/v1/history/spans", get(history::spans))
+        .route("/api/v1/history/connections", get(history::connections))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            peers::local_only,
+        ));
     let api = Router::new()
         .route("/api/v1/snapshot", get(snapshot))
         .route("/api/v1/ws", get(websocket))
         .route("/api/v1/hosts", get(peers::hosts))
         .route("/api/v1/graph", get(graph))
         .merge(doctor)
-        .route("/api/v1/history", get(history::history))
-        .route("/api/v1/history/spans", get(history::spans))
-        .route("/api/v1/history/connections", get(history::connections))
+        .merge(history)
         .route("/metrics", get(metrics))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
@@ -337,7 +344,12 @@ async fn websocket(
             app.watcher.clone(),
             crate::history::process_runs as fn(&portscope_shared::Process) -> bool,
         ),
-        Ok(peers::Which::Peer(host)) => (host.hello(), host.watch(), host.alive()),
+        Ok(peers::Which::Peer(host)) => {
+            let mut hello = host.hello();
+            // Stopping a process there needs this agent's consent too.
+            hello.can_kill &= app.hello.can_kill;
+            (hello, host.watch(), host.alive())
+        }
         Err(unknown) => return unknown.into_response(),
     };
     let slot = match app.limits.admit(peer.ip()) {
