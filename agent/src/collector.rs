@@ -39,6 +39,11 @@ pub trait Platform: Send + 'static {
     fn git(&self, _dir: &std::path::Path) -> Option<crate::projects::Git> {
         None
     }
+    /// Whether a process sees the same files as the agent (its paths mean ours): a process in
+    /// a container has a working directory in its own mounts.
+    fn shares_our_files(&mut self, _pid: u32) -> bool {
+        true
+    }
 }
 
 /// The platform's file system as the project finder reads it.
@@ -285,6 +290,10 @@ impl<P: Platform> Collector<P> {
     /// The project of a process first seen: its working directory's, else its nearest
     /// ancestor's (up to [`PROJECT_ANCESTORS`] up, never init's).
     fn project_of(&mut self, raw: &RawProcess) -> Option<portscope_shared::Project> {
+        // Another mount namespace's paths are not ours to read (nor are its ancestors').
+        if !self.platform.shares_our_files(raw.pid) {
+            return None;
+        }
         let files = Files(&self.platform);
         if let Some(project) = raw
             .cwd
@@ -296,6 +305,9 @@ impl<P: Platform> Collector<P> {
         let mut ppid = raw.ppid;
         for _ in 0..PROJECT_ANCESTORS {
             let pid = ppid.filter(|&p| p > 1)?;
+            if !self.platform.shares_our_files(pid) {
+                return None;
+            }
             let cwd = self.platform.cwd(pid);
             let files = Files(&self.platform);
             if let Some(project) = cwd.and_then(|cwd| self.projects.of_dir(&files, &cwd)) {

@@ -49,6 +49,14 @@ impl Platform for System {
         crate::projects::Disk.git(dir)
     }
 
+    fn shares_our_files(&mut self, pid: u32) -> bool {
+        static OURS: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
+        let ours = OURS.get_or_init(|| std::fs::read_link("/proc/self/ns/mnt").ok());
+        let theirs = std::fs::read_link(format!("/proc/{pid}/ns/mnt")).ok();
+        // Unreadable (another user's, without root): judged by what can be read, as before.
+        theirs.is_none() || theirs == *ours
+    }
+
     fn sockets(&mut self) -> Result<SocketList, String> {
         if std::env::var(SOCKETS_FROM_ENV).is_ok_and(|v| v == "proc") {
             return sockets_from_proc();

@@ -36,16 +36,27 @@ pub trait Tree {
 pub struct Disk;
 
 impl Tree for Disk {
+    /// Opened once, without following a link and without blocking (a FIFO put there by
+    /// someone else must not hang a root agent's scan), then judged by the open descriptor.
     fn git(&self, dir: &Path) -> Option<Git> {
-        let dot = dir.join(".git");
-        let meta = std::fs::metadata(&dot).ok()?;
+        use std::io::Read;
+        use std::os::unix::fs::OpenOptionsExt;
+        let flags = rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(i32::try_from(flags.bits()).ok()?)
+            .open(dir.join(".git"))
+            .ok()?;
+        let meta = file.metadata().ok()?;
         if meta.is_dir() {
-            Some(Git::Dir)
-        } else if meta.is_file() && meta.len() < 4096 {
-            std::fs::read_to_string(&dot).ok().map(Git::File)
-        } else {
-            None
+            return Some(Git::Dir);
         }
+        if !meta.is_file() {
+            return None;
+        }
+        let mut text = String::new();
+        file.take(4096).read_to_string(&mut text).ok()?;
+        Some(Git::File(text))
     }
 }
 
@@ -96,7 +107,7 @@ fn linked(top: &Path, text: &str) -> Project {
     let gitdir = text
         .lines()
         .find_map(|l| l.strip_prefix("gitdir:"))
-        .map(|p| top.join(p.trim()));
+        .map(|p| normal(&top.join(p.trim())));
     let worktree = gitdir.as_deref().and_then(|gitdir| {
         let name = gitdir.file_name()?.to_str()?;
         let worktrees = gitdir.parent()?;
@@ -108,6 +119,22 @@ fn linked(top: &Path, text: &str) -> Project {
         Some((Some(repo), name)) => project(top, format!("{repo}@{name}"), ProjectSource::Worktree),
         _ => project(top, name_of(top), ProjectSource::Git),
     }
+}
+
+/// `a/b/../c` → `a/c`, by the path's text (a relative `gitdir:` of a worktree inside its
+/// repository climbs out of it).
+fn normal(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 fn name_of(dir: &Path) -> String {

@@ -35,6 +35,11 @@ fn a_working_directory_belongs_to_the_repository_above_it() {
             "/home/dev/my-app/vendor/lib",
             Git::File("gitdir: ../../.git/modules/vendor/lib\n".into()),
         ),
+        // A worktree inside its repository, with a relative gitdir (worktree.useRelativePaths).
+        (
+            "/home/dev/my-app/wt/hotfix",
+            Git::File("gitdir: ../../.git/worktrees/hotfix\n".into()),
+        ),
     ]);
     let mut p = Projects::default();
     let git = p.of_dir(&tree, "/home/dev/my-app/web/src").unwrap();
@@ -56,6 +61,11 @@ fn a_working_directory_belongs_to_the_repository_above_it() {
         (sub.name.as_str(), sub.source),
         ("lib", ProjectSource::Git),
         "a submodule is a repository of its own"
+    );
+    let rel = p.of_dir(&tree, "/home/dev/my-app/wt/hotfix").unwrap();
+    assert_eq!(
+        (rel.name.as_str(), rel.source),
+        ("my-app@hotfix", ProjectSource::Worktree)
     );
     assert_eq!(p.of_dir(&tree, "/srv/www"), None);
     assert_eq!(p.of_dir(&tree, "/"), None, "the root is no one's project");
@@ -106,6 +116,18 @@ fn the_disk_is_read_as_git_writes_it() {
     std::fs::create_dir(tree.join("src")).unwrap();
     let mut p = Projects::default();
     let main = p.of_dir(&Disk, repo.to_str().unwrap()).unwrap();
+    // A FIFO where a `.git` file would be is no project, and does not hang the walk.
+    let fifo = dir.path().join("fifo");
+    std::fs::create_dir(&fifo).unwrap();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        fifo.join(".git"),
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
+    assert_eq!(Disk.git(&fifo), None);
     assert_eq!(
         (main.name.as_str(), main.source),
         ("repo", ProjectSource::Git)
