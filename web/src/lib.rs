@@ -3,8 +3,8 @@
 //!
 //! Only [`table`] and [`timeline`], the client-side models, and [`windowing`], the rows in view
 //! that both render, are pure Rust: they also compile for the host, where their tests run
-//! (`cargo test --workspace`). Everything that touches the
-//! browser (`timeline::view` included) is wasm32-only.
+//! (`cargo test --workspace`). Everything that touches the browser (`timeline::view` included)
+//! is wasm32-only.
 
 #[cfg(target_arch = "wasm32")]
 mod api;
