@@ -56,7 +56,7 @@ fn main() -> ExitCode {
         "install-deps" => install_deps(),
         "bench" => bench::bench(&std::env::args().skip(2).collect::<Vec<_>>()),
         _ => Err(format!(
-            "unknown task {task:?}. Tasks:\n  test          install what is missing, then run every check and test\n  install-deps  only install what the tests need\n  bench         measure portscope against ss, netstat and lsof on a load it makes (--sockets N --procs P --json PATH --history-only)"
+            "unknown task {task:?}. Tasks:\n  test          install what is missing, then run every check and test\n  install-deps  only install what the tests need\n  bench         measure portscope against ss, netstat and lsof on a load it makes (--sockets N --procs P --json PATH --history-only --timeline-only)"
         )),
     };
     match result {
