@@ -315,6 +315,8 @@ pub struct Model {
     tx: watch::Sender<Arc<Published>>,
     /// Whether a process that no longer owns a socket still runs (for `exited` events).
     alive: fn(&Process) -> bool,
+    /// Owners that closed their listeners and ran on, until they exit.
+    lingering: std::sync::Mutex<crate::history::Lingering>,
 }
 
 impl Model {
@@ -336,7 +338,11 @@ impl Model {
             delta: None,
             events: Vec::new(),
         }));
-        Self { tx, alive }
+        Self {
+            tx,
+            alive,
+            lingering: std::sync::Mutex::default(),
+        }
     }
 
     /// How this model tells whether a process still runs.
@@ -355,21 +361,46 @@ impl Model {
 
     /// Replaces the state with a fresh scan. Publishes (and wakes clients) only when something
     /// changed; returns what it published.
+    /// An owner that closed its listeners earlier and has exited now is a change too (its
+    /// `exited` events, with an empty delta when nothing else changed).
     pub fn update(&self, mut scan: State) -> Option<Arc<Published>> {
         let current = self.current();
         scan.seq = current.state.seq + 1;
         let delta = current.state.diff(&scan);
-        if delta.is_empty() && current.state.warnings == scan.warnings {
+        let quiet = delta.is_empty() && current.state.warnings == scan.warnings;
+        let mut lingering = self
+            .lingering
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if quiet && lingering.is_empty() {
             return None;
         }
-        let events = crate::history::events_of(
+        let at = std::time::SystemTime::now();
+        let mut events = if quiet {
+            Vec::new()
+        } else {
+            crate::history::events_of(
+                &current.state,
+                &scan,
+                &delta,
+                at,
+                Socket::is_listening,
+                self.alive,
+            )
+        };
+        let late = lingering.after(
             &current.state,
             &scan,
-            &delta,
-            std::time::SystemTime::now(),
-            Socket::is_listening,
+            &events,
+            &humantime::format_rfc3339_seconds(at).to_string(),
             self.alive,
+            std::time::Instant::now(),
         );
+        drop(lingering);
+        if quiet && late.is_empty() {
+            return None;
+        }
+        events.extend(late);
         let published = Arc::new(Published {
             state: scan,
             delta: Some(delta),

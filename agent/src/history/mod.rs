@@ -6,11 +6,13 @@
 //! wire form is `portscope_shared::Event`.
 
 mod cli;
+mod lingering;
 mod recorder;
 pub mod store;
 mod watch;
 
 pub use cli::run as run_history;
+pub use lingering::Lingering;
 pub use recorder::{Recorder, Retention};
 pub use store::{HistoryError, Query, Store, default_path, millis};
 pub use watch::run as watch;
