@@ -202,17 +202,23 @@ fn a_listener_closed_by_a_process_that_runs_on_is_no_exit_until_it_exits() {
     // is the listener's story too.
     let pid = server.pid;
     drop(server);
-    let exited = wait_for("the later exit in the history", Duration::from_secs(15), || {
-        history(&file, &[&port])
-            .into_iter()
-            .find(|e| e.kind == EventKind::Exited)
-    });
+    let exited = wait_for(
+        "the later exit in the history",
+        Duration::from_secs(15),
+        || {
+            history(&file, &[&port])
+                .into_iter()
+                .find(|e| e.kind == EventKind::Exited)
+        },
+    );
     assert_eq!(exited.pid, Some(pid));
     assert!(
         exited.time >= closed.time,
         "after its closing: {exited:?} {closed:?}"
     );
-    let why = agent.get(&format!("/api/v1/why?target=127.0.0.1:{port}")).body;
+    let why = agent
+        .get(&format!("/api/v1/why?target=127.0.0.1:{port}"))
+        .body;
     assert!(why.contains("; it has exited"), "{why}");
     drop(agent);
 }

@@ -104,20 +104,9 @@ pub async fn open(peer: &Peer) -> Result<(PeerSocket, Hello), LinkError> {
 
 /// The next message the peer sends (undecodable ones skipped); `None` when it closed.
 pub async fn next(ws: &mut PeerSocket) -> Result<Option<ServerMessage>, LinkError> {
-    use futures_util::StreamExt;
-    use tungstenite::Message;
-    while let Some(message) = ws.next().await {
-        match message.map_err(|e| LinkError::Lost(e.to_string()))? {
-            Message::Text(text) => {
-                if let Ok(message) = serde_json::from_str::<ServerMessage>(&text) {
-                    return Ok(Some(message));
-                }
-            }
-            Message::Close(_) => return Ok(None),
-            _ => {}
-        }
-    }
-    Ok(None)
+    crate::server::local::next_message(ws)
+        .await
+        .map_err(|e| LinkError::Lost(e.to_string()))
 }
 
 /// Asks the peer for a fresh snapshot.

@@ -312,23 +312,17 @@ async fn asset(uri: Uri, headers: HeaderMap) -> Response {
 
 /// `GET /api/v1/graph`: who talks to whom, from the live state (of `?host=`'s machine).
 async fn graph(State(app): State<AppState>, uri: Uri) -> Response {
-    let watcher = match peers::which(&app, &uri) {
-        Ok(peers::Which::Local) => app.watcher,
-        Ok(peers::Which::Peer(peer)) => peer.watch(),
-        Err(unknown) => return unknown.into_response(),
-    };
-    let published = watcher.borrow().clone();
-    Json(crate::graph::of(&published.state)).into_response()
+    match peers::published(&app, &uri) {
+        Ok(published) => Json(crate::graph::of(&published.state)).into_response(),
+        Err(unknown) => unknown.into_response(),
+    }
 }
 
 async fn snapshot(State(app): State<AppState>, uri: Uri) -> Response {
-    let watcher = match peers::which(&app, &uri) {
-        Ok(peers::Which::Local) => app.watcher,
-        Ok(peers::Which::Peer(peer)) => peer.watch(),
-        Err(unknown) => return unknown.into_response(),
-    };
-    let published = watcher.borrow().clone();
-    Json(published.state.snapshot()).into_response()
+    match peers::published(&app, &uri) {
+        Ok(published) => Json(published.state.snapshot()).into_response(),
+        Err(unknown) => unknown.into_response(),
+    }
 }
 
 async fn websocket(

@@ -47,6 +47,17 @@ pub fn which<'a>(app: &'a AppState, uri: &axum::http::Uri) -> Result<Which<'a>, 
     }
 }
 
+/// The state last published for the machine `?host=` names: this agent's, or a peer's copy.
+pub fn published(
+    app: &AppState,
+    uri: &axum::http::Uri,
+) -> Result<std::sync::Arc<crate::model::Published>, UnknownHost> {
+    Ok(match which(app, uri)? {
+        Which::Local => app.watcher.borrow().clone(),
+        Which::Peer(peer) => peer.watch().borrow().clone(),
+    })
+}
+
 /// `GET /api/v1/hosts`: this agent, then its peers.
 pub async fn hosts(State(app): State<AppState>) -> Response {
     let me = Host {
