@@ -379,14 +379,17 @@ impl Model {
         let mut events = if quiet {
             Vec::new()
         } else {
-            crate::history::events_of(
+            lingering.see(&current.state, &scan, &delta);
+            let mut events = crate::history::events_of(
                 &current.state,
                 &scan,
                 &delta,
                 at,
                 Socket::is_listening,
                 self.alive,
-            )
+            );
+            lingering.name_closers(&mut events);
+            events
         };
         let late = lingering.after(
             &current.state,

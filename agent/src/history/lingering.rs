@@ -28,13 +28,61 @@ struct Owner {
     asked: Option<Instant>,
 }
 
-/// The owners of listeners that closed while they ran on.
+/// The owners of listeners that closed while they ran on, and the last owners of listeners
+/// that lost theirs.
 #[derive(Debug, Default)]
 pub struct Lingering {
     owners: HashMap<u32, Owner>,
+    /// Listeners seen without an owner after having one, by socket id: their last owner. An
+    /// exiting process lets go of its descriptors a moment before the kernel drops its
+    /// listener, so a scan can see the listener alone; its closing still names its owner.
+    orphans: HashMap<String, (u32, Process)>,
 }
 
 impl Lingering {
+    /// Before one change's events: remembers the last owner of each listener of `old` that
+    /// has none in `new`.
+    pub fn see(&mut self, old: &State, new: &State, delta: &portscope_shared::Delta) {
+        for socket in delta
+            .changed
+            .iter()
+            .filter(|s| s.is_listening() && s.pids.is_empty())
+        {
+            let owner = old.sockets.get(&socket.id).and_then(|before| {
+                let pid = *before.pids.first()?;
+                Some((pid, old.processes.get(&pid)?.clone()))
+            });
+            if let Some(owner) = owner {
+                self.orphans.insert(socket.id.clone(), owner);
+            }
+        }
+        // Kept only while the listener lasts without an owner.
+        self.orphans.retain(|id, _| {
+            new.sockets.get(id).is_some_and(|s| s.pids.is_empty()) || delta.removed.contains(id)
+        });
+        if self.orphans.len() > MAX_REMEMBERED {
+            self.orphans.clear();
+        }
+    }
+
+    /// Names the last owner in the closing of a listener that had lost it.
+    pub fn name_closers(&mut self, events: &mut [(String, Event)]) {
+        for (id, e) in events.iter_mut() {
+            if e.kind == EventKind::Closed
+                && e.pid.is_none()
+                && let Some((pid, p)) = self.orphans.remove(id)
+            {
+                e.pid = Some(pid);
+                e.process = Some(p.name);
+                e.cmdline = p.cmdline;
+                e.user = p.user;
+                e.cwd = p.cwd;
+                e.exe = p.exe;
+                e.start_time = p.start_time;
+            }
+        }
+    }
+
     /// Takes one change's `events` (between `old` and `new`): remembers the owners of the
     /// listeners that closed without exiting, and returns the `exited` events of remembered
     /// owners that are gone now (`alive` says whether one that holds no socket still runs).
@@ -198,6 +246,50 @@ mod tests {
             [8080]
         );
         assert!(lingering.is_empty());
+    }
+
+    #[test]
+    fn a_listener_that_outlives_its_owner_for_a_scan_still_names_it_when_it_closes() {
+        let mut with = state(&[listener(LO, 8080, 10)]);
+        with.processes.insert(
+            10,
+            Process {
+                pid: 10,
+                start_time: Some(100),
+                ..process("python3", &["python3", "-m", "http.server"])
+            },
+        );
+        // The process let go of its descriptors: the listener is seen alone, then goes.
+        let mut alone = with.clone();
+        alone.processes.clear();
+        alone.sockets.values_mut().for_each(|s| s.pids.clear());
+        let gone = state(&[]);
+        let mut lingering = Lingering::default();
+        lingering.see(&with, &alone, &with.diff(&alone));
+        let delta = alone.diff(&gone);
+        lingering.see(&alone, &gone, &delta);
+        let mut events = crate::history::events_of(
+            &alone,
+            &gone,
+            &delta,
+            std::time::SystemTime::UNIX_EPOCH,
+            portscope_shared::Socket::is_listening,
+            |_| false,
+        );
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].1.pid, None, "the state alone does not know it");
+        lingering.name_closers(&mut events);
+        let closed = &events[0].1;
+        assert_eq!(
+            (
+                closed.kind,
+                closed.pid,
+                closed.process.as_deref(),
+                closed.start_time
+            ),
+            (EventKind::Closed, Some(10), Some("python3"), Some(100))
+        );
+        assert!(lingering.orphans.is_empty(), "used once");
     }
 
     #[test]
