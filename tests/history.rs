@@ -162,7 +162,7 @@ fn listeners_are_remembered_across_a_kill_9() {
 }
 
 #[test]
-fn a_listener_closed_by_a_process_that_runs_on_is_no_exit() {
+fn a_listener_closed_by_a_process_that_runs_on_is_no_exit_until_it_exits() {
     let agent = Agent::start_ticking("200ms");
     let file = file_of(&agent);
     let server = Situation::start(&["close-after", "127.0.0.1", "2"]);
@@ -177,8 +177,15 @@ fn a_listener_closed_by_a_process_that_runs_on_is_no_exit() {
         },
     );
     assert_eq!(closed.pid, Some(server.pid));
-    // A few more ticks: still no exit, as it runs.
-    std::thread::sleep(Duration::from_secs(1));
+    // Later ticks are written (a marker listener's opening is in the file): still no exit, as
+    // it runs.
+    let marker = Situation::start(&["listen", "127.0.0.1"]);
+    let marker_port = marker.port.to_string();
+    wait_for(
+        "a later tick in the history",
+        Duration::from_secs(15),
+        || history(&file, &[&marker_port]).first().cloned(),
+    );
     let kinds: Vec<EventKind> = history(&file, &[&port]).iter().map(|e| e.kind).collect();
     assert_eq!(kinds, [EventKind::Closed, EventKind::Opened]);
     let why = agent
@@ -191,6 +198,28 @@ fn a_listener_closed_by_a_process_that_runs_on_is_no_exit() {
         )),
         "{why}"
     );
+    // When it exits later (a graceful shutdown: listener first, then the process), that exit
+    // is the listener's story too.
+    let pid = server.pid;
+    drop(server);
+    let exited = wait_for(
+        "the later exit in the history",
+        Duration::from_secs(15),
+        || {
+            history(&file, &[&port])
+                .into_iter()
+                .find(|e| e.kind == EventKind::Exited)
+        },
+    );
+    assert_eq!(exited.pid, Some(pid));
+    assert!(
+        exited.time >= closed.time,
+        "after its closing: {exited:?} {closed:?}"
+    );
+    let why = agent
+        .get(&format!("/api/v1/why?target=127.0.0.1:{port}"))
+        .body;
+    assert!(why.contains("; it has exited"), "{why}");
     drop(agent);
 }
 

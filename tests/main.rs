@@ -4,6 +4,7 @@
 //! sockets; sockets to observe are opened by a separate process (`support/holder.py`).
 
 mod browser;
+mod developer;
 mod doctor;
 mod fleet;
 mod guards;

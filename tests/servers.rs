@@ -287,8 +287,12 @@ fn containers_are_named_and_looked_inside() {
         9999,
         &["sleep", "120"],
     );
-    let web = docker.run(
+    let web = docker.run_labelled(
         &format!("ps-web-{tag}"),
+        &[
+            "com.docker.compose.project=shop",
+            "com.docker.compose.project.working_dir=/srv/shop",
+        ],
         web_port,
         8080,
         &["httpd", "-f", "-p", "8080"],
@@ -310,6 +314,29 @@ fn containers_are_named_and_looked_inside() {
     );
     let (_, who, _) = run_cli(&["who", &port, "--json"]);
     assert!(who.contains(&label), "{who}");
+    // The forwarder of a Compose project's container is that project's.
+    let (_, out, _) = run_cli(&["ls", "--port", &web_port.to_string(), "--json"]);
+    let snapshot: portscope_shared::Snapshot = serde_json::from_str(&out).unwrap();
+    let forwarder = snapshot
+        .sockets
+        .iter()
+        .find(|s| s.is_listening() && s.local_port == web_port)
+        .and_then(|s| s.pids.first())
+        .and_then(|pid| snapshot.processes.iter().find(|p| p.pid == *pid))
+        .unwrap_or_else(|| panic!("the forwarder of {web_port}: {out}"));
+    let project = forwarder
+        .project
+        .clone()
+        .expect("the container's Compose project");
+    assert_eq!(
+        (project.name.as_str(), project.root.as_str(), project.source),
+        (
+            "shop",
+            "/srv/shop",
+            portscope_shared::ProjectSource::Compose
+        ),
+        "{forwarder:?}"
+    );
 
     // Nothing listens on 9999 inside: the forward accepts, then closes.
     let (_, d) = why(&format!("127.0.0.1:{empty_port}"));

@@ -63,6 +63,19 @@ pub enum Command {
     Watch(WatchArgs),
     /// The agents a hub (`--peers FILE`) shows: add one, or list them with their status.
     Peer(PeerArgs),
+    /// Who talks to whom: each client process → server process (or remote address) with the
+    /// port and the number of connections, from one scan.
+    Graph(GraphArgs),
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct GraphArgs {
+    /// Print JSON (`{"nodes": [...], "edges": [...]}`) instead of text.
+    #[arg(long, conflicts_with = "dot")]
+    pub json: bool,
+    /// Print Graphviz input (`portscope graph --dot | dot -Tsvg > map.svg`).
+    #[arg(long)]
+    pub dot: bool,
 }
 
 #[derive(Clone, Debug, Args)]
@@ -314,6 +327,10 @@ pub struct LsArgs {
     /// and data services.
     #[arg(long)]
     pub exposed: bool,
+    /// Listeners grouped by project (the git repository or worktree their process works in),
+    /// as a tree.
+    #[arg(long, conflicts_with = "json")]
+    pub by_project: bool,
 }
 
 impl ServeArgs {
@@ -428,6 +445,7 @@ mod tests {
               history  Who held a port, and when: the listeners' history the agent keeps (newest first), read from its file without a running agent
               watch    Print socket changes as they happen, one line each: + opened, - closed, ~ owner changed (NDJSON with --json)
               peer     The agents a hub (`--peers FILE`) shows: add one, or list them with their status
+              graph    Who talks to whom: each client process → server process (or remote address) with the port and the number of connections, from one scan
               help     Print this message or the help of the given subcommand(s)
 
             Options:

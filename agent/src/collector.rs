@@ -35,7 +35,29 @@ pub trait Platform: Send + 'static {
     fn published_ports(&mut self) -> (Vec<crate::containers::Published>, Option<String>) {
         (Vec::new(), None)
     }
+    /// `dir/.git`, if there is one (projects); fakes without a file system keep the default.
+    fn git(&self, _dir: &std::path::Path) -> Option<crate::projects::Git> {
+        None
+    }
+    /// Whether a process sees the same files as the agent (its paths mean ours): a process in
+    /// a container has a working directory in its own mounts.
+    fn shares_our_files(&mut self, _pid: u32) -> bool {
+        true
+    }
 }
+
+/// The platform's file system as the project finder reads it.
+struct Files<'a, P>(&'a P);
+
+impl<P: Platform> crate::projects::Tree for Files<'_, P> {
+    fn git(&self, dir: &std::path::Path) -> Option<crate::projects::Git> {
+        self.0.git(dir)
+    }
+}
+
+/// How far up the process tree a process without a project of its own looks for one (a `node`
+/// started by `npm run dev` in the repository).
+const PROJECT_ANCESTORS: usize = 8;
 
 /// A socket as the platform reports it, before it gets an identity.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -99,6 +121,9 @@ pub struct RawProcess {
     pub state: Option<char>,
     /// Working directory, read once when the process is first seen.
     pub cwd: Option<String>,
+    /// Its project (its own working directory's, or its nearest ancestor's), found by the
+    /// collector when the process is first seen.
+    pub project: Option<portscope_shared::Project>,
 }
 
 impl RawProcess {
@@ -123,6 +148,8 @@ pub struct Collector<P> {
     processes: HashMap<u32, RawProcess>,
     /// What the doctor heard from listeners (the agent's; a one-off scan has none).
     learned: Option<crate::doctor::Learned>,
+    /// Each working directory's project.
+    projects: crate::projects::Projects,
 }
 
 impl<P: Platform> Collector<P> {
@@ -132,6 +159,7 @@ impl<P: Platform> Collector<P> {
             owners: OwnerMap::new(),
             processes: HashMap::new(),
             learned: None,
+            projects: crate::projects::Projects::default(),
         }
     }
 
@@ -208,7 +236,12 @@ impl<P: Platform> Collector<P> {
             let owner = socket.pids.first().and_then(|pid| processes.get(pid));
             ports::annotate(socket, owner, services);
         }
-        label_containers(&mut self.platform, &mut sockets, &mut warnings);
+        label_containers(
+            &mut self.platform,
+            &mut sockets,
+            &mut processes,
+            &mut warnings,
+        );
         if let Some(learned) = &self.learned {
             learned.apply(&mut sockets);
         }
@@ -249,7 +282,40 @@ impl<P: Platform> Collector<P> {
             // The pid was reused: what the owner map knows of it belongs to the old process.
             self.owners.forget(pid);
         }
-        self.platform.process(pid)
+        let mut raw = self.platform.process(pid)?;
+        raw.project = self.project_of(&raw);
+        Some(raw)
+    }
+
+    /// The project of a process first seen: its working directory's, else its nearest
+    /// ancestor's (up to [`PROJECT_ANCESTORS`] up, never init's).
+    fn project_of(&mut self, raw: &RawProcess) -> Option<portscope_shared::Project> {
+        // Another mount namespace's paths are not ours to read (nor are its ancestors').
+        if !self.platform.shares_our_files(raw.pid) {
+            return None;
+        }
+        let files = Files(&self.platform);
+        if let Some(project) = raw
+            .cwd
+            .as_deref()
+            .and_then(|cwd| self.projects.of_dir(&files, cwd))
+        {
+            return Some(project);
+        }
+        let mut ppid = raw.ppid;
+        for _ in 0..PROJECT_ANCESTORS {
+            let pid = ppid.filter(|&p| p > 1)?;
+            if !self.platform.shares_our_files(pid) {
+                return None;
+            }
+            let cwd = self.platform.cwd(pid);
+            let files = Files(&self.platform);
+            if let Some(project) = cwd.and_then(|cwd| self.projects.of_dir(&files, &cwd)) {
+                return Some(project);
+            }
+            ppid = self.platform.stat(pid)?.ppid;
+        }
+        None
     }
 
     /// The agent's effective user id.
@@ -303,9 +369,12 @@ impl<P: Platform> Collector<P> {
 /// Names listeners that are containers' published ports after their container and image (a
 /// `docker-proxy` is not what a developer started; the container is), also when the owner is
 /// hidden. The engine is asked only while some listener could be one.
+/// The forwarder of a Compose project's container takes the container's project (the working
+/// directory it has is its engine's, not one a developer chose).
 fn label_containers<P: Platform>(
     platform: &mut P,
     sockets: &mut BTreeMap<String, Socket>,
+    processes: &mut BTreeMap<u32, Process>,
     warnings: &mut Vec<String>,
 ) {
     let maybe_container = |s: &Socket| {
@@ -330,6 +399,17 @@ fn label_containers<P: Platform>(
         ) {
             socket.app = Some(p.label());
             labelled = true;
+            if let Some((name, dir)) = &p.compose {
+                for pid in &socket.pids {
+                    if let Some(process) = processes.get_mut(pid) {
+                        process.project = Some(portscope_shared::Project {
+                            name: name.clone(),
+                            root: dir.clone().unwrap_or_default(),
+                            source: portscope_shared::ProjectSource::Compose,
+                        });
+                    }
+                }
+            }
         }
     }
     // Only where a container forwarder listens is a missing name worth a warning (hidden
@@ -468,6 +548,7 @@ pub fn to_wire_process(raw: RawProcess) -> Process {
         stopped: raw.state == Some('T'),
         cwd: raw.cwd,
         host: None,
+        project: raw.project,
     }
 }
 
@@ -487,6 +568,8 @@ mod tests {
         /// Pids whose descriptors cannot be read.
         unreadable: Vec<u32>,
         fail_sockets: bool,
+        /// Directories that hold a `.git` directory.
+        repos: Vec<std::path::PathBuf>,
     }
 
     impl Platform for Fake {
@@ -540,6 +623,12 @@ mod tests {
         fn cwd(&mut self, pid: u32) -> Option<String> {
             self.processes.get(&pid).map(|_| format!("/work/{pid}"))
         }
+        fn git(&self, dir: &std::path::Path) -> Option<crate::projects::Git> {
+            self.repos
+                .iter()
+                .any(|r| r == dir)
+                .then_some(crate::projects::Git::Dir)
+        }
     }
 
     fn listener(port: u16, inode: u64) -> RawSocket {
@@ -568,6 +657,7 @@ mod tests {
             pgrp: Some(1),
             state: Some('S'),
             cwd: None,
+            project: None,
         }
     }
 
@@ -601,6 +691,28 @@ mod tests {
             collector.owner(30).unwrap().ancestors.is_empty(),
             "a child of pid 1 is not 'started by' init"
         );
+    }
+
+    #[test]
+    fn a_process_without_a_project_of_its_own_takes_its_nearest_ancestors() {
+        // vite runs in /tmp (no repository), started by npm in the repository /work/40; a
+        // daemon under init has none; bash's own directory is its repository.
+        let mut fake = tree(&[
+            (50, 40, 30, "vite"),
+            (40, 30, 30, "npm"),
+            (30, 1, 30, "bash"),
+            (60, 1, 60, "daemon"),
+            (1, 0, 1, "init"),
+        ]);
+        fake.processes.get_mut(&50).unwrap().cwd = Some("/tmp".into());
+        fake.processes.get_mut(&40).unwrap().cwd = Some("/work/40".into());
+        fake.repos = vec!["/work/40".into(), "/work/1".into()];
+        fake.sockets = vec![listener(5173, 1), listener(9000, 2)];
+        fake.owners = HashMap::from([(1, vec![50]), (2, vec![60])]);
+        let state = Collector::new(fake).scan();
+        let project = |pid| state.processes[&pid].project.clone().map(|p| p.name);
+        assert_eq!(project(50).as_deref(), Some("40"), "npm's repository");
+        assert_eq!(project(60), None, "init's directory is no one's project");
     }
 
     #[test]

@@ -675,6 +675,7 @@ mod tests {
             pgrp: Some(pgrp),
             state: Some('S'),
             cwd: None,
+            project: None,
         }
     }
 

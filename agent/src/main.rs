@@ -7,6 +7,7 @@ mod containers;
 mod doctor;
 #[cfg(test)]
 mod fuzz;
+mod graph;
 mod history;
 mod kill;
 mod ls;
@@ -16,6 +17,7 @@ mod os;
 mod owners;
 mod peers;
 mod ports;
+mod projects;
 mod refresh;
 mod serve;
 mod server;
@@ -71,6 +73,7 @@ fn main() -> ExitCode {
             Some(Command::History(args)) => history::run_history(args).map(status),
             Some(Command::Watch(args)) => history::watch(args).await.map(|()| ExitCode::SUCCESS),
             Some(Command::Peer(args)) => peers::cli::run(args).await,
+            Some(Command::Graph(args)) => graph::run(args).await.map(|()| ExitCode::SUCCESS),
         }
     });
     match result {

@@ -252,6 +252,16 @@ impl Mirror {
         self.last
     }
 
+    /// The most sockets and processes it holds now (its state, or a snapshot being received).
+    pub fn size(&self) -> (usize, usize) {
+        let of = |s: &Option<State>| {
+            s.as_ref()
+                .map_or((0, 0), |s| (s.sockets.len(), s.processes.len()))
+        };
+        let (a, b) = (of(&self.last), of(&self.partial));
+        (a.0.max(b.0), a.1.max(b.1))
+    }
+
     pub fn feed(&mut self, message: portscope_shared::ServerMessage) -> Step {
         use portscope_shared::ServerMessage;
         let now = match message {
@@ -305,6 +315,8 @@ pub struct Model {
     tx: watch::Sender<Arc<Published>>,
     /// Whether a process that no longer owns a socket still runs (for `exited` events).
     alive: fn(&Process) -> bool,
+    /// Owners that closed their listeners and ran on, until they exit.
+    lingering: std::sync::Mutex<crate::history::Lingering>,
 }
 
 impl Model {
@@ -326,7 +338,11 @@ impl Model {
             delta: None,
             events: Vec::new(),
         }));
-        Self { tx, alive }
+        Self {
+            tx,
+            alive,
+            lingering: std::sync::Mutex::default(),
+        }
     }
 
     /// How this model tells whether a process still runs.
@@ -345,21 +361,49 @@ impl Model {
 
     /// Replaces the state with a fresh scan. Publishes (and wakes clients) only when something
     /// changed; returns what it published.
+    /// An owner that closed its listeners earlier and has exited now is a change too (its
+    /// `exited` events, with an empty delta when nothing else changed).
     pub fn update(&self, mut scan: State) -> Option<Arc<Published>> {
         let current = self.current();
         scan.seq = current.state.seq + 1;
         let delta = current.state.diff(&scan);
-        if delta.is_empty() && current.state.warnings == scan.warnings {
+        let quiet = delta.is_empty() && current.state.warnings == scan.warnings;
+        let mut lingering = self
+            .lingering
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if quiet && lingering.is_empty() {
             return None;
         }
-        let events = crate::history::events_of(
+        let at = std::time::SystemTime::now();
+        let mut events = if quiet {
+            Vec::new()
+        } else {
+            lingering.see(&current.state, &scan, &delta);
+            let mut events = crate::history::events_of(
+                &current.state,
+                &scan,
+                &delta,
+                at,
+                Socket::is_listening,
+                self.alive,
+            );
+            lingering.name_closers(&mut events);
+            events
+        };
+        let late = lingering.after(
             &current.state,
             &scan,
-            &delta,
-            std::time::SystemTime::now(),
-            Socket::is_listening,
+            &events,
+            &humantime::format_rfc3339_seconds(at).to_string(),
             self.alive,
+            std::time::Instant::now(),
         );
+        drop(lingering);
+        if quiet && late.is_empty() {
+            return None;
+        }
+        events.extend(late);
         let published = Arc::new(Published {
             state: scan,
             delta: Some(delta),
@@ -436,6 +480,7 @@ pub(crate) mod tests {
             stopped: false,
             cwd: None,
             host: None,
+            project: None,
         }
     }
 

@@ -414,6 +414,35 @@ pub struct Process {
     /// The peer it runs on, as for [`Socket::host`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
+    /// The project it works on: for a container's port forwarder, the container's Compose
+    /// project; else the git repository (or worktree) of its working directory, or of its
+    /// nearest ancestor's; `null` for none.
+    #[serde(default)]
+    pub project: Option<Project>,
+}
+
+/// A project a process works on.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Project {
+    /// The repository's directory name; `repo@worktree` for a linked worktree.
+    pub name: String,
+    /// Where it is checked out: the repository's (or worktree's) top directory.
+    pub root: String,
+    pub source: ProjectSource,
+}
+
+/// How a project was recognised.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProjectSource {
+    /// A git repository (a `.git` directory, or a submodule's `.git` file).
+    Git,
+    /// A linked worktree of a git repository (`git worktree add`).
+    Worktree,
+    /// The Compose project of the container whose port it forwards (the label Compose sets).
+    Compose,
+    #[serde(other)]
+    Unknown,
 }
 
 /// A change in a socket's life: a line of `portscope watch --json`, and what the history keeps
@@ -600,6 +629,53 @@ pub struct Fix {
     pub text: String,
     #[serde(default)]
     pub command: Option<String>,
+}
+
+/// Who talks to whom (`portscope graph --json`, `GET /api/v1/graph`): processes and remote
+/// peers as nodes, connections between them as edges.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Graph {
+    pub nodes: Vec<GraphNode>,
+    pub edges: Vec<GraphEdge>,
+}
+
+/// A process of this machine, or a remote address its connections reach.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GraphNode {
+    /// `p<PID>` for a process, `r<ADDRESS>` for a remote address, `hidden` for the owners of
+    /// sockets portscope cannot see (another user's, without root).
+    pub id: String,
+    pub kind: GraphNodeKind,
+    /// What to call it: the process's name, or the address.
+    pub label: String,
+    #[serde(default)]
+    pub pid: Option<u32>,
+    /// The process's project, to group by.
+    #[serde(default)]
+    pub project: Option<String>,
+    #[serde(default)]
+    pub addr: Option<IpAddr>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GraphNodeKind {
+    Process,
+    Remote,
+    Hidden,
+    #[serde(other)]
+    Unknown,
+}
+
+/// Connections from a client (`from`) to a server (`to`) on one port.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GraphEdge {
+    pub from: String,
+    pub to: String,
+    /// The server's port.
+    pub port: u16,
+    /// How many connections (established, or being set up).
+    pub count: usize,
 }
 
 /// The body of `GET /api/v1/hosts`: this agent, then each peer of a hub (`--peers`).

@@ -62,8 +62,13 @@ fn process() -> Process {
         uid: Some(1000),
         start_time: Some(1_795_000_000),
         stopped: false,
-        cwd: None,
+        cwd: Some("/home/dev/app".into()),
         host: None,
+        project: Some(Project {
+            name: "app".into(),
+            root: "/home/dev/app".into(),
+            source: ProjectSource::Git,
+        }),
     }
 }
 
@@ -174,6 +179,7 @@ fn samples() -> Vec<(&'static str, String)> {
                 stopped: false,
                 cwd: None,
                 host: None,
+                project: None,
             }],
         }],
         clients: vec![],
@@ -317,6 +323,49 @@ fn samples() -> Vec<(&'static str, String)> {
         ],
     };
     out.push(("Hosts", serde_json::to_string_pretty(&hosts).unwrap()));
+    let graph = Graph {
+        nodes: vec![
+            GraphNode {
+                id: "p4242".into(),
+                kind: GraphNodeKind::Process,
+                label: "node".into(),
+                pid: Some(4242),
+                project: Some("app".into()),
+                addr: None,
+            },
+            GraphNode {
+                id: "p900".into(),
+                kind: GraphNodeKind::Process,
+                label: "postgres".into(),
+                pid: Some(900),
+                project: None,
+                addr: None,
+            },
+            GraphNode {
+                id: "r192.0.2.8".into(),
+                kind: GraphNodeKind::Remote,
+                label: "192.0.2.8".into(),
+                pid: None,
+                project: None,
+                addr: Some("192.0.2.8".parse().unwrap()),
+            },
+        ],
+        edges: vec![
+            GraphEdge {
+                from: "p4242".into(),
+                to: "p900".into(),
+                port: 5432,
+                count: 3,
+            },
+            GraphEdge {
+                from: "p4242".into(),
+                to: "r192.0.2.8".into(),
+                port: 443,
+                count: 1,
+            },
+        ],
+    };
+    out.push(("Graph", serde_json::to_string_pretty(&graph).unwrap()));
     let kill = KillRequest {
         pid: 4242,
         signal: Some("TERM".into()),
@@ -374,7 +423,7 @@ fn snapshot_json() {
             more: false,
         }),
         expect![[
-            r#"{"type":"Snapshot","seq":7,"sockets":[{"id":"tcp 127.0.0.1:5173 - i41234","proto":"tcp","family":"ipv4","local_addr":"127.0.0.1","local_port":5173,"remote_addr":null,"remote_port":null,"state":"LISTEN","pids":[4242],"uid":1000,"owner":"known","exposure":"loopback","service":null,"app":"Vite dev server","risk":null,"http":true}],"processes":[{"pid":4242,"ppid":4200,"name":"node","exe":"/usr/bin/node","cmdline":["node","node_modules/.bin/vite"],"user":"dev","uid":1000,"start_time":1795000000,"stopped":false,"cwd":null}],"warnings":["could not read /proc/9/fd: permission denied"],"more":false}"#
+            r#"{"type":"Snapshot","seq":7,"sockets":[{"id":"tcp 127.0.0.1:5173 - i41234","proto":"tcp","family":"ipv4","local_addr":"127.0.0.1","local_port":5173,"remote_addr":null,"remote_port":null,"state":"LISTEN","pids":[4242],"uid":1000,"owner":"known","exposure":"loopback","service":null,"app":"Vite dev server","risk":null,"http":true}],"processes":[{"pid":4242,"ppid":4200,"name":"node","exe":"/usr/bin/node","cmdline":["node","node_modules/.bin/vite"],"user":"dev","uid":1000,"start_time":1795000000,"stopped":false,"cwd":"/home/dev/app","project":{"name":"app","root":"/home/dev/app","source":"git"}}],"warnings":["could not read /proc/9/fd: permission denied"],"more":false}"#
         ]],
     );
 }

@@ -43,14 +43,25 @@ impl Machine {
     /// A new namespace with its agent started and sharing.
     #[track_caller]
     pub fn start() -> Machine {
-        let n = (std::process::id() % 200 + NEXT.fetch_add(1, Ordering::Relaxed)) % 250 + 1;
-        let netns = format!("portscope-{}-{n}", std::process::id());
-        let (here, there) = (format!("psh{n}"), format!("psp{n}"));
-        // A pair left by a crashed run of the same pid goes first.
-        let _ = Command::new("ip")
-            .args(["link", "del", &here])
-            .stderr(Stdio::null())
-            .status();
+        // The veth name claims N (and its subnet) on this machine: a name another run holds
+        // (or a crashed one left) makes the kernel refuse, and the next N is tried. Nothing of
+        // another run's is ever removed.
+        let pid = std::process::id();
+        let (n, here, there) = (0..250)
+            .map(|i| {
+                (pid as usize * 7 + NEXT.fetch_add(1, Ordering::Relaxed) as usize + i) % 250 + 1
+            })
+            .find_map(|n| {
+                let (here, there) = (format!("psh{n}"), format!("psp{n}"));
+                let made = Command::new("ip")
+                    .args(["link", "add", &here, "type", "veth", "peer", "name", &there])
+                    .stderr(Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success());
+                made.then_some((n, here, there))
+            })
+            .expect("no free 10.231.N test subnet (ip link add failed 250 times; run as root)");
+        let netns = format!("portscope-{pid}-{n}");
         ip(&["netns", "add", &netns]);
         let mut machine = Machine {
             addr: format!("10.231.{n}.2"),
@@ -60,7 +71,6 @@ impl Machine {
             agent: None,
             netns: netns.clone(),
         };
-        ip(&["link", "add", &here, "type", "veth", "peer", "name", &there]);
         ip(&["link", "set", &there, "netns", &netns]);
         ip(&["addr", "add", &format!("10.231.{n}.1/24"), "dev", &here]);
         ip(&["link", "set", &here, "up"]);

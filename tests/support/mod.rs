@@ -371,18 +371,25 @@ impl Situation {
     /// program to portscope).
     #[track_caller]
     pub fn start_by(interpreter: &std::path::Path, args: &[&str]) -> Situation {
-        Self::spawn_by(interpreter.as_os_str(), &[], args, false)
+        Self::spawn_by(interpreter.as_os_str(), &[], args, false, None)
     }
 
     /// The same run by `program` with `before` the script (e.g. `ip netns exec NS python3`).
     #[track_caller]
     pub fn start_wrapped(program: &str, before: &[&str], args: &[&str]) -> Situation {
-        Self::spawn_by(program.as_ref(), before, args, false)
+        Self::spawn_by(program.as_ref(), before, args, false, None)
+    }
+
+    /// The same working in `dir` (its working directory, as a developer's server in a
+    /// checkout).
+    #[track_caller]
+    pub fn start_in(dir: &std::path::Path, args: &[&str]) -> Situation {
+        Self::spawn_by("python3".as_ref(), &[], args, false, Some(dir))
     }
 
     #[track_caller]
     fn spawn(args: &[&str], own_group: bool) -> Situation {
-        Self::spawn_by("python3".as_ref(), &[], args, own_group)
+        Self::spawn_by("python3".as_ref(), &[], args, own_group, None)
     }
 
     #[track_caller]
@@ -391,11 +398,15 @@ impl Situation {
         before: &[&str],
         args: &[&str],
         own_group: bool,
+        dir: Option<&std::path::Path>,
     ) -> Situation {
         use std::os::unix::process::CommandExt;
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/support/situation.py");
         let mut command = Command::new(program);
         command.args(before);
+        if let Some(dir) = dir {
+            command.current_dir(dir);
+        }
         if own_group {
             command.process_group(0);
         }
@@ -631,4 +642,16 @@ pub fn run(mut command: Command) -> (i32, String, String) {
         out.join().unwrap(),
         err.join().unwrap(),
     )
+}
+
+/// The checkout these tests run in, as git itself names its top directory (empty outside
+/// one): the project a test's own processes inherit.
+pub fn own_checkout() -> String {
+    std::process::Command::new("git")
+        .args(["rev-parse", "--show-toplevel"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
 }

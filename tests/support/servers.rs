@@ -424,9 +424,27 @@ impl Docker {
     /// removed on drop.
     #[track_caller]
     pub fn run(&self, name: &str, host_port: u16, port: u16, command: &[&str]) -> Container {
+        self.run_labelled(name, &[], host_port, port, command)
+    }
+
+    /// The same with labels (`key=value`), as Compose sets them.
+    #[track_caller]
+    pub fn run_labelled(
+        &self,
+        name: &str,
+        labels: &[&str],
+        host_port: u16,
+        port: u16,
+        command: &[&str],
+    ) -> Container {
         let _ = Command::new("docker").args(["rm", "-f", name]).output();
-        let out = Command::new("docker")
-            .args(["run", "-d", "--name", name, "-p"])
+        let mut docker = Command::new("docker");
+        docker.args(["run", "-d", "--name", name]);
+        for label in labels {
+            docker.args(["--label", label]);
+        }
+        let out = docker
+            .arg("-p")
             .arg(format!("127.0.0.1:{host_port}:{port}"))
             .arg(IMAGE)
             .args(command)

@@ -114,6 +114,11 @@ elif mode == "close-after":
     report(s.getsockname()[1])
     __import__("time").sleep(float(sys.argv[3]))
     s.close()
+elif mode == "dial":
+    # argv[3] connections to 127.0.0.1:argv[2], held; reports the first one's local port.
+    clients = [socket.create_connection(("127.0.0.1", int(sys.argv[2]))) for _ in range(int(sys.argv[3]))]
+    keep += clients
+    report(clients[0].getsockname()[1])
 elif mode == "listen-at":
     s = listener(sys.argv[2], int(sys.argv[3]))
     keep.append(s)

@@ -31,7 +31,7 @@ use crate::timeline::view::{
     tenure_of_event,
 };
 use crate::url::Tab;
-use crate::{api, url};
+use crate::{api, url, windowing};
 
 /// Height of one table row in pixels, fixed by the stylesheet (`.sockets tr.row td`): the table
 /// renders only the rows in view and stands in for the others with two spacer rows, so 20 000
@@ -60,14 +60,6 @@ struct Window {
     before: usize,
     rows: Vec<RowView>,
     after: usize,
-}
-
-/// The slice of `len` rows, `row_px` high each, to render when the view shows `height` pixels
-/// from `top`.
-fn window_range(top: f64, height: f64, row_px: f64, len: usize) -> (usize, usize) {
-    let first = ((top.max(0.0) / row_px) as usize).saturating_sub(OVERSCAN);
-    let last = ((top.max(0.0) + height.max(0.0)) / row_px).ceil() as usize + OVERSCAN;
-    (first.min(len), last.min(len))
 }
 
 /// A CSS string for an attribute selector: ids carry spaces, brackets and colons, which are
@@ -593,7 +585,8 @@ pub fn App() -> impl IntoView {
         let (top, height, px) = (scroll_top.get(), viewport.get(), row_px.get());
         table.with(|t| {
             let (len, _) = t.shown_counts();
-            let (first, last) = window_range(top, height, px, len);
+            let rows = windowing::rows_in_view(len, |i| (i + 1) as f64 * px, top, height, OVERSCAN);
+            let (first, last) = (rows.start, rows.end);
             Window {
                 before: first,
                 rows: t

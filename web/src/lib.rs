@@ -1,9 +1,10 @@
 //! The portscope dashboard: Leptos (client-side rendering) compiled to WebAssembly, served by
 //! the agent. It talks to the agent only through `portscope_shared` messages.
 //!
-//! Only [`table`] and [`timeline`], the client-side models, are pure Rust: they also compile for
-//! the host, where their tests run (`cargo test --workspace`). Everything that touches the
-//! browser (`timeline::view` included) is wasm32-only.
+//! Only [`table`] and [`timeline`], the client-side models, and [`windowing`], the rows in view
+//! that both render, are pure Rust: they also compile for the host, where their tests run
+//! (`cargo test --workspace`). Everything that touches the browser (`timeline::view` included)
+//! is wasm32-only.
 
 #[cfg(target_arch = "wasm32")]
 mod api;
@@ -17,6 +18,7 @@ pub mod table;
 pub mod timeline;
 #[cfg(target_arch = "wasm32")]
 mod url;
+pub mod windowing;
 
 /// Entry point, called by `boot.js` once the module is loaded.
 #[cfg(target_arch = "wasm32")]

@@ -26,6 +26,8 @@ struct Options {
     history_only: bool,
     /// Only a hub's figures (three namespaced peers of 5 000 sockets).
     hub_only: bool,
+    /// Only the dashboard's timeline on a week of 200 ports (no load, no history cost).
+    timeline_only: bool,
 }
 
 fn options(args: &[String]) -> Result<Options, String> {
@@ -35,6 +37,7 @@ fn options(args: &[String]) -> Result<Options, String> {
         json: None,
         history_only: false,
         hub_only: false,
+        timeline_only: false,
     };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -45,9 +48,10 @@ fn options(args: &[String]) -> Result<Options, String> {
             "--json" => o.json = Some(value()?),
             "--history-only" => o.history_only = true,
             "--hub-only" => o.hub_only = true,
+            "--timeline-only" => o.timeline_only = true,
             other => {
                 return Err(format!(
-                    "unknown bench option {other}; expected --sockets N, --procs P, --json PATH, --history-only, --hub-only"
+                    "unknown bench option {other}; expected --sockets N, --procs P, --json PATH, --history-only, --hub-only, --timeline-only"
                 ));
             }
         }
@@ -76,7 +80,13 @@ pub fn bench(args: &[String]) -> Result<(), String> {
         "build the release agent",
         crate::cargo(&["build", "--release", "--package", "portscope", "--locked"]),
     )?;
-    let agent = root.join("target/release/portscope");
+    // Where Cargo put it: `CARGO_TARGET_DIR` when set (relative to the directory both run in).
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| root.join("target"), std::path::PathBuf::from);
+    let agent = target.join("release/portscope");
+    if o.timeline_only {
+        return timeline_figures(&root, &agent);
+    }
     if o.history_only {
         return history_figures(&root, &agent, &o);
     }
@@ -328,6 +338,20 @@ fn history_figures(root: &Path, agent: &Path, o: &Options) -> Result<(), String>
     );
     println!("  machine: {}", machine());
     print_history(&history, &lookup);
+    print_timeline(&timeline);
+    Ok(())
+}
+
+/// `--timeline-only`: the dashboard's timeline on a week of 200 ports, nothing else.
+fn timeline_figures(root: &Path, agent: &Path) -> Result<(), String> {
+    eprintln!("xtask: == measuring the timeline on a week of 200 ports");
+    let timeline = [
+        (1440, timeline_week(root, agent, 1440)?),
+        (120, timeline_week(root, agent, 120)?),
+    ];
+    println!();
+    println!("portscope bench (timeline)");
+    println!("  machine: {}", machine());
     print_timeline(&timeline);
     Ok(())
 }

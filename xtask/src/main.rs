@@ -31,6 +31,10 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     ("postgresql", "/usr/lib/postgresql/15/bin/initdb"),
     ("redis-server", "/usr/bin/redis-server"),
     ("nginx", "/usr/sbin/nginx"),
+    // git: the projects test makes a repository and a worktree.
+    ("git", "/usr/bin/git"),
+    // dot: `portscope graph --dot` must be Graphviz input Graphviz takes.
+    ("graphviz", "/usr/bin/dot"),
     // Prometheus scrapes an agent's /metrics in tests/fleet.rs.
     ("prometheus", "/usr/bin/prometheus"),
     // npm fetches axe-core, the accessibility checker the browser tests inject into the page.
@@ -52,7 +56,7 @@ fn main() -> ExitCode {
         "install-deps" => install_deps(),
         "bench" => bench::bench(&std::env::args().skip(2).collect::<Vec<_>>()),
         _ => Err(format!(
-            "unknown task {task:?}. Tasks:\n  test          install what is missing, then run every check and test\n  install-deps  only install what the tests need\n  bench         measure portscope against ss, netstat and lsof on a load it makes (--sockets N --procs P --json PATH --history-only)"
+            "unknown task {task:?}. Tasks:\n  test          install what is missing, then run every check and test\n  install-deps  only install what the tests need\n  bench         measure portscope against ss, netstat and lsof on a load it makes (--sockets N --procs P --json PATH --history-only --timeline-only)"
         )),
     };
     match result {

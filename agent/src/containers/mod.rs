@@ -32,6 +32,9 @@ pub struct Published {
     pub name: String,
     pub image: String,
     pub id: String,
+    /// The Compose project it belongs to (`com.docker.compose.project`) and where it was
+    /// brought up (`com.docker.compose.project.working_dir`).
+    pub compose: Option<(String, Option<String>)>,
 }
 
 impl Published {
@@ -168,6 +171,15 @@ pub fn parse_list(containers: &serde_json::Value) -> Vec<Published> {
             .and_then(|v| v.as_str())
             .unwrap_or_default()
             .to_owned();
+        let label = |key: &str| {
+            c.pointer("/Labels")
+                .and_then(|l| l.get(key))
+                .and_then(|v| v.as_str())
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+        };
+        let compose = label("com.docker.compose.project")
+            .map(|project| (project, label("com.docker.compose.project.working_dir")));
         for p in c
             .get("Ports")
             .and_then(|v| v.as_array())
@@ -200,6 +212,7 @@ pub fn parse_list(containers: &serde_json::Value) -> Vec<Published> {
                 name: name.clone(),
                 image: image.clone(),
                 id: id.clone(),
+                compose: compose.clone(),
             });
         }
     }
@@ -286,24 +299,37 @@ mod tests {
     #[test]
     fn published_ports_are_read_from_the_container_list() {
         let list = serde_json::json!([
-            {"Id": "abc123", "Names": ["/web"], "Image": "nginx:1.25", "Ports": [
+            {"Id": "abc123", "Names": ["/web"], "Image": "nginx:1.25",
+             "Labels": {"com.docker.compose.project": "shop",
+                        "com.docker.compose.project.working_dir": "/srv/shop"}, "Ports": [
                 {"IP": "127.0.0.1", "PrivatePort": 80, "PublicPort": 8080, "Type": "tcp"},
                 {"IP": "0.0.0.0", "PrivatePort": 53, "PublicPort": 5353, "Type": "udp"},
                 {"IP": "::", "PrivatePort": 53, "PublicPort": 5353, "Type": "udp"},
                 {"PrivatePort": 9000, "Type": "tcp"}
             ]},
-            {"Id": "def", "Names": ["/db"], "Image": "postgres", "Ports": []}
+            {"Id": "def", "Names": ["/db"], "Image": "postgres", "Labels": {}, "Ports": [
+                {"IP": "127.0.0.1", "PrivatePort": 5432, "PublicPort": 5433, "Type": "tcp"}
+            ]}
         ]);
         let published = parse_list(&list);
         assert_eq!(
             published.len(),
-            3,
+            4,
             "an unpublished port is not a host port: {published:?}"
         );
         let lo: IpAddr = "127.0.0.1".parse().unwrap();
         let any: IpAddr = "0.0.0.0".parse().unwrap();
         let web = find(&published, Proto::Tcp, lo, 8080).unwrap();
         assert_eq!(web.label(), "container web (nginx:1.25), port 80 inside");
+        assert_eq!(
+            web.compose,
+            Some(("shop".into(), Some("/srv/shop".into()))),
+            "its Compose project"
+        );
+        assert_eq!(
+            find(&published, Proto::Tcp, lo, 5433).unwrap().compose,
+            None
+        );
         assert_eq!(
             find(&published, Proto::Tcp, any, 8080),
             None,

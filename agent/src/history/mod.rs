@@ -6,11 +6,13 @@
 //! wire form is `portscope_shared::Event`.
 
 mod cli;
+mod lingering;
 mod recorder;
 pub mod store;
 mod watch;
 
 pub use cli::run as run_history;
+pub use lingering::Lingering;
 pub use recorder::{Recorder, Retention};
 pub use store::{HistoryError, Query, Store, default_path, millis};
 pub use watch::run as watch;
@@ -230,22 +232,31 @@ fn exits(
     out
 }
 
+/// Two start times as different programs computed them: each from its own reading of the
+/// boot time, which the kernel gives to the second and which moves when the clock is stepped.
+pub const START_TIME_SLACK: u64 = 2;
+
 /// Whether process `pid`, started at `start_time` (or, where that is not known, named
 /// `name`), still runs: not a zombie waiting for its parent, and not a later process given
-/// the same pid.
+/// the same pid. The start time may have been recorded by another program (the history's
+/// agent): it matches within [`START_TIME_SLACK`].
 pub fn still_runs(pid: u32, start_time: Option<u64>, name: Option<&str>) -> bool {
     use crate::collector::Platform;
     crate::os::System::new().stat(pid).is_some_and(|stat| {
-        let same = match start_time {
-            Some(started) => stat.start_time == Some(started),
-            None => name == Some(stat.name.as_str()),
+        let same = match (start_time, stat.start_time) {
+            (Some(then), Some(now)) => then.abs_diff(now) <= START_TIME_SLACK,
+            _ => name == Some(stat.name.as_str()),
         };
         !matches!(stat.state, Some('Z' | 'X')) && same
     })
 }
 
-/// How long the process of an `exited` event ran: from its start time to the event's time.
+/// How long the process of an `exited` event ran: from its start time to the event's time;
+/// `None` for an exit seen only at the agent's start (it happened some time in `since`…`time`).
 pub fn ran_for(e: &Event) -> Option<std::time::Duration> {
+    if e.since.is_some() {
+        return None;
+    }
     let end = humantime::parse_rfc3339(&e.time).ok()?;
     let start = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(e.start_time?);
     end.duration_since(start).ok()
@@ -435,10 +446,35 @@ mod tests {
             // Some of the processes that went still run.
             let alive = |p: &Process| p.pid.is_multiple_of(2);
             for keep in [(|_: &Socket| true) as fn(&Socket) -> bool, Socket::is_listening] {
-                proptest::prop_assert_eq!(
-                    events_of(&a, &b, &a.diff(&b), at, keep, alive),
-                    events(&a, &b, at, keep, alive)
-                );
+                let all = events(&a, &b, at, keep, alive);
+                proptest::prop_assert_eq!(events_of(&a, &b, &a.diff(&b), at, keep, alive), all.clone());
+                // The exits, against the rule as the protocol states it: for each kept socket
+                // of `a` and each of its owners `a` knows, one exit when `b` lacks the owner
+                // and it does not run, or has its pid with another known start time.
+                let mut expected = Vec::new();
+                for (id, s) in a.sockets.iter().filter(|(_, s)| keep(s)) {
+                    for pid in &s.pids {
+                        let Some(before) = a.processes.get(pid) else { continue };
+                        let gone = match b.processes.get(pid) {
+                            None => !alive(before),
+                            Some(now) => matches!(
+                                (before.start_time, now.start_time),
+                                (Some(x), Some(y)) if x != y
+                            ),
+                        };
+                        if gone {
+                            expected.push((id.clone(), *pid));
+                        }
+                    }
+                }
+                let mut seen: Vec<(String, u32)> = all
+                    .iter()
+                    .filter(|(_, e)| e.kind == EventKind::Exited)
+                    .map(|(id, e)| (id.clone(), e.pid.unwrap_or_default()))
+                    .collect();
+                expected.sort();
+                seen.sort();
+                proptest::prop_assert_eq!(seen, expected);
             }
         }
     }

@@ -68,6 +68,13 @@ impl Metrics {
     /// of the agent's own figures, ending with `# EOF`.
     pub fn render(&self, state: &State, peers: &[(String, bool)]) -> String {
         let mut registry = Registry::with_prefix("portscope");
+        // An unconnected UDP socket on an ephemeral port is a client's (a resolver's, QUIC's),
+        // there for a moment: one series each would only churn.
+        let ephemeral = crate::os::port_settings().ephemeral;
+        let client_udp = |s: &Socket| {
+            s.proto == Proto::Udp
+                && ephemeral.is_some_and(|r| (r.first..=r.last).contains(&s.local_port))
+        };
         let listeners = Family::<ListenLabels, Gauge>::default();
         let sockets = Family::<SocketLabels, Gauge>::default();
         let connections = Family::<ConnectionLabels, Gauge>::default();
@@ -81,7 +88,7 @@ impl Metrics {
                     state: text(socket.state),
                 })
                 .inc();
-            if socket.is_listening() {
+            if socket.is_listening() && !client_udp(socket) {
                 listeners
                     .get_or_create(&listen_labels(socket, state))
                     .set(1);
@@ -162,6 +169,8 @@ struct ListenLabels {
     /// The first owner's name; empty when it is hidden (another user's, without root).
     process: String,
     exposure: String,
+    /// The first owner's project's name; empty for none.
+    project: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -188,18 +197,18 @@ struct BuildLabels {
 }
 
 fn listen_labels(socket: &Socket, state: &State) -> ListenLabels {
+    let owner = socket.pids.first().and_then(|pid| state.processes.get(pid));
     ListenLabels {
         proto: text(socket.proto),
         family: text(socket.family),
         addr: socket.local_addr.to_string(),
         port: socket.local_port,
-        process: socket
-            .pids
-            .first()
-            .and_then(|pid| state.processes.get(pid))
+        process: owner.map(|p| p.name.clone()).unwrap_or_default(),
+        exposure: socket.exposure.map(text).unwrap_or_default(),
+        project: owner
+            .and_then(|p| p.project.as_ref())
             .map(|p| p.name.clone())
             .unwrap_or_default(),
-        exposure: socket.exposure.map(text).unwrap_or_default(),
     }
 }
 

@@ -38,6 +38,13 @@ fn listeners_sockets_and_connections_are_exported_from_the_state() {
     udp.proto = Proto::Udp;
     udp.state = SocketState::Close;
     udp.id = "udp 0.0.0.0:5353".into();
+    // A client's UDP socket on an ephemeral port (a resolver's) is no listener series.
+    let ephemeral = crate::os::port_settings()
+        .ephemeral
+        .map_or(50_000, |r| r.first + 7);
+    let mut resolver = udp.clone();
+    resolver.local_port = ephemeral;
+    resolver.id = format!("udp 0.0.0.0:{ephemeral}");
     let any6 = IpAddr::V6(Ipv6Addr::UNSPECIFIED);
     let mapped: IpAddr = "::ffff:127.0.0.1".parse().unwrap();
     let mut s = state(&[
@@ -50,11 +57,17 @@ fn listeners_sockets_and_connections_are_exported_from_the_state() {
         end(IpAddr::V6(Ipv6Addr::LOCALHOST), 5432, 40003),
         end(mapped, 5432, 40004),
         udp,
+        resolver,
     ]);
     s.processes.insert(
         10,
         Process {
             pid: 10,
+            project: Some(portscope_shared::Project {
+                name: "my-app".into(),
+                root: "/home/dev/my-app".into(),
+                source: portscope_shared::ProjectSource::Git,
+            }),
             ..process("python3", &[])
         },
     );
@@ -78,9 +91,9 @@ fn listeners_sockets_and_connections_are_exported_from_the_state() {
     assert_eq!(
         listen,
         [
-            r#"portscope_listen_info{proto="tcp",family="ipv4",addr="127.0.0.1",port="8000",process="python3",exposure="loopback"} 1"#,
-            r#"portscope_listen_info{proto="tcp",family="ipv6",addr="::",port="5432",process="postgres",exposure="all"} 1"#,
-            r#"portscope_listen_info{proto="udp",family="ipv4",addr="0.0.0.0",port="5353",process="",exposure="all"} 1"#,
+            r#"portscope_listen_info{proto="tcp",family="ipv4",addr="127.0.0.1",port="8000",process="python3",exposure="loopback",project="my-app"} 1"#,
+            r#"portscope_listen_info{proto="tcp",family="ipv6",addr="::",port="5432",process="postgres",exposure="all",project=""} 1"#,
+            r#"portscope_listen_info{proto="udp",family="ipv4",addr="0.0.0.0",port="5353",process="",exposure="all",project=""} 1"#,
         ],
         "{out}"
     );
@@ -101,7 +114,7 @@ fn listeners_sockets_and_connections_are_exported_from_the_state() {
         [
             r#"portscope_sockets{proto="tcp",state="ESTABLISHED"} 6"#,
             r#"portscope_sockets{proto="tcp",state="LISTEN"} 2"#,
-            r#"portscope_sockets{proto="udp",state="CLOSE"} 1"#,
+            r#"portscope_sockets{proto="udp",state="CLOSE"} 2"#,
         ],
         "{out}"
     );

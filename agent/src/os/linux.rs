@@ -44,6 +44,19 @@ fn count_by_listing() -> bool {
 pub const SOCKETS_FROM_ENV: &str = "PORTSCOPE_SOCKETS_FROM";
 
 impl Platform for System {
+    fn git(&self, dir: &std::path::Path) -> Option<crate::projects::Git> {
+        use crate::projects::Tree;
+        crate::projects::Disk.git(dir)
+    }
+
+    fn shares_our_files(&mut self, pid: u32) -> bool {
+        static OURS: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
+        let ours = OURS.get_or_init(|| std::fs::read_link("/proc/self/ns/mnt").ok());
+        let theirs = std::fs::read_link(format!("/proc/{pid}/ns/mnt")).ok();
+        // Unreadable (another user's, without root): judged by what can be read, as before.
+        theirs.is_none() || theirs == *ours
+    }
+
     fn sockets(&mut self) -> Result<SocketList, String> {
         if std::env::var(SOCKETS_FROM_ENV).is_ok_and(|v| v == "proc") {
             return sockets_from_proc();
@@ -138,6 +151,7 @@ impl Platform for System {
             pgrp: stat.pgrp,
             state: stat.state,
             cwd: process.cwd().ok().map(|p| p.display().to_string()),
+            project: None,
         })
     }
 
@@ -181,12 +195,19 @@ fn socket_inode(target: &[u8]) -> Option<u64> {
     std::str::from_utf8(digits).ok()?.parse().ok()
 }
 
+/// The boot time, read once for the whole process. The kernel's `btime` moves by a second
+/// between reads (and when the clock is stepped), and procfs caches it per thread: start
+/// times computed on two threads could then differ, and a running process look like another
+/// one given the same pid.
+fn boot_time() -> Option<u64> {
+    static BOOT: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    *BOOT.get_or_init(|| procfs::boot_time_secs().ok())
+}
+
 fn to_stat(stat: procfs::process::Stat) -> ProcessStat {
     ProcessStat {
         ppid: u32::try_from(stat.ppid).ok().filter(|&p| p != 0),
-        start_time: procfs::boot_time_secs()
-            .ok()
-            .map(|boot| boot + stat.starttime / procfs::ticks_per_second()),
+        start_time: boot_time().map(|boot| boot + stat.starttime / procfs::ticks_per_second()),
         session: u32::try_from(stat.session).ok().filter(|&s| s != 0),
         pgrp: u32::try_from(stat.pgrp).ok().filter(|&g| g != 0),
         state: Some(stat.state),

@@ -31,12 +31,10 @@ pub struct Entry {
     pub ca: Option<PathBuf>,
 }
 
-/// A peer ready to connect to.
+/// A peer ready to connect to (always over TLS).
 #[derive(Clone, PartialEq, Eq)]
 pub struct Peer {
     pub name: String,
-    /// `https` (or `http` to a loopback address).
-    pub tls: bool,
     /// `host:port` as in the URL (`[::1]:7678` for IPv6).
     pub authority: String,
     /// The host alone, brackets removed (the TLS server name).
@@ -57,10 +55,9 @@ impl std::fmt::Debug for Peer {
 }
 
 impl Peer {
-    /// The peer's base URL, as it was given.
+    /// The peer's base URL.
     pub fn url(&self) -> String {
-        let scheme = if self.tls { "https" } else { "http" };
-        format!("{scheme}://{}/", self.authority)
+        format!("https://{}/", self.authority)
     }
 }
 
@@ -71,8 +68,6 @@ pub enum Trust {
     Fingerprint(String),
     /// Any certificate for the peer's host name that this CA (PEM) signed.
     Ca(PathBuf),
-    /// Plain HTTP, allowed to a loopback address only.
-    Loopback,
 }
 
 /// Why a peers file was refused.
@@ -83,11 +78,9 @@ pub enum PeersError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error(
-        "the peers file {path} holds tokens and others can read it (mode {mode:03o}): run `chmod 600 {path}`"
-    )]
+    #[error("{path} holds tokens and others can read it (mode {mode:03o}): run `chmod 600 {path}`")]
     OpenToOthers { path: PathBuf, mode: u32 },
-    #[error("the peers file {path} belongs to another user: it must be yours")]
+    #[error("{path} holds tokens and belongs to another user: it must be yours")]
     NotYours { path: PathBuf },
     #[error("the peers file {path} is not valid TOML: {message}")]
     Syntax { path: PathBuf, message: String },
@@ -118,14 +111,39 @@ pub fn load(path: &Path) -> Result<Vec<Peer>, PeersError> {
         .collect()
 }
 
-/// The file as written, after checking who may read it; an empty one where there is none.
+/// The file as written, after checking who may read it.
 pub fn read(path: &Path) -> Result<PeersFile, PeersError> {
-    use std::os::unix::fs::MetadataExt;
+    let text = read_private(path)?;
+    toml::from_str(&text).map_err(|e| PeersError::Syntax {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+/// The most a peers or token file may hold.
+const MAX_FILE: u64 = 1 << 20;
+
+/// A file that holds secrets, read once it is known to be a regular file of the user's that
+/// only the user can read: opened once without following a symlink (and without blocking on a
+/// FIFO), checked through the open descriptor, then read from it — so that nothing can be
+/// swapped in between the check and the read.
+fn read_private(path: &Path) -> Result<String, PeersError> {
+    use std::io::Read;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
     let unreadable = |source| PeersError::Unreadable {
         path: path.to_owned(),
         source,
     };
-    let meta = std::fs::metadata(path).map_err(unreadable)?;
+    let flags = rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(i32::try_from(flags.bits()).unwrap_or_default())
+        .open(path)
+        .map_err(unreadable)?;
+    let meta = file.metadata().map_err(unreadable)?;
+    if !meta.is_file() {
+        return Err(unreadable(std::io::Error::other("not a regular file")));
+    }
     let mode = meta.mode() & 0o777;
     if mode & 0o077 != 0 {
         return Err(PeersError::OpenToOthers {
@@ -138,11 +156,11 @@ pub fn read(path: &Path) -> Result<PeersFile, PeersError> {
             path: path.to_owned(),
         });
     }
-    let text = std::fs::read_to_string(path).map_err(unreadable)?;
-    toml::from_str(&text).map_err(|e| PeersError::Syntax {
-        path: path.to_owned(),
-        message: e.to_string(),
-    })
+    let mut text = String::new();
+    file.take(MAX_FILE)
+        .read_to_string(&mut text)
+        .map_err(unreadable)?;
+    Ok(text)
 }
 
 /// An entry made ready: a name people can type, a URL the hub may use, one token, one trust.
@@ -163,11 +181,11 @@ pub fn check(entry: &Entry, path: &Path) -> Result<Peer, PeersError> {
             "a name is 1 to 64 letters, digits, `-`, `_` or `.`".into(),
         ));
     }
-    let (tls, authority, host) = parse_url(&entry.url).map_err(invalid)?;
+    let (authority, host) = parse_url(&entry.url).map_err(invalid)?;
     let token = match (&entry.token, &entry.token_file) {
         (Some(token), None) => token.clone(),
-        (None, Some(file)) => std::fs::read_to_string(file)
-            .map_err(|e| invalid(format!("cannot read token_file {}: {e}", file.display())))?
+        (None, Some(file)) => read_private(file)
+            .map_err(|e| invalid(format!("token_file: {e}")))?
             .trim()
             .to_owned(),
         _ => return Err(invalid("give `token` or `token_file` (one of them)".into())),
@@ -175,24 +193,17 @@ pub fn check(entry: &Entry, path: &Path) -> Result<Peer, PeersError> {
     if token.is_empty() {
         return Err(invalid("the token is empty".into()));
     }
-    let trust = match (tls, &entry.fingerprint, &entry.ca) {
-        (true, Some(fp), None) => Trust::Fingerprint(normalize_fingerprint(fp).map_err(invalid)?),
-        (true, None, Some(ca)) => Trust::Ca(ca.clone()),
-        (true, _, _) => {
+    let trust = match (&entry.fingerprint, &entry.ca) {
+        (Some(fp), None) => Trust::Fingerprint(normalize_fingerprint(fp).map_err(invalid)?),
+        (None, Some(ca)) => Trust::Ca(ca.clone()),
+        _ => {
             return Err(invalid(
                 "give `fingerprint` (what the peer's --share printed) or `ca` (one of them)".into(),
-            ));
-        }
-        (false, None, None) => Trust::Loopback,
-        (false, _, _) => {
-            return Err(invalid(
-                "`fingerprint` and `ca` are for https:// URLs".into(),
             ));
         }
     };
     Ok(Peer {
         name: entry.name.clone(),
-        tls,
         authority,
         host,
         token,
@@ -200,17 +211,22 @@ pub fn check(entry: &Entry, path: &Path) -> Result<Peer, PeersError> {
     })
 }
 
-/// `https://host:port/` → (tls, `host:port`, host). `http://` only to a loopback address: a
-/// token must not cross a network in clear.
-fn parse_url(url: &str) -> Result<(bool, String, String), String> {
+/// `https://host:port/` → (`host:port`, host). Never plain `http://`: a token must not cross
+/// a network in clear, and on this machine whoever holds the port while the peer is down
+/// would receive it (TLS with a pinned certificate tells them apart).
+fn parse_url(url: &str) -> Result<(String, String), String> {
     let uri: axum::http::Uri = url
         .parse()
         .map_err(|e| format!("`{url}` is not a URL: {e}"))?;
-    let tls = match uri.scheme_str() {
-        Some("https") => true,
-        Some("http") => false,
+    match uri.scheme_str() {
+        Some("https") => {}
+        Some("http") => {
+            return Err(format!(
+                "`{url}`: plain http:// would send the peer's token in clear (across a network, or to whoever holds the port on this machine while the peer is down); use the https:// URL its --share printed"
+            ));
+        }
         _ => return Err(format!("`{url}`: the URL must start with https://")),
-    };
+    }
     if uri.path_and_query().is_some_and(|p| p.as_str() != "/") {
         return Err(format!(
             "`{url}`: give the agent's base URL (`https://host:port/`), without a path or token"
@@ -226,22 +242,11 @@ fn parse_url(url: &str) -> Result<(bool, String, String), String> {
         .port_u16()
         .ok_or_else(|| format!("`{url}`: give the port (`https://host:7678/`)"))?;
     let host = authority.host().trim_matches(['[', ']']).to_owned();
-    if !tls {
-        let loopback = host.eq_ignore_ascii_case("localhost")
-            || host
-                .parse::<std::net::IpAddr>()
-                .is_ok_and(|ip| ip.is_loopback());
-        if !loopback {
-            return Err(format!(
-                "`{url}`: plain http:// is for a peer on this machine only (its token would cross the network in clear); use the https:// URL its --share printed"
-            ));
-        }
-    }
     let authority = match host.parse::<std::net::IpAddr>() {
         Ok(std::net::IpAddr::V6(_)) => format!("[{host}]:{port}"),
         _ => format!("{host}:{port}"),
     };
-    Ok((tls, authority, host))
+    Ok((authority, host))
 }
 
 /// `c4:5f:…` or `C45F…` → `C4:5F:…` (32 bytes of SHA-256).
@@ -265,7 +270,7 @@ pub fn normalize_fingerprint(fp: &str) -> Result<String, String> {
 /// a name already there or an entry [`check`] refuses.
 pub fn add(path: &Path, entry: Entry) -> anyhow::Result<()> {
     use std::io::Write;
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    use std::os::unix::fs::DirBuilderExt;
     check(&entry, path)?;
     let mut file = if path.exists() {
         read(path)?
@@ -286,18 +291,17 @@ pub fn add(path: &Path, entry: Entry) -> anyhow::Result<()> {
             .mode(0o700)
             .create(dir)?;
     }
-    // Written aside, then renamed over: a crash leaves the old file or the new, never half.
+    // Written to a new file of its own (0600, made by us: never an existing file or a link),
+    // then renamed over: a crash leaves the old file or the new, never half.
     let text = toml::to_string_pretty(&file)?;
-    let aside = path.with_extension("toml.new");
-    let mut out = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&aside)?;
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut out = tempfile::NamedTempFile::new_in(dir)?;
     out.write_all(text.as_bytes())?;
-    out.sync_all()?;
-    std::fs::rename(&aside, path)?;
+    out.as_file().sync_all()?;
+    out.persist(path)?;
     Ok(())
 }
 
@@ -341,6 +345,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let token_file = dir.path().join("token");
         std::fs::write(&token_file, "secret-from-a-file\n").unwrap();
+        std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).unwrap();
         let path = write(
             dir.path(),
             &format!(
@@ -356,21 +361,15 @@ name = "v6"
 url = "https://[2001:db8::1]:7678"
 token_file = "{}"
 ca = "/etc/ca.pem"
-
-[[peer]]
-name = "here"
-url = "http://127.0.0.1:7000/"
-token = "x"
 "#,
                 token_file.display()
             ),
             0o600,
         );
         let peers = load(&path).unwrap();
-        assert_eq!(peers.len(), 3);
+        assert_eq!(peers.len(), 2);
         assert_eq!(peers[0].authority, "192.0.2.10:7678");
         assert_eq!(peers[0].url(), "https://192.0.2.10:7678/");
-        assert!(peers[0].tls);
         let Trust::Fingerprint(fp) = &peers[0].trust else {
             panic!("{:?}", peers[0].trust)
         };
@@ -379,7 +378,6 @@ token = "x"
         assert_eq!(peers[1].host, "2001:db8::1");
         assert_eq!(peers[1].token, "secret-from-a-file");
         assert_eq!(peers[1].trust, Trust::Ca("/etc/ca.pem".into()));
-        assert_eq!(peers[2].trust, Trust::Loopback);
         let shown = format!("{:?}", peers[0]);
         assert!(!shown.contains("abc"), "the token is not in Debug: {shown}");
     }
@@ -394,6 +392,27 @@ token = "x"
             "{e}"
         );
         assert!(e.to_string().contains("chmod 600"), "{e}");
+        // Nor through a link to a private file, nor a token file others can read.
+        let private = dir.path().join("private.toml");
+        std::fs::write(&private, "").unwrap();
+        std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let link = dir.path().join("link.toml");
+        std::os::unix::fs::symlink(&private, &link).unwrap();
+        assert!(matches!(load(&link), Err(PeersError::Unreadable { .. })));
+        assert!(load(&private).unwrap().is_empty());
+        let token = dir.path().join("token");
+        std::fs::write(&token, "secret").unwrap();
+        std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = check(
+            &Entry {
+                token: None,
+                token_file: Some(token),
+                ..entry("b", "https://x:1/")
+            },
+            &private,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("chmod 600"), "{e}");
     }
 
     #[test]
@@ -401,7 +420,11 @@ token = "x"
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("peers.toml");
         let refused = |e: Entry| check(&e, &path).unwrap_err().to_string();
-        assert!(refused(entry("b", "http://192.0.2.10:7678/")).contains("cross the network"));
+        assert!(refused(entry("b", "http://192.0.2.10:7678/")).contains("in clear"));
+        assert!(
+            refused(entry("b", "http://127.0.0.1:7678/")).contains("in clear"),
+            "not on this machine either: whoever holds the port would get the token"
+        );
         assert!(refused(entry("b", "ftp://x:1/")).contains("https://"));
         assert!(refused(entry("b", "https://x/")).contains("give the port"));
         assert!(refused(entry("b", "https://x:1/api/v1/ws?token=1")).contains("base URL"));
@@ -430,8 +453,10 @@ token = "x"
         );
         let twice = write(
             dir.path(),
-            "[[peer]]\nname='a'\nurl='http://[::1]:1/'\ntoken='t'\n\
-             [[peer]]\nname='a'\nurl='http://localhost:2/'\ntoken='t'\n",
+            &format!(
+                "[[peer]]\nname='a'\nurl='https://[::1]:1/'\ntoken='t'\nfingerprint='{FP}'\n\
+                 [[peer]]\nname='a'\nurl='https://localhost:2/'\ntoken='t'\nfingerprint='{FP}'\n"
+            ),
             0o600,
         );
         assert!(load(&twice).unwrap_err().to_string().contains("twice"));

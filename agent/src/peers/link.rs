@@ -21,7 +21,7 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// (`portscope_shared::MAX_MESSAGE_BYTES`), so twice that is a peer that misbehaves.
 pub const MAX_PEER_MESSAGE: usize = 1 << 20;
 
-/// A byte stream to a peer, TLS or (on loopback) plain.
+/// A byte stream to a peer (TLS).
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
@@ -65,9 +65,8 @@ impl LinkError {
 pub async fn open(peer: &Peer) -> Result<(PeerSocket, Hello), LinkError> {
     let connect = async {
         let stream = stream(peer).await?;
-        let scheme = if peer.tls { "wss" } else { "ws" };
         let mut request = tungstenite::client::IntoClientRequest::into_client_request(format!(
-            "{scheme}://{}/api/v1/ws",
+            "wss://{}/api/v1/ws",
             peer.authority
         ))
         .map_err(|e| LinkError::Refused(e.to_string()))?;
@@ -105,20 +104,9 @@ pub async fn open(peer: &Peer) -> Result<(PeerSocket, Hello), LinkError> {
 
 /// The next message the peer sends (undecodable ones skipped); `None` when it closed.
 pub async fn next(ws: &mut PeerSocket) -> Result<Option<ServerMessage>, LinkError> {
-    use futures_util::StreamExt;
-    use tungstenite::Message;
-    while let Some(message) = ws.next().await {
-        match message.map_err(|e| LinkError::Lost(e.to_string()))? {
-            Message::Text(text) => {
-                if let Ok(message) = serde_json::from_str::<ServerMessage>(&text) {
-                    return Ok(Some(message));
-                }
-            }
-            Message::Close(_) => return Ok(None),
-            _ => {}
-        }
-    }
-    Ok(None)
+    crate::server::local::next_message(ws)
+        .await
+        .map_err(|e| LinkError::Lost(e.to_string()))
 }
 
 /// Asks the peer for a fresh snapshot.
@@ -202,9 +190,6 @@ async fn stream(peer: &Peer) -> Result<Box<dyn Io>, LinkError> {
     let tcp = tokio::net::TcpStream::connect(&peer.authority)
         .await
         .map_err(|e| LinkError::Unreachable(e.to_string()))?;
-    if !peer.tls {
-        return Ok(Box::new(tcp));
-    }
     let config = client_config(&peer.trust)?;
     let name = ServerName::try_from(peer.host.clone())
         .map_err(|e| LinkError::Refused(format!("`{}`: {e}", peer.host)))?;
@@ -242,9 +227,6 @@ fn client_config(trust: &Trust) -> Result<rustls::ClientConfig, LinkError> {
                     .map_err(|e| LinkError::Certificate(e.to_string()))?;
             }
             builder.with_root_certificates(roots).with_no_client_auth()
-        }
-        Trust::Loopback => {
-            return Err(LinkError::Refused("no trust for a TLS peer".into()));
         }
     };
     Ok(config)

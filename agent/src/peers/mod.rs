@@ -28,6 +28,22 @@ use crate::model::{Mirror, Model, State, Step, Watcher};
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
+/// A link that lasted this long starts the backoff again from [`FIRST_BACKOFF`] (a peer that
+/// hangs up right after its `Hello` is not retried every second).
+const STEADY: Duration = Duration::from_secs(30);
+
+/// A peer pings every 20 s: one silent for this long is gone (a cable pulled, a paused VM,
+/// a NAT that dropped the flow), though no reset said so.
+const SILENT: Duration = Duration::from_secs(50);
+
+/// How long a Resync may wait for its snapshot.
+const RESYNC_WAIT: Duration = Duration::from_secs(15);
+
+/// The most sockets and processes the hub keeps of one peer: past that, the link is refused
+/// (a hub's memory is bounded per peer, whatever a peer sends).
+pub const MAX_PEER_SOCKETS: usize = 200_000;
+pub const MAX_PEER_PROCESSES: usize = 50_000;
+
 /// The hub's peers, shared by the server's handlers.
 #[derive(Clone, Debug, Default)]
 pub struct Peers {
@@ -176,8 +192,12 @@ async fn follow(host: &PeerHost) {
                     s.hello = Some(hello);
                     s.last_live = Some(SystemTime::now());
                 });
-                backoff = FIRST_BACKOFF;
-                relay(host, ws).await
+                let began = std::time::Instant::now();
+                let ended = relay(host, ws).await;
+                if began.elapsed() >= STEADY {
+                    backoff = FIRST_BACKOFF;
+                }
+                ended
             }
             Err(e) => e,
         };
@@ -200,24 +220,41 @@ async fn follow(host: &PeerHost) {
 /// Reads the peer's stream into its model until the link ends; why it ended.
 async fn relay(host: &PeerHost, mut ws: link::PeerSocket) -> LinkError {
     let mut mirror = Mirror::default();
+    let mut resync_sent: Option<std::time::Instant> = None;
     loop {
-        let message = match link::next(&mut ws).await {
-            Ok(Some(message)) => message,
-            Ok(None) => return LinkError::Lost("the peer closed the connection".into()),
-            Err(e) => return e,
+        let message = match tokio::time::timeout(SILENT, link::next(&mut ws)).await {
+            Ok(Ok(Some(message))) => message,
+            Ok(Ok(None)) => return LinkError::Lost("the peer closed the connection".into()),
+            Ok(Err(e)) => return e,
+            Err(_) => {
+                return LinkError::Lost(format!("silent for {} s", SILENT.as_secs()));
+            }
         };
-        match mirror.feed(message) {
+        let step = mirror.feed(message);
+        let (sockets, processes) = mirror.size();
+        if sockets > MAX_PEER_SOCKETS || processes > MAX_PEER_PROCESSES {
+            return LinkError::Refused(format!(
+                "too large ({sockets} sockets, {processes} processes; a hub keeps at most \
+                 {MAX_PEER_SOCKETS} and {MAX_PEER_PROCESSES} of a peer)"
+            ));
+        }
+        match step {
             Step::Changed(_) => {
+                resync_sent = None;
                 let state = mirror.state().expect("a state follows a change");
                 host.model.update(stamped(state, &host.peer.name));
                 host.set(|s| s.last_live = Some(SystemTime::now()));
             }
             Step::Resync => {
+                resync_sent = Some(std::time::Instant::now());
                 if let Err(e) = link::resync(&mut ws).await {
                     return e;
                 }
             }
             Step::Hello(_) | Step::Nothing => {}
+        }
+        if resync_sent.is_some_and(|t| t.elapsed() > RESYNC_WAIT) {
+            return LinkError::Lost("no snapshot came after a Resync".into());
         }
     }
 }

@@ -115,14 +115,22 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             peers::on_peer,
         ));
+    // This machine's history only: a hub does not relay its peers' (yet).
+    let history = Router::new()
+        .route("/api/v1/history", get(history::history))
+        .route("/api/v1/history/spans", get(history::spans))
+        .route("/api/v1/history/connections", get(history::connections))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            peers::local_only,
+        ));
     let api = Router::new()
         .route("/api/v1/snapshot", get(snapshot))
         .route("/api/v1/ws", get(websocket))
         .route("/api/v1/hosts", get(peers::hosts))
+        .route("/api/v1/graph", get(graph))
         .merge(doctor)
-        .route("/api/v1/history", get(history::history))
-        .route("/api/v1/history/spans", get(history::spans))
-        .route("/api/v1/history/connections", get(history::connections))
+        .merge(history)
         .route("/metrics", get(metrics))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
@@ -302,14 +310,19 @@ async fn asset(uri: Uri, headers: HeaderMap) -> Response {
     }
 }
 
+/// `GET /api/v1/graph`: who talks to whom, from the live state (of `?host=`'s machine).
+async fn graph(State(app): State<AppState>, uri: Uri) -> Response {
+    match peers::published(&app, &uri) {
+        Ok(published) => Json(crate::graph::of(&published.state)).into_response(),
+        Err(unknown) => unknown.into_response(),
+    }
+}
+
 async fn snapshot(State(app): State<AppState>, uri: Uri) -> Response {
-    let watcher = match peers::which(&app, &uri) {
-        Ok(peers::Which::Local) => app.watcher,
-        Ok(peers::Which::Peer(peer)) => peer.watch(),
-        Err(unknown) => return unknown.into_response(),
-    };
-    let published = watcher.borrow().clone();
-    Json(published.state.snapshot()).into_response()
+    match peers::published(&app, &uri) {
+        Ok(published) => Json(published.state.snapshot()).into_response(),
+        Err(unknown) => unknown.into_response(),
+    }
 }
 
 async fn websocket(
@@ -325,7 +338,12 @@ async fn websocket(
             app.watcher.clone(),
             crate::history::process_runs as fn(&portscope_shared::Process) -> bool,
         ),
-        Ok(peers::Which::Peer(host)) => (host.hello(), host.watch(), host.alive()),
+        Ok(peers::Which::Peer(host)) => {
+            let mut hello = host.hello();
+            // Stopping a process there needs this agent's consent too.
+            hello.can_kill &= app.hello.can_kill;
+            (hello, host.watch(), host.alive())
+        }
         Err(unknown) => return unknown.into_response(),
     };
     let slot = match app.limits.admit(peer.ip()) {

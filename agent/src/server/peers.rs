@@ -47,6 +47,17 @@ pub fn which<'a>(app: &'a AppState, uri: &axum::http::Uri) -> Result<Which<'a>, 
     }
 }
 
+/// The state last published for the machine `?host=` names: this agent's, or a peer's copy.
+pub fn published(
+    app: &AppState,
+    uri: &axum::http::Uri,
+) -> Result<std::sync::Arc<crate::model::Published>, UnknownHost> {
+    Ok(match which(app, uri)? {
+        Which::Local => app.watcher.borrow().clone(),
+        Which::Peer(peer) => peer.watch().borrow().clone(),
+    })
+}
+
 /// `GET /api/v1/hosts`: this agent, then its peers.
 pub async fn hosts(State(app): State<AppState>) -> Response {
     let me = Host {
@@ -62,8 +73,29 @@ pub async fn hosts(State(app): State<AppState>) -> Response {
         can_kill: app.hello.can_kill,
     };
     let mut hosts = vec![me];
-    hosts.extend(app.peers.hosts());
+    // Stopping a process on a peer needs this agent's consent too.
+    hosts.extend(app.peers.hosts().into_iter().map(|mut h| {
+        h.can_kill &= app.hello.can_kill;
+        h
+    }));
     Json(Hosts { hosts }).into_response()
+}
+
+/// In front of the routes that answer for this machine only (the history): a `?host=` naming
+/// a peer is a 400 `not_relayed`, not this machine's answer under the peer's name.
+pub async fn local_only(State(app): State<AppState>, req: Request, next: Next) -> Response {
+    match which(&app, req.uri()) {
+        Ok(Which::Local) => next.run(req).await,
+        Ok(Which::Peer(peer)) => super::doctor::error(
+            StatusCode::BAD_REQUEST,
+            "not_relayed",
+            format!(
+                "the hub does not relay peer `{}`'s history; open its own dashboard for it",
+                peer.peer.name
+            ),
+        ),
+        Err(unknown) => unknown.into_response(),
+    }
 }
 
 /// In front of the doctor's routes: a request with `?host=` naming a peer goes to that peer
@@ -109,6 +141,12 @@ async fn forward(
     body: Bytes,
 ) -> Response {
     match crate::peers::request(peer, method, path, content_type, body).await {
+        // The peer refused the hub's token: not the browser's token being wrong.
+        Ok(answer) if answer.status == 401 => {
+            let body = serde_json::json!({ "error": { "code": "peer_refused", "message":
+                format!("peer `{}` refused the hub's token for it (was it restarted with another?); update the peers file", peer.name) } });
+            (StatusCode::BAD_GATEWAY, Json(body)).into_response()
+        }
         Ok(answer) => {
             let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::BAD_GATEWAY);
             let mut response = Response::new(Body::from(answer.body));

@@ -108,6 +108,7 @@ prop_compose! {
             stopped: false,
             cwd: None,
             host: None,
+            project: None,
         }
     }
 }

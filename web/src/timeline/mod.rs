@@ -9,7 +9,12 @@
 //!
 //! The element count stays bounded whatever the history holds: only tenures that overlap the
 //! window become bars, each clipped to it, and bars narrower than [`MERGE_PX`] merge with
-//! their neighbours, so a lane never holds more than one bar per [`MERGE_PX`] pixels.
+//! their neighbours, so a lane never holds more than one bar per [`MERGE_PX`] pixels. The
+//! drawing holds only the rows in the plot's view and a margin ([`Layout::rows_in_view`],
+//! [`OVERSCAN_ROWS`]): a week of 200 ports restarted every 2 hours is 16 800 bars, of which
+//! the DOM holds those of the 20-odd lanes in view and a dozen more. Which bar is the
+//! keyboard's tab stop ([`tab_stop`], kept by identity through [`BarId`]) and which one is
+//! highlighted ([`Layout::bar_showing`]) are decided here too.
 
 pub mod connections;
 pub mod recent;
@@ -19,6 +24,7 @@ pub mod view;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
+use std::ops::Range;
 
 use portscope_shared::{Event, EventKind, Family, Proto, Span};
 
@@ -39,6 +45,11 @@ pub const MERGE_PX: f64 = 3.0;
 pub const AXIS_PX: f64 = 22.0;
 pub const GROUP_PX: f64 = 22.0;
 pub const LANE_PX: f64 = 24.0;
+
+/// Rows drawn beyond each edge of the plot's view (about 140 px, more than a wheel step), so
+/// that scrolling shows no blank band and the keyboard's next lane is drawn already. Fewer
+/// than the table's 20: a lane can hold hundreds of bars, a table row is one row.
+pub const OVERSCAN_ROWS: usize = 6;
 
 /// The shortest and longest windows zooming reaches.
 pub const MIN_WINDOW_MS: f64 = MINUTE_MS;
@@ -151,6 +162,12 @@ impl Tenure {
             end: None,
             before_page: false,
         }
+    }
+
+    /// Whether `other` is the same tenure (one may come from a span, the other from an event,
+    /// their starts a tick apart).
+    pub fn same(&self, other: &Tenure) -> bool {
+        self.key == other.key && self.pid == other.pid && (self.start - other.start).abs() < 1500.0
     }
 
     /// The program's name as the lanes and colours use it.
@@ -554,6 +571,44 @@ pub enum Row {
     },
 }
 
+impl Row {
+    /// Its top, in pixels from the drawing's top.
+    pub fn y(&self) -> f64 {
+        match self {
+            Row::Group { y, .. } | Row::Lane { y, .. } => *y,
+        }
+    }
+
+    /// Its bottom: a heading is [`GROUP_PX`] high, a lane [`LANE_PX`].
+    pub fn bottom(&self) -> f64 {
+        match self {
+            Row::Group { y, .. } => y + GROUP_PX,
+            Row::Lane { y, .. } => y + LANE_PX,
+        }
+    }
+}
+
+/// The restart marks of a lane at `y` as one SVG path: a vertical stroke at the left edge of
+/// each bar whose listener opened within [`RESTART_MS`] of the previous one's end (one
+/// element per lane instead of one per mark). `None` when the lane has none.
+pub fn restart_marks(bars: &[Bar], y: f64) -> Option<String> {
+    let d: Vec<String> = bars
+        .iter()
+        .filter(|b| b.restart)
+        .map(|b| format!("M{:.1} {:.1}V{:.1}", b.x, y + 2.0, y + LANE_PX - 2.0))
+        .collect();
+    (!d.is_empty()).then(|| d.join(""))
+}
+
+/// A bar named by what it shows rather than where it is drawn: its lane's label and the start
+/// (whole ms) of a tenure it stands for. Positions change with every zoom, pan and new lane;
+/// the keyboard's bar must stay the same bar.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct BarId {
+    pub lane: String,
+    pub start: i64,
+}
+
 /// A tick on the time axis.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Tick {
@@ -588,6 +643,75 @@ impl Layout {
             _ => &[],
         }
     }
+
+    /// The rows to draw while the plot shows `height` pixels from `top` (the drawing's
+    /// coordinates, i.e. the plot's scroll position): those in view and [`OVERSCAN_ROWS`]
+    /// beyond each edge. The axis, the grid and the drawing's height stay whole, so the plot
+    /// scrolls as if every row were there.
+    pub fn rows_in_view(&self, top: f64, height: f64) -> Range<usize> {
+        crate::windowing::rows_in_view(
+            self.rows.len(),
+            |i| self.rows[i].bottom(),
+            top,
+            height,
+            OVERSCAN_ROWS,
+        )
+    }
+
+    /// What bar `bar` of row `row` shows, drawn from `tenures`.
+    pub fn id(&self, tenures: &[Tenure], row: usize, bar: usize) -> Option<BarId> {
+        match self.rows.get(row)? {
+            Row::Lane { label, bars, .. } => Some(BarId {
+                lane: label.clone(),
+                start: tenures[*bars.get(bar)?.tenures.first()?].start as i64,
+            }),
+            Row::Group { .. } => None,
+        }
+    }
+
+    /// Where the bar `id` names is drawn now: the bar of its lane that stands for a tenure
+    /// starting then (merged with others, or alone).
+    pub fn locate(&self, tenures: &[Tenure], id: &BarId) -> Option<(usize, usize)> {
+        self.rows.iter().enumerate().find_map(|(r, row)| match row {
+            Row::Lane { label, bars, .. } if *label == id.lane => bars
+                .iter()
+                .position(|b| {
+                    b.tenures
+                        .iter()
+                        .any(|&i| tenures[i].start as i64 == id.start)
+                })
+                .map(|b| (r, b)),
+            _ => None,
+        })
+    }
+
+    /// The bar that stands for `tenure` (the same one, from a span or an event).
+    pub fn bar_showing(&self, tenures: &[Tenure], tenure: &Tenure) -> Option<(usize, usize)> {
+        self.rows.iter().enumerate().find_map(|(r, row)| match row {
+            Row::Lane { bars, .. } => bars
+                .iter()
+                .position(|b| b.tenures.iter().any(|&i| tenures[i].same(tenure)))
+                .map(|b| (r, b)),
+            Row::Group { .. } => None,
+        })
+    }
+}
+
+/// The drawing's one tab stop among the bars drawn (rows `drawn`): the keyboard's bar `at`
+/// while its row is drawn, else the first bar of the first drawn lane that has one — Tab
+/// always reaches a bar in view, never one scrolled away that is not in the DOM.
+pub fn tab_stop(
+    layout: &Layout,
+    drawn: Range<usize>,
+    at: Option<(usize, usize)>,
+) -> Option<(usize, usize)> {
+    at.filter(|&(r, b)| drawn.contains(&r) && b < layout.bars(r).len())
+        .or_else(|| {
+            drawn
+                .clone()
+                .find(|&r| !layout.bars(r).is_empty())
+                .map(|r| (r, 0))
+        })
 }
 
 /// Lays the groups out under `scale`: each tenure clipped to the window, thin bars merged.

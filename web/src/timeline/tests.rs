@@ -555,6 +555,14 @@ fn gaps_stay_empty_and_restarts_are_marked() {
             (400, 600, false, true)
         ]
     );
+    // Drawn as one path: a stroke at the restarted bar's left edge, nothing at the others.
+    assert_eq!(
+        restart_marks(&bars, 46.0).as_deref(),
+        Some("M100.8 48.0V68.0"),
+        "at x {}",
+        bars[1].x
+    );
+    assert_eq!(restart_marks(&bars[..1], 46.0), None);
 }
 
 fn arbitrary_tenures() -> impl Strategy<Value = Vec<Tenure>> {
@@ -635,6 +643,174 @@ proptest! {
     }
 }
 
+proptest! {
+    /// The rows drawn for a scroll position: every row with a pixel in the plot's view (found
+    /// by looking at each row's extent), one run of rows, and at most OVERSCAN_ROWS beyond
+    /// each edge of the view.
+    #[test]
+    fn only_the_rows_in_view_and_a_margin_are_drawn(
+        tenures in arbitrary_tenures(),
+        top in -100.0f64..3000.0,
+        height in 0.0f64..900.0,
+    ) {
+        let now = T0 + 8.0 * DAY_MS;
+        let window = Window::last(8.0 * DAY_MS, now);
+        let scale = Scale { window, x0: 120.0, width: 800.0 };
+        let drawn = layout(&tenures, &lanes(&tenures, window, now, ""), scale, now, 0);
+        let range = drawn.rows_in_view(top, height);
+        prop_assert!(range.end <= drawn.rows.len());
+        let (view_top, view_end) = (top.max(0.0), top.max(0.0) + height);
+        let mut y = AXIS_PX;
+        let mut in_view = Vec::new();
+        for (r, row) in drawn.rows.iter().enumerate() {
+            let h = if matches!(row, Row::Group { .. }) { GROUP_PX } else { LANE_PX };
+            prop_assert_eq!((row.y(), row.bottom()), (y, y + h), "row {} starts where the one above ends", r);
+            if y < view_end && y + h > view_top {
+                in_view.push(r);
+            }
+            y += h;
+        }
+        prop_assert_eq!(y, drawn.height);
+        for r in &in_view {
+            prop_assert!(range.contains(r), "row {} is in view, not drawn ({:?})", r, range);
+        }
+        if let (Some(first), Some(last)) = (in_view.first(), in_view.last()) {
+            prop_assert!(first - range.start <= OVERSCAN_ROWS && range.end - 1 - last <= OVERSCAN_ROWS);
+        }
+    }
+
+    /// The keyboard's bar, named by a `BarId`, is found again after a pan or a zoom and after
+    /// lanes appear above it (a filter removed): the bar found stands for the very tenure the
+    /// id was taken from (looked up by index, not by the id's fields).
+    #[test]
+    fn a_bar_keeps_its_identity_when_the_drawing_moves(
+        tenures in arbitrary_tenures(),
+        pick in any::<prop::sample::Index>(),
+        shift in -0.5f64..0.0,
+        zoom in 0.25f64..4.0,
+    ) {
+        let now = T0 + 8.0 * DAY_MS;
+        let window = Window::last(8.0 * DAY_MS, now);
+        let scale = Scale { window, x0: 120.0, width: 800.0 };
+        // Before: only port 8003's lane; after: every lane, the window moved.
+        let before = layout(&tenures, &lanes(&tenures, window, now, "8003"), scale, now, 0);
+        let bars: Vec<(usize, usize)> = before.rows.iter().enumerate()
+            .flat_map(|(r, _)| (0..before.bars(r).len()).map(move |b| (r, b)))
+            .collect();
+        prop_assume!(!bars.is_empty());
+        let (r, b) = bars[pick.index(bars.len())];
+        let id = before.id(&tenures, r, b).unwrap();
+        let shown = before.bars(r)[b].tenures[0];
+        let moved = Scale { window: window.pan(shift, now).zoom(zoom, 0.5), ..scale };
+        let after = layout(&tenures, &lanes(&tenures, moved.window, now, ""), moved, now, 0);
+        let t = &tenures[shown];
+        let visible = t.start < moved.window.end && t.end_or(now) > moved.window.start;
+        match after.locate(&tenures, &id) {
+            Some((r2, b2)) => {
+                let Row::Lane { label, bars, .. } = &after.rows[r2] else { panic!("a heading") };
+                prop_assert_eq!(label.as_str(), "tcp 8003");
+                // Another tenure of the lane may start in the same ms: then either is right.
+                prop_assert!(bars[b2].tenures.iter().any(|&i| tenures[i].start as i64 == t.start as i64));
+                if visible {
+                    prop_assert!(
+                        bars[b2].tenures.contains(&shown)
+                            || bars[b2].tenures.iter().any(|&i| tenures[i].start == t.start)
+                    );
+                }
+            }
+            None => prop_assert!(!visible, "tenure {} is drawn but its bar was not found", shown),
+        }
+    }
+}
+
+#[test]
+fn the_tab_stop_is_the_keyboard_s_bar_while_it_is_drawn() {
+    let bar = |x: f64| Bar {
+        x,
+        width: 10.0,
+        colour: Some(0),
+        tenures: vec![0],
+        open: false,
+        restart: false,
+    };
+    let lane = |bars: Vec<Bar>| Row::Lane {
+        y: 0.0,
+        label: String::new(),
+        addrs: String::new(),
+        bars,
+    };
+    let heading = Row::Group {
+        y: 0.0,
+        name: "a".into(),
+        colour: 0,
+    };
+    let layout = Layout {
+        rows: vec![
+            heading.clone(),
+            lane(vec![bar(0.0), bar(100.0)]),
+            heading,
+            lane(vec![]),
+            lane(vec![bar(50.0), bar(90.0)]),
+        ],
+        ticks: vec![],
+        height: 0.0,
+    };
+    assert_eq!(tab_stop(&layout, 0..5, Some((4, 1))), Some((4, 1)));
+    assert_eq!(
+        tab_stop(&layout, 0..3, Some((4, 1))),
+        Some((1, 0)),
+        "its lane is not drawn: the first drawn bar"
+    );
+    assert_eq!(
+        tab_stop(&layout, 2..5, None),
+        Some((4, 0)),
+        "past a heading and an empty lane"
+    );
+    assert_eq!(
+        tab_stop(&layout, 0..5, Some((1, 7))),
+        Some((1, 0)),
+        "a bar that is gone"
+    );
+    assert_eq!(tab_stop(&layout, 2..4, Some((1, 0))), None);
+}
+
+#[test]
+fn the_picked_tenure_is_highlighted_in_its_bar_wherever_it_came_from() {
+    let tenures = vec![
+        tenure(8000, false, 1, T0, Some(T0 + HOUR_MS)),
+        tenure(8000, false, 2, T0 + HOUR_MS, None),
+        tenure(9000, false, 2, T0, None),
+    ];
+    let now = T0 + 2.0 * HOUR_MS;
+    let scale = Scale {
+        window: Window::last(3.0 * HOUR_MS, now),
+        x0: 0.0,
+        width: 600.0,
+    };
+    let drawn = layout(
+        &tenures,
+        &lanes(&tenures, scale.window, now, ""),
+        scale,
+        now,
+        0,
+    );
+    let at = |r: usize, b: usize| drawn.bars(r)[b].tenures.clone();
+    // The live event's copy of pid 2's tenure of 8000 began a tick after the span's.
+    let mut from_event = tenures[1].clone();
+    from_event.start += 900.0;
+    let (r, b) = drawn.bar_showing(&tenures, &from_event).unwrap();
+    assert_eq!(at(r, b), [1]);
+    let (r, b) = drawn.bar_showing(&tenures, &tenures[2]).unwrap();
+    assert_eq!(
+        at(r, b),
+        [2],
+        "the same pid on another port is another tenure"
+    );
+    let mut other = tenures[1].clone();
+    other.pid = Some(3);
+    assert_eq!(drawn.bar_showing(&tenures, &other), None);
+}
+
 #[test]
 fn a_week_on_200_ports_stays_a_bounded_drawing() {
     // 200 ports, each restarted every 5 minutes for a week: 403 200 tenures.
@@ -672,6 +848,14 @@ fn a_week_on_200_ports_stays_a_bounded_drawing() {
         "{}",
         drawn.bar_count()
     );
+    // In a plot 650 px high, wherever it is scrolled, the rows drawn are those 650 px show
+    // (27 lanes, a partial one at each edge) and OVERSCAN_ROWS beyond each edge: a fifth of
+    // the 200 lanes.
+    for top in [0.0, 1234.0, drawn.height - 650.0] {
+        let rows = drawn.rows_in_view(top, 650.0);
+        assert!(rows.len() <= 650 / 24 + 2 + 2 * OVERSCAN_ROWS, "{rows:?}");
+        assert!(rows.len() >= 650 / 24, "{rows:?}");
+    }
     // Zoomed to an hour, each of the 12 tenures of a lane is a bar of its own.
     let hour = Scale {
         window: Window::last(HOUR_MS, T0 + 7.0 * DAY_MS),

@@ -1,8 +1,9 @@
 //! The timeline's components (wasm32 only): the Timeline tab (an SVG drawn through Leptos from
-//! the model's [`Layout`]), the "Recent changes" panel, the detail of a tenure whose owner is
-//! gone, and the connections chart of a listener's detail. Data comes from the history routes
-//! through `api` and from the live `Events` the link collects; every decision about what to
-//! draw is the model's.
+//! the model's [`Layout`]: only the rows in the plot's view and a margin, one element per
+//! bar), the "Recent changes" panel, the detail of a tenure whose owner is gone, and the
+//! connections chart of a listener's detail. Data comes from the history routes through `api`
+//! and from the live `Events` the link collects; every decision about what to draw (which
+//! rows, which bars, which is the tab stop, which is highlighted) is the model's.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,8 +19,8 @@ use super::connections::Chart;
 use super::recent::{line, matches, port_of, recent};
 use super::time::{self, DAY_MS, HOUR_MS, MINUTE_MS};
 use super::{
-    AXIS_PX, Bar, GROUP_PX, LANE_PX, ListenerKey, Row, Scale, Tenure, Window, lanes, layout, merge,
-    neighbour,
+    AXIS_PX, Bar, BarId, GROUP_PX, LANE_PX, ListenerKey, Row, Scale, Tenure, Window, lanes, layout,
+    merge, neighbour, restart_marks,
 };
 use crate::api;
 use crate::table::Table;
@@ -49,11 +50,6 @@ const PRESETS: [(&str, f64); 3] = [
 pub struct Picked {
     pub tenure: Tenure,
     pub live_row: Option<String>,
-}
-
-/// Whether two tenures are the same one (they may come from a span and from an event).
-fn same(a: &Tenure, b: &Tenure) -> bool {
-    a.key == b.key && a.pid == b.pid && (a.start - b.start).abs() < 1500.0
 }
 
 /// The timeline's state, shared with the page (the recent changes move its window).
@@ -271,11 +267,23 @@ pub fn Timeline(
     let offset = offset_min();
     let plot_ref = NodeRef::<html::Div>::new();
     let width = RwSignal::new(800.0);
+    // The plot's scroll position and height, which pick the rows to draw (as the table's do).
+    let scroll_top = RwSignal::new(0.0);
+    let viewport = RwSignal::new(1000.0);
     let measure = move || {
         if let Some(el) = plot_ref.get_untracked() {
             let w = f64::from(el.client_width());
-            if w > 0.0 {
+            if w > 0.0 && w != width.get_untracked() {
                 width.set(w);
+            }
+            // Hidden, it measures nothing: the last height stands.
+            let h = f64::from(el.client_height());
+            if h > 0.0 && h != viewport.get_untracked() {
+                viewport.set(h);
+            }
+            let top = f64::from(el.scroll_top());
+            if top != scroll_top.get_untracked() {
+                scroll_top.set(top);
             }
         }
     };
@@ -284,7 +292,7 @@ pub fn Timeline(
             set_timeout(measure, Duration::ZERO);
         }
     });
-    // The plot's width changes with the window and with the panels beside it (the detail
+    // The plot's size changes with the window and with the panels beside it (the detail
     // opening): a ResizeObserver sees both. It lives as long as the page.
     Effect::new(move |_| {
         let Some(el) = plot_ref.get() else { return };
@@ -322,68 +330,89 @@ pub fn Timeline(
         },
         Duration::from_secs(1),
     );
-    // The layout, with the tenures it was made from: a click resolves a bar's tenure in the
-    // very list the bar was drawn from, whatever arrived since.
-    let drawn = Memo::new(move |_| {
+    // The layout, with the tenures it was made from and a number of its own: the rows drawn
+    // are keyed by it, so that scrolling keeps the rows it does not move, while a new layout
+    // (zoom, pan, the clock, a change) draws the rows in view anew.
+    type Drawing = (super::Layout, Arc<Vec<Tenure>>, u64);
+    let generation = StoredValue::new(0u64);
+    let drawn: Memo<Drawing> = Memo::new(move |_| {
         let scale = scale.get();
         let now = state.now.get();
         let q = query.get();
         let tenures = state.tenures.get();
         let groups = lanes(&tenures, scale.window, now, &q);
-        (layout(&tenures, &groups, scale, now, offset), tenures)
+        let n = generation.get_value() + 1;
+        generation.set_value(n);
+        (layout(&tenures, &groups, scale, now, offset), tenures, n)
     });
-    // The keyboard's bar, the drawing's one tab stop: by its lane and a tenure it shows, so
-    // that it stays the same bar when the drawing changes around it.
-    // (lane label, start of the bar's first tenure in whole ms).
-    let cursor = RwSignal::new(None::<(String, i64)>);
-    type Drawing = (super::Layout, Arc<Vec<Tenure>>);
-    let identity = move |(d, tenures): &Drawing, r: usize, b: usize| -> Option<(String, i64)> {
-        match d.rows.get(r)? {
-            Row::Lane { label, bars, .. } => {
-                let first = *bars.get(b)?.tenures.first()?;
-                Some((label.clone(), tenures[first].start as i64))
-            }
-            Row::Group { .. } => None,
-        }
-    };
-    let tab_stop = Memo::new(move |_| {
-        drawn.with(|(d, tenures)| {
-            let at = cursor.get().and_then(|(lane, start)| {
-                d.rows.iter().enumerate().find_map(|(r, row)| match row {
-                    Row::Lane { label, bars, .. } if *label == lane => bars
-                        .iter()
-                        .position(|b| b.tenures.iter().any(|&i| tenures[i].start as i64 == start))
-                        .map(|b| (r, b)),
-                    _ => None,
-                })
-            });
-            at.or_else(|| {
-                (0..d.rows.len())
-                    .find(|&r| !d.bars(r).is_empty())
-                    .map(|r| (r, 0))
-            })
+    // The rows in the plot's view and a margin: the only ones in the DOM.
+    let rows_drawn = Memo::new(move |_| {
+        let (top, height) = (scroll_top.get(), viewport.get());
+        drawn.with(|(d, _, _)| d.rows_in_view(top, height))
+    });
+    // The keyboard's bar, by identity (its lane and a tenure it shows), so that it stays the
+    // same bar when the drawing changes around it; and where it is drawn now.
+    let cursor = RwSignal::new(None::<BarId>);
+    let cursor_at = Memo::new(move |_| {
+        cursor.with(|id| {
+            drawn.with(|(d, tenures, _)| id.as_ref().and_then(|id| d.locate(tenures, id)))
         })
     });
-    // Every change redraws the bars, which drops the focus one had: give it back.
+    // The drawing's one tab stop, always among the rows drawn.
+    let tab_stop = Memo::new(move |_| {
+        let rows = rows_drawn.get();
+        let at = cursor_at.get();
+        drawn.with(|(d, _, _)| super::tab_stop(d, rows, at))
+    });
+    // The bar of the picked tenure, drawn highlighted.
+    let picked_at = Memo::new(move |_| {
+        state.picked.with(|p| {
+            drawn.with(|(d, tenures, _)| p.as_ref().and_then(|p| d.bar_showing(tenures, &p.tenure)))
+        })
+    });
+    // The tab stop and the highlight move without drawing anything anew: the bars are drawn
+    // with the marks of the moment (static attributes, no effect per bar), and this one effect
+    // moves the marks on the bars in the DOM when they change.
+    Effect::new(move |before: Option<Marks>| {
+        let marks = (tab_stop.get(), picked_at.get());
+        if let Some((stop, picked)) = before {
+            if stop != marks.0 {
+                set_tab_stop(stop, false);
+                set_tab_stop(marks.0, true);
+            }
+            if picked != marks.1 {
+                set_picked(picked, false);
+                set_picked(marks.1, true);
+            }
+        }
+        marks
+    });
+    // A new layout draws the rows anew, and scrolling moves the rows drawn in the DOM (the
+    // keyed `For` moves nodes when rows come in above), which drops the focus a bar had: give
+    // it back to the keyboard's bar while it is drawn, without scrolling to it (the plot may
+    // be scrolled away from it on purpose).
     let bar_focused = StoredValue::new(false);
     let _focus = window_event_listener(ev::focusin, move |e| {
         let on_bar = e
             .target()
             .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
-            .is_some_and(|el| el.closest("#timeline-svg g.bar").ok().flatten().is_some());
+            .is_some_and(|el| el.closest("#timeline-svg .bar").ok().flatten().is_some());
         bar_focused.set_value(on_bar);
     });
     Effect::new(move |_| {
-        tab_stop.track();
         drawn.track();
-        if bar_focused.get_value() {
+        let drawn_rows = rows_drawn.get();
+        let here = cursor_at
+            .get_untracked()
+            .is_some_and(|(r, _)| drawn_rows.contains(&r));
+        if bar_focused.get_value() && here {
             set_timeout(
                 || {
                     let lost = document()
                         .active_element()
                         .is_none_or(|el| el.tag_name() == "BODY");
                     if lost {
-                        focus_stop();
+                        focus_stop(false);
                     }
                 },
                 Duration::ZERO,
@@ -486,7 +515,7 @@ pub fn Timeline(
     };
     let no_history = move || hello.with(|h| h.as_ref().is_some_and(|h| !h.history));
     let count = move || {
-        drawn.with(|(d, _)| {
+        drawn.with(|(d, _, _)| {
             let lanes = d
                 .rows
                 .iter()
@@ -497,13 +526,14 @@ pub fn Timeline(
         })
     };
 
+    // One element per bar: its `<rect>` is the button (role, name, tab stop) and holds the
+    // `<title>` that hovering shows. Clicks, keys and focus are handled once, on the `<svg>`,
+    // for the bar they reach (`data-at`).
     let bar_view = move |row: usize,
                          index: usize,
-                         bar: Bar,
-                         y: f64,
-                         tenures: &Arc<Vec<Tenure>>,
-                         picked: Option<&Tenure>,
-                         stop: bool| {
+                         bar: &Bar,
+                         tenures: &[Tenure],
+                         (stop, picked): (bool, bool)| {
         let now = state.now.get_untracked();
         let title = if bar.tenures.len() == 1 {
             tenures[bar.tenures[0]].describe(now, offset)
@@ -528,164 +558,192 @@ pub fn Timeline(
             )
         };
         let first = &tenures[bar.tenures[0]];
-        let last = tenures[*bar.tenures.last().expect("a bar has a tenure")].clone();
-        let drawn_from = Arc::clone(tenures);
-        let pids: Vec<String> = bar
-            .tenures
-            .iter()
-            .filter_map(|&i| tenures[i].pid.map(|p| p.to_string()))
-            .collect();
-        let hl = picked.is_some_and(|p| bar.tenures.iter().any(|&i| same(&tenures[i], p)));
         let class = format!(
             "bar {}{}{}{}",
             bar.colour
                 .map_or_else(|| "mixed".to_owned(), |c| format!("c{c}")),
             if bar.open { " open" } else { " ended" },
             if bar.tenures.len() > 1 { " merged" } else { "" },
-            if hl { " picked" } else { "" },
+            if picked { " picked" } else { "" },
         );
         let label = title.replace('\n', "; ");
-        let ids = bar
-            .tenures
-            .iter()
-            .map(usize::to_string)
-            .collect::<Vec<_>>()
-            .join(" ");
-        let bar_for_click = bar.clone();
-        let restart = bar.restart.then(|| {
-            view! { <line class="restart" x1=bar.x x2=bar.x y1=y + 2.0 y2=y + LANE_PX - 2.0 /> }
-        });
+        // Its height, its place in the lane and its corners are the stylesheet's (`.bar`).
         view! {
-            <g
+            <rect
                 class=class
                 role="button"
                 tabindex=if stop { "0" } else { "-1" }
                 aria-label=label
                 data-at=format!("{row}-{index}")
                 data-key=format!("{} {}", first.key.proto_label(), first.key.endpoint())
-                data-pids=pids.join(" ")
-                data-ended=if bar.open { "false" } else { "true" }
-                data-tenures=ids
-                on:focus=move |_| {
-                    let me = drawn.with_untracked(|d| identity(d, row, index));
-                    if cursor.get_untracked() != me {
-                        cursor.set(me);
-                    }
-                }
-                on:click=move |e: web_sys::MouseEvent| {
-                    if dragged.get_value() {
-                        dragged.set_value(false);
-                        return;
-                    }
-                    let s = scale.get_untracked();
-                    let left = plot_ref
-                        .get_untracked()
-                        .map(|el| el.get_bounding_client_rect().left())
-                        .unwrap_or(0.0);
-                    let at = s.time(f64::from(e.client_x()) - left);
-                    let now = state.now.get_untracked();
-                    let index = bar_for_click.tenure_at(&drawn_from, at, now);
-                    open(drawn_from[index].clone());
-                }
-                on:keydown=move |e: web_sys::KeyboardEvent| {
-                    let key = e.key();
-                    if key == "Enter" || key == " " {
-                        e.prevent_default();
-                        open(last.clone());
-                        return;
-                    }
-                    let target = drawn.with_untracked(|(d, _)| neighbour(d, row, index, &key));
-                    if let Some((r, b)) = target {
-                        e.prevent_default();
-                        cursor.set(drawn.with_untracked(|d| identity(d, r, b)));
-                        set_timeout(focus_stop, Duration::ZERO);
-                    }
-                }
+                x=format!("{:.1}", bar.x)
+                width=format!("{:.1}", bar.width)
             >
                 <title>{title}</title>
-                <rect x=bar.x y=y + 3.0 width=bar.width height=LANE_PX - 6.0 rx="2" />
-                {restart}
-            </g>
+            </rect>
         }
-        .into_any()
+    };
+    // One row (a group's heading or a lane) of the current layout, as the rows' `For` draws it.
+    let row_view = move |r: usize| -> AnyView {
+        let s = scale.get_untracked();
+        let w = width.get_untracked();
+        drawn.with_untracked(|(d, tenures, _)| match &d.rows[r] {
+            Row::Group { y, name, colour } => view! {
+                <g class="group">
+                    <rect class=format!("swatch c{colour}") x="4" y=y + 7.0 width="10" height="10" rx="2" />
+                    <text class="group-name" x="20" y=y + 16.0>{name.clone()}</text>
+                    <line class="group-line" x1="0" x2=w y1=*y + GROUP_PX y2=*y + GROUP_PX />
+                </g>
+            }
+            .into_any(),
+            Row::Lane { y, label, addrs, bars } => {
+                let (stop, picked) = (tab_stop.get_untracked(), picked_at.get_untracked());
+                let bars_view = bars
+                    .iter()
+                    .enumerate()
+                    .map(|(b, bar)| {
+                        let marks = (stop == Some((r, b)), picked == Some((r, b)));
+                        bar_view(r, b, bar, tenures, marks)
+                    })
+                    .collect_view();
+                // The lane is moved to its row: its bars and marks are drawn from y = 0.
+                let restarts = restart_marks(bars, 0.0).map(|d| view! { <path class="restart" d=d /> });
+                view! {
+                    <g class="lane" transform=format!("translate(0 {y})") data-port=label.rsplit(' ').next().unwrap_or_default().to_owned()>
+                        <text class="lane-label" x="20" y="16">{label.clone()}<tspan class="lane-addr" dx="6">{addrs.clone()}</tspan></text>
+                        <line class="lane-line" x1=s.x0 x2=s.x0 + s.width y1=LANE_PX / 2.0 y2=LANE_PX / 2.0 />
+                        {bars_view}
+                        {restarts}
+                    </g>
+                }
+                .into_any()
+            }
+        })
+    };
+    // The bar an event reached: `data-at` of the `.bar` it came from (row-bar of the layout).
+    let bar_at = move |e: &web_sys::Event| -> Option<(usize, usize)> {
+        let el = e
+            .target()?
+            .dyn_into::<web_sys::Element>()
+            .ok()?
+            .closest(".bar")
+            .ok()??;
+        let at = el.get_attribute("data-at")?;
+        let (r, b) = at.split_once('-')?;
+        let (r, b) = (r.parse().ok()?, b.parse().ok()?);
+        drawn
+            .with_untracked(|(d, _, _)| b < d.bars(r).len())
+            .then_some((r, b))
+    };
+    let on_click = move |e: web_sys::MouseEvent| {
+        if dragged.get_value() {
+            dragged.set_value(false);
+            return;
+        }
+        let Some((r, b)) = bar_at(&e) else { return };
+        let s = scale.get_untracked();
+        let left = plot_ref
+            .get_untracked()
+            .map(|el| el.get_bounding_client_rect().left())
+            .unwrap_or(0.0);
+        let at = s.time(f64::from(e.client_x()) - left);
+        let now = state.now.get_untracked();
+        let tenure = drawn.with_untracked(|(d, tenures, _)| {
+            tenures[d.bars(r)[b].tenure_at(tenures, at, now)].clone()
+        });
+        open(tenure);
+    };
+    let on_key = move |e: web_sys::KeyboardEvent| {
+        let Some((row, index)) = bar_at(&e) else {
+            return;
+        };
+        let key = e.key();
+        if key == "Enter" || key == " " {
+            e.prevent_default();
+            let last = drawn.with_untracked(|(d, tenures, _)| {
+                let bar = &d.bars(row)[index];
+                tenures[*bar.tenures.last().expect("a bar has a tenure")].clone()
+            });
+            open(last);
+            return;
+        }
+        let Some((r, b)) = drawn.with_untracked(|(d, _, _)| neighbour(d, row, index, &key)) else {
+            return;
+        };
+        e.prevent_default();
+        cursor.set(drawn.with_untracked(|(d, tenures, _)| d.id(tenures, r, b)));
+        // A lane scrolled out of the rows drawn is scrolled near first, then focused.
+        if !rows_drawn.get_untracked().contains(&r)
+            && let Some(el) = plot_ref.get_untracked()
+        {
+            let y = drawn.with_untracked(|(d, _, _)| d.rows[r].y());
+            el.set_scroll_top((y - f64::from(el.client_height()) / 2.0).max(0.0) as i32);
+            measure();
+        }
+        set_timeout(|| focus_stop(true), Duration::ZERO);
+    };
+    let on_focus = move |e: web_sys::FocusEvent| {
+        let Some((r, b)) = bar_at(&e) else { return };
+        let me = drawn.with_untracked(|(d, tenures, _)| d.id(tenures, r, b));
+        if cursor.get_untracked() != me {
+            cursor.set(me);
+        }
     };
 
     let svg = move || {
-        let (d, tenures) = drawn.get();
-        let s = scale.get();
-        let w = width.get();
-        let now = state.now.get();
-        let stop = tab_stop.get();
-        let picked = state.picked.get().map(|p| p.tenure);
-        // A label that would run past the plot's right edge is left out (its line stays).
-        let ticks = d
-            .ticks
-            .iter()
-            .map(|t| {
-                let label = (t.x + 40.0 <= s.x0 + s.width).then(|| {
-                    view! { <text class="tick" x=t.x + 3.0 y=14>{t.label.clone()}</text> }
-                });
-                view! {
-                    <line class="grid" x1=t.x x2=t.x y1=AXIS_PX - 4.0 y2=d.height />
-                    {label}
-                }
-            })
-            .collect_view();
-        let now_x = s.window.contains(now).then(|| {
-            let x = s.x(now);
-            view! { <line class="now" x1=x x2=x y1=AXIS_PX - 4.0 y2=d.height /> }
-        });
-        let rows = {
-            d.rows
-                .iter()
-                .enumerate()
-                .map(|(r, row)| match row {
-                    Row::Group { y, name, colour } => view! {
-                        <g class="group">
-                            <rect class=format!("swatch c{colour}") x="4" y=y + 7.0 width="10" height="10" rx="2" />
-                            <text class="group-name" x="20" y=y + 16.0>{name.clone()}</text>
-                            <line class="group-line" x1="0" x2=w y1=*y + GROUP_PX y2=*y + GROUP_PX />
-                        </g>
-                    }
-                    .into_any(),
-                    Row::Lane { y, label, addrs, bars } => {
-                        let bars = bars
-                            .iter()
-                            .enumerate()
-                            .map(|(b, bar)| {
-                                bar_view(r, b, bar.clone(), *y, &tenures, picked.as_ref(), stop == Some((r, b)))
-                            })
-                            .collect_view();
+        // The axis, its grid and the present: a few elements, drawn anew with each layout.
+        let axis = move || {
+            let s = scale.get();
+            let now = state.now.get();
+            drawn.with(|(d, _, _)| {
+                // A label that would run past the plot's right edge is left out (its line stays).
+                let ticks = d
+                    .ticks
+                    .iter()
+                    .map(|t| {
+                        let label = (t.x + 40.0 <= s.x0 + s.width).then(|| {
+                            view! { <text class="tick" x=t.x + 3.0 y=14>{t.label.clone()}</text> }
+                        });
                         view! {
-                            <g class="lane" data-port=label.rsplit(' ').next().unwrap_or_default().to_owned()>
-                                <text class="lane-label" x="20" y=y + 16.0>{label.clone()}<tspan class="lane-addr" dx="6">{addrs.clone()}</tspan></text>
-                                <line class="lane-line" x1=s.x0 x2=s.x0 + s.width y1=*y + LANE_PX / 2.0 y2=*y + LANE_PX / 2.0 />
-                                {bars}
-                            </g>
+                            <line class="grid" x1=t.x x2=t.x y1=AXIS_PX - 4.0 y2=d.height />
+                            {label}
                         }
-                        .into_any()
-                    }
-                })
-                .collect_view()
+                    })
+                    .collect_view();
+                let now_x = s.window.contains(now).then(|| {
+                    let x = s.x(now);
+                    view! { <line class="now" x1=x x2=x y1=AXIS_PX - 4.0 y2=d.height /> }
+                });
+                view! { {ticks} {now_x} }
+            })
         };
         view! {
             <svg
                 id="timeline-svg"
                 class="timeline-svg"
-                width=w
-                height=d.height.max(AXIS_PX + 40.0)
+                width=move || width.get()
+                height=move || drawn.with(|(d, _, _)| d.height.max(AXIS_PX + 40.0))
                 aria-labelledby="timeline-title"
                 aria-describedby="timeline-range"
+                on:click=on_click
+                on:keydown=on_key
+                on:focusin=on_focus
             >
-                {ticks}
-                {now_x}
-                {rows}
+                {axis}
+                <For
+                    each=move || {
+                        let n = drawn.with(|d| d.2);
+                        rows_drawn.get().map(|r| (r, n)).collect::<Vec<_>>()
+                    }
+                    key=|row| *row
+                    children=move |(r, _)| row_view(r)
+                />
             </svg>
         }
     };
 
     let empty = move || {
-        drawn.with(|(d, _)| d.rows.is_empty()).then(|| {
+        drawn.with(|(d, _, _)| d.rows.is_empty()).then(|| {
             let text = if query.with(|q| q.is_empty()) {
                 "No listener opened, closed or lasted in this window."
             } else {
@@ -747,6 +805,7 @@ pub fn Timeline(
                 on:pointerup=on_up
                 on:pointerleave=on_up
                 on:wheel=on_wheel
+                on:scroll=move |_| measure()
             >
                 <Show when=move || active.get()>{svg}</Show>
                 {empty}
@@ -755,15 +814,45 @@ pub fn Timeline(
     }
 }
 
-/// Focuses the drawing's tab stop (the keyboard's bar) once it is drawn.
-fn focus_stop() {
+/// The drawing's tab stop and its picked bar, as (row, bar) of the layout.
+type Marks = (Option<(usize, usize)>, Option<(usize, usize)>);
+
+/// The bar `at` of the drawing, when it is in the DOM.
+fn bar_element(at: Option<(usize, usize)>) -> Option<web_sys::Element> {
+    let (r, b) = at?;
+    document()
+        .query_selector(&format!("#timeline-svg .bar[data-at=\"{r}-{b}\"]"))
+        .ok()
+        .flatten()
+}
+
+/// Makes the bar `at` the drawing's tab stop, or no longer.
+fn set_tab_stop(at: Option<(usize, usize)>, stop: bool) {
+    if let Some(el) = bar_element(at) {
+        let _ = el.set_attribute("tabindex", if stop { "0" } else { "-1" });
+    }
+}
+
+/// Highlights the bar `at` as the picked one, or no longer.
+fn set_picked(at: Option<(usize, usize)>, picked: bool) {
+    if let Some(el) = bar_element(at) {
+        let _ = el.class_list().toggle_with_force("picked", picked);
+    }
+}
+
+/// Focuses the drawing's tab stop (the keyboard's bar) once it is drawn; `scroll`: brought
+/// into view, as the keyboard moving to it wants (giving a redrawn bar its focus back does
+/// not move the plot).
+fn focus_stop(scroll: bool) {
     if let Some(el) = document()
-        .query_selector("#timeline-svg g.bar[tabindex=\"0\"]")
+        .query_selector("#timeline-svg .bar[tabindex=\"0\"]")
         .ok()
         .flatten()
         .and_then(|el| el.dyn_into::<web_sys::SvgElement>().ok())
     {
-        let _ = el.focus();
+        let options = web_sys::FocusOptions::new();
+        options.set_prevent_scroll(!scroll);
+        let _ = el.focus_with_options(&options);
     }
 }
 

@@ -1,0 +1,269 @@
+//! Who talks to whom (#12): a state's connections as a graph — processes and remote addresses
+//! as nodes, an edge from each client to its server per port with the number of connections —
+//! for `portscope graph` (text, `--json`, `--dot` for Graphviz) and `GET /api/v1/graph`.
+//!
+//! Both ends of a connection on this machine are two sockets whose endpoints mirror each other,
+//! so the edge between two local processes is exact: the server is the end whose port is
+//! listened on. A connection whose other end is not here runs to (or, on a listened port,
+//! from) a node for the remote address.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+
+use portscope_shared::{
+    Graph, GraphEdge, GraphNode, GraphNodeKind, OwnerStatus, Proto, Socket, SocketState,
+};
+
+use crate::model::State;
+
+/// `portscope graph`: one scan, printed as text, JSON or DOT.
+pub async fn run(args: crate::cli::GraphArgs) -> anyhow::Result<()> {
+    use anyhow::Context;
+    use std::io::Write;
+    let collector = crate::collector::Collector::new(crate::os::System::new());
+    let (_, state) = crate::refresh::scan_blocking(collector)
+        .await
+        .context("the runtime stopped during the scan")?;
+    let state = state.map_err(|what| anyhow::anyhow!("the scan failed: {what}"))?;
+    for warning in &state.warnings {
+        eprintln!("portscope: warning: {warning}");
+    }
+    let graph = of(&state);
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &graph)?;
+        writeln!(out)?;
+    } else if args.dot {
+        out.write_all(dot(&graph).as_bytes())?;
+    } else {
+        out.write_all(text(&graph).as_bytes())?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// The graph of `state`'s TCP connections (established, or being set up).
+pub fn of(state: &State) -> Graph {
+    let connected = |s: &&Socket| {
+        s.proto == Proto::Tcp
+            && matches!(
+                s.state,
+                SocketState::Established | SocketState::SynSent | SocketState::SynRecv
+            )
+    };
+    let canonical = |addr: IpAddr, port: u16| SocketAddr::new(addr.to_canonical(), port);
+    let listened: HashSet<u16> = state
+        .sockets
+        .values()
+        .filter(|s| s.proto == Proto::Tcp && s.state == SocketState::Listen)
+        .map(|s| s.local_port)
+        .collect();
+    // A connection still in a listener's accept queue has no owner yet: it is the listener's.
+    let listener_owner: HashMap<u16, String> = state
+        .sockets
+        .values()
+        .filter(|s| s.proto == Proto::Tcp && s.state == SocketState::Listen)
+        .filter_map(|s| Some((s.local_port, owner(s)?)))
+        .collect();
+    let owner = |s: &Socket| owner(s).or_else(|| listener_owner.get(&s.local_port).cloned());
+    let mut ends: HashMap<(SocketAddr, SocketAddr), &Socket> = HashMap::new();
+    for s in state.sockets.values().filter(connected) {
+        if let (Some(addr), Some(port)) = (s.remote_addr, s.remote_port) {
+            ends.insert(
+                (canonical(s.local_addr, s.local_port), canonical(addr, port)),
+                s,
+            );
+        }
+    }
+    let mut counts: BTreeMap<(String, String, u16), usize> = BTreeMap::new();
+    let mut remotes: BTreeSet<IpAddr> = BTreeSet::new();
+    for (&(local, remote), s) in &ends {
+        let Some(me) = owner(s) else { continue };
+        match ends.get(&(remote, local)) {
+            Some(other) => {
+                // Counted once, from the client's end: the server's port is listened on (or,
+                // with neither or both listened, it is the lower one).
+                let mine = listened.contains(&local.port());
+                let theirs = listened.contains(&remote.port());
+                let client = match (mine, theirs) {
+                    (false, true) => true,
+                    (true, false) => false,
+                    _ => (local.port(), local) > (remote.port(), remote),
+                };
+                if !client {
+                    continue;
+                }
+                let Some(server) = owner(other) else { continue };
+                *counts.entry((me, server, remote.port())).or_default() += 1;
+            }
+            None => {
+                let far = format!("r{}", remote.ip());
+                remotes.insert(remote.ip());
+                let key = if listened.contains(&local.port()) {
+                    (far, me, local.port())
+                } else {
+                    (me, far, remote.port())
+                };
+                *counts.entry(key).or_default() += 1;
+            }
+        }
+    }
+    let mut used: BTreeSet<&str> = BTreeSet::new();
+    for (from, to, _) in counts.keys() {
+        used.insert(from);
+        used.insert(to);
+    }
+    let mut nodes: Vec<GraphNode> = Vec::new();
+    for id in used {
+        if let Some(pid) = id.strip_prefix('p').and_then(|p| p.parse::<u32>().ok()) {
+            let process = state.processes.get(&pid);
+            nodes.push(GraphNode {
+                id: id.to_owned(),
+                kind: GraphNodeKind::Process,
+                label: process.map_or_else(|| format!("pid {pid}"), |p| p.name.clone()),
+                pid: Some(pid),
+                project: process
+                    .and_then(|p| p.project.as_ref())
+                    .map(|p| p.name.clone()),
+                addr: None,
+            });
+        } else if let Some(addr) = id.strip_prefix('r').and_then(|a| a.parse::<IpAddr>().ok()) {
+            nodes.push(GraphNode {
+                id: id.to_owned(),
+                kind: GraphNodeKind::Remote,
+                label: addr.to_string(),
+                pid: None,
+                project: None,
+                addr: Some(addr),
+            });
+        } else {
+            nodes.push(GraphNode {
+                id: id.to_owned(),
+                kind: GraphNodeKind::Hidden,
+                label: "hidden owners (run as root to see them)".into(),
+                pid: None,
+                project: None,
+                addr: None,
+            });
+        }
+    }
+    let edges = counts
+        .into_iter()
+        .map(|((from, to, port), count)| GraphEdge {
+            from,
+            to,
+            port,
+            count,
+        })
+        .collect();
+    Graph { nodes, edges }
+}
+
+/// The node of a socket's owner: its first process, or the hidden owners.
+fn owner(s: &Socket) -> Option<String> {
+    match (s.pids.first(), s.owner) {
+        (Some(pid), _) => Some(format!("p{pid}")),
+        (None, OwnerStatus::Hidden) => Some("hidden".into()),
+        _ => None,
+    }
+}
+
+/// Graphviz input: processes grouped by project in clusters, remote addresses as ellipses,
+/// each edge labelled with its port and count.
+pub fn dot(graph: &Graph) -> String {
+    let mut out = String::from(
+        "digraph portscope {\n  rankdir=LR;\n  node [shape=box, fontname=\"sans-serif\"];\n  edge [fontname=\"sans-serif\"];\n",
+    );
+    let mut by_project: BTreeMap<Option<&str>, Vec<&GraphNode>> = BTreeMap::new();
+    for node in &graph.nodes {
+        by_project
+            .entry(node.project.as_deref())
+            .or_default()
+            .push(node);
+    }
+    for (project, nodes) in by_project {
+        let indent = if project.is_some() { "    " } else { "  " };
+        if let Some(name) = project {
+            out.push_str(&format!(
+                "  subgraph {} {{\n    label={};\n",
+                quote(&format!("cluster_{name}")),
+                quote(name)
+            ));
+        }
+        for node in nodes {
+            let (label, shape) = match node.kind {
+                GraphNodeKind::Process => (
+                    format!("{} ({})", node.label, node.pid.unwrap_or_default()),
+                    "box",
+                ),
+                GraphNodeKind::Remote => (node.label.clone(), "ellipse"),
+                _ => (node.label.clone(), "octagon"),
+            };
+            out.push_str(&format!(
+                "{indent}{} [label={}, shape={shape}];\n",
+                quote(&node.id),
+                quote(&label)
+            ));
+        }
+        if project.is_some() {
+            out.push_str("  }\n");
+        }
+    }
+    for e in &graph.edges {
+        out.push_str(&format!(
+            "  {} -> {} [label={}];\n",
+            quote(&e.from),
+            quote(&e.to),
+            quote(&format!(":{} ×{}", e.port, e.count))
+        ));
+    }
+    out.push_str("}\n");
+    out
+}
+
+/// A DOT string: quoted, with quotes, backslashes and line breaks escaped (process names are
+/// chosen by whoever started the process).
+fn quote(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' | '\r' => out.push_str("\\n"),
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// One line per edge, for people: `psql (pid 12) → postgres (pid 10)  :5432 ×3`.
+pub fn text(graph: &Graph) -> String {
+    let name = |id: &str| {
+        graph
+            .nodes
+            .iter()
+            .find(|n| n.id == id)
+            .map(|n| match n.pid {
+                Some(pid) => format!("{} (pid {pid})", crate::text::one_line(&n.label)),
+                None => crate::text::one_line(&n.label),
+            })
+            .unwrap_or_else(|| id.to_owned())
+    };
+    let mut out = String::new();
+    for e in &graph.edges {
+        out.push_str(&format!(
+            "{} → {}  :{} ×{}\n",
+            name(&e.from),
+            name(&e.to),
+            e.port,
+            e.count
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,119 @@
+use std::net::{IpAddr, Ipv4Addr};
+
+use portscope_shared::{Family, Process};
+
+use super::*;
+use crate::model::tests::{listener, process, socket, state};
+
+/// A connected socket `local → remote` held by `pid`.
+fn end(local: &str, remote: &str, pid: u32) -> Socket {
+    let (l, r): (SocketAddr, SocketAddr) = (local.parse().unwrap(), remote.parse().unwrap());
+    Socket {
+        family: if l.is_ipv4() {
+            Family::Ipv4
+        } else {
+            Family::Ipv6
+        },
+        local_addr: l.ip(),
+        local_port: l.port(),
+        remote_addr: Some(r.ip()),
+        remote_port: Some(r.port()),
+        pids: vec![pid],
+        owner: OwnerStatus::Known,
+        ..socket(&format!("tcp {l} {r}"), SocketState::Established)
+    }
+}
+
+fn named(s: &mut State, pid: u32, name: &str) {
+    s.processes.insert(
+        pid,
+        Process {
+            pid,
+            ..process(name, &[])
+        },
+    );
+}
+
+fn edges(g: &Graph) -> Vec<(&str, &str, u16, usize)> {
+    g.edges
+        .iter()
+        .map(|e| (e.from.as_str(), e.to.as_str(), e.port, e.count))
+        .collect()
+}
+
+#[test]
+fn local_connections_run_from_client_to_server_once_each() {
+    let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let mut s = state(&[
+        listener(lo, 5432, 10),
+        end("127.0.0.1:40000", "127.0.0.1:5432", 20),
+        end("127.0.0.1:5432", "127.0.0.1:40000", 10),
+        end("127.0.0.1:40001", "127.0.0.1:5432", 20),
+        end("127.0.0.1:5432", "127.0.0.1:40001", 10),
+        // A dual-stack listener's accepted end shows the IPv4-mapped address.
+        listener(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED), 8000, 11),
+        end("127.0.0.1:41000", "127.0.0.1:8000", 21),
+        end("[::ffff:127.0.0.1]:8000", "[::ffff:127.0.0.1]:41000", 11),
+    ]);
+    named(&mut s, 10, "postgres");
+    named(&mut s, 20, "psql");
+    let g = of(&s);
+    assert_eq!(
+        edges(&g),
+        [("p20", "p10", 5432, 2), ("p21", "p11", 8000, 1)]
+    );
+    let psql = g.nodes.iter().find(|n| n.id == "p20").unwrap();
+    assert_eq!((psql.label.as_str(), psql.pid), ("psql", Some(20)));
+    assert_eq!(
+        text(&g).lines().next(),
+        Some("psql (pid 20) → postgres (pid 10)  :5432 ×2")
+    );
+}
+
+#[test]
+fn connections_to_other_machines_run_to_or_from_their_address() {
+    let mut s = state(&[
+        listener(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 22, 10),
+        end("10.0.0.5:22", "192.0.2.7:51000", 10),
+        end("10.0.0.5:45000", "192.0.2.8:443", 30),
+        end("10.0.0.5:45001", "192.0.2.8:443", 30),
+    ]);
+    named(&mut s, 30, "curl");
+    let g = of(&s);
+    assert_eq!(
+        edges(&g),
+        [("p30", "r192.0.2.8", 443, 2), ("r192.0.2.7", "p10", 22, 1)]
+    );
+    let remote = g.nodes.iter().find(|n| n.id == "r192.0.2.7").unwrap();
+    assert_eq!(remote.kind, GraphNodeKind::Remote);
+    assert_eq!(remote.addr, Some("192.0.2.7".parse().unwrap()));
+}
+
+#[test]
+fn dot_quotes_what_processes_call_themselves() {
+    let mut s = state(&[end("10.0.0.5:45000", "192.0.2.8:443", 30)]);
+    named(&mut s, 30, "evil\" -> \"x\\\n");
+    let text = dot(&of(&s));
+    assert!(
+        text.contains(r#""p30" [label="evil\" -> \"x\\\n (30)", shape=box];"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#""p30" -> "r192.0.2.8" [label=":443 ×1"];"#),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_connection_not_yet_accepted_is_its_listeners() {
+    let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let mut queued = end("127.0.0.1:8000", "127.0.0.1:42000", 0);
+    queued.pids.clear();
+    queued.owner = OwnerStatus::None;
+    let s = state(&[
+        listener(lo, 8000, 10),
+        end("127.0.0.1:42000", "127.0.0.1:8000", 20),
+        queued,
+    ]);
+    assert_eq!(edges(&of(&s)), [("p20", "p10", 8000, 1)]);
+}
