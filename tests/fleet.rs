@@ -30,10 +30,7 @@ fn metrics_need_the_token_and_name_each_listener() {
         r#"portscope_listen_info{{proto="tcp",family="ipv4",addr="127.0.0.1",port="{}",process="python3",exposure="loopback",project="{}"}} 1"#,
         s.port,
         // The listener's process takes its parent's project: this test's checkout.
-        std::path::Path::new(&crate::support::own_checkout())
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default()
+        crate::support::own_project_name()
     );
     let connections = format!(
         r#"portscope_listener_connections{{proto="tcp",addr="127.0.0.1",port="{}"}} 1"#,

@@ -647,8 +647,34 @@ pub fn run(mut command: Command) -> (i32, String, String) {
 /// The checkout these tests run in, as git itself names its top directory (empty outside
 /// one): the project a test's own processes inherit.
 pub fn own_checkout() -> String {
+    git_says(&["rev-parse", "--show-toplevel"])
+}
+
+/// The name of that checkout's project as git describes it: its directory's name, or
+/// `repo@worktree` in a linked worktree (whose git directory is not the common one).
+pub fn own_project_name() -> String {
+    let name = |path: &str| {
+        std::path::Path::new(path)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    let top = own_checkout();
+    let git_dir = git_says(&["rev-parse", "--absolute-git-dir"]);
+    let common = git_says(&["rev-parse", "--path-format=absolute", "--git-common-dir"]);
+    if git_dir.is_empty() || git_dir == common {
+        return name(&top);
+    }
+    let repo = std::path::Path::new(&common)
+        .parent()
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    format!("{}@{}", name(&repo), name(&git_dir))
+}
+
+fn git_says(args: &[&str]) -> String {
     std::process::Command::new("git")
-        .args(["rev-parse", "--show-toplevel"])
+        .args(args)
         .output()
         .ok()
         .filter(|o| o.status.success())
