@@ -307,6 +307,45 @@ async fn a_stopped_owner_gets_a_badge_in_its_row() {
     browser.finish(result).await;
 }
 
+/// A listener that serves HTTP is checked while the page is open: its row says so.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_http_listener_shows_its_health_while_the_page_is_open() {
+    let port = crate::support::free_port();
+    let mut server = std::process::Command::new("python3")
+        .args([
+            "-m",
+            "http.server",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("python3");
+    let agent = Agent::start();
+    let browser = Browser::start().await;
+    let result = async {
+        let c = &browser.client;
+        c.goto(&format!("{}&q={port}", agent.url))
+            .await
+            .map_err(|e| e.to_string())?;
+        wait_for_row(&browser, port).await;
+        let tag = format!("#sockets tbody tr[data-id^='tcp 127.0.0.1:{port} - '] .tag.up");
+        let text = on_element(&browser, &tag, |el| async move { el.text().await })
+            .await
+            .map_err(|e| format!("no health tag: {e}"))?;
+        if !(text.starts_with("✓ 200 · ") && text.ends_with(" ms")) {
+            return Err(format!("health tag reads {text:?}"));
+        }
+        Ok(())
+    }
+    .await;
+    let _ = server.kill();
+    let _ = server.wait();
+    browser.finish(result).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_reconnects_and_resyncs_after_the_agent_restarts() {
     let mut holder = Holder::start();

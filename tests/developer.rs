@@ -173,3 +173,60 @@ fn graph_draws_each_client_to_its_server_with_the_port_and_count() {
         (edge(&graph) == Some((server.port, 3))).then_some(())
     });
 }
+
+/// A server started as a developer starts one, killed when dropped.
+struct Server(std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn http_listeners_are_checked_while_a_dashboard_is_open() {
+    let port = crate::support::free_port();
+    let _server = Server(
+        std::process::Command::new("python3")
+            .args([
+                "-m",
+                "http.server",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("python3"),
+    );
+    let plain = Situation::start(&["listen", "127.0.0.1"]);
+    let probing = Agent::start();
+    let quiet = Agent::start_with(&["--no-probe"]);
+    let listener = |agent: &Agent, port: u16| {
+        let s: Snapshot = serde_json::from_str(&agent.get("/api/v1/snapshot").body).ok()?;
+        s.sockets
+            .into_iter()
+            .find(|s| s.local_port == port && s.is_listening())
+    };
+    let seen = wait_for("the server as HTTP", Duration::from_secs(10), || {
+        listener(&probing, port).filter(|s| s.http)
+    });
+    assert_eq!(seen.health, None, "no dashboard, no check");
+    // A dashboard on each: the one that probes checks the server, not the plain listener.
+    let _a = probing.connect().await;
+    let _b = quiet.connect().await;
+    let health = wait_for("a health check", Duration::from_secs(15), || {
+        listener(&probing, port)?.health
+    });
+    assert!(health.up, "{health:?}");
+    assert_eq!(health.status, Some(200));
+    assert!(health.latency_ms < 1000, "{health:?}");
+    assert_eq!(listener(&probing, plain.port).unwrap().health, None);
+    assert_eq!(
+        listener(&quiet, port).expect("the server").health,
+        None,
+        "--no-probe sends nothing"
+    );
+}

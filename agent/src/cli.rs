@@ -269,6 +269,10 @@ pub struct ServeArgs {
     /// The most the history file may take, e.g. `50MB`; the oldest events go first.
     #[arg(long, default_value = "200MB", value_name = "SIZE")]
     pub history_max_size: bytesize::ByteSize,
+    /// Never send health checks (a `GET /` every 10 s, while a dashboard is open, to the
+    /// loopback listeners known to serve HTTP).
+    #[arg(long)]
+    pub no_probe: bool,
     /// Be a hub: also show the agents listed in this TOML file (`portscope peer add` writes
     /// it; it holds their tokens, so it must be readable by you alone).
     #[arg(long, value_name = "FILE")]
@@ -503,6 +507,9 @@ mod tests {
                       The most the history file may take, e.g. `50MB`; the oldest events go first
 
                       [default: 200MB]
+
+                  --no-probe
+                      Never send health checks (a `GET /` every 10 s, while a dashboard is open, to the loopback listeners known to serve HTTP)
 
                   --peers <FILE>
                       Be a hub: also show the agents listed in this TOML file (`portscope peer add` writes it; it holds their tokens, so it must be readable by you alone)

@@ -148,6 +148,8 @@ pub struct Collector<P> {
     processes: HashMap<u32, RawProcess>,
     /// What the doctor heard from listeners (the agent's; a one-off scan has none).
     learned: Option<crate::doctor::Learned>,
+    /// The HTTP listeners' last health checks (the agent's).
+    checks: Option<crate::health::Checks>,
     /// Each working directory's project.
     projects: crate::projects::Projects,
 }
@@ -159,6 +161,7 @@ impl<P: Platform> Collector<P> {
             owners: OwnerMap::new(),
             processes: HashMap::new(),
             learned: None,
+            checks: None,
             projects: crate::projects::Projects::default(),
         }
     }
@@ -166,6 +169,12 @@ impl<P: Platform> Collector<P> {
     /// The agent's collector: listeners also carry what the doctor heard from them.
     pub fn learning(mut self, learned: crate::doctor::Learned) -> Self {
         self.learned = Some(learned);
+        self
+    }
+
+    /// The agent's collector: HTTP listeners also carry their last health check.
+    pub fn checking(mut self, checks: crate::health::Checks) -> Self {
+        self.checks = Some(checks);
         self
     }
 
@@ -244,6 +253,9 @@ impl<P: Platform> Collector<P> {
         );
         if let Some(learned) = &self.learned {
             learned.apply(&mut sockets);
+        }
+        if let Some(checks) = &self.checks {
+            checks.apply(&mut sockets);
         }
         cap_warnings(&mut warnings);
         tracing::debug!(
@@ -480,6 +492,7 @@ fn to_wire(raw: RawSocket, pids: Vec<u32>, owner: OwnerStatus) -> Socket {
         risk: None,
         http: false,
         host: None,
+        health: None,
     }
 }
 

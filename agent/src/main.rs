@@ -8,6 +8,7 @@ mod doctor;
 #[cfg(test)]
 mod fuzz;
 mod graph;
+mod health;
 mod history;
 mod kill;
 mod ls;

@@ -443,6 +443,7 @@ pub(crate) mod tests {
             risk: None,
             http: false,
             host: None,
+            health: None,
         }
     }
 

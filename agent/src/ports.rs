@@ -371,6 +371,7 @@ mod tests {
             risk: None,
             http: false,
             host: None,
+            health: None,
         }
     }
 

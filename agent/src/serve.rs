@@ -52,10 +52,13 @@ pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
         )));
     }
     let learned = crate::doctor::Learned::default();
-    let (collector, first) =
-        refresh::scan_blocking(Collector::new(os::System::new()).learning(learned.clone()))
-            .await
-            .context("the runtime stopped during the first scan")?;
+    let checks = crate::health::Checks::default();
+    let collector = Collector::new(os::System::new())
+        .learning(learned.clone())
+        .checking(checks.clone());
+    let (collector, first) = refresh::scan_blocking(collector)
+        .await
+        .context("the runtime stopped during the first scan")?;
     let first = first.map_err(|what| anyhow::anyhow!("the first scan failed: {what}"))?;
 
     let listener = match TcpListener::bind((args.bind, args.port)).await {
@@ -206,6 +209,12 @@ pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
             state.metrics.clone(),
         )
     });
+    if !args.no_probe {
+        let metrics = state.metrics.clone();
+        tokio::spawn(crate::health::run(model.watch(), checks, move || {
+            metrics.clients() > 0
+        }));
+    }
     tokio::spawn(refresh::run(
         collector,
         model,

@@ -297,6 +297,24 @@ pub struct Socket {
     /// absent for the agent's own sockets (its `Hello.hostname`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
+    /// An HTTP listener's last health check (while a dashboard is open), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<Health>,
+}
+
+/// What a `GET /` on a listener known to serve HTTP got back, over loopback.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    /// It answered HTTP with a status below 500.
+    pub up: bool,
+    /// Its status code, when it answered.
+    #[serde(default)]
+    pub status: Option<u16>,
+    /// How long the answer took, in milliseconds.
+    pub latency_ms: u32,
+    /// Why it is down, for people (`timed out after 1 s`, `connection refused`, `HTTP 502`).
+    #[serde(default)]
+    pub detail: Option<String>,
 }
 
 /// Who can reach a listening socket, from the address it is bound to.

@@ -26,6 +26,7 @@ fn listener() -> Socket {
         risk: None,
         http: true,
         host: None,
+        health: None,
     }
 }
 
@@ -48,6 +49,7 @@ fn connection() -> Socket {
         risk: None,
         http: false,
         host: None,
+        health: None,
     }
 }
 

@@ -114,8 +114,8 @@ struct RowView {
     process: String,
     what: String,
     user: String,
-    /// Exposure, risk and ephemeral-range tags: (class, text, explanation on hover).
-    tags: Vec<(&'static str, &'static str, String)>,
+    /// Health, exposure, risk and ephemeral-range tags: (class, text, explanation on hover).
+    tags: Vec<(&'static str, String, String)>,
 }
 
 impl RowView {
@@ -166,12 +166,29 @@ fn tags(
     s: &Socket,
     ephemeral: Option<PortRange>,
     stopped: &[u32],
-) -> Vec<(&'static str, &'static str, String)> {
+) -> Vec<(&'static str, String, String)> {
     let mut tags = Vec::new();
+    if let Some(h) = &s.health {
+        let (class, text) = match (h.up, h.status) {
+            (true, Some(status)) => ("tag up", format!("✓ {status} · {} ms", h.latency_ms)),
+            (true, None) => ("tag up", format!("✓ {} ms", h.latency_ms)),
+            (false, _) => ("tag down", "✗ down".to_owned()),
+        };
+        let why = h
+            .detail
+            .as_deref()
+            .map(|d| format!(": {d}"))
+            .unwrap_or_default();
+        tags.push((
+            class,
+            text,
+            format!("GET / over loopback, checked every 10 s while a dashboard is open{why}"),
+        ));
+    }
     for pid in stopped {
         tags.push((
             "tag stopped",
-            "stopped",
+            "stopped".into(),
             format!("pid {pid} is stopped (SIGSTOP, or Ctrl-Z in its terminal): it holds the socket but answers nothing; `kill -CONT {pid}` resumes it"),
         ));
     }
@@ -181,15 +198,15 @@ fn tags(
             Exposure::Interface => ("tag interface", "interface"),
             Exposure::All => ("tag all", "all interfaces"),
         };
-        tags.push((class, text, exposure.explain().to_owned()));
+        tags.push((class, text.into(), exposure.explain().to_owned()));
     }
     if let Some(risk) = &s.risk {
-        tags.push(("tag risk", "⚠ exposed", risk.clone()));
+        tags.push(("tag risk", "⚠ exposed".into(), risk.clone()));
     }
     if let Some(range) = ephemeral.filter(|r| s.is_listening() && r.contains(s.local_port)) {
         tags.push((
             "tag ephemeral",
-            "ephemeral",
+            "ephemeral".into(),
             format!(
                 "port {} lies in the ephemeral range {}–{}: outgoing connections may take it, so a restart of this server can fail to bind",
                 s.local_port, range.first, range.last

@@ -59,6 +59,11 @@ impl Metrics {
         ClientGuard(self.websocket_clients.clone())
     }
 
+    /// How many WebSocket clients (dashboards) are connected now.
+    pub fn clients(&self) -> i64 {
+        self.websocket_clients.get()
+    }
+
     /// The history failed to write a tick (or dropped one, its writer being behind).
     pub fn history_write_failed(&self) {
         self.history_write_errors.inc();

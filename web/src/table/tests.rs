@@ -90,6 +90,7 @@ prop_compose! {
             risk: None,
             http: false,
             host: None,
+            health: None,
         }
     }
 }
