@@ -111,9 +111,18 @@ fn linked(top: &Path, text: &str) -> Project {
     let worktree = gitdir.as_deref().and_then(|gitdir| {
         let name = gitdir.file_name()?.to_str()?;
         let worktrees = gitdir.parent()?;
-        let dot_git = worktrees.parent()?;
-        (worktrees.file_name()? == "worktrees" && dot_git.file_name()? == ".git")
-            .then(|| (dot_git.parent().map(name_of), name.to_owned()))
+        if worktrees.file_name()? != "worktrees" {
+            return None;
+        }
+        // `repo/.git/worktrees/NAME`, or a bare repository's `repo.git/worktrees/NAME`.
+        let git = worktrees.parent()?;
+        let repo = if git.file_name()? == ".git" {
+            git.parent().map(name_of)
+        } else {
+            let bare = git.file_name()?.to_str()?;
+            Some(bare.strip_suffix(".git").unwrap_or(bare).to_owned())
+        };
+        Some((repo, name.to_owned()))
     });
     match worktree {
         Some((Some(repo), name)) => project(top, format!("{repo}@{name}"), ProjectSource::Worktree),

@@ -35,6 +35,11 @@ fn a_working_directory_belongs_to_the_repository_above_it() {
             "/home/dev/my-app/vendor/lib",
             Git::File("gitdir: ../../.git/modules/vendor/lib\n".into()),
         ),
+        // A worktree of a bare repository.
+        (
+            "/home/dev/tool-main",
+            Git::File("gitdir: /srv/git/tool.git/worktrees/tool-main\n".into()),
+        ),
         // A worktree inside its repository, with a relative gitdir (worktree.useRelativePaths).
         (
             "/home/dev/my-app/wt/hotfix",
@@ -61,6 +66,11 @@ fn a_working_directory_belongs_to_the_repository_above_it() {
         (sub.name.as_str(), sub.source),
         ("lib", ProjectSource::Git),
         "a submodule is a repository of its own"
+    );
+    let bare = p.of_dir(&tree, "/home/dev/tool-main/src").unwrap();
+    assert_eq!(
+        (bare.name.as_str(), bare.source),
+        ("tool@tool-main", ProjectSource::Worktree)
     );
     let rel = p.of_dir(&tree, "/home/dev/my-app/wt/hotfix").unwrap();
     assert_eq!(
