@@ -311,18 +311,7 @@ async fn a_stopped_owner_gets_a_badge_in_its_row() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_http_listener_shows_its_health_while_the_page_is_open() {
     let port = crate::support::free_port();
-    let mut server = std::process::Command::new("python3")
-        .args([
-            "-m",
-            "http.server",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("python3");
+    let server = crate::support::HttpServer::start(port);
     let agent = Agent::start();
     let browser = Browser::start().await;
     let result = async {
@@ -341,8 +330,7 @@ async fn an_http_listener_shows_its_health_while_the_page_is_open() {
         Ok(())
     }
     .await;
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
     browser.finish(result).await;
 }
 

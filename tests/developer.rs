@@ -174,33 +174,10 @@ fn graph_draws_each_client_to_its_server_with_the_port_and_count() {
     });
 }
 
-/// A server started as a developer starts one, killed when dropped.
-struct Server(std::process::Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn http_listeners_are_checked_while_a_dashboard_is_open() {
     let port = crate::support::free_port();
-    let _server = Server(
-        std::process::Command::new("python3")
-            .args([
-                "-m",
-                "http.server",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-            ])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("python3"),
-    );
+    let _server = crate::support::HttpServer::start(port);
     let plain = Situation::start(&["listen", "127.0.0.1"]);
     let probing = Agent::start();
     let quiet = Agent::start_with(&["--no-probe"]);

@@ -681,3 +681,34 @@ fn git_says(args: &[&str]) -> String {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
         .unwrap_or_default()
 }
+
+/// `python3 -m http.server PORT --bind 127.0.0.1`, as a developer starts one; killed when
+/// dropped.
+pub struct HttpServer(Child);
+
+impl HttpServer {
+    #[track_caller]
+    pub fn start(port: u16) -> HttpServer {
+        HttpServer(
+            Command::new("python3")
+                .args([
+                    "-m",
+                    "http.server",
+                    &port.to_string(),
+                    "--bind",
+                    "127.0.0.1",
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("cannot run python3 (install it: apt-get install python3)"),
+        )
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
