@@ -568,7 +568,25 @@ fn start_load(
     procs: usize,
     churn: Option<f64>,
 ) -> Result<Option<Guarded>, String> {
-    let mut cmd = Command::new("python3");
+    start_load_in(root, None, sockets, procs, churn)
+}
+
+/// [`start_load`] run in the network namespace `netns`, when one is given (a hub's peer).
+pub(crate) fn start_load_in(
+    root: &Path,
+    netns: Option<&str>,
+    sockets: usize,
+    procs: usize,
+    churn: Option<f64>,
+) -> Result<Option<Guarded>, String> {
+    let mut cmd = match netns {
+        Some(netns) => {
+            let mut ip = Command::new("ip");
+            ip.args(["netns", "exec", netns, "python3"]);
+            ip
+        }
+        None => Command::new("python3"),
+    };
     cmd.arg(root.join("bench/load.py"))
         .args([sockets.to_string(), procs.to_string()]);
     if let Some(rate) = churn {

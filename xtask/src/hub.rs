@@ -80,26 +80,8 @@ impl Machine {
         ip(&["-n", &netns, "link", "set", &there, "up"])?;
         ip(&["-n", &netns, "link", "set", "lo", "up"])?;
         // The load: 5 000 sockets in 10 processes, one pair replaced 10 times a second.
-        let mut load = Command::new("ip")
-            .args(["netns", "exec", &netns, "python3"])
-            .arg(root.join("bench/load.py"))
-            .args([
-                SOCKETS.to_string(),
-                "10".into(),
-                "--churn".into(),
-                "10".into(),
-            ])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("cannot start the load: {e}"))?;
-        let said = BufReader::new(load.stdout.take().ok_or("no stdout")?)
-            .lines()
-            .next()
-            .ok_or("the load printed nothing")?
-            .map_err(|e| e.to_string())?;
-        serde_json::from_str::<Value>(&said).map_err(|e| format!("load said {said:?}: {e}"))?;
-        let load = Guarded(load);
+        let load = crate::bench::start_load_in(root, Some(&netns), SOCKETS, 10, Some(10.0))?
+            .ok_or("the load did not start")?;
         let config = tempfile::tempdir().map_err(|e| e.to_string())?;
         let token = format!("bench-peer-{n}-{}", "0".repeat(32));
         let mut child = Command::new("ip")
