@@ -44,6 +44,7 @@ impl PortSettings {
 }
 
 /// Parses `ip_local_port_range` ("32768\t60999").
+#[cfg_attr(not(target_os = "linux"), allow(dead_code, reason = "a Linux file"))]
 pub fn parse_range(text: &str) -> Option<PortRange> {
     let mut parts = text.split_whitespace().map(str::parse::<u16>);
     let (first, last) = (parts.next()?.ok()?, parts.next()?.ok()?);
@@ -51,6 +52,7 @@ pub fn parse_range(text: &str) -> Option<PortRange> {
 }
 
 /// Parses `ip_local_reserved_ports` ("8080,9000-9010", or empty).
+#[cfg_attr(not(target_os = "linux"), allow(dead_code, reason = "a Linux file"))]
 pub fn parse_reserved(text: &str) -> Vec<PortRange> {
     text.trim()
         .split(',')
@@ -64,6 +66,49 @@ pub fn parse_reserved(text: &str) -> Vec<PortRange> {
             (range.first <= range.last).then_some(range)
         })
         .collect()
+}
+
+/// Parses `netsh int ipv4 show dynamicport tcp` (Windows): the first two numbers after a colon
+/// are the start port and the number of ports, whatever the language of their labels.
+#[cfg(any(test, windows))]
+pub fn parse_netsh_dynamic_port(text: &str) -> Option<PortRange> {
+    let mut numbers = text
+        .lines()
+        .filter_map(|line| line.split_once(':')?.1.trim().parse::<u32>().ok());
+    let (start, count) = (numbers.next()?, numbers.next()?);
+    let last = start.checked_add(count)?.checked_sub(1)?;
+    Some(PortRange {
+        first: u16::try_from(start).ok()?,
+        last: u16::try_from(last).ok()?,
+    })
+}
+
+/// The port settings in `sysctl NAME...` output (macOS: `net.inet.ip.portrange.first: 49152`
+/// lines). macOS 10.14 and later let any user bind a port below 1024, so nothing is privileged;
+/// an IPv6 socket is IPv6-only by default only when `net.inet6.ip6.v6only` is 1.
+#[cfg(any(test, target_os = "macos"))]
+pub fn macos_port_settings(sysctl: &str) -> PortSettings {
+    let values: HashMap<&str, u32> = sysctl
+        .lines()
+        .filter_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            Some((name.trim(), value.trim().parse().ok()?))
+        })
+        .collect();
+    let port = |name| values.get(name).and_then(|&v| u16::try_from(v).ok());
+    let ephemeral = match (
+        port("net.inet.ip.portrange.first"),
+        port("net.inet.ip.portrange.last"),
+    ) {
+        (Some(first), Some(last)) if first <= last => Some(PortRange { first, last }),
+        _ => None,
+    };
+    PortSettings {
+        ephemeral,
+        reserved: Vec::new(),
+        unprivileged_start: 0,
+        bindv6only: values.get("net.inet6.ip6.v6only") == Some(&1),
+    }
 }
 
 /// IANA service names by port and protocol, from `/etc/services` (Debian's `netbase`, derived
@@ -345,6 +390,37 @@ pub fn annotate(socket: &mut Socket, owner: Option<&Process>, services: &Service
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn windows_dynamic_port_range_from_netsh() {
+        // `netsh int ipv4 show dynamicport tcp` on Windows 11 (English, then German).
+        let english = "\r\nProtocol tcp Dynamic Port Range\r\n---------------------------------\r\nStart Port      : 49152\r\nNumber of Ports : 16384\r\n\r\n";
+        let range = parse_netsh_dynamic_port(english).unwrap();
+        assert_eq!((range.first, range.last), (49152, 65535));
+        let german = "\r\nDynamischer Portbereich für tcp-Protokoll\r\n---------------------------------\r\nStartport       : 1025\r\nAnzahl der Ports: 3976\r\n";
+        let range = parse_netsh_dynamic_port(german).unwrap();
+        assert_eq!((range.first, range.last), (1025, 5000));
+        assert_eq!(parse_netsh_dynamic_port("Start Port : 65000\nNumber of Ports : 16384\n"), None);
+        assert_eq!(parse_netsh_dynamic_port("The following command was not found: int ipv4.\n"), None);
+    }
+
+    #[test]
+    fn macos_port_settings_from_sysctl() {
+        // `sysctl net.inet.ip.portrange.first net.inet.ip.portrange.last net.inet6.ip6.v6only`
+        // on macOS 14.
+        let text = "net.inet.ip.portrange.first: 49152\nnet.inet.ip.portrange.last: 65535\nnet.inet6.ip6.v6only: 0\n";
+        let settings = macos_port_settings(text);
+        let range = settings.ephemeral.unwrap();
+        assert_eq!((range.first, range.last), (49152, 65535));
+        assert!(!settings.bindv6only);
+        assert_eq!(settings.unprivileged_start, 0, "nothing is privileged since 10.14");
+        let changed = macos_port_settings("net.inet.ip.portrange.first: 10000\nnet.inet.ip.portrange.last: 20000\nnet.inet6.ip6.v6only: 1\n");
+        assert_eq!(changed.ephemeral.map(|r| (r.first, r.last)), Some((10000, 20000)));
+        assert!(changed.bindv6only);
+        // Unreadable (sysctl missing): no range, rather than a guessed one.
+        assert_eq!(macos_port_settings("").ephemeral, None);
+        assert_eq!(macos_port_settings("net.inet.ip.portrange.first: 60000\nnet.inet.ip.portrange.last: 50000\n").ephemeral, None);
+    }
     use crate::model::tests::process;
     use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 

@@ -146,6 +146,7 @@ pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
     // `portscope watch` follows the live model through the local socket (not in share mode:
     // a shared agent is there for another machine). Bound before the URL is printed, which says
     // the agent is ready. Its file goes when `serve` returns.
+    #[cfg(unix)]
     let _local = match (&args.share, crate::server::local::path()) {
         (None, Some(path)) => match crate::server::local::bind(&path).await {
             Ok((listener, unbind)) => {
@@ -274,13 +275,8 @@ fn open_browser(state: &AppState, token: &str, addr: std::net::SocketAddr) -> an
     let (dir, made) = match runtime {
         Some(dir) => (dir, None),
         None => {
-            use std::os::unix::fs::PermissionsExt;
-            let dir = tempfile::Builder::new()
-                .prefix("portscope-")
-                .permissions(std::fs::Permissions::from_mode(0o700))
-                .tempdir()
-                .context("cannot make a private directory for the browser's link")?
-                .keep();
+            let dir = crate::os::private_temp_dir("portscope-")
+                .context("cannot make a private directory for the browser's link")?;
             (dir.clone(), Some(dir))
         }
     };

@@ -82,9 +82,8 @@ fn identity_in(
 
 /// A private key others can read is a leaked key: say so (and how to fix it) at start.
 fn warn_if_readable_by_others(key: &Path) {
-    use std::os::unix::fs::PermissionsExt;
     if let Ok(meta) = std::fs::metadata(key)
-        && meta.permissions().mode() & 0o077 != 0
+        && crate::os::open_to_others(&meta).is_some()
     {
         tracing::warn!(
             key = %key.display(),
@@ -111,21 +110,19 @@ fn config_dir() -> anyhow::Result<PathBuf> {
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
+        .or_else(crate::os::app_data_dir)
         .context("neither XDG_CONFIG_HOME nor HOME is set: give --tls-cert and --tls-key")?;
     Ok(base.join("portscope"))
 }
 
 /// Makes a self-signed certificate for `names` (and localhost), key readable by the user only.
 fn self_signed(dir: &Path, cert: &Path, key: &Path, names: &[String]) -> anyhow::Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
     let mut sans: Vec<String> = vec!["localhost".into(), "127.0.0.1".into(), "::1".into()];
     sans.extend(names.iter().cloned());
     sans.dedup();
     let certified = rcgen::generate_simple_self_signed(sans)
         .context("cannot generate a self-signed certificate")?;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
+    crate::os::private_dir_builder()
         .create(dir)
         .with_context(|| format!("cannot create {}", dir.display()))?;
     // Both files are written under new private names, then renamed into place (key first): a
@@ -140,10 +137,7 @@ fn self_signed(dir: &Path, cert: &Path, key: &Path, names: &[String]) -> anyhow:
     );
     let write_new = |path: &Path, bytes: &[u8]| -> anyhow::Result<PathBuf> {
         let tmp = path.with_extension(format!("tmp-{unique}"));
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
+        let mut file = crate::os::new_private_file()
             .open(&tmp)
             .with_context(|| format!("cannot write {}", tmp.display()))?;
         file.write_all(bytes)?;

@@ -4,8 +4,12 @@
 //! missing (the wasm32 target; Chromium, chromedriver, ss and python3 from Debian's packages;
 //! axe-core from npm), then runs rustfmt, clippy (host and wasm32), the dependency check of the
 //! protocol crate and every test. It stops at the first failure with the command that failed.
+//!
+//! `cross` (`cross.rs`) builds the agent for Windows and runs it under Wine, and checks it for
+//! macOS.
 
 mod bench;
+mod cross;
 mod hub;
 
 use std::path::Path;
@@ -54,9 +58,10 @@ fn main() -> ExitCode {
     let result = match task.as_str() {
         "test" => test(),
         "install-deps" => install_deps(),
+        "cross" => cross::cross(),
         "bench" => bench::bench(&std::env::args().skip(2).collect::<Vec<_>>()),
         _ => Err(format!(
-            "unknown task {task:?}. Tasks:\n  test          install what is missing, then run every check and test\n  install-deps  only install what the tests need\n  bench         measure portscope against ss, netstat and lsof on a load it makes (--sockets N --procs P --json PATH --history-only --timeline-only)"
+            "unknown task {task:?}. Tasks:\n  test          install what is missing, then run every check and test\n  install-deps  only install what the tests need\n  cross         build the agent for Windows and run it under Wine; check it for macOS\n  bench         measure portscope against ss, netstat and lsof on a load it makes (--sockets N --procs P --json PATH --history-only --timeline-only)"
         )),
     };
     match result {

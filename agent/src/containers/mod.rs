@@ -9,9 +9,7 @@
 //! touch sockets or processes: the collector hands it the listeners to label, and the OS seam
 //! (`os::listening_ports_in`) reads what listens inside a container.
 
-use std::io::{Read, Write};
 use std::net::IpAddr;
-use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -94,8 +92,25 @@ impl Engine {
     }
 
     /// `GET path` on the API; the JSON body.
+    ///
+    /// # Platform-specific behavior
+    ///
+    /// Windows has no Unix socket in the standard library and Docker Desktop listens on a named
+    /// pipe there: the engine is not asked, and the error says so.
+    #[cfg(not(unix))]
+    fn get(&self, _path: &str) -> Result<serde_json::Value, String> {
+        Err(format!(
+            "could not check containers: portscope asks the container engine over a Unix socket \
+             ({}), which it cannot open on this system",
+            self.socket.display()
+        ))
+    }
+
+    /// `GET path` on the API; the JSON body.
+    #[cfg(unix)]
     fn get(&self, path: &str) -> Result<serde_json::Value, String> {
-        let mut stream = UnixStream::connect(&self.socket).map_err(|e| {
+        use std::io::{Read, Write};
+        let mut stream = std::os::unix::net::UnixStream::connect(&self.socket).map_err(|e| {
             let hint = if e.kind() == std::io::ErrorKind::PermissionDenied {
                 " (join the `docker` group, or run portscope with sudo)"
             } else {

@@ -6,6 +6,15 @@
 //! the chains they jump to. A rule whose condition cannot hold for that packet is not blamed; one
 //! whose condition portscope cannot evaluate is *conditional*, with the condition shown; a DNAT
 //! rule says where the port is forwarded.
+//!
+//! # Platform-specific behavior
+//!
+//! nftables and iptables are Linux's; on other systems only the types are used (macOS's pf is
+//! read by `pf.rs`), and the parsers stay compiled and tested everywhere.
+#![cfg_attr(
+    not(target_os = "linux"),
+    allow(dead_code, reason = "nft and iptables are read on Linux only")
+)]
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;

@@ -4,6 +4,8 @@
 
 pub mod bind;
 pub mod firewall;
+#[cfg(any(test, target_os = "macos"))]
+pub mod pf;
 pub mod free;
 pub mod probe;
 pub mod target;

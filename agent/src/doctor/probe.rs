@@ -248,7 +248,7 @@ fn printable(bytes: &[u8], max: usize) -> String {
 
 /// Reads the firewall rules the probe's packet can meet (see [`super::firewall`]).
 pub fn firewall(packet: &Packet) -> Firewall {
-    super::firewall::read(packet, &run)
+    crate::os::firewall(packet, &run)
 }
 
 /// Runs a read-only tool with a deadline; its stdout on success. Its output is read while it

@@ -39,7 +39,8 @@ pub fn default_path() -> Option<PathBuf> {
     let base = std::env::var_os("XDG_STATE_HOME")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))?;
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .or_else(crate::os::app_data_dir)?;
     Some(base.join("portscope").join("history.db"))
 }
 
@@ -69,11 +70,8 @@ impl Store {
     pub fn open(path: &Path) -> Result<Store, HistoryError> {
         // It holds other processes' command lines: the user's alone (SQLite gives its -wal and
         // -shm files the same mode).
-        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
         if let Some(dir) = path.parent() {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
+            crate::os::private_dir_builder()
                 .create(dir)
                 .map_err(|source| HistoryError::Directory {
                     path: dir.to_owned(),
@@ -81,10 +79,7 @@ impl Store {
                 })?;
         }
         if !path.exists() {
-            std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
+            crate::os::new_private_file()
                 .open(path)
                 .map_err(|source| HistoryError::Directory {
                     path: path.to_owned(),

@@ -11,6 +11,7 @@ use netstat2::{AddressFamilyFlags, ProtocolFlags, ProtocolSocketInfo, TcpState};
 use portscope_shared::{Proto, SocketState};
 use procfs::process::Process;
 
+use crate::doctor::firewall::{Firewall, Packet, Runner};
 use crate::collector::{FdError, Platform, ProcessStat, RawProcess, RawSocket, SocketList};
 use crate::ports::{self, PortSettings};
 
@@ -298,14 +299,10 @@ pub fn listening_ports_in(pid: u32) -> Result<Vec<u16>, String> {
     Ok(ports)
 }
 
-/// This process's effective uid.
-pub fn euid() -> u32 {
-    rustix::process::geteuid().as_raw()
-}
-
-/// Whether this process runs as root (effective uid 0).
-pub fn is_root() -> bool {
-    rustix::process::geteuid().is_root()
+/// The firewall's say on a local connection: nftables, else iptables (see
+/// [`crate::doctor::firewall`]).
+pub fn firewall(packet: &Packet, run: Runner<'_>) -> Firewall {
+    crate::doctor::firewall::read(packet, run)
 }
 
 /// Listening TCP sockets' accept queues: inode → connections waiting to be `accept`ed.

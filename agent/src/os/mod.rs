@@ -1,11 +1,17 @@
-//! The one OS seam: every call into netstat2, procfs or other platform APIs lives below here.
+//! The one OS seam: every call into netstat2, procfs, sysinfo or other platform APIs lives
+//! below here.
 //!
-//! Each platform file exports the same items: `System` (the collector's [`Platform`] for this OS),
-//! `hostname()`, the kernel's port settings, accept queues, and process signalling for `kill`.
+//! Each platform file exports the same items: `System` (the collector's [`Platform`] for this
+//! OS), `hostname()`, the kernel's port settings, accept queues, the firewall's rules, process
+//! signalling for `kill`, and how private files are made and checked.
 //!
 //! # Platform-specific behavior
 //!
-//! Only Linux is implemented so far; on other systems the build stops with a message.
+//! Linux (`linux.rs`) reads the kernel directly. Windows (`windows.rs`) and macOS (`macos.rs`)
+//! share `portable.rs`, whose `System` takes sockets with their pids from netstat2 and process
+//! details from sysinfo. Linux and macOS share `unix.rs` (file modes and owners). What a
+//! platform cannot tell is said as "could not check" with the reason; README.md lists each
+//! system's limits.
 //!
 //! [`Platform`]: crate::collector::Platform
 
@@ -13,13 +19,43 @@
 mod linux;
 #[cfg(target_os = "linux")]
 pub use linux::{
-    SignalTarget, System, accept_queues, can_bind_privileged, euid, group_members, hostname,
-    is_root, is_running, listening_ports_in, local_addresses, port_settings, send_signal,
-    signal_by_name, use_one_malloc_arena,
+    SignalTarget, System, accept_queues, can_bind_privileged, firewall, group_members, hostname,
+    is_running, listening_ports_in, local_addresses, port_settings, send_signal, signal_by_name,
+    use_one_malloc_arena,
 };
 
-#[cfg(not(target_os = "linux"))]
+#[cfg(unix)]
+mod unix;
+#[cfg(unix)]
+pub use unix::{
+    app_data_dir, euid, is_ours, is_root, new_private_file, open_no_follow, open_to_others, private_dir_builder,
+    private_temp_dir,
+};
+
+#[cfg(any(windows, target_os = "macos"))]
+mod portable;
+
+#[cfg(windows)]
+mod windows;
+#[cfg(windows)]
+pub use windows::{
+    SignalTarget, System, accept_queues, app_data_dir, can_bind_privileged, effective_uid,
+    firewall, group_members, hostname, is_ours, is_root, is_running, listening_ports_in, local_addresses,
+    new_private_file, open_no_follow, open_to_others, port_settings, private_dir_builder,
+    private_temp_dir, process_group, send_signal, signal_by_name, use_one_malloc_arena,
+};
+
+#[cfg(target_os = "macos")]
+mod macos;
+#[cfg(target_os = "macos")]
+pub use macos::{
+    SignalTarget, System, accept_queues, can_bind_privileged, effective_uid, firewall,
+    group_members, hostname, is_running, listening_ports_in, local_addresses, port_settings,
+    process_group, send_signal, signal_by_name, use_one_malloc_arena,
+};
+
+#[cfg(not(any(target_os = "linux", windows, target_os = "macos")))]
 compile_error!(
-    "portscope's collector is implemented for Linux only so far; \
+    "portscope's collector is implemented for Linux, Windows and macOS; \
      see ARCHITECTURE.md (OS seam) for how to add a platform"
 );

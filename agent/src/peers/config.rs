@@ -129,29 +129,22 @@ const MAX_FILE: u64 = 1 << 20;
 /// swapped in between the check and the read.
 fn read_private(path: &Path) -> Result<String, PeersError> {
     use std::io::Read;
-    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
     let unreadable = |source| PeersError::Unreadable {
         path: path.to_owned(),
         source,
     };
-    let flags = rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK;
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(i32::try_from(flags.bits()).unwrap_or_default())
-        .open(path)
-        .map_err(unreadable)?;
+    let file = crate::os::open_no_follow(path).map_err(unreadable)?;
     let meta = file.metadata().map_err(unreadable)?;
     if !meta.is_file() {
         return Err(unreadable(std::io::Error::other("not a regular file")));
     }
-    let mode = meta.mode() & 0o777;
-    if mode & 0o077 != 0 {
+    if let Some(mode) = crate::os::open_to_others(&meta) {
         return Err(PeersError::OpenToOthers {
             path: path.to_owned(),
             mode,
         });
     }
-    if meta.uid() != crate::os::euid() {
+    if !crate::os::is_ours(&meta) {
         return Err(PeersError::NotYours {
             path: path.to_owned(),
         });
@@ -270,7 +263,6 @@ pub fn normalize_fingerprint(fp: &str) -> Result<String, String> {
 /// a name already there or an entry [`check`] refuses.
 pub fn add(path: &Path, entry: Entry) -> anyhow::Result<()> {
     use std::io::Write;
-    use std::os::unix::fs::DirBuilderExt;
     check(&entry, path)?;
     let mut file = if path.exists() {
         read(path)?
@@ -286,10 +278,7 @@ pub fn add(path: &Path, entry: Entry) -> anyhow::Result<()> {
     }
     file.peers.push(entry);
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)?;
+        crate::os::private_dir_builder().create(dir)?;
     }
     // Written to a new file of its own (0600, made by us: never an existing file or a link),
     // then renamed over: a crash leaves the old file or the new, never half.
@@ -311,6 +300,7 @@ pub fn default_path() -> Option<PathBuf> {
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
+        .or_else(crate::os::app_data_dir)
         .map(|base| base.join("portscope").join("peers.toml"))
 }
 

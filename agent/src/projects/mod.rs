@@ -40,13 +40,7 @@ impl Tree for Disk {
     /// someone else must not hang a root agent's scan), then judged by the open descriptor.
     fn git(&self, dir: &Path) -> Option<Git> {
         use std::io::Read;
-        use std::os::unix::fs::OpenOptionsExt;
-        let flags = rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK;
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(i32::try_from(flags.bits()).ok()?)
-            .open(dir.join(".git"))
-            .ok()?;
+        let file = crate::os::open_no_follow(&dir.join(".git")).ok()?;
         let meta = file.metadata().ok()?;
         if meta.is_dir() {
             return Some(Git::Dir);

@@ -3,23 +3,33 @@
 //! permissions are the authentication (as for ssh-agent's or Docker's socket); the token never
 //! lies on disk. It serves one route, the WebSocket stream (`GET /api/v1/ws`), exactly as the
 //! TCP listener does.
+//!
+//! # Platform-specific behavior
+//!
+//! Unix only. On Windows there is no local socket ([`path`] is `None`; a named pipe is no
+//! listener axum serves), and `watch` scans by itself.
 
 use std::path::{Path, PathBuf};
 
-use axum::Router;
-use axum::extract::State;
-use axum::extract::ws::WebSocketUpgrade;
-use axum::response::Response;
-use axum::routing::get;
-use portscope_shared::{ClientMessage, Hello, ServerMessage};
+#[cfg(unix)]
+use axum::{
+    Router, extract::State, extract::ws::WebSocketUpgrade, response::Response, routing::get,
+};
+#[cfg(unix)]
+use portscope_shared::Hello;
+use portscope_shared::{ClientMessage, ServerMessage};
 
+#[cfg(unix)]
 use super::{MAX_CLIENT_FRAME, MAX_CLIENT_MESSAGE, MAX_WRITE_BUFFER, ws};
+#[cfg(unix)]
 use crate::model::Watcher;
 
 /// The socket's name in its directory.
+#[cfg(unix)]
 const NAME: &str = "agent.sock";
 
 /// Why the local socket is not served; the agent goes on without it.
+#[cfg(unix)]
 #[derive(Debug, thiserror::Error)]
 pub enum LocalError {
     #[error("neither XDG_RUNTIME_DIR, XDG_STATE_HOME nor HOME is set")]
@@ -35,7 +45,16 @@ pub enum LocalError {
 }
 
 /// Where the socket lives: `$XDG_RUNTIME_DIR/portscope/agent.sock` (the per-user directory
+/// made for sockets), else beside the history in `$XDG_STATE_HOME/portscope/`. `None` on
+/// Windows.
+#[cfg(not(unix))]
+pub fn path() -> Option<PathBuf> {
+    None
+}
+
+/// Where the socket lives: `$XDG_RUNTIME_DIR/portscope/agent.sock` (the per-user directory
 /// made for sockets), else beside the history in `$XDG_STATE_HOME/portscope/`.
+#[cfg(unix)]
 pub fn path() -> Option<PathBuf> {
     let runtime = std::env::var_os("XDG_RUNTIME_DIR")
         .map(PathBuf::from)
@@ -49,12 +68,14 @@ pub fn path() -> Option<PathBuf> {
 
 /// The socket's file and the lock that makes it this agent's; the file is removed when dropped
 /// (when the agent stops), the lock released.
+#[cfg(unix)]
 #[derive(Debug)]
 pub struct Unbind {
     path: PathBuf,
     _lock: std::fs::File,
 }
 
+#[cfg(unix)]
 impl Drop for Unbind {
     fn drop(&mut self) {
         // Still ours: another agent cannot have replaced it while we hold the lock.
@@ -67,6 +88,7 @@ impl Drop for Unbind {
 /// another user's environment (`sudo -E`) must not act in that user's directories. A lock file
 /// beside the socket makes it one agent's at a time ([`LocalError::Taken`] for the next); a
 /// socket left by an agent that died is replaced, anything else at its path is refused.
+#[cfg(unix)]
 pub async fn bind(path: &Path) -> Result<(tokio::net::UnixListener, Unbind), LocalError> {
     use std::os::unix::fs::{DirBuilderExt, FileTypeExt, OpenOptionsExt, PermissionsExt};
     let io = |source| LocalError::Io {
@@ -119,10 +141,12 @@ pub async fn bind(path: &Path) -> Result<(tokio::net::UnixListener, Unbind), Loc
 }
 
 /// The lock file's name beside the socket.
+#[cfg(unix)]
 const LOCK: &str = "agent.lock";
 
 /// The permission bits of `dir`, when it is a directory (not a symbolic link) of this process's
 /// user.
+#[cfg(unix)]
 fn owned_directory(dir: &Path) -> std::io::Result<u32> {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let meta = std::fs::symlink_metadata(dir)?;
@@ -141,6 +165,7 @@ fn owned_directory(dir: &Path) -> std::io::Result<u32> {
     Ok(meta.permissions().mode())
 }
 
+#[cfg(unix)]
 #[derive(Clone, Debug)]
 struct Local {
     hello: Hello,
@@ -148,12 +173,14 @@ struct Local {
 }
 
 /// The local socket's application: the WebSocket stream only.
+#[cfg(unix)]
 pub fn app(hello: Hello, watcher: Watcher) -> Router {
     Router::new()
         .route("/api/v1/ws", get(websocket))
         .with_state(Local { hello, watcher })
 }
 
+#[cfg(unix)]
 async fn websocket(State(local): State<Local>, upgrade: WebSocketUpgrade) -> Response {
     upgrade
         .max_message_size(MAX_CLIENT_MESSAGE)
@@ -197,9 +224,19 @@ where
 /// A client of a running agent's local socket: its stream's messages, decoded. `watch` uses it
 /// so that WebSocket framing stays in this module.
 #[derive(Debug)]
+#[cfg_attr(
+    not(unix),
+    allow(dead_code, reason = "there is no local socket to follow on Windows")
+)]
 pub struct Follower {
-    ws: tokio_tungstenite::WebSocketStream<tokio::net::UnixStream>,
+    ws: tokio_tungstenite::WebSocketStream<Stream>,
 }
+
+/// The local socket's stream; on Windows, where there is none, a stand-in never connected.
+#[cfg(unix)]
+type Stream = tokio::net::UnixStream;
+#[cfg(not(unix))]
+type Stream = tokio::io::DuplexStream;
 
 /// The link to the agent failed or ended; the reader goes on without it.
 #[derive(Debug, thiserror::Error)]
@@ -209,11 +246,19 @@ pub struct LinkLost(pub String);
 impl Follower {
     /// Connects to the agent at `path`; `None` when no agent answers there.
     pub async fn connect(path: &Path) -> Option<Follower> {
-        let stream = tokio::net::UnixStream::connect(path).await.ok()?;
-        let (ws, _) = tokio_tungstenite::client_async("ws://localhost/api/v1/ws", stream)
-            .await
-            .ok()?;
-        Some(Follower { ws })
+        #[cfg(not(unix))]
+        {
+            let _ = path;
+            None
+        }
+        #[cfg(unix)]
+        {
+            let stream = tokio::net::UnixStream::connect(path).await.ok()?;
+            let (ws, _) = tokio_tungstenite::client_async("ws://localhost/api/v1/ws", stream)
+                .await
+                .ok()?;
+            Some(Follower { ws })
+        }
     }
 
     /// The next message the agent sends (ones this reader cannot decode are skipped); `Ok(None)`

@@ -1,0 +1,138 @@
+//! macOS: sockets and their owning pids from libproc and process details from sysinfo (both
+//! through `portable.rs`), the kernel's port settings from `sysctl`, signals through `kill(2)`,
+//! the firewall from `pfctl` and the application firewall's state.
+//!
+//! # Platform-specific behavior
+//!
+//! libproc shows only the sockets of processes this user may inspect: without root, other
+//! users' sockets are missing (not shown as "owner hidden"). There are no accept queues, and
+//! macOS 10.14 and later let any user bind ports below 1024. A container's own listeners live
+//! in Docker Desktop's virtual machine and cannot be read.
+
+use std::collections::HashMap;
+
+pub use super::portable::{System, hostname, is_running, local_addresses};
+use crate::doctor::firewall::{Firewall, Packet, Runner};
+use crate::ports::{self, PortSettings};
+
+/// Nothing to do: the one-arena setting is glibc's malloc's.
+pub fn use_one_malloc_arena() {}
+
+/// The sysctl names read for [`port_settings`].
+const PORT_SYSCTLS: &[&str] = &[
+    "net.inet.ip.portrange.first",
+    "net.inet.ip.portrange.last",
+    "net.inet6.ip6.v6only",
+];
+
+/// The kernel's port settings from `sysctl` (the ephemeral range and the `IPV6_V6ONLY`
+/// default); defaults where unreadable.
+pub fn port_settings() -> PortSettings {
+    let text = std::process::Command::new("sysctl")
+        .args(PORT_SYSCTLS)
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    ports::macos_port_settings(&text)
+}
+
+/// macOS 10.14 and later let any user bind ports below 1024.
+pub fn can_bind_privileged() -> bool {
+    true
+}
+
+/// Containers run in Docker Desktop's virtual machine, whose sockets this agent cannot read.
+pub fn listening_ports_in(pid: u32) -> Result<Vec<u16>, String> {
+    Err(format!(
+        "could not check what listens inside the container (pid {pid}): its network lives in \
+         Docker Desktop's virtual machine, which portscope on macOS cannot read"
+    ))
+}
+
+/// This process's effective uid, for the collector.
+pub fn effective_uid() -> Option<u32> {
+    Some(super::unix::euid())
+}
+
+/// A process's group, for `kill --tree`.
+pub fn process_group(pid: u32) -> Option<u32> {
+    let pid = rustix::process::Pid::from_raw(i32::try_from(pid).ok()?)?;
+    let group = rustix::process::getpgid(Some(pid)).ok()?;
+    u32::try_from(group.as_raw_nonzero().get()).ok()
+}
+
+/// libproc gives no accept queues.
+pub fn accept_queues() -> HashMap<u64, u32> {
+    HashMap::new()
+}
+
+/// Every process in a process group.
+pub fn group_members(pgrp: u32) -> Vec<u32> {
+    let mut system = sysinfo::System::new();
+    system.refresh_processes_specifics(
+        sysinfo::ProcessesToUpdate::All,
+        true,
+        sysinfo::ProcessRefreshKind::nothing(),
+    );
+    system
+        .processes()
+        .keys()
+        .map(|pid| pid.as_u32())
+        .filter(|&pid| process_group(pid) == Some(pgrp))
+        .collect()
+}
+
+/// Sends a signal to a process, or to a whole process group.
+pub fn send_signal(target: SignalTarget, signal: Signal) -> std::io::Result<()> {
+    let raw = match target {
+        SignalTarget::Process(pid) | SignalTarget::Group(pid) => pid,
+    };
+    let pid = i32::try_from(raw)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+        .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    let result = match (target, signal) {
+        (SignalTarget::Process(_), None) => rustix::process::test_kill_process(pid),
+        (SignalTarget::Group(_), None) => rustix::process::test_kill_process_group(pid),
+        (SignalTarget::Process(_), Some(sig)) => rustix::process::kill_process(pid, sig),
+        (SignalTarget::Group(_), Some(sig)) => rustix::process::kill_process_group(pid, sig),
+    };
+    result.map_err(std::io::Error::from)
+}
+
+/// Who receives a signal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SignalTarget {
+    Process(u32),
+    Group(u32),
+}
+
+/// A signal; `None` only checks that it could be sent (signal 0).
+pub type Signal = Option<rustix::process::Signal>;
+
+/// A signal by its name, with or without `SIG` (`TERM`, `sigint`, …).
+pub fn signal_by_name(name: &str) -> Option<rustix::process::Signal> {
+    use rustix::process::Signal as S;
+    let name = name.to_ascii_uppercase();
+    let name = name.strip_prefix("SIG").unwrap_or(&name);
+    Some(match name {
+        "TERM" => S::TERM,
+        "INT" => S::INT,
+        "HUP" => S::HUP,
+        "KILL" => S::KILL,
+        "QUIT" => S::QUIT,
+        "USR1" => S::USR1,
+        "USR2" => S::USR2,
+        "STOP" => S::STOP,
+        "CONT" => S::CONT,
+        _ => return None,
+    })
+}
+
+/// The firewall's say on a local connection: pf's rules (`pfctl`, root only) and the
+/// application firewall's state (see [`crate::doctor::pf`]).
+pub fn firewall(packet: &Packet, run: Runner<'_>) -> Firewall {
+    crate::doctor::pf::read(packet, run)
+}
