@@ -89,7 +89,10 @@ pub enum FdError {
     /// Its descriptors cannot be read (another user's process while we are not root).
     #[cfg_attr(
         not(target_os = "linux"),
-        allow(dead_code, reason = "elsewhere the system hands over each socket's pids")
+        allow(
+            dead_code,
+            reason = "elsewhere the system hands over each socket's pids"
+        )
     )]
     Unreadable,
 }

@@ -400,8 +400,14 @@ mod tests {
         let german = "\r\nDynamischer Portbereich für tcp-Protokoll\r\n---------------------------------\r\nStartport       : 1025\r\nAnzahl der Ports: 3976\r\n";
         let range = parse_netsh_dynamic_port(german).unwrap();
         assert_eq!((range.first, range.last), (1025, 5000));
-        assert_eq!(parse_netsh_dynamic_port("Start Port : 65000\nNumber of Ports : 16384\n"), None);
-        assert_eq!(parse_netsh_dynamic_port("The following command was not found: int ipv4.\n"), None);
+        assert_eq!(
+            parse_netsh_dynamic_port("Start Port : 65000\nNumber of Ports : 16384\n"),
+            None
+        );
+        assert_eq!(
+            parse_netsh_dynamic_port("The following command was not found: int ipv4.\n"),
+            None
+        );
     }
 
     #[test]
@@ -413,13 +419,27 @@ mod tests {
         let range = settings.ephemeral.unwrap();
         assert_eq!((range.first, range.last), (49152, 65535));
         assert!(!settings.bindv6only);
-        assert_eq!(settings.unprivileged_start, 0, "nothing is privileged since 10.14");
-        let changed = macos_port_settings("net.inet.ip.portrange.first: 10000\nnet.inet.ip.portrange.last: 20000\nnet.inet6.ip6.v6only: 1\n");
-        assert_eq!(changed.ephemeral.map(|r| (r.first, r.last)), Some((10000, 20000)));
+        assert_eq!(
+            settings.unprivileged_start, 0,
+            "nothing is privileged since 10.14"
+        );
+        let changed = macos_port_settings(
+            "net.inet.ip.portrange.first: 10000\nnet.inet.ip.portrange.last: 20000\nnet.inet6.ip6.v6only: 1\n",
+        );
+        assert_eq!(
+            changed.ephemeral.map(|r| (r.first, r.last)),
+            Some((10000, 20000))
+        );
         assert!(changed.bindv6only);
         // Unreadable (sysctl missing): no range, rather than a guessed one.
         assert_eq!(macos_port_settings("").ephemeral, None);
-        assert_eq!(macos_port_settings("net.inet.ip.portrange.first: 60000\nnet.inet.ip.portrange.last: 50000\n").ephemeral, None);
+        assert_eq!(
+            macos_port_settings(
+                "net.inet.ip.portrange.first: 60000\nnet.inet.ip.portrange.last: 50000\n"
+            )
+            .ephemeral,
+            None
+        );
     }
     use crate::model::tests::process;
     use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};

@@ -8,9 +8,11 @@
 //!    `GET /api/v1/snapshot` are fetched with the token, and the Host, Origin and token rules
 //!    are tried; `portscope.exe ls --json` must list the agent's own listener and
 //!    `portscope.exe who PORT` must name `portscope.exe`;
-//! 2. checks the agent for `aarch64-apple-darwin` and `x86_64-apple-darwin` (`cargo check`,
-//!    with zig as the C compiler of the build scripts and zig's Darwin headers for netstat2's
-//!    libproc bindings: zig has no macOS SDK's frameworks, so nothing is linked).
+//! 2. checks the agent for `aarch64-apple-darwin` and `x86_64-apple-darwin` (`cargo clippy
+//!    -D warnings`: type-checked and linted, not linked), with zig as the C compiler of the
+//!    build scripts (ring, SQLite) and zig's Darwin headers for netstat2's libproc bindings
+//!    (bindgen, through Debian's libclang). zig has no macOS SDK frameworks (sysinfo links
+//!    IOKit and CoreFoundation), so no Mach-O binary is linked.
 //!
 //! Wine 8 (Debian 12's) lacks two DLLs that Rust's standard library imports on Windows;
 //! `wine/` holds a shim for each, built here with mingw and put beside the test's exe only.
@@ -229,7 +231,8 @@ fn smoke(dir: &Path, exe: &Path) -> Result<(), String> {
     let _ = std::fs::remove_dir_all(&home);
     std::fs::create_dir_all(&home).map_err(|e| format!("{}: {e}", home.display()))?;
     let log_path = dir.join("wine-agent.log");
-    let log = std::fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
+    let log =
+        std::fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
     let mut agent = wine(dir, exe, &["--port", "0"]);
     agent.stdout(Stdio::piped()).stderr(log);
     let mut child = agent
@@ -291,7 +294,11 @@ fn smoke(dir: &Path, exe: &Path) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(20);
     let owner = loop {
         let snapshot = http(addr, "/api/v1/snapshot", &host, Some(&token), None)?;
-        expect(snapshot.status == 200, "GET /api/v1/snapshot with the token", &snapshot)?;
+        expect(
+            snapshot.status == 200,
+            "GET /api/v1/snapshot with the token",
+            &snapshot,
+        )?;
         let json: serde_json::Value = serde_json::from_str(&snapshot.body)
             .map_err(|e| format!("the snapshot is not JSON ({e}): {}", snapshot.body))?;
         match listener_owner(&json, addr.port()) {
@@ -306,31 +313,67 @@ fn smoke(dir: &Path, exe: &Path) -> Result<(), String> {
         "GET /api/v1/snapshot with the token lists the agent's listener ({owner})"
     ));
     let refusals = [
-        ("no token", http(addr, "/api/v1/snapshot", &host, None, None)?, 401),
+        (
+            "no token",
+            http(addr, "/api/v1/snapshot", &host, None, None)?,
+            401,
+        ),
         (
             "a wrong token",
-            http(addr, "/api/v1/snapshot", &host, Some("0123456789abcdef0123456789abcdef"), None)?,
+            http(
+                addr,
+                "/api/v1/snapshot",
+                &host,
+                Some("0123456789abcdef0123456789abcdef"),
+                None,
+            )?,
             401,
         ),
         (
             "another Host",
-            http(addr, "/api/v1/snapshot", &format!("evil.example:{}", addr.port()), Some(&token), None)?,
+            http(
+                addr,
+                "/api/v1/snapshot",
+                &format!("evil.example:{}", addr.port()),
+                Some(&token),
+                None,
+            )?,
             403,
         ),
         (
             "another Origin",
-            http(addr, "/api/v1/snapshot", &host, Some(&token), Some("http://evil.example"))?,
+            http(
+                addr,
+                "/api/v1/snapshot",
+                &host,
+                Some(&token),
+                Some("http://evil.example"),
+            )?,
             403,
         ),
-        ("the dashboard for another Host", http(addr, "/", "evil.example", None, None)?, 403),
+        (
+            "the dashboard for another Host",
+            http(addr, "/", "evil.example", None, None)?,
+            403,
+        ),
     ];
     for (what, answer, status) in &refusals {
         let check = format!("{what} is refused with {status}");
         expect(answer.status == *status, &check, answer)?;
         ok(&check);
     }
-    let same_origin = http(addr, "/api/v1/snapshot", &host, Some(&token), Some(&format!("http://{host}")))?;
-    expect(same_origin.status == 200, "its own Origin is let in", &same_origin)?;
+    let same_origin = http(
+        addr,
+        "/api/v1/snapshot",
+        &host,
+        Some(&token),
+        Some(&format!("http://{host}")),
+    )?;
+    expect(
+        same_origin.status == 200,
+        "its own Origin is let in",
+        &same_origin,
+    )?;
     ok("the agent's own Origin is let in");
 
     // 2. `ls --json` sees the agent's own listener.
@@ -347,8 +390,8 @@ fn smoke(dir: &Path, exe: &Path) -> Result<(), String> {
     let json: serde_json::Value = serde_json::from_slice(&ls.stdout)
         .map_err(|e| format!("portscope.exe ls --json printed no JSON ({e})"))?;
     let sockets = json["sockets"].as_array().map_or(0, Vec::len);
-    let owner = listener_owner(&json, addr.port())
-        .map_err(|e| format!("portscope.exe ls --json: {e}"))?;
+    let owner =
+        listener_owner(&json, addr.port()).map_err(|e| format!("portscope.exe ls --json: {e}"))?;
     ok(&format!(
         "portscope.exe ls --json lists {sockets} sockets, among them the agent's listener on {} ({owner})",
         addr.port()
@@ -368,21 +411,98 @@ fn smoke(dir: &Path, exe: &Path) -> Result<(), String> {
     if !who.status.success() || !listed || named != owned {
         return Err(format!(
             "portscope.exe who {port} should list the listener {} ({}): {said}{}",
-            if owned { "and name portscope.exe" } else { "without an owner, as ls did" },
+            if owned {
+                "and name portscope.exe"
+            } else {
+                "without an owner, as ls did"
+            },
             who.status,
             String::from_utf8_lossy(&who.stderr)
         ));
     }
     ok(&format!(
         "portscope.exe who {port} lists the listener {}",
-        if owned { "and names portscope.exe" } else { "without an owner (none reported)" }
+        if owned {
+            "and names portscope.exe"
+        } else {
+            "without an owner (none reported)"
+        }
     ));
-    if let Some(mut agent) = prefix.agent.take() {
+
+    // 4. `kill --pid` names it (its details through sysinfo) and stops it: first the polite
+    // way (`taskkill /PID`, which a console program without a window cannot honour), then
+    // TerminateProcess. Its Windows pid comes from Wine's own process list.
+    let pid = windows_pid(dir, "portscope.exe")?;
+    let pid = pid.to_string();
+    let polite = wine(dir, exe, &["kill", "--pid", &pid, "--force-after", "never"])
+        .output()
+        .map_err(|e| format!("cannot run portscope.exe kill: {e}"))?;
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&polite.stdout),
+        String::from_utf8_lossy(&polite.stderr)
+    );
+    if !said.contains("portscope.exe") || !said.contains("SIGTERM") {
+        return Err(format!(
+            "portscope.exe kill --pid {pid} should name portscope.exe and say what SIGTERM did ({}): {said}",
+            polite.status
+        ));
+    }
+    ok(&format!(
+        "portscope.exe kill --pid {pid} (TERM: a close request): {}",
+        said.lines()
+            .find(|l| l.contains("portscope.exe"))
+            .unwrap_or_default()
+            .trim()
+    ));
+    let forced = wine(dir, exe, &["kill", "--pid", &pid, "--signal", "KILL"])
+        .output()
+        .map_err(|e| format!("cannot run portscope.exe kill: {e}"))?;
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&forced.stdout),
+        String::from_utf8_lossy(&forced.stderr)
+    );
+    let mut agent = prefix.agent.take().expect("started above");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let gone = loop {
+        match agent.try_wait() {
+            Ok(Some(_)) => break true,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
+            _ => break false,
+        }
+    };
+    if !forced.status.success() || !gone {
         let _ = agent.kill();
         let _ = agent.wait();
+        return Err(format!(
+            "portscope.exe kill --pid {pid} --signal KILL should stop the agent ({}; gone: {gone}): {said}",
+            forced.status
+        ));
     }
+    ok(&format!(
+        "portscope.exe kill --pid {pid} --signal KILL (TerminateProcess) stopped the agent: {}",
+        said.lines().next().unwrap_or_default().trim()
+    ));
     drop(prefix);
     Ok(())
+}
+
+/// The Windows pid of the process named `name` in our Wine prefix, from `winedbg`'s process
+/// list (`info proc`: hexadecimal pids).
+fn windows_pid(dir: &Path, name: &str) -> Result<u32, String> {
+    let mut winedbg = Command::new(WINE);
+    winedbg.args(["winedbg", "--command", "info proc"]);
+    wine_env(&mut winedbg, dir);
+    let out = winedbg
+        .output()
+        .map_err(|e| format!("cannot run winedbg: {e}"))?;
+    let list = String::from_utf8_lossy(&out.stdout);
+    list.lines()
+        .find(|l| l.contains(&format!("'{name}'")))
+        .and_then(|l| l.trim_start_matches([' ', '=']).split_whitespace().next())
+        .and_then(|hex| u32::from_str_radix(hex, 16).ok())
+        .ok_or_else(|| format!("{name} is not in Wine's process list: {list}"))
 }
 
 /// The address and token in `http://127.0.0.1:PORT/?token=TOKEN`.
@@ -504,9 +624,10 @@ fn check_macos(dir: &Path, zig: &Path, target: &str) -> Result<(), String> {
     std::fs::write(&wrapper, script).map_err(|e| format!("{}: {e}", wrapper.display()))?;
     make_executable(&wrapper)?;
     let headers = zig.join("ziglang/lib/libc/include/any-darwin-any");
+    let builtins = zig.join("ziglang/lib/include");
     let env_target = target.replace('-', "_");
     let mut check = cargo(&[
-        "check",
+        "clippy",
         "--package",
         "portscope",
         "--bin",
@@ -514,6 +635,9 @@ fn check_macos(dir: &Path, zig: &Path, target: &str) -> Result<(), String> {
         "--target",
         target,
         "--locked",
+        "--",
+        "-D",
+        "warnings",
     ]);
     check
         .env(format!("CC_{env_target}"), &wrapper)
@@ -521,10 +645,16 @@ fn check_macos(dir: &Path, zig: &Path, target: &str) -> Result<(), String> {
         // netstat2's build script makes its libproc bindings with bindgen from <libproc.h>.
         .env(
             format!("BINDGEN_EXTRA_CLANG_ARGS_{env_target}"),
-            format!("-I{} --target={target}", headers.display()),
+            format!(
+                "-isystem {} -I{} --target={target}",
+                builtins.display(),
+                headers.display()
+            ),
         );
-    step(&format!("cargo check for {target} (zig cc)"), check)?;
-    ok(&format!("the agent compiles for {target} (cargo check)"));
+    step(&format!("cargo clippy for {target} (zig cc)"), check)?;
+    ok(&format!(
+        "the agent compiles for {target} (cargo clippy -D warnings: checked, not linked)"
+    ));
     Ok(())
 }
 

@@ -4,9 +4,9 @@
 
 pub mod bind;
 pub mod firewall;
+pub mod free;
 #[cfg(any(test, target_os = "macos"))]
 pub mod pf;
-pub mod free;
 pub mod probe;
 pub mod target;
 pub mod wait;

@@ -324,8 +324,14 @@ block drop in all
         assert_eq!(pf_enabled(off), Some(false));
         assert_eq!(pf_enabled(on), Some(true));
         assert_eq!(pf_enabled("No ALTQ support in kernel\n"), None);
-        assert_eq!(app_firewall("Firewall is enabled. (State = 1)\n"), Some(true));
-        assert_eq!(app_firewall("Firewall is disabled. (State = 0)\n"), Some(false));
+        assert_eq!(
+            app_firewall("Firewall is enabled. (State = 1)\n"),
+            Some(true)
+        );
+        assert_eq!(
+            app_firewall("Firewall is disabled. (State = 0)\n"),
+            Some(false)
+        );
         assert_eq!(app_firewall("garbage"), None);
     }
 
@@ -337,9 +343,7 @@ block drop in all
         };
         let no_root = |tool: &str, _: &[&str]| -> Result<String, RunError> {
             match tool {
-                "pfctl" => Err(RunError::Denied(
-                    "pfctl: /dev/pf: Permission denied".into(),
-                )),
+                "pfctl" => Err(RunError::Denied("pfctl: /dev/pf: Permission denied".into())),
                 _ => Ok("Firewall is enabled. (State = 1)\n".into()),
             }
         };

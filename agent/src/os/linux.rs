@@ -11,8 +11,8 @@ use netstat2::{AddressFamilyFlags, ProtocolFlags, ProtocolSocketInfo, TcpState};
 use portscope_shared::{Proto, SocketState};
 use procfs::process::Process;
 
-use crate::doctor::firewall::{Firewall, Packet, Runner};
 use crate::collector::{FdError, Platform, ProcessStat, RawProcess, RawSocket, SocketList};
+use crate::doctor::firewall::{Firewall, Packet, Runner};
 use crate::ports::{self, PortSettings};
 
 /// The Linux implementation of [`Platform`].

@@ -28,8 +28,8 @@ pub use linux::{
 mod unix;
 #[cfg(unix)]
 pub use unix::{
-    app_data_dir, euid, is_ours, is_root, new_private_file, open_no_follow, open_to_others, private_dir_builder,
-    private_temp_dir,
+    app_data_dir, euid, is_ours, is_root, new_private_file, open_no_follow, open_to_others,
+    private_dir_builder, private_temp_dir,
 };
 
 #[cfg(any(windows, target_os = "macos"))]
@@ -40,9 +40,10 @@ mod windows;
 #[cfg(windows)]
 pub use windows::{
     SignalTarget, System, accept_queues, app_data_dir, can_bind_privileged, effective_uid,
-    firewall, group_members, hostname, is_ours, is_root, is_running, listening_ports_in, local_addresses,
-    new_private_file, open_no_follow, open_to_others, port_settings, private_dir_builder,
-    private_temp_dir, process_group, send_signal, signal_by_name, use_one_malloc_arena,
+    firewall, group_members, hostname, is_ours, is_root, is_running, listening_ports_in,
+    local_addresses, new_private_file, open_no_follow, open_to_others, port_settings,
+    private_dir_builder, private_temp_dir, process_group, send_signal, signal_by_name,
+    use_one_malloc_arena,
 };
 
 #[cfg(target_os = "macos")]

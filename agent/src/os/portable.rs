@@ -43,6 +43,7 @@ struct Key {
 #[derive(Debug)]
 pub struct System {
     processes: sysinfo::System,
+    #[cfg(not(windows))]
     users: Option<sysinfo::Users>,
     /// Each live socket's synthetic inode; dropped when the socket leaves the dump.
     ids: HashMap<Key, u64>,
@@ -58,6 +59,7 @@ impl Default for System {
     fn default() -> Self {
         Self {
             processes: sysinfo::System::new(),
+            #[cfg(not(windows))]
             users: None,
             ids: HashMap::new(),
             // 0 means "no file" to the collector (a TIME_WAIT socket).
@@ -142,6 +144,16 @@ impl System {
         list
     }
 
+    /// The name of a process's user. On Windows, its security identifier (`S-1-5-21-…`):
+    /// sysinfo's list of Windows users aborts the program under Wine (a null buffer from
+    /// `NetUserEnum` fails its slice precondition), so it is not asked.
+    #[cfg(windows)]
+    fn user_name(&mut self, process: Pid) -> Option<String> {
+        Some(self.processes.process(process)?.user_id()?.to_string())
+    }
+
+    /// The name of a process's user, from the system's user list (read once).
+    #[cfg(not(windows))]
     fn user_name(&mut self, process: Pid) -> Option<String> {
         let uid = self.processes.process(process)?.user_id()?.clone();
         let users = self
@@ -187,7 +199,10 @@ impl Platform for System {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         self.held.get(&pid)?.hash(&mut hasher);
         // Truncated on 32-bit targets: it only has to change.
-        #[allow(clippy::cast_possible_truncation, reason = "a fingerprint, not a count")]
+        #[allow(
+            clippy::cast_possible_truncation,
+            reason = "a fingerprint, not a count"
+        )]
         Some(hasher.finish() as usize)
     }
 
@@ -307,29 +322,6 @@ pub fn local_addresses() -> Vec<IpAddr> {
     if_addrs::get_if_addrs()
         .map(|ifs| ifs.iter().map(|i| i.ip()).collect())
         .unwrap_or_default()
-}
-
-/// Stops a process at once (`TerminateProcess` on Windows, `SIGKILL` on macOS), through
-/// sysinfo.
-pub fn terminate(pid: u32) -> std::io::Result<()> {
-    let mut system = sysinfo::System::new();
-    let id = Pid::from_u32(pid);
-    system.refresh_processes_specifics(
-        ProcessesToUpdate::Some(&[id]),
-        true,
-        ProcessRefreshKind::nothing(),
-    );
-    let process = system
-        .process(id)
-        .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))?;
-    if process.kill() {
-        Ok(())
-    } else {
-        Err(std::io::Error::new(
-            std::io::ErrorKind::PermissionDenied,
-            format!("the system refused to stop pid {pid}"),
-        ))
-    }
 }
 
 /// One netstat2 entry as a socket (inode not yet given) and its owners.

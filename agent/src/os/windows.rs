@@ -128,7 +128,7 @@ pub fn send_signal(target: SignalTarget, signal: Signal) -> std::io::Result<()> 
     match signal {
         None if is_running(pid) => Ok(()),
         None => Err(std::io::Error::from(std::io::ErrorKind::NotFound)),
-        Some(WinSignal::Terminate) => super::portable::terminate(pid),
+        Some(WinSignal::Terminate) => terminate(pid),
         Some(WinSignal::Close) => {
             let out = std::process::Command::new("taskkill")
                 .args(["/PID", &pid.to_string()])
@@ -136,7 +136,11 @@ pub fn send_signal(target: SignalTarget, signal: Signal) -> std::io::Result<()> 
             if out.status.success() {
                 Ok(())
             } else {
-                let said = String::from_utf8_lossy(&out.stderr);
+                let said = format!(
+                    "{} {}",
+                    String::from_utf8_lossy(&out.stderr).trim(),
+                    String::from_utf8_lossy(&out.stdout).trim()
+                );
                 let said = said.trim();
                 Err(std::io::Error::other(format!(
                     "Windows has no graceful stop for it (taskkill: {}); use --signal KILL",
@@ -144,6 +148,28 @@ pub fn send_signal(target: SignalTarget, signal: Signal) -> std::io::Result<()> 
                 )))
             }
         }
+    }
+}
+
+/// Stops a process at once (`TerminateProcess`, through sysinfo).
+fn terminate(pid: u32) -> std::io::Result<()> {
+    let mut system = sysinfo::System::new();
+    let id = sysinfo::Pid::from_u32(pid);
+    system.refresh_processes_specifics(
+        sysinfo::ProcessesToUpdate::Some(&[id]),
+        true,
+        sysinfo::ProcessRefreshKind::nothing(),
+    );
+    let process = system
+        .process(id)
+        .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))?;
+    if process.kill() {
+        Ok(())
+    } else {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!("the system refused to stop pid {pid}"),
+        ))
     }
 }
 
