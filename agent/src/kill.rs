@@ -543,9 +543,7 @@ pub async fn run(args: KillArgs) -> anyhow::Result<bool> {
     if let Some(signal) = &signal
         && os::signal_by_name(signal).is_none()
     {
-        bail!(
-            "unknown signal `{signal}`: expected TERM, INT, HUP, QUIT, KILL, USR1, USR2, STOP or CONT"
-        );
+        bail!("unknown signal `{signal}`: expected {}", os::SIGNAL_NAMES);
     }
     let force: ForceChoice = args.force_after.map(|f| f.0);
     let reports = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<KillReport>> {

@@ -129,6 +129,7 @@ fn install(dir: &Path) -> Result<(), String> {
                 "install",
                 "--quiet",
                 "--disable-pip-version-check",
+                "--root-user-action=ignore",
                 "--target",
             ],
         );

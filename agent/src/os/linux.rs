@@ -373,6 +373,9 @@ pub enum SignalTarget {
 /// A signal; `None` only checks that it could be sent (signal 0).
 pub type Signal = Option<rustix::process::Signal>;
 
+/// The signals [`signal_by_name`] knows, as a user-facing list.
+pub const SIGNAL_NAMES: &str = "TERM, INT, HUP, QUIT, KILL, USR1, USR2, STOP or CONT";
+
 /// A signal by its name, with or without `SIG` (`TERM`, `sigint`, …).
 pub fn signal_by_name(name: &str) -> Option<rustix::process::Signal> {
     use rustix::process::Signal as S;

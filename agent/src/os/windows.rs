@@ -105,6 +105,9 @@ pub enum SignalTarget {
     Group(u32),
 }
 
+/// The signals [`signal_by_name`] knows, as a user-facing list.
+pub const SIGNAL_NAMES: &str = "TERM, INT or QUIT (a close request) or KILL (on Windows)";
+
 /// A signal by its name, with or without `SIG`: `TERM`, `INT` and `QUIT` ask the program to
 /// close, `KILL` terminates it; the others do not exist on Windows.
 pub fn signal_by_name(name: &str) -> Option<WinSignal> {
@@ -143,7 +146,8 @@ pub fn send_signal(target: SignalTarget, signal: Signal) -> std::io::Result<()> 
                 );
                 let said = said.trim();
                 Err(std::io::Error::other(format!(
-                    "Windows has no graceful stop for it (taskkill: {}); use --signal KILL",
+                    "the close request failed (taskkill: {}): a console program without a \
+                     window has no graceful stop on Windows; use --signal KILL",
                     if said.is_empty() { "failed" } else { said }
                 )))
             }

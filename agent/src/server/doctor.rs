@@ -266,7 +266,8 @@ pub async fn kill(State(app): State<AppState>, headers: HeaderMap, body: Bytes) 
         && os::signal_by_name(signal).is_none()
     {
         return bad_request(format!(
-            "unknown signal `{signal}`: expected TERM, INT, HUP, QUIT, KILL, USR1, USR2, STOP or CONT"
+            "unknown signal `{signal}`: expected {}",
+            os::SIGNAL_NAMES
         ));
     }
     let force_after = req.force_after_ms.map(Duration::from_millis);
