@@ -37,6 +37,10 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     ("graphviz", "/usr/bin/dot"),
     // Prometheus scrapes an agent's /metrics in tests/fleet.rs.
     ("prometheus", "/usr/bin/prometheus"),
+    // Containers behind ports (tests/servers.rs): the tests start dockerd themselves and run a
+    // busybox image made from busybox-static with `docker import`, without a registry.
+    ("docker.io", "/usr/sbin/dockerd"),
+    ("busybox-static", "/bin/busybox"),
     // npm fetches axe-core, the accessibility checker the browser tests inject into the page.
     ("npm", "/usr/bin/npm"),
 ];
