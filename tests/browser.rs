@@ -198,7 +198,7 @@ async fn run(
         .at_most(WAIT)
         .for_url(&{
             let mut u = url.clone();
-            u.set_query(Some(&format!("q={port}")));
+            u.set_query(Some(&format!("tab=sockets&q={port}")));
             u
         })
         .await
@@ -2138,7 +2138,8 @@ async fn the_projects_view_shows_a_checkouts_server_its_health_and_notifies() {
             "the Projects tab chosen and the card shown",
             WAIT,
             &format!(
-                "return document.querySelector('#tab-projects').getAttribute('aria-selected') === 'true' \
+                "const tab = document.querySelector('#tab-projects'); \
+                 return !!tab && tab.getAttribute('aria-selected') === 'true' \
                  && !!document.querySelector(\"{service}\");"
             ),
             |v| v == true,
@@ -2184,7 +2185,7 @@ async fn the_projects_view_shows_a_checkouts_server_its_health_and_notifies() {
             &browser,
             "the project watched",
             WAIT,
-            &format!("return document.querySelector(\"{card} .card-head button.watch\").getAttribute('aria-pressed');"),
+            &format!("const b = document.querySelector(\"{card} .card-head button.watch\"); return b && b.getAttribute('aria-pressed');"),
             |v| v == "true",
         )
         .await?;
@@ -2211,7 +2212,7 @@ async fn the_projects_view_shows_a_checkouts_server_its_health_and_notifies() {
             &browser,
             "the table filtered to the project",
             WAIT,
-            "return [document.querySelector('#tab-sockets').getAttribute('aria-selected'), \
+            "return [(document.querySelector('#tab-sockets') || {getAttribute: () => null}).getAttribute('aria-selected'), \
                      document.querySelector('#filter').value, location.search];",
             |v| {
                 v[0] == "true"

@@ -33,6 +33,9 @@ pub struct Service {
     pub owners: String,
     /// Owner pids (empty when hidden).
     pub pids: Vec<u32>,
+    /// No process holds it: its owner has just exited and the kernel has not yet dropped it
+    /// (or it is the kernel's own).
+    pub ownerless: bool,
     /// The addresses it listens on (`127.0.0.1`, `[::1]`, `0.0.0.0`).
     pub addresses: Vec<String>,
     /// The widest exposure among them (all interfaces over one interface over loopback).
@@ -268,6 +271,7 @@ fn service(
         program,
         owners,
         pids: first.pids.clone(),
+        ownerless: first.owner == OwnerStatus::None,
         addresses: addresses.into_iter().collect(),
         exposure,
         connections,
@@ -386,10 +390,13 @@ pub struct Change {
 
 /// What changed for the watched services from `before` to `after`: a service that went
 /// ("closed"), came back ("is back"), or whose health turned bad or good again. Only
-/// changes: a service that stays down says nothing more.
+/// changes: a service that stays down says nothing more. A listener no process holds any more
+/// is gone already: an exiting server lets go of its descriptors a moment before the kernel
+/// drops its listener, and that moment has no project to watch it by.
 pub fn changes(before: &Projects, after: &Projects, watch: &Watch) -> Vec<Change> {
     let index = |p: &Projects| -> BTreeMap<ServiceKey, (Option<String>, Service)> {
         p.services()
+            .filter(|(_, s)| !s.ownerless)
             .map(|(card, s)| (s.key(), (card.map(|c| c.name.clone()), s.clone())))
             .collect()
     };

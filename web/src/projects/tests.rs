@@ -300,6 +300,36 @@ fn watched_services_report_closing_coming_back_and_health() {
 }
 
 #[test]
+fn a_watched_server_that_exits_is_closed_once_though_its_listener_outlives_it_a_moment() {
+    let mut watch = Watch::default();
+    watch.projects.insert("shop".to_owned());
+    let running = group(&machine(), None, "");
+    // Its owner gone, the kernel still lists the listener for a tick.
+    let sockets = |owned: bool| -> Vec<Socket> {
+        let mut pg = listener("c", "0.0.0.0", 5432, &[20]);
+        if !owned {
+            pg.pids.clear();
+            pg.owner = OwnerStatus::None;
+        }
+        vec![pg]
+    };
+    let procs = vec![process(20, "postgres", Some("shop"))];
+    let exiting = group(&table(sockets(false), procs.clone()), None, "");
+    let gone = group(&table(Vec::new(), procs.clone()), None, "");
+    let said = |a: &Projects, b: &Projects| -> Vec<String> {
+        changes(a, b, &watch).into_iter().map(|c| c.text).collect()
+    };
+    assert!(
+        said(&running, &exiting).contains(&"postgres on :5432 closed".to_owned()),
+        "{:?}",
+        said(&running, &exiting)
+    );
+    assert!(said(&exiting, &gone).is_empty(), "said once");
+    let back = group(&table(sockets(true), procs), None, "");
+    assert_eq!(said(&gone, &back), ["postgres on :5432 is back"]);
+}
+
+#[test]
 fn the_watch_list_survives_its_stored_form() {
     let watch = Watch {
         projects: ["shop".to_owned(), "web app@feature".to_owned()].into(),
