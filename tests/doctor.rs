@@ -499,9 +499,18 @@ fn why_names_a_stopped_owner() {
     );
     let http = find(&d, "http");
     assert!(
-        http.title.contains("sent nothing"),
-        "it accepts but never answers: {}",
+        http.title.contains("sent nothing")
+            && http
+                .title
+                .contains("portscope sent `GET / HTTP/1.1` after 0.4 s of silence"),
+        "it accepts but never answers, and the check says what was sent: {}",
         http.title
+    );
+    // Its own connects (the TCP probe and the GET) now wait in the stopped listener's accept
+    // queue; the queue was read before them, so they are not taken for clients it ignores.
+    assert!(
+        d.checks.iter().all(|c| c.id != "backlog"),
+        "portscope's own probes are not a backlog: {d:#?}"
     );
 }
 

@@ -42,8 +42,15 @@ impl Learned {
             return;
         };
         let speaks = match answer {
-            probe::Answer::Http(probe::Http::Response { .. } | probe::Http::Tls) => true,
-            probe::Answer::Http(probe::Http::Other(_)) | probe::Answer::Greeting(_) => false,
+            probe::Answer::Http {
+                reply: probe::Http::Response { .. } | probe::Http::Tls,
+                ..
+            } => true,
+            probe::Answer::Http {
+                reply: probe::Http::Other(_),
+                ..
+            }
+            | probe::Answer::Greeting(_) => false,
             // Nothing was learnt: nothing sent, or nothing came back.
             _ => return,
         };

@@ -829,7 +829,10 @@ fn client_command(facts: &Facts, port: u16, ip: IpAddr) -> String {
             .replace("{host}", &shell_quote(&ip.to_string()))
             .replace("{port}", &port.to_string());
     }
-    let answered_http = matches!(facts.answer, Some((_, Answer::Http(Http::Response { .. }))));
+    let answered_http = matches!(
+        facts.answer.as_ref().and_then(|(_, a)| a.reply()),
+        Some(Http::Response { .. })
+    );
     let http = app.is_some_and(|a| a.http)
         || answered_http
         || facts
@@ -1177,7 +1180,34 @@ fn answer_check(
                 )],
             );
         }
-        Answer::Http(http) => http,
+        Answer::Unreached(why) => {
+            return check(
+                "answer",
+                Verdict::Info,
+                format!("sent nothing to {addr}: {why}"),
+                vec![],
+                vec![fix(
+                    "try it again with its own client",
+                    Some(client_command(facts, port_of(target), addr.ip())),
+                )],
+            );
+        }
+        Answer::Http {
+            request,
+            listened,
+            reply,
+        } => (request, listened, reply),
+    };
+    let (request, listened, http) = http;
+    // What portscope sent, in every title: "portscope sent `GET / HTTP/1.1` after 0.4 s of
+    // silence".
+    let sent = if listened.is_zero() {
+        format!("portscope sent `{request}`")
+    } else {
+        format!(
+            "portscope sent `{request}` after {} s of silence",
+            listened.as_secs_f32()
+        )
     };
     let url = format!("http://{}{}", target.authority(), target.path);
     let served_by = listeners
@@ -1204,7 +1234,7 @@ fn answer_check(
             check(
                 "http",
                 Verdict::Ok,
-                format!("{addr} answers HTTP: {}", parts.join(", ")),
+                format!("{addr} answers HTTP: {} ({sent})", parts.join(", ")),
                 served_by.map(|w| vec![format!("served by {w}; if that is not the server you expect, another program took the port first")]).unwrap_or_default(),
                 vec![fix("see the full answer", Some(format!("curl -i {}", shell_quote(&url))))],
             )
@@ -1212,7 +1242,7 @@ fn answer_check(
         Http::Tls => check(
             "http",
             Verdict::Warning,
-            format!("{addr} speaks TLS, not plain HTTP: use https://"),
+            format!("{addr} speaks TLS, not plain HTTP: use https:// ({sent})"),
             vec![],
             vec![fix(
                 "ask it over HTTPS",
@@ -1225,7 +1255,9 @@ fn answer_check(
         Http::Other(first) => check(
             "http",
             Verdict::Info,
-            format!("{addr} accepts connections but does not speak HTTP (it sent “{first}”)"),
+            format!(
+                "{addr} accepts connections but does not speak HTTP: {sent} and it answered “{first}”"
+            ),
             vec![],
             vec![],
         ),
@@ -1233,8 +1265,8 @@ fn answer_check(
             "http",
             Verdict::Info,
             format!(
-                "{addr} accepted the connection but sent nothing in {} s",
-                t.as_secs()
+                "{addr} accepted the connection but sent nothing in {} s: {sent} and got no answer",
+                t.as_secs_f32()
             ),
             vec!["not an HTTP server, or one that is stuck (stopped, deadlocked, or busy)".into()],
             vec![],
@@ -1243,7 +1275,7 @@ fn answer_check(
             "http",
             Verdict::Info,
             format!(
-                "{addr} accepts connections but gave no HTTP answer ({e}): not an HTTP server?"
+                "{addr} accepts connections but gave no HTTP answer: {sent}, then: {e}; not an HTTP server?"
             ),
             vec![],
             vec![],
@@ -1480,6 +1512,62 @@ mod tests {
             answer.fixes[0].command.as_deref(),
             Some("redis-cli -h ::1 -p 6380 ping")
         );
+    }
+
+    #[test]
+    fn each_answer_says_what_was_sent() {
+        let mut f = live("127.0.0.1:18080", V4, 18080, &["python3", "server.py"]);
+        let title = |f: &Facts, id: &str| {
+            let d = analyze(f);
+            d.checks
+                .iter()
+                .find(|c| c.id == id)
+                .unwrap_or_else(|| panic!("no {id} check: {d:#?}"))
+                .title
+                .clone()
+        };
+        let addr = SocketAddr::new(V4, 18080);
+        f.answer = Some((addr, Answer::Greeting("SSH-2.0-OpenSSH_9.2p1".into())));
+        let t = title(&f, "answer");
+        assert!(
+            t.contains("“SSH-2.0-OpenSSH_9.2p1”") && t.contains("sent nothing"),
+            "{t}"
+        );
+        let sent = |listened, reply| Answer::Http {
+            request: "GET / HTTP/1.1".into(),
+            listened,
+            reply,
+        };
+        f.answer = Some((
+            addr,
+            sent(probe::LISTEN_FIRST, Http::Silent(Duration::from_secs(2))),
+        ));
+        let t = title(&f, "http");
+        assert!(
+            t.contains("portscope sent `GET / HTTP/1.1` after 0.4 s of silence")
+                && t.contains("no answer"),
+            "{t}"
+        );
+        f.answer = Some((addr, sent(probe::LISTEN_FIRST, Http::Other("-ERR".into()))));
+        let t = title(&f, "http");
+        assert!(
+            t.contains("portscope sent `GET / HTTP/1.1`") && t.contains("“-ERR”"),
+            "{t}"
+        );
+        let ok = Http::Response {
+            status: "HTTP/1.0 200 OK".into(),
+            server: None,
+            title: None,
+        };
+        f.answer = Some((addr, sent(Duration::ZERO, ok)));
+        let t = title(&f, "http");
+        assert!(t.ends_with("(portscope sent `GET / HTTP/1.1`)"), "{t}");
+        f.answer = Some((
+            addr,
+            Answer::Unreached("the server closed the connection without a word".into()),
+        ));
+        let t = title(&f, "answer");
+        assert!(t.starts_with("sent nothing to 127.0.0.1:18080"), "{t}");
     }
 
     #[test]
@@ -1808,11 +1896,15 @@ mod tests {
         );
         f.answer = Some((
             SocketAddr::new(V4, 8080),
-            Answer::Http(Http::Response {
-                status: "HTTP/1.0 200 OK".into(),
-                server: Some("SimpleHTTP/0.6".into()),
-                title: Some("Hello".into()),
-            }),
+            Answer::Http {
+                request: "GET / HTTP/1.1".into(),
+                listened: Duration::ZERO,
+                reply: Http::Response {
+                    status: "HTTP/1.0 200 OK".into(),
+                    server: Some("SimpleHTTP/0.6".into()),
+                    title: Some("Hello".into()),
+                },
+            },
         ));
         let d = analyze(&f);
         assert_eq!(d.verdict, Verdict::Ok);
