@@ -187,9 +187,10 @@ impl Source {
     }
 }
 
-/// `sudo ` when this process is not root, for commands that need it.
-pub fn sudo_prefix() -> &'static str {
-    if os::is_root() { "" } else { "sudo " }
+/// `sudo ` in front of a command that needs root, when the user is not root (`root`: the
+/// facts' [`os::is_root`], read once where the facts are gathered).
+pub fn sudo_prefix(root: bool) -> &'static str {
+    if root { "" } else { "sudo " }
 }
 
 /// Bad input found after parsing (e.g. a host that does not resolve): exit status 2.

@@ -55,6 +55,8 @@ pub struct Facts {
     /// For a port a container may publish: the container and what listens inside it, or why
     /// the engine could not be asked.
     pub container: Option<Result<Option<crate::containers::Inside>, String>>,
+    /// Whether portscope runs as root: the fixes that need root then get no `sudo`.
+    pub root: bool,
 }
 
 /// Options of a diagnosis.
@@ -140,6 +142,7 @@ pub async fn gather(
         _ => None,
     };
     facts.target = Some(target.clone());
+    facts.root = os::is_root();
     facts.probes = probes;
     facts.local = local;
     facts.answer = answer;
@@ -457,7 +460,13 @@ pub fn analyze(facts: &Facts) -> Diagnosis {
     if let Some(fw) = &facts.firewall {
         let loopback = facts.probes.iter().all(|(ip, _)| ip.is_loopback());
         checks.extend(forward_check(fw, port));
-        checks.extend(firewall_check(fw, port, any_connected, loopback));
+        checks.extend(firewall_check(
+            fw,
+            port,
+            any_connected,
+            loopback,
+            facts.root,
+        ));
     }
 
     // 8. What answers.
@@ -534,7 +543,7 @@ fn listening_check(facts: &Facts, listeners: &[&Socket], port: u16, connected: b
                 "see where the port is forwarded",
                 Some(format!(
                     "{}nft list ruleset | grep -n 'dport {port}'",
-                    super::sudo_prefix()
+                    super::sudo_prefix(facts.root)
                 )),
             )],
         );
@@ -790,7 +799,7 @@ fn family_fixes(facts: &Facts, target: &Target, listeners: &[&Socket], other: Ip
             "or let `localhost` resolve to ::1 too: add `::1 localhost` to /etc/hosts",
             Some(format!(
                 "{}sh -c 'echo \"::1 localhost\" >> /etc/hosts'",
-                super::sudo_prefix()
+                super::sudo_prefix(facts.root)
             )),
         ));
     }
@@ -1021,7 +1030,13 @@ fn container_check(facts: &Facts, listeners: &[&Socket]) -> Option<Check> {
     })
 }
 
-fn firewall_check(fw: &Firewall, port: u16, connected: bool, loopback: bool) -> Option<Check> {
+fn firewall_check(
+    fw: &Firewall,
+    port: u16,
+    connected: bool,
+    loopback: bool,
+    root: bool,
+) -> Option<Check> {
     let (tool, rules, loopback_accepted) = match fw {
         Firewall::Unreadable(why) => {
             return Some(check(
@@ -1077,12 +1092,13 @@ fn firewall_check(fw: &Firewall, port: u16, connected: bool, loopback: bool) -> 
         };
         return Some(check("firewall", verdict, title, evidence, vec![]));
     }
+    let sudo = super::sudo_prefix(root);
     let handles = fix(
         "see the rules with their handles, then delete the rule or accept the port before it",
         Some(if tool.starts_with("nft") {
-            "sudo nft -a list ruleset".to_owned()
+            format!("{sudo}nft -a list ruleset")
         } else {
-            format!("sudo {} -S", tool.split(' ').next().unwrap_or("iptables"))
+            format!("{sudo}{} -S", tool.split(' ').next().unwrap_or("iptables"))
         }),
     );
     if !definite {
@@ -1909,6 +1925,54 @@ mod tests {
         let d = analyze(&f);
         assert_eq!(d.verdict, Verdict::Ok);
         assert!(d.summary.contains("title “Hello”"), "{}", d.summary);
+    }
+
+    #[test]
+    fn firewall_and_forward_fixes_have_sudo_only_for_a_user_who_is_not_root() {
+        let drop = firewall::Rule {
+            text: "inet filter chain input: tcp dport 8080 drop".into(),
+            verdict: "drop".into(),
+            policy: false,
+            condition: None,
+            forward: None,
+        };
+        let commands_as = |tool: &str, root: bool| {
+            let mut f = facts(
+                "127.0.0.1:8080",
+                vec![(V4, Connect::TimedOut(Duration::from_secs(1)))],
+                vec![listener(V4, 8080, 1)],
+            );
+            f.firewall = Some(Firewall::Read {
+                tool: tool.into(),
+                rules: vec![drop.clone()],
+                loopback_accepted: false,
+            });
+            f.root = root;
+            commands(&analyze(&f))
+        };
+        assert!(commands_as("nft", false).contains(&"sudo nft -a list ruleset".to_owned()));
+        assert!(commands_as("nft", true).contains(&"nft -a list ruleset".to_owned()));
+        assert!(commands_as("iptables", false).contains(&"sudo iptables -S".to_owned()));
+        assert!(commands_as("iptables", true).contains(&"iptables -S".to_owned()));
+        // A connection that works with no listener: where the port is forwarded.
+        let mut f = facts(
+            "127.0.0.1:8080",
+            vec![(V4, Connect::Connected(Duration::ZERO))],
+            vec![],
+        );
+        f.root = false;
+        let user = commands(&analyze(&f));
+        assert!(
+            user.iter().any(|c| c.starts_with("sudo nft list ruleset")),
+            "{user:?}"
+        );
+        f.root = true;
+        let root = commands(&analyze(&f));
+        assert!(
+            root.iter().any(|c| c.starts_with("nft list ruleset")),
+            "{root:?}"
+        );
+        assert!(root.iter().all(|c| !c.contains("sudo")), "{root:?}");
     }
 
     #[test]
