@@ -577,6 +577,12 @@ fn kill_forces_a_holder_that_ignores_sigterm() {
     assert_eq!(reports[0].pid, s.pid);
     assert_eq!(reports[0].outcome, KillOutcome::Forced, "{out}");
     assert!(reports[0].elapsed_ms >= 500, "{out}");
+    assert!(
+        reports[0]
+            .message
+            .contains("ignored SIGTERM and still listened without progress for 0.5 s"),
+        "{out}"
+    );
     let status = s
         .wait_exit(Duration::from_secs(5))
         .expect("the holder is gone");
@@ -607,8 +613,50 @@ fn kill_forces_a_holder_that_ignores_sigterm() {
     assert_eq!(code, 0, "{out}\n{err}");
     let reports: Vec<KillReport> = serde_json::from_str(&out).unwrap();
     assert_eq!(reports[0].outcome, KillOutcome::Forced, "{out}");
+    assert!(
+        reports[0]
+            .message
+            .contains("ignored SIGTERM and made no progress for 0.5 s"),
+        "it never listened, so the report does not say it still did: {out}"
+    );
     let status = client.wait().unwrap();
     assert_eq!(status.signal(), Some(9), "killed by SIGKILL");
+}
+
+/// Progress, not a timer alone: a holder that closes its listener on SIGTERM and then takes 2 s
+/// to finish is shutting down, and is not forced although `--force-after` is 500 ms.
+#[test]
+fn kill_does_not_force_a_holder_that_closed_its_port_and_takes_its_time() {
+    use std::os::unix::process::ExitStatusExt;
+    let script = "import signal, socket, sys, time\n\
+                  s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen()\n\
+                  def term(*_):\n    s.close(); time.sleep(2); sys.exit(3)\n\
+                  signal.signal(signal.SIGTERM, term)\n\
+                  print(s.getsockname()[1], flush=True)\n\
+                  while True: time.sleep(1)\n";
+    let mut slow = Command::new("python3")
+        .args(["-c", script])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut port = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(slow.stdout.take().unwrap()),
+        &mut port,
+    )
+    .unwrap();
+    let (code, out, err) = run_cli(&["kill", port.trim(), "--force-after", "500ms", "--json"]);
+    let status = slow.wait().unwrap();
+    assert_eq!(code, 0, "{out}\n{err}");
+    let reports: Vec<KillReport> = serde_json::from_str(&out).unwrap();
+    assert_eq!(reports[0].pid, slow.id(), "{out}");
+    assert_eq!(reports[0].outcome, KillOutcome::Exited, "{out}");
+    assert!(reports[0].elapsed_ms >= 1500, "it took its time: {out}");
+    assert_eq!(
+        (status.code(), status.signal()),
+        (Some(3), None),
+        "it finished its own shutdown, unforced"
+    );
 }
 
 #[test]
@@ -844,6 +892,72 @@ fn the_api_sees_a_listener_opened_since_the_last_tick() {
         let res = agent.get(&format!("/api/v1/bind?port={}", s.port));
         assert!(res.body.contains(&format!("pid {}", s.pid)), "{}", res.body);
     }
+}
+
+/// Full scans the agent's doctor made (`portscope_doctor_scans_total` in `/metrics`).
+fn doctor_scans(agent: &Agent) -> u64 {
+    let metrics = agent.get("/metrics").body;
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("portscope_doctor_scans_total "))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no portscope_doctor_scans_total in /metrics:\n{metrics}"))
+}
+
+/// Every doctor route answers from the live model when it is fresh (the agent ticks faster than
+/// `LIVE_ENOUGH`) and the socket asked about is in it: not one full scan of the machine (each
+/// costs 0.27 s at 21 000 sockets). An agent that ticks slower scans for each question.
+#[test]
+fn the_api_answers_from_the_live_model_without_a_full_scan() {
+    let agent = Agent::start();
+    let s = Situation::start(&["listen", "127.0.0.1"]);
+    let start_time = crate::support::wait_for(
+        "the agent to see the listener",
+        Duration::from_secs(10),
+        || {
+            let snapshot: portscope_shared::Snapshot =
+                serde_json::from_str(&agent.get("/api/v1/snapshot").body).ok()?;
+            snapshot
+                .sockets
+                .iter()
+                .any(|x| x.local_port == s.port && x.pids.contains(&s.pid))
+                .then_some(())?;
+            snapshot
+                .processes
+                .iter()
+                .find(|p| p.pid == s.pid)
+                .and_then(|p| p.start_time)
+        },
+    );
+    assert_eq!(doctor_scans(&agent), 0);
+    for path in [
+        format!("/api/v1/who?port={}", s.port),
+        format!("/api/v1/why?target=127.0.0.1:{}", s.port),
+        format!("/api/v1/bind?port={}", s.port),
+        "/api/v1/free?near=8100".to_owned(),
+    ] {
+        let res = agent.get(&path);
+        assert_eq!(res.status, 200, "{path}: {}", res.body);
+        assert!(
+            path.contains("free") || res.body.contains(&format!("{}", s.pid)),
+            "{path}: {}",
+            res.body
+        );
+        assert_eq!(doctor_scans(&agent), 0, "{path} scanned the machine");
+    }
+    let body = format!("{{\"pid\":{},\"start_time\":{start_time}}}", s.pid);
+    let res = agent.post("/api/v1/kill", &body, &[("Sec-Fetch-Site", "same-origin")]);
+    assert_eq!(res.status, 200, "{}", res.body);
+    let report: KillReport = serde_json::from_str(&res.body).unwrap();
+    assert_eq!(report.outcome, KillOutcome::Exited, "{}", res.body);
+    assert_eq!(doctor_scans(&agent), 0, "kill scanned the machine");
+
+    // The counter does see scans: an agent whose model may be 5 s old reads the machine.
+    let slow = Agent::start_ticking("5s");
+    let s = Situation::start(&["listen", "127.0.0.1"]);
+    let res = slow.get(&format!("/api/v1/who?port={}", s.port));
+    assert!(res.body.contains(&format!("{}", s.pid)), "{}", res.body);
+    assert_eq!(doctor_scans(&slow), 1);
 }
 
 /// "Speaks HTTP" comes from what a listener answered, not from its port: a program portscope

@@ -177,12 +177,27 @@ pub enum Source {
 /// An agent that rescans at least this often answers the doctor's routes from its live model.
 pub const LIVE_ENOUGH: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// Full scans made for the doctor ([`Source::Scan`]) by this process: in the agent, the doctor's
+/// routes that could not answer from the live model (`portscope_doctor_scans_total` in
+/// `/metrics`, which the tests read to check that the routes use the model).
+static SCANS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many full scans the doctor has made in this process (see [`Source::Scan`]).
+pub fn scans() -> u64 {
+    SCANS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 impl Source {
-    /// Calls `f` with the state to read: the live one, or a scan made now.
+    /// Calls `f` with the state to read: the live one, or a scan made now (counted in
+    /// [`scans`]).
     pub fn with<R>(&self, f: impl FnOnce(&State) -> R) -> R {
         match self {
             Self::Live(published) => f(&published.state),
-            Self::Scan => f(&Collector::new(os::System::new()).scan()),
+            Self::Scan => {
+                SCANS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::debug!("the doctor scans the machine");
+                f(&Collector::new(os::System::new()).scan())
+            }
         }
     }
 }
