@@ -222,13 +222,15 @@ fn why_judges_firewall_rules_by_the_packet_it_sends() {
     let script = format!(
         "set -e; ip link set lo up; {rules}{listen}\
          {bin} why 127.0.0.1:18083 --timeout 500ms --json || true; \
-         echo; {bin} why 127.0.0.1:18084 --timeout 500ms --json || true; \
+         echo; {bin} why 127.0.0.1:18084 --timeout 500ms --json || forwarded=$?; \
          nft add rule inet pt input jump checks; nft add rule inet pt checks tcp dport 18083 drop; \
-         echo; {bin} why 127.0.0.1:18083 --timeout 500ms --json || true; kill %1 2>/dev/null || true",
+         echo; {bin} why 127.0.0.1:18083 --timeout 500ms --json || true; kill %1 2>/dev/null || true; \
+         if [ -n \"$forwarded\" ]; then echo \"why of the forwarded port exited $forwarded\" >&2; exit 1; fi",
         listen = listen_in_namespace("127.0.0.1", 18083),
         bin = env!("CARGO_BIN_EXE_portscope"),
     );
     let (code, out, err) = in_namespace(&script);
+    // Also: `why` of the forwarded port exits 0, since it connects.
     assert_eq!(code, 0, "{out}\n{err}");
     let answers: Vec<Diagnosis> = serde_json::Deserializer::from_str(&out)
         .into_iter::<Diagnosis>()
