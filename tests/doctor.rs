@@ -960,6 +960,79 @@ fn the_api_answers_from_the_live_model_without_a_full_scan() {
     assert_eq!(doctor_scans(&slow), 1);
 }
 
+/// The dashboard's `kill` of a database that does not stop (a stand-in named `redis-server`
+/// that ignores SIGTERM): after the 10 s wait it is reported still running, not forced, with the
+/// local client that keeps it busy named — read from the live model, without a full scan.
+#[test]
+fn the_dashboards_kill_names_a_running_databases_clients_without_a_full_scan() {
+    let agent = Agent::start();
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("redis-server");
+    std::fs::write(
+        &script,
+        "import signal, socket, time\n\
+         signal.signal(signal.SIGTERM, signal.SIG_IGN)\n\
+         s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen()\n\
+         print(s.getsockname()[1], flush=True)\n\
+         c, _ = s.accept()\n\
+         time.sleep(120)\n",
+    )
+    .unwrap();
+    let mut db = Command::new("python3")
+        .arg(&script)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut port = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(db.stdout.take().unwrap()),
+        &mut port,
+    )
+    .unwrap();
+    let port: u16 = port.trim().parse().unwrap();
+    let mut client = Command::new("python3")
+        .args([
+            "-c",
+            &format!("import socket, time; s = socket.create_connection(('127.0.0.1', {port})); time.sleep(120)"),
+        ])
+        .spawn()
+        .unwrap();
+    let start_time = crate::support::wait_for(
+        "the agent to see the server and its client",
+        Duration::from_secs(10),
+        || {
+            let snapshot: portscope_shared::Snapshot =
+                serde_json::from_str(&agent.get("/api/v1/snapshot").body).ok()?;
+            snapshot
+                .sockets
+                .iter()
+                .any(|x| x.remote_port == Some(port) && x.pids.contains(&client.id()))
+                .then_some(())?;
+            snapshot
+                .processes
+                .iter()
+                .find(|p| p.pid == db.id())
+                .and_then(|p| p.start_time)
+        },
+    );
+    let body = format!("{{\"pid\":{},\"start_time\":{start_time}}}", db.id());
+    let res = agent.post("/api/v1/kill", &body, &[("Sec-Fetch-Site", "same-origin")]);
+    let (_, _) = (db.kill(), client.kill());
+    let (_, _) = (db.wait(), client.wait());
+    assert_eq!(res.status, 200, "{}", res.body);
+    let report: KillReport = serde_json::from_str(&res.body).unwrap();
+    assert_eq!(report.outcome, KillOutcome::StillRunning, "{}", res.body);
+    assert!(
+        report
+            .message
+            .contains(&format!("python3 (pid {})", client.id()))
+            && report.message.contains("Not forced: Redis is a database"),
+        "{}",
+        report.message
+    );
+    assert_eq!(doctor_scans(&agent), 0, "kill scanned the machine");
+}
+
 /// "Speaks HTTP" comes from what a listener answered, not from its port: a program portscope
 /// does not know is not marked HTTP until `why` heard it answer HTTP, and then it is.
 #[test]
