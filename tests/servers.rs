@@ -215,7 +215,39 @@ fn kill_stops_postgresql_its_own_way_and_never_forces_it() {
 #[test]
 fn kill_stops_redis_with_term_and_nginx_gracefully_through_its_master() {
     let mut redis = Redis::start("127.0.0.1");
-    let (code, reports, err) = kill(&[&redis.port.to_string()]);
+    let port = redis.port.to_string();
+    // `who` lists redis-cli, connected, as a client on this machine (#10 item 11).
+    let mut cli = std::process::Command::new("redis-cli")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "subscribe",
+            "portscope-test",
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("redis-cli (redis-tools) is installed with redis-server");
+    let who = crate::support::wait_for("redis-cli to connect", Duration::from_secs(20), || {
+        let (_, out, _) = run_cli(&["who", &port, "--json"]);
+        let who: portscope_shared::WhoReport = serde_json::from_str(&out).ok()?;
+        who.clients
+            .iter()
+            .any(|c| {
+                c.process
+                    .as_ref()
+                    .is_some_and(|p| p.pid == cli.id() && p.name == "redis-cli")
+            })
+            .then_some(out)
+    });
+    assert!(who.contains("redis-cli"), "{who}");
+    let (_, text, _) = run_cli(&["who", &port]);
+    assert!(
+        text.contains(&format!("redis-cli (pid {})", cli.id())),
+        "{text}"
+    );
+    let (code, reports, err) = kill(&[&port]);
     assert_eq!(code, 0, "{reports:?}\n{err}");
     assert_eq!(
         (reports[0].signal.as_str(), reports[0].outcome),
@@ -228,6 +260,8 @@ fn kill_stops_redis_with_term_and_nginx_gracefully_through_its_master() {
         "{log}"
     );
     assert!(log.contains("ready to exit, bye bye"), "{log}");
+    let _ = cli.kill();
+    let _ = cli.wait();
 
     let mut nginx = Nginx::start();
     let (code, reports, err) = kill(&[&nginx.port.to_string()]);
