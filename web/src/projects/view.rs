@@ -328,7 +328,7 @@ fn card(
                     <button type="button" class="watch" aria-pressed=move || if watched.get() { "true" } else { "false" }
                         title="A browser notification when one of its listeners closes, comes back or its health turns bad"
                         on:click=toggle>
-                        {move || if watched.get() { "🔔 Notifying" } else { "🔕 Notify me" }}
+                        {move || if watched.get() { "✓ Notifying" } else { "Notify me" }}
                     </button>
                 </span>
             </header>
@@ -406,8 +406,10 @@ fn service(
             <button type="button" class="service-open" title=format!("{} — open in the socket table", s.addresses.join(", "))
                 on:click=move |_| on_row.run(row.clone())>
                 <span class="mono port">{format!(":{}{proto}", s.port)}</span>
-                <span class="program">{s.program.clone()}</span>
-                <span class="muted small owners">{s.owners.clone()}</span>
+                <span class="who">
+                    <span class="program">{s.program.clone()}</span>
+                    <span class="muted small owners">{s.owners.clone()}</span>
+                </span>
             </button>
             {exposure}
             {health}
@@ -418,7 +420,7 @@ fn service(
                 aria-label=format!("Notify me about port {}", s.port)
                 aria-pressed=move || if watched.get() { "true" } else { "false" }
                 on:click=toggle>
-                {move || if watched.get() { "🔔" } else { "🔕" }}
+                {move || if watched.get() { "✓ notifying" } else { "notify" }}
             </button>
         </li>
     }
