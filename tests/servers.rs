@@ -1,7 +1,8 @@
 //! The doctor on real servers (#10): PostgreSQL, Redis and nginx from Debian's packages, each
 //! started by the test on a loopback port of its own. What is checked is what the servers
 //! themselves say: their logs (no "SECURITY ATTACK", no bad startup packet, no crash recovery),
-//! how they stopped, and whether they still answer.
+//! how they stopped, and whether they still answer. Docker's containers are named in the CLI
+//! and the dashboard, and a Compose project's container gets its project's card.
 
 use std::time::Duration;
 
@@ -427,5 +428,71 @@ fn containers_are_named_and_looked_inside() {
         out.contains(&label),
         "and the container is still named: {out}"
     );
+
+    // The dashboard (real Chromium) names the container in its row, and shows the Compose
+    // project's card with the port its container publishes.
+    let agent = crate::support::Agent::start();
+    let url = agent.url.clone();
+    let shown = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let browser = crate::support::browser::Browser::start().await;
+        let result = dashboard_names_containers(&browser, &url, empty_port, web_port, &label).await;
+        browser.finish(result).await
+    });
+    assert!(
+        shown.contains("/srv/shop"),
+        "the card shows where the project lives: {shown}"
+    );
     drop((empty, web, docker));
+}
+
+/// The row of `empty_port` in the table, then the Projects view's card of the Compose project
+/// `shop` with `web_port`: what the page shows of containers.
+async fn dashboard_names_containers(
+    browser: &crate::support::browser::Browser,
+    url: &str,
+    empty_port: u16,
+    web_port: u16,
+    label: &str,
+) -> Result<String, String> {
+    use fantoccini::Locator;
+    let c = &browser.client;
+    c.goto(&format!("{url}&tab=sockets&q={empty_port}"))
+        .await
+        .map_err(|e| e.to_string())?;
+    let row = format!("#sockets tbody tr.row[data-id*=':{empty_port} - ']");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = match c.find(Locator::Css(&row)).await {
+            Ok(el) => el.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        if text.contains(label) {
+            break;
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err(format!(
+                "the row of {empty_port} reads {text:?}, not {label:?}"
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    c.goto(&format!("{url}&tab=projects"))
+        .await
+        .map_err(|e| e.to_string())?;
+    let service = format!("article.card[data-project='shop'] li.service[data-port='{web_port}']");
+    let el = c
+        .wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css(&service))
+        .await
+        .map_err(|e| format!("no card of the Compose project with port {web_port}: {e}"))?;
+    let line = el.text().await.map_err(|e| e.to_string())?;
+    if !line.contains(&format!(":{web_port}")) {
+        return Err(format!("the card's line reads {line:?}"));
+    }
+    let card = c
+        .find(Locator::Css("article.card[data-project='shop']"))
+        .await
+        .map_err(|e| e.to_string())?;
+    card.text().await.map_err(|e| e.to_string())
 }
