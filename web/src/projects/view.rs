@@ -411,17 +411,21 @@ fn service(
                     <span class="muted small owners">{s.owners.clone()}</span>
                 </span>
             </button>
-            {exposure}
-            {health}
-            <span class="muted small uptime" title=move || since.get().map(|(_, t)| t)>{move || since.get().map(|(u, _)| u)}</span>
-            <span class="muted small conns">{connections}</span>
-            {open}
-            <button type="button" class="watch small-watch"
-                aria-label=format!("Notify me about port {}", s.port)
-                aria-pressed=move || if watched.get() { "true" } else { "false" }
-                on:click=toggle>
-                {move || if watched.get() { "✓ notifying" } else { "notify" }}
-            </button>
+            <span class="meta">
+                {exposure}
+                {health}
+                <span class="muted small uptime" title=move || since.get().map(|(_, t)| t)>{move || since.get().map(|(u, _)| u)}</span>
+                <span class="muted small conns">{connections}</span>
+            </span>
+            <span class="actions">
+                {open}
+                <button type="button" class="watch small-watch"
+                    aria-label=format!("Notify me about port {}", s.port)
+                    aria-pressed=move || if watched.get() { "true" } else { "false" }
+                    on:click=toggle>
+                    {move || if watched.get() { "✓ notifying" } else { "notify" }}
+                </button>
+            </span>
         </li>
     }
 }
