@@ -24,6 +24,8 @@ use wasm_bindgen::{JsCast, JsValue};
 
 use crate::conn::{self, Applying, Link, Sinks};
 use crate::doctor::{Doctor, Kind, StopTarget, Troubleshoot};
+use crate::map::view::{LinkDetail, Map, MapState, keep_graph};
+use crate::portspace::view::PortSpace;
 use crate::table::{self, Column, Row, Table, View};
 use crate::timeline::ListenerKey;
 use crate::timeline::view::{
@@ -504,6 +506,23 @@ pub fn App() -> impl IntoView {
     let timeline = TimelineState::new(events);
     let on_timeline = Signal::derive(move || tab.get() == Tab::Timeline);
     keep_base(timeline, hello, table, on_timeline);
+    // The map and the port space show one machine: the host picked, else this agent's.
+    let map = MapState::new();
+    let on_map = Signal::derive(move || tab.get() == Tab::Map);
+    let on_ports = Signal::derive(move || tab.get() == Tab::Ports);
+    let one_host = Memo::new(move |_| {
+        let local = table.with(|t| t.local_name().map(str::to_owned));
+        view.with(|v| v.host.clone().filter(|h| Some(h) != local.as_ref()))
+    });
+    let one_host_note = Signal::derive(move || {
+        (multi.get() && view.with(|v| v.host.is_none())).then(|| {
+            let name = table.with(|t| t.local_name().unwrap_or("this machine").to_owned());
+            format!("All hosts are picked: this view shows {name} (this machine) alone. Pick a host above to see another's.")
+        })
+    });
+    let one_host_ephemeral =
+        Signal::derive(move || fleet.ephemeral(one_host.get().as_deref(), hello));
+    keep_graph(map, table, one_host, on_map);
 
     // Closed rows leave after their grace period.
     set_interval(
@@ -790,13 +809,19 @@ pub fn App() -> impl IntoView {
         tab.set(Tab::Sockets);
         show_port(port);
     });
+    // The map and the port space open a process or a socket in the table: (filter, row).
+    let open_in_table = Callback::new(move |(q, row): (String, Option<String>)| {
+        typed.set(q.clone());
+        view.update(|v| v.query = q);
+        timeline.picked.set(None);
+        map.picked.set(None);
+        tab.set(Tab::Sockets);
+        cursor.set(row.clone());
+        selected.set(row);
+    });
     let columns = move || if multi.get() { "9" } else { "8" };
     let tab_button =
         move |which: Tab, text: &'static str, id: &'static str, panel: &'static str| {
-            let other = match which {
-                Tab::Sockets => (Tab::Timeline, "tab-timeline"),
-                Tab::Timeline => (Tab::Sockets, "tab-sockets"),
-            };
             view! {
                 <button
                     type="button"
@@ -807,15 +832,20 @@ pub fn App() -> impl IntoView {
                     tabindex=move || if tab.get() == which { "0" } else { "-1" }
                     on:click=move |_| tab.set(which)
                     on:keydown=move |e: web_sys::KeyboardEvent| {
-                        if matches!(e.key().as_str(), "ArrowLeft" | "ArrowRight" | "Home" | "End") {
-                            e.prevent_default();
-                            tab.set(other.0);
-                            if let Some(el) = document()
-                                .get_element_by_id(other.1)
-                                .and_then(|el| el.dyn_into::<web_sys::HtmlElement>().ok())
-                            {
-                                let _ = el.focus();
-                            }
+                        let other = match e.key().as_str() {
+                            "ArrowLeft" => which.step(-1),
+                            "ArrowRight" => which.step(1),
+                            "Home" => Tab::ALL[0],
+                            "End" => Tab::ALL[Tab::ALL.len() - 1],
+                            _ => return,
+                        };
+                        e.prevent_default();
+                        tab.set(other);
+                        if let Some(el) = document()
+                            .get_element_by_id(&format!("tab-{}", other.key().unwrap_or("sockets")))
+                            .and_then(|el| el.dyn_into::<web_sys::HtmlElement>().ok())
+                        {
+                            let _ = el.focus();
                         }
                     }
                 >
@@ -836,6 +866,8 @@ pub fn App() -> impl IntoView {
             <div class="tabs" role="tablist" aria-label="Views">
                 {tab_button(Tab::Sockets, "Sockets", "tab-sockets", "panel-sockets")}
                 {tab_button(Tab::Timeline, "Timeline", "tab-timeline", "panel-timeline")}
+                {tab_button(Tab::Map, "Map", "tab-map", "panel-map")}
+                {tab_button(Tab::Ports, "Port space", "tab-ports", "panel-ports")}
             </div>
             <Show when=move || multi.get()>
                 <PeerLinks fleet />
@@ -986,10 +1018,13 @@ pub fn App() -> impl IntoView {
                 query=Signal::derive(move || view.with(|v| v.query.clone()))
                 selected
             />
+            <Map state=map active=on_map table host=one_host host_note=one_host_note query=Signal::derive(move || view.with(|v| v.query.clone())) open=open_in_table />
+            <PortSpace active=on_ports table host=one_host ephemeral=one_host_ephemeral host_note=one_host_note query=Signal::derive(move || view.with(|v| v.query.clone())) open=open_in_table />
             </div>
             <RecentChanges hello events query=Signal::derive(move || view.with(|v| v.query.clone())) pick />
             <Detail selected table hello doctor fleet now=timeline.now />
             <TenureDetail state=timeline selected on_port=to_port />
+            <LinkDetail state=map active=on_map table host=one_host open=open_in_table />
         </main>
     }
 }

@@ -32,25 +32,47 @@ pub fn take_token() -> Option<String> {
 
 use crate::table::{Column, View};
 
-/// The dashboard's two views, switched by the tabs in the header (`?tab=timeline`).
+/// The dashboard's views, switched by the tabs in the header (`?tab=timeline`, `map`, `ports`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Tab {
     Sockets,
     Timeline,
+    Map,
+    Ports,
+}
+
+impl Tab {
+    /// The tabs in the header's order.
+    pub const ALL: [Tab; 4] = [Tab::Sockets, Tab::Timeline, Tab::Map, Tab::Ports];
+
+    /// Its `?tab=` value (none for the socket table, the default).
+    pub fn key(self) -> Option<&'static str> {
+        match self {
+            Tab::Sockets => None,
+            Tab::Timeline => Some("timeline"),
+            Tab::Map => Some("map"),
+            Tab::Ports => Some("ports"),
+        }
+    }
+
+    /// The tab `step` places after this one in the header, wrapping around.
+    pub fn step(self, step: isize) -> Tab {
+        let at = Tab::ALL.iter().position(|t| *t == self).unwrap_or(0) as isize;
+        let n = Tab::ALL.len() as isize;
+        Tab::ALL[(at + step).rem_euclid(n) as usize]
+    }
 }
 
 /// The tab the URL asks for; the socket table when it names none.
 pub fn read_tab() -> Tab {
-    let timeline = web_sys::window()
+    let asked = web_sys::window()
         .and_then(|w| w.location().search().ok())
         .and_then(|search| UrlSearchParams::new_with_str(&search).ok())
-        .and_then(|params| params.get("tab"))
-        .is_some_and(|t| t == "timeline");
-    if timeline {
-        Tab::Timeline
-    } else {
-        Tab::Sockets
-    }
+        .and_then(|params| params.get("tab"));
+    Tab::ALL
+        .into_iter()
+        .find(|t| t.key().is_some() && t.key() == asked.as_deref())
+        .unwrap_or(Tab::Sockets)
 }
 
 /// The view the URL asks for; defaults for what it does not say.
@@ -84,8 +106,8 @@ pub fn write_view(tab: Tab, view: &View) {
         return;
     };
     let default = View::default();
-    if tab == Tab::Timeline {
-        params.append("tab", "timeline");
+    if let Some(key) = tab.key() {
+        params.append("tab", key);
     }
     if let Some(host) = &view.host {
         params.append("host", host);
