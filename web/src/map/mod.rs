@@ -471,8 +471,9 @@ impl Layout {
             .max()
             .unwrap_or(0);
         let rows = self.bands.iter().map(Band::rows).max().unwrap_or(0);
+        // Right of the last column: room for the links that bulge out of it and their labels.
         (
-            2.0 * MARGIN + (cols as f64 * COL_PITCH - (COL_PITCH - NODE_W)).max(0.0) + FRAME_PAD,
+            2.0 * MARGIN + (cols as f64 * COL_PITCH).max(0.0) + FRAME_PAD,
             2.0 * MARGIN
                 + BAND_HEAD
                 + (rows as f64 * ROW_PITCH - (ROW_PITCH - NODE_H)).max(0.0)
@@ -517,7 +518,7 @@ pub struct NodeBox {
     pub x: f64,
     pub y: f64,
     pub kind: GraphNodeKind,
-    /// First line: the process's name or the address.
+    /// First line: the process's name or the address, cut to [`TITLE_CHARS`].
     pub title: String,
     /// Second line: `pid 4242`, `remote`, ….
     pub sub: String,
@@ -535,6 +536,9 @@ pub struct LinkPath {
     pub d: String,
     pub label: String,
     pub label_at: (f64, f64),
+    /// Where the label hangs from `label_at`: `middle`, or `start` right of a link that
+    /// bulges out of its column.
+    pub label_anchor: &'static str,
     pub count: usize,
     pub new: bool,
     pub gone: bool,
@@ -612,17 +616,19 @@ pub fn draw(live: &Live, layout: &Layout, shown: &Shown, now: f64) -> Drawing {
                 _ => ("hidden owners".to_owned(), "run as root to see".to_owned()),
             };
             let gone = !live_ends.contains(id.as_str());
-            let mut describe = match n.kind {
-                GraphNodeKind::Process => format!("process {}", node_name(n)),
-                GraphNodeKind::Remote => format!("remote address {}", n.label),
-                _ => n.label.clone(),
-            };
+            // The accessible name starts with the text the box shows (WCAG's label in name).
+            let shown = fit(&title, TITLE_CHARS);
+            let mut describe = format!("{shown} {sub}");
+            if shown != title {
+                describe.push_str(&format!(", {title}"));
+            }
             if let Some(p) = &n.project {
                 describe.push_str(&format!(", project {p}"));
             }
             if gone {
                 describe.push_str(", its connections closed");
             }
+            let title = shown;
             Some(NodeBox {
                 id: id.clone(),
                 x,
@@ -635,31 +641,25 @@ pub fn draw(live: &Live, layout: &Layout, shown: &Shown, now: f64) -> Drawing {
             })
         })
         .collect();
+    let ends = attachments(live, layout, shown);
     let links = shown
         .links
         .iter()
         .filter_map(|key| {
             let l = live.links.get(key)?;
-            let a = layout.position(&l.from)?;
-            let b = layout.position(&l.to)?;
-            let same_col = layout.column(&l.from) == layout.column(&l.to);
-            let (d, label_at) = curve(a, b, same_col, l.from == l.to);
+            let (start, end, shape) = ends.get(key).copied()?;
+            let (d, label_at, label_anchor) = curve(start, end, shape);
             let name = |id: &str| live.nodes.get(id).map_or_else(|| id.to_owned(), node_name);
             let connections = if l.count() == 1 {
                 "1 connection".to_owned()
             } else {
                 format!("{} connections", l.count())
             };
-            let ports = l
-                .ports
-                .iter()
-                .map(|(p, _)| p.to_string())
-                .collect::<Vec<_>>()
-                .join(", ");
             let mut describe = format!(
-                "{} → {} on port {ports}: {connections}",
+                "{} → {} {}: {connections}",
                 name(&l.from),
-                name(&l.to)
+                name(&l.to),
+                l.label()
             );
             if l.gone_at.is_some() {
                 describe.push_str(" (closed)");
@@ -669,6 +669,7 @@ pub fn draw(live: &Live, layout: &Layout, shown: &Shown, now: f64) -> Drawing {
                 d,
                 label: l.label(),
                 label_at,
+                label_anchor,
                 count: l.count(),
                 new: l.is_new(now),
                 gone: l.gone_at.is_some(),
@@ -686,40 +687,139 @@ pub fn draw(live: &Live, layout: &Layout, shown: &Shown, now: f64) -> Drawing {
     }
 }
 
-/// The path from box `a` (client) to box `b` (server), given their top-left corners, and the
-/// point halfway along it: rightwards between columns left to right, leftwards the other way,
-/// a bulge to the right within one column, a loop for a process that is its own client.
-fn curve(a: (f64, f64), b: (f64, f64), same_col: bool, itself: bool) -> (String, (f64, f64)) {
-    let mid = NODE_H / 2.0;
-    let (p0, p1, p2, p3) = if itself {
-        let s = (a.0 + NODE_W, a.1 + mid - 8.0);
-        let e = (a.0 + NODE_W, a.1 + mid + 8.0);
-        (s, (s.0 + 40.0, s.1 - 24.0), (e.0 + 40.0, e.1 + 24.0), e)
-    } else if same_col {
-        let s = (a.0 + NODE_W, a.1 + mid);
-        let e = (b.0 + NODE_W, b.1 + mid);
-        let bulge = 30.0 + (e.1 - s.1).abs() * 0.25;
-        (s, (s.0 + bulge, s.1), (e.0 + bulge, e.1), e)
-    } else if b.0 > a.0 {
-        let s = (a.0 + NODE_W, a.1 + mid);
-        let e = (b.0, b.1 + mid);
-        let dx = ((e.0 - s.0) / 2.0).max(30.0);
-        (s, (s.0 + dx, s.1), (e.0 - dx, e.1), e)
+/// How many characters of a node's name its box shows.
+pub const TITLE_CHARS: usize = 20;
+
+/// `text` cut to `chars` characters, the last an ellipsis when it was longer.
+pub fn fit(text: &str, chars: usize) -> String {
+    if text.chars().count() <= chars {
+        text.to_owned()
     } else {
-        let s = (a.0, a.1 + mid);
-        let e = (b.0 + NODE_W, b.1 + mid);
-        let dx = ((s.0 - e.0) / 2.0).max(30.0);
-        (s, (s.0 - dx, s.1), (e.0 + dx, e.1), e)
+        let mut out: String = text.chars().take(chars.saturating_sub(1)).collect();
+        out.push('…');
+        out
+    }
+}
+
+/// How a link runs: between columns (left to right or back), out of a column's right side and
+/// back into it, or from a process to itself.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Shape {
+    Across,
+    SameColumn,
+    Loop,
+}
+
+/// A link's two ends (on the client's box, on the server's) and how it runs between them.
+type Ends = ((f64, f64), (f64, f64), Shape);
+
+/// The link ends meeting one side of a box: (the other end's height, the link, whether this is
+/// its start).
+type SideEnds<'a> = Vec<(f64, &'a LinkKey, bool)>;
+
+/// Where each shown link leaves its client's box and enters its server's: on the side facing
+/// the other end (the right side for links within a column), the links meeting one side spread
+/// along it in the order of their other ends' heights, so that they neither cross at the box
+/// nor pile their arrowheads on one point.
+fn attachments(live: &Live, layout: &Layout, shown: &Shown) -> HashMap<LinkKey, Ends> {
+    // (node, right side?) → (the other end's centre height, link, its start?)
+    let mut sides: HashMap<(&str, bool), SideEnds<'_>> = HashMap::new();
+    let mut shapes: HashMap<&LinkKey, Shape> = HashMap::new();
+    for key in &shown.links {
+        let Some(l) = live.links.get(key) else {
+            continue;
+        };
+        let (Some(a), Some(b)) = (layout.position(&l.from), layout.position(&l.to)) else {
+            continue;
+        };
+        let shape = if l.from == l.to {
+            Shape::Loop
+        } else if layout.column(&l.from) == layout.column(&l.to) {
+            Shape::SameColumn
+        } else {
+            Shape::Across
+        };
+        if shape == Shape::Loop {
+            // Out of its right side and back in, at two neighbouring points of it.
+            let side = sides.entry((&l.from, true)).or_default();
+            side.push((a.1 - 0.5, key, true));
+            side.push((a.1 + 0.5, key, false));
+            shapes.insert(key, shape);
+            continue;
+        }
+        let rightwards = b.0 > a.0;
+        let (from_right, to_right) = match shape {
+            Shape::Across => (rightwards, !rightwards),
+            _ => (true, true),
+        };
+        sides
+            .entry((&l.from, from_right))
+            .or_default()
+            .push((b.1, key, true));
+        sides
+            .entry((&l.to, to_right))
+            .or_default()
+            .push((a.1, key, false));
+        shapes.insert(key, shape);
+    }
+    let mut points: HashMap<&LinkKey, [Option<(f64, f64)>; 2]> = HashMap::new();
+    for ((id, right), mut list) in sides {
+        let Some((x, y)) = layout.position(id) else {
+            continue;
+        };
+        list.sort_by(|p, q| p.0.total_cmp(&q.0).then_with(|| p.1.cmp(q.1)));
+        let n = list.len() as f64;
+        for (i, (_, key, start)) in list.into_iter().enumerate() {
+            let at = (
+                if right { x + NODE_W } else { x },
+                y + 6.0 + (NODE_H - 12.0) * (i as f64 + 0.5) / n,
+            );
+            points.entry(key).or_default()[usize::from(!start)] = Some(at);
+        }
+    }
+    let mut out = HashMap::new();
+    for (key, shape) in shapes {
+        let ends = match points.get(key) {
+            Some([Some(s), Some(e)]) => (*s, *e),
+            _ => continue,
+        };
+        out.insert(key.clone(), (ends.0, ends.1, shape));
+    }
+    out
+}
+
+/// The path from `s` (on the client's box) to `e` (on the server's), where its label goes and
+/// how it hangs there: between columns a horizontal S (label centred on its middle); within a
+/// column a bulge to the right and from a process to itself a loop (labels right of them, in
+/// the gap between columns).
+fn curve(s: (f64, f64), e: (f64, f64), shape: Shape) -> (String, (f64, f64), &'static str) {
+    let (p1, p2) = match shape {
+        Shape::Loop => ((s.0 + 40.0, s.1 - 24.0), (e.0 + 40.0, e.1 + 24.0)),
+        Shape::SameColumn => {
+            let bulge = 36.0 + (e.1 - s.1).abs() * 0.1;
+            ((s.0 + bulge, s.1), (e.0 + bulge, e.1))
+        }
+        Shape::Across => {
+            let dx = ((e.0 - s.0) / 2.0).abs().max(30.0) * (e.0 - s.0).signum();
+            ((s.0 + dx, s.1), (e.0 - dx, e.1))
+        }
     };
-    let at = (
-        (p0.0 + 3.0 * p1.0 + 3.0 * p2.0 + p3.0) / 8.0,
-        (p0.1 + 3.0 * p1.1 + 3.0 * p2.1 + p3.1) / 8.0,
+    let mut at = (
+        (s.0 + 3.0 * p1.0 + 3.0 * p2.0 + e.0) / 8.0,
+        (s.1 + 3.0 * p1.1 + 3.0 * p2.1 + e.1) / 8.0,
     );
+    let anchor = if shape == Shape::Across {
+        "middle"
+    } else {
+        at.0 += 6.0;
+        at.1 += 4.0;
+        "start"
+    };
     let d = format!(
         "M{:.1} {:.1}C{:.1} {:.1} {:.1} {:.1} {:.1} {:.1}",
-        p0.0, p0.1, p1.0, p1.1, p2.0, p2.1, p3.0, p3.1
+        s.0, s.1, p1.0, p1.1, p2.0, p2.1, e.0, e.1
     );
-    (d, at)
+    (d, at, anchor)
 }
 
 /// The node the arrow key `key` leads to from `from`: the nearest node whose centre lies in

@@ -432,7 +432,9 @@ fn fifty_processes_and_five_hundred_edges_stay_readable() {
         "{}",
         drawing.height
     );
-    // Every path starts on its client's box and ends on its server's.
+    // Every path starts on its client's box and ends on its server's, each at a point of its
+    // own (links meeting a side spread along it).
+    let mut points = BTreeSet::new();
     for l in &drawing.links {
         let at = |id: &str| {
             drawing
@@ -457,6 +459,10 @@ fn fifty_processes_and_five_hundred_edges_stay_readable() {
             on_side(start, a) && on_side(end, b),
             "{l:?} from {a:?} to {b:?}"
         );
+        for p in [start, end] {
+            let p = ((p.0 * 10.0) as i64, (p.1 * 10.0) as i64);
+            assert!(points.insert(p), "two links meet a box at one point {p:?}");
+        }
     }
 }
 
@@ -477,9 +483,9 @@ fn few_links_are_all_labelled() {
     assert_eq!(d.links[0].label, ":8000 ×2");
     assert_eq!(
         d.links[0].describe,
-        "a (pid 1) → b (pid 2) on port 8000: 2 connections"
+        "a (pid 1) → b (pid 2) :8000 ×2: 2 connections"
     );
-    assert_eq!(d.nodes[0].describe, "process a (pid 1)");
+    assert_eq!(d.nodes[0].describe, "a pid 1");
 }
 
 #[test]
@@ -609,4 +615,31 @@ fn a_links_connections_are_its_clients_ends() {
     assert_eq!(ids(link("p1", "r203.0.113.9", 443)), ["c1e"]);
     assert_eq!(ids(link("r198.51.100.7", "p2", 8000)), ["s2c"]);
     assert_eq!(ids(link("p1", "p2", 9999)), Vec::<String>::new());
+}
+
+#[test]
+fn a_long_name_is_cut_in_its_box_and_whole_in_its_name() {
+    let mut live = Live::default();
+    let long = "a-very-long-process-name-indeed";
+    live.receive(
+        &graph(
+            vec![process(7, long, Some("shop")), remote("2001:db8::1")],
+            vec![edge("p7", "r2001:db8::1", 443, 1)],
+        ),
+        0.0,
+    );
+    let shown = live.shown("");
+    let layout = Layout::arrange(&super::placing(&live, &shown), 4);
+    let d = draw(&live, &layout, &shown, 0.0);
+    let node = d.nodes.iter().find(|n| n.id == "p7").unwrap();
+    assert_eq!(node.title, "a-very-long-process…");
+    assert_eq!(node.title.chars().count(), TITLE_CHARS);
+    // What the box shows comes first in its accessible name, then the whole name.
+    assert_eq!(
+        node.describe,
+        format!("a-very-long-process… pid 7, {long}, project shop")
+    );
+    let far = d.nodes.iter().find(|n| n.id == "r2001:db8::1").unwrap();
+    assert_eq!(far.describe, "2001:db8::1 remote address");
+    assert_eq!(fit("short", 20), "short");
 }

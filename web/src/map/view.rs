@@ -20,7 +20,7 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen::closure::Closure;
 
 use super::{
-    COL_PITCH, Drawing, Layout, LinkKey, Live, MARGIN, NODE_H, NODE_W, connections, draw,
+    COL_PITCH, Drawing, Layout, LinkKey, Live, MARGIN, NODE_H, NODE_W, connections, draw, fit,
     neighbour, node_name, placing,
 };
 use crate::api;
@@ -276,17 +276,6 @@ fn target_of(e: &web_sys::Event) -> Option<Focus> {
     )))
 }
 
-/// A name cut to fit a node's box.
-fn fit(text: &str, chars: usize) -> String {
-    if text.chars().count() <= chars {
-        text.to_owned()
-    } else {
-        let mut out: String = text.chars().take(chars - 1).collect();
-        out.push('…');
-        out
-    }
-}
-
 /// The table row to open for a process of `host`: its first listener, else its first socket.
 fn row_of(t: &Table, host: Option<&str>, pid: u32) -> Option<String> {
     let mut rows: Vec<_> = t
@@ -428,7 +417,8 @@ pub fn Map(
     let focus = RwSignal::new(None::<Focus>);
     Effect::new(move |_| {
         drawing.track();
-        let f = focus.get();
+        // The pointer's or the keyboard's, else the link whose connections are listed.
+        let f = focus.get().or_else(|| state.picked.get().map(Focus::Link));
         highlight(f.as_ref());
     });
     // A redraw replaces the focused element: give the focus back to its successor.
@@ -601,7 +591,7 @@ pub fn Map(
                                 >
                                     <path class="hit" d=l.d.clone() />
                                     <path class="line" d=l.d.clone() stroke-width=weight marker-end="url(#map-arrow)" />
-                                    <text class="link-label" x=format!("{:.1}", l.label_at.0) y=format!("{:.1}", l.label_at.1 - 4.0) text-anchor="middle">{l.label.clone()}</text>
+                                    <text class="link-label" x=format!("{:.1}", l.label_at.0) y=format!("{:.1}", l.label_at.1 - 4.0) text-anchor=l.label_anchor>{l.label.clone()}</text>
                                     <title>{l.describe.clone()}</title>
                                 </g>
                             }
@@ -630,8 +620,9 @@ pub fn Map(
                                     transform=format!("translate({:.1} {:.1})", n.x, n.y)
                                 >
                                     <rect width=NODE_W height=NODE_H rx="6" />
-                                    <text class="node-title" x="10" y="15">{fit(&n.title, 20)}</text>
-                                    <text class="node-sub" x="10" y="29">{n.sub.clone()}</text>
+                                    // One text: its two lines read "python3 pid 42", as the
+                                    // accessible name begins.
+                                    <text class="node-title" x="10" y="15">{n.title.clone()}" "<tspan class="node-sub" x="10" y="29">{n.sub.clone()}</tspan></text>
                                     <title>{n.describe.clone()}</title>
                                 </g>
                             }

@@ -38,6 +38,9 @@ pub const DYNAMIC: PortRange = PortRange {
     last: 65535,
 };
 
+/// A mark is at least this wide (a single port is a fraction of a pixel).
+pub const MARK_MIN_PX: f64 = 4.0;
+
 /// Marks nearer than this many pixels are drawn as one.
 pub const MERGE_PX: f64 = 6.0;
 
@@ -201,7 +204,7 @@ pub struct Mark {
     pub exposure: Option<Exposure>,
     /// Any of them is in the ephemeral range.
     pub ephemeral: bool,
-    /// Left edge and width in pixels (at least 3 wide, centred on a single port).
+    /// Left edge and width in pixels (at least [`MARK_MIN_PX`], centred on a single port).
     pub x: f64,
     pub width: f64,
 }
@@ -235,7 +238,7 @@ pub fn marks(listeners: &[Listener], scale: Scale) -> Vec<Mark> {
     }
     for m in &mut out {
         let (a, b) = (scale.x(u32::from(m.first)), scale.x(u32::from(m.last)));
-        let width = (b - a).max(3.0);
+        let width = (b - a).max(MARK_MIN_PX);
         m.x = (a + b) / 2.0 - width / 2.0;
         m.width = width;
     }
@@ -343,11 +346,11 @@ pub fn ticks(scale: Scale, ephemeral: Option<PortRange>, min_gap: f64) -> Vec<(f
     chosen.into_iter().map(|p| (scale.x(p), p)).collect()
 }
 
-/// A count with its noun: `1 listener`, `3 listeners`.
+/// A count with its noun: `1 listener`, `3 listeners`, `2 processes`.
 pub fn count(n: usize, noun: &str) -> String {
-    if n == 1 {
-        format!("1 {noun}")
-    } else {
-        format!("{n} {noun}s")
+    match (n, noun.ends_with('s')) {
+        (1, _) => format!("1 {noun}"),
+        (_, true) => format!("{n} {noun}es"),
+        (_, false) => format!("{n} {noun}s"),
     }
 }

@@ -122,7 +122,7 @@ proptest! {
             let widest = m.listeners.iter().map(|&i| rank(listeners[i].exposure)).max().unwrap();
             prop_assert_eq!(rank(m.exposure), widest);
             prop_assert_eq!(m.ephemeral, m.listeners.iter().any(|&i| listeners[i].ephemeral));
-            prop_assert!(m.width >= 3.0);
+            prop_assert!(m.width >= MARK_MIN_PX);
         }
         for pair in marks.windows(2) {
             prop_assert!(x(pair[1].first) - x(pair[0].last) > MERGE_PX);
@@ -215,4 +215,12 @@ fn ticks_keep_their_distance_and_the_ranges_ends() {
     );
     assert!(narrow.len() < t.len());
     assert!(narrow.windows(2).all(|w| w[1].0 - w[0].0 >= 40.0));
+}
+
+#[test]
+fn counts_say_their_nouns() {
+    assert_eq!(count(1, "process"), "1 process");
+    assert_eq!(count(2, "process"), "2 processes");
+    assert_eq!(count(0, "remote address"), "0 remote addresses");
+    assert_eq!(count(3, "listener"), "3 listeners");
 }

@@ -131,9 +131,11 @@ pub fn PortSpace(
         }
         let path = api::on_host(&format!("/api/v1/free?count={SUGGESTIONS}"), h.as_deref());
         leptos::task::spawn_local(async move {
-            if let Ok(answer) = api::get::<FreePorts>(&path).await
+            if let Ok(mut answer) = api::get::<FreePorts>(&path).await
                 && host.get_untracked() == h
             {
+                // `free` answers nearest first; the strip reads left to right.
+                answer.ports.sort_unstable();
                 suggested.set(answer.ports);
             }
         });
@@ -400,9 +402,17 @@ pub fn PortSpace(
         let axis = ticks(s, range, 52.0)
             .into_iter()
             .map(|(x, p)| {
+                // The strip's ends label inwards, so that no number is cut off.
+                let anchor = if x < s.x0 + 20.0 {
+                    "start"
+                } else if x > s.x0 + s.width - 20.0 {
+                    "end"
+                } else {
+                    "middle"
+                };
                 view! {
                     <line class="tick-line" x1=x x2=x y1=ZONE_Y y2=AXIS_Y - 6.0 />
-                    <text class="tick" x=x y=AXIS_Y + 8.0 text-anchor="middle">{p.to_string()}</text>
+                    <text class="tick" x=x y=AXIS_Y + 8.0 text-anchor=anchor>{p.to_string()}</text>
                 }
             })
             .collect_view();
@@ -449,11 +459,20 @@ pub fn PortSpace(
         if flagged.is_empty() {
             return None;
         }
-        let who = flagged
+        // The first few by name; the list below flags them all.
+        const NAMED: usize = 4;
+        let mut who = flagged
             .iter()
+            .take(NAMED)
             .map(|l| format!("{} {}", l.endpoint, l.owner))
             .collect::<Vec<_>>()
             .join("; ");
+        if flagged.len() > NAMED {
+            who.push_str(&format!(
+                " and {} more, flagged below",
+                flagged.len() - NAMED
+            ));
+        }
         let alternatives = suggested.with(|p| {
             (!p.is_empty()).then(|| {
                 format!(
