@@ -1,7 +1,9 @@
 //! The Map tab (wasm32 only): the agent's graph fetched again when the host's stream moves on
 //! (at most once per [`REFETCH_MS`], only while the tab shows), followed by the model's
-//! [`Live`], laid out by its [`Layout`] and drawn as SVG through Leptos — frames per group,
-//! links under nodes, each a `role="button"` element with its accessible name and `<title>`.
+//! [`Live`], laid out by its [`Layout`] and drawn as SVG — the page around it through Leptos,
+//! the drawing's frames, links (under the nodes) and nodes kept in step with the model by
+//! [`sync`], each link and node a `role="button"` element with its accessible name and
+//! `<title>`.
 //! Nodes and links are each one tab stop (arrow keys move between nodes, and along the links);
 //! hovering or focusing a node or link highlights it with its neighbours (and shows the labels
 //! of a busy map). A click on a node opens its process in the Sockets view; on a link, the list
@@ -167,7 +169,7 @@ fn link_id(key: &LinkKey) -> String {
     format!("{}>{}", key.0, key.1)
 }
 
-fn svg_el(selector: &str) -> Option<web_sys::Element> {
+fn find_in_map(selector: &str) -> Option<web_sys::Element> {
     document()
         .query_selector(&format!("#map-svg {selector}"))
         .ok()
@@ -175,11 +177,11 @@ fn svg_el(selector: &str) -> Option<web_sys::Element> {
 }
 
 fn node_el(id: &str) -> Option<web_sys::Element> {
-    svg_el(&format!(".node[data-id=\"{}\"]", css_string(id)))
+    find_in_map(&format!(".node[data-id=\"{}\"]", css_string(id)))
 }
 
 fn link_el(key: &LinkKey) -> Option<web_sys::Element> {
-    svg_el(&format!(
+    find_in_map(&format!(
         ".link[data-key=\"{}\"]",
         css_string(&link_id(key))
     ))
@@ -289,6 +291,203 @@ fn row_of(t: &Table, host: Option<&str>, pid: u32) -> Option<String> {
         .collect();
     rows.sort_by_key(|r| (!r.socket.is_listening(), r.socket.local_port, r.key.clone()));
     rows.first().map(|r| r.key.clone())
+}
+
+/// The elements the map drew, by what they show, per group of the SVG.
+#[derive(Default)]
+struct Kept {
+    frames: Vec<(String, web_sys::Element)>,
+    links: Vec<(String, web_sys::Element)>,
+    nodes: Vec<(String, web_sys::Element)>,
+}
+
+/// Keeps `parent`'s children in step with `items` (what each shows, as a key, and how to build
+/// it): an element whose key is still drawn stays in place untouched — its animation runs on,
+/// it keeps the focus —, the others go, and the new ones are built and appended. Written by
+/// hand rather than as two keyed `For`s of Leptos views: with them the 500-link map took a
+/// median of 65–100 ms to draw from scratch on a machine busy with other builds, with this
+/// about 60 ms, and the bundle is 4.6 KB (gzip) smaller.
+fn sync<F>(
+    parent: &web_sys::Element,
+    kept: &mut Vec<(String, web_sys::Element)>,
+    items: impl Iterator<Item = (String, F)>,
+) where
+    F: FnOnce() -> Option<web_sys::Element>,
+{
+    // An element removed from its group (the tab was hidden and shown) is rebuilt.
+    kept.retain(|(_, el)| {
+        el.parent_node()
+            .is_some_and(|p| p.is_same_node(Some(parent)))
+    });
+    let mut old: std::collections::HashMap<String, web_sys::Element> = kept.drain(..).collect();
+    for (key, build) in items {
+        match old.remove(&key) {
+            Some(el) => kept.push((key, el)),
+            None => {
+                if let Some(el) = build() {
+                    let _ = parent.append_child(&el);
+                    kept.push((key, el));
+                }
+            }
+        }
+    }
+    for el in old.into_values() {
+        el.remove();
+    }
+}
+
+/// An SVG element with its attributes. Text goes in through `set_text_content`, never as
+/// markup: process names are anyone's text.
+fn svg_el(tag: &str, attrs: &[(&str, &str)]) -> Option<web_sys::Element> {
+    let el = document()
+        .create_element_ns(Some("http://www.w3.org/2000/svg"), tag)
+        .ok()?;
+    for (name, value) in attrs {
+        let _ = el.set_attribute(name, value);
+    }
+    Some(el)
+}
+
+fn with_text(el: web_sys::Element, text: &str) -> web_sys::Element {
+    el.set_text_content(Some(text));
+    el
+}
+
+fn append(parent: &web_sys::Element, children: &[Option<web_sys::Element>]) {
+    for child in children.iter().flatten() {
+        let _ = parent.append_child(child);
+    }
+}
+
+/// A group's frame and heading.
+fn frame_element(f: &super::Frame) -> Option<web_sys::Element> {
+    let g = svg_el(
+        "g",
+        &[("class", if f.remote { "frame remote" } else { "frame" })],
+    )?;
+    let n = |v: f64| format!("{v:.1}");
+    append(
+        &g,
+        &[
+            svg_el(
+                "rect",
+                &[
+                    ("x", &n(f.x)),
+                    ("y", &n(f.y)),
+                    ("width", &n(f.width)),
+                    ("height", &n(f.height)),
+                    ("rx", "10"),
+                ],
+            ),
+            svg_el(
+                "text",
+                &[
+                    ("class", "frame-title"),
+                    ("x", &n(f.x + 10.0)),
+                    ("y", &n(f.y + 19.0)),
+                ],
+            )
+            .map(|t| with_text(t, &fit(&f.title, (f.width / 7.5) as usize))),
+        ],
+    );
+    Some(g)
+}
+
+/// A link: a `role="button"` group with its name, a wide transparent path to hit, the line with
+/// its arrow, its label and its `<title>`.
+fn link_element(l: &super::LinkPath, stop: bool) -> Option<web_sys::Element> {
+    let class = format!(
+        "link{}{}",
+        if l.new { " new" } else { "" },
+        if l.gone { " gone" } else { "" }
+    );
+    let g = svg_el(
+        "g",
+        &[
+            ("class", &class),
+            ("role", "button"),
+            ("tabindex", if stop { "0" } else { "-1" }),
+            ("aria-label", &l.describe),
+            ("data-key", &link_id(&l.key)),
+            ("data-from", &l.key.0),
+            ("data-to", &l.key.1),
+        ],
+    )?;
+    let weight = format!("{:.1}", 1.2 + (l.count as f64).ln().max(0.0) * 0.9);
+    append(
+        &g,
+        &[
+            svg_el("path", &[("class", "hit"), ("d", &l.d)]),
+            svg_el(
+                "path",
+                &[
+                    ("class", "line"),
+                    ("d", &l.d),
+                    ("stroke-width", &weight),
+                    ("marker-end", "url(#map-arrow)"),
+                ],
+            ),
+            svg_el(
+                "text",
+                &[
+                    ("class", "link-label"),
+                    ("x", &format!("{:.1}", l.label_at.0)),
+                    ("y", &format!("{:.1}", l.label_at.1 - 4.0)),
+                    ("text-anchor", l.label_anchor),
+                ],
+            )
+            .map(|t| with_text(t, &l.label)),
+            svg_el("title", &[]).map(|t| with_text(t, &l.describe)),
+        ],
+    );
+    Some(g)
+}
+
+/// A node: a `role="button"` group with its name, its box, one text of two lines (they read
+/// "python3 pid 42", as the accessible name begins) and its `<title>`.
+fn node_element(n: &super::NodeBox, stop: bool) -> Option<web_sys::Element> {
+    let kind = match n.kind {
+        GraphNodeKind::Process => "process",
+        GraphNodeKind::Remote => "remote",
+        _ => "hidden",
+    };
+    let class = format!("node {kind}{}", if n.gone { " gone" } else { "" });
+    let g = svg_el(
+        "g",
+        &[
+            ("class", &class),
+            ("role", "button"),
+            ("tabindex", if stop { "0" } else { "-1" }),
+            ("aria-label", &n.describe),
+            ("data-id", &n.id),
+            ("transform", &format!("translate({:.1} {:.1})", n.x, n.y)),
+        ],
+    )?;
+    let text = svg_el("text", &[("class", "node-title"), ("x", "10"), ("y", "15")])?;
+    text.set_text_content(Some(&format!("{} ", n.title)));
+    append(
+        &text,
+        &[
+            svg_el("tspan", &[("class", "node-sub"), ("x", "10"), ("y", "29")])
+                .map(|t| with_text(t, &n.sub)),
+        ],
+    );
+    append(
+        &g,
+        &[
+            svg_el(
+                "rect",
+                &[
+                    ("width", &NODE_W.to_string()),
+                    ("height", &NODE_H.to_string()),
+                    ("rx", "6"),
+                ],
+            ),
+            Some(text),
+            svg_el("title", &[]).map(|t| with_text(t, &n.describe)),
+        ],
+    );
+    Some(g)
 }
 
 /// The Map tab.
@@ -532,22 +731,69 @@ pub fn Map(
         }
     };
 
-    let svg = move || {
-        let frames = move || {
-            drawing.with(|d| {
-                d.frames
-                    .iter()
-                    .map(|f| {
-                        view! {
-                            <g class=if f.remote { "frame remote" } else { "frame" }>
-                                <rect x=f.x y=f.y width=f.width height=f.height rx="10" />
-                                <text class="frame-title" x=f.x + 10.0 y=f.y + 19.0>{fit(&f.title, (f.width / 7.5) as usize)}</text>
-                            </g>
-                        }
-                    })
-                    .collect_view()
-            })
+    // The drawing's elements, kept in step with it by `sync` (see there): an element stays as
+    // long as what it shows is unchanged.
+    let frames_ref = NodeRef::<leptos::svg::G>::new();
+    let links_ref = NodeRef::<leptos::svg::G>::new();
+    let nodes_ref = NodeRef::<leptos::svg::G>::new();
+    let kept = StoredValue::new_local(Kept::default());
+    Effect::new(move |_| {
+        let (Some(frames_el), Some(links_el), Some(nodes_el)) =
+            (frames_ref.get(), links_ref.get(), nodes_ref.get())
+        else {
+            return;
         };
+        let (frames_el, links_el, nodes_el): (
+            web_sys::Element,
+            web_sys::Element,
+            web_sys::Element,
+        ) = (frames_el.into(), links_el.into(), nodes_el.into());
+        let node_at = node_stop.get_untracked();
+        let link_at = link_stop.get_untracked();
+        drawing.with(|d| {
+            kept.update_value(|k| {
+                sync(
+                    &frames_el,
+                    &mut k.frames,
+                    d.frames.iter().map(|f| {
+                        let key = format!("{}|{}|{}|{}|{}", f.title, f.x, f.y, f.width, f.height);
+                        (key, move || frame_element(f))
+                    }),
+                );
+                sync(
+                    &links_el,
+                    &mut k.links,
+                    d.links.iter().map(|l| {
+                        let key = format!(
+                            "{}|{}|{}|{}|{}",
+                            link_id(&l.key),
+                            l.d,
+                            l.new,
+                            l.gone,
+                            l.label
+                        );
+                        let stop = link_at.as_ref() == Some(&l.key);
+                        (key, move || link_element(l, stop))
+                    }),
+                );
+                sync(
+                    &nodes_el,
+                    &mut k.nodes,
+                    d.nodes.iter().map(|n| {
+                        let key = format!("{}|{}|{}|{}|{}", n.id, n.x, n.y, n.gone, n.describe);
+                        let stop = node_at.as_ref() == Some(&n.id);
+                        (key, move || node_element(n, stop))
+                    }),
+                );
+            });
+        });
+        let f = focus
+            .get_untracked()
+            .or_else(|| state.picked.get_untracked().map(Focus::Link));
+        highlight(f.as_ref());
+    });
+
+    let svg = move || {
         view! {
             <svg
                 id="map-svg"
@@ -570,65 +816,9 @@ pub fn Map(
                         <path class="arrow" d="M0 1L10 5L0 9z" />
                     </marker>
                 </defs>
-                <g class="frames" aria-hidden="true">{frames}</g>
-                <g class="links">
-                    <For
-                        each=move || drawing.with(|d| d.links.clone())
-                        key=|l| (l.key.clone(), l.d.clone(), l.new, l.gone, l.label.clone())
-                        children=move |l| {
-                            let stop = link_stop.with_untracked(|s| s.as_ref() == Some(&l.key));
-                            let class = format!("link{}{}", if l.new { " new" } else { "" }, if l.gone { " gone" } else { "" });
-                            let weight = format!("{:.1}", 1.2 + (l.count as f64).ln().max(0.0) * 0.9);
-                            view! {
-                                <g
-                                    class=class
-                                    role="button"
-                                    tabindex=if stop { "0" } else { "-1" }
-                                    aria-label=l.describe.clone()
-                                    data-key=link_id(&l.key)
-                                    data-from=l.key.0.clone()
-                                    data-to=l.key.1.clone()
-                                >
-                                    <path class="hit" d=l.d.clone() />
-                                    <path class="line" d=l.d.clone() stroke-width=weight marker-end="url(#map-arrow)" />
-                                    <text class="link-label" x=format!("{:.1}", l.label_at.0) y=format!("{:.1}", l.label_at.1 - 4.0) text-anchor=l.label_anchor>{l.label.clone()}</text>
-                                    <title>{l.describe.clone()}</title>
-                                </g>
-                            }
-                        }
-                    />
-                </g>
-                <g class="nodes">
-                    <For
-                        each=move || drawing.with(|d| d.nodes.clone())
-                        key=|n| (n.id.clone(), n.x.to_bits(), n.y.to_bits(), n.gone, n.title.clone())
-                        children=move |n| {
-                            let stop = node_stop.with_untracked(|s| s.as_ref() == Some(&n.id));
-                            let kind = match n.kind {
-                                GraphNodeKind::Process => "process",
-                                GraphNodeKind::Remote => "remote",
-                                _ => "hidden",
-                            };
-                            let class = format!("node {kind}{}", if n.gone { " gone" } else { "" });
-                            view! {
-                                <g
-                                    class=class
-                                    role="button"
-                                    tabindex=if stop { "0" } else { "-1" }
-                                    aria-label=n.describe.clone()
-                                    data-id=n.id.clone()
-                                    transform=format!("translate({:.1} {:.1})", n.x, n.y)
-                                >
-                                    <rect width=NODE_W height=NODE_H rx="6" />
-                                    // One text: its two lines read "python3 pid 42", as the
-                                    // accessible name begins.
-                                    <text class="node-title" x="10" y="15">{n.title.clone()}" "<tspan class="node-sub" x="10" y="29">{n.sub.clone()}</tspan></text>
-                                    <title>{n.describe.clone()}</title>
-                                </g>
-                            }
-                        }
-                    />
-                </g>
+                <g class="frames" aria-hidden="true" node_ref=frames_ref></g>
+                <g class="links" node_ref=links_ref></g>
+                <g class="nodes" node_ref=nodes_ref></g>
             </svg>
         }
     };
