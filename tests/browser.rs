@@ -76,7 +76,7 @@ async fn run(
     let c = &browser.client;
     // The table renders only the rows in view; on a busy machine the holder's may be far down,
     // so the page opens filtered to its pid (a link with `q=` does what typing does).
-    c.goto(&format!("{}&q={}", agent.url, holder.pid()))
+    c.goto(&format!("{}&tab=sockets&q={}", agent.url, holder.pid()))
         .await
         .map_err(|e| e.to_string())?;
 
@@ -198,7 +198,7 @@ async fn run(
         .at_most(WAIT)
         .for_url(&{
             let mut u = url.clone();
-            u.set_query(Some(&format!("q={port}")));
+            u.set_query(Some(&format!("tab=sockets&q={port}")));
             u
         })
         .await
@@ -272,7 +272,7 @@ async fn a_stopped_owner_gets_a_badge_in_its_row() {
     let pid = rustix::process::Pid::from_raw(situation.pid as i32).unwrap();
     let result = async {
         let c = &browser.client;
-        c.goto(&format!("{}&q={}", agent.url, situation.pid))
+        c.goto(&format!("{}&tab=sockets&q={}", agent.url, situation.pid))
             .await
             .map_err(|e| e.to_string())?;
         wait_for_row(&browser, situation.port).await;
@@ -316,7 +316,7 @@ async fn an_http_listener_shows_its_health_while_the_page_is_open() {
     let browser = Browser::start().await;
     let result = async {
         let c = &browser.client;
-        c.goto(&format!("{}&q={port}", agent.url))
+        c.goto(&format!("{}&tab=sockets&q={port}", agent.url))
             .await
             .map_err(|e| e.to_string())?;
         wait_for_row(&browser, port).await;
@@ -343,7 +343,7 @@ async fn dashboard_reconnects_and_resyncs_after_the_agent_restarts() {
     let browser = Browser::start().await;
     let result = async {
         let c = &browser.client;
-        c.goto(&format!("{}&q={}", agent.url, holder.pid()))
+        c.goto(&format!("{}&tab=sockets&q={}", agent.url, holder.pid()))
             .await
             .map_err(|e| e.to_string())?;
         wait_for_row(&browser, holder.ports.tcp4).await;
@@ -460,7 +460,7 @@ async fn troubleshoot(
 ) -> Result<(), String> {
     let c = &browser.client;
     let port = situation.port;
-    c.goto(&format!("{}&q={port}", agent.url))
+    c.goto(&format!("{}&tab=sockets&q={port}", agent.url))
         .await
         .map_err(|e| e.to_string())?;
 
@@ -604,7 +604,7 @@ async fn the_dashboard_shows_a_large_state_through_a_window_of_rows() {
     let result = async {
         let c = &browser.client;
         // Only this test's sockets, so that other tests' sockets do not move them meanwhile.
-        c.goto(&format!("{}&q={}", agent.url, many.pid))
+        c.goto(&format!("{}&tab=sockets&q={}", agent.url, many.pid))
             .await
             .map_err(|e| e.to_string())?;
         let count = wait_for_text(&browser, "#count", |t| t.starts_with(&format!("{n} of "))).await?;
@@ -945,6 +945,7 @@ async fn axe_views(
         .map_err(|e| e.to_string())?;
     if tabs
         != serde_json::json!([
+            ["BUTTON", "tab-projects", "false", "panel-projects"],
             ["BUTTON", "tab-sockets", "false", "panel-sockets"],
             ["BUTTON", "tab-timeline", "true", "panel-timeline"],
             ["BUTTON", "tab-map", "false", "panel-map"],
@@ -1003,7 +1004,7 @@ async fn axe_views(
     wait_for_text(browser, "#detail .parent", |t| t.contains("(pid")).await?;
     wait_for_text(browser, "#conn-summary", |t| !t.is_empty()).await?;
     check("timeline detail").await?;
-    c.goto(&format!("{}&q={}", agent.url, risky.port))
+    c.goto(&format!("{}&tab=sockets&q={}", agent.url, risky.port))
         .await
         .map_err(|e| e.to_string())?;
     wait_for_text(browser, "#sockets tr.row .tag.risk", |t| {
@@ -1013,7 +1014,7 @@ async fn axe_views(
     check("risk tag").await?;
 
     let port = holder.ports.tcp4;
-    c.goto(&format!("{}&q={}", agent.url, holder.pid()))
+    c.goto(&format!("{}&tab=sockets&q={}", agent.url, holder.pid()))
         .await
         .map_err(|e| e.to_string())?;
     wait_for_row(browser, port).await;
@@ -1680,7 +1681,7 @@ async fn the_timeline_shows_listeners_lives_and_recent_changes() {
         .await
         .map_err(|e| format!("an opened line did not select its row: {e}"))?;
         let url = c.current_url().await.map_err(|e| e.to_string())?;
-        if url.query() != Some(format!("q={}", stay.port).as_str()) {
+        if url.query() != Some(format!("tab=sockets&q={}", stay.port).as_str()) {
             return Err(format!("the opened line did not filter to the port: {url}"));
         }
         Ok(())
@@ -1813,7 +1814,9 @@ async fn hub_dashboard(
     axe_js: &str,
 ) -> Result<(), String> {
     let c = &browser.client;
-    c.goto(&hub.url).await.map_err(|e| e.to_string())?;
+    c.goto(&format!("{}&tab=sockets", hub.url))
+        .await
+        .map_err(|e| e.to_string())?;
 
     // The switcher: all hosts, this machine, the peer; a labelled control.
     let options = until_js(
@@ -2069,6 +2072,180 @@ async fn hub_dashboard(
         std::fs::write(&path, png).map_err(|e| format!("{path}: {e}"))?;
     }
     Ok(())
+}
+
+/// Records each notification the page makes (the real `Notification` still shows it): a
+/// subclass put in its place, which the wasm glue looks up at each call.
+const RECORD_NOTIFICATIONS_JS: &str = "if (!window.__notified) { window.__notified = []; \
+    const Real = window.Notification; \
+    window.Notification = class extends Real { constructor(title, options) { \
+      super(title, options); window.__notified.push(title); } }; } \
+    return window.Notification.permission;";
+
+/// The Projects view (#12): the page opens on it when a project has a listener; a server
+/// started in a git checkout gets its project's card with its port, an Open link and its
+/// health, which turns bad when the server answers 500; notifications turned on for the
+/// project (permission granted to the browser) arrive when its health turns bad and when it
+/// closes, and are listed on the page; the card leads to the table filtered to the project.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_projects_view_shows_a_checkouts_server_its_health_and_notifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("shop-app");
+    std::fs::create_dir_all(&repo).unwrap();
+    for args in [
+        &["init", "-q"][..],
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-q",
+            "--allow-empty",
+            "-m",
+            "first",
+        ],
+    ] {
+        let status = std::process::Command::new("git")
+            .args(args)
+            .current_dir(&repo)
+            .status()
+            .expect("git (installed by `cargo xtask test`)");
+        assert!(status.success(), "git {args:?}");
+    }
+    let status_file = dir.path().join("status");
+    let server = Situation::start_in(
+        &repo,
+        &["http", "127.0.0.1", "Shop", status_file.to_str().unwrap()],
+    );
+    let port = server.port;
+    let agent = Agent::start();
+    // An unknown program: the agent checks its health once `why` heard it answer HTTP.
+    let why = agent.get(&format!("/api/v1/why?target=127.0.0.1:{port}"));
+    assert_eq!(why.status, 200, "{}", why.body);
+    let browser = Browser::start_with_prefs(
+        &[],
+        serde_json::json!({ "profile.default_content_setting_values.notifications": 1 }),
+    )
+    .await;
+    let mut server = Some(server);
+    let result = async {
+        let c = &browser.client;
+        // No tab in the address: the page picks Projects, since projects have listeners.
+        c.goto(&agent.url).await.map_err(|e| e.to_string())?;
+        let card = "article.card[data-project='shop-app']";
+        let service = format!("{card} li.service[data-port='{port}']");
+        until_js(
+            &browser,
+            "the Projects tab chosen and the card shown",
+            WAIT,
+            &format!(
+                "const tab = document.querySelector('#tab-projects'); \
+                 return !!tab && tab.getAttribute('aria-selected') === 'true' \
+                 && !!document.querySelector(\"{service}\");"
+            ),
+            |v| v == true,
+        )
+        .await?;
+        let href = on_element(&browser, &format!("{service} a.open"), |el| async move {
+            el.attr("href").await
+        })
+        .await?;
+        if href.as_deref() != Some(&format!("http://localhost:{port}/")) {
+            return Err(format!("Open links to {href:?}"));
+        }
+        let text = on_element(&browser, &service, |el| async move { el.text().await }).await?;
+        for part in [format!(":{port}"), "python3".into(), "loopback".into()] {
+            if !text.contains(&part) {
+                return Err(format!("the service reads {text:?}, without {part:?}"));
+            }
+        }
+        // Health: up first (checks every 10 s while a page is open).
+        let up = format!("{service} .tag.up");
+        until_js(
+            &browser,
+            "the service's health up",
+            Duration::from_secs(30),
+            &format!("const t = document.querySelector(\"{up}\"); return t ? t.textContent : null;"),
+            |v| v.as_str().is_some_and(|t| t.starts_with("✓ 200 · ")),
+        )
+        .await?;
+        let violations = axe(&browser, &axe_source()?).await?;
+        if !violations.is_empty() {
+            return Err(format!("axe on the Projects view: {violations:#?}"));
+        }
+        // Notifications for the project, the browser's permission granted.
+        let permission = c
+            .execute(RECORD_NOTIFICATIONS_JS, vec![])
+            .await
+            .map_err(|e| e.to_string())?;
+        if permission != "granted" {
+            return Err(format!("notification permission: {permission}"));
+        }
+        click(&browser, &format!("{card} .card-head button.watch")).await?;
+        until_js(
+            &browser,
+            "the project watched",
+            WAIT,
+            &format!("const b = document.querySelector(\"{card} .card-head button.watch\"); return b && b.getAttribute('aria-pressed');"),
+            |v| v == "true",
+        )
+        .await?;
+        std::fs::write(&status_file, "500").unwrap();
+        let bad = format!("python3 on :{port} answers 500");
+        until_js(
+            &browser,
+            "a notification that it answers 500",
+            Duration::from_secs(30),
+            "return window.__notified;",
+            |v| v.as_array().is_some_and(|a| a.iter().any(|t| t == bad.as_str())),
+        )
+        .await?;
+        let down = on_element(&browser, &format!("{service} .tag.down"), |el| async move {
+            el.text().await
+        })
+        .await?;
+        if down != "✗ 500" {
+            return Err(format!("the bad health tag reads {down:?}"));
+        }
+        // The card leads to the table, filtered to the project's sockets.
+        click(&browser, &format!("{card} .show-sockets")).await?;
+        until_js(
+            &browser,
+            "the table filtered to the project",
+            WAIT,
+            "return [(document.querySelector('#tab-sockets') || {getAttribute: () => null}).getAttribute('aria-selected'), \
+                     document.querySelector('#filter').value, location.search];",
+            |v| {
+                v[0] == "true"
+                    && v[1] == "project:shop-app"
+                    && v[2].as_str().is_some_and(|s| s.contains("tab=sockets"))
+            },
+        )
+        .await?;
+        // Closed while the table is on screen: notifications do not need the Projects view.
+        drop(server.take());
+        let closed = format!("python3 on :{port} closed");
+        until_js(
+            &browser,
+            "a notification that it closed",
+            WAIT,
+            "return window.__notified;",
+            |v| v.as_array().is_some_and(|a| a.iter().any(|t| t == closed.as_str())),
+        )
+        .await?;
+        // The Projects view lists what happened to the watched services.
+        click(&browser, "#tab-projects").await?;
+        let listed = on_element(&browser, ".watched-changes", |el| async move { el.text().await })
+            .await?;
+        if !(listed.contains(&bad) && listed.contains(&closed)) {
+            return Err(format!("the page lists {listed:?}"));
+        }
+        Ok(())
+    }
+    .await;
+    drop(server);
+    browser.finish(result).await;
 }
 
 /// This machine's ephemeral port range, as the kernel says it.
