@@ -24,6 +24,8 @@ use wasm_bindgen::{JsCast, JsValue};
 
 use crate::conn::{self, Applying, Link, Sinks};
 use crate::doctor::{Doctor, Kind, StopTarget, Troubleshoot};
+use crate::map::view::{LinkDetail, Map, MapState, keep_graph};
+use crate::portspace::view::PortSpace;
 use crate::projects::Projects;
 use crate::projects::view::{ProjectsState, ProjectsView};
 use crate::table::{self, Column, Row, Table, View};
@@ -522,6 +524,23 @@ pub fn App() -> impl IntoView {
             }
         }
     });
+    // The map and the port space show one machine: the host picked, else this agent's.
+    let map = MapState::new();
+    let on_map = Signal::derive(move || tab.get() == Tab::Map);
+    let on_ports = Signal::derive(move || tab.get() == Tab::Ports);
+    let one_host = Memo::new(move |_| {
+        let local = table.with(|t| t.local_name().map(str::to_owned));
+        view.with(|v| v.host.clone().filter(|h| Some(h) != local.as_ref()))
+    });
+    let one_host_note = Signal::derive(move || {
+        (multi.get() && view.with(|v| v.host.is_none())).then(|| {
+            let name = table.with(|t| t.local_name().unwrap_or("this machine").to_owned());
+            format!("All hosts are picked: this view shows {name} (this machine) alone. Pick a host above to see another's.")
+        })
+    });
+    let one_host_ephemeral =
+        Signal::derive(move || fleet.ephemeral(one_host.get().as_deref(), hello));
+    keep_graph(map, table, one_host, on_map);
 
     // Closed rows leave after their grace period.
     set_interval(
@@ -848,6 +867,17 @@ pub fn App() -> impl IntoView {
         tab.set(Tab::Sockets);
         show_port(port);
     });
+    // The map and the port space open a process or a socket in the table: (filter, row).
+    let open_in_table = Callback::new(move |(q, row): (String, Option<String>)| {
+        typed.set(q.clone());
+        view.update(|v| v.query = q);
+        timeline.picked.set(None);
+        map.picked.set(None);
+        tab_chosen.set(true);
+        tab.set(Tab::Sockets);
+        cursor.set(row.clone());
+        selected.set(row);
+    });
     let columns = move || if multi.get() { "9" } else { "8" };
     let tab_button = move |which: Tab| {
         let text = which.label();
@@ -1071,10 +1101,13 @@ pub fn App() -> impl IntoView {
                 query=Signal::derive(move || view.with(|v| v.query.clone()))
                 selected
             />
+            <Map state=map active=on_map table host=one_host host_note=one_host_note query=Signal::derive(move || view.with(|v| v.query.clone())) open=open_in_table />
+            <PortSpace active=on_ports table host=one_host ephemeral=one_host_ephemeral host_note=one_host_note query=Signal::derive(move || view.with(|v| v.query.clone())) open=open_in_table />
             </div>
             <RecentChanges hello events query=Signal::derive(move || view.with(|v| v.query.clone())) pick />
             <Detail selected table hello doctor fleet now=timeline.now />
             <TenureDetail state=timeline selected on_port=to_port />
+            <LinkDetail state=map active=on_map table host=one_host open=open_in_table />
         </main>
     }
 }

@@ -32,17 +32,25 @@ pub fn take_token() -> Option<String> {
 
 use crate::table::{Column, View};
 
-/// The dashboard's views, switched by the tabs in the header (`?tab=projects`), in the
-/// order of the tabs.
+/// The dashboard's views, switched by the tabs in the header (`?tab=projects`, `map`,
+/// `ports`, …), in the order of the tabs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Tab {
     Projects,
     Sockets,
     Timeline,
+    Map,
+    Ports,
 }
 
 impl Tab {
-    pub const ALL: [Tab; 3] = [Tab::Projects, Tab::Sockets, Tab::Timeline];
+    pub const ALL: [Tab; 5] = [
+        Tab::Projects,
+        Tab::Sockets,
+        Tab::Timeline,
+        Tab::Map,
+        Tab::Ports,
+    ];
 
     /// Its name in the URL (`?tab=`), and the stem of its tab's and panel's element ids.
     pub fn key(self) -> &'static str {
@@ -50,6 +58,8 @@ impl Tab {
             Tab::Projects => "projects",
             Tab::Sockets => "sockets",
             Tab::Timeline => "timeline",
+            Tab::Map => "map",
+            Tab::Ports => "ports",
         }
     }
 
@@ -59,6 +69,8 @@ impl Tab {
             Tab::Projects => "Projects",
             Tab::Sockets => "Sockets",
             Tab::Timeline => "Timeline",
+            Tab::Map => "Map",
+            Tab::Ports => "Port space",
         }
     }
 
