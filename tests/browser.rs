@@ -76,7 +76,7 @@ async fn run(
     let c = &browser.client;
     // The table renders only the rows in view; on a busy machine the holder's may be far down,
     // so the page opens filtered to its pid (a link with `q=` does what typing does).
-    c.goto(&format!("{}&q={}", agent.url, holder.pid()))
+    c.goto(&format!("{}&tab=sockets&q={}", agent.url, holder.pid()))
         .await
         .map_err(|e| e.to_string())?;
 
@@ -198,7 +198,7 @@ async fn run(
         .at_most(WAIT)
         .for_url(&{
             let mut u = url.clone();
-            u.set_query(Some(&format!("q={port}")));
+            u.set_query(Some(&format!("tab=sockets&q={port}")));
             u
         })
         .await
@@ -272,7 +272,7 @@ async fn a_stopped_owner_gets_a_badge_in_its_row() {
     let pid = rustix::process::Pid::from_raw(situation.pid as i32).unwrap();
     let result = async {
         let c = &browser.client;
-        c.goto(&format!("{}&q={}", agent.url, situation.pid))
+        c.goto(&format!("{}&tab=sockets&q={}", agent.url, situation.pid))
             .await
             .map_err(|e| e.to_string())?;
         wait_for_row(&browser, situation.port).await;
@@ -316,7 +316,7 @@ async fn an_http_listener_shows_its_health_while_the_page_is_open() {
     let browser = Browser::start().await;
     let result = async {
         let c = &browser.client;
-        c.goto(&format!("{}&q={port}", agent.url))
+        c.goto(&format!("{}&tab=sockets&q={port}", agent.url))
             .await
             .map_err(|e| e.to_string())?;
         wait_for_row(&browser, port).await;
@@ -343,7 +343,7 @@ async fn dashboard_reconnects_and_resyncs_after_the_agent_restarts() {
     let browser = Browser::start().await;
     let result = async {
         let c = &browser.client;
-        c.goto(&format!("{}&q={}", agent.url, holder.pid()))
+        c.goto(&format!("{}&tab=sockets&q={}", agent.url, holder.pid()))
             .await
             .map_err(|e| e.to_string())?;
         wait_for_row(&browser, holder.ports.tcp4).await;
@@ -460,7 +460,7 @@ async fn troubleshoot(
 ) -> Result<(), String> {
     let c = &browser.client;
     let port = situation.port;
-    c.goto(&format!("{}&q={port}", agent.url))
+    c.goto(&format!("{}&tab=sockets&q={port}", agent.url))
         .await
         .map_err(|e| e.to_string())?;
 
@@ -604,7 +604,7 @@ async fn the_dashboard_shows_a_large_state_through_a_window_of_rows() {
     let result = async {
         let c = &browser.client;
         // Only this test's sockets, so that other tests' sockets do not move them meanwhile.
-        c.goto(&format!("{}&q={}", agent.url, many.pid))
+        c.goto(&format!("{}&tab=sockets&q={}", agent.url, many.pid))
             .await
             .map_err(|e| e.to_string())?;
         let count = wait_for_text(&browser, "#count", |t| t.starts_with(&format!("{n} of "))).await?;
@@ -945,11 +945,14 @@ async fn axe_views(
         .map_err(|e| e.to_string())?;
     if tabs
         != serde_json::json!([
+            ["BUTTON", "tab-projects", "false", "panel-projects"],
             ["BUTTON", "tab-sockets", "false", "panel-sockets"],
-            ["BUTTON", "tab-timeline", "true", "panel-timeline"]
+            ["BUTTON", "tab-timeline", "true", "panel-timeline"],
+            ["BUTTON", "tab-map", "false", "panel-map"],
+            ["BUTTON", "tab-ports", "false", "panel-ports"]
         ])
     {
-        return Err(format!("the view switch is not a pair of tabs: {tabs}"));
+        return Err(format!("the view switch is not a set of tabs: {tabs}"));
     }
     check("timeline").await?;
     // One tab stop among the bars; arrows move it, Enter opens the bar's owner.
@@ -1001,7 +1004,7 @@ async fn axe_views(
     wait_for_text(browser, "#detail .parent", |t| t.contains("(pid")).await?;
     wait_for_text(browser, "#conn-summary", |t| !t.is_empty()).await?;
     check("timeline detail").await?;
-    c.goto(&format!("{}&q={}", agent.url, risky.port))
+    c.goto(&format!("{}&tab=sockets&q={}", agent.url, risky.port))
         .await
         .map_err(|e| e.to_string())?;
     wait_for_text(browser, "#sockets tr.row .tag.risk", |t| {
@@ -1011,7 +1014,7 @@ async fn axe_views(
     check("risk tag").await?;
 
     let port = holder.ports.tcp4;
-    c.goto(&format!("{}&q={}", agent.url, holder.pid()))
+    c.goto(&format!("{}&tab=sockets&q={}", agent.url, holder.pid()))
         .await
         .map_err(|e| e.to_string())?;
     wait_for_row(browser, port).await;
@@ -1678,7 +1681,7 @@ async fn the_timeline_shows_listeners_lives_and_recent_changes() {
         .await
         .map_err(|e| format!("an opened line did not select its row: {e}"))?;
         let url = c.current_url().await.map_err(|e| e.to_string())?;
-        if url.query() != Some(format!("q={}", stay.port).as_str()) {
+        if url.query() != Some(format!("tab=sockets&q={}", stay.port).as_str()) {
             return Err(format!("the opened line did not filter to the port: {url}"));
         }
         Ok(())
@@ -1811,7 +1814,9 @@ async fn hub_dashboard(
     axe_js: &str,
 ) -> Result<(), String> {
     let c = &browser.client;
-    c.goto(&hub.url).await.map_err(|e| e.to_string())?;
+    c.goto(&format!("{}&tab=sockets", hub.url))
+        .await
+        .map_err(|e| e.to_string())?;
 
     // The switcher: all hosts, this machine, the peer; a labelled control.
     let options = until_js(
@@ -2067,4 +2072,706 @@ async fn hub_dashboard(
         std::fs::write(&path, png).map_err(|e| format!("{path}: {e}"))?;
     }
     Ok(())
+}
+
+/// Records each notification the page makes (the real `Notification` still shows it): a
+/// subclass put in its place, which the wasm glue looks up at each call.
+const RECORD_NOTIFICATIONS_JS: &str = "if (!window.__notified) { window.__notified = []; \
+    const Real = window.Notification; \
+    window.Notification = class extends Real { constructor(title, options) { \
+      super(title, options); window.__notified.push(title); } }; } \
+    return window.Notification.permission;";
+
+/// The Projects view (#12): the page opens on it when a project has a listener; a server
+/// started in a git checkout gets its project's card with its port, an Open link and its
+/// health, which turns bad when the server answers 500; notifications turned on for the
+/// project (permission granted to the browser) arrive when its health turns bad and when it
+/// closes, and are listed on the page; the card leads to the table filtered to the project.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_projects_view_shows_a_checkouts_server_its_health_and_notifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("shop-app");
+    std::fs::create_dir_all(&repo).unwrap();
+    for args in [
+        &["init", "-q"][..],
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-q",
+            "--allow-empty",
+            "-m",
+            "first",
+        ],
+    ] {
+        let status = std::process::Command::new("git")
+            .args(args)
+            .current_dir(&repo)
+            .status()
+            .expect("git (installed by `cargo xtask test`)");
+        assert!(status.success(), "git {args:?}");
+    }
+    let status_file = dir.path().join("status");
+    let server = Situation::start_in(
+        &repo,
+        &["http", "127.0.0.1", "Shop", status_file.to_str().unwrap()],
+    );
+    let port = server.port;
+    let agent = Agent::start();
+    // An unknown program: the agent checks its health once `why` heard it answer HTTP.
+    let why = agent.get(&format!("/api/v1/why?target=127.0.0.1:{port}"));
+    assert_eq!(why.status, 200, "{}", why.body);
+    let browser = Browser::start_with_prefs(
+        &[],
+        serde_json::json!({ "profile.default_content_setting_values.notifications": 1 }),
+    )
+    .await;
+    let mut server = Some(server);
+    let result = async {
+        let c = &browser.client;
+        // No tab in the address: the page picks Projects, since projects have listeners.
+        c.goto(&agent.url).await.map_err(|e| e.to_string())?;
+        let card = "article.card[data-project='shop-app']";
+        let service = format!("{card} li.service[data-port='{port}']");
+        until_js(
+            &browser,
+            "the Projects tab chosen and the card shown",
+            WAIT,
+            &format!(
+                "const tab = document.querySelector('#tab-projects'); \
+                 return !!tab && tab.getAttribute('aria-selected') === 'true' \
+                 && !!document.querySelector(\"{service}\");"
+            ),
+            |v| v == true,
+        )
+        .await?;
+        let href = on_element(&browser, &format!("{service} a.open"), |el| async move {
+            el.attr("href").await
+        })
+        .await?;
+        if href.as_deref() != Some(&format!("http://localhost:{port}/")) {
+            return Err(format!("Open links to {href:?}"));
+        }
+        let text = on_element(&browser, &service, |el| async move { el.text().await }).await?;
+        for part in [format!(":{port}"), "python3".into(), "loopback".into()] {
+            if !text.contains(&part) {
+                return Err(format!("the service reads {text:?}, without {part:?}"));
+            }
+        }
+        // Health: up first (checks every 10 s while a page is open).
+        let up = format!("{service} .tag.up");
+        until_js(
+            &browser,
+            "the service's health up",
+            Duration::from_secs(30),
+            &format!("const t = document.querySelector(\"{up}\"); return t ? t.textContent : null;"),
+            |v| v.as_str().is_some_and(|t| t.starts_with("✓ 200 · ")),
+        )
+        .await?;
+        let violations = axe(&browser, &axe_source()?).await?;
+        if !violations.is_empty() {
+            return Err(format!("axe on the Projects view: {violations:#?}"));
+        }
+        // Notifications for the project, the browser's permission granted.
+        let permission = c
+            .execute(RECORD_NOTIFICATIONS_JS, vec![])
+            .await
+            .map_err(|e| e.to_string())?;
+        if permission != "granted" {
+            return Err(format!("notification permission: {permission}"));
+        }
+        click(&browser, &format!("{card} .card-head button.watch")).await?;
+        until_js(
+            &browser,
+            "the project watched",
+            WAIT,
+            &format!("const b = document.querySelector(\"{card} .card-head button.watch\"); return b && b.getAttribute('aria-pressed');"),
+            |v| v == "true",
+        )
+        .await?;
+        std::fs::write(&status_file, "500").unwrap();
+        let bad = format!("python3 on :{port} answers 500");
+        until_js(
+            &browser,
+            "a notification that it answers 500",
+            Duration::from_secs(30),
+            "return window.__notified;",
+            |v| v.as_array().is_some_and(|a| a.iter().any(|t| t == bad.as_str())),
+        )
+        .await?;
+        let down = on_element(&browser, &format!("{service} .tag.down"), |el| async move {
+            el.text().await
+        })
+        .await?;
+        if down != "✗ 500" {
+            return Err(format!("the bad health tag reads {down:?}"));
+        }
+        // The card leads to the table, filtered to the project's sockets.
+        click(&browser, &format!("{card} .show-sockets")).await?;
+        until_js(
+            &browser,
+            "the table filtered to the project",
+            WAIT,
+            "return [(document.querySelector('#tab-sockets') || {getAttribute: () => null}).getAttribute('aria-selected'), \
+                     document.querySelector('#filter').value, location.search];",
+            |v| {
+                v[0] == "true"
+                    && v[1] == "project:shop-app"
+                    && v[2].as_str().is_some_and(|s| s.contains("tab=sockets"))
+            },
+        )
+        .await?;
+        // Closed while the table is on screen: notifications do not need the Projects view.
+        drop(server.take());
+        let closed = format!("python3 on :{port} closed");
+        until_js(
+            &browser,
+            "a notification that it closed",
+            WAIT,
+            "return window.__notified;",
+            |v| v.as_array().is_some_and(|a| a.iter().any(|t| t == closed.as_str())),
+        )
+        .await?;
+        // The Projects view lists what happened to the watched services.
+        click(&browser, "#tab-projects").await?;
+        let listed = on_element(&browser, ".watched-changes", |el| async move { el.text().await })
+            .await?;
+        if !(listed.contains(&bad) && listed.contains(&closed)) {
+            return Err(format!("the page lists {listed:?}"));
+        }
+        Ok(())
+    }
+    .await;
+    drop(server);
+    browser.finish(result).await;
+}
+
+/// This machine's ephemeral port range, as the kernel says it.
+fn ephemeral_range() -> (u16, u16) {
+    let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap();
+    let mut parts = text.split_whitespace().map(|p| p.parse::<u16>().unwrap());
+    (parts.next().unwrap(), parts.next().unwrap())
+}
+
+/// A port of `range` that is free on 127.0.0.1 now, looked for from a place that depends on
+/// this process (parallel runs start apart).
+fn free_port_in(range: std::ops::RangeInclusive<u16>) -> u16 {
+    let (first, last) = (u32::from(*range.start()), u32::from(*range.end()));
+    let span = last - first + 1;
+    let start = std::process::id() * 7919 % span;
+    (0..span)
+        .map(|i| (first + (start + i) % span) as u16)
+        .find(|&p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok())
+        .expect("no free port in the range")
+}
+
+/// Whether a screenshot of the page was asked for (`PORTSCOPE_SCREENSHOT_<NAME>=path.png`);
+/// takes it.
+async fn screenshot_if_asked(browser: &Browser, variable: &str) -> Result<(), String> {
+    if let Ok(path) = std::env::var(variable) {
+        let png = browser
+            .client
+            .screenshot()
+            .await
+            .map_err(|e| e.to_string())?;
+        std::fs::write(&path, png).map_err(|e| format!("{path}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// The map (#12): a client process connected three times to a server process over loopback is
+/// drawn as two process nodes and one link from the client to the server labelled with the
+/// port and the count; a click on the link lists its three connections, a click on the server
+/// opens it in the Sockets view (filtered to its pid, its listener's detail open); a second
+/// client arriving while the page watches is drawn as a new link without moving the nodes
+/// already there, and when it goes its link fades out and leaves; nodes and links are one tab
+/// stop each with accessible names, and axe-core finds no serious or critical violation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_map_shows_who_talks_to_whom() {
+    let server = Situation::start(&["keep", "127.0.0.1"]);
+    let client = Situation::start(&["dial", &server.port.to_string(), "3"]);
+    let agent = Agent::start();
+    let browser = Browser::start().await;
+    let result = async {
+        let c = &browser.client;
+        let axe_js = axe_source()?;
+        let port = server.port;
+        c.goto(&format!("{}&tab=map&q={port}", agent.url))
+            .await
+            .map_err(|e| e.to_string())?;
+        let link = format!(
+            "#map-svg .link[data-key='p{}>p{}']",
+            client.pid, server.pid
+        );
+        wait_for_text(&browser, &format!("{link} .link-label"), |t| {
+            t == format!(":{port} ×3")
+        })
+        .await?;
+        let name = on_element(&browser, &link, |el| async move { el.attr("aria-label").await })
+            .await?
+            .unwrap_or_default();
+        let expected = format!(
+            "python3 (pid {}) → python3 (pid {}) :{port} ×3: 3 connections",
+            client.pid, server.pid
+        );
+        if name != expected {
+            return Err(format!("the link is named {name:?}, not {expected:?}"));
+        }
+        for pid in [client.pid, server.pid] {
+            let text = wait_for_text(
+                &browser,
+                &format!("#map-svg .node[data-id='p{pid}']"),
+                |t| t.contains("python3") && t.contains(&format!("pid {pid}")),
+            )
+            .await?;
+            println!("node: {text:?}");
+        }
+        // The URL keeps the view.
+        let url = c.current_url().await.map_err(|e| e.to_string())?;
+        if !url.as_str().contains("tab=map") {
+            return Err(format!("the URL lost the view: {url}"));
+        }
+        // One tab stop among the nodes, one among the links.
+        let stops = c
+            .execute(
+                "return [document.querySelectorAll('#map-svg .node[tabindex=\"0\"]').length, \
+                         document.querySelectorAll('#map-svg .link[tabindex=\"0\"]').length, \
+                         document.querySelectorAll('#map-svg [role=button]:not([aria-label])').length];",
+                vec![],
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        if stops != serde_json::json!([1, 1, 0]) {
+            return Err(format!("tab stops (nodes, links, unnamed): {stops}"));
+        }
+        let violations = axe(&browser, &axe_js).await?;
+        if !violations.is_empty() {
+            return Err(format!("axe on the map: {violations:#?}"));
+        }
+        screenshot_if_asked(&browser, "PORTSCOPE_SCREENSHOT_MAP").await?;
+
+        // The link's connections: the client's three ends, to the server's port.
+        click(&browser, &format!("{link} .link-label")).await?;
+        until_js(
+            &browser,
+            "the link's three connections listed",
+            WAIT,
+            "return [...document.querySelectorAll('#link-detail .link-connections li')].map(l => l.textContent);",
+            |v| {
+                v.as_array().is_some_and(|items| {
+                    items.len() == 3
+                        && items.iter().all(|i| {
+                            i.as_str().is_some_and(|t| {
+                                t.contains(&format!("→ 127.0.0.1:{port} ESTABLISHED"))
+                            })
+                        })
+                })
+            },
+        )
+        .await?;
+        let violations = axe(&browser, &axe_js).await?;
+        if !violations.is_empty() {
+            return Err(format!("axe on the link's connections: {violations:#?}"));
+        }
+        screenshot_if_asked(&browser, "PORTSCOPE_SCREENSHOT_MAP_LINK").await?;
+        press(&browser, &Key::Escape.to_string()).await?;
+
+        // A second client arrives: a new link; the nodes already drawn stay where they were.
+        let places_js = "return Object.fromEntries([...document.querySelectorAll('#map-svg .node')] \
+            .map(n => [n.dataset.id, n.getAttribute('transform')]));";
+        let before = c
+            .execute(places_js, vec![])
+            .await
+            .map_err(|e| e.to_string())?;
+        let second = Situation::start(&["dial", &port.to_string(), "1"]);
+        let second_link = format!(
+            "#map-svg .link[data-key='p{}>p{}']",
+            second.pid, server.pid
+        );
+        let class = wait_for_attr(&browser, &second_link, "class", |c| c.contains("new")).await?;
+        println!("second link: {class}");
+        let after = c
+            .execute(places_js, vec![])
+            .await
+            .map_err(|e| e.to_string())?;
+        for (id, place) in before.as_object().into_iter().flatten() {
+            if after.get(id) != Some(place) {
+                return Err(format!("{id} moved from {place} to {:?}", after.get(id)));
+            }
+        }
+        // It goes: its link fades, then leaves with its node.
+        drop(second);
+        wait_for_attr(&browser, &second_link, "class", |c| c.contains("gone")).await?;
+        until_js(
+            &browser,
+            "the closed link gone",
+            Duration::from_secs(20),
+            &format!(
+                "return document.querySelector(\"{}\") === null;",
+                second_link.replace('"', "\\\"")
+            ),
+            |v| v == true,
+        )
+        .await?;
+
+        // A click on the server opens its process in the Sockets view.
+        click(&browser, &format!("#map-svg .node[data-id='p{}'] rect", server.pid)).await?;
+        wait_for_attr(&browser, "#tab-sockets", "aria-selected", |v| v == "true").await?;
+        let filter = on_element(&browser, "#filter", |el| async move { el.prop("value").await })
+            .await?
+            .unwrap_or_default();
+        if filter != server.pid.to_string() {
+            return Err(format!("the filter reads {filter:?}, not the server's pid"));
+        }
+        wait_for_text(&browser, "#detail h2", |t| t.ends_with(&format!(":{port}"))).await?;
+        wait_for_text(&browser, "#detail .proc h3", |t| {
+            t.contains(&format!("pid {}", server.pid))
+        })
+        .await?;
+        // Back to the map with the keyboard: Enter on the focused node opens it too.
+        c.goto(&format!("{}&tab=map&q={port}", agent.url))
+            .await
+            .map_err(|e| e.to_string())?;
+        on_element(&browser, &link, |el| async move { el.attr("data-key").await }).await?;
+        c.execute(
+            "document.querySelector('#map-svg .node[tabindex=\"0\"]').focus();",
+            vec![],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        let focused_id = c
+            .execute("return document.activeElement.dataset.id;", vec![])
+            .await
+            .map_err(|e| e.to_string())?;
+        press(&browser, &Key::Enter.to_string()).await?;
+        wait_for_attr(&browser, "#tab-sockets", "aria-selected", |v| v == "true").await?;
+        let pid = focused_id
+            .as_str()
+            .and_then(|id| id.strip_prefix('p'))
+            .unwrap_or_default()
+            .to_owned();
+        wait_for_text(&browser, "#detail .proc h3", |t| t.contains(&format!("pid {pid}")))
+            .await?;
+        drop(client);
+        Ok(())
+    }
+    .await;
+    browser.finish(result).await;
+}
+
+/// The port space (#12): the strip shows this machine's ephemeral range as the kernel has it
+/// (`/proc/sys/net/ipv4/ip_local_port_range`), a listener below it as a mark named by its
+/// owner, and one started inside it flagged — in its mark, its row and a warning that says
+/// why (an outgoing connection may take the port: "address already in use"); `free`'s
+/// suggestions are marked outside the range; the filter applies; a listener's row opens it
+/// in the Sockets view; axe-core finds no serious or critical violation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_port_space_flags_a_listener_in_the_ephemeral_range() {
+    let (first, last) = ephemeral_range();
+    assert!(
+        first > 11000,
+        "this test wants room below the ephemeral range ({first}–{last})"
+    );
+    let outside_port = free_port_in(10000..=first - 1000);
+    let inside_port = free_port_in(first + 100..=last - 100);
+    let outside = Situation::start(&["listen-at", "127.0.0.1", &outside_port.to_string()]);
+    let inside = Situation::start(&["listen-at", "127.0.0.1", &inside_port.to_string()]);
+    let agent = Agent::start();
+    let browser = Browser::start().await;
+    let result = async {
+        let c = &browser.client;
+        let axe_js = axe_source()?;
+        c.goto(&format!("{}&tab=ports", agent.url))
+            .await
+            .map_err(|e| e.to_string())?;
+        wait_for_text(&browser, "#ports-summary", |t| {
+            t.contains(&format!("ephemeral range {first}–{last} (from the kernel)"))
+        })
+        .await?;
+        let row = |port: u16| format!("#ports-list tr[data-port='{port}']");
+        let inside_row = wait_for_text(&browser, &row(inside_port), |t| {
+            t.contains("⚠ in the ephemeral range")
+        })
+        .await?;
+        if !inside_row.contains(&format!("python3 (pid {})", inside.pid)) {
+            return Err(format!("the flagged row does not name its owner: {inside_row}"));
+        }
+        let outside_row = wait_for_text(&browser, &row(outside_port), |t| {
+            t.contains(&format!("python3 (pid {})", outside.pid))
+        })
+        .await?;
+        if outside_row.contains("ephemeral") {
+            return Err(format!("the listener below the range is flagged: {outside_row}"));
+        }
+        // Each listener's mark: hovering names the owner, the one inside is flagged.
+        let marks_js = format!(
+            "return [{outside_port}, {inside_port}].map(p => {{ \
+               const m = [...document.querySelectorAll('#ports-svg .mark')] \
+                 .find(m => +m.dataset.first <= p && p <= +m.dataset.last); \
+               return m ? [m.getAttribute('class'), m.querySelector('title').textContent] : null; }});"
+        );
+        let marks = until_js(&browser, "both listeners' marks", WAIT, &marks_js, |v| {
+            v.as_array().is_some_and(|a| a.iter().all(|m| !m.is_null()))
+        })
+        .await?;
+        let (out_mark, in_mark) = (&marks[0], &marks[1]);
+        let text = |v: &serde_json::Value, i: usize| v[i].as_str().unwrap_or_default().to_owned();
+        if !text(out_mark, 1).contains(&format!("127.0.0.1:{outside_port} tcp python3 (pid {})", outside.pid))
+            || !text(in_mark, 1).contains(&format!("127.0.0.1:{inside_port} tcp python3 (pid {})", inside.pid))
+        {
+            return Err(format!("the marks' titles do not name the owners: {marks}"));
+        }
+        if !text(in_mark, 0).contains("flagged") || text(out_mark, 0).contains("flagged") {
+            return Err(format!("the mark inside the range is not flagged, or the one below is: {marks}"));
+        }
+        // `free`'s suggestions: outside the ephemeral range, unprivileged.
+        let suggested = until_js(
+            &browser,
+            "free's suggestions marked",
+            WAIT,
+            "return [...document.querySelectorAll('#ports-svg .suggestion')].map(s => +s.dataset.port);",
+            |v| v.as_array().is_some_and(|a| !a.is_empty()),
+        )
+        .await?;
+        for p in suggested.as_array().into_iter().flatten() {
+            let p = p.as_u64().unwrap_or_default();
+            if p < 1024 || (u64::from(first)..=u64::from(last)).contains(&p) {
+                return Err(format!("free suggested {p}, inside the ranges it avoids"));
+            }
+        }
+        // One tab stop among the marks.
+        let stops = c
+            .execute(
+                "return document.querySelectorAll('#ports-svg .mark[tabindex=\"0\"]').length;",
+                vec![],
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        if stops != 1 {
+            return Err(format!("{stops} marks are tab stops, not one"));
+        }
+        let violations = axe(&browser, &axe_js).await?;
+        if !violations.is_empty() {
+            return Err(format!("axe on the port space: {violations:#?}"));
+        }
+        screenshot_if_asked(&browser, "PORTSCOPE_SCREENSHOT_PORTS").await?;
+
+        // The filter applies: the inside port alone, and the warning names it (on a busy
+        // machine it names the first few of many).
+        set_filter(&browser, &inside_port.to_string()).await;
+        wait_for_text(&browser, "#ports-summary", |t| t.starts_with("1 listener ·")).await?;
+        let warning = wait_for_text(&browser, "#ephemeral-warning", |t| {
+            t.contains(&format!("127.0.0.1:{inside_port}"))
+        })
+        .await?;
+        for words in ["outgoing connection", "address already in use", &format!("({first}–{last})")] {
+            if !warning.contains(words) {
+                return Err(format!("the warning does not say {words:?}: {warning}"));
+            }
+        }
+        if !warning.starts_with("⚠ 1 listener inside this machine's ephemeral range") {
+            return Err(format!("the warning does not count the one listener shown: {warning}"));
+        }
+        let rows = c
+            .execute(
+                "return [...document.querySelectorAll('#ports-list tbody tr')].map(r => +r.dataset.port);",
+                vec![],
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        if rows != serde_json::json!([inside_port]) {
+            return Err(format!("filtered to {inside_port}, the list shows {rows}"));
+        }
+        set_filter(&browser, "").await;
+        // A row opens its listener in the Sockets view.
+        click(&browser, &format!("{} button", row(outside_port))).await?;
+        wait_for_attr(&browser, "#tab-sockets", "aria-selected", |v| v == "true").await?;
+        wait_for_text(&browser, "#detail h2", |t| {
+            t.ends_with(&format!("127.0.0.1:{outside_port}"))
+        })
+        .await?;
+        // So does a mark of one listener (filtered to its port, so that no neighbour merges
+        // with it), from the keyboard too.
+        c.goto(&format!("{}&tab=ports&q={inside_port}", agent.url))
+            .await
+            .map_err(|e| e.to_string())?;
+        let mark = format!("#ports-svg .mark[data-first='{inside_port}'][data-last='{inside_port}']");
+        on_element(&browser, &mark, |el| async move { el.attr("tabindex").await }).await?;
+        c.execute(&format!("document.querySelector(\"{mark}\").focus();"), vec![])
+            .await
+            .map_err(|e| e.to_string())?;
+        press(&browser, &Key::Enter.to_string()).await?;
+        wait_for_attr(&browser, "#tab-sockets", "aria-selected", |v| v == "true").await?;
+        wait_for_text(&browser, "#detail h2", |t| {
+            t.ends_with(&format!("127.0.0.1:{inside_port}"))
+        })
+        .await?;
+        Ok(())
+    }
+    .await;
+    browser.finish(result).await;
+}
+
+/// The map at the size #12 asks it to stay readable and quick at: 50 processes (in five
+/// projects, real git repositories) each holding a connection to ten others, 500 client →
+/// server links. No two node boxes overlap on the page, and the time from the drawing to the
+/// browser's layout (`data-render-ms`) is printed for the record and held under a second here
+/// (the issue's target is 100 ms; a machine shared with other builds is slower).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_map_draws_fifty_processes_and_five_hundred_links() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut dirs = Vec::new();
+    for name in ["shop", "blog", "billing", "search", "auth"] {
+        let repo = dir.path().join(name);
+        std::fs::create_dir_all(&repo).unwrap();
+        let (code, _, err) = crate::support::run({
+            let mut git = std::process::Command::new("git");
+            git.args(["init", "-q"]).current_dir(&repo);
+            git
+        });
+        assert_eq!(code, 0, "git init: {err}");
+        dirs.push(repo.to_str().unwrap().to_owned());
+    }
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/support/mesh.py");
+    let mut mesh = std::process::Command::new("python3")
+        .arg(script)
+        .args(["50", "10", "meshnode"])
+        .args(&dirs)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let stdin = mesh.stdin.take();
+    let line = crate::support::read_line_within(
+        std::io::BufReader::new(mesh.stdout.take().unwrap()),
+        Duration::from_secs(60),
+    )
+    .expect("the mesh did not come up");
+    assert!(line.contains("\"pids\""), "{line}");
+    let agent = Agent::start();
+    let browser = Browser::start().await;
+    let result = async {
+        let c = &browser.client;
+        c.goto(&format!("{}&tab=map&q=meshnode", agent.url))
+            .await
+            .map_err(|e| e.to_string())?;
+        let figures = until_js(
+            &browser,
+            "500 links drawn",
+            Duration::from_secs(30),
+            "const p = document.getElementById('panel-map'); \
+             return [p.dataset.renderLinks || null, p.dataset.renderMs || null, p.dataset.fetchMs || null, \
+                     document.querySelectorAll('#map-svg .node').length];",
+            |v| v[0] == "500" && v[3] == 50,
+        )
+        .await?;
+        println!(
+            "map of 50 processes and 500 links: drawn and laid out in {} ms (graph fetched in {} ms)",
+            figures[1].as_str().unwrap_or("?"),
+            figures[2].as_str().unwrap_or("?")
+        );
+        // Drawn from scratch a few times: filtered away, then back (the filter's pause comes
+        // before the measured time starts).
+        let mut times = Vec::new();
+        let figures_js = "const p = document.getElementById('panel-map'); \
+             return [p.dataset.renderLinks || null, +(p.dataset.renderN || 0), +(p.dataset.renderMs || NaN)];";
+        for _ in 0..5 {
+            set_filter(&browser, "no-such-process").await;
+            until_js(&browser, "the map emptied", WAIT, figures_js, |v| v[0] == "0").await?;
+            let n = c
+                .execute(figures_js, vec![])
+                .await
+                .map_err(|e| e.to_string())?[1]
+                .clone();
+            set_filter(&browser, "meshnode").await;
+            let drawn = until_js(&browser, "the map drawn again", WAIT, figures_js, |v| {
+                v[0] == "500" && v[1] != n
+            })
+            .await?;
+            times.push(drawn[2].as_f64().unwrap_or(f64::NAN));
+        }
+        times.sort_by(f64::total_cmp);
+        println!("map of 500 links drawn from scratch, 5 times: {times:?} ms (median {} ms)", times[2]);
+        if times[2].is_nan() || times[2] > 1000.0 {
+            return Err(format!("the map took {} ms to draw", times[2]));
+        }
+        let overlaps = c
+            .execute(
+                "const r = [...document.querySelectorAll('#map-svg .node rect')].map(e => e.getBoundingClientRect()); \
+                 let n = 0; for (let i = 0; i < r.length; i++) for (let j = i + 1; j < r.length; j++) \
+                   if (r[i].left < r[j].right && r[j].left < r[i].right && r[i].top < r[j].bottom && r[j].top < r[i].bottom) n++; \
+                 return [r.length, n, document.querySelectorAll('#map-svg .frame').length];",
+                vec![],
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        if overlaps[0] != 50 || overlaps[1] != 0 {
+            return Err(format!("nodes drawn, overlapping pairs: {overlaps}"));
+        }
+        if overlaps[2] != 5 {
+            return Err(format!("{} project frames, not 5", overlaps[2]));
+        }
+        screenshot_if_asked(&browser, "PORTSCOPE_SCREENSHOT_MAP_BUSY").await?;
+        Ok(())
+    }
+    .await;
+    drop(stdin);
+    let _ = mesh.kill();
+    let _ = mesh.wait();
+    browser.finish(result).await;
+}
+
+/// The map and the port space in the dark scheme and with reduced motion: axe-core finds no
+/// serious or critical violation (contrast included) in either, nor in a link's connections.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_map_and_the_port_space_pass_axe_in_the_dark() {
+    let server = Situation::start(&["keep", "127.0.0.1"]);
+    let client = Situation::start(&["dial", &server.port.to_string(), "2"]);
+    let agent = Agent::start();
+    let browser = Browser::start_with(&[
+        "--blink-settings=preferredColorScheme=0",
+        "--force-prefers-reduced-motion",
+    ])
+    .await;
+    let result = async {
+        let c = &browser.client;
+        let axe_js = axe_source()?;
+        let port = server.port;
+        c.goto(&format!("{}&tab=map&q={port}", agent.url))
+            .await
+            .map_err(|e| e.to_string())?;
+        let link = format!("#map-svg .link[data-key='p{}>p{}']", client.pid, server.pid);
+        wait_for_text(&browser, &format!("{link} .link-label"), |t| {
+            t == format!(":{port} ×2")
+        })
+        .await?;
+        let mut found = axe(&browser, &axe_js).await?;
+        click(&browser, &format!("{link} .link-label")).await?;
+        wait_for_text(&browser, "#link-detail .link-connections", |t| {
+            t.contains(&format!("127.0.0.1:{port}"))
+        })
+        .await?;
+        found.extend(axe(&browser, &axe_js).await?);
+        screenshot_if_asked(&browser, "PORTSCOPE_SCREENSHOT_MAP_DARK").await?;
+        c.goto(&format!("{}&tab=ports", agent.url))
+            .await
+            .map_err(|e| e.to_string())?;
+        wait_for_text(
+            &browser,
+            &format!("#ports-list tr[data-port='{port}']"),
+            |t| t.contains(&format!("pid {}", server.pid)),
+        )
+        .await?;
+        found.extend(axe(&browser, &axe_js).await?);
+        screenshot_if_asked(&browser, "PORTSCOPE_SCREENSHOT_PORTS_DARK").await?;
+        if found.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("axe in the dark scheme: {found:#?}"))
+        }
+    }
+    .await;
+    browser.finish(result).await;
 }

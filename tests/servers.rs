@@ -1,7 +1,8 @@
 //! The doctor on real servers (#10): PostgreSQL, Redis and nginx from Debian's packages, each
 //! started by the test on a loopback port of its own. What is checked is what the servers
 //! themselves say: their logs (no "SECURITY ATTACK", no bad startup packet, no crash recovery),
-//! how they stopped, and whether they still answer.
+//! how they stopped, and whether they still answer. Docker's containers are named in the CLI
+//! and the dashboard, and a Compose project's container gets its project's card.
 
 use std::time::Duration;
 
@@ -215,7 +216,39 @@ fn kill_stops_postgresql_its_own_way_and_never_forces_it() {
 #[test]
 fn kill_stops_redis_with_term_and_nginx_gracefully_through_its_master() {
     let mut redis = Redis::start("127.0.0.1");
-    let (code, reports, err) = kill(&[&redis.port.to_string()]);
+    let port = redis.port.to_string();
+    // `who` lists redis-cli, connected, as a client on this machine (#10 item 11).
+    let mut cli = std::process::Command::new("redis-cli")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "subscribe",
+            "portscope-test",
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("redis-cli (redis-tools) is installed with redis-server");
+    let who = crate::support::wait_for("redis-cli to connect", Duration::from_secs(20), || {
+        let (_, out, _) = run_cli(&["who", &port, "--json"]);
+        let who: portscope_shared::WhoReport = serde_json::from_str(&out).ok()?;
+        who.clients
+            .iter()
+            .any(|c| {
+                c.process
+                    .as_ref()
+                    .is_some_and(|p| p.pid == cli.id() && p.name == "redis-cli")
+            })
+            .then_some(out)
+    });
+    assert!(who.contains("redis-cli"), "{who}");
+    let (_, text, _) = run_cli(&["who", &port]);
+    assert!(
+        text.contains(&format!("redis-cli (pid {})", cli.id())),
+        "{text}"
+    );
+    let (code, reports, err) = kill(&[&port]);
     assert_eq!(code, 0, "{reports:?}\n{err}");
     assert_eq!(
         (reports[0].signal.as_str(), reports[0].outcome),
@@ -228,6 +261,8 @@ fn kill_stops_redis_with_term_and_nginx_gracefully_through_its_master() {
         "{log}"
     );
     assert!(log.contains("ready to exit, bye bye"), "{log}");
+    let _ = cli.kill();
+    let _ = cli.wait();
 
     let mut nginx = Nginx::start();
     let (code, reports, err) = kill(&[&nginx.port.to_string()]);
@@ -393,5 +428,71 @@ fn containers_are_named_and_looked_inside() {
         out.contains(&label),
         "and the container is still named: {out}"
     );
+
+    // The dashboard (real Chromium) names the container in its row, and shows the Compose
+    // project's card with the port its container publishes.
+    let agent = crate::support::Agent::start();
+    let url = agent.url.clone();
+    let shown = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let browser = crate::support::browser::Browser::start().await;
+        let result = dashboard_names_containers(&browser, &url, empty_port, web_port, &label).await;
+        browser.finish(result).await
+    });
+    assert!(
+        shown.contains("/srv/shop"),
+        "the card shows where the project lives: {shown}"
+    );
     drop((empty, web, docker));
+}
+
+/// The row of `empty_port` in the table, then the Projects view's card of the Compose project
+/// `shop` with `web_port`: what the page shows of containers.
+async fn dashboard_names_containers(
+    browser: &crate::support::browser::Browser,
+    url: &str,
+    empty_port: u16,
+    web_port: u16,
+    label: &str,
+) -> Result<String, String> {
+    use fantoccini::Locator;
+    let c = &browser.client;
+    c.goto(&format!("{url}&tab=sockets&q={empty_port}"))
+        .await
+        .map_err(|e| e.to_string())?;
+    let row = format!("#sockets tbody tr.row[data-id*=':{empty_port} - ']");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = match c.find(Locator::Css(&row)).await {
+            Ok(el) => el.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        if text.contains(label) {
+            break;
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err(format!(
+                "the row of {empty_port} reads {text:?}, not {label:?}"
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    c.goto(&format!("{url}&tab=projects"))
+        .await
+        .map_err(|e| e.to_string())?;
+    let service = format!("article.card[data-project='shop'] li.service[data-port='{web_port}']");
+    let el = c
+        .wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css(&service))
+        .await
+        .map_err(|e| format!("no card of the Compose project with port {web_port}: {e}"))?;
+    let line = el.text().await.map_err(|e| e.to_string())?;
+    if !line.contains(&format!(":{web_port}")) {
+        return Err(format!("the card's line reads {line:?}"));
+    }
+    let card = c
+        .find(Locator::Css("article.card[data-project='shop']"))
+        .await
+        .map_err(|e| e.to_string())?;
+    card.text().await.map_err(|e| e.to_string())
 }

@@ -255,8 +255,22 @@ impl Live {
 
     /// Applies the deltas that arrive within `limit`.
     async fn follow(&mut self, limit: Duration) {
-        let deadline = tokio::time::Instant::now() + limit;
-        while let Ok(msg) = tokio::time::timeout_at(deadline, self.ws.next(limit * 2)).await {
+        self.follow_until(tokio::time::Instant::now() + limit, |_| false)
+            .await;
+    }
+
+    /// Applies the deltas that arrive until `done` holds (checked after each) or `deadline`;
+    /// whether `done` held.
+    async fn follow_until(
+        &mut self,
+        deadline: tokio::time::Instant,
+        done: impl Fn(&Live) -> bool,
+    ) -> bool {
+        if done(self) {
+            return true;
+        }
+        let wait = deadline.saturating_duration_since(tokio::time::Instant::now()) * 2;
+        while let Ok(msg) = tokio::time::timeout_at(deadline, self.ws.next(wait)).await {
             let delta = match msg {
                 ServerMessage::Delta(delta) => delta,
                 // A delta's listener events: what the state shows already.
@@ -274,7 +288,11 @@ impl Live {
             self.add(delta.added);
             self.add(delta.changed);
             self.warnings = delta.warnings;
+            if done(self) {
+                return true;
+            }
         }
+        false
     }
 
     fn owners(&self, conns: &[Conn]) -> BTreeMap<Conn, BTreeSet<u32>> {
@@ -297,20 +315,32 @@ fn owners_of<'a>(
     map
 }
 
-/// Waits (following the stream) until the live view shows `expected`, then checks that a full
-/// scan and `ss` say the same. The limit is well inside the collector's sweep period (30 ticks of
-/// 200 ms before any sweep walk), so the live view must get there by its own detection.
-async fn agree(live: &mut Live, expected: &BTreeMap<Conn, BTreeSet<u32>>, what: &str) {
+/// Waits (following the stream) until the live view shows `expected`, at most two ticks after
+/// the change was made: the next scan sees it (a new process is walked, a changed descriptor
+/// count makes its process walked), and the tick after that is the margin for the scan itself
+/// and the delta's way to the client. That is far inside the collector's sweep period (30 ticks
+/// before any sweep walk), so the live view must get there by its own detection. Then checks
+/// that a full scan and `ss` say the same.
+async fn agree(
+    live: &mut Live,
+    expected: &BTreeMap<Conn, BTreeSet<u32>>,
+    what: &str,
+    tick: Duration,
+) {
     let conns: Vec<Conn> = expected.keys().copied().collect();
     let started = Instant::now();
-    while live.owners(&conns) != *expected {
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "{what}: the live view says {:?}, expected {expected:?}",
-            live.owners(&conns)
-        );
-        live.follow(Duration::from_millis(200)).await;
-    }
+    let seen = live
+        .follow_until(tokio::time::Instant::now() + 2 * tick, |l| {
+            l.owners(&conns) == *expected
+        })
+        .await;
+    assert!(
+        seen,
+        "{what}: after two ticks ({:?}) the live view says {:?}, expected {expected:?}",
+        2 * tick,
+        live.owners(&conns)
+    );
+    eprintln!("{what}: seen after {:?}", started.elapsed());
     let (code, out, err) = run_cli(&["ls", "--json"]);
     assert_eq!(code, 0, "{err}");
     let full: Snapshot = serde_json::from_str(&out).unwrap();
@@ -330,22 +360,22 @@ async fn agree(live: &mut Live, expected: &BTreeMap<Conn, BTreeSet<u32>>, what: 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_live_view_follows_owner_changes_like_a_full_scan_and_ss() {
-    owner_changes(Agent::start_ticking("200ms")).await;
+    owner_changes(Agent::start_ticking("200ms"), Duration::from_millis(200)).await;
 }
 
 /// The same on the path of kernels before 6.2, which report no descriptor count (forced here
 /// with `PORTSCOPE_FD_COUNT=list`). With a 500 ms tick the sweep walks nobody before 15 s, and
-/// `agree` waits at most 5 s: each change must be seen by its own detection, not the sweep.
+/// `agree` waits two ticks (1 s): each change must be seen by its own detection, not the sweep.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_live_view_follows_owner_changes_without_a_kernel_descriptor_count() {
-    owner_changes(Agent::start_with_env(
-        "500ms",
-        &[("PORTSCOPE_FD_COUNT", "list")],
-    ))
+    owner_changes(
+        Agent::start_with_env("500ms", &[("PORTSCOPE_FD_COUNT", "list")]),
+        Duration::from_millis(500),
+    )
     .await;
 }
 
-async fn owner_changes(agent: Agent) {
+async fn owner_changes(agent: Agent, tick: Duration) {
     let mut family = Holder::<Family>::start_script("family.py");
     let (pid, receiver) = (family.ports.pid, family.ports.receiver);
     let listener = (family.ports.port, None);
@@ -358,13 +388,13 @@ async fn owner_changes(agent: Agent) {
             .map(|c| (c, pids.iter().copied().collect()))
             .collect()
     };
-    agree(&mut live, &all(&[pid]), "at start").await;
+    agree(&mut live, &all(&[pid]), "at start", tick).await;
 
     let child: u32 = family.command("fork").parse().unwrap();
-    agree(&mut live, &all(&[pid, child]), "after a fork").await;
+    agree(&mut live, &all(&[pid, child]), "after a fork", tick).await;
 
     assert_eq!(family.command("end-child"), "ended");
-    agree(&mut live, &all(&[pid]), "after the child exited").await;
+    agree(&mut live, &all(&[pid]), "after the child exited", tick).await;
 
     assert_eq!(family.command("move"), "moved");
     let mut moved = all(&[pid]);
@@ -373,6 +403,7 @@ async fn owner_changes(agent: Agent) {
         &mut live,
         &moved,
         "after the listener was passed over SCM_RIGHTS",
+        tick,
     )
     .await;
 
@@ -385,7 +416,7 @@ async fn owner_changes(agent: Agent) {
         .collect();
     assert_eq!(churned.len(), 200);
     live.follow(Duration::from_secs(1)).await;
-    agree(&mut live, &moved, "after 200 short-lived holders").await;
+    agree(&mut live, &moved, "after 200 short-lived holders", tick).await;
     let named: Vec<&Socket> = live
         .sockets
         .values()

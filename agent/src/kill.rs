@@ -1,6 +1,7 @@
 //! `portscope kill <port>` / `--pid N` and `POST /api/v1/kill`: stop what holds a port the way its
 //! program expects (PostgreSQL's fast shutdown, nginx's graceful one), force only a program that
-//! is not a database and still listens without progress, name the clients that keep it waiting,
+//! is not a database and made no progress (one that listened: while it still listens), name the
+//! clients that keep it waiting,
 //! and refuse pid 1, portscope itself, kernel threads and processes the user may not signal.
 
 use std::io::Write;
@@ -202,7 +203,8 @@ pub struct Plan {
     /// What the signal does to this program, when it is the program's own way ("PostgreSQL's
     /// fast shutdown: …"); empty otherwise.
     pub means: String,
-    /// `KILL` after this long without progress while it still listens; `None`: never.
+    /// `KILL` after this long without progress (while it still listens, if it listened);
+    /// `None`: never.
     pub force_after: Option<Duration>,
     /// Why it will not be forced although nobody said `never` (a database).
     pub not_forced: Option<String>,
@@ -355,10 +357,20 @@ impl Progress {
 }
 
 /// Sends the plan's signal, waits for the process (or its whole group) to go, and sends `KILL`
-/// only when the plan allows it and the process, still listening, made no progress for the
-/// plan's time (HUP, USR1, STOP or CONT are delivered and reported, never escalated). A process
-/// that closed its listening sockets is shutting down and is never forced.
-pub fn stop(process: &RawProcess, plan: &Plan, watch: &Watch, tree: bool) -> KillReport {
+/// only when the plan allows it and the process made no progress for the plan's time — and,
+/// when it held listening sockets, still listens (HUP, USR1, STOP or CONT are delivered and
+/// reported, never escalated). A process that closed its listening sockets is shutting down and
+/// is never forced; one that held none (`--pid` of a client) is judged on progress alone.
+///
+/// `now` says where to read the clients of a process that is still running: a fresh scan for
+/// the CLI, the agent's live model (then at most a tick old) for the dashboard.
+pub fn stop(
+    process: &RawProcess,
+    plan: &Plan,
+    watch: &Watch,
+    tree: bool,
+    now: &dyn Fn() -> crate::doctor::Source,
+) -> KillReport {
     let pid = process.pid;
     let name = process.name.clone();
     let signal = os::signal_by_name(&plan.signal);
@@ -439,15 +451,27 @@ pub fn stop(process: &RawProcess, plan: &Plan, watch: &Watch, tree: bool) -> Kil
             && (now.listening || watch.listening.is_empty())
             && last_change.elapsed() >= after
         {
-            return force(process, target, &who, &signal_name, after, start, &report);
+            let why = if watch.listening.is_empty() {
+                "made no progress"
+            } else {
+                "still listened without progress"
+            };
+            return force(
+                process,
+                target,
+                &who,
+                &signal_name,
+                (why, after),
+                start,
+                &report,
+            );
         }
         if start.elapsed() >= limit {
             break;
         }
     }
     // Still there, and not forced: say why, and who keeps it alive.
-    let state = Collector::new(os::System::new()).scan();
-    let (local, remote) = clients(&state, &watch.ports, &members);
+    let (local, remote) = now().with(|state| clients(state, &watch.ports, &members));
     let mut message = format!(
         "{} it is still running after {} s",
         sent_then(&sent),
@@ -495,7 +519,7 @@ fn force(
     target: SignalTarget,
     who: &str,
     signal_name: &str,
-    after: Duration,
+    (why, after): (&str, Duration),
     start: Instant,
     report: &dyn Fn(KillOutcome, Instant, String) -> KillReport,
 ) -> KillReport {
@@ -523,7 +547,7 @@ fn force(
                 KillOutcome::Forced,
                 start,
                 format!(
-                    "{who} ignored SIG{signal_name} and still listened without progress for {} s; sent KILL, and it is gone",
+                    "{who} ignored SIG{signal_name} and {why} for {} s; sent KILL, and it is gone",
                     after.as_secs_f32()
                 ),
             );
@@ -570,7 +594,9 @@ pub async fn run(args: KillArgs) -> anyhow::Result<bool> {
             let wire = crate::collector::to_wire_process(process.clone());
             let plan = plan(&wire, args.port, signal.as_deref(), force);
             let watch = Watch::of(&state, &[process.pid]);
-            reports.push(stop(&process, &plan, &watch, args.tree));
+            reports.push(stop(&process, &plan, &watch, args.tree, &|| {
+                crate::doctor::Source::Scan
+            }));
         }
         Ok(reports)
     })

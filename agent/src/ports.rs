@@ -573,6 +573,11 @@ nope\t\t70000/tcp
         );
         let mut vite_port = listener(IpAddr::V6(Ipv6Addr::LOCALHOST), 5173);
         annotate(&mut vite_port, None, &services);
+        assert_eq!(
+            vite_port.app.as_deref(),
+            Some("port 5173: usually Vite dev server"),
+            "the issue's case: a hidden owner on 5173 is labelled as a guess"
+        );
         assert!(
             !vite_port.http,
             "a port guess never claims HTTP: {vite_port:?}"

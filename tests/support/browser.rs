@@ -40,6 +40,13 @@ impl Browser {
     /// The same with more Chromium flags, e.g. `--blink-settings=preferredColorScheme=0` (the
     /// dark scheme) or `--force-prefers-reduced-motion`.
     pub async fn start_with(flags: &[&str]) -> Browser {
+        Browser::start_with_prefs(flags, serde_json::Value::Null).await
+    }
+
+    /// The same with Chromium preferences, e.g. notifications allowed
+    /// (`profile.default_content_setting_values.notifications: 1`, as a person who clicked
+    /// "Allow").
+    pub async fn start_with_prefs(flags: &[&str], prefs: serde_json::Value) -> Browser {
         for tool in [CHROMIUM, CHROMEDRIVER] {
             assert!(
                 Path::new(tool).exists(),
@@ -68,7 +75,11 @@ impl Browser {
         let mut caps = serde_json::Map::new();
         caps.insert(
             "goog:chromeOptions".into(),
-            serde_json::json!({ "binary": CHROMIUM, "args": args }),
+            if prefs.is_null() {
+                serde_json::json!({ "binary": CHROMIUM, "args": args })
+            } else {
+                serde_json::json!({ "binary": CHROMIUM, "args": args, "prefs": prefs })
+            },
         );
         // A chromedriver that cannot take its port (another test took it between our look and
         // its bind) or does not answer on a loaded machine is replaced, three times at most.

@@ -529,8 +529,9 @@ pub fn http_with_body(
     body: &str,
 ) -> HttpResponse {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("cannot connect to the agent");
+    // `POST /api/v1/kill` may wait up to 30 s for a process to stop before it answers.
     stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
+        .set_read_timeout(Some(Duration::from_secs(35)))
         .unwrap();
     let mut req = format!("{method} {path} HTTP/1.1\r\n");
     for (name, value) in headers {

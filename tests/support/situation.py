@@ -6,7 +6,8 @@ line, and keeps it until stdin closes.
   stubborn HOST          the same, from a process that ignores SIGTERM
   keep HOST              a TCP listener that accepts connections and keeps them open
   deaf HOST              a listener with a backlog of 1 that never accepts, its queue filled
-  http HOST TITLE        an HTTP server whose page has <title>TITLE</title>
+  http HOST TITLE [FILE] an HTTP server whose page has <title>TITLE</title>; while FILE exists,
+                         it answers with the status FILE holds instead of 200
   timewait [reuse]       a port left only in TIME_WAIT (server closed first, listener closed), by
                          a server that set SO_REUSEADDR or (without `reuse`) did not
   child HOST             a child process holds the listener; prints the child's pid
@@ -129,7 +130,14 @@ elif mode == "http":
     class Page(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
             body = f"<!doctype html><html><head><title>{title}</title></head><body>hi</body></html>".encode()
-            self.send_response(200)
+            status = 200
+            if len(sys.argv) > 4:
+                try:
+                    with open(sys.argv[4]) as f:
+                        status = int(f.read())
+                except FileNotFoundError:
+                    pass
+            self.send_response(status)
             self.send_header("Content-Type", "text/html")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()

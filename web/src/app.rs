@@ -24,6 +24,10 @@ use wasm_bindgen::{JsCast, JsValue};
 
 use crate::conn::{self, Applying, Link, Sinks};
 use crate::doctor::{Doctor, Kind, StopTarget, Troubleshoot};
+use crate::map::view::{LinkDetail, Map, MapState, keep_graph};
+use crate::portspace::view::PortSpace;
+use crate::projects::Projects;
+use crate::projects::view::{ProjectsState, ProjectsView};
 use crate::table::{self, Column, Row, Table, View};
 use crate::timeline::ListenerKey;
 use crate::timeline::view::{
@@ -169,11 +173,7 @@ fn tags(
 ) -> Vec<(&'static str, String, String)> {
     let mut tags = Vec::new();
     if let Some(h) = &s.health {
-        let (class, text) = match (h.up, h.status) {
-            (true, Some(status)) => ("tag up", format!("✓ {status} · {} ms", h.latency_ms)),
-            (true, None) => ("tag up", format!("✓ {} ms", h.latency_ms)),
-            (false, _) => ("tag down", "✗ down".to_owned()),
-        };
+        let (class, text) = crate::projects::health_tag(h);
         let why = h
             .detail
             .as_deref()
@@ -431,7 +431,11 @@ pub fn App() -> impl IntoView {
     let applied = RwSignal::new(None::<Applying>);
     let events = RwSignal::new(Vec::<portscope_shared::Event>::new());
     let view = RwSignal::new(url::read_view());
-    let tab = RwSignal::new(url::read_tab());
+    // The view: the URL's, else chosen once the first snapshot shows whether any project
+    // has a listener.
+    let asked_tab = url::read_tab();
+    let tab = RwSignal::new(asked_tab.unwrap_or(Tab::Sockets));
+    let tab_chosen = RwSignal::new(asked_tab.is_some());
     let selected = RwSignal::new(None::<String>);
     // The row the keyboard is on (the table's one tab stop): arrows move it, Enter selects it.
     let cursor = RwSignal::new(None::<String>);
@@ -504,6 +508,39 @@ pub fn App() -> impl IntoView {
     let timeline = TimelineState::new(events);
     let on_timeline = Signal::derive(move || tab.get() == Tab::Timeline);
     keep_base(timeline, hello, table, on_timeline);
+    let on_projects = Signal::derive(move || tab.get() == Tab::Projects);
+    let projects = ProjectsState::new(
+        table,
+        Signal::derive(move || view.with(|v| v.host.clone())),
+        Signal::derive(move || view.with(|v| v.query.clone())),
+    );
+    projects.keep_opened(hello, on_projects);
+    projects.notify_on_changes(table);
+    Effect::new(move |_| {
+        if !tab_chosen.get_untracked() && table.with(Table::any_loaded) {
+            tab_chosen.set(true);
+            if projects.projects.with_untracked(Projects::any) {
+                tab.set(Tab::Projects);
+            }
+        }
+    });
+    // The map and the port space show one machine: the host picked, else this agent's.
+    let map = MapState::new();
+    let on_map = Signal::derive(move || tab.get() == Tab::Map);
+    let on_ports = Signal::derive(move || tab.get() == Tab::Ports);
+    let one_host = Memo::new(move |_| {
+        let local = table.with(|t| t.local_name().map(str::to_owned));
+        view.with(|v| v.host.clone().filter(|h| Some(h) != local.as_ref()))
+    });
+    let one_host_note = Signal::derive(move || {
+        (multi.get() && view.with(|v| v.host.is_none())).then(|| {
+            let name = table.with(|t| t.local_name().unwrap_or("this machine").to_owned());
+            format!("All hosts are picked: this view shows {name} (this machine) alone. Pick a host above to see another's.")
+        })
+    });
+    let one_host_ephemeral =
+        Signal::derive(move || fleet.ephemeral(one_host.get().as_deref(), hello));
+    keep_graph(map, table, one_host, on_map);
 
     // Closed rows leave after their grace period.
     set_interval(
@@ -511,19 +548,40 @@ pub fn App() -> impl IntoView {
         Duration::from_millis(500),
     );
     // The URL mirrors the filter and sort, so a view can be bookmarked or shared.
-    Effect::new(move |_| url::write_view(tab.get(), &view.get()));
+    Effect::new(move |_| url::write_view(tab_chosen.get().then(|| tab.get()), &view.get()));
 
     let filter_ref = NodeRef::<html::Input>::new();
+    let shortcuts_ref = NodeRef::<html::Dialog>::new();
+    let show_shortcuts = move || {
+        if let Some(dialog) = shortcuts_ref.get_untracked()
+            && !dialog.open()
+        {
+            let _ = dialog.show_modal();
+        }
+    };
     let _keys = window_event_listener(ev::keydown, move |e: web_sys::KeyboardEvent| {
         let typing = web_sys::window()
             .and_then(|w| w.document())
             .and_then(|d| d.active_element())
-            .is_some_and(|el| matches!(el.tag_name().as_str(), "INPUT" | "TEXTAREA"));
+            .is_some_and(|el| matches!(el.tag_name().as_str(), "INPUT" | "TEXTAREA" | "SELECT"));
+        let plain = !(e.ctrl_key() || e.meta_key() || e.alt_key());
+        let view_key = e
+            .key()
+            .parse::<usize>()
+            .ok()
+            .and_then(|n| Tab::ALL.get(n.checked_sub(1)?).copied());
         if e.key() == "/" && !typing {
             e.prevent_default();
             if let Some(input) = filter_ref.get() {
                 let _ = input.focus();
             }
+        } else if e.key() == "?" && !typing {
+            e.prevent_default();
+            show_shortcuts();
+        } else if let Some(which) = view_key.filter(|_| plain && !typing) {
+            e.prevent_default();
+            tab_chosen.set(true);
+            tab.set(which);
         } else if e.key() == "Escape" {
             if doctor.stopping.get_untracked().is_some() {
                 doctor.stopping.set(None);
@@ -785,19 +843,47 @@ pub fn App() -> impl IntoView {
             }
         }
     });
+    // A project card's link: the table filtered to the project's sockets.
+    let to_filter = Callback::new(move |q: String| {
+        typed.set(q.clone());
+        view.update(|v| v.query = q);
+        selected.set(None);
+        tab_chosen.set(true);
+        tab.set(Tab::Sockets);
+    });
+    // A service on a card: its row in the table, selected, with the filter set to its port.
+    let to_row = Callback::new(move |key: String| {
+        let port = table.with_untracked(|t| t.rows.get(&key).map(|r| r.socket.local_port));
+        if let Some(port) = port {
+            show_port(port);
+        }
+        cursor.set(Some(key.clone()));
+        selected.set(Some(key));
+        tab_chosen.set(true);
+        tab.set(Tab::Sockets);
+    });
     let to_port = Callback::new(move |port: u16| {
         timeline.picked.set(None);
         tab.set(Tab::Sockets);
         show_port(port);
     });
+    // The map and the port space open a process or a socket in the table: (filter, row).
+    let open_in_table = Callback::new(move |(q, row): (String, Option<String>)| {
+        typed.set(q.clone());
+        view.update(|v| v.query = q);
+        timeline.picked.set(None);
+        map.picked.set(None);
+        tab_chosen.set(true);
+        tab.set(Tab::Sockets);
+        cursor.set(row.clone());
+        selected.set(row);
+    });
     let columns = move || if multi.get() { "9" } else { "8" };
-    let tab_button =
-        move |which: Tab, text: &'static str, id: &'static str, panel: &'static str| {
-            let other = match which {
-                Tab::Sockets => (Tab::Timeline, "tab-timeline"),
-                Tab::Timeline => (Tab::Sockets, "tab-sockets"),
-            };
-            view! {
+    let tab_button = move |which: Tab| {
+        let text = which.label();
+        let id = format!("tab-{}", which.key());
+        let panel = format!("panel-{}", which.key());
+        view! {
                 <button
                     type="button"
                     role="tab"
@@ -805,24 +891,36 @@ pub fn App() -> impl IntoView {
                     aria-controls=panel
                     aria-selected=move || if tab.get() == which { "true" } else { "false" }
                     tabindex=move || if tab.get() == which { "0" } else { "-1" }
-                    on:click=move |_| tab.set(which)
+                    on:click=move |_| {
+                        tab_chosen.set(true);
+                        tab.set(which);
+                    }
                     on:keydown=move |e: web_sys::KeyboardEvent| {
-                        if matches!(e.key().as_str(), "ArrowLeft" | "ArrowRight" | "Home" | "End") {
-                            e.prevent_default();
-                            tab.set(other.0);
-                            if let Some(el) = document()
-                                .get_element_by_id(other.1)
-                                .and_then(|el| el.dyn_into::<web_sys::HtmlElement>().ok())
-                            {
-                                let _ = el.focus();
-                            }
+                        let at = Tab::ALL.iter().position(|t| *t == which).unwrap_or(0);
+                        let last = Tab::ALL.len() - 1;
+                        let to = match e.key().as_str() {
+                            "ArrowLeft" => if at == 0 { last } else { at - 1 },
+                            "ArrowRight" => if at == last { 0 } else { at + 1 },
+                            "Home" => 0,
+                            "End" => last,
+                            _ => return,
+                        };
+                        e.prevent_default();
+                        let other = Tab::ALL[to];
+                        tab_chosen.set(true);
+                        tab.set(other);
+                        if let Some(el) = document()
+                            .get_element_by_id(&format!("tab-{}", other.key()))
+                            .and_then(|el| el.dyn_into::<web_sys::HtmlElement>().ok())
+                        {
+                            let _ = el.focus();
                         }
                     }
                 >
                     {text}
                 </button>
-            }
-        };
+        }
+    };
 
     view! {
         <header class="top">
@@ -834,14 +932,30 @@ pub fn App() -> impl IntoView {
                 <HostSwitcher fleet choices doctor />
             </Show>
             <div class="tabs" role="tablist" aria-label="Views">
-                {tab_button(Tab::Sockets, "Sockets", "tab-sockets", "panel-sockets")}
-                {tab_button(Tab::Timeline, "Timeline", "tab-timeline", "panel-timeline")}
+                {Tab::ALL.into_iter().map(tab_button).collect_view()}
             </div>
             <Show when=move || multi.get()>
                 <PeerLinks fleet />
             </Show>
             <LinkStatus link ever_opened />
+            <button type="button" class="shortcuts-button" aria-label="Keyboard shortcuts" title="Keyboard shortcuts (?)" on:click=move |_| show_shortcuts()>"?"</button>
         </header>
+        <dialog class="shortcuts" id="shortcuts" node_ref=shortcuts_ref aria-labelledby="shortcuts-title">
+            <h2 id="shortcuts-title">"Keyboard shortcuts"</h2>
+            <dl>
+                {Tab::ALL.iter().enumerate().map(|(i, t)| view! {
+                    <dt><kbd>{(i + 1).to_string()}</kbd></dt><dd>{format!("the {} view", t.label())}</dd>
+                }).collect_view()}
+                <dt><kbd>"/"</kbd></dt><dd>"the filter (it applies to every view)"</dd>
+                <dt><kbd>"Esc"</kbd></dt><dd>"clears the filter while typing; else closes the detail"</dd>
+                <dt><kbd>"←"</kbd>" "<kbd>"→"</kbd></dt><dd>"between the views' tabs, when a tab has the focus"</dd>
+                <dt><kbd>"↑"</kbd>" "<kbd>"↓"</kbd>" "<kbd>"PgUp"</kbd>" "<kbd>"PgDn"</kbd>" "<kbd>"Home"</kbd>" "<kbd>"End"</kbd></dt><dd>"through the socket table's rows"</dd>
+                <dt><kbd>"Enter"</kbd></dt><dd>"opens the row or the timeline bar that has the focus"</dd>
+                <dt><kbd>"←"</kbd>" "<kbd>"→"</kbd>" "<kbd>"↑"</kbd>" "<kbd>"↓"</kbd></dt><dd>"between the timeline's bars"</dd>
+                <dt><kbd>"?"</kbd></dt><dd>"this list"</dd>
+            </dl>
+            <form method="dialog"><button type="submit" autofocus>"Close"</button></form>
+        </dialog>
         <Banner link hello table />
         <div class="toolbar">
             <input
@@ -893,6 +1007,7 @@ pub fn App() -> impl IntoView {
         <Troubleshoot doctor hosts=choices.into() />
         <main class="content">
             <div class="views">
+            <ProjectsView state=projects active=on_projects on_filter=to_filter on_row=to_row />
             <div
                 class="table-wrap"
                 id="panel-sockets"
@@ -986,10 +1101,13 @@ pub fn App() -> impl IntoView {
                 query=Signal::derive(move || view.with(|v| v.query.clone()))
                 selected
             />
+            <Map state=map active=on_map table host=one_host host_note=one_host_note query=Signal::derive(move || view.with(|v| v.query.clone())) open=open_in_table />
+            <PortSpace active=on_ports table host=one_host ephemeral=one_host_ephemeral host_note=one_host_note query=Signal::derive(move || view.with(|v| v.query.clone())) open=open_in_table />
             </div>
             <RecentChanges hello events query=Signal::derive(move || view.with(|v| v.query.clone())) pick />
             <Detail selected table hello doctor fleet now=timeline.now />
             <TenureDetail state=timeline selected on_port=to_port />
+            <LinkDetail state=map active=on_map table host=one_host open=open_in_table />
         </main>
     }
 }

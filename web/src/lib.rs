@@ -1,10 +1,10 @@
 //! The portscope dashboard: Leptos (client-side rendering) compiled to WebAssembly, served by
 //! the agent. It talks to the agent only through `portscope_shared` messages.
 //!
-//! Only [`table`] and [`timeline`], the client-side models, and [`windowing`], the rows in view
-//! that both render, are pure Rust: they also compile for the host, where their tests run
-//! (`cargo test --workspace`). Everything that touches the browser (`timeline::view` included)
-//! is wasm32-only.
+//! Only [`table`], [`projects`], [`timeline`], [`map`] and [`portspace`], the client-side
+//! models, and [`windowing`], the rows in view that the table and the timeline render, are pure
+//! Rust: they also compile for the host, where their tests run (`cargo test --workspace`).
+//! Everything that touches the browser (their `view` modules included) is wasm32-only.
 
 #[cfg(target_arch = "wasm32")]
 mod api;
@@ -14,6 +14,9 @@ mod app;
 mod conn;
 #[cfg(target_arch = "wasm32")]
 mod doctor;
+pub mod map;
+pub mod portspace;
+pub mod projects;
 pub mod table;
 pub mod timeline;
 #[cfg(target_arch = "wasm32")]

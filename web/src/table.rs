@@ -657,8 +657,9 @@ impl Default for View {
 
 /// Whether the view shows a row of the host named `host`: the host picked, the listening
 /// toggle, and every whitespace-separated term of the (lowercased) query. A number matches a
-/// port or pid exactly (so `80` does not match 8080); other text matches any column (`hay`, the
-/// row's lowercase search text, the host's name included) as a substring.
+/// port or pid exactly (so `80` does not match 8080), `project:NAME` an owner's project
+/// exactly; other text matches any column (`hay`, the row's lowercase search text, the host's
+/// name included) as a substring.
 fn shows(view: &View, query: &str, row: &Row, host: Option<&str>) -> bool {
     let s = &row.socket;
     view.host.as_deref().is_none_or(|h| host == Some(h))
@@ -669,9 +670,16 @@ fn shows(view: &View, query: &str, row: &Row, host: Option<&str>) -> bool {
                     || s.remote_port.map(u32::from) == Some(n)
                     || s.pids.contains(&n);
             }
+            if term.starts_with(PROJECT_TERM) {
+                return row.hay.split(' ').any(|word| word == term);
+            }
             row.hay.contains(term)
         })
 }
+
+/// The start of a filter term that names a project exactly (`project:shop` is not
+/// `project:shop-app`), the Projects view's link to a project's sockets.
+pub const PROJECT_TERM: &str = "project:";
 
 /// A row's place in the view's order.
 fn place(procs: Procs<'_>, host: Option<&str>, view: &View, row: &Row) -> Place {
@@ -685,10 +693,18 @@ fn place(procs: Procs<'_>, host: Option<&str>, view: &View, row: &Row) -> Place 
     }
 }
 
-/// The text the filter searches: every column (the host's name when it has one), lowercase.
+/// The text the filter searches: every column (the host's name when it has one) and the
+/// owners' projects — as `project:NAME` too, the Projects view's link to a project's sockets —
+/// lowercase.
 fn haystack(procs: Procs<'_>, host: Option<&str>, s: &Socket) -> String {
+    let projects: Vec<String> = s
+        .pids
+        .iter()
+        .filter_map(|pid| procs.get(pid)?.project.as_ref())
+        .map(|p| format!("{PROJECT_TERM}{} {}", p.name.replace(' ', "_"), p.name))
+        .collect();
     format!(
-        "{} {} {} {} {} {} {} {} {} {}",
+        "{} {} {} {} {} {} {} {} {} {} {}",
         host.unwrap_or_default(),
         s.proto_label(),
         s.local_endpoint(),
@@ -703,6 +719,7 @@ fn haystack(procs: Procs<'_>, host: Option<&str>, s: &Socket) -> String {
         user(procs, s),
         what(s),
         s.exposure.map_or("", |e| e.as_str()),
+        projects.join(" "),
     )
     .to_lowercase()
 }

@@ -32,25 +32,61 @@ pub fn take_token() -> Option<String> {
 
 use crate::table::{Column, View};
 
-/// The dashboard's two views, switched by the tabs in the header (`?tab=timeline`).
+/// The dashboard's views, switched by the tabs in the header (`?tab=projects`, `map`,
+/// `ports`, …), in the order of the tabs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Tab {
+    Projects,
     Sockets,
     Timeline,
+    Map,
+    Ports,
 }
 
-/// The tab the URL asks for; the socket table when it names none.
-pub fn read_tab() -> Tab {
-    let timeline = web_sys::window()
+impl Tab {
+    pub const ALL: [Tab; 5] = [
+        Tab::Projects,
+        Tab::Sockets,
+        Tab::Timeline,
+        Tab::Map,
+        Tab::Ports,
+    ];
+
+    /// Its name in the URL (`?tab=`), and the stem of its tab's and panel's element ids.
+    pub fn key(self) -> &'static str {
+        match self {
+            Tab::Projects => "projects",
+            Tab::Sockets => "sockets",
+            Tab::Timeline => "timeline",
+            Tab::Map => "map",
+            Tab::Ports => "ports",
+        }
+    }
+
+    /// Its tab's text.
+    pub fn label(self) -> &'static str {
+        match self {
+            Tab::Projects => "Projects",
+            Tab::Sockets => "Sockets",
+            Tab::Timeline => "Timeline",
+            Tab::Map => "Map",
+            Tab::Ports => "Port space",
+        }
+    }
+
+    fn from_key(key: &str) -> Option<Tab> {
+        Tab::ALL.into_iter().find(|t| t.key() == key)
+    }
+}
+
+/// The tab the URL asks for; `None` when it names none (the page then opens on Projects when
+/// any project has a listener, else on the socket table).
+pub fn read_tab() -> Option<Tab> {
+    web_sys::window()
         .and_then(|w| w.location().search().ok())
         .and_then(|search| UrlSearchParams::new_with_str(&search).ok())
         .and_then(|params| params.get("tab"))
-        .is_some_and(|t| t == "timeline");
-    if timeline {
-        Tab::Timeline
-    } else {
-        Tab::Sockets
-    }
+        .and_then(|t| Tab::from_key(&t))
 }
 
 /// The view the URL asks for; defaults for what it does not say.
@@ -74,9 +110,9 @@ pub fn read_view() -> View {
     view
 }
 
-/// Replaces the URL's query with the tab and the view (no history entry per keystroke).
-/// Anything else in the query, the token included, goes.
-pub fn write_view(tab: Tab, view: &View) {
+/// Replaces the URL's query with the tab (once the page chose one) and the view (no history
+/// entry per keystroke). Anything else in the query, the token included, goes.
+pub fn write_view(tab: Option<Tab>, view: &View) {
     let Some(window) = web_sys::window() else {
         return;
     };
@@ -84,8 +120,8 @@ pub fn write_view(tab: Tab, view: &View) {
         return;
     };
     let default = View::default();
-    if tab == Tab::Timeline {
-        params.append("tab", "timeline");
+    if let Some(tab) = tab {
+        params.append("tab", tab.key());
     }
     if let Some(host) = &view.host {
         params.append("host", host);

@@ -41,6 +41,10 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     ("graphviz", "/usr/bin/dot"),
     // Prometheus scrapes an agent's /metrics in tests/fleet.rs.
     ("prometheus", "/usr/bin/prometheus"),
+    // Containers behind ports (tests/servers.rs): the tests start dockerd themselves and run a
+    // busybox image made from busybox-static with `docker import`, without a registry.
+    ("docker.io", "/usr/sbin/dockerd"),
+    ("busybox-static", "/bin/busybox"),
     // npm fetches axe-core, the accessibility checker the browser tests inject into the page.
     ("npm", "/usr/bin/npm"),
 ];
@@ -128,16 +132,30 @@ fn run_tests() -> Result<(u64, u64), String> {
     use std::io::{BufRead, BufReader, Write};
     eprintln!("xtask: == tests");
     // The web crate's host build is its client-side model, whose tests run here.
-    let mut child = cargo(&["test", "--workspace", "--exclude", "xtask", "--locked"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("tests: cannot start cargo: {e}"))?;
+    // `--show-output` prints what passing tests printed too, so a test that reports a skip
+    // (a line starting with `SKIPPED`) and passes is seen.
+    let mut child = cargo(&[
+        "test",
+        "--workspace",
+        "--exclude",
+        "xtask",
+        "--locked",
+        "--",
+        "--show-output",
+    ])
+    .stdout(std::process::Stdio::piped())
+    .spawn()
+    .map_err(|e| format!("tests: cannot start cargo: {e}"))?;
     let (mut passed, mut failed, mut ignored) = (0, 0, 0);
+    let mut skips = Vec::new();
     let stdout = child.stdout.take().expect("piped");
     let mut out = std::io::stdout().lock();
     for line in BufReader::new(stdout).lines() {
         let line = line.map_err(|e| format!("tests: reading cargo's output: {e}"))?;
         let _ = writeln!(out, "{line}");
+        if reports_a_skip(&line) {
+            skips.push(line.trim().to_owned());
+        }
         if let Some(rest) = line.strip_prefix("test result: ") {
             passed += count_before(rest, " passed");
             failed += count_before(rest, " failed");
@@ -159,7 +177,26 @@ fn run_tests() -> Result<(u64, u64), String> {
             "{ignored} tests were skipped (#[ignore]); every test must run: remove the #[ignore] and install what the test needs"
         ));
     }
+    // A test that says it skipped did not test what it is named for, though it passed.
+    if !skips.is_empty() {
+        let _ = writeln!(
+            out,
+            "tests: {passed} passed, {failed} failed, {} reported a skip",
+            skips.len()
+        );
+        return Err(format!(
+            "{} tests reported a skip, and every test must run (install what it needs, or make it fail with how to fix it):\n  {}",
+            skips.len(),
+            skips.join("\n  ")
+        ));
+    }
     Ok((passed, failed))
+}
+
+/// Whether a line of test output reports a skip: it starts with `SKIPPED` (the way a test that
+/// returns early says so), wherever the test harness indents it.
+fn reports_a_skip(line: &str) -> bool {
+    line.trim_start().starts_with("SKIPPED")
 }
 
 /// The number just before `label` in `ok. 13 passed; 0 failed; …`.
@@ -301,5 +338,24 @@ fn step(name: &str, mut cmd: Command) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!("{name} failed ({status}): {cmd:?}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_skip_reported_by_a_test_is_found_and_results_are_added_up() {
+        assert!(reports_a_skip(
+            "SKIPPED: no network namespace (unshare failed)"
+        ));
+        assert!(reports_a_skip("    SKIPPED nft is missing"));
+        assert!(!reports_a_skip("test doctor::x ... ok"));
+        assert!(!reports_a_skip("xtask: 0 tests SKIPPED"));
+        let rest = "ok. 13 passed; 1 failed; 2 ignored; 0 measured; 0 filtered out";
+        assert_eq!(count_before(rest, " passed"), 13);
+        assert_eq!(count_before(rest, " failed"), 1);
+        assert_eq!(count_before(rest, " ignored"), 2);
     }
 }

@@ -234,11 +234,12 @@ pub fn parse_list(containers: &serde_json::Value) -> Vec<Published> {
     out
 }
 
-/// The container list, asked again at most every [`REFRESH`]. Errors are kept (said once in
-/// the scan's warnings) and the last good list is used meanwhile.
+/// The container list, asked again at most every [`REFRESH`], the engine looked for again each
+/// time too (an agent started before `dockerd`, or a Podman socket that appears later, labels
+/// containers within [`REFRESH`]). Errors are kept (said once in the scan's warnings) and the
+/// last good list is used meanwhile.
 #[derive(Debug, Default)]
 pub struct Cache {
-    engine: Option<Option<Engine>>,
     asked: Option<Instant>,
     list: Vec<Published>,
     error: Option<String>,
@@ -247,19 +248,34 @@ pub struct Cache {
 impl Cache {
     /// The published ports, refreshed when stale; empty where no engine runs.
     pub fn published(&mut self) -> &[Published] {
-        let engine = self.engine.get_or_insert_with(Engine::detect).clone();
-        let Some(engine) = engine else {
-            return &[];
-        };
-        if self.asked.is_none_or(|t| t.elapsed() >= REFRESH) {
-            self.asked = Some(Instant::now());
-            match engine.published() {
+        self.refresh(Engine::detect, Instant::now())
+    }
+
+    /// [`Cache::published`] at `now`, with `detect` to find the engine (tests give their own).
+    pub fn refresh(
+        &mut self,
+        detect: impl FnOnce() -> Option<Engine>,
+        now: Instant,
+    ) -> &[Published] {
+        if self
+            .asked
+            .is_some_and(|t| now.saturating_duration_since(t) < REFRESH)
+        {
+            return &self.list;
+        }
+        self.asked = Some(now);
+        match detect() {
+            None => {
+                self.list.clear();
+                self.error = None;
+            }
+            Some(engine) => match engine.published() {
                 Ok(list) => {
                     self.list = list;
                     self.error = None;
                 }
                 Err(e) => self.error = Some(e),
-            }
+            },
         }
         &self.list
     }
@@ -358,6 +374,60 @@ mod tests {
                 .name,
             "web"
         );
+    }
+
+    /// An engine that answers every `GET` with `list`, on a Unix socket in a temporary directory.
+    fn fake_engine(list: serde_json::Value) -> (Engine, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("docker.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+        std::thread::spawn(move || {
+            for mut stream in listener.incoming().map_while(Result::ok) {
+                let mut request = [0u8; 1024];
+                let _ = stream.read(&mut request);
+                let body = list.to_string();
+                let _ = write!(
+                    stream,
+                    "HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n{body}"
+                );
+            }
+        });
+        (Engine { socket }, dir)
+    }
+
+    #[test]
+    fn an_engine_started_after_the_agent_is_found_at_the_next_refresh() {
+        let (engine, dir) = fake_engine(serde_json::json!([
+            {"Id": "abc", "Names": ["/web"], "Image": "busybox", "Labels": {}, "Ports": [
+                {"IP": "127.0.0.1", "PrivatePort": 80, "PublicPort": 18081, "Type": "tcp"}
+            ]}
+        ]));
+        let mut cache = Cache::default();
+        let start = Instant::now();
+        let looked = std::cell::Cell::new(0);
+        let none = || {
+            looked.set(looked.get() + 1);
+            None
+        };
+        assert!(cache.refresh(none, start).is_empty(), "no engine yet");
+        // Within REFRESH: neither looked for again nor asked.
+        let found = || {
+            looked.set(looked.get() + 1);
+            Some(engine.clone())
+        };
+        assert!(cache.refresh(found, start + REFRESH / 2).is_empty());
+        assert_eq!(looked.get(), 1, "looked for once per REFRESH");
+        // dockerd started meanwhile: found at the next refresh, and its containers labelled.
+        let published = cache.refresh(found, start + REFRESH).to_vec();
+        assert_eq!(looked.get(), 2);
+        assert_eq!(
+            published.iter().map(Published::label).collect::<Vec<_>>(),
+            ["container web (busybox), port 80 inside"]
+        );
+        assert_eq!(cache.error(), None);
+        // And when it goes away, its containers go with it.
+        assert!(cache.refresh(|| None, start + REFRESH * 2).is_empty());
+        drop(dir);
     }
 
     #[test]

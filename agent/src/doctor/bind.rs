@@ -107,6 +107,8 @@ pub struct Facts {
     pub free: Vec<u16>,
     /// What the history says last listened here, when nothing listens now.
     pub previous: Option<super::Previous>,
+    /// Whether portscope runs as root: the fixes that need root then get no `sudo`.
+    pub root: bool,
 }
 
 pub fn gather(state: &State, port: u16) -> Facts {
@@ -150,6 +152,7 @@ pub fn gather(state: &State, port: u16) -> Facts {
         settings,
         free,
         previous: None,
+        root: os::is_root(),
     }
 }
 
@@ -262,12 +265,18 @@ pub fn analyze(facts: &Facts) -> Diagnosis {
             if held.is_empty() {
                 fixes.push(fix(
                     "or give the server binary the capability",
-                    Some("sudo setcap 'cap_net_bind_service=+ep' /path/to/server".into()),
+                    Some(format!(
+                        "{}setcap 'cap_net_bind_service=+ep' /path/to/server",
+                        super::sudo_prefix(facts.root)
+                    )),
                 ));
             } else {
                 fixes.push(fix(
                     "or stop what holds it first (a capability alone would not help)",
-                    Some(format!("sudo portscope who {port}")),
+                    Some(format!(
+                        "{}portscope who {port}",
+                        super::sudo_prefix(facts.root)
+                    )),
                 ));
             }
             let mut evidence = vec![format!("net.ipv4.ip_unprivileged_port_start = {start}")];
@@ -302,7 +311,7 @@ pub fn analyze(facts: &Facts) -> Diagnosis {
             } else {
                 vec![
                     fix(&format!("pick a port below {}", range.first), facts.free.first().map(|p| format!("portscope bind {p}"))),
-                    fix("or reserve it", Some(format!("sudo sysctl -w net.ipv4.ip_local_reserved_ports={port}"))),
+                    fix("or reserve it", Some(format!("{}sysctl -w net.ipv4.ip_local_reserved_ports={port}", super::sudo_prefix(facts.root)))),
                 ]
             },
         ));
@@ -378,7 +387,10 @@ fn attempt_check(facts: &Facts, way: Way, result: &BindResult) -> Check {
                 ));
                 fixes.push(fix(
                     "see who holds it",
-                    Some(format!("{}portscope who {port}", super::sudo_prefix())),
+                    Some(format!(
+                        "{}portscope who {port}",
+                        super::sudo_prefix(facts.root)
+                    )),
                 ));
             }
             check("bind", Verdict::Problem, title, vec![], fixes)
@@ -518,7 +530,10 @@ fn in_use_check(facts: &Facts, way: Way, at: String) -> Check {
         vec![],
         vec![fix(
             "look as root",
-            Some(format!("sudo portscope who {port}")),
+            Some(format!(
+                "{}portscope who {port}",
+                super::sudo_prefix(facts.root)
+            )),
         )],
     )
 }
@@ -751,6 +766,51 @@ mod tests {
                 .iter()
                 .any(|f| f.command.as_deref().is_some_and(|c| c.contains("setcap")))
         );
+    }
+
+    /// The commands of every fix, for root and for an ordinary user.
+    fn commands_as(f: &mut Facts, root: bool) -> Vec<String> {
+        f.root = root;
+        analyze(f)
+            .checks
+            .iter()
+            .flat_map(|c| c.fixes.iter().filter_map(|x| x.command.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn sudo_is_in_front_only_for_a_user_who_is_not_root() {
+        assert_eq!(super::super::sudo_prefix(false), "sudo ");
+        assert_eq!(super::super::sudo_prefix(true), "");
+        // A free privileged port: setcap needs root.
+        let mut free = facts(80, &[0, 1, 2, 3, 4, 5, 6], ErrorKind::PermissionDenied);
+        let user = commands_as(&mut free, false);
+        assert!(
+            user.iter().any(|c| c.starts_with("sudo setcap ")),
+            "{user:?}"
+        );
+        let root = commands_as(&mut free, true);
+        assert!(root.iter().any(|c| c.starts_with("setcap ")), "{root:?}");
+        assert!(root.iter().all(|c| !c.contains("sudo")), "{root:?}");
+        // Held by another user's process: only root sees it.
+        let mut held = facts(80, &[0, 1, 2, 3, 4, 5, 6], ErrorKind::PermissionDenied);
+        let mut socket = listener(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 80, 0);
+        socket.owner = OwnerStatus::Hidden;
+        socket.pids = vec![];
+        socket.uid = Some(0);
+        held.sockets = vec![socket];
+        let user = commands_as(&mut held, false);
+        assert!(
+            user.contains(&"sudo portscope who 80".to_owned()),
+            "{user:?}"
+        );
+        let root = commands_as(&mut held, true);
+        assert!(root.contains(&"portscope who 80".to_owned()), "{root:?}");
+        assert!(root.iter().all(|c| !c.contains("sudo")), "{root:?}");
+        // In use by a socket this scan did not see.
+        let mut unseen = facts(5173, &[0, 1, 4], ErrorKind::AddrInUse);
+        assert!(commands_as(&mut unseen, false).contains(&"sudo portscope who 5173".to_owned()));
+        assert!(commands_as(&mut unseen, true).contains(&"portscope who 5173".to_owned()));
     }
 
     #[test]

@@ -44,8 +44,15 @@ impl Learned {
             return;
         };
         let speaks = match answer {
-            probe::Answer::Http(probe::Http::Response { .. } | probe::Http::Tls) => true,
-            probe::Answer::Http(probe::Http::Other(_)) | probe::Answer::Greeting(_) => false,
+            probe::Answer::Http {
+                reply: probe::Http::Response { .. } | probe::Http::Tls,
+                ..
+            } => true,
+            probe::Answer::Http {
+                reply: probe::Http::Other(_),
+                ..
+            }
+            | probe::Answer::Greeting(_) => false,
             // Nothing was learnt: nothing sent, or nothing came back.
             _ => return,
         };
@@ -172,19 +179,35 @@ pub enum Source {
 /// An agent that rescans at least this often answers the doctor's routes from its live model.
 pub const LIVE_ENOUGH: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// Full scans made for the doctor ([`Source::Scan`]) by this process: in the agent, the doctor's
+/// routes that could not answer from the live model (`portscope_doctor_scans_total` in
+/// `/metrics`, which the tests read to check that the routes use the model).
+static SCANS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many full scans the doctor has made in this process (see [`Source::Scan`]).
+pub fn scans() -> u64 {
+    SCANS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 impl Source {
-    /// Calls `f` with the state to read: the live one, or a scan made now.
+    /// Calls `f` with the state to read: the live one, or a scan made now (counted in
+    /// [`scans`]).
     pub fn with<R>(&self, f: impl FnOnce(&State) -> R) -> R {
         match self {
             Self::Live(published) => f(&published.state),
-            Self::Scan => f(&Collector::new(os::System::new()).scan()),
+            Self::Scan => {
+                SCANS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::debug!("the doctor scans the machine");
+                f(&Collector::new(os::System::new()).scan())
+            }
         }
     }
 }
 
-/// `sudo ` when this process is not root, for commands that need it.
-pub fn sudo_prefix() -> &'static str {
-    if os::is_root() { "" } else { "sudo " }
+/// `sudo ` in front of a command that needs root, when the user is not root (`root`: the
+/// facts' [`os::is_root`], read once where the facts are gathered).
+pub fn sudo_prefix(root: bool) -> &'static str {
+    if root { "" } else { "sudo " }
 }
 
 /// Bad input found after parsing (e.g. a host that does not resolve): exit status 2.

@@ -95,7 +95,7 @@ pub enum Http {
     Failed(String),
 }
 
-/// What the doctor learnt from talking to a port that accepts connections.
+/// What the doctor learnt from talking to a port that accepts connections, and what it sent.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Answer {
     /// Nothing was sent: the program there speaks `protocol`, not HTTP, and an HTTP request
@@ -103,9 +103,27 @@ pub enum Answer {
     NotSent(String),
     /// The server spoke first (SSH, SMTP, FTP, MySQL greet their clients); nothing was sent.
     Greeting(String),
-    /// An HTTP `GET` was sent (to a known HTTP server, or after an unknown one stayed silent
-    /// for [`LISTEN_FIRST`]).
-    Http(Http),
+    /// Nothing was sent: the connection failed, or the server closed it before a word.
+    Unreached(String),
+    /// `GET path` was sent — at once to a known HTTP server, or after an unknown one stayed
+    /// silent for `listened` ([`LISTEN_FIRST`]) — and this came back.
+    Http {
+        /// The request line sent (`GET / HTTP/1.1`).
+        request: String,
+        /// How long the doctor listened for a greeting before sending it (zero: not at all).
+        listened: Duration,
+        reply: Http,
+    },
+}
+
+impl Answer {
+    /// What came back from a `GET`, if one was sent.
+    pub fn reply(&self) -> Option<&Http> {
+        match self {
+            Self::Http { reply, .. } => Some(reply),
+            _ => None,
+        }
+    }
 }
 
 /// How long an unknown server may take to greet before the doctor sends an HTTP request.
@@ -126,34 +144,43 @@ pub async fn converse(
     let deadline = tokio::time::Instant::now() + timeout;
     let mut stream = match tokio::time::timeout_at(deadline, TcpStream::connect(addr)).await {
         Ok(Ok(stream)) => stream,
-        Ok(Err(e)) => return Answer::Http(Http::Failed(e.to_string())),
-        Err(_) => return Answer::Http(Http::Silent(timeout)),
+        Ok(Err(e)) => return Answer::Unreached(format!("the connection failed: {e}")),
+        Err(_) => {
+            return Answer::Unreached(format!(
+                "the connection was not accepted within {} ms",
+                timeout.as_millis()
+            ));
+        }
     };
     let mut chunk = [0u8; 8192];
     if !listen_first.is_zero() {
         match tokio::time::timeout(listen_first, stream.read(&mut chunk)).await {
             Ok(Ok(n)) if n > 0 => {
                 return match parse_http(&chunk[..n]) {
-                    // A TLS alert or record unasked is still "speaks TLS".
-                    Http::Tls => Answer::Http(Http::Tls),
+                    // A TLS alert or record unasked is still "speaks TLS" (nothing was sent).
+                    Http::Tls => Answer::Greeting("a TLS record (it speaks TLS)".into()),
                     _ => Answer::Greeting(printable(first_line(&chunk[..n]), 80)),
                 };
             }
             Ok(Ok(_)) => {
-                return Answer::Http(Http::Failed(
-                    "the server closed the connection without a word".into(),
-                ));
+                return Answer::Unreached("the server closed the connection without a word".into());
             }
-            Ok(Err(e)) => return Answer::Http(Http::Failed(e.to_string())),
+            Ok(Err(e)) => return Answer::Unreached(format!("the connection failed: {e}")),
             Err(_) => {}
         }
     }
+    let request_line = format!("GET {path} HTTP/1.1");
     let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {host_header}\r\nUser-Agent: portscope-why\r\n\
+        "{request_line}\r\nHost: {host_header}\r\nUser-Agent: portscope-why\r\n\
          Accept: text/html,*/*\r\nConnection: close\r\n\r\n"
     );
+    let sent = |reply: Http| Answer::Http {
+        request: request_line.clone(),
+        listened: listen_first,
+        reply,
+    };
     if let Err(e) = stream.write_all(request.as_bytes()).await {
-        return Answer::Http(Http::Failed(e.to_string()));
+        return sent(Http::Failed(e.to_string()));
     }
     let mut buf = Vec::new();
     loop {
@@ -165,18 +192,18 @@ pub async fn converse(
                     break;
                 }
             }
-            Ok(Err(e)) if buf.is_empty() => return Answer::Http(Http::Failed(e.to_string())),
+            Ok(Err(e)) if buf.is_empty() => return sent(Http::Failed(e.to_string())),
             Ok(Err(_)) => break,
         }
     }
     if buf.is_empty() {
-        return Answer::Http(if tokio::time::Instant::now() >= deadline {
+        return sent(if tokio::time::Instant::now() >= deadline {
             Http::Silent(timeout)
         } else {
             Http::Failed("the connection closed without an answer".into())
         });
     }
-    Answer::Http(parse_http(&buf))
+    sent(parse_http(&buf))
 }
 
 /// A greeting's first line, without its line end (`SSH-2.0-OpenSSH_9.2p1`, `220 mail ESMTP`).
@@ -345,6 +372,133 @@ mod tests {
         // A control character at the cut stays whole: `\r`, never a lone backslash.
         assert_eq!(printable(b"abc\r", 4), r"abc\r");
         assert_eq!(printable(b"abc\rdef", 4), r"abc\r…");
+    }
+
+    /// A server on loopback port 0 that runs `serve` on its first connection, in a thread, and
+    /// hands back what it received after `serve`, read by read.
+    fn server(
+        serve: impl FnOnce(&mut std::net::TcpStream) + Send + 'static,
+    ) -> (SocketAddr, std::thread::JoinHandle<Vec<Vec<u8>>>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let handle = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            serve(&mut stream);
+            // Everything the client sends until it closes (or 3 s).
+            stream
+                .set_read_timeout(Some(Duration::from_secs(3)))
+                .unwrap();
+            let mut got = Vec::new();
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stream.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                got.push(buf[..n].to_vec());
+            }
+            got
+        });
+        (addr, handle)
+    }
+
+    #[tokio::test]
+    async fn a_server_that_greets_first_is_sent_nothing_and_a_silent_one_gets_a_get() {
+        // SSH-like: the banner at once, then it waits for the client. (Listening 2 s here, not
+        // LISTEN_FIRST: the server thread may be scheduled late on a busy machine.)
+        let (addr, received) = server(|s| {
+            std::io::Write::write_all(s, b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n").unwrap();
+        });
+        let answer = converse(
+            addr,
+            &addr.to_string(),
+            "/",
+            Duration::from_secs(2),
+            Duration::from_secs(3),
+        )
+        .await;
+        assert_eq!(
+            answer,
+            Answer::Greeting("SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3".into())
+        );
+        let got = received.join().unwrap();
+        assert!(
+            got.is_empty(),
+            "nothing is sent to a server that greets: {got:?}"
+        );
+
+        // Silent until asked: a `GET` after LISTEN_FIRST, and its answer read.
+        let (addr, received) = server(|s| {
+            let mut buf = [0u8; 4096];
+            let n = s.read(&mut buf).unwrap();
+            assert!(
+                buf[..n].starts_with(b"GET /app HTTP/1.1\r\n"),
+                "{:?}",
+                &buf[..n]
+            );
+            std::io::Write::write_all(
+                s,
+                b"HTTP/1.0 200 OK\r\nServer: test\r\n\r\n<title>Silent</title>",
+            )
+            .unwrap();
+        });
+        let started = Instant::now();
+        let answer = converse(
+            addr,
+            &addr.to_string(),
+            "/app",
+            LISTEN_FIRST,
+            Duration::from_secs(2),
+        )
+        .await;
+        assert!(started.elapsed() >= LISTEN_FIRST, "it listened first");
+        assert_eq!(
+            answer,
+            Answer::Http {
+                request: "GET /app HTTP/1.1".into(),
+                listened: LISTEN_FIRST,
+                reply: Http::Response {
+                    status: "HTTP/1.0 200 OK".into(),
+                    server: Some("test".into()),
+                    title: Some("Silent".into()),
+                },
+            }
+        );
+        received.join().unwrap();
+
+        // A server that never answers: the GET was still sent, and the answer says so.
+        let (addr, received) = server(|_| {});
+        let answer = converse(
+            addr,
+            &addr.to_string(),
+            "/",
+            LISTEN_FIRST,
+            Duration::from_secs(1),
+        )
+        .await;
+        assert!(
+            matches!(
+                &answer,
+                Answer::Http { request, listened, reply: Http::Silent(_) }
+                    if request == "GET / HTTP/1.1" && *listened == LISTEN_FIRST
+            ),
+            "{answer:?}"
+        );
+        let got = received.join().unwrap();
+        let first = got.first().expect("the GET arrived");
+        assert!(first.starts_with(b"GET / HTTP/1.1\r\n"), "{first:?}");
+
+        // One that closes before a word: nothing was sent.
+        let (addr, received) = server(|s| s.shutdown(std::net::Shutdown::Both).unwrap());
+        let answer = converse(
+            addr,
+            &addr.to_string(),
+            "/",
+            LISTEN_FIRST,
+            Duration::from_secs(2),
+        )
+        .await;
+        assert!(matches!(answer, Answer::Unreached(_)), "{answer:?}");
+        received.join().unwrap();
     }
 
     #[test]

@@ -58,10 +58,16 @@ pub async fn try_port(addrs: &[IpAddr], port: u16, host: &str, http: Option<&str
             format!("{host}:{port}")
         };
         match probe::converse(addr, &authority, path, Duration::ZERO, TRY).await {
-            Answer::Http(Http::Response { status, .. }) if ok_status(&status) => {
+            Answer::Http {
+                reply: Http::Response { status, .. },
+                ..
+            } if ok_status(&status) => {
                 return State::Ready(ip);
             }
-            Answer::Http(Http::Response { status, .. }) => {
+            Answer::Http {
+                reply: Http::Response { status, .. },
+                ..
+            } => {
                 last = format!("{addr} answers {status} on {path}");
             }
             other => last = format!("{addr} gives no HTTP answer on {path} ({other:?})"),

@@ -55,6 +55,8 @@ pub struct Facts {
     /// For a port a container may publish: the container and what listens inside it, or why
     /// the engine could not be asked.
     pub container: Option<Result<Option<crate::containers::Inside>, String>>,
+    /// Whether portscope runs as root: the fixes that need root then get no `sudo`.
+    pub root: bool,
 }
 
 /// Options of a diagnosis.
@@ -140,6 +142,7 @@ pub async fn gather(
         _ => None,
     };
     facts.target = Some(target.clone());
+    facts.root = os::is_root();
     facts.probes = probes;
     facts.local = local;
     facts.answer = answer;
@@ -457,7 +460,13 @@ pub fn analyze(facts: &Facts) -> Diagnosis {
     if let Some(fw) = &facts.firewall {
         let loopback = facts.probes.iter().all(|(ip, _)| ip.is_loopback());
         checks.extend(forward_check(fw, port));
-        checks.extend(firewall_check(fw, port, any_connected, loopback));
+        checks.extend(firewall_check(
+            fw,
+            port,
+            any_connected,
+            loopback,
+            facts.root,
+        ));
     }
 
     // 8. What answers.
@@ -534,7 +543,7 @@ fn listening_check(facts: &Facts, listeners: &[&Socket], port: u16, connected: b
                 "see where the port is forwarded",
                 Some(format!(
                     "{}nft list ruleset | grep -n 'dport {port}'",
-                    super::sudo_prefix()
+                    super::sudo_prefix(facts.root)
                 )),
             )],
         );
@@ -790,7 +799,7 @@ fn family_fixes(facts: &Facts, target: &Target, listeners: &[&Socket], other: Ip
             "or let `localhost` resolve to ::1 too: add `::1 localhost` to /etc/hosts",
             Some(format!(
                 "{}sh -c 'echo \"::1 localhost\" >> /etc/hosts'",
-                super::sudo_prefix()
+                super::sudo_prefix(facts.root)
             )),
         ));
     }
@@ -829,7 +838,10 @@ fn client_command(facts: &Facts, port: u16, ip: IpAddr) -> String {
             .replace("{host}", &shell_quote(&ip.to_string()))
             .replace("{port}", &port.to_string());
     }
-    let answered_http = matches!(facts.answer, Some((_, Answer::Http(Http::Response { .. }))));
+    let answered_http = matches!(
+        facts.answer.as_ref().and_then(|(_, a)| a.reply()),
+        Some(Http::Response { .. })
+    );
     let http = app.is_some_and(|a| a.http)
         || answered_http
         || facts
@@ -1018,7 +1030,13 @@ fn container_check(facts: &Facts, listeners: &[&Socket]) -> Option<Check> {
     })
 }
 
-fn firewall_check(fw: &Firewall, port: u16, connected: bool, loopback: bool) -> Option<Check> {
+fn firewall_check(
+    fw: &Firewall,
+    port: u16,
+    connected: bool,
+    loopback: bool,
+    root: bool,
+) -> Option<Check> {
     let (tool, rules, loopback_accepted) = match fw {
         Firewall::Unreadable(why) => {
             return Some(check(
@@ -1074,12 +1092,13 @@ fn firewall_check(fw: &Firewall, port: u16, connected: bool, loopback: bool) -> 
         };
         return Some(check("firewall", verdict, title, evidence, vec![]));
     }
+    let sudo = super::sudo_prefix(root);
     let handles = fix(
         "see the rules with their handles, then delete the rule or accept the port before it",
         Some(if tool.starts_with("nft") {
-            "sudo nft -a list ruleset".to_owned()
+            format!("{sudo}nft -a list ruleset")
         } else {
-            format!("sudo {} -S", tool.split(' ').next().unwrap_or("iptables"))
+            format!("{sudo}{} -S", tool.split(' ').next().unwrap_or("iptables"))
         }),
     );
     if !definite {
@@ -1177,7 +1196,34 @@ fn answer_check(
                 )],
             );
         }
-        Answer::Http(http) => http,
+        Answer::Unreached(why) => {
+            return check(
+                "answer",
+                Verdict::Info,
+                format!("sent nothing to {addr}: {why}"),
+                vec![],
+                vec![fix(
+                    "try it again with its own client",
+                    Some(client_command(facts, port_of(target), addr.ip())),
+                )],
+            );
+        }
+        Answer::Http {
+            request,
+            listened,
+            reply,
+        } => (request, listened, reply),
+    };
+    let (request, listened, http) = http;
+    // What portscope sent, in every title: "portscope sent `GET / HTTP/1.1` after 0.4 s of
+    // silence".
+    let sent = if listened.is_zero() {
+        format!("portscope sent `{request}`")
+    } else {
+        format!(
+            "portscope sent `{request}` after {} s of silence",
+            listened.as_secs_f32()
+        )
     };
     let url = format!("http://{}{}", target.authority(), target.path);
     let served_by = listeners
@@ -1204,7 +1250,7 @@ fn answer_check(
             check(
                 "http",
                 Verdict::Ok,
-                format!("{addr} answers HTTP: {}", parts.join(", ")),
+                format!("{addr} answers HTTP: {} ({sent})", parts.join(", ")),
                 served_by.map(|w| vec![format!("served by {w}; if that is not the server you expect, another program took the port first")]).unwrap_or_default(),
                 vec![fix("see the full answer", Some(format!("curl -i {}", shell_quote(&url))))],
             )
@@ -1212,7 +1258,7 @@ fn answer_check(
         Http::Tls => check(
             "http",
             Verdict::Warning,
-            format!("{addr} speaks TLS, not plain HTTP: use https://"),
+            format!("{addr} speaks TLS, not plain HTTP: use https:// ({sent})"),
             vec![],
             vec![fix(
                 "ask it over HTTPS",
@@ -1225,7 +1271,9 @@ fn answer_check(
         Http::Other(first) => check(
             "http",
             Verdict::Info,
-            format!("{addr} accepts connections but does not speak HTTP (it sent “{first}”)"),
+            format!(
+                "{addr} accepts connections but does not speak HTTP: {sent} and it answered “{first}”"
+            ),
             vec![],
             vec![],
         ),
@@ -1233,8 +1281,8 @@ fn answer_check(
             "http",
             Verdict::Info,
             format!(
-                "{addr} accepted the connection but sent nothing in {} s",
-                t.as_secs()
+                "{addr} accepted the connection but sent nothing in {} s: {sent} and got no answer",
+                t.as_secs_f32()
             ),
             vec!["not an HTTP server, or one that is stuck (stopped, deadlocked, or busy)".into()],
             vec![],
@@ -1243,7 +1291,7 @@ fn answer_check(
             "http",
             Verdict::Info,
             format!(
-                "{addr} accepts connections but gave no HTTP answer ({e}): not an HTTP server?"
+                "{addr} accepts connections but gave no HTTP answer: {sent}, then: {e}; not an HTTP server?"
             ),
             vec![],
             vec![],
@@ -1480,6 +1528,62 @@ mod tests {
             answer.fixes[0].command.as_deref(),
             Some("redis-cli -h ::1 -p 6380 ping")
         );
+    }
+
+    #[test]
+    fn each_answer_says_what_was_sent() {
+        let mut f = live("127.0.0.1:18080", V4, 18080, &["python3", "server.py"]);
+        let title = |f: &Facts, id: &str| {
+            let d = analyze(f);
+            d.checks
+                .iter()
+                .find(|c| c.id == id)
+                .unwrap_or_else(|| panic!("no {id} check: {d:#?}"))
+                .title
+                .clone()
+        };
+        let addr = SocketAddr::new(V4, 18080);
+        f.answer = Some((addr, Answer::Greeting("SSH-2.0-OpenSSH_9.2p1".into())));
+        let t = title(&f, "answer");
+        assert!(
+            t.contains("“SSH-2.0-OpenSSH_9.2p1”") && t.contains("sent nothing"),
+            "{t}"
+        );
+        let sent = |listened, reply| Answer::Http {
+            request: "GET / HTTP/1.1".into(),
+            listened,
+            reply,
+        };
+        f.answer = Some((
+            addr,
+            sent(probe::LISTEN_FIRST, Http::Silent(Duration::from_secs(2))),
+        ));
+        let t = title(&f, "http");
+        assert!(
+            t.contains("portscope sent `GET / HTTP/1.1` after 0.4 s of silence")
+                && t.contains("no answer"),
+            "{t}"
+        );
+        f.answer = Some((addr, sent(probe::LISTEN_FIRST, Http::Other("-ERR".into()))));
+        let t = title(&f, "http");
+        assert!(
+            t.contains("portscope sent `GET / HTTP/1.1`") && t.contains("“-ERR”"),
+            "{t}"
+        );
+        let ok = Http::Response {
+            status: "HTTP/1.0 200 OK".into(),
+            server: None,
+            title: None,
+        };
+        f.answer = Some((addr, sent(Duration::ZERO, ok)));
+        let t = title(&f, "http");
+        assert!(t.ends_with("(portscope sent `GET / HTTP/1.1`)"), "{t}");
+        f.answer = Some((
+            addr,
+            Answer::Unreached("the server closed the connection without a word".into()),
+        ));
+        let t = title(&f, "answer");
+        assert!(t.starts_with("sent nothing to 127.0.0.1:18080"), "{t}");
     }
 
     #[test]
@@ -1808,15 +1912,67 @@ mod tests {
         );
         f.answer = Some((
             SocketAddr::new(V4, 8080),
-            Answer::Http(Http::Response {
-                status: "HTTP/1.0 200 OK".into(),
-                server: Some("SimpleHTTP/0.6".into()),
-                title: Some("Hello".into()),
-            }),
+            Answer::Http {
+                request: "GET / HTTP/1.1".into(),
+                listened: Duration::ZERO,
+                reply: Http::Response {
+                    status: "HTTP/1.0 200 OK".into(),
+                    server: Some("SimpleHTTP/0.6".into()),
+                    title: Some("Hello".into()),
+                },
+            },
         ));
         let d = analyze(&f);
         assert_eq!(d.verdict, Verdict::Ok);
         assert!(d.summary.contains("title “Hello”"), "{}", d.summary);
+    }
+
+    #[test]
+    fn firewall_and_forward_fixes_have_sudo_only_for_a_user_who_is_not_root() {
+        let drop = firewall::Rule {
+            text: "inet filter chain input: tcp dport 8080 drop".into(),
+            verdict: "drop".into(),
+            policy: false,
+            condition: None,
+            forward: None,
+        };
+        let commands_as = |tool: &str, root: bool| {
+            let mut f = facts(
+                "127.0.0.1:8080",
+                vec![(V4, Connect::TimedOut(Duration::from_secs(1)))],
+                vec![listener(V4, 8080, 1)],
+            );
+            f.firewall = Some(Firewall::Read {
+                tool: tool.into(),
+                rules: vec![drop.clone()],
+                loopback_accepted: false,
+            });
+            f.root = root;
+            commands(&analyze(&f))
+        };
+        assert!(commands_as("nft", false).contains(&"sudo nft -a list ruleset".to_owned()));
+        assert!(commands_as("nft", true).contains(&"nft -a list ruleset".to_owned()));
+        assert!(commands_as("iptables", false).contains(&"sudo iptables -S".to_owned()));
+        assert!(commands_as("iptables", true).contains(&"iptables -S".to_owned()));
+        // A connection that works with no listener: where the port is forwarded.
+        let mut f = facts(
+            "127.0.0.1:8080",
+            vec![(V4, Connect::Connected(Duration::ZERO))],
+            vec![],
+        );
+        f.root = false;
+        let user = commands(&analyze(&f));
+        assert!(
+            user.iter().any(|c| c.starts_with("sudo nft list ruleset")),
+            "{user:?}"
+        );
+        f.root = true;
+        let root = commands(&analyze(&f));
+        assert!(
+            root.iter().any(|c| c.starts_with("nft list ruleset")),
+            "{root:?}"
+        );
+        assert!(root.iter().all(|c| !c.contains("sudo")), "{root:?}");
     }
 
     #[test]

@@ -71,7 +71,10 @@ pub fn judge(answer: &Answer, took: Duration) -> Health {
         detail: Some(detail),
     };
     match answer {
-        Answer::Http(Http::Response { status, .. }) => {
+        Answer::Http {
+            reply: Http::Response { status, .. },
+            ..
+        } => {
             let code = status
                 .split_whitespace()
                 .nth(1)
@@ -83,19 +86,28 @@ pub fn judge(answer: &Answer, took: Duration) -> Health {
                 detail: code.filter(|&c| c >= 500).map(|c| format!("HTTP {c}")),
             }
         }
-        Answer::Http(Http::Tls) => Health {
+        Answer::Http {
+            reply: Http::Tls, ..
+        } => Health {
             up: true,
             status: None,
             latency_ms,
             detail: Some("answers TLS (https)".into()),
         },
-        Answer::Http(Http::Silent(after)) => {
-            down(format!("no answer within {} ms", after.as_millis()))
-        }
-        Answer::Http(Http::Failed(why)) => down(why.clone()),
-        Answer::Http(Http::Other(what)) => down(format!("not HTTP: {what}")),
+        Answer::Http {
+            reply: Http::Silent(after),
+            ..
+        } => down(format!("no answer within {} ms", after.as_millis())),
+        Answer::Http {
+            reply: Http::Failed(why),
+            ..
+        } => down(why.clone()),
+        Answer::Http {
+            reply: Http::Other(what),
+            ..
+        } => down(format!("not HTTP: {what}")),
         Answer::Greeting(what) => down(format!("not HTTP: {what}")),
-        Answer::NotSent(why) => down(why.clone()),
+        Answer::NotSent(why) | Answer::Unreached(why) => down(why.clone()),
     }
 }
 
@@ -159,9 +171,14 @@ mod tests {
 
     #[test]
     fn answers_are_judged_up_or_down() {
+        let sent = |reply| Answer::Http {
+            request: "GET / HTTP/1.1".into(),
+            listened: Duration::ZERO,
+            reply,
+        };
         let ms = Duration::from_millis(12);
         let ok = judge(
-            &Answer::Http(Http::Response {
+            &sent(Http::Response {
                 status: "HTTP/1.1 200 OK".into(),
                 server: None,
                 title: None,
@@ -170,7 +187,7 @@ mod tests {
         );
         assert_eq!((ok.up, ok.status, ok.latency_ms), (true, Some(200), 12));
         let broken = judge(
-            &Answer::Http(Http::Response {
+            &sent(Http::Response {
                 status: "HTTP/1.0 502 Bad Gateway".into(),
                 server: None,
                 title: None,
@@ -181,7 +198,7 @@ mod tests {
             (broken.up, broken.status, broken.detail.as_deref()),
             (false, Some(502), Some("HTTP 502"))
         );
-        let silent = judge(&Answer::Http(Http::Silent(TIMEOUT)), TIMEOUT);
+        let silent = judge(&sent(Http::Silent(TIMEOUT)), TIMEOUT);
         assert!(!silent.up && silent.detail.unwrap().contains("1000 ms"));
     }
 }

@@ -129,6 +129,13 @@ impl Metrics {
             "Ticks the port history failed to write or had to drop",
             self.history_write_errors.clone(),
         );
+        let doctor_scans = Counter::<u64>::default();
+        doctor_scans.inc_by(crate::doctor::scans());
+        registry.register(
+            "doctor_scans",
+            "Full scans the doctor's routes made because the live model could not answer",
+            doctor_scans,
+        );
         let build = Family::<BuildLabels, Gauge>::default();
         build
             .get_or_create(&BuildLabels {

@@ -277,15 +277,16 @@ pub async fn kill(State(app): State<AppState>, headers: HeaderMap, body: Bytes) 
     let Some(_permit) = permit(&app) else {
         return busy();
     };
-    let source = source(&app);
     let outcome = tokio::task::spawn_blocking(move || {
         let mut collector = Collector::new(os::System::new());
         let me = kill::Me::current(&mut collector);
-        let (process, watch) = kill::allowed_from_dashboard(&mut collector, &req, me, &source)?;
+        let (process, watch) =
+            kill::allowed_from_dashboard(&mut collector, &req, me, &source(&app))?;
         let wire = crate::collector::to_wire_process(process.clone());
         let plan = kill::plan(&wire, watch.ports.first().copied(), signal.as_deref(), force_after.map(Some));
         tracing::info!(pid = req.pid, name = %process.name, signal = %plan.signal, "stopping a process on the dashboard's request");
-        Ok::<_, kill::Refusal>(kill::stop(&process, &plan, &watch, false))
+        // Its clients, if it is still running after the wait, from the model as it is then.
+        Ok::<_, kill::Refusal>(kill::stop(&process, &plan, &watch, false, &|| source(&app)))
     })
     .await;
     match outcome {

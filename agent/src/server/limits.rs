@@ -135,7 +135,10 @@ impl Bucket {
 /// Failed token attempts per [`Bucket`]: past [`MAX_FAILED_AUTH`] within
 /// [`FAILED_AUTH_WINDOW`], the bucket waits out the window, whatever token it offers (guessing
 /// stops being useful). At most [`MAX_TRACKED`] buckets; windows that are over are pruned only
-/// when the map is full, so a failure costs O(1) on average.
+/// when the map is full. A failure costs one map lookup while the map has room or its bucket is
+/// tracked; a new bucket's failure on a full map costs a pass over its [`MAX_TRACKED`] entries
+/// (then, if no window is over, it counts in the shared overflow bucket), which is what a flood
+/// of fresh addresses pays.
 #[derive(Clone, Debug, Default)]
 pub struct AuthFailures {
     by_bucket: Arc<Mutex<HashMap<Bucket, (Instant, u32)>>>,

@@ -31,11 +31,35 @@ const STATES: [SocketState; 5] = [
 ];
 const NAMES: [&str; 5] = ["nginx", "Node", "python3", "redis-server", "sshd"];
 const USERS: [Option<&str>; 3] = [None, Some("root"), Some("ana")];
+/// Projects of the processes (none, or one of two, one with capitals).
+const PROJECTS: [Option<&str>; 4] = [None, Some("shop"), Some("Web-App"), Some("shop app")];
 /// Filter terms: numbers (exact port or pid), text that some columns contain, mixed case, and
 /// text no column contains.
-const TERMS: [&str; 20] = [
-    "80", "8080", "5", "3", "tcp", "TCP6", "node", "listen", "127.0", "::1", "uid", "Py", "ana",
-    "vite", "loopback", "x", "build", "Box", "laptop", "b",
+const TERMS: [&str; 24] = [
+    "80",
+    "8080",
+    "5",
+    "3",
+    "tcp",
+    "TCP6",
+    "node",
+    "listen",
+    "127.0",
+    "::1",
+    "uid",
+    "Py",
+    "ana",
+    "vite",
+    "loopback",
+    "x",
+    "build",
+    "Box",
+    "laptop",
+    "b",
+    "project:web-app",
+    "shop",
+    "project:sho",
+    "project:shop_app",
 ];
 /// The streams: this agent's, and two peers' (one name a prefix of the other's, for the order).
 const HOSTS: [Option<&str>; 3] = [None, Some("build-box"), Some("build")];
@@ -96,7 +120,12 @@ prop_compose! {
 }
 
 prop_compose! {
-    fn process()(pid in 1..=5u32, name in 0..NAMES.len(), user in 0..USERS.len()) -> Process {
+    fn process()(
+        pid in 1..=5u32,
+        name in 0..NAMES.len(),
+        user in 0..USERS.len(),
+        project in 0..PROJECTS.len(),
+    ) -> Process {
         Process {
             pid,
             ppid: None,
@@ -109,7 +138,11 @@ prop_compose! {
             stopped: false,
             cwd: None,
             host: None,
-            project: None,
+            project: PROJECTS[project].map(|name| portscope_shared::Project {
+                name: name.to_owned(),
+                root: format!("/home/ana/{name}"),
+                source: portscope_shared::ProjectSource::Git,
+            }),
         }
     }
 }
@@ -481,6 +514,21 @@ impl Model {
         s.uid.map(|uid| format!("uid {uid}")).unwrap_or_default()
     }
 
+    /// The owners' projects, each as its name and as `project:NAME` (the Projects view's link).
+    fn projects(&self, s: &Socket) -> String {
+        let mut names = Vec::new();
+        for pid in &s.pids {
+            if let Some(project) = self.process(s, *pid).and_then(|p| p.project.as_ref()) {
+                names.push(format!(
+                    "project:{} {}",
+                    project.name.replace(' ', "_"),
+                    project.name
+                ));
+            }
+        }
+        names.join(" ")
+    }
+
     fn what(s: &Socket) -> String {
         match (&s.app, &s.service) {
             (Some(app), _) => app.clone(),
@@ -521,6 +569,7 @@ impl Model {
             s.exposure
                 .map(|e| e.as_str().to_owned())
                 .unwrap_or_default(),
+            self.projects(s),
         ];
         let query = self.view.query.to_lowercase();
         query
@@ -531,6 +580,12 @@ impl Model {
                         || s.remote_port.is_some_and(|p| u32::from(p) == n)
                         || s.pids.contains(&n)
                 }
+                // `project:NAME` is an owner's project, exactly.
+                Err(_) if term.starts_with("project:") => self
+                    .projects(s)
+                    .to_lowercase()
+                    .split(' ')
+                    .any(|word| word == term),
                 Err(_) => columns.iter().any(|c| c.to_lowercase().contains(term)),
             })
     }
