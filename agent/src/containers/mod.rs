@@ -325,6 +325,8 @@ pub fn find(published: &[Published], proto: Proto, addr: IpAddr, port: u16) -> O
 
 #[cfg(test)]
 mod tests {
+    use std::io::{Read, Write};
+
     use super::*;
 
     #[test]
