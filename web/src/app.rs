@@ -26,7 +26,6 @@ use crate::conn::{self, Applying, Link, Sinks};
 use crate::doctor::{Doctor, Kind, StopTarget, Troubleshoot};
 use crate::map::view::{LinkDetail, Map, MapState, keep_graph};
 use crate::portspace::view::PortSpace;
-use crate::projects::Projects;
 use crate::projects::view::{ProjectsState, ProjectsView};
 use crate::table::{self, Column, Row, Table, View};
 use crate::timeline::ListenerKey;
@@ -513,13 +512,14 @@ pub fn App() -> impl IntoView {
         table,
         Signal::derive(move || view.with(|v| v.host.clone())),
         Signal::derive(move || view.with(|v| v.query.clone())),
+        on_projects,
     );
     projects.keep_opened(hello, on_projects);
     projects.notify_on_changes(table);
     Effect::new(move |_| {
         if !tab_chosen.get_untracked() && table.with(Table::any_loaded) {
             tab_chosen.set(true);
-            if projects.projects.with_untracked(Projects::any) {
+            if table.with_untracked(|t| crate::projects::group(t, None, "").any()) {
                 tab.set(Tab::Projects);
             }
         }

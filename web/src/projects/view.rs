@@ -32,12 +32,18 @@ pub struct ProjectsState {
 }
 
 impl ProjectsState {
+    /// The grouping is made only while the view shows (`active`): a delta at 20 000 rows need
+    /// not walk them for a hidden view.
     pub fn new(
         table: RwSignal<Table>,
         host: Signal<Option<String>>,
         query: Signal<String>,
+        active: Signal<bool>,
     ) -> Self {
         let projects = Memo::new(move |_| {
+            if !active.get() {
+                return Projects::default();
+            }
             let host = host.get();
             query.with(|q| table.with(|t| super::group(t, host.as_deref(), q)))
         });
@@ -54,22 +60,23 @@ impl ProjectsState {
 
     /// Watches the grouping for changes of watched services: each becomes a line of the
     /// view's list and, when the browser allows it, a notification. Unfiltered, so that a
-    /// filter typed does not read as services closing.
+    /// filter typed does not read as services closing; made only while something is watched.
     pub fn notify_on_changes(self, table: RwSignal<Table>) {
         let all = Memo::new(move |_| table.with(|t| super::group(t, None, "")));
         let last = StoredValue::new(None::<Projects>);
         Effect::new(move |_| {
-            let now = all.get();
             let watch = self.watch.get();
+            if watch.is_empty() {
+                last.set_value(None);
+                return;
+            }
+            let now = all.get();
             let before = last.get_value();
             last.set_value(Some(now.clone()));
             // The first grouping (and one before any snapshot) is no change.
             let Some(before) = before.filter(|b| !b.cards.is_empty() || !b.other.is_empty()) else {
                 return;
             };
-            if watch.is_empty() {
-                return;
-            }
             let said = changes(&before, &now, &watch);
             if said.is_empty() {
                 return;
