@@ -84,56 +84,6 @@ pub fn group_members(pgrp: u32) -> Vec<u32> {
         .collect()
 }
 
-/// Sends a signal to a process, or to a whole process group.
-pub fn send_signal(target: SignalTarget, signal: Signal) -> std::io::Result<()> {
-    let raw = match target {
-        SignalTarget::Process(pid) | SignalTarget::Group(pid) => pid,
-    };
-    let pid = i32::try_from(raw)
-        .ok()
-        .and_then(rustix::process::Pid::from_raw)
-        .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
-    let result = match (target, signal) {
-        (SignalTarget::Process(_), None) => rustix::process::test_kill_process(pid),
-        (SignalTarget::Group(_), None) => rustix::process::test_kill_process_group(pid),
-        (SignalTarget::Process(_), Some(sig)) => rustix::process::kill_process(pid, sig),
-        (SignalTarget::Group(_), Some(sig)) => rustix::process::kill_process_group(pid, sig),
-    };
-    result.map_err(std::io::Error::from)
-}
-
-/// Who receives a signal.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SignalTarget {
-    Process(u32),
-    Group(u32),
-}
-
-/// A signal; `None` only checks that it could be sent (signal 0).
-pub type Signal = Option<rustix::process::Signal>;
-
-/// The signals [`signal_by_name`] knows, as a user-facing list.
-pub const SIGNAL_NAMES: &str = "TERM, INT, HUP, QUIT, KILL, USR1, USR2, STOP or CONT";
-
-/// A signal by its name, with or without `SIG` (`TERM`, `sigint`, …).
-pub fn signal_by_name(name: &str) -> Option<rustix::process::Signal> {
-    use rustix::process::Signal as S;
-    let name = name.to_ascii_uppercase();
-    let name = name.strip_prefix("SIG").unwrap_or(&name);
-    Some(match name {
-        "TERM" => S::TERM,
-        "INT" => S::INT,
-        "HUP" => S::HUP,
-        "KILL" => S::KILL,
-        "QUIT" => S::QUIT,
-        "USR1" => S::USR1,
-        "USR2" => S::USR2,
-        "STOP" => S::STOP,
-        "CONT" => S::CONT,
-        _ => return None,
-    })
-}
-
 /// The firewall's say on a local connection: pf's rules (`pfctl`, root only) and the
 /// application firewall's state (see [`crate::doctor::pf`]).
 pub fn firewall(packet: &Packet, run: Runner<'_>) -> Firewall {

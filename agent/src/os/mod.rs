@@ -9,7 +9,7 @@
 //!
 //! Linux (`linux.rs`) reads the kernel directly. Windows (`windows.rs`) and macOS (`macos.rs`)
 //! share `portable.rs`, whose `System` takes sockets with their pids from netstat2 and process
-//! details from sysinfo. Linux and macOS share `unix.rs` (file modes and owners). What a
+//! details from sysinfo. Linux and macOS share `unix.rs` (file modes and owners, and signals). What a
 //! platform cannot tell is said as "could not check" with the reason; README.md lists each
 //! system's limits.
 //!
@@ -19,17 +19,17 @@
 mod linux;
 #[cfg(target_os = "linux")]
 pub use linux::{
-    SIGNAL_NAMES, SignalTarget, System, accept_queues, can_bind_privileged, firewall,
-    group_members, hostname, is_running, listening_ports_in, local_addresses, port_settings,
-    send_signal, signal_by_name, use_one_malloc_arena,
+    System, accept_queues, can_bind_privileged, firewall, group_members, hostname, is_running,
+    listening_ports_in, local_addresses, port_settings, use_one_malloc_arena,
 };
 
 #[cfg(unix)]
 mod unix;
 #[cfg(unix)]
 pub use unix::{
-    app_data_dir, euid, is_ours, is_root, new_private_file, open_no_follow, open_to_others,
-    private_dir_builder, private_temp_dir,
+    SIGNAL_NAMES, SignalTarget, app_data_dir, euid, is_ours, is_root, new_private_file,
+    open_no_follow, open_to_others, private_dir_builder, private_temp_dir, send_signal,
+    signal_by_name,
 };
 
 #[cfg(any(windows, target_os = "macos"))]
@@ -50,9 +50,9 @@ pub use windows::{
 mod macos;
 #[cfg(target_os = "macos")]
 pub use macos::{
-    SIGNAL_NAMES, SignalTarget, System, accept_queues, can_bind_privileged, effective_uid,
-    firewall, group_members, hostname, is_running, listening_ports_in, local_addresses,
-    port_settings, process_group, send_signal, signal_by_name, use_one_malloc_arena,
+    System, accept_queues, can_bind_privileged, effective_uid, firewall, group_members, hostname,
+    is_running, listening_ports_in, local_addresses, port_settings, process_group,
+    use_one_malloc_arena,
 };
 
 #[cfg(not(any(target_os = "linux", windows, target_os = "macos")))]

@@ -1,5 +1,5 @@
-//! Unix (Linux and macOS): private files by permission bits and the owner's uid, and who this
-//! process runs as.
+//! Unix (Linux and macOS): private files by permission bits and the owner's uid, who this
+//! process runs as, and signals for `kill`.
 //!
 //! The history, the TLS key, the peers file, the local socket's directory and `--open`'s link
 //! hold secrets or other users' command lines: they are made 0600 in 0700 directories, and a
@@ -67,4 +67,54 @@ pub fn euid() -> u32 {
 /// Whether this process runs as root (effective uid 0).
 pub fn is_root() -> bool {
     rustix::process::geteuid().is_root()
+}
+
+/// Sends a signal to a process, or to a whole process group.
+pub fn send_signal(target: SignalTarget, signal: Signal) -> std::io::Result<()> {
+    let raw = match target {
+        SignalTarget::Process(pid) | SignalTarget::Group(pid) => pid,
+    };
+    let pid = i32::try_from(raw)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+        .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    let result = match (target, signal) {
+        (SignalTarget::Process(_), None) => rustix::process::test_kill_process(pid),
+        (SignalTarget::Group(_), None) => rustix::process::test_kill_process_group(pid),
+        (SignalTarget::Process(_), Some(sig)) => rustix::process::kill_process(pid, sig),
+        (SignalTarget::Group(_), Some(sig)) => rustix::process::kill_process_group(pid, sig),
+    };
+    result.map_err(std::io::Error::from)
+}
+
+/// Who receives a signal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SignalTarget {
+    Process(u32),
+    Group(u32),
+}
+
+/// A signal; `None` only checks that it could be sent (signal 0).
+pub type Signal = Option<rustix::process::Signal>;
+
+/// The signals [`signal_by_name`] knows, as a user-facing list.
+pub const SIGNAL_NAMES: &str = "TERM, INT, HUP, QUIT, KILL, USR1, USR2, STOP or CONT";
+
+/// A signal by its name, with or without `SIG` (`TERM`, `sigint`, …).
+pub fn signal_by_name(name: &str) -> Option<rustix::process::Signal> {
+    use rustix::process::Signal as S;
+    let name = name.to_ascii_uppercase();
+    let name = name.strip_prefix("SIG").unwrap_or(&name);
+    Some(match name {
+        "TERM" => S::TERM,
+        "INT" => S::INT,
+        "HUP" => S::HUP,
+        "KILL" => S::KILL,
+        "QUIT" => S::QUIT,
+        "USR1" => S::USR1,
+        "USR2" => S::USR2,
+        "STOP" => S::STOP,
+        "CONT" => S::CONT,
+        _ => return None,
+    })
 }
