@@ -15,8 +15,6 @@ mod conn;
 #[cfg(target_arch = "wasm32")]
 mod doctor;
 pub mod map;
-#[cfg(target_arch = "wasm32")]
-mod measure;
 pub mod portspace;
 pub mod projects;
 pub mod table;

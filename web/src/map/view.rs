@@ -15,9 +15,11 @@
 
 use std::time::Duration;
 
+use leptos::html;
 use leptos::prelude::*;
 use portscope_shared::{Graph, GraphNodeKind};
 use wasm_bindgen::JsCast;
+use wasm_bindgen::closure::Closure;
 
 use super::{
     COL_PITCH, Drawing, Layout, LinkKey, Live, MARGIN, NODE_H, NODE_W, connections, draw, fit,
@@ -501,7 +503,29 @@ pub fn Map(
     /// Opens the Sockets view: (filter, row to select).
     open: Callback<(String, Option<String>)>,
 ) -> impl IntoView {
-    let (plot_ref, width) = crate::measure::plot_width(active, 1200.0);
+    let plot_ref = NodeRef::<html::Div>::new();
+    let width = RwSignal::new(1200.0);
+    let measure = move || {
+        if let Some(el) = plot_ref.get_untracked() {
+            let w = f64::from(el.client_width());
+            if w > 0.0 && w != width.get_untracked() {
+                width.set(w);
+            }
+        }
+    };
+    Effect::new(move |_| {
+        if active.get() {
+            set_timeout(measure, Duration::ZERO);
+        }
+    });
+    Effect::new(move |_| {
+        let Some(el) = plot_ref.get() else { return };
+        let on_resize = Closure::<dyn FnMut()>::new(measure);
+        if let Ok(observer) = web_sys::ResizeObserver::new(on_resize.as_ref().unchecked_ref()) {
+            observer.observe(&el);
+        }
+        on_resize.forget();
+    });
 
     // The layout lives between drawings: updated (nobody moves) on a new graph, arranged anew
     // on a new filter, another host or "Tidy up", and when it holds nothing.

@@ -9,9 +9,11 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use leptos::html;
 use leptos::prelude::*;
 use portscope_shared::{Exposure, FreePorts, PortRange};
 use wasm_bindgen::JsCast;
+use wasm_bindgen::closure::Closure;
 
 use super::{
     DYNAMIC, EPHEMERAL_WHY, Listener, Mark, PRIVILEGED, REGISTERED, Scale, count, exposure_words,
@@ -82,7 +84,29 @@ pub fn PortSpace(
     query: Signal<String>,
     open: Callback<(String, Option<String>)>,
 ) -> impl IntoView {
-    let (plot_ref, width) = crate::measure::plot_width(active, 1200.0);
+    let plot_ref = NodeRef::<html::Div>::new();
+    let width = RwSignal::new(1200.0);
+    let measure = move || {
+        if let Some(el) = plot_ref.get_untracked() {
+            let w = f64::from(el.client_width());
+            if w > 0.0 && w != width.get_untracked() {
+                width.set(w);
+            }
+        }
+    };
+    Effect::new(move |_| {
+        if active.get() {
+            set_timeout(measure, Duration::ZERO);
+        }
+    });
+    Effect::new(move |_| {
+        let Some(el) = plot_ref.get() else { return };
+        let on_resize = Closure::<dyn FnMut()>::new(measure);
+        if let Ok(observer) = web_sys::ResizeObserver::new(on_resize.as_ref().unchecked_ref()) {
+            observer.observe(&el);
+        }
+        on_resize.forget();
+    });
     let scale = Memo::new(move |_| Scale {
         x0: 16.0,
         width: (width.get() - 32.0).max(200.0),

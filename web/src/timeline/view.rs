@@ -13,6 +13,7 @@ use leptos::html;
 use leptos::prelude::*;
 use portscope_shared::{ConnectionHistory, Event, Hello, OwnerStatus, Spans};
 use wasm_bindgen::JsCast;
+use wasm_bindgen::closure::Closure;
 
 use super::connections::Chart;
 use super::recent::{line, matches, port_of, recent};
@@ -286,9 +287,21 @@ pub fn Timeline(
             }
         }
     };
+    Effect::new(move |_| {
+        if active.get() {
+            set_timeout(measure, Duration::ZERO);
+        }
+    });
     // The plot's size changes with the window and with the panels beside it (the detail
-    // opening): a ResizeObserver sees both.
-    crate::measure::on_show_and_resize(plot_ref, active, measure);
+    // opening): a ResizeObserver sees both. It lives as long as the page.
+    Effect::new(move |_| {
+        let Some(el) = plot_ref.get() else { return };
+        let on_resize = Closure::<dyn FnMut()>::new(measure);
+        if let Ok(observer) = web_sys::ResizeObserver::new(on_resize.as_ref().unchecked_ref()) {
+            observer.observe(&el);
+        }
+        on_resize.forget();
+    });
     let label_px = Memo::new(move |_| if width.get() < 560.0 { 100.0 } else { 170.0 });
     let scale = Memo::new(move |_| {
         let label = label_px.get();
