@@ -2241,6 +2241,53 @@ async fn the_projects_view_shows_a_checkouts_server_its_health_and_notifies() {
         if !(listed.contains(&bad) && listed.contains(&closed)) {
             return Err(format!("the page lists {listed:?}"));
         }
+        // Health is history too: "Recent changes" says when it turned bad, and the timeline
+        // draws it under the listener's bar — from the live events, then, after a reload,
+        // from the history file's spans.
+        // (The list knows no projects: the filter becomes the port.)
+        set_filter(&browser, &port.to_string()).await;
+        let turned = format!("health 127.0.0.1:{port} python3");
+        until_js(
+            &browser,
+            "Recent changes saying the health turned bad",
+            WAIT,
+            "const l = document.querySelector('#recent .events'); return l ? l.textContent : null;",
+            |v| {
+                v.as_str()
+                    .is_some_and(|t| t.contains(&turned) && t.contains("answers 500"))
+            },
+        )
+        .await?;
+        let lane = format!(
+            "const lane = document.querySelector(\".lane[data-port='{port}']\"); \
+             if (!lane) return null; \
+             return [!!lane.querySelector('path.health-up'), \
+                     !!lane.querySelector('path.health-down'), \
+                     [...lane.querySelectorAll('.bar title')].map(t => t.textContent).join(' | ')];"
+        );
+        for source in ["the live events", "the history, after a reload"] {
+            if source == "the live events" {
+                click(&browser, "#tab-timeline").await?;
+            } else {
+                c.goto(&format!("{}&tab=timeline", agent.url))
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            until_js(
+                &browser,
+                &format!("the lane's health up then down, from {source}"),
+                WAIT,
+                &lane,
+                |v| {
+                    v[0] == true
+                        && v[1] == true
+                        && v[2].as_str().is_some_and(|t| {
+                            t.contains("health: up (200, ") && t.contains("answers 500 at ")
+                        })
+                },
+            )
+            .await?;
+        }
         Ok(())
     }
     .await;

@@ -505,11 +505,18 @@ pub(crate) mod tests {
             0..3u16,
             proptest::collection::vec(1..4u32, 0..3),
             any::<bool>(),
+            proptest::option::of((any::<bool>(), proptest::option::of(200..202u16), 0..3u32)),
         )
-            .prop_map(|(id, state, port, pids, http)| Socket {
+            .prop_map(|(id, state, port, pids, http, health)| Socket {
                 local_port: port,
                 pids,
                 http,
+                health: health.map(|(up, status, latency_ms)| portscope_shared::Health {
+                    up,
+                    status,
+                    latency_ms,
+                    detail: None,
+                }),
                 ..socket(&format!("s{id}"), state)
             });
         let process = (

@@ -505,6 +505,9 @@ pub struct Event {
     /// What serves it (a listener's `app`).
     #[serde(default)]
     pub app: Option<String>,
+    /// For `health`: what the check got.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<Health>,
 }
 
 /// What happened to a socket.
@@ -521,6 +524,10 @@ pub enum EventKind {
     /// `time - start_time` is how long it ran. Its exit status is not known: only its parent
     /// can read it.
     Exited,
+    /// An HTTP listener's health check (while a dashboard is open) answered for the first time,
+    /// or turned up or down, or answered another status: `health` says what it got; the owner
+    /// is the listener's now.
+    Health,
     #[serde(other)]
     Unknown,
 }
@@ -780,6 +787,20 @@ pub struct Span {
     pub start_since: Option<String>,
     /// RFC 3339, UTC; `null` while it lasts.
     pub end: Option<String>,
+    /// Its health checks' answers (for a listener that serves HTTP, checked while a dashboard
+    /// was open): the one in force when the window starts, then each change in the window,
+    /// oldest first. Each holds until the next or the span's end.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub health: Vec<HealthMark>,
+}
+
+/// A listener's health from a moment on: what its check got.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthMark {
+    /// RFC 3339, UTC.
+    pub time: String,
+    #[serde(flatten)]
+    pub health: Health,
 }
 
 /// The body of `GET /api/v1/history/connections?port=N`: a port's connections per minute, for

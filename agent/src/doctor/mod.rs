@@ -126,6 +126,8 @@ impl Previous {
             match e.kind {
                 EventKind::Exited => exited.push((e.pid, e.start_time)),
                 EventKind::Closed => break e,
+                // Its last checks, before it closed.
+                EventKind::Health => {}
                 _ => return None,
             }
         };

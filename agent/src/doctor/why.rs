@@ -1714,6 +1714,7 @@ mod tests {
             exe: None,
             start_time: None,
             app: None,
+            health: None,
         };
         f.previous = Some(crate::doctor::Previous {
             closed,

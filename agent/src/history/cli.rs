@@ -76,10 +76,12 @@ fn line(e: &Event) -> String {
         EventKind::Closed => "closed",
         EventKind::OwnerChanged => "now held by",
         EventKind::Exited => "exited",
+        EventKind::Health => "health",
         EventKind::Unknown => "changed",
     };
-    let ran = match (e.kind, super::ran_for(e)) {
-        (EventKind::Exited, Some(d)) => format!(", ran {}", crate::text::duration(d)),
+    let ran = match (e.kind, super::ran_for(e), &e.health) {
+        (EventKind::Exited, Some(d), _) => format!(", ran {}", crate::text::duration(d)),
+        (EventKind::Health, _, Some(health)) => format!(": {}", super::health_text(health)),
         _ => String::new(),
     };
     let while_down = e

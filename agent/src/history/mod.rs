@@ -1,5 +1,5 @@
 //! What happened to sockets over time (#11): the events between two states of the machine —
-//! opened, closed, owner changed — and `portscope watch`, which prints them as they happen.
+//! opened, closed, owner changed, health — and `portscope watch`, which prints them as they happen.
 //!
 //! Owns the derivation of events from two [`State`]s, so that what `watch` prints and what a
 //! history keeps are the same facts. It reads states only: scanning is the collector's, and the
@@ -83,8 +83,9 @@ pub fn local_time(rfc3339: &str) -> String {
         .unwrap_or_else(|_| rfc3339.to_owned())
 }
 
-/// The events that turn `old` into `new`, seen at `at`: sockets that appeared, that went, and
-/// those whose owners changed, in socket id order (closed ones first). `keep` chooses the
+/// The events that turn `old` into `new`, seen at `at`: sockets that appeared, that went, those
+/// whose owners changed and those whose health check told something new, in socket id order
+/// (closed ones first). `keep` chooses the
 /// sockets that matter (all of them, or listeners only). Each event comes with its socket's id.
 ///
 /// Then an `exited` event for each listener whose owner exited: an owner of one of `old`'s kept
@@ -108,14 +109,20 @@ pub fn events(
         if !keep(socket) {
             continue;
         }
-        let kind = match old.sockets.get(id) {
-            None => EventKind::Opened,
-            Some(before) if before.pids != socket.pids && !socket.pids.is_empty() => {
-                EventKind::OwnerChanged
+        match old.sockets.get(id) {
+            None => out.push((id.clone(), event(&time, EventKind::Opened, socket, new))),
+            Some(before) => {
+                if before.pids != socket.pids && !socket.pids.is_empty() {
+                    out.push((
+                        id.clone(),
+                        event(&time, EventKind::OwnerChanged, socket, new),
+                    ));
+                }
+                if health_changed(before, socket) {
+                    out.push((id.clone(), event(&time, EventKind::Health, socket, new)));
+                }
             }
-            Some(_) => continue,
-        };
-        out.push((id.clone(), event(&time, kind, socket, new)));
+        }
     }
     out.extend(exits(
         old,
@@ -153,14 +160,19 @@ pub fn events_of(
         ));
     }
     for socket in delta.changed.iter().filter(|s| keep(s)) {
-        let passed = old
-            .sockets
-            .get(&socket.id)
-            .is_some_and(|before| before.pids != socket.pids && !socket.pids.is_empty());
-        if passed {
+        let Some(before) = old.sockets.get(&socket.id) else {
+            continue;
+        };
+        if before.pids != socket.pids && !socket.pids.is_empty() {
             appeared.push((
                 socket.id.clone(),
                 event(&time, EventKind::OwnerChanged, socket, new),
+            ));
+        }
+        if health_changed(before, socket) {
+            appeared.push((
+                socket.id.clone(),
+                event(&time, EventKind::Health, socket, new),
             ));
         }
     }
@@ -180,6 +192,17 @@ pub fn events_of(
     );
     out.extend(exits(old, new, went, &time, &keep, alive));
     out
+}
+
+/// Whether a listener's health check told something new: its first answer, or another
+/// verdict or status than the last (a new latency alone is not news).
+fn health_changed(before: &Socket, now: &Socket) -> bool {
+    now.health.as_ref().is_some_and(|h| {
+        before
+            .health
+            .as_ref()
+            .is_none_or(|b| (b.up, b.status) != (h.up, h.status))
+    })
 }
 
 /// The `exited` events of the processes among `candidates` (pids of `old`) that held one of
@@ -262,6 +285,20 @@ pub fn ran_for(e: &Event) -> Option<std::time::Duration> {
     end.duration_since(start).ok()
 }
 
+/// What a health check got, for people: `is up (200, 3 ms)`, `answers 500`, `is down (timed
+/// out after 1 s)`.
+pub fn health_text(h: &portscope_shared::Health) -> String {
+    let why = h.detail.as_deref().map(crate::text::one_line);
+    match (h.up, h.status, why) {
+        (true, Some(status), _) => format!("is up ({status}, {} ms)", h.latency_ms),
+        (true, None, Some(why)) => format!("is up ({why}, {} ms)", h.latency_ms),
+        (true, None, None) => format!("is up ({} ms)", h.latency_ms),
+        (false, Some(status), _) => format!("answers {status}"),
+        (false, None, Some(why)) => format!("is down ({why})"),
+        (false, None, None) => "is down".into(),
+    }
+}
+
 /// [`still_runs`] for a process as a state knew it.
 pub fn process_runs(process: &Process) -> bool {
     still_runs(process.pid, process.start_time, Some(&process.name))
@@ -300,6 +337,11 @@ fn event_by(
         exe: owner.and_then(|p| p.exe.clone()),
         start_time: owner.and_then(|p| p.start_time),
         app: socket.app.clone(),
+        health: if kind == EventKind::Health {
+            socket.health.clone()
+        } else {
+            None
+        },
     }
 }
 
@@ -475,8 +517,68 @@ mod tests {
                 expected.sort();
                 seen.sort();
                 proptest::prop_assert_eq!(seen, expected);
+                // Health, as the protocol states it: a kept socket in both states whose check
+                // answered for the first time, or with another verdict or status.
+                let told: Vec<&String> = all
+                    .iter()
+                    .filter(|(_, e)| e.kind == EventKind::Health)
+                    .map(|(id, _)| id)
+                    .collect();
+                let news: Vec<&String> = b
+                    .sockets
+                    .iter()
+                    .filter(|(id, s)| {
+                        let Some(now) = s.health.as_ref().filter(|_| keep(s)) else {
+                            return false;
+                        };
+                        a.sockets.get(*id).is_some_and(|before| match &before.health {
+                            None => true,
+                            Some(then) => then.up != now.up || then.status != now.status,
+                        })
+                    })
+                    .map(|(id, _)| id)
+                    .collect();
+                proptest::prop_assert_eq!(told, news);
             }
         }
+    }
+
+    #[test]
+    fn a_health_check_that_tells_something_new_is_an_event() {
+        let check = |up: bool, status: u16, latency_ms: u32| portscope_shared::Health {
+            up,
+            status: Some(status),
+            latency_ms,
+            detail: (!up).then(|| format!("HTTP {status}")),
+        };
+        let mut web = listener(LO, 8000, 10);
+        web.http = true;
+        let unchecked = state(std::slice::from_ref(&web));
+        web.health = Some(check(true, 200, 3));
+        let first = state(std::slice::from_ref(&web));
+        web.health = Some(check(true, 200, 40));
+        let slower = state(std::slice::from_ref(&web));
+        web.health = Some(check(false, 500, 5));
+        let broken = state(std::slice::from_ref(&web));
+        let at = SystemTime::UNIX_EPOCH;
+        let told = |a: &State, b: &State| -> Vec<Option<portscope_shared::Health>> {
+            events(a, b, at, Socket::is_listening, |_| true)
+                .into_iter()
+                .map(|(_, e)| {
+                    assert_eq!(e.kind, EventKind::Health);
+                    assert_eq!(e.local_port, 8000);
+                    e.health
+                })
+                .collect()
+        };
+        assert_eq!(
+            told(&unchecked, &first),
+            [Some(check(true, 200, 3))],
+            "the first answer"
+        );
+        assert_eq!(told(&first, &slower), [], "a new latency alone is not news");
+        assert_eq!(told(&slower, &broken), [Some(check(false, 500, 5))]);
+        assert_eq!(told(&broken, &broken), []);
     }
 
     #[test]

@@ -97,8 +97,9 @@ impl Recorder {
                 EventKind::Closed | EventKind::Unknown => {
                     self.open.remove(id);
                 }
-                // Its listener's own event (closed, or passed on) came first.
-                EventKind::Exited => {}
+                // Its listener's own event (closed, or passed on) came first; a health check
+                // leaves the listener as it was.
+                EventKind::Exited | EventKind::Health => {}
             }
         }
         let tick = Tick {

@@ -6,11 +6,11 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use portscope_shared::{ConnectionMinute, Event, EventKind, Span, Spans};
+use portscope_shared::{ConnectionMinute, Event, EventKind, HealthMark, Span, Spans};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 /// The schema this build writes. A file from a newer build is not touched.
-pub const SCHEMA: i64 = 3;
+pub const SCHEMA: i64 = 4;
 
 /// Why the history cannot be used; said in a warning, the live view goes on.
 #[derive(Debug, thiserror::Error)]
@@ -165,6 +165,17 @@ impl Store {
             conn.pragma_update(None, "user_version", 3)
                 .map_err(sqlite)?;
         }
+        if version < 4 {
+            // Events of kind `health` (what an HTTP listener's check got, as JSON), which a
+            // schema 3 reader would take for a listener's.
+            conn.execute_batch(
+                "BEGIN;
+                 ALTER TABLE events ADD COLUMN health TEXT;
+                 PRAGMA user_version = 4;
+                 COMMIT;",
+            )
+            .map_err(sqlite)?;
+        }
         Ok(Store {
             conn,
             path: path.to_owned(),
@@ -199,11 +210,12 @@ impl Store {
 
     /// The columns `Row::read` takes, as this file's schema has them.
     fn columns(&self) -> &'static str {
-        if self.schema >= 2 {
-            COLUMNS
-        } else {
-            // Schema 1 kept no working directory.
-            COLUMNS_1
+        match self.schema {
+            4.. => COLUMNS,
+            // Schema 2 and 3 kept no health checks.
+            2 | 3 => COLUMNS_3,
+            // Schema 1 kept no working directory either.
+            _ => COLUMNS_1,
         }
     }
 
@@ -270,9 +282,9 @@ impl Store {
             let mut insert = tx
                 .prepare_cached(
                     "INSERT INTO events (time, since, kind, socket_id, proto, family, local_addr,
-                     local_port, pid, process, cmdline, user, app, cwd, exe, start_time)
+                     local_port, pid, process, cmdline, user, app, cwd, exe, start_time, health)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
-                     ?16)",
+                     ?16, ?17)",
                 )
                 .map_err(sqlite)?;
             for (id, e, since) in events {
@@ -294,6 +306,7 @@ impl Store {
                         e.cwd,
                         e.exe,
                         e.start_time.and_then(|t| i64::try_from(t).ok()),
+                        e.health.as_ref().map(json_text),
                     ])
                     .map_err(sqlite)?;
             }
@@ -466,7 +479,7 @@ impl Store {
                 "SELECT {}
                  FROM events e
                  JOIN (SELECT socket_id, MAX(id) AS last FROM events
-                       WHERE local_port = ?1 AND time <= ?2 AND kind != 'exited'
+                       WHERE local_port = ?1 AND time <= ?2 AND kind NOT IN ('exited', 'health')
                        GROUP BY socket_id) l
                    ON e.id = l.last
                  WHERE e.kind != 'closed'
@@ -499,7 +512,8 @@ impl Store {
                      UNION
                      SELECT e.socket_id FROM events e
                      JOIN (SELECT socket_id, MAX(id) AS last FROM events
-                           WHERE time < ?1 AND kind != 'exited' GROUP BY socket_id) l
+                           WHERE time < ?1 AND kind NOT IN ('exited', 'health')
+                           GROUP BY socket_id) l
                        ON e.id = l.last
                      WHERE e.kind != 'closed')
                  ORDER BY socket_id, id
@@ -517,12 +531,19 @@ impl Store {
             .map_err(|e| self.err(e))?;
         let mut spans: Vec<(i64, Span)> = Vec::new();
         let mut current: Option<(String, i64, Span)> = None;
-        let end = |open: Option<(String, i64, Span)>, at: Option<i64>, spans: &mut Vec<_>| {
+        // Each span's health marks as read (ms), kept to the window when it ends.
+        let mut marks: Vec<(i64, HealthMark)> = Vec::new();
+        let end = |open: Option<(String, i64, Span)>,
+                   at: Option<i64>,
+                   marks: &mut Vec<(i64, HealthMark)>,
+                   spans: &mut Vec<_>| {
+            let marks = std::mem::take(marks);
             if let Some((_, start, mut span)) = open
                 && at.is_none_or(|at| at >= since)
                 && start <= until
             {
                 span.end = at.map(rfc3339);
+                span.health = in_window(marks, since, until);
                 spans.push((start, span));
             }
         };
@@ -536,25 +557,48 @@ impl Store {
             let same = current.as_ref().is_some_and(|(open, ..)| *open == id);
             if !same {
                 // A socket whose last event is not a close lasts (up to `until`).
-                end(current.take(), None, &mut spans);
+                end(current.take(), None, &mut marks, &mut spans);
             }
             match event.kind {
                 EventKind::Closed => {
                     if same {
-                        end(current.take(), Some(time), &mut spans);
+                        end(current.take(), Some(time), &mut marks, &mut spans);
                     }
                 }
                 EventKind::Opened | EventKind::OwnerChanged => {
+                    // The listener's health goes on with its new owner, from its start.
+                    let going_on = marks.last().filter(|_| same).map(|(_, mark)| {
+                        let time = (time, rfc3339(time));
+                        (
+                            time.0,
+                            HealthMark {
+                                time: time.1,
+                                health: mark.health.clone(),
+                            },
+                        )
+                    });
                     if same {
-                        end(current.take(), Some(time), &mut spans);
+                        end(current.take(), Some(time), &mut marks, &mut spans);
                     }
+                    marks.extend(going_on);
                     current = Some((id, time, span_of(event)));
+                }
+                EventKind::Health => {
+                    if let (true, Some(health)) = (same, event.health) {
+                        marks.push((
+                            time,
+                            HealthMark {
+                                time: event.time,
+                                health,
+                            },
+                        ));
+                    }
                 }
                 // The owner's exit follows its listener's own event.
                 EventKind::Exited | EventKind::Unknown => {}
             }
         }
-        end(current.take(), None, &mut spans);
+        end(current.take(), None, &mut marks, &mut spans);
         spans.sort_by_key(|(start, _)| *start);
         // Memory stays bounded: at most MAX_SPAN_ROWS events are read (a window over a month of
         // a busy machine); the spans they make are then a part, said so.
@@ -597,6 +641,18 @@ impl Store {
     }
 }
 
+/// Of a span's health marks (oldest first), the one in force at `since` and those up to
+/// `until`.
+fn in_window(marks: Vec<(i64, HealthMark)>, since: i64, until: i64) -> Vec<HealthMark> {
+    let first = marks.iter().rposition(|(t, _)| *t <= since).unwrap_or(0);
+    marks
+        .into_iter()
+        .skip(first)
+        .take_while(|(t, _)| *t <= until)
+        .map(|(_, mark)| mark)
+        .collect()
+}
+
 /// A span starting with `event` (its owner), open until ended.
 fn span_of(e: Event) -> Span {
     Span {
@@ -612,6 +668,7 @@ fn span_of(e: Event) -> Span {
         start: e.time,
         start_since: e.since,
         end: None,
+        health: Vec::new(),
     }
 }
 
@@ -651,10 +708,13 @@ pub struct Query {
 
 /// The columns `Row::read` takes, in its order.
 const COLUMNS: &str = "time, since, kind, proto, family, local_addr, local_port, pid, process, \
-                       cmdline, user, app, cwd, exe, start_time";
+                       cmdline, user, app, cwd, exe, start_time, health";
+/// The same from a schema 2 or 3 file.
+const COLUMNS_3: &str = "time, since, kind, proto, family, local_addr, local_port, pid, process, \
+                         cmdline, user, app, cwd, exe, start_time, NULL";
 /// The same from a schema 1 file.
 const COLUMNS_1: &str = "time, since, kind, proto, family, local_addr, local_port, pid, process, \
-                         cmdline, user, app, NULL, NULL, NULL";
+                         cmdline, user, app, NULL, NULL, NULL, NULL";
 
 /// One stored event, as read.
 struct Row {
@@ -673,6 +733,7 @@ struct Row {
     cwd: Option<String>,
     exe: Option<String>,
     start_time: Option<i64>,
+    health: Option<String>,
 }
 
 impl Row {
@@ -699,6 +760,7 @@ impl Row {
             cwd: r.get(at + 12)?,
             exe: r.get(at + 13)?,
             start_time: r.get(at + 14)?,
+            health: r.get(at + 15)?,
         })
     }
 
@@ -721,6 +783,7 @@ impl Row {
             exe: self.exe,
             start_time: self.start_time.and_then(|t| u64::try_from(t).ok()),
             app: self.app,
+            health: self.health.and_then(|h| serde_json::from_str(&h).ok()),
         })
     }
 }
@@ -761,6 +824,7 @@ mod tests {
             exe: None,
             start_time: None,
             app: None,
+            health: None,
         }
     }
 
@@ -945,6 +1009,89 @@ mod tests {
             b.spans[0].start_since.as_deref(),
             Some("1970-01-01T00:00:01Z")
         );
+    }
+
+    #[test]
+    fn spans_carry_the_health_in_force_and_its_changes_in_the_window() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("h.db")).unwrap();
+        let a = "tcp 127.0.0.1:3000 - i1".to_owned();
+        let check = |pid, up: bool, status: u16| Event {
+            kind: EventKind::Health,
+            health: Some(portscope_shared::Health {
+                up,
+                status: Some(status),
+                latency_ms: 2,
+                detail: None,
+            }),
+            ..opened(3000, pid)
+        };
+        // Opened by 10 at 1 s; up at 2 s; 500 at 4 s; passed to 11 at 5 s; up at 7 s; closed
+        // at 9 s.
+        for (at, e) in [
+            (1_000, opened(3000, 10)),
+            (2_000, check(10, true, 200)),
+            (4_000, check(10, false, 500)),
+            (
+                5_000,
+                Event {
+                    kind: EventKind::OwnerChanged,
+                    ..opened(3000, 11)
+                },
+            ),
+            (7_000, check(11, true, 200)),
+            (9_000, closed(3000, 11)),
+        ] {
+            store.write(at, &[(a.clone(), e, None)], None).unwrap();
+        }
+        let t = |s: u64| format!("1970-01-01T00:00:{s:02}Z");
+        type Marks = Vec<(Option<u32>, Vec<(String, bool)>)>;
+        let marks = |since, until| -> Marks {
+            store
+                .spans(since, until, None, 10)
+                .unwrap()
+                .spans
+                .into_iter()
+                .map(|s| {
+                    let marks = s.health.iter().map(|m| (m.time.clone(), m.health.up));
+                    (s.pid, marks.collect())
+                })
+                .collect()
+        };
+        assert_eq!(
+            marks(3_000, 20_000),
+            [
+                (Some(10), vec![(t(2), true), (t(4), false)]),
+                (Some(11), vec![(t(5), false), (t(7), true)]),
+            ],
+            "the answer in force at the window's start, the changes, and the health going on \
+             with the new owner from the change"
+        );
+        assert_eq!(
+            marks(5_500, 6_500),
+            [(Some(11), vec![(t(5), false)])],
+            "only what was in force"
+        );
+        assert_eq!(
+            marks(0, 1_500),
+            [(Some(10), vec![])],
+            "not checked yet; later answers are not the window's"
+        );
+        // A health check is not a listener's opening or closing.
+        let holders = store.holders_at(3000, 4_500).unwrap();
+        assert_eq!(
+            holders.iter().map(|e| (e.kind, e.pid)).collect::<Vec<_>>(),
+            [(EventKind::Opened, Some(10))]
+        );
+        let all = store
+            .query(&Query {
+                limit: 10,
+                ..Query::default()
+            })
+            .unwrap();
+        assert_eq!(all.len(), 6);
+        assert_eq!(all[1].kind, EventKind::Health);
+        assert_eq!(all[1].health.as_ref().map(|h| h.up), Some(true));
     }
 
     #[test]

@@ -173,6 +173,7 @@ fn line(e: &Event) -> String {
         EventKind::Closed => "-",
         EventKind::OwnerChanged => "~",
         EventKind::Exited => "x",
+        EventKind::Health => "h",
         EventKind::Unknown => "?",
     };
     let clock = e.time.get(11..19).unwrap_or(&e.time);
@@ -201,9 +202,12 @@ fn line(e: &Event) -> String {
         EventKind::OwnerChanged => " now held by",
         _ => "",
     };
-    let exited = match (e.kind, super::ran_for(e)) {
-        (EventKind::Exited, Some(ran)) => format!(" exited after {}", crate::text::duration(ran)),
-        (EventKind::Exited, None) => " exited".into(),
+    let exited = match (e.kind, super::ran_for(e), &e.health) {
+        (EventKind::Exited, Some(ran), _) => {
+            format!(" exited after {}", crate::text::duration(ran))
+        }
+        (EventKind::Exited, None, _) => " exited".into(),
+        (EventKind::Health, _, Some(health)) => format!(" {}", super::health_text(health)),
         _ => String::new(),
     };
     format!("{clock}  {mark} {proto} {local}{remote}{verb}{owner}{exited}{what}")
@@ -233,6 +237,7 @@ mod tests {
             exe: None,
             start_time: None,
             app: Some("Vite dev server".into()),
+            health: None,
         };
         assert_eq!(
             line(&e),
@@ -253,6 +258,27 @@ mod tests {
         assert_eq!(
             line(&exited),
             "14:02:03  x tcp6 [::1]:5173  node\\n (pid 4242) exited after 3 h"
+        );
+        let check = |up, status, detail: Option<&str>| Event {
+            kind: EventKind::Health,
+            start_time: None,
+            health: Some(portscope_shared::Health {
+                up,
+                status,
+                latency_ms: 3,
+                detail: detail.map(str::to_owned),
+            }),
+            ..exited.clone()
+        };
+        assert_eq!(
+            line(&check(false, Some(500), Some("HTTP 500"))),
+            "14:02:03  h tcp6 [::1]:5173  node\\n (pid 4242) answers 500"
+        );
+        assert!(line(&check(true, Some(200), None)).ends_with(" is up (200, 3 ms)"));
+        assert!(
+            line(&check(false, None, Some("timed out\nafter 1 s")))
+                .ends_with(" is down (timed out\\nafter 1 s)"),
+            "a detail is one line"
         );
     }
 }

@@ -490,6 +490,7 @@ mod tests {
             exe: None,
             start_time: None,
             app: None,
+            health: None,
         };
         let events = Events {
             seq: 9,

@@ -26,7 +26,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::ops::Range;
 
-use portscope_shared::{Event, EventKind, Family, Proto, Span};
+use portscope_shared::{Event, EventKind, Family, Health, Proto, Span};
 
 use time::{DAY_MS, HOUR_MS, MINUTE_MS};
 
@@ -130,6 +130,29 @@ pub struct Tenure {
     /// It was already open when this page opened and the agent keeps no history: `start` is
     /// the page's opening, not the listener's.
     pub before_page: bool,
+    /// Its HTTP health checks' answers, oldest first, each holding until the next (or the
+    /// tenure's end): from the span, then the live `health` events.
+    pub health: Vec<HealthPoint>,
+}
+
+/// What a listener's health check got, from a moment on.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HealthPoint {
+    /// ms since the epoch.
+    pub at: f64,
+    pub up: bool,
+    /// `up (200, 3 ms)`, `answers 500`.
+    pub words: String,
+}
+
+impl HealthPoint {
+    pub fn new(at: f64, health: &Health) -> Self {
+        Self {
+            at,
+            up: health.up,
+            words: recent::health_words(health),
+        }
+    }
 }
 
 impl Tenure {
@@ -146,6 +169,11 @@ impl Tenure {
             start_since: s.start_since.as_deref().and_then(time::parse),
             end: s.end.as_deref().and_then(time::parse),
             before_page: false,
+            health: s
+                .health
+                .iter()
+                .filter_map(|m| Some(HealthPoint::new(time::parse(&m.time)?, &m.health)))
+                .collect(),
         })
     }
 
@@ -161,6 +189,7 @@ impl Tenure {
             start_since: e.since.as_deref().and_then(time::parse),
             end: None,
             before_page: false,
+            health: Vec::new(),
         }
     }
 
@@ -201,7 +230,29 @@ impl Tenure {
             text.push_str(&format!("\n{}", self.cmdline.join(" ")));
         }
         text.push_str(&format!("\n{}", self.period(now, offset_min)));
+        if let Some(health) = self.health_summary(offset_min) {
+            text.push_str(&format!("\n{health}"));
+        }
         text
+    }
+
+    /// `health: up (200, 3 ms) at 13:10, answers 500 at 13:58` — the last [`HEALTH_TOLD`]
+    /// answers; `None` when it was never checked.
+    pub fn health_summary(&self, offset_min: i32) -> Option<String> {
+        let last = self.health.len().saturating_sub(HEALTH_TOLD);
+        let told: Vec<String> = self.health[last..]
+            .iter()
+            .map(|p| format!("{} at {}", p.words, time::clock(p.at, offset_min)))
+            .collect();
+        if told.is_empty() {
+            return None;
+        }
+        let earlier = if last > 0 {
+            format!(" ({last} earlier)")
+        } else {
+            String::new()
+        };
+        Some(format!("health: {}{earlier}", told.join(", ")))
     }
 
     /// `2026-11-29 13:10:00 – 14:02:03 (52 min)`, or `… – now (…)` while it lasts.
@@ -226,9 +277,13 @@ impl Tenure {
     }
 }
 
+/// Health answers a bar's title tells.
+pub const HEALTH_TOLD: usize = 4;
+
 /// The tenures the history's spans describe, with the live events applied in order: an
 /// opening starts a tenure, a closing ends its owner's open one, a change of owner ends the
-/// old owner's and starts the new one's. An event the spans already show (the history records
+/// old owner's and starts the new one's (its health goes on), a health check's news is put on
+/// its owner's tenure. An event the spans already show (the history records
 /// the same events) changes nothing, so spans fetched after some events and events received
 /// after some spans merge to the same picture.
 pub fn merge(base: Vec<Tenure>, events: &[Event]) -> Vec<Tenure> {
@@ -246,13 +301,30 @@ pub fn merge(base: Vec<Tenure>, events: &[Event]) -> Vec<Tenure> {
             EventKind::Opened => open(&mut tenures, &mut by_key, e, at),
             EventKind::Closed => close(&mut tenures, &by_key, &key, e.pid, at),
             EventKind::OwnerChanged => {
+                let mut going_on = None;
                 for &i in by_key.get(&key).into_iter().flatten() {
                     let t = &mut tenures[i];
                     if t.end.is_none() && t.pid != e.pid && t.start <= at + SAME_MOMENT_MS {
                         t.end = Some(at);
+                        going_on = t.health.last().cloned().or(going_on);
                     }
                 }
+                let before = tenures.len();
                 open(&mut tenures, &mut by_key, e, at);
+                if let (Some(point), Some(new)) = (going_on, tenures.get_mut(before)) {
+                    new.health.push(HealthPoint { at, ..point });
+                }
+            }
+            EventKind::Health => {
+                if let Some(health) = &e.health {
+                    checked(
+                        &mut tenures,
+                        &by_key,
+                        &key,
+                        e.pid,
+                        HealthPoint::new(at, health),
+                    );
+                }
             }
             // Its listener's own event (closed, or passed on) ended the tenure.
             EventKind::Exited | EventKind::Unknown => {}
@@ -315,6 +387,40 @@ fn open(
     if !known {
         ids.push(tenures.len());
         tenures.push(Tenure::from_event(e, at));
+    }
+}
+
+/// A health check's news on the tenure of `pid` that holds the listener at its moment, unless
+/// that tenure has it already (from its span).
+fn checked(
+    tenures: &mut [Tenure],
+    by_key: &HashMap<ListenerKey, Vec<usize>>,
+    key: &ListenerKey,
+    pid: Option<u32>,
+    point: HealthPoint,
+) {
+    let Some(ids) = by_key.get(key) else { return };
+    let at = point.at;
+    let holder = ids
+        .iter()
+        .copied()
+        .filter(|&i| {
+            let t = &tenures[i];
+            t.pid == pid
+                && t.start <= at + SAME_MOMENT_MS
+                && t.end.is_none_or(|end| end + SAME_MOMENT_MS >= at)
+        })
+        .max_by(|&a, &b| tenures[a].start.total_cmp(&tenures[b].start));
+    let Some(t) = holder.map(|i| &mut tenures[i]) else {
+        return;
+    };
+    let known = t
+        .health
+        .iter()
+        .any(|p| (p.at - at).abs() <= SAME_MOMENT_MS && p.words == point.words);
+    if !known {
+        let place = t.health.partition_point(|p| p.at <= at);
+        t.health.insert(place, point);
     }
 }
 
@@ -568,7 +674,81 @@ pub enum Row {
         label: String,
         addrs: String,
         bars: Vec<Bar>,
+        /// Its listeners' health checks, as [`health_paths`] draws them.
+        health: HealthPaths,
     },
+}
+
+/// A lane's HTTP health history as two SVG paths along its bottom, from the lane's top: where
+/// the checks found it up and where down (each `None` when there is no such stretch). A
+/// stretch lasts from an answer to the next or to its tenure's end; down stretches are drawn
+/// at least [`MERGE_PX`] wide, so a short outage is seen.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct HealthPaths {
+    pub up: Option<String>,
+    pub down: Option<String>,
+}
+
+/// Where a lane's health line runs, from the lane's top (below its bars).
+pub const HEALTH_Y: f64 = LANE_PX - 1.5;
+
+/// The health stretches of `lane`'s tenures inside the window: `(from, to, up)` in pixels,
+/// left to right, neighbours of one kind within a pixel merged.
+pub fn health_stretches(
+    tenures: &[Tenure],
+    lane: &Lane,
+    scale: Scale,
+    now: f64,
+) -> Vec<(f64, f64, bool)> {
+    let window = scale.window;
+    let mut stretches: Vec<(f64, f64, bool)> = Vec::new();
+    for &i in &lane.tenures {
+        let t = &tenures[i];
+        let end = t.end_or(now);
+        for (k, point) in t.health.iter().enumerate() {
+            let next = t.health.get(k + 1).map_or(end, |n| n.at.min(end));
+            let (from, to) = (
+                point.at.max(t.start).max(window.start),
+                next.min(window.end),
+            );
+            // Times are whole seconds: a listener that went down and closed in the same
+            // second still shows its outage.
+            if from > to || (from == to && point.up) {
+                continue;
+            }
+            let (x0, mut x1) = (scale.x(from), scale.x(to));
+            if !point.up {
+                x1 = x1.max(x0 + MERGE_PX);
+            }
+            stretches.push((x0, x1, point.up));
+        }
+    }
+    stretches.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut merged: Vec<(f64, f64, bool)> = Vec::new();
+    for (x0, x1, up) in stretches {
+        match merged.iter_mut().rev().find(|s| s.2 == up) {
+            Some(last) if x0 <= last.1 + 1.0 => last.1 = last.1.max(x1),
+            _ => merged.push((x0, x1, up)),
+        }
+    }
+    merged
+}
+
+/// The two paths of [`HealthPaths`] for `lane`.
+pub fn health_paths(tenures: &[Tenure], lane: &Lane, scale: Scale, now: f64) -> HealthPaths {
+    let path = |up: bool, stretches: &[(f64, f64, bool)]| {
+        let d: String = stretches
+            .iter()
+            .filter(|s| s.2 == up)
+            .map(|(x0, x1, _)| format!("M{x0:.1} {HEALTH_Y:.1}H{x1:.1}"))
+            .collect();
+        (!d.is_empty()).then_some(d)
+    };
+    let stretches = health_stretches(tenures, lane, scale, now);
+    HealthPaths {
+        up: path(true, &stretches),
+        down: path(false, &stretches),
+    }
 }
 
 impl Row {
@@ -742,6 +922,7 @@ pub fn layout(
                     .collect::<Vec<_>>()
                     .join(" "),
                 bars: lane_bars(tenures, lane, scale, now),
+                health: health_paths(tenures, lane, scale, now),
             });
             y += LANE_PX;
         }

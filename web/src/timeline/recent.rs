@@ -65,13 +65,14 @@ pub fn port_of(query: &str) -> Option<u16> {
     words.next().is_none().then_some(port)
 }
 
-/// The verb of an event: `opened`, `closed`, `passed on`, `owner exited`.
+/// The verb of an event: `opened`, `closed`, `passed on`, `owner exited`, `health`.
 pub fn verb(kind: EventKind) -> &'static str {
     match kind {
         EventKind::Opened => "opened",
         EventKind::Closed => "closed",
         EventKind::OwnerChanged => "passed on",
         EventKind::Exited => "owner exited",
+        EventKind::Health => "health",
         EventKind::Unknown => "changed",
     }
 }
@@ -94,5 +95,19 @@ pub fn line(e: &Event, offset_min: i32) -> String {
         (None, Some(pid)) => text.push_str(&format!(" pid {pid}")),
         (None, None) => text.push_str(" (owner hidden)"),
     }
+    if let Some(health) = e.health.as_ref().filter(|_| e.kind == EventKind::Health) {
+        text.push_str(&format!(": {}", health_words(health)));
+    }
     text
+}
+
+/// What a health check got, in words: `up (200, 3 ms)`, `answers 500`, `down (timed out)`.
+pub fn health_words(h: &portscope_shared::Health) -> String {
+    match (h.up, h.status, h.detail.as_deref()) {
+        (true, Some(status), _) => format!("up ({status}, {} ms)", h.latency_ms),
+        (true, None, _) => format!("up ({} ms)", h.latency_ms),
+        (false, Some(status), _) => format!("answers {status}"),
+        (false, None, Some(why)) => format!("down ({why})"),
+        (false, None, None) => "down".to_owned(),
+    }
 }

@@ -149,6 +149,7 @@ fn event(kind: EventKind, key: &ListenerKey, pid: u32, at: f64) -> Event {
         exe: None,
         start_time: None,
         app: None,
+        health: None,
     }
 }
 
@@ -166,6 +167,7 @@ fn span(life: &Life) -> Span {
         start: time::format_utc(life.start),
         start_since: None,
         end: life.end.map(time::format_utc),
+        health: Vec::new(),
     }
 }
 
@@ -323,6 +325,7 @@ fn a_listener_open_when_the_page_opened_ends_with_its_closing() {
         start_since: None,
         end: None,
         before_page: true,
+        health: Vec::new(),
     };
     let out = merge(
         vec![seed],
@@ -464,6 +467,7 @@ fn tenure(port: u16, v6: bool, pid: u32, start: f64, end: Option<f64>) -> Tenure
         start_since: None,
         end,
         before_page: false,
+        health: Vec::new(),
     }
 }
 
@@ -738,6 +742,7 @@ fn the_tab_stop_is_the_keyboard_s_bar_while_it_is_drawn() {
         label: String::new(),
         addrs: String::new(),
         bars,
+        health: HealthPaths::default(),
     };
     let heading = Row::Group {
         y: 0.0,
@@ -903,6 +908,7 @@ fn keyboard_moves_along_lanes_and_to_the_nearest_bar_across() {
         label: String::new(),
         addrs: String::new(),
         bars,
+        health: HealthPaths::default(),
     };
     let layout = Layout {
         rows: vec![
@@ -1074,4 +1080,178 @@ fn the_connections_chart_fills_quiet_minutes_and_sums_up() {
         60,
     );
     assert_eq!(quiet.summary(), "no connections in the last hour");
+}
+
+fn health(up: bool, status: u16) -> portscope_shared::Health {
+    portscope_shared::Health {
+        up,
+        status: Some(status),
+        latency_ms: 3,
+        detail: (!up).then(|| format!("HTTP {status}")),
+    }
+}
+
+fn checked(k: &ListenerKey, pid: u32, at: f64, h: portscope_shared::Health) -> Event {
+    Event {
+        health: Some(h),
+        ..event(EventKind::Health, k, pid, at)
+    }
+}
+
+#[test]
+fn health_news_lands_on_its_owners_tenure_once_and_goes_on_with_a_new_owner() {
+    let k = key(8000, false);
+    let at = |s: f64| T0 + s * 1000.0;
+    // The span the history answered: up from 10 s, then 500 from 100 s.
+    let mut answered = span(&Life {
+        key: k.clone(),
+        pid: 7,
+        start: at(0.0),
+        end: None,
+    });
+    answered.health = vec![
+        portscope_shared::HealthMark {
+            time: time::format_utc(at(10.0)),
+            health: health(true, 200),
+        },
+        portscope_shared::HealthMark {
+            time: time::format_utc(at(100.0)),
+            health: health(false, 500),
+        },
+    ];
+    let base = vec![Tenure::from_span(&answered).unwrap()];
+    let events = [
+        // Received live too: the span holds it already.
+        checked(&k, 7, at(100.0), health(false, 500)),
+        checked(&k, 7, at(200.0), health(true, 200)),
+        // Another owner's news is not this tenure's.
+        checked(&k, 99, at(250.0), health(false, 502)),
+        event(EventKind::OwnerChanged, &k, 8, at(300.0)),
+        checked(&k, 8, at(400.0), health(false, 503)),
+    ];
+    let tenures = merge(base, &events);
+    let told = |t: &Tenure| -> Vec<(f64, bool, String)> {
+        t.health
+            .iter()
+            .map(|p| ((p.at - T0) / 1000.0, p.up, p.words.clone()))
+            .collect()
+    };
+    assert_eq!(tenures.len(), 2, "{tenures:?}");
+    assert_eq!(
+        told(&tenures[0]),
+        [
+            (10.0, true, "up (200, 3 ms)".to_owned()),
+            (100.0, false, "answers 500".to_owned()),
+            (200.0, true, "up (200, 3 ms)".to_owned()),
+        ]
+    );
+    assert_eq!(tenures[0].end, Some(at(300.0)));
+    assert_eq!(
+        told(&tenures[1]),
+        [
+            (300.0, true, "up (200, 3 ms)".to_owned()),
+            (400.0, false, "answers 503".to_owned()),
+        ],
+        "the listener's health goes on with its new owner from the change"
+    );
+    assert_eq!(
+        tenures[1].health_summary(0).as_deref(),
+        Some("health: up (200, 3 ms) at 14:07, answers 503 at 14:08")
+    );
+    assert_eq!(
+        line(&events[4], 0),
+        "14:08 health 127.0.0.1:8000 prog2 (pid 8): answers 503"
+    );
+}
+
+#[test]
+fn health_lines_run_from_each_answer_to_the_next_and_a_short_outage_is_seen() {
+    let k = key(8000, false);
+    let min = |m: f64| T0 + m * MINUTE_MS;
+    let mut t = tenure(8000, false, 7, min(5.0), Some(min(50.0)));
+    let point = |m: f64, up: bool| HealthPoint {
+        at: min(m),
+        up,
+        words: String::new(),
+    };
+    // Checked from 10 min: up, down 20–30 min, up, down for one second at 40 min, up.
+    t.health = vec![
+        point(10.0, true),
+        point(20.0, false),
+        point(30.0, true),
+        point(40.0, false),
+        HealthPoint {
+            at: min(40.0) + 1000.0,
+            up: true,
+            words: String::new(),
+        },
+    ];
+    // Before the window: a tenure whose checks are all cut off.
+    let mut early = tenure(8000, false, 6, min(-20.0), Some(min(-10.0)));
+    early.health = vec![point(-15.0, false)];
+    let lane = Lane {
+        proto: k.proto,
+        port: 8000,
+        addrs: vec![k.addr],
+        tenures: vec![0, 1],
+    };
+    // One pixel a minute, from x = 100.
+    let scale = Scale {
+        window: Window {
+            start: min(0.0),
+            end: min(60.0),
+        },
+        x0: 100.0,
+        width: 60.0,
+    };
+    let tenures = [early, t];
+    let stretches = health_stretches(&tenures, &lane, scale, min(60.0));
+    let rounded: Vec<(f64, f64, bool)> = stretches
+        .iter()
+        .map(|&(a, b, up)| ((a * 100.0).round() / 100.0, (b * 100.0).round() / 100.0, up))
+        .collect();
+    assert_eq!(
+        rounded,
+        [
+            (110.0, 120.0, true),
+            (120.0, 130.0, false),
+            (130.0, 150.0, true),
+            (140.0, 143.0, false),
+        ],
+        "the up lines on each side of a one-second outage are within a pixel: merged (the \
+         down line, drawn over it, three pixels wide)"
+    );
+    let paths = health_paths(&tenures, &lane, scale, min(60.0));
+    assert_eq!(
+        paths.down.as_deref(),
+        Some("M120.0 22.5H130.0M140.0 22.5H143.0")
+    );
+    assert_eq!(
+        paths.up.as_deref(),
+        Some("M110.0 22.5H120.0M130.0 22.5H150.0")
+    );
+    // Down, then closed within the same (whole) second: the outage is drawn all the same.
+    let mut last_words = tenure(8000, false, 7, min(5.0), Some(min(20.0)));
+    last_words.health = vec![point(10.0, true), point(20.0, false)];
+    assert_eq!(
+        health_paths(&[last_words], &lane_of(&[0]), scale, min(60.0)),
+        HealthPaths {
+            up: Some("M110.0 22.5H120.0".into()),
+            down: Some("M120.0 22.5H123.0".into()),
+        }
+    );
+    let unchecked = tenure(8000, false, 7, min(5.0), None);
+    assert_eq!(
+        health_paths(&[unchecked], &lane_of(&[0]), scale, min(60.0)),
+        HealthPaths::default()
+    );
+}
+
+fn lane_of(tenures: &[usize]) -> Lane {
+    Lane {
+        proto: Proto::Tcp,
+        port: 8000,
+        addrs: vec![],
+        tenures: tenures.to_vec(),
+    }
 }

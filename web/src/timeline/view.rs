@@ -19,8 +19,8 @@ use super::connections::Chart;
 use super::recent::{line, matches, port_of, recent};
 use super::time::{self, DAY_MS, HOUR_MS, MINUTE_MS};
 use super::{
-    AXIS_PX, Bar, BarId, GROUP_PX, LANE_PX, ListenerKey, Row, Scale, Tenure, Window, lanes, layout,
-    merge, neighbour, restart_marks,
+    AXIS_PX, Bar, BarId, GROUP_PX, HealthPoint, LANE_PX, ListenerKey, Row, Scale, Tenure, Window,
+    lanes, layout, merge, neighbour, restart_marks,
 };
 use crate::api;
 use crate::table::Table;
@@ -249,6 +249,8 @@ fn seed_tenures(table: &Table, now: f64) -> Vec<Tenure> {
                 start_since: None,
                 end: None,
                 before_page: true,
+                // Without a history, what its check says now is all there is.
+                health: s.health.iter().map(|h| HealthPoint::new(now, h)).collect(),
             }
         })
         .collect()
@@ -596,7 +598,7 @@ pub fn Timeline(
                 </g>
             }
             .into_any(),
-            Row::Lane { y, label, addrs, bars } => {
+            Row::Lane { y, label, addrs, bars, health } => {
                 let (stop, picked) = (tab_stop.get_untracked(), picked_at.get_untracked());
                 let bars_view = bars
                     .iter()
@@ -608,12 +610,16 @@ pub fn Timeline(
                     .collect_view();
                 // The lane is moved to its row: its bars and marks are drawn from y = 0.
                 let restarts = restart_marks(bars, 0.0).map(|d| view! { <path class="restart" d=d /> });
+                let up = health.up.clone().map(|d| view! { <path class="health-up" d=d /> });
+                let down = health.down.clone().map(|d| view! { <path class="health-down" d=d /> });
                 view! {
                     <g class="lane" transform=format!("translate(0 {y})") data-port=label.rsplit(' ').next().unwrap_or_default().to_owned()>
                         <text class="lane-label" x="20" y="16">{label.clone()}<tspan class="lane-addr" dx="6">{addrs.clone()}</tspan></text>
                         <line class="lane-line" x1=s.x0 x2=s.x0 + s.width y1=LANE_PX / 2.0 y2=LANE_PX / 2.0 />
                         {bars_view}
                         {restarts}
+                        {up}
+                        {down}
                     </g>
                 }
                 .into_any()
@@ -796,7 +802,7 @@ pub fn Timeline(
                 <p class="note" id="timeline-no-history">"This agent keeps no history (started with --no-history): showing changes since this page opened."</p>
             })}
             {move || state.note.get().map(|n| view! { <p class="note" id="timeline-note">{n}</p> })}
-            <p class="hint muted">"Drag or Shift+wheel to pan, Ctrl+wheel to zoom; arrow keys move between bars, Enter opens one."</p>
+            <p class="hint muted">"Drag or Shift+wheel to pan, Ctrl+wheel to zoom; arrow keys move between bars, Enter opens one. Under an HTTP server's bar, a line shows its health checks: "<span class="key health-up-key"></span>" up, "<span class="key health-down-key"></span>" down."</p>
             <div
                 class="plot"
                 node_ref=plot_ref
@@ -1022,6 +1028,7 @@ pub fn TenureDetail(
                         <dt>"Opened"</dt><dd class="opened">{opened}</dd>
                         <dt>"Closed"</dt><dd class="closed">{t.end.map_or_else(|| "not yet".to_owned(), |e| time::date_time(e, offset))}</dd>
                         <dt>"Held for"</dt><dd>{time::duration(t.end_or(now) - t.start)}</dd>
+                        {t.health_summary(offset).map(|h| view! { <dt>"Health"</dt><dd class="health">{h.trim_start_matches("health: ").to_owned()}</dd> })}
                     </dl>
                 </section>
                 <div class="actions">
