@@ -680,6 +680,10 @@ pub struct GraphNode {
     pub project: Option<String>,
     #[serde(default)]
     pub addr: Option<IpAddr>,
+    /// A remote address's name, when this machine's hosts file gives it one (no DNS query is
+    /// made for it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -384,6 +384,7 @@ fn samples() -> Vec<(&'static str, String)> {
                 pid: Some(4242),
                 project: Some("app".into()),
                 addr: None,
+                name: None,
             },
             GraphNode {
                 id: "p900".into(),
@@ -392,6 +393,7 @@ fn samples() -> Vec<(&'static str, String)> {
                 pid: Some(900),
                 project: None,
                 addr: None,
+                name: None,
             },
             GraphNode {
                 id: "r192.0.2.8".into(),
@@ -400,6 +402,7 @@ fn samples() -> Vec<(&'static str, String)> {
                 pid: None,
                 project: None,
                 addr: Some("192.0.2.8".parse().unwrap()),
+                name: Some("api.internal".into()),
             },
         ],
         edges: vec![

@@ -28,7 +28,8 @@ pub async fn run(args: crate::cli::GraphArgs) -> anyhow::Result<()> {
     for warning in &state.warnings {
         eprintln!("portscope: warning: {warning}");
     }
-    let graph = of(&state);
+    let mut graph = of(&state);
+    name_remotes(&mut graph, &HostNames::read());
     let mut out = std::io::stdout().lock();
     if args.json {
         serde_json::to_writer_pretty(&mut out, &graph)?;
@@ -40,6 +41,53 @@ pub async fn run(args: crate::cli::GraphArgs) -> anyhow::Result<()> {
     }
     out.flush()?;
     Ok(())
+}
+
+/// The names this machine gives addresses without asking DNS: the first name of each address
+/// in its hosts file (`os::hosts_file`). Read per graph: the file is small and may change.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HostNames(HashMap<IpAddr, String>);
+
+impl HostNames {
+    /// This machine's; none when the file cannot be read.
+    pub fn read() -> Self {
+        std::fs::read_to_string(crate::os::hosts_file())
+            .map(|text| Self::parse(&text))
+            .unwrap_or_default()
+    }
+
+    /// `hosts(5)`: an address, then its names, `#` to the end of a line a comment. A line that
+    /// does not parse (macOS's `fe80::1%lo0`) is skipped, not the file. Written here rather
+    /// than taken from the `hostfile` crate, which refuses the whole file for one such line.
+    pub fn parse(text: &str) -> Self {
+        let mut names = HashMap::new();
+        for line in text.lines() {
+            let line = line.split('#').next().unwrap_or_default();
+            let mut words = line.split_whitespace();
+            let (Some(addr), Some(name)) = (words.next(), words.next()) else {
+                continue;
+            };
+            if let Ok(addr) = addr.parse::<IpAddr>() {
+                names
+                    .entry(addr.to_canonical())
+                    .or_insert_with(|| name.to_owned());
+            }
+        }
+        Self(names)
+    }
+
+    pub fn get(&self, addr: IpAddr) -> Option<&str> {
+        self.0.get(&addr.to_canonical()).map(String::as_str)
+    }
+}
+
+/// Gives each remote node of `graph` its name from `names`, where it has one.
+pub fn name_remotes(graph: &mut Graph, names: &HostNames) {
+    for node in &mut graph.nodes {
+        if node.kind == GraphNodeKind::Remote {
+            node.name = node.addr.and_then(|a| names.get(a)).map(str::to_owned);
+        }
+    }
 }
 
 /// The graph of `state`'s TCP connections (established, or being set up).
@@ -126,6 +174,7 @@ pub fn of(state: &State) -> Graph {
                     .and_then(|p| p.project.as_ref())
                     .map(|p| p.name.clone()),
                 addr: None,
+                name: None,
             });
         } else if let Some(addr) = id.strip_prefix('r').and_then(|a| a.parse::<IpAddr>().ok()) {
             nodes.push(GraphNode {
@@ -135,6 +184,7 @@ pub fn of(state: &State) -> Graph {
                 pid: None,
                 project: None,
                 addr: Some(addr),
+                name: None,
             });
         } else {
             nodes.push(GraphNode {
@@ -144,6 +194,7 @@ pub fn of(state: &State) -> Graph {
                 pid: None,
                 project: None,
                 addr: None,
+                name: None,
             });
         }
     }
@@ -196,7 +247,10 @@ pub fn dot(graph: &Graph) -> String {
                     format!("{} ({})", node.label, node.pid.unwrap_or_default()),
                     "box",
                 ),
-                GraphNodeKind::Remote => (node.label.clone(), "ellipse"),
+                GraphNodeKind::Remote => match &node.name {
+                    Some(name) => (format!("{name} ({})", node.label), "ellipse"),
+                    None => (node.label.clone(), "ellipse"),
+                },
                 _ => (node.label.clone(), "octagon"),
             };
             out.push_str(&format!(
@@ -246,9 +300,14 @@ pub fn text(graph: &Graph) -> String {
             .nodes
             .iter()
             .find(|n| n.id == id)
-            .map(|n| match n.pid {
-                Some(pid) => format!("{} (pid {pid})", crate::text::one_line(&n.label)),
-                None => crate::text::one_line(&n.label),
+            .map(|n| match (n.pid, &n.name) {
+                (Some(pid), _) => format!("{} (pid {pid})", crate::text::one_line(&n.label)),
+                (None, Some(name)) => format!(
+                    "{} ({})",
+                    crate::text::one_line(name),
+                    crate::text::one_line(&n.label)
+                ),
+                (None, None) => crate::text::one_line(&n.label),
             })
             .unwrap_or_else(|| id.to_owned())
     };

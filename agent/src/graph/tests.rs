@@ -90,6 +90,47 @@ fn connections_to_other_machines_run_to_or_from_their_address() {
 }
 
 #[test]
+fn remote_addresses_take_their_names_from_the_hosts_file_only() {
+    let names = HostNames::parse(
+        "# comment\n\
+         127.0.0.1\tlocalhost\n\
+         192.0.2.8   api.internal api   # the test API\n\
+         fe80::1%lo0 localhost\n\
+         not-an-address name\n\
+         192.0.2.8 second-entry\n\
+         2001:db8::5 db6\n",
+    );
+    assert_eq!(
+        names.get("192.0.2.8".parse().unwrap()),
+        Some("api.internal")
+    );
+    assert_eq!(
+        names.get("::ffff:192.0.2.8".parse().unwrap()),
+        Some("api.internal"),
+        "an IPv4-mapped address is its IPv4 address"
+    );
+    assert_eq!(names.get("2001:db8::5".parse().unwrap()), Some("db6"));
+    assert_eq!(
+        names.get("192.0.2.7".parse().unwrap()),
+        None,
+        "nothing is looked up elsewhere"
+    );
+    let mut s = state(&[
+        end("10.0.0.5:45000", "192.0.2.8:443", 30),
+        end("10.0.0.5:45001", "192.0.2.7:443", 30),
+    ]);
+    named(&mut s, 30, "curl");
+    let mut g = of(&s);
+    name_remotes(&mut g, &names);
+    let name = |id: &str| g.nodes.iter().find(|n| n.id == id).unwrap().name.clone();
+    assert_eq!(name("r192.0.2.8").as_deref(), Some("api.internal"));
+    assert_eq!(name("r192.0.2.7"), None);
+    assert_eq!(name("p30"), None, "processes are named by themselves");
+    assert!(text(&g).contains("curl (pid 30) → api.internal (192.0.2.8)  :443 ×1"));
+    assert!(dot(&g).contains(r#""r192.0.2.8" [label="api.internal (192.0.2.8)", shape=ellipse];"#));
+}
+
+#[test]
 fn dot_quotes_what_processes_call_themselves() {
     let mut s = state(&[end("10.0.0.5:45000", "192.0.2.8:443", 30)]);
     named(&mut s, 30, "evil\" -> \"x\\\n");

@@ -27,7 +27,7 @@ pub use linux::{
 mod unix;
 #[cfg(unix)]
 pub use unix::{
-    SIGNAL_NAMES, SignalTarget, app_data_dir, euid, is_ours, is_root, new_private_file,
+    SIGNAL_NAMES, SignalTarget, app_data_dir, euid, hosts_file, is_ours, is_root, new_private_file,
     open_no_follow, open_to_others, private_dir_builder, private_temp_dir, send_signal,
     signal_by_name,
 };
@@ -40,7 +40,7 @@ mod windows;
 #[cfg(windows)]
 pub use windows::{
     SIGNAL_NAMES, SignalTarget, System, accept_queues, app_data_dir, can_bind_privileged,
-    effective_uid, firewall, group_members, hostname, is_ours, is_root, is_running,
+    effective_uid, firewall, group_members, hostname, hosts_file, is_ours, is_root, is_running,
     listening_ports_in, local_addresses, new_private_file, open_no_follow, open_to_others,
     port_settings, private_dir_builder, private_temp_dir, process_group, send_signal,
     signal_by_name, use_one_malloc_arena,

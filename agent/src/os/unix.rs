@@ -59,6 +59,11 @@ pub fn app_data_dir() -> Option<PathBuf> {
     None
 }
 
+/// The names this machine gives addresses without asking DNS.
+pub fn hosts_file() -> PathBuf {
+    PathBuf::from("/etc/hosts")
+}
+
 /// This process's effective uid.
 pub fn euid() -> u32 {
     rustix::process::geteuid().as_raw()

@@ -232,6 +232,12 @@ pub fn app_data_dir() -> Option<PathBuf> {
         .map(PathBuf::from)
 }
 
+/// The names this machine gives addresses without asking DNS.
+pub fn hosts_file() -> PathBuf {
+    let root = std::env::var_os("SystemRoot").unwrap_or_else(|| r"C:\Windows".into());
+    PathBuf::from(root).join(r"System32\drivers\etc\hosts")
+}
+
 /// Windows has no permission bits: access rules (ACLs) are not read.
 pub fn open_to_others(_meta: &Metadata) -> Option<u32> {
     None

@@ -311,9 +311,18 @@ async fn asset(uri: Uri, headers: HeaderMap) -> Response {
 }
 
 /// `GET /api/v1/graph`: who talks to whom, from the live state (of `?host=`'s machine).
+/// Remote addresses are named from this machine's hosts file, on its own graph only (a peer's
+/// addresses may mean other machines there).
 async fn graph(State(app): State<AppState>, uri: Uri) -> Response {
+    let local = matches!(peers::which(&app, &uri), Ok(peers::Which::Local));
     match peers::published(&app, &uri) {
-        Ok(published) => Json(crate::graph::of(&published.state)).into_response(),
+        Ok(published) => {
+            let mut graph = crate::graph::of(&published.state);
+            if local {
+                crate::graph::name_remotes(&mut graph, &crate::graph::HostNames::read());
+            }
+            Json(graph).into_response()
+        }
         Err(unknown) => unknown.into_response(),
     }
 }

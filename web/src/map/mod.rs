@@ -252,10 +252,11 @@ pub struct Shown {
 /// A node's text for the filter, lowercase.
 fn haystack(n: &GraphNode) -> String {
     format!(
-        "{} {} {}",
+        "{} {} {} {}",
         n.label,
         n.project.as_deref().unwrap_or_default(),
-        n.addr.map(|a| a.to_string()).unwrap_or_default()
+        n.addr.map(|a| a.to_string()).unwrap_or_default(),
+        n.name.as_deref().unwrap_or_default()
     )
     .to_lowercase()
 }
@@ -568,11 +569,12 @@ pub struct Drawing {
     pub all_labels: bool,
 }
 
-/// A node's name for people: `python3 (pid 4242)`, `203.0.113.9`.
+/// A node's name for people: `python3 (pid 4242)`, `203.0.113.9`, `api.internal (192.0.2.8)`.
 pub fn node_name(n: &GraphNode) -> String {
-    match n.pid {
-        Some(pid) => format!("{} (pid {pid})", n.label),
-        None => n.label.clone(),
+    match (n.pid, &n.name) {
+        (Some(pid), _) => format!("{} (pid {pid})", n.label),
+        (None, Some(name)) => format!("{name} ({})", n.label),
+        (None, None) => n.label.clone(),
     }
 }
 
@@ -612,7 +614,11 @@ pub fn draw(live: &Live, layout: &Layout, shown: &Shown, now: f64) -> Drawing {
                     n.label.clone(),
                     n.pid.map_or_else(String::new, |p| format!("pid {p}")),
                 ),
-                GraphNodeKind::Remote => (n.label.clone(), "remote address".to_owned()),
+                GraphNodeKind::Remote => match &n.name {
+                    // The name the hosts file gives it, over its address.
+                    Some(name) => (name.clone(), n.label.clone()),
+                    None => (n.label.clone(), "remote address".to_owned()),
+                },
                 _ => ("hidden owners".to_owned(), "run as root to see".to_owned()),
             };
             let gone = !live_ends.contains(id.as_str());

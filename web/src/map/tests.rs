@@ -22,6 +22,7 @@ fn process(pid: u32, name: &str, project: Option<&str>) -> GraphNode {
         pid: Some(pid),
         project: project.map(str::to_owned),
         addr: None,
+        name: None,
     }
 }
 
@@ -33,6 +34,7 @@ fn remote(addr: &str) -> GraphNode {
         pid: None,
         project: None,
         addr: Some(addr.parse().unwrap()),
+        name: None,
     }
 }
 
@@ -642,4 +644,32 @@ fn a_long_name_is_cut_in_its_box_and_whole_in_its_name() {
     let far = d.nodes.iter().find(|n| n.id == "r2001:db8::1").unwrap();
     assert_eq!(far.describe, "2001:db8::1 remote address");
     assert_eq!(fit("short", 20), "short");
+}
+
+#[test]
+fn a_remote_address_the_hosts_file_names_shows_its_name_over_its_address() {
+    let mut live = Live::default();
+    let named = GraphNode {
+        name: Some("api.internal".into()),
+        ..remote("192.0.2.8")
+    };
+    assert_eq!(node_name(&named), "api.internal (192.0.2.8)");
+    live.receive(
+        &graph(
+            vec![process(7, "curl", None), named],
+            vec![edge("p7", "r192.0.2.8", 443, 1)],
+        ),
+        0.0,
+    );
+    let layout = Layout::arrange(&super::placing(&live, &live.shown("")), 4);
+    let d = draw(&live, &layout, &live.shown(""), 0.0);
+    let far = d.nodes.iter().find(|n| n.id == "r192.0.2.8").unwrap();
+    assert_eq!(
+        (far.title.as_str(), far.describe.as_str()),
+        ("api.internal", "api.internal 192.0.2.8")
+    );
+    assert!(
+        live.shown("API.INTERNAL").nodes.contains("r192.0.2.8"),
+        "the filter finds it by name"
+    );
 }
