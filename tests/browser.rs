@@ -2090,29 +2090,7 @@ const RECORD_NOTIFICATIONS_JS: &str = "if (!window.__notified) { window.__notifi
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_projects_view_shows_a_checkouts_server_its_health_and_notifies() {
     let dir = tempfile::tempdir().unwrap();
-    let repo = dir.path().join("shop-app");
-    std::fs::create_dir_all(&repo).unwrap();
-    for args in [
-        &["init", "-q"][..],
-        &[
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@t",
-            "commit",
-            "-q",
-            "--allow-empty",
-            "-m",
-            "first",
-        ],
-    ] {
-        let status = std::process::Command::new("git")
-            .args(args)
-            .current_dir(&repo)
-            .status()
-            .expect("git (installed by `cargo xtask test`)");
-        assert!(status.success(), "git {args:?}");
-    }
+    let repo = git_checkout(dir.path(), "shop-app");
     let status_file = dir.path().join("status");
     let server = Situation::start_in(
         &repo,
@@ -2291,6 +2269,105 @@ async fn the_projects_view_shows_a_checkouts_server_its_health_and_notifies() {
         Ok(())
     }
     .await;
+    drop(server);
+    browser.finish(result).await;
+}
+
+/// A git repository with one commit, `name` in `dir`.
+fn git_checkout(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
+    let repo = dir.join(name);
+    std::fs::create_dir_all(&repo).unwrap();
+    for args in [
+        &["init", "-q"][..],
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-q",
+            "--allow-empty",
+            "-m",
+            "first",
+        ],
+    ] {
+        let status = std::process::Command::new("git")
+            .args(args)
+            .current_dir(&repo)
+            .status()
+            .expect("git (installed by `cargo xtask test`)");
+        assert!(status.success(), "git {args:?}");
+    }
+    repo
+}
+
+/// At 420 px (a phone, or a narrow window beside the editor) the Projects view, the Map and
+/// the Port space show their content and nothing sticks out or scrolls sideways.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_projects_map_and_port_space_fit_a_narrow_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = git_checkout(dir.path(), "shop-app");
+    let server = Situation::start_in(&repo, &["keep", "127.0.0.1"]);
+    let client = Situation::start(&["dial", &server.port.to_string(), "3"]);
+    let port = server.port;
+    let agent = Agent::start();
+    let browser = Browser::start().await;
+    let result = async {
+        let c = &browser.client;
+        c.set_window_size(420, 900)
+            .await
+            .map_err(|e| e.to_string())?;
+        c.goto(&agent.url).await.map_err(|e| e.to_string())?;
+        let views = [
+            (
+                "projects",
+                format!("article.card[data-project='shop-app'] li.service[data-port='{port}']"),
+            ),
+            (
+                "map",
+                format!("#map-svg .node[aria-label^='python3 pid {}']", server.pid),
+            ),
+            ("ports", "#ports-svg .mark".to_owned()),
+        ];
+        for (tab, content) in views {
+            click(&browser, &format!("#tab-{tab}")).await?;
+            // Laid out for 420 px, with the view's content in it and in the window.
+            let fits = until_js(
+                &browser,
+                &format!("the {tab} view laid out at 420 px"),
+                WAIT,
+                &format!(
+                    "const width = window.innerWidth; \
+                     const el = document.querySelector(\"{content}\"); \
+                     if (!el || width > 420) return null; \
+                     const box = el.getBoundingClientRect(); \
+                     const panel = document.querySelector('#panel-{tab}'); \
+                     const sticking = [...panel.querySelectorAll('*')] \
+                       .filter(e => e.getBoundingClientRect().right > width + 0.5) \
+                       .map(e => e.tagName + '.' + (e.getAttribute('class') || '')); \
+                     const scrolling = [...document.querySelectorAll('*')] \
+                       .filter(e => ['auto', 'scroll'].includes(getComputedStyle(e).overflowX) \
+                                  && e.scrollWidth > e.clientWidth + 1) \
+                       .map(e => e.tagName + '.' + (e.getAttribute('class') || '') + '#' + e.id); \
+                     return {{ width, page: document.documentElement.scrollWidth, \
+                              shown: box.width > 0 && box.left >= 0 && box.right <= width + 0.5, \
+                              sticking, scrolling }};"
+                ),
+                |v| v.is_object(),
+            )
+            .await?;
+            if fits["page"].as_u64() > fits["width"].as_u64()
+                || fits["shown"] != true
+                || fits["sticking"].as_array().is_none_or(|a| !a.is_empty())
+                || fits["scrolling"].as_array().is_none_or(|a| !a.is_empty())
+            {
+                return Err(format!("at 420 px the {tab} view does not fit: {fits}"));
+            }
+        }
+        Ok(())
+    }
+    .await;
+    drop(client);
     drop(server);
     browser.finish(result).await;
 }

@@ -59,6 +59,8 @@ pub const LABEL_LIMIT: usize = 60;
 
 /// A band is at least this many rows tall before a group gets a second column.
 pub const MIN_ROWS: usize = 6;
+/// Space between a tier of bands and the next one below it.
+pub const TIER_GAP: f64 = 16.0;
 
 /// The group a node is drawn in.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -262,17 +264,50 @@ fn haystack(n: &GraphNode) -> String {
 }
 
 /// One group's columns and the nodes in its slots (row by row: slot `i` is column
-/// `col + i % width`, row `i / width`).
+/// `col + i % width`, row `i / width`). Bands stand side by side in a tier; a tier that would
+/// be wider than the plot goes on in a tier below, and a band with a tier below it holds at
+/// most `max_rows` rows (more of its group take another band), so it never grows into it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Band {
     pub group: Group,
     /// Its first grid column.
     pub col: usize,
     pub width: usize,
+    /// Its top (its heading's), in pixels.
+    pub top: f64,
+    /// How many rows it may hold; `None` in the last tier, which grows downwards.
+    pub max_rows: Option<usize>,
     pub slots: Vec<Option<String>>,
 }
 
 impl Band {
+    fn new(group: Group, col: usize, width: usize, top: f64) -> Self {
+        Self {
+            group,
+            col,
+            width,
+            top,
+            max_rows: None,
+            slots: Vec::new(),
+        }
+    }
+
+    /// How many slots it may have.
+    fn capacity(&self) -> usize {
+        self.max_rows.map_or(usize::MAX, |rows| rows * self.width)
+    }
+
+    /// Whether it can take one more node.
+    fn has_room(&self) -> bool {
+        let capacity = self.capacity();
+        self.slots.iter().take(capacity).any(Option::is_none) || self.slots.len() < capacity
+    }
+
+    /// Its bottom (its last row's box), in pixels.
+    fn bottom(&self) -> f64 {
+        self.top + BAND_HEAD + (self.rows() as f64 * ROW_PITCH - (ROW_PITCH - NODE_H)).max(0.0)
+    }
+
     fn rows(&self) -> usize {
         let used = self
             .slots
@@ -286,9 +321,10 @@ impl Band {
         self.slots.iter().all(Option::is_none)
     }
 
-    /// The first free slot, a new one at the end when all are taken.
+    /// The first free slot, a new one at the end when all are taken (see [`Band::has_room`]).
     fn take_slot(&mut self, id: String) -> usize {
-        match self.slots.iter().position(Option::is_none) {
+        let capacity = self.capacity();
+        match self.slots.iter().take(capacity).position(Option::is_none) {
             Some(i) => {
                 self.slots[i] = Some(id);
                 i
@@ -301,12 +337,15 @@ impl Band {
     }
 }
 
-/// Where each node is drawn: a band per group, a slot per node. See the module's comment.
+/// Where each node is drawn: a band per group (more when a group outgrows a band with a tier
+/// below it), a slot per node. See the module's comment.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Layout {
     pub bands: Vec<Band>,
     /// Node id → (band index, slot).
     places: HashMap<String, (usize, usize)>,
+    /// The grid columns the plot had room for when it was arranged.
+    fit_cols: usize,
 }
 
 /// A node to place: its id, its group, and how strongly it is a server (connections in minus
@@ -320,12 +359,14 @@ pub struct Placing {
 }
 
 impl Layout {
-    /// A compact layout of `nodes`, fitting `fit_cols` grid columns where it can: groups that
-    /// mostly connect out (clients) to the left, those that mostly answer (servers) to the
-    /// right; in a group, clients above servers, then by name. Each band is as tall as the
-    /// smallest number of rows (at least [`MIN_ROWS`]) for which all bands fit the columns,
-    /// else one column per group.
+    /// A compact layout of `nodes` in `fit_cols` grid columns: groups that mostly connect out
+    /// (clients) to the left, those that mostly answer (servers) to the right; in a group,
+    /// clients above servers, then by name. Each band is as tall as the smallest number of
+    /// rows (at least [`MIN_ROWS`]) for which all bands fit the columns side by side; when no
+    /// number does, bands of [`MIN_ROWS`] rows (no wider than the columns) fill tiers, one
+    /// below the other.
     pub fn arrange(nodes: &[Placing], fit_cols: usize) -> Layout {
+        let fit_cols = fit_cols.max(1);
         let mut groups: BTreeMap<&Group, Vec<&Placing>> = BTreeMap::new();
         for n in nodes {
             groups.entry(&n.group).or_default().push(n);
@@ -345,11 +386,13 @@ impl Layout {
                 .sum::<usize>()
                 <= fit_cols.max(1)
         };
-        let rows = (MIN_ROWS..largest.max(MIN_ROWS))
+        let rows = (MIN_ROWS..=largest.max(MIN_ROWS))
             .find(|&r| fits(r))
-            .unwrap_or(largest.max(MIN_ROWS));
-        let mut layout = Layout::default();
-        let mut col = 0;
+            .unwrap_or(MIN_ROWS);
+        let mut layout = Layout {
+            fit_cols,
+            ..Layout::default()
+        };
         for (group, mut members) in order {
             members.sort_by(|a, b| {
                 a.serves
@@ -357,21 +400,34 @@ impl Layout {
                     .then_with(|| a.label.cmp(&b.label))
                     .then_with(|| a.id.cmp(&b.id))
             });
-            let width = members.len().div_ceil(rows).max(1);
-            let band = layout.bands.len();
-            layout.bands.push(Band {
-                group: group.clone(),
-                col,
-                width,
-                slots: Vec::new(),
-            });
+            let width = members.len().div_ceil(rows).clamp(1, fit_cols);
+            let band = layout.add_band(group.clone(), width);
             for m in members {
                 let slot = layout.bands[band].take_slot(m.id.clone());
                 layout.places.insert(m.id.clone(), (band, slot));
             }
-            col += width;
         }
         layout
+    }
+
+    /// A new empty band of `width` columns right of the last tier's bands, or at the left of
+    /// a new tier below everything when it would not fit the columns (the bands above then
+    /// keep the rows they have).
+    fn add_band(&mut self, group: Group, width: usize) -> usize {
+        let last_top = self.bands.iter().map(|b| b.top).fold(MARGIN, f64::max);
+        let last_tier = || self.bands.iter().filter(|b| b.top == last_top);
+        let col = last_tier().map(|b| b.col + b.width).max().unwrap_or(0);
+        let band = if col == 0 || col + width <= self.fit_cols {
+            Band::new(group, col, width, last_top)
+        } else {
+            let below = self.bands.iter().map(Band::bottom).fold(MARGIN, f64::max);
+            for b in self.bands.iter_mut().filter(|b| b.top == last_top) {
+                b.max_rows = Some(b.rows().max(1));
+            }
+            Band::new(group, 0, width, below + FRAME_PAD + TIER_GAP)
+        };
+        self.bands.push(band);
+        self.bands.len() - 1
     }
 
     /// Follows a new set of nodes without moving any node that stays: the nodes that left free
@@ -402,7 +458,7 @@ impl Layout {
             let band = match self
                 .bands
                 .iter()
-                .position(|b| b.group == n.group && !b.is_empty())
+                .position(|b| b.group == n.group && !b.is_empty() && b.has_room())
                 .or_else(|| self.bands.iter().position(Band::is_empty))
             {
                 Some(b) => {
@@ -424,19 +480,8 @@ impl Layout {
                         .iter()
                         .filter(|m| m.group == n.group && !self.places.contains_key(&m.id))
                         .count();
-                    let col = self
-                        .bands
-                        .iter()
-                        .map(|b| b.col + b.width)
-                        .max()
-                        .unwrap_or(0);
-                    self.bands.push(Band {
-                        group: n.group.clone(),
-                        col,
-                        width: arriving.div_ceil(rows).max(1),
-                        slots: Vec::new(),
-                    });
-                    self.bands.len() - 1
+                    let width = arriving.div_ceil(rows).clamp(1, self.fit_cols.max(1));
+                    self.add_band(n.group.clone(), width)
                 }
             };
             let slot = self.bands[band].take_slot(n.id.clone());
@@ -452,7 +497,7 @@ impl Layout {
         let row = s / band.width;
         Some((
             MARGIN + col as f64 * COL_PITCH,
-            MARGIN + BAND_HEAD + row as f64 * ROW_PITCH,
+            band.top + BAND_HEAD + row as f64 * ROW_PITCH,
         ))
     }
 
@@ -471,14 +516,15 @@ impl Layout {
             .map(|b| b.col + b.width)
             .max()
             .unwrap_or(0);
-        let rows = self.bands.iter().map(Band::rows).max().unwrap_or(0);
+        let bottom = self
+            .bands
+            .iter()
+            .map(Band::bottom)
+            .fold(MARGIN + BAND_HEAD, f64::max);
         // Right of the last column: room for the links that bulge out of it and their labels.
         (
             2.0 * MARGIN + (cols as f64 * COL_PITCH).max(0.0) + FRAME_PAD,
-            2.0 * MARGIN
-                + BAND_HEAD
-                + (rows as f64 * ROW_PITCH - (ROW_PITCH - NODE_H)).max(0.0)
-                + FRAME_PAD,
+            bottom + MARGIN + FRAME_PAD,
         )
     }
 
@@ -589,7 +635,7 @@ pub fn draw(live: &Live, layout: &Layout, shown: &Shown, now: f64) -> Drawing {
             title: b.group.title(),
             remote: b.group == Group::Remote,
             x: MARGIN + b.col as f64 * COL_PITCH - FRAME_PAD,
-            y: MARGIN - 4.0,
+            y: b.top - 4.0,
             width: b.width as f64 * COL_PITCH - (COL_PITCH - NODE_W) + 2.0 * FRAME_PAD,
             height: BAND_HEAD + b.rows() as f64 * ROW_PITCH - (ROW_PITCH - NODE_H)
                 + FRAME_PAD

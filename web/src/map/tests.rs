@@ -200,7 +200,11 @@ fn check_readable(layout: &Layout, nodes: &[Placing]) -> Result<(), String> {
     let drawing = draw(&live, layout, &shown, 0.0);
     for (i, a) in drawing.frames.iter().enumerate() {
         for b in &drawing.frames[i + 1..] {
-            if a.x < b.x + b.width && b.x < a.x + a.width {
+            if a.x < b.x + b.width
+                && b.x < a.x + a.width
+                && a.y < b.y + b.height
+                && b.y < a.y + a.height
+            {
                 return Err(format!("frames {} and {} overlap", a.title, b.title));
             }
         }
@@ -293,6 +297,9 @@ proptest! {
         let nodes = |set: &BTreeSet<usize>| set.iter().map(|&i| universe(i)).collect::<Vec<_>>();
         let mut layout = Layout::arrange(&nodes(&present), fit);
         check_readable(&layout, &nodes(&present)).map_err(TestCaseError::fail)?;
+        // As wide as the plot's columns, however many groups: tiers go downwards.
+        let widest = |fit: usize| 2.0 * MARGIN + fit as f64 * COL_PITCH + FRAME_PAD;
+        prop_assert!(layout.size().0 <= widest(fit), "{:?} wider than {fit} columns", layout.size());
         for (add, remove) in steps {
             let before: HashMap<usize, (f64, f64)> = present
                 .iter()
@@ -314,6 +321,7 @@ proptest! {
             }
             prop_assert_eq!(layout.placed(), present.len());
             check_readable(&layout, &nodes(&present)).map_err(TestCaseError::fail)?;
+            prop_assert!(layout.size().0 <= widest(fit), "{:?} wider than {fit} columns", layout.size());
         }
     }
 }
