@@ -1879,6 +1879,42 @@ async fn hub_dashboard(
         return Err(format!("the picked host is not in the URL: {url}"));
     }
 
+    // The peer's map, asked of the peer through the hub: its agent (a portscope process
+    // there) serving the hub, which reaches it from its own end of the link (10.231.N.1) — a
+    // remote address to the peer; none of the hub's own processes.
+    click(browser, "#tab-map").await?;
+    let hub_end = machine
+        .addr
+        .rsplit_once('.')
+        .map(|(net, _)| format!("{net}.1"));
+    let hub_end = hub_end.ok_or("the test machine's address has no dot")?;
+    let map = until_js(
+        browser,
+        "the peer's map: its agent and the hub's address",
+        WAIT,
+        "return [[...document.querySelectorAll('#map-svg .node')].map(n => n.getAttribute('aria-label')), \
+                 performance.getEntriesByType('resource').map(e => e.name) \
+                   .filter(n => n.includes('/api/v1/graph'))];",
+        |v| {
+            let nodes = v[0].as_array().cloned().unwrap_or_default();
+            let has = |prefix: &str| nodes.iter().any(|n| n.as_str().is_some_and(|n| n.starts_with(prefix)));
+            has("portscope pid ") && has(&format!("{hub_end} remote address"))
+        },
+    )
+    .await?;
+    let asked_peer = map[1].as_array().is_some_and(|urls| {
+        !urls.is_empty()
+            && urls
+                .iter()
+                .all(|u| u.as_str().is_some_and(|u| u.contains("host=build-box")))
+    });
+    if !asked_peer || map[0].to_string().contains(&format!("pid {}", mine.pid)) {
+        return Err(format!(
+            "with build-box picked the map is not the peer's: {map}"
+        ));
+    }
+    click(browser, "#tab-sockets").await?;
+
     // All hosts: the hub's listener and the peer's, each with its host.
     pick_host(browser, "").await?;
     set_filter(browser, &mine.port.to_string()).await;
