@@ -2302,6 +2302,19 @@ async fn the_projects_view_shows_a_checkouts_server_its_health_and_notifies() {
             )
             .await?;
         }
+        // Zoomed in to a few minutes, the outage is a stretch of its own, still drawn.
+        for _ in 0..4 {
+            click(&browser, "#tl-zoom-in").await?;
+        }
+        until_js(
+            &browser,
+            "the health line drawn in a four-minute window",
+            WAIT,
+            &lane,
+            |v| v[0] == true && v[1] == true,
+        )
+        .await?;
+        screenshot_if_asked(&browser, "PORTSCOPE_SCREENSHOT_TIMELINE_HEALTH").await?;
         Ok(())
     }
     .await;
