@@ -2126,7 +2126,7 @@ const RECORD_NOTIFICATIONS_JS: &str = "if (!window.__notified) { window.__notifi
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_projects_view_shows_a_checkouts_server_its_health_and_notifies() {
     let dir = tempfile::tempdir().unwrap();
-    let repo = git_checkout(dir.path(), "shop-app");
+    let repo = crate::support::git_checkout(dir.path(), "shop-app");
     let status_file = dir.path().join("status");
     let server = Situation::start_in(
         &repo,
@@ -2322,40 +2322,12 @@ async fn the_projects_view_shows_a_checkouts_server_its_health_and_notifies() {
     browser.finish(result).await;
 }
 
-/// A git repository with one commit, `name` in `dir`.
-fn git_checkout(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
-    let repo = dir.join(name);
-    std::fs::create_dir_all(&repo).unwrap();
-    for args in [
-        &["init", "-q"][..],
-        &[
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@t",
-            "commit",
-            "-q",
-            "--allow-empty",
-            "-m",
-            "first",
-        ],
-    ] {
-        let status = std::process::Command::new("git")
-            .args(args)
-            .current_dir(&repo)
-            .status()
-            .expect("git (installed by `cargo xtask test`)");
-        assert!(status.success(), "git {args:?}");
-    }
-    repo
-}
-
 /// At 420 px (a phone, or a narrow window beside the editor) the Projects view, the Map and
 /// the Port space show their content and nothing sticks out or scrolls sideways.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_projects_map_and_port_space_fit_a_narrow_window() {
     let dir = tempfile::tempdir().unwrap();
-    let repo = git_checkout(dir.path(), "shop-app");
+    let repo = crate::support::git_checkout(dir.path(), "shop-app");
     let server = Situation::start_in(&repo, &["keep", "127.0.0.1"]);
     let client = Situation::start(&["dial", &server.port.to_string(), "3"]);
     let port = server.port;
@@ -2797,14 +2769,7 @@ async fn the_map_draws_fifty_processes_and_five_hundred_links() {
     let dir = tempfile::tempdir().unwrap();
     let mut dirs = Vec::new();
     for name in ["shop", "blog", "billing", "search", "auth"] {
-        let repo = dir.path().join(name);
-        std::fs::create_dir_all(&repo).unwrap();
-        let (code, _, err) = crate::support::run({
-            let mut git = std::process::Command::new("git");
-            git.args(["init", "-q"]).current_dir(&repo);
-            git
-        });
-        assert_eq!(code, 0, "git init: {err}");
+        let repo = crate::support::git_checkout(dir.path(), name);
         dirs.push(repo.to_str().unwrap().to_owned());
     }
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/support/mesh.py");
@@ -2835,6 +2800,7 @@ async fn the_map_draws_fifty_processes_and_five_hundred_links() {
             "500 links drawn",
             Duration::from_secs(30),
             "const p = document.getElementById('panel-map'); \
+             if (!p) return null; \
              return [p.dataset.renderLinks || null, p.dataset.renderMs || null, p.dataset.fetchMs || null, \
                      document.querySelectorAll('#map-svg .node').length];",
             |v| v[0] == "500" && v[3] == 50,
@@ -2849,6 +2815,7 @@ async fn the_map_draws_fifty_processes_and_five_hundred_links() {
         // before the measured time starts).
         let mut times = Vec::new();
         let figures_js = "const p = document.getElementById('panel-map'); \
+             if (!p) return null; \
              return [p.dataset.renderLinks || null, +(p.dataset.renderN || 0), +(p.dataset.renderMs || NaN)];";
         for _ in 0..5 {
             set_filter(&browser, "no-such-process").await;

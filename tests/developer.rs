@@ -4,34 +4,17 @@
 //! connections between two processes, as JSON, as Graphviz input Graphviz accepts, and over the
 //! API.
 
-use std::path::Path;
 use std::time::Duration;
 
 use portscope_shared::{ProjectSource, Snapshot};
 
-use crate::support::{Agent, Situation, run, run_cli, wait_for};
-
-#[track_caller]
-fn git(args: &[&str], dir: &Path) {
-    let mut command = std::process::Command::new("git");
-    command
-        .args(["-c", "user.name=t", "-c", "user.email=t@t"])
-        .args(args)
-        .current_dir(dir);
-    let (code, out, err) = run(command);
-    assert_eq!(
-        code, 0,
-        "git {args:?}: {out}{err} (git comes with `cargo xtask test`)"
-    );
-}
+use crate::support::{Agent, Situation, git, git_checkout, run, run_cli, wait_for};
 
 #[test]
 fn a_server_in_a_checkout_belongs_to_its_repository() {
     let dir = tempfile::tempdir().unwrap();
-    let repo = dir.path().join("my-app");
+    let repo = git_checkout(dir.path(), "my-app");
     std::fs::create_dir_all(repo.join("web")).unwrap();
-    git(&["init", "-q"], &repo);
-    git(&["commit", "-q", "--allow-empty", "-m", "first"], &repo);
     let worktree = dir.path().join("my-app-fix");
     git(
         &["worktree", "add", "-q", worktree.to_str().unwrap()],

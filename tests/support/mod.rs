@@ -604,6 +604,31 @@ pub fn run_cli(args: &[&str]) -> (i32, String, String) {
     run(command)
 }
 
+/// Runs git in `dir` (with a user name for commits), failing the test when it fails.
+#[track_caller]
+pub fn git(args: &[&str], dir: &std::path::Path) {
+    let mut command = Command::new("git");
+    command
+        .args(["-c", "user.name=t", "-c", "user.email=t@t"])
+        .args(args)
+        .current_dir(dir);
+    let (code, out, err) = run(command);
+    assert_eq!(
+        code, 0,
+        "git {args:?}: {out}{err} (git comes with `cargo xtask test`)"
+    );
+}
+
+/// A git repository with one commit: `name` in `dir`, as a developer's checkout.
+#[track_caller]
+pub fn git_checkout(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
+    let repo = dir.join(name);
+    std::fs::create_dir_all(&repo).unwrap();
+    git(&["init", "-q"], &repo);
+    git(&["commit", "-q", "--allow-empty", "-m", "first"], &repo);
+    repo
+}
+
 /// Runs a command to its end (60 s at most) and returns (exit code, stdout, stderr).
 #[track_caller]
 pub fn run(mut command: Command) -> (i32, String, String) {
