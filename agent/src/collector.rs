@@ -159,6 +159,8 @@ pub struct Collector<P> {
     checks: Option<crate::health::Checks>,
     /// Each working directory's project.
     projects: crate::projects::Projects,
+    /// Project lookups since [`Collector::take_project_lookups`]: how many, and their time.
+    project_lookups: (u32, std::time::Duration),
 }
 
 impl<P: Platform> Collector<P> {
@@ -170,6 +172,7 @@ impl<P: Platform> Collector<P> {
             learned: None,
             checks: None,
             projects: crate::projects::Projects::default(),
+            project_lookups: Default::default(),
         }
     }
 
@@ -302,8 +305,18 @@ impl<P: Platform> Collector<P> {
             self.owners.forget(pid);
         }
         let mut raw = self.platform.process(pid)?;
+        let started = std::time::Instant::now();
         raw.project = self.project_of(&raw);
+        self.project_lookups.0 += 1;
+        self.project_lookups.1 += started.elapsed();
         Some(raw)
+    }
+
+    /// How many processes had their project looked up since the last call, and how long that
+    /// took: one lookup per process first seen, its answers cached per directory. The
+    /// refresher logs it for `cargo xtask bench`.
+    pub fn take_project_lookups(&mut self) -> (u32, std::time::Duration) {
+        std::mem::take(&mut self.project_lookups)
     }
 
     /// The project of a process first seen: its working directory's, else its nearest
@@ -733,6 +746,34 @@ mod tests {
         let project = |pid| state.processes[&pid].project.clone().map(|p| p.name);
         assert_eq!(project(50).as_deref(), Some("40"), "npm's repository");
         assert_eq!(project(60), None, "init's directory is no one's project");
+    }
+
+    #[test]
+    fn a_project_is_looked_up_once_per_new_process() {
+        let mut fake = tree(&[(50, 1, 50, "vite"), (1, 0, 1, "init")]);
+        fake.processes.get_mut(&50).unwrap().cwd = Some("/work/50".into());
+        fake.repos = vec!["/work/50".into()];
+        fake.sockets = vec![listener(5173, 1)];
+        fake.owners = HashMap::from([(1, vec![50])]);
+        let mut collector = Collector::new(fake);
+        collector.scan();
+        assert_eq!(collector.take_project_lookups().0, 1, "vite, first seen");
+        assert_eq!(collector.take_project_lookups().0, 0, "taken");
+        collector.scan();
+        assert_eq!(
+            collector.take_project_lookups().0,
+            0,
+            "the same process again: one stat, no lookup"
+        );
+        // The pid reused by another process: a new process, looked up.
+        collector
+            .platform
+            .processes
+            .get_mut(&50)
+            .unwrap()
+            .start_time = Some(2);
+        collector.scan();
+        assert_eq!(collector.take_project_lookups().0, 1);
     }
 
     #[test]

@@ -45,6 +45,9 @@ pub async fn run<P: Platform>(
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     ticker.tick().await; // The first tick fires at once; the first scan was done by the caller.
+    let micros = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+    let (lookups, took) = collector.take_project_lookups();
+    tracing::debug!(micros = micros(took), lookups, "first scan's projects took");
     loop {
         ticker.tick().await;
         let started = std::time::Instant::now();
@@ -52,6 +55,7 @@ pub async fn run<P: Platform>(
             return;
         };
         collector = c;
+        let (lookups, looking) = collector.take_project_lookups();
         let state = scanned.unwrap_or_else(|what| {
             tracing::error!(%what, "the collector panicked; keeping the previous data");
             let mut kept = model.current().state.clone();
@@ -75,13 +79,14 @@ pub async fn run<P: Platform>(
             }
         }
         // `cargo xtask bench` reads these lines (RUST_LOG=portscope::refresh=debug): the whole
-        // refresh (scan, diff and the history's share), and the history's share alone.
-        let micros = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        // refresh (scan, diff and the history's share), the history's share alone, and the
+        // scan's project lookups (new processes only).
         tracing::debug!(micros = micros(started.elapsed()), "refresh took");
         tracing::debug!(
             micros = micros(started.elapsed().saturating_sub(scanned)),
             "history tick took"
         );
+        tracing::debug!(micros = micros(looking), lookups, "projects took");
         if let Some(published) = published
             && let Some(delta) = &published.delta
         {

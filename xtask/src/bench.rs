@@ -28,6 +28,8 @@ struct Options {
     hub_only: bool,
     /// Only the dashboard's timeline on a week of 200 ports (no load, no history cost).
     timeline_only: bool,
+    /// Only what projects and the graph (#12) add to the tick, on the same load.
+    developer_only: bool,
 }
 
 fn options(args: &[String]) -> Result<Options, String> {
@@ -38,6 +40,7 @@ fn options(args: &[String]) -> Result<Options, String> {
         history_only: false,
         hub_only: false,
         timeline_only: false,
+        developer_only: false,
     };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -49,9 +52,10 @@ fn options(args: &[String]) -> Result<Options, String> {
             "--history-only" => o.history_only = true,
             "--hub-only" => o.hub_only = true,
             "--timeline-only" => o.timeline_only = true,
+            "--developer-only" => o.developer_only = true,
             other => {
                 return Err(format!(
-                    "unknown bench option {other}; expected --sockets N, --procs P, --json PATH, --history-only, --hub-only, --timeline-only"
+                    "unknown bench option {other}; expected --sockets N, --procs P, --json PATH, --history-only, --hub-only, --timeline-only, --developer-only"
                 ));
             }
         }
@@ -92,6 +96,15 @@ pub fn bench(args: &[String]) -> Result<(), String> {
     }
     if o.hub_only {
         return crate::hub::hub_figures(&root, &agent);
+    }
+    if o.developer_only {
+        return crate::developer::developer_figures(
+            &root,
+            &agent,
+            o.sockets,
+            o.procs,
+            o.json.as_deref(),
+        );
     }
 
     eprintln!("xtask: == idle cost with {SMALL} sockets and one client");
@@ -165,6 +178,8 @@ pub fn bench(args: &[String]) -> Result<(), String> {
     let history = history_cost(&root, &agent)?;
     drop(churn_load);
     drop(load.take());
+    // Projects and the graph: loads of their own, in a git repository and outside any.
+    let developer = crate::developer::measure(&root, &agent, o.sockets, o.procs)?;
     eprintln!("xtask: == measuring `history PORT` on a 30-day file");
     let lookup = history_lookup(&root, &agent)?;
     eprintln!("xtask: == measuring the timeline on a week of 200 ports");
@@ -263,6 +278,7 @@ pub fn bench(args: &[String]) -> Result<(), String> {
 
     print_history(&history, &lookup);
     print_timeline(&timeline);
+    crate::developer::print(&developer);
 
     if let Some(path) = o.json {
         let report = json!({
@@ -297,6 +313,7 @@ pub fn bench(args: &[String]) -> Result<(), String> {
                     .map(|(m, t)| (m.to_string(), t.clone()))
                     .collect::<serde_json::Map<_, _>>(),
             },
+            "developer": crate::developer::json(&developer),
         });
         let mut file = std::fs::File::create(&path).map_err(|e| format!("{path}: {e}"))?;
         writeln!(
@@ -561,7 +578,8 @@ fn history_lookup(root: &Path, agent: &Path) -> Result<Lookup, String> {
     })
 }
 
-/// Starts `bench/load.py` and waits until its sockets are open.
+/// Starts `bench/load.py` and waits until its sockets are open. Its processes work in this
+/// process's working directory.
 fn start_load(
     root: &Path,
     sockets: usize,
@@ -579,18 +597,90 @@ pub(crate) fn start_load_in(
     procs: usize,
     churn: Option<f64>,
 ) -> Result<Option<Guarded>, String> {
-    let mut cmd = match netns {
-        Some(netns) => {
+    let (load, _) = load(root, netns, None, sockets, procs, &churn_args(churn))?;
+    Ok(Some(load))
+}
+
+/// [`start_load`] with its processes working in `cwd` (projects are found from it), detached
+/// from this process (`setsid --fork`: their parent is then init, not the bench, whose working
+/// directory — the checkout — would lend a project to processes without one of their own),
+/// and `more` arguments for `load.py` (`--spawn PER_SECOND`). It still ends when its stdin
+/// closes, as the returned guard drops, which then waits for it to end.
+pub(crate) fn start_load_at(
+    root: &Path,
+    cwd: &Path,
+    sockets: usize,
+    procs: usize,
+    more: &[String],
+) -> Result<Detached, String> {
+    let (child, ready) = load(root, None, Some(cwd), sockets, procs, more)?;
+    let pid = ready["parent"]
+        .as_u64()
+        .and_then(|p| u32::try_from(p).ok())
+        .ok_or("load.py did not say its pid")?;
+    Ok(Detached {
+        child: Some(child),
+        pid,
+    })
+}
+
+/// A load started by [`start_load_at`]: `setsid` exits at once, so dropping its child only
+/// closes the load's stdin; this waits (up to a minute) until the load itself has ended, so
+/// that its sockets are gone before the next measurement.
+pub(crate) struct Detached {
+    child: Option<Guarded>,
+    pid: u32,
+}
+
+impl Drop for Detached {
+    fn drop(&mut self) {
+        drop(self.child.take());
+        let deadline = Instant::now() + std::time::Duration::from_secs(60);
+        // Gone, or a zombie its new parent has not reaped yet.
+        let running = |pid: u32| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+                stat.rsplit_once(") ")
+                    .is_some_and(|(_, rest)| !rest.starts_with('Z'))
+            })
+        };
+        while running(self.pid) && Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+}
+
+fn churn_args(churn: Option<f64>) -> Vec<String> {
+    churn.map_or_else(Vec::new, |rate| {
+        vec!["--churn".to_owned(), rate.to_string()]
+    })
+}
+
+fn load(
+    root: &Path,
+    netns: Option<&str>,
+    cwd: Option<&Path>,
+    sockets: usize,
+    procs: usize,
+    more: &[String],
+) -> Result<(Guarded, Value), String> {
+    let mut cmd = match (netns, cwd) {
+        (Some(netns), _) => {
             let mut ip = Command::new("ip");
             ip.args(["netns", "exec", netns, "python3"]);
             ip
         }
-        None => Command::new("python3"),
+        (None, Some(_)) => {
+            let mut setsid = Command::new("setsid");
+            setsid.args(["--fork", "python3"]);
+            setsid
+        }
+        (None, None) => Command::new("python3"),
     };
     cmd.arg(root.join("bench/load.py"))
-        .args([sockets.to_string(), procs.to_string()]);
-    if let Some(rate) = churn {
-        cmd.args(["--churn".to_owned(), rate.to_string()]);
+        .args([sockets.to_string(), procs.to_string()])
+        .args(more);
+    if let Some(cwd) = cwd {
+        cmd.current_dir(cwd);
     }
     let mut child = cmd
         .stdin(Stdio::piped())
@@ -602,8 +692,9 @@ pub(crate) fn start_load_in(
         .next()
         .ok_or("the load printed nothing")?
         .map_err(|e| e.to_string())?;
-    serde_json::from_str::<Value>(&line).map_err(|e| format!("load said {line:?}: {e}"))?;
-    Ok(Some(Guarded(child)))
+    let ready =
+        serde_json::from_str::<Value>(&line).map_err(|e| format!("load said {line:?}: {e}"))?;
+    Ok((Guarded(child), ready))
 }
 
 /// `portscope serve --interval 1s` with its refresh log read into `scans`; stopped when dropped.
@@ -616,6 +707,8 @@ pub(crate) struct RunningAgent {
     scans: Arc<Mutex<Vec<f64>>>,
     /// Each tick's history share of it (counting connections, queuing the writes).
     history_ticks: Arc<Mutex<Vec<f64>>>,
+    /// Project lookups (seconds, how many): the first scan's, then each tick's.
+    projects: Arc<Mutex<Vec<(f64, u64)>>>,
     /// The temporary state directory `start` made, removed with the agent.
     _state: Option<tempfile::TempDir>,
 }
@@ -625,6 +718,17 @@ impl RunningAgent {
     fn steady_refresh(&self) -> Option<f64> {
         let s = self.scans.lock().unwrap();
         median(&s[1.min(s.len())..])
+    }
+
+    /// Every tick's refresh time so far, in seconds, the first tick first.
+    pub(crate) fn refreshes(&self) -> Vec<f64> {
+        self.scans.lock().unwrap().clone()
+    }
+
+    /// The project lookups' time (seconds) and count: the first scan's (before the URL), then
+    /// each tick's, in step with [`RunningAgent::refreshes`].
+    pub(crate) fn project_lookups(&self) -> Vec<(f64, u64)> {
+        self.projects.lock().unwrap().clone()
     }
 
     /// The agent with a history and local socket of its own (never the user's).
@@ -670,21 +774,27 @@ impl RunningAgent {
             .map_err(|e| e.to_string())?;
         let scans = Arc::new(Mutex::new(Vec::<f64>::new()));
         let history_ticks = Arc::new(Mutex::new(Vec::<f64>::new()));
+        let projects = Arc::new(Mutex::new(Vec::<(f64, u64)>::new()));
         {
-            let (scans, history_ticks) = (scans.clone(), history_ticks.clone());
+            let (scans, history_ticks, projects) =
+                (scans.clone(), history_ticks.clone(), projects.clone());
             let stderr = serve.stderr.take().ok_or("no stderr")?;
             std::thread::spawn(move || {
                 for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                     let line = strip_ansi(&line);
-                    let Some(micros) = line
-                        .split("micros=")
-                        .nth(1)
-                        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
-                        .and_then(|n| n.parse::<f64>().ok())
-                    else {
+                    let field = |name: &str| {
+                        line.split(name)
+                            .nth(1)
+                            .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+                            .and_then(|n| n.parse::<f64>().ok())
+                    };
+                    let Some(micros) = field("micros=") else {
                         continue;
                     };
-                    if line.contains("history tick took") {
+                    if line.contains("projects took") {
+                        let lookups = field("lookups=").unwrap_or(0.0) as u64;
+                        projects.lock().unwrap().push((micros / 1e6, lookups));
+                    } else if line.contains("history tick took") {
                         history_ticks.lock().unwrap().push(micros / 1e6);
                     } else if line.contains("refresh took") {
                         scans.lock().unwrap().push(micros / 1e6);
@@ -700,6 +810,7 @@ impl RunningAgent {
             token,
             scans,
             history_ticks,
+            projects,
             _state: None,
         })
     }
@@ -795,7 +906,7 @@ fn strip_ansi(line: &str) -> String {
     out
 }
 
-fn median(values: &[f64]) -> Option<f64> {
+pub(crate) fn median(values: &[f64]) -> Option<f64> {
     percentile(values, 50.0)
 }
 
@@ -852,7 +963,7 @@ pub(crate) fn rss_kib(pid: u32) -> Result<u64, String> {
         .ok_or("no VmRSS".into())
 }
 
-fn machine() -> String {
+pub(crate) fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|c| {

@@ -10,6 +10,7 @@
 
 mod bench;
 mod cross;
+mod developer;
 mod hub;
 
 use std::path::Path;
@@ -65,7 +66,7 @@ fn main() -> ExitCode {
         "cross" => cross::cross(),
         "bench" => bench::bench(&std::env::args().skip(2).collect::<Vec<_>>()),
         _ => Err(format!(
-            "unknown task {task:?}. Tasks:\n  test          install what is missing, then run every check and test\n  install-deps  only install what the tests need\n  cross         build the agent for Windows and run it under Wine; check it for macOS\n  bench         measure portscope against ss, netstat and lsof on a load it makes (--sockets N --procs P --json PATH --history-only --timeline-only)"
+            "unknown task {task:?}. Tasks:\n  test          install what is missing, then run every check and test\n  install-deps  only install what the tests need\n  cross         build the agent for Windows and run it under Wine; check it for macOS\n  bench         measure portscope against ss, netstat and lsof on a load it makes (--sockets N --procs P --json PATH --history-only --hub-only --timeline-only --developer-only)"
         )),
     };
     match result {
