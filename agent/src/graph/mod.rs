@@ -100,31 +100,33 @@ pub fn of(state: &State) -> Graph {
             )
     };
     let canonical = |addr: IpAddr, port: u16| SocketAddr::new(addr.to_canonical(), port);
-    let listened: HashSet<u16> = state
-        .sockets
-        .values()
-        .filter(|s| s.proto == Proto::Tcp && s.state == SocketState::Listen)
-        .map(|s| s.local_port)
-        .collect();
+    // One pass over the sockets: the listened ports and their owners, and each connection's
+    // ends. (Per connection, typed ends and no string: this runs over every socket.)
+    let mut listened: HashSet<u16> = HashSet::new();
     // A connection still in a listener's accept queue has no owner yet: it is the listener's.
-    let listener_owner: HashMap<u16, String> = state
-        .sockets
-        .values()
-        .filter(|s| s.proto == Proto::Tcp && s.state == SocketState::Listen)
-        .filter_map(|s| Some((s.local_port, owner(s)?)))
-        .collect();
-    let owner = |s: &Socket| owner(s).or_else(|| listener_owner.get(&s.local_port).cloned());
-    let mut ends: HashMap<(SocketAddr, SocketAddr), &Socket> = HashMap::new();
-    for s in state.sockets.values().filter(connected) {
-        if let (Some(addr), Some(port)) = (s.remote_addr, s.remote_port) {
+    let mut listener_owner: HashMap<u16, End> = HashMap::new();
+    // foldhash: SipHash was half of the whole at 21 000 sockets; its seeded hasher still keeps
+    // peers who pick their addresses and ports from making the table slow.
+    let mut ends: HashMap<(SocketAddr, SocketAddr), &Socket, foldhash::fast::RandomState> =
+        HashMap::with_capacity_and_hasher(state.sockets.len(), Default::default());
+    for s in state.sockets.values() {
+        if s.proto == Proto::Tcp && s.state == SocketState::Listen {
+            listened.insert(s.local_port);
+            if let Some(end) = owner(s) {
+                listener_owner.insert(s.local_port, end);
+            }
+        } else if connected(&s)
+            && let (Some(addr), Some(port)) = (s.remote_addr, s.remote_port)
+        {
             ends.insert(
                 (canonical(s.local_addr, s.local_port), canonical(addr, port)),
                 s,
             );
         }
     }
-    let mut counts: BTreeMap<(String, String, u16), usize> = BTreeMap::new();
-    let mut remotes: BTreeSet<IpAddr> = BTreeSet::new();
+    let owner = |s: &Socket| owner(s).or_else(|| listener_owner.get(&s.local_port).copied());
+    let mut counts: HashMap<(End, End, u16), usize, foldhash::fast::RandomState> =
+        HashMap::default();
     for (&(local, remote), s) in &ends {
         let Some(me) = owner(s) else { continue };
         match ends.get(&(remote, local)) {
@@ -145,8 +147,7 @@ pub fn of(state: &State) -> Graph {
                 *counts.entry((me, server, remote.port())).or_default() += 1;
             }
             None => {
-                let far = format!("r{}", remote.ip());
-                remotes.insert(remote.ip());
+                let far = End::Remote(remote.ip());
                 let key = if listened.contains(&local.port()) {
                     (far, me, local.port())
                 } else {
@@ -156,6 +157,11 @@ pub fn of(state: &State) -> Graph {
             }
         }
     }
+    // Nodes and edges in the order of their ids.
+    let counts: BTreeMap<(String, String, u16), usize> = counts
+        .into_iter()
+        .map(|((from, to, port), n)| ((from.id(), to.id(), port), n))
+        .collect();
     let mut used: BTreeSet<&str> = BTreeSet::new();
     for (from, to, _) in counts.keys() {
         used.insert(from);
@@ -210,11 +216,30 @@ pub fn of(state: &State) -> Graph {
     Graph { nodes, edges }
 }
 
+/// A node, before it is named by its id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum End {
+    Process(u32),
+    Hidden,
+    Remote(IpAddr),
+}
+
+impl End {
+    /// `p<PID>`, `hidden`, `r<ADDRESS>`.
+    fn id(self) -> String {
+        match self {
+            End::Process(pid) => format!("p{pid}"),
+            End::Hidden => "hidden".into(),
+            End::Remote(addr) => format!("r{addr}"),
+        }
+    }
+}
+
 /// The node of a socket's owner: its first process, or the hidden owners.
-fn owner(s: &Socket) -> Option<String> {
+fn owner(s: &Socket) -> Option<End> {
     match (s.pids.first(), s.owner) {
-        (Some(pid), _) => Some(format!("p{pid}")),
-        (None, OwnerStatus::Hidden) => Some("hidden".into()),
+        (Some(&pid), _) => Some(End::Process(pid)),
+        (None, OwnerStatus::Hidden) => Some(End::Hidden),
         _ => None,
     }
 }
