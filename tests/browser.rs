@@ -2237,6 +2237,22 @@ async fn the_projects_view_shows_a_checkouts_server_its_health_and_notifies() {
             },
         )
         .await?;
+        // One filter for all views: the Port space and the Timeline show the project's listener.
+        for (tab, css) in [
+            ("ports", format!("#ports-list tr[data-port='{port}']")),
+            ("timeline", format!(".lane[data-port='{port}']")),
+        ] {
+            click(&browser, &format!("#tab-{tab}")).await?;
+            until_js(
+                &browser,
+                &format!("the {tab} view showing the project's listener"),
+                WAIT,
+                &format!("return !!document.querySelector(\"{css}\");"),
+                |v| v == true,
+            )
+            .await?;
+        }
+        click(&browser, "#tab-sockets").await?;
         // Closed while the table is on screen: notifications do not need the Projects view.
         drop(server.take());
         let closed = format!("python3 on :{port} closed");
@@ -2258,8 +2274,7 @@ async fn the_projects_view_shows_a_checkouts_server_its_health_and_notifies() {
         // Health is history too: "Recent changes" says when it turned bad, and the timeline
         // draws it under the listener's bar — from the live events, then, after a reload,
         // from the history file's spans.
-        // (The list knows no projects: the filter becomes the port.)
-        set_filter(&browser, &port.to_string()).await;
+        // (The filter is still the project's, as *show sockets* set it.)
         let turned = format!("health 127.0.0.1:{port} python3");
         until_js(
             &browser,

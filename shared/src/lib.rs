@@ -508,6 +508,9 @@ pub struct Event {
     /// For `health`: what the check got.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<Health>,
+    /// The name of the owner's project (`Process.project`), when it works in one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
 }
 
 /// What happened to a socket.
@@ -796,6 +799,9 @@ pub struct Span {
     /// oldest first. Each holds until the next or the span's end.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub health: Vec<HealthMark>,
+    /// The name of the owner's project, when it works in one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
 }
 
 /// A listener's health from a moment on: what its check got.

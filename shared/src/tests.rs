@@ -140,6 +140,7 @@ fn samples() -> Vec<(&'static str, String)> {
                         start_time: Some(1_794_990_000),
                         app: Some("mDNS".into()),
                         health: None,
+                        project: None,
                     },
                     Event {
                         time: "2026-11-29T14:02:03Z".into(),
@@ -165,6 +166,7 @@ fn samples() -> Vec<(&'static str, String)> {
                             latency_ms: 4,
                             detail: Some("HTTP 500".into()),
                         }),
+                        project: Some("shop".into()),
                     },
                 ],
             }),
@@ -268,6 +270,7 @@ fn samples() -> Vec<(&'static str, String)> {
         start_time: Some(1_795_000_000),
         app: Some("Vite dev server".into()),
         health: None,
+        project: Some("app".into()),
     };
     out.push(("Event", serde_json::to_string(&event).unwrap()));
     let spans = Spans {
@@ -305,6 +308,7 @@ fn samples() -> Vec<(&'static str, String)> {
                         },
                     },
                 ],
+                project: Some("shop".into()),
             },
             Span {
                 proto: Proto::Tcp,
@@ -320,6 +324,7 @@ fn samples() -> Vec<(&'static str, String)> {
                 start_since: Some("2026-11-29T13:58:41Z".into()),
                 end: None,
                 health: vec![],
+                project: Some("app".into()),
             },
         ],
         truncated: false,

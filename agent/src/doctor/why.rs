@@ -1715,6 +1715,7 @@ mod tests {
             start_time: None,
             app: None,
             health: None,
+            project: None,
         };
         f.previous = Some(crate::doctor::Previous {
             closed,

@@ -342,6 +342,9 @@ fn event_by(
         } else {
             None
         },
+        project: owner
+            .and_then(|p| p.project.as_ref())
+            .map(|p| p.name.clone()),
     }
 }
 
@@ -541,6 +544,28 @@ mod tests {
                 proptest::prop_assert_eq!(told, news);
             }
         }
+    }
+
+    #[test]
+    fn an_event_names_its_owners_project() {
+        let web = listener(LO, 8000, 10);
+        let mut now = state(std::slice::from_ref(&web));
+        let mut vite = process("node", &["node", "vite"]);
+        vite.project = Some(portscope_shared::Project {
+            name: "shop-app".into(),
+            root: "/home/dev/shop-app".into(),
+            source: portscope_shared::ProjectSource::Git,
+        });
+        now.processes.insert(10, vite);
+        let opened = events(
+            &state(&[]),
+            &now,
+            SystemTime::UNIX_EPOCH,
+            |_| true,
+            |_| true,
+        );
+        assert_eq!(opened.len(), 1);
+        assert_eq!(opened[0].1.project.as_deref(), Some("shop-app"));
     }
 
     #[test]

@@ -167,10 +167,11 @@ impl Store {
         }
         if version < 4 {
             // Events of kind `health` (what an HTTP listener's check got, as JSON), which a
-            // schema 3 reader would take for a listener's.
+            // schema 3 reader would take for a listener's; and the owner's project.
             conn.execute_batch(
                 "BEGIN;
                  ALTER TABLE events ADD COLUMN health TEXT;
+                 ALTER TABLE events ADD COLUMN project TEXT;
                  PRAGMA user_version = 4;
                  COMMIT;",
             )
@@ -282,9 +283,10 @@ impl Store {
             let mut insert = tx
                 .prepare_cached(
                     "INSERT INTO events (time, since, kind, socket_id, proto, family, local_addr,
-                     local_port, pid, process, cmdline, user, app, cwd, exe, start_time, health)
+                     local_port, pid, process, cmdline, user, app, cwd, exe, start_time, health,
+                     project)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
-                     ?16, ?17)",
+                     ?16, ?17, ?18)",
                 )
                 .map_err(sqlite)?;
             for (id, e, since) in events {
@@ -307,6 +309,7 @@ impl Store {
                         e.exe,
                         e.start_time.and_then(|t| i64::try_from(t).ok()),
                         e.health.as_ref().map(json_text),
+                        e.project,
                     ])
                     .map_err(sqlite)?;
             }
@@ -669,6 +672,7 @@ fn span_of(e: Event) -> Span {
         start_since: e.since,
         end: None,
         health: Vec::new(),
+        project: e.project,
     }
 }
 
@@ -708,13 +712,13 @@ pub struct Query {
 
 /// The columns `Row::read` takes, in its order.
 const COLUMNS: &str = "time, since, kind, proto, family, local_addr, local_port, pid, process, \
-                       cmdline, user, app, cwd, exe, start_time, health";
+                       cmdline, user, app, cwd, exe, start_time, health, project";
 /// The same from a schema 2 or 3 file.
 const COLUMNS_3: &str = "time, since, kind, proto, family, local_addr, local_port, pid, process, \
-                         cmdline, user, app, cwd, exe, start_time, NULL";
+                         cmdline, user, app, cwd, exe, start_time, NULL, NULL";
 /// The same from a schema 1 file.
 const COLUMNS_1: &str = "time, since, kind, proto, family, local_addr, local_port, pid, process, \
-                         cmdline, user, app, NULL, NULL, NULL, NULL";
+                         cmdline, user, app, NULL, NULL, NULL, NULL, NULL";
 
 /// One stored event, as read.
 struct Row {
@@ -734,6 +738,7 @@ struct Row {
     exe: Option<String>,
     start_time: Option<i64>,
     health: Option<String>,
+    project: Option<String>,
 }
 
 impl Row {
@@ -761,6 +766,7 @@ impl Row {
             exe: r.get(at + 13)?,
             start_time: r.get(at + 14)?,
             health: r.get(at + 15)?,
+            project: r.get(at + 16)?,
         })
     }
 
@@ -784,6 +790,7 @@ impl Row {
             start_time: self.start_time.and_then(|t| u64::try_from(t).ok()),
             app: self.app,
             health: self.health.and_then(|h| serde_json::from_str(&h).ok()),
+            project: self.project,
         })
     }
 }
@@ -825,6 +832,7 @@ mod tests {
             start_time: None,
             app: None,
             health: None,
+            project: None,
         }
     }
 
@@ -1026,10 +1034,14 @@ mod tests {
             }),
             ..opened(3000, pid)
         };
-        // Opened by 10 at 1 s; up at 2 s; 500 at 4 s; passed to 11 at 5 s; up at 7 s; closed
-        // at 9 s.
+        // Opened by 10 (in project shop) at 1 s; up at 2 s; 500 at 4 s; passed to 11 at 5 s;
+        // up at 7 s; closed at 9 s.
+        let in_shop = Event {
+            project: Some("shop".into()),
+            ..opened(3000, 10)
+        };
         for (at, e) in [
-            (1_000, opened(3000, 10)),
+            (1_000, in_shop),
             (2_000, check(10, true, 200)),
             (4_000, check(10, false, 500)),
             (
@@ -1077,6 +1089,14 @@ mod tests {
             [(Some(10), vec![])],
             "not checked yet; later answers are not the window's"
         );
+        let projects: Vec<Option<String>> = store
+            .spans(0, 20_000, None, 10)
+            .unwrap()
+            .spans
+            .into_iter()
+            .map(|s| s.project)
+            .collect();
+        assert_eq!(projects, [Some("shop".into()), None], "each owner's own");
         // A health check is not a listener's opening or closing.
         let holders = store.holders_at(3000, 4_500).unwrap();
         assert_eq!(

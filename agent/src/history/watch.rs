@@ -238,6 +238,7 @@ mod tests {
             start_time: None,
             app: Some("Vite dev server".into()),
             health: None,
+            project: None,
         };
         assert_eq!(
             line(&e),

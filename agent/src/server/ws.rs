@@ -491,6 +491,7 @@ mod tests {
             start_time: None,
             app: None,
             health: None,
+            project: None,
         };
         let events = Events {
             seq: 9,

@@ -228,9 +228,15 @@ impl Live {
                     || pid(&link.from) == Some(n)
                     || pid(&link.to) == Some(n);
             }
-            [&link.from, &link.to]
+            let ends = [&link.from, &link.to];
+            // `project:NAME`: a link with an end in the project (what it talks to, too).
+            let projects = ends
                 .iter()
-                .any(|id| hay.get(id.as_str()).is_some_and(|h| h.contains(term)))
+                .filter_map(|id| self.nodes.get(id.as_str())?.project.as_deref());
+            crate::projects::project_filter(term, projects).unwrap_or_else(|| {
+                ends.iter()
+                    .any(|id| hay.get(id.as_str()).is_some_and(|h| h.contains(term)))
+            })
         };
         let mut shown = Shown::default();
         for (key, link) in &self.links {

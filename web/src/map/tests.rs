@@ -160,6 +160,13 @@ fn the_filter_matches_ports_and_pids_exactly_and_names_as_text() {
     assert_eq!(links("shop 5432"), vec![key("p2", "p3")]);
     assert_eq!(links("203.0.113"), vec![key("p2", "r203.0.113.9")]);
     assert_eq!(links("nothing"), Vec::<LinkKey>::new());
+    // The Projects view's exact term: the project's links, with what they reach outside it.
+    assert_eq!(
+        links("project:shop"),
+        vec![key("p2", "p3"), key("p2", "r203.0.113.9"), key("p80", "p2")]
+    );
+    assert_eq!(links("project:sho"), Vec::<LinkKey>::new(), "exactly");
+    assert_eq!(links("project:shop 5432"), vec![key("p2", "p3")]);
     let shown = live.shown("5432");
     assert_eq!(
         shown.nodes,

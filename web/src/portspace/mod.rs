@@ -93,6 +93,8 @@ pub struct Listener {
     pub what: String,
     /// It lies in the machine's ephemeral range.
     pub ephemeral: bool,
+    /// Its owners' projects' names, for the filter's `project:NAME`.
+    pub projects: Vec<String>,
 }
 
 impl Listener {
@@ -133,6 +135,11 @@ impl Listener {
                 .or_else(|| s.service.clone())
                 .unwrap_or_default(),
             ephemeral: ephemeral.is_some_and(|r| r.contains(s.local_port)),
+            projects: s
+                .pids
+                .iter()
+                .filter_map(|&pid| Some(procs(pid)?.project.as_ref()?.name.clone()))
+                .collect(),
         }
     }
 
@@ -152,7 +159,8 @@ impl Listener {
     }
 
     /// Whether the filter shows it: every whitespace-separated term matches — a number its
-    /// port or an owner's pid exactly, other text a substring of what the list shows.
+    /// port or an owner's pid exactly, `project:NAME` an owner's project exactly, other text a
+    /// substring of what the list shows.
     pub fn matches(&self, query: &str) -> bool {
         let hay = format!(
             "{} {} {} {} {}",
@@ -167,7 +175,8 @@ impl Listener {
             if let Ok(n) = term.parse::<u32>() {
                 return u32::from(self.port) == n || self.pids.contains(&n);
             }
-            hay.contains(term)
+            let projects = self.projects.iter().map(String::as_str);
+            crate::projects::project_filter(term, projects).unwrap_or_else(|| hay.contains(term))
         })
     }
 }

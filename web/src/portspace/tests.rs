@@ -25,6 +25,7 @@ fn listener(port: u16, exposure: Option<Exposure>, ephemeral: bool) -> Listener 
         pids: vec![4000 + u32::from(port % 100)],
         what: String::new(),
         ephemeral,
+        projects: Vec::new(),
     }
 }
 
@@ -162,6 +163,13 @@ fn a_listener_says_who_owns_it_and_why_its_port_is_a_problem() {
     assert!(l.matches("45000") && l.matches("4000") && l.matches("PYTHON loopback"));
     // A number matches a port or pid exactly, not as a prefix.
     assert!(!l.matches("450") && !l.matches("python3 22"));
+    // The Projects view's term names an owner's project exactly.
+    let shop = Listener {
+        projects: vec!["Shop App".into()],
+        ..l.clone()
+    };
+    assert!(shop.matches("project:shop_app") && shop.matches("PROJECT:SHOP_APP 45000"));
+    assert!(!shop.matches("project:shop") && !l.matches("project:shop_app"));
 }
 
 #[test]

@@ -111,6 +111,14 @@ pub fn project_term(name: &str) -> String {
     format!("{PROJECT_TERM}{}", name.to_lowercase().replace(' ', "_"))
 }
 
+/// How every view reads a filter term (lowercase): `Some(true/false)` when it is a
+/// `project:NAME` term — whether one of `projects` is that project, exactly —, `None` for
+/// other terms, which each view matches its own way. One filter applies to all views.
+pub fn project_filter<'a>(term: &str, mut projects: impl Iterator<Item = &'a str>) -> Option<bool> {
+    term.starts_with(PROJECT_TERM)
+        .then(|| projects.any(|p| project_term(p) == term))
+}
+
 /// The Projects view: cards by name (then host), and the listeners of no project.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Projects {
@@ -300,10 +308,9 @@ fn matches(terms: &[String], s: &Service, project: Option<&str>, host: Option<&s
     .to_lowercase();
     terms.iter().all(|term| match term.parse::<u32>() {
         Ok(n) => u32::from(s.port) == n || s.pids.contains(&n),
-        Err(_) if term.starts_with(PROJECT_TERM) => {
-            project.is_some_and(|p| project_term(p) == *term)
+        Err(_) => {
+            project_filter(term, project.into_iter()).unwrap_or_else(|| hay.contains(term.as_str()))
         }
-        Err(_) => hay.contains(term.as_str()),
     })
 }
 

@@ -133,6 +133,8 @@ pub struct Tenure {
     /// Its HTTP health checks' answers, oldest first, each holding until the next (or the
     /// tenure's end): from the span, then the live `health` events.
     pub health: Vec<HealthPoint>,
+    /// The owner's project's name, for the filter's `project:NAME`.
+    pub project: Option<String>,
 }
 
 /// What a listener's health check got, from a moment on.
@@ -174,6 +176,7 @@ impl Tenure {
                 .iter()
                 .filter_map(|m| Some(HealthPoint::new(time::parse(&m.time)?, &m.health)))
                 .collect(),
+            project: s.project.clone(),
         })
     }
 
@@ -190,6 +193,7 @@ impl Tenure {
             end: None,
             before_page: false,
             health: Vec::new(),
+            project: e.project.clone(),
         }
     }
 
@@ -560,7 +564,8 @@ pub struct Group {
 }
 
 /// The lanes of the tenures that overlap `window` (open ones last until `now`) and match
-/// every word of `query` (port, address, program, app, pid, user; case-insensitive), grouped
+/// every word of `query` (port, address, program, app, pid, user, `project:NAME` exactly;
+/// case-insensitive), grouped
 /// by the program or app that held each port last, groups by name, lanes by port.
 pub fn lanes(tenures: &[Tenure], window: Window, now: f64, query: &str) -> Vec<Group> {
     let mut by_lane: BTreeMap<(u16, Proto), Vec<usize>> = BTreeMap::new();
@@ -591,7 +596,12 @@ pub fn lanes(tenures: &[Tenure], window: Window, now: f64, query: &str) -> Vec<G
                 ));
             }
             let hay = hay.to_lowercase();
-            if !terms.iter().all(|term| hay.contains(term.as_str())) {
+            let projects = || ids.iter().filter_map(|&i| tenures[i].project.as_deref());
+            let matches = |term: &String| {
+                crate::projects::project_filter(term, projects())
+                    .unwrap_or_else(|| hay.contains(term.as_str()))
+            };
+            if !terms.iter().all(matches) {
                 continue;
             }
         }

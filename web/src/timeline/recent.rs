@@ -35,7 +35,7 @@ pub fn recent(history: &[Event], live: &[Event], n: usize) -> Vec<Event> {
 }
 
 /// Whether every word of `query` (lowercase or not) is in the event's port, address,
-/// process, pid, user or app, or its verb.
+/// process, pid, user or app, or its verb; `project:NAME` names its owner's project exactly.
 pub fn matches(e: &Event, query: &str) -> bool {
     let hay = format!(
         "{} {} {} {} {} {} {}",
@@ -52,9 +52,11 @@ pub fn matches(e: &Event, query: &str) -> bool {
         },
     )
     .to_lowercase();
-    query
-        .split_whitespace()
-        .all(|word| hay.contains(&word.to_lowercase()))
+    query.split_whitespace().all(|word| {
+        let word = word.to_lowercase();
+        crate::projects::project_filter(&word, e.project.as_deref().into_iter())
+            .unwrap_or_else(|| hay.contains(&word))
+    })
 }
 
 /// The port the filter names when it is a port number alone: the history is then asked for

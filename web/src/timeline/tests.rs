@@ -150,6 +150,7 @@ fn event(kind: EventKind, key: &ListenerKey, pid: u32, at: f64) -> Event {
         start_time: None,
         app: None,
         health: None,
+        project: None,
     }
 }
 
@@ -168,6 +169,7 @@ fn span(life: &Life) -> Span {
         start_since: None,
         end: life.end.map(time::format_utc),
         health: Vec::new(),
+        project: None,
     }
 }
 
@@ -326,6 +328,7 @@ fn a_listener_open_when_the_page_opened_ends_with_its_closing() {
         end: None,
         before_page: true,
         health: Vec::new(),
+        project: None,
     };
     let out = merge(
         vec![seed],
@@ -468,6 +471,7 @@ fn tenure(port: u16, v6: bool, pid: u32, start: f64, end: Option<f64>) -> Tenure
         end,
         before_page: false,
         health: Vec::new(),
+        project: None,
     }
 }
 
@@ -1254,4 +1258,38 @@ fn lane_of(tenures: &[usize]) -> Lane {
         addrs: vec![],
         tenures: tenures.to_vec(),
     }
+}
+
+#[test]
+fn the_projects_term_picks_the_lanes_and_changes_of_its_project_exactly() {
+    let at = |s: f64| T0 + s * 1000.0;
+    let mut shop = tenure(8000, false, 7, at(0.0), None);
+    shop.project = Some("shop-app".into());
+    let other = tenure(9000, false, 8, at(0.0), None);
+    let window = Window::last(HOUR_MS, at(60.0));
+    let ports = |q: &str| -> Vec<u16> {
+        lanes(&[shop.clone(), other.clone()], window, at(60.0), q)
+            .iter()
+            .flat_map(|g| g.lanes.iter().map(|l| l.port))
+            .collect()
+    };
+    assert_eq!(ports("project:shop-app"), [8000]);
+    assert_eq!(ports("project:shop"), Vec::<u16>::new(), "exactly");
+    assert_eq!(ports("project:shop-app 9000"), Vec::<u16>::new());
+    assert_eq!(ports(""), [8000, 9000]);
+    let mut opened = event(EventKind::Opened, &key(8000, false), 7, at(0.0));
+    opened.project = Some("shop-app".into());
+    assert!(matches(&opened, "PROJECT:shop-app") && matches(&opened, "project:shop-app opened"));
+    assert!(!matches(&opened, "project:shop"));
+    let tenure = Tenure::from_span(&Span {
+        project: Some("shop-app".into()),
+        ..span(&Life {
+            key: key(8000, false),
+            pid: 7,
+            start: at(0.0),
+            end: None,
+        })
+    })
+    .unwrap();
+    assert_eq!(tenure.project.as_deref(), Some("shop-app"), "from the span");
 }

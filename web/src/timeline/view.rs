@@ -251,6 +251,7 @@ fn seed_tenures(table: &Table, now: f64) -> Vec<Tenure> {
                 before_page: true,
                 // Without a history, what its check says now is all there is.
                 health: s.health.iter().map(|h| HealthPoint::new(now, h)).collect(),
+                project: process.and_then(|p| Some(p.project.as_ref()?.name.clone())),
             }
         })
         .collect()
