@@ -350,7 +350,7 @@ pub struct Layout {
     pub bands: Vec<Band>,
     /// Node id → (band index, slot).
     places: HashMap<String, (usize, usize)>,
-    /// The grid columns the plot had room for when it was arranged.
+    /// The grid columns the plot had room for when it was arranged (0: never arranged).
     fit_cols: usize,
 }
 
@@ -420,10 +420,11 @@ impl Layout {
     /// a new tier below everything when it would not fit the columns (the bands above then
     /// keep the rows they have).
     fn add_band(&mut self, group: Group, width: usize) -> usize {
+        let fit_cols = self.columns();
         let last_top = self.bands.iter().map(|b| b.top).fold(MARGIN, f64::max);
         let last_tier = || self.bands.iter().filter(|b| b.top == last_top);
         let col = last_tier().map(|b| b.col + b.width).max().unwrap_or(0);
-        let band = if col == 0 || col + width <= self.fit_cols {
+        let band = if col == 0 || col + width <= fit_cols {
             Band::new(group, col, width, last_top)
         } else {
             let below = self.bands.iter().map(Band::bottom).fold(MARGIN, f64::max);
@@ -486,12 +487,22 @@ impl Layout {
                         .iter()
                         .filter(|m| m.group == n.group && !self.places.contains_key(&m.id))
                         .count();
-                    let width = arriving.div_ceil(rows).clamp(1, self.fit_cols.max(1));
+                    let width = arriving.div_ceil(rows).clamp(1, self.columns());
                     self.add_band(n.group.clone(), width)
                 }
             };
             let slot = self.bands[band].take_slot(n.id.clone());
             self.places.insert(n.id.clone(), (band, slot));
+        }
+    }
+
+    /// The columns bands must fit in: those it was arranged for; no limit for a layout never
+    /// arranged (one only updated lays its groups side by side, as before tiers).
+    fn columns(&self) -> usize {
+        if self.fit_cols == 0 {
+            usize::MAX
+        } else {
+            self.fit_cols
         }
     }
 

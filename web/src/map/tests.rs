@@ -334,6 +334,32 @@ proptest! {
 }
 
 #[test]
+fn groups_wrap_into_tiers_in_a_narrow_plot_and_side_by_side_in_a_wide_one() {
+    let nodes: Vec<Placing> = ["shop", "blog", "auth"]
+        .iter()
+        .enumerate()
+        .map(|(i, p)| placing(&format!("p{i}"), Group::Project((*p).into()), 0))
+        .collect();
+    let tops = |layout: &Layout| -> Vec<f64> {
+        let mut tops: Vec<f64> = nodes
+            .iter()
+            .map(|n| layout.position(&n.id).unwrap().1)
+            .collect();
+        tops.dedup();
+        tops
+    };
+    assert_eq!(tops(&Layout::arrange(&nodes, 3)).len(), 1, "one tier");
+    let narrow = Layout::arrange(&nodes, 1);
+    assert_eq!(tops(&narrow).len(), 3, "a tier each");
+    assert!(narrow.size().0 <= 2.0 * MARGIN + COL_PITCH + FRAME_PAD);
+    // A layout never arranged has no width to keep to: side by side.
+    let mut unarranged = Layout::default();
+    unarranged.update(&nodes);
+    assert_eq!(tops(&unarranged).len(), 1);
+    check_readable(&unarranged, &nodes).unwrap();
+}
+
+#[test]
 fn an_unrelated_arrival_moves_nothing_spelled_out() {
     let start = vec![
         placing("p1", Group::Project("shop".into()), -3),
