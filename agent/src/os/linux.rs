@@ -7,9 +7,11 @@
 
 use std::collections::HashMap;
 
-use netstat2::{AddressFamilyFlags, ProtocolFlags, ProtocolSocketInfo, TcpState};
+use netstat2::{AddressFamilyFlags, ProtocolFlags, ProtocolSocketInfo};
 use portscope_shared::{Proto, SocketState};
 use procfs::process::Process;
+
+use super::netstat::tcp_state;
 
 use crate::collector::{FdError, Platform, ProcessStat, RawProcess, RawSocket, SocketList};
 use crate::doctor::firewall::{Firewall, Packet, Runner};
@@ -481,22 +483,5 @@ fn add_udp_peers(list: &mut SocketList) {
             socket.remote = Some((peer.ip(), peer.port()));
             socket.state = SocketState::Established;
         }
-    }
-}
-
-fn tcp_state(state: TcpState) -> SocketState {
-    match state {
-        TcpState::Listen => SocketState::Listen,
-        TcpState::Established => SocketState::Established,
-        TcpState::SynSent => SocketState::SynSent,
-        TcpState::SynReceived => SocketState::SynRecv,
-        TcpState::FinWait1 => SocketState::FinWait1,
-        TcpState::FinWait2 => SocketState::FinWait2,
-        TcpState::TimeWait => SocketState::TimeWait,
-        TcpState::Closed => SocketState::Close,
-        TcpState::CloseWait => SocketState::CloseWait,
-        TcpState::LastAck => SocketState::LastAck,
-        TcpState::Closing => SocketState::Closing,
-        TcpState::DeleteTcb | TcpState::Unknown => SocketState::Unknown,
     }
 }

@@ -15,6 +15,8 @@
 //!
 //! [`Platform`]: crate::collector::Platform
 
+mod netstat;
+
 #[cfg(target_os = "linux")]
 mod linux;
 #[cfg(target_os = "linux")]

@@ -22,9 +22,11 @@ use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 
-use netstat2::{AddressFamilyFlags, ProtocolFlags, ProtocolSocketInfo, TcpState};
+use netstat2::{AddressFamilyFlags, ProtocolFlags, ProtocolSocketInfo};
 use portscope_shared::{Proto, SocketState};
 use sysinfo::{Pid, ProcessRefreshKind, ProcessStatus, ProcessesToUpdate, UpdateKind};
+
+use super::netstat::tcp_state;
 
 use crate::collector::{FdError, Platform, ProcessStat, RawProcess, RawSocket, SocketList};
 
@@ -355,21 +357,4 @@ fn convert(info: netstat2::SocketInfo) -> (RawSocket, Vec<u32>) {
         uid: None,
     };
     (raw, pids)
-}
-
-fn tcp_state(state: TcpState) -> SocketState {
-    match state {
-        TcpState::Listen => SocketState::Listen,
-        TcpState::Established => SocketState::Established,
-        TcpState::SynSent => SocketState::SynSent,
-        TcpState::SynReceived => SocketState::SynRecv,
-        TcpState::FinWait1 => SocketState::FinWait1,
-        TcpState::FinWait2 => SocketState::FinWait2,
-        TcpState::TimeWait => SocketState::TimeWait,
-        TcpState::Closed => SocketState::Close,
-        TcpState::CloseWait => SocketState::CloseWait,
-        TcpState::LastAck => SocketState::LastAck,
-        TcpState::Closing => SocketState::Closing,
-        TcpState::DeleteTcb | TcpState::Unknown => SocketState::Unknown,
-    }
 }
