@@ -1062,6 +1062,137 @@ fn a_listener_that_answered_http_is_marked_as_speaking_it() {
     );
 }
 
+/// The start time the dashboard would send for `pid`, once the agent shows it holding a socket.
+#[track_caller]
+fn shown_start_time(agent: &Agent, pid: u32) -> u64 {
+    crate::support::wait_for(
+        "the agent to show the process holding its socket",
+        Duration::from_secs(10),
+        || {
+            let snapshot: portscope_shared::Snapshot =
+                serde_json::from_str(&agent.get("/api/v1/snapshot").body).ok()?;
+            snapshot
+                .sockets
+                .iter()
+                .any(|x| x.pids.contains(&pid))
+                .then_some(())?;
+            snapshot
+                .processes
+                .iter()
+                .find(|p| p.pid == pid)
+                .and_then(|p| p.start_time)
+        },
+    )
+}
+
+/// `POST /api/v1/kill` of `pid` as the dashboard sends it.
+fn stop_from_dashboard(agent: &Agent, pid: u32) -> crate::support::HttpResponse {
+    let body = format!(
+        "{{\"pid\":{pid},\"start_time\":{},\"force_after_ms\":2000}}",
+        shown_start_time(agent, pid)
+    );
+    agent.post("/api/v1/kill", &body, &[("Sec-Fetch-Site", "same-origin")])
+}
+
+fn runs(pid: u32) -> bool {
+    let mut c = Command::new("kill");
+    c.args(["-0", &pid.to_string()]);
+    run(c).0 == 0
+}
+
+/// A listener run as user `uid` (through setpriv; the tests run as root), by Debian's python3:
+/// another user may not run root's own (a pyenv under /root, say).
+#[track_caller]
+fn listener_of(uid: u32) -> Situation {
+    assert!(
+        std::path::Path::new("/usr/bin/python3").exists(),
+        "this test runs /usr/bin/python3 as other users: apt-get install python3"
+    );
+    let (reuid, regid) = (format!("--reuid={uid}"), format!("--regid={uid}"));
+    Situation::start_wrapped(
+        "setpriv",
+        &[&reuid, &regid, "--clear-groups", "/usr/bin/python3"],
+        &["listen", "127.0.0.1"],
+    )
+}
+
+/// A root agent's dashboard stops no daemon: a process of root or of a system account (below
+/// UID_MIN) is refused with `system_process` unless the agent was started with
+/// `--allow-kill-system`; started through sudo or pkexec it stops the invoking user's processes
+/// and no one else's. Its Hello says so, for the dashboard.
+#[test]
+fn a_root_agents_dashboard_stops_no_daemon_unless_told_to() {
+    assert!(
+        rustix::process::geteuid().is_root(),
+        "this test runs agents as root and processes as other users: run the tests as root \
+         (`sudo -E cargo xtask test`, as .ci/run does)"
+    );
+    let agent = Agent::start_strict(&[], &[]);
+    let hello = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let mut ws = agent.connect().await;
+        match ws.next(Duration::from_secs(10)).await {
+            portscope_shared::ServerMessage::Hello(hello) => hello,
+            other => panic!("Hello expected, got {other:?}"),
+        }
+    });
+    let scope = hello
+        .kill_scope
+        .expect("the Hello says whose processes it stops");
+    assert_eq!(
+        (scope.uid, scope.root, scope.allow_system),
+        (Some(0), true, false),
+        "{scope:?}"
+    );
+    let rootd = Situation::start(&["listen", "127.0.0.1"]);
+    let www = listener_of(33);
+    for (what, pid) in [("root's", rootd.pid), ("www-data's (uid 33)", www.pid)] {
+        let res = stop_from_dashboard(&agent, pid);
+        assert_eq!(res.status, 403, "{what}: {}", res.body);
+        assert!(
+            res.body.contains("\"system_process\""),
+            "{what}: {}",
+            res.body
+        );
+        assert!(
+            res.body.contains("--allow-kill-system"),
+            "{what}: {}",
+            res.body
+        );
+        assert!(runs(pid), "{what} process still runs");
+    }
+    drop(agent);
+
+    // Started by sudo (or pkexec) from uid 4242: that user's process stops, root's does not.
+    for var in ["SUDO_UID", "PKEXEC_UID"] {
+        let agent = Agent::start_strict(&[], &[(var, "4242")]);
+        let mine = listener_of(4242);
+        let res = stop_from_dashboard(&agent, rootd.pid);
+        assert_eq!(res.status, 403, "{var}: {}", res.body);
+        assert!(
+            res.body.contains("\"system_process\""),
+            "{var}: {}",
+            res.body
+        );
+        let res = stop_from_dashboard(&agent, mine.pid);
+        assert_eq!(res.status, 200, "{var}: {}", res.body);
+        let report: KillReport = serde_json::from_str(&res.body).unwrap();
+        assert_eq!(report.outcome, KillOutcome::Exited, "{var}: {}", res.body);
+        let other = listener_of(4343);
+        let res = stop_from_dashboard(&agent, other.pid);
+        assert_eq!(res.status, 403, "{var}: {}", res.body);
+        assert!(res.body.contains("\"other_user\""), "{var}: {}", res.body);
+    }
+
+    // Told to: root's and system accounts' processes stop.
+    let agent = Agent::start_strict(&["--allow-kill-system"], &[]);
+    for pid in [rootd.pid, www.pid] {
+        let res = stop_from_dashboard(&agent, pid);
+        assert_eq!(res.status, 200, "{}", res.body);
+        let report: KillReport = serde_json::from_str(&res.body).unwrap();
+        assert_eq!(report.outcome, KillOutcome::Exited, "{}", res.body);
+    }
+}
+
 #[test]
 fn an_agent_started_with_no_kill_stops_nothing() {
     let agent = Agent::start_with(&["--no-kill"]);

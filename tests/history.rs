@@ -161,6 +161,63 @@ fn listeners_are_remembered_across_a_kill_9() {
     drop(again);
 }
 
+/// Retention forgets closed listeners older than the keep, never one still open: a daemon up
+/// longer than the keep is answered by `history --at` from its first second on, after a restart
+/// (which prunes) as before it.
+#[test]
+fn an_open_listener_outlives_the_keep_and_a_closed_one_does_not() {
+    let keep = ["--history-keep", "3s"];
+    let agent = Agent::start_in_state_with(&keep, tempfile::tempdir().unwrap());
+    let file = file_of(&agent);
+    let daemon = Situation::start(&["listen", "127.0.0.1"]);
+    let short = Situation::start(&["listen", "127.0.0.1"]);
+    let (port, short_port) = (daemon.port.to_string(), short.port.to_string());
+    let opened = wait_for(
+        "both openings in the history",
+        Duration::from_secs(15),
+        || {
+            std::fs::metadata(&file).ok()?;
+            history(&file, &[&short_port]).first()?;
+            history(&file, &[&port]).first().cloned()
+        },
+    );
+    assert_eq!(opened.kind, EventKind::Opened);
+    drop(short);
+    wait_for("the short one's closing", Duration::from_secs(15), || {
+        history(&file, &[&short_port])
+            .iter()
+            .any(|e| e.kind == EventKind::Closed)
+            .then_some(())
+    });
+    // The daemon's first seconds (times are read to the second: 1.5 s after the second of its
+    // opening is after its opening), asked for once everything is older than the keep and the
+    // agent has started again (it prunes when it starts).
+    let first_second =
+        humantime::parse_rfc3339(&opened.time).unwrap() + Duration::from_millis(1500);
+    let first_second = humantime::format_rfc3339_millis(first_second).to_string();
+    std::thread::sleep(Duration::from_secs(4));
+    let state_dir = agent.terminate();
+    let again = Agent::start_in_state_with(&keep, state_dir);
+    wait_for(
+        "the closed listener to be pruned",
+        Duration::from_secs(15),
+        || history(&file, &[&short_port]).is_empty().then_some(()),
+    );
+    let held = history(&file, &[&port, "--at", &first_second]);
+    assert_eq!(
+        held.iter().map(|e| e.pid).collect::<Vec<_>>(),
+        [Some(daemon.pid)],
+        "who held :{port} at {first_second}, in its first seconds"
+    );
+    let events = history(&file, &[&port]);
+    assert_eq!(
+        events.iter().map(|e| e.kind).collect::<Vec<_>>(),
+        [EventKind::Opened],
+        "its opening is kept whole: {events:#?}"
+    );
+    drop(again);
+}
+
 #[test]
 fn a_listener_closed_by_a_process_that_runs_on_is_no_exit_until_it_exits() {
     let agent = Agent::start_ticking("200ms");

@@ -81,7 +81,7 @@ pub struct GraphArgs {
 #[derive(Clone, Debug, Args)]
 pub struct HistoryArgs {
     /// Only this port's listeners.
-    #[arg(value_parser = parse_port)]
+    #[arg(value_parser = parse_port, allow_negative_numbers = true)]
     pub port: Option<u16>,
     /// From this long ago (`1h`) or this time: RFC 3339, or local `2026-11-29 14:02` or `14:02`
     /// (the latest 14:02).
@@ -128,7 +128,7 @@ pub struct WatchArgs {
 #[derive(Clone, Debug, Args)]
 pub struct WaitArgs {
     /// The ports (1-65535).
-    #[arg(required = true, value_parser = parse_port)]
+    #[arg(required = true, value_parser = parse_port, allow_negative_numbers = true)]
     pub ports: Vec<u16>,
     /// Give up after this long, e.g. `30s`, `2m`.
     #[arg(long, default_value = "30s", value_parser = parse_timeout_long)]
@@ -158,7 +158,7 @@ pub struct WhyArgs {
 #[derive(Clone, Debug, Args)]
 pub struct BindArgs {
     /// The port (1-65535).
-    #[arg(value_parser = parse_port)]
+    #[arg(value_parser = parse_port, allow_negative_numbers = true)]
     pub port: u16,
     /// Print JSON instead of text.
     #[arg(long)]
@@ -168,7 +168,7 @@ pub struct BindArgs {
 #[derive(Clone, Debug, Args)]
 pub struct FreeArgs {
     /// Look for ports near this one.
-    #[arg(long, default_value_t = crate::doctor::free::DEFAULT_NEAR, value_parser = parse_port)]
+    #[arg(long, default_value_t = crate::doctor::free::DEFAULT_NEAR, value_parser = parse_port, allow_negative_numbers = true)]
     pub near: u16,
     /// How many ports to print.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=100))]
@@ -182,7 +182,7 @@ pub struct FreeArgs {
 #[command(group(clap::ArgGroup::new("what").required(true).args(["port", "pid"])))]
 pub struct KillArgs {
     /// Stop the processes listening on this port.
-    #[arg(value_parser = parse_port)]
+    #[arg(value_parser = parse_port, allow_negative_numbers = true)]
     pub port: Option<u16>,
     /// Stop this process instead.
     #[arg(long)]
@@ -207,7 +207,7 @@ pub struct KillArgs {
 #[derive(Clone, Debug, Args)]
 pub struct WhoArgs {
     /// The port (1-65535).
-    #[arg(value_parser = parse_port)]
+    #[arg(value_parser = parse_port, allow_negative_numbers = true)]
     pub port: u16,
     /// Print JSON instead of text.
     #[arg(long)]
@@ -217,7 +217,7 @@ pub struct WhoArgs {
 #[derive(Clone, Debug, Args)]
 pub struct ServeArgs {
     /// Port to listen on; 0 picks any free port.
-    #[arg(long, default_value_t = DEFAULT_PORT)]
+    #[arg(long, default_value_t = DEFAULT_PORT, value_parser = parse_listen_port, allow_negative_numbers = true)]
     pub port: u16,
     /// Address to listen on. Must be a loopback address (127.0.0.0/8 or ::1).
     #[arg(long, default_value = "127.0.0.1")]
@@ -247,6 +247,11 @@ pub struct ServeArgs {
     /// Share mode: let the dashboard stop processes (read-only otherwise).
     #[arg(long, requires = "share")]
     pub allow_kill: bool,
+    /// Run as root: let the dashboard stop processes of root and of system accounts (below
+    /// UID_MIN of /etc/login.defs) too. Without it a root agent's dashboard stops only the
+    /// processes of the user who ran sudo (or pkexec, doas), and no daemon.
+    #[arg(long)]
+    pub allow_kill_system: bool,
     /// Another host name clients use to reach the agent (repeatable), e.g. a name mapped to
     /// 127.0.0.1 in /etc/hosts; in share mode the machine's own name and addresses are always
     /// accepted. Matched exactly, case-insensitively.
@@ -297,9 +302,10 @@ pub enum PeerAction {
         /// A short name for it, shown as its host (letters, digits, `-`, `_`, `.`).
         name: String,
         /// Its base URL, as its `--share` printed it without the token: `https://ADDR:PORT/`.
+        #[arg(value_parser = parse_peer_url)]
         url: String,
         /// The SHA-256 fingerprint its `--share` printed (`AB:CD:…`).
-        #[arg(long, required_unless_present = "ca", conflicts_with = "ca")]
+        #[arg(long, required_unless_present = "ca", conflicts_with = "ca", value_parser = crate::peers::config::normalize_fingerprint)]
         fingerprint: Option<String>,
         /// A CA certificate (PEM) that signed its certificate, instead of a fingerprint.
         #[arg(long, value_name = "PATH")]
@@ -322,7 +328,7 @@ pub struct LsArgs {
     #[arg(long, short = 'l')]
     pub listening: bool,
     /// Only sockets whose local or remote port is this one.
-    #[arg(long, short = 'p')]
+    #[arg(long, short = 'p', value_parser = parse_port, allow_negative_numbers = true)]
     pub port: Option<u16>,
     /// Only sockets held by this process.
     #[arg(long)]
@@ -380,6 +386,19 @@ fn parse_port(s: &str) -> Result<u16, String> {
             "`{s}` is not a port number; expected a number from 1 to 65535, e.g. 5173"
         )),
     }
+}
+
+/// `serve --port`: a port, or 0 for any free one.
+fn parse_listen_port(s: &str) -> Result<u16, String> {
+    match s.trim() {
+        "0" => Ok(0),
+        other => parse_port(other).map_err(|e| format!("{e} (or 0 to take any free port)")),
+    }
+}
+
+/// `peer add`'s URL, refused before the token is read: https:// with a port, nothing else.
+fn parse_peer_url(s: &str) -> Result<String, String> {
+    crate::peers::config::check_url(s).map(|()| s.to_owned())
 }
 
 fn parse_force_after(s: &str) -> Result<ForceAfter, String> {
@@ -485,6 +504,9 @@ mod tests {
 
                   --allow-kill
                       Share mode: let the dashboard stop processes (read-only otherwise)
+
+                  --allow-kill-system
+                      Run as root: let the dashboard stop processes of root and of system accounts (below UID_MIN of /etc/login.defs) too. Without it a root agent's dashboard stops only the processes of the user who ran sudo (or pkexec, doas), and no daemon
 
                   --allow-host <NAME>
                       Another host name clients use to reach the agent (repeatable), e.g. a name mapped to 127.0.0.1 in /etc/hosts; in share mode the machine's own name and addresses are always accepted. Matched exactly, case-insensitively

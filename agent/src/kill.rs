@@ -8,7 +8,7 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
-use portscope_shared::{KillOutcome, KillReport, Process};
+use portscope_shared::{KillBar, KillOutcome, KillReport, KillScope, Process};
 
 use crate::cli::KillArgs;
 use crate::collector::{Collector, Platform, RawProcess};
@@ -53,6 +53,14 @@ pub enum Refusal {
         name: String,
         user: String,
     },
+    #[error(
+        "pid {pid} ({name}) runs as {user}, a system account: a root agent's dashboard does not stop system daemons; stop it from a terminal with `sudo portscope kill --pid {pid}`, or start portscope with --allow-kill-system"
+    )]
+    SystemAccount {
+        pid: u32,
+        name: String,
+        user: String,
+    },
 }
 
 impl Refusal {
@@ -63,6 +71,7 @@ impl Refusal {
             Self::NotASocketOwner(_) => "not_a_socket_owner",
             Self::Changed(_) => "process_changed",
             Self::OtherUser { .. } => "other_user",
+            Self::SystemAccount { .. } => "system_process",
             Self::NotPermitted { .. } => "not_permitted",
             Self::Init(_) | Self::Itself(_) | Self::Kernel(..) | Self::OwnGroup(..) => "refused",
         }
@@ -135,13 +144,15 @@ pub fn check(pid: u32, process: Option<&RawProcess>, me: Me, tree: bool) -> Resu
 
 /// The dashboard's extra rules: the pid holds a socket now (in the live model and still in its
 /// descriptors, or else on a fresh scan), is the process the page showed (same start time,
-/// which the request must give), and belongs to the user who started portscope (`SUDO_UID`
-/// when run with sudo), so that a root agent's dashboard cannot stop system daemons. Returns
-/// the process and what its stop will watch.
+/// which the request must give), and `scope` lets the dashboard stop it: it belongs to the user
+/// who started portscope (`SUDO_UID`, `PKEXEC_UID` or `DOAS_USER` under those), and a root
+/// agent stops no system daemon unless told to. Returns the process and what its stop will
+/// watch.
 pub fn allowed_from_dashboard<P: Platform>(
     collector: &mut Collector<P>,
     req: &portscope_shared::KillRequest,
     me: Me,
+    scope: &KillScope,
     source: &crate::doctor::Source,
 ) -> Result<(RawProcess, Watch), Refusal> {
     let pid = req.pid;
@@ -167,21 +178,58 @@ pub fn allowed_from_dashboard<P: Platform>(
     if process.start_time != Some(req.start_time) {
         return Err(Refusal::Changed(pid));
     }
-    let invoking = std::env::var("SUDO_UID")
-        .ok()
-        .and_then(|uid| uid.parse::<u32>().ok())
-        .or(collector.euid());
-    if process.uid.is_none() || process.uid != invoking {
-        return Err(Refusal::OtherUser {
-            pid,
-            name: process.name.clone(),
-            user: process
-                .user
-                .clone()
-                .unwrap_or_else(|| format!("uid {}", process.uid.unwrap_or_default())),
-        });
+    let user = || {
+        process
+            .user
+            .clone()
+            .unwrap_or_else(|| format!("uid {}", process.uid.unwrap_or_default()))
+    };
+    match scope.refuses(process.uid) {
+        None => {}
+        Some(KillBar::OtherUser) => {
+            return Err(Refusal::OtherUser {
+                pid,
+                name: process.name.clone(),
+                user: user(),
+            });
+        }
+        Some(KillBar::SystemAccount) => {
+            return Err(Refusal::SystemAccount {
+                pid,
+                name: process.name.clone(),
+                user: user(),
+            });
+        }
     }
     Ok((process, watch))
+}
+
+/// This agent's [`KillScope`]: the invoking user (`SUDO_UID`, `PKEXEC_UID`, `DOAS_USER`, read
+/// only when the agent runs as root, where they say who asked for it), else the agent's own
+/// `euid`; system accounts as this machine defines them.
+pub fn scope_of_this_agent(euid: Option<u32>, allow_system: bool) -> KillScope {
+    let root = os::is_root();
+    let invoking = root
+        .then(|| invoking_uid(|k| std::env::var(k).ok(), os::uid_of_user))
+        .flatten();
+    KillScope {
+        uid: invoking.or(euid),
+        root,
+        first_user_uid: os::first_user_uid(),
+        allow_system,
+    }
+}
+
+/// Who ran `sudo`, `pkexec` or `doas` to start this process, from the variables each sets
+/// (`var` reads one; `uid_of` looks a user name up).
+fn invoking_uid(
+    var: impl Fn(&str) -> Option<String>,
+    uid_of: impl Fn(&str) -> Option<u32>,
+) -> Option<u32> {
+    ["SUDO_UID", "PKEXEC_UID"]
+        .iter()
+        .find_map(|k| var(k)?.trim().parse().ok())
+        .or_else(|| var("DOAS_USER").and_then(|name| uid_of(name.trim())))
 }
 
 /// Whether a signal asks a process to end (so waiting for it, and forcing, make sense).
@@ -709,6 +757,37 @@ mod tests {
     };
 
     #[test]
+    fn the_invoking_user_comes_from_sudo_pkexec_or_doas() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(name, _)| *name == k)
+                    .map(|(_, v)| (*v).to_owned())
+            }
+        };
+        let users = |name: &str| (name == "dev").then_some(1000);
+        assert_eq!(
+            invoking_uid(env(&[("SUDO_UID", "1001")]), users),
+            Some(1001)
+        );
+        assert_eq!(
+            invoking_uid(env(&[("PKEXEC_UID", "1002")]), users),
+            Some(1002)
+        );
+        assert_eq!(
+            invoking_uid(env(&[("DOAS_USER", "dev")]), users),
+            Some(1000)
+        );
+        assert_eq!(
+            invoking_uid(env(&[("DOAS_USER", "nobody-here")]), users),
+            None
+        );
+        assert_eq!(invoking_uid(env(&[("SUDO_UID", "x")]), users), None);
+        assert_eq!(invoking_uid(env(&[]), users), None);
+    }
+
+    #[test]
     fn dangerous_targets_are_refused() {
         assert_eq!(
             refusal(1, Some(&process(1, 0, 1)), ME, false),
@@ -821,10 +900,31 @@ mod tests {
         remote.remote_addr = Some("10.0.0.9".parse().unwrap());
         remote.remote_port = Some(5000);
         remote.pids = vec![100];
-        let mut state = crate::model::tests::state(&[server, backend, psql, remote]);
-        let mut p = crate::model::tests::process("psql", &["psql"]);
-        p.pid = 200;
-        state.processes.insert(200, p);
+        // A psql left in CLOSE_WAIT by an earlier, stopped server on the same port: its
+        // server end is gone, so it keeps nothing waiting.
+        let mut stale = socket(
+            "tcp 127.0.0.1:41000 127.0.0.1:5432 i5",
+            SocketState::CloseWait,
+        );
+        stale.local_port = 41000;
+        stale.remote_addr = Some(v4);
+        stale.remote_port = Some(5432);
+        stale.pids = vec![201];
+        // Established, but to a server end no longer there (the model caught it half-way).
+        let mut orphan = socket(
+            "tcp 127.0.0.1:42000 127.0.0.1:5432 i6",
+            SocketState::Established,
+        );
+        orphan.local_port = 42000;
+        orphan.remote_addr = Some(v4);
+        orphan.remote_port = Some(5432);
+        orphan.pids = vec![202];
+        let mut state = crate::model::tests::state(&[server, backend, psql, remote, stale, orphan]);
+        for (pid, name) in [(200, "psql"), (201, "psql"), (202, "psql")] {
+            let mut p = crate::model::tests::process(name, &[name]);
+            p.pid = pid;
+            state.processes.insert(pid, p);
+        }
         let (local, others) = clients(&state, &[5432], &[100]);
         assert_eq!(local, vec!["psql (pid 200)".to_owned()]);
         assert_eq!(others, 1);

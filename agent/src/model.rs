@@ -2,9 +2,10 @@
 //! states. The refresher task owns the writer; every WebSocket client holds a reader.
 
 use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
-use portscope_shared::{Delta, Event, Process, Snapshot, SnapshotMore, Socket};
+use portscope_shared::{Delta, Event, Process, Snapshot, SnapshotMore, Socket, SocketState};
 use tokio::sync::watch;
 
 /// A delta that does not apply to a state: it does not follow on from it, or contradicts it
@@ -60,18 +61,36 @@ impl State {
     }
 
     /// The client ends of connections to `ports` from this machine (the peer is a loopback
-    /// address or the socket's own address), not held only by `server`.
+    /// address or the socket's own address), not held only by `server`: established, with the
+    /// server's end of the same connection still open. A client in CLOSE_WAIT to a server that
+    /// has gone (or closed that connection) is connected to nothing that runs.
     pub fn local_clients<'a>(
         &'a self,
         ports: &'a [u16],
         server: &'a [u32],
     ) -> impl Iterator<Item = &'a Socket> + 'a {
+        // The server ends: (its local end, its peer) for connections on `ports`.
+        let server_ends: HashSet<(SocketAddr, SocketAddr)> = self
+            .sockets
+            .values()
+            .filter(|t| ports.contains(&t.local_port))
+            .filter_map(|t| {
+                let peer = SocketAddr::new(t.remote_addr?, t.remote_port?);
+                Some((SocketAddr::new(t.local_addr, t.local_port), peer))
+            })
+            .collect();
         self.sockets.values().filter(move |s| {
-            !s.is_listening()
+            s.state == SocketState::Established
                 && s.remote_port.is_some_and(|p| ports.contains(&p))
                 && s.remote_addr
                     .is_some_and(|a| a.is_loopback() || a == s.local_addr)
                 && (s.pids.is_empty() || s.pids.iter().any(|p| !server.contains(p)))
+                && s.remote_addr.zip(s.remote_port).is_some_and(|(a, p)| {
+                    server_ends.contains(&(
+                        SocketAddr::new(a, p),
+                        SocketAddr::new(s.local_addr, s.local_port),
+                    ))
+                })
         })
     }
 

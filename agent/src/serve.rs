@@ -27,10 +27,10 @@ fn check_configured_token(token: String) -> anyhow::Result<String> {
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     if token.len() < 32 || !ok_chars {
-        bail!(
+        bail!(crate::doctor::UsageError(format!(
             "{TOKEN_ENV} must be at least 32 characters of A-Z, a-z, 0-9, '-' or '_' \
              (e.g. the output of `openssl rand -hex 16`); unset it to get a fresh token per start"
-        );
+        )));
     }
     Ok(token)
 }
@@ -127,6 +127,10 @@ pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
         path
     };
     let mut state = AppState::new(guard, hostname, tick_ms, model.watch(), can_kill);
+    state.hello.kill_scope = Some(crate::kill::scope_of_this_agent(
+        collector.euid(),
+        args.allow_kill_system,
+    ));
     if let Some(file) = &args.peers {
         let peers = crate::peers::config::load(file)?;
         if let Some(same) = peers.iter().find(|p| p.name == state.hello.hostname) {

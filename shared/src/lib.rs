@@ -76,6 +76,49 @@ pub struct Hello {
     /// `--no-history`.
     #[serde(default)]
     pub history: bool,
+    /// Whose processes `POST /api/v1/kill` stops, so the dashboard can say why it will not
+    /// stop one before it asks (added in version 1; absent: the agent says when asked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kill_scope: Option<KillScope>,
+}
+
+/// The rule by which an agent's dashboard may stop a process: the agent applies it to every
+/// `POST /api/v1/kill`, and the dashboard with [`KillScope::refuses`] to disable the action.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KillScope {
+    /// The user whose processes may be stopped: who started the agent, or who ran `sudo`,
+    /// `pkexec` or `doas` to start it as root. `null` where users have no numeric id (Windows).
+    pub uid: Option<u32>,
+    /// The agent runs as root.
+    pub root: bool,
+    /// Accounts below this uid are system accounts (`UID_MIN` of `/etc/login.defs`), as is
+    /// root (0): a root agent does not stop their processes...
+    pub first_user_uid: u32,
+    /// ...unless started with `--allow-kill-system`.
+    pub allow_system: bool,
+}
+
+/// Why a [`KillScope`] does not let the dashboard stop a process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KillBar {
+    /// The process belongs to another user (or its user is not known).
+    OtherUser,
+    /// A root agent, and the process runs as root or a system account: a daemon.
+    SystemAccount,
+}
+
+impl KillScope {
+    /// Whether a process of user `uid` may not be stopped from the dashboard, and why.
+    pub fn refuses(&self, uid: Option<u32>) -> Option<KillBar> {
+        let Some(uid) = uid else {
+            return Some(KillBar::OtherUser);
+        };
+        let system = uid == 0 || uid < self.first_user_uid;
+        if self.root && system {
+            return (!self.allow_system).then_some(KillBar::SystemAccount);
+        }
+        (Some(uid) != self.uid).then_some(KillBar::OtherUser)
+    }
 }
 
 /// An inclusive range of ports.

@@ -91,6 +91,12 @@ fn samples() -> Vec<(&'static str, String)> {
                 }),
                 can_kill: true,
                 history: true,
+                kill_scope: Some(KillScope {
+                    uid: Some(1000),
+                    root: true,
+                    first_user_uid: 1000,
+                    allow_system: false,
+                }),
             }),
         ),
         (
@@ -465,6 +471,7 @@ fn hello_json() {
             ephemeral_ports: None,
             can_kill: false,
             history: false,
+            kill_scope: None,
         }),
         expect![[
             r#"{"type":"Hello","protocol_version":1,"agent_version":"0.1.0","hostname":"devbox","os":"linux","tick_ms":1000,"ephemeral_ports":null,"can_kill":false,"history":false}"#
@@ -664,4 +671,53 @@ fn listening_labels_and_endpoints_read_as_ss_and_netstat_show_them() {
         "a connected UDP socket talks to one peer"
     );
     assert_eq!(s.proto_label(), "udp");
+}
+
+#[test]
+fn a_kill_scope_lets_the_user_stop_their_own_and_a_root_agent_no_daemon() {
+    let scope = KillScope {
+        uid: Some(1000),
+        root: true,
+        first_user_uid: 1000,
+        allow_system: false,
+    };
+    // (uid, what a root agent started by `sudo` from uid 1000 says, and with --allow-kill-system)
+    let cases = [
+        (Some(1000), None, None),
+        (
+            Some(1001),
+            Some(KillBar::OtherUser),
+            Some(KillBar::OtherUser),
+        ),
+        (Some(0), Some(KillBar::SystemAccount), None),
+        (Some(33), Some(KillBar::SystemAccount), None),
+        (Some(999), Some(KillBar::SystemAccount), None),
+        (None, Some(KillBar::OtherUser), Some(KillBar::OtherUser)),
+    ];
+    let allowed = KillScope {
+        allow_system: true,
+        ..scope
+    };
+    for (uid, strict, loose) in cases {
+        assert_eq!(scope.refuses(uid), strict, "uid {uid:?}");
+        assert_eq!(
+            allowed.refuses(uid),
+            loose,
+            "uid {uid:?}, --allow-kill-system"
+        );
+    }
+    // Root without sudo: its own processes are root's, daemons all.
+    let bare_root = KillScope {
+        uid: Some(0),
+        ..scope
+    };
+    assert_eq!(bare_root.refuses(Some(0)), Some(KillBar::SystemAccount));
+    // An agent that is not root: its user's processes only, whatever their uid.
+    let user = KillScope {
+        uid: Some(500),
+        root: false,
+        ..scope
+    };
+    assert_eq!(user.refuses(Some(500)), None);
+    assert_eq!(user.refuses(Some(0)), Some(KillBar::OtherUser));
 }

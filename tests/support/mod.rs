@@ -59,6 +59,15 @@ impl Agent {
         )
     }
 
+    /// Starts the agent ticking every 200 ms with extra `serve` options on an existing state
+    /// directory (a restart that finds its history).
+    #[track_caller]
+    pub fn start_in_state_with(options: &[&str], state_dir: tempfile::TempDir) -> Agent {
+        let mut args = vec!["--port", "0", "--interval", "200ms"];
+        args.extend_from_slice(options);
+        Self::spawn_full(&args, None, &[], state_dir)
+    }
+
     /// Starts the agent with extra `serve` options, e.g. `--no-kill`.
     #[track_caller]
     pub fn start_with(options: &[&str]) -> Agent {
@@ -86,6 +95,10 @@ impl Agent {
         Self::spawn_full(args, token, env, state_dir)
     }
 
+    /// The tests run as root and stop processes they started, as root, through the dashboard's
+    /// API: a root agent refuses that without `--allow-kill-system` (root's processes are
+    /// daemons to it), so the test agents have it, but for [`Agent::start_strict`]'s, which
+    /// test that refusal.
     #[track_caller]
     fn spawn_full(
         args: &[&str],
@@ -93,8 +106,39 @@ impl Agent {
         env: &[(&str, &str)],
         state_dir: tempfile::TempDir,
     ) -> Agent {
+        let mut all = args.to_vec();
+        all.push("--allow-kill-system");
+        Self::spawn_process(&all, token, env, state_dir)
+    }
+
+    /// Starts the agent without `--allow-kill-system`, with extra `serve` options and
+    /// environment variables (say, `SUDO_UID`).
+    #[track_caller]
+    pub fn start_strict(options: &[&str], env: &[(&str, &str)]) -> Agent {
+        let mut args = vec!["--port", "0", "--interval", "250ms"];
+        args.extend_from_slice(options);
+        Self::spawn_process(
+            &args,
+            None,
+            env,
+            tempfile::tempdir().expect("a state directory"),
+        )
+    }
+
+    #[track_caller]
+    fn spawn_process(
+        args: &[&str],
+        token: Option<&str>,
+        env: &[(&str, &str)],
+        state_dir: tempfile::TempDir,
+    ) -> Agent {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_portscope"));
         cmd.env_remove("PORTSCOPE_TOKEN");
+        // Who ran sudo (pkexec, doas) decides whose processes the dashboard stops: none here
+        // unless a test says so.
+        for var in ["SUDO_UID", "PKEXEC_UID", "DOAS_USER"] {
+            cmd.env_remove(var);
+        }
         // Its history and its local socket are its own (`watch` finds it with the same two).
         cmd.env("XDG_STATE_HOME", state_dir.path());
         cmd.env("XDG_RUNTIME_DIR", state_dir.path());

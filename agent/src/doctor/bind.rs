@@ -334,13 +334,13 @@ pub fn analyze(facts: &Facts) -> Diagnosis {
             vec![],
         ));
     }
-    let mut d = finish(
-        Question::Bind,
-        port.to_string(),
-        port,
-        checks,
-        facts.free.clone(),
-    );
+    // Other ports are suggested only when a bind fails: a free port needs no alternative.
+    let suggested = if failed > 0 {
+        facts.free.clone()
+    } else {
+        Vec::new()
+    };
+    let mut d = finish(Question::Bind, port.to_string(), port, checks, suggested);
     if failed == 0 && d.verdict != Verdict::Problem {
         let extra = if d.verdict == Verdict::Warning {
             format!(" (but {})", d.summary)
@@ -866,6 +866,10 @@ mod tests {
 
         let d = analyze(&facts(40000, &[], ErrorKind::Other));
         assert_eq!(d.verdict, Verdict::Warning);
+        assert!(
+            d.free_ports.is_empty(),
+            "every bind worked: no other port to suggest"
+        );
         assert!(d.summary.starts_with("port 40000 is free"), "{}", d.summary);
         assert!(
             d.summary.contains("ephemeral range 32768–60999"),

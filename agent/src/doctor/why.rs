@@ -625,13 +625,16 @@ fn mismatch(
     let bound = bound.join(", ");
     let port = target.port;
     let first = facts.probes.first().map(|(a, _)| *a) == Some(ip);
-    let only_first = if first && target.literal().is_none() {
-        format!(
+    let only_first = match (target.literal(), facts.probes.len()) {
+        (None, 1) => format!(
+            "; {} resolves to {ip} alone, so every client of {} fails",
+            target.host, target.host
+        ),
+        (None, _) if first => format!(
             "; {} resolves to {ip} first, and clients that do not fall back (Node 17+, Java, Docker) fail",
             target.host
-        )
-    } else {
-        String::new()
+        ),
+        _ => String::new(),
     };
     if ip.is_ipv6() && listeners.iter().all(|s| s.local_addr.is_ipv4()) {
         return Some(check(
@@ -1408,6 +1411,26 @@ mod tests {
             family.title
         );
         assert_eq!(d.verdict, Verdict::Warning);
+    }
+
+    #[test]
+    fn a_name_that_resolves_to_one_address_fails_every_client_not_only_some() {
+        // localhost → 127.0.0.1 alone (no ::1 line in the hosts file), an IPv6-only server.
+        let d = analyze(&facts(
+            "localhost:5173",
+            vec![(V4, Connect::Refused)],
+            vec![listener(V6, 5173, 7)],
+        ));
+        let family = d.checks.iter().find(|c| c.id == "family").expect("family");
+        assert_eq!(family.verdict, Verdict::Problem);
+        assert!(
+            family.title.contains(
+                "localhost resolves to 127.0.0.1 alone, so every client of localhost fails"
+            ),
+            "{}",
+            family.title
+        );
+        assert!(!family.title.contains("fall back"), "{}", family.title);
     }
 
     #[test]

@@ -51,6 +51,13 @@ pub fn run(args: HistoryArgs) -> anyhow::Result<bool> {
             )?;
         }
     } else {
+        if events.is_empty() {
+            let what = args.port.map_or_else(
+                || "No events".to_owned(),
+                |p| format!("No events for port {p}"),
+            );
+            writeln!(out, "{what} in {}.", path.display())?;
+        }
         for e in &events {
             writeln!(out, "{}", line(e))?;
         }
@@ -71,7 +78,11 @@ fn owner(e: &Event) -> String {
 /// `2026-11-29 15:02:03 CET  closed  tcp 127.0.0.1:5173  node (pid 4242)  Vite dev server`, in
 /// local time.
 fn line(e: &Event) -> String {
+    // An opening seen when the agent started: the listener was open then, and opened at some
+    // moment before (after `since`, when the agent last looked or its owner started).
+    let open_before = e.kind == EventKind::Opened && e.since.is_some();
     let kind = match e.kind {
+        EventKind::Opened if open_before => "open before",
         EventKind::Opened => "opened",
         EventKind::Closed => "closed",
         EventKind::OwnerChanged => "now held by",

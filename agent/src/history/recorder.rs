@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -183,8 +183,19 @@ fn write_loop(
             "the port history could not be brought up to date: {e}"
         )));
     }
-    let mut pruned: Option<Instant> = None;
-    for tick in rx {
+    // Pruned at start, then by age every PRUNE_EVERY (a tick or not), and by size as soon as a
+    // write takes the file past its limit.
+    let mut pruner = Pruner::new(keep);
+    pruner.by_age(&mut store);
+    loop {
+        let tick = match rx.recv_timeout(pruner.until_due()) {
+            Ok(tick) => tick,
+            Err(RecvTimeoutError::Timeout) => {
+                pruner.by_age(&mut store);
+                continue;
+            }
+            Err(RecvTimeoutError::Disconnected) => return,
+        };
         match store.write_tick(
             tick.at,
             &tick.events,
@@ -199,16 +210,74 @@ fn write_loop(
                 )));
             }
         }
-        if pruned.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
-            pruned = Some(Instant::now());
-            let before = millis(SystemTime::now())
-                - i64::try_from(keep.keep.as_millis()).unwrap_or(i64::MAX);
-            let pruned = store
-                .prune(before)
-                .and_then(|_| store.prune_to_size(keep.max_bytes, PRUNE_ROUNDS));
-            if let Err(e) = pruned {
-                tracing::warn!(%e, "could not prune the port history");
+        if pruner.due() {
+            pruner.by_age(&mut store);
+        } else {
+            pruner.by_size(&mut store);
+        }
+    }
+}
+
+/// When the writer prunes the history, and what it found the last time.
+struct Pruner {
+    keep: Retention,
+    last: Instant,
+    /// The bytes the file still took after a prune for size could not bring it under the limit
+    /// (open listeners' tenures are never pruned): tried again only once it grew past this.
+    stuck_at: Option<u64>,
+}
+
+impl Pruner {
+    fn new(keep: Retention) -> Self {
+        Self {
+            keep,
+            last: Instant::now(),
+            stuck_at: None,
+        }
+    }
+
+    fn until_due(&self) -> Duration {
+        PRUNE_EVERY.saturating_sub(self.last.elapsed())
+    }
+
+    fn due(&self) -> bool {
+        self.until_due().is_zero()
+    }
+
+    /// Forgets what is older than the keep (then whatever the size limit asks).
+    fn by_age(&mut self, store: &mut Store) {
+        self.last = Instant::now();
+        self.stuck_at = None;
+        let before = millis(SystemTime::now())
+            - i64::try_from(self.keep.keep.as_millis()).unwrap_or(i64::MAX);
+        if let Err(e) = store.prune(before) {
+            tracing::warn!(%e, "could not prune the port history");
+        }
+        self.by_size(store);
+    }
+
+    /// Forgets the oldest events while the file is over its size (cheap when it is not: three
+    /// pragmas).
+    fn by_size(&mut self, store: &mut Store) {
+        let max = self.keep.max_bytes;
+        let used = match store.used_bytes() {
+            Ok(used) => used,
+            Err(e) => {
+                tracing::warn!(%e, "could not read the port history's size");
+                return;
             }
+        };
+        // Past the limit, or grown by a sixteenth of it since a prune could do no more.
+        let threshold = self.stuck_at.map_or(max, |at| at.saturating_add(max / 16));
+        if used <= threshold {
+            return;
+        }
+        match store.prune_to_size(max, PRUNE_ROUNDS) {
+            Ok(true) => self.stuck_at = None,
+            // Nothing more could go (what is left is open listeners' tenures): wait for growth.
+            // Something went but not enough (a call's rounds are bounded): on at the next write.
+            Ok(false) => self.stuck_at = store.used_bytes().ok().filter(|now| *now >= used),
+            Err(e) => tracing::warn!(%e, "could not prune the port history"),
         }
     }
 }
@@ -234,6 +303,14 @@ fn reconcile(
     }
     for (id, e) in &is {
         match was.get(id) {
+            // Open before the agent first looked: it opened after its owner started (when
+            // known), not now.
+            None if last.is_none() => {
+                let started = e
+                    .start_time
+                    .and_then(|s| i64::try_from(s.saturating_mul(1000)).ok());
+                events.push((id.clone(), e.clone(), started));
+            }
             None => events.push((id.clone(), e.clone(), last)),
             Some(before) if before.pid != e.pid => {
                 let mut changed = e.clone();

@@ -347,8 +347,11 @@ impl Store {
     }
 
     /// Forgets events and connection counts older than `before` (ms), in batches (at most 100
-    /// of 10 000 rows a call, so one call stays short); returns how many rows went.
+    /// of 10 000 rows a call, so one call stays short); returns how many rows went. A listener
+    /// open at the file's last event is kept whole from its opening, however old: a daemon up
+    /// longer than the keep still answers `history --at`, the spans and the uptime.
     pub fn prune(&mut self, before: i64) -> Result<usize, HistoryError> {
+        self.mark_open_tenures()?;
         let mut gone = 0;
         for _ in 0..100 {
             let batch = self.prune_batch(before)?;
@@ -357,7 +360,31 @@ impl Store {
                 break;
             }
         }
+        if gone > 0 {
+            self.give_back_free_pages()?;
+        }
         Ok(gone)
+    }
+
+    /// Fills the temporary table `open_tenures`: each socket whose last listener event is not a
+    /// close, with the id of its last `opened` event (0 when that is gone already: then all of
+    /// it is kept). Pruning spares every event of such a socket from that id on.
+    fn mark_open_tenures(&mut self) -> Result<(), HistoryError> {
+        self.conn
+            .execute_batch(
+                "CREATE TEMP TABLE IF NOT EXISTS open_tenures
+                     (socket_id TEXT PRIMARY KEY, from_id INTEGER NOT NULL);
+                 DELETE FROM open_tenures;
+                 INSERT INTO open_tenures (socket_id, from_id)
+                 SELECT l.socket_id,
+                        COALESCE((SELECT MAX(o.id) FROM events o
+                                  WHERE o.socket_id = l.socket_id AND o.kind = 'opened'), 0)
+                 FROM (SELECT socket_id, MAX(id) AS last FROM events
+                       WHERE kind NOT IN ('exited', 'health') GROUP BY socket_id) l
+                 JOIN events e ON e.id = l.last
+                 WHERE e.kind != 'closed';",
+            )
+            .map_err(|e| self.err(e))
     }
 
     /// One batch of [`Store::prune`]: up to [`PRUNE_BATCH`] events and as many counts.
@@ -365,7 +392,10 @@ impl Store {
         let events = self
             .conn
             .execute(
-                "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE time < ?1 LIMIT 10000)",
+                &format!(
+                    "DELETE FROM events WHERE id IN
+                     (SELECT e.id FROM events e {SPARE_OPEN} AND e.time < ?1 LIMIT 10000)"
+                ),
                 [before],
             )
             .map_err(|e| self.err(e))?;
@@ -395,17 +425,23 @@ impl Store {
     /// time (at most `rounds` batches per call, so a call stays short), then gives the freed
     /// pages back. Returns whether the file is under `max` now.
     pub fn prune_to_size(&mut self, max: u64, rounds: usize) -> Result<bool, HistoryError> {
+        if self.used_bytes()? <= max {
+            return Ok(true);
+        }
+        self.mark_open_tenures()?;
         for _ in 0..rounds {
             if self.used_bytes()? <= max {
                 break;
             }
             // The 5 000 oldest events go (by position: many can share one time), and the
-            // counts older than the oldest event left.
+            // counts older than the oldest event left; open listeners' tenures stay.
             let events = self
                 .conn
                 .execute(
-                    "DELETE FROM events WHERE id IN
-                     (SELECT id FROM events ORDER BY time, id LIMIT 5000)",
+                    &format!(
+                        "DELETE FROM events WHERE id IN
+                         (SELECT e.id FROM events e {SPARE_OPEN} ORDER BY e.time, e.id LIMIT 5000)"
+                    ),
                     [],
                 )
                 .map_err(|e| self.err(e))?;
@@ -433,12 +469,16 @@ impl Store {
                 break;
             }
         }
-        // Free pages go back to the file system; the checkpoint moves that into the file
-        // (without waiting for readers).
+        self.give_back_free_pages()?;
+        Ok(self.used_bytes()? <= max)
+    }
+
+    /// Free pages go back to the file system; the checkpoint moves that into the file
+    /// (without waiting for readers).
+    fn give_back_free_pages(&self) -> Result<(), HistoryError> {
         self.conn
             .execute_batch("PRAGMA incremental_vacuum; PRAGMA wal_checkpoint(PASSIVE);")
-            .map_err(|e| self.err(e))?;
-        Ok(self.used_bytes()? <= max)
+            .map_err(|e| self.err(e))
     }
 
     /// Events newest first, filtered.
@@ -678,6 +718,11 @@ fn span_of(e: Event) -> Span {
 
 /// Rows of each table one prune batch removes.
 const PRUNE_BATCH: usize = 10_000;
+
+/// The `FROM events e` clause's rest that leaves out the open listeners' tenures (see
+/// [`Store::mark_open_tenures`]); conditions follow with `AND`.
+const SPARE_OPEN: &str = "LEFT JOIN open_tenures k ON k.socket_id = e.socket_id
+                          WHERE (k.from_id IS NULL OR e.id < k.from_id)";
 
 /// Events `spans` reads at most.
 const MAX_SPAN_ROWS: usize = 200_000;
@@ -1164,8 +1209,11 @@ mod tests {
     fn a_file_over_its_size_forgets_its_oldest_events_first() {
         let dir = tempfile::tempdir().unwrap();
         let mut store = Store::open(&dir.path().join("h.db")).unwrap();
-        let mut long = opened(3000, 10);
+        // Closed listeners' events: an open listener's tenure is never pruned (below).
+        let mut long = closed(3000, 10);
         long.cmdline = vec!["x".repeat(400)];
+        let daemon = ("tcp 127.0.0.1:5432 - i9".to_owned(), opened(5432, 99), None);
+        store.write(0, &[daemon], None).unwrap();
         // 6 000 events a tick: more share one time than a batch removes (a start's
         // reconciliation on a big machine writes every open listener at once).
         for batch in 0..7 {
@@ -1200,7 +1248,80 @@ mod tests {
                 ..Query::default()
             })
             .unwrap();
-        assert!(oldest.is_empty(), "the oldest went: {oldest:?}");
+        assert_eq!(
+            oldest.iter().map(|e| e.local_port).collect::<Vec<_>>(),
+            [5432],
+            "the oldest went, but for the listener open all along"
+        );
+    }
+
+    #[test]
+    fn pruning_spares_an_open_listeners_tenure_however_old_and_forgets_closed_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("h.db")).unwrap();
+        let pg = "tcp 127.0.0.1:5432 - i1".to_owned();
+        let old = "tcp 127.0.0.1:3000 - i2".to_owned();
+        let mut health = opened(5432, 20);
+        health.kind = EventKind::Health;
+        let mut passed_on = opened(5432, 21);
+        passed_on.kind = EventKind::OwnerChanged;
+        let mut exited = opened(5432, 20);
+        exited.kind = EventKind::Exited;
+        let writes: Vec<(i64, String, Event)> = vec![
+            // An earlier tenure of the same socket, closed: it goes.
+            (100, pg.clone(), opened(5432, 10)),
+            (500, pg.clone(), closed(5432, 10)),
+            // The tenure open now, from 1 000 on, with a check and a new owner: it stays.
+            (1_000, pg.clone(), opened(5432, 20)),
+            (2_000, pg.clone(), health),
+            (3_000, pg.clone(), passed_on),
+            (3_000, pg.clone(), exited),
+            // Another port's listener, closed long ago: it goes.
+            (1_000, old.clone(), opened(3000, 30)),
+            (2_000, old.clone(), closed(3000, 30)),
+        ];
+        for (at, id, e) in writes {
+            store.write(at, &[(id, e, None)], None).unwrap();
+        }
+        let gone = store.prune(10_000).unwrap();
+        assert_eq!(gone, 4, "the closed tenures' four events");
+        let left = store
+            .query(&Query {
+                limit: 100,
+                ..Query::default()
+            })
+            .unwrap();
+        let seen: Vec<(&str, EventKind, Option<u32>)> = left
+            .iter()
+            .map(|e| (e.time.as_str(), e.kind, e.pid))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("1970-01-01T00:00:03Z", EventKind::Exited, Some(20)),
+                ("1970-01-01T00:00:03Z", EventKind::OwnerChanged, Some(21)),
+                ("1970-01-01T00:00:02Z", EventKind::Health, Some(20)),
+                ("1970-01-01T00:00:01Z", EventKind::Opened, Some(20)),
+            ]
+        );
+        // Any moment of the open tenure is answered, its first second included.
+        let at = |ms| store.holders_at(5432, ms).unwrap();
+        assert_eq!(
+            at(1_500).iter().map(|e| e.pid).collect::<Vec<_>>(),
+            [Some(20)]
+        );
+        assert_eq!(
+            at(9_000).iter().map(|e| e.pid).collect::<Vec<_>>(),
+            [Some(21)]
+        );
+        assert!(store.holders_at(3000, 1_500).unwrap().is_empty());
+        let spans = store.spans(9_000, 10_000, Some(5432), 10).unwrap();
+        assert_eq!(spans.spans.len(), 1, "{spans:?}");
+        // Once it closes, its tenure is old news like any other.
+        store
+            .write(11_000, &[(pg, closed(5432, 21), None)], None)
+            .unwrap();
+        assert_eq!(store.prune(10_000).unwrap(), 4);
     }
 
     #[test]

@@ -348,6 +348,29 @@ pub fn is_running(pid: u32) -> bool {
 }
 
 /// The machine's host name.
+/// The first uid of a person's account: `UID_MIN` of `/etc/login.defs`, 1000 when it says
+/// nothing. Below it are system accounts, which run daemons.
+pub fn first_user_uid() -> u32 {
+    std::fs::read_to_string("/etc/login.defs")
+        .ok()
+        .and_then(|text| uid_min(&text))
+        .unwrap_or(1000)
+}
+
+/// `UID_MIN` of a login.defs text.
+fn uid_min(text: &str) -> Option<u32> {
+    text.lines().find_map(|line| {
+        let mut words = line.split_whitespace();
+        (words.next()? == "UID_MIN").then_some(())?;
+        words.next()?.parse().ok()
+    })
+}
+
+/// The uid of the user named `name` (for `DOAS_USER`).
+pub fn uid_of_user(name: &str) -> Option<u32> {
+    uzers::get_user_by_name(name).map(|u| u.uid())
+}
+
 pub fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_owned())
@@ -483,5 +506,16 @@ fn add_udp_peers(list: &mut SocketList) {
             socket.remote = Some((peer.ip(), peer.port()));
             socket.state = SocketState::Established;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn uid_min_is_read_from_login_defs_and_comments_are_not() {
+        let text = "# UID_MIN 5\n#\nMAIL_DIR /var/mail\nUID_MIN\t\t\t 1000\nUID_MAX 60000\n";
+        assert_eq!(super::uid_min(text), Some(1000));
+        assert_eq!(super::uid_min("UID_MIN  500\n"), Some(500));
+        assert_eq!(super::uid_min("UID_MAX 60000\n"), None);
     }
 }

@@ -52,6 +52,18 @@ pub fn listening_ports_in(pid: u32) -> Result<Vec<u16>, String> {
 }
 
 /// This process's effective uid, for the collector.
+/// The first uid of a person's account: macOS gives people 501 on, and its system accounts
+/// (`_www`, `_postgres`, …) stay below 500.
+pub fn first_user_uid() -> u32 {
+    500
+}
+
+/// The uid of the user named `name` (for `DOAS_USER`): not looked up on macOS, where doas is
+/// rare and users live in Directory Services; `sudo` sets `SUDO_UID`.
+pub fn uid_of_user(_name: &str) -> Option<u32> {
+    None
+}
+
 pub fn effective_uid() -> Option<u32> {
     Some(super::unix::euid())
 }

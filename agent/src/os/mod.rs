@@ -21,8 +21,9 @@ mod netstat;
 mod linux;
 #[cfg(target_os = "linux")]
 pub use linux::{
-    System, accept_queues, can_bind_privileged, firewall, group_members, hostname, is_running,
-    listening_ports_in, local_addresses, port_settings, use_one_malloc_arena,
+    System, accept_queues, can_bind_privileged, firewall, first_user_uid, group_members, hostname,
+    is_running, listening_ports_in, local_addresses, port_settings, uid_of_user,
+    use_one_malloc_arena,
 };
 
 #[cfg(unix)]
@@ -42,19 +43,19 @@ mod windows;
 #[cfg(windows)]
 pub use windows::{
     SIGNAL_NAMES, SignalTarget, System, accept_queues, app_data_dir, can_bind_privileged,
-    effective_uid, firewall, group_members, hostname, hosts_file, is_ours, is_root, is_running,
-    listening_ports_in, local_addresses, new_private_file, open_no_follow, open_to_others,
-    port_settings, private_dir_builder, private_temp_dir, process_group, send_signal,
-    signal_by_name, use_one_malloc_arena,
+    effective_uid, firewall, first_user_uid, group_members, hostname, hosts_file, is_ours, is_root,
+    is_running, listening_ports_in, local_addresses, new_private_file, open_no_follow,
+    open_to_others, port_settings, private_dir_builder, private_temp_dir, process_group,
+    send_signal, signal_by_name, uid_of_user, use_one_malloc_arena,
 };
 
 #[cfg(target_os = "macos")]
 mod macos;
 #[cfg(target_os = "macos")]
 pub use macos::{
-    System, accept_queues, can_bind_privileged, effective_uid, firewall, group_members, hostname,
-    is_running, listening_ports_in, local_addresses, port_settings, process_group,
-    use_one_malloc_arena,
+    System, accept_queues, can_bind_privileged, effective_uid, firewall, first_user_uid,
+    group_members, hostname, is_running, listening_ports_in, local_addresses, port_settings,
+    process_group, uid_of_user, use_one_malloc_arena,
 };
 
 #[cfg(not(any(target_os = "linux", windows, target_os = "macos")))]

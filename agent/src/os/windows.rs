@@ -56,6 +56,17 @@ pub fn listening_ports_in(pid: u32) -> Result<Vec<u16>, String> {
 }
 
 /// Windows users have no numeric id (`System::euid` says `None`).
+/// Windows users have no numeric uid: nothing is a system account by number (the dashboard
+/// stops no process there: it cannot compare users).
+pub fn first_user_uid() -> u32 {
+    0
+}
+
+/// Windows users have no numeric uid.
+pub fn uid_of_user(_name: &str) -> Option<u32> {
+    None
+}
+
 pub fn effective_uid() -> Option<u32> {
     None
 }

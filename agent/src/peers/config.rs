@@ -204,6 +204,11 @@ pub fn check(entry: &Entry, path: &Path) -> Result<Peer, PeersError> {
     })
 }
 
+/// Whether `url` is one a peer may have (see [`parse_url`]), saying why not.
+pub fn check_url(url: &str) -> Result<(), String> {
+    parse_url(url).map(|_| ())
+}
+
 /// `https://host:port/` → (`host:port`, host). Never plain `http://`: a token must not cross
 /// a network in clear, and on this machine whoever holds the port while the peer is down
 /// would receive it (TLS with a pinned certificate tells them apart).

@@ -135,6 +135,7 @@ impl PeerHost {
             ephemeral_ports: None,
             can_kill: false,
             history: false,
+            kill_scope: None,
         });
         // The peer's history is not relayed (yet): the timeline shows this machine's.
         hello.history = false;

@@ -280,8 +280,9 @@ pub async fn kill(State(app): State<AppState>, headers: HeaderMap, body: Bytes) 
     let outcome = tokio::task::spawn_blocking(move || {
         let mut collector = Collector::new(os::System::new());
         let me = kill::Me::current(&mut collector);
+        let scope = app.hello.kill_scope.unwrap_or_else(|| kill::scope_of_this_agent(None, false));
         let (process, watch) =
-            kill::allowed_from_dashboard(&mut collector, &req, me, &source(&app))?;
+            kill::allowed_from_dashboard(&mut collector, &req, me, &scope, &source(&app))?;
         let wire = crate::collector::to_wire_process(process.clone());
         let plan = kill::plan(&wire, watch.ports.first().copied(), signal.as_deref(), force_after.map(Some));
         tracing::info!(pid = req.pid, name = %process.name, signal = %plan.signal, "stopping a process on the dashboard's request");

@@ -86,6 +86,7 @@ impl AppState {
                 ephemeral_ports: crate::os::port_settings().ephemeral,
                 can_kill,
                 history: false,
+                kill_scope: None,
             },
             watcher,
             doctor_permits: std::sync::Arc::new(tokio::sync::Semaphore::new(doctor::MAX_RUNNING)),

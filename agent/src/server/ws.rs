@@ -412,6 +412,7 @@ mod tests {
             ephemeral_ports: None,
             can_kill: false,
             history: false,
+            kill_scope: None,
         };
         tokio::spawn(serve(
             Duplex {
