@@ -167,9 +167,10 @@ fn listeners_are_remembered_across_a_kill_9() {
 #[test]
 fn an_open_listener_outlives_the_keep_and_a_closed_one_does_not() {
     let keep = ["--history-keep", "3s"];
+    // Open before the agent ever looked: "open before" its first look, not "opened" then.
+    let daemon = Situation::start(&["listen", "127.0.0.1"]);
     let agent = Agent::start_in_state_with(&keep, tempfile::tempdir().unwrap());
     let file = file_of(&agent);
-    let daemon = Situation::start(&["listen", "127.0.0.1"]);
     let short = Situation::start(&["listen", "127.0.0.1"]);
     let (port, short_port) = (daemon.port.to_string(), short.port.to_string());
     let opened = wait_for(
@@ -182,6 +183,12 @@ fn an_open_listener_outlives_the_keep_and_a_closed_one_does_not() {
         },
     );
     assert_eq!(opened.kind, EventKind::Opened);
+    assert!(
+        opened.since.is_some() && opened.start_time.is_some(),
+        "it opened after its owner started, before the agent looked: {opened:?}"
+    );
+    let (_, text, _) = run_cli(&["history", &port, "--history", file.to_str().unwrap()]);
+    assert!(text.contains(" open before "), "{text}");
     drop(short);
     wait_for("the short one's closing", Duration::from_secs(15), || {
         history(&file, &[&short_port])
@@ -202,6 +209,13 @@ fn an_open_listener_outlives_the_keep_and_a_closed_one_does_not() {
         "the closed listener to be pruned",
         Duration::from_secs(15),
         || history(&file, &[&short_port]).is_empty().then_some(()),
+    );
+    // Nothing to show is said, with the file read.
+    let (code, text, _) = run_cli(&["history", &short_port, "--history", file.to_str().unwrap()]);
+    assert_eq!(code, 1, "{text}");
+    assert_eq!(
+        text.trim(),
+        format!("No events for port {short_port} in {}.", file.display())
     );
     let held = history(&file, &[&port, "--at", &first_second]);
     assert_eq!(

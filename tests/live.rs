@@ -255,6 +255,67 @@ fn bad_usage_exits_with_status_2_and_says_what_was_expected() {
         !err.contains("invalid digit"),
         "no Rust parser jargon: {err}"
     );
+    // Every port takes the same words, a negative one and `--port` included.
+    let port_message = "is not a port number; expected a number from 1 to 65535";
+    for args in [
+        &["ls", "--port", "99999"][..],
+        &["bind", "-1"],
+        &["who", "-5"],
+        &["serve", "--port", "99999"],
+    ] {
+        let (code, _, err) = crate::support::run_cli(args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(
+            err.contains(port_message) || err.contains("a port is a number from 1 to 65535"),
+            "{args:?}: {err}"
+        );
+    }
+    // A configured token too short to be safe: the user's mistake, so 2, naming the variable.
+    let mut serve = std::process::Command::new(env!("CARGO_BIN_EXE_portscope"));
+    serve
+        .args(["serve", "--port", "0", "--no-history"])
+        .env("PORTSCOPE_TOKEN", "short");
+    let (code, _, err) = crate::support::run(serve);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("PORTSCOPE_TOKEN must be at least 32"), "{err}");
+    // A peer that would get its token in clear, or a fingerprint that is none: refused before
+    // the token is read (stdin is empty here), as usage errors.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("peers.toml");
+    let file = file.to_str().unwrap();
+    let fp = ["AB"; 32].join(":");
+    for (args, says) in [
+        (
+            [
+                "peer",
+                "--file",
+                file,
+                "add",
+                "b",
+                "http://127.0.0.1:7678/",
+                "--fingerprint",
+                &fp,
+            ],
+            "in clear",
+        ),
+        (
+            [
+                "peer",
+                "--file",
+                file,
+                "add",
+                "b",
+                "https://127.0.0.1:7678/",
+                "--fingerprint",
+                "AB:CD",
+            ],
+            "is not a SHA-256 fingerprint",
+        ),
+    ] {
+        let (code, _, err) = crate::support::run_cli(&args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
 }
 
 #[test]

@@ -120,3 +120,42 @@ fn line(e: &Event) -> String {
             .unwrap_or_default()
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use portscope_shared::{Event, EventKind, Family, Proto};
+
+    fn opened(since: Option<&str>) -> Event {
+        Event {
+            time: "2026-11-29T14:02:03Z".into(),
+            since: since.map(str::to_owned),
+            kind: EventKind::Opened,
+            proto: Proto::Tcp,
+            family: Family::Ipv4,
+            local_addr: "127.0.0.1".parse().unwrap(),
+            local_port: 5432,
+            remote_addr: None,
+            remote_port: None,
+            pid: Some(42),
+            process: Some("postgres".into()),
+            cmdline: vec![],
+            user: None,
+            cwd: None,
+            exe: None,
+            start_time: None,
+            app: None,
+            health: None,
+            project: None,
+        }
+    }
+
+    #[test]
+    fn a_listener_found_open_at_the_start_is_open_before_not_opened_then() {
+        let seen = super::line(&opened(Some("2026-11-29T13:00:00Z")));
+        assert!(seen.contains(" open before "), "{seen}");
+        assert!(seen.contains("while portscope was not running"), "{seen}");
+        let opened_then = super::line(&opened(None));
+        assert!(opened_then.contains(" opened "), "{opened_then}");
+        assert!(!opened_then.contains("before"), "{opened_then}");
+    }
+}
