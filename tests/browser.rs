@@ -307,6 +307,44 @@ async fn a_stopped_owner_gets_a_badge_in_its_row() {
     browser.finish(result).await;
 }
 
+/// A root agent's dashboard (started without `--allow-kill-system`) does not offer to stop a
+/// root process: the button is disabled, and the detail says why and what to run instead.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_root_agents_dashboard_says_why_it_will_not_stop_a_daemon() {
+    let situation = Situation::start(&["listen", "127.0.0.1"]);
+    let agent = Agent::start_strict(&[], &[]);
+    let browser = Browser::start().await;
+    let result = async {
+        let c = &browser.client;
+        c.goto(&format!("{}&tab=sockets&q={}", agent.url, situation.pid))
+            .await
+            .map_err(|e| e.to_string())?;
+        wait_for_row(&browser, situation.port).await;
+        click(
+            &browser,
+            &format!(
+                "#sockets tbody tr[data-id^='tcp 127.0.0.1:{} - ']",
+                situation.port
+            ),
+        )
+        .await?;
+        let why = wait_for_text(&browser, "#detail #stop-refused", |t| !t.is_empty()).await?;
+        if !(why.contains("a system account") && why.contains("--allow-kill-system")) {
+            return Err(format!("the detail says {why:?}"));
+        }
+        let disabled = on_element(&browser, "#action-stop", |el| async move {
+            el.attr("disabled").await
+        })
+        .await?;
+        if disabled.is_none() {
+            return Err("Stop process is offered for a root process".into());
+        }
+        Ok(())
+    }
+    .await;
+    browser.finish(result).await;
+}
+
 /// A listener that serves HTTP is checked while the page is open: its row says so.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_http_listener_shows_its_health_while_the_page_is_open() {

@@ -17,8 +17,8 @@ use leptos::prelude::*;
 use std::collections::HashMap;
 
 use portscope_shared::{
-    ConnectionHistory, Event, Exposure, Hello, Host, HostStatus, Hosts, Owner, OwnerStatus,
-    PROTOCOL_VERSION, PortRange, Process, Proto, Socket, WhoReport,
+    ConnectionHistory, Event, Exposure, Hello, Host, HostStatus, Hosts, KillScope, Owner,
+    OwnerStatus, PROTOCOL_VERSION, PortRange, Process, Proto, Socket, WhoReport,
 };
 use wasm_bindgen::{JsCast, JsValue};
 
@@ -27,6 +27,7 @@ use crate::doctor::{Doctor, Kind, StopTarget, Troubleshoot};
 use crate::map::view::{LinkDetail, Map, MapState, keep_graph};
 use crate::portspace::view::PortSpace;
 use crate::projects::view::{ProjectsState, ProjectsView};
+use crate::stopping;
 use crate::table::{self, Column, Row, Table, View};
 use crate::timeline::ListenerKey;
 use crate::timeline::view::{
@@ -1390,9 +1391,15 @@ fn Detail(
             let url = fleet.entry(name)?.url?;
             web_sys::Url::new(&url).ok().map(|u| u.hostname())
         });
+        // This agent's rule for its own rows (a peer's agent answers for its own).
+        let kill_scope = host
+            .is_none()
+            .then(|| hello.with(|h| h.as_ref().and_then(|h| h.kill_scope)))
+            .flatten();
         Some(Permits {
             can_kill,
             peer_addr,
+            kill_scope,
         })
     });
     let content = move || {
@@ -1492,6 +1499,8 @@ struct Permits {
     can_kill: bool,
     /// A peer's address, from its URL: where its listeners on all interfaces are reached.
     peer_addr: Option<String>,
+    /// Whose processes the agent stops (this machine's rows only).
+    kill_scope: Option<KillScope>,
 }
 
 /// The rows of the process `pid` of `host` that are open.
@@ -1549,6 +1558,21 @@ fn actions(t: &Table, s: &Socket, doctor: Doctor, permits: &Permits) -> impl Int
     let stop = pid.filter(|_| permits.can_kill).and_then(|pid| {
         let process = t.process(host.as_deref(), pid).cloned();
         let start_time = process.as_ref().and_then(|p| p.start_time)?;
+        let refused = stopping::refusal(
+            permits.kill_scope.as_ref(),
+            process.as_ref().and_then(|p| p.uid),
+            process.as_ref().and_then(|p| p.user.as_deref()),
+            pid,
+        );
+        if let Some(why) = refused {
+            return Some(
+                view! {
+                    <button id="action-stop" class="danger" disabled=true title=why.clone()>"Stop process…"</button>
+                    <p id="stop-refused" class="note">{why}</p>
+                }
+                .into_any(),
+            );
+        }
         let sockets: Vec<String> = sockets_of(t, host.as_deref(), pid)
             .map(|s| format!("{} {} {}", s.proto_label(), s.local_endpoint(), s.state.as_str()))
             .collect();
@@ -1560,7 +1584,7 @@ fn actions(t: &Table, s: &Socket, doctor: Doctor, permits: &Permits) -> impl Int
             command: process.map(|p| p.cmdline.join(" ")).unwrap_or_default(),
             sockets,
         };
-        Some(view! { <button id="action-stop" class="danger" on:click=move |_| doctor.stopping.set(Some(target.clone()))>"Stop process…"</button> })
+        Some(view! { <button id="action-stop" class="danger" on:click=move |_| doctor.stopping.set(Some(target.clone()))>"Stop process…"</button> }.into_any())
     });
     view! {
         <div class="actions">
