@@ -72,12 +72,119 @@ const ALL_INTERFACES: &str =
 const MOVED: &str = "count by (instance, port) (count by (instance, port, process) \
     (max_over_time(portscope_listen_info[1h]))) > 1";
 
+/// A token file as `--metrics-token-file` wants it: the user's, mode 0600.
+fn scrape_token_file(dir: &std::path::Path, token: &str, mode: u32) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let file = dir.join("scrape.token");
+    std::fs::write(&file, format!("{token}\n")).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).unwrap();
+    file
+}
+
+/// The scrape-only token reads `GET /metrics` and nothing else: the API and the WebSocket
+/// answer 401 `metrics_only`; the agent's own token still reads the metrics. A token file others
+/// may read, a link, or one holding the agent's own token are refused at start (exit 2).
+#[test]
+fn a_scrape_only_token_reads_the_metrics_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let scrape = "scrape-".repeat(6);
+    let file = scrape_token_file(dir.path(), &scrape, 0o600);
+    let agent = Agent::start_with(&["--metrics-token-file", file.to_str().unwrap()]);
+    let get = |path: &str, token: &str| {
+        crate::support::http(
+            agent.port,
+            "GET",
+            path,
+            &[
+                ("Host", &agent.host()),
+                ("Authorization", &format!("Bearer {token}")),
+            ],
+        )
+    };
+    let metrics = get("/metrics", &scrape);
+    assert_eq!(metrics.status, 200, "{}", metrics.body);
+    assert!(
+        metrics.body.contains("portscope_build_info"),
+        "{}",
+        metrics.body
+    );
+    assert_eq!(get("/metrics", &agent.token).status, 200);
+    for path in [
+        "/api/v1/snapshot",
+        "/api/v1/who?port=1",
+        "/api/v1/history",
+        "/api/v1/ws",
+    ] {
+        let res = get(path, &scrape);
+        assert_eq!(res.status, 401, "{path}: {}", res.body);
+        assert!(res.body.contains("metrics_only"), "{path}: {}", res.body);
+    }
+    let upgrade = crate::support::http(
+        agent.port,
+        "GET",
+        &format!("/api/v1/ws?token={scrape}"),
+        &[
+            ("Host", &agent.host()),
+            ("Connection", "Upgrade"),
+            ("Upgrade", "websocket"),
+            ("Sec-WebSocket-Version", "13"),
+            ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ],
+    );
+    assert_eq!(
+        upgrade.status, 401,
+        "the WebSocket refuses it: {}",
+        upgrade.body
+    );
+
+    let refused = |file: &std::path::Path, says: &str| {
+        let (code, _, err) = crate::support::run_cli(&[
+            "serve",
+            "--port",
+            "0",
+            "--no-history",
+            "--metrics-token-file",
+            file.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 2, "{file:?}: {err}");
+        assert!(err.contains(says), "{file:?}: {err}");
+    };
+    let open = tempfile::tempdir().unwrap();
+    refused(&scrape_token_file(open.path(), &scrape, 0o644), "chmod 600");
+    let link = dir.path().join("link.token");
+    std::os::unix::fs::symlink(&file, &link).unwrap();
+    refused(&link, "cannot read");
+    let short = tempfile::tempdir().unwrap();
+    refused(
+        &scrape_token_file(short.path(), "abc", 0o600),
+        "at least 32 characters",
+    );
+    // The agent's own token as the scraper's would read everything.
+    let mut same = std::process::Command::new(env!("CARGO_BIN_EXE_portscope"));
+    same.args([
+        "serve",
+        "--port",
+        "0",
+        "--no-history",
+        "--metrics-token-file",
+    ])
+    .arg(&file)
+    .env("PORTSCOPE_TOKEN", &scrape);
+    let (code, _, err) = crate::support::run(same);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("the agent's own token"), "{err}");
+}
+
 #[test]
 fn prometheus_scrapes_the_agent_with_its_token() {
-    let agent = Agent::start();
+    // Prometheus holds the scrape-only token, not the agent's.
+    let dir = tempfile::tempdir().unwrap();
+    let scrape = "prometheus-".repeat(4);
+    let file = scrape_token_file(dir.path(), &scrape, 0o600);
+    let agent = Agent::start_with(&["--metrics-token-file", file.to_str().unwrap()]);
     let port = free_port();
     let s = Situation::start(&["listen-at", "127.0.0.1", &port.to_string()]);
-    let prometheus = Prometheus::scraping(agent.port, &agent.token);
+    let prometheus = Prometheus::scraping(agent.port, &scrape);
     let query = format!(r#"portscope_listen_info{{port="{}"}}"#, s.port);
     let found = wait_for(
         "Prometheus to scrape the test listener",

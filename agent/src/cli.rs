@@ -278,6 +278,10 @@ pub struct ServeArgs {
     /// loopback listeners known to serve HTTP).
     #[arg(long)]
     pub no_probe: bool,
+    /// A second token, read from this file (yours, mode 0600, not a link), that reads
+    /// `GET /metrics` and nothing else: give it to Prometheus instead of the agent's token.
+    #[arg(long, value_name = "PATH")]
+    pub metrics_token_file: Option<std::path::PathBuf>,
     /// Be a hub: also show the agents listed in this TOML file (`portscope peer add` writes
     /// it; it holds their tokens, so it must be readable by you alone).
     #[arg(long, value_name = "FILE")]

@@ -18,6 +18,7 @@ mod os;
 mod owners;
 mod peers;
 mod ports;
+mod private;
 mod projects;
 mod refresh;
 mod serve;

@@ -35,6 +35,23 @@ fn check_configured_token(token: String) -> anyhow::Result<String> {
     Ok(token)
 }
 
+/// `--metrics-token-file`'s token: a private file (as the peers file), holding a token as hard
+/// to guess as the agent's, and not the agent's own (it would read everything).
+fn metrics_token(file: &std::path::Path, token: &str) -> anyhow::Result<String> {
+    let usage = |what: String| crate::doctor::UsageError(format!("--metrics-token-file: {what}"));
+    let text = crate::private::read(file).map_err(|e| usage(e.to_string()))?;
+    let scrape = check_configured_token(text.trim().to_owned())
+        .map_err(|_| usage(format!("{} must hold one token of at least 32 characters of A-Z, a-z, 0-9, '-' or '_' (e.g. `openssl rand -hex 16 > {}`)", file.display(), file.display())))?;
+    if scrape == token {
+        return Err(usage(format!(
+            "{} holds the agent's own token, which reads everything; give the scraper a token of its own",
+            file.display()
+        ))
+        .into());
+    }
+    Ok(scrape)
+}
+
 pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
     if let Some(share) = args.share {
         if args.bind != ServeArgs::default_bind() {
@@ -78,6 +95,9 @@ pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
     let hostname = os::hostname();
     let mut guard = Guard::new(args.bind, addr.port(), token.clone())
         .allowing(args.allow_host.clone(), args.allow_origin.clone());
+    if let Some(file) = &args.metrics_token_file {
+        guard = guard.with_metrics_token(metrics_token(file, &token)?);
+    }
     let mut url = dashboard_url(addr, &token);
     let mut tls = None;
     if args.share.is_some() {

@@ -73,15 +73,8 @@ pub enum Trust {
 /// Why a peers file was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum PeersError {
-    #[error("cannot read the peers file {path}: {source}")]
-    Unreadable {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{path} holds tokens and others can read it (mode {mode:03o}): run `chmod 600 {path}`")]
-    OpenToOthers { path: PathBuf, mode: u32 },
-    #[error("{path} holds tokens and belongs to another user: it must be yours")]
-    NotYours { path: PathBuf },
+    #[error(transparent)]
+    Private(#[from] crate::private::PrivateError),
     #[error("the peers file {path} is not valid TOML: {message}")]
     Syntax { path: PathBuf, message: String },
     #[error("peer `{name}` in {path}: {reason}")]
@@ -113,47 +106,11 @@ pub fn load(path: &Path) -> Result<Vec<Peer>, PeersError> {
 
 /// The file as written, after checking who may read it.
 pub fn read(path: &Path) -> Result<PeersFile, PeersError> {
-    let text = read_private(path)?;
+    let text = crate::private::read(path)?;
     toml::from_str(&text).map_err(|e| PeersError::Syntax {
         path: path.to_owned(),
         message: e.to_string(),
     })
-}
-
-/// The most a peers or token file may hold.
-const MAX_FILE: u64 = 1 << 20;
-
-/// A file that holds secrets, read once it is known to be a regular file of the user's that
-/// only the user can read: opened once without following a symlink (and without blocking on a
-/// FIFO), checked through the open descriptor, then read from it — so that nothing can be
-/// swapped in between the check and the read.
-fn read_private(path: &Path) -> Result<String, PeersError> {
-    use std::io::Read;
-    let unreadable = |source| PeersError::Unreadable {
-        path: path.to_owned(),
-        source,
-    };
-    let file = crate::os::open_no_follow(path).map_err(unreadable)?;
-    let meta = file.metadata().map_err(unreadable)?;
-    if !meta.is_file() {
-        return Err(unreadable(std::io::Error::other("not a regular file")));
-    }
-    if let Some(mode) = crate::os::open_to_others(&meta) {
-        return Err(PeersError::OpenToOthers {
-            path: path.to_owned(),
-            mode,
-        });
-    }
-    if !crate::os::is_ours(&meta) {
-        return Err(PeersError::NotYours {
-            path: path.to_owned(),
-        });
-    }
-    let mut text = String::new();
-    file.take(MAX_FILE)
-        .read_to_string(&mut text)
-        .map_err(unreadable)?;
-    Ok(text)
 }
 
 /// An entry made ready: a name people can type, a URL the hub may use, one token, one trust.
@@ -177,7 +134,7 @@ pub fn check(entry: &Entry, path: &Path) -> Result<Peer, PeersError> {
     let (authority, host) = parse_url(&entry.url).map_err(invalid)?;
     let token = match (&entry.token, &entry.token_file) {
         (Some(token), None) => token.clone(),
-        (None, Some(file)) => read_private(file)
+        (None, Some(file)) => crate::private::read(file)
             .map_err(|e| invalid(format!("token_file: {e}")))?
             .trim()
             .to_owned(),
@@ -314,6 +271,7 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     use super::*;
+    use crate::private::PrivateError;
 
     const FP: &str = "c4:5f:00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:ff:00:11:22:33:44:55:66:77:88:99:aa:bb:cc:78";
 
@@ -383,7 +341,10 @@ ca = "/etc/ca.pem"
         let path = write(dir.path(), "", 0o644);
         let e = load(&path).unwrap_err();
         assert!(
-            matches!(e, PeersError::OpenToOthers { mode: 0o644, .. }),
+            matches!(
+                e,
+                PeersError::Private(PrivateError::OpenToOthers { mode: 0o644, .. })
+            ),
             "{e}"
         );
         assert!(e.to_string().contains("chmod 600"), "{e}");
@@ -393,7 +354,10 @@ ca = "/etc/ca.pem"
         std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o600)).unwrap();
         let link = dir.path().join("link.toml");
         std::os::unix::fs::symlink(&private, &link).unwrap();
-        assert!(matches!(load(&link), Err(PeersError::Unreadable { .. })));
+        assert!(matches!(
+            load(&link),
+            Err(PeersError::Private(PrivateError::Unreadable { .. }))
+        ));
         assert!(load(&private).unwrap().is_empty());
         let token = dir.path().join("token");
         std::fs::write(&token, "secret").unwrap();

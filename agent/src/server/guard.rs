@@ -23,6 +23,10 @@ pub enum Refusal {
         "the browser marked this request {0:?} (Sec-Fetch-Site): only the dashboard itself may call the API"
     )]
     CrossSite(String),
+    #[error(
+        "this token (--metrics-token-file) reads GET /metrics and nothing else: use the token portscope printed"
+    )]
+    MetricsOnly,
 }
 
 impl Refusal {
@@ -34,13 +38,23 @@ impl Refusal {
             Self::NoToken => "missing_token",
             Self::WrongToken => "wrong_token",
             Self::CrossSite(_) => "cross_site",
+            Self::MetricsOnly => "metrics_only",
         }
     }
 
     /// True for the refusals that mean "authenticate", as opposed to "never from there".
     pub fn is_auth(&self) -> bool {
-        matches!(self, Self::NoToken | Self::WrongToken)
+        matches!(self, Self::NoToken | Self::WrongToken | Self::MetricsOnly)
     }
+}
+
+/// What a request's token lets it do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// The agent's token: everything.
+    Full,
+    /// The scrape-only token (`--metrics-token-file`): `GET /metrics` alone.
+    MetricsOnly,
 }
 
 /// What a request must match to be served.
@@ -49,6 +63,8 @@ pub struct Guard {
     bind: IpAddr,
     port: u16,
     token: String,
+    /// `--metrics-token-file`'s token, which reads `GET /metrics` alone.
+    metrics_token: Option<String>,
     /// Share mode: this machine's addresses clients may name in `Host`.
     addresses: Vec<IpAddr>,
     /// Share mode: host names clients may use (the machine's name, `--allow-host`), lowercase.
@@ -75,6 +91,7 @@ impl Guard {
             bind,
             port,
             token,
+            metrics_token: None,
             addresses: Vec::new(),
             names: Vec::new(),
             scheme: "http",
@@ -91,6 +108,12 @@ impl Guard {
                 .into_iter()
                 .map(|o| o.trim_end_matches('/').to_ascii_lowercase()),
         );
+        self
+    }
+
+    /// A second token that reads `GET /metrics` and nothing else (a scraper's).
+    pub fn with_metrics_token(mut self, token: String) -> Self {
+        self.metrics_token = Some(token);
         self
     }
 
@@ -193,16 +216,33 @@ impl Guard {
 
     /// Checks the offered tokens (from the Authorization header and the query);
     /// one must equal ours. Compared in constant time.
+    /// Both tokens are compared, each in constant time, whatever the first gave.
     pub fn check_token<'a>(
         &self,
         offered: impl IntoIterator<Item = &'a str>,
-    ) -> Result<(), Refusal> {
+    ) -> Result<Access, Refusal> {
         let offered: Vec<&str> = offered.into_iter().collect();
-        match offered.as_slice() {
-            [] => Err(Refusal::NoToken),
-            [one] if bool::from(one.as_bytes().ct_eq(self.token.as_bytes())) => Ok(()),
-            // A wrong token, or several: one request is one guess (a client sends its token once).
-            _ => Err(Refusal::WrongToken),
+        let [one] = offered.as_slice() else {
+            // None, or several: one request is one guess (a client sends its token once).
+            return Err(if offered.is_empty() {
+                Refusal::NoToken
+            } else {
+                Refusal::WrongToken
+            });
+        };
+        let full = one.as_bytes().ct_eq(self.token.as_bytes());
+        let metrics = self
+            .metrics_token
+            .as_ref()
+            .map_or(subtle::Choice::from(0), |t| {
+                one.as_bytes().ct_eq(t.as_bytes())
+            });
+        if bool::from(full) {
+            Ok(Access::Full)
+        } else if bool::from(metrics) {
+            Ok(Access::MetricsOnly)
+        } else {
+            Err(Refusal::WrongToken)
         }
     }
 
@@ -447,12 +487,28 @@ mod tests {
     #[test]
     fn tokens_must_match_exactly() {
         let g = guard();
+        assert_eq!(g.check_token([&*"a".repeat(32)]), Ok(Access::Full));
         assert_eq!(g.check_token([]), Err(Refusal::NoToken));
         assert_eq!(g.check_token([""]), Err(Refusal::WrongToken));
         assert_eq!(g.check_token([&*"b".repeat(32)]), Err(Refusal::WrongToken));
         assert_eq!(g.check_token([&*"a".repeat(33)]), Err(Refusal::WrongToken));
         // Several tokens in one request are one wrong guess, even if one of them is right.
         assert!(g.check_token(["wrong", &*"a".repeat(32)]).is_err());
+    }
+
+    #[test]
+    fn the_metrics_token_is_told_apart_and_never_the_agents() {
+        let scrape = "m".repeat(32);
+        let g = guard().with_metrics_token(scrape.clone());
+        assert_eq!(g.check_token([&*"a".repeat(32)]), Ok(Access::Full));
+        assert_eq!(g.check_token([scrape.as_str()]), Ok(Access::MetricsOnly));
+        assert_eq!(g.check_token([&*"m".repeat(31)]), Err(Refusal::WrongToken));
+        assert!(g.check_token([scrape.as_str(), &*"a".repeat(32)]).is_err());
+        assert_eq!(
+            guard().check_token([scrape.as_str()]),
+            Err(Refusal::WrongToken),
+            "without --metrics-token-file there is no second token"
+        );
     }
 
     #[test]

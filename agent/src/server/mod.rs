@@ -23,7 +23,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use portscope_shared::{Hello, PROTOCOL_VERSION};
 
-pub use guard::{Guard, Refusal, new_token};
+pub use guard::{Access, Guard, Refusal, new_token};
 pub use open::OpenLink;
 
 use crate::model::Watcher;
@@ -200,6 +200,12 @@ async fn require_token(State(app): State<AppState>, req: Request, next: Next) ->
         .and_then(|()| {
             let offered = offered_tokens(req.headers(), req.uri());
             app.guard.check_token(offered.iter().map(String::as_str))
+        })
+        .and_then(|access| match access {
+            Access::Full => Ok(()),
+            // A scraper's token reads the metrics and nothing else (the WebSocket included).
+            Access::MetricsOnly if req.uri().path() == "/metrics" => Ok(()),
+            Access::MetricsOnly => Err(Refusal::MetricsOnly),
         });
     match checked {
         Ok(()) => next.run(req).await,
