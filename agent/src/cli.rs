@@ -537,6 +537,9 @@ mod tests {
                   --no-probe
                       Never send health checks (a `GET /` every 10 s, while a dashboard is open, to the loopback listeners known to serve HTTP)
 
+                  --metrics-token-file <PATH>
+                      A second token, read from this file (yours, mode 0600, not a link), that reads `GET /metrics` and nothing else: give it to Prometheus instead of the agent's token
+
                   --peers <FILE>
                       Be a hub: also show the agents listed in this TOML file (`portscope peer add` writes it; it holds their tokens, so it must be readable by you alone)
 
