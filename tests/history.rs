@@ -294,6 +294,87 @@ fn a_listener_closed_by_a_process_that_runs_on_is_no_exit_until_it_exits() {
     drop(agent);
 }
 
+/// `--history PATH` is checked before anything is written: a link (dangling or not) or a file
+/// that is not SQLite is refused with the reason (exit 2), a file others can read is made
+/// private, and a second agent on the same file is refused, naming the first one's pid.
+#[test]
+fn a_history_path_is_checked_and_one_agent_writes_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let serve = |path: &Path| {
+        crate::support::run_cli(&["serve", "--port", "0", "--history", path.to_str().unwrap()])
+    };
+    let dangling = dir.path().join("dangling.db");
+    std::os::unix::fs::symlink(dir.path().join("nowhere.db"), &dangling).unwrap();
+    let notes = dir.path().join("notes.txt");
+    std::fs::write(&notes, "not a database").unwrap();
+    for (path, says) in [
+        (&dangling, "is a symbolic link"),
+        (&notes, "is not a portscope history (not an SQLite file)"),
+    ] {
+        let (code, _, err) = serve(path);
+        assert_eq!(code, 2, "{path:?}: {err}");
+        assert!(err.contains(says), "{path:?}: {err}");
+        assert!(!err.contains("directory"), "it names the file: {err}");
+    }
+    assert_eq!(std::fs::read_to_string(&notes).unwrap(), "not a database");
+    assert!(
+        !dir.path().join("nowhere.db").exists(),
+        "nothing made through the link"
+    );
+
+    let file = dir.path().join("history.db");
+    std::fs::write(&file, "").unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let first = Agent::start_with(&["--history", file.to_str().unwrap()]);
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "made private: it holds command lines");
+    let (code, _, err) = serve(&file);
+    assert_eq!(code, 1, "{err}");
+    let first_pid = first.pid();
+    assert!(
+        err.contains(&format!(
+            "another portscope (pid {first_pid}) writes the history file"
+        )),
+        "{err}"
+    );
+    // `history` without --history reads the running agent's file, not the default one; with
+    // another file, it says which one the agent writes.
+    let history_as_user = |args: &[&str]| {
+        let mut cli = std::process::Command::new(env!("CARGO_BIN_EXE_portscope"));
+        cli.arg("history")
+            .args(args)
+            .env("XDG_STATE_HOME", first.state_dir.path());
+        crate::support::run(cli)
+    };
+    let held = Situation::start(&["listen", "127.0.0.1"]);
+    let held_port = held.port.to_string();
+    let text = wait_for(
+        "the running agent's file read without --history",
+        Duration::from_secs(15),
+        || {
+            let (code, text, _) = history_as_user(&[&held_port]);
+            (code == 0).then_some(text)
+        },
+    );
+    assert!(text.contains(&format!("pid {}", held.pid)), "{text}");
+    let other = dir.path().join("other.db");
+    rusqlite::Connection::open(&other).unwrap();
+    let (code, text, _) = history_as_user(&[&held_port, "--history", other.to_str().unwrap()]);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains(&format!(
+            "The running agent (pid {first_pid}) writes {}.",
+            file.display()
+        )),
+        "{text}"
+    );
+    drop(first);
+    // Once the first is gone, the file is free again.
+    let again = Agent::start_with(&["--history", file.to_str().unwrap()]);
+    drop(again);
+}
+
 #[test]
 fn an_unusable_history_is_a_warning_and_the_live_view_goes_on() {
     // A history path whose directory is a file: it cannot be made.

@@ -146,6 +146,30 @@ pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
         }
         path
     };
+    // Held while the agent runs: the history file is this agent's alone.
+    let _history_claim = match &history_path {
+        Some(path) => match crate::history::claim(path) {
+            Ok(claim) => {
+                if let Some(said) = &claim.tightened {
+                    tracing::warn!("{said}");
+                }
+                crate::history::announce(path);
+                Some(claim)
+            }
+            Err(e) if e.is_usage() => bail!(crate::doctor::UsageError(e.to_string())),
+            // Its directory cannot be made, say: the writer says so in the warnings, and the
+            // live view goes on.
+            Err(
+                e @ (crate::history::ClaimError::Directory { .. }
+                | crate::history::ClaimError::Io { .. }),
+            ) => {
+                tracing::warn!(%e, "the port history is off");
+                None
+            }
+            Err(e) => return Err(e.into()),
+        },
+        None => None,
+    };
     let mut state = AppState::new(guard, hostname, tick_ms, model.watch(), can_kill);
     state.hello.kill_scope = Some(crate::kill::scope_of_this_agent(
         collector.euid(),

@@ -177,6 +177,11 @@ impl Agent {
         format!("127.0.0.1:{}", self.port)
     }
 
+    /// The agent's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn ws_url(&self) -> String {
         format!("ws://127.0.0.1:{}/api/v1/ws", self.port)
     }

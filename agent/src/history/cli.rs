@@ -11,11 +11,21 @@ use crate::cli::HistoryArgs;
 
 /// `Ok(true)` when there is something to show (exit 0), `Ok(false)` when nothing matched (1).
 pub fn run(args: HistoryArgs) -> anyhow::Result<bool> {
+    // The running agent's file when none is given (it may write another than the default).
+    let running = super::claim::running_agents_file();
     let path = args
         .history
         .clone()
+        .or_else(|| running.as_ref().map(|(path, _)| path.clone()))
         .or_else(default_path)
         .context("neither XDG_STATE_HOME nor HOME is set: give --history PATH")?;
+    // The file a running agent writes, when it is not the one read.
+    let elsewhere = running
+        .filter(|(other, _)| *other != path)
+        .map(|(other, pid)| {
+            let pid = pid.map(|p| format!(" (pid {p})")).unwrap_or_default();
+            format!("The running agent{pid} writes {}.", other.display())
+        });
     if !path.exists() {
         anyhow::bail!(crate::doctor::UsageError(format!(
             "no history at {}: the agent (`portscope`) keeps one while it runs, unless started with --no-history",
@@ -57,6 +67,9 @@ pub fn run(args: HistoryArgs) -> anyhow::Result<bool> {
                 |p| format!("No events for port {p}"),
             );
             writeln!(out, "{what} in {}.", path.display())?;
+            if let Some(elsewhere) = &elsewhere {
+                writeln!(out, "{elsewhere}")?;
+            }
         }
         for e in &events {
             writeln!(out, "{}", line(e))?;

@@ -5,12 +5,14 @@
 //! history keeps are the same facts. It reads states only: scanning is the collector's, and the
 //! wire form is `portscope_shared::Event`.
 
+mod claim;
 mod cli;
 mod lingering;
 mod recorder;
 pub mod store;
 mod watch;
 
+pub use claim::{ClaimError, announce, claim};
 pub use cli::run as run_history;
 pub use lingering::Lingering;
 pub use recorder::{Recorder, Retention};

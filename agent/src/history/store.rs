@@ -31,17 +31,40 @@ pub enum HistoryError {
         #[source]
         source: std::io::Error,
     },
+    #[error("the history file {path} cannot be made: {source}")]
+    File {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// The default file: `$XDG_STATE_HOME/portscope/history.db`, else
 /// `~/.local/state/portscope/history.db`.
+///
+/// Under `sudo` (root, with `SUDO_UID` set) it is root's own, from the user database: `sudo -E`
+/// keeps the invoking user's `HOME` and `XDG_STATE_HOME`, and a root agent must not write a
+/// root-owned file into that user's home.
 pub fn default_path() -> Option<PathBuf> {
-    let base = std::env::var_os("XDG_STATE_HOME")
+    let under_sudo = crate::os::is_root() && std::env::var_os("SUDO_UID").is_some();
+    let home = under_sudo.then(crate::os::own_home).flatten();
+    let base = state_dir(home, |k| std::env::var_os(k)).or_else(crate::os::app_data_dir)?;
+    Some(base.join("portscope").join("history.db"))
+}
+
+/// The state directory: `own_home`'s when given (root's under sudo), else `$XDG_STATE_HOME`,
+/// else `$HOME/.local/state`, as `var` reads them.
+fn state_dir(
+    own_home: Option<PathBuf>,
+    var: impl Fn(&str) -> Option<std::ffi::OsString>,
+) -> Option<PathBuf> {
+    if let Some(home) = own_home {
+        return Some(home.join(".local/state"));
+    }
+    var("XDG_STATE_HOME")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
-        .or_else(crate::os::app_data_dir)?;
-    Some(base.join("portscope").join("history.db"))
+        .or_else(|| var("HOME").map(|h| PathBuf::from(h).join(".local/state")))
 }
 
 /// An open history file.
@@ -81,7 +104,7 @@ impl Store {
         if !path.exists() {
             crate::os::new_private_file()
                 .open(path)
-                .map_err(|source| HistoryError::Directory {
+                .map_err(|source| HistoryError::File {
                     path: path.to_owned(),
                     source,
                 })?;
@@ -483,6 +506,9 @@ impl Store {
 
     /// Events newest first, filtered.
     pub fn query(&self, q: &Query) -> Result<Vec<Event>, HistoryError> {
+        if self.schema == 0 {
+            return Ok(Vec::new()); // A file no agent has written yet.
+        }
         let mut stmt = self
             .conn
             .prepare(&format!(
@@ -516,6 +542,9 @@ impl Store {
     /// The listeners on `port` at moment `at` (ms): for each socket, its last event at or
     /// before `at`, kept when that event is not a close.
     pub fn holders_at(&self, port: u16, at: i64) -> Result<Vec<Event>, HistoryError> {
+        if self.schema == 0 {
+            return Ok(Vec::new());
+        }
         let mut stmt = self
             .conn
             .prepare(&format!(
@@ -544,6 +573,9 @@ impl Store {
         port: Option<u16>,
         limit: usize,
     ) -> Result<Spans, HistoryError> {
+        if self.schema == 0 {
+            return Ok(Spans::default());
+        }
         // Every event of the sockets that had an event in the window or were open when it
         // began (a span that goes on past the window keeps its real end).
         let mut stmt = self
@@ -1252,6 +1284,29 @@ mod tests {
             oldest.iter().map(|e| e.local_port).collect::<Vec<_>>(),
             [5432],
             "the oldest went, but for the listener open all along"
+        );
+    }
+
+    #[test]
+    fn under_sudo_the_state_is_roots_own_not_the_invoking_users() {
+        // `sudo -E`: the invoking user's variables, root's home from the user database.
+        let env = |k: &str| match k {
+            "XDG_STATE_HOME" => Some("/home/dev/.local/state".into()),
+            "HOME" => Some("/home/dev".into()),
+            _ => None,
+        };
+        assert_eq!(
+            state_dir(Some("/root".into()), env),
+            Some(PathBuf::from("/root/.local/state"))
+        );
+        assert_eq!(
+            state_dir(None, env),
+            Some(PathBuf::from("/home/dev/.local/state"))
+        );
+        let home_only = |k: &str| (k == "HOME").then(|| "/home/dev".into());
+        assert_eq!(
+            state_dir(None, home_only),
+            Some(PathBuf::from("/home/dev/.local/state"))
         );
     }
 

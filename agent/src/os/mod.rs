@@ -30,9 +30,9 @@ pub use linux::{
 mod unix;
 #[cfg(unix)]
 pub use unix::{
-    SIGNAL_NAMES, SignalTarget, app_data_dir, euid, hosts_file, is_ours, is_root, new_private_file,
-    open_no_follow, open_to_others, private_dir_builder, private_temp_dir, send_signal,
-    signal_by_name,
+    SIGNAL_NAMES, SignalTarget, app_data_dir, euid, hosts_file, is_ours, is_root, make_private,
+    new_private_file, open_no_follow, open_to_others, own_home, private_dir_builder,
+    private_file_to_lock, private_temp_dir, send_signal, signal_by_name, writable_by_others,
 };
 
 #[cfg(any(windows, target_os = "macos"))]
@@ -44,9 +44,10 @@ mod windows;
 pub use windows::{
     SIGNAL_NAMES, SignalTarget, System, accept_queues, app_data_dir, can_bind_privileged,
     effective_uid, firewall, first_user_uid, group_members, hostname, hosts_file, is_ours, is_root,
-    is_running, listening_ports_in, local_addresses, new_private_file, open_no_follow,
-    open_to_others, port_settings, private_dir_builder, private_temp_dir, process_group,
-    send_signal, signal_by_name, uid_of_user, use_one_malloc_arena,
+    is_running, listening_ports_in, local_addresses, make_private, new_private_file,
+    open_no_follow, open_to_others, own_home, port_settings, private_dir_builder,
+    private_file_to_lock, private_temp_dir, process_group, send_signal, signal_by_name,
+    uid_of_user, use_one_malloc_arena, writable_by_others,
 };
 
 #[cfg(target_os = "macos")]

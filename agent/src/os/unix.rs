@@ -49,6 +49,47 @@ pub fn open_to_others(meta: &Metadata) -> Option<u32> {
     (mode & 0o077 != 0).then_some(mode)
 }
 
+/// The permission bits of a file or directory others than its owner may write (`mode & 0o022`
+/// non-zero), else `None`.
+pub fn writable_by_others(meta: &Metadata) -> Option<u32> {
+    let mode = meta.mode() & 0o777;
+    (mode & 0o022 != 0).then_some(mode)
+}
+
+/// Makes an existing file readable and writable by its owner alone (0600).
+pub fn make_private(path: &Path) -> std::io::Result<()> {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+}
+
+/// `OpenOptions` for a lock file: read and write, made 0600 when missing, never truncated on
+/// open, never through a symbolic link.
+pub fn private_file_to_lock() -> OpenOptions {
+    let mut options = OpenOptions::new();
+    options
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(i32::try_from(rustix::fs::OFlags::NOFOLLOW.bits()).unwrap_or_default());
+    options
+}
+
+/// The home directory of this process's effective user, from the user database (not `HOME`,
+/// which `sudo -E` keeps as the invoking user's).
+#[cfg(target_os = "linux")]
+pub fn own_home() -> Option<PathBuf> {
+    use uzers::os::unix::UserExt;
+    uzers::get_user_by_uid(euid()).map(|u| u.home_dir().to_owned())
+}
+
+/// The home directory of this process's effective user: root's is `/var/root` on macOS; another
+/// user's is not looked up (`None`: `HOME` is used).
+#[cfg(target_os = "macos")]
+pub fn own_home() -> Option<PathBuf> {
+    (euid() == 0).then(|| PathBuf::from("/var/root"))
+}
+
 /// Whether the file belongs to this process's effective user.
 pub fn is_ours(meta: &Metadata) -> bool {
     meta.uid() == euid()

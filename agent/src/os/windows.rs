@@ -254,6 +254,28 @@ pub fn open_to_others(_meta: &Metadata) -> Option<u32> {
     None
 }
 
+/// Windows has no permission bits: access rules (ACLs) are not read.
+pub fn writable_by_others(_meta: &Metadata) -> Option<u32> {
+    None
+}
+
+/// Windows has no permission bits: the profile directory's access rules keep files private.
+pub fn make_private(_path: &Path) -> std::io::Result<()> {
+    Ok(())
+}
+
+/// `OpenOptions` for a lock file: read and write, made when missing, never truncated on open.
+pub fn private_file_to_lock() -> OpenOptions {
+    let mut options = OpenOptions::new();
+    options.read(true).write(true).create(true).truncate(false);
+    options
+}
+
+/// There is no `sudo -E` to see through on Windows: `None` (the environment is used).
+pub fn own_home() -> Option<PathBuf> {
+    None
+}
+
 /// Windows files have no numeric owner here: access rules (ACLs) are not read.
 pub fn is_ours(_meta: &Metadata) -> bool {
     true
