@@ -308,9 +308,15 @@ fn a_history_path_is_checked_and_one_agent_writes_it() {
     std::os::unix::fs::symlink(dir.path().join("nowhere.db"), &dangling).unwrap();
     let notes = dir.path().join("notes.txt");
     std::fs::write(&notes, "not a database").unwrap();
+    // Another user's (the tests run as root, which may give a file away).
+    let theirs = dir.path().join("theirs.db");
+    std::fs::write(&theirs, "").unwrap();
+    std::os::unix::fs::chown(&theirs, Some(4242), Some(4242))
+        .expect("giving a file to uid 4242 needs root: run the tests as root, as .ci/run does");
     for (path, says) in [
         (&dangling, "is a symbolic link"),
         (&notes, "is not a portscope history (not an SQLite file)"),
+        (&theirs, "belongs to another user"),
     ] {
         let (code, _, err) = serve(path);
         assert_eq!(code, 2, "{path:?}: {err}");
