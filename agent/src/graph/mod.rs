@@ -44,16 +44,35 @@ pub async fn run(args: crate::cli::GraphArgs) -> anyhow::Result<()> {
 }
 
 /// The names this machine gives addresses without asking DNS: the first name of each address
-/// in its hosts file (`os::hosts_file`). Read per graph: the file is small and may change.
+/// in its hosts file (`os::hosts_file`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct HostNames(HashMap<IpAddr, String>);
+
+/// The most of a hosts file that is read: real ones are a few KiB; a huge one (an ad-blocking
+/// list of a million lines) is read up to this and no further.
+const MAX_HOSTS_FILE: u64 = 4 << 20;
 
 impl HostNames {
     /// This machine's; none when the file cannot be read.
     pub fn read() -> Self {
-        std::fs::read_to_string(crate::os::hosts_file())
-            .map(|text| Self::parse(&text))
-            .unwrap_or_default()
+        Self::read_from(&crate::os::hosts_file())
+    }
+
+    /// The file at `path`, its first [`MAX_HOSTS_FILE`] bytes (a line cut there is dropped).
+    fn read_from(path: &std::path::Path) -> Self {
+        use std::io::Read;
+        let mut bytes = Vec::new();
+        let read =
+            std::fs::File::open(path).and_then(|f| f.take(MAX_HOSTS_FILE).read_to_end(&mut bytes));
+        if read.is_err() {
+            return Self::default();
+        }
+        if bytes.len() as u64 == MAX_HOSTS_FILE
+            && let Some(end) = bytes.iter().rposition(|b| *b == b'\n')
+        {
+            bytes.truncate(end);
+        }
+        Self::parse(&String::from_utf8_lossy(&bytes))
     }
 
     /// `hosts(5)`: an address, then its names, `#` to the end of a line a comment. A line that
@@ -78,6 +97,57 @@ impl HostNames {
 
     pub fn get(&self, addr: IpAddr) -> Option<&str> {
         self.0.get(&addr.to_canonical()).map(String::as_str)
+    }
+}
+
+/// A hosts file read once and again only when it changed (its modification time or length),
+/// for the server, which names every graph it answers.
+#[derive(Debug)]
+pub struct HostsCache {
+    path: std::path::PathBuf,
+    slot: std::sync::Mutex<
+        Option<(
+            Option<std::time::SystemTime>,
+            u64,
+            std::sync::Arc<HostNames>,
+        )>,
+    >,
+}
+
+impl HostsCache {
+    pub fn new(path: std::path::PathBuf) -> Self {
+        Self {
+            path,
+            slot: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// This machine's hosts file's cache.
+    pub fn system() -> &'static HostsCache {
+        static SYSTEM: std::sync::LazyLock<HostsCache> =
+            std::sync::LazyLock::new(|| HostsCache::new(crate::os::hosts_file()));
+        &SYSTEM
+    }
+
+    /// The names, read again only when the file changed since the last read.
+    pub fn get(&self) -> std::sync::Arc<HostNames> {
+        let meta = std::fs::metadata(&self.path).ok();
+        let stamp = (
+            meta.as_ref().and_then(|m| m.modified().ok()),
+            meta.as_ref().map_or(0, std::fs::Metadata::len),
+        );
+        let mut slot = self
+            .slot
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((modified, len, names)) = slot.as_ref()
+            && (*modified, *len) == stamp
+        {
+            return names.clone();
+        }
+        let names = std::sync::Arc::new(HostNames::read_from(&self.path));
+        *slot = Some((stamp.0, stamp.1, names.clone()));
+        names
     }
 }
 

@@ -158,3 +158,42 @@ fn a_connection_not_yet_accepted_is_its_listeners() {
     ]);
     assert_eq!(edges(&of(&s)), [("p20", "p10", 8000, 1)]);
 }
+
+#[test]
+fn the_hosts_file_is_read_again_only_when_it_changes_and_never_past_its_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hosts");
+    std::fs::write(&path, "192.0.2.8 api\n").unwrap();
+    let cache = HostsCache::new(path.clone());
+    let addr: IpAddr = "192.0.2.8".parse().unwrap();
+    let first = cache.get();
+    assert_eq!(first.get(addr), Some("api"));
+    assert!(
+        std::sync::Arc::ptr_eq(&first, &cache.get()),
+        "unchanged: the same names, not read again"
+    );
+    // Another length (a new line): read again.
+    std::fs::write(&path, "192.0.2.8 db\n192.0.2.9 cache\n").unwrap();
+    let second = cache.get();
+    assert_eq!(second.get(addr), Some("db"));
+    assert!(!std::sync::Arc::ptr_eq(&first, &second));
+
+    // A file far past the cap: read up to it, its cut last line dropped.
+    let line = "192.0.2.10 filler-name-of-some-length\n";
+    let mut big = String::new();
+    while (big.len() as u64) < MAX_HOSTS_FILE {
+        big.push_str(line);
+    }
+    big.push_str("192.0.2.77 past-the-cap\n");
+    std::fs::write(&path, &big).unwrap();
+    let names = HostNames::read_from(&path);
+    assert_eq!(
+        names.get("192.0.2.10".parse().unwrap()),
+        Some("filler-name-of-some-length")
+    );
+    assert_eq!(
+        names.get("192.0.2.77".parse().unwrap()),
+        None,
+        "past the cap"
+    );
+}

@@ -326,7 +326,7 @@ async fn graph(State(app): State<AppState>, uri: Uri) -> Response {
         Ok(published) => {
             let mut graph = crate::graph::of(&published.state);
             if local {
-                crate::graph::name_remotes(&mut graph, &crate::graph::HostNames::read());
+                crate::graph::name_remotes(&mut graph, &crate::graph::HostsCache::system().get());
             }
             Json(graph).into_response()
         }
