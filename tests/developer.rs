@@ -23,6 +23,7 @@ fn a_server_in_a_checkout_belongs_to_its_repository() {
     let in_repo = Situation::start_in(&repo.join("web"), &["listen", "127.0.0.1"]);
     let in_worktree = Situation::start_in(&worktree, &["listen", "127.0.0.1"]);
     let outside = Situation::start_in(dir.path(), &["listen", "127.0.0.1"]);
+    let at_root = Situation::start_in(std::path::Path::new("/"), &["listen", "127.0.0.1"]);
 
     let (code, out, err) = run_cli(&["ls", "--json", "--listening"]);
     assert_eq!(code, 0, "{err}");
@@ -46,13 +47,29 @@ fn a_server_in_a_checkout_belongs_to_its_repository() {
         (p.name.as_str(), p.source),
         ("my-app@my-app-fix", ProjectSource::Worktree)
     );
-    // A temp directory is no project: the server takes its parent's, this test's, whose
+    // A real directory outside any repository is no project, whatever its parent works on;
+    // a directory that says nothing (`/`, a daemon's) takes its parent's, this test's, whose
     // checkout git names.
+    assert_eq!(project(outside.pid), None, "a temp directory is no project");
     let top = crate::support::own_checkout();
     assert_eq!(
-        project(outside.pid).map(|p| p.root),
+        project(at_root.pid).map(|p| p.root),
         (!top.is_empty()).then_some(top),
         "the parent's project"
+    );
+    // `who --json` names each owner's project as `ls --json` does.
+    let (code, out, err) = run_cli(&["who", &in_repo.port.to_string(), "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let who: portscope_shared::WhoReport = serde_json::from_str(&out).unwrap();
+    let owner = who
+        .owners
+        .iter()
+        .find(|o| o.process.pid == in_repo.pid)
+        .unwrap_or_else(|| panic!("{out}"));
+    assert_eq!(
+        owner.process.project.as_ref().map(|p| p.name.as_str()),
+        Some("my-app"),
+        "{out}"
     );
 
     let (code, text, _) = run_cli(&["ls", "--by-project"]);

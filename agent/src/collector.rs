@@ -319,20 +319,19 @@ impl<P: Platform> Collector<P> {
         std::mem::take(&mut self.project_lookups)
     }
 
-    /// The project of a process first seen: its working directory's, else its nearest
-    /// ancestor's (up to [`PROJECT_ANCESTORS`] up, never init's).
+    /// The project of a process first seen: its working directory's. Only a process whose
+    /// directory says nothing — unknown, or `/` (a daemon's) — takes its nearest ancestor's (up
+    /// to [`PROJECT_ANCESTORS`] up, never init's): a server started in a directory outside any
+    /// repository is in no project, whatever the shell that started it works on.
     fn project_of(&mut self, raw: &RawProcess) -> Option<portscope_shared::Project> {
         // Another mount namespace's paths are not ours to read (nor are its ancestors').
         if !self.platform.shares_our_files(raw.pid) {
             return None;
         }
         let files = Files(&self.platform);
-        if let Some(project) = raw
-            .cwd
-            .as_deref()
-            .and_then(|cwd| self.projects.of_dir(&files, cwd))
-        {
-            return Some(project);
+        match raw.cwd.as_deref() {
+            Some(cwd) if cwd != "/" => return self.projects.of_dir(&files, cwd),
+            _ => {}
         }
         let mut ppid = raw.ppid;
         for _ in 0..PROJECT_ANCESTORS {
@@ -372,8 +371,13 @@ impl<P: Platform> Collector<P> {
     pub fn owner(&mut self, pid: u32) -> Option<Owner> {
         /// Deep enough for any real tree; stops a corrupt or racing ppid loop.
         const MAX_ANCESTORS: usize = 64;
-        let raw = self.platform.process(pid)?;
+        let mut raw = self.platform.process(pid)?;
         let cwd = self.platform.cwd(pid);
+        // Its project, as `ls` gives it.
+        if raw.cwd.is_none() {
+            raw.cwd.clone_from(&cwd);
+        }
+        raw.project = self.project_of(&raw);
         let mut ancestors = Vec::new();
         let mut current = raw.clone();
         while ancestors.len() < MAX_ANCESTORS {
@@ -727,24 +731,28 @@ mod tests {
     }
 
     #[test]
-    fn a_process_without_a_project_of_its_own_takes_its_nearest_ancestors() {
-        // vite runs in /tmp (no repository), started by npm in the repository /work/40; a
-        // daemon under init has none; bash's own directory is its repository.
+    fn a_process_whose_directory_says_nothing_takes_its_nearest_ancestors_project() {
+        // npm works in the repository /work/40. vite, its child, daemonized to `/`: npm's
+        // project. A server started by npm's shell in /tmp/trial (a real directory outside any
+        // repository): none, whatever its parent works on. A daemon under init: none.
         let mut fake = tree(&[
             (50, 40, 30, "vite"),
+            (51, 40, 30, "server"),
             (40, 30, 30, "npm"),
             (30, 1, 30, "bash"),
             (60, 1, 60, "daemon"),
             (1, 0, 1, "init"),
         ]);
-        fake.processes.get_mut(&50).unwrap().cwd = Some("/tmp".into());
+        fake.processes.get_mut(&50).unwrap().cwd = Some("/".into());
+        fake.processes.get_mut(&51).unwrap().cwd = Some("/tmp/trial".into());
         fake.processes.get_mut(&40).unwrap().cwd = Some("/work/40".into());
         fake.repos = vec!["/work/40".into(), "/work/1".into()];
-        fake.sockets = vec![listener(5173, 1), listener(9000, 2)];
-        fake.owners = HashMap::from([(1, vec![50]), (2, vec![60])]);
+        fake.sockets = vec![listener(5173, 1), listener(9000, 2), listener(8099, 3)];
+        fake.owners = HashMap::from([(1, vec![50]), (2, vec![60]), (3, vec![51])]);
         let state = Collector::new(fake).scan();
         let project = |pid| state.processes[&pid].project.clone().map(|p| p.name);
         assert_eq!(project(50).as_deref(), Some("40"), "npm's repository");
+        assert_eq!(project(51), None, "its own directory is in no repository");
         assert_eq!(project(60), None, "init's directory is no one's project");
     }
 
