@@ -542,3 +542,66 @@ fn the_doctor_runs_on_the_peer_a_host_names() {
     assert_eq!(unknown.status, 404);
     assert!(unknown.body.contains("unknown_host"), "{}", unknown.body);
 }
+
+/// A shared agent sends no HTTP on a remote client's behalf. A real `python3 -m http.server`
+/// runs on a peer's own loopback, already there when the hub connects (so a health round "at
+/// once when a dashboard opens" would reach it at once); the hub's dashboard watches the peer
+/// and asks `why` of it through the hub. The server's log holds only the marker the test sends
+/// itself at the end — no health check, no `GET` from `why`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_shared_agent_sends_no_http_for_a_remote_client() {
+    let machine = Machine::start();
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("http.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let port = free_port();
+    let mut server = std::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &machine.netns,
+            "python3",
+            "-u",
+            "-m",
+            "http.server",
+        ])
+        .args([&port.to_string(), "--bind", "127.0.0.1"])
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("python3 -m http.server in the namespace");
+    let file = peers_file(dir.path(), &[machine.peer_entry("box")]);
+    let hub = Agent::start_with(&["--peers", &file]);
+    let seen = wait_for(
+        "the peer's HTTP server on the hub",
+        Duration::from_secs(30),
+        || listens(&snapshot_of(&hub, "box"), port),
+    );
+    assert!(seen.http, "the peer knows it for an HTTP server: {seen:?}");
+    let mut dashboard = hub.connect_host("box").await;
+    let _hello = dashboard.next(Duration::from_secs(10)).await;
+    let why = hub.get(&format!("/api/v1/why?host=box&target=127.0.0.1:{port}"));
+    assert_eq!(why.status, 200, "{}", why.body);
+    // Three of the health loop's one-second ticks with the dashboard open: a round "at once"
+    // would have run by now.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut marker = std::process::Command::new("ip");
+    marker.args(["netns", "exec", &machine.netns, "python3", "-c"]);
+    marker.arg(format!(
+        "import urllib.request, urllib.error\ntry: urllib.request.urlopen('http://127.0.0.1:{port}/portscope-marker')\nexcept urllib.error.HTTPError: pass"
+    ));
+    let (code, _, err) = crate::support::run(marker);
+    assert_eq!(code, 0, "{err}");
+    let lines = wait_for("the marker in the log", Duration::from_secs(10), || {
+        let text = std::fs::read_to_string(&log_path).ok()?;
+        text.contains("portscope-marker").then_some(text)
+    });
+    let requests: Vec<&str> = lines.lines().filter(|l| l.contains("\"GET ")).collect();
+    assert_eq!(
+        requests.len(),
+        1,
+        "only the test's own marker reached the server:\n{lines}"
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+}

@@ -129,6 +129,103 @@ fn why_sends_nothing_to_redis_or_postgresql_and_suggests_their_clients() {
     );
 }
 
+/// nginx's `stream` block in front of a real Redis: the proxy's listener is no HTTP server to
+/// portscope until it answers HTTP. `why` on it listens for a greeting and sends nothing, and the
+/// health checks of an agent with a dashboard open leave it alone, so Redis logs no "SECURITY
+/// ATTACK" — read after a health round is known to have run (another listener's check came back)
+/// and after a marker the test itself sends. The check can fail: an HTTP request sent through the
+/// proxy is logged.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_proxys_stream_to_redis_gets_no_http_request() {
+    let redis = Redis::start("127.0.0.1");
+    let stream_port = crate::support::free_port();
+    let nginx = Nginx::start_streaming(stream_port, redis.port);
+    let stream = format!("127.0.0.1:{stream_port}");
+    crate::support::wait_for("the stream proxy", Duration::from_secs(20), || {
+        accepts(&stream).then_some(())
+    });
+
+    let (code, d) = tokio::task::spawn_blocking({
+        let stream = stream.clone();
+        move || why(&stream)
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 0, "{d:#?}");
+    let answer = d
+        .checks
+        .iter()
+        .find(|c| c.id == "answer")
+        .expect("an answer");
+    assert!(
+        answer.title.contains("sent nothing") && answer.title.contains("nginx"),
+        "{}",
+        answer.title
+    );
+
+    // An agent with a dashboard open, and an HTTP server whose check tells that rounds ran.
+    let agent = crate::support::Agent::start();
+    let _dashboard = agent.connect().await;
+    let web_port = crate::support::free_port();
+    let _web = crate::support::HttpServer::start(web_port);
+    let res = agent.get(&format!("/api/v1/why?target={stream}"));
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert!(res.body.contains("sent nothing"), "{}", res.body);
+    crate::support::wait_for(
+        "a health round (the HTTP server's check)",
+        Duration::from_secs(30),
+        || {
+            let snapshot: portscope_shared::Snapshot =
+                serde_json::from_str(&agent.get("/api/v1/snapshot").body).ok()?;
+            let health = |port: u16| {
+                snapshot
+                    .sockets
+                    .iter()
+                    .find(|s| s.local_port == port && s.is_listening())
+                    .map(|s| (s.http, s.health.is_some()))
+            };
+            assert_eq!(
+                health(stream_port),
+                Some((false, false)),
+                "the proxy's listener is not taken for HTTP"
+            );
+            (health(web_port) == Some((true, true))).then_some(())
+        },
+    );
+    // A marker through the proxy: once Redis logged it, anything before it is in the log.
+    redis_log_marker(&stream, &redis);
+    let log = redis.log();
+    assert!(!log.contains("SECURITY ATTACK"), "{log}");
+
+    // The check can fail: an HTTP request through the proxy is logged as an attack.
+    send_http(&stream);
+    wait_log(
+        "Redis to log the HTTP request",
+        || redis.log(),
+        "SECURITY ATTACK",
+    );
+    drop(nginx);
+}
+
+/// Sends Redis, through `addr`, a command it logs (a client that sets its name, then asks
+/// Redis to log through `DEBUG LOG`), and waits for the line in its log.
+fn redis_log_marker(addr: &str, redis: &Redis) {
+    use std::io::{Read, Write};
+    let marker = format!("portscope-marker-{}", std::process::id());
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let command = format!(
+        "*3\r\n$5\r\nDEBUG\r\n$3\r\nLOG\r\n${}\r\n{marker}\r\n",
+        marker.len()
+    );
+    s.write_all(command.as_bytes()).unwrap();
+    let mut buf = [0u8; 64];
+    let _ = s.read(&mut buf);
+    crate::support::wait_for("the marker in Redis's log", Duration::from_secs(10), || {
+        redis.log().contains(&marker).then_some(())
+    });
+}
+
 #[test]
 fn kill_stops_postgresql_its_own_way_and_never_forces_it() {
     let mut pg = Postgres::start();

@@ -274,8 +274,8 @@ pub struct ServeArgs {
     /// The most the history file may take, e.g. `50MB`; the oldest events go first.
     #[arg(long, default_value = "200MB", value_name = "SIZE")]
     pub history_max_size: bytesize::ByteSize,
-    /// Never send health checks (a `GET /` every 10 s, while a dashboard is open, to the
-    /// loopback listeners known to serve HTTP).
+    /// Never send health checks (a `GET /` every 10 s, while a dashboard on this machine's
+    /// loopback is open, to the loopback listeners known to serve HTTP).
     #[arg(long)]
     pub no_probe: bool,
     /// A second token, read from this file (yours, mode 0600, not a link), that reads
@@ -535,7 +535,7 @@ mod tests {
                       [default: 200MB]
 
                   --no-probe
-                      Never send health checks (a `GET /` every 10 s, while a dashboard is open, to the loopback listeners known to serve HTTP)
+                      Never send health checks (a `GET /` every 10 s, while a dashboard on this machine's loopback is open, to the loopback listeners known to serve HTTP)
 
                   --metrics-token-file <PATH>
                       A second token, read from this file (yours, mode 0600, not a link), that reads `GET /metrics` and nothing else: give it to Prometheus instead of the agent's token

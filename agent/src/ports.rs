@@ -173,6 +173,10 @@ pub struct App {
     default_port: Option<u16>,
     /// It serves HTTP (the dashboard offers "open in browser").
     pub http: bool,
+    /// It can relay any protocol (a TCP stream proxy): a listener of it is HTTP only once it
+    /// answered HTTP, or when the user asked with an `http://` URL — an nginx `stream` block in
+    /// front of Redis must not get a `GET`.
+    pub proxy: bool,
     /// The protocol it speaks when that is known not to be HTTP: the doctor sends it nothing
     /// (Redis logs an HTTP request as an attack, PostgreSQL as a bad startup packet).
     pub protocol: Option<&'static str>,
@@ -211,6 +215,7 @@ const BASE: App = App {
     args: &[],
     default_port: None,
     http: false,
+    proxy: false,
     protocol: None,
     risk: None,
     shutdown: Shutdown::PLAIN,
@@ -248,7 +253,11 @@ const APPS: &[App] = &[
     App { name: "Docker port forward", programs: &["docker-proxy"], args: &[], default_port: None, http: false, risk: None, ..BASE },
     App { name: "rootless container port", programs: &["rootlessport", "rootlesskit", "slirp4netns", "pasta", "conmon"], args: &[], default_port: None, http: false, risk: None, ..BASE },
     App { name: "SSH server", programs: &["sshd"], args: &[], default_port: Some(22), http: false, risk: None, protocol: Some("SSH"), client: Some("ssh -p {port} {host}"), ..BASE },
-    App { name: "nginx", programs: &["nginx"], args: &[], default_port: None, http: true, risk: None, shutdown: Shutdown { signal: "QUIT", means: "nginx's graceful shutdown: stops accepting, finishes the requests in flight", database: false }, ..BASE },
+    App { name: "nginx", programs: &["nginx"], args: &[], default_port: None, http: false, proxy: true, risk: None, shutdown: Shutdown { signal: "QUIT", means: "nginx's graceful shutdown: stops accepting, finishes the requests in flight", database: false }, ..BASE },
+    App { name: "HAProxy", programs: &["haproxy"], args: &[], default_port: None, http: false, proxy: true, risk: None, ..BASE },
+    App { name: "Envoy", programs: &["envoy"], args: &[], default_port: None, http: false, proxy: true, risk: None, ..BASE },
+    App { name: "Caddy", programs: &["caddy"], args: &[], default_port: None, http: false, proxy: true, risk: None, ..BASE },
+    App { name: "Traefik", programs: &["traefik"], args: &[], default_port: None, http: false, proxy: true, risk: None, ..BASE },
     App { name: "Apache httpd", programs: &["httpd", "apache2"], args: &[], default_port: None, http: true, risk: None, ..BASE },
     App { name: "Caddy", programs: &["caddy"], args: &[], default_port: None, http: true, risk: None, ..BASE },
     App { name: "Hugo server", programs: &["hugo"], args: &[], default_port: Some(1313), http: true, risk: None, ..BASE },

@@ -261,7 +261,9 @@ pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
     if !args.no_probe {
         let metrics = state.metrics.clone();
         tokio::spawn(crate::health::run(model.watch(), checks, move || {
-            metrics.clients() > 0
+            // Only while a dashboard of this machine's own is open: never on behalf of a
+            // remote browser or a hub's link to a shared agent.
+            metrics.local_clients() > 0
         }));
     }
     tokio::spawn(refresh::run(

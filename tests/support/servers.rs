@@ -231,6 +231,8 @@ impl Redis {
         let port = free_port();
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", bind, "--save", ""])
+            // `DEBUG LOG` lets a test write a marker into the log (on loopback only).
+            .args(["--enable-debug-command", "yes"])
             .args(["--appendonly", "no", "--daemonize", "no", "--dir"])
             .arg(dir.path())
             .arg("--logfile")
@@ -286,6 +288,22 @@ pub struct Nginx {
 impl Nginx {
     #[track_caller]
     pub fn start() -> Nginx {
+        Self::start_with(None)
+    }
+
+    /// nginx as above, whose `stream` block also proxies raw TCP from `port` to `upstream`
+    /// (a Redis, say), as a developer puts nginx in front of a database.
+    #[track_caller]
+    pub fn start_streaming(port: u16, upstream: u16) -> Nginx {
+        need(
+            Path::new("/usr/lib/nginx/modules/ngx_stream_module.so"),
+            "libnginx-mod-stream",
+        );
+        Self::start_with(Some((port, upstream)))
+    }
+
+    #[track_caller]
+    fn start_with(stream: Option<(u16, u16)>) -> Nginx {
         need(Path::new("/usr/sbin/nginx"), "nginx");
         let dir = tempfile::Builder::new()
             .prefix("portscope-nginx-")
@@ -293,14 +311,23 @@ impl Nginx {
             .unwrap();
         let port = free_port();
         let d = dir.path().display();
+        let (module, stream) = match stream {
+            Some((at, to)) => (
+                "load_module /usr/lib/nginx/modules/ngx_stream_module.so;\n".to_owned(),
+                format!(
+                    "stream {{\n  server {{\n    listen 127.0.0.1:{at};\n    proxy_pass 127.0.0.1:{to};\n  }}\n}}\n"
+                ),
+            ),
+            None => (String::new(), String::new()),
+        };
         let conf = format!(
-            "daemon off;\nmaster_process on;\nworker_processes 2;\npid {d}/nginx.pid;\n\
+            "{module}daemon off;\nmaster_process on;\nworker_processes 2;\npid {d}/nginx.pid;\n\
              error_log {d}/error.log notice;\nevents {{ worker_connections 64; }}\n\
              http {{\n  access_log {d}/access.log;\n  client_body_temp_path {d}/body;\n\
                proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n\
                uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
                server {{\n    listen 127.0.0.1:{port};\n\
-                 location / {{ return 200 \"<title>nginx here</title>ok\\n\"; }}\n  }}\n}}\n"
+                 location / {{ return 200 \"<title>nginx here</title>ok\\n\"; }}\n  }}\n}}\n{stream}"
         );
         std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
         let child = Command::new("/usr/sbin/nginx")

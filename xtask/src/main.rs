@@ -36,6 +36,11 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     ("postgresql", "/usr/lib/postgresql/15/bin/initdb"),
     ("redis-server", "/usr/bin/redis-server"),
     ("nginx", "/usr/sbin/nginx"),
+    // nginx's `stream` proxy in front of Redis: a proxy's listener gets no HTTP request.
+    (
+        "libnginx-mod-stream",
+        "/usr/lib/nginx/modules/ngx_stream_module.so",
+    ),
     // git: the projects test makes a repository and a worktree.
     ("git", "/usr/bin/git"),
     // dot: `portscope graph --dot` must be Graphviz input Graphviz takes.

@@ -129,6 +129,56 @@ impl Answer {
 /// How long an unknown server may take to greet before the doctor sends an HTTP request.
 pub const LISTEN_FIRST: Duration = Duration::from_millis(400);
 
+/// Connects to `addr` and listens for `listen_first` (servers that speak first send a
+/// banner): the stream when nothing came, else what came (a greeting, a closed connection).
+async fn listen(
+    addr: SocketAddr,
+    listen_first: Duration,
+    timeout: Duration,
+) -> Result<TcpStream, Answer> {
+    let mut stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => return Err(Answer::Unreached(format!("the connection failed: {e}"))),
+        Err(_) => {
+            return Err(Answer::Unreached(format!(
+                "the connection was not accepted within {} ms",
+                timeout.as_millis()
+            )));
+        }
+    };
+    if listen_first.is_zero() {
+        return Ok(stream);
+    }
+    let mut chunk = [0u8; 8192];
+    match tokio::time::timeout(listen_first, stream.read(&mut chunk)).await {
+        Ok(Ok(n)) if n > 0 => Err(match parse_http(&chunk[..n]) {
+            // A TLS alert or record unasked is still "speaks TLS" (nothing was sent).
+            Http::Tls => Answer::Greeting("a TLS record (it speaks TLS)".into()),
+            _ => Answer::Greeting(printable(first_line(&chunk[..n]), 80)),
+        }),
+        Ok(Ok(_)) => Err(Answer::Unreached(
+            "the server closed the connection without a word".into(),
+        )),
+        Ok(Err(e)) => Err(Answer::Unreached(format!("the connection failed: {e}"))),
+        Err(_) => Ok(stream),
+    }
+}
+
+/// Listens for a greeting like [`converse`], and sends nothing when none comes: for a listener
+/// that may relay another protocol (a proxy's stream), where a request could reach a server
+/// that logs it as an attack. `why` says why nothing was sent then.
+pub async fn listen_only(
+    addr: SocketAddr,
+    listen_first: Duration,
+    timeout: Duration,
+    why: String,
+) -> Answer {
+    match listen(addr, listen_first, timeout).await {
+        Ok(_silent) => Answer::NotSent(why),
+        Err(answer) => answer,
+    }
+}
+
 /// Talks to `addr` as a careful client: first listens for `listen_first` (servers that speak
 /// first send a banner), and only when nothing came sends `GET path` and reads the status line,
 /// the `Server` header and the page `<title>`. What arrived before the deadline counts (a
@@ -142,33 +192,11 @@ pub async fn converse(
 ) -> Answer {
     const MAX: usize = 64 << 10;
     let deadline = tokio::time::Instant::now() + timeout;
-    let mut stream = match tokio::time::timeout_at(deadline, TcpStream::connect(addr)).await {
-        Ok(Ok(stream)) => stream,
-        Ok(Err(e)) => return Answer::Unreached(format!("the connection failed: {e}")),
-        Err(_) => {
-            return Answer::Unreached(format!(
-                "the connection was not accepted within {} ms",
-                timeout.as_millis()
-            ));
-        }
+    let mut stream = match listen(addr, listen_first, timeout).await {
+        Ok(stream) => stream,
+        Err(answer) => return answer,
     };
     let mut chunk = [0u8; 8192];
-    if !listen_first.is_zero() {
-        match tokio::time::timeout(listen_first, stream.read(&mut chunk)).await {
-            Ok(Ok(n)) if n > 0 => {
-                return match parse_http(&chunk[..n]) {
-                    // A TLS alert or record unasked is still "speaks TLS" (nothing was sent).
-                    Http::Tls => Answer::Greeting("a TLS record (it speaks TLS)".into()),
-                    _ => Answer::Greeting(printable(first_line(&chunk[..n]), 80)),
-                };
-            }
-            Ok(Ok(_)) => {
-                return Answer::Unreached("the server closed the connection without a word".into());
-            }
-            Ok(Err(e)) => return Answer::Unreached(format!("the connection failed: {e}")),
-            Err(_) => {}
-        }
-    }
     let request_line = format!("GET {path} HTTP/1.1");
     let request = format!(
         "{request_line}\r\nHost: {host_header}\r\nUser-Agent: portscope-why\r\n\

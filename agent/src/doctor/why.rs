@@ -108,6 +108,8 @@ pub async fn gather(
         .scheme
         .as_deref()
         .is_some_and(|s| s == "https" || s == "wss");
+    // An `http://` URL is the user's word that the listener serves HTTP.
+    let asked_http = target.scheme.as_deref() == Some("http");
     let answer = match probes.iter().find(|(_, c)| c.is_connected()) {
         Some(&(ip, _)) if opts.http_probe && !tls => {
             let addr = SocketAddr::new(ip, target.port);
@@ -116,7 +118,10 @@ pub async fn gather(
                 addr,
                 match speaks(&facts, port) {
                     Speaks::Other(why) => Answer::NotSent(why),
-                    Speaks::Http => {
+                    Speaks::Proxy(why) if !asked_http => {
+                        probe::listen_only(addr, probe::LISTEN_FIRST, timeout, why).await
+                    }
+                    Speaks::Http | Speaks::Proxy(_) => {
                         probe::converse(
                             addr,
                             &target.authority(),
@@ -152,8 +157,12 @@ pub async fn gather(
 /// What the listener on a port speaks, as far as portscope may tell without sending anything.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Speaks {
-    /// A program known to serve HTTP.
+    /// A program known to serve HTTP, or a listener that answered HTTP before.
     Http,
+    /// A proxy that can relay any protocol (nginx's `stream`, HAProxy, Envoy, …) that has not
+    /// answered HTTP yet: it is listened to for a greeting and sent nothing, unless asked with
+    /// an `http://` URL. Why, for the answer.
+    Proxy(String),
     /// A program (or, when its program is unknown, a port) known for a protocol that is not
     /// HTTP: why nothing will be sent.
     Other(String),
@@ -171,6 +180,12 @@ pub fn speaks(facts: &Facts, port: u16) -> Speaks {
         .iter()
         .filter(|s| s.local_port == port && s.state == SocketState::Listen)
         .flat_map(|s| s.pids.iter().filter_map(|p| facts.processes.get(p)));
+    // What a listener of the port answered before (`why` heard it answer HTTP).
+    let answered_http = facts
+        .sockets
+        .iter()
+        .any(|s| s.local_port == port && s.state == SocketState::Listen && s.http);
+    let mut proxy = None;
     for owner in owners {
         match identify(Some(owner), port) {
             Identity::Program(app) if app.protocol.is_some() => {
@@ -182,8 +197,20 @@ pub fn speaks(facts: &Facts, port: u16) -> Speaks {
                 ));
             }
             Identity::Program(app) if app.http => return Speaks::Http,
+            Identity::Program(app) if app.proxy => {
+                proxy = proxy.or(Some((app.name, owner.pid)));
+            }
             _ => {}
         }
+    }
+    if answered_http {
+        return Speaks::Http;
+    }
+    if let Some((name, pid)) = proxy {
+        return Speaks::Proxy(format!(
+            "{name} (pid {pid}) can relay any protocol here (a `stream` block in front of Redis, \
+             say), so it was sent no HTTP request; ask with http://HOST:{port}/ to check HTTP"
+        ));
     }
     match identify(None, port) {
         Identity::PortGuess(app) if app.protocol.is_some() => Speaks::Other(format!(
@@ -1526,12 +1553,23 @@ mod tests {
             "{:?}",
             speaks(&python, 6379)
         );
-        let nginx = live("127.0.0.1:6379", V4, 6379, &["nginx", "-g", "daemon off;"]);
+        let apache = live("127.0.0.1:6379", V4, 6379, &["apache2", "-k", "start"]);
         assert_eq!(
-            speaks(&nginx, 6379),
+            speaks(&apache, 6379),
             Speaks::Http,
             "a known HTTP server beats the port"
         );
+        // nginx can relay Redis on its port (a `stream` block): no HTTP until it answered some.
+        let mut nginx = live("127.0.0.1:6379", V4, 6379, &["nginx", "-g", "daemon off;"]);
+        assert!(
+            matches!(speaks(&nginx, 6379), Speaks::Proxy(ref why) if why.contains("nginx (pid 9) can relay any protocol")),
+            "{:?}",
+            speaks(&nginx, 6379)
+        );
+        for s in &mut nginx.sockets {
+            s.http = true; // `why` heard it answer HTTP
+        }
+        assert_eq!(speaks(&nginx, 6379), Speaks::Http);
         let unknown = live("127.0.0.1:18080", V4, 18080, &["python3", "server.py"]);
         assert_eq!(speaks(&unknown, 18080), Speaks::Unknown);
 

@@ -33,6 +33,9 @@ pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; cha
 pub struct Metrics {
     scan_seconds: Histogram,
     websocket_clients: Gauge,
+    /// Of those, the ones from this machine's loopback (not exported: it decides whether the
+    /// health checks run, which only a dashboard on this machine may cause).
+    local_clients: Gauge,
     history_write_errors: Counter,
 }
 
@@ -42,6 +45,7 @@ impl Default for Metrics {
             // 1 ms to about 4 s: a scan of a quiet laptop to one of 100 000 sockets.
             scan_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 13)),
             websocket_clients: Gauge::default(),
+            local_clients: Gauge::default(),
             history_write_errors: Counter::default(),
         }
     }
@@ -53,15 +57,25 @@ impl Metrics {
         self.scan_seconds.observe(took.as_secs_f64());
     }
 
-    /// A WebSocket client connected; it counts until the returned guard drops.
-    pub fn client(&self) -> ClientGuard {
+    /// A WebSocket client connected from `from`; it counts until the returned guard drops.
+    pub fn client(&self, from: IpAddr) -> ClientGuard {
         self.websocket_clients.inc();
-        ClientGuard(self.websocket_clients.clone())
+        let local = from.to_canonical().is_loopback().then(|| {
+            self.local_clients.inc();
+            self.local_clients.clone()
+        });
+        ClientGuard(self.websocket_clients.clone(), local)
     }
 
     /// How many WebSocket clients (dashboards) are connected now.
     pub fn clients(&self) -> i64 {
         self.websocket_clients.get()
+    }
+
+    /// How many of them connected from this machine's loopback (a dashboard of this machine's
+    /// user, not a remote browser or a hub's link to a shared agent).
+    pub fn local_clients(&self) -> i64 {
+        self.local_clients.get()
     }
 
     /// The history failed to write a tick (or dropped one, its writer being behind).
@@ -164,11 +178,14 @@ impl Metrics {
 
 /// Counts one WebSocket client while it lives.
 #[derive(Debug)]
-pub struct ClientGuard(Gauge);
+pub struct ClientGuard(Gauge, Option<Gauge>);
 
 impl Drop for ClientGuard {
     fn drop(&mut self) {
         self.0.dec();
+        if let Some(local) = &self.1 {
+            local.dec();
+        }
     }
 }
 

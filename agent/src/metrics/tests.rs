@@ -79,9 +79,20 @@ fn listeners_sockets_and_connections_are_exported_from_the_state() {
         },
     );
     let metrics = Metrics::default();
-    let dashboard = metrics.client();
-    let _second = metrics.client();
+    let loopback: IpAddr = "127.0.0.1".parse().unwrap();
+    let mapped: IpAddr = "::ffff:127.0.0.1".parse().unwrap();
+    let remote: IpAddr = "192.0.2.7".parse().unwrap();
+    let dashboard = metrics.client(loopback);
+    let _second = metrics.client(remote);
+    let third = metrics.client(mapped);
+    assert_eq!((metrics.clients(), metrics.local_clients()), (3, 2));
     drop(dashboard);
+    drop(third);
+    assert_eq!(
+        (metrics.clients(), metrics.local_clients()),
+        (1, 0),
+        "a remote client alone is no dashboard of this machine's"
+    );
     metrics.scanned(Duration::from_millis(3));
     metrics.history_write_failed();
     let out = metrics.render(&s, &[]);

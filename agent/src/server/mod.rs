@@ -375,7 +375,7 @@ async fn websocket(
         .max_frame_size(MAX_CLIENT_FRAME)
         .max_write_buffer_size(MAX_WRITE_BUFFER)
         .on_upgrade(move |socket| async move {
-            let counted = app.metrics.client();
+            let counted = app.metrics.client(peer.ip());
             ws::serve(socket, hello, watcher, alive).await;
             drop((slot, counted));
         })
