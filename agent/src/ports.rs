@@ -186,6 +186,9 @@ pub struct App {
     pub shutdown: Shutdown,
     /// Its own client, to test a connection with: `{host}` and `{port}` are filled in.
     pub client: Option<&'static str>,
+    /// What it logs of a connection that is opened and closed without a word (what `why`
+    /// does to it), when it logs one.
+    pub logs_connect: Option<&'static str>,
 }
 
 /// How a program is stopped cleanly: the signal its documentation names, and whether it holds
@@ -220,6 +223,7 @@ const BASE: App = App {
     risk: None,
     shutdown: Shutdown::PLAIN,
     client: None,
+    logs_connect: None,
 };
 
 /// Dev servers, databases and debuggers developers meet most. A hand list by necessity: no
@@ -252,7 +256,7 @@ const APPS: &[App] = &[
     App { name: "Docker API (unencrypted)", programs: &["dockerd"], args: &[], default_port: Some(2375), http: true, risk: Some("the Docker API gives root on this machine to anyone who reaches it"), ..BASE },
     App { name: "Docker port forward", programs: &["docker-proxy"], args: &[], default_port: None, http: false, risk: None, ..BASE },
     App { name: "rootless container port", programs: &["rootlessport", "rootlesskit", "slirp4netns", "pasta", "conmon"], args: &[], default_port: None, http: false, risk: None, ..BASE },
-    App { name: "SSH server", programs: &["sshd"], args: &[], default_port: Some(22), http: false, risk: None, protocol: Some("SSH"), client: Some("ssh -p {port} {host}"), ..BASE },
+    App { name: "SSH server", programs: &["sshd"], args: &[], default_port: Some(22), http: false, risk: None, protocol: Some("SSH"), client: Some("ssh -p {port} {host}"), logs_connect: Some("“kex_exchange_identification: Connection closed by remote host”, or “Connection closed by … [preauth]”, at its INFO log level"), ..BASE },
     App { name: "nginx", programs: &["nginx"], args: &[], default_port: None, http: false, proxy: true, risk: None, shutdown: Shutdown { signal: "QUIT", means: "nginx's graceful shutdown: stops accepting, finishes the requests in flight", database: false }, ..BASE },
     App { name: "HAProxy", programs: &["haproxy"], args: &[], default_port: None, http: false, proxy: true, risk: None, ..BASE },
     App { name: "Envoy", programs: &["envoy"], args: &[], default_port: None, http: false, proxy: true, risk: None, ..BASE },

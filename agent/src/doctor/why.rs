@@ -222,6 +222,21 @@ pub fn speaks(facts: &Facts, port: u16) -> Speaks {
     }
 }
 
+/// What a listener's program logs of a bare connect and close, when it logs one (sshd's
+/// "kex_exchange_identification: Connection closed by remote host"), as evidence.
+fn logs_connect(facts: &Facts, port: u16) -> Option<String> {
+    facts
+        .sockets
+        .iter()
+        .filter(|s| s.local_port == port && s.state == SocketState::Listen)
+        .flat_map(|s| s.pids.iter().filter_map(|p| facts.processes.get(p)))
+        .find_map(|owner| {
+            let app = crate::ports::identify(Some(owner), port).program()?;
+            app.logs_connect
+                .map(|what| format!("{} logs even this connect and close: {what}", app.name))
+        })
+}
+
 /// Whether what the connects saw contradicts the sockets read before them: a connection worked
 /// with no TCP listener, or none worked while one listens.
 pub fn disagrees(sockets: &[Socket], probes: &[(IpAddr, Connect)]) -> bool {
@@ -1198,13 +1213,18 @@ fn answer_check(
     listeners: &[&Socket],
     facts: &Facts,
 ) -> Check {
+    // A server that logs even a bare connect and close (sshd) is said to, so nobody is
+    // surprised by the line in its log.
+    let logged = logs_connect(facts, port_of(target));
     let http = match answer {
         Answer::NotSent(why) => {
+            let mut evidence = vec!["portscope only connected and closed; a request in the wrong protocol would be logged by the server as an error or an attack".to_owned()];
+            evidence.extend(logged.clone());
             return check(
                 "answer",
                 Verdict::Info,
                 format!("sent nothing to {addr}: {why}"),
-                vec!["portscope only connected and closed; a request in the wrong protocol would be logged by the server as an error or an attack".into()],
+                evidence,
                 vec![fix(
                     "test it with its own client",
                     Some(client_command(facts, port_of(target), addr.ip())),
@@ -1212,14 +1232,16 @@ fn answer_check(
             );
         }
         Answer::Greeting(line) => {
+            let mut evidence = vec![
+                "a server that speaks first (SSH, SMTP, FTP, MySQL) is not an HTTP server"
+                    .to_owned(),
+            ];
+            evidence.extend(logged);
             return check(
                 "answer",
                 Verdict::Info,
                 format!("{addr} greets first: “{line}”; portscope sent nothing"),
-                vec![
-                    "a server that speaks first (SSH, SMTP, FTP, MySQL) is not an HTTP server"
-                        .into(),
-                ],
+                evidence,
                 vec![fix(
                     "talk to it",
                     Some(client_command(facts, port_of(target), addr.ip())),
@@ -1534,6 +1556,32 @@ mod tests {
             .iter()
             .flat_map(|c| c.fixes.iter().filter_map(|f| f.command.clone()))
             .collect()
+    }
+
+    #[test]
+    fn an_answer_says_when_the_server_logs_even_a_bare_connect() {
+        let mut sshd = live("127.0.0.1:2222", V4, 2222, &["sshd", "-D"]);
+        let Speaks::Other(why) = speaks(&sshd, 2222) else {
+            panic!("{:?}", speaks(&sshd, 2222))
+        };
+        sshd.answer = Some((SocketAddr::new(V4, 2222), Answer::NotSent(why)));
+        let d = analyze(&sshd);
+        let answer = d.checks.iter().find(|c| c.id == "answer").unwrap();
+        assert!(
+            answer.evidence.iter().any(|e| e
+                .starts_with("SSH server logs even this connect and close")
+                && e.contains("kex_exchange_identification")),
+            "{answer:#?}"
+        );
+        // Redis logs no bare connect: nothing said.
+        let mut redis = live("127.0.0.1:6379", V4, 6379, &["redis-server"]);
+        redis.answer = Some((
+            SocketAddr::new(V4, 6379),
+            Answer::NotSent("Redis speaks RESP".into()),
+        ));
+        let d = analyze(&redis);
+        let answer = d.checks.iter().find(|c| c.id == "answer").unwrap();
+        assert_eq!(answer.evidence.len(), 1, "{answer:#?}");
     }
 
     #[test]
