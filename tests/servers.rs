@@ -447,6 +447,11 @@ fn containers_are_named_and_looked_inside() {
     );
     let (_, who, _) = run_cli(&["who", &port, "--json"]);
     assert!(who.contains(&label), "{who}");
+    let (_, who, _) = run_cli(&["who", &port]);
+    assert!(
+        who.contains(&label),
+        "who names the container in text too: {who}"
+    );
     // The forwarder of a Compose project's container is that project's.
     let (_, out, _) = run_cli(&["ls", "--port", &web_port.to_string(), "--json"]);
     let snapshot: portscope_shared::Snapshot = serde_json::from_str(&out).unwrap();
@@ -540,7 +545,75 @@ fn containers_are_named_and_looked_inside() {
         shown.contains("/srv/shop"),
         "the card shows where the project lives: {shown}"
     );
+
+    // Its forwarder is never stopped: `kill` names the container and what to run instead;
+    // nor does the dashboard stop it. The container goes on publishing and answering.
+    let (code, _, err) = run_cli(&["kill", &port]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(&format!("container {} (image {IMAGE})", empty.name))
+            && err.contains(&format!("docker stop {}", empty.name)),
+        "{err}"
+    );
+    let proxy = who_pid(&port);
+    let start_time =
+        crate::support::wait_for("the proxy in the agent", Duration::from_secs(10), || {
+            let snapshot: portscope_shared::Snapshot =
+                serde_json::from_str(&agent.get("/api/v1/snapshot").body).ok()?;
+            snapshot
+                .processes
+                .iter()
+                .find(|p| p.pid == proxy)
+                .and_then(|p| p.start_time)
+        });
+    let res = agent.post(
+        "/api/v1/kill",
+        &format!("{{\"pid\":{proxy},\"start_time\":{start_time}}}"),
+        &[("Sec-Fetch-Site", "same-origin")],
+    );
+    assert_eq!(res.status, 403, "{}", res.body);
+    assert!(res.body.contains("container_port"), "{}", res.body);
+    assert!(
+        accepts(&format!("127.0.0.1:{empty_port}")),
+        "still forwarded"
+    );
+
+    // Were its forwarder killed anyway (by hand), `why` says the container still publishes it.
+    signal(proxy, rustix::process::Signal::KILL);
+    crate::support::wait_for("the forwarder gone", Duration::from_secs(10), || {
+        (!accepts(&format!("127.0.0.1:{empty_port}"))).then_some(())
+    });
+    let (_, d) = why(&format!("127.0.0.1:{empty_port}"));
+    let listening = d
+        .checks
+        .iter()
+        .find(|c| c.id == "listening")
+        .expect("a listening check");
+    assert!(
+        listening.title.contains(&format!(
+            "yet container {} (image {IMAGE}) publishes it",
+            empty.name
+        )),
+        "{}",
+        listening.title
+    );
+    assert!(
+        commands(&d).contains(&format!("docker restart {}", empty.name)),
+        "{:?}",
+        commands(&d)
+    );
     drop((empty, web, docker));
+}
+
+/// The pid `who --json` names for the port's first socket.
+fn who_pid(port: &str) -> u32 {
+    let (_, out, _) = run_cli(&["who", port, "--json"]);
+    let report: portscope_shared::WhoReport = serde_json::from_str(&out).unwrap();
+    report
+        .sockets
+        .iter()
+        .find_map(|s| s.pids.first().copied())
+        .unwrap_or_else(|| panic!("no owner of {port}: {out}"))
 }
 
 /// The row of `empty_port` in the table, then the Projects view's card of the Compose project

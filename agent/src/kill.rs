@@ -54,6 +54,19 @@ pub enum Refusal {
         user: String,
     },
     #[error(
+        "pid {pid} ({name}) forwards {what} into {container}: stopping it would leave the container running and the port published with nothing answering; stop the container instead: `docker stop {stop}`"
+    )]
+    ContainerForwarder {
+        pid: u32,
+        name: String,
+        /// `port 8088`, or `its ports` when the listener is not known.
+        what: String,
+        /// `container web (image nginx:1.25)`, or `a container` when the engine cannot be asked.
+        container: String,
+        /// The container's name, or `NAME` when not known.
+        stop: String,
+    },
+    #[error(
         "pid {pid} ({name}) runs as {user}, a system account: a root agent's dashboard does not stop system daemons; stop it from a terminal with `sudo portscope kill --pid {pid}`, or start portscope with --allow-kill-system"
     )]
     SystemAccount {
@@ -72,6 +85,7 @@ impl Refusal {
             Self::Changed(_) => "process_changed",
             Self::OtherUser { .. } => "other_user",
             Self::SystemAccount { .. } => "system_process",
+            Self::ContainerForwarder { .. } => "container_port",
             Self::NotPermitted { .. } => "not_permitted",
             Self::Init(_) | Self::Itself(_) | Self::Kernel(..) | Self::OwnGroup(..) => "refused",
         }
@@ -178,6 +192,7 @@ pub fn allowed_from_dashboard<P: Platform>(
     if process.start_time != Some(req.start_time) {
         return Err(Refusal::Changed(pid));
     }
+    source.with(|state| not_a_container_forwarder(state, &process))?;
     let user = || {
         process
             .user
@@ -202,6 +217,41 @@ pub fn allowed_from_dashboard<P: Platform>(
         }
     }
     Ok((process, watch))
+}
+
+/// A container's port forwarder (`docker-proxy`, rootless port helpers) is never stopped:
+/// the container would go on running, its port published with nothing answering. The refusal
+/// names the container when the engine says which publishes the forwarder's port.
+pub fn not_a_container_forwarder(state: &State, process: &RawProcess) -> Result<(), Refusal> {
+    if !crate::doctor::why::CONTAINER_PROXIES.contains(&process.name.as_str()) {
+        return Ok(());
+    }
+    let listening: Vec<&portscope_shared::Socket> = state
+        .sockets
+        .values()
+        .filter(|s| s.is_listening() && s.pids.contains(&process.pid))
+        .collect();
+    let published = crate::containers::Engine::detect()
+        .and_then(|engine| engine.published().ok())
+        .unwrap_or_default();
+    let found = listening.iter().find_map(|s| {
+        crate::containers::find(&published, s.proto, s.local_addr, s.local_port)
+            .map(|p| (s.local_port, p))
+    });
+    Err(Refusal::ContainerForwarder {
+        pid: process.pid,
+        name: process.name.clone(),
+        what: match (found, listening.first()) {
+            (Some((port, _)), _) => format!("port {port}"),
+            (None, Some(s)) => format!("port {}", s.local_port),
+            (None, None) => "its ports".into(),
+        },
+        container: found.map_or_else(
+            || "a container".into(),
+            |(_, p)| format!("container {} (image {})", p.name, p.image),
+        ),
+        stop: found.map_or_else(|| "NAME".into(), |(_, p)| p.name.clone()),
+    })
 }
 
 /// This agent's [`KillScope`]: the invoking user (`SUDO_UID`, `PKEXEC_UID`, `DOAS_USER`, read
@@ -635,6 +685,9 @@ pub async fn run(args: KillArgs) -> anyhow::Result<bool> {
         for pid in pids {
             let process = collector.raw_process(pid);
             check(pid, process.as_ref(), me, args.tree)?;
+            if let Some(process) = &process {
+                not_a_container_forwarder(&state, process)?;
+            }
             processes.extend(process);
         }
         let mut reports = Vec::new();

@@ -125,9 +125,15 @@ fn print(out: &mut impl Write, report: &WhoReport) -> std::io::Result<()> {
             ),
             OwnerStatus::None => "no process (kernel)".into(),
         };
+        // What serves it, as `--json` says (a container's published port names the container).
+        let app = s
+            .app
+            .as_deref()
+            .map(|a| format!("\t{}", crate::text::one_line(a)))
+            .unwrap_or_default();
         writeln!(
             tw,
-            "  {}\t{local}\t{remote}\t{}\t{owner}",
+            "  {}\t{local}\t{remote}\t{}\t{owner}{app}",
             s.proto_label(),
             s.state.as_str()
         )?;

@@ -21,7 +21,7 @@ use crate::os;
 use crate::ports::PortSettings;
 
 /// Programs that forward a port into a container.
-const CONTAINER_PROXIES: &[&str] = &[
+pub const CONTAINER_PROXIES: &[&str] = &[
     "docker-proxy",
     "rootlessport",
     "rootlesskit",
@@ -297,7 +297,10 @@ fn local_facts(source: &Source, port: u16, local: bool, dst: Vec<IpAddr>) -> Fac
         }
     }
     facts.settings = os::port_settings();
-    facts.firewall = Some(probe::firewall(&firewall::Packet { dst, port }));
+    facts.firewall = Some(probe::firewall(&firewall::Packet {
+        dst: dst.clone(),
+        port,
+    }));
     let proxied = facts
         .processes
         .values()
@@ -307,6 +310,10 @@ fn local_facts(source: &Source, port: u16, local: bool, dst: Vec<IpAddr>) -> Fac
             .as_deref()
             .is_some_and(|a| a.starts_with("container "))
     });
+    let listens = facts
+        .sockets
+        .iter()
+        .any(|s| s.proto == Proto::Tcp && s.state == SocketState::Listen);
     if proxied || labelled {
         let bound: Vec<IpAddr> = facts
             .sockets
@@ -315,6 +322,16 @@ fn local_facts(source: &Source, port: u16, local: bool, dst: Vec<IpAddr>) -> Fac
             .map(|s| s.local_addr)
             .collect();
         facts.container = Some(crate::containers::inside(port, &bound));
+    } else if !listens && crate::containers::Engine::detect().is_some() {
+        // Nothing listens: a container may still publish the port, its forwarder gone.
+        let mut addrs = vec![
+            IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+        ];
+        addrs.extend(dst.iter().copied());
+        if let Ok(Some(inside)) = crate::containers::inside(port, &addrs) {
+            facts.container = Some(Ok(Some(inside)));
+        }
     }
     facts
 }
@@ -631,6 +648,24 @@ fn listening_check(facts: &Facts, listeners: &[&Socket], port: u16, connected: b
         "find the ports that do listen",
         Some("portscope ls --listening".into()),
     ));
+    // A container still publishes the port, but nothing forwards it here: its forwarder was
+    // stopped or killed (`kill` on a docker-proxy), and restarting the server is not the fix.
+    if let Some(Ok(Some(inside))) = &facts.container {
+        let p = &inside.published;
+        return check(
+            "listening",
+            Verdict::Problem,
+            format!(
+                "nothing listens on TCP port {port}, yet container {} (image {}) publishes it: its port forwarder (docker-proxy) is gone, stopped or killed",
+                p.name, p.image
+            ),
+            evidence,
+            vec![fix(
+                "restart the container, which starts its forwarder again",
+                Some(format!("docker restart {}", shell_quote(&p.name))),
+            )],
+        );
+    }
     check(
         "listening",
         Verdict::Problem,
