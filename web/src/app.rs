@@ -376,41 +376,11 @@ impl Fleet {
     }
 }
 
-/// A peer's link as its status pill says it: (class, text, explanation on hover).
+/// A peer's link as its status pill says it: the hub's view (`crate::peers::pill`), with this
+/// page's own stream of it on hover.
 fn peer_status(host: &Host, relay: Option<&Link>) -> (&'static str, String, String) {
-    let (class, text) = match (relay, host.status) {
-        (Some(Link::Live), HostStatus::Live) => ("status live", "live".to_owned()),
-        (Some(Link::Live), HostStatus::Connecting) | (_, HostStatus::Unknown) => {
-            ("status connecting", "connecting…".to_owned())
-        }
-        (Some(Link::Live), HostStatus::Unreachable) => ("status down", "unreachable".to_owned()),
-        (Some(Link::Live), HostStatus::Refused) => (
-            "status error",
-            host.detail.clone().unwrap_or_else(|| "refused".into()),
-        ),
-        (Some(Link::Live), HostStatus::VersionMismatch) => {
-            ("status error", "version mismatch".to_owned())
-        }
-        // The hub's relay of it is not live on this page (yet).
-        _ => ("status connecting", "connecting…".to_owned()),
-    };
-    let mut why: Vec<String> = Vec::new();
-    if let Some(detail) = &host.detail {
-        why.push(detail.clone());
-    }
-    if host.status != HostStatus::Live {
-        why.push(match host.last_live.as_deref().and_then(local_time) {
-            Some(at) => format!("its rows are as of {at}, when it was last live"),
-            None => "never live since the hub started".to_owned(),
-        });
-    }
-    if let Some(url) = &host.url {
-        why.push(url.clone());
-    }
-    if let (Some(name), Some(version)) = (&host.hostname, &host.agent_version) {
-        why.push(format!("{name}, portscope {version}"));
-    }
-    (class, text, why.join(" · "))
+    let last_live = host.last_live.as_deref().and_then(local_time);
+    crate::peers::pill(host, relay.map(|l| matches!(l, Link::Live)), last_live)
 }
 
 /// An RFC 3339 time in the browser's local time and format.
