@@ -1951,6 +1951,38 @@ async fn hub_dashboard(
             "with build-box picked the map is not the peer's: {map}"
         ));
     }
+
+    // The peer's timeline, from its own history relayed by the hub: its listener's bar names
+    // its pid; the hub's own listener has no bar there; Recent changes lists the peer's
+    // opening, not the hub's.
+    click(browser, "#tab-timeline").await?;
+    let title = hover_title(browser, &bar_css(theirs.port, false)).await?;
+    if !title.contains(&format!("pid {}", theirs.pid)) {
+        return Err(format!("the peer's bar does not name its pid: {title:?}"));
+    }
+    let hub_bar = c
+        .execute(
+            &format!(
+                "return document.querySelector(\"{}\") !== null;",
+                bar_css(mine.port, false)
+            ),
+            vec![],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    if hub_bar != serde_json::Value::Bool(false) && mine.port != theirs.port {
+        return Err("with build-box picked the timeline shows the hub's own listener".into());
+    }
+    let recent = wait_for_text(browser, "#recent .events", |t| {
+        lists_opening(t, theirs.port, theirs.pid)
+    })
+    .await
+    .map_err(|e| format!("Recent changes do not list the peer's opening: {e}"))?;
+    if lists_opening(&recent, mine.port, mine.pid) {
+        return Err(format!(
+            "with build-box picked, Recent changes list the hub's own opening: {recent}"
+        ));
+    }
     click(browser, "#tab-sockets").await?;
 
     // All hosts: the hub's listener and the peer's, each with its host.

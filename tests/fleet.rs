@@ -353,9 +353,54 @@ async fn a_hub_shows_each_peer_and_follows_it_going_and_coming_back() {
             "{path} shows a peer's token: {body}"
         );
     }
-    let history = hub.get("/api/v1/history?host=build-box");
-    assert_eq!(history.status, 400, "{}", history.body);
-    assert!(history.body.contains("not_relayed"), "{}", history.body);
+    // The peer's history, relayed: its listener's opening with its pid, which the hub's own
+    // history does not have; and its spans for the timeline.
+    let opened = wait_for(
+        "build-box's history through the hub",
+        Duration::from_secs(30),
+        || {
+            let res = hub.get(&format!(
+                "/api/v1/history?host=build-box&port={}",
+                first.port
+            ));
+            assert_eq!(res.status, 200, "{}", res.body);
+            let events: serde_json::Value = serde_json::from_str(&res.body).unwrap();
+            events["events"]
+                .as_array()?
+                .iter()
+                .find(|e| e["kind"] == "opened")
+                .cloned()
+        },
+    );
+    assert_eq!(opened["pid"], first.pid, "{opened}");
+    let here = hub.get(&format!("/api/v1/history?port={}", first.port));
+    assert!(
+        !here.body.contains(&format!("\"pid\": {}", first.pid))
+            && !here.body.contains(&format!("\"pid\":{}", first.pid)),
+        "the hub's own history knows nothing of it: {}",
+        here.body
+    );
+    let spans = hub.get(&format!(
+        "/api/v1/history/spans?host=build-box&since=1h&port={}",
+        first.port
+    ));
+    let spans: portscope_shared::Spans = serde_json::from_str(&spans.body).unwrap();
+    assert!(
+        spans.spans.iter().any(|s| s.pid == Some(first.pid)),
+        "{spans:?}"
+    );
+    let hello = hub
+        .connect_host("build-box")
+        .await
+        .next(Duration::from_secs(10))
+        .await;
+    let ServerMessage::Hello(hello) = hello else {
+        panic!("Hello first: {hello:?}")
+    };
+    assert!(
+        hello.history,
+        "the peer keeps a history, and the hub relays it"
+    );
 
     // build-box's agent goes away: its rows stay, marked by the host's status.
     one.stop_agent();

@@ -100,7 +100,8 @@ impl Machine {
                 env!("CARGO_BIN_EXE_portscope"),
             ])
             .args(["serve", "--share", &self.addr, "--port", &PORT.to_string()])
-            .args(["--interval", "250ms", "--no-history"])
+            // Its history in its own directory: the hub relays it.
+            .args(["--interval", "250ms"])
             .env("XDG_CONFIG_HOME", self.dir.path())
             .env("XDG_STATE_HOME", self.dir.path())
             .env("XDG_RUNTIME_DIR", self.dir.path())

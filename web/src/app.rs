@@ -475,9 +475,6 @@ pub fn App() -> impl IntoView {
         })
     });
     let doctor = Doctor::new();
-    let timeline = TimelineState::new(events);
-    let on_timeline = Signal::derive(move || tab.get() == Tab::Timeline);
-    keep_base(timeline, hello, table, on_timeline);
     let on_projects = Signal::derive(move || tab.get() == Tab::Projects);
     let projects = ProjectsState::new(
         table,
@@ -511,6 +508,15 @@ pub fn App() -> impl IntoView {
     });
     let one_host_ephemeral =
         Signal::derive(move || fleet.ephemeral(one_host.get().as_deref(), hello));
+    // The Timeline and Recent changes show the picked host's history (a peer's, relayed by
+    // the hub), else this machine's; what that host's agent said of itself.
+    let one_host_hello = Signal::derive(move || match one_host.get() {
+        None => hello.get(),
+        Some(name) => fleet.peer_link(&name).and_then(|l| l.hello.get()),
+    });
+    let timeline = TimelineState::new(events, one_host.into());
+    let on_timeline = Signal::derive(move || tab.get() == Tab::Timeline);
+    keep_base(timeline, one_host_hello, table, on_timeline);
     keep_graph(map, table, one_host, on_map);
 
     // Closed rows leave after their grace period.
@@ -766,14 +772,8 @@ pub fn App() -> impl IntoView {
     let show_port = move |port: u16| {
         let q = port.to_string();
         typed.set(q.clone());
-        // The history and its events are this machine's: a peer picked would hide its row.
-        let local = table.with_untracked(|t| t.local_name().map(str::to_owned));
-        view.update(|v| {
-            v.query = q;
-            if v.host.is_some() && v.host != local {
-                v.host = None;
-            }
-        });
+        // The changes are the picked host's (a peer's, or this machine's): its rows stay shown.
+        view.update(|v| v.query = q);
     };
     let pick = Callback::new(move |e: Event| {
         let key = ListenerKey::of_event(&e);
@@ -782,9 +782,9 @@ pub fn App() -> impl IntoView {
                 .values()
                 .find(|r| {
                     let s = &r.socket;
-                    // The history and its events are this machine's.
+                    // The changes are the timeline's host's.
                     r.closed_at.is_none()
-                        && s.host.is_none()
+                        && s.host == timeline.host.get_untracked()
                         && s.is_listening()
                         && ListenerKey::of_socket(s) == key
                         && e.pid.is_some_and(|p| s.pids.contains(&p))
@@ -802,7 +802,8 @@ pub fn App() -> impl IntoView {
                 selected.set(Some(id));
             }
             (_, _, Some(t)) => {
-                let live = table.with_untracked(|tb| live_row(tb, &t));
+                let host = timeline.host.get_untracked();
+                let live = table.with_untracked(|tb| live_row(tb, &t, host.as_deref()));
                 selected.set(live.clone());
                 tab.set(Tab::Timeline);
                 timeline.show(t, live);
@@ -1067,7 +1068,8 @@ pub fn App() -> impl IntoView {
             <Timeline
                 state=timeline
                 active=on_timeline
-                hello
+                hello=one_host_hello
+                host_note=one_host_note
                 table
                 query=Signal::derive(move || view.with(|v| v.query.clone()))
                 selected
@@ -1075,7 +1077,7 @@ pub fn App() -> impl IntoView {
             <Map state=map active=on_map table host=one_host host_note=one_host_note query=Signal::derive(move || view.with(|v| v.query.clone())) open=open_in_table />
             <PortSpace active=on_ports table host=one_host ephemeral=one_host_ephemeral host_note=one_host_note query=Signal::derive(move || view.with(|v| v.query.clone())) open=open_in_table />
             </div>
-            <RecentChanges hello events query=Signal::derive(move || view.with(|v| v.query.clone())) pick />
+            <RecentChanges hello=one_host_hello events query=Signal::derive(move || view.with(|v| v.query.clone())) pick host=one_host.into() />
             <Detail selected table hello doctor fleet now=timeline.now />
             <TenureDetail state=timeline selected on_port=to_port />
             <LinkDetail state=map active=on_map table host=one_host open=open_in_table />
@@ -1286,22 +1288,25 @@ fn Detail(
             conns.set(None);
             return;
         };
-        // The history is this machine's: a hub does not relay its peers'.
-        let port = table.with_untracked(|t| {
+        // The row's machine's history: this agent's, or a peer's (relayed by the hub).
+        let row = table.with_untracked(|t| {
             t.rows
                 .get(&id)
-                .filter(|r| {
-                    r.socket.host.is_none()
-                        && r.socket.proto == Proto::Tcp
-                        && r.socket.is_listening()
-                })
-                .map(|r| r.socket.local_port)
+                .filter(|r| r.socket.proto == Proto::Tcp && r.socket.is_listening())
+                .map(|r| (r.socket.local_port, r.socket.host.clone()))
         });
-        let Some(port) = port else {
+        let Some((port, host)) = row else {
             conns.set(None);
             return;
         };
-        if hello.with_untracked(|h| h.as_ref().is_some_and(|h| !h.history)) {
+        let keeps_none = match &host {
+            None => hello.with_untracked(|h| h.as_ref().is_some_and(|h| !h.history)),
+            Some(name) => fleet
+                .peer_link(name)
+                .and_then(|l| l.hello.get_untracked())
+                .is_some_and(|h| !h.history),
+        };
+        if keeps_none {
             conns.set(Some((
                 id,
                 Some(Err(
@@ -1314,10 +1319,8 @@ fn Detail(
             conns.set(Some((id.clone(), None)));
         }
         leptos::task::spawn_local(async move {
-            let answer = api::get::<ConnectionHistory>(&format!(
-                "/api/v1/history/connections?port={port}&since=1h"
-            ))
-            .await;
+            let path = format!("/api/v1/history/connections?port={port}&since=1h");
+            let answer = api::get::<ConnectionHistory>(&api::on_host(&path, host.as_deref())).await;
             if selected.with_untracked(|s| s.as_deref() == Some(id.as_str())) {
                 now.set(js_sys::Date::now());
                 conns.set(Some((id, Some(answer))));

@@ -67,7 +67,9 @@ impl Metrics {
         ClientGuard(self.websocket_clients.clone(), local)
     }
 
-    /// How many WebSocket clients (dashboards) are connected now.
+    /// How many WebSocket clients (dashboards) are connected now (exported as
+    /// `portscope_websocket_clients`; read here by the tests).
+    #[cfg(test)]
     pub fn clients(&self) -> i64 {
         self.websocket_clients.get()
     }

@@ -126,7 +126,7 @@ impl PeerHost {
     /// it, with this agent's protocol version (the hub speaks it to the browser).
     pub fn hello(&self) -> Hello {
         let status = self.status();
-        let mut hello = status.hello.unwrap_or_else(|| Hello {
+        status.hello.unwrap_or_else(|| Hello {
             protocol_version: portscope_shared::PROTOCOL_VERSION,
             agent_version: String::new(),
             hostname: self.peer.name.clone(),
@@ -136,10 +136,7 @@ impl PeerHost {
             can_kill: false,
             history: false,
             kill_scope: None,
-        });
-        // The peer's history is not relayed (yet): the timeline shows this machine's.
-        hello.history = false;
-        hello
+        })
     }
 
     fn status(&self) -> Status {

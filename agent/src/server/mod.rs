@@ -116,14 +116,14 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             peers::on_peer,
         ));
-    // This machine's history only: a hub does not relay its peers' (yet).
+    // A peer's history is the peer's to answer: relayed like the doctor's routes.
     let history = Router::new()
         .route("/api/v1/history", get(history::history))
         .route("/api/v1/history/spans", get(history::spans))
         .route("/api/v1/history/connections", get(history::connections))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
-            peers::local_only,
+            peers::on_peer,
         ));
     let api = Router::new()
         .route("/api/v1/snapshot", get(snapshot))

@@ -1,7 +1,7 @@
 //! A hub's peers over HTTP (#13): `GET /api/v1/hosts`, which machine a `?host=` names, and the
-//! doctor's routes sent on to the peer that `?host=` names — with the peer's token, which the
-//! browser never sees; the peer's own rules answer (a read-only peer refuses `kill`, its `why`
-//! probes its own addresses only).
+//! doctor's and the history's routes sent on to the peer that `?host=` names — with the peer's
+//! token, which the browser never sees; the peer's own rules answer (a read-only peer refuses
+//! `kill`, its `why` probes its own addresses only).
 
 use axum::Json;
 use axum::body::{Body, Bytes};
@@ -81,25 +81,9 @@ pub async fn hosts(State(app): State<AppState>) -> Response {
     Json(Hosts { hosts }).into_response()
 }
 
-/// In front of the routes that answer for this machine only (the history): a `?host=` naming
-/// a peer is a 400 `not_relayed`, not this machine's answer under the peer's name.
-pub async fn local_only(State(app): State<AppState>, req: Request, next: Next) -> Response {
-    match which(&app, req.uri()) {
-        Ok(Which::Local) => next.run(req).await,
-        Ok(Which::Peer(peer)) => super::doctor::error(
-            StatusCode::BAD_REQUEST,
-            "not_relayed",
-            format!(
-                "the hub does not relay peer `{}`'s history; open its own dashboard for it",
-                peer.peer.name
-            ),
-        ),
-        Err(unknown) => unknown.into_response(),
-    }
-}
-
-/// In front of the doctor's routes: a request with `?host=` naming a peer goes to that peer
-/// (without `host`), and its answer comes back as it is; others go on here.
+/// In front of the doctor's and the history's routes: a request with `?host=` naming a peer goes
+/// to that peer (without `host`), and its answer comes back as it is (JSON only); others go on
+/// here.
 pub async fn on_peer(State(app): State<AppState>, req: Request, next: Next) -> Response {
     let peer = match which(&app, req.uri()) {
         Ok(Which::Local) => return next.run(req).await,

@@ -145,28 +145,28 @@ impl ProjectsState {
         }
     }
 
-    /// Asks the history when this machine's listeners opened, when their set changes.
+    /// Asks the history when the listeners shown opened — this machine's, and a hub's peers'
+    /// from their own histories (relayed by the hub) — when their set changes.
     pub fn keep_opened(self, hello: RwSignal<Option<Hello>>, active: Signal<bool>) {
         let request = StoredValue::new(0u64);
-        let ports = Memo::new(move |_| {
+        let hosts = Memo::new(move |_| {
             self.projects.with(|p| {
-                let mut keys: Vec<ServiceKey> = p
-                    .services()
-                    .map(|(_, s)| s.key())
-                    .filter(|k| k.host.is_none())
-                    .collect();
-                keys.sort();
-                keys.dedup();
-                keys
+                let mut hosts: Vec<Option<String>> =
+                    p.services().map(|(_, s)| s.key().host).collect();
+                hosts.sort();
+                hosts.dedup();
+                hosts
             })
         });
         Effect::new(move |_| {
-            let keys = ports.get();
-            if !active.get() || hello.with(|h| h.as_ref().map(|h| h.history)) != Some(true) {
+            let mut hosts = hosts.get();
+            if !active.get() || hosts.is_empty() {
                 return;
             }
-            if keys.is_empty() {
-                return;
+            // This agent's history only when it keeps one; a peer without one answers 404,
+            // and its services show no uptime.
+            if hello.with(|h| h.as_ref().map(|h| h.history)) != Some(true) {
+                hosts.retain(Option::is_some);
             }
             let n = request.get_value() + 1;
             request.set_value(n);
@@ -174,24 +174,27 @@ impl ProjectsState {
             let since = time::format_utc(js_sys::Date::now() - 1000.0);
             let path = format!("/api/v1/history/spans?since={since}&limit=5000");
             leptos::task::spawn_local(async move {
-                let Ok(spans) = api::get::<Spans>(&path).await else {
-                    return;
-                };
-                if request.get_value() != n {
-                    return;
-                }
                 let mut opened: HashMap<ServiceKey, f64> = HashMap::new();
-                for s in spans.spans.iter().filter(|s| s.end.is_none()) {
-                    let Some(start) = time::parse(&s.start) else {
+                for host in hosts {
+                    let Ok(spans) = api::get::<Spans>(&api::on_host(&path, host.as_deref())).await
+                    else {
                         continue;
                     };
-                    let key = ServiceKey {
-                        host: None,
-                        proto: s.proto,
-                        port: s.local_port,
-                    };
-                    let at = opened.entry(key).or_insert(start);
-                    *at = at.min(start);
+                    if request.get_value() != n {
+                        return;
+                    }
+                    for s in spans.spans.iter().filter(|s| s.end.is_none()) {
+                        let Some(start) = time::parse(&s.start) else {
+                            continue;
+                        };
+                        let key = ServiceKey {
+                            host: host.clone(),
+                            proto: s.proto,
+                            port: s.local_port,
+                        };
+                        let at = opened.entry(key).or_insert(start);
+                        *at = at.min(start);
+                    }
                 }
                 self.opened.set(opened);
             });

@@ -36,6 +36,9 @@ pub const RECENT: usize = 50;
 /// Most spans one request asks for (the route's maximum): a week of 200 restless ports.
 const SPANS_LIMIT: usize = 20_000;
 
+/// How often a peer's timeline asks its history again (no live events come for it).
+const PEER_REFETCH_MS: f64 = 10_000.0;
+
 /// Presets: (button text, length).
 const PRESETS: [(&str, f64); 3] = [
     ("Last hour", HOUR_MS),
@@ -71,14 +74,26 @@ pub struct TimelineState {
     /// Base and live events merged (shared with each drawing made from it, whose bars name
     /// tenures by their index in it).
     pub tenures: Memo<Arc<Vec<Tenure>>>,
+    /// Whose listeners it shows: this machine's (`None`), or a hub's peer's, from the peer's
+    /// history relayed by the hub (fetched again every [`PEER_REFETCH_MS`]: the page gets no
+    /// live events of a peer).
+    pub host: Signal<Option<String>>,
 }
 
 impl TimelineState {
-    pub fn new(events: RwSignal<Vec<Event>>) -> Self {
+    pub fn new(events: RwSignal<Vec<Event>>, host: Signal<Option<String>>) -> Self {
         let now = RwSignal::new(js_sys::Date::now());
         let base = RwSignal::new(Vec::new());
+        // The live events are this machine's: a peer's timeline is its history alone.
         let tenures = Memo::new(move |_| {
-            Arc::new(base.with(|b: &Vec<Tenure>| events.with(|e| merge(b.clone(), e))))
+            let local = host.with(Option::is_none);
+            Arc::new(base.with(|b: &Vec<Tenure>| {
+                if local {
+                    events.with(|e| merge(b.clone(), e))
+                } else {
+                    merge(b.clone(), &[])
+                }
+            }))
         });
         Self {
             window: RwSignal::new(Window::last(HOUR_MS, now.get_untracked())),
@@ -89,6 +104,7 @@ impl TimelineState {
             picked: RwSignal::new(None),
             now,
             tenures,
+            host,
         }
     }
 
@@ -111,9 +127,9 @@ impl TimelineState {
     }
 }
 
-/// The table row of a tenure's listener while the same owner still holds it (this machine's
-/// rows only: the timeline is this machine's).
-pub fn live_row(table: &Table, t: &Tenure) -> Option<String> {
+/// The table row of a tenure's listener while the same owner still holds it, among the rows
+/// of `host` (the timeline's machine).
+pub fn live_row(table: &Table, t: &Tenure, host: Option<&str>) -> Option<String> {
     if t.end.is_some() {
         return None;
     }
@@ -123,7 +139,7 @@ pub fn live_row(table: &Table, t: &Tenure) -> Option<String> {
         .find(|r| {
             let s = &r.socket;
             r.closed_at.is_none()
-                && s.host.is_none()
+                && s.host.as_deref() == host
                 && s.is_listening()
                 && ListenerKey::of_socket(s) == t.key
                 && s.owner == OwnerStatus::Known
@@ -155,22 +171,36 @@ pub fn tenure_of_event(tenures: &[Tenure], e: &Event) -> Option<Tenure> {
 /// leaves what was fetched), or, without a history, the listeners open when the page opened.
 pub fn keep_base(
     state: TimelineState,
-    hello: RwSignal<Option<Hello>>,
+    hello: Signal<Option<Hello>>,
     table: RwSignal<Table>,
     active: Signal<bool>,
 ) {
     let request = StoredValue::new(0u64);
-    let seeded = StoredValue::new(false);
+    let seeded = StoredValue::new(None::<Option<String>>);
+    // Another machine picked: what was fetched or seeded is the other one's.
+    let shown = StoredValue::new(None::<Option<String>>);
+    // When a peer's spans were fetched (its timeline has no live events to move it on).
+    let fetched_at = StoredValue::new(0.0f64);
     Effect::new(move |_| {
+        let host = state.host.get();
+        if shown.get_value().as_ref() != Some(&host) {
+            shown.set_value(Some(host.clone()));
+            state.fetched.set(None);
+            state.base.set(Vec::new());
+            state.picked.set(None);
+        }
         let Some(history) = hello.with(|h| h.as_ref().map(|h| h.history)) else {
             return;
         };
         if !history {
-            // Once: what is open now began at the latest now, as far as this page knows.
-            if !seeded.get_value() && table.with(|t| t.loaded(None)) {
-                seeded.set_value(true);
+            // Once per machine: what is open now began at the latest now, as far as this page
+            // knows.
+            if seeded.get_value().as_ref() != Some(&host)
+                && table.with(|t| t.loaded(host.as_deref()))
+            {
+                seeded.set_value(Some(host.clone()));
                 let now = js_sys::Date::now();
-                let seeds = table.with_untracked(|t| seed_tenures(t, now));
+                let seeds = table.with_untracked(|t| seed_tenures(t, now, host.as_deref()));
                 state.base.set(seeds);
             }
             return;
@@ -179,15 +209,21 @@ pub fn keep_base(
             return;
         }
         let window = state.window.get();
-        let now = state.now.get_untracked();
+        let now = if host.is_some() {
+            state.now.get()
+        } else {
+            state.now.get_untracked()
+        };
         let covered = state.fetched.with(|f| {
             f.is_some_and(|(start, end)| {
                 start <= window.start && end.is_none_or(|e| e >= window.end)
             })
         });
-        if covered {
+        let stale = host.is_some() && now - fetched_at.get_value() > PEER_REFETCH_MS;
+        if covered && !stale {
             return;
         }
+        fetched_at.set_value(now);
         // A margin on each side, so that a little panning needs no new request.
         let since = window.start - window.len() / 2.0;
         let until = (window.end + window.len() / 2.0 < now - MINUTE_MS)
@@ -201,6 +237,7 @@ pub fn keep_base(
         if let Some(until) = until {
             path.push_str(&format!("&until={}", time::format_utc(until)));
         }
+        let path = api::on_host(&path, host.as_deref());
         // Mark it fetched at once, so that the ticks of the clock ask no second time.
         state.fetched.set(Some((since, until)));
         leptos::task::spawn_local(async move {
@@ -228,16 +265,19 @@ pub fn keep_base(
     });
 }
 
-/// This machine's listeners in the table as tenures that began no later than `now`.
-fn seed_tenures(table: &Table, now: f64) -> Vec<Tenure> {
+/// The listeners of `host` (this machine's: `None`) in the table as tenures that began no later
+/// than `now`.
+fn seed_tenures(table: &Table, now: f64, host: Option<&str>) -> Vec<Tenure> {
     table
         .rows
         .values()
-        .filter(|r| r.closed_at.is_none() && r.socket.host.is_none() && r.socket.is_listening())
+        .filter(|r| {
+            r.closed_at.is_none() && r.socket.host.as_deref() == host && r.socket.is_listening()
+        })
         .map(|r| {
             let s = &r.socket;
             let pid = s.pids.first().copied();
-            let process = pid.and_then(|p| table.process(None, p));
+            let process = pid.and_then(|p| table.process(host, p));
             Tenure {
                 key: ListenerKey::of_socket(s),
                 pid,
@@ -262,10 +302,12 @@ fn seed_tenures(table: &Table, now: f64) -> Vec<Tenure> {
 pub fn Timeline(
     state: TimelineState,
     active: Signal<bool>,
-    hello: RwSignal<Option<Hello>>,
+    hello: Signal<Option<Hello>>,
     table: RwSignal<Table>,
     query: Signal<String>,
     selected: RwSignal<Option<String>>,
+    /// On a hub with all hosts picked: that the timeline is this machine's alone.
+    host_note: Signal<Option<String>>,
 ) -> impl IntoView {
     let offset = offset_min();
     let plot_ref = NodeRef::<html::Div>::new();
@@ -423,7 +465,8 @@ pub fn Timeline(
         }
     });
     let open = move |tenure: Tenure| {
-        let row = table.with_untracked(|t| live_row(t, &tenure));
+        let row =
+            table.with_untracked(|t| live_row(t, &tenure, state.host.get_untracked().as_deref()));
         selected.set(row.clone());
         state.picked.set(Some(Picked {
             tenure,
@@ -802,6 +845,7 @@ pub fn Timeline(
             {move || no_history().then(|| view! {
                 <p class="note" id="timeline-no-history">"This agent keeps no history (started with --no-history): showing changes since this page opened."</p>
             })}
+            {move || host_note.get().map(|n| view! { <p class="note" id="timeline-host-note">{n}</p> })}
             {move || state.note.get().map(|n| view! { <p class="note" id="timeline-note">{n}</p> })}
             <p class="hint muted">"Drag or Shift+wheel to pan, Ctrl+wheel to zoom; arrow keys move between bars, Enter opens one. Under an HTTP server's bar, a line shows its health checks: "<span class="key health-up-key"></span>" up, "<span class="key health-down-key"></span>" down."</p>
             <div
@@ -867,21 +911,36 @@ fn focus_stop(scroll: bool) {
 /// or its bar (`pick`).
 #[component]
 pub fn RecentChanges(
-    hello: RwSignal<Option<Hello>>,
+    hello: Signal<Option<Hello>>,
     events: RwSignal<Vec<Event>>,
     query: Signal<String>,
     pick: Callback<Event>,
+    /// Whose changes: this machine's (`None`), or a hub's peer's from its relayed history.
+    host: Signal<Option<String>>,
 ) -> impl IntoView {
     let offset = offset_min();
     let history = RwSignal::new(Vec::<Event>::new());
     let failed = RwSignal::new(None::<String>);
     let request = StoredValue::new(0u64);
+    // A peer's changes come from its history alone: asked again every little while.
+    let again = RwSignal::new(0u32);
+    set_interval(
+        move || {
+            if host.with_untracked(Option::is_some) {
+                again.update(|n| *n += 1);
+            }
+        },
+        Duration::from_millis(PEER_REFETCH_MS as u64),
+    );
     // The last hour from the history: of the filter's port when it names one (a busy machine's
     // last 50 changes would leave it out), else of every port; asked again when that changes.
     let asked_port = Memo::new(move |_| query.with(|q| port_of(q)));
     Effect::new(move |_| {
         let port = asked_port.get();
+        let host = host.get();
+        again.track();
         if hello.with(|h| h.as_ref().map(|h| h.history)) != Some(true) {
+            history.set(Vec::new());
             return;
         }
         let n = request.get_value() + 1;
@@ -891,6 +950,10 @@ pub fn RecentChanges(
         if let Some(port) = port {
             paths.push(format!("{}&port={port}", paths[0]));
         }
+        let paths: Vec<String> = paths
+            .iter()
+            .map(|p| api::on_host(p, host.as_deref()))
+            .collect();
         leptos::task::spawn_local(async move {
             #[derive(serde::Deserialize)]
             struct Answer {
@@ -920,11 +983,17 @@ pub fn RecentChanges(
         });
     });
     let list = Memo::new(move |_| {
+        // The live events are this machine's.
+        let local = host.with(Option::is_none);
         query.with(|q| {
             history.with(|h| {
                 events.with(|live| {
                     let h: Vec<Event> = h.iter().filter(|e| matches(e, q)).cloned().collect();
-                    let live: Vec<Event> = live.iter().filter(|e| matches(e, q)).cloned().collect();
+                    let live: Vec<Event> = live
+                        .iter()
+                        .filter(|e| local && matches(e, q))
+                        .cloned()
+                        .collect();
                     recent(&h, &live, RECENT)
                 })
             })
