@@ -2415,6 +2415,8 @@ async fn the_projects_map_and_port_space_fit_a_narrow_window() {
     let repo = crate::support::git_checkout(dir.path(), "shop-app");
     let server = Situation::start_in(&repo, &["keep", "127.0.0.1"]);
     let client = Situation::start(&["dial", &server.port.to_string(), "3"]);
+    // A pre-fork server beside it: a service line with a long list of owners.
+    let _crowd = Situation::start_in(&repo, &["prefork", "127.0.0.1", "14"]);
     let port = server.port;
     let agent = Agent::start();
     let browser = Browser::start().await;

@@ -13,6 +13,8 @@ line, and keeps it until stdin closes.
   child HOST             a child process holds the listener; prints the child's pid
   files DIR              an HTTP server on 127.0.0.1 serving the files in DIR
   many N                 N UDP sockets on 127.0.0.1 (a state too large for one message)
+  prefork HOST N         a pre-fork server: a listener on HOST and N workers that inherit it
+                         (each ends with its parent)
 """
 import http.server
 import json
@@ -181,6 +183,20 @@ elif mode == "files":
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Files)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     report(server.server_address[1])
+elif mode == "prefork":
+    import ctypes
+    import os
+    import time
+
+    s = listener(sys.argv[2])
+    keep.append(s)
+    for _ in range(int(sys.argv[3])):
+        if os.fork() == 0:
+            # PR_SET_PDEATHSIG: the worker ends with its parent, however that ends.
+            ctypes.CDLL(None).prctl(1, signal.SIGTERM)
+            while True:
+                time.sleep(60)
+    report(s.getsockname()[1])
 elif mode == "child":
     child = subprocess.Popen(
         [sys.executable, __file__, "listen", sys.argv[2]],

@@ -231,6 +231,38 @@ pub fn group(table: &Table, host: Option<&str>, query: &str) -> Projects {
     }
 }
 
+/// Most pids a service line names per program; the rest are counted ("and 12 more").
+const PIDS_SHOWN: usize = 3;
+
+/// The owners as a service line names them, short enough for a narrow card: each program once,
+/// with its first pids (`nginx (pids 10, 11, 12 and 5 more)`, `node (pid 42)`).
+pub fn owners_text(procs: &[&Process]) -> String {
+    let mut programs: Vec<(&str, Vec<u32>)> = Vec::new();
+    for p in procs {
+        match programs.iter_mut().find(|(name, _)| *name == p.name) {
+            Some((_, pids)) => pids.push(p.pid),
+            None => programs.push((&p.name, vec![p.pid])),
+        }
+    }
+    programs
+        .into_iter()
+        .map(|(name, pids)| match pids.as_slice() {
+            [pid] => format!("{name} (pid {pid})"),
+            _ => {
+                let shown: Vec<String> = pids.iter().take(PIDS_SHOWN).map(u32::to_string).collect();
+                let more = pids.len().saturating_sub(PIDS_SHOWN);
+                let more = if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                };
+                format!("{name} (pids {}{more})", shown.join(", "))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The owners that make a service: the pids, or nothing for a hidden owner.
 fn owner_key(s: &Socket) -> Vec<u32> {
     let mut pids = s.pids.clone();
@@ -254,11 +286,7 @@ fn service(
             OwnerStatus::Hidden => "a hidden process".to_owned(),
             _ => "no process".to_owned(),
         });
-    let owners = procs
-        .iter()
-        .map(|p| format!("{} (pid {})", p.name, p.pid))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let owners = owners_text(procs);
     let addresses: BTreeSet<String> = sockets
         .iter()
         .map(|s| match s.local_addr {

@@ -363,3 +363,25 @@ fn uptimes_read_as_people_say_them() {
     assert_eq!(uptime(0.0, 50.0 * 3_600_000.0), "up 2 d 2 h");
     assert_eq!(uptime(10.0, 0.0), "up 0 s", "a clock behind the agent's");
 }
+
+#[test]
+fn many_owners_are_named_once_per_program_with_their_first_pids() {
+    let procs: Vec<Process> = [
+        (10, "nginx"),
+        (11, "nginx"),
+        (12, "nginx"),
+        (13, "nginx"),
+        (14, "nginx"),
+        (20, "php-fpm"),
+    ]
+    .iter()
+    .map(|&(pid, name)| process(pid, name, None))
+    .collect();
+    let refs: Vec<&Process> = procs.iter().collect();
+    assert_eq!(
+        owners_text(&refs),
+        "nginx (pids 10, 11, 12 and 2 more), php-fpm (pid 20)"
+    );
+    assert_eq!(owners_text(&refs[..2]), "nginx (pids 10, 11)");
+    assert_eq!(owners_text(&[]), "");
+}

@@ -418,7 +418,7 @@ fn service(
                 <span class="mono port">{format!(":{}{proto}", s.port)}</span>
                 <span class="who">
                     <span class="program">{s.program.clone()}</span>
-                    <span class="muted small owners">{s.owners.clone()}</span>
+                    <span class="muted small owners" title=s.owners.clone()>{s.owners.clone()}</span>
                 </span>
             </button>
             <span class="meta">
