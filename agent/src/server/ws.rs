@@ -142,6 +142,7 @@ pub async fn serve<S, E>(
                     let text = e.to_string();
                     if text.contains("Space limit exceeded") || text.contains("too long") || text.contains("too big") {
                         close(&mut tx, 1009, "message too big: at most 64 KiB (frames 16 KiB)").await;
+                        linger(&mut rx).await;
                     }
                     break;
                 }
@@ -183,6 +184,28 @@ pub async fn serve<S, E>(
     // Sends the reply to a client's Close (queued by the WebSocket layer), or our own — within a
     // second: a client that does not read must not keep its slot by never taking the Close.
     let _ = tokio::time::timeout(Duration::from_secs(1), tx.close()).await;
+}
+
+/// How long a connection closed for an oversized message stays open for the client to read
+/// the Close.
+const LINGER: Duration = Duration::from_secs(1);
+
+/// After a Close sent while the client was still sending (the rest of an oversized message):
+/// the connection stays open until the client ends it or [`LINGER`] passes, what it sends read
+/// and dropped. Closed at once, the unread bytes would make the kernel answer with a reset,
+/// which can reach the client before it read the Close.
+async fn linger<R, E>(rx: &mut R)
+where
+    R: Stream<Item = Result<Message, E>> + Unpin,
+{
+    let deadline = Instant::now() + LINGER;
+    while let Ok(Some(item)) = tokio::time::timeout_at(deadline, rx.next()).await {
+        if item.is_err() {
+            // The stream cannot go on: wait out the rest without reading.
+            tokio::time::sleep_until(deadline).await;
+            break;
+        }
+    }
 }
 
 /// Sends a Close frame, giving up quickly when the client does not take it.
