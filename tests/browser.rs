@@ -591,25 +591,48 @@ async fn troubleshoot(
 /// `new WebSocket` against the agent: nothing is read, nothing opens.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_page_from_another_origin_reads_nothing() {
-    let agent = Agent::start();
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/support/attacker");
     let attacker = crate::support::Situation::start(&["files", dir]);
+    // The control: the same page from an origin the agent was told to allow (`localhost`, the
+    // attack's is `127.0.0.1`) does open the stream — the agent is there, and answers a page.
+    let allowed = format!("http://localhost:{}", attacker.port);
+    let agent = Agent::start_with(&["--allow-origin", &allowed]);
     let browser = Browser::start().await;
-    let url = format!(
-        "http://127.0.0.1:{}/index.html?agent=127.0.0.1:{}&token={}",
-        attacker.port, agent.port, agent.token
+    let page = |origin: &str| {
+        format!(
+            "{origin}/index.html?agent=127.0.0.1:{}&token={}",
+            agent.port, agent.token
+        )
+    };
+    let (attack, control) = (
+        page(&format!("http://127.0.0.1:{}", attacker.port)),
+        page(&allowed),
     );
     let result = async {
-        browser.client.goto(&url).await.map_err(|e| e.to_string())?;
-        let text = wait_for_text(&browser, "#out", |t| {
-            serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(t)
-                .is_ok_and(|m| m.len() == 6)
-        })
-        .await?;
-        Ok::<_, String>(text)
+        let mut texts = Vec::new();
+        for url in [&attack, &control] {
+            browser.client.goto(url).await.map_err(|e| e.to_string())?;
+            texts.push(
+                wait_for_text(&browser, "#out", |t| {
+                    serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(t)
+                        .is_ok_and(|m| m.len() == 6)
+                })
+                .await?,
+            );
+        }
+        Ok::<_, String>(texts)
     }
     .await;
-    let text = browser.finish(result).await;
+    let texts = browser.finish(result).await;
+    let control: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&texts[1]).unwrap();
+    eprintln!("the same page from an allowed origin: {}", texts[1]);
+    assert!(
+        matches!(control["websocket"].as_str(), Some("OPENED" | "MESSAGE")),
+        "the control page could not open the agent's stream, so the refusals below prove nothing: {}",
+        texts[1]
+    );
+    let text = texts[0].clone();
     let results: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text).unwrap();
     eprintln!("a page on another origin, with the token: {text}");
     for (attempt, outcome) in &results {

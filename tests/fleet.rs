@@ -339,18 +339,34 @@ async fn a_hub_shows_each_peer_and_follows_it_going_and_coming_back() {
         metrics.contains("portscope_peer_up{peer=\"build-box\"} 1"),
         "{metrics}"
     );
-    // The peers' tokens stay in the hub: in nothing it answers.
+    // The peers' tokens stay in the hub: in nothing it answers — routes, relayed doctor
+    // answers, and the relayed stream's frames.
+    let who = format!("/api/v1/who?host=build-box&port={}", first.port);
+    let why = format!("/api/v1/why?host=build-box&target=127.0.0.1:{}", first.port);
     for path in [
         "/api/v1/hosts",
         "/api/v1/snapshot?host=build-box",
         "/api/v1/graph?host=build-box",
         "/metrics",
         "/api/v1/history?host=build-box",
+        "/api/v1/history/spans?host=build-box&since=1h",
+        &who,
+        &why,
     ] {
-        let body = hub.get(path).body;
+        let res = hub.get(path);
+        assert_eq!(res.status, 200, "{path}: {}", res.body);
         assert!(
-            !body.contains(&one.token) && !body.contains(&two.token),
-            "{path} shows a peer's token: {body}"
+            !res.body.contains(&one.token) && !res.body.contains(&two.token),
+            "{path} shows a peer's token: {}",
+            res.body
+        );
+    }
+    let mut stream = hub.connect_host("build-box").await;
+    for _ in 0..2 {
+        let frame = serde_json::to_string(&stream.next(Duration::from_secs(10)).await).unwrap();
+        assert!(
+            !frame.contains(&one.token) && !frame.contains(&two.token),
+            "a relayed frame shows a peer's token: {frame}"
         );
     }
     // The peer's history, relayed: its listener's opening with its pid, which the hub's own

@@ -299,10 +299,24 @@ fn no_hostile_host_or_origin_gets_through() {
                 ("Authorization", &auth),
             ],
         );
-        if ws == 101 {
-            accepted.push(format!("ws Origin {origin:?} -> 101"));
+        // The Origin guard's own 403, exactly: not a 400 of the parser, not a 101.
+        if ws != 403 {
+            accepted.push(format!("ws Origin {origin:?} -> {ws} (not 403)"));
         }
     }
+    // The same request with the dashboard's own Origin is upgraded: the refusals above are the
+    // Origin's doing.
+    let own_origin = format!("http://{own_host}");
+    let own = upgrade(
+        &agent,
+        "/api/v1/ws",
+        &[
+            ("Host", &own_host),
+            ("Origin", &own_origin),
+            ("Authorization", &auth),
+        ],
+    );
+    assert_eq!(own, 101, "the dashboard's own Origin is upgraded");
     eprintln!(
         "hostile inputs tried: {} Hosts x 2 routes, {} Origins; accepted: {}",
         hosts.len(),

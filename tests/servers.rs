@@ -103,7 +103,13 @@ fn why_sends_nothing_to_redis_or_postgresql_and_suggests_their_clients() {
         );
     }
 
-    std::thread::sleep(Duration::from_millis(500));
+    // Each server logs a marker of the test's own after `why`'s visits: anything they logged of
+    // those visits is in the logs by then.
+    redis_log_marker(&format!("[::1]:{}", redis.port), &redis);
+    let marker = format!("portscope-marker-{}", std::process::id());
+    let mut psql = pg.session(&format!("DO $$BEGIN RAISE LOG '{marker}'; END$$"));
+    let _ = psql.wait();
+    wait_log("PostgreSQL to log the marker", || pg.log(), &marker);
     let (redis_log, pg_log) = (redis.log(), pg.log());
     assert!(!redis_log.contains("SECURITY ATTACK"), "{redis_log}");
     for complaint in [
