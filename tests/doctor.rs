@@ -1335,11 +1335,19 @@ fn wait_blocks_until_ports_are_ready_and_says_why_when_they_are_not() {
     );
     drop(listener);
 
+    // A port that never opens: `wait` waits the whole timeout (not a moment less), then says
+    // why, within a margin past it.
     let closed = crate::support::free_port().to_string();
-    let (code, _, err) = run_cli(&["wait", &closed, "--timeout", "1s", "--host", "127.0.0.1"]);
+    let started = std::time::Instant::now();
+    let (code, _, err) = run_cli(&["wait", &closed, "--timeout", "2s", "--host", "127.0.0.1"]);
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(12),
+        "wait --timeout 2s returned after {took:?}"
+    );
     assert_eq!(code, 1, "{err}");
     assert!(
-        err.contains(&format!("port {closed} is not ready after 1s"))
+        err.contains(&format!("port {closed} is not ready after 2s"))
             && err.contains(&format!("nothing listens on TCP port {closed}")),
         "the reason, in the doctor's words: {err}"
     );
@@ -1371,16 +1379,22 @@ fn wait_blocks_until_ports_are_ready_and_says_why_when_they_are_not() {
         waiting.try_wait().unwrap()
     });
     assert!(status.success(), "{status:?}");
+    let started = std::time::Instant::now();
     let (code, _, err) = run_cli(&[
         "wait",
         &http_port,
         "--http",
         "/missing",
         "--timeout",
-        "500ms",
+        "2s",
         "--host",
         "127.0.0.1",
     ]);
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(12),
+        "a 404 kept it waiting the whole timeout: returned after {took:?}"
+    );
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("404"), "{err}");
 

@@ -128,10 +128,12 @@ pub async fn run(args: WaitArgs) -> anyhow::Result<bool> {
         if pending.is_empty() {
             return Ok(true);
         }
-        if Instant::now() + EVERY >= deadline {
+        // The whole timeout, not a moment less: the last try is at the deadline itself.
+        let now = Instant::now();
+        if now >= deadline {
             break;
         }
-        tokio::time::sleep(EVERY).await;
+        tokio::time::sleep_until((now + EVERY).min(deadline).into()).await;
     }
     // Not ready: say why, in the doctor's words.
     let mut err = std::io::stderr().lock();
