@@ -187,7 +187,7 @@ async fn http_listeners_are_checked_while_a_dashboard_is_open() {
             .into_iter()
             .find(|s| s.local_port == port && s.is_listening())
     };
-    let seen = wait_for("the server as HTTP", Duration::from_secs(10), || {
+    wait_for("the server as HTTP", Duration::from_secs(10), || {
         listener(&probing, port).filter(|s| s.http)
     });
     // A round runs at once when a dashboard opens, the health loop looking every second: three

@@ -666,3 +666,57 @@ async fn a_shared_agent_sends_no_http_for_a_remote_client() {
     let _ = server.kill();
     let _ = server.wait();
 }
+
+/// A hub keeps at most `--peer-max-size` of a peer: a peer whose processes' command lines
+/// weigh more (here 24 listeners, each with a 30 KB argument: about 700 KB) is cut off with a
+/// status that says so, and the hub's memory is measured; a hub with room for it shows it live.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_peer_past_the_hubs_budget_is_cut_off_saying_so() {
+    use portscope_shared::HostStatus;
+    let machine = Machine::start();
+    let filler = "x".repeat(30_000);
+    let heavy: Vec<Situation> = (0..24)
+        .map(|_| machine.situation(&["listen", "127.0.0.1", &filler]))
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let file = peers_file(dir.path(), &[machine.peer_entry("heavy")]);
+    let roomy = Agent::start_with(&["--peers", &file]);
+    let tight = Agent::start_with(&["--peers", &file, "--peer-max-size", "256KB"]);
+    let live = wait_for(
+        "the peer live on the roomy hub",
+        Duration::from_secs(30),
+        || {
+            let snapshot = snapshot_of(&roomy, "heavy");
+            heavy
+                .iter()
+                .all(|s| listens(&snapshot, s.port).is_some())
+                .then_some(status_of(&roomy, "heavy"))
+        },
+    );
+    assert_eq!(live.status, HostStatus::Live, "{live:?}");
+    let refused = wait_for(
+        "the tight hub to refuse it",
+        Duration::from_secs(30),
+        || {
+            let host = status_of(&tight, "heavy");
+            (host.status == HostStatus::Refused).then_some(host)
+        },
+    );
+    let detail = refused.detail.unwrap_or_default();
+    assert!(
+        detail.contains("too large") && detail.contains("--peer-max-size"),
+        "{detail}"
+    );
+    let kept = snapshot_of(&tight, "heavy");
+    assert!(
+        kept.processes.len() < heavy.len(),
+        "the tight hub kept no more than its budget: {} processes",
+        kept.processes.len()
+    );
+    eprintln!(
+        "hub RSS: {} KiB with the peer refused, {} KiB with it kept",
+        tight.rss_kib(),
+        roomy.rss_kib()
+    );
+    assert!(tight.rss_kib() < 64 << 10, "{} KiB", tight.rss_kib());
+}

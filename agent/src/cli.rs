@@ -286,6 +286,10 @@ pub struct ServeArgs {
     /// it; it holds their tokens, so it must be readable by you alone).
     #[arg(long, value_name = "FILE")]
     pub peers: Option<std::path::PathBuf>,
+    /// A hub keeps at most this much of each peer's sockets and processes, e.g. `64MB`; a peer
+    /// past it is refused, saying so, until it shrinks.
+    #[arg(long, default_value = "64MB", value_name = "SIZE", requires = "peers")]
+    pub peer_max_size: bytesize::ByteSize,
 }
 
 #[derive(Clone, Debug, Args)]
@@ -542,6 +546,11 @@ mod tests {
 
                   --peers <FILE>
                       Be a hub: also show the agents listed in this TOML file (`portscope peer add` writes it; it holds their tokens, so it must be readable by you alone)
+
+                  --peer-max-size <SIZE>
+                      A hub keeps at most this much of each peer's sockets and processes, e.g. `64MB`; a peer past it is refused, saying so, until it shrinks
+
+                      [default: 64MB]
 
               -h, --help
                       Print help (see a summary with '-h')

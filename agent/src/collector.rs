@@ -524,7 +524,7 @@ fn to_wire(raw: RawSocket, pids: Vec<u32>, owner: OwnerStatus) -> Socket {
 /// without bound (and every message must fit the protocol's part size).
 const MAX_WARNINGS: usize = 20;
 
-fn cap_warnings(warnings: &mut Vec<String>) {
+pub fn cap_warnings(warnings: &mut Vec<String>) {
     let extra = warnings.len().saturating_sub(MAX_WARNINGS);
     warnings.truncate(MAX_WARNINGS);
     for w in warnings.iter_mut() {
@@ -546,7 +546,7 @@ fn cap_warnings(warnings: &mut Vec<String>) {
 /// under the protocol's part size. Longer ones end with a `…(N more bytes)` argument.
 pub const MAX_CMDLINE_BYTES: usize = 32 << 10;
 
-fn cap_cmdline(cmdline: Vec<String>) -> Vec<String> {
+pub fn cap_cmdline(cmdline: Vec<String>) -> Vec<String> {
     let total: usize = cmdline.iter().map(String::len).sum();
     if total <= MAX_CMDLINE_BYTES {
         return cmdline;

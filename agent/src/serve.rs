@@ -185,7 +185,7 @@ pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
             );
         }
         tracing::info!(file = %file.display(), peers = peers.len(), "a hub: following peers");
-        state.peers = crate::peers::Peers::start(peers);
+        state.peers = crate::peers::Peers::start(peers, args.peer_max_size.as_u64());
     }
     state.learned = learned;
     state.hello.history = history_path.is_some();

@@ -10,6 +10,7 @@
 //!
 //! `config.rs` reads and writes the peers file; `cli.rs` is `portscope peer add|list`.
 
+mod bounds;
 pub mod cli;
 pub mod config;
 mod link;
@@ -56,6 +57,8 @@ pub struct PeerHost {
     pub peer: Peer,
     model: Model,
     status: Mutex<Status>,
+    /// The most bytes of its state the hub keeps (`--peer-max-size`).
+    max_bytes: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -67,12 +70,14 @@ struct Status {
 }
 
 impl Peers {
-    /// Starts following each of `peers` on a task of its own.
-    pub fn start(peers: Vec<Peer>) -> Peers {
+    /// Starts following each of `peers` on a task of its own, keeping at most `max_bytes` of
+    /// each one's state.
+    pub fn start(peers: Vec<Peer>, max_bytes: u64) -> Peers {
         let hosts: Vec<PeerHost> = peers
             .into_iter()
             .map(|peer| PeerHost {
                 peer,
+                max_bytes,
                 model: Model::remote(State::default()),
                 status: Mutex::new(Status {
                     link: Ok(()),
@@ -219,8 +224,18 @@ async fn follow(host: &PeerHost) {
 async fn relay(host: &PeerHost, mut ws: link::PeerSocket) -> LinkError {
     let mut mirror = Mirror::default();
     let mut resync_sent: Option<std::time::Instant> = None;
+    // The weight of the state being built (a snapshot's parts so far, or the last state and
+    // the changes since), against the peer's budget.
+    let mut held: u64 = 0;
+    let too_heavy = |bytes: u64| {
+        LinkError::Refused(format!(
+            "too large (about {} MiB of sockets and processes; a hub keeps at most {} MiB of a peer: --peer-max-size)",
+            bytes >> 20,
+            host.max_bytes >> 20
+        ))
+    };
     loop {
-        let message = match tokio::time::timeout(SILENT, link::next(&mut ws)).await {
+        let mut message = match tokio::time::timeout(SILENT, link::next(&mut ws)).await {
             Ok(Ok(Some(message))) => message,
             Ok(Ok(None)) => return LinkError::Lost("the peer closed the connection".into()),
             Ok(Err(e)) => return e,
@@ -228,6 +243,12 @@ async fn relay(host: &PeerHost, mut ws: link::PeerSocket) -> LinkError {
                 return LinkError::Lost(format!("silent for {} s", SILENT.as_secs()));
             }
         };
+        // Every string capped as our own scans cap them, and weighed before it is kept.
+        bounds::cap(&mut message);
+        held = held.saturating_add(bounds::message_weight(&message));
+        if held > host.max_bytes {
+            return too_heavy(held);
+        }
         let step = mirror.feed(message);
         let (sockets, processes) = mirror.size();
         if sockets > MAX_PEER_SOCKETS || processes > MAX_PEER_PROCESSES {
@@ -240,6 +261,10 @@ async fn relay(host: &PeerHost, mut ws: link::PeerSocket) -> LinkError {
             Step::Changed(_) => {
                 resync_sent = None;
                 let state = mirror.state().expect("a state follows a change");
+                held = bounds::weight(state);
+                if held > host.max_bytes {
+                    return too_heavy(held);
+                }
                 host.model.update(stamped(state, &host.peer.name));
                 host.set(|s| s.last_live = Some(SystemTime::now()));
             }

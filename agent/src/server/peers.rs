@@ -114,6 +114,11 @@ pub async fn on_peer(State(app): State<AppState>, req: Request, next: Next) -> R
         Ok(body) => body,
         Err(_) => return super::doctor::bad_request("the request body is too large"),
     };
+    // A relayed call takes one of the same slots as a local diagnosis (429 beyond): a browser
+    // cannot make the hub hold more connections to its peers than that.
+    let Some(_permit) = super::doctor::permit(&app) else {
+        return super::doctor::busy();
+    };
     forward(&peer.peer, &method, &path, content_type.as_deref(), body).await
 }
 
