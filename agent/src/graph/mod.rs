@@ -105,14 +105,15 @@ impl HostNames {
 #[derive(Debug)]
 pub struct HostsCache {
     path: std::path::PathBuf,
-    slot: std::sync::Mutex<
-        Option<(
-            Option<std::time::SystemTime>,
-            u64,
-            std::sync::Arc<HostNames>,
-        )>,
-    >,
+    slot: std::sync::Mutex<Option<HostsRead>>,
 }
+
+/// The names read, and the file's modification time and length when they were.
+type HostsRead = (
+    Option<std::time::SystemTime>,
+    u64,
+    std::sync::Arc<HostNames>,
+);
 
 impl HostsCache {
     pub fn new(path: std::path::PathBuf) -> Self {

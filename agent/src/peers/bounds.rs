@@ -6,7 +6,7 @@
 
 use portscope_shared::{Process, ServerMessage, Socket};
 
-use crate::collector::{MAX_CMDLINE_BYTES, cap_cmdline, cap_warnings};
+use crate::collector::{cap_cmdline, cap_warnings};
 use crate::model::State;
 
 /// Longest other text kept of a peer's socket or process (a name, a path, a label).
@@ -138,6 +138,7 @@ mod tests {
     use portscope_shared::{Delta, Snapshot};
 
     use super::*;
+    use crate::collector::MAX_CMDLINE_BYTES;
     use crate::model::tests::{listener, process};
 
     #[test]
