@@ -199,11 +199,18 @@ where
     R: Stream<Item = Result<Message, E>> + Unpin,
 {
     let deadline = Instant::now() + LINGER;
-    while let Ok(Some(item)) = tokio::time::timeout_at(deadline, rx.next()).await {
-        if item.is_err() {
-            // The stream cannot go on: wait out the rest without reading.
-            tokio::time::sleep_until(deadline).await;
-            break;
+    loop {
+        match tokio::time::timeout_at(deadline, rx.next()).await {
+            // The client answered the Close: it has read ours.
+            Ok(Some(Ok(Message::Close(_)))) => break,
+            Ok(Some(Ok(_))) => {}
+            // The stream cannot be read past the oversized frame: the client's answer cannot
+            // be seen, so the connection is held for the whole while.
+            Ok(Some(Err(_)) | None) => {
+                tokio::time::sleep_until(deadline).await;
+                break;
+            }
+            Err(_) => break,
         }
     }
 }
