@@ -33,10 +33,11 @@ async fn a_huge_message_or_frame_is_closed_with_1009_and_memory_barely_moves() {
     let agent = Agent::start();
     // A first client of each kind warms the agent up (its buffers, the allocator's arenas), then
     // ROUNDS more of each, one after the other (each connection ends, up to a second after its
-    // Close, before the next): an agent that kept what each one sent would hold 6 MiB of 1 MiB
+    // Close, before the next): an agent that kept what each one sent would hold 20 MiB of 1 MiB
     // messages alone, past the bound below; what one connection holds while it lasts (its read
-    // buffer, its snapshot) stays well under it.
-    const ROUNDS: usize = 6;
+    // buffer, its snapshot) stays well under it, and so does what the agent's model gains from
+    // the sockets other tests open meanwhile (up to 9 MiB seen in a full run).
+    const ROUNDS: usize = 20;
     let mut before = 0;
     let kinds = [("1 MiB message", 1 << 20), ("100 KiB frame", 100 << 10)];
     for (round, &(what, size)) in kinds.iter().cycle().take(2 * (ROUNDS + 1)).enumerate() {
@@ -99,7 +100,7 @@ async fn a_huge_message_or_frame_is_closed_with_1009_and_memory_barely_moves() {
         "agent RSS {before} KiB before, grew by {growth} KiB after {} more oversized messages",
         2 * ROUNDS
     );
-    assert!(growth < 4 << 10, "agent memory grew by {growth} KiB");
+    assert!(growth < 16 << 10, "agent memory grew by {growth} KiB");
 }
 
 /// A raw WebSocket upgrade; `Some(stream)` (kept open) when the agent answered 101.
