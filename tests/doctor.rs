@@ -911,24 +911,7 @@ fn doctor_scans(agent: &Agent) -> u64 {
 fn the_api_answers_from_the_live_model_without_a_full_scan() {
     let agent = Agent::start();
     let s = Situation::start(&["listen", "127.0.0.1"]);
-    let start_time = crate::support::wait_for(
-        "the agent to see the listener",
-        Duration::from_secs(10),
-        || {
-            let snapshot: portscope_shared::Snapshot =
-                serde_json::from_str(&agent.get("/api/v1/snapshot").body).ok()?;
-            snapshot
-                .sockets
-                .iter()
-                .any(|x| x.local_port == s.port && x.pids.contains(&s.pid))
-                .then_some(())?;
-            snapshot
-                .processes
-                .iter()
-                .find(|p| p.pid == s.pid)
-                .and_then(|p| p.start_time)
-        },
-    );
+    let start_time = shown_start_time(&agent, s.pid);
     assert_eq!(doctor_scans(&agent), 0);
     for path in [
         format!("/api/v1/who?port={}", s.port),

@@ -52,6 +52,28 @@ fn metrics_token(file: &std::path::Path, token: &str) -> anyhow::Result<String> 
     Ok(scrape)
 }
 
+/// Claims the history file at start (`history::claim`): a path that is wrong is a usage error
+/// (exit 2), another agent's file an error; one whose directory cannot be made leaves the
+/// history off, which the writer says in the warnings while the live view goes on.
+fn claim_history(path: &std::path::Path) -> anyhow::Result<Option<crate::history::Claim>> {
+    use crate::history::ClaimError;
+    match crate::history::claim(path) {
+        Ok(claim) => {
+            if let Some(said) = &claim.tightened {
+                tracing::warn!("{said}");
+            }
+            crate::history::announce(path);
+            Ok(Some(claim))
+        }
+        Err(e) if e.is_usage() => bail!(crate::doctor::UsageError(e.to_string())),
+        Err(e @ (ClaimError::Directory { .. } | ClaimError::Io { .. })) => {
+            tracing::warn!(%e, "the port history is off");
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
     if let Some(share) = args.share {
         if args.bind != ServeArgs::default_bind() {
@@ -148,26 +170,7 @@ pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
     };
     // Held while the agent runs: the history file is this agent's alone.
     let _history_claim = match &history_path {
-        Some(path) => match crate::history::claim(path) {
-            Ok(claim) => {
-                if let Some(said) = &claim.tightened {
-                    tracing::warn!("{said}");
-                }
-                crate::history::announce(path);
-                Some(claim)
-            }
-            Err(e) if e.is_usage() => bail!(crate::doctor::UsageError(e.to_string())),
-            // Its directory cannot be made, say: the writer says so in the warnings, and the
-            // live view goes on.
-            Err(
-                e @ (crate::history::ClaimError::Directory { .. }
-                | crate::history::ClaimError::Io { .. }),
-            ) => {
-                tracing::warn!(%e, "the port history is off");
-                None
-            }
-            Err(e) => return Err(e.into()),
-        },
+        Some(path) => claim_history(path)?,
         None => None,
     };
     let mut state = AppState::new(guard, hostname, tick_ms, model.watch(), can_kill);

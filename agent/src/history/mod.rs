@@ -12,7 +12,7 @@ mod recorder;
 pub mod store;
 mod watch;
 
-pub use claim::{ClaimError, announce, claim};
+pub use claim::{Claim, ClaimError, announce, claim};
 pub use cli::run as run_history;
 pub use lingering::Lingering;
 pub use recorder::{Recorder, Retention};
