@@ -528,14 +528,7 @@ pub fn cap_warnings(warnings: &mut Vec<String>) {
     let extra = warnings.len().saturating_sub(MAX_WARNINGS);
     warnings.truncate(MAX_WARNINGS);
     for w in warnings.iter_mut() {
-        if w.len() > 1024 {
-            let mut cut = 1024;
-            while !w.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            w.truncate(cut);
-            w.push('…');
-        }
+        crate::text::cap(w, 1024);
     }
     if extra > 0 {
         warnings.push(format!("… and {extra} more warnings"));

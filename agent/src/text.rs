@@ -15,6 +15,19 @@ pub fn one_line(text: &str) -> String {
     out
 }
 
+/// Cuts `text` to at most `max` bytes (on a character boundary), marking the cut with `…`; a
+/// shorter text is left as it is.
+pub fn cap(text: &mut String, max: usize) {
+    if text.len() > max {
+        let mut cut = max;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+        text.push('…');
+    }
+}
+
 /// A duration as people say it: `40 s`, `2 min`, `3 h`, `5 days`.
 pub fn duration(d: std::time::Duration) -> String {
     let s = d.as_secs();

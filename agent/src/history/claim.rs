@@ -164,13 +164,16 @@ pub fn running_agents_file() -> Option<(PathBuf, Option<u32>)> {
 fn holder(path: &Path) -> Option<Option<u32>> {
     let mut lock = crate::os::open_no_follow(&lock_path(path)).ok()?;
     match lock.try_lock_shared() {
-        Err(std::fs::TryLockError::WouldBlock) => {
-            let mut text = String::new();
-            let _ = lock.read_to_string(&mut text);
-            Some(text.trim().parse().ok())
-        }
+        Err(std::fs::TryLockError::WouldBlock) => Some(pid_in(&mut lock)),
         _ => None,
     }
+}
+
+/// The pid the agent holding a lock file wrote in it, when it can be read.
+fn pid_in(lock: &mut std::fs::File) -> Option<u32> {
+    let mut text = String::new();
+    lock.read_to_string(&mut text).ok()?;
+    text.trim().parse().ok()
 }
 
 /// Whether a file is empty (SQLite makes it) or starts with SQLite's header.
@@ -197,11 +200,9 @@ fn take_lock(path: &Path) -> Result<std::fs::File, ClaimError> {
     match lock.try_lock() {
         Ok(()) => {}
         Err(std::fs::TryLockError::WouldBlock) => {
-            let mut text = String::new();
-            let _ = lock.read_to_string(&mut text);
             return Err(ClaimError::Taken {
                 path: path.to_owned(),
-                pid: text.trim().parse().ok(),
+                pid: pid_in(&mut lock),
             });
         }
         Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),

@@ -35,14 +35,7 @@ pub fn cap(message: &mut ServerMessage) {
 }
 
 fn cap_text(text: &mut String) {
-    if text.len() > MAX_TEXT {
-        let mut cut = MAX_TEXT;
-        while !text.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        text.truncate(cut);
-        text.push('…');
-    }
+    crate::text::cap(text, MAX_TEXT);
 }
 
 fn cap_socket(s: &mut Socket) {
