@@ -214,3 +214,176 @@ async fn http_listeners_are_checked_while_a_dashboard_is_open() {
         "--no-probe sends nothing"
     );
 }
+
+/// A FUSE file system whose `.git` lookups never answer (`support/hung_fs.py`), mounted for
+/// one test; on drop its server is killed (which ends every request stuck on it) and the mount
+/// removed.
+struct HungMount {
+    server: std::process::Child,
+    dir: tempfile::TempDir,
+}
+
+impl HungMount {
+    fn start() -> HungMount {
+        use std::io::BufRead;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("mnt")).unwrap();
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/support/hung_fs.py");
+        let mut server = std::process::Command::new("/usr/bin/python3")
+            .arg(script)
+            .arg(dir.path().join("mnt"))
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("/usr/bin/python3 runs the hung FUSE mount (apt-get install python3)");
+        let out = std::io::BufReader::new(server.stdout.take().unwrap());
+        let said = out.lines().next().and_then(Result::ok).unwrap_or_default();
+        assert_eq!(
+            said, "mounted",
+            "the hung FUSE mount did not start: it needs /dev/fuse, root and Debian's \
+             python3-fusepy (cargo xtask install-deps)"
+        );
+        HungMount { server, dir }
+    }
+
+    /// The directory on the mount a process can work in.
+    fn work(&self) -> std::path::PathBuf {
+        self.dir.path().join("mnt/work")
+    }
+}
+
+impl Drop for HungMount {
+    fn drop(&mut self) {
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path().join("mnt"))
+            .status();
+    }
+}
+
+/// The listening socket of `port` in the agent's snapshot, with its owner's project.
+fn listener_and_project(
+    agent: &Agent,
+    port: u16,
+) -> Option<(Snapshot, Option<portscope_shared::Project>)> {
+    let s: Snapshot = serde_json::from_str(&agent.get("/api/v1/snapshot").body).ok()?;
+    let socket = s
+        .sockets
+        .iter()
+        .find(|s| s.local_port == port && s.is_listening())?;
+    let pid = *socket.pids.first()?;
+    let project = s.processes.iter().find(|p| p.pid == pid)?.project.clone();
+    Some((s, project))
+}
+
+#[test]
+fn a_working_directory_on_a_hung_mount_stalls_neither_the_live_view_nor_the_history() {
+    // The agent before the mount: when the test fails, the mount is dropped (its server
+    // killed, which frees whatever waits on it) before the agent is.
+    let agent = Agent::start();
+    let mount = HungMount::start();
+    let stuck = Situation::start_in(&mount.work(), &["listen", "127.0.0.1"]);
+    // Its listener shows, without a project; once the lookup is given up, a warning names the
+    // mount.
+    let mount_dir = mount.dir.path().join("mnt").display().to_string();
+    let (snapshot, project) = wait_for(
+        "the listener on the hung mount, and the warning",
+        Duration::from_secs(15),
+        || {
+            let (s, project) = listener_and_project(&agent, stuck.port)?;
+            s.warnings
+                .iter()
+                .any(|w| w.contains(&mount_dir) && w.contains("hung"))
+                .then_some((s, project))
+        },
+    );
+    assert_eq!(project, None, "{:?}", snapshot.warnings);
+    // Later listeners still come, with their projects, while the lookup stays stuck.
+    let dir = tempfile::tempdir().unwrap();
+    let repo = git_checkout(dir.path(), "steady");
+    let later = Situation::start_in(&repo, &["listen", "127.0.0.1"]);
+    let t0 = std::time::Instant::now();
+    let project = wait_for("the later listener", Duration::from_secs(10), || {
+        listener_and_project(&agent, later.port)?.1
+    });
+    assert_eq!(project.name, "steady");
+    assert!(
+        t0.elapsed() < Duration::from_secs(5),
+        "the later listener took {:?}",
+        t0.elapsed()
+    );
+    // The history records its opening.
+    wait_for(
+        "its opening in the history",
+        Duration::from_secs(10),
+        || {
+            let body = agent
+                .get(&format!("/api/v1/history?port={}", later.port))
+                .body;
+            let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+            v["events"]
+                .as_array()?
+                .iter()
+                .any(|e| e["kind"] == "opened" && e["pid"] == later.pid)
+                .then_some(())
+        },
+    );
+    // A one-off `ls` answers, and ends: its lookup helper stuck in the mount stays behind.
+    let t0 = std::time::Instant::now();
+    let (code, out, err) = run_cli(&["ls", "--json", "--listening"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        t0.elapsed() < Duration::from_secs(5),
+        "ls took {:?}",
+        t0.elapsed()
+    );
+    let s: Snapshot = serde_json::from_str(&out).unwrap();
+    let project_of = |pid| {
+        s.processes
+            .iter()
+            .find(|p| p.pid == pid)
+            .map(|p| p.project.clone())
+    };
+    assert_eq!(project_of(stuck.pid), Some(None), "{out}");
+    assert_eq!(
+        project_of(later.pid).flatten().map(|p| p.name).as_deref(),
+        Some("steady")
+    );
+    // The agent stops on SIGTERM as always: nothing of it is held by the mount.
+    let pid = agent.pid();
+    let state = agent.terminate();
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "the agent is gone"
+    );
+    drop(state);
+}
+
+#[test]
+fn a_repository_made_under_a_running_server_names_its_project() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = dir.path().join("plain");
+    std::fs::create_dir(&plain).unwrap();
+    let server = Situation::start_in(&plain, &["listen", "127.0.0.1"]);
+    let agent = Agent::start();
+    wait_for("the listener", Duration::from_secs(10), || {
+        listener_and_project(&agent, server.port)
+            .filter(|(_, project)| project.is_none())
+            .map(drop)
+    });
+    git(&["init", "-q"], &plain);
+    let project = wait_for("its new project", Duration::from_secs(20), || {
+        listener_and_project(&agent, server.port)?.1
+    });
+    assert_eq!(
+        (project.name.as_str(), project.source),
+        ("plain", ProjectSource::Git)
+    );
+    std::fs::remove_dir_all(plain.join(".git")).unwrap();
+    wait_for("no project again", Duration::from_secs(20), || {
+        listener_and_project(&agent, server.port)
+            .filter(|(_, project)| project.is_none())
+            .map(drop)
+    });
+}

@@ -35,9 +35,10 @@ pub trait Platform: Send + 'static {
     fn published_ports(&mut self) -> (Vec<crate::containers::Published>, Option<String>) {
         (Vec::new(), None)
     }
-    /// `dir/.git`, if there is one (projects); fakes without a file system keep the default.
-    fn git(&self, _dir: &std::path::Path) -> Option<crate::projects::Git> {
-        None
+    /// What finds working directories' projects; fakes without a file system keep the default
+    /// (no directory is in a project).
+    fn projects(&self) -> crate::projects::Finder {
+        crate::projects::Finder::new(std::sync::Arc::new(crate::projects::NoFiles))
     }
     /// Whether a process sees the same files as the agent (its paths mean ours): a process in
     /// a container has a working directory in its own mounts.
@@ -46,18 +47,14 @@ pub trait Platform: Send + 'static {
     }
 }
 
-/// The platform's file system as the project finder reads it.
-struct Files<'a, P>(&'a P);
-
-impl<P: Platform> crate::projects::Tree for Files<'_, P> {
-    fn git(&self, dir: &std::path::Path) -> Option<crate::projects::Git> {
-        self.0.git(dir)
-    }
-}
-
 /// How far up the process tree a process without a project of its own looks for one (a `node`
 /// started by `npm run dev` in the repository).
 const PROJECT_ANCESTORS: usize = 8;
+
+/// How long a scan waits, in all, for the projects of the processes it sees first: a lookup
+/// not answered by then (a working directory on a slow or hung mount) is asked again next
+/// scan, and the process shows without a project meanwhile.
+const PROJECT_WAIT: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// A socket as the platform reports it, before it gets an identity.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -157,21 +154,34 @@ pub struct Collector<P> {
     learned: Option<crate::doctor::Learned>,
     /// The HTTP listeners' last health checks (the agent's).
     checks: Option<crate::health::Checks>,
-    /// Each working directory's project.
-    projects: crate::projects::Projects,
+    /// Each working directory's project, looked up off this thread.
+    projects: crate::projects::Finder,
+    /// Until when this scan waits for project lookups.
+    project_deadline: std::time::Instant,
+    /// Processes whose project lookup has not answered yet: asked again each scan.
+    unsettled: std::collections::HashSet<u32>,
+    /// [`Finder::generation`](crate::projects::Finder::generation) at the last scan; when it
+    /// moves, every known process's project is looked up again in this scan.
+    project_generation: u64,
+    reproject: bool,
     /// Project lookups since [`Collector::take_project_lookups`]: how many, and their time.
     project_lookups: (u32, std::time::Duration),
 }
 
 impl<P: Platform> Collector<P> {
     pub fn new(platform: P) -> Self {
+        let projects = platform.projects();
         Self {
             platform,
             owners: OwnerMap::new(),
             processes: HashMap::new(),
             learned: None,
             checks: None,
-            projects: crate::projects::Projects::default(),
+            projects,
+            project_deadline: std::time::Instant::now(),
+            unsettled: Default::default(),
+            project_generation: 0,
+            reproject: false,
             project_lookups: Default::default(),
         }
     }
@@ -193,6 +203,10 @@ impl<P: Platform> Collector<P> {
     pub fn scan(&mut self) -> State {
         let t0 = std::time::Instant::now();
         let mut warnings = Vec::new();
+        self.project_deadline = t0 + PROJECT_WAIT;
+        let generation = self.projects.generation();
+        self.reproject = generation != self.project_generation;
+        self.project_generation = generation;
         let list = match self.platform.sockets() {
             Ok(list) => list,
             Err(e) => {
@@ -249,6 +263,15 @@ impl<P: Platform> Collector<P> {
                 self.processes.insert(pid, raw);
             }
         }
+        self.unsettled.retain(|pid| processes.contains_key(pid));
+        for mount in self.projects.hung_mounts() {
+            warnings.push(format!(
+                "projects are not looked up under {}: a lookup there has not answered for {} s \
+                 (a hung network or FUSE mount?); its processes show no project until it does",
+                mount.display(),
+                crate::projects::HUNG_AFTER.as_secs()
+            ));
+        }
         let t3 = std::time::Instant::now();
         let services = ports::Services::system();
         for socket in sockets.values_mut() {
@@ -299,6 +322,9 @@ impl<P: Platform> Collector<P> {
             };
             if stat.start_time == cached.start_time {
                 cached.update(stat);
+                if self.reproject || self.unsettled.contains(&pid) {
+                    self.settle_project(&mut cached);
+                }
                 return Some(cached);
             }
             // The pid was reused: what the owner map knows of it belongs to the old process.
@@ -306,7 +332,7 @@ impl<P: Platform> Collector<P> {
         }
         let mut raw = self.platform.process(pid)?;
         let started = std::time::Instant::now();
-        raw.project = self.project_of(&raw);
+        self.settle_project(&mut raw);
         self.project_lookups.0 += 1;
         self.project_lookups.1 += started.elapsed();
         Some(raw)
@@ -319,34 +345,60 @@ impl<P: Platform> Collector<P> {
         std::mem::take(&mut self.project_lookups)
     }
 
-    /// The project of a process first seen: its working directory's. Only a process whose
-    /// directory says nothing — unknown, or `/` (a daemon's) — takes its nearest ancestor's (up
-    /// to [`PROJECT_ANCESTORS`] up, never init's): a server started in a directory outside any
-    /// repository is in no project, whatever the shell that started it works on.
-    fn project_of(&mut self, raw: &RawProcess) -> Option<portscope_shared::Project> {
+    /// Sets a process's project when its lookup answers by this scan's deadline; otherwise
+    /// keeps what it had and asks again next scan.
+    fn settle_project(&mut self, raw: &mut RawProcess) {
+        match self.project_of(raw) {
+            Some(project) => {
+                raw.project = project;
+                self.unsettled.remove(&raw.pid);
+            }
+            None => {
+                self.unsettled.insert(raw.pid);
+            }
+        }
+    }
+
+    /// The project of a process: its working directory's. Only a process whose directory says
+    /// nothing — unknown, or `/` (a daemon's) — takes its nearest ancestor's (up to
+    /// [`PROJECT_ANCESTORS`] up, never init's): a server started in a directory outside any
+    /// repository is in no project, whatever the shell that started it works on. `None` while
+    /// a lookup it needs has not answered.
+    fn project_of(&mut self, raw: &RawProcess) -> Option<Option<portscope_shared::Project>> {
+        use crate::projects::Lookup;
+        let deadline = self.project_deadline;
+        let look = |finder: &crate::projects::Finder, dir: &str| match finder.lookup(dir, deadline)
+        {
+            Lookup::Known(project) => Some(project),
+            Lookup::Pending => None,
+        };
         // Another mount namespace's paths are not ours to read (nor are its ancestors').
         if !self.platform.shares_our_files(raw.pid) {
-            return None;
+            return Some(None);
         }
-        let files = Files(&self.platform);
         match raw.cwd.as_deref() {
-            Some(cwd) if cwd != "/" => return self.projects.of_dir(&files, cwd),
+            Some(cwd) if cwd != "/" => return look(&self.projects, cwd),
             _ => {}
         }
         let mut ppid = raw.ppid;
         for _ in 0..PROJECT_ANCESTORS {
-            let pid = ppid.filter(|&p| p > 1)?;
+            let Some(pid) = ppid.filter(|&p| p > 1) else {
+                return Some(None);
+            };
             if !self.platform.shares_our_files(pid) {
-                return None;
+                return Some(None);
             }
-            let cwd = self.platform.cwd(pid);
-            let files = Files(&self.platform);
-            if let Some(project) = cwd.and_then(|cwd| self.projects.of_dir(&files, &cwd)) {
-                return Some(project);
+            if let Some(cwd) = self.platform.cwd(pid)
+                && let Some(project) = look(&self.projects, &cwd)?
+            {
+                return Some(Some(project));
             }
-            ppid = self.platform.stat(pid)?.ppid;
+            let Some(stat) = self.platform.stat(pid) else {
+                return Some(None);
+            };
+            ppid = stat.ppid;
         }
-        None
+        Some(None)
     }
 
     /// The agent's effective user id.
@@ -373,11 +425,12 @@ impl<P: Platform> Collector<P> {
         const MAX_ANCESTORS: usize = 64;
         let mut raw = self.platform.process(pid)?;
         let cwd = self.platform.cwd(pid);
-        // Its project, as `ls` gives it.
+        // Its project, as `ls` gives it (waiting for the lookup as a scan would).
         if raw.cwd.is_none() {
             raw.cwd.clone_from(&cwd);
         }
-        raw.project = self.project_of(&raw);
+        self.project_deadline = std::time::Instant::now() + PROJECT_WAIT;
+        raw.project = self.project_of(&raw).flatten();
         let mut ancestors = Vec::new();
         let mut current = raw.clone();
         while ancestors.len() < MAX_ANCESTORS {
@@ -600,6 +653,8 @@ mod tests {
         fail_sockets: bool,
         /// Directories that hold a `.git` directory.
         repos: Vec<std::path::PathBuf>,
+        /// Another file system for the projects, instead of `repos`.
+        files: Option<std::sync::Arc<dyn crate::projects::Tree>>,
     }
 
     impl Platform for Fake {
@@ -653,8 +708,20 @@ mod tests {
         fn cwd(&mut self, pid: u32) -> Option<String> {
             self.processes.get(&pid).map(|_| format!("/work/{pid}"))
         }
+        fn projects(&self) -> crate::projects::Finder {
+            let files = self.files.clone();
+            crate::projects::Finder::new(
+                files.unwrap_or_else(|| std::sync::Arc::new(Repos(self.repos.clone()))),
+            )
+        }
+    }
+
+    /// A file system where these directories hold a `.git` directory.
+    struct Repos(Vec<std::path::PathBuf>);
+
+    impl crate::projects::Tree for Repos {
         fn git(&self, dir: &std::path::Path) -> Option<crate::projects::Git> {
-            self.repos
+            self.0
                 .iter()
                 .any(|r| r == dir)
                 .then_some(crate::projects::Git::Dir)
@@ -775,6 +842,49 @@ mod tests {
             .start_time = Some(2);
         collector.scan();
         assert_eq!(collector.take_project_lookups().0, 1);
+    }
+
+    /// A file system whose every read waits until `open` is set.
+    #[derive(Default)]
+    struct Slow {
+        open: std::sync::Mutex<bool>,
+        opened: std::sync::Condvar,
+    }
+
+    impl crate::projects::Tree for Slow {
+        fn git(&self, dir: &std::path::Path) -> Option<crate::projects::Git> {
+            let mut open = self.open.lock().unwrap();
+            while !*open {
+                open = self.opened.wait(open).unwrap();
+            }
+            (dir == std::path::Path::new("/work/50")).then_some(crate::projects::Git::Dir)
+        }
+    }
+
+    #[test]
+    fn a_project_found_after_its_scan_comes_with_a_later_one() {
+        let mut fake = tree(&[(50, 1, 50, "vite"), (1, 0, 1, "init")]);
+        fake.processes.get_mut(&50).unwrap().cwd = Some("/work/50".into());
+        fake.sockets = vec![listener(5173, 1)];
+        fake.owners = HashMap::from([(1, vec![50])]);
+        let slow = std::sync::Arc::new(Slow::default());
+        fake.files = Some(slow.clone());
+        let mut collector = Collector::new(fake);
+        let t0 = std::time::Instant::now();
+        let state = collector.scan();
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(2),
+            "the scan waited"
+        );
+        assert_eq!(state.processes[&50].project, None, "not found yet");
+        *slow.open.lock().unwrap() = true;
+        slow.opened.notify_all();
+        let state = collector.scan();
+        let name = state.processes[&50]
+            .project
+            .as_ref()
+            .map(|p| p.name.as_str());
+        assert_eq!(name, Some("50"), "asked again, and found");
     }
 
     #[test]

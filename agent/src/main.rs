@@ -34,6 +34,14 @@ use clap::Parser;
 use crate::cli::{Cli, Command};
 
 fn main() -> ExitCode {
+    // A project lookup helper started by this binary (projects/helper.rs), not a command.
+    #[cfg(target_os = "linux")]
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == projects::HELPER_ARG)
+    {
+        return projects::serve_helper();
+    }
     let cli = Cli::parse();
     if matches!(cli.command, None | Some(Command::Serve(_))) {
         // The daemon runs for days: one malloc arena keeps its memory ~15 % lower.

@@ -291,7 +291,22 @@ impl Agent {
 impl Drop for Agent {
     fn drop(&mut self) {
         let _ = self.child.kill();
-        let _ = self.child.wait();
+        // Not forever: a test that failed with the agent stuck must still end.
+        reap_within(&mut self.child, Duration::from_secs(10));
+    }
+}
+
+/// Waits for `child` to end, `limit` at most; whether it did.
+pub fn reap_within(child: &mut Child, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if child.try_wait().ok().flatten().is_some() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -707,8 +722,8 @@ pub fn run(mut command: Command) -> (i32, String, String) {
         }
         if Instant::now() > deadline {
             let _ = child.kill();
-            let _ = child.wait();
-            panic!("{args} did not exit within {limit:?}");
+            let gone = reap_within(&mut child, Duration::from_secs(5));
+            panic!("{args} did not exit within {limit:?} (SIGKILL ended it: {gone})");
         }
         std::thread::sleep(Duration::from_millis(20));
     };

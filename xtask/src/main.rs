@@ -43,6 +43,8 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     ),
     // git: the projects test makes a repository and a worktree.
     ("git", "/usr/bin/git"),
+    // A FUSE mount whose lookups hang (tests/support/hung_fs.py): projects must not stall.
+    ("python3-fusepy", "/usr/lib/python3/dist-packages/fusepy.py"),
     // dot: `portscope graph --dot` must be Graphviz input Graphviz takes.
     ("graphviz", "/usr/bin/dot"),
     // Prometheus scrapes an agent's /metrics in tests/fleet.rs.

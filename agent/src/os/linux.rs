@@ -47,9 +47,8 @@ fn count_by_listing() -> bool {
 pub const SOCKETS_FROM_ENV: &str = "PORTSCOPE_SOCKETS_FROM";
 
 impl Platform for System {
-    fn git(&self, dir: &std::path::Path) -> Option<crate::projects::Git> {
-        use crate::projects::Tree;
-        crate::projects::Disk.git(dir)
+    fn projects(&self) -> crate::projects::Finder {
+        crate::projects::Disk::finder()
     }
 
     fn shares_our_files(&mut self, pid: u32) -> bool {
@@ -369,6 +368,17 @@ fn uid_min(text: &str) -> Option<u32> {
 /// The uid of the user named `name` (for `DOAS_USER`).
 pub fn uid_of_user(name: &str) -> Option<u32> {
     uzers::get_user_by_name(name).map(|u| u.uid())
+}
+
+/// The mount point of the file system `path` is on, from this process's mount table (read
+/// without touching that file system, so a hung mount answers too); the longest that holds it.
+pub fn mount_point_of(path: &std::path::Path) -> Option<std::path::PathBuf> {
+    let mounts = procfs::process::Process::myself().ok()?.mountinfo().ok()?;
+    mounts
+        .into_iter()
+        .map(|m| m.mount_point)
+        .filter(|m| path.starts_with(m))
+        .max_by_key(|m| m.components().count())
 }
 
 pub fn hostname() -> String {

@@ -15,6 +15,12 @@ pub use super::portable::{System, hostname, is_running, local_addresses};
 use crate::doctor::firewall::{Firewall, Packet, Runner};
 use crate::ports::{self, PortSettings};
 
+/// The mount point of `path`'s file system: not read on macOS (a hung lookup marks its own
+/// directory only).
+pub fn mount_point_of(_path: &std::path::Path) -> Option<std::path::PathBuf> {
+    None
+}
+
 /// Nothing to do: the one-arena setting is glibc's malloc's.
 pub fn use_one_malloc_arena() {}
 

@@ -22,7 +22,7 @@ mod linux;
 #[cfg(target_os = "linux")]
 pub use linux::{
     System, accept_queues, can_bind_privileged, firewall, first_user_uid, group_members, hostname,
-    is_running, listening_ports_in, local_addresses, port_settings, uid_of_user,
+    is_running, listening_ports_in, local_addresses, mount_point_of, port_settings, uid_of_user,
     use_one_malloc_arena,
 };
 
@@ -31,8 +31,9 @@ mod unix;
 #[cfg(unix)]
 pub use unix::{
     SIGNAL_NAMES, SignalTarget, app_data_dir, euid, hosts_file, is_ours, is_root, make_private,
-    new_private_file, open_no_follow, open_to_others, own_home, private_dir_builder,
-    private_file_to_lock, private_temp_dir, send_signal, signal_by_name, writable_by_others,
+    new_private_file, open_no_follow, open_to_others, open_without_links, own_home,
+    private_dir_builder, private_file_to_lock, private_temp_dir, send_signal, signal_by_name,
+    writable_by_others,
 };
 
 #[cfg(any(windows, target_os = "macos"))]
@@ -44,10 +45,10 @@ mod windows;
 pub use windows::{
     SIGNAL_NAMES, SignalTarget, System, accept_queues, app_data_dir, can_bind_privileged,
     effective_uid, firewall, first_user_uid, group_members, hostname, hosts_file, is_ours, is_root,
-    is_running, listening_ports_in, local_addresses, make_private, new_private_file,
-    open_no_follow, open_to_others, own_home, port_settings, private_dir_builder,
-    private_file_to_lock, private_temp_dir, process_group, send_signal, signal_by_name,
-    uid_of_user, use_one_malloc_arena, writable_by_others,
+    is_running, listening_ports_in, local_addresses, make_private, mount_point_of,
+    new_private_file, open_no_follow, open_to_others, open_without_links, own_home, port_settings,
+    private_dir_builder, private_file_to_lock, private_temp_dir, process_group, send_signal,
+    signal_by_name, uid_of_user, use_one_malloc_arena, writable_by_others,
 };
 
 #[cfg(target_os = "macos")]
@@ -55,8 +56,8 @@ mod macos;
 #[cfg(target_os = "macos")]
 pub use macos::{
     System, accept_queues, can_bind_privileged, effective_uid, firewall, first_user_uid,
-    group_members, hostname, is_running, listening_ports_in, local_addresses, port_settings,
-    process_group, uid_of_user, use_one_malloc_arena,
+    group_members, hostname, is_running, listening_ports_in, local_addresses, mount_point_of,
+    port_settings, process_group, uid_of_user, use_one_malloc_arena,
 };
 
 #[cfg(not(any(target_os = "linux", windows, target_os = "macos")))]

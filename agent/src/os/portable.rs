@@ -166,9 +166,8 @@ impl System {
 }
 
 impl Platform for System {
-    fn git(&self, dir: &std::path::Path) -> Option<crate::projects::Git> {
-        use crate::projects::Tree;
-        crate::projects::Disk.git(dir)
+    fn projects(&self) -> crate::projects::Finder {
+        crate::projects::Disk::finder()
     }
 
     fn sockets(&mut self) -> Result<SocketList, String> {

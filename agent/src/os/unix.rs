@@ -33,6 +33,49 @@ pub fn open_no_follow(path: &Path) -> std::io::Result<File> {
         .open(path)
 }
 
+/// Opens `path` (absolute, without `..`) for reading without following a symbolic link at any
+/// level: each directory from the root down is opened relative to the one above it with
+/// `O_NOFOLLOW`, so a directory its owner swapped for a link cannot send a root agent's read
+/// elsewhere; the file itself is opened without blocking on a FIFO.
+pub fn open_without_links(path: &Path) -> std::io::Result<File> {
+    use rustix::fs::{CWD, Mode, OFlags, openat};
+    use std::path::Component;
+    let unfit = || {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not an absolute path without `..`",
+        )
+    };
+    let mut parts = path.components();
+    if parts.next() != Some(Component::RootDir) {
+        return Err(unfit());
+    }
+    let names = parts
+        .map(|part| match part {
+            Component::Normal(name) => Ok(name),
+            _ => Err(unfit()),
+        })
+        .collect::<std::io::Result<Vec<_>>>()?;
+    let (last, dirs) = names.split_last().ok_or_else(unfit)?;
+    // Linux opens the directories on the way as paths only (no read permission needed).
+    #[cfg(target_os = "linux")]
+    let walk = OFlags::PATH;
+    #[cfg(not(target_os = "linux"))]
+    let walk = OFlags::RDONLY;
+    let through = walk | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let mut dir = openat(CWD, "/", through, Mode::empty())?;
+    for name in dirs {
+        dir = openat(&dir, *name, through, Mode::empty())?;
+    }
+    let file = openat(
+        &dir,
+        *last,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    Ok(File::from(file))
+}
+
 /// A fresh directory under the system's temporary one, 0700, kept (the caller removes it).
 pub fn private_temp_dir(prefix: &str) -> std::io::Result<PathBuf> {
     Ok(tempfile::Builder::new()

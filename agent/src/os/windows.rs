@@ -231,6 +231,18 @@ pub fn open_no_follow(path: &Path) -> std::io::Result<File> {
     Ok(file)
 }
 
+/// Opens `path` for reading without following a link at its last level. Windows keeps no
+/// per-level walk here: a reparse point higher up is followed (README's platform limits).
+pub fn open_without_links(path: &Path) -> std::io::Result<File> {
+    open_no_follow(path)
+}
+
+/// The mount point of `path`'s file system: not told on Windows (a hung lookup marks its own
+/// directory only).
+pub fn mount_point_of(_path: &Path) -> Option<PathBuf> {
+    None
+}
+
 /// A fresh directory under the system's temporary one (in the user's profile), kept.
 pub fn private_temp_dir(prefix: &str) -> std::io::Result<PathBuf> {
     Ok(tempfile::Builder::new().prefix(prefix).tempdir()?.keep())

@@ -5,14 +5,15 @@
 //! A directory's project is found by walking up to the first directory holding `.git`: a
 //! directory there is a repository; a file is a linked worktree (its `gitdir:` points into the
 //! main repository's `.git/worktrees/NAME`) or a submodule. Answers are cached per working
-//! directory, so a process costs the walk once. The file system is read through [`Tree`], which
-//! the unit tests fake.
+//! directory and run off the scan thread with a time limit ([`Finder`]): a working directory on a
+//! hung mount costs its process its project, never the scan. The file system is read through
+//! [`Tree`], which the unit tests fake.
 //!
 //! The `.git` file is one line (`gitdir: PATH`, git's own format); reading it here is smaller
 //! than linking a git library for it.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
 use portscope_shared::{Project, ProjectSource};
 
@@ -25,22 +26,68 @@ pub enum Git {
     File(String),
 }
 
-/// The file system as the project finder reads it.
-pub trait Tree {
+mod finder;
+pub use finder::{Finder, HUNG_AFTER, Lookup};
+#[cfg(target_os = "linux")]
+mod helper;
+#[cfg(target_os = "linux")]
+pub use helper::{HELPER_ARG, serve as serve_helper};
+
+/// The file system as the project finder reads it (from its worker threads).
+pub trait Tree: Send + Sync {
     /// `dir/.git`, if there is one.
     fn git(&self, dir: &Path) -> Option<Git>;
+    /// The mount point of the file system `dir` is on, where the platform tells it without
+    /// touching that file system (a hung lookup marks the whole mount).
+    fn mount_of(&self, _dir: &Path) -> Option<PathBuf> {
+        None
+    }
+    /// The project of a process working in `dir`: the walk up to the first `.git`.
+    fn find(&self, dir: &Path) -> Option<Project> {
+        walk(self, dir)
+    }
+}
+
+/// No file system: every directory is in no project (fakes of the platform without one).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoFiles;
+
+impl Tree for NoFiles {
+    fn git(&self, _dir: &Path) -> Option<Git> {
+        None
+    }
 }
 
 /// The real file system.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Disk;
 
+impl Disk {
+    /// The one finder of this process's disk, shared by every collector in it (the agent's
+    /// scans and each doctor request's), so a hung mount holds at most a few of its threads.
+    /// On Linux the walks run in helper processes (`helper.rs`: a thread stuck in a hung FUSE
+    /// mount could never exit); elsewhere in the finder's threads.
+    pub fn finder() -> Finder {
+        static FINDER: OnceLock<Finder> = OnceLock::new();
+        FINDER
+            .get_or_init(|| {
+                #[cfg(target_os = "linux")]
+                if let Ok(exe) = std::env::current_exe() {
+                    return Finder::new(Arc::new(helper::Helped::new(exe)));
+                }
+                Finder::new(Arc::new(Disk))
+            })
+            .clone()
+    }
+}
+
 impl Tree for Disk {
-    /// Opened once, without following a link and without blocking (a FIFO put there by
-    /// someone else must not hang a root agent's scan), then judged by the open descriptor.
+    /// Opened once, without following a link at any level of its path (a directory its owner
+    /// swapped for a link cannot send a root agent elsewhere) and without blocking (a FIFO put
+    /// there by someone else must not hang the lookup), then judged by the open descriptor.
     fn git(&self, dir: &Path) -> Option<Git> {
         use std::io::Read;
-        let file = crate::os::open_no_follow(&dir.join(".git")).ok()?;
+        let file = crate::os::open_without_links(&dir.join(".git")).ok()?;
         let meta = file.metadata().ok()?;
         if meta.is_dir() {
             return Some(Git::Dir);
@@ -52,37 +99,14 @@ impl Tree for Disk {
         file.take(4096).read_to_string(&mut text).ok()?;
         Some(Git::File(text))
     }
-}
 
-/// Most working directories remembered; past it the cache starts again.
-const MAX_CACHED: usize = 4096;
-
-/// Finds projects, remembering each working directory's answer.
-#[derive(Debug, Default)]
-pub struct Projects {
-    by_dir: HashMap<PathBuf, Option<Project>>,
-}
-
-impl Projects {
-    /// The project of a process working in `dir` (an absolute path), reading `tree`.
-    pub fn of_dir(&mut self, tree: &impl Tree, dir: &str) -> Option<Project> {
-        let dir = Path::new(dir);
-        if !dir.is_absolute() {
-            return None;
-        }
-        if let Some(known) = self.by_dir.get(dir) {
-            return known.clone();
-        }
-        if self.by_dir.len() >= MAX_CACHED {
-            self.by_dir.clear();
-        }
-        let found = find(tree, dir);
-        self.by_dir.insert(dir.to_owned(), found.clone());
-        found
+    fn mount_of(&self, dir: &Path) -> Option<PathBuf> {
+        crate::os::mount_point_of(dir)
     }
 }
 
-fn find(tree: &impl Tree, dir: &Path) -> Option<Project> {
+/// The walk up from `dir` to the first directory holding a `.git`.
+fn walk<T: Tree + ?Sized>(tree: &T, dir: &Path) -> Option<Project> {
     for top in dir.ancestors() {
         // `/` is no one's project (a daemon's working directory).
         top.parent()?;
