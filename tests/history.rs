@@ -34,7 +34,9 @@ fn file_of(agent: &Agent) -> std::path::PathBuf {
 fn listeners_are_remembered_across_a_kill_9() {
     let agent = Agent::start_ticking("200ms");
     let file = file_of(&agent);
+    let spawned = std::time::SystemTime::now();
     let first = Situation::start(&["listen", "127.0.0.1"]);
+    let started = std::time::SystemTime::now();
     let port = first.port.to_string();
     let opened = wait_for(
         "the opening in the history",
@@ -58,7 +60,9 @@ fn listeners_are_remembered_across_a_kill_9() {
     // Times are kept to the millisecond but read to the second: hold it long enough for a
     // whole second to lie between its opening and its closing.
     std::thread::sleep(Duration::from_millis(2500));
+    let stopping = std::time::SystemTime::now();
     drop(first);
+    let stopped = std::time::SystemTime::now();
     wait_for(
         "the closing and the exit in the history",
         Duration::from_secs(15),
@@ -88,6 +92,19 @@ fn listeners_are_remembered_across_a_kill_9() {
         exited.start_time, opened.start_time,
         "the same process as the opening's"
     );
+    // How long it ran, from the kernel's start time to the tick that saw it gone: at least
+    // from its first line to its stop, at most from its spawn to the tick after it was gone.
+    let start_ms = exited.start_ms.expect("the start time in ms");
+    let ran = humantime::parse_rfc3339(&exited.time)
+        .unwrap()
+        .duration_since(std::time::UNIX_EPOCH + Duration::from_millis(start_ms))
+        .unwrap();
+    let least = stopping.duration_since(started).unwrap();
+    let most = stopped.duration_since(spawned).unwrap() + Duration::from_millis(200 + 150);
+    assert!(
+        ran >= least && ran <= most,
+        "ran {ran:?}, between {least:?} and {most:?}"
+    );
     // Who held it between the two: the first holder.
     let between = {
         let opened_at = humantime::parse_rfc3339(&events[2].time).unwrap();
@@ -106,9 +123,10 @@ fn listeners_are_remembered_across_a_kill_9() {
         text.contains("closed") && text.contains(&format!("python3 (pid {first_pid})")),
         "{text}"
     );
+    let told = format!(", ran {:.1} s", ran.as_secs_f64());
     assert!(
-        text.contains("exited") && text.contains(", ran "),
-        "the exit, with how long it ran: {text}"
+        text.contains("exited") && text.contains(&told),
+        "the exit, with how long it ran ({told}): {text}"
     );
 
     // SIGKILL: the file stays valid, and what opened while the agent was down is recorded as

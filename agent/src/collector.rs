@@ -101,6 +101,8 @@ pub struct ProcessStat {
     pub ppid: Option<u32>,
     pub name: String,
     pub start_time: Option<u64>,
+    /// The start time in ms since the epoch, where the platform tells it finer.
+    pub start_ms: Option<u64>,
     pub session: Option<u32>,
     pub pgrp: Option<u32>,
     pub state: Option<char>,
@@ -117,6 +119,8 @@ pub struct RawProcess {
     pub uid: Option<u32>,
     pub user: Option<String>,
     pub start_time: Option<u64>,
+    /// The start time in ms since the epoch, where the platform tells it finer.
+    pub start_ms: Option<u64>,
     /// Session id (the pid of the session leader), where the platform has sessions.
     pub session: Option<u32>,
     /// Process group id (what `kill --tree` signals).
@@ -628,6 +632,7 @@ pub fn to_wire_process(raw: RawProcess) -> Process {
         user: raw.user,
         uid: raw.uid,
         start_time: raw.start_time,
+        start_ms: raw.start_ms,
         stopped: raw.state == Some('T'),
         cwd: raw.cwd,
         host: None,
@@ -697,6 +702,7 @@ mod tests {
                 ppid: p.ppid,
                 name: p.name.clone(),
                 start_time: p.start_time,
+                start_ms: None,
                 session: p.session,
                 pgrp: p.pgrp,
                 state: p.state,
@@ -750,6 +756,7 @@ mod tests {
             uid: Some(1000),
             user: Some("dev".into()),
             start_time: Some(1),
+            start_ms: None,
             session: Some(1),
             pgrp: Some(1),
             state: Some('S'),

@@ -796,6 +796,7 @@ mod tests {
             uid: Some(1000),
             user: Some("dev".into()),
             start_time: None,
+            start_ms: None,
             session: None,
             pgrp: Some(pgrp),
             state: Some('S'),

@@ -414,7 +414,7 @@ impl Model {
             &current.state,
             &scan,
             &events,
-            &humantime::format_rfc3339_seconds(at).to_string(),
+            &crate::history::time_text(at),
             self.alive,
             std::time::Instant::now(),
         );
@@ -497,6 +497,7 @@ pub(crate) mod tests {
             user: None,
             uid: None,
             start_time: None,
+            start_ms: None,
             stopped: false,
             cwd: None,
             host: None,

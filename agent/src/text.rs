@@ -40,9 +40,26 @@ pub fn duration(d: std::time::Duration) -> String {
     }
 }
 
+/// How long a process ran, for people: to a tenth of a second under 10 s (`2.1 s`), else as
+/// [`duration`].
+pub fn ran(d: std::time::Duration) -> String {
+    if d < std::time::Duration::from_secs(10) {
+        format!("{:.1} s", d.as_secs_f64())
+    } else {
+        duration(d)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_short_run_is_told_to_the_tenth_of_a_second() {
+        assert_eq!(ran(std::time::Duration::from_millis(2049)), "2.0 s");
+        assert_eq!(ran(std::time::Duration::from_millis(9940)), "9.9 s");
+        assert_eq!(ran(std::time::Duration::from_secs(75)), "1 min");
+    }
 
     #[test]
     fn control_characters_are_escaped() {

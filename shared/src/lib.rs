@@ -464,6 +464,11 @@ pub struct Process {
     pub uid: Option<u32>,
     /// Start time in seconds since the Unix epoch.
     pub start_time: Option<u64>,
+    /// Start time in milliseconds since the Unix epoch, where the platform tells it finer than
+    /// `start_time` (Linux: the kernel's clock ticks after the precise boot time): how long a
+    /// process ran, to a tenth of a second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_ms: Option<u64>,
     /// Stopped (SIGSTOP, Ctrl-Z in its terminal): it holds its sockets but answers nothing
     /// until it is continued.
     #[serde(default)]
@@ -545,6 +550,10 @@ pub struct Event {
     /// apart from a later one given the same pid.
     #[serde(default)]
     pub start_time: Option<u64>,
+    /// [`Process::start_ms`] of the owner, where known: `time - start_ms` is how long an
+    /// `exited` owner ran, to the scan that saw it gone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_ms: Option<u64>,
     /// What serves it (a listener's `app`).
     #[serde(default)]
     pub app: Option<String>,

@@ -1857,6 +1857,7 @@ mod tests {
             cwd: None,
             exe: None,
             start_time: None,
+            start_ms: None,
             app: None,
             health: None,
             project: None,

@@ -104,7 +104,7 @@ fn line(e: &Event) -> String {
         EventKind::Unknown => "changed",
     };
     let ran = match (e.kind, super::ran_for(e), &e.health) {
-        (EventKind::Exited, Some(d), _) => format!(", ran {}", crate::text::duration(d)),
+        (EventKind::Exited, Some(d), _) => format!(", ran {}", crate::text::ran(d)),
         (EventKind::Health, _, Some(health)) => format!(": {}", super::health_text(health)),
         _ => String::new(),
     };
@@ -156,6 +156,7 @@ mod tests {
             cwd: None,
             exe: None,
             start_time: None,
+            start_ms: None,
             app: None,
             health: None,
             project: None,

@@ -100,7 +100,7 @@ pub fn events(
     keep: impl Fn(&Socket) -> bool,
     alive: impl Fn(&Process) -> bool,
 ) -> Vec<(String, Event)> {
-    let time = humantime::format_rfc3339_seconds(at).to_string();
+    let time = time_text(at);
     let mut out = Vec::new();
     for (id, socket) in &old.sockets {
         if keep(socket) && !new.sockets.contains_key(id) {
@@ -147,7 +147,7 @@ pub fn events_of(
     keep: impl Fn(&Socket) -> bool,
     alive: impl Fn(&Process) -> bool,
 ) -> Vec<(String, Event)> {
-    let time = humantime::format_rfc3339_seconds(at).to_string();
+    let time = time_text(at);
     let mut out = Vec::new();
     for id in &delta.removed {
         if let Some(socket) = old.sockets.get(id).filter(|s| keep(s)) {
@@ -276,6 +276,18 @@ pub fn still_runs(pid: u32, start_time: Option<u64>, name: Option<&str>) -> bool
     })
 }
 
+/// An event's time: RFC 3339 in UTC to the millisecond, without a fraction on a whole second.
+pub fn time_text(at: SystemTime) -> String {
+    let whole = at
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .is_ok_and(|d| d.subsec_millis() == 0);
+    if whole {
+        humantime::format_rfc3339_seconds(at).to_string()
+    } else {
+        humantime::format_rfc3339_millis(at).to_string()
+    }
+}
+
 /// How long the process of an `exited` event ran: from its start time to the event's time;
 /// `None` for an exit seen only at the agent's start (it happened some time in `since`…`time`).
 pub fn ran_for(e: &Event) -> Option<std::time::Duration> {
@@ -283,8 +295,11 @@ pub fn ran_for(e: &Event) -> Option<std::time::Duration> {
         return None;
     }
     let end = humantime::parse_rfc3339(&e.time).ok()?;
-    let start = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(e.start_time?);
-    end.duration_since(start).ok()
+    let start = match e.start_ms {
+        Some(ms) => std::time::Duration::from_millis(ms),
+        None => std::time::Duration::from_secs(e.start_time?),
+    };
+    end.duration_since(SystemTime::UNIX_EPOCH + start).ok()
 }
 
 /// What a health check got, for people: `is up (200, 3 ms)`, `answers 500`, `is down (timed
@@ -338,6 +353,7 @@ fn event_by(
         cwd: owner.and_then(|p| p.cwd.clone()),
         exe: owner.and_then(|p| p.exe.clone()),
         start_time: owner.and_then(|p| p.start_time),
+        start_ms: owner.and_then(|p| p.start_ms),
         app: socket.app.clone(),
         health: if kind == EventKind::Health {
             socket.health.clone()

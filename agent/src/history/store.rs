@@ -10,7 +10,7 @@ use portscope_shared::{ConnectionMinute, Event, EventKind, HealthMark, Span, Spa
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 /// The schema this build writes. A file from a newer build is not touched.
-pub const SCHEMA: i64 = 4;
+pub const SCHEMA: i64 = 5;
 
 /// Why the history cannot be used; said in a warning, the live view goes on.
 #[derive(Debug, thiserror::Error)]
@@ -85,7 +85,7 @@ pub fn millis(t: SystemTime) -> i64 {
 
 fn rfc3339(ms: i64) -> String {
     let t = UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0));
-    humantime::format_rfc3339_seconds(t).to_string()
+    super::time_text(t)
 }
 
 impl Store {
@@ -200,6 +200,17 @@ impl Store {
             )
             .map_err(sqlite)?;
         }
+        if version < 5 {
+            // The owner's start time in ms (how long an exited owner ran, to a tenth of a
+            // second); older rows have none and are read by their start time in seconds.
+            conn.execute_batch(
+                "BEGIN;
+                 ALTER TABLE events ADD COLUMN start_ms INTEGER;
+                 PRAGMA user_version = 5;
+                 COMMIT;",
+            )
+            .map_err(sqlite)?;
+        }
         Ok(Store {
             conn,
             path: path.to_owned(),
@@ -235,7 +246,8 @@ impl Store {
     /// The columns `Row::read` takes, as this file's schema has them.
     fn columns(&self) -> &'static str {
         match self.schema {
-            4.. => COLUMNS,
+            5.. => COLUMNS,
+            4 => COLUMNS_4,
             // Schema 2 and 3 kept no health checks.
             2 | 3 => COLUMNS_3,
             // Schema 1 kept no working directory either.
@@ -307,9 +319,9 @@ impl Store {
                 .prepare_cached(
                     "INSERT INTO events (time, since, kind, socket_id, proto, family, local_addr,
                      local_port, pid, process, cmdline, user, app, cwd, exe, start_time, health,
-                     project)
+                     project, start_ms)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
-                     ?16, ?17, ?18)",
+                     ?16, ?17, ?18, ?19)",
                 )
                 .map_err(sqlite)?;
             for (id, e, since) in events {
@@ -333,6 +345,7 @@ impl Store {
                         e.start_time.and_then(|t| i64::try_from(t).ok()),
                         e.health.as_ref().map(json_text),
                         e.project,
+                        e.start_ms.and_then(|t| i64::try_from(t).ok()),
                     ])
                     .map_err(sqlite)?;
             }
@@ -789,13 +802,16 @@ pub struct Query {
 
 /// The columns `Row::read` takes, in its order.
 const COLUMNS: &str = "time, since, kind, proto, family, local_addr, local_port, pid, process, \
-                       cmdline, user, app, cwd, exe, start_time, health, project";
+                       cmdline, user, app, cwd, exe, start_time, health, project, start_ms";
+/// The same from a schema 4 file.
+const COLUMNS_4: &str = "time, since, kind, proto, family, local_addr, local_port, pid, process, \
+                         cmdline, user, app, cwd, exe, start_time, health, project, NULL";
 /// The same from a schema 2 or 3 file.
 const COLUMNS_3: &str = "time, since, kind, proto, family, local_addr, local_port, pid, process, \
-                         cmdline, user, app, cwd, exe, start_time, NULL, NULL";
+                         cmdline, user, app, cwd, exe, start_time, NULL, NULL, NULL";
 /// The same from a schema 1 file.
 const COLUMNS_1: &str = "time, since, kind, proto, family, local_addr, local_port, pid, process, \
-                         cmdline, user, app, NULL, NULL, NULL, NULL, NULL";
+                         cmdline, user, app, NULL, NULL, NULL, NULL, NULL, NULL";
 
 /// One stored event, as read.
 struct Row {
@@ -816,6 +832,7 @@ struct Row {
     start_time: Option<i64>,
     health: Option<String>,
     project: Option<String>,
+    start_ms: Option<i64>,
 }
 
 impl Row {
@@ -844,6 +861,7 @@ impl Row {
             start_time: r.get(at + 14)?,
             health: r.get(at + 15)?,
             project: r.get(at + 16)?,
+            start_ms: r.get(at + 17)?,
         })
     }
 
@@ -865,6 +883,7 @@ impl Row {
             cwd: self.cwd,
             exe: self.exe,
             start_time: self.start_time.and_then(|t| u64::try_from(t).ok()),
+            start_ms: self.start_ms.and_then(|t| u64::try_from(t).ok()),
             app: self.app,
             health: self.health.and_then(|h| serde_json::from_str(&h).ok()),
             project: self.project,
@@ -907,6 +926,7 @@ mod tests {
             cwd: None,
             exe: None,
             start_time: None,
+            start_ms: None,
             app: None,
             health: None,
             project: None,
@@ -1092,7 +1112,8 @@ mod tests {
         let b = store.spans(0, 20_000, Some(4000), 10).unwrap();
         assert_eq!(
             b.spans[0].start_since.as_deref(),
-            Some("1970-01-01T00:00:01Z")
+            Some("1970-01-01T00:00:01.500Z"),
+            "to the millisecond"
         );
     }
 

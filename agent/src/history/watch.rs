@@ -204,7 +204,7 @@ fn line(e: &Event) -> String {
     };
     let exited = match (e.kind, super::ran_for(e), &e.health) {
         (EventKind::Exited, Some(ran), _) => {
-            format!(" exited after {}", crate::text::duration(ran))
+            format!(" exited after {}", crate::text::ran(ran))
         }
         (EventKind::Exited, None, _) => " exited".into(),
         (EventKind::Health, _, Some(health)) => format!(" {}", super::health_text(health)),
@@ -236,6 +236,7 @@ mod tests {
             cwd: None,
             exe: None,
             start_time: None,
+            start_ms: None,
             app: Some("Vite dev server".into()),
             health: None,
             project: None,

@@ -149,6 +149,7 @@ impl Platform for System {
             uid,
             user: uid.and_then(|uid| self.user_name(uid)),
             start_time: stat.start_time,
+            start_ms: stat.start_ms,
             session: stat.session,
             pgrp: stat.pgrp,
             state: stat.state,
@@ -206,10 +207,29 @@ fn boot_time() -> Option<u64> {
     *BOOT.get_or_init(|| procfs::boot_time_secs().ok())
 }
 
+/// The boot time in ms since the epoch, to the millisecond: the real-time clock less the time
+/// since boot (`CLOCK_BOOTTIME`, the clock processes' start ticks count on), read once. `btime`
+/// is whole seconds, which made a process that ran 2.0 s read as 4 s.
+fn boot_ms() -> Option<u64> {
+    static BOOT: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    *BOOT.get_or_init(|| {
+        let since_boot = rustix::time::clock_gettime(rustix::time::ClockId::Boottime);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?;
+        let since_boot = std::time::Duration::new(
+            u64::try_from(since_boot.tv_sec).ok()?,
+            u32::try_from(since_boot.tv_nsec).ok()?,
+        );
+        u64::try_from(now.checked_sub(since_boot)?.as_millis()).ok()
+    })
+}
+
 fn to_stat(stat: procfs::process::Stat) -> ProcessStat {
     ProcessStat {
         ppid: u32::try_from(stat.ppid).ok().filter(|&p| p != 0),
         start_time: boot_time().map(|boot| boot + stat.starttime / procfs::ticks_per_second()),
+        start_ms: boot_ms().map(|boot| boot + stat.starttime * 1000 / procfs::ticks_per_second()),
         session: u32::try_from(stat.session).ok().filter(|&s| s != 0),
         pgrp: u32::try_from(stat.pgrp).ok().filter(|&g| g != 0),
         state: Some(stat.state),

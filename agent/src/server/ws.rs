@@ -520,6 +520,7 @@ mod tests {
             cwd: None,
             exe: None,
             start_time: None,
+            start_ms: None,
             app: None,
             health: None,
             project: None,

@@ -18,6 +18,7 @@ fn process(pid: u32, name: &str, project: Option<&str>) -> Process {
         user: Some("ana".to_owned()),
         uid: Some(1000),
         start_time: Some(1_000),
+        start_ms: None,
         stopped: false,
         cwd: None,
         host: None,

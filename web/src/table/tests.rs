@@ -135,6 +135,7 @@ prop_compose! {
             user: USERS[user].map(str::to_owned),
             uid: Some(1000),
             start_time: None,
+            start_ms: None,
             stopped: false,
             cwd: None,
             host: None,

@@ -148,6 +148,7 @@ fn event(kind: EventKind, key: &ListenerKey, pid: u32, at: f64) -> Event {
         cwd: None,
         exe: None,
         start_time: None,
+        start_ms: None,
         app: None,
         health: None,
         project: None,
