@@ -720,3 +720,122 @@ async fn a_peer_past_the_hubs_budget_is_cut_off_saying_so() {
     );
     assert!(tight.rss_kib() < 64 << 10, "{} KiB", tight.rss_kib());
 }
+
+/// A peer that stops answering without closing (a paused VM: its kernel keeps the connection)
+/// is declared lost after the silence limit, saying so, and comes back when it answers again.
+#[test]
+fn a_silent_peer_is_lost_after_the_silence_limit_and_comes_back() {
+    use portscope_shared::HostStatus;
+    let machine = Machine::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = peers_file(dir.path(), &[machine.peer_entry("paused")]);
+    let hub = Agent::start_with(&["--peers", &file]);
+    wait_for("the peer live", Duration::from_secs(30), || {
+        (status_of(&hub, "paused").status == HostStatus::Live).then_some(())
+    });
+    let pid = rustix::process::Pid::from_raw(machine.agent_pid() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::STOP).unwrap();
+    let stopped = std::time::Instant::now();
+    let lost = wait_for("the hub to give it up", Duration::from_secs(90), || {
+        let host = status_of(&hub, "paused");
+        (host.status != HostStatus::Live).then_some(host)
+    });
+    let after = stopped.elapsed();
+    let _ = rustix::process::kill_process(pid, rustix::process::Signal::CONT);
+    let detail = lost.detail.unwrap_or_default();
+    assert!(detail.contains("silent for 50 s"), "{detail}");
+    assert!(
+        after >= Duration::from_secs(45),
+        "lost after only {after:?}"
+    );
+    wait_for("the peer live again", Duration::from_secs(60), || {
+        (status_of(&hub, "paused").status == HostStatus::Live).then_some(())
+    });
+}
+
+/// What a hub relays from a peer reaches the browser as JSON or as bytes it will not render: a
+/// peer cannot make the hub serve a page of its choosing.
+#[test]
+fn a_peers_answer_reaches_the_browser_only_as_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, cert.signing_key.serialize_pem()).unwrap();
+    let fingerprint = ring::digest::digest(&ring::digest::SHA256, cert.cert.der())
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":");
+    #[derive(serde::Deserialize)]
+    struct Listening {
+        port: u16,
+    }
+    let peer = crate::support::Holder::<Listening>::start_script_with(
+        "fake_peer.py",
+        &[cert_path.to_str().unwrap(), key_path.to_str().unwrap()],
+    );
+    let entry = format!(
+        "[[peer]]\nname = \"html\"\nurl = \"https://127.0.0.1:{}/\"\ntoken = \"{:0>40}\"\nfingerprint = \"{fingerprint}\"\n",
+        peer.ports.port, "faketoken"
+    );
+    let file = peers_file(dir.path(), &[entry]);
+    let hub = Agent::start_with(&["--peers", &file]);
+    let answer = hub.get("/api/v1/who?host=html&port=1");
+    assert_eq!(answer.status, 200, "the peer's own status: {}", answer.body);
+    assert!(
+        answer.body.contains("served by the peer"),
+        "{}",
+        answer.body
+    );
+    assert_eq!(
+        answer.header("content-type"),
+        Some("application/octet-stream"),
+        "not the peer's text/html"
+    );
+    assert_eq!(answer.header("x-content-type-options"), Some("nosniff"));
+    drop(peer);
+}
+
+/// Stopping a process on a peer takes both consents: the peer's (`--allow-kill`) and the
+/// hub's. A hub started with `--no-kill` relays no kill, whatever the peer allows; a hub that
+/// may stop processes relays it, and the peer's process stops.
+#[test]
+fn a_relayed_kill_needs_the_hubs_consent_as_well_as_the_peers() {
+    let machine = Machine::start_with(&["--allow-kill", "--allow-kill-system"]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = peers_file(dir.path(), &[machine.peer_entry("box")]);
+    let read_only = Agent::start_with(&["--peers", &file, "--no-kill"]);
+    let hub = Agent::start_with(&["--peers", &file]);
+    let mut listener = machine.situation(&["listen", "127.0.0.1"]);
+    let start_time = wait_for("the peer's listener", Duration::from_secs(30), || {
+        let snapshot = snapshot_of(&hub, "box");
+        listens(&snapshot, listener.port)?;
+        snapshot
+            .processes
+            .iter()
+            .find(|p| p.pid == listener.pid)?
+            .start_time
+    });
+    let body = format!(
+        "{{\"pid\": {}, \"start_time\": {start_time}}}",
+        listener.pid
+    );
+    let refused = read_only.post("/api/v1/kill?host=box", &body, &[]);
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(refused.body.contains("read_only"), "{}", refused.body);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        listener.wait_exit(Duration::from_millis(100)),
+        None,
+        "the peer's process still runs"
+    );
+    let stopped = hub.post("/api/v1/kill?host=box", &body, &[]);
+    assert_eq!(stopped.status, 200, "{}", stopped.body);
+    assert!(
+        listener.wait_exit(Duration::from_secs(10)).is_some(),
+        "the peer stopped it: {}",
+        stopped.body
+    );
+}

@@ -26,6 +26,8 @@ pub struct Machine {
     pub fingerprint: String,
     dir: tempfile::TempDir,
     agent: Option<Child>,
+    /// Options its agent starts with, besides the sharing ones.
+    options: Vec<String>,
 }
 
 #[track_caller]
@@ -43,6 +45,12 @@ impl Machine {
     /// A new namespace with its agent started and sharing.
     #[track_caller]
     pub fn start() -> Machine {
+        Self::start_with(&[])
+    }
+
+    /// The same, its agent started with these options too (e.g. `--allow-kill`).
+    #[track_caller]
+    pub fn start_with(options: &[&str]) -> Machine {
         // The veth name claims N (and its subnet) on this machine: a name another run holds
         // (or a crashed one left) makes the kernel refuse, and the next N is tried. Nothing of
         // another run's is ever removed.
@@ -69,6 +77,7 @@ impl Machine {
             fingerprint: String::new(),
             dir: tempfile::tempdir().unwrap(),
             agent: None,
+            options: options.iter().map(|o| (*o).to_owned()).collect(),
             netns: netns.clone(),
         };
         ip(&["link", "set", &there, "netns", &netns]);
@@ -102,6 +111,7 @@ impl Machine {
             .args(["serve", "--share", &self.addr, "--port", &PORT.to_string()])
             // Its history in its own directory: the hub relays it.
             .args(["--interval", "250ms"])
+            .args(&self.options)
             .env("XDG_CONFIG_HOME", self.dir.path())
             .env("XDG_STATE_HOME", self.dir.path())
             .env("XDG_RUNTIME_DIR", self.dir.path())
@@ -140,6 +150,11 @@ impl Machine {
             let _ = agent.kill();
             let _ = agent.wait();
         }
+    }
+
+    /// Its agent's pid (to stop and continue it, as a paused VM).
+    pub fn agent_pid(&self) -> u32 {
+        self.agent.as_ref().expect("its agent runs").id()
     }
 
     /// Its base URL, as `peer add` takes it.

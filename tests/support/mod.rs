@@ -367,9 +367,16 @@ impl<T: serde::de::DeserializeOwned> Holder<T> {
     /// Runs `tests/support/NAME` with python3 and reads its first line as `T`.
     #[track_caller]
     pub fn start_script(name: &str) -> Holder<T> {
+        Self::start_script_with(name, &[])
+    }
+
+    /// The same with arguments for the script.
+    #[track_caller]
+    pub fn start_script_with(name: &str, args: &[&str]) -> Holder<T> {
         let script = format!("{}/../tests/support/{name}", env!("CARGO_MANIFEST_DIR"));
         let mut child = Command::new("python3")
             .arg(script)
+            .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
