@@ -2044,6 +2044,45 @@ async fn hub_dashboard(
         ));
     }
 
+    // All hosts on the Timeline: the peer's history merged in, on a lane named after it, its
+    // bar naming its pid; the hub's own listener on a lane of its own; a note that says so.
+    set_filter(browser, "").await;
+    click(browser, "#tab-timeline").await?;
+    let peer_bar = format!("{}[data-host='build-box']", bar_css(theirs.port, false));
+    let title = hover_title(browser, &peer_bar).await?;
+    if !title.contains(&format!("pid {}", theirs.pid)) {
+        return Err(format!(
+            "with all hosts, the peer's bar does not name its pid: {title:?}"
+        ));
+    }
+    let own_bar = format!("{}:not([data-host])", bar_css(mine.port, false));
+    let title = hover_title(browser, &own_bar).await?;
+    if !title.contains(&format!("pid {}", mine.pid)) {
+        return Err(format!(
+            "with all hosts, the hub's own bar does not name its pid: {title:?}"
+        ));
+    }
+    let labels = c
+        .execute(
+            "return [...document.querySelectorAll('#timeline-svg .lane-label')].map(l => l.firstChild.textContent);",
+            vec![],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    let labels: Vec<String> = serde_json::from_value(labels).unwrap_or_default();
+    let peer_lane = format!("build-box · tcp {}", theirs.port);
+    if !labels.contains(&peer_lane) || !labels.contains(&format!("tcp {}", mine.port)) {
+        return Err(format!(
+            "no lane {peer_lane:?} beside the hub's own: {labels:?}"
+        ));
+    }
+    wait_for_text(browser, "#timeline-host-note", |t| {
+        t.contains("lanes named after it")
+    })
+    .await
+    .map_err(|e| format!("the timeline does not say how hosts are merged: {e}"))?;
+    click(browser, "#tab-sockets").await?;
+
     // The filter finds a host by its name: the peer's rows, and only those.
     set_filter(browser, "build-box").await;
     let port = format!("127.0.0.1:{} - ", theirs.port);

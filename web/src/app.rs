@@ -514,7 +514,32 @@ pub fn App() -> impl IntoView {
         None => hello.get(),
         Some(name) => fleet.peer_link(&name).and_then(|l| l.hello.get()),
     });
-    let timeline = TimelineState::new(events, one_host.into());
+    // With all hosts picked on a hub, the Timeline merges in each peer that keeps a history,
+    // on lanes named after it.
+    let merged_peers = Memo::new(move |_| {
+        if !(multi.get() && view.with(|v| v.host.is_none())) {
+            return Vec::new();
+        }
+        choices.with(|c| {
+            c.iter()
+                .filter(|(_, local)| !local)
+                .filter(|(name, _)| {
+                    fleet
+                        .peer_link(name)
+                        .and_then(|l| l.hello.get())
+                        .is_some_and(|h| h.history)
+                })
+                .map(|(name, _)| name.clone())
+                .collect::<Vec<_>>()
+        })
+    });
+    let timeline = TimelineState::new(events, one_host.into(), merged_peers.into());
+    let timeline_host_note = Signal::derive(move || {
+        (multi.get() && view.with(|v| v.host.is_none())).then(|| {
+            let name = table.with(|t| t.local_name().unwrap_or("this machine").to_owned());
+            format!("All hosts are picked: each peer's listeners are on lanes named after it. Recent changes lists {name}'s (this machine's); pick a host to see another's.")
+        })
+    });
     let on_timeline = Signal::derive(move || tab.get() == Tab::Timeline);
     keep_base(timeline, one_host_hello, table, on_timeline);
     keep_graph(map, table, one_host, on_map);
@@ -1069,7 +1094,7 @@ pub fn App() -> impl IntoView {
                 state=timeline
                 active=on_timeline
                 hello=one_host_hello
-                host_note=one_host_note
+                host_note=timeline_host_note
                 table
                 query=Signal::derive(move || view.with(|v| v.query.clone()))
                 selected

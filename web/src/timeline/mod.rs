@@ -65,6 +65,9 @@ pub struct ListenerKey {
     pub family: Family,
     pub addr: IpAddr,
     pub port: u16,
+    /// The hub's peer it listens on, with all hosts merged; `None`: this machine (or the one
+    /// host shown).
+    pub host: Option<String>,
 }
 
 impl ListenerKey {
@@ -74,6 +77,7 @@ impl ListenerKey {
             family: e.family,
             addr: e.local_addr,
             port: e.local_port,
+            host: None,
         }
     }
 
@@ -84,6 +88,7 @@ impl ListenerKey {
             family: s.family,
             addr: s.local_addr,
             port: s.local_port,
+            host: None,
         }
     }
 
@@ -93,6 +98,7 @@ impl ListenerKey {
             family: s.family,
             addr: s.local_addr,
             port: s.local_port,
+            host: None,
         }
     }
 
@@ -159,6 +165,12 @@ impl HealthPoint {
 
 impl Tenure {
     /// The tenure a span describes; `None` when its start is not a moment.
+    /// The same tenure on a hub's peer, with all hosts merged.
+    pub fn on(mut self, host: &str) -> Self {
+        self.key.host = Some(host.to_owned());
+        self
+    }
+
     pub fn from_span(s: &Span) -> Option<Self> {
         Some(Self {
             key: ListenerKey::of_span(s),
@@ -537,6 +549,8 @@ pub fn colour(program: &str) -> usize {
 pub struct Lane {
     pub proto: Proto,
     pub port: u16,
+    /// The peer it is on, with all hosts merged (`None`: this machine).
+    pub host: Option<String>,
     /// The listeners' addresses, e.g. `127.0.0.1`, `::1`.
     pub addrs: Vec<IpAddr>,
     /// Indices into the tenures, oldest start first.
@@ -544,13 +558,16 @@ pub struct Lane {
 }
 
 impl Lane {
-    /// `tcp 8000`.
+    /// `tcp 8000`; with all hosts merged, a peer's lane is `box · tcp 8000`.
     pub fn label(&self) -> String {
         let proto = match self.proto {
             Proto::Tcp => "tcp",
             Proto::Udp => "udp",
         };
-        format!("{proto} {}", self.port)
+        match &self.host {
+            Some(host) => format!("{host} · {proto} {}", self.port),
+            None => format!("{proto} {}", self.port),
+        }
     }
 }
 
@@ -568,11 +585,11 @@ pub struct Group {
 /// case-insensitive), grouped
 /// by the program or app that held each port last, groups by name, lanes by port.
 pub fn lanes(tenures: &[Tenure], window: Window, now: f64, query: &str) -> Vec<Group> {
-    let mut by_lane: BTreeMap<(u16, Proto), Vec<usize>> = BTreeMap::new();
+    let mut by_lane: BTreeMap<(u16, Proto, Option<String>), Vec<usize>> = BTreeMap::new();
     for (i, t) in tenures.iter().enumerate() {
         if t.start < window.end && t.end_or(now) > window.start {
             by_lane
-                .entry((t.key.port, t.key.proto))
+                .entry((t.key.port, t.key.proto, t.key.host.clone()))
                 .or_default()
                 .push(i);
         }
@@ -580,10 +597,14 @@ pub fn lanes(tenures: &[Tenure], window: Window, now: f64, query: &str) -> Vec<G
     let terms: Vec<String> = query.split_whitespace().map(str::to_lowercase).collect();
     // By name, then the name as written; with the program whose colour the heading shows.
     let mut groups: BTreeMap<(String, String), (String, Vec<Lane>)> = BTreeMap::new();
-    for ((port, proto), mut ids) in by_lane {
+    for ((port, proto, host), mut ids) in by_lane {
         ids.sort_by(|&a, &b| tenures[a].start.total_cmp(&tenures[b].start));
         if !terms.is_empty() {
-            let mut hay = format!("{port} {}", tenures[ids[0]].key.proto_label());
+            let mut hay = format!(
+                "{port} {} {}",
+                tenures[ids[0]].key.proto_label(),
+                host.as_deref().unwrap_or_default()
+            );
             for &i in &ids {
                 let t = &tenures[i];
                 hay.push_str(&format!(
@@ -621,6 +642,7 @@ pub fn lanes(tenures: &[Tenure], window: Window, now: f64, query: &str) -> Vec<G
             .push(Lane {
                 proto,
                 port,
+                host,
                 addrs,
                 tenures: ids,
             });

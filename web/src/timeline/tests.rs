@@ -114,6 +114,7 @@ fn key(port: u16, v6: bool) -> ListenerKey {
         family: if v6 { Family::Ipv6 } else { Family::Ipv4 },
         addr: if v6 { "::1" } else { "127.0.0.1" }.parse().unwrap(),
         port,
+        host: None,
     }
 }
 
@@ -1197,6 +1198,7 @@ fn health_lines_run_from_each_answer_to_the_next_and_a_short_outage_is_seen() {
     let lane = Lane {
         proto: k.proto,
         port: 8000,
+        host: None,
         addrs: vec![k.addr],
         tenures: vec![0, 1],
     };
@@ -1256,6 +1258,7 @@ fn lane_of(tenures: &[usize]) -> Lane {
     Lane {
         proto: Proto::Tcp,
         port: 8000,
+        host: None,
         addrs: vec![],
         tenures: tenures.to_vec(),
     }
@@ -1293,4 +1296,35 @@ fn the_projects_term_picks_the_lanes_and_changes_of_its_project_exactly() {
     })
     .unwrap();
     assert_eq!(tenure.project.as_deref(), Some("shop-app"), "from the span");
+}
+
+#[test]
+fn all_hosts_merged_give_each_host_its_own_lanes_named_after_it() {
+    // The same port on this machine and on a peer: two lanes, the peer's named; this machine's
+    // live events touch only its own tenure.
+    let min = |m: f64| T0 + m * MINUTE_MS;
+    let here = tenure(8000, false, 10, min(-30.0), None);
+    let there = tenure(8000, false, 20, min(-20.0), None).on("box");
+    let closing = event(EventKind::Closed, &key(8000, false), 10, min(-5.0));
+    let merged = merge(vec![here, there], &[closing]);
+    let ended: Vec<(Option<&str>, Option<f64>)> = merged
+        .iter()
+        .map(|t| (t.key.host.as_deref(), t.end))
+        .collect();
+    assert_eq!(ended, [(None, Some(min(-5.0))), (Some("box"), None)]);
+    let window = Window::last(HOUR_MS, min(0.0));
+    let labels: Vec<String> = lanes(&merged, window, min(0.0), "")
+        .iter()
+        .flat_map(|g| g.lanes.iter().map(Lane::label))
+        .collect();
+    assert_eq!(labels, ["tcp 8000", "box · tcp 8000"]);
+    let only_box: Vec<String> = lanes(&merged, window, min(0.0), "box")
+        .iter()
+        .flat_map(|g| g.lanes.iter().map(Lane::label))
+        .collect();
+    assert_eq!(
+        only_box,
+        ["box · tcp 8000"],
+        "the filter finds a host by name"
+    );
 }

@@ -78,10 +78,17 @@ pub struct TimelineState {
     /// history relayed by the hub (fetched again every [`PEER_REFETCH_MS`]: the page gets no
     /// live events of a peer).
     pub host: Signal<Option<String>>,
+    /// With all hosts picked on a hub: the peers whose histories are merged with this
+    /// machine's, each on lanes named after it (empty otherwise).
+    pub others: Signal<Vec<String>>,
 }
 
 impl TimelineState {
-    pub fn new(events: RwSignal<Vec<Event>>, host: Signal<Option<String>>) -> Self {
+    pub fn new(
+        events: RwSignal<Vec<Event>>,
+        host: Signal<Option<String>>,
+        others: Signal<Vec<String>>,
+    ) -> Self {
         let now = RwSignal::new(js_sys::Date::now());
         let base = RwSignal::new(Vec::new());
         // The live events are this machine's: a peer's timeline is its history alone.
@@ -105,6 +112,7 @@ impl TimelineState {
             now,
             tenures,
             host,
+            others,
         }
     }
 
@@ -177,18 +185,22 @@ pub fn keep_base(
 ) {
     let request = StoredValue::new(0u64);
     let seeded = StoredValue::new(None::<Option<String>>);
-    // Another machine picked: what was fetched or seeded is the other one's.
-    let shown = StoredValue::new(None::<Option<String>>);
+    // Another machine picked (or other peers merged): what was fetched or seeded is another's.
+    let shown = StoredValue::new(None::<(Option<String>, Vec<String>)>);
     // When a peer's spans were fetched (its timeline has no live events to move it on).
     let fetched_at = StoredValue::new(0.0f64);
     Effect::new(move |_| {
         let host = state.host.get();
-        if shown.get_value().as_ref() != Some(&host) {
-            shown.set_value(Some(host.clone()));
+        let others = state.others.get();
+        let now_shown = (host.clone(), others.clone());
+        if shown.with_value(|s| s.as_ref() != Some(&now_shown)) {
+            shown.set_value(Some(now_shown));
             state.fetched.set(None);
             state.base.set(Vec::new());
             state.picked.set(None);
         }
+        // Peers' histories come without live events: asked again every little while.
+        let remote = host.is_some() || !others.is_empty();
         let Some(history) = hello.with(|h| h.as_ref().map(|h| h.history)) else {
             return;
         };
@@ -209,7 +221,7 @@ pub fn keep_base(
             return;
         }
         let window = state.window.get();
-        let now = if host.is_some() {
+        let now = if remote {
             state.now.get()
         } else {
             state.now.get_untracked()
@@ -219,7 +231,7 @@ pub fn keep_base(
                 start <= window.start && end.is_none_or(|e| e >= window.end)
             })
         });
-        let stale = host.is_some() && now - fetched_at.get_value() > PEER_REFETCH_MS;
+        let stale = remote && now - fetched_at.get_value() > PEER_REFETCH_MS;
         if covered && !stale {
             return;
         }
@@ -237,30 +249,50 @@ pub fn keep_base(
         if let Some(until) = until {
             path.push_str(&format!("&until={}", time::format_utc(until)));
         }
-        let path = api::on_host(&path, host.as_deref());
+        // The host picked, or this machine and, with all hosts picked, each peer merged in.
+        let mut asks = vec![(None, api::on_host(&path, host.as_deref()))];
+        asks.extend(
+            others
+                .iter()
+                .map(|peer| (Some(peer.clone()), api::on_host(&path, Some(peer)))),
+        );
         // Mark it fetched at once, so that the ticks of the clock ask no second time.
         state.fetched.set(Some((since, until)));
         leptos::task::spawn_local(async move {
-            let answer = api::get::<Spans>(&path).await;
-            if request.get_value() != n {
-                return;
-            }
-            match answer {
-                Ok(spans) => {
-                    state.note.set(spans.truncated.then(|| {
-                        format!("The history holds more than {SPANS_LIMIT} listener lives in this window: the earliest are left out. Zoom in to see them.")
-                    }));
-                    state
-                        .base
-                        .set(spans.spans.iter().filter_map(Tenure::from_span).collect());
+            let mut base = Vec::new();
+            let mut notes = Vec::new();
+            for (peer, path) in asks {
+                let answer = api::get::<Spans>(&path).await;
+                if request.get_value() != n {
+                    return;
                 }
-                Err(e) => {
-                    state.fetched.set(None);
-                    state.note.set(Some(format!(
-                        "The history could not be read ({e}): showing the changes since this page opened."
-                    )));
+                let whose = peer
+                    .as_deref()
+                    .map_or_else(String::new, |p| format!(" of {p}"));
+                match answer {
+                    Ok(spans) => {
+                        if spans.truncated {
+                            notes.push(format!("The history{whose} holds more than {SPANS_LIMIT} listener lives in this window: the earliest are left out. Zoom in to see them."));
+                        }
+                        let tenures = spans.spans.iter().filter_map(Tenure::from_span);
+                        match &peer {
+                            Some(peer) => base.extend(tenures.map(|t| t.on(peer))),
+                            None => base.extend(tenures),
+                        }
+                    }
+                    Err(e) if peer.is_some() => {
+                        notes.push(format!("The history{whose} could not be read ({e})."));
+                    }
+                    Err(e) => {
+                        state.fetched.set(None);
+                        notes.push(format!(
+                            "The history could not be read ({e}): showing the changes since this page opened."
+                        ));
+                    }
                 }
             }
+            state.note.set((!notes.is_empty()).then(|| notes.join(" ")));
+            state.base.set(base);
         });
     });
 }
@@ -622,6 +654,7 @@ pub fn Timeline(
                 aria-label=label
                 data-at=format!("{row}-{index}")
                 data-key=format!("{} {}", first.key.proto_label(), first.key.endpoint())
+                data-host=first.key.host.clone()
                 x=format!("{:.1}", bar.x)
                 width=format!("{:.1}", bar.width)
             >
