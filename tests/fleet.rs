@@ -602,6 +602,35 @@ fn the_doctor_runs_on_the_peer_a_host_names() {
     let unknown = hub.get("/api/v1/who?host=nowhere&port=1");
     assert_eq!(unknown.status, 404);
     assert!(unknown.body.contains("unknown_host"), "{}", unknown.body);
+    // Relayed requests take turns on one connection to the peer, kept between them: beside
+    // the link's WebSocket, one established connection, and none closed by the hub.
+    for _ in 0..5 {
+        let who = hub.get(&format!("/api/v1/who?host=box&port={}", listener.port));
+        assert_eq!(who.status, 200, "{}", who.body);
+    }
+    let to_peer = |state: &str| {
+        let mut ss = std::process::Command::new("ss");
+        ss.args([
+            "-Htn",
+            "state",
+            state,
+            "dst",
+            &format!("{}:7678", machine.addr),
+        ]);
+        let (code, out, err) = crate::support::run(ss);
+        assert_eq!(code, 0, "{err}");
+        out.lines().count()
+    };
+    assert_eq!(
+        to_peer("established"),
+        2,
+        "the link and one relay connection"
+    );
+    assert_eq!(
+        to_peer("time-wait"),
+        0,
+        "no relay connection closed by the hub"
+    );
 }
 
 /// A shared agent sends no HTTP on a remote client's behalf. A real `python3 -m http.server`

@@ -101,15 +101,23 @@ impl State {
     /// or changed, `processes_removed` were there; `warnings` replace the old ones. Each id
     /// appears once.
     pub fn apply(&self, delta: &Delta) -> Result<State, ApplyError> {
-        let old = self;
+        let mut new = self.clone();
+        new.apply_in_place(delta)?;
+        Ok(new)
+    }
+
+    /// [`State::apply`] without a copy: the state itself becomes the new one. On an error it is
+    /// left part-changed, fit only to be replaced (a [`Mirror`] then drops it and asks for a
+    /// whole snapshot).
+    pub fn apply_in_place(&mut self, delta: &Delta) -> Result<(), ApplyError> {
         let fail = ApplyError;
-        if delta.from_seq != old.seq {
+        if delta.from_seq != self.seq {
             return Err(fail(format!(
                 "from_seq {} on a state at {}",
-                delta.from_seq, old.seq
+                delta.from_seq, self.seq
             )));
         }
-        let mut new = old.clone();
+        let new = self;
         new.seq = delta.seq;
         let mut ids = HashSet::new();
         for id in &delta.removed {
@@ -161,7 +169,7 @@ impl State {
             }
         }
         new.warnings = delta.warnings.clone();
-        Ok(new)
+        Ok(())
     }
 
     /// What turns `self` into `new`. Empty (see [`Delta::is_empty`]) when only `seq` differs.
@@ -246,6 +254,8 @@ pub struct Mirror {
     last: Option<State>,
     partial: Option<State>,
     resyncing: bool,
+    /// Deltas change the state itself (no copy; [`Step::Changed`] then holds no old state).
+    in_place: bool,
 }
 
 /// What one message did to a [`Mirror`].
@@ -262,6 +272,15 @@ pub enum Step {
 }
 
 impl Mirror {
+    /// A mirror that applies deltas to its state itself, for a reader that needs no old state
+    /// (a hub's peer: one copy of a peer's state fewer per change).
+    pub fn in_place() -> Self {
+        Self {
+            in_place: true,
+            ..Self::default()
+        }
+    }
+
     /// The latest whole state.
     pub fn state(&self) -> Option<&State> {
         self.last.as_ref()
@@ -307,6 +326,16 @@ impl Mirror {
             }
             ServerMessage::Delta(_) if self.resyncing || self.partial.is_some() => {
                 return Step::Nothing;
+            }
+            ServerMessage::Delta(delta) if self.in_place => {
+                match self.last.as_mut().map(|s| s.apply_in_place(&delta)) {
+                    Some(Ok(())) => return Step::Changed(None),
+                    _ => {
+                        self.last = None;
+                        self.resyncing = true;
+                        return Step::Resync;
+                    }
+                }
             }
             ServerMessage::Delta(delta) => match self.last.as_ref().map(|s| s.apply(&delta)) {
                 Some(Ok(state)) => Some(state),
@@ -666,6 +695,34 @@ pub(crate) mod tests {
             mirror.feed(ServerMessage::Snapshot(b.snapshot())),
             Step::Changed(Some(_))
         ));
+        assert_eq!(mirror.into_state(), Some(b));
+    }
+
+    #[test]
+    fn a_mirror_in_place_changes_its_state_without_a_copy() {
+        use portscope_shared::ServerMessage;
+        let mut a = state(&[socket("a", SocketState::Listen)]);
+        a.seq = 1;
+        let mut b = state(&[
+            socket("a", SocketState::Listen),
+            socket("b", SocketState::Listen),
+        ]);
+        b.seq = 2;
+        let mut mirror = Mirror::in_place();
+        mirror.feed(ServerMessage::Snapshot(a.snapshot()));
+        let delta = a.diff(&b);
+        assert!(matches!(
+            mirror.feed(ServerMessage::Delta(delta.clone())),
+            Step::Changed(None)
+        ));
+        assert_eq!(mirror.state(), Some(&b), "as State::apply would make it");
+        // Out of step: the part-changed state is dropped, and a Resync asked for.
+        assert!(matches!(
+            mirror.feed(ServerMessage::Delta(delta)),
+            Step::Resync
+        ));
+        assert!(mirror.state().is_none());
+        mirror.feed(ServerMessage::Snapshot(b.snapshot()));
         assert_eq!(mirror.into_state(), Some(b));
     }
 }

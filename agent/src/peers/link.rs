@@ -132,10 +132,26 @@ pub struct Answer {
     pub body: axum::body::Bytes,
 }
 
+/// The hub's one connection to a peer's API for relayed requests, kept between them (HTTP/1
+/// keep-alive): requests to one peer take turns on it. A connection that failed, or whose
+/// request was cut short (a timeout), is not reused: the next request opens another.
+#[derive(Default)]
+pub struct Relay(tokio::sync::Mutex<Option<Sender>>);
+
+type Sender = hyper::client::conn::http1::SendRequest<http_body_util::Full<axum::body::Bytes>>;
+
+impl std::fmt::Debug for Relay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Relay").finish_non_exhaustive()
+    }
+}
+
 /// Sends one request to the peer's API with its token (`path_and_query` from the root, e.g.
-/// `/api/v1/who?port=5432`) and reads its answer, following no redirect.
+/// `/api/v1/who?port=5432`) over `relay`'s connection and reads its answer, following no
+/// redirect.
 pub async fn request(
     peer: &Peer,
+    relay: &Relay,
     method: &axum::http::Method,
     path_and_query: &str,
     content_type: Option<&str>,
@@ -143,11 +159,25 @@ pub async fn request(
 ) -> Result<Answer, LinkError> {
     use http_body_util::BodyExt;
     let exchange = async {
-        let io = hyper_util::rt::TokioIo::new(stream(peer).await?);
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(io)
-            .await
-            .map_err(|e| LinkError::Unreachable(e.to_string()))?;
-        tokio::spawn(connection);
+        let mut kept = relay.0.lock().await;
+        // Taken out while in use: put back only after a whole answer.
+        let mut reused = kept.take();
+        if let Some(sender) = reused.as_mut()
+            && sender.ready().await.is_err()
+        {
+            reused = None;
+        }
+        let mut sender = match reused {
+            Some(sender) => sender,
+            None => {
+                let io = hyper_util::rt::TokioIo::new(stream(peer).await?);
+                let (sender, connection) = hyper::client::conn::http1::handshake(io)
+                    .await
+                    .map_err(|e| LinkError::Unreachable(e.to_string()))?;
+                tokio::spawn(connection);
+                sender
+            }
+        };
         let mut request = axum::http::Request::builder()
             .method(method)
             .uri(path_and_query)
@@ -174,6 +204,7 @@ pub async fn request(
             .await
             .map_err(|e| LinkError::Lost(format!("its answer: {e}")))?
             .to_bytes();
+        *kept = Some(sender);
         Ok(Answer {
             status,
             content_type,

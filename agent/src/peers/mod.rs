@@ -21,7 +21,7 @@ use std::time::{Duration, SystemTime};
 use portscope_shared::{Hello, Host, HostStatus};
 
 pub use config::Peer;
-pub use link::{LinkError, request};
+pub use link::{LinkError, Relay, request};
 
 use crate::model::{Mirror, Model, State, Step, Watcher};
 
@@ -55,6 +55,8 @@ pub struct Peers {
 #[derive(Debug)]
 pub struct PeerHost {
     pub peer: Peer,
+    /// The connection relayed requests (the doctor's, the history's) take to it.
+    pub relay: Relay,
     model: Model,
     status: Mutex<Status>,
     /// The most bytes of its state the hub keeps (`--peer-max-size`).
@@ -77,6 +79,7 @@ impl Peers {
             .into_iter()
             .map(|peer| PeerHost {
                 peer,
+                relay: Relay::default(),
                 max_bytes,
                 model: Model::remote(State::default()),
                 status: Mutex::new(Status {
@@ -222,7 +225,7 @@ async fn follow(host: &PeerHost) {
 
 /// Reads the peer's stream into its model until the link ends; why it ended.
 async fn relay(host: &PeerHost, mut ws: link::PeerSocket) -> LinkError {
-    let mut mirror = Mirror::default();
+    let mut mirror = Mirror::in_place();
     let mut resync_sent: Option<std::time::Instant> = None;
     // The weight of the state being built (a snapshot's parts so far, or the last state and
     // the changes since), against the peer's budget.
@@ -243,8 +246,10 @@ async fn relay(host: &PeerHost, mut ws: link::PeerSocket) -> LinkError {
                 return LinkError::Lost(format!("silent for {} s", SILENT.as_secs()));
             }
         };
-        // Every string capped as our own scans cap them, and weighed before it is kept.
+        // Every string capped as our own scans cap them, and weighed before it is kept; every
+        // socket and process marked as the peer's as it comes (the state needs no copy to be).
         bounds::cap(&mut message);
+        stamp(&mut message, &host.peer.name);
         held = held.saturating_add(bounds::message_weight(&message));
         if held > host.max_bytes {
             return too_heavy(held);
@@ -265,7 +270,7 @@ async fn relay(host: &PeerHost, mut ws: link::PeerSocket) -> LinkError {
                 if held > host.max_bytes {
                     return too_heavy(held);
                 }
-                host.model.update(stamped(state, &host.peer.name));
+                host.model.update(state.clone());
                 host.set(|s| s.last_live = Some(SystemTime::now()));
             }
             Step::Resync => {
@@ -282,15 +287,24 @@ async fn relay(host: &PeerHost, mut ws: link::PeerSocket) -> LinkError {
     }
 }
 
-/// A peer's state with every socket and process marked as the peer's.
-fn stamped(state: &State, name: &str) -> State {
-    let mut state = state.clone();
-    let name = Some(name.to_owned());
-    for socket in state.sockets.values_mut() {
-        socket.host.clone_from(&name);
+/// Marks every socket and process a message carries as the peer's.
+fn stamp(message: &mut portscope_shared::ServerMessage, name: &str) {
+    use portscope_shared::ServerMessage;
+    let (sockets, processes) = match message {
+        ServerMessage::Snapshot(s) => (&mut s.sockets, &mut s.processes),
+        ServerMessage::SnapshotMore(p) => (&mut p.sockets, &mut p.processes),
+        ServerMessage::Delta(d) => {
+            for socket in &mut d.changed {
+                socket.host = Some(name.to_owned());
+            }
+            (&mut d.added, &mut d.processes)
+        }
+        _ => return,
+    };
+    for socket in sockets {
+        socket.host = Some(name.to_owned());
     }
-    for process in state.processes.values_mut() {
-        process.host.clone_from(&name);
+    for process in processes {
+        process.host = Some(name.to_owned());
     }
-    state
 }

@@ -119,17 +119,18 @@ pub async fn on_peer(State(app): State<AppState>, req: Request, next: Next) -> R
     let Some(_permit) = super::doctor::permit(&app) else {
         return super::doctor::busy();
     };
-    forward(&peer.peer, &method, &path, content_type.as_deref(), body).await
+    forward(peer, &method, &path, content_type.as_deref(), body).await
 }
 
 async fn forward(
-    peer: &crate::peers::Peer,
+    host: &crate::peers::PeerHost,
     method: &axum::http::Method,
     path: &str,
     content_type: Option<&str>,
     body: Bytes,
 ) -> Response {
-    match crate::peers::request(peer, method, path, content_type, body).await {
+    let peer = &host.peer;
+    match crate::peers::request(peer, &host.relay, method, path, content_type, body).await {
         // The peer refused the hub's token: not the browser's token being wrong.
         Ok(answer) if answer.status == 401 => {
             let body = serde_json::json!({ "error": { "code": "peer_refused", "message":
