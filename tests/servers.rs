@@ -1,4 +1,4 @@
-//! The doctor on real servers (#10): PostgreSQL, Redis and nginx from Debian's packages, each
+//! The doctor on real servers (#10): PostgreSQL, Redis, nginx and sshd from Debian's packages, each
 //! started by the test on a loopback port of its own. What is checked is what the servers
 //! themselves say: their logs (no "SECURITY ATTACK", no bad startup packet, no crash recovery),
 //! how they stopped, and whether they still answer. Docker's containers are named in the CLI
@@ -9,7 +9,7 @@ use std::time::Duration;
 use portscope_shared::{Diagnosis, KillOutcome, KillReport, Verdict};
 
 use crate::support::run_cli;
-use crate::support::servers::{Docker, IMAGE, Nginx, Postgres, Redis, accepts, signal};
+use crate::support::servers::{Docker, IMAGE, Nginx, Postgres, Redis, Sshd, accepts, signal};
 
 #[track_caller]
 fn why(target: &str) -> (i32, Diagnosis) {
@@ -672,4 +672,46 @@ async fn dashboard_names_containers(
         .await
         .map_err(|e| e.to_string())?;
     card.text().await.map_err(|e| e.to_string())
+}
+
+/// sshd logs even a bare connect and close: `why` says so in its answer (docs/doctor.md says
+/// the same), and sends it nothing but the connect — what it logs is the closed connection,
+/// never a bad protocol identification.
+#[test]
+fn why_on_sshd_says_it_logs_the_connect_and_sends_it_nothing() {
+    use std::io::{Read, Write};
+    let sshd = Sshd::start();
+    let addr = format!("127.0.0.1:{}", sshd.port);
+    let (_, d) = why(&addr);
+    let said: Vec<&String> = d.checks.iter().flat_map(|c| &c.evidence).collect();
+    assert!(
+        said.iter()
+            .any(|e| e.contains("SSH server logs even this connect and close")),
+        "{said:#?}"
+    );
+    // A marker of the test's own, after `why`'s visits: an identification sshd refuses and
+    // logs with its text.
+    let marker = format!("portscope-marker-{}", std::process::id());
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let _ = s.write_all(format!("{marker}\r\n").as_bytes());
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    wait_log("sshd to log the marker", || sshd.log(), &marker);
+    let log = sshd.log();
+    // What it logged before the marker's line: `why`'s visits. (The marker's own line shows the
+    // complaints below are what sshd logs of a client that sends something.)
+    let at = log.find(&marker).unwrap();
+    let before = &log[..log[..at].rfind('\n').map_or(0, |i| i + 1)];
+    assert!(
+        before.contains("kex_exchange_identification") || before.contains("[preauth]"),
+        "sshd logged why's connect as docs/doctor.md says:\n{log}"
+    );
+    for complaint in ["Bad protocol version", "invalid protocol identifier"] {
+        let lines: Vec<&str> = before.lines().filter(|l| l.contains(complaint)).collect();
+        assert!(
+            lines.is_empty(),
+            "why sent sshd something: {lines:?}\n{log}"
+        );
+    }
 }

@@ -268,6 +268,64 @@ impl Redis {
     }
 }
 
+/// OpenSSH's server from Debian's `openssh-server`, on a loopback port of its own with a host
+/// key made for the test, logging at INFO to a file in its directory.
+pub struct Sshd {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    child: Child,
+}
+
+impl Sshd {
+    #[track_caller]
+    pub fn start() -> Sshd {
+        need(Path::new("/usr/sbin/sshd"), "openssh-server");
+        assert!(is_root(), "sshd runs as root in these tests");
+        // Its privilege separation directory, which the package's service would make.
+        std::fs::create_dir_all("/run/sshd").unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("portscope-sshd-")
+            .tempdir()
+            .unwrap();
+        let key = dir.path().join("host_key");
+        let made = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&key)
+            .status()
+            .expect("ssh-keygen comes with openssh-client");
+        assert!(made.success());
+        let port = free_port();
+        let child = Command::new("/usr/sbin/sshd")
+            .args(["-D", "-f", "/dev/null", "-p", &port.to_string()])
+            .arg("-h")
+            .arg(&key)
+            .args(["-o", "ListenAddress=127.0.0.1", "-o", "PidFile=none"])
+            .args(["-o", "LogLevel=INFO", "-E"])
+            .arg(dir.path().join("log"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("cannot start sshd");
+        let addr = format!("127.0.0.1:{port}");
+        wait_for("sshd to listen", Duration::from_secs(10), || {
+            std::net::TcpStream::connect(&addr).ok().map(drop)
+        });
+        Sshd { dir, port, child }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for Redis {
     fn drop(&mut self) {
         signal(self.child.id(), rustix::process::Signal::TERM);

@@ -36,6 +36,8 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     ("postgresql", "/usr/lib/postgresql/15/bin/initdb"),
     ("redis-server", "/usr/bin/redis-server"),
     ("nginx", "/usr/sbin/nginx"),
+    // sshd logs even a bare connect: `why` says so (tests/servers.rs).
+    ("openssh-server", "/usr/sbin/sshd"),
     // nginx's `stream` proxy in front of Redis: a proxy's listener gets no HTTP request.
     (
         "libnginx-mod-stream",
