@@ -75,21 +75,7 @@ fn claim_history(path: &std::path::Path) -> anyhow::Result<Option<crate::history
 }
 
 pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
-    if let Some(share) = args.share {
-        if args.bind != ServeArgs::default_bind() {
-            bail!(crate::doctor::UsageError(format!(
-                "--share takes the address to listen on (--share {share}); leave out --bind"
-            )));
-        }
-        args.bind = share;
-    } else if !args.bind.is_loopback() {
-        bail!(crate::doctor::UsageError(format!(
-            "--bind {} is not a loopback address. portscope shows every process's command line, \
-             so it serves only this machine; use 127.0.0.1 (the default) or ::1, or share it \
-             with TLS and the token: --share {}",
-            args.bind, args.bind
-        )));
-    }
+    settle_bind(&mut args)?;
     let learned = crate::doctor::Learned::default();
     let checks = crate::health::Checks::default();
     let collector = Collector::new(os::System::new())
@@ -123,34 +109,9 @@ pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
     let mut url = dashboard_url(addr, &token);
     let mut tls = None;
     if args.share.is_some() {
-        // Reachable under the machine's addresses (all of them for 0.0.0.0 / ::) and names.
-        let addresses: Vec<std::net::IpAddr> = if addr.ip().is_unspecified() {
-            os::local_addresses()
-                .into_iter()
-                .filter(|ip| !ip.is_loopback() && (addr.is_ipv6() || ip.is_ipv4()))
-                // Link-local IPv6 needs an interface zone in a URL: not an address to hand out.
-                .filter(|ip| !matches!(ip, std::net::IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80))
-                .collect()
-        } else {
-            vec![addr.ip()]
-        };
-        let names = vec![hostname.clone()];
-        let mut cert_names = args.allow_host.clone();
-        cert_names.extend(names.iter().cloned());
-        cert_names.extend(addresses.iter().map(ToString::to_string));
-        let identity = crate::tls::identity(
-            args.tls_cert.as_deref(),
-            args.tls_key.as_deref(),
-            &cert_names,
-        )?;
-        // The first address other machines can use, else the machine's name.
-        let shown = match addresses.first() {
-            Some(ip) => std::net::SocketAddr::new(*ip, addr.port()).to_string(),
-            None => format!("{hostname}:{}", addr.port()),
-        };
+        let (shown, identity);
+        (shown, guard, identity) = share(&args, addr, &hostname, guard)?;
         url = format!("https://{shown}/?token={token}");
-        guard = guard.shared(addresses, names);
-        tracing::info!(certificate = %identity.source, "sharing over HTTPS");
         tls = Some(identity);
     }
 
@@ -276,6 +237,77 @@ pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
         history,
         state.metrics.clone(),
     ));
+    serve_http(listener, state, tls).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// `--share ADDR` is the address to listen on; without it, only a loopback `--bind`.
+fn settle_bind(args: &mut ServeArgs) -> anyhow::Result<()> {
+    if let Some(share) = args.share {
+        if args.bind != ServeArgs::default_bind() {
+            bail!(crate::doctor::UsageError(format!(
+                "--share takes the address to listen on (--share {share}); leave out --bind"
+            )));
+        }
+        args.bind = share;
+    } else if !args.bind.is_loopback() {
+        bail!(crate::doctor::UsageError(format!(
+            "--bind {} is not a loopback address. portscope shows every process's command line, \
+             so it serves only this machine; use 127.0.0.1 (the default) or ::1, or share it \
+             with TLS and the token: --share {}",
+            args.bind, args.bind
+        )));
+    }
+    Ok(())
+}
+
+/// Share mode: the certificate for the machine's addresses and names, the guard that lets
+/// them in, and the address the URL shows (the first address other machines can use, else
+/// the machine's name).
+fn share(
+    args: &ServeArgs,
+    addr: std::net::SocketAddr,
+    hostname: &str,
+    guard: Guard,
+) -> anyhow::Result<(String, Guard, crate::tls::Identity)> {
+    // Reachable under the machine's addresses (all of them for 0.0.0.0 / ::) and names.
+    let addresses: Vec<std::net::IpAddr> = if addr.ip().is_unspecified() {
+        os::local_addresses()
+            .into_iter()
+            .filter(|ip| !ip.is_loopback() && (addr.is_ipv6() || ip.is_ipv4()))
+            // Link-local IPv6 needs an interface zone in a URL: not an address to hand out.
+            .filter(
+                |ip| !matches!(ip, std::net::IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80),
+            )
+            .collect()
+    } else {
+        vec![addr.ip()]
+    };
+    let names = vec![hostname.to_owned()];
+    let mut cert_names = args.allow_host.clone();
+    cert_names.extend(names.iter().cloned());
+    cert_names.extend(addresses.iter().map(ToString::to_string));
+    let identity = crate::tls::identity(
+        args.tls_cert.as_deref(),
+        args.tls_key.as_deref(),
+        &cert_names,
+    )?;
+    let shown = match addresses.first() {
+        Some(ip) => std::net::SocketAddr::new(*ip, addr.port()).to_string(),
+        None => format!("{hostname}:{}", addr.port()),
+    };
+    tracing::info!(certificate = %identity.source, "sharing over HTTPS");
+    Ok((shown, guard.shared(addresses, names), identity))
+}
+
+/// Serves the dashboard and the API on `listener` (over TLS in share mode) until a signal
+/// stops it.
+async fn serve_http(
+    listener: TcpListener,
+    state: AppState,
+    tls: Option<crate::tls::Identity>,
+) -> anyhow::Result<()> {
     let service = app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
     let handle = axum_server::Handle::new();
     let stopper = handle.clone();
@@ -309,7 +341,6 @@ pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
                 .context("the HTTPS server failed")?;
         }
     }
-    tracing::info!("stopped");
     Ok(())
 }
 

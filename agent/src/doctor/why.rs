@@ -362,34 +362,7 @@ pub fn analyze(facts: &Facts) -> Diagnosis {
     }
 
     // 2. Connect to each address.
-    for (ip, outcome) in &facts.probes {
-        let addr = SocketAddr::new(*ip, port);
-        let (verdict, title) = match outcome {
-            Connect::Connected(t) => (
-                Verdict::Ok,
-                format!("connected to {addr} in {:.1} ms", t.as_secs_f64() * 1e3),
-            ),
-            Connect::Refused => (
-                Verdict::Problem,
-                format!("connection to {addr} refused: nothing accepts connections there"),
-            ),
-            Connect::TimedOut(t) => (
-                Verdict::Problem,
-                format!(
-                    "connection to {addr} timed out after {} ms: nothing answered",
-                    t.as_millis()
-                ),
-            ),
-            Connect::Failed(e) => (Verdict::Problem, format!("cannot connect to {addr}: {e}")),
-        };
-        // A failed address is only a warning when another one works (clients that fall back).
-        let verdict = if verdict == Verdict::Problem && any_connected {
-            Verdict::Warning
-        } else {
-            verdict
-        };
-        checks.push(check("connect", verdict, title, vec![], vec![]));
-    }
+    checks.extend(connect_checks(facts, port, any_connected));
 
     if !facts.local {
         checks.push(check(
@@ -436,79 +409,7 @@ pub fn analyze(facts: &Facts) -> Diagnosis {
     }
 
     // 5. Stopped owners (one check per process) and full accept queues.
-    let mut owners: Vec<u32> = listeners
-        .iter()
-        .flat_map(|s| s.pids.iter().copied())
-        .collect();
-    owners.sort_unstable();
-    owners.dedup();
-    for pid in owners
-        .iter()
-        .copied()
-        .filter(|p| facts.states.get(p) == Some(&'T'))
-    {
-        let name = name_of(facts, pid);
-        // Workers that hold the same listener (nginx, gunicorn) keep answering for a stopped
-        // master.
-        let running: Vec<String> = listeners
-            .iter()
-            .filter(|s| s.pids.contains(&pid))
-            .flat_map(|s| s.pids.iter().copied())
-            .filter(|p| *p != pid && facts.states.get(p) != Some(&'T'))
-            .map(|p| format!("{} (pid {p})", name_of(facts, p)))
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        let fixes = vec![
-            fix("resume it", Some(format!("kill -CONT {pid}"))),
-            fix(
-                "or bring it back in the terminal that stopped it",
-                Some("fg".into()),
-            ),
-        ];
-        if running.is_empty() {
-            checks.push(check(
-                "stopped",
-                Verdict::Problem,
-                format!("{name} (pid {pid}) is stopped (state T): it holds the port but answers nothing"),
-                vec!["stopped by SIGSTOP or Ctrl-Z; the kernel still completes handshakes until its accept queue is full".into()],
-                fixes,
-            ));
-        } else {
-            checks.push(check(
-                "stopped",
-                Verdict::Warning,
-                format!(
-                    "{name} (pid {pid}) is stopped (state T), but {} on the same socket still {} connections",
-                    running.join(", "),
-                    if running.len() == 1 { "accepts" } else { "accept" }
-                ),
-                vec!["a stopped master does not replace workers that exit, nor reload or shut down".into()],
-                fixes,
-            ));
-        }
-    }
-    for socket in &listeners {
-        if let Some(&waiting) = facts.queues.get(&socket.id)
-            && waiting > 0
-        {
-            let timed_out = facts
-                .probes
-                .iter()
-                .any(|(_, c)| matches!(c, Connect::TimedOut(_)));
-            checks.push(check(
-                "backlog",
-                if timed_out { Verdict::Problem } else { Verdict::Warning },
-                format!(
-                    "{waiting} connection{} wait in the accept queue of {}: the program is not accepting them",
-                    plural(waiting as usize),
-                    socket.local_endpoint()
-                ),
-                vec!["when the queue reaches the listen() backlog the kernel drops new connection attempts, and clients time out".into()],
-                vec![fix("see what the program is doing (is it stuck, or single-threaded and busy?)", socket.pids.first().map(|p| format!("cat /proc/{p}/stack; top -p {p}")))],
-            ));
-        }
-    }
+    checks.extend(stopped_and_queued(facts, &listeners));
 
     // 6. Containers.
     if let Some(c) = container_check(facts, &listeners) {
@@ -563,6 +464,120 @@ pub fn analyze(facts: &Facts) -> Diagnosis {
         checks,
         Vec::new(),
     )
+}
+
+/// One check per address tried: connected, refused, timed out. A failed address is only a
+/// warning when another one works (clients that fall back).
+fn connect_checks(facts: &Facts, port: u16, any_connected: bool) -> Vec<Check> {
+    let mut checks = Vec::new();
+    for (ip, outcome) in &facts.probes {
+        let addr = SocketAddr::new(*ip, port);
+        let (verdict, title) = match outcome {
+            Connect::Connected(t) => (
+                Verdict::Ok,
+                format!("connected to {addr} in {:.1} ms", t.as_secs_f64() * 1e3),
+            ),
+            Connect::Refused => (
+                Verdict::Problem,
+                format!("connection to {addr} refused: nothing accepts connections there"),
+            ),
+            Connect::TimedOut(t) => (
+                Verdict::Problem,
+                format!(
+                    "connection to {addr} timed out after {} ms: nothing answered",
+                    t.as_millis()
+                ),
+            ),
+            Connect::Failed(e) => (Verdict::Problem, format!("cannot connect to {addr}: {e}")),
+        };
+        // A failed address is only a warning when another one works (clients that fall back).
+        let verdict = if verdict == Verdict::Problem && any_connected {
+            Verdict::Warning
+        } else {
+            verdict
+        };
+        checks.push(check("connect", verdict, title, vec![], vec![]));
+    }
+    checks
+}
+
+/// Stopped owners of the listeners (one check per process) and full accept queues.
+fn stopped_and_queued(facts: &Facts, listeners: &[&Socket]) -> Vec<Check> {
+    let mut checks = Vec::new();
+    let mut owners: Vec<u32> = listeners
+        .iter()
+        .flat_map(|s| s.pids.iter().copied())
+        .collect();
+    owners.sort_unstable();
+    owners.dedup();
+    for pid in owners
+        .iter()
+        .copied()
+        .filter(|p| facts.states.get(p) == Some(&'T'))
+    {
+        let name = name_of(facts, pid);
+        // Workers that hold the same listener (nginx, gunicorn) keep answering for a stopped
+        // master.
+        let running: Vec<String> = listeners
+            .iter()
+            .filter(|s| s.pids.contains(&pid))
+            .flat_map(|s| s.pids.iter().copied())
+            .filter(|p| *p != pid && facts.states.get(p) != Some(&'T'))
+            .map(|p| format!("{} (pid {p})", name_of(facts, p)))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let fixes = vec![
+            fix("resume it", Some(format!("kill -CONT {pid}"))),
+            fix(
+                "or bring it back in the terminal that stopped it",
+                Some("fg".into()),
+            ),
+        ];
+        if running.is_empty() {
+            checks.push(check(
+                "stopped",
+                Verdict::Problem,
+                format!("{name} (pid {pid}) is stopped (state T): it holds the port but answers nothing"),
+                vec!["stopped by SIGSTOP or Ctrl-Z; the kernel still completes handshakes until its accept queue is full".into()],
+                fixes,
+            ));
+        } else {
+            checks.push(check(
+                "stopped",
+                Verdict::Warning,
+                format!(
+                    "{name} (pid {pid}) is stopped (state T), but {} on the same socket still {} connections",
+                    running.join(", "),
+                    if running.len() == 1 { "accepts" } else { "accept" }
+                ),
+                vec!["a stopped master does not replace workers that exit, nor reload or shut down".into()],
+                fixes,
+            ));
+        }
+    }
+    for socket in listeners {
+        if let Some(&waiting) = facts.queues.get(&socket.id)
+            && waiting > 0
+        {
+            let timed_out = facts
+                .probes
+                .iter()
+                .any(|(_, c)| matches!(c, Connect::TimedOut(_)));
+            checks.push(check(
+                "backlog",
+                if timed_out { Verdict::Problem } else { Verdict::Warning },
+                format!(
+                    "{waiting} connection{} wait in the accept queue of {}: the program is not accepting them",
+                    plural(waiting as usize),
+                    socket.local_endpoint()
+                ),
+                vec!["when the queue reaches the listen() backlog the kernel drops new connection attempts, and clients time out".into()],
+                vec![fix("see what the program is doing (is it stuck, or single-threaded and busy?)", socket.pids.first().map(|p| format!("cat /proc/{p}/stack; top -p {p}")))],
+            ));
+        }
+    }
+    checks
 }
 
 fn listening_check(facts: &Facts, listeners: &[&Socket], port: u16, connected: bool) -> Check {
