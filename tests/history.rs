@@ -100,7 +100,8 @@ fn listeners_are_remembered_across_a_kill_9() {
         .duration_since(std::time::UNIX_EPOCH + Duration::from_millis(start_ms))
         .unwrap();
     let least = stopping.duration_since(started).unwrap();
-    let most = stopped.duration_since(spawned).unwrap() + Duration::from_millis(200 + 150);
+    // (The tick that saw it gone may come a scan late on a busy machine.)
+    let most = stopped.duration_since(spawned).unwrap() + Duration::from_millis(1000);
     assert!(
         ran >= least && ran <= most,
         "ran {ran:?}, between {least:?} and {most:?}"

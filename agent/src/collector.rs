@@ -51,10 +51,13 @@ pub trait Platform: Send + 'static {
 /// started by `npm run dev` in the repository).
 const PROJECT_ANCESTORS: usize = 8;
 
-/// How long a scan waits, in all, for the projects of the processes it sees first: a lookup
-/// not answered by then (a working directory on a slow or hung mount) is asked again next
-/// scan, and the process shows without a project meanwhile.
-const PROJECT_WAIT: std::time::Duration = std::time::Duration::from_millis(250);
+/// How long a scan waits, in all, for the projects of the processes it sees first (counted
+/// from its first lookup): a lookup not answered by then (a working directory on a slow or hung
+/// mount) is asked again next scan, and the process shows without a project meanwhile. A
+/// one-off scan (`ls`, a doctor's answer) has no next scan and waits longer; the agent's
+/// refresher, whose next scan comes within a tick, waits [`LIVE_PROJECT_WAIT`].
+const PROJECT_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+pub const LIVE_PROJECT_WAIT: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// A socket as the platform reports it, before it gets an identity.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -160,8 +163,10 @@ pub struct Collector<P> {
     checks: Option<crate::health::Checks>,
     /// Each working directory's project, looked up off this thread.
     projects: crate::projects::Finder,
-    /// Until when this scan waits for project lookups.
-    project_deadline: std::time::Instant,
+    /// How long a scan waits for its project lookups, and until when this one does (set by its
+    /// first lookup).
+    project_wait: std::time::Duration,
+    project_deadline: Option<std::time::Instant>,
     /// Processes whose project lookup has not answered yet: asked again each scan.
     unsettled: std::collections::HashSet<u32>,
     /// [`Finder::generation`](crate::projects::Finder::generation) at the last scan; when it
@@ -182,7 +187,8 @@ impl<P: Platform> Collector<P> {
             learned: None,
             checks: None,
             projects,
-            project_deadline: std::time::Instant::now(),
+            project_wait: PROJECT_WAIT,
+            project_deadline: None,
             unsettled: Default::default(),
             project_generation: 0,
             reproject: false,
@@ -193,6 +199,12 @@ impl<P: Platform> Collector<P> {
     /// The agent's collector: listeners also carry what the doctor heard from them.
     pub fn learning(mut self, learned: crate::doctor::Learned) -> Self {
         self.learned = Some(learned);
+        self
+    }
+
+    /// How long each scan waits for its project lookups (the agent's: [`LIVE_PROJECT_WAIT`]).
+    pub fn project_wait(mut self, wait: std::time::Duration) -> Self {
+        self.project_wait = wait;
         self
     }
 
@@ -207,7 +219,7 @@ impl<P: Platform> Collector<P> {
     pub fn scan(&mut self) -> State {
         let t0 = std::time::Instant::now();
         let mut warnings = Vec::new();
-        self.project_deadline = t0 + PROJECT_WAIT;
+        self.project_deadline = None;
         let generation = self.projects.generation();
         self.reproject = generation != self.project_generation;
         self.project_generation = generation;
@@ -370,7 +382,10 @@ impl<P: Platform> Collector<P> {
     /// a lookup it needs has not answered.
     fn project_of(&mut self, raw: &RawProcess) -> Option<Option<portscope_shared::Project>> {
         use crate::projects::Lookup;
-        let deadline = self.project_deadline;
+        let wait = self.project_wait;
+        let deadline = *self
+            .project_deadline
+            .get_or_insert_with(|| std::time::Instant::now() + wait);
         let look = |finder: &crate::projects::Finder, dir: &str| match finder.lookup(dir, deadline)
         {
             Lookup::Known(project) => Some(project),
@@ -433,7 +448,7 @@ impl<P: Platform> Collector<P> {
         if raw.cwd.is_none() {
             raw.cwd.clone_from(&cwd);
         }
-        self.project_deadline = std::time::Instant::now() + PROJECT_WAIT;
+        self.project_deadline = None;
         raw.project = self.project_of(&raw).flatten();
         let mut ancestors = Vec::new();
         let mut current = raw.clone();
@@ -876,7 +891,8 @@ mod tests {
         fake.owners = HashMap::from([(1, vec![50])]);
         let slow = std::sync::Arc::new(Slow::default());
         fake.files = Some(slow.clone());
-        let mut collector = Collector::new(fake);
+        let mut collector =
+            Collector::new(fake).project_wait(std::time::Duration::from_millis(100));
         let t0 = std::time::Instant::now();
         let state = collector.scan();
         assert!(

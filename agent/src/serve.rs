@@ -79,6 +79,7 @@ pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
     let learned = crate::doctor::Learned::default();
     let checks = crate::health::Checks::default();
     let collector = Collector::new(os::System::new())
+        .project_wait(crate::collector::LIVE_PROJECT_WAIT)
         .learning(learned.clone())
         .checking(checks.clone());
     let (collector, first) = refresh::scan_blocking(collector)

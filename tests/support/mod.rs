@@ -542,6 +542,32 @@ pub struct Ws {
 }
 
 impl Ws {
+    /// The whole snapshot that comes next (its first part, then each `SnapshotMore` until one
+    /// says there is no more: a busy machine's state comes in parts), Deltas before it skipped.
+    pub async fn snapshot(&mut self, limit: Duration) -> portscope_shared::Snapshot {
+        let deadline = tokio::time::Instant::now() + limit;
+        let mut snapshot = loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.next(left).await {
+                ServerMessage::Snapshot(s) => break s,
+                ServerMessage::Delta(_) => continue,
+                other => panic!("expected a Snapshot, got {other:?}"),
+            }
+        };
+        while snapshot.more {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.next(left).await {
+                ServerMessage::SnapshotMore(part) => {
+                    snapshot.sockets.extend(part.sockets);
+                    snapshot.processes.extend(part.processes);
+                    snapshot.more = part.more;
+                }
+                other => panic!("expected the snapshot's next part, got {other:?}"),
+            }
+        }
+        snapshot
+    }
+
     /// The next protocol message, or a panic after `limit`.
     pub async fn next(&mut self, limit: Duration) -> ServerMessage {
         let deadline = tokio::time::Instant::now() + limit;

@@ -865,8 +865,15 @@ pub fn App() -> impl IntoView {
         show_port(port);
     });
     // The map and the port space open a process or a socket in the table: (filter, row).
+    // A process opened before the table holds its rows (a busy machine's snapshot still coming
+    // in parts): its row is selected when they come, unless the filter changed meanwhile.
+    let open_pending = RwSignal::new(None::<(String, u32)>);
     let open_in_table = Callback::new(move |(q, row): (String, Option<String>)| {
         typed.set(q.clone());
+        open_pending.set(match (&row, q.parse::<u32>()) {
+            (None, Ok(pid)) => Some((q.clone(), pid)),
+            _ => None,
+        });
         view.update(|v| v.query = q);
         timeline.picked.set(None);
         map.picked.set(None);
@@ -874,6 +881,21 @@ pub fn App() -> impl IntoView {
         tab.set(Tab::Sockets);
         cursor.set(row.clone());
         selected.set(row);
+    });
+    Effect::new(move |_| {
+        let Some((q, pid)) = open_pending.get() else {
+            return;
+        };
+        if view.with(|v| v.query != q) {
+            open_pending.set(None);
+            return;
+        }
+        let host = one_host.get();
+        if let Some(row) = table.with(|t| crate::map::view::row_of(t, host.as_deref(), pid)) {
+            open_pending.set(None);
+            cursor.set(Some(row.clone()));
+            selected.set(Some(row));
+        }
     });
     let columns = move || if multi.get() { "9" } else { "8" };
     let tab_button = move |which: Tab| {

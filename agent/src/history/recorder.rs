@@ -605,7 +605,7 @@ mod tests {
             Published {
                 state: next,
                 delta: Some(delta),
-                events: Vec::new(),
+                ..Published::default()
             }
         };
 
@@ -830,7 +830,7 @@ mod tests {
                 let published = Published {
                     delta: Some(pair[0].diff(&pair[1])),
                     state: pair[1].clone(),
-                    events: Vec::new(),
+                    ..Published::default()
                 };
                 take(counter.count(Some(&published), minute + 2 + k as i64))?;
             }

@@ -15,7 +15,7 @@ use portscope_shared::{
 };
 use tokio::time::{Instant, MissedTickBehavior};
 
-use crate::model::{Published, State, Watcher};
+use crate::model::{Published, Watcher};
 
 /// How often the agent pings; a client that has not answered a ping by the next one (20 s) is
 /// closed with 1008.
@@ -38,12 +38,9 @@ pub async fn serve<S, E>(
 {
     let (mut tx, mut rx) = socket.split();
     let mut sent: Arc<Published> = watcher.borrow_and_update().clone();
-    let opening = [
-        ServerMessage::Hello(hello),
-        ServerMessage::Snapshot(sent.state.snapshot()),
-    ];
-    for msg in opening {
-        for text in encode(msg, &sent.state) {
+    let opening = [Out::Message(ServerMessage::Hello(hello)), Out::Snapshot];
+    for out in opening {
+        for text in encode(out, &sent).await {
             if !matches!(
                 tokio::time::timeout(SEND_TIMEOUT, send(&mut tx, text)).await,
                 Ok(Ok(()))
@@ -88,13 +85,13 @@ pub async fn serve<S, E>(
                     }
                 };
                 if !events.is_empty() {
-                    then = Some(ServerMessage::Events(Events {
+                    then = Some(Out::Message(ServerMessage::Events(Events {
                         seq: now.state.seq,
                         events: events.into_iter().map(|(_, e)| e).collect(),
-                    }));
+                    })));
                 }
                 sent = now;
-                ServerMessage::Delta(delta)
+                Out::Message(ServerMessage::Delta(delta))
             }
             incoming = rx.next() => match incoming {
                 Some(Ok(Message::Text(text))) => match serde_json::from_str::<ClientMessage>(&text) {
@@ -105,25 +102,25 @@ pub async fn serve<S, E>(
                         }
                         resyncs.1 += 1;
                         if resyncs.1 > MAX_RESYNCS {
-                            error("too_many_resyncs", "at most 10 Resync messages a second; wait, then ask again")
+                            Out::Message(error("too_many_resyncs", "at most 10 Resync messages a second; wait, then ask again"))
                         } else {
                             sent = watcher.borrow_and_update().clone();
-                            ServerMessage::Snapshot(sent.state.snapshot())
+                            Out::Snapshot
                         }
                     }
-                    Ok(ClientMessage::Unknown) => error(
+                    Ok(ClientMessage::Unknown) => Out::Message(error(
                         "unknown_message",
                         "this agent does not know that message type; it understands {\"type\":\"Resync\"}",
-                    ),
-                    Err(e) => error(
+                    )),
+                    Err(e) => Out::Message(error(
                         "bad_message",
                         &format!("could not decode the message ({e}); expected JSON such as {{\"type\":\"Resync\"}}"),
-                    ),
+                    )),
                 },
-                Some(Ok(Message::Binary(_))) => error(
+                Some(Ok(Message::Binary(_))) => Out::Message(error(
                     "bad_message",
                     "binary messages are not part of the protocol; send JSON text",
-                ),
+                )),
                 Some(Ok(Message::Pong(_))) => {
                     awaiting_pong = false;
                     continue;
@@ -160,9 +157,10 @@ pub async fn serve<S, E>(
             }
         };
         let mut failed = false;
-        let texts = std::iter::once(outgoing)
-            .chain(then)
-            .flat_map(|msg| encode(msg, &sent.state));
+        let mut texts = encode(outgoing, &sent).await;
+        if let Some(then) = then {
+            texts.extend(encode(then, &sent).await);
+        }
         for text in texts {
             match tokio::time::timeout(SEND_TIMEOUT, send(&mut tx, text)).await {
                 Ok(Ok(())) => {}
@@ -255,24 +253,62 @@ where
     tx.send(Message::Text(text.into())).await
 }
 
-/// A message as the texts to write, none over [`MAX_MESSAGE_BYTES`]: a large snapshot in parts
-/// (`Snapshot` with `more`, then `SnapshotMore`s); a delta too large for one message becomes a
-/// snapshot of `state`, the state it leads to.
-fn encode(msg: ServerMessage, state: &State) -> Vec<String> {
+/// What to send a client: a message, or the snapshot of the state it was last sent.
+enum Out {
+    Message(ServerMessage),
+    Snapshot,
+}
+
+/// What to send as the texts to write, none over [`MAX_MESSAGE_BYTES`]: a large snapshot in
+/// parts (`Snapshot` with `more`, then `SnapshotMore`s); a delta too large for one message
+/// becomes a snapshot of `sent`, the state it leads to. A snapshot's texts are made once per
+/// state, off the async threads, and shared by every client that is sent it.
+async fn encode(out: Out, sent: &Arc<Published>) -> Vec<String> {
     let json =
         |m: &ServerMessage| serde_json::to_string(m).expect("protocol types always serialize");
+    let msg = match out {
+        Out::Snapshot => return snapshot_texts(sent).await.to_vec(),
+        Out::Message(msg) => msg,
+    };
     match msg {
-        ServerMessage::Snapshot(snapshot) => snapshot_parts(snapshot, MAX_MESSAGE_BYTES),
         ServerMessage::Delta(delta) => {
             let text = json(&ServerMessage::Delta(delta));
             if text.len() > MAX_MESSAGE_BYTES {
-                snapshot_parts(state.snapshot(), MAX_MESSAGE_BYTES)
+                snapshot_texts(sent).await.to_vec()
             } else {
                 vec![text]
             }
         }
         ServerMessage::Events(events) => events_parts(events, MAX_MESSAGE_BYTES),
         other => vec![json(&other)],
+    }
+}
+
+/// The snapshot of `published` as texts, made on first use (on a blocking thread: tens of
+/// milliseconds of JSON for a busy machine) and kept with the state.
+async fn snapshot_texts(published: &Arc<Published>) -> Arc<Vec<String>> {
+    if let Some(texts) = published.snapshot_texts.get() {
+        return texts.clone();
+    }
+    let made = Arc::clone(published);
+    let texts = tokio::task::spawn_blocking(move || {
+        made.snapshot_texts
+            .get_or_init(|| Arc::new(snapshot_parts(made.state.snapshot(), MAX_MESSAGE_BYTES)))
+            .clone()
+    })
+    .await;
+    match texts {
+        Ok(texts) => texts,
+        // The blocking pool is gone (the runtime is shutting down): made here instead.
+        Err(_) => published
+            .snapshot_texts
+            .get_or_init(|| {
+                Arc::new(snapshot_parts(
+                    published.state.snapshot(),
+                    MAX_MESSAGE_BYTES,
+                ))
+            })
+            .clone(),
     }
 }
 
@@ -305,17 +341,19 @@ fn events_parts(events: Events, limit: usize) -> Vec<String> {
 fn snapshot_parts(snapshot: Snapshot, limit: usize) -> Vec<String> {
     let json =
         |m: &ServerMessage| serde_json::to_string(m).expect("protocol types always serialize");
-    let whole = json(&ServerMessage::Snapshot(snapshot.clone()));
-    if whole.len() <= limit {
-        return vec![whole];
-    }
-    // Room for the envelope and the warnings, then items until a part is full.
+    // Room for the envelope and the warnings, then items until a part is full: each item's
+    // length is measured once, and a snapshot that fits is serialized once, whole.
     let overhead = 256 + snapshot.warnings.iter().map(|w| w.len() + 4).sum::<usize>();
+    let socket_lens: Vec<usize> = snapshot.sockets.iter().map(|s| json_len(s) + 1).collect();
+    let process_lens: Vec<usize> = snapshot.processes.iter().map(|p| json_len(p) + 1).collect();
+    let total = overhead + socket_lens.iter().sum::<usize>() + process_lens.iter().sum::<usize>();
+    if total <= limit {
+        return vec![json(&ServerMessage::Snapshot(snapshot))];
+    }
     let budget = limit.saturating_sub(overhead).max(1);
     let mut parts: Vec<(Vec<Socket>, Vec<Process>)> = vec![(Vec::new(), Vec::new())];
     let mut used = 0;
-    for socket in snapshot.sockets {
-        let n = json_len(&socket) + 1;
+    for (socket, n) in snapshot.sockets.into_iter().zip(socket_lens) {
         if used + n > budget && used > 0 {
             parts.push((Vec::new(), Vec::new()));
             used = 0;
@@ -323,8 +361,7 @@ fn snapshot_parts(snapshot: Snapshot, limit: usize) -> Vec<String> {
         used += n;
         parts.last_mut().expect("never empty").0.push(socket);
     }
-    for process in snapshot.processes {
-        let n = json_len(&process) + 1;
+    for (process, n) in snapshot.processes.into_iter().zip(process_lens) {
         if used + n > budget && used > 0 {
             parts.push((Vec::new(), Vec::new()));
             used = 0;
@@ -529,7 +566,7 @@ mod tests {
             seq: 9,
             events: (1..=40).map(event).collect(),
         };
-        let texts = encode(ServerMessage::Events(events), &State::default());
+        let texts = events_parts(events, MAX_MESSAGE_BYTES);
         assert!(texts.len() > 2, "{} parts", texts.len());
         let mut ports = Vec::new();
         for text in &texts {
@@ -622,6 +659,21 @@ mod tests {
         };
         assert_eq!(frame.code, 1008);
         assert!(frame.reason.contains("no pong"), "{}", frame.reason);
+    }
+
+    #[tokio::test]
+    async fn a_states_snapshot_is_encoded_once_for_every_client() {
+        let published = Arc::new(Published {
+            state: state(&[socket("a", SocketState::Listen)]),
+            ..Published::default()
+        });
+        let first = snapshot_texts(&published).await;
+        let second = snapshot_texts(&published).await;
+        assert!(Arc::ptr_eq(&first, &second), "made once, then shared");
+        let ServerMessage::Snapshot(s) = serde_json::from_str(&first[0]).unwrap() else {
+            panic!("a Snapshot");
+        };
+        assert_eq!(s.sockets.len(), 1);
     }
 
     #[test]

@@ -279,7 +279,8 @@ fn target_of(e: &web_sys::Event) -> Option<Focus> {
 }
 
 /// The table row to open for a process of `host`: its first listener, else its first socket.
-fn row_of(t: &Table, host: Option<&str>, pid: u32) -> Option<String> {
+/// The row a process opens in the table: its first listener, else its first socket.
+pub(crate) fn row_of(t: &Table, host: Option<&str>, pid: u32) -> Option<String> {
     let mut rows: Vec<_> = t
         .rows
         .values()
