@@ -2430,7 +2430,9 @@ async fn the_projects_view_shows_a_checkouts_server_its_health_and_notifies() {
             if source == "the live events" {
                 click(&browser, "#tab-timeline").await?;
             } else {
-                c.goto(&format!("{}&tab=timeline", agent.url))
+                // Filtered to the port, as before: on a busy machine (other listeners) the lane
+                // could otherwise lie outside the rows drawn.
+                c.goto(&format!("{}&tab=timeline&q={port}", agent.url))
                     .await
                     .map_err(|e| e.to_string())?;
             }

@@ -58,6 +58,8 @@ const PROJECT_ANCESTORS: usize = 8;
 /// refresher, whose next scan comes within a tick, waits [`LIVE_PROJECT_WAIT`].
 const PROJECT_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 pub const LIVE_PROJECT_WAIT: std::time::Duration = std::time::Duration::from_millis(250);
+/// A one-off scan's second wait for the lookups still pending after its first.
+const SETTLE_AGAIN: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A socket as the platform reports it, before it gets an identity.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -167,6 +169,9 @@ pub struct Collector<P> {
     /// first lookup).
     project_wait: std::time::Duration,
     project_deadline: Option<std::time::Instant>,
+    /// A one-off scan (no next scan to ask again): lookups still pending after the wait get
+    /// [`SETTLE_AGAIN`] more, once, all at once (those queued behind a slow one).
+    settle_again: bool,
     /// Processes whose project lookup has not answered yet: asked again each scan.
     unsettled: std::collections::HashSet<u32>,
     /// [`Finder::generation`](crate::projects::Finder::generation) at the last scan; when it
@@ -189,6 +194,7 @@ impl<P: Platform> Collector<P> {
             projects,
             project_wait: PROJECT_WAIT,
             project_deadline: None,
+            settle_again: true,
             unsettled: Default::default(),
             project_generation: 0,
             reproject: false,
@@ -202,9 +208,11 @@ impl<P: Platform> Collector<P> {
         self
     }
 
-    /// How long each scan waits for its project lookups (the agent's: [`LIVE_PROJECT_WAIT`]).
-    pub fn project_wait(mut self, wait: std::time::Duration) -> Self {
-        self.project_wait = wait;
+    /// The agent's collector: each scan waits [`LIVE_PROJECT_WAIT`] for its project lookups,
+    /// and those not answered by then are asked again next tick.
+    pub fn live_projects(mut self) -> Self {
+        self.project_wait = LIVE_PROJECT_WAIT;
+        self.settle_again = false;
         self
     }
 
@@ -280,6 +288,20 @@ impl<P: Platform> Collector<P> {
             }
         }
         self.unsettled.retain(|pid| processes.contains_key(pid));
+        if self.settle_again && !self.unsettled.is_empty() {
+            self.project_deadline = Some(std::time::Instant::now() + SETTLE_AGAIN);
+            let pending: Vec<u32> = self.unsettled.iter().copied().collect();
+            for pid in pending {
+                let Some(mut raw) = self.processes.remove(&pid) else {
+                    continue;
+                };
+                self.settle_project(&mut raw);
+                if let Some(process) = processes.get_mut(&pid) {
+                    process.project.clone_from(&raw.project);
+                }
+                self.processes.insert(pid, raw);
+            }
+        }
         for mount in self.projects.hung_mounts() {
             warnings.push(format!(
                 "projects are not looked up under {}: a lookup there has not answered for {} s \
@@ -891,8 +913,7 @@ mod tests {
         fake.owners = HashMap::from([(1, vec![50])]);
         let slow = std::sync::Arc::new(Slow::default());
         fake.files = Some(slow.clone());
-        let mut collector =
-            Collector::new(fake).project_wait(std::time::Duration::from_millis(100));
+        let mut collector = Collector::new(fake).live_projects();
         let t0 = std::time::Instant::now();
         let state = collector.scan();
         assert!(

@@ -79,7 +79,7 @@ pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
     let learned = crate::doctor::Learned::default();
     let checks = crate::health::Checks::default();
     let collector = Collector::new(os::System::new())
-        .project_wait(crate::collector::LIVE_PROJECT_WAIT)
+        .live_projects()
         .learning(learned.clone())
         .checking(checks.clone());
     let (collector, first) = refresh::scan_blocking(collector)
@@ -223,6 +223,7 @@ pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
             state.metrics.clone(),
         )
     });
+    state.history_progress = history.as_ref().map(crate::history::Recorder::progress);
     if !args.no_probe {
         let metrics = state.metrics.clone();
         tokio::spawn(crate::health::run(model.watch(), checks, move || {

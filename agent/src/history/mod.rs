@@ -15,7 +15,7 @@ mod watch;
 pub use claim::{Claim, ClaimError, announce, claim};
 pub use cli::run as run_history;
 pub use lingering::Lingering;
-pub use recorder::{Recorder, Retention};
+pub use recorder::{Progress, Recorder, Retention};
 pub use store::{HistoryError, Query, Store, default_path, millis};
 pub use watch::run as watch;
 

@@ -35,11 +35,52 @@ pub struct Retention {
     pub max_bytes: u64,
 }
 
+/// How far the writer has come: ticks queued for it and ticks written, so that a reader (the
+/// API's history routes) can wait for what was published before its request — a page that
+/// reloads right after a change finds that change in the history.
+#[derive(Debug, Default)]
+pub struct Progress {
+    queued: std::sync::atomic::AtomicU64,
+    written: Mutex<u64>,
+    wrote: std::sync::Condvar,
+}
+
+impl Progress {
+    /// Waits until every tick queued by now is written (or given up on), `limit` at most.
+    pub fn wait_written(&self, limit: Duration) {
+        let target = self.queued.load(std::sync::atomic::Ordering::SeqCst);
+        let deadline = Instant::now() + limit;
+        let mut written = self.written.lock().unwrap_or_else(PoisonError::into_inner);
+        while *written < target {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            written = self
+                .wrote
+                .wait_timeout(written, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    fn queued(&self) {
+        self.queued
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn written(&self) {
+        *self.written.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+        self.wrote.notify_all();
+    }
+}
+
 /// The agent's side of the history: counts connections and hands each tick to the writer
 /// thread.
 #[derive(Debug)]
 pub struct Recorder {
     tx: SyncSender<Tick>,
+    progress: Arc<Progress>,
     problem: Arc<Mutex<Option<String>>>,
     metrics: crate::metrics::Metrics,
     counter: Counter,
@@ -62,15 +103,18 @@ impl Recorder {
         let open_now = open_listeners(first, &now_text());
         let open = open_now.iter().cloned().collect();
         let said = problem.clone();
+        let progress = Arc::new(Progress::default());
         std::thread::Builder::new()
             .name("history".into())
             .spawn({
                 let metrics = metrics.clone();
-                move || write_loop(&path, keep, open_now, &rx, &said, &metrics)
+                let progress = progress.clone();
+                move || write_loop(&path, keep, open_now, &rx, &said, &metrics, &progress)
             })
             .expect("a thread for the history");
         Recorder {
             tx,
+            progress,
             problem,
             metrics,
             open,
@@ -116,13 +160,25 @@ impl Recorder {
             }),
             connections,
         };
-        if let Err(TrySendError::Full(_)) = self.tx.try_send(tick) {
+        // Counted before it is sent, so the writer's count never passes it.
+        self.progress.queued();
+        if let Err(e) = self.tx.try_send(tick) {
+            // Never to be written: not waited for.
+            self.progress.written();
+            if matches!(e, TrySendError::Disconnected(_)) {
+                return;
+            }
             self.metrics.history_write_failed();
             self.say(Some(
                 "the history writer is behind (a slow disk?); some changes were not recorded"
                     .into(),
             ));
         }
+    }
+
+    /// How far its writer has come, for readers that must see what was published.
+    pub fn progress(&self) -> Arc<Progress> {
+        self.progress.clone()
     }
 
     /// What keeps the history from working, for the scan's warnings.
@@ -164,6 +220,7 @@ fn write_loop(
     rx: &Receiver<Tick>,
     problem: &Mutex<Option<String>>,
     metrics: &crate::metrics::Metrics,
+    progress: &Progress,
 ) {
     let say = |what: Option<String>| {
         *problem.lock().unwrap_or_else(PoisonError::into_inner) = what;
@@ -174,7 +231,9 @@ fn write_loop(
             tracing::warn!(%e, "the port history is off");
             say(Some(format!("the port history is off: {e}")));
             // Keep draining, so the agent never blocks on a queue nobody reads.
-            while rx.recv().is_ok() {}
+            while rx.recv().is_ok() {
+                progress.written();
+            }
             return;
         }
     };
@@ -210,6 +269,7 @@ fn write_loop(
                 )));
             }
         }
+        progress.written();
         if pruner.due() {
             pruner.by_age(&mut store);
         } else {
@@ -840,5 +900,33 @@ mod tests {
                 .collect();
             prop_assert_eq!(rows, expected);
         }
+    }
+
+    #[test]
+    fn a_reader_waits_for_the_ticks_queued_before_it_and_no_longer() {
+        let progress = Arc::new(Progress::default());
+        progress.queued();
+        progress.queued();
+        progress.written();
+        let t0 = Instant::now();
+        progress.wait_written(Duration::from_millis(200));
+        assert!(
+            t0.elapsed() >= Duration::from_millis(200),
+            "one tick is still unwritten"
+        );
+        let writer = {
+            let progress = progress.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(50));
+                progress.written();
+            })
+        };
+        let t0 = Instant::now();
+        progress.wait_written(Duration::from_secs(10));
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "it came back once written"
+        );
+        writer.join().unwrap();
     }
 }

@@ -54,6 +54,9 @@ fn since(q: &HashMap<String, String>) -> Result<i64, String> {
 
 /// Runs `read` on the file on a blocking thread and answers its result as JSON. It takes one of
 /// the doctor's slots (at most four reads and diagnoses at once; 429 beyond).
+/// The longest a history route waits for the writer to catch up with what was published.
+const HISTORY_CATCH_UP: std::time::Duration = std::time::Duration::from_secs(2);
+
 async fn answer<T: serde::Serialize + Send + 'static>(
     app: &AppState,
     path: PathBuf,
@@ -62,8 +65,14 @@ async fn answer<T: serde::Serialize + Send + 'static>(
     let Some(permit) = permit(app) else {
         return busy();
     };
+    let progress = app.history_progress.clone();
     let read = tokio::task::spawn_blocking(move || {
         let _permit = permit;
+        // What was published before this request is read too (a page reloaded right after a
+        // change), unless the writer is more than a moment behind.
+        if let Some(progress) = progress {
+            progress.wait_written(HISTORY_CATCH_UP);
+        }
         read(&Store::open_read_only(&path)?)
     })
     .await;

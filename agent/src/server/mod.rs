@@ -60,6 +60,9 @@ pub struct AppState {
     pub learned: crate::doctor::Learned,
     /// The port history's file, when the agent keeps one.
     pub history: Option<std::path::PathBuf>,
+    /// How far the history's writer has come: the history routes wait (a moment at most) for
+    /// what was published before their request.
+    pub history_progress: Option<std::sync::Arc<crate::history::Progress>>,
     /// What `GET /metrics` reports of the agent itself.
     pub metrics: crate::metrics::Metrics,
     /// A hub's peers (`--peers`); none otherwise.
@@ -95,6 +98,7 @@ impl AppState {
             open: OpenLink::default(),
             learned: crate::doctor::Learned::default(),
             history: None,
+            history_progress: None,
             metrics: crate::metrics::Metrics::default(),
             peers: crate::peers::Peers::default(),
         }
