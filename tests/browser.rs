@@ -2047,35 +2047,43 @@ async fn hub_dashboard(
 
     // All hosts on the Timeline: the peer's history merged in, on a lane named after it, its
     // bar naming its pid; the hub's own listener on a lane of its own; a note that says so.
-    set_filter(browser, "").await;
+    // (Each looked for with its port in the filter: on a busy machine a lane could lie outside
+    // the rows drawn.)
     click(browser, "#tab-timeline").await?;
-    let peer_bar = format!("{}[data-host='build-box']", bar_css(theirs.port, false));
-    let title = hover_title(browser, &peer_bar).await?;
-    if !title.contains(&format!("pid {}", theirs.pid)) {
-        return Err(format!(
-            "with all hosts, the peer's bar does not name its pid: {title:?}"
-        ));
-    }
-    let own_bar = format!("{}:not([data-host])", bar_css(mine.port, false));
-    let title = hover_title(browser, &own_bar).await?;
-    if !title.contains(&format!("pid {}", mine.pid)) {
-        return Err(format!(
-            "with all hosts, the hub's own bar does not name its pid: {title:?}"
-        ));
-    }
-    let labels = c
-        .execute(
-            "return [...document.querySelectorAll('#timeline-svg .lane-label')].map(l => l.firstChild.textContent);",
-            vec![],
+    let labels_js = "return [...document.querySelectorAll('#timeline-svg .lane-label')].map(l => l.firstChild.textContent);";
+    for (port, pid, host, label) in [
+        (
+            theirs.port,
+            theirs.pid,
+            "[data-host='build-box']",
+            format!("build-box · tcp {}", theirs.port),
+        ),
+        (
+            mine.port,
+            mine.pid,
+            ":not([data-host])",
+            format!("tcp {}", mine.port),
+        ),
+    ] {
+        set_filter(browser, &port.to_string()).await;
+        let bar = format!("{}{host}", bar_css(port, false));
+        let title = hover_title(browser, &bar).await?;
+        if !title.contains(&format!("pid {pid}")) {
+            return Err(format!(
+                "with all hosts, the bar {bar} does not name pid {pid}: {title:?}"
+            ));
+        }
+        until_js(
+            browser,
+            &format!("the lane {label:?}"),
+            WAIT,
+            labels_js,
+            |v| {
+                v.as_array()
+                    .is_some_and(|l| l.iter().any(|x| x.as_str() == Some(label.as_str())))
+            },
         )
-        .await
-        .map_err(|e| e.to_string())?;
-    let labels: Vec<String> = serde_json::from_value(labels).unwrap_or_default();
-    let peer_lane = format!("build-box · tcp {}", theirs.port);
-    if !labels.contains(&peer_lane) || !labels.contains(&format!("tcp {}", mine.port)) {
-        return Err(format!(
-            "no lane {peer_lane:?} beside the hub's own: {labels:?}"
-        ));
+        .await?;
     }
     wait_for_text(browser, "#timeline-host-note", |t| {
         t.contains("lanes named after it")
