@@ -1572,6 +1572,7 @@ async fn the_timeline_shows_listeners_lives_and_recent_changes() {
             stay.port
         ));
         let body: serde_json::Value = serde_json::from_str(&r.body).ok()?;
+        eprintln!("connections: {body}");
         let minutes = body["minutes"].as_array()?;
         let accepted: u64 = minutes.iter().filter_map(|m| m["accepted"].as_u64()).sum();
         let open = minutes.iter().filter_map(|m| m["open"].as_u64()).max()?;
