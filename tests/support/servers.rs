@@ -308,9 +308,11 @@ impl Sshd {
             .spawn()
             .expect("cannot start sshd");
         let addr = format!("127.0.0.1:{port}");
-        wait_for("sshd to listen", Duration::from_secs(10), || {
-            std::net::TcpStream::connect(&addr).ok().map(drop)
-        });
+        wait_for(
+            "sshd to accept connections",
+            Duration::from_secs(10),
+            || accepts(&addr).then_some(()),
+        );
         Sshd { dir, port, child }
     }
 
