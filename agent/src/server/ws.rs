@@ -291,25 +291,24 @@ async fn snapshot_texts(published: &Arc<Published>) -> Arc<Vec<String>> {
         return texts.clone();
     }
     let made = Arc::clone(published);
-    let texts = tokio::task::spawn_blocking(move || {
-        made.snapshot_texts
-            .get_or_init(|| Arc::new(snapshot_parts(made.state.snapshot(), MAX_MESSAGE_BYTES)))
-            .clone()
-    })
-    .await;
-    match texts {
+    match tokio::task::spawn_blocking(move || encoded(&made)).await {
         Ok(texts) => texts,
         // The blocking pool is gone (the runtime is shutting down): made here instead.
-        Err(_) => published
-            .snapshot_texts
-            .get_or_init(|| {
-                Arc::new(snapshot_parts(
-                    published.state.snapshot(),
-                    MAX_MESSAGE_BYTES,
-                ))
-            })
-            .clone(),
+        Err(_) => encoded(published),
     }
+}
+
+/// The state's snapshot texts, made by the first caller and kept with the state.
+fn encoded(published: &Published) -> Arc<Vec<String>> {
+    published
+        .snapshot_texts
+        .get_or_init(|| {
+            Arc::new(snapshot_parts(
+                published.state.snapshot(),
+                MAX_MESSAGE_BYTES,
+            ))
+        })
+        .clone()
 }
 
 /// Splits a delta's events into `Events` messages of at most `limit` bytes each (every event
