@@ -20,7 +20,12 @@
 //!    report no count, the platform counts the entries of the descriptor directory instead.
 //!
 //! A process that exits is dropped with its sockets at once (it is missing from the process
-//! list); one that exits in the middle of a walk is treated the same way.
+//! list); one that exits in the middle of a walk is treated the same way. One exception: the
+//! dump is read before the process list, so a process that exits between the two leaves
+//! sockets in the dump that nobody holds any more. Where no living process is found holding
+//! such a socket, it keeps the process that held it, for that tick only: it was that process's
+//! when the dump was read, and its closing (on the next tick) is then its owner's, in the same
+//! tick as the owner's exit.
 
 use std::collections::{HashMap, HashSet};
 
@@ -62,6 +67,9 @@ pub struct OwnerMap {
     ownerless: HashSet<u64>,
     /// Inodes unknown at the end of the last tick (searched everywhere if still unknown).
     unknown_before: HashSet<u64>,
+    /// Sockets of this tick's dump shown with a holder that had exited by the process list
+    /// (see the module documentation): dropped at the next refresh.
+    departed: Vec<(u64, u32)>,
     tick: u64,
     /// Why owners are missing, when the process list could not be read.
     error: Option<String>,
@@ -95,6 +103,9 @@ impl OwnerMap {
     ) -> WalkStats {
         self.tick += 1;
         let tick = self.tick;
+        for (inode, pid) in std::mem::take(&mut self.departed) {
+            self.unmap(inode, pid);
+        }
         let pids = match platform.pids() {
             Ok(pids) => {
                 self.error = None;
@@ -120,7 +131,21 @@ impl OwnerMap {
             .copied()
             .filter(|pid| !listed.contains(pid))
             .collect();
+        let wanted: HashSet<u64> = sockets
+            .iter()
+            .map(|s| s.inode)
+            .filter(|&i| i != 0)
+            .collect();
+        let mut departed = Vec::new();
         for pid in gone {
+            if let Some(t) = self.procs.get(&pid) {
+                departed.extend(
+                    t.inodes
+                        .iter()
+                        .filter(|i| wanted.contains(i))
+                        .map(|&i| (i, pid)),
+                );
+            }
             self.forget(pid);
         }
 
@@ -137,11 +162,6 @@ impl OwnerMap {
         }
 
         // 3: sockets nobody is known to hold.
-        let wanted: HashSet<u64> = sockets
-            .iter()
-            .map(|s| s.inode)
-            .filter(|&i| i != 0)
-            .collect();
         self.ownerless.retain(|i| wanted.contains(i));
         let mut unknown: HashSet<u64> = wanted
             .iter()
@@ -211,13 +231,23 @@ impl OwnerMap {
             let count = platform.fd_count(pid);
             self.walk(platform, pid, count, &mut stats);
         }
+        // What no living process was found holding keeps the holder that exited since the dump.
+        for (inode, pid) in departed {
+            if !self.by_inode.contains_key(&inode) {
+                self.by_inode.insert(inode, vec![pid]);
+                self.ownerless.remove(&inode);
+                self.departed.push((inode, pid));
+            }
+        }
         // Unknown now: also the sockets whose only known holder a walk above (search or sweep)
         // found without them, having passed them on unseen; searched everywhere if still
         // unknown on the next tick.
+        // And those shown with a departed holder: if still there, searched everywhere.
         self.unknown_before = wanted
             .iter()
             .copied()
             .filter(|i| !self.by_inode.contains_key(i) && !self.ownerless.contains(i))
+            .chain(self.departed.iter().map(|&(i, _)| i))
             .collect();
         stats
     }
@@ -300,11 +330,16 @@ impl OwnerMap {
             return;
         };
         for inode in old.inodes {
-            if let Some(pids) = self.by_inode.get_mut(&inode) {
-                pids.retain(|&p| p != pid);
-                if pids.is_empty() {
-                    self.by_inode.remove(&inode);
-                }
+            self.unmap(inode, pid);
+        }
+    }
+
+    /// Takes `pid` off the holders of `inode`.
+    fn unmap(&mut self, inode: u64, pid: u32) {
+        if let Some(pids) = self.by_inode.get_mut(&inode) {
+            pids.retain(|&p| p != pid);
+            if pids.is_empty() {
+                self.by_inode.remove(&inode);
             }
         }
     }
@@ -617,6 +652,41 @@ mod tests {
     }
 
     #[test]
+    fn a_process_exiting_after_the_dump_keeps_its_sockets_for_that_tick_only() {
+        let mut m = Machine::new();
+        let server = m.spawn(1);
+        let other = m.spawn(1);
+        let Fd::Socket(listener) = m.procs[&server][0] else {
+            unreachable!()
+        };
+        m.listening.insert(listener);
+        let mut map = OwnerMap::new();
+        tick(&mut map, &mut m);
+        // The dump still has its listener; by the process list the server has exited.
+        let sockets = m.dump();
+        m.procs.remove(&server);
+        map.refresh(&mut m, &sockets);
+        assert_eq!(
+            map.pids(listener),
+            [server],
+            "its listener, as the dump saw it"
+        );
+        assert!(
+            !map.procs.contains_key(&server),
+            "the process itself is gone"
+        );
+        // Next tick: dropped, whether the socket lingers in the dump or not.
+        map.refresh(&mut m, &sockets);
+        assert!(map.pids(listener).is_empty());
+        let (_, owners) = tick(&mut map, &mut m);
+        assert_eq!(owners, truth(&m));
+        assert_eq!(
+            owners.values().flatten().copied().collect::<Vec<_>>(),
+            [other]
+        );
+    }
+
+    #[test]
     fn a_socket_nobody_holds_is_searched_for_once_then_remembered() {
         let mut m = Machine::new();
         for _ in 0..4 {
@@ -830,15 +900,19 @@ mod tests {
     ///   none (unless it lost its last known holder in that tick's search or sweep, when a
     ///   stale holder still alive was walked), and then for one tick only: on the next, every
     ///   process is searched;
-    /// - an exited process is dropped at once.
+    /// - an exited process is dropped at once, but for the sockets of that tick's dump that it
+    ///   held and no living process was found holding: it keeps those for that tick only, and
+    ///   they count as unowned (searched everywhere on the next tick).
     struct Checker {
         counts: bool,
         tick: u64,
         promises: BTreeMap<u32, Promise>,
         /// What the map showed after the last tick.
         shown: BTreeMap<u32, BTreeSet<u64>>,
-        /// Sockets unowned after the last tick.
+        /// Sockets unowned after the last tick (or shown with a holder that had exited).
         unowned: BTreeSet<u64>,
+        /// Exited processes shown after the last tick (with sockets of that tick's dump).
+        departed: BTreeSet<u32>,
     }
 
     impl Checker {
@@ -849,6 +923,7 @@ mod tests {
                 promises: BTreeMap::new(),
                 shown: BTreeMap::new(),
                 unowned: BTreeSet::new(),
+                departed: BTreeSet::new(),
             }
         }
 
@@ -883,13 +958,31 @@ mod tests {
             map.refresh(m, &sockets);
 
             let shown = shown(map, m);
-            for pid in shown.keys() {
+            let dumped: BTreeSet<u64> = sockets.iter().map(|s| s.inode).collect();
+            let mut departed = BTreeSet::new();
+            let mut unowned = BTreeSet::new();
+            for (pid, inodes) in &shown {
+                if m.procs.contains_key(pid) {
+                    continue;
+                }
+                // Exited this tick: shown only with sockets of this dump it held and no living
+                // process was found holding, and only on this tick.
+                let held = self.shown.get(pid);
                 prop_assert!(
-                    m.procs.contains_key(pid),
-                    "tick {}: exited {} still shown",
+                    !self.departed.contains(pid)
+                        && inodes.iter().all(|i| {
+                            dumped.contains(i)
+                                && map.pids(*i) == [*pid]
+                                && held.is_some_and(|h| h.contains(i))
+                        }),
+                    "tick {}: exited {} still shown with {:?} (it held {:?})",
                     tick,
-                    pid
+                    pid,
+                    inodes,
+                    held
                 );
+                departed.insert(*pid);
+                unowned.extend(inodes);
             }
             for (pid, promise) in &mut self.promises {
                 let seen = shown.get(pid).cloned().unwrap_or_default();
@@ -904,7 +997,6 @@ mod tests {
                 promise.sets.drain(..at);
             }
             let truth = truth(m);
-            let mut unowned = BTreeSet::new();
             for (inode, holders) in &truth {
                 if !map.pids(*inode).is_empty() {
                     continue;
@@ -939,6 +1031,7 @@ mod tests {
             }
             self.unowned = unowned;
             self.shown = shown;
+            self.departed = departed;
             Ok(())
         }
     }
