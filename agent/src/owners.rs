@@ -233,8 +233,8 @@ impl OwnerMap {
         }
         // What no living process was found holding keeps the holder that exited since the dump.
         for (inode, pid) in departed {
-            if !self.by_inode.contains_key(&inode) {
-                self.by_inode.insert(inode, vec![pid]);
+            if let std::collections::hash_map::Entry::Vacant(e) = self.by_inode.entry(inode) {
+                e.insert(vec![pid]);
                 self.ownerless.remove(&inode);
                 self.departed.push((inode, pid));
             }
