@@ -21,11 +21,11 @@
 //!
 //! A process that exits is dropped with its sockets at once (it is missing from the process
 //! list); one that exits in the middle of a walk is treated the same way. One exception: the
-//! dump is read before the process list, so a process that exits between the two leaves
-//! sockets in the dump that nobody holds any more. Where no living process is found holding
-//! such a socket, it keeps the process that held it, for that tick only: it was that process's
-//! when the dump was read, and its closing (on the next tick) is then its owner's, in the same
-//! tick as the owner's exit.
+//! dump is read before the processes, so a process that exits or closes a socket between the
+//! two leaves a socket in the dump that it no longer holds. Where no other process is found
+//! holding such a socket, it keeps the holder it had, for that tick only: it was that
+//! process's when the dump was read, so the dump and its owners agree, and the socket's closing
+//! (on the next tick) names its owner, in the same tick as the owner's exit.
 
 use std::collections::{HashMap, HashSet};
 
@@ -67,9 +67,11 @@ pub struct OwnerMap {
     ownerless: HashSet<u64>,
     /// Inodes unknown at the end of the last tick (searched everywhere if still unknown).
     unknown_before: HashSet<u64>,
-    /// Sockets of this tick's dump shown with a holder that had exited by the process list
-    /// (see the module documentation): dropped at the next refresh.
-    departed: Vec<(u64, u32)>,
+    /// Sockets this tick's walks (or exits) took from a holder: `(inode, pid)`.
+    let_go: Vec<(u64, u32)>,
+    /// Sockets of this tick's dump shown with a holder that let go of them after the dump (see
+    /// the module documentation): dropped at the next refresh.
+    held_over: Vec<(u64, u32)>,
     tick: u64,
     /// Why owners are missing, when the process list could not be read.
     error: Option<String>,
@@ -103,9 +105,10 @@ impl OwnerMap {
     ) -> WalkStats {
         self.tick += 1;
         let tick = self.tick;
-        for (inode, pid) in std::mem::take(&mut self.departed) {
+        for (inode, pid) in std::mem::take(&mut self.held_over) {
             self.unmap(inode, pid);
         }
+        self.let_go.clear();
         let pids = match platform.pids() {
             Ok(pids) => {
                 self.error = None;
@@ -131,21 +134,8 @@ impl OwnerMap {
             .copied()
             .filter(|pid| !listed.contains(pid))
             .collect();
-        let wanted: HashSet<u64> = sockets
-            .iter()
-            .map(|s| s.inode)
-            .filter(|&i| i != 0)
-            .collect();
-        let mut departed = Vec::new();
         for pid in gone {
-            if let Some(t) = self.procs.get(&pid) {
-                departed.extend(
-                    t.inodes
-                        .iter()
-                        .filter(|i| wanted.contains(i))
-                        .map(|&i| (i, pid)),
-                );
-            }
+            self.let_go(pid, &[]);
             self.forget(pid);
         }
 
@@ -162,6 +152,11 @@ impl OwnerMap {
         }
 
         // 3: sockets nobody is known to hold.
+        let wanted: HashSet<u64> = sockets
+            .iter()
+            .map(|s| s.inode)
+            .filter(|&i| i != 0)
+            .collect();
         self.ownerless.retain(|i| wanted.contains(i));
         let mut unknown: HashSet<u64> = wanted
             .iter()
@@ -231,23 +226,26 @@ impl OwnerMap {
             let count = platform.fd_count(pid);
             self.walk(platform, pid, count, &mut stats);
         }
-        // What no living process was found holding keeps the holder that exited since the dump.
-        for (inode, pid) in departed {
+        // A socket of the dump that no process was found holding keeps the holder that let go
+        // of it since the dump (exited, or closed it), for this tick.
+        for (inode, pid) in std::mem::take(&mut self.let_go) {
+            if !wanted.contains(&inode) {
+                continue;
+            }
             if let std::collections::hash_map::Entry::Vacant(e) = self.by_inode.entry(inode) {
                 e.insert(vec![pid]);
                 self.ownerless.remove(&inode);
-                self.departed.push((inode, pid));
+                self.held_over.push((inode, pid));
             }
         }
         // Unknown now: also the sockets whose only known holder a walk above (search or sweep)
-        // found without them, having passed them on unseen; searched everywhere if still
-        // unknown on the next tick.
-        // And those shown with a departed holder: if still there, searched everywhere.
+        // found without them, having passed them on unseen, and those held over; searched
+        // everywhere if still unknown on the next tick.
         self.unknown_before = wanted
             .iter()
             .copied()
             .filter(|i| !self.by_inode.contains_key(i) && !self.ownerless.contains(i))
-            .chain(self.departed.iter().map(|&(i, _)| i))
+            .chain(self.held_over.iter().map(|&(i, _)| i))
             .collect();
         stats
     }
@@ -294,12 +292,15 @@ impl OwnerMap {
         stats: &mut WalkStats,
     ) {
         stats.walked += 1;
-        let found = platform.socket_inodes(pid);
+        let found = platform.socket_inodes(pid).map(|mut inodes| {
+            inodes.sort_unstable();
+            inodes.dedup();
+            inodes
+        });
+        self.let_go(pid, found.as_deref().unwrap_or_default());
         self.forget(pid);
         let tracked = match found {
-            Ok(mut inodes) => {
-                inodes.sort_unstable();
-                inodes.dedup();
+            Ok(inodes) => {
                 for &inode in &inodes {
                     self.by_inode.entry(inode).or_default().push(pid);
                     self.ownerless.remove(&inode);
@@ -332,6 +333,24 @@ impl OwnerMap {
         for inode in old.inodes {
             self.unmap(inode, pid);
         }
+    }
+
+    /// Notes the sockets `pid` was known to hold and does not hold now (`now`, sorted).
+    fn let_go(&mut self, pid: u32, now: &[u64]) {
+        if let Some(t) = self.procs.get(&pid) {
+            self.let_go.extend(
+                t.inodes
+                    .iter()
+                    .filter(|i| now.binary_search(i).is_err())
+                    .map(|&i| (i, pid)),
+            );
+        }
+    }
+
+    /// The sockets shown this tick with a holder that let go of them after the dump.
+    #[cfg(test)]
+    fn held_over(&self) -> &[(u64, u32)] {
+        &self.held_over
     }
 
     /// Takes `pid` off the holders of `inode`.
@@ -687,6 +706,30 @@ mod tests {
     }
 
     #[test]
+    fn a_listener_closed_after_the_dump_keeps_its_owner_for_that_tick_only() {
+        let mut m = Machine::new();
+        let server = m.spawn(2);
+        let Fd::Socket(listener) = m.procs[&server][0] else {
+            unreachable!()
+        };
+        m.listening.insert(listener);
+        let mut map = OwnerMap::new();
+        tick(&mut map, &mut m);
+        // The dump has the listener; before the server is walked (its count changed), it
+        // closed it and runs on.
+        let sockets = m.dump();
+        m.procs.get_mut(&server).unwrap().remove(0);
+        let stats = map.refresh(&mut m, &sockets);
+        assert!(stats.walked >= 1, "{stats:?}");
+        assert_eq!(map.pids(listener), [server], "as the dump saw it");
+        assert_eq!(map.held_over(), [(listener, server)]);
+        // On the next tick it is gone from the dump, and from the server's sockets.
+        let (_, owners) = tick(&mut map, &mut m);
+        assert_eq!(owners, truth(&m));
+        assert!(map.held_over().is_empty());
+    }
+
+    #[test]
     fn a_socket_nobody_holds_is_searched_for_once_then_remembered() {
         let mut m = Machine::new();
         for _ in 0..4 {
@@ -900,19 +943,21 @@ mod tests {
     ///   none (unless it lost its last known holder in that tick's search or sweep, when a
     ///   stale holder still alive was walked), and then for one tick only: on the next, every
     ///   process is searched;
-    /// - an exited process is dropped at once, but for the sockets of that tick's dump that it
-    ///   held and no living process was found holding: it keeps those for that tick only, and
-    ///   they count as unowned (searched everywhere on the next tick).
+    /// - an exited process is dropped at once;
+    /// - except that a socket of the tick's dump that no process was found holding may keep,
+    ///   for that tick only, the one holder it showed on the tick before (which exited or let go
+    ///   of it since): such a socket counts as unowned above, and the rest of what its holder
+    ///   shows keeps the promises.
     struct Checker {
         counts: bool,
         tick: u64,
         promises: BTreeMap<u32, Promise>,
         /// What the map showed after the last tick.
         shown: BTreeMap<u32, BTreeSet<u64>>,
-        /// Sockets unowned after the last tick (or shown with a holder that had exited).
+        /// Sockets unowned (or held over) after the last tick.
         unowned: BTreeSet<u64>,
-        /// Exited processes shown after the last tick (with sockets of that tick's dump).
-        departed: BTreeSet<u32>,
+        /// Sockets held over on the last tick, with their holder.
+        held_over: BTreeSet<(u64, u32)>,
     }
 
     impl Checker {
@@ -923,7 +968,7 @@ mod tests {
                 promises: BTreeMap::new(),
                 shown: BTreeMap::new(),
                 unowned: BTreeSet::new(),
-                departed: BTreeSet::new(),
+                held_over: BTreeSet::new(),
             }
         }
 
@@ -957,32 +1002,41 @@ mod tests {
             let sockets = m.dump();
             map.refresh(m, &sockets);
 
-            let shown = shown(map, m);
+            let shown_all = shown(map, m);
+            // Held over: a socket of this dump shown with the one holder that let go of it
+            // since the dump: a holder it showed on the last tick, and not held over then.
             let dumped: BTreeSet<u64> = sockets.iter().map(|s| s.inode).collect();
-            let mut departed = BTreeSet::new();
-            let mut unowned = BTreeSet::new();
-            for (pid, inodes) in &shown {
-                if m.procs.contains_key(pid) {
-                    continue;
-                }
-                // Exited this tick: shown only with sockets of this dump it held and no living
-                // process was found holding, and only on this tick.
-                let held = self.shown.get(pid);
+            let held_over: BTreeSet<(u64, u32)> = map.held_over().iter().copied().collect();
+            for &(inode, pid) in &held_over {
                 prop_assert!(
-                    !self.departed.contains(pid)
-                        && inodes.iter().all(|i| {
-                            dumped.contains(i)
-                                && map.pids(*i) == [*pid]
-                                && held.is_some_and(|h| h.contains(i))
-                        }),
-                    "tick {}: exited {} still shown with {:?} (it held {:?})",
+                    dumped.contains(&inode)
+                        && map.pids(inode) == [pid]
+                        && self.shown.get(&pid).is_some_and(|h| h.contains(&inode))
+                        && !self.held_over.contains(&(inode, pid)),
+                    "tick {}: socket {} held over for {}, which showed {:?} on the last tick",
                     tick,
+                    inode,
                     pid,
-                    inodes,
-                    held
+                    self.shown.get(&pid)
                 );
-                departed.insert(*pid);
-                unowned.extend(inodes);
+            }
+            // The rest of what the map shows keeps the promises below.
+            let mut shown = shown_all.clone();
+            for &(inode, pid) in &held_over {
+                if let Some(set) = shown.get_mut(&pid) {
+                    set.remove(&inode);
+                    if set.is_empty() {
+                        shown.remove(&pid);
+                    }
+                }
+            }
+            for pid in shown.keys() {
+                prop_assert!(
+                    m.procs.contains_key(pid),
+                    "tick {}: exited {} still shown",
+                    tick,
+                    pid
+                );
             }
             for (pid, promise) in &mut self.promises {
                 let seen = shown.get(pid).cloned().unwrap_or_default();
@@ -997,8 +1051,10 @@ mod tests {
                 promise.sets.drain(..at);
             }
             let truth = truth(m);
+            let mut unowned = BTreeSet::new();
             for (inode, holders) in &truth {
-                if !map.pids(*inode).is_empty() {
+                let over = held_over.iter().any(|&(i, _)| i == *inode);
+                if !map.pids(*inode).is_empty() && !over {
                     continue;
                 }
                 unowned.insert(*inode);
@@ -1030,8 +1086,8 @@ mod tests {
                 }
             }
             self.unowned = unowned;
-            self.shown = shown;
-            self.departed = departed;
+            self.shown = shown_all;
+            self.held_over = held_over;
             Ok(())
         }
     }
