@@ -418,11 +418,14 @@ mod tests {
                 .unwrap();
             let mut got = Vec::new();
             let mut buf = [0u8; 4096];
-            while let Ok(n) = stream.read(&mut buf) {
-                if n == 0 {
-                    break;
+            loop {
+                match stream.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => got.push(buf[..n].to_vec()),
+                    // Not restarted after a signal when a timeout is set: read again.
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(_) => break,
                 }
-                got.push(buf[..n].to_vec());
             }
             got
         });
