@@ -491,18 +491,23 @@ fn a_full_disk_is_a_warning_and_a_counted_error_and_the_live_view_goes_on() {
     let filler = disk.fill();
     // 400 listeners (unconnected UDP sockets) at once: more than the WAL's room.
     let many = Situation::start(&["many", "400"]);
-    let warned = wait_for("the warning", Duration::from_secs(30), || {
-        let snapshot: portscope_shared::Snapshot =
-            serde_json::from_str(&agent.get("/api/v1/snapshot").body).ok()?;
-        let warning = snapshot
-            .warnings
-            .into_iter()
-            .find(|w| w.contains("port history is not being written"))?;
-        let seen = snapshot.sockets.iter().any(|s| s.local_port == many.port);
-        Some((warning, seen))
-    });
-    assert!(warned.0.contains("full"), "says why: {}", warned.0);
-    assert!(warned.1, "the live view goes on: the new sockets are shown");
+    // The live view goes on: the new sockets are shown beside the warning. (On a busy machine
+    // other listeners' changes fill the disk first, so the warning can come before them.)
+    let warned = wait_for(
+        "the warning, with the new sockets shown",
+        Duration::from_secs(30),
+        || {
+            let snapshot: portscope_shared::Snapshot =
+                serde_json::from_str(&agent.get("/api/v1/snapshot").body).ok()?;
+            let warning = snapshot
+                .warnings
+                .into_iter()
+                .find(|w| w.contains("port history is not being written"))?;
+            let seen = snapshot.sockets.iter().any(|s| s.local_port == many.port);
+            seen.then_some(warning)
+        },
+    );
+    assert!(warned.contains("full"), "says why: {warned}");
     let errors = agent
         .get("/metrics")
         .body
