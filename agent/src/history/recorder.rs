@@ -416,6 +416,10 @@ struct Counter {
     ports: HashMap<u16, PortCount>,
     /// What was last handed to the writer for this minute.
     sent: HashMap<u16, (u32, u32, u32)>,
+    /// TCP connections of the last delta on ports nobody was seen listening on, by local
+    /// port: the kernel's dump reads listeners before connections, so a listener opened while
+    /// a scan reads can come a tick after its first connections. Kept for one delta.
+    early: HashMap<u16, Vec<Socket>>,
 }
 
 #[derive(Debug)]
@@ -572,8 +576,8 @@ impl Counter {
         rows
     }
 
-    /// Follows one delta: listeners first (a connection may come with its listener), then the
-    /// server ends that went, changed and came.
+    /// Follows one delta: listeners first (a connection may come with its listener, or a tick
+    /// before it), then the server ends that went, changed and came.
     fn apply(&mut self, delta: &portscope_shared::Delta) {
         for id in &delta.removed {
             self.listener_removed(id);
@@ -585,12 +589,26 @@ impl Counter {
         for socket in &delta.added {
             self.listener_added(socket);
         }
+        let mut touched = HashSet::new();
+        // Connections that came a tick before their listener: accepted now.
+        for (port, sockets) in std::mem::take(&mut self.early) {
+            if !self.listening.contains_key(&port) {
+                continue;
+            }
+            for socket in sockets {
+                if let Some(pair) = self.end_added(&socket) {
+                    let count = self.ports.entry(port).or_default();
+                    count.accepted += 1;
+                    count.peers.insert(pair.1.ip());
+                    touched.insert(port);
+                }
+            }
+        }
         // An end that went and came back under another id (orphaned) is not a new connection.
         let mut gone = HashSet::new();
         for id in &delta.removed {
             gone.extend(self.end_removed(id));
         }
-        let mut touched = HashSet::new();
         for socket in &delta.changed {
             if self.end_removed(&socket.id).is_some() {
                 self.end_added(socket);
@@ -603,6 +621,14 @@ impl Counter {
                 count.accepted += u32::from(!gone.contains(&pair));
                 count.peers.insert(pair.1.ip());
                 touched.insert(socket.local_port);
+            } else if socket.proto == Proto::Tcp
+                && socket.remote_addr.is_some()
+                && socket.state != SocketState::Listen
+            {
+                self.early
+                    .entry(socket.local_port)
+                    .or_default()
+                    .push(socket.clone());
             }
         }
         for port in touched {
@@ -751,6 +777,60 @@ mod tests {
         skipped.delta.as_mut().unwrap().from_seq = 1;
         assert!(counter.count(Some(&skipped), minute + 62_000).is_empty());
         assert_eq!(counter.seq, skipped.state.seq);
+    }
+
+    #[test]
+    fn connections_read_a_tick_before_their_listener_count() {
+        let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let minute = 60_000 * 1000;
+        let mut last = State::default();
+        let mut publish = |sockets: &[Socket]| -> Published {
+            let mut next = state(sockets);
+            next.seq = last.seq + 1;
+            let delta = last.diff(&next);
+            last = next.clone();
+            Published {
+                state: next,
+                delta: Some(delta),
+                ..Published::default()
+            }
+        };
+        let mut counter = Counter::starting_from(&publish(&[]).state);
+        // A dump read the listeners before the server listened, its connections after.
+        let conns = [
+            accepted([127, 0, 0, 1], 50000),
+            accepted([127, 0, 0, 1], 50001),
+            accepted([127, 0, 0, 2], 50002),
+        ];
+        assert!(
+            counter
+                .count(Some(&publish(&conns)), minute + 1_000)
+                .is_empty()
+        );
+        // The next dump has the listener too; one connection was accepted meanwhile (its id
+        // changed) and one closed.
+        let mut moved = conns[1].clone();
+        moved.id = "tcp 127.0.0.1:8000 127.0.0.1:50001 i9".into();
+        let now = [listener(lo, 8000, 10), conns[0].clone(), moved];
+        assert_eq!(
+            counter.count(Some(&publish(&now)), minute + 2_000),
+            [ConnectionRow {
+                port: 8000,
+                minute,
+                accepted: 3,
+                open: 2,
+                peers: 2
+            }]
+        );
+        // Only one tick back: connections whose listener comes later are not taken as its.
+        let late = [accepted([127, 0, 0, 3], 50003)];
+        counter.count(Some(&publish(&late)), minute + 3_000);
+        counter.count(Some(&publish(&late)), minute + 4_000);
+        let rows = counter.count(
+            Some(&publish(&[late[0].clone(), listener(lo, 8000, 10)])),
+            minute + 5_000,
+        );
+        assert!(rows.is_empty(), "{rows:?}");
     }
 
     /// One connection of the generated machine: to `port` from 127.0.0.`peer`:`from`,
