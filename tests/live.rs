@@ -5,8 +5,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
 use portscope_shared::{
-    EventKind, Family, OwnerStatus, PROTOCOL_VERSION, Proto, ServerMessage, Snapshot, Socket,
-    SocketState,
+    ApiErrorCode, EventKind, Family, OwnerStatus, PROTOCOL_VERSION, Proto, ServerMessage, Snapshot,
+    Socket, SocketState,
 };
 
 use crate::support::{Agent, Holder};
@@ -178,9 +178,9 @@ async fn bad_client_messages_get_an_error_and_the_stream_goes_on() {
     let _snapshot = ws.snapshot(Duration::from_secs(15)).await;
 
     for (input, code) in [
-        ("not json", "bad_message"),
-        (r#"{"no_type":1}"#, "bad_message"),
-        (r#"{"type":"LaunchMissiles"}"#, "unknown_message"),
+        ("not json", ApiErrorCode::BadMessage),
+        (r#"{"no_type":1}"#, ApiErrorCode::BadMessage),
+        (r#"{"type":"LaunchMissiles"}"#, ApiErrorCode::UnknownMessage),
     ] {
         ws.send_text(input).await;
         loop {

@@ -8,7 +8,7 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
-use portscope_shared::{KillBar, KillOutcome, KillReport, KillScope, Process};
+use portscope_shared::{ApiErrorCode, KillBar, KillOutcome, KillReport, KillScope, Process};
 
 use crate::cli::KillArgs;
 use crate::collector::{Collector, Platform, RawProcess};
@@ -78,16 +78,18 @@ pub enum Refusal {
 
 impl Refusal {
     /// Stable, machine-readable kind for the HTTP answer.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ApiErrorCode {
         match self {
-            Self::NoSuchProcess(_) => "no_such_process",
-            Self::NotASocketOwner(_) => "not_a_socket_owner",
-            Self::Changed(_) => "process_changed",
-            Self::OtherUser { .. } => "other_user",
-            Self::SystemAccount { .. } => "system_process",
-            Self::ContainerForwarder { .. } => "container_port",
-            Self::NotPermitted { .. } => "not_permitted",
-            Self::Init(_) | Self::Itself(_) | Self::Kernel(..) | Self::OwnGroup(..) => "refused",
+            Self::NoSuchProcess(_) => ApiErrorCode::NoSuchProcess,
+            Self::NotASocketOwner(_) => ApiErrorCode::NotASocketOwner,
+            Self::Changed(_) => ApiErrorCode::ProcessChanged,
+            Self::OtherUser { .. } => ApiErrorCode::OtherUser,
+            Self::SystemAccount { .. } => ApiErrorCode::SystemProcess,
+            Self::ContainerForwarder { .. } => ApiErrorCode::ContainerPort,
+            Self::NotPermitted { .. } => ApiErrorCode::NotPermitted,
+            Self::Init(_) | Self::Itself(_) | Self::Kernel(..) | Self::OwnGroup(..) => {
+                ApiErrorCode::Refused
+            }
         }
     }
 }

@@ -218,13 +218,194 @@ pub struct Events {
     pub events: Vec<Event>,
 }
 
-/// An error the agent reports to one client.
+/// An error the agent reports to one client over the WebSocket.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorMessage {
     /// Stable, machine-readable kind, e.g. `bad_message`.
-    pub code: String,
+    pub code: ApiErrorCode,
     /// What went wrong and what to do, for people.
     pub message: String,
+}
+
+/// The body of every HTTP error answer: `{"error": {"code", "message"}}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: ApiError,
+}
+
+/// One error: what kind (for code to match on) and what happened (for people).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiError {
+    pub code: ApiErrorCode,
+    /// What went wrong and what to do, in words.
+    pub message: String,
+}
+
+/// Every kind of error the agent answers, over HTTP ([`ErrorBody`]) and the WebSocket
+/// ([`ErrorMessage`]). Stable: clients match on these, never on the message. `docs/protocol.md`
+/// lists each with its HTTP status; a test keeps the list and this enum in step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApiErrorCode {
+    // The guards: who may ask, and from where.
+    /// No token with a request that needs one.
+    MissingToken,
+    /// A token that is not this agent's.
+    WrongToken,
+    /// The scrape-only token, on anything but `GET /metrics`.
+    MetricsOnly,
+    /// A `Host` header that does not name this agent.
+    ForbiddenHost,
+    /// An `Origin` that is not the dashboard's own (or one allowed with `--allow-origin`).
+    ForbiddenOrigin,
+    /// A browser's request another site started (`Sec-Fetch-Site`).
+    CrossSite,
+    /// More connections than the agent serves at once.
+    TooManyConnections,
+    /// Too many failed tokens from one address: it waits before it may try again.
+    TooManyFailures,
+    // Requests.
+    /// A request whose parameters or body are not what the route takes.
+    BadRequest,
+    /// As many diagnoses as may run at once are running.
+    Busy,
+    /// Something failed inside the agent; the message says what.
+    Internal,
+    /// Stopping a process, asked of an agent that does not stop processes (`--no-kill`, or
+    /// shared without `--allow-kill`).
+    ReadOnly,
+    /// A one-time dashboard link used a second time.
+    LinkUsed,
+    /// The agent keeps no history (`--no-history`).
+    NoHistory,
+    /// The history could not be read (a locked, damaged or missing file).
+    HistoryUnavailable,
+    // A hub's peers.
+    /// `?host=` names neither this agent nor one of its peers.
+    UnknownHost,
+    /// The peer refused the hub's token for it.
+    PeerRefused,
+    /// The peer could not be reached (or did not answer in time).
+    PeerUnreachable,
+    // Stopping a process (`POST /api/v1/kill`).
+    /// No such process (it exited).
+    NoSuchProcess,
+    /// The pid holds no socket: the dashboard stops socket owners only.
+    NotASocketOwner,
+    /// The pid is now another program's (a different start time): nothing was sent.
+    ProcessChanged,
+    /// The process is another user's.
+    OtherUser,
+    /// The process is root's or a system account's, on an agent without `--allow-kill-system`.
+    SystemProcess,
+    /// The port is a container's: its forwarder is not stopped; stop the container.
+    ContainerPort,
+    /// The system refused the signal (no permission).
+    NotPermitted,
+    /// Never stopped: init, the agent itself, a kernel thread, the agent's own process group.
+    Refused,
+    // The WebSocket.
+    /// A message that is not JSON, has no `type`, or is a binary frame.
+    BadMessage,
+    /// A `type` this agent does not know.
+    UnknownMessage,
+    /// More than 10 `Resync` messages a second.
+    TooManyResyncs,
+    /// A part of the agent's state too large to send (parts are kept under the limit).
+    TooLarge,
+    /// A code this reader does not know (from a newer agent).
+    #[serde(other)]
+    Unknown,
+}
+
+impl ApiErrorCode {
+    /// Every code the agent sends (all but [`ApiErrorCode::Unknown`]), in the order of the enum.
+    pub const ALL: [ApiErrorCode; 30] = [
+        Self::MissingToken,
+        Self::WrongToken,
+        Self::MetricsOnly,
+        Self::ForbiddenHost,
+        Self::ForbiddenOrigin,
+        Self::CrossSite,
+        Self::TooManyConnections,
+        Self::TooManyFailures,
+        Self::BadRequest,
+        Self::Busy,
+        Self::Internal,
+        Self::ReadOnly,
+        Self::LinkUsed,
+        Self::NoHistory,
+        Self::HistoryUnavailable,
+        Self::UnknownHost,
+        Self::PeerRefused,
+        Self::PeerUnreachable,
+        Self::NoSuchProcess,
+        Self::NotASocketOwner,
+        Self::ProcessChanged,
+        Self::OtherUser,
+        Self::SystemProcess,
+        Self::ContainerPort,
+        Self::NotPermitted,
+        Self::Refused,
+        Self::BadMessage,
+        Self::UnknownMessage,
+        Self::TooManyResyncs,
+        Self::TooLarge,
+    ];
+
+    /// The code as it is written on the wire, e.g. `missing_token`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::MissingToken => "missing_token",
+            Self::WrongToken => "wrong_token",
+            Self::MetricsOnly => "metrics_only",
+            Self::ForbiddenHost => "forbidden_host",
+            Self::ForbiddenOrigin => "forbidden_origin",
+            Self::CrossSite => "cross_site",
+            Self::TooManyConnections => "too_many_connections",
+            Self::TooManyFailures => "too_many_failures",
+            Self::BadRequest => "bad_request",
+            Self::Busy => "busy",
+            Self::Internal => "internal",
+            Self::ReadOnly => "read_only",
+            Self::LinkUsed => "link_used",
+            Self::NoHistory => "no_history",
+            Self::HistoryUnavailable => "history_unavailable",
+            Self::UnknownHost => "unknown_host",
+            Self::PeerRefused => "peer_refused",
+            Self::PeerUnreachable => "peer_unreachable",
+            Self::NoSuchProcess => "no_such_process",
+            Self::NotASocketOwner => "not_a_socket_owner",
+            Self::ProcessChanged => "process_changed",
+            Self::OtherUser => "other_user",
+            Self::SystemProcess => "system_process",
+            Self::ContainerPort => "container_port",
+            Self::NotPermitted => "not_permitted",
+            Self::Refused => "refused",
+            Self::BadMessage => "bad_message",
+            Self::UnknownMessage => "unknown_message",
+            Self::TooManyResyncs => "too_many_resyncs",
+            Self::TooLarge => "too_large",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
+impl std::fmt::Display for ApiErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl ErrorBody {
+    pub fn new(code: ApiErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            error: ApiError {
+                code,
+                message: message.into(),
+            },
+        }
+    }
 }
 
 /// Transport protocol of a socket.

@@ -183,7 +183,7 @@ fn samples() -> Vec<(&'static str, String)> {
         (
             "Error",
             ServerMessage::Error(ErrorMessage {
-                code: "bad_message".into(),
+                code: ApiErrorCode::BadMessage,
                 message: "expected a JSON object with a \"type\" field".into(),
             }),
         ),
@@ -523,10 +523,91 @@ fn delta_json() {
 fn error_json() {
     check(
         &ServerMessage::Error(ErrorMessage {
-            code: "bad_message".into(),
+            code: ApiErrorCode::BadMessage,
             message: "unknown".into(),
         }),
         expect![[r#"{"type":"Error","code":"bad_message","message":"unknown"}"#]],
+    );
+}
+
+/// Where each code is in [`ApiErrorCode::ALL`]: a match with no wildcard, so a variant added to
+/// the enum does not compile until it is given a place (and then must be in `ALL` there).
+fn position(code: ApiErrorCode) -> Option<usize> {
+    use ApiErrorCode as C;
+    Some(match code {
+        C::MissingToken => 0,
+        C::WrongToken => 1,
+        C::MetricsOnly => 2,
+        C::ForbiddenHost => 3,
+        C::ForbiddenOrigin => 4,
+        C::CrossSite => 5,
+        C::TooManyConnections => 6,
+        C::TooManyFailures => 7,
+        C::BadRequest => 8,
+        C::Busy => 9,
+        C::Internal => 10,
+        C::ReadOnly => 11,
+        C::LinkUsed => 12,
+        C::NoHistory => 13,
+        C::HistoryUnavailable => 14,
+        C::UnknownHost => 15,
+        C::PeerRefused => 16,
+        C::PeerUnreachable => 17,
+        C::NoSuchProcess => 18,
+        C::NotASocketOwner => 19,
+        C::ProcessChanged => 20,
+        C::OtherUser => 21,
+        C::SystemProcess => 22,
+        C::ContainerPort => 23,
+        C::NotPermitted => 24,
+        C::Refused => 25,
+        C::BadMessage => 26,
+        C::UnknownMessage => 27,
+        C::TooManyResyncs => 28,
+        C::TooLarge => 29,
+        C::Unknown => return None,
+    })
+}
+
+#[test]
+fn error_codes_are_written_as_serde_writes_them_and_unknown_ones_are_read() {
+    for (i, code) in ApiErrorCode::ALL.into_iter().enumerate() {
+        assert_eq!(position(code), Some(i), "{code:?} out of place in ALL");
+        let json = serde_json::to_string(&code).unwrap();
+        assert_eq!(json, format!("\"{}\"", code.as_str()));
+        assert_eq!(serde_json::from_str::<ApiErrorCode>(&json).unwrap(), code);
+    }
+    check(
+        &ErrorBody::new(
+            ApiErrorCode::ProcessChanged,
+            "pid 812 is now another program",
+        ),
+        expect![[
+            r#"{"error":{"code":"process_changed","message":"pid 812 is now another program"}}"#
+        ]],
+    );
+    let newer: ErrorBody =
+        serde_json::from_str(r#"{"error":{"code":"from_the_future","message":"m"}}"#).unwrap();
+    assert_eq!(newer.error.code, ApiErrorCode::Unknown);
+}
+
+#[test]
+fn protocol_doc_lists_every_error_code() {
+    let doc = include_str!("../../docs/protocol.md");
+    let section = doc
+        .split("\n### Error codes\n")
+        .nth(1)
+        .expect("docs/protocol.md has a section `### Error codes`");
+    let section = section.split("\n#").next().unwrap_or(section);
+    // Table rows: | `code` | status | meaning |
+    let listed: Vec<&str> = section
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `")?.split('`').next())
+        .collect();
+    let codes: Vec<&str> = ApiErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+    assert_eq!(
+        listed, codes,
+        "docs/protocol.md's error codes, in the enum's order"
     );
 }
 

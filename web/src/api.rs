@@ -63,11 +63,10 @@ async fn send<T: DeserializeOwned>(
         .as_string()
         .unwrap_or_default();
     if !response.ok() {
-        // The agent's errors are {"error": {"code", "message"}}.
-        let message = serde_json::from_str::<serde_json::Value>(&text)
-            .ok()
-            .and_then(|v| v.pointer("/error/message")?.as_str().map(str::to_owned))
-            .unwrap_or_else(|| format!("the agent answered {}", response.status()));
+        // The agent's errors are {"error": {"code", "message"}} (`ErrorBody`).
+        let message = serde_json::from_str::<portscope_shared::ErrorBody>(&text)
+            .map(|body| body.error.message)
+            .unwrap_or_else(|_| format!("the agent answered {}", response.status()));
         return Err(message);
     }
     serde_json::from_str(&text).map_err(|e| format!("unexpected answer from the agent: {e}"))

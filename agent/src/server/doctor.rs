@@ -8,9 +8,9 @@ use std::time::Duration;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::{HeaderMap, Uri};
 use axum::response::{IntoResponse, Response};
-use portscope_shared::{FreePorts, KillRequest};
+use portscope_shared::{ApiErrorCode, FreePorts, KillRequest};
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::AppState;
@@ -25,18 +25,12 @@ pub const MAX_RUNNING: usize = 4;
 /// Longest `force_after_ms` a request may ask for.
 const MAX_FORCE_AFTER: Duration = Duration::from_secs(30);
 
-/// An error answer: `{"error": {"code", "message"}}`, like the guards'.
-pub(super) fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
-    let body = serde_json::json!({ "error": { "code": code, "message": message.into() } });
-    (status, Json(body)).into_response()
-}
-
 pub(super) fn bad_request(message: impl Into<String>) -> Response {
-    error(StatusCode::BAD_REQUEST, "bad_request", message)
+    super::errors::answer(ApiErrorCode::BadRequest, message)
 }
 
 pub(super) fn internal(e: impl std::fmt::Display) -> Response {
-    error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+    super::errors::answer(ApiErrorCode::Internal, e.to_string())
 }
 
 /// Where the doctor reads sockets: the live model when the agent rescans at least every
@@ -58,9 +52,8 @@ pub(super) fn permit(app: &AppState) -> Option<OwnedSemaphorePermit> {
 
 /// The 429 answer when every slot is taken.
 pub(super) fn busy() -> Response {
-    error(
-        StatusCode::TOO_MANY_REQUESTS,
-        "busy",
+    super::errors::answer(
+        ApiErrorCode::Busy,
         format!("{MAX_RUNNING} diagnoses are already running; try again in a moment"),
     )
 }
@@ -230,9 +223,8 @@ pub async fn free(State(app): State<AppState>, uri: Uri) -> Response {
 /// sending a `kill` on to a peer too (whose own rules then apply as well).
 pub(super) fn refuse_kill(app: &AppState, headers: &HeaderMap) -> Option<Response> {
     if !app.hello.can_kill {
-        return Some(error(
-            StatusCode::FORBIDDEN,
-            "read_only",
+        return Some(super::errors::answer(
+            ApiErrorCode::ReadOnly,
             "this agent does not stop processes (it was started with --no-kill, or shares read-only)",
         ));
     }
@@ -240,9 +232,8 @@ pub(super) fn refuse_kill(app: &AppState, headers: &HeaderMap) -> Option<Respons
     if let Some(site) = headers.get("sec-fetch-site")
         && site.as_bytes() != b"same-origin"
     {
-        return Some(error(
-            StatusCode::FORBIDDEN,
-            "cross_site",
+        return Some(super::errors::answer(
+            ApiErrorCode::CrossSite,
             "stopping a process is allowed only from the dashboard itself (Sec-Fetch-Site: same-origin)",
         ));
     }
@@ -292,7 +283,7 @@ pub async fn kill(State(app): State<AppState>, headers: HeaderMap, body: Bytes) 
     .await;
     match outcome {
         Ok(Ok(report)) => Json(report).into_response(),
-        Ok(Err(refusal)) => error(StatusCode::FORBIDDEN, refusal.code(), refusal.to_string()),
+        Ok(Err(refusal)) => super::errors::answer(refusal.code(), refusal.to_string()),
         Err(e) => internal(e),
     }
 }

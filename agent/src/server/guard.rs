@@ -4,6 +4,7 @@
 
 use std::net::IpAddr;
 
+use portscope_shared::ApiErrorCode;
 use subtle::ConstantTimeEq;
 
 /// Why a request was refused. The text is sent to the client; it never contains the token.
@@ -31,20 +32,15 @@ pub enum Refusal {
 
 impl Refusal {
     /// Stable machine-readable code for JSON error bodies.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ApiErrorCode {
         match self {
-            Self::NoHost | Self::ForeignHost(_) => "forbidden_host",
-            Self::ForeignOrigin(_) => "forbidden_origin",
-            Self::NoToken => "missing_token",
-            Self::WrongToken => "wrong_token",
-            Self::CrossSite(_) => "cross_site",
-            Self::MetricsOnly => "metrics_only",
+            Self::NoHost | Self::ForeignHost(_) => ApiErrorCode::ForbiddenHost,
+            Self::ForeignOrigin(_) => ApiErrorCode::ForbiddenOrigin,
+            Self::NoToken => ApiErrorCode::MissingToken,
+            Self::WrongToken => ApiErrorCode::WrongToken,
+            Self::CrossSite(_) => ApiErrorCode::CrossSite,
+            Self::MetricsOnly => ApiErrorCode::MetricsOnly,
         }
-    }
-
-    /// True for the refusals that mean "authenticate", as opposed to "never from there".
-    pub fn is_auth(&self) -> bool {
-        matches!(self, Self::NoToken | Self::WrongToken | Self::MetricsOnly)
     }
 }
 
@@ -454,7 +450,7 @@ mod tests {
         for bad in [&b"cross-site"[..], b"same-site", b"", b"Same-Origin"] {
             assert_eq!(
                 g.check_fetch_site(Some(bad)).unwrap_err().code(),
-                "cross_site",
+                ApiErrorCode::CrossSite,
                 "{bad:?}"
             );
         }

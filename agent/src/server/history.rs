@@ -8,12 +8,12 @@ use std::path::PathBuf;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{StatusCode, Uri};
+use axum::http::Uri;
 use axum::response::{IntoResponse, Response};
-use portscope_shared::ConnectionHistory;
+use portscope_shared::{ApiErrorCode, ConnectionHistory};
 
 use super::AppState;
-use super::doctor::{bad_request, busy, error, internal, permit, port_of, query};
+use super::doctor::{bad_request, busy, internal, permit, port_of, query};
 use crate::history::{HistoryError, Store};
 
 /// Spans a timeline request gets by default, and at most.
@@ -26,9 +26,8 @@ const DEFAULT_SINCE: &str = "1h";
 #[allow(clippy::result_large_err)]
 fn file(app: &AppState) -> Result<PathBuf, Response> {
     app.history.clone().ok_or_else(|| {
-        error(
-            StatusCode::NOT_FOUND,
-            "no_history",
+        super::errors::answer(
+            ApiErrorCode::NoHistory,
             "this agent keeps no port history (it was started with --no-history)",
         )
     })
@@ -78,11 +77,7 @@ async fn answer<T: serde::Serialize + Send + 'static>(
     .await;
     match read {
         Ok(Ok(body)) => Json(body).into_response(),
-        Ok(Err(e)) => error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "history_unavailable",
-            e.to_string(),
-        ),
+        Ok(Err(e)) => super::errors::answer(ApiErrorCode::HistoryUnavailable, e.to_string()),
         Err(e) => internal(e),
     }
 }

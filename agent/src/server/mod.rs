@@ -5,6 +5,7 @@
 
 mod assets;
 mod doctor;
+mod errors;
 mod guard;
 mod history;
 mod limits;
@@ -21,7 +22,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use portscope_shared::{Hello, PROTOCOL_VERSION};
+use portscope_shared::{ApiErrorCode, Hello, PROTOCOL_VERSION};
 
 pub use guard::{Access, Guard, Refusal, new_token};
 pub use open::OpenLink;
@@ -180,10 +181,12 @@ async fn require_token(State(app): State<AppState>, req: Request, next: Next) ->
     let shared = app.guard.is_shared();
     if shared && let Some(wait) = app.auth_failures.locked(peer, now) {
         let secs = wait.as_secs().max(1);
-        let body = serde_json::json!({ "error": { "code": "too_many_failures", "message": format!(
-            "too many wrong tokens from {peer}; wait {secs} s, then open the URL portscope printed"
-        ) } });
-        let mut res = (StatusCode::TOO_MANY_REQUESTS, Json(body)).into_response();
+        let mut res = errors::answer(
+            ApiErrorCode::TooManyFailures,
+            format!(
+                "too many wrong tokens from {peer}; wait {secs} s, then open the URL portscope printed"
+            ),
+        );
         res.headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         return res;
@@ -257,20 +260,9 @@ fn query_tokens(uri: &Uri) -> impl Iterator<Item = String> + '_ {
         .map(|(_, v)| v.into_owned())
 }
 
-/// An error answer: `{"error": {"code", "message"}}`, as every refusal.
-fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
-    let body = serde_json::json!({ "error": { "code": code, "message": message } });
-    (status, Json(body)).into_response()
-}
-
 fn refuse(refusal: &Refusal, req: &Request) -> Response {
     tracing::info!(path = %req.uri().path(), reason = %refusal, "refused a request");
-    let status = if refusal.is_auth() {
-        StatusCode::UNAUTHORIZED
-    } else {
-        StatusCode::FORBIDDEN
-    };
-    error_response(status, refusal.code(), &refusal.to_string())
+    errors::answer(refusal.code(), refusal.to_string())
 }
 
 async fn security_headers(mut res: Response) -> Response {
@@ -370,8 +362,7 @@ async fn websocket(
         Ok(slot) => slot,
         Err(full) => {
             tracing::info!(%peer, %full, "refused a WebSocket client");
-            let body = serde_json::json!({ "error": { "code": "too_many_connections", "message": full.to_string() } });
-            return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+            return errors::answer(ApiErrorCode::TooManyConnections, full.to_string());
         }
     };
     upgrade

@@ -93,9 +93,8 @@ pub async fn redeem(State(app): State<AppState>, Path(nonce): Path<String>) -> R
             ],
         )
             .into_response(),
-        None => super::error_response(
-            StatusCode::NOT_FOUND,
-            "link_used",
+        None => super::errors::answer(
+            portscope_shared::ApiErrorCode::LinkUsed,
             "this link was used already or has expired; open the URL portscope printed when it started",
         ),
     }

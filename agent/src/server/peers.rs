@@ -9,7 +9,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use portscope_shared::{Host, HostStatus, Hosts};
+use portscope_shared::{ApiErrorCode, Host, HostStatus, Hosts};
 
 use super::AppState;
 use crate::peers::PeerHost;
@@ -27,9 +27,13 @@ pub struct UnknownHost(String);
 
 impl IntoResponse for UnknownHost {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({ "error": { "code": "unknown_host", "message":
-            format!("no host named `{}`: GET /api/v1/hosts lists them", crate::text::one_line(&self.0)) } });
-        (StatusCode::NOT_FOUND, Json(body)).into_response()
+        super::errors::answer(
+            ApiErrorCode::UnknownHost,
+            format!(
+                "no host named `{}`: GET /api/v1/hosts lists them",
+                crate::text::one_line(&self.0)
+            ),
+        )
     }
 }
 
@@ -132,11 +136,14 @@ async fn forward(
     let peer = &host.peer;
     match crate::peers::request(peer, &host.relay, method, path, content_type, body).await {
         // The peer refused the hub's token: not the browser's token being wrong.
-        Ok(answer) if answer.status == 401 => {
-            let body = serde_json::json!({ "error": { "code": "peer_refused", "message":
-                format!("peer `{}` refused the hub's token for it (was it restarted with another?); update the peers file", peer.name) } });
-            (StatusCode::BAD_GATEWAY, Json(body)).into_response()
-        }
+        Ok(answer) if answer.status == 401 => super::errors::answer(
+            ApiErrorCode::PeerRefused,
+            format!(
+                "peer `{}` refused the hub's token for it (was it restarted with another?); \
+                     update the peers file",
+                peer.name
+            ),
+        ),
         Ok(answer) => {
             let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::BAD_GATEWAY);
             let mut response = Response::new(Body::from(answer.body));
@@ -159,10 +166,9 @@ async fn forward(
             }
             response
         }
-        Err(e) => {
-            let body = serde_json::json!({ "error": { "code": "peer_unreachable", "message":
-                format!("peer `{}`: {e}", peer.name) } });
-            (StatusCode::BAD_GATEWAY, Json(body)).into_response()
-        }
+        Err(e) => super::errors::answer(
+            ApiErrorCode::PeerUnreachable,
+            format!("peer `{}`: {e}", peer.name),
+        ),
     }
 }

@@ -10,8 +10,8 @@ use std::time::Duration;
 use axum::extract::ws::{CloseFrame, Message};
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use portscope_shared::{
-    ClientMessage, ErrorMessage, Events, Hello, MAX_MESSAGE_BYTES, Process, ServerMessage,
-    Snapshot, SnapshotMore, Socket,
+    ApiErrorCode, ClientMessage, ErrorMessage, Events, Hello, MAX_MESSAGE_BYTES, Process,
+    ServerMessage, Snapshot, SnapshotMore, Socket,
 };
 use tokio::time::{Instant, MissedTickBehavior};
 
@@ -102,23 +102,23 @@ pub async fn serve<S, E>(
                         }
                         resyncs.1 += 1;
                         if resyncs.1 > MAX_RESYNCS {
-                            Out::Message(error("too_many_resyncs", "at most 10 Resync messages a second; wait, then ask again"))
+                            Out::Message(error(ApiErrorCode::TooManyResyncs, "at most 10 Resync messages a second; wait, then ask again"))
                         } else {
                             sent = watcher.borrow_and_update().clone();
                             Out::Snapshot
                         }
                     }
                     Ok(ClientMessage::Unknown) => Out::Message(error(
-                        "unknown_message",
+                        ApiErrorCode::UnknownMessage,
                         "this agent does not know that message type; it understands {\"type\":\"Resync\"}",
                     )),
                     Err(e) => Out::Message(error(
-                        "bad_message",
+                        ApiErrorCode::BadMessage,
                         &format!("could not decode the message ({e}); expected JSON such as {{\"type\":\"Resync\"}}"),
                     )),
                 },
                 Some(Ok(Message::Binary(_))) => Out::Message(error(
-                    "bad_message",
+                    ApiErrorCode::BadMessage,
                     "binary messages are not part of the protocol; send JSON text",
                 )),
                 Some(Ok(Message::Pong(_))) => {
@@ -225,9 +225,9 @@ where
     let _ = tokio::time::timeout(Duration::from_secs(1), tx.send(frame)).await;
 }
 
-fn error(code: &str, message: &str) -> ServerMessage {
+fn error(code: ApiErrorCode, message: &str) -> ServerMessage {
     ServerMessage::Error(ErrorMessage {
-        code: code.into(),
+        code,
         message: message.into(),
     })
 }
@@ -244,7 +244,7 @@ where
             "a message over the protocol's size limit was not sent"
         );
         let msg = error(
-            "too_large",
+            ApiErrorCode::TooLarge,
             "the agent could not send a part of its state: it is too large",
         );
         let json = serde_json::to_string(&msg).expect("protocol types always serialize");
@@ -614,8 +614,8 @@ mod tests {
         let mut client = start(&model);
         opening(&mut client).await;
         for (input, code) in [
-            ("{", "bad_message"),
-            (r#"{"type":"Frobnicate"}"#, "unknown_message"),
+            ("{", ApiErrorCode::BadMessage),
+            (r#"{"type":"Frobnicate"}"#, ApiErrorCode::UnknownMessage),
         ] {
             client.send(input);
             let ServerMessage::Error(e) = client.next().await else {
