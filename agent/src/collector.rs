@@ -10,6 +10,14 @@ use crate::model::State;
 use crate::owners::OwnerMap;
 use crate::ports;
 
+/// What a layer above adds to each scan's sockets (the doctor's `Learned`, the health checks'
+/// `Checks`): the collector knows nothing of them but this, so the core does not depend on
+/// the layers that read it.
+pub trait Annotate: Send + std::fmt::Debug {
+    /// Adds what it knows to a fresh scan's sockets (by id), and forgets closed ones.
+    fn annotate(&self, sockets: &mut BTreeMap<String, Socket>);
+}
+
 /// What the collector needs from the operating system; implemented per platform in
 /// [`crate::os`].
 pub trait Platform: Send + 'static {
@@ -159,10 +167,9 @@ pub struct Collector<P> {
     owners: OwnerMap,
     /// Details of the processes in the last scan, by pid.
     processes: HashMap<u32, RawProcess>,
-    /// What the doctor heard from listeners (the agent's; a one-off scan has none).
-    learned: Option<crate::doctor::Learned>,
-    /// The HTTP listeners' last health checks (the agent's).
-    checks: Option<crate::health::Checks>,
+    /// What the layers above add to each scan's sockets, in order (the agent's: what the
+    /// doctor heard from listeners, their last health checks; a one-off scan has none).
+    annotators: Vec<Box<dyn Annotate>>,
     /// Each working directory's project, looked up off this thread.
     projects: crate::projects::Finder,
     /// How long a scan waits for its project lookups, and until when this one does (set by its
@@ -189,8 +196,7 @@ impl<P: Platform> Collector<P> {
             platform,
             owners: OwnerMap::new(),
             processes: HashMap::new(),
-            learned: None,
-            checks: None,
+            annotators: Vec::new(),
             projects,
             project_wait: PROJECT_WAIT,
             project_deadline: None,
@@ -202,9 +208,10 @@ impl<P: Platform> Collector<P> {
         }
     }
 
-    /// The agent's collector: listeners also carry what the doctor heard from them.
-    pub fn learning(mut self, learned: crate::doctor::Learned) -> Self {
-        self.learned = Some(learned);
+    /// The agent's collector: each scan's sockets also carry what `annotator` adds (what the
+    /// doctor heard from listeners, their health checks), after the collector's own labels.
+    pub fn annotated_by(mut self, annotator: impl Annotate + 'static) -> Self {
+        self.annotators.push(Box::new(annotator));
         self
     }
 
@@ -213,12 +220,6 @@ impl<P: Platform> Collector<P> {
     pub fn live_projects(mut self) -> Self {
         self.project_wait = LIVE_PROJECT_WAIT;
         self.settle_again = false;
-        self
-    }
-
-    /// The agent's collector: HTTP listeners also carry their last health check.
-    pub fn checking(mut self, checks: crate::health::Checks) -> Self {
-        self.checks = Some(checks);
         self
     }
 
@@ -322,11 +323,8 @@ impl<P: Platform> Collector<P> {
             &mut processes,
             &mut warnings,
         );
-        if let Some(learned) = &self.learned {
-            learned.apply(&mut sockets);
-        }
-        if let Some(checks) = &self.checks {
-            checks.apply(&mut sockets);
+        for annotator in &self.annotators {
+            annotator.annotate(&mut sockets);
         }
         cap_warnings(&mut warnings);
         tracing::debug!(

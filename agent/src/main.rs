@@ -5,6 +5,7 @@ mod cli;
 mod collector;
 mod containers;
 mod doctor;
+mod events;
 #[cfg(test)]
 mod fuzz;
 mod graph;

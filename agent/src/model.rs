@@ -241,7 +241,7 @@ pub struct Published {
     /// The change from `state.seq - 1`; `None` for the first state.
     pub delta: Option<Delta>,
     /// The listener events of that change, each with its socket's id (see
-    /// [`crate::history::events`]): what the history records and the WebSocket sends.
+    /// [`crate::events::events`]): what the history records and the WebSocket sends.
     pub events: Vec<(String, Event)>,
     /// The state's snapshot as the texts a client is sent, made by the first client that needs
     /// them and shared by all others (on a machine of 20 000 sockets, several MiB of JSON).
@@ -367,13 +367,13 @@ pub struct Model {
     /// Whether a process that no longer owns a socket still runs (for `exited` events).
     alive: fn(&Process) -> bool,
     /// Owners that closed their listeners and ran on, until they exit.
-    lingering: std::sync::Mutex<crate::history::Lingering>,
+    lingering: std::sync::Mutex<crate::events::Lingering>,
 }
 
 impl Model {
     /// A model of this machine whose first state is `first` (with `seq` 1).
     pub fn new(first: State) -> Self {
-        Self::with(first, crate::history::process_runs)
+        Self::with(first, crate::events::process_runs)
     }
 
     /// A model of another machine's states (a hub's peer): its processes cannot be asked
@@ -432,7 +432,7 @@ impl Model {
             Vec::new()
         } else {
             lingering.see(&current.state, &scan, &delta);
-            let mut events = crate::history::events_of(
+            let mut events = crate::events::events_of(
                 &current.state,
                 &scan,
                 &delta,
@@ -447,7 +447,7 @@ impl Model {
             &current.state,
             &scan,
             &events,
-            &crate::history::time_text(at),
+            &crate::events::time_text(at),
             self.alive,
             std::time::Instant::now(),
         );

@@ -80,8 +80,8 @@ pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
     let checks = crate::health::Checks::default();
     let collector = Collector::new(os::System::new())
         .live_projects()
-        .learning(learned.clone())
-        .checking(checks.clone());
+        .annotated_by(learned.clone())
+        .annotated_by(checks.clone());
     let (collector, first) = refresh::scan_blocking(collector)
         .await
         .context("the runtime stopped during the first scan")?;

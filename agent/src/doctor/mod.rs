@@ -31,6 +31,12 @@ pub struct Learned {
     http: Arc<std::sync::Mutex<std::collections::HashMap<String, bool>>>,
 }
 
+impl crate::collector::Annotate for Learned {
+    fn annotate(&self, sockets: &mut std::collections::BTreeMap<String, portscope_shared::Socket>) {
+        self.apply(sockets);
+    }
+}
+
 impl Learned {
     fn map(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, bool>> {
         self.http
@@ -139,7 +145,7 @@ impl Previous {
                 .unwrap_or_default(),
             running: !seen_exit
                 && closed.pid.is_some_and(|pid| {
-                    crate::history::still_runs(pid, closed.start_time, closed.process.as_deref())
+                    crate::events::still_runs(pid, closed.start_time, closed.process.as_deref())
                 }),
             closed,
         })

@@ -301,9 +301,26 @@ fn printable(bytes: &[u8], max: usize) -> String {
     out
 }
 
-/// Reads the firewall rules the probe's packet can meet (see [`super::firewall`]).
+/// Reads the firewall rules the probe's packet can meet: nftables, else iptables, on Linux
+/// (see [`super::firewall`]); pf's rules (`pfctl`, root only) and the application firewall's
+/// state on macOS ([`super::pf`]). Windows Defender Firewall is not read.
 pub fn firewall(packet: &Packet) -> Firewall {
-    crate::os::firewall(packet, &run)
+    #[cfg(target_os = "macos")]
+    return super::pf::read(packet, &run);
+    #[cfg(windows)]
+    return windows_firewall(packet, &run);
+    #[cfg(not(any(target_os = "macos", windows)))]
+    super::firewall::read(packet, &run)
+}
+
+/// Windows Defender Firewall is not read: says how to look.
+#[cfg(windows)]
+fn windows_firewall(packet: &Packet, _run: super::firewall::Runner<'_>) -> Firewall {
+    Firewall::Unreadable(format!(
+        "could not check: portscope does not read Windows Defender Firewall's rules; run \
+         `netsh advfirewall firewall show rule name=all` and look for port {}",
+        packet.port
+    ))
 }
 
 /// Runs a read-only tool with a deadline; its stdout on success. Its output is read while it

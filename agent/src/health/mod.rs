@@ -25,6 +25,12 @@ pub struct Checks {
     last: Arc<Mutex<HashMap<String, Health>>>,
 }
 
+impl crate::collector::Annotate for Checks {
+    fn annotate(&self, sockets: &mut std::collections::BTreeMap<String, Socket>) {
+        self.apply(sockets);
+    }
+}
+
 impl Checks {
     fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Health>> {
         self.last.lock().unwrap_or_else(PoisonError::into_inner)

@@ -200,7 +200,7 @@ fn now_text() -> String {
 
 /// Every listener of a state, as an `opened` event (what is open now).
 fn open_listeners(state: &State, time: &str) -> Vec<(String, Event)> {
-    let mut open = super::events(
+    let mut open = crate::events::events(
         &State::default(),
         state,
         SystemTime::now(),
@@ -384,7 +384,8 @@ fn reconcile(
     let mut exits = Vec::new();
     for (id, before) in &was {
         let kept = is.get(id).is_some_and(|now| now.pid == before.pid);
-        let runs = |pid| super::still_runs(pid, before.start_time, before.process.as_deref());
+        let runs =
+            |pid| crate::events::still_runs(pid, before.start_time, before.process.as_deref());
         if !kept && before.pid.is_some_and(|pid| !runs(pid)) {
             let mut exited = before.clone();
             exited.kind = EventKind::Exited;

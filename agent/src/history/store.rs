@@ -85,7 +85,7 @@ pub fn millis(t: SystemTime) -> i64 {
 
 fn rfc3339(ms: i64) -> String {
     let t = UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0));
-    super::time_text(t)
+    crate::events::time_text(t)
 }
 
 impl Store {

@@ -90,8 +90,13 @@ async fn print_changes(
             Step::Resync => agent.resync().await?,
             Step::Changed(Some(before)) => {
                 let now = mirror.state().expect("a state follows a change");
-                let events =
-                    super::events(&before, now, SystemTime::now(), keep, super::process_runs);
+                let events = crate::events::events(
+                    &before,
+                    now,
+                    SystemTime::now(),
+                    keep,
+                    crate::events::process_runs,
+                );
                 print(&events, args.json).map_err(Stop::Output)?;
             }
             Step::Changed(None) => {}
@@ -117,12 +122,12 @@ async fn scan(
     let mut last = match last {
         Some(before) => {
             print(
-                &super::events(
+                &crate::events::events(
                     &before,
                     &first,
                     SystemTime::now(),
                     keep,
-                    super::process_runs,
+                    crate::events::process_runs,
                 ),
                 args.json,
             )?;
@@ -142,7 +147,13 @@ async fn scan(
         let Ok(state) = scanned else {
             continue;
         };
-        let events = super::events(&last, &state, SystemTime::now(), keep, super::process_runs);
+        let events = crate::events::events(
+            &last,
+            &state,
+            SystemTime::now(),
+            keep,
+            crate::events::process_runs,
+        );
         last = state;
         print(&events, args.json)?;
     }

@@ -14,7 +14,6 @@ use procfs::process::Process;
 use super::netstat::tcp_state;
 
 use crate::collector::{FdError, Platform, ProcessStat, RawProcess, RawSocket, SocketList};
-use crate::doctor::firewall::{Firewall, Packet, Runner};
 use crate::ports::{self, PortSettings};
 
 /// The Linux implementation of [`Platform`].
@@ -318,12 +317,6 @@ pub fn listening_ports_in(pid: u32) -> Result<Vec<u16>, String> {
     ports.sort_unstable();
     ports.dedup();
     Ok(ports)
-}
-
-/// The firewall's say on a local connection: nftables, else iptables (see
-/// [`crate::doctor::firewall`]).
-pub fn firewall(packet: &Packet, run: Runner<'_>) -> Firewall {
-    crate::doctor::firewall::read(packet, run)
 }
 
 /// Listening TCP sockets' accept queues: inode → connections waiting to be `accept`ed.

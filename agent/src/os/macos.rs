@@ -12,7 +12,6 @@
 use std::collections::HashMap;
 
 pub use super::portable::{System, hostname, is_running, local_addresses};
-use crate::doctor::firewall::{Firewall, Packet, Runner};
 use crate::ports::{self, PortSettings};
 
 /// The mount point of `path`'s file system: not read on macOS (a hung lookup marks its own
@@ -100,10 +99,4 @@ pub fn group_members(pgrp: u32) -> Vec<u32> {
         .map(|pid| pid.as_u32())
         .filter(|&pid| process_group(pid) == Some(pgrp))
         .collect()
-}
-
-/// The firewall's say on a local connection: pf's rules (`pfctl`, root only) and the
-/// application firewall's state (see [`crate::doctor::pf`]).
-pub fn firewall(packet: &Packet, run: Runner<'_>) -> Firewall {
-    crate::doctor::pf::read(packet, run)
 }

@@ -21,7 +21,7 @@ mod netstat;
 mod linux;
 #[cfg(target_os = "linux")]
 pub use linux::{
-    System, accept_queues, can_bind_privileged, firewall, first_user_uid, group_members, hostname,
+    System, accept_queues, can_bind_privileged, first_user_uid, group_members, hostname,
     is_running, listening_ports_in, local_addresses, mount_point_of, port_settings, uid_of_user,
     use_one_malloc_arena,
 };
@@ -44,7 +44,7 @@ mod windows;
 #[cfg(windows)]
 pub use windows::{
     SIGNAL_NAMES, SignalTarget, System, accept_queues, app_data_dir, can_bind_privileged,
-    effective_uid, firewall, first_user_uid, group_members, hostname, hosts_file, is_ours, is_root,
+    effective_uid, first_user_uid, group_members, hostname, hosts_file, is_ours, is_root,
     is_running, listening_ports_in, local_addresses, make_private, mount_point_of,
     new_private_file, open_no_follow, open_to_others, open_without_links, own_home, port_settings,
     private_dir_builder, private_file_to_lock, private_temp_dir, process_group, send_signal,
@@ -55,9 +55,9 @@ pub use windows::{
 mod macos;
 #[cfg(target_os = "macos")]
 pub use macos::{
-    System, accept_queues, can_bind_privileged, effective_uid, firewall, first_user_uid,
-    group_members, hostname, is_running, listening_ports_in, local_addresses, mount_point_of,
-    port_settings, process_group, uid_of_user, use_one_malloc_arena,
+    System, accept_queues, can_bind_privileged, effective_uid, first_user_uid, group_members,
+    hostname, is_running, listening_ports_in, local_addresses, mount_point_of, port_settings,
+    process_group, uid_of_user, use_one_malloc_arena,
 };
 
 #[cfg(not(any(target_os = "linux", windows, target_os = "macos")))]

@@ -17,7 +17,6 @@ use std::fs::{DirBuilder, File, Metadata, OpenOptions};
 use std::path::{Path, PathBuf};
 
 pub use super::portable::{System, hostname, is_running, local_addresses};
-use crate::doctor::firewall::{Firewall, Packet, Runner};
 use crate::ports::{self, PortSettings};
 
 /// Nothing to do: the one-arena setting is glibc's malloc's.
@@ -186,15 +185,6 @@ fn terminate(pid: u32) -> std::io::Result<()> {
             format!("the system refused to stop pid {pid}"),
         ))
     }
-}
-
-/// The firewall's say on a local connection: Windows Defender Firewall is not read.
-pub fn firewall(packet: &Packet, _run: Runner<'_>) -> Firewall {
-    Firewall::Unreadable(format!(
-        "could not check: portscope does not read Windows Defender Firewall's rules; run \
-         `netsh advfirewall firewall show rule name=all` and look for port {}",
-        packet.port
-    ))
 }
 
 /// A `DirBuilder` that makes missing directories (private through the user profile's access

@@ -191,7 +191,7 @@ async fn websocket(State(local): State<Local>, upgrade: WebSocketUpgrade) -> Res
                 socket,
                 local.hello,
                 local.watcher,
-                crate::history::process_runs,
+                crate::events::process_runs,
             )
         })
 }

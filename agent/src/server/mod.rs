@@ -348,7 +348,7 @@ async fn websocket(
         Ok(peers::Which::Local) => (
             app.hello.clone(),
             app.watcher.clone(),
-            crate::history::process_runs as fn(&portscope_shared::Process) -> bool,
+            crate::events::process_runs as fn(&portscope_shared::Process) -> bool,
         ),
         Ok(peers::Which::Peer(host)) => {
             let mut hello = host.hello();

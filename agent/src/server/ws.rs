@@ -73,7 +73,7 @@ pub async fn serve<S, E>(
                     // It missed states: the change (and the events) since the last one it got.
                     _ => {
                         let delta = sent.state.diff(&now.state);
-                        let events = crate::history::events_of(
+                        let events = crate::events::events_of(
                             &sent.state,
                             &now.state,
                             &delta,

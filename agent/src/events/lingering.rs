@@ -201,7 +201,7 @@ mod tests {
         // Both close their listeners; 10 still holds a connection (draining), 20 nothing.
         let mut draining = state(&[]);
         draining.processes.insert(10, old.processes[&10].clone());
-        let closed = crate::history::events(
+        let closed = crate::events::events(
             &old,
             &draining,
             std::time::SystemTime::UNIX_EPOCH,
@@ -268,7 +268,7 @@ mod tests {
         lingering.see(&with, &alone, &with.diff(&alone));
         let delta = alone.diff(&gone);
         lingering.see(&alone, &gone, &delta);
-        let mut events = crate::history::events_of(
+        let mut events = crate::events::events_of(
             &alone,
             &gone,
             &delta,
@@ -303,7 +303,7 @@ mod tests {
             },
         );
         let new = state(&[]);
-        let closed = crate::history::events(
+        let closed = crate::events::events(
             &old,
             &new,
             std::time::SystemTime::UNIX_EPOCH,
