@@ -4,13 +4,11 @@
 //! clients that keep it waiting,
 //! and refuse pid 1, portscope itself, kernel threads and processes the user may not signal.
 
-use std::io::Write;
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
 use portscope_shared::{ApiErrorCode, KillBar, KillOutcome, KillReport, KillScope, Process};
 
-use crate::cli::KillArgs;
 use crate::collector::{Collector, Platform, RawProcess};
 use crate::model::State;
 use crate::os::{self, SignalTarget};
@@ -661,63 +659,6 @@ fn force(
     )
 }
 
-/// The CLI: resolve the port or pid, check each, stop each, print. `Ok(true)` when all stopped.
-pub async fn run(args: KillArgs) -> anyhow::Result<bool> {
-    let signal = args.signal.as_deref().map(str::to_ascii_uppercase);
-    if let Some(signal) = &signal
-        && os::signal_by_name(signal).is_none()
-    {
-        bail!("unknown signal `{signal}`: expected {}", os::SIGNAL_NAMES);
-    }
-    let force: ForceChoice = args.force_after.map(|f| f.0);
-    let reports = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<KillReport>> {
-        let mut collector = Collector::new(os::System::new());
-        let me = Me::current(&mut collector);
-        let state = collector.scan();
-        let pids = match (args.port, args.pid) {
-            (_, Some(pid)) => vec![pid],
-            (Some(port), None) => holders(&mut collector, &state, port)?,
-            (None, None) => bail!("give a port, or --pid N"),
-        };
-        if pids.is_empty() {
-            bail!(NothingHolds(args.port.unwrap_or_default()));
-        }
-        // Every holder is checked before any is signalled: a refusal stops nothing.
-        let mut processes = Vec::new();
-        for pid in pids {
-            let process = collector.raw_process(pid);
-            check(pid, process.as_ref(), me, args.tree)?;
-            if let Some(process) = &process {
-                not_a_container_forwarder(&state, process)?;
-            }
-            processes.extend(process);
-        }
-        let mut reports = Vec::new();
-        for process in processes {
-            let wire = crate::collector::to_wire_process(process.clone());
-            let plan = plan(&wire, args.port, signal.as_deref(), force);
-            let watch = Watch::of(&state, &[process.pid]);
-            reports.push(stop(&process, &plan, &watch, args.tree, &|| {
-                crate::doctor::Source::Scan
-            }));
-        }
-        Ok(reports)
-    })
-    .await??;
-    let mut out = std::io::stdout().lock();
-    if args.json {
-        serde_json::to_writer_pretty(&mut out, &reports)?;
-        writeln!(out)?;
-    } else {
-        for r in &reports {
-            writeln!(out, "{}", crate::text::one_line(&r.message))?;
-        }
-    }
-    Ok(reports
-        .iter()
-        .all(|r| r.outcome != KillOutcome::StillRunning))
-}
-
 /// Nothing to stop: not a usage error, but nothing was done (exit status 1).
 #[derive(Debug, thiserror::Error)]
 #[error("nothing holds port {0}, so nothing was stopped")]
@@ -726,7 +667,7 @@ pub struct NothingHolds(pub u16);
 /// The pids of the port's listeners (TCP `LISTEN`, unconnected UDP), without the workers of a
 /// pre-fork server whose master also holds it (they go with their master). Connections that
 /// merely use the port (a browser's, an IDE's) are not "what holds a port": they need `--pid`.
-fn holders<P: Platform>(
+pub fn holders<P: Platform>(
     collector: &mut Collector<P>,
     state: &State,
     port: u16,

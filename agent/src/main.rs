@@ -3,6 +3,7 @@
 
 mod cli;
 mod collector;
+mod commands;
 mod containers;
 mod doctor;
 mod events;
@@ -12,7 +13,8 @@ mod graph;
 mod health;
 mod history;
 mod kill;
-mod ls;
+#[cfg(test)]
+mod layers;
 mod metrics;
 mod model;
 mod os;
@@ -73,18 +75,24 @@ fn main() -> ExitCode {
         match cli.command {
             None => serve::run(cli.serve).await.map(|()| ExitCode::SUCCESS),
             Some(Command::Serve(args)) => serve::run(args).await.map(|()| ExitCode::SUCCESS),
-            Some(Command::Ls(args)) => ls::run(args).await.map(|()| ExitCode::SUCCESS),
+            Some(Command::Ls(args)) => commands::ls::run(args).await.map(|()| ExitCode::SUCCESS),
             // 0 when something holds the port, 1 when nothing does (like `grep`).
-            Some(Command::Who(args)) => who::run(args).await.map(status),
-            Some(Command::Why(args)) => doctor::run_why(args).await.map(status),
-            Some(Command::Bind(args)) => doctor::run_bind(args).await.map(status),
-            Some(Command::Free(args)) => doctor::run_free(args).await.map(|()| ExitCode::SUCCESS),
-            Some(Command::Kill(args)) => kill::run(args).await.map(status),
-            Some(Command::Wait(args)) => doctor::wait::run(args).await.map(status),
-            Some(Command::History(args)) => history::run_history(args).map(status),
-            Some(Command::Watch(args)) => history::watch(args).await.map(|()| ExitCode::SUCCESS),
-            Some(Command::Peer(args)) => peers::cli::run(args).await,
-            Some(Command::Graph(args)) => graph::run(args).await.map(|()| ExitCode::SUCCESS),
+            Some(Command::Who(args)) => commands::who::run(args).await.map(status),
+            Some(Command::Why(args)) => commands::why::run_why(args).await.map(status),
+            Some(Command::Bind(args)) => commands::why::run_bind(args).await.map(status),
+            Some(Command::Free(args)) => commands::why::run_free(args)
+                .await
+                .map(|()| ExitCode::SUCCESS),
+            Some(Command::Kill(args)) => commands::kill::run(args).await.map(status),
+            Some(Command::Wait(args)) => commands::wait::run(args).await.map(status),
+            Some(Command::History(args)) => commands::history::run(args).map(status),
+            Some(Command::Watch(args)) => {
+                commands::watch::run(args).await.map(|()| ExitCode::SUCCESS)
+            }
+            Some(Command::Peer(args)) => commands::peer::run(args).await,
+            Some(Command::Graph(args)) => {
+                commands::graph::run(args).await.map(|()| ExitCode::SUCCESS)
+            }
         }
     });
     match result {

@@ -15,9 +15,8 @@ pub mod why;
 use std::io::Write;
 use std::sync::Arc;
 
-use portscope_shared::{Check, Diagnosis, EventKind, Fix, FreePorts, Question, Verdict};
+use portscope_shared::{Check, Diagnosis, EventKind, Fix, Question, Verdict};
 
-use crate::cli::{BindArgs, FreeArgs, WhyArgs};
 use crate::collector::Collector;
 use crate::model::{Published, State};
 use crate::os;
@@ -222,81 +221,6 @@ pub fn sudo_prefix(root: bool) -> &'static str {
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct UsageError(pub String);
-
-/// `portscope why`: `Ok(true)` when some address connected (exit status 0).
-pub async fn run_why(args: WhyArgs) -> anyhow::Result<bool> {
-    let target = &args.target;
-    let addrs = probe::resolve(&target.host, target.port)
-        .await
-        .map_err(UsageError)?;
-    let opts = why::Options {
-        timeout: args.timeout,
-        http_probe: true,
-    };
-    let mut facts = why::gather(target, addrs, Source::Scan, opts)
-        .await
-        .map_err(anyhow::Error::msg)?;
-    if facts.local {
-        let path = crate::history::default_path();
-        facts.previous = Previous::unless_listening(path.as_deref(), target.port, &facts.sockets);
-    }
-    let d = why::analyze(&facts);
-    output(&d, args.json)?;
-    Ok(facts.probes.iter().any(|(_, c)| c.is_connected()))
-}
-
-/// `portscope bind`: `Ok(true)` when every bind works (exit status 0).
-pub async fn run_bind(args: BindArgs) -> anyhow::Result<bool> {
-    let port = args.port;
-    let facts = tokio::task::spawn_blocking(move || {
-        let mut facts = Source::Scan.with(|state| bind::gather(state, port));
-        let path = crate::history::default_path();
-        facts.previous = Previous::unless_listening(path.as_deref(), port, &facts.sockets);
-        facts
-    })
-    .await?;
-    let d = bind::analyze(&facts);
-    output(&d, args.json)?;
-    Ok(!facts.attempts.iter().any(|(_, r)| bind::failed(r)))
-}
-
-/// `portscope free`.
-pub async fn run_free(args: FreeArgs) -> anyhow::Result<()> {
-    let ports = tokio::task::spawn_blocking(move || {
-        let state = Collector::new(os::System::new()).scan();
-        free::find(
-            args.near,
-            usize::from(args.count),
-            &state,
-            &os::port_settings(),
-            crate::ports::Services::system(),
-        )
-    })
-    .await?;
-    let mut out = std::io::stdout().lock();
-    if args.json {
-        serde_json::to_writer_pretty(&mut out, &FreePorts { ports })?;
-        writeln!(out)?;
-    } else {
-        for port in ports {
-            writeln!(out, "{port}")?;
-        }
-    }
-    out.flush()?;
-    Ok(())
-}
-
-fn output(d: &Diagnosis, json: bool) -> anyhow::Result<()> {
-    let mut out = std::io::stdout().lock();
-    if json {
-        serde_json::to_writer_pretty(&mut out, d)?;
-        writeln!(out)?;
-    } else {
-        print(&mut out, d)?;
-    }
-    out.flush()?;
-    Ok(())
-}
 
 /// A check; the argument order reads as the printed line.
 pub fn check(

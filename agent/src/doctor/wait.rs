@@ -7,18 +7,15 @@
 //! `tokio-retry`) would add backoff the caller does not want — a script waits for the moment a
 //! port opens, not for a server under load to recover.
 
-use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::probe::{self, Answer, Http};
-use super::{Source, UsageError, target, why};
-use crate::cli::WaitArgs;
 
 /// How often each port is tried.
-const EVERY: Duration = Duration::from_millis(200);
+pub const EVERY: Duration = Duration::from_millis(200);
 /// How long one try may take.
-const TRY: Duration = Duration::from_secs(1);
+pub const TRY: Duration = Duration::from_secs(1);
 
 /// Where a port is after one try.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -83,88 +80,6 @@ fn ok_status(status: &str) -> bool {
         .nth(1)
         .and_then(|code| code.parse::<u16>().ok())
         .is_some_and(|code| (200..400).contains(&code))
-}
-
-/// The CLI: `Ok(true)` when every port got ready in time (exit 0), `Ok(false)` when one did not
-/// (exit 1, with why).
-pub async fn run(args: WaitArgs) -> anyhow::Result<bool> {
-    if let Some(path) = &args.http
-        && !target::is_safe_path(path)
-    {
-        anyhow::bail!(UsageError(format!(
-            "--http takes a URL path such as /health, not `{path}`"
-        )));
-    }
-    let addrs = probe::resolve(&args.host, args.ports[0])
-        .await
-        .map_err(UsageError)?;
-    let start = Instant::now();
-    let deadline = start + args.timeout;
-    let mut pending: Vec<u16> = args.ports.clone();
-    pending.dedup();
-    let mut last: Vec<(u16, String)> = Vec::new();
-    let mut out = std::io::stdout();
-    loop {
-        last.clear();
-        let mut still = Vec::new();
-        for &port in &pending {
-            match try_port(&addrs, port, &args.host, args.http.as_deref()).await {
-                State::Ready(ip) => {
-                    writeln!(
-                        out,
-                        "port {port} is ready ({}) after {:.1} s",
-                        SocketAddr::new(ip, port),
-                        start.elapsed().as_secs_f64()
-                    )?;
-                }
-                State::NotYet(why) => {
-                    still.push(port);
-                    last.push((port, why));
-                }
-            }
-        }
-        out.flush()?;
-        pending = still;
-        if pending.is_empty() {
-            return Ok(true);
-        }
-        // The whole timeout, not a moment less: the last try is at the deadline itself.
-        let now = Instant::now();
-        if now >= deadline {
-            break;
-        }
-        tokio::time::sleep_until((now + EVERY).min(deadline).into()).await;
-    }
-    // Not ready: say why, in the doctor's words.
-    let mut err = std::io::stderr().lock();
-    for (port, seen) in last {
-        let target = target::parse(&format!("{}:{port}", bracket(&args.host)))
-            .map_err(|e| anyhow::anyhow!(e.0))?;
-        let opts = why::Options {
-            timeout: TRY,
-            http_probe: false,
-        };
-        let summary = match why::gather(&target, addrs.clone(), Source::Scan, opts).await {
-            Ok(facts) => why::analyze(&facts).summary,
-            Err(e) => e,
-        };
-        writeln!(
-            err,
-            "portscope: port {port} is not ready after {}: {seen}. {summary} (`portscope why {}` says more)",
-            humantime::format_duration(args.timeout),
-            target.input
-        )?;
-    }
-    Ok(false)
-}
-
-/// An IPv6 literal in brackets, for `host:port`.
-fn bracket(host: &str) -> String {
-    if host.parse::<std::net::Ipv6Addr>().is_ok() {
-        format!("[{host}]")
-    } else {
-        host.to_owned()
-    }
 }
 
 #[cfg(test)]

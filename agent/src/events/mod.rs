@@ -267,6 +267,20 @@ fn event_by(
     }
 }
 
+/// How long the process of an `exited` event ran: from its start time to the event's time;
+/// `None` for an exit seen only at the agent's start (it happened some time in `since`…`time`).
+pub fn ran_for(e: &Event) -> Option<std::time::Duration> {
+    if e.since.is_some() {
+        return None;
+    }
+    let end = humantime::parse_rfc3339(&e.time).ok()?;
+    let start = match e.start_ms {
+        Some(ms) => std::time::Duration::from_millis(ms),
+        None => std::time::Duration::from_secs(e.start_time?),
+    };
+    end.duration_since(SystemTime::UNIX_EPOCH + start).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use std::net::{IpAddr, Ipv4Addr};
@@ -395,10 +409,7 @@ mod tests {
         let exit = &all.last().unwrap().1;
         assert_eq!(exit.process.as_deref(), Some("python3"));
         assert_eq!(exit.start_time, Some(100));
-        assert_eq!(
-            crate::history::ran_for(exit),
-            Some(std::time::Duration::from_secs(3600))
-        );
+        assert_eq!(ran_for(exit), Some(std::time::Duration::from_secs(3600)));
     }
 
     proptest::proptest! {

@@ -16,33 +16,6 @@ use portscope_shared::{
 
 use crate::model::State;
 
-/// `portscope graph`: one scan, printed as text, JSON or DOT.
-pub async fn run(args: crate::cli::GraphArgs) -> anyhow::Result<()> {
-    use anyhow::Context;
-    use std::io::Write;
-    let collector = crate::collector::Collector::new(crate::os::System::new());
-    let (_, state) = crate::refresh::scan_blocking(collector)
-        .await
-        .context("the runtime stopped during the scan")?;
-    let state = state.map_err(|what| anyhow::anyhow!("the scan failed: {what}"))?;
-    for warning in &state.warnings {
-        eprintln!("portscope: warning: {warning}");
-    }
-    let mut graph = of(&state);
-    name_remotes(&mut graph, &HostNames::read());
-    let mut out = std::io::stdout().lock();
-    if args.json {
-        serde_json::to_writer_pretty(&mut out, &graph)?;
-        writeln!(out)?;
-    } else if args.dot {
-        out.write_all(dot(&graph).as_bytes())?;
-    } else {
-        out.write_all(text(&graph).as_bytes())?;
-    }
-    out.flush()?;
-    Ok(())
-}
-
 /// The names this machine gives addresses without asking DNS: the first name of each address
 /// in its hosts file (`os::hosts_file`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -4,20 +4,14 @@
 //! are derived in the core ([`crate::events`]) from the model's diff.
 
 mod claim;
-mod cli;
 mod recorder;
 pub mod store;
-mod watch;
 
-pub use claim::{Claim, ClaimError, announce, claim};
-pub use cli::run as run_history;
+pub use claim::{Claim, ClaimError, announce, claim, running_agents_file};
 pub use recorder::{Progress, Recorder, Retention};
 pub use store::{HistoryError, Query, Store, default_path, millis};
-pub use watch::run as watch;
 
 use std::time::SystemTime;
-
-use portscope_shared::Event;
 
 /// A moment: a duration ago (`10m`), an RFC 3339 time (`2026-11-29T14:02:00Z`, any offset),
 /// a local date and time (`2026-11-29 14:02`), or a local time of day (`14:02`, `14:02:30`: the
@@ -76,20 +70,6 @@ pub fn local_time(rfc3339: &str) -> String {
                 .to_string()
         })
         .unwrap_or_else(|_| rfc3339.to_owned())
-}
-
-/// How long the process of an `exited` event ran: from its start time to the event's time;
-/// `None` for an exit seen only at the agent's start (it happened some time in `since`…`time`).
-pub fn ran_for(e: &Event) -> Option<std::time::Duration> {
-    if e.since.is_some() {
-        return None;
-    }
-    let end = humantime::parse_rfc3339(&e.time).ok()?;
-    let start = match e.start_ms {
-        Some(ms) => std::time::Duration::from_millis(ms),
-        None => std::time::Duration::from_secs(e.start_time?),
-    };
-    end.duration_since(SystemTime::UNIX_EPOCH + start).ok()
 }
 
 /// What a health check got, for people: `is up (200, 3 ms)`, `answers 500`, `is down (timed

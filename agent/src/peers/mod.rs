@@ -11,9 +11,8 @@
 //! `config.rs` reads and writes the peers file; `cli.rs` is `portscope peer add|list`.
 
 mod bounds;
-pub mod cli;
 pub mod config;
-mod link;
+pub mod link;
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};

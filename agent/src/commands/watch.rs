@@ -213,12 +213,12 @@ fn line(e: &Event) -> String {
         EventKind::OwnerChanged => " now held by",
         _ => "",
     };
-    let exited = match (e.kind, super::ran_for(e), &e.health) {
+    let exited = match (e.kind, crate::events::ran_for(e), &e.health) {
         (EventKind::Exited, Some(ran), _) => {
             format!(" exited after {}", crate::text::ran(ran))
         }
         (EventKind::Exited, None, _) => " exited".into(),
-        (EventKind::Health, _, Some(health)) => format!(" {}", super::health_text(health)),
+        (EventKind::Health, _, Some(health)) => format!(" {}", crate::history::health_text(health)),
         _ => String::new(),
     };
     format!("{clock}  {mark} {proto} {local}{remote}{verb}{owner}{exited}{what}")

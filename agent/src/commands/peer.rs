@@ -15,7 +15,7 @@ pub const TOKEN_ENV: &str = "PORTSCOPE_PEER_TOKEN";
 pub async fn run(args: PeerArgs) -> anyhow::Result<std::process::ExitCode> {
     let path = match args.file {
         Some(path) => path,
-        None => super::config::default_path()
+        None => crate::peers::config::default_path()
             .context("neither XDG_CONFIG_HOME nor HOME is set: give --file")?,
     };
     match args.action {
@@ -26,9 +26,9 @@ pub async fn run(args: PeerArgs) -> anyhow::Result<std::process::ExitCode> {
             ca,
         } => {
             let token = token()?;
-            super::config::add(
+            crate::peers::config::add(
                 &path,
-                super::config::Entry {
+                crate::peers::config::Entry {
                     name: name.clone(),
                     url,
                     token: Some(token),
@@ -68,10 +68,10 @@ fn token() -> anyhow::Result<String> {
 
 /// Connects to each peer once and says how it answered; exit status 1 when one is not live.
 async fn list(path: &Path, json: bool) -> anyhow::Result<std::process::ExitCode> {
-    let peers = super::config::load(path)?;
+    let peers = crate::peers::config::load(path)?;
     let mut hosts = Vec::new();
     for peer in &peers {
-        let host = match super::link::open(peer).await {
+        let host = match crate::peers::link::open(peer).await {
             Ok((_, hello)) => Host {
                 name: peer.name.clone(),
                 local: false,

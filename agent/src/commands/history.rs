@@ -6,13 +6,13 @@ use std::io::Write;
 use anyhow::Context;
 use portscope_shared::{Event, EventKind};
 
-use super::store::{Query, Store, default_path, millis};
 use crate::cli::HistoryArgs;
+use crate::history::store::{Query, Store, default_path, millis};
 
 /// `Ok(true)` when there is something to show (exit 0), `Ok(false)` when nothing matched (1).
 pub fn run(args: HistoryArgs) -> anyhow::Result<bool> {
     // The running agent's file when none is given (it may write another than the default).
-    let running = super::claim::running_agents_file();
+    let running = crate::history::running_agents_file();
     let path = args
         .history
         .clone()
@@ -48,7 +48,7 @@ pub fn run(args: HistoryArgs) -> anyhow::Result<bool> {
         serde_json::to_writer_pretty(&mut out, &serde_json::json!({ "events": events }))?;
         writeln!(out)?;
     } else if let (Some(at), Some(port)) = (args.at, args.port) {
-        let when = super::local_time(&humantime::format_rfc3339_seconds(at).to_string());
+        let when = crate::history::local_time(&humantime::format_rfc3339_seconds(at).to_string());
         if events.is_empty() {
             writeln!(out, "Nothing held port {port} at {when}.")?;
         }
@@ -57,7 +57,7 @@ pub fn run(args: HistoryArgs) -> anyhow::Result<bool> {
                 out,
                 "At {when}, port {port} was held by {} (since {}).",
                 owner(e),
-                super::local_time(&e.time)
+                crate::history::local_time(&e.time)
             )?;
         }
     } else {
@@ -103,9 +103,11 @@ fn line(e: &Event) -> String {
         EventKind::Health => "health",
         EventKind::Unknown => "changed",
     };
-    let ran = match (e.kind, super::ran_for(e), &e.health) {
+    let ran = match (e.kind, crate::events::ran_for(e), &e.health) {
         (EventKind::Exited, Some(d), _) => format!(", ran {}", crate::text::ran(d)),
-        (EventKind::Health, _, Some(health)) => format!(": {}", super::health_text(health)),
+        (EventKind::Health, _, Some(health)) => {
+            format!(": {}", crate::history::health_text(health))
+        }
         _ => String::new(),
     };
     let while_down = e
@@ -114,7 +116,7 @@ fn line(e: &Event) -> String {
         .map(|s| {
             format!(
                 " (between {} and then, while portscope was not running)",
-                super::local_time(s)
+                crate::history::local_time(s)
             )
         })
         .unwrap_or_default();
@@ -124,7 +126,7 @@ fn line(e: &Event) -> String {
         .unwrap_or_default();
     format!(
         "{}  {kind:<12} {proto} {}  {}{ran}{}{while_down}",
-        super::local_time(&e.time),
+        crate::history::local_time(&e.time),
         std::net::SocketAddr::new(e.local_addr, e.local_port),
         owner(e),
         e.app
