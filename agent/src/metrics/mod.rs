@@ -86,8 +86,9 @@ impl Metrics {
     }
 
     /// The exposition of `state`, of a hub's `peers` (each name and whether it is live) and
-    /// of the agent's own figures, ending with `# EOF`.
-    pub fn render(&self, state: &State, peers: &[(String, bool)]) -> String {
+    /// of the agent's own figures (with the doctor's full scans so far, `doctor_scans`, which
+    /// the caller reads from the doctor), ending with `# EOF`.
+    pub fn render(&self, state: &State, peers: &[(String, bool)], doctor_scans: u64) -> String {
         let mut registry = Registry::with_prefix("portscope");
         // An unconnected UDP socket on an ephemeral port is a client's (a resolver's, QUIC's),
         // there for a moment: one series each would only churn.
@@ -145,12 +146,12 @@ impl Metrics {
             "Ticks the port history failed to write or had to drop",
             self.history_write_errors.clone(),
         );
-        let doctor_scans = Counter::<u64>::default();
-        doctor_scans.inc_by(crate::doctor::scans());
+        let scans = Counter::<u64>::default();
+        scans.inc_by(doctor_scans);
         registry.register(
             "doctor_scans",
             "Full scans the doctor's routes made because the live model could not answer",
-            doctor_scans,
+            scans,
         );
         let build = Family::<BuildLabels, Gauge>::default();
         build

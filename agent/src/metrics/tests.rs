@@ -95,7 +95,7 @@ fn listeners_sockets_and_connections_are_exported_from_the_state() {
     );
     metrics.scanned(Duration::from_millis(3));
     metrics.history_write_failed();
-    let out = metrics.render(&s, &[]);
+    let out = metrics.render(&s, &[], 0);
 
     let mut listen = samples(&out, "portscope_listen_info");
     listen.sort();
@@ -154,7 +154,7 @@ fn listeners_sockets_and_connections_are_exported_from_the_state() {
     );
     assert!(out.ends_with("# EOF\n"), "{out}");
     assert!(!out.contains("portscope_peer_up"), "not a hub: {out}");
-    let hub = metrics.render(&s, &[("build-box".into(), true), ("vm".into(), false)]);
+    let hub = metrics.render(&s, &[("build-box".into(), true), ("vm".into(), false)], 0);
     let mut up = samples(&hub, "portscope_peer_up");
     up.sort();
     assert_eq!(
@@ -171,8 +171,14 @@ fn a_closed_listener_is_gone_from_the_next_scrape() {
     let metrics = Metrics::default();
     let open = state(&[listener(LO, 8000, 10)]);
     assert_eq!(
-        samples(&metrics.render(&open, &[]), "portscope_listen_info").len(),
+        samples(&metrics.render(&open, &[], 0), "portscope_listen_info").len(),
         1
     );
-    assert!(samples(&metrics.render(&state(&[]), &[]), "portscope_listen_info").is_empty());
+    assert!(
+        samples(
+            &metrics.render(&state(&[]), &[], 0),
+            "portscope_listen_info"
+        )
+        .is_empty()
+    );
 }

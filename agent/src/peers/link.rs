@@ -104,7 +104,7 @@ pub async fn open(peer: &Peer) -> Result<(PeerSocket, Hello), LinkError> {
 
 /// The next message the peer sends (undecodable ones skipped); `None` when it closed.
 pub async fn next(ws: &mut PeerSocket) -> Result<Option<ServerMessage>, LinkError> {
-    crate::server::local::next_message(ws)
+    next_message(ws)
         .await
         .map_err(|e| LinkError::Lost(e.to_string()))
 }
@@ -353,4 +353,28 @@ impl ServerCertVerifier for Pinned {
             .signature_verification_algorithms
             .supported_schemes()
     }
+}
+/// The next protocol message an agent sends on `ws` (ones this reader cannot decode are
+/// skipped); `Ok(None)` once the agent closed the stream. A hub's peers and `watch`'s link to
+/// the local agent (`server::local::Follower`) read agents through it.
+pub async fn next_message<S>(
+    ws: &mut tokio_tungstenite::WebSocketStream<S>,
+) -> Result<Option<ServerMessage>, tokio_tungstenite::tungstenite::Error>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    while let Some(message) = ws.next().await {
+        match message? {
+            Message::Text(text) => {
+                if let Ok(message) = serde_json::from_str::<ServerMessage>(&text) {
+                    return Ok(Some(message));
+                }
+            }
+            Message::Close(_) => return Ok(None),
+            _ => {}
+        }
+    }
+    Ok(None)
 }

@@ -196,31 +196,6 @@ async fn websocket(State(local): State<Local>, upgrade: WebSocketUpgrade) -> Res
         })
 }
 
-/// The next protocol message an agent sends on `ws` (ones this reader cannot decode are
-/// skipped); `Ok(None)` once the agent closed the stream. `watch`'s link and a hub's peers
-/// read agents through it.
-pub async fn next_message<S>(
-    ws: &mut tokio_tungstenite::WebSocketStream<S>,
-) -> Result<Option<ServerMessage>, tokio_tungstenite::tungstenite::Error>
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-{
-    use futures_util::StreamExt;
-    use tokio_tungstenite::tungstenite::Message;
-    while let Some(message) = ws.next().await {
-        match message? {
-            Message::Text(text) => {
-                if let Ok(message) = serde_json::from_str::<ServerMessage>(&text) {
-                    return Ok(Some(message));
-                }
-            }
-            Message::Close(_) => return Ok(None),
-            _ => {}
-        }
-    }
-    Ok(None)
-}
-
 /// A client of a running agent's local socket: its stream's messages, decoded. `watch` uses it
 /// so that WebSocket framing stays in this module.
 #[derive(Debug)]
@@ -264,7 +239,7 @@ impl Follower {
     /// The next message the agent sends (ones this reader cannot decode are skipped); `Ok(None)`
     /// when the agent closed the stream.
     pub async fn next(&mut self) -> Result<Option<ServerMessage>, LinkLost> {
-        next_message(&mut self.ws)
+        crate::peers::link::next_message(&mut self.ws)
             .await
             .map_err(|e| LinkLost(e.to_string()))
     }

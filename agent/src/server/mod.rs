@@ -380,7 +380,9 @@ async fn websocket(
 /// `Authorization: Bearer` from its `credentials_file`).
 async fn metrics(State(app): State<AppState>) -> Response {
     let published = app.watcher.borrow().clone();
-    let body = app.metrics.render(&published.state, &app.peers.up());
+    let body = app
+        .metrics
+        .render(&published.state, &app.peers.up(), crate::doctor::scans());
     (
         [(
             header::CONTENT_TYPE,
