@@ -107,7 +107,7 @@ pub struct HistoryArgs {
     pub history: Option<std::path::PathBuf>,
 }
 
-fn parse_moment(s: &str) -> Result<std::time::SystemTime, String> {
+fn parse_moment(s: &str) -> Result<std::time::SystemTime, crate::history::MomentError> {
     crate::history::moment(s)
 }
 
@@ -405,7 +405,7 @@ fn parse_listen_port(s: &str) -> Result<u16, String> {
 }
 
 /// `peer add`'s URL, refused before the token is read: https:// with a port, nothing else.
-fn parse_peer_url(s: &str) -> Result<String, String> {
+fn parse_peer_url(s: &str) -> Result<String, crate::peers::config::FieldError> {
     crate::peers::config::check_url(s).map(|()| s.to_owned())
 }
 

@@ -13,27 +13,41 @@ pub use store::{HistoryError, Query, Store, default_path, millis};
 
 use std::time::SystemTime;
 
+/// Why a text is not a moment.
+#[derive(Debug, thiserror::Error)]
+pub enum MomentError {
+    #[error("`{0}` ago is before the epoch")]
+    BeforeEpoch(String),
+    #[error("`{0}`: {1}")]
+    OutOfRange(String, String),
+    #[error(
+        "`{0}` is not a moment; expected a duration ago (`10m`), an RFC 3339 time (`2026-11-29T14:02:00Z`), a local date and time (`2026-11-29 14:02`) or a local time of day (`14:02`)"
+    )]
+    Unreadable(String),
+}
+
 /// A moment: a duration ago (`10m`), an RFC 3339 time (`2026-11-29T14:02:00Z`, any offset),
 /// a local date and time (`2026-11-29 14:02`), or a local time of day (`14:02`, `14:02:30`: the
 /// latest such moment, today or else yesterday). Local means this machine's time zone.
-pub fn moment(s: &str) -> Result<SystemTime, String> {
+pub fn moment(s: &str) -> Result<SystemTime, MomentError> {
     moment_in(s, &jiff::Zoned::now())
 }
 
 /// [`moment`] as seen at `now`, in `now`'s time zone.
-pub fn moment_in(s: &str, now: &jiff::Zoned) -> Result<SystemTime, String> {
+pub fn moment_in(s: &str, now: &jiff::Zoned) -> Result<SystemTime, MomentError> {
     let s = s.trim();
+    let range = |e: jiff::Error| MomentError::OutOfRange(s.to_owned(), e.to_string());
     let at = if let Ok(ago) = humantime::parse_duration(s) {
-        let ago = jiff::SignedDuration::try_from(ago).map_err(|e| e.to_string())?;
+        let ago = jiff::SignedDuration::try_from(ago).map_err(range)?;
         now.timestamp()
             .checked_sub(ago)
-            .map_err(|_| format!("`{s}` ago is before the epoch"))?
+            .map_err(|_| MomentError::BeforeEpoch(s.to_owned()))?
     } else if let Ok(t) = s.parse::<jiff::Timestamp>() {
         t
     } else if let Ok(civil) = s.parse::<jiff::civil::DateTime>() {
         civil
             .to_zoned(now.time_zone().clone())
-            .map_err(|e| e.to_string())?
+            .map_err(range)?
             .timestamp()
     } else if s.contains(':')
         && let Ok(time) = s.parse::<jiff::civil::Time>()
@@ -42,19 +56,17 @@ pub fn moment_in(s: &str, now: &jiff::Zoned) -> Result<SystemTime, String> {
             .date()
             .to_datetime(time)
             .to_zoned(now.time_zone().clone())
-            .map_err(|e| e.to_string())?;
+            .map_err(range)?;
         if today.timestamp() <= now.timestamp() {
             today.timestamp()
         } else {
             today
                 .checked_sub(jiff::Span::new().days(1))
-                .map_err(|e| e.to_string())?
+                .map_err(range)?
                 .timestamp()
         }
     } else {
-        return Err(format!(
-            "`{s}` is not a moment; expected a duration ago (`10m`), an RFC 3339 time (`2026-11-29T14:02:00Z`), a local date and time (`2026-11-29 14:02`) or a local time of day (`14:02`)"
-        ));
+        return Err(MomentError::Unreadable(s.to_owned()));
     };
     Ok(SystemTime::from(at))
 }
@@ -113,7 +125,8 @@ mod tests {
         );
         for bad in ["soon", "25:00", "", "14"] {
             let e = moment_in(bad, &now).unwrap_err();
-            assert!(e.contains("is not a moment"), "{bad}: {e}");
+            assert!(matches!(e, MomentError::Unreadable(_)), "{bad}: {e}");
+            assert!(e.to_string().contains("is not a moment"), "{bad}: {e}");
         }
     }
 }

@@ -131,7 +131,7 @@ pub fn check(entry: &Entry, path: &Path) -> Result<Peer, PeersError> {
             "a name is 1 to 64 letters, digits, `-`, `_` or `.`".into(),
         ));
     }
-    let (authority, host) = parse_url(&entry.url).map_err(invalid)?;
+    let (authority, host) = parse_url(&entry.url).map_err(|e| invalid(e.to_string()))?;
     let token = match (&entry.token, &entry.token_file) {
         (Some(token), None) => token.clone(),
         (None, Some(file)) => crate::private::read(file)
@@ -144,7 +144,9 @@ pub fn check(entry: &Entry, path: &Path) -> Result<Peer, PeersError> {
         return Err(invalid("the token is empty".into()));
     }
     let trust = match (&entry.fingerprint, &entry.ca) {
-        (Some(fp), None) => Trust::Fingerprint(normalize_fingerprint(fp).map_err(invalid)?),
+        (Some(fp), None) => {
+            Trust::Fingerprint(normalize_fingerprint(fp).map_err(|e| invalid(e.to_string()))?)
+        }
         (None, Some(ca)) => Trust::Ca(ca.clone()),
         _ => {
             return Err(invalid(
@@ -161,41 +163,58 @@ pub fn check(entry: &Entry, path: &Path) -> Result<Peer, PeersError> {
     })
 }
 
+/// Why a peer's URL or fingerprint is refused (each says what to give instead).
+#[derive(Debug, thiserror::Error)]
+pub enum FieldError {
+    #[error("`{0}` is not a URL: {1}")]
+    NotAUrl(String, String),
+    #[error(
+        "`{0}`: plain http:// would send the peer's token in clear (across a network, or to whoever holds the port on this machine while the peer is down); use the https:// URL its --share printed"
+    )]
+    PlainHttp(String),
+    #[error("`{0}`: the URL must start with https://")]
+    NotHttps(String),
+    #[error("`{0}`: give the agent's base URL (`https://host:port/`), without a path or token")]
+    HasPath(String),
+    #[error("`{0}` names no host")]
+    NoHost(String),
+    #[error("`{0}`: no user name in the URL; use `token`")]
+    UserInfo(String),
+    #[error("`{0}`: give the port (`https://host:7678/`)")]
+    NoPort(String),
+    #[error("`{0}` is not a SHA-256 fingerprint (32 hex pairs, as the peer's --share printed)")]
+    Fingerprint(String),
+}
+
 /// Whether `url` is one a peer may have (see [`parse_url`]), saying why not.
-pub fn check_url(url: &str) -> Result<(), String> {
+pub fn check_url(url: &str) -> Result<(), FieldError> {
     parse_url(url).map(|_| ())
 }
 
 /// `https://host:port/` → (`host:port`, host). Never plain `http://`: a token must not cross
 /// a network in clear, and on this machine whoever holds the port while the peer is down
 /// would receive it (TLS with a pinned certificate tells them apart).
-fn parse_url(url: &str) -> Result<(String, String), String> {
+fn parse_url(url: &str) -> Result<(String, String), FieldError> {
     let uri: axum::http::Uri = url
         .parse()
-        .map_err(|e| format!("`{url}` is not a URL: {e}"))?;
+        .map_err(|e: axum::http::uri::InvalidUri| FieldError::NotAUrl(url.into(), e.to_string()))?;
     match uri.scheme_str() {
         Some("https") => {}
-        Some("http") => {
-            return Err(format!(
-                "`{url}`: plain http:// would send the peer's token in clear (across a network, or to whoever holds the port on this machine while the peer is down); use the https:// URL its --share printed"
-            ));
-        }
-        _ => return Err(format!("`{url}`: the URL must start with https://")),
+        Some("http") => return Err(FieldError::PlainHttp(url.into())),
+        _ => return Err(FieldError::NotHttps(url.into())),
     }
     if uri.path_and_query().is_some_and(|p| p.as_str() != "/") {
-        return Err(format!(
-            "`{url}`: give the agent's base URL (`https://host:port/`), without a path or token"
-        ));
+        return Err(FieldError::HasPath(url.into()));
     }
     let authority = uri
         .authority()
-        .ok_or_else(|| format!("`{url}` names no host"))?;
+        .ok_or_else(|| FieldError::NoHost(url.into()))?;
     if authority.as_str().contains('@') {
-        return Err(format!("`{url}`: no user name in the URL; use `token`"));
+        return Err(FieldError::UserInfo(url.into()));
     }
     let port = authority
         .port_u16()
-        .ok_or_else(|| format!("`{url}`: give the port (`https://host:7678/`)"))?;
+        .ok_or_else(|| FieldError::NoPort(url.into()))?;
     let host = authority.host().trim_matches(['[', ']']).to_owned();
     let authority = match host.parse::<std::net::IpAddr>() {
         Ok(std::net::IpAddr::V6(_)) => format!("[{host}]:{port}"),
@@ -205,12 +224,10 @@ fn parse_url(url: &str) -> Result<(String, String), String> {
 }
 
 /// `c4:5f:…` or `C45F…` → `C4:5F:…` (32 bytes of SHA-256).
-pub fn normalize_fingerprint(fp: &str) -> Result<String, String> {
+pub fn normalize_fingerprint(fp: &str) -> Result<String, FieldError> {
     let hex: String = fp.chars().filter(|c| *c != ':').collect();
     if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
-        return Err(format!(
-            "`{fp}` is not a SHA-256 fingerprint (32 hex pairs, as the peer's --share printed)"
-        ));
+        return Err(FieldError::Fingerprint(fp.into()));
     }
     let upper = hex.to_ascii_uppercase();
     Ok(upper
