@@ -262,6 +262,57 @@ async fn wait_for_status(
     }
 }
 
+/// A process that exits while the stop dialog is open: confirming sends nothing, and the
+/// dashboard says it is gone (from the agent's `not_a_socket_owner` code) as news, not as an
+/// error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_gone_before_the_confirmation_is_news_not_an_error() {
+    let mut situation = Situation::start(&["listen", "127.0.0.1"]);
+    let agent = Agent::start();
+    let browser = Browser::start().await;
+    let result = async {
+        let c = &browser.client;
+        c.goto(&format!("{}&tab=sockets&q={}", agent.url, situation.pid))
+            .await
+            .map_err(|e| e.to_string())?;
+        wait_for_row(&browser, situation.port).await;
+        click(
+            &browser,
+            &format!(
+                "#sockets tbody tr[data-id^='tcp 127.0.0.1:{} - ']",
+                situation.port
+            ),
+        )
+        .await?;
+        click(&browser, "#action-stop").await?;
+        wait_for_text(&browser, "#stop-dialog", |t| t.contains("python3")).await?;
+        let _ = rustix::process::kill_process(
+            rustix::process::Pid::from_raw(situation.pid as i32).unwrap(),
+            rustix::process::Signal::KILL,
+        );
+        situation.wait_exit(WAIT);
+        click(&browser, "#stop-confirm").await?;
+        let news = wait_for_text(&browser, "#answer #stop-gone", |t| !t.is_empty())
+            .await
+            .map_err(|e| format!("no word that the process was gone: {e}"))?;
+        if !news.contains(&format!(
+            "pid {} no longer holds the socket (it exited, or closed it): nothing was sent",
+            situation.pid
+        )) {
+            return Err(format!("unexpected news: {news:?}"));
+        }
+        if c.find(Locator::Css("#answer .verdict-problem"))
+            .await
+            .is_ok()
+        {
+            return Err("a process gone before the stop is shown as an error".into());
+        }
+        Ok(())
+    }
+    .await;
+    browser.finish(result).await;
+}
+
 /// A listener whose owner is stopped (SIGSTOP) gets a "stopped" badge, which goes when the
 /// owner is continued.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,6 +3,7 @@
 
 use std::cell::RefCell;
 
+use portscope_shared::ApiErrorCode;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use wasm_bindgen::{JsCast, JsValue};
@@ -18,13 +19,36 @@ pub fn set_token(token: Option<String>) {
     TOKEN.with(|t| *t.borrow_mut() = token);
 }
 
-/// `GET path` and decode its JSON; the agent's error message on failure.
-pub async fn get<T: DeserializeOwned>(path: &str) -> Result<T, String> {
-    send(path, "GET", None).await
+/// A request that failed: the agent's error code when it answered one (the dashboard matches
+/// on it, never on the text), and what to tell the user.
+#[derive(Clone, Debug)]
+pub struct Failure {
+    pub code: Option<ApiErrorCode>,
+    pub message: String,
 }
 
-/// `POST path` with a JSON body.
-pub async fn post<B: Serialize, T: DeserializeOwned>(path: &str, body: &B) -> Result<T, String> {
+impl From<&str> for Failure {
+    fn from(message: &str) -> Self {
+        message.to_owned().into()
+    }
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Self {
+        Self {
+            code: None,
+            message,
+        }
+    }
+}
+
+/// `GET path` and decode its JSON; the agent's error message on failure.
+pub async fn get<T: DeserializeOwned>(path: &str) -> Result<T, String> {
+    send(path, "GET", None).await.map_err(|f| f.message)
+}
+
+/// `POST path` with a JSON body; on failure, the agent's code with its message.
+pub async fn post<B: Serialize, T: DeserializeOwned>(path: &str, body: &B) -> Result<T, Failure> {
     let body = serde_json::to_string(body).map_err(|e| e.to_string())?;
     send(path, "POST", Some(body)).await
 }
@@ -33,7 +57,7 @@ async fn send<T: DeserializeOwned>(
     path: &str,
     method: &str,
     body: Option<String>,
-) -> Result<T, String> {
+) -> Result<T, Failure> {
     let init = RequestInit::new();
     init.set_method(method);
     if let Some(body) = &body {
@@ -64,12 +88,20 @@ async fn send<T: DeserializeOwned>(
         .unwrap_or_default();
     if !response.ok() {
         // The agent's errors are {"error": {"code", "message"}} (`ErrorBody`).
-        let message = serde_json::from_str::<portscope_shared::ErrorBody>(&text)
-            .map(|body| body.error.message)
-            .unwrap_or_else(|_| format!("the agent answered {}", response.status()));
-        return Err(message);
+        return Err(
+            match serde_json::from_str::<portscope_shared::ErrorBody>(&text) {
+                Ok(body) => Failure {
+                    code: Some(body.error.code),
+                    message: body.error.message,
+                },
+                Err(_) => format!("the agent answered {}", response.status()).into(),
+            },
+        );
     }
-    serde_json::from_str(&text).map_err(|e| format!("unexpected answer from the agent: {e}"))
+    Ok(
+        serde_json::from_str(&text)
+            .map_err(|e| format!("unexpected answer from the agent: {e}"))?,
+    )
 }
 
 fn js_error(e: JsValue) -> String {

@@ -27,6 +27,8 @@ pub enum Answer {
     Diagnosis(Diagnosis),
     Who(WhoReport),
     Stopped(KillReport),
+    /// The process was gone before the stop (see [`crate::stopping::NotStopped::Gone`]).
+    Gone(String),
     Error(String),
 }
 
@@ -137,7 +139,15 @@ impl Doctor {
                 start_time,
             };
             let result = api::post(&path, &request).await;
-            answer.set(result.map(Answer::Stopped).unwrap_or_else(Answer::Error));
+            answer.set(match result {
+                Ok(report) => Answer::Stopped(report),
+                Err(failure) => {
+                    match crate::stopping::not_stopped(failure.code, &failure.message, pid) {
+                        crate::stopping::NotStopped::Gone(news) => Answer::Gone(news),
+                        crate::stopping::NotStopped::Refused(why) => Answer::Error(why),
+                    }
+                }
+            });
         });
     }
 }
@@ -235,6 +245,13 @@ fn render(doctor: Doctor) -> Option<AnyView> {
             <p class="verdict-problem">
                 <span class="icon" aria-hidden="true">"✖"</span>
                 <span class="verdict-word">"Error"</span>" "{e}
+            </p>
+        }
+        .into_any(),
+        Answer::Gone(news) => view! {
+            <p class="verdict-info" id="stop-gone">
+                <span class="icon" aria-hidden="true">"ℹ"</span>
+                <span class="verdict-word">"Info"</span>" "{news}
             </p>
         }
         .into_any(),
