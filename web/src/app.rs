@@ -22,6 +22,7 @@ use portscope_shared::{
 };
 use wasm_bindgen::{JsCast, JsValue};
 
+use crate::address::Tab;
 use crate::conn::{self, Applying, Link, Sinks};
 use crate::doctor::{Doctor, Kind, StopTarget, Troubleshoot};
 use crate::map::view::{LinkDetail, Map, MapState, keep_graph};
@@ -34,7 +35,6 @@ use crate::timeline::view::{
     RecentChanges, TenureDetail, Timeline, TimelineState, connections_view, keep_base, live_row,
     tenure_of_event,
 };
-use crate::url::Tab;
 use crate::{api, url, windowing};
 
 /// Height of one table row in pixels, fixed by the stylesheet (`.sockets tr.row td`): the table

@@ -16,34 +16,8 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen::closure::Closure;
 use web_sys::{CloseEvent, MessageEvent, WebSocket};
 
+pub use crate::link::{Link, backoff_ms};
 use crate::table::{Applied, Table};
-
-/// Where the link stands; shown in the header.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Link {
-    Connecting,
-    Live,
-    /// Lost; the next attempt starts after `delay_ms`. `attempt` counts failures in a row.
-    Reconnecting {
-        attempt: u32,
-        delay_ms: u32,
-    },
-    /// The agent speaks another protocol version; no more attempts.
-    Mismatch {
-        agent: u32,
-    },
-}
-
-/// First and largest wait between attempts.
-const BACKOFF_START_MS: f64 = 500.0;
-const BACKOFF_MAX_MS: f64 = 10_000.0;
-
-/// The backoff after `attempt` failures in a row: doubling from 0.5 s up to 10 s, with ±20 %
-/// jitter so that many tabs do not reconnect in step after an agent restart.
-pub fn backoff_ms(attempt: u32, jitter: f64) -> u32 {
-    let base = (BACKOFF_START_MS * 2f64.powi(attempt.min(16) as i32)).min(BACKOFF_MAX_MS);
-    (base * (0.8 + 0.4 * jitter.clamp(0.0, 1.0))) as u32
-}
 
 /// The reactive state a link writes to.
 #[derive(Clone, Copy, Debug)]

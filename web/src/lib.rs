@@ -1,11 +1,13 @@
 //! The portscope dashboard: Leptos (client-side rendering) compiled to WebAssembly, served by
 //! the agent. It talks to the agent only through `portscope_shared` messages.
 //!
-//! Only [`table`], [`projects`], [`timeline`], [`map`], [`portspace`], [`peers`] and
-//! [`stopping`], the client-side models, and [`windowing`], the rows in view that the table and the timeline render, are pure
+//! Only [`table`], [`projects`], [`timeline`], [`map`], [`portspace`], [`peers`], [`stopping`],
+//! [`address`] (the page's query) and [`link`] (a link's states and backoff), the client-side
+//! models, and [`windowing`], the rows in view that the table and the timeline render, are pure
 //! Rust: they also compile for the host, where their tests run (`cargo test --workspace`).
 //! Everything that touches the browser (their `view` modules included) is wasm32-only.
 
+pub mod address;
 #[cfg(target_arch = "wasm32")]
 mod api;
 #[cfg(target_arch = "wasm32")]
@@ -14,6 +16,7 @@ mod app;
 mod conn;
 #[cfg(target_arch = "wasm32")]
 mod doctor;
+pub mod link;
 pub mod map;
 pub mod peers;
 pub mod portspace;
