@@ -681,6 +681,20 @@ fn shows(view: &View, query: &str, row: &Row, host: Option<&str>) -> bool {
 /// `project:shop-app`), the Projects view's link to a project's sockets.
 pub const PROJECT_TERM: &str = "project:";
 
+/// The filter term that matches exactly a project's sockets in the table (see
+/// [`haystack`]; a space in the name, which would split the term, is written `_`).
+pub fn project_term(name: &str) -> String {
+    format!("{PROJECT_TERM}{}", name.to_lowercase().replace(' ', "_"))
+}
+
+/// How every view reads a filter term (lowercase): `Some(true/false)` when it is a
+/// `project:NAME` term — whether one of `projects` is that project, exactly —, `None` for
+/// other terms, which each view matches its own way. One filter applies to all views.
+pub fn project_filter<'a>(term: &str, mut projects: impl Iterator<Item = &'a str>) -> Option<bool> {
+    term.starts_with(PROJECT_TERM)
+        .then(|| projects.any(|p| project_term(p) == term))
+}
+
 /// A row's place in the view's order.
 fn place(procs: Procs<'_>, host: Option<&str>, view: &View, row: &Row) -> Place {
     let s = &row.socket;

@@ -233,7 +233,7 @@ impl Live {
             let projects = ends
                 .iter()
                 .filter_map(|id| self.nodes.get(id.as_str())?.project.as_deref());
-            crate::projects::project_filter(term, projects).unwrap_or_else(|| {
+            crate::table::project_filter(term, projects).unwrap_or_else(|| {
                 ends.iter()
                     .any(|id| hay.get(id.as_str()).is_some_and(|h| h.contains(term)))
             })

@@ -176,7 +176,7 @@ impl Listener {
                 return u32::from(self.port) == n || self.pids.contains(&n);
             }
             let projects = self.projects.iter().map(String::as_str);
-            crate::projects::project_filter(term, projects).unwrap_or_else(|| hay.contains(term))
+            crate::table::project_filter(term, projects).unwrap_or_else(|| hay.contains(term))
         })
     }
 }

@@ -14,7 +14,7 @@ use portscope_shared::{
     Exposure, Health, OwnerStatus, Process, ProjectSource, Proto, Socket, SocketState,
 };
 
-use crate::table::{PROJECT_TERM, Table};
+use crate::table::{Table, project_filter, project_term};
 
 #[cfg(target_arch = "wasm32")]
 pub mod view;
@@ -103,20 +103,6 @@ impl Card {
     pub fn filter(&self) -> String {
         project_term(&self.name)
     }
-}
-
-/// The filter term that matches exactly a project's sockets in the table (see
-/// `table::haystack`; a space in the name, which would split the term, is written `_`).
-pub fn project_term(name: &str) -> String {
-    format!("{PROJECT_TERM}{}", name.to_lowercase().replace(' ', "_"))
-}
-
-/// How every view reads a filter term (lowercase): `Some(true/false)` when it is a
-/// `project:NAME` term — whether one of `projects` is that project, exactly —, `None` for
-/// other terms, which each view matches its own way. One filter applies to all views.
-pub fn project_filter<'a>(term: &str, mut projects: impl Iterator<Item = &'a str>) -> Option<bool> {
-    term.starts_with(PROJECT_TERM)
-        .then(|| projects.any(|p| project_term(p) == term))
 }
 
 /// The Projects view: cards by name (then host), and the listeners of no project.

@@ -619,7 +619,7 @@ pub fn lanes(tenures: &[Tenure], window: Window, now: f64, query: &str) -> Vec<G
             let hay = hay.to_lowercase();
             let projects = || ids.iter().filter_map(|&i| tenures[i].project.as_deref());
             let matches = |term: &String| {
-                crate::projects::project_filter(term, projects())
+                crate::table::project_filter(term, projects())
                     .unwrap_or_else(|| hay.contains(term.as_str()))
             };
             if !terms.iter().all(matches) {

@@ -54,7 +54,7 @@ pub fn matches(e: &Event, query: &str) -> bool {
     .to_lowercase();
     query.split_whitespace().all(|word| {
         let word = word.to_lowercase();
-        crate::projects::project_filter(&word, e.project.as_deref().into_iter())
+        crate::table::project_filter(&word, e.project.as_deref().into_iter())
             .unwrap_or_else(|| hay.contains(&word))
     })
 }
