@@ -505,143 +505,18 @@ pub fn Map(
     open: Callback<(String, Option<String>)>,
 ) -> impl IntoView {
     let plot_ref = NodeRef::<html::Div>::new();
-    let width = RwSignal::new(1200.0);
-    let measure = move || {
-        if let Some(el) = plot_ref.get_untracked() {
-            let w = f64::from(el.client_width());
-            if w > 0.0 && w != width.get_untracked() {
-                width.set(w);
-            }
-        }
-    };
-    Effect::new(move |_| {
-        if active.get() {
-            set_timeout(measure, Duration::ZERO);
-        }
-    });
-    Effect::new(move |_| {
-        let Some(el) = plot_ref.get() else { return };
-        let on_resize = Closure::<dyn FnMut()>::new(measure);
-        if let Ok(observer) = web_sys::ResizeObserver::new(on_resize.as_ref().unchecked_ref()) {
-            observer.observe(&el);
-        }
-        on_resize.forget();
-    });
+    let width = watch_width(plot_ref, active);
 
-    // The layout lives between drawings: updated (nobody moves) on a new graph, arranged anew
-    // on a new filter, another host or "Tidy up", and when it holds nothing.
-    let layout = StoredValue::new(Layout::default());
-    let arranged_for = StoredValue::new(None::<(String, u64, Option<String>)>);
-    let started = StoredValue::new(0.0);
-    let drawing: Memo<Drawing> = Memo::new(move |_| {
-        let q = query.get();
-        let tidy = state.tidy.get();
-        let h = host.get();
-        let fit_cols = ((width.get_untracked() - 2.0 * MARGIN + (COL_PITCH - NODE_W)) / COL_PITCH)
-            .floor()
-            .max(1.0) as usize;
-        started.set_value(clock());
-        let now = js_sys::Date::now();
-        state.live.with(|live| {
-            let shown = live.shown(&q);
-            let nodes = placing(live, &shown);
-            let key = Some((q, tidy, h));
-            layout.update_value(|l| {
-                if arranged_for.get_value() != key || l.placed() == 0 {
-                    *l = Layout::arrange(&nodes, fit_cols);
-                    arranged_for.set_value(key);
-                } else {
-                    l.update(&nodes);
-                }
-            });
-            layout.with_value(|l| draw(live, l, &shown, now))
-        })
-    });
-    // How long a drawing took to reach the screen: from the memo to the browser's layout.
-    let render_ms = RwSignal::new(None::<(f64, usize, u64)>);
-    Effect::new(move |_| {
-        let links = drawing.with(|d| d.links.len());
-        if !active.get_untracked() {
-            return;
-        }
-        let t0 = started.get_value();
-        set_timeout(
-            move || {
-                if let Some(svg) = document().get_element_by_id("map-svg") {
-                    let _ = svg.get_bounding_client_rect();
-                }
-                if let Some(root) = document().document_element() {
-                    let _ = root.client_height();
-                }
-                render_ms.update(|r| {
-                    let n = r.map_or(1, |(_, _, n)| n + 1);
-                    *r = Some((clock() - t0, links, n));
-                });
-            },
-            Duration::ZERO,
-        );
-    });
+    let (drawing, started) = arranged(state, query, host, width);
+    let render_ms = render_timing(drawing, active, started);
 
-    // The keyboard's node and link (each one tab stop), kept by identity across drawings.
-    let node_cursor = RwSignal::new(None::<String>);
-    let link_cursor = RwSignal::new(None::<LinkKey>);
-    let node_stop = Memo::new(move |_| {
-        let at = node_cursor.get();
-        drawing.with(|d| {
-            at.filter(|id| d.nodes.iter().any(|n| &n.id == id))
-                .or_else(|| d.nodes.first().map(|n| n.id.clone()))
-        })
-    });
-    let link_stop = Memo::new(move |_| {
-        let at = link_cursor.get();
-        drawing.with(|d| {
-            at.filter(|k| d.links.iter().any(|l| &l.key == k))
-                .or_else(|| d.links.first().map(|l| l.key.clone()))
-        })
-    });
-    Effect::new(move |before: Option<(Option<String>, Option<LinkKey>)>| {
-        let now = (node_stop.get(), link_stop.get());
-        if let Some((node, link)) = before {
-            if node != now.0 {
-                set_stop(node.as_deref().and_then(node_el), false);
-                set_stop(now.0.as_deref().and_then(node_el), true);
-            }
-            if link != now.1 {
-                set_stop(link.as_ref().and_then(link_el), false);
-                set_stop(now.1.as_ref().and_then(link_el), true);
-            }
-        }
-        now
-    });
-    // Hover and focus highlight; re-applied to each new drawing.
-    let focus = RwSignal::new(None::<Focus>);
-    Effect::new(move |_| {
-        drawing.track();
-        // The pointer's or the keyboard's, else the link whose connections are listed.
-        let f = focus.get().or_else(|| state.picked.get().map(Focus::Link));
-        highlight(f.as_ref());
-    });
-    // A redraw replaces the focused element: give the focus back to its successor.
-    let had_focus = StoredValue::new(None::<Focus>);
-    Effect::new(move |_| {
-        drawing.track();
-        if let Some(f) = had_focus.get_value() {
-            set_timeout(
-                move || {
-                    let lost = document()
-                        .active_element()
-                        .is_none_or(|el| el.tag_name() == "BODY");
-                    if lost {
-                        focus_el(match &f {
-                            Focus::Node(id) => node_el(id),
-                            Focus::Link(key) => link_el(key),
-                        });
-                    }
-                },
-                Duration::ZERO,
-            );
-        }
-    });
+    let Cursors {
+        node_cursor,
+        link_cursor,
+        node_stop,
+        link_stop,
+    } = cursors(drawing);
+    let (focus, had_focus) = keep_focus(drawing, state);
 
     let open_node = move |id: String| {
         let node = state.live.with_untracked(|l| l.nodes.get(&id).cloned());
@@ -732,8 +607,282 @@ pub fn Map(
         }
     };
 
-    // The drawing's elements, kept in step with it by `sync` (see there): an element stays as
-    // long as what it shows is unchanged.
+    let (frames_ref, links_ref, nodes_ref) =
+        keep_in_step(drawing, state, focus, node_stop, link_stop);
+
+    let svg = move || {
+        view! {
+            <svg
+                id="map-svg"
+                class="map-svg"
+                class:many=move || drawing.with(|d| !d.all_labels)
+                width=move || drawing.with(|d| d.width)
+                height=move || drawing.with(|d| d.height)
+                role="group"
+                aria-labelledby="map-title"
+                aria-describedby="map-summary"
+                on:click=on_click
+                on:keydown=on_key
+                on:focusin=on_focus
+                on:focusout=on_blur
+                on:mouseover=on_over
+                on:mouseleave=on_leave
+            >
+                <defs>
+                    <marker id="map-arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="8" markerHeight="8" orient="auto">
+                        <path class="arrow" d="M0 1L10 5L0 9z" />
+                    </marker>
+                </defs>
+                <g class="frames" aria-hidden="true" node_ref=frames_ref></g>
+                <g class="links" node_ref=links_ref></g>
+                <g class="nodes" node_ref=nodes_ref></g>
+            </svg>
+        }
+    };
+
+    let summary = move || drawing.with(summary_text);
+    let empty = move || {
+        drawing.with(|d| d.nodes.is_empty()).then(|| {
+            let text = if state.live.with(|l| l.links.is_empty()) {
+                "No TCP connection between two processes, or to another machine, right now."
+            } else {
+                "No connection matches the filter."
+            };
+            view! { <p class="empty">{text}</p> }
+        })
+    };
+    view! {
+        <section
+            class="map"
+            id="panel-map"
+            role="tabpanel"
+            aria-labelledby="tab-map"
+            hidden=move || !active.get()
+            data-render-ms=move || render_ms.get().map(|(ms, _, _)| format!("{ms:.2}"))
+            data-render-links=move || render_ms.get().map(|(_, links, _)| links.to_string())
+            data-render-n=move || render_ms.get().map(|(_, _, n)| n.to_string())
+            data-fetch-ms=move || state.fetch_ms.get().map(|ms| format!("{ms:.2}"))
+        >
+            <h2 class="visually-hidden" id="map-title">"Map of connections: who talks to whom"</h2>
+            <div class="map-bar">
+                <span id="map-summary">{summary}</span>
+                <button type="button" id="map-tidy" title="Lay the map out afresh, compactly (nodes otherwise keep their places as connections come and go)" on:click=move |_| state.tidy.update(|t| *t += 1)>"Tidy up"</button>
+                <span class="legend muted small" aria-hidden="true">
+                    <span class="key process"></span>" process  "
+                    <span class="key remote"></span>" remote address  "
+                    <span class="key link-new"></span>" new  "
+                    <span class="key link-gone"></span>" closing"
+                </span>
+            </div>
+            {move || host_note.get().map(|n| view! { <p class="note" id="map-host-note">{n}</p> })}
+            {move || state.note.get().map(|n| view! { <p class="note" id="map-note">{n}</p> })}
+            <p class="hint muted">"Client → server, grouped by project. Click a process to open it, a link to list its connections; Tab reaches the processes, then the links, arrow keys move between them."</p>
+            <div class="map-plot" node_ref=plot_ref>
+                <Show when=move || active.get()>{svg}</Show>
+                {empty}
+            </div>
+        </section>
+    }
+}
+
+/// The plot's width, measured when the view shows and whenever the plot is resized.
+fn watch_width(plot_ref: NodeRef<html::Div>, active: Signal<bool>) -> RwSignal<f64> {
+    let width = RwSignal::new(1200.0);
+    let measure = move || {
+        if let Some(el) = plot_ref.get_untracked() {
+            let w = f64::from(el.client_width());
+            if w > 0.0 && w != width.get_untracked() {
+                width.set(w);
+            }
+        }
+    };
+    Effect::new(move |_| {
+        if active.get() {
+            set_timeout(measure, Duration::ZERO);
+        }
+    });
+    Effect::new(move |_| {
+        let Some(el) = plot_ref.get() else { return };
+        let on_resize = Closure::<dyn FnMut()>::new(measure);
+        if let Ok(observer) = web_sys::ResizeObserver::new(on_resize.as_ref().unchecked_ref()) {
+            observer.observe(&el);
+        }
+        on_resize.forget();
+    });
+    width
+}
+
+/// The drawing of the live graph for the filter and host, with when its computation started.
+/// The layout lives between drawings: updated (nobody moves) on a new graph, arranged anew on a
+/// new filter, another host or "Tidy up", and when it holds nothing.
+fn arranged(
+    state: MapState,
+    query: Signal<String>,
+    host: Memo<Option<String>>,
+    width: RwSignal<f64>,
+) -> (Memo<Drawing>, StoredValue<f64>) {
+    let layout = StoredValue::new(Layout::default());
+    let arranged_for = StoredValue::new(None::<(String, u64, Option<String>)>);
+    let started = StoredValue::new(0.0);
+    let drawing: Memo<Drawing> = Memo::new(move |_| {
+        let q = query.get();
+        let tidy = state.tidy.get();
+        let h = host.get();
+        let fit_cols = ((width.get_untracked() - 2.0 * MARGIN + (COL_PITCH - NODE_W)) / COL_PITCH)
+            .floor()
+            .max(1.0) as usize;
+        started.set_value(clock());
+        let now = js_sys::Date::now();
+        state.live.with(|live| {
+            let shown = live.shown(&q);
+            let nodes = placing(live, &shown);
+            let key = Some((q, tidy, h));
+            layout.update_value(|l| {
+                if arranged_for.get_value() != key || l.placed() == 0 {
+                    *l = Layout::arrange(&nodes, fit_cols);
+                    arranged_for.set_value(key);
+                } else {
+                    l.update(&nodes);
+                }
+            });
+            layout.with_value(|l| draw(live, l, &shown, now))
+        })
+    });
+    (drawing, started)
+}
+
+/// How long each drawing took to reach the screen: from the memo to the browser's layout
+/// (with the links drawn and a count of drawings), for `cargo xtask bench`.
+fn render_timing(
+    drawing: Memo<Drawing>,
+    active: Signal<bool>,
+    started: StoredValue<f64>,
+) -> RwSignal<Option<(f64, usize, u64)>> {
+    let render_ms = RwSignal::new(None::<(f64, usize, u64)>);
+    Effect::new(move |_| {
+        let links = drawing.with(|d| d.links.len());
+        if !active.get_untracked() {
+            return;
+        }
+        let t0 = started.get_value();
+        set_timeout(
+            move || {
+                if let Some(svg) = document().get_element_by_id("map-svg") {
+                    let _ = svg.get_bounding_client_rect();
+                }
+                if let Some(root) = document().document_element() {
+                    let _ = root.client_height();
+                }
+                render_ms.update(|r| {
+                    let n = r.map_or(1, |(_, _, n)| n + 1);
+                    *r = Some((clock() - t0, links, n));
+                });
+            },
+            Duration::ZERO,
+        );
+    });
+    render_ms
+}
+
+/// The keyboard's node and link (each one tab stop), kept by identity across drawings.
+#[derive(Clone, Copy)]
+struct Cursors {
+    node_cursor: RwSignal<Option<String>>,
+    link_cursor: RwSignal<Option<LinkKey>>,
+    node_stop: Memo<Option<String>>,
+    link_stop: Memo<Option<LinkKey>>,
+}
+
+/// The keyboard's cursors, and the effect that moves the tab stop with them.
+fn cursors(drawing: Memo<Drawing>) -> Cursors {
+    let node_cursor = RwSignal::new(None::<String>);
+    let link_cursor = RwSignal::new(None::<LinkKey>);
+    let node_stop = Memo::new(move |_| {
+        let at = node_cursor.get();
+        drawing.with(|d| {
+            at.filter(|id| d.nodes.iter().any(|n| &n.id == id))
+                .or_else(|| d.nodes.first().map(|n| n.id.clone()))
+        })
+    });
+    let link_stop = Memo::new(move |_| {
+        let at = link_cursor.get();
+        drawing.with(|d| {
+            at.filter(|k| d.links.iter().any(|l| &l.key == k))
+                .or_else(|| d.links.first().map(|l| l.key.clone()))
+        })
+    });
+    Effect::new(move |before: Option<(Option<String>, Option<LinkKey>)>| {
+        let now = (node_stop.get(), link_stop.get());
+        if let Some((node, link)) = before {
+            if node != now.0 {
+                set_stop(node.as_deref().and_then(node_el), false);
+                set_stop(now.0.as_deref().and_then(node_el), true);
+            }
+            if link != now.1 {
+                set_stop(link.as_ref().and_then(link_el), false);
+                set_stop(now.1.as_ref().and_then(link_el), true);
+            }
+        }
+        now
+    });
+    Cursors {
+        node_cursor,
+        link_cursor,
+        node_stop,
+        link_stop,
+    }
+}
+
+/// The element highlighted (by the pointer or the keyboard), re-applied to each new drawing,
+/// and the focus a redraw gives back to the successor of the element it replaced.
+fn keep_focus(
+    drawing: Memo<Drawing>,
+    state: MapState,
+) -> (RwSignal<Option<Focus>>, StoredValue<Option<Focus>>) {
+    let focus = RwSignal::new(None::<Focus>);
+    Effect::new(move |_| {
+        drawing.track();
+        // The pointer's or the keyboard's, else the link whose connections are listed.
+        let f = focus.get().or_else(|| state.picked.get().map(Focus::Link));
+        highlight(f.as_ref());
+    });
+    // A redraw replaces the focused element: give the focus back to its successor.
+    let had_focus = StoredValue::new(None::<Focus>);
+    Effect::new(move |_| {
+        drawing.track();
+        if let Some(f) = had_focus.get_value() {
+            set_timeout(
+                move || {
+                    let lost = document()
+                        .active_element()
+                        .is_none_or(|el| el.tag_name() == "BODY");
+                    if lost {
+                        focus_el(match &f {
+                            Focus::Node(id) => node_el(id),
+                            Focus::Link(key) => link_el(key),
+                        });
+                    }
+                },
+                Duration::ZERO,
+            );
+        }
+    });
+    (focus, had_focus)
+}
+
+/// The drawing's elements, kept in step with it by `sync` (see there): an element stays as
+/// long as what it shows is unchanged. Returns the groups to mount: frames, links, nodes.
+fn keep_in_step(
+    drawing: Memo<Drawing>,
+    state: MapState,
+    focus: RwSignal<Option<Focus>>,
+    node_stop: Memo<Option<String>>,
+    link_stop: Memo<Option<LinkKey>>,
+) -> (
+    NodeRef<leptos::svg::G>,
+    NodeRef<leptos::svg::G>,
+    NodeRef<leptos::svg::G>,
+) {
     let frames_ref = NodeRef::<leptos::svg::G>::new();
     let links_ref = NodeRef::<leptos::svg::G>::new();
     let nodes_ref = NodeRef::<leptos::svg::G>::new();
@@ -793,102 +942,30 @@ pub fn Map(
             .or_else(|| state.picked.get_untracked().map(Focus::Link));
         highlight(f.as_ref());
     });
+    (frames_ref, links_ref, nodes_ref)
+}
 
-    let svg = move || {
-        view! {
-            <svg
-                id="map-svg"
-                class="map-svg"
-                class:many=move || drawing.with(|d| !d.all_labels)
-                width=move || drawing.with(|d| d.width)
-                height=move || drawing.with(|d| d.height)
-                role="group"
-                aria-labelledby="map-title"
-                aria-describedby="map-summary"
-                on:click=on_click
-                on:keydown=on_key
-                on:focusin=on_focus
-                on:focusout=on_blur
-                on:mouseover=on_over
-                on:mouseleave=on_leave
-            >
-                <defs>
-                    <marker id="map-arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="8" markerHeight="8" orient="auto">
-                        <path class="arrow" d="M0 1L10 5L0 9z" />
-                    </marker>
-                </defs>
-                <g class="frames" aria-hidden="true" node_ref=frames_ref></g>
-                <g class="links" node_ref=links_ref></g>
-                <g class="nodes" node_ref=nodes_ref></g>
-            </svg>
-        }
-    };
-
-    let summary = move || {
-        drawing.with(|d| {
-            let processes = d
-                .nodes
-                .iter()
-                .filter(|n| n.kind != GraphNodeKind::Remote)
-                .count();
-            let remotes = d.nodes.len() - processes;
-            let connections: usize = d.links.iter().filter(|l| !l.gone).map(|l| l.count).sum();
-            let closing = d.links.iter().filter(|l| l.gone).count();
-            let mut text = format!(
-                "{} · {} · {} · {}",
-                crate::portspace::count(processes, "process"),
-                crate::portspace::count(remotes, "remote address"),
-                crate::portspace::count(d.links.len() - closing, "link"),
-                crate::portspace::count(connections, "connection"),
-            );
-            if closing > 0 {
-                text.push_str(&format!(" ({closing} closing)"));
-            }
-            text
-        })
-    };
-    let empty = move || {
-        drawing.with(|d| d.nodes.is_empty()).then(|| {
-            let text = if state.live.with(|l| l.links.is_empty()) {
-                "No TCP connection between two processes, or to another machine, right now."
-            } else {
-                "No connection matches the filter."
-            };
-            view! { <p class="empty">{text}</p> }
-        })
-    };
-    view! {
-        <section
-            class="map"
-            id="panel-map"
-            role="tabpanel"
-            aria-labelledby="tab-map"
-            hidden=move || !active.get()
-            data-render-ms=move || render_ms.get().map(|(ms, _, _)| format!("{ms:.2}"))
-            data-render-links=move || render_ms.get().map(|(_, links, _)| links.to_string())
-            data-render-n=move || render_ms.get().map(|(_, _, n)| n.to_string())
-            data-fetch-ms=move || state.fetch_ms.get().map(|ms| format!("{ms:.2}"))
-        >
-            <h2 class="visually-hidden" id="map-title">"Map of connections: who talks to whom"</h2>
-            <div class="map-bar">
-                <span id="map-summary">{summary}</span>
-                <button type="button" id="map-tidy" title="Lay the map out afresh, compactly (nodes otherwise keep their places as connections come and go)" on:click=move |_| state.tidy.update(|t| *t += 1)>"Tidy up"</button>
-                <span class="legend muted small" aria-hidden="true">
-                    <span class="key process"></span>" process  "
-                    <span class="key remote"></span>" remote address  "
-                    <span class="key link-new"></span>" new  "
-                    <span class="key link-gone"></span>" closing"
-                </span>
-            </div>
-            {move || host_note.get().map(|n| view! { <p class="note" id="map-host-note">{n}</p> })}
-            {move || state.note.get().map(|n| view! { <p class="note" id="map-note">{n}</p> })}
-            <p class="hint muted">"Client → server, grouped by project. Click a process to open it, a link to list its connections; Tab reaches the processes, then the links, arrow keys move between them."</p>
-            <div class="map-plot" node_ref=plot_ref>
-                <Show when=move || active.get()>{svg}</Show>
-                {empty}
-            </div>
-        </section>
+/// The line above the map: processes, remote addresses, links and connections drawn.
+fn summary_text(d: &Drawing) -> String {
+    let processes = d
+        .nodes
+        .iter()
+        .filter(|n| n.kind != GraphNodeKind::Remote)
+        .count();
+    let remotes = d.nodes.len() - processes;
+    let connections: usize = d.links.iter().filter(|l| !l.gone).map(|l| l.count).sum();
+    let closing = d.links.iter().filter(|l| l.gone).count();
+    let mut text = format!(
+        "{} · {} · {} · {}",
+        crate::portspace::count(processes, "process"),
+        crate::portspace::count(remotes, "remote address"),
+        crate::portspace::count(d.links.len() - closing, "link"),
+        crate::portspace::count(connections, "connection"),
+    );
+    if closing > 0 {
+        text.push_str(&format!(" ({closing} closing)"));
     }
+    text
 }
 
 /// The connections of the picked link, beside the map: each opens its socket in the table.
