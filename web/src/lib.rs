@@ -19,6 +19,8 @@ mod doctor;
 pub mod link;
 pub mod map;
 pub mod peers;
+#[cfg(target_arch = "wasm32")]
+mod plot;
 pub mod portspace;
 pub mod projects;
 pub mod stopping;

@@ -19,7 +19,6 @@ use leptos::html;
 use leptos::prelude::*;
 use portscope_shared::{Graph, GraphNodeKind};
 use wasm_bindgen::JsCast;
-use wasm_bindgen::closure::Closure;
 
 use super::{
     COL_PITCH, Drawing, Layout, LinkKey, Live, MARGIN, NODE_H, NODE_W, connections, draw, fit,
@@ -505,7 +504,7 @@ pub fn Map(
     open: Callback<(String, Option<String>)>,
 ) -> impl IntoView {
     let plot_ref = NodeRef::<html::Div>::new();
-    let width = watch_width(plot_ref, active);
+    let width = crate::plot::watch_width(plot_ref, active);
 
     let (drawing, started) = arranged(state, query, host, width);
     let render_ms = render_timing(drawing, active, started);
@@ -683,33 +682,6 @@ pub fn Map(
             </div>
         </section>
     }
-}
-
-/// The plot's width, measured when the view shows and whenever the plot is resized.
-fn watch_width(plot_ref: NodeRef<html::Div>, active: Signal<bool>) -> RwSignal<f64> {
-    let width = RwSignal::new(1200.0);
-    let measure = move || {
-        if let Some(el) = plot_ref.get_untracked() {
-            let w = f64::from(el.client_width());
-            if w > 0.0 && w != width.get_untracked() {
-                width.set(w);
-            }
-        }
-    };
-    Effect::new(move |_| {
-        if active.get() {
-            set_timeout(measure, Duration::ZERO);
-        }
-    });
-    Effect::new(move |_| {
-        let Some(el) = plot_ref.get() else { return };
-        let on_resize = Closure::<dyn FnMut()>::new(measure);
-        if let Ok(observer) = web_sys::ResizeObserver::new(on_resize.as_ref().unchecked_ref()) {
-            observer.observe(&el);
-        }
-        on_resize.forget();
-    });
-    width
 }
 
 /// The drawing of the live graph for the filter and host, with when its computation started.

@@ -13,7 +13,6 @@ use leptos::html;
 use leptos::prelude::*;
 use portscope_shared::{ConnectionHistory, Event, Hello, OwnerStatus, Spans};
 use wasm_bindgen::JsCast;
-use wasm_bindgen::closure::Closure;
 
 use super::connections::Chart;
 use super::recent::{line, matches, port_of, recent};
@@ -369,16 +368,7 @@ pub fn Timeline(
             set_timeout(measure, Duration::ZERO);
         }
     });
-    // The plot's size changes with the window and with the panels beside it (the detail
-    // opening): a ResizeObserver sees both. It lives as long as the page.
-    Effect::new(move |_| {
-        let Some(el) = plot_ref.get() else { return };
-        let on_resize = Closure::<dyn FnMut()>::new(measure);
-        if let Ok(observer) = web_sys::ResizeObserver::new(on_resize.as_ref().unchecked_ref()) {
-            observer.observe(&el);
-        }
-        on_resize.forget();
-    });
+    crate::plot::on_resize(plot_ref, measure);
     let label_px = Memo::new(move |_| if width.get() < 560.0 { 100.0 } else { 170.0 });
     let scale = Memo::new(move |_| {
         let label = label_px.get();
