@@ -61,6 +61,39 @@ pub struct Engine {
     pub socket: PathBuf,
 }
 
+/// Why the container engine could not be asked (each says what to do where it can).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum EngineError {
+    #[error(
+        "no container engine socket was found (Docker's /var/run/docker.sock, Podman's, or DOCKER_HOST)"
+    )]
+    NotFound,
+    #[cfg(not(unix))]
+    #[error(
+        "could not check containers: portscope asks the container engine over a Unix socket ({0}), which it cannot open on this system"
+    )]
+    NoUnixSockets(String),
+    #[cfg(unix)]
+    #[error("the container engine's socket {socket} is not readable: {error}{hint}")]
+    Unreadable {
+        socket: String,
+        error: String,
+        hint: &'static str,
+    },
+    #[cfg(unix)]
+    #[error("the container engine did not take the request: {0}")]
+    NotTaken(String),
+    #[cfg(unix)]
+    #[error("the container engine did not answer: {0}")]
+    NoAnswer(String),
+    #[cfg(unix)]
+    #[error("the container engine answered `{0}`")]
+    Status(String),
+    #[cfg(unix)]
+    #[error("the container engine answered no JSON: {0}")]
+    NotJson(String),
+}
+
 impl Engine {
     /// The engine to ask: `DOCKER_HOST` when it names a Unix socket, else the first of
     /// Docker's, rootful Podman's and the user's Podman socket that exists.
@@ -98,17 +131,15 @@ impl Engine {
     /// Windows has no Unix socket in the standard library and Docker Desktop listens on a named
     /// pipe there: the engine is not asked, and the error says so.
     #[cfg(not(unix))]
-    fn get(&self, _path: &str) -> Result<serde_json::Value, String> {
-        Err(format!(
-            "could not check containers: portscope asks the container engine over a Unix socket \
-             ({}), which it cannot open on this system",
-            self.socket.display()
+    fn get(&self, _path: &str) -> Result<serde_json::Value, EngineError> {
+        Err(EngineError::NoUnixSockets(
+            self.socket.display().to_string(),
         ))
     }
 
     /// `GET path` on the API; the JSON body.
     #[cfg(unix)]
-    fn get(&self, path: &str) -> Result<serde_json::Value, String> {
+    fn get(&self, path: &str) -> Result<serde_json::Value, EngineError> {
         use std::io::{Read, Write};
         let mut stream = std::os::unix::net::UnixStream::connect(&self.socket).map_err(|e| {
             let hint = if e.kind() == std::io::ErrorKind::PermissionDenied {
@@ -116,10 +147,11 @@ impl Engine {
             } else {
                 ""
             };
-            format!(
-                "the container engine's socket {} is not readable: {e}{hint}",
-                self.socket.display()
-            )
+            EngineError::Unreadable {
+                socket: self.socket.display().to_string(),
+                error: e.to_string(),
+                hint,
+            }
         })?;
         let timeout = Some(Duration::from_secs(2));
         let _ = stream.set_read_timeout(timeout);
@@ -127,32 +159,30 @@ impl Engine {
         // HTTP/1.0: the answer comes whole, without chunked encoding, and the engine closes.
         stream
             .write_all(format!("GET {path} HTTP/1.0\r\nHost: engine\r\n\r\n").as_bytes())
-            .map_err(|e| format!("the container engine did not take the request: {e}"))?;
+            .map_err(|e| EngineError::NotTaken(e.to_string()))?;
         let mut body = Vec::new();
         stream
             .take(8 << 20)
             .read_to_end(&mut body)
-            .map_err(|e| format!("the container engine did not answer: {e}"))?;
+            .map_err(|e| EngineError::NoAnswer(e.to_string()))?;
         let text = String::from_utf8_lossy(&body);
         let (head, json) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
         if !head.starts_with("HTTP/1.") || head.split(' ').nth(1).is_none_or(|c| c != "200") {
-            return Err(format!(
-                "the container engine answered `{}`",
-                head.lines().next().unwrap_or_default()
+            return Err(EngineError::Status(
+                head.lines().next().unwrap_or_default().to_owned(),
             ));
         }
-        serde_json::from_str(json)
-            .map_err(|e| format!("the container engine answered no JSON: {e}"))
+        serde_json::from_str(json).map_err(|e| EngineError::NotJson(e.to_string()))
     }
 
     /// Every published port of every running container.
-    pub fn published(&self) -> Result<Vec<Published>, String> {
+    pub fn published(&self) -> Result<Vec<Published>, EngineError> {
         Ok(parse_list(&self.get("/containers/json")?))
     }
 
     /// The pid of a container's first process on this machine (to look inside its network
     /// namespace); `None` when it is not running.
-    pub fn pid(&self, id: &str) -> Result<Option<u32>, String> {
+    pub fn pid(&self, id: &str) -> Result<Option<u32>, EngineError> {
         // Ids are hex; anything else is not sent.
         if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric()) {
             return Ok(None);
@@ -242,7 +272,7 @@ pub fn parse_list(containers: &serde_json::Value) -> Vec<Published> {
 pub struct Cache {
     asked: Option<Instant>,
     list: Vec<Published>,
-    error: Option<String>,
+    error: Option<EngineError>,
 }
 
 impl Cache {
@@ -281,8 +311,8 @@ impl Cache {
     }
 
     /// Why the engine could not be asked, if it could not.
-    pub fn error(&self) -> Option<&str> {
-        self.error.as_deref()
+    pub fn error(&self) -> Option<&EngineError> {
+        self.error.as_ref()
     }
 }
 
@@ -296,9 +326,9 @@ pub struct Inside {
 
 /// Asks the engine which container publishes `port` on one of `addrs` (TCP), and looks inside
 /// it. `Ok(None)` when no container publishes it; `Err` when the engine cannot be asked.
-pub fn inside(port: u16, addrs: &[IpAddr]) -> Result<Option<Inside>, String> {
+pub fn inside(port: u16, addrs: &[IpAddr]) -> Result<Option<Inside>, EngineError> {
     let Some(engine) = Engine::detect() else {
-        return Err("no container engine socket was found (Docker's /var/run/docker.sock, Podman's, or DOCKER_HOST)".into());
+        return Err(EngineError::NotFound);
     };
     let published = engine.published()?;
     let Some(p) = addrs

@@ -54,7 +54,8 @@ pub struct Facts {
     pub previous: Option<super::Previous>,
     /// For a port a container may publish: the container and what listens inside it, or why
     /// the engine could not be asked.
-    pub container: Option<Result<Option<crate::containers::Inside>, String>>,
+    pub container:
+        Option<Result<Option<crate::containers::Inside>, crate::containers::EngineError>>,
     /// Whether portscope runs as root: the fixes that need root then get no `sudo`.
     pub root: bool,
 }
@@ -1061,7 +1062,7 @@ fn container_check(facts: &Facts, listeners: &[&Socket]) -> Option<Check> {
                 )
             }
             Some(Err(why)) => {
-                evidence.push(why.clone());
+                evidence.push(why.to_string());
                 (
                     Verdict::Unchecked,
                     format!(

@@ -255,7 +255,7 @@ impl Platform for System {
 
     fn published_ports(&mut self) -> (Vec<crate::containers::Published>, Option<String>) {
         let list = self.containers.published().to_vec();
-        (list, self.containers.error().map(str::to_owned))
+        (list, self.containers.error().map(ToString::to_string))
     }
 
     fn cwd(&mut self, pid: u32) -> Option<String> {
