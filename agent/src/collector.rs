@@ -6,9 +6,12 @@ use std::net::IpAddr;
 
 use portscope_shared::{Family, Owner, OwnerStatus, Process, Proto, Socket, SocketState};
 
+use crate::containers;
 use crate::model::State;
+use crate::os::{Platform, RawProcess, RawSocket, SocketList};
 use crate::owners::OwnerMap;
 use crate::ports;
+use crate::projects::Finder;
 
 /// What a layer above adds to each scan's sockets (the doctor's `Learned`, the health checks'
 /// `Checks`): the collector knows nothing of them but this, so the core does not depend on
@@ -16,43 +19,6 @@ use crate::ports;
 pub trait Annotate: Send + std::fmt::Debug {
     /// Adds what it knows to a fresh scan's sockets (by id), and forgets closed ones.
     fn annotate(&self, sockets: &mut BTreeMap<String, Socket>);
-}
-
-/// What the collector needs from the operating system; implemented per platform in
-/// [`crate::os`].
-pub trait Platform: Send + 'static {
-    /// Every TCP and UDP socket, IPv4 and IPv6, in every state. `Err` when nothing could be read.
-    fn sockets(&mut self) -> Result<SocketList, String>;
-    /// Every running process. `Err` when the list cannot be read.
-    fn pids(&mut self) -> Result<Vec<u32>, String>;
-    /// How many descriptors a process has open, where the platform tells it cheaply (Linux 6.2+);
-    /// `None` otherwise. A change makes [`OwnerMap`](crate::owners::OwnerMap) read its sockets.
-    fn fd_count(&mut self, pid: u32) -> Option<usize>;
-    /// The inodes of the sockets a process holds.
-    fn socket_inodes(&mut self, pid: u32) -> Result<Vec<u64>, FdError>;
-    /// Details of one process; `None` when it exited or cannot be read.
-    fn process(&mut self, pid: u32) -> Option<RawProcess>;
-    /// The cheap, changing part of a process's details (one read); `None` when it exited.
-    fn stat(&mut self, pid: u32) -> Option<ProcessStat>;
-    /// The agent's effective user id, where the platform has one.
-    fn euid(&self) -> Option<u32>;
-    /// Working directory of a process; `None` when it exited or cannot be read.
-    fn cwd(&mut self, pid: u32) -> Option<String>;
-    /// Host ports that containers publish, from the container engine where one runs, and why
-    /// it could not be asked. Platforms (and fakes) without containers keep the default.
-    fn published_ports(&mut self) -> (Vec<crate::containers::Published>, Option<String>) {
-        (Vec::new(), None)
-    }
-    /// What finds working directories' projects; fakes without a file system keep the default
-    /// (no directory is in a project).
-    fn projects(&self) -> crate::projects::Finder {
-        crate::projects::Finder::new(std::sync::Arc::new(crate::projects::NoFiles))
-    }
-    /// Whether a process sees the same files as the agent (its paths mean ours): a process in
-    /// a container has a working directory in its own mounts.
-    fn shares_our_files(&mut self, _pid: u32) -> bool {
-        true
-    }
 }
 
 /// How far up the process tree a process without a project of its own looks for one (a `node`
@@ -69,95 +35,6 @@ pub const LIVE_PROJECT_WAIT: std::time::Duration = std::time::Duration::from_mil
 /// A one-off scan's second wait for the lookups still pending after its first.
 const SETTLE_AGAIN: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// A socket as the platform reports it, before it gets an identity.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RawSocket {
-    pub proto: Proto,
-    pub local_addr: IpAddr,
-    pub local_port: u16,
-    /// `None` when not connected.
-    pub remote: Option<(IpAddr, u16)>,
-    pub state: SocketState,
-    /// Kernel inode; 0 when the socket has no file (e.g. `TIME_WAIT`).
-    pub inode: u64,
-    pub uid: Option<u32>,
-}
-
-/// The result of [`Platform::sockets`].
-#[derive(Debug, Default)]
-pub struct SocketList {
-    pub sockets: Vec<RawSocket>,
-    /// Entries that could not be read; the scan is partial.
-    pub errors: Vec<String>,
-}
-
-/// Why [`Platform::socket_inodes`] has no answer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FdError {
-    /// The process exited.
-    Gone,
-    /// Its descriptors cannot be read (another user's process while we are not root).
-    #[cfg_attr(
-        not(target_os = "linux"),
-        allow(
-            dead_code,
-            reason = "elsewhere the system hands over each socket's pids"
-        )
-    )]
-    Unreadable,
-}
-
-/// What [`Platform::stat`] reads: the fields of a process that may change while it runs, and
-/// its start time, which tells a reused pid apart.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ProcessStat {
-    pub ppid: Option<u32>,
-    pub name: String,
-    pub start_time: Option<u64>,
-    /// The start time in ms since the epoch, where the platform tells it finer.
-    pub start_ms: Option<u64>,
-    pub session: Option<u32>,
-    pub pgrp: Option<u32>,
-    pub state: Option<char>,
-}
-
-/// Process details as the platform reports them.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RawProcess {
-    pub pid: u32,
-    pub ppid: Option<u32>,
-    pub name: String,
-    pub exe: Option<String>,
-    pub cmdline: Vec<String>,
-    pub uid: Option<u32>,
-    pub user: Option<String>,
-    pub start_time: Option<u64>,
-    /// The start time in ms since the epoch, where the platform tells it finer.
-    pub start_ms: Option<u64>,
-    /// Session id (the pid of the session leader), where the platform has sessions.
-    pub session: Option<u32>,
-    /// Process group id (what `kill --tree` signals).
-    pub pgrp: Option<u32>,
-    /// Scheduler state letter as `ps` shows it (`R`, `S`, `T` stopped, `Z` zombie, …).
-    pub state: Option<char>,
-    /// Working directory, read once when the process is first seen.
-    pub cwd: Option<String>,
-    /// Its project (its own working directory's, or its nearest ancestor's), found by the
-    /// collector when the process is first seen.
-    pub project: Option<portscope_shared::Project>,
-}
-
-impl RawProcess {
-    /// Takes the changing fields from a fresh `stat`.
-    fn update(&mut self, stat: ProcessStat) {
-        self.ppid = stat.ppid;
-        self.name = stat.name;
-        self.session = stat.session;
-        self.pgrp = stat.pgrp;
-        self.state = stat.state;
-    }
-}
-
 /// Turns platform reads into a [`State`]. Kept between scans, it reads only what changed: socket
 /// owners through [`OwnerMap`], and the full details of a process only when it first appears
 /// (afterwards one `stat` read a tick; command line, executable and user are kept).
@@ -171,7 +48,10 @@ pub struct Collector<P> {
     /// doctor heard from listeners, their last health checks; a one-off scan has none).
     annotators: Vec<Box<dyn Annotate>>,
     /// Each working directory's project, looked up off this thread.
-    projects: crate::projects::Finder,
+    projects: Finder,
+    /// The container engine's published ports (this machine's collector only: a fake
+    /// platform has no engine to ask).
+    containers: Option<containers::Cache>,
     /// How long a scan waits for its project lookups, and until when this one does (set by its
     /// first lookup).
     project_wait: std::time::Duration,
@@ -190,14 +70,16 @@ pub struct Collector<P> {
 }
 
 impl<P: Platform> Collector<P> {
+    /// A collector reading `platform` alone: no directory is in a project and no container
+    /// engine is asked (what tests' fakes want); [`Collector::this_machine`] adds both.
     pub fn new(platform: P) -> Self {
-        let projects = platform.projects();
         Self {
             platform,
             owners: OwnerMap::new(),
             processes: HashMap::new(),
             annotators: Vec::new(),
-            projects,
+            projects: Finder::new(std::sync::Arc::new(crate::projects::NoFiles)),
+            containers: None,
             project_wait: PROJECT_WAIT,
             project_deadline: None,
             settle_again: true,
@@ -206,6 +88,12 @@ impl<P: Platform> Collector<P> {
             reproject: false,
             project_lookups: Default::default(),
         }
+    }
+
+    /// Projects are found by `finder` (a test's own file system).
+    pub fn with_projects(mut self, finder: Finder) -> Self {
+        self.projects = finder;
+        self
     }
 
     /// The agent's collector: each scan's sockets also carry what `annotator` adds (what the
@@ -318,7 +206,7 @@ impl<P: Platform> Collector<P> {
             ports::annotate(socket, owner, services);
         }
         label_containers(
-            &mut self.platform,
+            self.containers.as_mut(),
             &mut sockets,
             &mut processes,
             &mut warnings,
@@ -494,13 +382,24 @@ impl<P: Platform> Collector<P> {
     }
 }
 
+impl Collector<crate::os::System> {
+    /// This machine's collector: its sockets and processes, the projects of their working
+    /// directories on its disks, and the ports its container engine publishes.
+    pub fn this_machine() -> Self {
+        let mut collector =
+            Self::new(crate::os::System::new()).with_projects(crate::projects::Disk::finder());
+        collector.containers = Some(containers::Cache::default());
+        collector
+    }
+}
+
 /// Names listeners that are containers' published ports after their container and image (a
 /// `docker-proxy` is not what a developer started; the container is), also when the owner is
 /// hidden. The engine is asked only while some listener could be one.
 /// The forwarder of a Compose project's container takes the container's project (the working
 /// directory it has is its engine's, not one a developer chose).
-fn label_containers<P: Platform>(
-    platform: &mut P,
+fn label_containers(
+    engine: Option<&mut containers::Cache>,
     sockets: &mut BTreeMap<String, Socket>,
     processes: &mut BTreeMap<u32, Process>,
     warnings: &mut Vec<String>,
@@ -513,13 +412,17 @@ fn label_containers<P: Platform>(
     if !sockets.values().any(maybe_container) {
         return;
     }
-    let (published, error) = platform.published_ports();
+    let Some(engine) = engine else {
+        return;
+    };
+    let published = engine.published().to_vec();
+    let error = engine.error();
     let forwarded = sockets
         .values()
         .any(|s| s.app.as_deref().is_some_and(ports::is_container_forwarder));
     let mut labelled = false;
     for socket in sockets.values_mut().filter(|s| s.is_listening()) {
-        if let Some(p) = crate::containers::find(
+        if let Some(p) = containers::find(
             &published,
             socket.proto,
             socket.local_addr,
@@ -680,6 +583,7 @@ mod tests {
     use std::net::Ipv4Addr;
 
     use super::*;
+    use crate::os::{FdError, ProcessStat};
 
     /// A scripted platform: what each call returns is set by the test.
     #[derive(Default)]
@@ -749,12 +653,15 @@ mod tests {
         fn cwd(&mut self, pid: u32) -> Option<String> {
             self.processes.get(&pid).map(|_| format!("/work/{pid}"))
         }
-        fn projects(&self) -> crate::projects::Finder {
-            let files = self.files.clone();
-            crate::projects::Finder::new(
-                files.unwrap_or_else(|| std::sync::Arc::new(Repos(self.repos.clone()))),
-            )
-        }
+    }
+
+    /// A collector of `fake`, finding projects in its `repos` (or its `files`).
+    fn collector(fake: Fake) -> Collector<Fake> {
+        let files = fake.files.clone();
+        let finder = crate::projects::Finder::new(
+            files.unwrap_or_else(|| std::sync::Arc::new(Repos(fake.repos.clone()))),
+        );
+        Collector::new(fake).with_projects(finder)
     }
 
     /// A file system where these directories hold a `.git` directory.
@@ -814,7 +721,7 @@ mod tests {
 
     #[test]
     fn an_owner_comes_with_its_ancestors_up_to_the_session_leader() {
-        let mut collector = Collector::new(tree(&[
+        let mut collector = collector(tree(&[
             (50, 40, 30, "vite"),
             (40, 30, 30, "npm"),
             (30, 1, 30, "bash"),
@@ -851,7 +758,7 @@ mod tests {
         fake.repos = vec!["/work/40".into(), "/work/1".into()];
         fake.sockets = vec![listener(5173, 1), listener(9000, 2), listener(8099, 3)];
         fake.owners = HashMap::from([(1, vec![50]), (2, vec![60]), (3, vec![51])]);
-        let state = Collector::new(fake).scan();
+        let state = collector(fake).scan();
         let project = |pid| state.processes[&pid].project.clone().map(|p| p.name);
         assert_eq!(project(50).as_deref(), Some("40"), "npm's repository");
         assert_eq!(project(51), None, "its own directory is in no repository");
@@ -865,7 +772,7 @@ mod tests {
         fake.repos = vec!["/work/50".into()];
         fake.sockets = vec![listener(5173, 1)];
         fake.owners = HashMap::from([(1, vec![50])]);
-        let mut collector = Collector::new(fake);
+        let mut collector = collector(fake);
         collector.scan();
         assert_eq!(collector.take_project_lookups().0, 1, "vite, first seen");
         assert_eq!(collector.take_project_lookups().0, 0, "taken");
@@ -911,7 +818,7 @@ mod tests {
         fake.owners = HashMap::from([(1, vec![50])]);
         let slow = std::sync::Arc::new(Slow::default());
         fake.files = Some(slow.clone());
-        let mut collector = Collector::new(fake).live_projects();
+        let mut collector = collector(fake).live_projects();
         let t0 = std::time::Instant::now();
         let state = collector.scan();
         assert!(
@@ -933,7 +840,7 @@ mod tests {
     fn a_session_leader_still_names_its_parent() {
         // A PostgreSQL backend calls setsid(): it leads a session of its own, under the
         // postmaster, which leads its own too (started as a daemon).
-        let mut collector = Collector::new(tree(&[
+        let mut collector = collector(tree(&[
             (61, 60, 61, "postgres: app db 127.0.0.1(4000) idle"),
             (60, 1, 60, "postgres"),
             (1, 0, 1, "init"),
@@ -957,7 +864,7 @@ mod tests {
         fake.owners.insert(10, vec![7, 3, 7]);
         fake.processes.insert(3, proc(3, "parent"));
         fake.processes.insert(7, proc(7, "child"));
-        let state = Collector::new(fake).scan();
+        let state = collector(fake).scan();
         let socket = state.sockets.values().next().unwrap();
         assert_eq!(socket.pids, vec![3, 7]);
         assert_eq!(socket.owner, OwnerStatus::Known);
@@ -974,7 +881,7 @@ mod tests {
             unreadable: vec![21, 22, 23],
             ..Fake::default()
         };
-        let state = Collector::new(fake).scan();
+        let state = collector(fake).scan();
         let socket = state.sockets.values().next().unwrap();
         assert_eq!(socket.owner, OwnerStatus::Hidden);
         assert_eq!(socket.uid, Some(1000));
@@ -989,7 +896,7 @@ mod tests {
         tw.remote = Some((IpAddr::V4(Ipv4Addr::LOCALHOST), 8080));
         fake.sockets = vec![tw, listener(2049, 12)];
         fake.euid = Some(0);
-        let state = Collector::new(fake).scan();
+        let state = collector(fake).scan();
         assert!(state.sockets.values().all(|s| s.owner == OwnerStatus::None));
         assert!(state.warnings.is_empty());
     }
@@ -1002,7 +909,7 @@ mod tests {
             unreadable: vec![21, 22, 23, 24, 25],
             ..Fake::default()
         };
-        let state = Collector::new(fake).scan();
+        let state = collector(fake).scan();
         assert_eq!(
             state.sockets.values().next().unwrap().owner,
             OwnerStatus::None
@@ -1018,7 +925,7 @@ mod tests {
             unreadable: vec![21, 22],
             ..Fake::default()
         };
-        let state = Collector::new(fake).scan();
+        let state = collector(fake).scan();
         assert_eq!(
             state.sockets.values().next().unwrap().owner,
             OwnerStatus::Hidden
@@ -1037,7 +944,7 @@ mod tests {
             ..Fake::default()
         };
         fake.owners.insert(13, vec![99]);
-        let state = Collector::new(fake).scan();
+        let state = collector(fake).scan();
         assert_eq!(state.sockets.values().next().unwrap().pids, vec![99]);
         assert!(state.processes.is_empty());
     }
@@ -1050,7 +957,7 @@ mod tests {
         };
         fake.owners.insert(13, vec![50]);
         fake.processes.insert(50, proc(50, "python3"));
-        let mut collector = Collector::new(fake);
+        let mut collector = collector(fake);
         assert!(collector.scan().processes.contains_key(&50));
         // Gone from the process table, its listener still in the dump (closing as it exits).
         collector.platform.processes.clear();
@@ -1078,7 +985,7 @@ mod tests {
             fail_sockets: true,
             ..Fake::default()
         };
-        let state = Collector::new(fake).scan();
+        let state = collector(fake).scan();
         assert!(state.sockets.is_empty());
         assert_eq!(state.warnings, vec!["netlink unavailable".to_string()]);
     }

@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 use anyhow::bail;
 use portscope_shared::{ApiErrorCode, KillBar, KillOutcome, KillReport, KillScope, Process};
 
-use crate::collector::{Collector, Platform, RawProcess};
+use crate::collector::Collector;
 use crate::model::State;
 use crate::os::{self, SignalTarget};
+use crate::os::{Platform, RawProcess};
 use crate::ports;
 
 /// Why a process will not be signalled.

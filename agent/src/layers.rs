@@ -10,6 +10,7 @@ const CORE: &[&str] = &[
     "os",
     "collector.rs",
     "model.rs",
+    "live.rs",
     "events",
     "owners.rs",
     "projects",

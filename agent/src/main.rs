@@ -15,6 +15,7 @@ mod history;
 mod kill;
 #[cfg(test)]
 mod layers;
+mod live;
 mod metrics;
 mod model;
 mod os;

@@ -31,7 +31,7 @@ use std::collections::{HashMap, HashSet};
 
 use portscope_shared::SocketState;
 
-use crate::collector::{FdError, Platform, RawSocket};
+use crate::os::{FdError, Platform, RawSocket};
 
 /// Every process is walked again at least this often (in ticks), whatever its count says.
 pub const SWEEP_TICKS: u64 = 60;
@@ -379,7 +379,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::collector::{ProcessStat, RawProcess, SocketList};
+    use crate::os::{ProcessStat, RawProcess, SocketList};
 
     /// A descriptor: a socket (its inode) or some other file.
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -5,8 +5,10 @@ use std::time::Duration;
 
 use tokio::time::MissedTickBehavior;
 
-use crate::collector::{Collector, Platform};
-use crate::model::{Model, State};
+use crate::collector::Collector;
+use crate::live::Model;
+use crate::model::State;
+use crate::os::Platform;
 
 /// Start of the warning that replaces a scan that panicked.
 const SCAN_FAILED: &str = "the last scan failed";

@@ -9,7 +9,8 @@ use tokio::net::TcpListener;
 
 use crate::cli::ServeArgs;
 use crate::collector::Collector;
-use crate::model::{Model, State};
+use crate::live::Model;
+use crate::model::State;
 use crate::server::{AppState, Guard, app, dashboard_url, new_token};
 use crate::{os, refresh};
 
@@ -78,7 +79,7 @@ pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
     settle_bind(&mut args)?;
     let learned = crate::doctor::Learned::default();
     let checks = crate::health::Checks::default();
-    let collector = Collector::new(os::System::new())
+    let collector = Collector::this_machine()
         .live_projects()
         .annotated_by(learned.clone())
         .annotated_by(checks.clone());

@@ -3,8 +3,9 @@
 
 use portscope_shared::{Client, OwnerStatus, WhoReport};
 
-use crate::collector::{Collector, Platform};
+use crate::collector::Collector;
 use crate::model::State;
+use crate::os::Platform;
 
 /// Builds the report from one scan.
 pub fn report<P: Platform>(collector: &mut Collector<P>, state: &State, port: u16) -> WhoReport {

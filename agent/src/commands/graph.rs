@@ -6,7 +6,7 @@ use crate::graph::{HostNames, dot, name_remotes, of, text};
 pub async fn run(args: crate::cli::GraphArgs) -> anyhow::Result<()> {
     use anyhow::Context;
     use std::io::Write;
-    let collector = crate::collector::Collector::new(crate::os::System::new());
+    let collector = crate::collector::Collector::this_machine();
     let (_, state) = crate::refresh::scan_blocking(collector)
         .await
         .context("the runtime stopped during the scan")?;

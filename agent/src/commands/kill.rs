@@ -23,7 +23,7 @@ pub async fn run(args: KillArgs) -> anyhow::Result<bool> {
     }
     let force: ForceChoice = args.force_after.map(|f| f.0);
     let reports = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<KillReport>> {
-        let mut collector = Collector::new(os::System::new());
+        let mut collector = Collector::this_machine();
         let me = Me::current(&mut collector);
         let state = collector.scan();
         let pids = match (args.port, args.pid) {

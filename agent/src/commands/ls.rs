@@ -8,10 +8,10 @@ use portscope_shared::{OwnerStatus, Snapshot, Socket};
 
 use crate::cli::LsArgs;
 use crate::collector::Collector;
-use crate::{os, refresh};
+use crate::refresh;
 
 pub async fn run(args: LsArgs) -> anyhow::Result<()> {
-    let (_, state) = refresh::scan_blocking(Collector::new(os::System::new()))
+    let (_, state) = refresh::scan_blocking(Collector::this_machine())
         .await
         .context("the runtime stopped during the scan")?;
     let state = state.map_err(|what| anyhow::anyhow!("the scan failed: {what}"))?;

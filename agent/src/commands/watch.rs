@@ -12,8 +12,8 @@ use portscope_shared::{Event, EventKind, PROTOCOL_VERSION, Socket};
 use crate::cli::WatchArgs;
 use crate::collector::Collector;
 use crate::model::{Mirror, State, Step};
+use crate::refresh;
 use crate::server::local;
-use crate::{os, refresh};
 
 /// Follows the agent while it answers, then scans, until stdout closes (a closed pipe ends it
 /// cleanly) or Ctrl-C.
@@ -112,7 +112,7 @@ async fn scan(
     keep: &impl Fn(&Socket) -> bool,
     last: Option<State>,
 ) -> anyhow::Result<()> {
-    let (mut collector, first) = refresh::scan_blocking(Collector::new(os::System::new()))
+    let (mut collector, first) = refresh::scan_blocking(Collector::this_machine())
         .await
         .context("the runtime stopped during the scan")?;
     let first = first.map_err(|what| anyhow::anyhow!("the scan failed: {what}"))?;

@@ -9,7 +9,6 @@ use portscope_shared::{Owner, OwnerStatus, Process, WhoReport};
 
 use crate::cli::WhoArgs;
 use crate::collector::Collector;
-use crate::os;
 use crate::who::report;
 
 /// Prints the report; `Ok(true)` when something holds the port (exit status 0), `Ok(false)`
@@ -17,7 +16,7 @@ use crate::who::report;
 pub async fn run(args: WhoArgs) -> anyhow::Result<bool> {
     let port = args.port;
     let report = tokio::task::spawn_blocking(move || {
-        let mut collector = Collector::new(os::System::new());
+        let mut collector = Collector::this_machine();
         let state = collector.scan();
         report(&mut collector, &state, port)
     })

@@ -50,7 +50,7 @@ pub async fn run_bind(args: BindArgs) -> anyhow::Result<bool> {
 /// `portscope free`.
 pub async fn run_free(args: FreeArgs) -> anyhow::Result<()> {
     let ports = tokio::task::spawn_blocking(move || {
-        let state = Collector::new(os::System::new()).scan();
+        let state = Collector::this_machine().scan();
         free::find(
             args.near,
             usize::from(args.count),

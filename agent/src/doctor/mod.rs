@@ -19,7 +19,6 @@ use portscope_shared::{Check, Diagnosis, EventKind, Fix, Question, Verdict};
 
 use crate::collector::Collector;
 use crate::model::{Published, State};
-use crate::os;
 
 /// What the doctor learnt about listeners by talking to them: whether each speaks HTTP, by
 /// socket id (which names the socket until it closes). The collector reads it, so a listener
@@ -205,7 +204,7 @@ impl Source {
             Self::Scan => {
                 SCANS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 tracing::debug!("the doctor scans the machine");
-                f(&Collector::new(os::System::new()).scan())
+                f(&Collector::this_machine().scan())
             }
         }
     }

@@ -15,9 +15,9 @@ use super::firewall::{self, Firewall};
 use super::probe::{self, Answer, Connect, Http};
 use super::target::{Target, shell_quote};
 use super::{Source, check, finish, fix};
-use crate::collector::Platform;
 use crate::model::State;
 use crate::os;
+use crate::os::Platform;
 use crate::ports::PortSettings;
 
 /// Programs that forward a port into a container.

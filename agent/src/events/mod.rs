@@ -195,7 +195,7 @@ pub const START_TIME_SLACK: u64 = 2;
 /// the same pid. The start time may have been recorded by another program (the history's
 /// agent): it matches within [`START_TIME_SLACK`].
 pub fn still_runs(pid: u32, start_time: Option<u64>, name: Option<&str>) -> bool {
-    use crate::collector::Platform;
+    use crate::os::Platform;
     crate::os::System::new().stat(pid).is_some_and(|stat| {
         let same = match (start_time, stat.start_time) {
             (Some(then), Some(now)) => then.abs_diff(now) <= START_TIME_SLACK,

@@ -13,7 +13,7 @@ use procfs::process::Process;
 
 use super::netstat::tcp_state;
 
-use crate::collector::{FdError, Platform, ProcessStat, RawProcess, RawSocket, SocketList};
+use super::{FdError, Platform, ProcessStat, RawProcess, RawSocket, SocketList};
 use crate::ports::{self, PortSettings};
 
 /// The Linux implementation of [`Platform`].
@@ -21,8 +21,6 @@ use crate::ports::{self, PortSettings};
 pub struct System {
     /// uid → user name; users rarely change while the agent runs.
     users: HashMap<u32, Option<String>>,
-    /// The container engine's published ports, asked at most every few seconds.
-    containers: crate::containers::Cache,
 }
 
 impl System {
@@ -46,10 +44,6 @@ fn count_by_listing() -> bool {
 pub const SOCKETS_FROM_ENV: &str = "PORTSCOPE_SOCKETS_FROM";
 
 impl Platform for System {
-    fn projects(&self) -> crate::projects::Finder {
-        crate::projects::Disk::finder()
-    }
-
     fn shares_our_files(&mut self, pid: u32) -> bool {
         static OURS: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
         let ours = OURS.get_or_init(|| std::fs::read_link("/proc/self/ns/mnt").ok());
@@ -165,11 +159,6 @@ impl Platform for System {
     fn cwd(&mut self, pid: u32) -> Option<String> {
         let process = Process::new(i32::try_from(pid).ok()?).ok()?;
         process.cwd().ok().map(|p| p.display().to_string())
-    }
-
-    fn published_ports(&mut self) -> (Vec<crate::containers::Published>, Option<String>) {
-        let list = self.containers.published().to_vec();
-        (list, self.containers.error().map(ToString::to_string))
     }
 
     fn euid(&self) -> Option<u32> {

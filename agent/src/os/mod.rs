@@ -13,9 +13,10 @@
 //! platform cannot tell is said as "could not check" with the reason; README.md lists each
 //! system's limits.
 //!
-//! [`Platform`]: crate::collector::Platform
-
 mod netstat;
+mod platform;
+
+pub use platform::{FdError, Platform, ProcessStat, RawProcess, RawSocket, SocketList};
 
 #[cfg(target_os = "linux")]
 mod linux;

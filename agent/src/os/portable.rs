@@ -16,7 +16,7 @@
 //! numeric uid (the user is read as a name); a `TIME_WAIT` socket's pid is 0 there, so it has
 //! no owner, as on Linux.
 //!
-//! [`Platform`]: crate::collector::Platform
+//! [`Platform`]: super::Platform
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -28,7 +28,7 @@ use sysinfo::{Pid, ProcessRefreshKind, ProcessStatus, ProcessesToUpdate, UpdateK
 
 use super::netstat::tcp_state;
 
-use crate::collector::{FdError, Platform, ProcessStat, RawProcess, RawSocket, SocketList};
+use super::{FdError, Platform, ProcessStat, RawProcess, RawSocket, SocketList};
 
 /// What tells two sockets apart in a dump: protocol, both ends, owners, and which of identical
 /// ones (two listeners on one port with `SO_REUSEPORT`).
@@ -52,9 +52,6 @@ pub struct System {
     next_id: u64,
     /// pid → the synthetic inodes it held in the last dump.
     held: HashMap<u32, Vec<u64>>,
-    /// The container engine's published ports (Docker Desktop's socket on macOS; on Windows
-    /// none is found), asked at most every few seconds.
-    containers: crate::containers::Cache,
 }
 
 impl Default for System {
@@ -67,7 +64,6 @@ impl Default for System {
             // 0 means "no file" to the collector (a TIME_WAIT socket).
             next_id: 1,
             held: HashMap::new(),
-            containers: crate::containers::Cache::default(),
         }
     }
 }
@@ -166,10 +162,6 @@ impl System {
 }
 
 impl Platform for System {
-    fn projects(&self) -> crate::projects::Finder {
-        crate::projects::Disk::finder()
-    }
-
     fn sockets(&mut self) -> Result<SocketList, String> {
         let af = AddressFamilyFlags::IPV4 | AddressFamilyFlags::IPV6;
         let proto = ProtocolFlags::TCP | ProtocolFlags::UDP;
@@ -251,11 +243,6 @@ impl Platform for System {
 
     fn euid(&self) -> Option<u32> {
         super::effective_uid()
-    }
-
-    fn published_ports(&mut self) -> (Vec<crate::containers::Published>, Option<String>) {
-        let list = self.containers.published().to_vec();
-        (list, self.containers.error().map(ToString::to_string))
     }
 
     fn cwd(&mut self, pid: u32) -> Option<String> {

@@ -22,7 +22,8 @@ use portscope_shared::{Hello, Host, HostStatus};
 pub use config::Peer;
 pub use link::{LinkError, Relay, request};
 
-use crate::model::{Mirror, Model, State, Step, Watcher};
+use crate::live::Model;
+use crate::model::{Mirror, State, Step, Watcher};
 
 /// The first wait before reconnecting, doubled after each failure up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);

@@ -82,7 +82,7 @@ pub async fn who(State(app): State<AppState>, uri: Uri) -> Response {
     };
     let source = source(&app);
     let report = tokio::task::spawn_blocking(move || {
-        let mut collector = Collector::new(os::System::new());
+        let mut collector = Collector::this_machine();
         let report = source.with(|state| who::report(&mut collector, state, port));
         // A socket opened since the last tick is not in the live model yet.
         if report.sockets.is_empty() && matches!(source, Source::Live(_)) {
@@ -269,7 +269,7 @@ pub async fn kill(State(app): State<AppState>, headers: HeaderMap, body: Bytes) 
         return busy();
     };
     let outcome = tokio::task::spawn_blocking(move || {
-        let mut collector = Collector::new(os::System::new());
+        let mut collector = Collector::this_machine();
         let me = kill::Me::current(&mut collector);
         let scope = app.hello.kill_scope.unwrap_or_else(|| kill::scope_of_this_agent(None, false));
         let (process, watch) =

@@ -410,7 +410,7 @@ mod tests {
     use tokio::sync::mpsc;
 
     use super::*;
-    use crate::model::Model;
+    use crate::live::Model;
     use crate::model::tests::{socket, state};
 
     /// An in-memory WebSocket: what the test sends arrives as client messages; what the agent
