@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::doctor::target::Target;
+use portscope_doctor::target::Target;
 
 /// The port the dashboard listens on by default: "PORT" on a phone keypad. It lies below every
 /// OS's ephemeral range (Linux 32768–60999, IANA/Windows/macOS 49152–65535, FreeBSD 10000–65535,
@@ -107,8 +107,8 @@ pub struct HistoryArgs {
     pub history: Option<std::path::PathBuf>,
 }
 
-fn parse_moment(s: &str) -> Result<std::time::SystemTime, crate::history::MomentError> {
-    crate::history::moment(s)
+fn parse_moment(s: &str) -> Result<std::time::SystemTime, portscope_history::MomentError> {
+    portscope_history::moment(s)
 }
 
 #[derive(Clone, Debug, Args)]
@@ -168,7 +168,7 @@ pub struct BindArgs {
 #[derive(Clone, Debug, Args)]
 pub struct FreeArgs {
     /// Look for ports near this one.
-    #[arg(long, default_value_t = crate::doctor::free::DEFAULT_NEAR, value_parser = parse_port, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = portscope_doctor::free::DEFAULT_NEAR, value_parser = parse_port, allow_negative_numbers = true)]
     pub near: u16,
     /// How many ports to print.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=100))]
@@ -313,7 +313,7 @@ pub enum PeerAction {
         #[arg(value_parser = parse_peer_url)]
         url: String,
         /// The SHA-256 fingerprint its `--share` printed (`AB:CD:…`).
-        #[arg(long, required_unless_present = "ca", conflicts_with = "ca", value_parser = crate::peers::config::normalize_fingerprint)]
+        #[arg(long, required_unless_present = "ca", conflicts_with = "ca", value_parser = portscope_server::peers::config::normalize_fingerprint)]
         fingerprint: Option<String>,
         /// A CA certificate (PEM) that signed its certificate, instead of a fingerprint.
         #[arg(long, value_name = "PATH")]
@@ -359,7 +359,7 @@ impl ServeArgs {
 }
 
 fn parse_target(s: &str) -> Result<Target, String> {
-    crate::doctor::target::parse(s).map_err(|e| e.0)
+    portscope_doctor::target::parse(s).map_err(|e| e.0)
 }
 
 fn parse_timeout(s: &str) -> Result<Duration, String> {
@@ -405,8 +405,8 @@ fn parse_listen_port(s: &str) -> Result<u16, String> {
 }
 
 /// `peer add`'s URL, refused before the token is read: https:// with a port, nothing else.
-fn parse_peer_url(s: &str) -> Result<String, crate::peers::config::FieldError> {
-    crate::peers::config::check_url(s).map(|()| s.to_owned())
+fn parse_peer_url(s: &str) -> Result<String, portscope_server::peers::config::FieldError> {
+    portscope_server::peers::config::check_url(s).map(|()| s.to_owned())
 }
 
 fn parse_force_after(s: &str) -> Result<ForceAfter, String> {

@@ -10,9 +10,9 @@ use portscope_shared::{ClientMessage, PortRange, Proto};
 use proptest::prelude::*;
 use serde_json::{Map, Value};
 
-use crate::doctor::target;
-use crate::ports::{self, Services};
-use crate::server::Guard;
+use portscope_core::ports::{self, Services};
+use portscope_doctor::target;
+use portscope_server::http::Guard;
 
 const PORT: u16 = 7678;
 

@@ -2,38 +2,19 @@
 //! `who`, the doctor (`why`, `bind`, `free`) or `kill`.
 
 mod cli;
-mod collector;
 mod commands;
-mod containers;
-mod doctor;
-mod events;
 #[cfg(test)]
 mod fuzz;
-mod graph;
-mod health;
-mod history;
-mod kill;
 #[cfg(test)]
 mod layers;
-mod live;
-mod metrics;
-mod model;
-mod os;
-mod owners;
-mod peers;
-mod ports;
-mod private;
-mod projects;
-mod refresh;
 mod serve;
-mod server;
-mod text;
-mod tls;
-mod who;
 
 use std::process::ExitCode;
 
 use clap::Parser;
+
+use portscope_core::{os, projects};
+use portscope_doctor::kill;
 
 use crate::cli::{Cli, Command};
 
@@ -130,7 +111,7 @@ fn status(yes: bool) -> ExitCode {
 }
 
 fn is_usage_error(e: &anyhow::Error) -> bool {
-    e.is::<doctor::UsageError>()
+    e.is::<portscope_doctor::UsageError>()
         || matches!(
             e.downcast_ref::<kill::Refusal>(),
             Some(kill::Refusal::NoSuchProcess(_))

@@ -8,11 +8,12 @@ use portscope_shared::{OwnerStatus, SocketState};
 use tokio::net::TcpListener;
 
 use crate::cli::ServeArgs;
-use crate::collector::Collector;
-use crate::live::Model;
-use crate::model::State;
-use crate::server::{AppState, Guard, app, dashboard_url, new_token};
-use crate::{os, refresh};
+use portscope_core::collector::Collector;
+use portscope_core::live::Model;
+use portscope_core::model::State;
+use portscope_core::os;
+use portscope_server::http::{AppState, Guard, app, dashboard_url, new_token};
+use portscope_server::refresh;
 
 /// Environment variable that sets the access token instead of a fresh random one, so that open
 /// dashboards reconnect by themselves after a restart. An environment variable, not a flag:
@@ -28,7 +29,7 @@ fn check_configured_token(token: String) -> anyhow::Result<String> {
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     if token.len() < 32 || !ok_chars {
-        bail!(crate::doctor::UsageError(format!(
+        bail!(portscope_doctor::UsageError(format!(
             "{TOKEN_ENV} must be at least 32 characters of A-Z, a-z, 0-9, '-' or '_' \
              (e.g. the output of `openssl rand -hex 16`); unset it to get a fresh token per start"
         )));
@@ -39,8 +40,9 @@ fn check_configured_token(token: String) -> anyhow::Result<String> {
 /// `--metrics-token-file`'s token: a private file (as the peers file), holding a token as hard
 /// to guess as the agent's, and not the agent's own (it would read everything).
 fn metrics_token(file: &std::path::Path, token: &str) -> anyhow::Result<String> {
-    let usage = |what: String| crate::doctor::UsageError(format!("--metrics-token-file: {what}"));
-    let text = crate::private::read(file).map_err(|e| usage(e.to_string()))?;
+    let usage =
+        |what: String| portscope_doctor::UsageError(format!("--metrics-token-file: {what}"));
+    let text = portscope_core::private::read(file).map_err(|e| usage(e.to_string()))?;
     let scrape = check_configured_token(text.trim().to_owned())
         .map_err(|_| usage(format!("{} must hold one token of at least 32 characters of A-Z, a-z, 0-9, '-' or '_' (e.g. `openssl rand -hex 16 > {}`)", file.display(), file.display())))?;
     if scrape == token {
@@ -56,17 +58,17 @@ fn metrics_token(file: &std::path::Path, token: &str) -> anyhow::Result<String> 
 /// Claims the history file at start (`history::claim`): a path that is wrong is a usage error
 /// (exit 2), another agent's file an error; one whose directory cannot be made leaves the
 /// history off, which the writer says in the warnings while the live view goes on.
-fn claim_history(path: &std::path::Path) -> anyhow::Result<Option<crate::history::Claim>> {
-    use crate::history::ClaimError;
-    match crate::history::claim(path) {
+fn claim_history(path: &std::path::Path) -> anyhow::Result<Option<portscope_history::Claim>> {
+    use portscope_history::ClaimError;
+    match portscope_history::claim(path) {
         Ok(claim) => {
             if let Some(said) = &claim.tightened {
                 tracing::warn!("{said}");
             }
-            crate::history::announce(path);
+            portscope_history::announce(path);
             Ok(Some(claim))
         }
-        Err(e) if e.is_usage() => bail!(crate::doctor::UsageError(e.to_string())),
+        Err(e) if e.is_usage() => bail!(portscope_doctor::UsageError(e.to_string())),
         Err(e @ (ClaimError::Directory { .. } | ClaimError::Io { .. })) => {
             tracing::warn!(%e, "the port history is off");
             Ok(None)
@@ -77,8 +79,8 @@ fn claim_history(path: &std::path::Path) -> anyhow::Result<Option<crate::history
 
 pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
     settle_bind(&mut args)?;
-    let learned = crate::doctor::Learned::default();
-    let checks = crate::health::Checks::default();
+    let learned = portscope_doctor::Learned::default();
+    let checks = portscope_server::health::Checks::default();
     let collector = Collector::this_machine()
         .live_projects()
         .annotated_by(learned.clone())
@@ -123,7 +125,10 @@ pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
     let history_path = if args.no_history {
         None
     } else {
-        let path = args.history.clone().or_else(crate::history::default_path);
+        let path = args
+            .history
+            .clone()
+            .or_else(portscope_history::default_path);
         if path.is_none() {
             tracing::warn!(
                 "no port history: neither XDG_STATE_HOME nor HOME is set (give --history PATH)"
@@ -137,12 +142,12 @@ pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
         None => None,
     };
     let mut state = AppState::new(guard, hostname, tick_ms, model.watch(), can_kill);
-    state.hello.kill_scope = Some(crate::kill::scope_of_this_agent(
+    state.hello.kill_scope = Some(portscope_doctor::kill::scope_of_this_agent(
         collector.euid(),
         args.allow_kill_system,
     ));
     if let Some(file) = &args.peers {
-        let peers = crate::peers::config::load(file)?;
+        let peers = portscope_server::peers::config::load(file)?;
         if let Some(same) = peers.iter().find(|p| p.name == state.hello.hostname) {
             anyhow::bail!(
                 "peer `{}` in {} has this machine's own host name; give it another name",
@@ -151,7 +156,7 @@ pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
             );
         }
         tracing::info!(file = %file.display(), peers = peers.len(), "a hub: following peers");
-        state.peers = crate::peers::Peers::start(peers, args.peer_max_size.as_u64());
+        state.peers = portscope_server::peers::Peers::start(peers, args.peer_max_size.as_u64());
     }
     state.learned = learned;
     state.hello.history = history_path.is_some();
@@ -161,11 +166,11 @@ pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
     // a shared agent is there for another machine). Bound before the URL is printed, which says
     // the agent is ready. Its file goes when `serve` returns.
     #[cfg(unix)]
-    let _local = match (&args.share, crate::server::local::path()) {
-        (None, Some(path)) => match crate::server::local::bind(&path).await {
+    let _local = match (&args.share, portscope_server::http::local::path()) {
+        (None, Some(path)) => match portscope_server::http::local::bind(&path).await {
             Ok((listener, unbind)) => {
                 tracing::debug!(path = %path.display(), "serving the local socket");
-                let app = crate::server::local::app(state.hello.clone(), model.watch());
+                let app = portscope_server::http::local::app(state.hello.clone(), model.watch());
                 tokio::spawn(async move {
                     if let Err(e) = axum::serve(listener, app).await {
                         tracing::warn!(%e, "the local socket stopped");
@@ -213,25 +218,29 @@ pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
 
     let history = history_path.map(|path| {
         tracing::info!(path = %path.display(), "keeping the port history");
-        let retention = crate::history::Retention {
+        let retention = portscope_history::Retention {
             keep: args.history_keep,
             max_bytes: args.history_max_size.as_u64(),
         };
-        crate::history::Recorder::start(
+        portscope_history::Recorder::start(
             path,
             retention,
             &model.current().state,
             state.metrics.clone(),
         )
     });
-    state.history_progress = history.as_ref().map(crate::history::Recorder::progress);
+    state.history_progress = history.as_ref().map(portscope_history::Recorder::progress);
     if !args.no_probe {
         let metrics = state.metrics.clone();
-        tokio::spawn(crate::health::run(model.watch(), checks, move || {
-            // Only while a dashboard of this machine's own is open: never on behalf of a
-            // remote browser or a hub's link to a shared agent.
-            metrics.local_clients() > 0
-        }));
+        tokio::spawn(portscope_server::health::run(
+            model.watch(),
+            checks,
+            move || {
+                // Only while a dashboard of this machine's own is open: never on behalf of a
+                // remote browser or a hub's link to a shared agent.
+                metrics.local_clients() > 0
+            },
+        ));
     }
     tokio::spawn(refresh::run(
         collector,
@@ -249,13 +258,13 @@ pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
 fn settle_bind(args: &mut ServeArgs) -> anyhow::Result<()> {
     if let Some(share) = args.share {
         if args.bind != ServeArgs::default_bind() {
-            bail!(crate::doctor::UsageError(format!(
+            bail!(portscope_doctor::UsageError(format!(
                 "--share takes the address to listen on (--share {share}); leave out --bind"
             )));
         }
         args.bind = share;
     } else if !args.bind.is_loopback() {
-        bail!(crate::doctor::UsageError(format!(
+        bail!(portscope_doctor::UsageError(format!(
             "--bind {} is not a loopback address. portscope shows every process's command line, \
              so it serves only this machine; use 127.0.0.1 (the default) or ::1, or share it \
              with TLS and the token: --share {}",
@@ -273,7 +282,7 @@ fn share(
     addr: std::net::SocketAddr,
     hostname: &str,
     guard: Guard,
-) -> anyhow::Result<(String, Guard, crate::tls::Identity)> {
+) -> anyhow::Result<(String, Guard, portscope_server::tls::Identity)> {
     // Reachable under the machine's addresses (all of them for 0.0.0.0 / ::) and names.
     let addresses: Vec<std::net::IpAddr> = if addr.ip().is_unspecified() {
         os::local_addresses()
@@ -291,7 +300,7 @@ fn share(
     let mut cert_names = args.allow_host.clone();
     cert_names.extend(names.iter().cloned());
     cert_names.extend(addresses.iter().map(ToString::to_string));
-    let identity = crate::tls::identity(
+    let identity = portscope_server::tls::identity(
         args.tls_cert.as_deref(),
         args.tls_key.as_deref(),
         &cert_names,
@@ -309,7 +318,7 @@ fn share(
 async fn serve_http(
     listener: TcpListener,
     state: AppState,
-    tls: Option<crate::tls::Identity>,
+    tls: Option<portscope_server::tls::Identity>,
 ) -> anyhow::Result<()> {
     let service = app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
     let handle = axum_server::Handle::new();
@@ -354,7 +363,7 @@ const OPEN_LINK_LIFETIME: std::time::Duration = std::time::Duration::from_secs(1
 /// world-readable): the browser gets a file readable only by us — in `$XDG_RUNTIME_DIR` (a
 /// private per-user directory), else in a fresh 0700 directory, under a random name — that
 /// redirects to a one-time link; the agent deletes the file when the browser follows the link
-/// ([`OpenLink`](crate::server::OpenLink)), or after two minutes.
+/// ([`OpenLink`](portscope_server::http::OpenLink)), or after two minutes.
 fn open_browser(state: &AppState, token: &str, addr: std::net::SocketAddr) -> anyhow::Result<()> {
     let runtime = std::env::var_os("XDG_RUNTIME_DIR")
         .map(std::path::PathBuf::from)
@@ -362,7 +371,7 @@ fn open_browser(state: &AppState, token: &str, addr: std::net::SocketAddr) -> an
     let (dir, made) = match runtime {
         Some(dir) => (dir, None),
         None => {
-            let dir = crate::os::private_temp_dir("portscope-")
+            let dir = portscope_core::os::private_temp_dir("portscope-")
                 .context("cannot make a private directory for the browser's link")?;
             (dir.clone(), Some(dir))
         }
@@ -398,7 +407,7 @@ fn port_in_use(state: &State, args: &ServeArgs) -> String {
                 .pids
                 .iter()
                 .map(|pid| match state.processes.get(pid) {
-                    Some(p) => format!("pid {pid} ({})", crate::text::one_line(&p.name)),
+                    Some(p) => format!("pid {pid} ({})", portscope_core::text::one_line(&p.name)),
                     None => format!("pid {pid}"),
                 })
                 .collect();
@@ -422,12 +431,12 @@ fn port_in_use(state: &State, args: &ServeArgs) -> String {
     } else {
         String::new()
     };
-    let free = crate::doctor::free::find(
+    let free = portscope_doctor::free::find(
         args.port,
         3,
         state,
         &os::port_settings(),
-        crate::ports::Services::system(),
+        portscope_core::ports::Services::system(),
     );
     let free: Vec<String> = free.iter().map(u16::to_string).collect();
     let suggestion = match free.first() {

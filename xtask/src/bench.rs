@@ -759,7 +759,7 @@ impl RunningAgent {
         };
         let mut serve = command
             .args(more)
-            .env("RUST_LOG", "portscope::refresh=debug")
+            .env("RUST_LOG", "portscope_server::refresh=debug")
             .env_remove("PORTSCOPE_TOKEN")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

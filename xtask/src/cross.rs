@@ -627,12 +627,19 @@ fn check_macos(dir: &Path, zig: &Path, target: &str) -> Result<(), String> {
     let headers = zig.join("ziglang/lib/libc/include/any-darwin-any");
     let builtins = zig.join("ziglang/lib/include");
     let env_target = target.replace('-', "_");
+    // Every crate of the agent: the OS seam lives in portscope-core, the rest builds on it.
     let mut check = cargo(&[
         "clippy",
         "--package",
         "portscope",
-        "--bin",
-        "portscope",
+        "--package",
+        "portscope-core",
+        "--package",
+        "portscope-history",
+        "--package",
+        "portscope-doctor",
+        "--package",
+        "portscope-server",
         "--target",
         target,
         "--locked",

@@ -1,13 +1,13 @@
 //! `portscope graph`: who talks to whom, as text, JSON or Graphviz DOT.
 
-use crate::graph::{HostNames, dot, name_remotes, of, text};
+use portscope_core::graph::{HostNames, dot, name_remotes, of, text};
 
 /// `portscope graph`: one scan, printed as text, JSON or DOT.
 pub async fn run(args: crate::cli::GraphArgs) -> anyhow::Result<()> {
     use anyhow::Context;
     use std::io::Write;
-    let collector = crate::collector::Collector::this_machine();
-    let (_, state) = crate::refresh::scan_blocking(collector)
+    let collector = portscope_core::collector::Collector::this_machine();
+    let (_, state) = portscope_server::refresh::scan_blocking(collector)
         .await
         .context("the runtime stopped during the scan")?;
     let state = state.map_err(|what| anyhow::anyhow!("the scan failed: {what}"))?;

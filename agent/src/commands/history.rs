@@ -7,12 +7,12 @@ use anyhow::Context;
 use portscope_shared::{Event, EventKind};
 
 use crate::cli::HistoryArgs;
-use crate::history::store::{Query, Store, default_path, millis};
+use portscope_history::store::{Query, Store, default_path, millis};
 
 /// `Ok(true)` when there is something to show (exit 0), `Ok(false)` when nothing matched (1).
 pub fn run(args: HistoryArgs) -> anyhow::Result<bool> {
     // The running agent's file when none is given (it may write another than the default).
-    let running = crate::history::running_agents_file();
+    let running = portscope_history::running_agents_file();
     let path = args
         .history
         .clone()
@@ -27,7 +27,7 @@ pub fn run(args: HistoryArgs) -> anyhow::Result<bool> {
             format!("The running agent{pid} writes {}.", other.display())
         });
     if !path.exists() {
-        anyhow::bail!(crate::doctor::UsageError(format!(
+        anyhow::bail!(portscope_doctor::UsageError(format!(
             "no history at {}: the agent (`portscope`) keeps one while it runs, unless started with --no-history",
             path.display()
         )));
@@ -48,7 +48,8 @@ pub fn run(args: HistoryArgs) -> anyhow::Result<bool> {
         serde_json::to_writer_pretty(&mut out, &serde_json::json!({ "events": events }))?;
         writeln!(out)?;
     } else if let (Some(at), Some(port)) = (args.at, args.port) {
-        let when = crate::history::local_time(&humantime::format_rfc3339_seconds(at).to_string());
+        let when =
+            portscope_history::local_time(&humantime::format_rfc3339_seconds(at).to_string());
         if events.is_empty() {
             writeln!(out, "Nothing held port {port} at {when}.")?;
         }
@@ -57,7 +58,7 @@ pub fn run(args: HistoryArgs) -> anyhow::Result<bool> {
                 out,
                 "At {when}, port {port} was held by {} (since {}).",
                 owner(e),
-                crate::history::local_time(&e.time)
+                portscope_history::local_time(&e.time)
             )?;
         }
     } else {
@@ -80,7 +81,7 @@ pub fn run(args: HistoryArgs) -> anyhow::Result<bool> {
 }
 
 fn owner(e: &Event) -> String {
-    let name = e.process.as_deref().map(crate::text::one_line);
+    let name = e.process.as_deref().map(portscope_core::text::one_line);
     match (name, e.pid) {
         (Some(name), Some(pid)) => format!("{name} (pid {pid})"),
         (None, Some(pid)) => format!("pid {pid}"),
@@ -103,10 +104,10 @@ fn line(e: &Event) -> String {
         EventKind::Health => "health",
         EventKind::Unknown => "changed",
     };
-    let ran = match (e.kind, crate::events::ran_for(e), &e.health) {
-        (EventKind::Exited, Some(d), _) => format!(", ran {}", crate::text::ran(d)),
+    let ran = match (e.kind, portscope_core::events::ran_for(e), &e.health) {
+        (EventKind::Exited, Some(d), _) => format!(", ran {}", portscope_core::text::ran(d)),
         (EventKind::Health, _, Some(health)) => {
-            format!(": {}", crate::history::health_text(health))
+            format!(": {}", portscope_history::health_text(health))
         }
         _ => String::new(),
     };
@@ -116,7 +117,7 @@ fn line(e: &Event) -> String {
         .map(|s| {
             format!(
                 " (between {} and then, while portscope was not running)",
-                crate::history::local_time(s)
+                portscope_history::local_time(s)
             )
         })
         .unwrap_or_default();
@@ -126,12 +127,12 @@ fn line(e: &Event) -> String {
         .unwrap_or_default();
     format!(
         "{}  {kind:<12} {proto} {}  {}{ran}{}{while_down}",
-        crate::history::local_time(&e.time),
+        portscope_history::local_time(&e.time),
         std::net::SocketAddr::new(e.local_addr, e.local_port),
         owner(e),
         e.app
             .as_deref()
-            .map(|a| format!("  {}", crate::text::one_line(a)))
+            .map(|a| format!("  {}", portscope_core::text::one_line(a)))
             .unwrap_or_default()
     )
 }

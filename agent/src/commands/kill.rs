@@ -7,11 +7,11 @@ use anyhow::bail;
 use portscope_shared::{KillOutcome, KillReport};
 
 use crate::cli::KillArgs;
-use crate::collector::Collector;
-use crate::kill::{
+use portscope_core::collector::Collector;
+use portscope_core::os;
+use portscope_doctor::kill::{
     ForceChoice, Me, NothingHolds, Watch, check, holders, not_a_container_forwarder, plan, stop,
 };
-use crate::os;
 
 /// The CLI: resolve the port or pid, check each, stop each, print. `Ok(true)` when all stopped.
 pub async fn run(args: KillArgs) -> anyhow::Result<bool> {
@@ -46,11 +46,11 @@ pub async fn run(args: KillArgs) -> anyhow::Result<bool> {
         }
         let mut reports = Vec::new();
         for process in processes {
-            let wire = crate::collector::to_wire_process(process.clone());
+            let wire = portscope_core::collector::to_wire_process(process.clone());
             let plan = plan(&wire, args.port, signal.as_deref(), force);
             let watch = Watch::of(&state, &[process.pid]);
             reports.push(stop(&process, &plan, &watch, args.tree, &|| {
-                crate::doctor::Source::Scan
+                portscope_doctor::Source::scan()
             }));
         }
         Ok(reports)
@@ -62,7 +62,7 @@ pub async fn run(args: KillArgs) -> anyhow::Result<bool> {
         writeln!(out)?;
     } else {
         for r in &reports {
-            writeln!(out, "{}", crate::text::one_line(&r.message))?;
+            writeln!(out, "{}", portscope_core::text::one_line(&r.message))?;
         }
     }
     Ok(reports

@@ -7,8 +7,8 @@ use anyhow::Context;
 use portscope_shared::{OwnerStatus, Snapshot, Socket};
 
 use crate::cli::LsArgs;
-use crate::collector::Collector;
-use crate::refresh;
+use portscope_core::collector::Collector;
+use portscope_server::refresh;
 
 pub async fn run(args: LsArgs) -> anyhow::Result<()> {
     let (_, state) = refresh::scan_blocking(Collector::this_machine())
@@ -77,7 +77,11 @@ fn print_table(out: &mut impl Write, snapshot: &Snapshot) -> std::io::Result<()>
         let (pid, name, user) = match s.owner {
             OwnerStatus::Known => (
                 join(s.pids.iter()),
-                join(procs.iter().map(|p| crate::text::one_line(&p.name))),
+                join(
+                    procs
+                        .iter()
+                        .map(|p| portscope_core::text::one_line(&p.name)),
+                ),
                 join(procs.iter().filter_map(|p| p.user.as_ref())),
             ),
             OwnerStatus::Hidden => ("?".into(), "(hidden: run as root)".into(), uid(s)),
@@ -131,8 +135,8 @@ fn print_by_project(out: &mut impl Write, snapshot: &Snapshot) -> std::io::Resul
         lines.push(Ok(match key {
             Some((name, source, root)) => format!(
                 "{}  ({source}: {})",
-                crate::text::one_line(&name),
-                crate::text::one_line(&root)
+                portscope_core::text::one_line(&name),
+                portscope_core::text::one_line(&root)
             ),
             None => "no project".into(),
         }));
@@ -142,7 +146,7 @@ fn print_by_project(out: &mut impl Write, snapshot: &Snapshot) -> std::io::Resul
             let branch = if i == last { "└─" } else { "├─" };
             let owner = match s.owner {
                 OwnerStatus::Known => join(s.pids.iter().map(|pid| match process(pid) {
-                    Some(p) => format!("{} (pid {pid})", crate::text::one_line(&p.name)),
+                    Some(p) => format!("{} (pid {pid})", portscope_core::text::one_line(&p.name)),
                     None => format!("pid {pid}"),
                 })),
                 OwnerStatus::Hidden => "(hidden: run as root)".into(),
@@ -152,7 +156,7 @@ fn print_by_project(out: &mut impl Write, snapshot: &Snapshot) -> std::io::Resul
             lines.push(Err([
                 format!("{branch} {} {}", s.proto_label(), s.local_endpoint()),
                 owner,
-                crate::text::one_line(what),
+                portscope_core::text::one_line(what),
             ]));
         }
     }
@@ -198,7 +202,7 @@ mod tests {
     use portscope_shared::{Process, Project, ProjectSource};
 
     use super::*;
-    use crate::model::tests::{listener, process};
+    use portscope_core::testing::{listener, process};
 
     #[test]
     fn listeners_are_printed_under_their_projects() {

@@ -15,7 +15,7 @@ pub const TOKEN_ENV: &str = "PORTSCOPE_PEER_TOKEN";
 pub async fn run(args: PeerArgs) -> anyhow::Result<std::process::ExitCode> {
     let path = match args.file {
         Some(path) => path,
-        None => crate::peers::config::default_path()
+        None => portscope_server::peers::config::default_path()
             .context("neither XDG_CONFIG_HOME nor HOME is set: give --file")?,
     };
     match args.action {
@@ -26,9 +26,9 @@ pub async fn run(args: PeerArgs) -> anyhow::Result<std::process::ExitCode> {
             ca,
         } => {
             let token = token()?;
-            crate::peers::config::add(
+            portscope_server::peers::config::add(
                 &path,
-                crate::peers::config::Entry {
+                portscope_server::peers::config::Entry {
                     name: name.clone(),
                     url,
                     token: Some(token),
@@ -68,10 +68,10 @@ fn token() -> anyhow::Result<String> {
 
 /// Connects to each peer once and says how it answered; exit status 1 when one is not live.
 async fn list(path: &Path, json: bool) -> anyhow::Result<std::process::ExitCode> {
-    let peers = crate::peers::config::load(path)?;
+    let peers = portscope_server::peers::config::load(path)?;
     let mut hosts = Vec::new();
     for peer in &peers {
-        let host = match crate::peers::link::open(peer).await {
+        let host = match portscope_server::peers::link::open(peer).await {
             Ok((_, hello)) => Host {
                 name: peer.name.clone(),
                 local: false,
@@ -122,7 +122,7 @@ async fn list(path: &Path, json: bool) -> anyhow::Result<std::process::ExitCode>
                 "{}\t{}\t{}",
                 h.name,
                 h.url.as_deref().unwrap_or_default(),
-                crate::text::one_line(&status)
+                portscope_core::text::one_line(&status)
             )?;
         }
         table.flush()?;

@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use crate::cli::WaitArgs;
-use crate::doctor::wait::{EVERY, State, TRY, try_port};
-use crate::doctor::{Source, UsageError, probe, target, why};
+use portscope_doctor::wait::{EVERY, State, TRY, try_port};
+use portscope_doctor::{Source, UsageError, probe, target, why};
 
 /// The CLI: `Ok(true)` when every port got ready in time (exit 0), `Ok(false)` when one did not
 /// (exit 1, with why).
@@ -67,7 +67,7 @@ pub async fn run(args: WaitArgs) -> anyhow::Result<bool> {
             timeout: TRY,
             http_probe: false,
         };
-        let summary = match why::gather(&target, addrs.clone(), Source::Scan, opts).await {
+        let summary = match why::gather(&target, addrs.clone(), Source::scan(), opts).await {
             Ok(facts) => why::analyze(&facts).summary,
             Err(e) => e,
         };

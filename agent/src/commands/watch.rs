@@ -10,10 +10,10 @@ use anyhow::Context;
 use portscope_shared::{Event, EventKind, PROTOCOL_VERSION, Socket};
 
 use crate::cli::WatchArgs;
-use crate::collector::Collector;
-use crate::model::{Mirror, State, Step};
-use crate::refresh;
-use crate::server::local;
+use portscope_core::collector::Collector;
+use portscope_core::model::{Mirror, State, Step};
+use portscope_server::http::local;
+use portscope_server::refresh;
 
 /// Follows the agent while it answers, then scans, until stdout closes (a closed pipe ends it
 /// cleanly) or Ctrl-C.
@@ -90,12 +90,12 @@ async fn print_changes(
             Step::Resync => agent.resync().await?,
             Step::Changed(Some(before)) => {
                 let now = mirror.state().expect("a state follows a change");
-                let events = crate::events::events(
+                let events = portscope_core::events::events(
                     &before,
                     now,
                     SystemTime::now(),
                     keep,
-                    crate::events::process_runs,
+                    portscope_core::events::process_runs,
                 );
                 print(&events, args.json).map_err(Stop::Output)?;
             }
@@ -122,12 +122,12 @@ async fn scan(
     let mut last = match last {
         Some(before) => {
             print(
-                &crate::events::events(
+                &portscope_core::events::events(
                     &before,
                     &first,
                     SystemTime::now(),
                     keep,
-                    crate::events::process_runs,
+                    portscope_core::events::process_runs,
                 ),
                 args.json,
             )?;
@@ -147,12 +147,12 @@ async fn scan(
         let Ok(state) = scanned else {
             continue;
         };
-        let events = crate::events::events(
+        let events = portscope_core::events::events(
             &last,
             &state,
             SystemTime::now(),
             keep,
-            crate::events::process_runs,
+            portscope_core::events::process_runs,
         );
         last = state;
         print(&events, args.json)?;
@@ -200,25 +200,29 @@ fn line(e: &Event) -> String {
         _ => String::new(),
     };
     let owner = match (&e.process, e.pid) {
-        (Some(name), Some(pid)) => format!("  {} (pid {pid})", crate::text::one_line(name)),
+        (Some(name), Some(pid)) => {
+            format!("  {} (pid {pid})", portscope_core::text::one_line(name))
+        }
         (None, Some(pid)) => format!("  pid {pid}"),
         _ => String::new(),
     };
     let what = e
         .app
         .as_deref()
-        .map(|a| format!("  {}", crate::text::one_line(a)))
+        .map(|a| format!("  {}", portscope_core::text::one_line(a)))
         .unwrap_or_default();
     let verb = match e.kind {
         EventKind::OwnerChanged => " now held by",
         _ => "",
     };
-    let exited = match (e.kind, crate::events::ran_for(e), &e.health) {
+    let exited = match (e.kind, portscope_core::events::ran_for(e), &e.health) {
         (EventKind::Exited, Some(ran), _) => {
-            format!(" exited after {}", crate::text::ran(ran))
+            format!(" exited after {}", portscope_core::text::ran(ran))
         }
         (EventKind::Exited, None, _) => " exited".into(),
-        (EventKind::Health, _, Some(health)) => format!(" {}", crate::history::health_text(health)),
+        (EventKind::Health, _, Some(health)) => {
+            format!(" {}", portscope_history::health_text(health))
+        }
         _ => String::new(),
     };
     format!("{clock}  {mark} {proto} {local}{remote}{verb}{owner}{exited}{what}")

@@ -8,8 +8,8 @@ use anyhow::Context;
 use portscope_shared::{Owner, OwnerStatus, Process, WhoReport};
 
 use crate::cli::WhoArgs;
-use crate::collector::Collector;
-use crate::who::report;
+use portscope_core::collector::Collector;
+use portscope_doctor::who::report;
 
 /// Prints the report; `Ok(true)` when something holds the port (exit status 0), `Ok(false)`
 /// when nothing does (exit status 1).
@@ -66,7 +66,7 @@ fn print(out: &mut impl Write, report: &WhoReport) -> std::io::Result<()> {
         let app = s
             .app
             .as_deref()
-            .map(|a| format!("\t{}", crate::text::one_line(a)))
+            .map(|a| format!("\t{}", portscope_core::text::one_line(a)))
             .unwrap_or_default();
         writeln!(
             tw,
@@ -87,7 +87,13 @@ fn print(out: &mut impl Write, report: &WhoReport) -> std::io::Result<()> {
         for c in &report.clients {
             let who = c.process.as_ref().map_or_else(
                 || "hidden or gone".to_owned(),
-                |p| format!("{} (pid {})", crate::text::one_line(&p.name), p.pid),
+                |p| {
+                    format!(
+                        "{} (pid {})",
+                        portscope_core::text::one_line(&p.name),
+                        p.pid
+                    )
+                },
             );
             writeln!(
                 tw,
@@ -116,7 +122,7 @@ fn print_owner(out: &mut impl Write, owner: &Owner) -> std::io::Result<()> {
     writeln!(
         out,
         "{} (pid {}), user {user}{started}",
-        crate::text::one_line(&p.name),
+        portscope_core::text::one_line(&p.name),
         p.pid
     )?;
     writeln!(out, "  command: {}", command(p))?;
@@ -142,9 +148,9 @@ fn print_owner(out: &mut impl Write, owner: &Owner) -> std::io::Result<()> {
 /// (kernel threads, exited processes).
 fn command(p: &Process) -> String {
     if p.cmdline.is_empty() {
-        return crate::text::one_line(&p.name);
+        return portscope_core::text::one_line(&p.name);
     }
-    crate::text::one_line(&p.cmdline.join(" "))
+    portscope_core::text::one_line(&p.cmdline.join(" "))
 }
 
 fn started(unix_secs: u64) -> String {
@@ -155,7 +161,7 @@ fn started(unix_secs: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::tests::process;
+    use portscope_core::testing::process;
 
     #[test]
     fn command_lines_stay_on_one_line() {

@@ -6,9 +6,9 @@ use std::io::Write;
 use portscope_shared::{Diagnosis, FreePorts};
 
 use crate::cli::{BindArgs, FreeArgs, WhyArgs};
-use crate::collector::Collector;
-use crate::doctor::{Previous, Source, UsageError, bind, free, print, probe, why};
-use crate::os;
+use portscope_core::collector::Collector;
+use portscope_core::os;
+use portscope_doctor::{Previous, Source, UsageError, bind, free, print, probe, why};
 
 /// `portscope why`: `Ok(true)` when some address connected (exit status 0).
 pub async fn run_why(args: WhyArgs) -> anyhow::Result<bool> {
@@ -20,11 +20,11 @@ pub async fn run_why(args: WhyArgs) -> anyhow::Result<bool> {
         timeout: args.timeout,
         http_probe: true,
     };
-    let mut facts = why::gather(target, addrs, Source::Scan, opts)
+    let mut facts = why::gather(target, addrs, Source::scan(), opts)
         .await
         .map_err(anyhow::Error::msg)?;
     if facts.local {
-        let path = crate::history::default_path();
+        let path = portscope_history::default_path();
         facts.previous = Previous::unless_listening(path.as_deref(), target.port, &facts.sockets);
     }
     let d = why::analyze(&facts);
@@ -36,8 +36,8 @@ pub async fn run_why(args: WhyArgs) -> anyhow::Result<bool> {
 pub async fn run_bind(args: BindArgs) -> anyhow::Result<bool> {
     let port = args.port;
     let facts = tokio::task::spawn_blocking(move || {
-        let mut facts = Source::Scan.with(|state| bind::gather(state, port));
-        let path = crate::history::default_path();
+        let mut facts = Source::scan().with(|state| bind::gather(state, port));
+        let path = portscope_history::default_path();
         facts.previous = Previous::unless_listening(path.as_deref(), port, &facts.sockets);
         facts
     })
@@ -56,7 +56,7 @@ pub async fn run_free(args: FreeArgs) -> anyhow::Result<()> {
             usize::from(args.count),
             &state,
             &os::port_settings(),
-            crate::ports::Services::system(),
+            portscope_core::ports::Services::system(),
         )
     })
     .await?;

@@ -3,7 +3,7 @@
 //! it changes.
 //!
 //! The graph itself — which local sockets are the two ends of one connection, which end is the
-//! server — is the agent's (`agent/src/graph/mod.rs`); the page fetches it again when deltas
+//! server — is the agent's (`core/src/graph/mod.rs`); the page fetches it again when deltas
 //! arrive (throttled, `view.rs`) rather than pairing sockets a second time. This module:
 //!
 //! - [`Live`]: successive graphs as one picture that changes gently — the edges of one client

@@ -1,0 +1,149 @@
+//! The live model: owns the machine's latest [`State`] and publishes each change with its
+//! delta and the listener events derived from it ([`crate::events`]). Every client, the
+//! history and the REST API read what it publishes through a [`Watcher`].
+
+use std::sync::Arc;
+
+use portscope_shared::{Process, Socket};
+use tokio::sync::watch;
+
+use crate::model::{Published, State, Watcher};
+
+/// Owns the model and publishes each changed state.
+#[derive(Debug)]
+pub struct Model {
+    tx: watch::Sender<Arc<Published>>,
+    /// Whether a process that no longer owns a socket still runs (for `exited` events).
+    alive: fn(&Process) -> bool,
+    /// Owners that closed their listeners and ran on, until they exit.
+    lingering: std::sync::Mutex<crate::events::Lingering>,
+}
+
+impl Model {
+    /// A model of this machine whose first state is `first` (with `seq` 1).
+    pub fn new(first: State) -> Self {
+        Self::with(first, crate::events::process_runs)
+    }
+
+    /// A model of another machine's states (a hub's peer): its processes cannot be asked
+    /// after, so none is said to have exited.
+    pub fn remote(first: State) -> Self {
+        Self::with(first, |_| true)
+    }
+
+    fn with(mut first: State, alive: fn(&Process) -> bool) -> Self {
+        first.seq = 1;
+        let (tx, _) = watch::channel(Arc::new(Published {
+            state: first,
+            delta: None,
+            events: Vec::new(),
+            snapshot_texts: Default::default(),
+        }));
+        Self {
+            tx,
+            alive,
+            lingering: std::sync::Mutex::default(),
+        }
+    }
+
+    /// How this model tells whether a process still runs.
+    pub fn alive(&self) -> fn(&Process) -> bool {
+        self.alive
+    }
+
+    /// The state last published.
+    pub fn current(&self) -> Arc<Published> {
+        self.tx.borrow().clone()
+    }
+
+    pub fn watch(&self) -> Watcher {
+        self.tx.subscribe()
+    }
+
+    /// Replaces the state with a fresh scan. Publishes (and wakes clients) only when something
+    /// changed; returns what it published.
+    /// An owner that closed its listeners earlier and has exited now is a change too (its
+    /// `exited` events, with an empty delta when nothing else changed).
+    pub fn update(&self, mut scan: State) -> Option<Arc<Published>> {
+        let current = self.current();
+        scan.seq = current.state.seq + 1;
+        let delta = current.state.diff(&scan);
+        let quiet = delta.is_empty() && current.state.warnings == scan.warnings;
+        let mut lingering = self
+            .lingering
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if quiet && lingering.is_empty() {
+            return None;
+        }
+        let at = std::time::SystemTime::now();
+        let mut events = if quiet {
+            Vec::new()
+        } else {
+            lingering.see(&current.state, &scan, &delta);
+            let mut events = crate::events::events_of(
+                &current.state,
+                &scan,
+                &delta,
+                at,
+                Socket::is_listening,
+                self.alive,
+            );
+            lingering.name_closers(&mut events);
+            events
+        };
+        let late = lingering.after(
+            &current.state,
+            &scan,
+            &events,
+            &crate::events::time_text(at),
+            self.alive,
+            std::time::Instant::now(),
+        );
+        drop(lingering);
+        if quiet && late.is_empty() {
+            return None;
+        }
+        events.extend(late);
+        let published = Arc::new(Published {
+            state: scan,
+            delta: Some(delta),
+            events,
+            snapshot_texts: Default::default(),
+        });
+        self.tx.send_replace(published.clone());
+        Some(published)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use portscope_shared::SocketState;
+
+    use super::*;
+    use crate::testing::{socket, state};
+
+    #[test]
+    fn unchanged_scans_publish_nothing() {
+        let model = Model::new(state(&[socket("a", SocketState::Listen)]));
+        let mut watcher = model.watch();
+        watcher.mark_unchanged();
+        assert!(
+            model
+                .update(state(&[socket("a", SocketState::Listen)]))
+                .is_none()
+        );
+        assert!(!watcher.has_changed().unwrap());
+        let published = model.update(state(&[])).expect("a removal is a change");
+        let delta = published.delta.as_ref().unwrap();
+        assert_eq!((delta.from_seq, delta.seq), (1, 2));
+        // The listener's closing is its event.
+        let kinds: Vec<_> = published
+            .events
+            .iter()
+            .map(|(id, e)| (id.as_str(), e.kind))
+            .collect();
+        assert_eq!(kinds, [("a", portscope_shared::EventKind::Closed)]);
+        assert!(watcher.has_changed().unwrap());
+    }
+}
