@@ -13,7 +13,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use portscope_core::{os, projects};
+use portscope_core::os;
+#[cfg(target_os = "linux")]
+use portscope_core::projects;
 use portscope_doctor::kill;
 
 use crate::cli::{Cli, Command};
