@@ -358,27 +358,71 @@ impl ServeArgs {
     }
 }
 
-fn parse_target(s: &str) -> Result<Target, String> {
-    portscope_doctor::target::parse(s).map_err(|e| e.0)
+/// Why a command-line value was refused; clap prints it after the argument's name.
+#[derive(Debug, thiserror::Error)]
+enum ArgError {
+    #[error(transparent)]
+    Target(#[from] portscope_doctor::target::TargetError),
+    #[error("{source}; expected a duration such as {example}")]
+    Duration {
+        #[source]
+        source: humantime::DurationError,
+        example: &'static str,
+    },
+    #[error("the {what} must lie between {min} and {max}")]
+    OutOfRange {
+        what: &'static str,
+        min: &'static str,
+        max: &'static str,
+    },
+    #[error("a port is a number from 1 to 65535")]
+    PortOutOfRange,
+    #[error("`{0}` is not a port number; expected a number from 1 to 65535, e.g. 5173")]
+    NotAPort(String),
+    #[error("{0} (or 0 to take any free port)")]
+    ListenPort(Box<ArgError>),
 }
 
-fn parse_timeout(s: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(s)
-        .map_err(|e| format!("{e}; expected a duration such as `1s` or `300ms`"))?;
-    if d < Duration::from_millis(10) || d > Duration::from_secs(60) {
-        return Err("the timeout must lie between 10ms and 60s".into());
+fn parse_target(s: &str) -> Result<Target, ArgError> {
+    Ok(portscope_doctor::target::parse(s)?)
+}
+
+/// A duration (`example` says what one looks like) between `min` and `max`, said as `what`.
+fn duration_within(
+    s: &str,
+    example: &'static str,
+    (min, max): (Duration, Duration),
+    (what, min_text, max_text): (&'static str, &'static str, &'static str),
+) -> Result<Duration, ArgError> {
+    let d =
+        humantime::parse_duration(s).map_err(|source| ArgError::Duration { source, example })?;
+    if d < min || d > max {
+        return Err(ArgError::OutOfRange {
+            what,
+            min: min_text,
+            max: max_text,
+        });
     }
     Ok(d)
+}
+
+fn parse_timeout(s: &str) -> Result<Duration, ArgError> {
+    duration_within(
+        s,
+        "`1s` or `300ms`",
+        (Duration::from_millis(10), Duration::from_secs(60)),
+        ("timeout", "10ms", "60s"),
+    )
 }
 
 /// `wait --timeout`: from 100 ms to a day.
-fn parse_timeout_long(s: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(s)
-        .map_err(|e| format!("{e}; expected a duration such as `30s` or `2m`"))?;
-    if d < Duration::from_millis(100) || d > Duration::from_secs(86_400) {
-        return Err("the timeout must lie between 100ms and 24h".into());
-    }
-    Ok(d)
+fn parse_timeout_long(s: &str) -> Result<Duration, ArgError> {
+    duration_within(
+        s,
+        "`30s` or `2m`",
+        (Duration::from_millis(100), Duration::from_secs(86_400)),
+        ("timeout", "100ms", "24h"),
+    )
 }
 
 /// `kill --force-after`: a duration, or `never`.
@@ -386,21 +430,19 @@ fn parse_timeout_long(s: &str) -> Result<Duration, String> {
 pub struct ForceAfter(pub Option<Duration>);
 
 /// A port for `who`, `bind`, `kill`, `free --near`: said in words when it is not one.
-fn parse_port(s: &str) -> Result<u16, String> {
+fn parse_port(s: &str) -> Result<u16, ArgError> {
     match s.trim().parse::<u32>() {
         Ok(port @ 1..=65535) => Ok(port as u16),
-        Ok(_) => Err("a port is a number from 1 to 65535".into()),
-        Err(_) => Err(format!(
-            "`{s}` is not a port number; expected a number from 1 to 65535, e.g. 5173"
-        )),
+        Ok(_) => Err(ArgError::PortOutOfRange),
+        Err(_) => Err(ArgError::NotAPort(s.to_owned())),
     }
 }
 
 /// `serve --port`: a port, or 0 for any free one.
-fn parse_listen_port(s: &str) -> Result<u16, String> {
+fn parse_listen_port(s: &str) -> Result<u16, ArgError> {
     match s.trim() {
         "0" => Ok(0),
-        other => parse_port(other).map_err(|e| format!("{e} (or 0 to take any free port)")),
+        other => parse_port(other).map_err(|e| ArgError::ListenPort(Box::new(e))),
     }
 }
 
@@ -409,22 +451,25 @@ fn parse_peer_url(s: &str) -> Result<String, portscope_server::peers::config::Fi
     portscope_server::peers::config::check_url(s).map(|()| s.to_owned())
 }
 
-fn parse_force_after(s: &str) -> Result<ForceAfter, String> {
+fn parse_force_after(s: &str) -> Result<ForceAfter, ArgError> {
     if s == "never" {
         return Ok(ForceAfter(None));
     }
     humantime::parse_duration(s)
         .map(|d| ForceAfter(Some(d)))
-        .map_err(|e| format!("{e}; expected a duration such as `5s`, or `never`"))
+        .map_err(|source| ArgError::Duration {
+            source,
+            example: "`5s`, or `never`",
+        })
 }
 
-fn parse_interval(s: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(s)
-        .map_err(|e| format!("{e}; expected a duration such as `1s` or `250ms`"))?;
-    if d < Duration::from_millis(50) || d > Duration::from_secs(3600) {
-        return Err("the interval must lie between 50ms and 1h".into());
-    }
-    Ok(d)
+fn parse_interval(s: &str) -> Result<Duration, ArgError> {
+    duration_within(
+        s,
+        "`1s` or `250ms`",
+        (Duration::from_millis(50), Duration::from_secs(3600)),
+        ("interval", "50ms", "1h"),
+    )
 }
 
 #[cfg(test)]
@@ -441,12 +486,20 @@ mod tests {
 
     #[test]
     fn intervals_are_bounded() {
-        assert_eq!(parse_interval("250ms"), Ok(Duration::from_millis(250)));
-        assert!(parse_interval("1ms").unwrap_err().contains("between"));
+        assert_eq!(parse_interval("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(
+            parse_interval("1ms").unwrap_err().to_string(),
+            "the interval must lie between 50ms and 1h"
+        );
         assert!(
             parse_interval("soon")
                 .unwrap_err()
-                .contains("expected a duration")
+                .to_string()
+                .ends_with("; expected a duration such as `1s` or `250ms`")
+        );
+        assert_eq!(
+            parse_listen_port("70000").unwrap_err().to_string(),
+            "a port is a number from 1 to 65535 (or 0 to take any free port)"
         );
     }
 

@@ -123,7 +123,7 @@ impl<P: Platform> Collector<P> {
         let list = match self.platform.sockets() {
             Ok(list) => list,
             Err(e) => {
-                warnings.push(e);
+                warnings.push(e.to_string());
                 SocketList::default()
             }
         };
@@ -583,7 +583,7 @@ mod tests {
     use std::net::Ipv4Addr;
 
     use super::*;
-    use crate::os::{FdError, ProcessStat};
+    use crate::os::{FdError, ProcessStat, ReadError};
 
     /// A scripted platform: what each call returns is set by the test.
     #[derive(Default)]
@@ -602,16 +602,16 @@ mod tests {
     }
 
     impl Platform for Fake {
-        fn sockets(&mut self) -> Result<SocketList, String> {
+        fn sockets(&mut self) -> Result<SocketList, ReadError> {
             if self.fail_sockets {
-                return Err("netlink unavailable".into());
+                return Err(ReadError::SocketTables("netlink unavailable".into()));
             }
             Ok(SocketList {
                 sockets: self.sockets.clone(),
                 errors: vec![],
             })
         }
-        fn pids(&mut self) -> Result<Vec<u32>, String> {
+        fn pids(&mut self) -> Result<Vec<u32>, ReadError> {
             let mut pids: Vec<u32> = self.processes.keys().copied().collect();
             pids.extend(self.owners.values().flatten());
             pids.extend(&self.unreadable);
@@ -987,6 +987,9 @@ mod tests {
         };
         let state = collector(fake).scan();
         assert!(state.sockets.is_empty());
-        assert_eq!(state.warnings, vec!["netlink unavailable".to_string()]);
+        assert_eq!(
+            state.warnings,
+            vec!["cannot read the socket tables: netlink unavailable".to_string()]
+        );
     }
 }

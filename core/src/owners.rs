@@ -464,13 +464,13 @@ mod tests {
     }
 
     impl Platform for Machine {
-        fn sockets(&mut self) -> Result<SocketList, String> {
+        fn sockets(&mut self) -> Result<SocketList, crate::os::ReadError> {
             Ok(SocketList {
                 sockets: self.dump(),
                 errors: vec![],
             })
         }
-        fn pids(&mut self) -> Result<Vec<u32>, String> {
+        fn pids(&mut self) -> Result<Vec<u32>, crate::os::ReadError> {
             Ok(self.procs.keys().copied().collect())
         }
         fn fd_count(&mut self, pid: u32) -> Option<usize> {

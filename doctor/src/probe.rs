@@ -33,22 +33,33 @@ impl Connect {
 /// How long name resolution may take.
 const RESOLVE_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// Why a host has no address to probe; each message says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    #[error("cannot resolve `{host}`: no answer within {} s", RESOLVE_TIMEOUT.as_secs())]
+    TimedOut { host: String },
+    #[error("cannot resolve `{host}`: {source}; check the name, or give an IP address")]
+    Failed {
+        host: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`{host}` resolves to no address")]
+    NoAddress { host: String },
+}
+
 /// Resolves a host in the order the system returns (getaddrinfo, so `/etc/hosts` and
-/// `/etc/gai.conf` apply), without duplicates. The error says what to do.
-pub async fn resolve(host: &str, port: u16) -> Result<Vec<IpAddr>, String> {
+/// `/etc/gai.conf` apply), without duplicates.
+pub async fn resolve(host: &str, port: u16) -> Result<Vec<IpAddr>, ResolveError> {
     if let Ok(ip) = host.parse::<IpAddr>() {
         return Ok(vec![ip]);
     }
     let found = tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host((host, port)))
         .await
-        .map_err(|_| {
-            format!(
-                "cannot resolve `{host}`: no answer within {} s",
-                RESOLVE_TIMEOUT.as_secs()
-            )
-        })?
-        .map_err(|e| {
-            format!("cannot resolve `{host}`: {e}; check the name, or give an IP address")
+        .map_err(|_| ResolveError::TimedOut { host: host.into() })?
+        .map_err(|source| ResolveError::Failed {
+            host: host.into(),
+            source,
         })?;
     let mut out: Vec<IpAddr> = Vec::new();
     for addr in found {
@@ -57,7 +68,7 @@ pub async fn resolve(host: &str, port: u16) -> Result<Vec<IpAddr>, String> {
         }
     }
     if out.is_empty() {
-        return Err(format!("`{host}` resolves to no address"));
+        return Err(ResolveError::NoAddress { host: host.into() });
     }
     Ok(out)
 }

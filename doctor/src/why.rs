@@ -70,6 +70,11 @@ pub struct Options {
     pub http_probe: bool,
 }
 
+/// The blocking scan behind [`gather`] panicked or was cancelled.
+#[derive(Debug, thiserror::Error)]
+#[error("the scan failed: {0}")]
+pub struct ScanFailed(#[from] tokio::task::JoinError);
+
 /// Reads every fact about a target, given the addresses it resolved to (resolved once by the
 /// caller, so that what was checked is what is probed).
 pub async fn gather(
@@ -77,7 +82,7 @@ pub async fn gather(
     addrs: Vec<IpAddr>,
     source: Source,
     opts: Options,
-) -> Result<Facts, String> {
+) -> Result<Facts, ScanFailed> {
     // The local facts first: the accept queues must not count our own probe connections, and
     // what listens decides how it may be probed.
     let port = target.port;
@@ -86,9 +91,8 @@ pub async fn gather(
     let live = matches!(source, Source::Live(..));
     let again = source.rescan();
     let dst = addrs.clone();
-    let mut facts = tokio::task::spawn_blocking(move || local_facts(&source, port, local, dst))
-        .await
-        .map_err(|e| format!("the scan failed: {e}"))?;
+    let mut facts =
+        tokio::task::spawn_blocking(move || local_facts(&source, port, local, dst)).await?;
 
     let connects = addrs
         .iter()
@@ -101,8 +105,7 @@ pub async fn gather(
     if live && local && disagrees(&facts.sockets, &probes) {
         let fresh =
             tokio::task::spawn_blocking(move || again.with(|state| socket_facts(state, port)))
-                .await
-                .map_err(|e| format!("the scan failed: {e}"))?;
+                .await?;
         (facts.sockets, facts.processes, facts.states) = fresh;
     }
 
@@ -1121,7 +1124,7 @@ fn container_check(facts: &Facts, listeners: &[&Socket]) -> Option<Check> {
             "container",
             Verdict::Unchecked,
             format!("the port belongs to {name}{by}; what listens inside could not be read"),
-            vec![why.clone()],
+            vec![why.to_string()],
             fixes,
         ),
     })

@@ -13,12 +13,17 @@ use portscope_core::os::Platform;
 /// Start of the warning that replaces a scan that panicked.
 const SCAN_FAILED: &str = "the last scan failed";
 
+/// A scan that panicked inside the platform code; it shows as the panic's message.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ScanPanicked(String);
+
 /// Runs one scan on a blocking thread. A panic inside the platform code is caught and returned
 /// as `Err(what)`, so one bad read never takes the agent down. `None` when the runtime is
 /// shutting down.
 pub async fn scan_blocking<P: Platform>(
     mut collector: Collector<P>,
-) -> Option<(Collector<P>, Result<State, String>)> {
+) -> Option<(Collector<P>, Result<State, ScanPanicked>)> {
     let joined = tokio::task::spawn_blocking(move || {
         let state = std::panic::catch_unwind(AssertUnwindSafe(|| collector.scan()));
         (collector, state)
@@ -27,11 +32,13 @@ pub async fn scan_blocking<P: Platform>(
     .ok()?;
     let (collector, state) = joined;
     let state = state.map_err(|panic| {
-        panic
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "unknown panic".into())
+        ScanPanicked(
+            panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into()),
+        )
     });
     Some((collector, state))
 }

@@ -20,7 +20,7 @@ pub async fn run(args: WaitArgs) -> anyhow::Result<bool> {
     }
     let addrs = probe::resolve(&args.host, args.ports[0])
         .await
-        .map_err(UsageError)?;
+        .map_err(|e| UsageError(e.to_string()))?;
     let start = Instant::now();
     let deadline = start + args.timeout;
     let mut pending: Vec<u16> = args.ports.clone();
@@ -69,7 +69,7 @@ pub async fn run(args: WaitArgs) -> anyhow::Result<bool> {
         };
         let summary = match why::gather(&target, addrs.clone(), Source::scan(), opts).await {
             Ok(facts) => why::analyze(&facts).summary,
-            Err(e) => e,
+            Err(e) => e.to_string(),
         };
         writeln!(
             err,

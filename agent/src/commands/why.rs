@@ -15,14 +15,12 @@ pub async fn run_why(args: WhyArgs) -> anyhow::Result<bool> {
     let target = &args.target;
     let addrs = probe::resolve(&target.host, target.port)
         .await
-        .map_err(UsageError)?;
+        .map_err(|e| UsageError(e.to_string()))?;
     let opts = why::Options {
         timeout: args.timeout,
         http_probe: true,
     };
-    let mut facts = why::gather(target, addrs, Source::scan(), opts)
-        .await
-        .map_err(anyhow::Error::msg)?;
+    let mut facts = why::gather(target, addrs, Source::scan(), opts).await?;
     if facts.local {
         let path = portscope_history::default_path();
         facts.previous = Previous::unless_listening(path.as_deref(), target.port, &facts.sockets);

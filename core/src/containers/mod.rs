@@ -316,12 +316,23 @@ impl Cache {
     }
 }
 
+/// Why what listens inside a container is not known.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ListeningError {
+    /// The container is not running (its name).
+    #[error("container {0} is not running")]
+    NotRunning(String),
+    /// Its sockets could not be read.
+    #[error(transparent)]
+    Inside(#[from] crate::os::InsideError),
+}
+
 /// What a container publishing a port has listening inside, on the published port.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Inside {
     pub published: Published,
     /// Whether something listens on [`Published::port`] inside; `Err` when it cannot be read.
-    pub listening: Result<bool, String>,
+    pub listening: Result<bool, ListeningError>,
 }
 
 /// Asks the engine which container publishes `port` on one of `addrs` (TCP), and looks inside
@@ -339,8 +350,10 @@ pub fn inside(port: u16, addrs: &[IpAddr]) -> Result<Option<Inside>, EngineError
         return Ok(None);
     };
     let listening = match engine.pid(&p.id)? {
-        Some(pid) => crate::os::listening_ports_in(pid).map(|ports| ports.contains(&p.port)),
-        None => Err(format!("container {} is not running", p.name)),
+        Some(pid) => crate::os::listening_ports_in(pid)
+            .map(|ports| ports.contains(&p.port))
+            .map_err(ListeningError::Inside),
+        None => Err(ListeningError::NotRunning(p.name.clone())),
     };
     Ok(Some(Inside {
         published: p,

@@ -13,7 +13,9 @@ use procfs::process::Process;
 
 use super::netstat::tcp_state;
 
-use super::{FdError, Platform, ProcessStat, RawProcess, RawSocket, SocketList};
+use super::{
+    FdError, InsideError, Platform, ProcessStat, RawProcess, RawSocket, ReadError, SocketList,
+};
 use crate::ports::{self, PortSettings};
 
 /// The Linux implementation of [`Platform`].
@@ -52,7 +54,7 @@ impl Platform for System {
         theirs.is_none() || theirs == *ours
     }
 
-    fn sockets(&mut self) -> Result<SocketList, String> {
+    fn sockets(&mut self) -> Result<SocketList, ReadError> {
         if std::env::var(SOCKETS_FROM_ENV).is_ok_and(|v| v == "proc") {
             return sockets_from_proc();
         }
@@ -85,8 +87,8 @@ impl Platform for System {
         Ok(list)
     }
 
-    fn pids(&mut self) -> Result<Vec<u32>, String> {
-        let dir = std::fs::read_dir("/proc").map_err(|e| format!("cannot list /proc: {e}"))?;
+    fn pids(&mut self) -> Result<Vec<u32>, ReadError> {
+        let dir = std::fs::read_dir("/proc")?;
         Ok(dir
             .flatten()
             .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
@@ -284,17 +286,16 @@ pub fn can_bind_privileged() -> bool {
 
 /// The TCP ports listening in the network namespace of process `pid` (a container's), from
 /// its `/proc/<pid>/net/tcp{,6}`: what listens inside, without sending anything.
-pub fn listening_ports_in(pid: u32) -> Result<Vec<u16>, String> {
+pub fn listening_ports_in(pid: u32) -> Result<Vec<u16>, InsideError> {
     let process = i32::try_from(pid)
         .ok()
         .and_then(|p| Process::new(p).ok())
-        .ok_or_else(|| format!("process {pid} is gone"))?;
+        .ok_or(InsideError::Gone(pid))?;
     let mut ports = Vec::new();
     for table in [process.tcp(), process.tcp6()] {
-        let entries = table.map_err(|e| {
-            format!(
-                "cannot read the sockets inside (/proc/{pid}/net/tcp: {e}); run portscope as root"
-            )
+        let entries = table.map_err(|e| InsideError::Unreadable {
+            pid,
+            reason: e.to_string(),
         })?;
         ports.extend(
             entries
@@ -418,7 +419,7 @@ fn convert(info: netstat2::SocketInfo) -> RawSocket {
 
 /// Every socket from `/proc/net/{tcp,tcp6,udp,udp6}`. A table that cannot be read is an error
 /// entry; all four unreadable is an error.
-fn sockets_from_proc() -> Result<SocketList, String> {
+fn sockets_from_proc() -> Result<SocketList, ReadError> {
     let mut list = SocketList::default();
     let mut read = 0;
     for (name, table) in [("tcp", procfs::net::tcp()), ("tcp6", procfs::net::tcp6())] {
@@ -471,10 +472,7 @@ fn sockets_from_proc() -> Result<SocketList, String> {
         }
     }
     if read == 0 {
-        return Err(format!(
-            "cannot read sockets: neither netlink sock_diag nor /proc/net works ({})",
-            list.errors.join("; ")
-        ));
+        return Err(ReadError::NoSocketTable(list.errors.join("; ")));
     }
     Ok(list)
 }

@@ -49,11 +49,11 @@ pub fn can_bind_privileged() -> bool {
 }
 
 /// Containers run in Docker Desktop's virtual machine, whose sockets this agent cannot read.
-pub fn listening_ports_in(pid: u32) -> Result<Vec<u16>, String> {
-    Err(format!(
-        "could not check what listens inside the container (pid {pid}): its network lives in \
-         Docker Desktop's virtual machine, which portscope on macOS cannot read"
-    ))
+pub fn listening_ports_in(pid: u32) -> Result<Vec<u16>, super::InsideError> {
+    Err(super::InsideError::InAVirtualMachine {
+        pid,
+        system: "macOS",
+    })
 }
 
 /// This process's effective uid, for the collector.

@@ -16,7 +16,9 @@
 mod netstat;
 mod platform;
 
-pub use platform::{FdError, Platform, ProcessStat, RawProcess, RawSocket, SocketList};
+pub use platform::{
+    FdError, InsideError, Platform, ProcessStat, RawProcess, RawSocket, ReadError, SocketList,
+};
 
 #[cfg(target_os = "linux")]
 mod linux;

@@ -10,9 +10,9 @@ use portscope_shared::{Proto, SocketState};
 /// folder's files (`System`), and by fakes in tests.
 pub trait Platform: Send + 'static {
     /// Every TCP and UDP socket, IPv4 and IPv6, in every state. `Err` when nothing could be read.
-    fn sockets(&mut self) -> Result<SocketList, String>;
+    fn sockets(&mut self) -> Result<SocketList, ReadError>;
     /// Every running process. `Err` when the list cannot be read.
-    fn pids(&mut self) -> Result<Vec<u32>, String>;
+    fn pids(&mut self) -> Result<Vec<u32>, ReadError>;
     /// How many descriptors a process has open, where the platform tells it cheaply (Linux 6.2+);
     /// `None` otherwise. A change makes [`OwnerMap`](crate::owners::OwnerMap) read its sockets.
     fn fd_count(&mut self, pid: u32) -> Option<usize>;
@@ -31,6 +31,41 @@ pub trait Platform: Send + 'static {
     fn shares_our_files(&mut self, _pid: u32) -> bool {
         true
     }
+}
+
+/// Why a platform could not read a whole list: no socket, or no process, could be listed. (One
+/// unreadable entry is a line in [`SocketList::errors`], not this.)
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// Linux: neither netlink `sock_diag` nor `/proc/net` could be read (each one's reason).
+    #[error("cannot read sockets: neither netlink sock_diag nor /proc/net works ({0})")]
+    NoSocketTable(String),
+    /// Windows and macOS: the system's socket tables refused (netstat2's reason).
+    #[error("cannot read the socket tables: {0}")]
+    SocketTables(String),
+    /// The process list (`/proc`) could not be read.
+    #[error("cannot list /proc: {0}")]
+    ProcessList(#[from] std::io::Error),
+}
+
+/// Why [`listening_ports_in`](super::listening_ports_in) cannot tell what listens inside a
+/// container.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum InsideError {
+    /// The container's process exited.
+    #[error("process {0} is gone")]
+    Gone(u32),
+    /// Its network namespace's socket tables cannot be read (another user's, without root).
+    #[error(
+        "cannot read the sockets inside (/proc/{pid}/net/tcp: {reason}); run portscope as root"
+    )]
+    Unreadable { pid: u32, reason: String },
+    /// Windows and macOS: containers run in Docker Desktop's virtual machine.
+    #[error(
+        "could not check what listens inside the container (pid {pid}): its network lives in \
+         Docker Desktop's virtual machine, which portscope on {system} cannot read"
+    )]
+    InAVirtualMachine { pid: u32, system: &'static str },
 }
 
 /// A socket as the platform reports it, before it gets an identity.

@@ -28,7 +28,7 @@ use sysinfo::{Pid, ProcessRefreshKind, ProcessStatus, ProcessesToUpdate, UpdateK
 
 use super::netstat::tcp_state;
 
-use super::{FdError, Platform, ProcessStat, RawProcess, RawSocket, SocketList};
+use super::{FdError, Platform, ProcessStat, RawProcess, RawSocket, ReadError, SocketList};
 
 /// What tells two sockets apart in a dump: protocol, both ends, owners, and which of identical
 /// ones (two listeners on one port with `SO_REUSEPORT`).
@@ -162,11 +162,11 @@ impl System {
 }
 
 impl Platform for System {
-    fn sockets(&mut self) -> Result<SocketList, String> {
+    fn sockets(&mut self) -> Result<SocketList, ReadError> {
         let af = AddressFamilyFlags::IPV4 | AddressFamilyFlags::IPV6;
         let proto = ProtocolFlags::TCP | ProtocolFlags::UDP;
         let iter = netstat2::iterate_sockets_info(af, proto)
-            .map_err(|e| format!("cannot read the socket tables: {e}"))?;
+            .map_err(|e| ReadError::SocketTables(e.to_string()))?;
         let mut infos = Vec::new();
         let mut errors = Vec::new();
         for item in iter {
@@ -182,7 +182,7 @@ impl Platform for System {
     }
 
     /// The processes that hold sockets in the last dump: the only owners there are to find.
-    fn pids(&mut self) -> Result<Vec<u32>, String> {
+    fn pids(&mut self) -> Result<Vec<u32>, ReadError> {
         Ok(self.held.keys().copied().collect())
     }
 

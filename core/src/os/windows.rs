@@ -47,11 +47,11 @@ pub fn can_bind_privileged() -> bool {
 }
 
 /// Containers run in a virtual machine (WSL 2 or Hyper-V) whose sockets this agent cannot read.
-pub fn listening_ports_in(pid: u32) -> Result<Vec<u16>, String> {
-    Err(format!(
-        "could not check what listens inside the container (pid {pid}): its network lives in \
-         Docker Desktop's virtual machine, which portscope on Windows cannot read"
-    ))
+pub fn listening_ports_in(pid: u32) -> Result<Vec<u16>, super::InsideError> {
+    Err(super::InsideError::InAVirtualMachine {
+        pid,
+        system: "Windows",
+    })
 }
 
 /// Windows users have no numeric id (`System::euid` says `None`).

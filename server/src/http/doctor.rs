@@ -26,8 +26,26 @@ pub const MAX_RUNNING: usize = 4;
 /// Longest `force_after_ms` a request may ask for.
 const MAX_FORCE_AFTER: Duration = Duration::from_secs(30);
 
-pub(super) fn bad_request(message: impl Into<String>) -> Response {
-    super::errors::answer(ApiErrorCode::BadRequest, message)
+pub(super) fn bad_request(message: impl std::fmt::Display) -> Response {
+    super::errors::answer(ApiErrorCode::BadRequest, message.to_string())
+}
+
+/// A query parameter a route cannot take: answered 400 `bad_request` with this text.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum BadQuery {
+    #[error("missing ?port=N (1-65535)")]
+    MissingPort,
+    /// `?port=` is not a port (what `why` accepts: `5173`, `host:5173`, a URL).
+    #[error(transparent)]
+    Port(#[from] target::TargetError),
+    #[error("?{key}=: {source}")]
+    Moment {
+        key: String,
+        #[source]
+        source: portscope_history::MomentError,
+    },
+    #[error("?{0}= must be a number")]
+    NotANumber(String),
 }
 
 pub(super) fn internal(e: impl std::fmt::Display) -> Response {
@@ -68,9 +86,9 @@ pub(super) fn query(uri: &Uri) -> HashMap<String, String> {
 
 /// The port of `?port=`, which takes what `why` takes (`5173`, `localhost:5173`, a URL), so the
 /// dashboard's one input serves every question.
-pub(super) fn port_of(q: &HashMap<String, String>) -> Result<u16, String> {
-    let text = q.get("port").ok_or("missing ?port=N (1-65535)")?;
-    target::parse(text).map(|t| t.port).map_err(|e| e.0)
+pub(super) fn port_of(q: &HashMap<String, String>) -> Result<u16, BadQuery> {
+    let text = q.get("port").ok_or(BadQuery::MissingPort)?;
+    Ok(target::parse(text)?.port)
 }
 
 pub async fn who(State(app): State<AppState>, uri: Uri) -> Response {
@@ -117,7 +135,7 @@ pub async fn why(State(app): State<AppState>, uri: Uri) -> Response {
     // answer differently).
     let addrs = match probe::resolve(&target.host, target.port).await {
         Ok(addrs) => addrs,
-        Err(e) => return bad_request(e),
+        Err(e) => return bad_request(e.to_string()),
     };
     let interfaces = os::local_addresses();
     if let Some(foreign) = addrs.iter().find(|a| !probe::is_local(**a, &interfaces)) {

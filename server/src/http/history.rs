@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use portscope_shared::{ApiErrorCode, ConnectionHistory};
 
 use super::AppState;
-use super::doctor::{bad_request, busy, internal, permit, port_of, query};
+use super::doctor::{BadQuery, bad_request, busy, internal, permit, port_of, query};
 use portscope_history::{HistoryError, Store};
 
 /// Spans a timeline request gets by default, and at most.
@@ -34,18 +34,21 @@ fn file(app: &AppState) -> Result<PathBuf, Response> {
 }
 
 /// `?key=` as a moment (ms): a duration ago, RFC 3339 or `HH:MM`.
-fn moment(q: &HashMap<String, String>, key: &str) -> Result<Option<i64>, String> {
+fn moment(q: &HashMap<String, String>, key: &str) -> Result<Option<i64>, BadQuery> {
     q.get(key)
         .map(|v| {
             portscope_history::moment(v)
                 .map(portscope_history::millis)
-                .map_err(|e| format!("?{key}=: {e}"))
+                .map_err(|source| BadQuery::Moment {
+                    key: key.into(),
+                    source,
+                })
         })
         .transpose()
 }
 
 /// `?since=`, by default [`DEFAULT_SINCE`] ago.
-fn since(q: &HashMap<String, String>) -> Result<i64, String> {
+fn since(q: &HashMap<String, String>) -> Result<i64, BadQuery> {
     Ok(moment(q, "since")?.unwrap_or_else(|| {
         portscope_history::millis(
             portscope_history::moment(DEFAULT_SINCE).expect("a valid duration"),
@@ -93,11 +96,11 @@ pub async fn history(State(app): State<AppState>, uri: Uri) -> Response {
     };
     let q = query(&uri);
     let moment = |key: &str| moment(&q, key);
-    let number = |key: &str| -> Result<Option<u32>, String> {
+    let number = |key: &str| -> Result<Option<u32>, BadQuery> {
         q.get(key)
             .map(|v| {
                 v.parse::<u32>()
-                    .map_err(|_| format!("?{key}= must be a number"))
+                    .map_err(|_| BadQuery::NotANumber(key.into()))
             })
             .transpose()
     };
