@@ -103,6 +103,9 @@ def median(values):
 
 def main():
     url, min_rows = sys.argv[1], int(sys.argv[2])
+    # The figures are the socket table's: open its tab (the page would otherwise pick Projects
+    # when the load runs inside a repository, and a hidden table neither scrolls nor draws).
+    url += ("&" if "?" in url else "?") + "tab=sockets"
     for tool in ("/usr/bin/chromium", "/usr/bin/chromedriver"):
         if not os.path.exists(tool):
             raise SystemExit(f"browser.py: {tool} is missing (apt-get install chromium chromium-driver)")

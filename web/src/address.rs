@@ -49,6 +49,27 @@ impl Tab {
     fn from_key(key: &str) -> Option<Tab> {
         Tab::ALL.into_iter().find(|t| t.key() == key)
     }
+
+    /// The tab a key moves to from this one in the tab list (the ARIA tabs pattern): the arrows
+    /// wrap around, Home and End go to the ends; `None` for any other key.
+    pub fn after_key(self, key: &str) -> Option<Tab> {
+        let at = Tab::ALL.iter().position(|t| *t == self).unwrap_or(0);
+        let last = Tab::ALL.len() - 1;
+        let to = match key {
+            "ArrowLeft" => at.checked_sub(1).unwrap_or(last),
+            "ArrowRight" => (at + 1) % Tab::ALL.len(),
+            "Home" => 0,
+            "End" => last,
+            _ => return None,
+        };
+        Some(Tab::ALL[to])
+    }
+
+    /// The tab a digit key opens: `1` the first, and so on.
+    pub fn of_digit(key: &str) -> Option<Tab> {
+        let n: usize = key.parse().ok()?;
+        Tab::ALL.get(n.checked_sub(1)?).copied()
+    }
 }
 
 /// What a query string (`?tab=…&q=…`, with or without its `?`) says.
@@ -114,6 +135,32 @@ pub fn query(tab: Option<Tab>, view: &View) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_tab_keys_walk_the_tabs_and_wrap() {
+        assert_eq!(Tab::Projects.after_key("ArrowLeft"), Some(Tab::Ports));
+        assert_eq!(Tab::Ports.after_key("ArrowRight"), Some(Tab::Projects));
+        assert_eq!(Tab::Sockets.after_key("ArrowRight"), Some(Tab::Timeline));
+        assert_eq!(Tab::Timeline.after_key("ArrowLeft"), Some(Tab::Sockets));
+        assert_eq!(Tab::Map.after_key("Home"), Some(Tab::Projects));
+        assert_eq!(Tab::Sockets.after_key("End"), Some(Tab::Ports));
+        assert_eq!(Tab::Sockets.after_key("Enter"), None);
+        // Each tab is reached from its neighbour, the way a keyboard user walks them.
+        for pair in Tab::ALL.windows(2) {
+            assert_eq!(pair[0].after_key("ArrowRight"), Some(pair[1]));
+            assert_eq!(pair[1].after_key("ArrowLeft"), Some(pair[0]));
+        }
+    }
+
+    #[test]
+    fn digits_open_the_tabs_in_order() {
+        for (i, tab) in Tab::ALL.iter().enumerate() {
+            assert_eq!(Tab::of_digit(&(i + 1).to_string()), Some(*tab));
+        }
+        assert_eq!(Tab::of_digit("0"), None);
+        assert_eq!(Tab::of_digit("6"), None);
+        assert_eq!(Tab::of_digit("x"), None);
+    }
 
     #[test]
     fn a_query_is_read_with_its_defaults_and_written_back_without_the_token() {

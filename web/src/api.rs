@@ -27,6 +27,12 @@ pub struct Failure {
     pub message: String,
 }
 
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
 impl From<&str> for Failure {
     fn from(message: &str) -> Self {
         message.to_owned().into()
@@ -42,9 +48,9 @@ impl From<String> for Failure {
     }
 }
 
-/// `GET path` and decode its JSON; the agent's error message on failure.
-pub async fn get<T: DeserializeOwned>(path: &str) -> Result<T, String> {
-    send(path, "GET", None).await.map_err(|f| f.message)
+/// `GET path` and decode its JSON; on failure, the agent's code with its message.
+pub async fn get<T: DeserializeOwned>(path: &str) -> Result<T, Failure> {
+    send(path, "GET", None).await
 }
 
 /// `POST path` with a JSON body; on failure, the agent's code with its message.

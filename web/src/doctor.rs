@@ -112,7 +112,7 @@ impl Doctor {
                 Kind::Bind => api::get(&bind).await.map(Answer::Diagnosis),
                 Kind::Who => api::get(&who).await.map(Answer::Who),
             };
-            answer.set(result.unwrap_or_else(Answer::Error));
+            answer.set(result.unwrap_or_else(|f| Answer::Error(f.message)));
         });
     }
 

@@ -15,14 +15,24 @@ mod app;
 #[cfg(target_arch = "wasm32")]
 mod conn;
 #[cfg(target_arch = "wasm32")]
+mod detail;
+#[cfg(target_arch = "wasm32")]
 mod doctor;
+#[cfg(target_arch = "wasm32")]
+mod fleet;
+#[cfg(target_arch = "wasm32")]
+mod header;
 pub mod link;
 pub mod map;
+#[cfg(target_arch = "wasm32")]
+mod nav;
 pub mod peers;
 #[cfg(target_arch = "wasm32")]
 mod plot;
 pub mod portspace;
 pub mod projects;
+#[cfg(target_arch = "wasm32")]
+mod sockets;
 pub mod stopping;
 pub mod table;
 pub mod timeline;

@@ -31,6 +31,23 @@ pub fn rows_in_view(
     first.min(last)..last
 }
 
+/// Where a key moves the keyboard's row of a list of `len` rows from row `at`, with `page` rows
+/// to a screen: the arrows one row, Page Up and Page Down a screen, Home and End the ends (never
+/// past them); `None` for any other key, or a move before the first row.
+pub fn cursor_step(at: usize, len: usize, page: usize, key: &str) -> Option<usize> {
+    let last = len.checked_sub(1)?;
+    let to = match key {
+        "ArrowDown" => at + 1,
+        "ArrowUp" => at.checked_sub(1)?,
+        "PageDown" => at + page,
+        "PageUp" => at.saturating_sub(page),
+        "Home" => 0,
+        "End" => last,
+        _ => return None,
+    };
+    Some(to.min(last))
+}
+
 /// The first index in `0..len` where `before` no longer holds (`len` when it always does);
 /// `before` must hold on a prefix of the indices.
 fn first_not(len: usize, before: impl Fn(usize) -> bool) -> usize {
@@ -109,6 +126,21 @@ mod tests {
                 y += h;
             }
         }
+    }
+
+    #[test]
+    fn the_cursor_keys_move_within_the_list() {
+        assert_eq!(cursor_step(0, 10, 3, "ArrowDown"), Some(1));
+        assert_eq!(cursor_step(9, 10, 3, "ArrowDown"), Some(9));
+        assert_eq!(cursor_step(0, 10, 3, "ArrowUp"), None);
+        assert_eq!(cursor_step(5, 10, 3, "ArrowUp"), Some(4));
+        assert_eq!(cursor_step(5, 10, 3, "PageDown"), Some(8));
+        assert_eq!(cursor_step(8, 10, 3, "PageDown"), Some(9));
+        assert_eq!(cursor_step(2, 10, 3, "PageUp"), Some(0));
+        assert_eq!(cursor_step(5, 10, 3, "Home"), Some(0));
+        assert_eq!(cursor_step(5, 10, 3, "End"), Some(9));
+        assert_eq!(cursor_step(5, 10, 3, "x"), None);
+        assert_eq!(cursor_step(0, 0, 3, "End"), None);
     }
 
     #[test]

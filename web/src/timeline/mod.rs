@@ -18,6 +18,8 @@
 
 pub mod connections;
 pub mod recent;
+#[cfg(target_arch = "wasm32")]
+pub mod tab;
 pub mod time;
 #[cfg(target_arch = "wasm32")]
 pub mod view;
