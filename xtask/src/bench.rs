@@ -107,13 +107,76 @@ pub fn bench(args: &[String]) -> Result<(), String> {
         );
     }
 
+    let f = measure(&root, &agent, &o)?;
+    print_figures(&f, &o);
+    if let Some(path) = &o.json {
+        let mut file = std::fs::File::create(path).map_err(|e| format!("{path}: {e}"))?;
+        writeln!(
+            file,
+            "{}",
+            serde_json::to_string_pretty(&figures_json(&f, &o)).unwrap_or_default()
+        )
+        .map_err(|e| e.to_string())?;
+        eprintln!("xtask: wrote {path}");
+    }
+    Ok(())
+}
+
+/// Everything the full bench measures, for the table it prints and the JSON it writes.
+struct Figures {
+    /// ss, netstat and lsof on the same load: (name, median seconds).
+    peers: Vec<(&'static str, Option<f64>)>,
+    /// `portscope ls --json`, median seconds.
+    cold: f64,
+    steady: Option<f64>,
+    /// The agent's CPU seconds and the seconds they were counted over.
+    cpu: f64,
+    elapsed: f64,
+    rss_mib: f64,
+    /// The WebSocket client's report at full load, idle, and under churn.
+    idle: Value,
+    churn: Value,
+    /// The idle cost at [`SMALL`] sockets: (CPU %, steady refresh, the client's report).
+    small: (f64, Option<f64>, Value),
+    /// The dashboard's figures (`bench/browser.py`).
+    page: Value,
+    history: HistoryCost,
+    lookup: Lookup,
+    timeline: [(u32, Value); 2],
+    developer: crate::developer::Developer,
+}
+
+impl Figures {
+    fn peer(&self, name: &str) -> Option<f64> {
+        self.peers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .and_then(|(_, t)| *t)
+    }
+
+    fn latencies(&self) -> Vec<f64> {
+        self.idle["latency_ms"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_f64).collect())
+            .unwrap_or_default()
+    }
+
+    fn bytes_per_tick(report: &Value, key: &str) -> f64 {
+        report[key].as_f64().unwrap_or(0.0) / 10.0
+    }
+}
+
+/// The full bench's measurements, in order: the idle cost at [`SMALL`] sockets, then on the
+/// big load ss/netstat/lsof and portscope side by side, the dashboard, churn, the history,
+/// projects and the graph, `history PORT`, the timeline.
+fn measure(root: &Path, agent: &Path, o: &Options) -> Result<Figures, String> {
     eprintln!("xtask: == idle cost with {SMALL} sockets and one client");
-    let small_load = start_load(&root, SMALL, 20, None)?;
+    let small_load = start_load(root, SMALL, 20, None)?;
     let small = {
-        let serve = RunningAgent::start(&agent)?;
+        let serve = RunningAgent::start(agent)?;
         let before = cpu_seconds(serve.pid)?;
         let clock = Instant::now();
-        let report = ws_client(&root, serve.port, &serve.token, 20, 0, SETTLE)?;
+        let report = ws_client(root, serve.port, &serve.token, 20, 0, SETTLE)?;
         let cpu_percent =
             (cpu_seconds(serve.pid)? - before) / clock.elapsed().as_secs_f64() * 100.0;
         let refresh = serve.steady_refresh();
@@ -125,7 +188,7 @@ pub fn bench(args: &[String]) -> Result<(), String> {
         "xtask: == opening {} sockets in {} processes",
         o.sockets, o.procs
     );
-    let mut load = start_load(&root, o.sockets, o.procs, None)?;
+    let mut load = start_load(root, o.sockets, o.procs, None)?;
 
     eprintln!("xtask: == measuring ss, netstat and lsof");
     let peers: Vec<(&str, Option<f64>)> = [
@@ -137,37 +200,34 @@ pub fn bench(args: &[String]) -> Result<(), String> {
     .into_iter()
     .map(|(name, program, args)| (name, median_wall(program, args, 5)))
     .collect();
-    let peer = |name: &str| peers.iter().find(|(n, _)| *n == name).and_then(|(_, t)| *t);
 
     eprintln!("xtask: == measuring portscope");
     let agent_str = agent.to_str().ok_or("non-UTF-8 path")?;
     let cold = median_wall(agent_str, &["ls", "--json"], 5).ok_or("portscope ls failed")?;
 
     // The agent itself: steady refresh from its own log, CPU and memory from /proc.
-    let serve = RunningAgent::start(&agent)?;
+    let serve = RunningAgent::start(agent)?;
     let (pid, port, token) = (serve.pid, serve.port, serve.token.clone());
     let cpu_before = cpu_seconds(pid)?;
     let clock = Instant::now();
-    let idle = ws_client(&root, port, &token, 10, 20, SETTLE)?;
+    let idle = ws_client(root, port, &token, 10, 20, SETTLE)?;
     let elapsed = clock.elapsed().as_secs_f64();
     let cpu = cpu_seconds(pid)? - cpu_before;
     let rss_mib = rss_kib(pid)? as f64 / 1024.0;
     let steady = serve.steady_refresh();
-    let ticks = elapsed.max(1.0);
 
     eprintln!("xtask: == measuring the dashboard in headless Chromium");
     let page = browser(
-        &root,
+        root,
         &format!("http://127.0.0.1:{port}/?token={token}"),
         o.sockets * 9 / 10,
     )?;
-    let page_ms = |key: &str| page[key].as_f64().unwrap_or(f64::NAN);
 
     // Churn: a second, small load that replaces connections all the time, beside the big one
     // (which stays, so its teardown and TIME_WAIT leftovers do not count as churn).
     eprintln!("xtask: == measuring bytes under churn");
-    let churn_load = start_load(&root, 200, 2, Some(10.0))?;
-    let churn = ws_client(&root, port, &token, 10, 0, SETTLE)?;
+    let churn_load = start_load(root, 200, 2, Some(10.0))?;
+    let churn = ws_client(root, port, &token, 10, 0, SETTLE)?;
     drop(serve);
 
     // The history's cost: the same big load and churn (20 connections and 2 listener restarts a
@@ -175,28 +235,49 @@ pub fn bench(args: &[String]) -> Result<(), String> {
     eprintln!(
         "xtask: == measuring the history's cost under churn ({HISTORY_SECONDS} s, side by side)"
     );
-    let history = history_cost(&root, &agent)?;
+    let history = history_cost(root, agent)?;
     drop(churn_load);
     drop(load.take());
     // Projects and the graph: loads of their own, in a git repository and outside any.
-    let developer = crate::developer::measure(&root, &agent, o.sockets, o.procs)?;
+    let developer = crate::developer::measure(root, agent, o.sockets, o.procs)?;
     eprintln!("xtask: == measuring `history PORT` on a 30-day file");
-    let lookup = history_lookup(&root, &agent)?;
+    let lookup = history_lookup(root, agent)?;
     eprintln!("xtask: == measuring the timeline on a week of 200 ports");
     let timeline = [
-        (1440, timeline_week(&root, &agent, 1440)?),
-        (120, timeline_week(&root, &agent, 120)?),
+        (1440, timeline_week(root, agent, 1440)?),
+        (120, timeline_week(root, agent, 120)?),
     ];
 
-    let latencies: Vec<f64> = idle["latency_ms"]
-        .as_array()
-        .map(|a| a.iter().filter_map(Value::as_f64).collect())
-        .unwrap_or_default();
-    let (p50, p95) = (percentile(&latencies, 50.0), percentile(&latencies, 95.0));
-    let idle_bytes_per_tick = idle["idle_bytes"].as_f64().unwrap_or(0.0) / 10.0;
-    let churn_bytes_per_tick = churn["idle_bytes"].as_f64().unwrap_or(0.0) / 10.0;
-    let cpu_per_tick_ms = cpu / ticks * 1e3;
+    Ok(Figures {
+        peers,
+        cold,
+        steady,
+        cpu,
+        elapsed,
+        rss_mib,
+        idle,
+        churn,
+        small,
+        page,
+        history,
+        lookup,
+        timeline,
+        developer,
+    })
+}
 
+/// The bench's table: each figure with its ratio to ss or its target.
+fn print_figures(f: &Figures, o: &Options) {
+    let (peers, cold, steady, cpu, elapsed, rss_mib) =
+        (&f.peers, f.cold, f.steady, f.cpu, f.elapsed, f.rss_mib);
+    let (idle, small, page) = (&f.idle, &f.small, &f.page);
+    let peer = |name: &str| f.peer(name);
+    let latencies = f.latencies();
+    let (p50, p95) = (percentile(&latencies, 50.0), percentile(&latencies, 95.0));
+    let idle_bytes_per_tick = Figures::bytes_per_tick(idle, "idle_bytes");
+    let churn_bytes_per_tick = Figures::bytes_per_tick(&f.churn, "idle_bytes");
+    let cpu_per_tick_ms = cpu / elapsed.max(1.0) * 1e3;
+    let page_ms = |key: &str| page[key].as_f64().unwrap_or(f64::NAN);
     let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
         (Some(a), Some(b)) if b > 0.0 => format!("{:.2} ×", a / b),
         _ => "n/a".into(),
@@ -209,7 +290,7 @@ pub fn bench(args: &[String]) -> Result<(), String> {
     );
     println!("  machine: {}", machine());
     println!();
-    for (name, t) in &peers {
+    for (name, t) in peers {
         println!("  {name:<16} {}", secs(*t));
     }
     println!();
@@ -276,55 +357,53 @@ pub fn bench(args: &[String]) -> Result<(), String> {
         idle["snapshot_seconds"].as_f64().unwrap_or(0.0)
     );
 
-    print_history(&history, &lookup);
-    print_timeline(&timeline);
-    crate::developer::print(&developer);
+    print_history(&f.history, &f.lookup);
+    print_timeline(&f.timeline);
+    crate::developer::print(&f.developer);
+}
 
-    if let Some(path) = o.json {
-        let report = json!({
-            "sockets": o.sockets,
-            "processes": o.procs,
-            "machine": machine(),
-            "peers_seconds": peers.iter().map(|(n, t)| (n.to_string(), json!(t))).collect::<serde_json::Map<_, _>>(),
-            "cold_snapshot_seconds": cold,
-            "steady_refresh_seconds": steady,
-            "open_to_visible_ms": { "p50": p50, "p95": p95, "samples": latencies },
-            "cpu_seconds_per_tick": cpu / ticks,
-            "rss_mib": rss_mib,
-            "bytes_per_tick_idle": idle_bytes_per_tick,
-            "keepalive_bytes_per_tick_idle": idle["idle_keepalive_bytes"].as_f64().unwrap_or(0.0) / 10.0,
-            "idle_cpu_percent_1k_sockets": small.0,
-            "dashboard": page,
-            "steady_refresh_seconds_1k_sockets": small.1,
-            "bytes_per_tick_idle_1k_sockets": small.2["idle_bytes"].as_f64().unwrap_or(0.0) / 20.0,
-            "bytes_per_tick_churn": churn_bytes_per_tick,
-            "history": {
-                "cpu_seconds_per_tick_with": history.cpu_with,
-                "cpu_seconds_per_tick_without": history.cpu_without,
-                "attributed_seconds_per_tick": history.attributed,
-                "writer_cpu_seconds_per_tick": history.writer,
-                "tick_share_seconds": history.tick_share,
-                "bytes_per_day": history.bytes_per_day,
-                "lookup_port_seconds": lookup.port_seconds,
-                "lookup_at_seconds": lookup.at_seconds,
-                "lookup_file_bytes": lookup.file_bytes,
-                "timeline_week": timeline
-                    .iter()
-                    .map(|(m, t)| (m.to_string(), t.clone()))
-                    .collect::<serde_json::Map<_, _>>(),
-            },
-            "developer": crate::developer::json(&developer),
-        });
-        let mut file = std::fs::File::create(&path).map_err(|e| format!("{path}: {e}"))?;
-        writeln!(
-            file,
-            "{}",
-            serde_json::to_string_pretty(&report).unwrap_or_default()
-        )
-        .map_err(|e| e.to_string())?;
-        eprintln!("xtask: wrote {path}");
-    }
-    Ok(())
+/// The bench's figures as `--json` writes them (the README's table comes from them).
+fn figures_json(f: &Figures, o: &Options) -> Value {
+    let (history, lookup, small) = (&f.history, &f.lookup, &f.small);
+    let latencies = f.latencies();
+    json!({
+        "sockets": o.sockets,
+        "processes": o.procs,
+        "machine": machine(),
+        "peers_seconds": f.peers.iter().map(|(n, t)| (n.to_string(), json!(t))).collect::<serde_json::Map<_, _>>(),
+        "cold_snapshot_seconds": f.cold,
+        "steady_refresh_seconds": f.steady,
+        "open_to_visible_ms": {
+            "p50": percentile(&latencies, 50.0),
+            "p95": percentile(&latencies, 95.0),
+            "samples": latencies,
+        },
+        "cpu_seconds_per_tick": f.cpu / f.elapsed.max(1.0),
+        "rss_mib": f.rss_mib,
+        "bytes_per_tick_idle": Figures::bytes_per_tick(&f.idle, "idle_bytes"),
+        "keepalive_bytes_per_tick_idle": Figures::bytes_per_tick(&f.idle, "idle_keepalive_bytes"),
+        "idle_cpu_percent_1k_sockets": small.0,
+        "dashboard": f.page,
+        "steady_refresh_seconds_1k_sockets": small.1,
+        "bytes_per_tick_idle_1k_sockets": small.2["idle_bytes"].as_f64().unwrap_or(0.0) / 20.0,
+        "bytes_per_tick_churn": Figures::bytes_per_tick(&f.churn, "idle_bytes"),
+        "history": {
+            "cpu_seconds_per_tick_with": history.cpu_with,
+            "cpu_seconds_per_tick_without": history.cpu_without,
+            "attributed_seconds_per_tick": history.attributed,
+            "writer_cpu_seconds_per_tick": history.writer,
+            "tick_share_seconds": history.tick_share,
+            "bytes_per_day": history.bytes_per_day,
+            "lookup_port_seconds": lookup.port_seconds,
+            "lookup_at_seconds": lookup.at_seconds,
+            "lookup_file_bytes": lookup.file_bytes,
+            "timeline_week": f.timeline
+                .iter()
+                .map(|(m, t)| (m.to_string(), t.clone()))
+                .collect::<serde_json::Map<_, _>>(),
+        },
+        "developer": crate::developer::json(&f.developer),
+    })
 }
 
 /// `--history-only`: the big load with churn, the history's cost on it, then the lookup.

@@ -228,6 +228,24 @@ impl Drop for Prefix<'_> {
 /// Runs the agent under Wine and checks it from Linux; see the module documentation.
 fn smoke(dir: &Path, exe: &Path) -> Result<(), String> {
     eprintln!("xtask: == the Windows agent under Wine");
+    let (mut prefix, addr, token) = start_agent(dir, exe)?;
+    // 1. The dashboard and the snapshot, with the rules.
+    check_http(addr, &token)?;
+    // 2. `ls --json` sees the agent's own listener.
+    let owner = check_ls(dir, exe, addr)?;
+    // 3. `who PORT` names it.
+    check_who(dir, exe, addr, &owner)?;
+    // 4. `kill --pid` names it (its details through sysinfo) and stops it: first the polite
+    // way (`taskkill /PID`, which a console program without a window cannot honour), then
+    // TerminateProcess. Its Windows pid comes from Wine's own process list.
+    check_kill(dir, exe, &mut prefix)?;
+    drop(prefix);
+    Ok(())
+}
+
+/// Starts `portscope.exe --port 0` in our Wine prefix and reads its URL: the prefix (which
+/// stops the agent and Wine when dropped), the agent's address and its token.
+fn start_agent<'a>(dir: &'a Path, exe: &Path) -> Result<(Prefix<'a>, SocketAddr, String), String> {
     let home = dir.join("wine-home");
     let _ = std::fs::remove_dir_all(&home);
     std::fs::create_dir_all(&home).map_err(|e| format!("{}: {e}", home.display()))?;
@@ -240,7 +258,7 @@ fn smoke(dir: &Path, exe: &Path) -> Result<(), String> {
         .spawn()
         .map_err(|e| format!("cannot start {WINE}: {e}"))?;
     let stdout = child.stdout.take().expect("piped");
-    let mut prefix = Prefix {
+    let prefix = Prefix {
         dir,
         agent: Some(child),
     };
@@ -268,9 +286,12 @@ fn smoke(dir: &Path, exe: &Path) -> Result<(), String> {
         )
     })?;
     ok(&format!("portscope.exe --port 0 printed {url}"));
-    let host = addr.to_string();
+    Ok((prefix, addr, token))
+}
 
-    // 1. The dashboard and the snapshot, with the rules.
+/// The dashboard's files, the snapshot with the token, and the Host, Origin and token rules.
+fn check_http(addr: SocketAddr, token: &str) -> Result<(), String> {
+    let host = addr.to_string();
     let page = http(addr, "/", &host, None, None)?;
     expect(
         page.status == 200 && page.body.contains("<title>portscope</title>"),
@@ -294,7 +315,7 @@ fn smoke(dir: &Path, exe: &Path) -> Result<(), String> {
     // snapshot from the next tick on.
     let deadline = Instant::now() + Duration::from_secs(20);
     let owner = loop {
-        let snapshot = http(addr, "/api/v1/snapshot", &host, Some(&token), None)?;
+        let snapshot = http(addr, "/api/v1/snapshot", &host, Some(token), None)?;
         expect(
             snapshot.status == 200,
             "GET /api/v1/snapshot with the token",
@@ -336,7 +357,7 @@ fn smoke(dir: &Path, exe: &Path) -> Result<(), String> {
                 addr,
                 "/api/v1/snapshot",
                 &format!("evil.example:{}", addr.port()),
-                Some(&token),
+                Some(token),
                 None,
             )?,
             403,
@@ -347,7 +368,7 @@ fn smoke(dir: &Path, exe: &Path) -> Result<(), String> {
                 addr,
                 "/api/v1/snapshot",
                 &host,
-                Some(&token),
+                Some(token),
                 Some("http://evil.example"),
             )?,
             403,
@@ -367,7 +388,7 @@ fn smoke(dir: &Path, exe: &Path) -> Result<(), String> {
         addr,
         "/api/v1/snapshot",
         &host,
-        Some(&token),
+        Some(token),
         Some(&format!("http://{host}")),
     )?;
     expect(
@@ -376,8 +397,11 @@ fn smoke(dir: &Path, exe: &Path) -> Result<(), String> {
         &same_origin,
     )?;
     ok("the agent's own Origin is let in");
+    Ok(())
+}
 
-    // 2. `ls --json` sees the agent's own listener.
+/// `ls --json` lists the agent's own listener; what it says of the owner.
+fn check_ls(dir: &Path, exe: &Path, addr: SocketAddr) -> Result<String, String> {
     let ls = wine(dir, exe, &["ls", "--json"])
         .output()
         .map_err(|e| format!("cannot run portscope.exe ls: {e}"))?;
@@ -397,8 +421,11 @@ fn smoke(dir: &Path, exe: &Path) -> Result<(), String> {
         "portscope.exe ls --json lists {sockets} sockets, among them the agent's listener on {} ({owner})",
         addr.port()
     ));
+    Ok(owner)
+}
 
-    // 3. `who PORT` names it.
+/// `who PORT` lists the listener, naming the owner exactly where `ls` did.
+fn check_who(dir: &Path, exe: &Path, addr: SocketAddr, owner: &str) -> Result<(), String> {
     let port = addr.port().to_string();
     let who = wine(dir, exe, &["who", &port])
         .output()
@@ -429,10 +456,11 @@ fn smoke(dir: &Path, exe: &Path) -> Result<(), String> {
             "without an owner (none reported)"
         }
     ));
+    Ok(())
+}
 
-    // 4. `kill --pid` names it (its details through sysinfo) and stops it: first the polite
-    // way (`taskkill /PID`, which a console program without a window cannot honour), then
-    // TerminateProcess. Its Windows pid comes from Wine's own process list.
+/// `kill --pid`: the polite way is refused with a reason, then `--signal KILL` stops the agent.
+fn check_kill(dir: &Path, exe: &Path, prefix: &mut Prefix<'_>) -> Result<(), String> {
     let pid = windows_pid(dir, "portscope.exe")?;
     let pid = pid.to_string();
     let polite = wine(dir, exe, &["kill", "--pid", &pid, "--force-after", "never"])
@@ -485,7 +513,6 @@ fn smoke(dir: &Path, exe: &Path) -> Result<(), String> {
         "portscope.exe kill --pid {pid} --signal KILL (TerminateProcess) stopped the agent: {}",
         said.lines().next().unwrap_or_default().trim()
     ));
-    drop(prefix);
     Ok(())
 }
 
