@@ -1,6 +1,6 @@
 //! The network reads of `why`: name resolution, TCP connects, the HTTP probe, the firewall
 //! ruleset and the container engine. Each returns what it saw or why it could not look; the
-//! verdicts are drawn in `why.rs` from these facts.
+//! verdicts are drawn in `why/checks.rs` from these facts.
 
 use std::io::Read;
 use std::net::{IpAddr, SocketAddr};
