@@ -6,7 +6,6 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::bail;
 use portscope_shared::{ApiErrorCode, KillBar, KillOutcome, KillReport, KillScope, Process};
 
 use portscope_core::collector::Collector;
@@ -672,7 +671,7 @@ pub fn holders<P: Platform>(
     collector: &mut Collector<P>,
     state: &State,
     port: u16,
-) -> anyhow::Result<Vec<u32>> {
+) -> Result<Vec<u32>, NothingListens> {
     let on_port: Vec<_> = state
         .sockets
         .values()
@@ -707,9 +706,9 @@ pub fn holders<P: Platform>(
         users.sort();
         users.dedup();
         if !users.is_empty() {
-            bail!(NothingListens {
+            return Err(NothingListens {
                 port,
-                users: users.join(", ")
+                users: users.join(", "),
             });
         }
     }

@@ -6,9 +6,43 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::{Context, bail};
-use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+/// Why share mode has no certificate to serve with; each message says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error(
+        "--tls-cert and --tls-key go together: give both, or neither for a self-signed certificate"
+    )]
+    HalfAPair,
+    #[error("cannot read the certificate {}: {error}", path.display())]
+    ReadCertificate { path: PathBuf, error: pem::Error },
+    #[error("{} is not a PEM certificate: {error}", path.display())]
+    NotPem { path: PathBuf, error: pem::Error },
+    #[error("{} holds no certificate", .0.display())]
+    NoCertificate(PathBuf),
+    #[error("cannot read a PEM private key from {}: {error}", path.display())]
+    ReadKey { path: PathBuf, error: pem::Error },
+    #[error("TLS protocol versions: {0}")]
+    Versions(rustls::Error),
+    #[error("the certificate and key do not fit together: {0}")]
+    Config(rustls::Error),
+    #[error("neither XDG_CONFIG_HOME nor HOME is set: give --tls-cert and --tls-key")]
+    NoConfigDir,
+    #[error("cannot generate a self-signed certificate: {0}")]
+    Generate(rcgen::Error),
+    #[error("cannot create {}: {error}", path.display())]
+    CreateDir {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error("cannot write {}: {error}", path.display())]
+    Write {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+}
 
 /// A certificate chain and key ready for rustls, and how to recognise the certificate.
 #[derive(Debug)]
@@ -26,7 +60,7 @@ pub fn identity(
     cert: Option<&Path>,
     key: Option<&Path>,
     names: &[String],
-) -> anyhow::Result<Identity> {
+) -> Result<Identity, TlsError> {
     match (cert, key) {
         (None, None) => identity_in(&config_dir()?, None, None, names),
         _ => identity_in(Path::new(""), cert, key, names),
@@ -39,7 +73,7 @@ fn identity_in(
     cert: Option<&Path>,
     key: Option<&Path>,
     names: &[String],
-) -> anyhow::Result<Identity> {
+) -> Result<Identity, TlsError> {
     let (cert_path, key_path, source) = match (cert, key) {
         (Some(c), Some(k)) => (c.to_owned(), k.to_owned(), format!("{}", c.display())),
         (None, None) => {
@@ -51,28 +85,34 @@ fn identity_in(
             let source = format!("self-signed, {}", c.display());
             (c, k, source)
         }
-        _ => bail!(
-            "--tls-cert and --tls-key go together: give both, or neither for a self-signed certificate"
-        ),
+        _ => return Err(TlsError::HalfAPair),
     };
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert_path)
-        .with_context(|| format!("cannot read the certificate {}", cert_path.display()))?
+        .map_err(|error| TlsError::ReadCertificate {
+            path: cert_path.clone(),
+            error,
+        })?
         .collect::<Result<_, _>>()
-        .with_context(|| format!("{} is not a PEM certificate", cert_path.display()))?;
+        .map_err(|error| TlsError::NotPem {
+            path: cert_path.clone(),
+            error,
+        })?;
     let leaf = chain
         .first()
-        .with_context(|| format!("{} holds no certificate", cert_path.display()))?;
+        .ok_or_else(|| TlsError::NoCertificate(cert_path.clone()))?;
     let fingerprint = fingerprint(leaf);
     warn_if_readable_by_others(&key_path);
-    let key = PrivateKeyDer::from_pem_file(&key_path)
-        .with_context(|| format!("cannot read a PEM private key from {}", key_path.display()))?;
+    let key = PrivateKeyDer::from_pem_file(&key_path).map_err(|error| TlsError::ReadKey {
+        path: key_path.clone(),
+        error,
+    })?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .context("TLS protocol versions")?
+        .map_err(TlsError::Versions)?
         .with_no_client_auth()
         .with_single_cert(chain, key)
-        .context("the certificate and key do not fit together")?;
+        .map_err(TlsError::Config)?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Identity {
         config: Arc::new(config),
@@ -106,26 +146,32 @@ pub fn fingerprint(cert: &[u8]) -> String {
 }
 
 /// `$XDG_CONFIG_HOME/portscope`, or `~/.config/portscope`.
-fn config_dir() -> anyhow::Result<PathBuf> {
+fn config_dir() -> Result<PathBuf, TlsError> {
     let base = std::env::var_os("XDG_CONFIG_HOME")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
         .or_else(portscope_core::os::app_data_dir)
-        .context("neither XDG_CONFIG_HOME nor HOME is set: give --tls-cert and --tls-key")?;
+        .ok_or(TlsError::NoConfigDir)?;
     Ok(base.join("portscope"))
 }
 
 /// Makes a self-signed certificate for `names` (and localhost), key readable by the user only.
-fn self_signed(dir: &Path, cert: &Path, key: &Path, names: &[String]) -> anyhow::Result<()> {
+fn self_signed(dir: &Path, cert: &Path, key: &Path, names: &[String]) -> Result<(), TlsError> {
     let mut sans: Vec<String> = vec!["localhost".into(), "127.0.0.1".into(), "::1".into()];
     sans.extend(names.iter().cloned());
     sans.dedup();
-    let certified = rcgen::generate_simple_self_signed(sans)
-        .context("cannot generate a self-signed certificate")?;
+    let certified = rcgen::generate_simple_self_signed(sans).map_err(TlsError::Generate)?;
+    let cannot_write = |path: &Path| {
+        let path = path.to_owned();
+        move |error| TlsError::Write { path, error }
+    };
     portscope_core::os::private_dir_builder()
         .create(dir)
-        .with_context(|| format!("cannot create {}", dir.display()))?;
+        .map_err(|error| TlsError::CreateDir {
+            path: dir.to_owned(),
+            error,
+        })?;
     // Both files are written under new private names, then renamed into place (key first): a
     // reader never sees a cert without its key, and the key is never readable by others, even
     // for a moment or when an old key.pem was left behind.
@@ -136,19 +182,19 @@ fn self_signed(dir: &Path, cert: &Path, key: &Path, names: &[String]) -> anyhow:
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos())
     );
-    let write_new = |path: &Path, bytes: &[u8]| -> anyhow::Result<PathBuf> {
+    let write_new = |path: &Path, bytes: &[u8]| -> Result<PathBuf, TlsError> {
         let tmp = path.with_extension(format!("tmp-{unique}"));
         let mut file = portscope_core::os::new_private_file()
             .open(&tmp)
-            .with_context(|| format!("cannot write {}", tmp.display()))?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
+            .map_err(cannot_write(&tmp))?;
+        file.write_all(bytes).map_err(cannot_write(&tmp))?;
+        file.sync_all().map_err(cannot_write(&tmp))?;
         Ok(tmp)
     };
     let key_tmp = write_new(key, certified.signing_key.serialize_pem().as_bytes())?;
     let cert_tmp = write_new(cert, certified.cert.pem().as_bytes())?;
-    std::fs::rename(&key_tmp, key).with_context(|| format!("cannot write {}", key.display()))?;
-    std::fs::rename(&cert_tmp, cert).with_context(|| format!("cannot write {}", cert.display()))?;
+    std::fs::rename(&key_tmp, key).map_err(cannot_write(key))?;
+    std::fs::rename(&cert_tmp, cert).map_err(cannot_write(cert))?;
     tracing::info!(cert = %cert.display(), "made a self-signed certificate for share mode");
     Ok(())
 }

@@ -83,6 +83,13 @@ pub enum PeersError {
         name: String,
         reason: String,
     },
+    #[error("{} already has a peer named `{name}`; edit the file to change it", path.display())]
+    Taken { path: PathBuf, name: String },
+    #[error("cannot write {}: {error}", path.display())]
+    Write {
+        path: PathBuf,
+        error: std::io::Error,
+    },
 }
 
 /// Reads and checks the peers file at `path`.
@@ -240,7 +247,7 @@ pub fn normalize_fingerprint(fp: &str) -> Result<String, FieldError> {
 
 /// Adds `entry` to the file at `path` (made 0600 in a 0700 directory when missing), refusing
 /// a name already there or an entry [`check`] refuses.
-pub fn add(path: &Path, entry: Entry) -> anyhow::Result<()> {
+pub fn add(path: &Path, entry: Entry) -> Result<(), PeersError> {
     use std::io::Write;
     check(&entry, path)?;
     let mut file = if path.exists() {
@@ -249,27 +256,34 @@ pub fn add(path: &Path, entry: Entry) -> anyhow::Result<()> {
         PeersFile::default()
     };
     if file.peers.iter().any(|e| e.name == entry.name) {
-        anyhow::bail!(
-            "{} already has a peer named `{}`; edit the file to change it",
-            path.display(),
-            entry.name
-        );
+        return Err(PeersError::Taken {
+            path: path.to_owned(),
+            name: entry.name,
+        });
     }
     file.peers.push(entry);
+    let cannot_write = |error| PeersError::Write {
+        path: path.to_owned(),
+        error,
+    };
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        portscope_core::os::private_dir_builder().create(dir)?;
+        portscope_core::os::private_dir_builder()
+            .create(dir)
+            .map_err(cannot_write)?;
     }
     // Written to a new file of its own (0600, made by us: never an existing file or a link),
     // then renamed over: a crash leaves the old file or the new, never half.
-    let text = toml::to_string_pretty(&file)?;
+    let text = toml::to_string_pretty(&file)
+        .map_err(std::io::Error::other)
+        .map_err(cannot_write)?;
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let mut out = tempfile::NamedTempFile::new_in(dir)?;
-    out.write_all(text.as_bytes())?;
-    out.as_file().sync_all()?;
-    out.persist(path)?;
+    let mut out = tempfile::NamedTempFile::new_in(dir).map_err(cannot_write)?;
+    out.write_all(text.as_bytes()).map_err(cannot_write)?;
+    out.as_file().sync_all().map_err(cannot_write)?;
+    out.persist(path).map_err(|e| cannot_write(e.error))?;
     Ok(())
 }
 
