@@ -2181,6 +2181,43 @@ async fn hub_dashboard(
     })
     .await
     .map_err(|e| format!("the timeline does not say how hosts are merged: {e}"))?;
+
+    // All hosts in Recent changes: the peer's opening, from its history relayed by the hub,
+    // named after it as its lane is; the hub's own opening names no host. The peer's line
+    // leads to the peer's bar, picked.
+    for (port, pid, host, prefix) in [
+        (
+            theirs.port,
+            theirs.pid,
+            "[data-host='build-box']",
+            "build-box · ",
+        ),
+        (mine.port, mine.pid, ":not([data-host])", ""),
+    ] {
+        set_filter(browser, &port.to_string()).await;
+        let link = format!("#recent .event-link[data-kind='opened'][data-port='{port}']{host}");
+        let text = wait_for_text(browser, &link, |t| lists_opening(t, port, pid))
+            .await
+            .map_err(|e| format!("with all hosts, Recent changes lack {link}: {e}"))?;
+        if !text.starts_with(prefix) || (prefix.is_empty() && text.contains(" · ")) {
+            return Err(format!(
+                "with all hosts, the line {text:?} does not start with {prefix:?}"
+            ));
+        }
+    }
+    set_filter(browser, &theirs.port.to_string()).await;
+    click(
+        browser,
+        &format!(
+            "#recent .event-link[data-kind='opened'][data-port='{}'][data-host='build-box']",
+            theirs.port
+        ),
+    )
+    .await?;
+    let peer_bar = format!("{}[data-host='build-box']", bar_css(theirs.port, false));
+    wait_for_attr(browser, &peer_bar, "class", |c| c.contains("picked"))
+        .await
+        .map_err(|e| format!("the peer's line in Recent changes did not pick its bar: {e}"))?;
     click(browser, "#tab-sockets").await?;
 
     // The filter finds a host by its name: the peer's rows, and only those.

@@ -39,8 +39,12 @@ struct OneHost {
     note: Signal<Option<String>>,
     /// The Timeline's note: peers are on lanes of their own.
     timeline_note: Signal<Option<String>>,
-    /// With all hosts picked on a hub, the peers keeping a history, merged into the Timeline.
+    /// With all hosts picked on a hub, the peers keeping a history, merged into the Timeline
+    /// (this agent keeping one too).
     merged_peers: Memo<Vec<String>>,
+    /// Of those, the ones live now, whose last hour Recent changes asks for (through the hub)
+    /// again every few seconds: a peer the hub cannot reach is not asked.
+    recent_peers: Memo<Vec<String>>,
 }
 
 impl OneHost {
@@ -66,7 +70,7 @@ impl OneHost {
         });
         let timeline_note = Signal::derive(move || {
             all_picked().then(|| {
-                format!("All hosts are picked: each peer's listeners are on lanes named after it. Recent changes lists {}'s (this machine's); pick a host to see another's.", local_name())
+                "All hosts are picked: each peer's listeners are on lanes named after it, and Recent changes names the peer of each of its changes.".to_owned()
             })
         });
         // The Timeline and Recent changes show the picked host's history (a peer's, relayed by
@@ -92,12 +96,21 @@ impl OneHost {
                     .collect::<Vec<_>>()
             })
         });
+        let recent_peers = Memo::new(move |_| {
+            merged_peers.with(|m| {
+                m.iter()
+                    .filter(|name| fleet.peer_live(name))
+                    .cloned()
+                    .collect::<Vec<_>>()
+            })
+        });
         Self {
             host,
             hello: one_hello,
             note,
             timeline_note,
             merged_peers,
+            recent_peers,
         }
     }
 }
@@ -203,7 +216,7 @@ pub fn App() -> impl IntoView {
             <Map state=map active=on_map table host=one.host host_note=one.note query open=links.open_in_table />
             <PortSpace active=on_ports table host=one.host ephemeral host_note=one.note query open=links.open_in_table />
             </div>
-            <RecentChanges hello=one.hello events query pick=links.pick host=one.host.into() />
+            <RecentChanges hello=one.hello events query pick=links.pick host=one.host.into() merged=one.recent_peers.into() />
             <Detail selected table hello doctor fleet now=timeline.now />
             <TenureDetail state=timeline selected on_port=links.to_port />
             <LinkDetail state=map active=on_map table host=one.host open=links.open_in_table />

@@ -4,12 +4,12 @@
 //! The decisions a click makes are here once, not in each view.
 
 use leptos::prelude::*;
-use portscope_shared::Event;
 
 use crate::address::Tab;
 use crate::map::view::MapState;
 use crate::table::{Table, View};
 use crate::timeline::ListenerKey;
+use crate::timeline::recent::Change;
 use crate::timeline::view::{TimelineState, live_row, tenure_of_event};
 use crate::url;
 
@@ -91,7 +91,7 @@ impl Page {
 pub struct Links {
     /// A line of "Recent changes": the row while it is open (the table filtered to its port),
     /// else its bar in the timeline.
-    pub pick: Callback<Event>,
+    pub pick: Callback<Change>,
     /// A project card's link: the table filtered to the project's sockets.
     pub to_filter: Callback<String>,
     /// A service on a card: its row in the table, selected, with the filter set to its port.
@@ -142,17 +142,20 @@ impl Links {
 }
 
 /// A line of "Recent changes" leads to its listener: the row while it is open, else its bar
-/// in the timeline; the changes are the timeline's host's (a peer's, or this machine's).
-fn pick(page: Page, timeline: TimelineState) -> Callback<Event> {
-    Callback::new(move |e: Event| {
-        let key = ListenerKey::of_event(&e);
+/// in the timeline. A change is the timeline's host's (a peer's, or this machine's), or with
+/// all hosts merged, the peer's it names.
+fn pick(page: Page, timeline: TimelineState) -> Callback<Change> {
+    Callback::new(move |c: Change| {
+        let e = &c.event;
+        let key = ListenerKey::of_event(e);
+        let host = c.host.clone().or_else(|| timeline.host.get_untracked());
         let row = page.table.with_untracked(|t| {
             t.rows
                 .values()
                 .find(|r| {
                     let s = &r.socket;
                     r.closed_at.is_none()
-                        && s.host == timeline.host.get_untracked()
+                        && s.host == host
                         && s.is_listening()
                         && ListenerKey::of_socket(s) == key
                         && e.pid.is_some_and(|p| s.pids.contains(&p))
@@ -161,7 +164,7 @@ fn pick(page: Page, timeline: TimelineState) -> Callback<Event> {
         });
         let tenure = timeline
             .tenures
-            .with_untracked(|ts| tenure_of_event(ts, &e));
+            .with_untracked(|ts| tenure_of_event(ts, &c));
         match (page.tab.get_untracked(), row, tenure) {
             (Tab::Sockets, Some(id), _) => {
                 page.filter(e.local_port.to_string());
@@ -170,7 +173,6 @@ fn pick(page: Page, timeline: TimelineState) -> Callback<Event> {
                 page.selected.set(Some(id));
             }
             (_, _, Some(t)) => {
-                let host = timeline.host.get_untracked();
                 let live = page
                     .table
                     .with_untracked(|tb| live_row(tb, &t, host.as_deref()));

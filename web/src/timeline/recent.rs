@@ -1,6 +1,7 @@
 //! "Recent changes": the listener events of the last hour from the history, and those received
 //! live since, as one list, newest first, without the events both sources hold twice; only
-//! those the filter's words match, as in the table and the timeline.
+//! those the filter's words match, as in the table and the timeline. On a hub with all hosts
+//! picked, each peer's history is merged in, every [`Change`] naming its host.
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -9,25 +10,60 @@ use portscope_shared::{Event, EventKind};
 
 use super::time;
 
-/// What an event is told apart by: two sources name the same event with the same fields.
-fn identity(e: &Event) -> String {
+/// An event and the host it happened on: `None` for the machine the view shows by itself (this
+/// agent, or the one peer picked), a peer's name when all hosts are merged on a hub.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Change {
+    pub host: Option<String>,
+    pub event: Event,
+}
+
+impl Change {
+    /// An event of the machine the view shows by itself.
+    pub fn here(event: Event) -> Self {
+        Self { host: None, event }
+    }
+
+    /// Whether every word of `query` is in the event (see [`matches`]) or its host's name.
+    pub fn matches(&self, query: &str) -> bool {
+        matches_with(&self.event, self.host.as_deref().unwrap_or_default(), query)
+    }
+
+    /// The event's [`line`], after its host's name when it has one (`build-box · 14:02 opened
+    /// …`, as the timeline names a merged peer's lanes).
+    pub fn line(&self, offset_min: i32) -> String {
+        let line = line(&self.event, offset_min);
+        match &self.host {
+            Some(host) => format!("{host} · {line}"),
+            None => line,
+        }
+    }
+}
+
+/// What a change is told apart by: two sources name the same event with the same fields, on
+/// the same host.
+fn identity(c: &Change) -> String {
+    let e = &c.event;
     format!(
-        "{} {:?} {:?} {:?} {} {} {:?}",
-        e.time, e.kind, e.proto, e.family, e.local_addr, e.local_port, e.pid
+        "{:?} {} {:?} {:?} {:?} {} {} {:?}",
+        c.host, e.time, e.kind, e.proto, e.family, e.local_addr, e.local_port, e.pid
     )
 }
 
-/// The last `n` events, newest first: `history` as the history route answers (newest first),
-/// `live` as the WebSocket delivered them (oldest first).
-pub fn recent(history: &[Event], live: &[Event], n: usize) -> Vec<Event> {
+/// The last `n` changes, newest first: `history` as the history routes answer (newest first,
+/// each host's in turn), `live` as the WebSocket delivered them (oldest first).
+pub fn recent(history: &[Change], live: &[Change], n: usize) -> Vec<Change> {
     let mut seen = HashSet::new();
-    let mut all: Vec<(f64, usize, &Event)> = history
+    let mut all: Vec<(f64, usize, &Change)> = history
         .iter()
         .rev()
         .chain(live)
-        .filter(|e| seen.insert(identity(e)))
+        .filter(|c| seen.insert(identity(c)))
         .enumerate()
-        .map(|(order, e)| (time::parse(&e.time).unwrap_or(f64::NEG_INFINITY), order, e))
+        .map(|(order, c)| {
+            let at = time::parse(&c.event.time).unwrap_or(f64::NEG_INFINITY);
+            (at, order, c)
+        })
         .collect();
     // Newest first; of events in the same moment, the later received first.
     all.sort_by(|a, b| b.0.total_cmp(&a.0).then(b.1.cmp(&a.1)));
@@ -37,8 +73,13 @@ pub fn recent(history: &[Event], live: &[Event], n: usize) -> Vec<Event> {
 /// Whether every word of `query` (lowercase or not) is in the event's port, address,
 /// process, pid, user or app, or its verb; `project:NAME` names its owner's project exactly.
 pub fn matches(e: &Event, query: &str) -> bool {
+    matches_with(e, "", query)
+}
+
+/// [`matches`], with `extra` words (a host's name) in what the query's words may match.
+fn matches_with(e: &Event, extra: &str, query: &str) -> bool {
     let hay = format!(
-        "{} {} {} {} {} {} {}",
+        "{} {} {} {} {} {} {} {extra}",
         SocketAddr::new(e.local_addr, e.local_port),
         verb(e.kind),
         e.process.as_deref().unwrap_or_default(),

@@ -632,8 +632,13 @@ pub fn Timeline(
     plot.keep_marks();
     plot.keep_bar_focus();
     let open = move |tenure: Tenure| {
-        let row =
-            table.with_untracked(|t| live_row(t, &tenure, state.host.get_untracked().as_deref()));
+        // A merged peer's tenure is on that peer; any other on the timeline's host.
+        let host = tenure
+            .key
+            .host
+            .clone()
+            .or_else(|| state.host.get_untracked());
+        let row = table.with_untracked(|t| live_row(t, &tenure, host.as_deref()));
         selected.set(row.clone());
         state.picked.set(Some(Picked {
             tenure,

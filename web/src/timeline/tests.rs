@@ -13,7 +13,7 @@ use portscope_shared::{
 use proptest::prelude::*;
 
 use super::connections::Chart;
-use super::recent::{line, matches, port_of, recent};
+use super::recent::{Change, line, matches, port_of, recent};
 use super::time::{self, DAY_MS, HOUR_MS, MINUTE_MS};
 use super::*;
 
@@ -992,13 +992,16 @@ fn recent_changes_merge_history_and_live_newest_first() {
     let closed = event(EventKind::Closed, &k, 4242, at(60.0));
     let reopened = event(EventKind::Opened, &k, 4243, at(65.0));
     // The history (newest first) already holds the closing the page also received live.
-    let history = vec![closed.clone(), opened.clone()];
-    let live = vec![closed.clone(), reopened.clone()];
+    let here = |events: &[&Event]| -> Vec<Change> {
+        events.iter().map(|&e| Change::here(e.clone())).collect()
+    };
+    let history = here(&[&closed, &opened]);
+    let live = here(&[&closed, &reopened]);
     assert_eq!(
         recent(&history, &live, 50),
-        [reopened.clone(), closed.clone(), opened.clone()]
+        here(&[&reopened, &closed, &opened])
     );
-    assert_eq!(recent(&history, &live, 2), [reopened, closed]);
+    assert_eq!(recent(&history, &live, 2), here(&[&reopened, &closed]));
     assert_eq!(
         line(&opened, 0),
         "14:02 opened 127.0.0.1:8000 prog0 (pid 4242)"
@@ -1021,6 +1024,42 @@ fn recent_changes_merge_history_and_live_newest_first() {
         "14:03 owner exited 127.0.0.1:8000 prog0 (pid 4242)"
     );
     assert!(matches(&exited, "exited 8000"));
+}
+
+#[test]
+fn recent_changes_merge_the_hosts_histories_and_name_each_host() {
+    let k = key(8000, false);
+    let at = |s: f64| T0 + s * 1000.0;
+    let mine = event(EventKind::Opened, &k, 4242, at(0.0));
+    // The same event, field for field, on a peer: another change, not a duplicate.
+    let theirs = Change {
+        host: Some("build-box".into()),
+        event: mine.clone(),
+    };
+    let later = Change {
+        host: Some("build-box".into()),
+        event: event(EventKind::Closed, &k, 4242, at(30.0)),
+    };
+    // Each host's history in turn, newest first within each: merged newest first.
+    let history = vec![Change::here(mine.clone()), later.clone(), theirs.clone()];
+    let merged = recent(&history, &[], 50);
+    assert_eq!(merged[0], later);
+    assert_eq!(merged.len(), 3, "{merged:?}");
+    assert!(merged.contains(&theirs) && merged.contains(&Change::here(mine.clone())));
+    // The line names the peer as its lanes do; this machine's names none.
+    assert_eq!(
+        theirs.line(0),
+        "build-box · 14:02 opened 127.0.0.1:8000 prog0 (pid 4242)"
+    );
+    assert_eq!(
+        Change::here(mine.clone()).line(0),
+        "14:02 opened 127.0.0.1:8000 prog0 (pid 4242)"
+    );
+    // The filter finds a change by its host's name too, every word still needed.
+    assert!(theirs.matches("build-box"));
+    assert!(theirs.matches("build 8000"));
+    assert!(!Change::here(mine).matches("build-box"));
+    assert!(!theirs.matches("build-box 9000"));
 }
 
 #[test]

@@ -4,6 +4,7 @@
 //! listener's detail. Data comes from the history routes through `api` and from the live
 //! `Events` the link collects; every decision about what to draw is the model's.
 
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,7 +12,7 @@ use leptos::prelude::*;
 use portscope_shared::{ConnectionHistory, Event, Hello, OwnerStatus, Spans};
 
 use super::connections::Chart;
-use super::recent::{line, matches, port_of, recent};
+use super::recent::{Change, port_of, recent};
 use super::time::{self, HOUR_MS, MINUTE_MS};
 use super::{HealthPoint, ListenerKey, Tenure, Window, merge};
 use crate::api;
@@ -126,6 +127,11 @@ pub fn live_row(table: &Table, t: &Tenure, host: Option<&str>) -> Option<String>
     if t.end.is_some() {
         return None;
     }
+    // A merged peer's tenure names its host in its key; a socket's key never does.
+    let key = ListenerKey {
+        host: None,
+        ..t.key.clone()
+    };
     table
         .rows
         .values()
@@ -134,17 +140,22 @@ pub fn live_row(table: &Table, t: &Tenure, host: Option<&str>) -> Option<String>
             r.closed_at.is_none()
                 && s.host.as_deref() == host
                 && s.is_listening()
-                && ListenerKey::of_socket(s) == t.key
+                && ListenerKey::of_socket(s) == key
                 && s.owner == OwnerStatus::Known
                 && t.pid.is_some_and(|pid| s.pids.contains(&pid))
         })
         .map(|r| r.key.clone())
 }
 
-/// The tenure an event began or ended, among the merged ones.
-pub fn tenure_of_event(tenures: &[Tenure], e: &Event) -> Option<Tenure> {
+/// The tenure a change began or ended, among the merged ones (a merged peer's tenures name
+/// its host in their keys, as its changes do).
+pub fn tenure_of_event(tenures: &[Tenure], c: &Change) -> Option<Tenure> {
+    let e = &c.event;
     let at = time::parse(&e.time)?;
-    let key = ListenerKey::of_event(e);
+    let key = ListenerKey {
+        host: c.host.clone(),
+        ..ListenerKey::of_event(e)
+    };
     tenures
         .iter()
         .filter(|t| t.key == key && t.pid == e.pid)
@@ -314,26 +325,55 @@ fn seed_tenures(table: &Table, now: f64, host: Option<&str>) -> Vec<Tenure> {
         .collect()
 }
 
+/// The last hour's events of `host` (this agent: `None`), newest first: the last [`RECENT`],
+/// and with a port the filter names, that port's too (a number may be a pid as well as a port).
+async fn last_hour(host: Option<&str>, port: Option<u16>) -> Result<Vec<Event>, api::Failure> {
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        events: Vec<Event>,
+    }
+    let mut paths = vec![format!("/api/v1/history?since=1h&limit={RECENT}")];
+    if let Some(port) = port {
+        paths.push(format!("{}&port={port}", paths[0]));
+    }
+    let mut events = Vec::new();
+    for path in paths {
+        events.extend(api::get::<Answer>(&api::on_host(&path, host)).await?.events);
+    }
+    Ok(events)
+}
+
 /// "Recent changes": the last [`RECENT`] listener events, newest first; each links to its row
-/// or its bar (`pick`).
+/// or its bar (`pick`). With all hosts picked on a hub, the `merged` peers' last hours are
+/// merged in, each line naming its host.
 #[component]
 pub fn RecentChanges(
     hello: Signal<Option<Hello>>,
     events: RwSignal<Vec<Event>>,
     query: Signal<String>,
-    pick: Callback<Event>,
+    pick: Callback<Change>,
     /// Whose changes: this machine's (`None`), or a hub's peer's from its relayed history.
     host: Signal<Option<String>>,
+    /// With all hosts picked on a hub: the peers whose histories are merged in.
+    merged: Signal<Vec<String>>,
 ) -> impl IntoView {
     let offset = offset_min();
-    let history = RwSignal::new(Vec::<Event>::new());
-    let failed = RwSignal::new(None::<String>);
-    let request = StoredValue::new(0u64);
+    let history = RwSignal::new(Vec::<Change>::new());
+    // What could not be read, by source (`None`: the host shown).
+    let problems = RwSignal::new(BTreeMap::<Option<String>, String>::new());
+    let failed = Memo::new(move |_| {
+        problems
+            .with(|p| (!p.is_empty()).then(|| p.values().cloned().collect::<Vec<_>>().join("; ")))
+    });
+    // The sources asked now: one request (or two) at a time each, so that a peer slower than
+    // the refetch never piles requests up on the hub (each relayed read takes one of its
+    // slots), and each source's answer is shown as it comes, the others not waiting for it.
+    let in_flight = StoredValue::new(HashSet::<Option<String>>::new());
     // A peer's changes come from its history alone: asked again every little while.
     let again = RwSignal::new(0u32);
     set_interval(
         move || {
-            if host.with_untracked(Option::is_some) {
+            if host.with_untracked(Option::is_some) || merged.with_untracked(|m| !m.is_empty()) {
                 again.update(|n| *n += 1);
             }
         },
@@ -342,52 +382,69 @@ pub fn RecentChanges(
     // The last hour from the history: of the filter's port when it names one (a busy machine's
     // last 50 changes would leave it out), else of every port; asked again when that changes.
     let asked_port = Memo::new(move |_| query.with(|q| port_of(q)));
+    // What the answers are for: an answer to an older question (another port, another host)
+    // is dropped.
+    let asked = Memo::new(move |_| (asked_port.get(), host.get(), merged.get()));
     Effect::new(move |_| {
-        let port = asked_port.get();
-        let host = host.get();
+        let (port, host, merged) = asked.get();
         again.track();
         if hello.with(|h| h.as_ref().map(|h| h.history)) != Some(true) {
             history.set(Vec::new());
+            problems.set(BTreeMap::new());
             return;
         }
-        let n = request.get_value() + 1;
-        request.set_value(n);
-        // A number may be a pid as well as a port: the port's changes and the last ones.
-        let mut paths = vec![format!("/api/v1/history?since=1h&limit={RECENT}")];
-        if let Some(port) = port {
-            paths.push(format!("{}&port={port}", paths[0]));
-        }
-        let paths: Vec<String> = paths
-            .iter()
-            .map(|p| api::on_host(p, host.as_deref()))
-            .collect();
-        leptos::task::spawn_local(async move {
-            #[derive(serde::Deserialize)]
-            struct Answer {
-                events: Vec<Event>,
+        // Sources no longer asked leave the list.
+        history.update(|h| h.retain(|c| c.host.as_ref().is_none_or(|p| merged.contains(p))));
+        problems.update(|p| p.retain(|k, _| k.as_ref().is_none_or(|n| merged.contains(n))));
+        // The host shown (its changes name no host), then each merged peer (theirs do).
+        let mut sources: Vec<(Option<String>, Option<String>)> = vec![(host.clone(), None)];
+        sources.extend(merged.iter().map(|p| (Some(p.clone()), Some(p.clone()))));
+        for (ask, named) in sources {
+            if !in_flight
+                .try_update_value(|f| f.insert(named.clone()))
+                .unwrap_or(false)
+            {
+                continue;
             }
-            let mut got = Vec::new();
-            for path in paths {
-                let answer = api::get::<Answer>(&path).await;
-                if request.get_value() != n {
+            let question = (port, host.clone(), merged.clone());
+            leptos::task::spawn_local(async move {
+                let answer = last_hour(ask.as_deref(), port).await;
+                in_flight.update_value(|f| {
+                    f.remove(&named);
+                });
+                if asked.get_untracked() != question {
                     return;
                 }
                 match answer {
-                    Ok(a) => got.extend(a.events),
+                    Ok(events) => {
+                        problems.update(|p| drop(p.remove(&named)));
+                        history.update(|h| {
+                            h.retain(|c| c.host != named);
+                            h.extend(events.into_iter().map(|event| Change {
+                                host: named.clone(),
+                                event,
+                            }));
+                            // Newest first, as one answer would be; `recent` drops the events
+                            // held twice.
+                            let at = |c: &Change| {
+                                time::parse(&c.event.time).unwrap_or(f64::NEG_INFINITY)
+                            };
+                            h.sort_by(|a, b| at(b).total_cmp(&at(a)));
+                        });
+                    }
                     Err(e) => {
-                        failed.set(Some(e.message));
-                        return;
+                        // The relay's own words name the peer already; the peer's do not.
+                        let text = match &named {
+                            Some(peer) if !e.message.contains(peer.as_str()) => {
+                                format!("{peer}: {}", e.message)
+                            }
+                            _ => e.message,
+                        };
+                        problems.update(|p| drop(p.insert(named, text)));
                     }
                 }
-            }
-            // Newest first, as one answer would be; `recent` drops the events both held.
-            got.sort_by(|a, b| {
-                let at = |e: &Event| time::parse(&e.time).unwrap_or(f64::NEG_INFINITY);
-                at(b).total_cmp(&at(a))
             });
-            failed.set(None);
-            history.set(got);
-        });
+        }
     });
     let list = Memo::new(move |_| {
         // The live events are this machine's.
@@ -395,11 +452,12 @@ pub fn RecentChanges(
         query.with(|q| {
             history.with(|h| {
                 events.with(|live| {
-                    let h: Vec<Event> = h.iter().filter(|e| matches(e, q)).cloned().collect();
-                    let live: Vec<Event> = live
+                    let h: Vec<Change> = h.iter().filter(|c| c.matches(q)).cloned().collect();
+                    let live: Vec<Change> = live
                         .iter()
-                        .filter(|e| local && matches(e, q))
-                        .cloned()
+                        .filter(|_| local)
+                        .map(|e| Change::here(e.clone()))
+                        .filter(|c| c.matches(q))
                         .collect();
                     recent(&h, &live, RECENT)
                 })
@@ -435,14 +493,15 @@ pub fn RecentChanges(
                     {move || {
                         list.get()
                             .into_iter()
-                            .map(|e| {
-                                let text = line(&e, offset);
-                                let kind = super::recent::verb(e.kind).replace(' ', "-");
-                                let port = e.local_port;
+                            .map(|c| {
+                                let text = c.line(offset);
+                                let kind = super::recent::verb(c.event.kind).replace(' ', "-");
+                                let port = c.event.local_port;
+                                let pid = c.event.pid.map(|p| p.to_string());
                                 view! {
                                     <li class=format!("event {kind}")>
-                                        <button type="button" class="event-link" data-port=port data-kind=kind.clone() data-pid=e.pid.map(|p| p.to_string())
-                                            on:click=move |_| pick.run(e.clone())>
+                                        <button type="button" class="event-link" data-port=port data-kind=kind.clone() data-pid=pid data-host=c.host.clone()
+                                            on:click=move |_| pick.run(c.clone())>
                                             {text}
                                         </button>
                                     </li>
