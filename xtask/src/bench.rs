@@ -217,11 +217,17 @@ fn measure(root: &Path, agent: &Path, o: &Options) -> Result<Figures, String> {
     let steady = serve.steady_refresh();
 
     eprintln!("xtask: == measuring the dashboard in headless Chromium");
+    // Chromium must keep up beside the load on this machine; when it does not, the other
+    // figures are still measured, and the table and the JSON say why these are missing.
     let page = browser(
         root,
         &format!("http://127.0.0.1:{port}/?token={token}"),
         o.sockets * 9 / 10,
-    )?;
+    )
+    .unwrap_or_else(|e| {
+        eprintln!("xtask: the dashboard's figures are missing: {e}");
+        json!({ "error": e })
+    });
 
     // Churn: a second, small load that replaces connections all the time, beside the big one
     // (which stays, so its teardown and TIME_WAIT leftovers do not count as churn).
@@ -325,31 +331,35 @@ fn print_figures(f: &Figures, o: &Options) {
         secs(small.1)
     );
     println!("  bytes per tick, churn (20 changes/s)   {churn_bytes_per_tick:.0} B");
-    println!(
-        "  dashboard: {} rows, {} in the page, first view {:.1} s",
-        page["rows"],
-        page["dom_rows"],
-        page_ms("load_seconds")
-    );
-    println!(
-        "  ~100-row delta applied and drawn       {:.1} ms median, {:.1} ms max (target < 16 ms)",
-        page_ms("delta_ms_median"),
-        page_ms("delta_ms_max")
-    );
-    println!(
-        "  sort / filter, drawn                   {:.1} / {:.1} ms median",
-        page_ms("sort_ms_median"),
-        page_ms("filter_ms_median")
-    );
-    println!(
-        "  scroll: wheel step / jump, drawn       {:.1} / {:.1} ms median",
-        page_ms("scroll_step_ms_median"),
-        page_ms("scroll_ms_median")
-    );
-    println!(
-        "  floor: one cell changed and drawn      {:.1} ms median (this machine's Chromium)",
-        page_ms("floor_ms_median")
-    );
+    if let Some(e) = page.get("error") {
+        println!("  dashboard: not measured ({e})");
+    } else {
+        println!(
+            "  dashboard: {} rows, {} in the page, first view {:.1} s",
+            page["rows"],
+            page["dom_rows"],
+            page_ms("load_seconds")
+        );
+        println!(
+            "  ~100-row delta applied and drawn       {:.1} ms median, {:.1} ms max (target < 16 ms)",
+            page_ms("delta_ms_median"),
+            page_ms("delta_ms_max")
+        );
+        println!(
+            "  sort / filter, drawn                   {:.1} / {:.1} ms median",
+            page_ms("sort_ms_median"),
+            page_ms("filter_ms_median")
+        );
+        println!(
+            "  scroll: wheel step / jump, drawn       {:.1} / {:.1} ms median",
+            page_ms("scroll_step_ms_median"),
+            page_ms("scroll_ms_median")
+        );
+        println!(
+            "  floor: one cell changed and drawn      {:.1} ms median (this machine's Chromium)",
+            page_ms("floor_ms_median")
+        );
+    }
     println!(
         "  first snapshot to a client             {:.0} KiB in {} part(s), {:.3} s",
         idle["snapshot_bytes"].as_f64().unwrap_or(0.0) / 1024.0,
