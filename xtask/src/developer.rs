@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::bench::{RunningAgent, median, start_load_at};
+use crate::rig::{RunningAgent, median, start_load_at};
 
 /// Rounds of the two places, in turn and in alternating order (the machine drifts over
 /// minutes: one place's steady median moved by up to a third from one run to the next).
@@ -117,13 +117,13 @@ pub fn developer_figures(
     let d = measure(root, agent, sockets, procs)?;
     println!();
     println!("portscope bench (developer): {sockets} sockets held by {procs} processes");
-    println!("  machine: {}", crate::bench::machine());
+    println!("  machine: {}", crate::rig::machine());
     print(&d);
     if let Some(path) = json_path {
         let report = json!({
             "sockets": sockets,
             "processes": procs,
-            "machine": crate::bench::machine(),
+            "machine": crate::rig::machine(),
             "developer": json(&d),
         });
         let text = serde_json::to_string_pretty(&report).unwrap_or_default();

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::bench::{Guarded, RunningAgent, cpu_seconds, rss_kib};
+use crate::rig::{Guarded, RunningAgent, cpu_seconds, rss_kib};
 
 const PEERS: usize = 3;
 const SOCKETS: usize = 5_000;
@@ -80,7 +80,7 @@ impl Machine {
         ip(&["-n", &netns, "link", "set", &there, "up"])?;
         ip(&["-n", &netns, "link", "set", "lo", "up"])?;
         // The load: 5 000 sockets in 10 processes, one pair replaced 10 times a second.
-        let load = crate::bench::start_load_in(root, Some(&netns), SOCKETS, 10, Some(10.0))?
+        let load = crate::rig::start_load_in(root, Some(&netns), SOCKETS, 10, Some(10.0))?
             .ok_or("the load did not start")?;
         let config = tempfile::tempdir().map_err(|e| e.to_string())?;
         let token = format!("bench-peer-{n}-{}", "0".repeat(32));

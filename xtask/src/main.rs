@@ -12,6 +12,7 @@ mod bench;
 mod cross;
 mod developer;
 mod hub;
+mod rig;
 
 use std::path::Path;
 use std::process::{Command, ExitCode};
