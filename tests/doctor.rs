@@ -750,6 +750,45 @@ fn free_ports_bind_and_avoid_well_known_ones() {
 }
 
 #[test]
+fn free_consecutive_gives_a_block_that_binds() {
+    let (code, out, err) = run_cli(&[
+        "free",
+        "--near",
+        "8200",
+        "--count",
+        "4",
+        "--consecutive",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let free: FreePorts = serde_json::from_str(&out).unwrap();
+    assert_eq!(free.ports.len(), 4, "{out}");
+    assert!(
+        free.ports.windows(2).all(|w| w[1] == w[0] + 1),
+        "not consecutive: {out}"
+    );
+    // Each port of the block binds, all at once, as the stack that asked would bind them.
+    let held: Vec<_> = free
+        .ports
+        .iter()
+        .map(|&port| {
+            std::net::TcpListener::bind(("0.0.0.0", port)).unwrap_or_else(|e| panic!("{port}: {e}"))
+        })
+        .collect();
+    // Asked again while the block is held, it gives another one.
+    let (code, again, err) = run_cli(&["free", "--near", "8200", "--count", "4", "--consecutive"]);
+    assert_eq!(code, 0, "{err}");
+    let again: Vec<u16> = again.lines().map(|l| l.parse().unwrap()).collect();
+    assert_eq!(again.len(), 4, "{again:?}");
+    assert!(
+        again.iter().all(|p| !free.ports.contains(p)),
+        "a held port offered again: {again:?} while holding {:?}",
+        free.ports
+    );
+    drop(held);
+}
+
+#[test]
 fn bad_targets_get_one_line_errors_and_exit_2() {
     for (target, says) in [
         ("0", "out of range"),

@@ -173,6 +173,10 @@ pub struct FreeArgs {
     /// How many ports to print.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=100))]
     pub count: u16,
+    /// Print --count consecutive ports (a block for a stack's web, API and debug ports): the
+    /// block nearest to --near.
+    #[arg(long)]
+    pub consecutive: bool,
     /// Print JSON instead of one port per line.
     #[arg(long)]
     pub json: bool,

@@ -49,7 +49,12 @@ pub async fn run_bind(args: BindArgs) -> anyhow::Result<bool> {
 pub async fn run_free(args: FreeArgs) -> anyhow::Result<()> {
     let ports = tokio::task::spawn_blocking(move || {
         let state = Collector::this_machine().scan();
-        free::find(
+        let find = if args.consecutive {
+            free::find_block
+        } else {
+            free::find
+        };
+        find(
             args.near,
             usize::from(args.count),
             &state,
@@ -58,6 +63,13 @@ pub async fn run_free(args: FreeArgs) -> anyhow::Result<()> {
         )
     })
     .await?;
+    if args.consecutive && ports.is_empty() {
+        anyhow::bail!(
+            "no {} consecutive free ports lie between 1024 and {}; ask for fewer",
+            args.count,
+            portscope_core::ports::IANA_DYNAMIC.first - 1
+        );
+    }
     let mut out = std::io::stdout().lock();
     if args.json {
         serde_json::to_writer_pretty(&mut out, &FreePorts { ports })?;
