@@ -81,9 +81,8 @@ pub fn find(
     services: &Services,
 ) -> Vec<u16> {
     let mut free = Free::new(state, settings, services, &bindable);
-    let order: Vec<u16> = free.nearest(near).collect();
-    order
-        .into_iter()
+    // The order borrows nothing of `free` (`use<>`): walked lazily, up to the `count`th port.
+    free.nearest(near)
         .filter(|&port| free.accepts(port))
         .take(count)
         .collect()
@@ -106,8 +105,7 @@ pub fn find_block(
 }
 
 fn block_with(near: u16, count: usize, free: &mut Free<'_>) -> Vec<u16> {
-    let order: Vec<u16> = free.nearest(near).collect();
-    for first in order {
+    for first in free.nearest(near) {
         let Some(block) = (0..count)
             .map(|i| first.checked_add(u16::try_from(i).ok()?))
             .collect::<Option<Vec<u16>>>()
