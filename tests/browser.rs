@@ -49,6 +49,26 @@ async fn wait_for_row(browser: &Browser, port: u16) -> Element {
         .unwrap_or_else(|e| panic!("no row for 127.0.0.1:{port} within {WAIT:?}: {e}"))
 }
 
+/// Opens the page filtered to `pid` and selects its listener on `port`: the detail shows it.
+async fn open_listener(
+    browser: &Browser,
+    agent: &Agent,
+    pid: u32,
+    port: u16,
+) -> Result<(), String> {
+    browser
+        .client
+        .goto(&format!("{}&tab=sockets&q={pid}", agent.url))
+        .await
+        .map_err(|e| e.to_string())?;
+    wait_for_row(browser, port).await;
+    click(
+        browser,
+        &format!("#sockets tbody tr[data-id^='tcp 127.0.0.1:{port} - ']"),
+    )
+    .await
+}
+
 async fn set_filter(browser: &Browser, text: &str) {
     let filter = browser.client.find(Locator::Id("filter")).await.unwrap();
     filter.clear().await.unwrap();
@@ -272,18 +292,7 @@ async fn a_process_gone_before_the_confirmation_is_news_not_an_error() {
     let browser = Browser::start().await;
     let result = async {
         let c = &browser.client;
-        c.goto(&format!("{}&tab=sockets&q={}", agent.url, situation.pid))
-            .await
-            .map_err(|e| e.to_string())?;
-        wait_for_row(&browser, situation.port).await;
-        click(
-            &browser,
-            &format!(
-                "#sockets tbody tr[data-id^='tcp 127.0.0.1:{} - ']",
-                situation.port
-            ),
-        )
-        .await?;
+        open_listener(&browser, &agent, situation.pid, situation.port).await?;
         click(&browser, "#action-stop").await?;
         wait_for_text(&browser, "#stop-dialog", |t| t.contains("python3")).await?;
         let _ = rustix::process::kill_process(
@@ -366,19 +375,7 @@ async fn a_root_agents_dashboard_says_why_it_will_not_stop_a_daemon() {
     let agent = Agent::start_strict(&[], &[]);
     let browser = Browser::start().await;
     let result = async {
-        let c = &browser.client;
-        c.goto(&format!("{}&tab=sockets&q={}", agent.url, situation.pid))
-            .await
-            .map_err(|e| e.to_string())?;
-        wait_for_row(&browser, situation.port).await;
-        click(
-            &browser,
-            &format!(
-                "#sockets tbody tr[data-id^='tcp 127.0.0.1:{} - ']",
-                situation.port
-            ),
-        )
-        .await?;
+        open_listener(&browser, &agent, situation.pid, situation.port).await?;
         let why = wait_for_text(&browser, "#detail #stop-refused", |t| !t.is_empty()).await?;
         if !(why.contains("a system account") && why.contains("--allow-kill-system")) {
             return Err(format!("the detail says {why:?}"));
