@@ -1125,7 +1125,7 @@ fn runs(pid: u32) -> bool {
 /// A listener run as user `uid` (through setpriv; the tests run as root), by Debian's python3:
 /// another user may not run root's own (a pyenv under /root, say).
 #[track_caller]
-fn listener_of(uid: u32) -> Situation {
+pub(crate) fn listener_of(uid: u32) -> Situation {
     assert!(
         std::path::Path::new("/usr/bin/python3").exists(),
         "this test runs /usr/bin/python3 as other users: apt-get install python3"

@@ -3,7 +3,8 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap_complete::engine::ArgValueCandidates;
 
 use portscope_doctor::target::Target;
 
@@ -61,11 +62,59 @@ pub enum Command {
     /// Print socket changes as they happen, one line each: + opened, - closed, ~ owner changed
     /// (NDJSON with --json).
     Watch(WatchArgs),
-    /// The agents a hub (`--peers FILE`) shows: add one, or list them with their status.
+    /// The agents a hub (`--peers FILE`) shows: add one, remove one, or list them with their
+    /// status.
     Peer(PeerArgs),
     /// Who talks to whom: each client process → server process (or remote address) with the
     /// port and the number of connections, from one scan.
     Graph(GraphArgs),
+    /// Answer a coding assistant over the Model Context Protocol, on stdin and stdout: put
+    /// `portscope mcp` in the assistant's MCP configuration. Its tools are the commands (`ls`,
+    /// `who`, `why`, `bind`, `free`, `wait`, `history`, `graph`; `kill` with --allow-kill),
+    /// answered from the running agent's live model when one runs, else from a scan per call.
+    Mcp(McpArgs),
+    /// Print the shell's completion script, which completes this machine's listening ports and
+    /// your peers' names as you type: `source <(portscope completions bash)` in ~/.bashrc.
+    /// The script calls `portscope` on your PATH.
+    Completions(CompletionsArgs),
+    /// Print a manual page in roff (`portscope man why | man -l -`), or write them all.
+    Man(ManArgs),
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct McpArgs {
+    /// Offer the `kill` tool: the assistant may stop what holds a port, by the dashboard's rules
+    /// (start time required, the program's own signal, never a database forced, never root's
+    /// or a system account's daemons).
+    #[arg(long)]
+    pub allow_kill: bool,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+    Powershell,
+    Elvish,
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete in.
+    pub shell: Shell,
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct ManArgs {
+    /// The subcommand's page (`why` is portscope-why(1), `peer-add` portscope-peer-add(1));
+    /// without it, portscope(1).
+    #[arg(conflicts_with = "out")]
+    pub page: Option<String>,
+    /// Write every page (portscope.1, portscope-why.1, …) into this directory instead, for
+    /// packagers.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<std::path::PathBuf>,
 }
 
 #[derive(Clone, Debug, Args)]
@@ -81,7 +130,7 @@ pub struct GraphArgs {
 #[derive(Clone, Debug, Args)]
 pub struct HistoryArgs {
     /// Only this port's listeners.
-    #[arg(value_parser = parse_port, allow_negative_numbers = true)]
+    #[arg(value_parser = parse_port, allow_negative_numbers = true, add = ArgValueCandidates::new(crate::commands::complete::listening_ports))]
     pub port: Option<u16>,
     /// From this long ago (`1h`) or this time: RFC 3339, or local `2026-11-29 14:02` or `14:02`
     /// (the latest 14:02).
@@ -128,7 +177,7 @@ pub struct WatchArgs {
 #[derive(Clone, Debug, Args)]
 pub struct WaitArgs {
     /// The ports (1-65535).
-    #[arg(required = true, value_parser = parse_port, allow_negative_numbers = true)]
+    #[arg(required = true, value_parser = parse_port, allow_negative_numbers = true, add = ArgValueCandidates::new(crate::commands::complete::listening_ports))]
     pub ports: Vec<u16>,
     /// Give up after this long, e.g. `30s`, `2m`.
     #[arg(long, default_value = "30s", value_parser = parse_timeout_long)]
@@ -145,7 +194,7 @@ pub struct WaitArgs {
 pub struct WhyArgs {
     /// A port (5173), host:port (localhost:5173), [v6]:port ([::1]:5173) or a URL
     /// (http://localhost:5173/).
-    #[arg(value_parser = parse_target)]
+    #[arg(value_parser = parse_target, add = ArgValueCandidates::new(crate::commands::complete::listening_ports))]
     pub target: Target,
     /// How long each connect may take.
     #[arg(long, default_value = "1s", value_parser = parse_timeout)]
@@ -158,7 +207,7 @@ pub struct WhyArgs {
 #[derive(Clone, Debug, Args)]
 pub struct BindArgs {
     /// The port (1-65535).
-    #[arg(value_parser = parse_port, allow_negative_numbers = true)]
+    #[arg(value_parser = parse_port, allow_negative_numbers = true, add = ArgValueCandidates::new(crate::commands::complete::listening_ports))]
     pub port: u16,
     /// Print JSON instead of text.
     #[arg(long)]
@@ -186,7 +235,7 @@ pub struct FreeArgs {
 #[command(group(clap::ArgGroup::new("what").required(true).args(["port", "pid"])))]
 pub struct KillArgs {
     /// Stop the processes listening on this port.
-    #[arg(value_parser = parse_port, allow_negative_numbers = true)]
+    #[arg(value_parser = parse_port, allow_negative_numbers = true, add = ArgValueCandidates::new(crate::commands::complete::listening_ports))]
     pub port: Option<u16>,
     /// Stop this process instead.
     #[arg(long)]
@@ -211,7 +260,7 @@ pub struct KillArgs {
 #[derive(Clone, Debug, Args)]
 pub struct WhoArgs {
     /// The port (1-65535).
-    #[arg(value_parser = parse_port, allow_negative_numbers = true)]
+    #[arg(value_parser = parse_port, allow_negative_numbers = true, add = ArgValueCandidates::new(crate::commands::complete::listening_ports))]
     pub port: u16,
     /// Print JSON instead of text.
     #[arg(long)]
@@ -323,6 +372,12 @@ pub enum PeerAction {
         #[arg(long, value_name = "PATH")]
         ca: Option<std::path::PathBuf>,
     },
+    /// Take an agent out of the peers file.
+    Remove {
+        /// Its name in the file.
+        #[arg(add = ArgValueCandidates::new(crate::commands::complete::peer_names))]
+        name: String,
+    },
     /// Connect to each peer once and say how it answered. Exit status 1 when one is not live.
     List {
         /// Print JSON (`{"hosts": [...]}`, as `GET /api/v1/hosts`).
@@ -340,7 +395,7 @@ pub struct LsArgs {
     #[arg(long, short = 'l')]
     pub listening: bool,
     /// Only sockets whose local or remote port is this one.
-    #[arg(long, short = 'p', value_parser = parse_port, allow_negative_numbers = true)]
+    #[arg(long, short = 'p', value_parser = parse_port, allow_negative_numbers = true, add = ArgValueCandidates::new(crate::commands::complete::listening_ports))]
     pub port: Option<u16>,
     /// Only sockets held by this process.
     #[arg(long)]
@@ -522,19 +577,22 @@ mod tests {
                    portscope <COMMAND>
 
             Commands:
-              serve    Run the agent and its dashboard (the default)
-              ls       Print every socket and its owner once, as a table or as JSON
-              who      Who holds a port: its sockets and, for each owner, command line, working directory and the processes that started it. Exit status 0 when something holds it, 1 when nothing does
-              why      Why a connection fails: resolves the target, connects to each address, and checks the listeners (address family, interface, IPV6_V6ONLY), stopped owners, full accept queues, containers, the firewall and the HTTP answer. Exit status 0 when it connects, 1 when not
-              bind     Why a bind fails: binds the port as servers do (TCP 127.0.0.1, 0.0.0.0, ::1, :: with and without IPV6_V6ONLY, UDP) and explains each failure, then suggests free ports. Exit status 0 when every bind works, 1 when one fails
-              free     Free ports for a server: not privileged, outside the ephemeral ranges, not a well-known service's or dev tool's, and unused
-              kill     Stop what holds a port (or a pid) the way its program expects (PostgreSQL INT, nginx QUIT, else TERM); KILL only for a program that still listens without progress, never for a database unless --force-after is given. Refuses pid 1, portscope itself, kernel threads and processes you may not signal
-              wait     Wait until every port accepts connections (or answers HTTP 200-399 on --http PATH), for scripts. Exit status 0 when all are ready, 1 at the timeout (saying why), 2 for bad input
-              history  Who held a port, and when: the listeners' history the agent keeps (newest first), read from its file without a running agent
-              watch    Print socket changes as they happen, one line each: + opened, - closed, ~ owner changed (NDJSON with --json)
-              peer     The agents a hub (`--peers FILE`) shows: add one, or list them with their status
-              graph    Who talks to whom: each client process → server process (or remote address) with the port and the number of connections, from one scan
-              help     Print this message or the help of the given subcommand(s)
+              serve        Run the agent and its dashboard (the default)
+              ls           Print every socket and its owner once, as a table or as JSON
+              who          Who holds a port: its sockets and, for each owner, command line, working directory and the processes that started it. Exit status 0 when something holds it, 1 when nothing does
+              why          Why a connection fails: resolves the target, connects to each address, and checks the listeners (address family, interface, IPV6_V6ONLY), stopped owners, full accept queues, containers, the firewall and the HTTP answer. Exit status 0 when it connects, 1 when not
+              bind         Why a bind fails: binds the port as servers do (TCP 127.0.0.1, 0.0.0.0, ::1, :: with and without IPV6_V6ONLY, UDP) and explains each failure, then suggests free ports. Exit status 0 when every bind works, 1 when one fails
+              free         Free ports for a server: not privileged, outside the ephemeral ranges, not a well-known service's or dev tool's, and unused
+              kill         Stop what holds a port (or a pid) the way its program expects (PostgreSQL INT, nginx QUIT, else TERM); KILL only for a program that still listens without progress, never for a database unless --force-after is given. Refuses pid 1, portscope itself, kernel threads and processes you may not signal
+              wait         Wait until every port accepts connections (or answers HTTP 200-399 on --http PATH), for scripts. Exit status 0 when all are ready, 1 at the timeout (saying why), 2 for bad input
+              history      Who held a port, and when: the listeners' history the agent keeps (newest first), read from its file without a running agent
+              watch        Print socket changes as they happen, one line each: + opened, - closed, ~ owner changed (NDJSON with --json)
+              peer         The agents a hub (`--peers FILE`) shows: add one, remove one, or list them with their status
+              graph        Who talks to whom: each client process → server process (or remote address) with the port and the number of connections, from one scan
+              mcp          Answer a coding assistant over the Model Context Protocol, on stdin and stdout: put `portscope mcp` in the assistant's MCP configuration. Its tools are the commands (`ls`, `who`, `why`, `bind`, `free`, `wait`, `history`, `graph`; `kill` with --allow-kill), answered from the running agent's live model when one runs, else from a scan per call
+              completions  Print the shell's completion script, which completes this machine's listening ports and your peers' names as you type: `source <(portscope completions bash)` in ~/.bashrc. The script calls `portscope` on your PATH
+              man          Print a manual page in roff (`portscope man why | man -l -`), or write them all
+              help         Print this message or the help of the given subcommand(s)
 
             Options:
                   --port <PORT>

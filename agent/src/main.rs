@@ -7,6 +7,7 @@ mod commands;
 mod fuzz;
 #[cfg(test)]
 mod layers;
+mod mcp;
 mod serve;
 
 use std::process::ExitCode;
@@ -29,6 +30,8 @@ fn main() -> ExitCode {
     {
         return projects::serve_helper();
     }
+    // The shell's completion script calling back for candidates: answered here, then exit.
+    commands::complete::register();
     let cli = Cli::parse();
     if matches!(cli.command, None | Some(Command::Serve(_))) {
         // The daemon runs for days: one malloc arena keeps its memory ~15 % lower.
@@ -77,6 +80,11 @@ fn main() -> ExitCode {
             Some(Command::Graph(args)) => {
                 commands::graph::run(args).await.map(|()| ExitCode::SUCCESS)
             }
+            Some(Command::Mcp(args)) => mcp::run(args).await.map(|()| ExitCode::SUCCESS),
+            Some(Command::Completions(args)) => {
+                commands::complete::run(args).map(|()| ExitCode::SUCCESS)
+            }
+            Some(Command::Man(args)) => commands::man::run(args).map(|()| ExitCode::SUCCESS),
         }
     });
     match result {
@@ -114,6 +122,7 @@ fn status(yes: bool) -> ExitCode {
 
 fn is_usage_error(e: &anyhow::Error) -> bool {
     e.is::<portscope_doctor::UsageError>()
+        || e.is::<commands::man::NoSuchPage>()
         || matches!(
             e.downcast_ref::<kill::Refusal>(),
             Some(kill::Refusal::NoSuchProcess(_))

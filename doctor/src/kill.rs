@@ -219,6 +219,34 @@ pub fn allowed_from_dashboard<P: Platform>(
     Ok((process, watch))
 }
 
+/// The longest a client other than the CLI may ask to wait before KILL.
+pub const MAX_FORCE_AFTER: Duration = Duration::from_secs(30);
+
+/// Stops the process `req` names for a client that is not the user's own terminal (the
+/// dashboard, an assistant over MCP): every rule of [`allowed_from_dashboard`] first, then its
+/// program's [`plan`] (`signal` and `force_after` as the client asked, checked by the caller),
+/// then [`stop`], reading its clients from `source` afterwards.
+pub fn stop_requested(
+    req: &portscope_shared::KillRequest,
+    scope: &KillScope,
+    signal: Option<&str>,
+    force_after: Option<Duration>,
+    source: &dyn Fn() -> crate::Source,
+) -> Result<KillReport, Refusal> {
+    let mut collector = Collector::this_machine();
+    let me = Me::current(&mut collector);
+    let (process, watch) = allowed_from_dashboard(&mut collector, req, me, scope, &source())?;
+    let wire = portscope_core::collector::to_wire_process(process.clone());
+    let plan = plan(
+        &wire,
+        watch.ports.first().copied(),
+        signal,
+        force_after.map(Some),
+    );
+    tracing::info!(pid = req.pid, name = %process.name, signal = %plan.signal, "stopping a process on a client's request");
+    Ok(stop(&process, &plan, &watch, false, source))
+}
+
 /// A container's port forwarder (`docker-proxy`, rootless port helpers) is never stopped:
 /// the container would go on running, its port published with nothing answering. The refusal
 /// names the container when the engine says which publishes the forwarder's port.

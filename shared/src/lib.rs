@@ -7,6 +7,9 @@
 //! Fields added after version 1 carry `#[serde(default)]`.
 //!
 //! `docs/protocol.md` documents every type here; a test keeps the two in step.
+//!
+//! With the `schema` feature each type also derives `schemars::JsonSchema`, whose doc comments
+//! become its schema's descriptions: `portscope mcp` declares its tools' outputs with them.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -18,6 +21,7 @@ pub const PROTOCOL_VERSION: u32 = 1;
 
 /// Everything the agent sends over the WebSocket.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(tag = "type")]
 pub enum ServerMessage {
     /// First message on every connection.
@@ -42,6 +46,7 @@ pub enum ServerMessage {
 
 /// Everything a dashboard may send over the WebSocket.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(tag = "type")]
 pub enum ClientMessage {
     /// Ask for a fresh [`Snapshot`], e.g. after a [`Delta`] that does not follow on.
@@ -53,6 +58,7 @@ pub enum ClientMessage {
 
 /// Who the agent is and how it works; lets the dashboard refuse an incompatible agent.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Hello {
     /// [`PROTOCOL_VERSION`] of the agent.
     pub protocol_version: u32,
@@ -85,6 +91,7 @@ pub struct Hello {
 /// The rule by which an agent's dashboard may stop a process: the agent applies it to every
 /// `POST /api/v1/kill`, and the dashboard with [`KillScope::refuses`] to disable the action.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct KillScope {
     /// The user whose processes may be stopped: who started the agent, or who ran `sudo`,
     /// `pkexec` or `doas` to start it as root. `null` where users have no numeric id (Windows).
@@ -123,6 +130,7 @@ impl KillScope {
 
 /// An inclusive range of ports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct PortRange {
     pub first: u16,
     pub last: u16,
@@ -136,6 +144,7 @@ impl PortRange {
 
 /// The full state at sequence number `seq`. Also the body of `GET /api/v1/snapshot`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Snapshot {
     /// Sequence number of this state; every change to the state increments it.
     pub seq: u64,
@@ -157,6 +166,7 @@ pub const MAX_MESSAGE_BYTES: usize = 512 << 10;
 
 /// A further part of a [`Snapshot`]: more sockets and processes of the same `seq`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct SnapshotMore {
     pub seq: u64,
     #[serde(default)]
@@ -173,6 +183,7 @@ pub struct SnapshotMore {
 /// A client applies it only when `from_seq` equals the `seq` it holds; otherwise it sends
 /// [`ClientMessage::Resync`]. A slow client may receive a `Delta` that spans several states.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Delta {
     /// The state this delta applies to.
     pub from_seq: u64,
@@ -211,6 +222,7 @@ impl Delta {
 
 /// Listener events as they happen: what the history records, in the order they were seen.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Events {
     /// The state whose change they describe (the [`Delta`]'s `seq`).
     pub seq: u64,
@@ -220,6 +232,7 @@ pub struct Events {
 
 /// An error the agent reports to one client over the WebSocket.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ErrorMessage {
     /// Stable, machine-readable kind, e.g. `bad_message`.
     pub code: ApiErrorCode,
@@ -229,12 +242,14 @@ pub struct ErrorMessage {
 
 /// The body of every HTTP error answer: `{"error": {"code", "message"}}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ErrorBody {
     pub error: ApiError,
 }
 
 /// One error: what kind (for code to match on) and what happened (for people).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ApiError {
     pub code: ApiErrorCode,
     /// What went wrong and what to do, in words.
@@ -245,6 +260,7 @@ pub struct ApiError {
 /// ([`ErrorMessage`]). Stable: clients match on these, never on the message. `docs/protocol.md`
 /// lists each with its HTTP status; a test keeps the list and this enum in step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ApiErrorCode {
     // The guards: who may ask, and from where.
@@ -410,6 +426,7 @@ impl ErrorBody {
 
 /// Transport protocol of a socket.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Proto {
     Tcp,
@@ -418,6 +435,7 @@ pub enum Proto {
 
 /// Address family of a socket.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Family {
     Ipv4,
@@ -427,6 +445,7 @@ pub enum Family {
 /// Socket state, named as the kernel and `netstat` name them. UDP sockets are `UNCONN`
 /// (the name `ss` uses), or `ESTABLISHED` once connected to a peer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum SocketState {
     Listen,
@@ -469,6 +488,7 @@ impl SocketState {
 
 /// Whether the process behind a socket is known.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum OwnerStatus {
     /// `pids` lists the owners.
@@ -482,6 +502,7 @@ pub enum OwnerStatus {
 
 /// One TCP or UDP socket.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Socket {
     /// Stable identity while the socket lives: protocol, both endpoints and the kernel's inode.
     pub id: String,
@@ -528,6 +549,7 @@ pub struct Socket {
 
 /// What a `GET /` on a listener known to serve HTTP got back, over loopback.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Health {
     /// It answered HTTP with a status below 500.
     pub up: bool,
@@ -543,6 +565,7 @@ pub struct Health {
 
 /// Who can reach a listening socket, from the address it is bound to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Exposure {
     /// `127.0.0.0/8` or `::1`: only this machine.
@@ -631,6 +654,7 @@ impl Socket {
 
 /// A process that holds at least one socket.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Process {
     pub pid: u32,
     pub ppid: Option<u32>,
@@ -670,6 +694,7 @@ pub struct Process {
 
 /// A project a process works on.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Project {
     /// The repository's directory name; `repo@worktree` for a linked worktree.
     pub name: String,
@@ -680,6 +705,7 @@ pub struct Project {
 
 /// How a project was recognised.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ProjectSource {
     /// A git repository (a `.git` directory, or a submodule's `.git` file).
@@ -695,6 +721,7 @@ pub enum ProjectSource {
 /// A change in a socket's life: a line of `portscope watch --json`, and what the history keeps
 /// of a listener.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Event {
     /// When it was seen, RFC 3339 in UTC (`2026-11-29T14:02:03Z`).
     pub time: String,
@@ -748,6 +775,7 @@ pub struct Event {
 
 /// What happened to a socket.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
     Opened,
@@ -770,6 +798,7 @@ pub enum EventKind {
 
 /// The answer to "who holds this port?": the JSON of `portscope who <port> --json`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct WhoReport {
     pub port: u16,
     /// Every socket bound to the port: TCP and UDP, IPv4 and IPv6, any state.
@@ -788,6 +817,7 @@ pub struct WhoReport {
 /// The client end of a connection to a port, and the process holding it (`null` when hidden
 /// or gone).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Client {
     pub socket: Socket,
     pub process: Option<Process>,
@@ -795,6 +825,7 @@ pub struct Client {
 
 /// A process holding a socket, with its working directory and the processes above it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Owner {
     pub process: Process,
     /// Working directory; `null` when it cannot be read.
@@ -809,6 +840,7 @@ pub struct Owner {
 /// The answer of a doctor: `portscope why` ("why is my connection refused?") or `portscope bind`
 /// ("why does my server's bind fail?"), also served as `GET /api/v1/why` and `GET /api/v1/bind`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Diagnosis {
     pub question: Question,
     /// The target as given, e.g. `localhost:5173` or `http://localhost:5173/`.
@@ -827,6 +859,7 @@ pub struct Diagnosis {
 
 /// Which doctor answered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Question {
     Why,
@@ -837,6 +870,7 @@ pub enum Question {
 
 /// One check of a diagnosis, with its evidence and what to do.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Check {
     /// Stable, machine-readable name, e.g. `connect`, `family`, `firewall`.
     pub id: String,
@@ -853,6 +887,7 @@ pub struct Check {
 
 /// A check's outcome, from best to worst.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     /// Fine.
@@ -886,6 +921,7 @@ impl Verdict {
 
 /// One thing to do: a sentence, and the command that does it where there is one.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Fix {
     pub text: String,
     #[serde(default)]
@@ -895,6 +931,7 @@ pub struct Fix {
 /// Who talks to whom (`portscope graph --json`, `GET /api/v1/graph`): processes and remote
 /// peers as nodes, connections between them as edges.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Graph {
     pub nodes: Vec<GraphNode>,
     pub edges: Vec<GraphEdge>,
@@ -902,6 +939,7 @@ pub struct Graph {
 
 /// A process of this machine, or a remote address its connections reach.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct GraphNode {
     /// `p<PID>` for a process, `r<ADDRESS>` for a remote address, `hidden` for the owners of
     /// sockets portscope cannot see (another user's, without root).
@@ -923,6 +961,7 @@ pub struct GraphNode {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum GraphNodeKind {
     Process,
@@ -934,6 +973,7 @@ pub enum GraphNodeKind {
 
 /// Connections from a client (`from`) to a server (`to`) on one port.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct GraphEdge {
     pub from: String,
     pub to: String,
@@ -945,12 +985,14 @@ pub struct GraphEdge {
 
 /// The body of `GET /api/v1/hosts`: this agent, then each peer of a hub (`--peers`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Hosts {
     pub hosts: Vec<Host>,
 }
 
 /// One machine a dashboard can show.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Host {
     /// The agent's own host name, or the peer's name in the peers file: what `?host=` takes.
     pub name: String,
@@ -982,6 +1024,7 @@ pub struct Host {
 
 /// A host's link.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum HostStatus {
     Live,
@@ -996,6 +1039,7 @@ pub enum HostStatus {
 /// The body of `GET /api/v1/history/spans`: each listener's life in a window, for the
 /// dashboard's timeline.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Spans {
     /// Oldest start first. At most `limit` (the latest ones) when the window holds more.
     pub spans: Vec<Span>,
@@ -1008,6 +1052,7 @@ pub struct Spans {
 /// this owner) to its closing (or to the moment it was passed on); `end` is `null` while it
 /// lasts.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Span {
     pub proto: Proto,
     pub family: Family,
@@ -1039,6 +1084,7 @@ pub struct Span {
 
 /// A listener's health from a moment on: what its check got.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct HealthMark {
     /// RFC 3339, UTC.
     pub time: String,
@@ -1049,6 +1095,7 @@ pub struct HealthMark {
 /// The body of `GET /api/v1/history/connections?port=N`: a port's connections per minute, for
 /// the connections chart.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ConnectionHistory {
     pub port: u16,
     /// Oldest first; a minute the agent ran through with no connection on the port is left out
@@ -1058,6 +1105,7 @@ pub struct ConnectionHistory {
 
 /// One minute of a port's connections (TCP, the server's ends of connections to its listeners).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ConnectionMinute {
     /// The minute's start, RFC 3339, UTC.
     pub time: String,
@@ -1071,6 +1119,7 @@ pub struct ConnectionMinute {
 
 /// Free ports: the body of `portscope free --json` and `GET /api/v1/free`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct FreePorts {
     /// Free TCP ports (IPv4 and IPv6, all interfaces) that are not privileged, not in an
     /// ephemeral range and not a well-known service's, nearest to the asked port first.
@@ -1079,6 +1128,7 @@ pub struct FreePorts {
 
 /// The body of `POST /api/v1/kill`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct KillRequest {
     pub pid: u32,
     /// Signal name (`TERM`, `INT`, `HUP`, `KILL`, …). When absent, the program's own clean stop
@@ -1098,6 +1148,7 @@ pub struct KillRequest {
 /// What happened to a process that was asked to stop: the answer of `POST /api/v1/kill` and
 /// one entry of `portscope kill --json`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct KillReport {
     pub pid: u32,
     pub name: String,
@@ -1112,6 +1163,7 @@ pub struct KillReport {
 
 /// How a stop ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum KillOutcome {
     /// It exited after the first signal.

@@ -56,6 +56,8 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     // busybox image made from busybox-static with `docker import`, without a registry.
     ("docker.io", "/usr/sbin/dockerd"),
     ("busybox-static", "/bin/busybox"),
+    // man: `portscope man` pages must render with man-db (tests/shell.rs).
+    ("man-db", "/usr/bin/man"),
     // npm fetches axe-core, the accessibility checker the browser tests inject into the page.
     ("npm", "/usr/bin/npm"),
 ];
@@ -234,7 +236,42 @@ fn install_deps() -> Result<(), String> {
         )?;
     }
     install_debian("the tests", DEBIAN_PACKAGES)?;
-    install_axe()
+    install_axe()?;
+    install_mcp_sdk()
+}
+
+/// The MCP client of `tests/mcp.rs`, from PyPI, and where it goes (the tests put it on
+/// PYTHONPATH).
+const MCP_SDK: &str = "mcp==1.30.0";
+const MCP_DIR: &str = "target/python-mcp";
+
+/// Installs the Python MCP SDK into `target/python-mcp` with pip when it is missing there.
+fn install_mcp_sdk() -> Result<(), String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .ok_or("xtask/ has no parent")?;
+    let dir = root.join(MCP_DIR);
+    if dir.join("mcp/__init__.py").exists() {
+        return Ok(());
+    }
+    eprintln!("xtask: installing {MCP_SDK} into {}", dir.display());
+    let mut pip = command(
+        "python3",
+        &[
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--root-user-action=ignore",
+            "--target",
+        ],
+    );
+    pip.arg(&dir).arg(MCP_SDK);
+    step(
+        "pip install mcp (python3 -m pip; Debian: apt-get install python3-pip)",
+        pip,
+    )
 }
 
 /// Installs axe-core into `target/axe-core` with npm when it is missing there.

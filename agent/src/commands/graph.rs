@@ -2,6 +2,13 @@
 
 use portscope_core::graph::{HostNames, dot, name_remotes, of, text};
 
+/// Who talks to whom in `state`, remote addresses named as /etc/hosts names them.
+pub fn named(state: &portscope_core::model::State) -> portscope_shared::Graph {
+    let mut graph = of(state);
+    name_remotes(&mut graph, &HostNames::read());
+    graph
+}
+
 /// `portscope graph`: one scan, printed as text, JSON or DOT.
 pub async fn run(args: crate::cli::GraphArgs) -> anyhow::Result<()> {
     use anyhow::Context;
@@ -14,8 +21,7 @@ pub async fn run(args: crate::cli::GraphArgs) -> anyhow::Result<()> {
     for warning in &state.warnings {
         eprintln!("portscope: warning: {warning}");
     }
-    let mut graph = of(&state);
-    name_remotes(&mut graph, &HostNames::read());
+    let graph = named(&state);
     let mut out = std::io::stdout().lock();
     if args.json {
         serde_json::to_writer_pretty(&mut out, &graph)?;

@@ -11,38 +11,11 @@ use portscope_history::store::{Query, Store, default_path, millis};
 
 /// `Ok(true)` when there is something to show (exit 0), `Ok(false)` when nothing matched (1).
 pub fn run(args: HistoryArgs) -> anyhow::Result<bool> {
-    // The running agent's file when none is given (it may write another than the default).
-    let running = portscope_history::running_agents_file();
-    let path = args
-        .history
-        .clone()
-        .or_else(|| running.as_ref().map(|(path, _)| path.clone()))
-        .or_else(default_path)
-        .context("neither XDG_STATE_HOME nor HOME is set: give --history PATH")?;
-    // The file a running agent writes, when it is not the one read.
-    let elsewhere = running
-        .filter(|(other, _)| *other != path)
-        .map(|(other, pid)| {
-            let pid = pid.map(|p| format!(" (pid {p})")).unwrap_or_default();
-            format!("The running agent{pid} writes {}.", other.display())
-        });
-    if !path.exists() {
-        anyhow::bail!(portscope_doctor::UsageError(format!(
-            "no history at {}: the agent (`portscope`) keeps one while it runs, unless started with --no-history",
-            path.display()
-        )));
-    }
-    let store = Store::open_read_only(&path)?;
-    let events = match (args.at, args.port) {
-        (Some(at), Some(port)) => store.holders_at(port, millis(at))?,
-        _ => store.query(&Query {
-            port: args.port,
-            since: args.since.map(millis),
-            until: args.until.map(millis),
-            pid: args.pid,
-            limit: i64::from(args.limit),
-        })?,
-    };
+    let Found {
+        path,
+        events,
+        elsewhere,
+    } = read(&args)?;
     let mut out = std::io::stdout().lock();
     if args.json {
         serde_json::to_writer_pretty(&mut out, &serde_json::json!({ "events": events }))?;
@@ -78,6 +51,56 @@ pub fn run(args: HistoryArgs) -> anyhow::Result<bool> {
     }
     out.flush()?;
     Ok(!events.is_empty())
+}
+
+/// What the history answered, and where it was read.
+pub struct Found {
+    pub path: std::path::PathBuf,
+    pub events: Vec<Event>,
+    /// The file a running agent writes, when it is not the one read, said as a sentence.
+    pub elsewhere: Option<String>,
+}
+
+/// Reads the events `args` asks for from the history file: `--history`, else the running
+/// agent's, else the default one.
+pub fn read(args: &HistoryArgs) -> anyhow::Result<Found> {
+    // The running agent's file when none is given (it may write another than the default).
+    let running = portscope_history::running_agents_file();
+    let path = args
+        .history
+        .clone()
+        .or_else(|| running.as_ref().map(|(path, _)| path.clone()))
+        .or_else(default_path)
+        .context("neither XDG_STATE_HOME nor HOME is set: give --history PATH")?;
+    // The file a running agent writes, when it is not the one read.
+    let elsewhere = running
+        .filter(|(other, _)| *other != path)
+        .map(|(other, pid)| {
+            let pid = pid.map(|p| format!(" (pid {p})")).unwrap_or_default();
+            format!("The running agent{pid} writes {}.", other.display())
+        });
+    if !path.exists() {
+        anyhow::bail!(portscope_doctor::UsageError(format!(
+            "no history at {}: the agent (`portscope`) keeps one while it runs, unless started with --no-history",
+            path.display()
+        )));
+    }
+    let store = Store::open_read_only(&path)?;
+    let events = match (args.at, args.port) {
+        (Some(at), Some(port)) => store.holders_at(port, millis(at))?,
+        _ => store.query(&Query {
+            port: args.port,
+            since: args.since.map(millis),
+            until: args.until.map(millis),
+            pid: args.pid,
+            limit: i64::from(args.limit),
+        })?,
+    };
+    Ok(Found {
+        path,
+        events,
+        elsewhere,
+    })
 }
 
 fn owner(e: &Event) -> String {

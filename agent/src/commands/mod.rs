@@ -2,10 +2,12 @@
 //! the layers below and prints what they answer, as text or JSON, with its exit status. Clap
 //! stops here: the doctor, history, peers and core take plain option types.
 
+pub mod complete;
 pub mod graph;
 pub mod history;
 pub mod kill;
 pub mod ls;
+pub mod man;
 pub mod peer;
 pub mod wait;
 pub mod watch;

@@ -1,4 +1,5 @@
-//! `portscope peer add NAME URL --fingerprint FP` and `portscope peer list`.
+//! `portscope peer add NAME URL --fingerprint FP`, `portscope peer remove NAME` and
+//! `portscope peer list`.
 
 use std::io::{BufRead, Write};
 use std::path::Path;
@@ -38,6 +39,11 @@ pub async fn run(args: PeerArgs) -> anyhow::Result<std::process::ExitCode> {
                 },
             )?;
             println!("added peer `{name}` to {}", path.display());
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        PeerAction::Remove { name } => {
+            portscope_server::peers::config::remove(&path, &name)?;
+            println!("removed peer `{name}` from {}", path.display());
             Ok(std::process::ExitCode::SUCCESS)
         }
         PeerAction::List { json } => list(&path, json).await,

@@ -11,6 +11,55 @@ use portscope_doctor::{Source, UsageError, probe, target, why};
 /// The CLI: `Ok(true)` when every port got ready in time (exit 0), `Ok(false)` when one did not
 /// (exit 1, with why).
 pub async fn run(args: WaitArgs) -> anyhow::Result<bool> {
+    let mut out = std::io::stdout();
+    let outcome = until_ready(&args, |port, addr, after| {
+        // A closed stdout does not stop the wait: the exit status still says how it went.
+        let _ = writeln!(
+            out,
+            "port {port} is ready ({addr}) after {:.1} s",
+            after.as_secs_f64()
+        );
+        let _ = out.flush();
+    })
+    .await?;
+    let mut err = std::io::stderr().lock();
+    for late in &outcome.late {
+        writeln!(
+            err,
+            "portscope: port {} is not ready after {}: {}. {} (`portscope why {}` says more)",
+            late.port,
+            humantime::format_duration(args.timeout),
+            late.seen,
+            late.summary,
+            late.target
+        )?;
+    }
+    Ok(outcome.late.is_empty())
+}
+
+/// A port still not ready at the deadline.
+pub struct Late {
+    pub port: u16,
+    /// What the last try saw.
+    pub seen: String,
+    /// The doctor's one-line summary.
+    pub summary: String,
+    /// What to give `portscope why`.
+    pub target: String,
+}
+
+/// How a wait ended.
+pub struct Outcome {
+    pub late: Vec<Late>,
+}
+
+/// Tries every port every [`EVERY`] until all are ready or `args.timeout` passes, calling
+/// `ready` for each port as it gets ready; the ports still not ready are explained with the
+/// doctor's one-line summary.
+pub async fn until_ready(
+    args: &WaitArgs,
+    mut ready: impl FnMut(u16, SocketAddr, std::time::Duration),
+) -> anyhow::Result<Outcome> {
     if let Some(path) = &args.http
         && !target::is_safe_path(path)
     {
@@ -26,30 +75,21 @@ pub async fn run(args: WaitArgs) -> anyhow::Result<bool> {
     let mut pending: Vec<u16> = args.ports.clone();
     pending.dedup();
     let mut last: Vec<(u16, String)> = Vec::new();
-    let mut out = std::io::stdout();
     loop {
         last.clear();
         let mut still = Vec::new();
         for &port in &pending {
             match try_port(&addrs, port, &args.host, args.http.as_deref()).await {
-                State::Ready(ip) => {
-                    writeln!(
-                        out,
-                        "port {port} is ready ({}) after {:.1} s",
-                        SocketAddr::new(ip, port),
-                        start.elapsed().as_secs_f64()
-                    )?;
-                }
+                State::Ready(ip) => ready(port, SocketAddr::new(ip, port), start.elapsed()),
                 State::NotYet(why) => {
                     still.push(port);
                     last.push((port, why));
                 }
             }
         }
-        out.flush()?;
         pending = still;
         if pending.is_empty() {
-            return Ok(true);
+            return Ok(Outcome { late: Vec::new() });
         }
         // The whole timeout, not a moment less: the last try is at the deadline itself.
         let now = Instant::now();
@@ -59,7 +99,7 @@ pub async fn run(args: WaitArgs) -> anyhow::Result<bool> {
         tokio::time::sleep_until((now + EVERY).min(deadline).into()).await;
     }
     // Not ready: say why, in the doctor's words.
-    let mut err = std::io::stderr().lock();
+    let mut late = Vec::new();
     for (port, seen) in last {
         let target = target::parse(&format!("{}:{port}", bracket(&args.host)))
             .map_err(|e| anyhow::anyhow!(e.0))?;
@@ -71,14 +111,14 @@ pub async fn run(args: WaitArgs) -> anyhow::Result<bool> {
             Ok(facts) => why::analyze(&facts).summary,
             Err(e) => e.to_string(),
         };
-        writeln!(
-            err,
-            "portscope: port {port} is not ready after {}: {seen}. {summary} (`portscope why {}` says more)",
-            humantime::format_duration(args.timeout),
-            target.input
-        )?;
+        late.push(Late {
+            port,
+            seen,
+            summary,
+            target: target.input,
+        });
     }
-    Ok(false)
+    Ok(Outcome { late })
 }
 
 /// An IPv6 literal in brackets, for `host:port`.

@@ -9,19 +9,13 @@ use portscope_shared::{Owner, OwnerStatus, Process, WhoReport};
 
 use crate::cli::WhoArgs;
 use portscope_core::collector::Collector;
+use portscope_doctor::Source;
 use portscope_doctor::who::report;
 
 /// Prints the report; `Ok(true)` when something holds the port (exit status 0), `Ok(false)`
 /// when nothing does (exit status 1).
 pub async fn run(args: WhoArgs) -> anyhow::Result<bool> {
-    let port = args.port;
-    let report = tokio::task::spawn_blocking(move || {
-        let mut collector = Collector::this_machine();
-        let state = collector.scan();
-        report(&mut collector, &state, port)
-    })
-    .await
-    .context("the scan failed")?;
+    let report = answer(args.port, Source::scan()).await?;
     let mut out = std::io::stdout().lock();
     if args.json {
         serde_json::to_writer_pretty(&mut out, &report)?;
@@ -31,6 +25,16 @@ pub async fn run(args: WhoArgs) -> anyhow::Result<bool> {
     }
     out.flush()?;
     Ok(!report.sockets.is_empty())
+}
+
+/// Who holds `port`, read from `source` (the owners' details always from this machine).
+pub async fn answer(port: u16, source: Source) -> anyhow::Result<WhoReport> {
+    tokio::task::spawn_blocking(move || {
+        let mut collector = Collector::this_machine();
+        source.with(|state| report(&mut collector, state, port))
+    })
+    .await
+    .context("the scan failed")
 }
 
 fn print(out: &mut impl Write, report: &WhoReport) -> std::io::Result<()> {

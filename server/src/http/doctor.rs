@@ -23,9 +23,6 @@ use portscope_doctor::{kill, who};
 /// seconds on connects and the HTTP probe).
 pub const MAX_RUNNING: usize = 4;
 
-/// Longest `force_after_ms` a request may ask for.
-const MAX_FORCE_AFTER: Duration = Duration::from_secs(30);
-
 pub(super) fn bad_request(message: impl std::fmt::Display) -> Response {
     super::errors::answer(ApiErrorCode::BadRequest, message.to_string())
 }
@@ -283,23 +280,21 @@ pub async fn kill(State(app): State<AppState>, headers: HeaderMap, body: Bytes) 
         ));
     }
     let force_after = req.force_after_ms.map(Duration::from_millis);
-    if force_after.is_some_and(|d| d > MAX_FORCE_AFTER) {
+    if force_after.is_some_and(|d| d > kill::MAX_FORCE_AFTER) {
         return bad_request("force_after_ms may be at most 30000");
     }
     let Some(_permit) = permit(&app) else {
         return busy();
     };
     let outcome = tokio::task::spawn_blocking(move || {
-        let mut collector = Collector::this_machine();
-        let me = kill::Me::current(&mut collector);
-        let scope = app.hello.kill_scope.unwrap_or_else(|| kill::scope_of_this_agent(None, false));
-        let (process, watch) =
-            kill::allowed_from_dashboard(&mut collector, &req, me, &scope, &source(&app))?;
-        let wire = portscope_core::collector::to_wire_process(process.clone());
-        let plan = kill::plan(&wire, watch.ports.first().copied(), signal.as_deref(), force_after.map(Some));
-        tracing::info!(pid = req.pid, name = %process.name, signal = %plan.signal, "stopping a process on the dashboard's request");
+        let scope = app
+            .hello
+            .kill_scope
+            .unwrap_or_else(|| kill::scope_of_this_agent(None, false));
         // Its clients, if it is still running after the wait, from the model as it is then.
-        Ok::<_, kill::Refusal>(kill::stop(&process, &plan, &watch, false, &|| source(&app)))
+        kill::stop_requested(&req, &scope, signal.as_deref(), force_after, &|| {
+            source(&app)
+        })
     })
     .await;
     match outcome {

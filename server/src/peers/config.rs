@@ -85,6 +85,8 @@ pub enum PeersError {
     },
     #[error("{} already has a peer named `{name}`; edit the file to change it", path.display())]
     Taken { path: PathBuf, name: String },
+    #[error("{} has no peer named `{name}`", path.display())]
+    Unknown { path: PathBuf, name: String },
     #[error("cannot write {}: {error}", path.display())]
     Write {
         path: PathBuf,
@@ -248,7 +250,6 @@ pub fn normalize_fingerprint(fp: &str) -> Result<String, FieldError> {
 /// Adds `entry` to the file at `path` (made 0600 in a 0700 directory when missing), refusing
 /// a name already there or an entry [`check`] refuses.
 pub fn add(path: &Path, entry: Entry) -> Result<(), PeersError> {
-    use std::io::Write;
     check(&entry, path)?;
     let mut file = if path.exists() {
         read(path)?
@@ -262,6 +263,32 @@ pub fn add(path: &Path, entry: Entry) -> Result<(), PeersError> {
         });
     }
     file.peers.push(entry);
+    write(path, &file)
+}
+
+/// Removes the peer named `name` from the file at `path`.
+pub fn remove(path: &Path, name: &str) -> Result<(), PeersError> {
+    let mut file = read(path)?;
+    let before = file.peers.len();
+    file.peers.retain(|e| e.name != name);
+    if file.peers.len() == before {
+        return Err(PeersError::Unknown {
+            path: path.to_owned(),
+            name: name.to_owned(),
+        });
+    }
+    write(path, &file)
+}
+
+/// The peers' names in the file at `path`, as written (for the shell's completions: nothing
+/// is checked beyond who may read the file).
+pub fn names(path: &Path) -> Result<Vec<String>, PeersError> {
+    Ok(read(path)?.peers.into_iter().map(|e| e.name).collect())
+}
+
+/// Writes `file` to `path` (0600 in a 0700 directory when missing).
+fn write(path: &Path, file: &PeersFile) -> Result<(), PeersError> {
+    use std::io::Write;
     let cannot_write = |error| PeersError::Write {
         path: path.to_owned(),
         error,
@@ -273,7 +300,7 @@ pub fn add(path: &Path, entry: Entry) -> Result<(), PeersError> {
     }
     // Written to a new file of its own (0600, made by us: never an existing file or a link),
     // then renamed over: a crash leaves the old file or the new, never half.
-    let text = toml::to_string_pretty(&file)
+    let text = toml::to_string_pretty(file)
         .map_err(std::io::Error::other)
         .map_err(cannot_write)?;
     let dir = path
@@ -481,5 +508,24 @@ ca = "/etc/ca.pem"
             2,
             "nothing written on a refusal"
         );
+    }
+
+    #[test]
+    fn remove_takes_one_peer_out_and_names_an_unknown_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("peers.toml");
+        add(&path, entry("build-box", "https://192.0.2.10:7678/")).unwrap();
+        add(&path, entry("vm", "https://192.0.2.11:7678/")).unwrap();
+        remove(&path, "build-box").unwrap();
+        assert_eq!(names(&path).unwrap(), ["vm"]);
+        let unknown = remove(&path, "build-box").unwrap_err();
+        assert!(matches!(unknown, PeersError::Unknown { .. }), "{unknown}");
+        assert_eq!(
+            names(&path).unwrap(),
+            ["vm"],
+            "nothing written on a refusal"
+        );
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
     }
 }
