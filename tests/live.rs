@@ -311,6 +311,46 @@ fn bad_usage_exits_with_status_2_and_says_what_was_expected() {
     }
 }
 
+/// `--token-file` (the systemd unit's): the first start makes a token and keeps it in a 0600
+/// file in a 0700 directory; the next start serves the same token, so open dashboards
+/// reconnect; a file others may read, or one with no real token, is refused, saying why.
+#[test]
+fn the_token_file_keeps_the_token_across_restarts() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("config/portscope/token");
+    let option = format!("--token-file={}", file.display());
+    let first = Agent::start_with(&[&option, "--no-history"]);
+    let kept = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(kept.trim(), first.token);
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&file), 0o600);
+    assert_eq!(mode(file.parent().unwrap()), 0o700);
+    first.stop();
+    let again = Agent::start_with(&[&option, "--no-history"]);
+    assert_eq!(again.token, kept.trim(), "the same token after a restart");
+    let res = again.get("/api/v1/snapshot");
+    assert_eq!(res.status, 200, "{}", res.body);
+    again.stop();
+
+    let refused = |why: &str| {
+        let mut serve = std::process::Command::new(env!("CARGO_BIN_EXE_portscope"));
+        serve.args(["serve", "--port", "0", "--no-history", &option]);
+        serve.env_remove("PORTSCOPE_TOKEN");
+        let (code, _, err) = crate::support::run(serve);
+        assert_eq!(code, 2, "{why}: {err}");
+        assert!(err.contains("--token-file"), "{why}: {err}");
+        err
+    };
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let err = refused("readable by others");
+    assert!(err.contains(&file.display().to_string()), "{err}");
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::write(&file, "short\n").unwrap();
+    let err = refused("no real token");
+    assert!(err.contains("at least 32 characters"), "{err}");
+}
+
 #[test]
 fn logs_are_coloured_only_on_a_terminal_and_never_with_no_color() {
     // stderr is a pipe here: no colour codes, with or without NO_COLOR.

@@ -331,6 +331,11 @@ pub struct ServeArgs {
     /// loopback is open, to the loopback listeners known to serve HTTP).
     #[arg(long)]
     pub no_probe: bool,
+    /// Keep the access token in this file (yours, mode 0600, not a link), made with a new
+    /// token at the first start: open dashboards reconnect across restarts (the systemd unit
+    /// uses it). Instead of PORTSCOPE_TOKEN.
+    #[arg(long, value_name = "PATH")]
+    pub token_file: Option<std::path::PathBuf>,
     /// A second token, read from this file (yours, mode 0600, not a link), that reads
     /// `GET /metrics` and nothing else: give it to Prometheus instead of the agent's token.
     #[arg(long, value_name = "PATH")]

@@ -55,6 +55,43 @@ fn metrics_token(file: &std::path::Path, token: &str) -> anyhow::Result<String> 
     Ok(scrape)
 }
 
+/// `--token-file`'s token: read from the file (private, as the peers file), or a new one
+/// written there (0600, in a 0700 directory made if missing) when the file does not exist.
+fn token_file(file: &std::path::Path) -> anyhow::Result<String> {
+    let usage = |what: String| portscope_doctor::UsageError(format!("--token-file: {what}"));
+    if std::fs::symlink_metadata(file).is_err() {
+        let token = new_token().context("cannot read the OS random source for the access token")?;
+        write_private(file, &token)
+            .map_err(|e| usage(format!("cannot write {}: {e}", file.display())))?;
+        tracing::info!(file = %file.display(), "a new access token is kept in the token file");
+        return Ok(token);
+    }
+    let text = portscope_core::private::read(file).map_err(|e| usage(e.to_string()))?;
+    check_configured_token(text.trim().to_owned()).map_err(|_| {
+        usage(format!(
+            "{} must hold one token of at least 32 characters of A-Z, a-z, 0-9, '-' or '_'; delete it to get a new one",
+            file.display()
+        ))
+        .into()
+    })
+}
+
+/// Writes `text` to a new file at `path` that only its owner may read, never over an existing
+/// file or a link: made aside and renamed into place without replacing.
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    portscope_core::os::private_dir_builder().create(dir)?;
+    let mut out = tempfile::NamedTempFile::new_in(dir)?;
+    writeln!(out, "{text}")?;
+    out.as_file().sync_all()?;
+    out.persist_noclobber(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
 /// Claims the history file at start (`history::claim`): a path that is wrong is a usage error
 /// (exit 2), another agent's file an error; one whose directory cannot be made leaves the
 /// history off, which the writer says in the warnings while the live view goes on.
@@ -100,9 +137,15 @@ pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
         }
     };
     let addr = listener.local_addr()?;
-    let token = match std::env::var(TOKEN_ENV) {
-        Ok(token) => check_configured_token(token)?,
-        Err(_) => new_token().context("cannot read the OS random source for the access token")?,
+    let token = match (std::env::var(TOKEN_ENV), &args.token_file) {
+        (Ok(_), Some(_)) => bail!(portscope_doctor::UsageError(format!(
+            "give the token either in {TOKEN_ENV} or with --token-file, not both"
+        ))),
+        (Ok(token), None) => check_configured_token(token)?,
+        (Err(_), Some(file)) => token_file(file)?,
+        (Err(_), None) => {
+            new_token().context("cannot read the OS random source for the access token")?
+        }
     };
     let hostname = os::hostname();
     let mut guard = Guard::new(args.bind, addr.port(), token.clone())

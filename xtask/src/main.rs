@@ -11,6 +11,7 @@
 mod bench;
 mod cross;
 mod developer;
+mod dist;
 mod hub;
 mod rig;
 
@@ -58,6 +59,11 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     ("busybox-static", "/bin/busybox"),
     // man: `portscope man` pages must render with man-db (tests/shell.rs).
     ("man-db", "/usr/bin/man"),
+    // The Debian package (dist.rs): dpkg-shlibdeps finds its dependencies, strip trims the
+    // binary, systemd-analyze verifies the user unit.
+    ("dpkg-dev", "/usr/bin/dpkg-shlibdeps"),
+    ("binutils", "/usr/bin/strip"),
+    ("systemd", "/usr/bin/systemd-analyze"),
     // npm fetches axe-core, the accessibility checker the browser tests inject into the page.
     ("npm", "/usr/bin/npm"),
 ];
@@ -77,8 +83,16 @@ fn main() -> ExitCode {
         "install-deps" => install_deps(),
         "cross" => cross::cross(),
         "bench" => bench::bench(&std::env::args().skip(2).collect::<Vec<_>>()),
+        "dist" => dist::dist().and_then(|deb| {
+            if std::env::args().nth(2).as_deref() == Some("--check") {
+                let passed = dist::check(&deb)?;
+                eprintln!("xtask: the package passed {passed} checks");
+            }
+            Ok(())
+        }),
+        "man" => dist::man(&std::env::args().skip(2).collect::<Vec<_>>()),
         _ => Err(format!(
-            "unknown task {task:?}. Tasks:\n  test          install what is missing, then run every check and test\n  install-deps  only install what the tests need\n  cross         build the agent for Windows and run it under Wine; check it for macOS\n  bench         measure portscope against ss, netstat and lsof on a load it makes (--sockets N --procs P --json PATH --history-only --hub-only --timeline-only --developer-only)"
+            "unknown task {task:?}. Tasks:\n  test          install what is missing, then run every check and test\n  install-deps  only install what the tests need\n  cross         build the agent for Windows and run it under Wine; check it for macOS\n  dist          build the Debian package target/dist/portscope_<version>_<arch>.deb (--check: install it, check it, remove it)\n  man DIR       write every man page into DIR\n  bench         measure portscope against ss, netstat and lsof on a load it makes (--sockets N --procs P --json PATH --history-only --hub-only --timeline-only --developer-only)"
         )),
     };
     match result {
@@ -132,7 +146,10 @@ fn test() -> Result<(), String> {
     ]);
     doc.env("RUSTDOCFLAGS", "-D warnings");
     step("rustdoc (protocol crate)", doc)?;
-    let (passed, failed) = run_tests()?;
+    let (mut passed, failed) = run_tests()?;
+    // The Debian package, installed as a user would and checked (dist.rs).
+    let deb = dist::dist()?;
+    passed += dist::check(&deb)?;
     eprintln!("xtask: every check and test passed");
     // One closing line for the whole suite (cargo prints one per test binary, the last of
     // which may be an empty doc-test run).

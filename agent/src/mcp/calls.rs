@@ -11,15 +11,15 @@ use super::Server;
 use super::live::Origin;
 use super::tools::{
     DEFAULT_LIMIT, FreeParams, HistoryEvents, HistoryParams, KillParams, LsPage, LsParams,
-    MAX_LIMIT, MAX_WAIT_SECS, MAX_WHO, NoParams, PortParams, PortWait, WaitParams, WaitReport,
-    WhyParams,
+    MAX_EDGES, MAX_LIMIT, MAX_WAIT_SECS, MAX_WHO, NoParams, PortParams, PortWait, WaitParams,
+    WaitReport, WhyParams,
 };
 use crate::cli::{HistoryArgs, LsArgs, WaitArgs};
 use crate::commands;
 use portscope_core::model::State;
 use portscope_core::os;
 use portscope_doctor::{Source, kill};
-use portscope_shared::{FreePorts, KillRequest, Process};
+use portscope_shared::{FreePorts, Graph, KillRequest, Process};
 
 /// Why a call was not answered.
 #[derive(Debug, thiserror::Error)]
@@ -328,7 +328,42 @@ fn history(p: HistoryParams) -> Result<Answer, CallError> {
 async fn graph(server: &Server, _: NoParams) -> Result<Answer, CallError> {
     let (source, origin) = server.agent.source().await;
     let graph = tokio::task::spawn_blocking(move || source.with(commands::graph::named)).await?;
-    Answer::new(graph, origin)
+    let (graph, cut) = busiest(graph, MAX_EDGES);
+    let mut answer = Answer::new(graph, origin)?;
+    if let Some(note) = cut {
+        answer.meta.push(("portscope/note", note));
+    }
+    Ok(answer)
+}
+
+/// The `max` edges with the most connections and the nodes they join, and what was left out.
+fn busiest(mut graph: Graph, max: usize) -> (Graph, Option<String>) {
+    let total = graph.edges.len();
+    if total <= max {
+        return (graph, None);
+    }
+    graph.edges.sort_by(|a, b| {
+        b.count
+            .cmp(&a.count)
+            .then_with(|| (&a.from, &a.to).cmp(&(&b.from, &b.to)))
+    });
+    graph.edges.truncate(max);
+    let joined: BTreeSet<&str> = graph
+        .edges
+        .iter()
+        .flat_map(|e| [e.from.as_str(), e.to.as_str()])
+        .collect();
+    let nodes = graph
+        .nodes
+        .iter()
+        .filter(|n| joined.contains(n.id.as_str()))
+        .cloned()
+        .collect();
+    graph.nodes = nodes;
+    let note = format!(
+        "the {max} edges with the most connections of {total}; `ls` with a port or pid shows the rest"
+    );
+    (graph, Some(note))
 }
 
 /// `kill`, by the dashboard's rules (see [`kill::stop_requested`]).
@@ -362,4 +397,50 @@ async fn stop(p: KillParams) -> Result<Answer, CallError> {
     .await?
     .map_err(|refusal| CallError::Failed(refusal.to_string()))?;
     Answer::new(report, Origin::Scan)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use portscope_shared::{GraphEdge, GraphNode, GraphNodeKind};
+
+    fn node(id: &str) -> GraphNode {
+        GraphNode {
+            id: id.into(),
+            kind: GraphNodeKind::Process,
+            label: id.into(),
+            pid: None,
+            project: None,
+            addr: None,
+            name: None,
+        }
+    }
+
+    fn edge(from: &str, to: &str, count: usize) -> GraphEdge {
+        GraphEdge {
+            from: from.into(),
+            to: to.into(),
+            port: 80,
+            count,
+        }
+    }
+
+    #[test]
+    fn a_large_graph_keeps_its_busiest_edges_and_their_nodes() {
+        let graph = Graph {
+            nodes: ["a", "b", "c", "d"].map(node).to_vec(),
+            edges: vec![edge("a", "b", 1), edge("c", "d", 9), edge("a", "d", 5)],
+        };
+        let (small, none) = busiest(graph.clone(), 3);
+        assert_eq!((small, none), (graph.clone(), None));
+        let (cut, note) = busiest(graph, 2);
+        let counts: Vec<usize> = cut.edges.iter().map(|e| e.count).collect();
+        assert_eq!(counts, [9, 5]);
+        let ids: Vec<&str> = cut.nodes.iter().map(|n| n.id.as_str()).collect();
+        assert_eq!(ids, ["a", "c", "d"], "b joins no kept edge");
+        assert!(
+            note.unwrap()
+                .contains("2 edges with the most connections of 3")
+        );
+    }
 }

@@ -17,6 +17,8 @@ pub const MAX_LIMIT: usize = 1000;
 pub const DEFAULT_LIMIT: usize = 100;
 /// The most sockets (and clients) a `who` answer lists.
 pub const MAX_WHO: usize = 200;
+/// The most edges a `graph` answer holds (the busiest).
+pub const MAX_EDGES: usize = 500;
 /// The longest `wait` may wait.
 pub const MAX_WAIT_SECS: u64 = 120;
 
@@ -273,7 +275,8 @@ pub fn catalog(allow_kill: bool) -> Vec<Tool> {
         tool::<NoParams, Graph>(
             "graph",
             "Who talks to whom on this machine: each client process -> server process (or \
-             remote address), with the port and the number of connections.",
+             remote address), with the port and the number of connections (the 500 busiest \
+             edges at most; `_meta` says when more were left out).",
             true,
         ),
     ];
