@@ -156,6 +156,7 @@ fn mcp_answers_every_tool_about_real_listeners() {
             {"tool": "why", "args": {"target": "http://"}},
             {"tool": "nope", "args": {}},
             {"tool": "kill", "args": {"pid": server.pid, "start_time": 1}},
+            {"tool": "ls", "args": {"state": "listen"}},
             // Still answering.
             {"tool": "who", "args": {"port": port}},
         ]),
@@ -287,16 +288,21 @@ fn mcp_answers_every_tool_about_real_listeners() {
     assert!(t.tool_error(11).contains("from 1 to 65535, not 70000"));
     assert!(t.tool_error(12).contains("missing field `target`"));
     assert!(t.tool_error(13).contains("between 1 and 1000, not 5000"));
-    assert!(!t.tool_error(14).is_empty());
-    for i in [15, 16] {
+    assert!(
+        t.tool_error(14).contains("http://"),
+        "a target that does not parse: {}",
+        t.tool_error(14)
+    );
+    for (i, says) in [(15, "there is no tool `nope`"), (16, "--allow-kill")] {
         let error = t.calls[i]["protocol_error"].as_str().unwrap_or_default();
-        assert!(
-            error.contains("there is no tool"),
-            "call {i}: {:#}",
-            t.calls[i]
-        );
+        assert!(error.contains(says), "call {i}: {:#}", t.calls[i]);
     }
-    assert_eq!(t.ok(17)["owners"][0]["process"]["pid"], json!(server.pid));
+    assert!(
+        t.tool_error(17).contains("one of LISTEN, ESTABLISHED"),
+        "{}",
+        t.tool_error(17)
+    );
+    assert_eq!(t.ok(18)["owners"][0]["process"]["pid"], json!(server.pid));
 }
 
 /// `kill` exists only with `--allow-kill`, and then by the dashboard's rules: the start time
@@ -334,7 +340,7 @@ fn mcp_kill_only_when_allowed_and_only_the_process_who_named() {
         &env,
         json!([
             {"tool": "kill", "args": {"pid": mine.pid, "start_time": start_time + 1}},
-            {"tool": "kill", "args": {"pid": mine.pid, "start_time": start_time, "signal": "BOGUS"}},
+            {"tool": "kill", "args": {"pid": mine.pid, "start_time": start_time, "signal": "KILL"}},
             {"tool": "kill", "args": {"pid": 1, "start_time": 0}},
             {"tool": "kill", "args": {"pid": rootd.pid, "start_time": root_start}},
             {"tool": "kill", "args": {"pid": mine.pid, "start_time": start_time}},
@@ -357,8 +363,16 @@ fn mcp_kill_only_when_allowed_and_only_the_process_who_named() {
         changed.contains("restarted") || changed.contains("no longer"),
         "another start time stops nothing: {changed}"
     );
-    assert!(t.tool_error(1).contains("unknown signal `BOGUS`"));
-    assert!(!t.tool_error(2).is_empty(), "pid 1 is never stopped");
+    assert!(
+        t.tool_error(1).contains("unknown field `signal`"),
+        "an assistant names no signal: {}",
+        t.tool_error(1)
+    );
+    assert!(
+        t.tool_error(2).contains("pid 1 "),
+        "pid 1 is never stopped: {}",
+        t.tool_error(2)
+    );
     assert!(
         t.tool_error(3).contains("system account"),
         "root's daemon: {}",
@@ -426,4 +440,25 @@ fn mcp_answers_from_the_running_agent() {
     assert_eq!(opened["pid"], json!(server.pid));
     assert_eq!(t.calls[2]["meta"]["portscope/source"], "agent");
     assert_eq!(t.ok(2)["sockets"][0]["pids"], json!([server.pid]));
+}
+
+/// An agent that rescans less often than the doctor's 2 s is not answered from: its model may
+/// be that old. The answer is a scan's, and says so.
+#[test]
+fn mcp_scans_when_the_running_agent_rescans_too_seldom() {
+    let agent = Agent::start_ticking("5s");
+    let home = agent.state_dir.path();
+    let env = [("XDG_RUNTIME_DIR", home), ("XDG_STATE_HOME", home)];
+    let server = Situation::start(&["listen", "127.0.0.1"]);
+    let t = session(
+        &[],
+        &env,
+        json!([{"tool": "who", "args": {"port": server.port}}]),
+    );
+    assert_eq!(
+        t.calls[0]["meta"]["portscope/source"], "scan",
+        "{:#}",
+        t.calls[0]
+    );
+    assert_eq!(t.ok(0)["owners"][0]["process"]["pid"], json!(server.pid));
 }

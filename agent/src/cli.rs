@@ -661,6 +661,9 @@ mod tests {
                   --no-probe
                       Never send health checks (a `GET /` every 10 s, while a dashboard on this machine's loopback is open, to the loopback listeners known to serve HTTP)
 
+                  --token-file <PATH>
+                      Keep the access token in this file (yours, mode 0600, not a link), made with a new token at the first start: open dashboards reconnect across restarts (the systemd unit uses it). Instead of PORTSCOPE_TOKEN
+
                   --metrics-token-file <PATH>
                       A second token, read from this file (yours, mode 0600, not a link), that reads `GET /metrics` and nothing else: give it to Prometheus instead of the agent's token
 

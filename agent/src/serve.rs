@@ -56,15 +56,26 @@ fn metrics_token(file: &std::path::Path, token: &str) -> anyhow::Result<String> 
 }
 
 /// `--token-file`'s token: read from the file (private, as the peers file), or a new one
-/// written there (0600, in a 0700 directory made if missing) when the file does not exist.
+/// written there (0600, in a 0700 directory when it makes the directory) when the file does
+/// not exist. Two agents starting at once agree: the second reads what the first wrote.
 fn token_file(file: &std::path::Path) -> anyhow::Result<String> {
     let usage = |what: String| portscope_doctor::UsageError(format!("--token-file: {what}"));
-    if std::fs::symlink_metadata(file).is_err() {
-        let token = new_token().context("cannot read the OS random source for the access token")?;
-        write_private(file, &token)
-            .map_err(|e| usage(format!("cannot write {}: {e}", file.display())))?;
-        tracing::info!(file = %file.display(), "a new access token is kept in the token file");
-        return Ok(token);
+    match std::fs::symlink_metadata(file) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let token =
+                new_token().context("cannot read the OS random source for the access token")?;
+            match write_private(file, &token) {
+                Ok(()) => {
+                    tracing::info!(file = %file.display(), "a new access token is kept in the token file");
+                    return Ok(token);
+                }
+                // Another start wrote it first: read theirs.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => bail!(usage(format!("cannot write {}: {e}", file.display()))),
+            }
+        }
+        Err(e) => bail!(usage(format!("{}: {e}", file.display()))),
+        Ok(_) => {}
     }
     let text = portscope_core::private::read(file).map_err(|e| usage(e.to_string()))?;
     check_configured_token(text.trim().to_owned()).map_err(|_| {

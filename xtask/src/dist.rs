@@ -199,15 +199,16 @@ pub fn check(deb: &Path) -> Result<u64, String> {
     }
     let mut install = command("dpkg", &["-i"]);
     install.arg(deb);
-    step("dpkg -i", install)?;
-    let result = installed_checks();
+    // Removed again whatever happened, a half-done install included.
+    let result = step("dpkg -i", install).and_then(|()| installed_checks());
     step("dpkg -r", command("dpkg", &["-r", "portscope"]))?;
     result
 }
 
 fn installed_checks() -> Result<u64, String> {
     let mut passed = 0;
-    let version = output(command("portscope", &["--version"]))?;
+    // The package's binary, not another `portscope` earlier on the PATH.
+    let version = output(command("/usr/bin/portscope", &["--version"]))?;
     if !version.starts_with("portscope ") {
         return Err(format!("`portscope --version` said {version:?}"));
     }

@@ -17,9 +17,8 @@ use super::tools::{
 use crate::cli::{HistoryArgs, LsArgs, WaitArgs};
 use crate::commands;
 use portscope_core::model::State;
-use portscope_core::os;
 use portscope_doctor::{Source, kill};
-use portscope_shared::{FreePorts, Graph, KillRequest, Process};
+use portscope_shared::{FreePorts, Graph, KillRequest, Process, SocketState};
 
 /// Why a call was not answered.
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +26,11 @@ pub enum CallError {
     /// No tool has this name (a protocol error, not the tool's).
     #[error("there is no tool `{0}`")]
     Unknown(String),
+    /// `kill` without `--allow-kill` (a protocol error too: the tool is not listed).
+    #[error(
+        "there is no tool `kill`: it is offered only when the server runs as `portscope mcp --allow-kill`"
+    )]
+    NotOffered,
     /// The arguments are not what the tool takes.
     #[error("{0}")]
     Input(String),
@@ -74,9 +78,10 @@ pub async fn call(server: &Server, name: &str, args: JsonObject) -> Result<Answe
         "bind" => bind(server, parse(name, args)?).await,
         "free" => free(server, parse(name, args)?).await,
         "wait" => wait(parse(name, args)?).await,
-        "history" => history(parse(name, args)?),
+        "history" => history(parse(name, args)?).await,
         "graph" => graph(server, parse::<NoParams>(name, args)?).await,
         "kill" if server.allow_kill => stop(parse(name, args)?).await,
+        "kill" => Err(CallError::NotOffered),
         _ => Err(CallError::Unknown(name.to_owned())),
     }
 }
@@ -117,6 +122,13 @@ fn within<T: Copy + PartialOrd + std::fmt::Display + From<u8>>(
 
 async fn ls(server: &Server, p: LsParams) -> Result<Answer, CallError> {
     let port = p.port.map(|n| port("port", n)).transpose()?;
+    if p.state == Some(SocketState::Unknown) {
+        return Err(CallError::Input(
+            "`state` is one of LISTEN, ESTABLISHED, SYN_SENT, SYN_RECV, FIN_WAIT1, FIN_WAIT2, \
+             TIME_WAIT, CLOSE, CLOSE_WAIT, LAST_ACK, CLOSING or UNCONN (UDP)"
+                .into(),
+        ));
+    }
     let limit = within("limit", p.limit, DEFAULT_LIMIT, MAX_LIMIT)?;
     let (source, origin) = server.agent.source().await;
     let page =
@@ -285,7 +297,7 @@ async fn wait(p: WaitParams) -> Result<Answer, CallError> {
     )
 }
 
-fn history(p: HistoryParams) -> Result<Answer, CallError> {
+async fn history(p: HistoryParams) -> Result<Answer, CallError> {
     let moment = |what: &str, s: Option<String>| {
         s.map(|s| {
             portscope_history::moment(&s).map_err(|e| CallError::Input(format!("`{what}`: {e}")))
@@ -309,7 +321,7 @@ fn history(p: HistoryParams) -> Result<Answer, CallError> {
         json: true,
         history: None,
     };
-    let found = commands::history::read(&args)?;
+    let found = tokio::task::spawn_blocking(move || commands::history::read(&args)).await??;
     let mut answer = Answer::new(
         HistoryEvents {
             events: found.events,
@@ -366,37 +378,47 @@ fn busiest(mut graph: Graph, max: usize) -> (Graph, Option<String>) {
     (graph, Some(note))
 }
 
-/// `kill`, by the dashboard's rules (see [`kill::stop_requested`]).
+/// `kill`, by the dashboard's rules (see [`kill::stop_requested`]): the program's own signal,
+/// the default patience, never a database forced. The assistant names no signal and no force.
 async fn stop(p: KillParams) -> Result<Answer, CallError> {
-    let signal = p.signal.as_deref().map(str::to_ascii_uppercase);
-    if let Some(signal) = &signal
-        && os::signal_by_name(signal).is_none()
-    {
-        return Err(CallError::Input(format!(
-            "unknown signal `{signal}`: expected {}",
-            os::SIGNAL_NAMES
-        )));
-    }
-    let force_after = p.force_after_ms.map(Duration::from_millis);
-    if force_after.is_some_and(|d| d > kill::MAX_FORCE_AFTER) {
-        return Err(CallError::Input(
-            "`force_after_ms` may be at most 30000".into(),
-        ));
-    }
     let req = KillRequest {
         pid: p.pid,
         start_time: p.start_time,
-        signal: signal.clone(),
-        force_after_ms: p.force_after_ms,
+        signal: None,
+        force_after_ms: None,
     };
     let report = tokio::task::spawn_blocking(move || {
         let euid = portscope_core::collector::Collector::this_machine().euid();
         let scope = kill::scope_of_this_agent(euid, false);
-        kill::stop_requested(&req, &scope, signal.as_deref(), force_after, &Source::scan)
+        kill::stop_requested(&req, &scope, None, None, &Source::scan)
     })
     .await?
-    .map_err(|refusal| CallError::Failed(refusal.to_string()))?;
+    .map_err(|refusal| CallError::Failed(refused(&refusal)))?;
     Answer::new(report, Origin::Scan)
+}
+
+/// A refusal in an assistant's terms: the dashboard's own words name the dashboard.
+fn refused(refusal: &kill::Refusal) -> String {
+    match refusal {
+        kill::Refusal::Changed(pid) => format!(
+            "pid {pid} is no longer the process with that start_time (it exited and the pid was \
+             reused): call `who` again for the port's current owner and its start_time"
+        ),
+        kill::Refusal::NotASocketOwner(pid) => format!(
+            "pid {pid} holds no socket; `kill` stops only a process that holds one (as `who` \
+             or `ls` shows it)"
+        ),
+        kill::Refusal::OtherUser { pid, name, user } => format!(
+            "pid {pid} ({name}) belongs to {user}, not to the user this MCP server runs for; \
+             the user can stop it from a terminal with `sudo portscope kill --pid {pid}`"
+        ),
+        kill::Refusal::SystemAccount { pid, name, user } => format!(
+            "pid {pid} ({name}) runs as {user}, a system account: portscope stops no system \
+             daemon for an assistant; the user can from a terminal with `sudo portscope kill \
+             --pid {pid}`"
+        ),
+        other => other.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -423,6 +445,96 @@ mod tests {
             port: 80,
             count,
         }
+    }
+
+    /// Twelve listeners on ports 8000..8012: even pids are node's (project `shop`), odd
+    /// python3's; one more socket of node's is established.
+    fn machine() -> State {
+        use portscope_core::testing::{listener, process, socket, state};
+        let localhost = std::net::IpAddr::from([127, 0, 0, 1]);
+        let mut sockets: Vec<_> = (0..12u16)
+            .map(|i| listener(localhost, 8000 + i, 100 + u32::from(i % 2)))
+            .collect();
+        sockets.push(portscope_shared::Socket {
+            local_port: 40000,
+            remote_port: Some(8000),
+            pids: vec![100],
+            ..socket("tcp 127.0.0.1:40000 conn", SocketState::Established)
+        });
+        let mut machine = state(&sockets);
+        for (pid, name) in [(100, "node"), (101, "python3")] {
+            let mut p = process(name, &[name]);
+            p.pid = pid;
+            p.project = (pid == 100).then(|| portscope_shared::Project {
+                name: "shop".into(),
+                root: "/src/shop".into(),
+                source: portscope_shared::ProjectSource::Git,
+            });
+            machine.processes.insert(pid, p);
+        }
+        machine
+    }
+
+    fn ports(page: &LsPage) -> Vec<u16> {
+        page.sockets.iter().map(|s| s.local_port).collect()
+    }
+
+    #[test]
+    fn ls_pages_through_every_socket_once_in_port_order() {
+        let machine = machine();
+        let listening = LsParams {
+            listening: true,
+            ..LsParams::default()
+        };
+        let first = page(&machine, &listening, None, 5);
+        assert_eq!(ports(&first), [8000, 8001, 8002, 8003, 8004]);
+        assert_eq!((first.total, first.next_offset), (12, Some(5)));
+        let next = LsParams {
+            offset: 10,
+            ..listening
+        };
+        let last = page(&machine, &next, None, 5);
+        assert_eq!(ports(&last), [8010, 8011]);
+        assert_eq!(last.next_offset, None, "the last page says so");
+        let beyond = LsParams {
+            offset: 50,
+            listening: true,
+            ..LsParams::default()
+        };
+        let empty = page(&machine, &beyond, None, 5);
+        assert!(empty.sockets.is_empty() && empty.next_offset.is_none());
+        assert_eq!(empty.total, 12);
+        // Only the page's processes come with it.
+        let one = page(&machine, &LsParams::default(), Some(8001), 5);
+        let pids: Vec<u32> = one.processes.iter().map(|p| p.pid).collect();
+        assert_eq!(pids, [101]);
+    }
+
+    #[test]
+    fn ls_filters_by_process_state_and_project() {
+        let machine = machine();
+        let by = |p: LsParams| page(&machine, &p, None, 100);
+        let python = by(LsParams {
+            process: Some("PYTH".into()),
+            ..LsParams::default()
+        });
+        assert_eq!(ports(&python), [8001, 8003, 8005, 8007, 8009, 8011]);
+        let connected = by(LsParams {
+            state: Some(SocketState::Established),
+            ..LsParams::default()
+        });
+        assert_eq!(ports(&connected), [40000]);
+        let shop = by(LsParams {
+            project: Some("Shop".into()),
+            listening: true,
+            ..LsParams::default()
+        });
+        assert_eq!(ports(&shop), [8000, 8002, 8004, 8006, 8008, 8010]);
+        let nobody = by(LsParams {
+            project: Some("elsewhere".into()),
+            ..LsParams::default()
+        });
+        assert_eq!(nobody.total, 0);
     }
 
     #[test]

@@ -1,18 +1,19 @@
 //! Where `portscope mcp` reads the machine: the running agent's live model, followed through
-//! its local socket as `portscope watch` follows it (the agent may run as root and see every
-//! owner, keeps the health checks' results, and nothing scans twice), else a scan per call.
-//! An agent that starts after the MCP server is found at the next call; one that stops is
-//! left at the next call too.
+//! its local socket as `portscope watch` follows it (it keeps the health checks' results, and
+//! nothing scans twice), else a scan per call. An agent that starts after the MCP server is
+//! found at the next call; one that stops is left at the next call too; one that rescans less
+//! often than the doctor's [`LIVE_ENOUGH`] is not answered from (its model may be a tick old).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use portscope_core::model::{Mirror, Published, State, Step};
-use portscope_doctor::Source;
+use portscope_doctor::{LIVE_ENOUGH, Source};
 use portscope_server::http::local;
 use portscope_shared::PROTOCOL_VERSION;
 
-/// How long a call waits for a newly found agent's snapshot before scanning by itself.
+/// How long a call waits for a newly found agent (its handshake and first snapshot) before
+/// scanning by itself: a stopped agent (Ctrl-Z) holds no call longer.
 const FIRST_STATE: Duration = Duration::from_secs(3);
 
 /// Where an answer was read, said in each answer's `_meta` (`portscope/source`).
@@ -82,7 +83,10 @@ impl Agent {
             *followed = None;
         }
         if followed.is_none() {
-            *followed = Followed::start().await;
+            *followed = tokio::time::timeout(FIRST_STATE, Followed::start())
+                .await
+                .ok()
+                .flatten();
         }
         let mirror = followed.as_ref()?.mirror.lock().ok()?;
         mirror.state().cloned()
@@ -91,23 +95,17 @@ impl Agent {
 
 impl Followed {
     /// Connects to the agent's local socket and reads until its first whole state; `None`
-    /// when no agent answers, it speaks another protocol, or it is too slow.
+    /// when no agent answers, it speaks another protocol or rescans too seldom (the caller
+    /// bounds how long this may take).
     async fn start() -> Option<Followed> {
         let path = local::path()?;
         let mut agent = local::Follower::connect(&path).await?;
         let mut mirror = Mirror::in_place();
-        let first = tokio::time::timeout(FIRST_STATE, async {
-            while mirror.state().is_none() {
-                let message = agent.next().await.ok()??;
-                if !follows(&mut mirror, &mut agent, message).await {
-                    return None;
-                }
+        while mirror.state().is_none() {
+            let message = agent.next().await.ok()??;
+            if !follows(&mut mirror, &mut agent, message).await {
+                return None;
             }
-            Some(())
-        })
-        .await;
-        if !matches!(first, Ok(Some(()))) {
-            return None;
         }
         tracing::info!(path = %path.display(), "answering from the running agent's live model");
         let mirror = Arc::new(Mutex::new(mirror));
@@ -140,6 +138,13 @@ async fn follows(
                 theirs = hello.protocol_version,
                 ours = PROTOCOL_VERSION,
                 "the running agent speaks another protocol: scanning by myself"
+            );
+            false
+        }
+        Step::Hello(hello) if Duration::from_millis(hello.tick_ms) > LIVE_ENOUGH => {
+            tracing::info!(
+                tick_ms = hello.tick_ms,
+                "the running agent rescans too seldom to answer from: scanning for each call"
             );
             false
         }

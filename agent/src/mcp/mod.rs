@@ -29,11 +29,16 @@ const INSTRUCTIONS: &str = "portscope answers questions about this machine's TCP
     before (`history`), what is listening (`ls`) and who talks to whom (`graph`). Start with \
     `why` for \"connection refused\" and `bind` for \"address already in use\".";
 
+/// Calls answered at once (each may scan the machine, and `why` or `wait` wait on connects);
+/// more wait their turn, as the dashboard's doctor routes allow four.
+const MAX_RUNNING: usize = 4;
+
 /// The MCP server: its tools and where it reads the machine.
 pub struct Server {
     agent: live::Agent,
     allow_kill: bool,
     tools: Arc<Vec<Tool>>,
+    running: tokio::sync::Semaphore,
 }
 
 /// Serves one assistant on stdin and stdout until it closes them.
@@ -42,6 +47,7 @@ pub async fn run(args: McpArgs) -> anyhow::Result<()> {
         agent: live::Agent::default(),
         allow_kill: args.allow_kill,
         tools: Arc::new(tools::catalog(args.allow_kill)),
+        running: tokio::sync::Semaphore::new(MAX_RUNNING),
     };
     tracing::info!(kill = args.allow_kill, "serving MCP on stdin and stdout");
     let service = server.serve(rmcp::transport::stdio()).await?;
@@ -71,10 +77,21 @@ impl ServerHandler for Server {
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let args = request.arguments.unwrap_or_default();
-        let result = match calls::call(self, &request.name, args).await {
+        let answered = async {
+            let _turn = self.running.acquire().await;
+            calls::call(self, &request.name, args).await
+        };
+        // A call the client cancels stops here (a stop already sent goes on in the background).
+        let answer = tokio::select! {
+            answer = answered => answer,
+            () = context.ct.cancelled() => {
+                return Err(ErrorData::internal_error("the call was cancelled", None));
+            }
+        };
+        let result = match answer {
             Ok(answer) => {
                 let meta = answer
                     .meta
@@ -83,7 +100,7 @@ impl ServerHandler for Server {
                     .collect();
                 CallToolResult::structured(answer.value).with_meta(Some(MetaObject(meta)))
             }
-            Err(unknown @ calls::CallError::Unknown(_)) => {
+            Err(unknown @ (calls::CallError::Unknown(_) | calls::CallError::NotOffered)) => {
                 return Err(ErrorData::invalid_params(unknown.to_string(), None));
             }
             Err(e) => {

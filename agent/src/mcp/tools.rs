@@ -177,7 +177,8 @@ pub struct HistoryEvents {
 #[serde(deny_unknown_fields)]
 pub struct NoParams {}
 
-/// `kill`'s arguments: the process as `who` showed it.
+/// `kill`'s arguments: the process as `who` showed it. No signal and no force: the program's
+/// own clean stop, as the dashboard sends it.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KillParams {
@@ -186,13 +187,6 @@ pub struct KillParams {
     /// Its start time as `who` showed it (`process.start_time`): a process that restarted
     /// since under the same pid is not stopped.
     pub start_time: u64,
-    /// The first signal (TERM, INT, HUP, QUIT, KILL, USR1, USR2, STOP, CONT); default: the
-    /// program's own clean stop (PostgreSQL INT, nginx QUIT), else TERM.
-    pub signal: Option<String>,
-    /// Send KILL when it still listens without progress after this many milliseconds (at most
-    /// 30000); default 5000, and never for a database.
-    #[schemars(range(max = 30000))]
-    pub force_after_ms: Option<u64>,
 }
 
 /// A tool: its name, what it answers, its arguments' and its answer's types.
@@ -201,8 +195,12 @@ fn tool<P: JsonSchema + 'static, O: JsonSchema + 'static>(
     description: &'static str,
     read_only: bool,
 ) -> Tool {
+    // `why` and `wait` connect to the host they are given, which may be another machine.
+    let open_world = matches!(name, "why" | "wait");
     let annotations = if read_only {
-        ToolAnnotations::new().read_only(true).open_world(false)
+        ToolAnnotations::new()
+            .read_only(true)
+            .open_world(open_world)
     } else {
         ToolAnnotations::new()
             .read_only(false)
@@ -267,9 +265,9 @@ pub fn catalog(allow_kill: bool) -> Vec<Tool> {
         ),
         tool::<HistoryParams, HistoryEvents>(
             "history",
-            "Who held a port, and when: the listeners' history the agent records (opened, \
-             closed, exited, owner changed, health), newest first; with `at`, who held `port` \
-             at that moment. Needs an agent that keeps a history (`portscope` running).",
+            "Who held a port, and when: the listeners' history the agent records while it runs \
+             (opened, closed, exited, owner changed, health), newest first, read from its file \
+             (the agent need not run now); with `at`, who held `port` at that moment.",
             true,
         ),
         tool::<NoParams, Graph>(
