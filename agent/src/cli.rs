@@ -130,7 +130,7 @@ pub struct GraphArgs {
 #[derive(Clone, Debug, Args)]
 pub struct HistoryArgs {
     /// Only this port's listeners.
-    #[arg(value_parser = parse_port, allow_negative_numbers = true, add = ArgValueCandidates::new(crate::commands::complete::listening_ports))]
+    #[arg(value_parser = parse_port, allow_negative_numbers = true, add = ArgValueCandidates::new(crate::candidates::listening_ports))]
     pub port: Option<u16>,
     /// From this long ago (`1h`) or this time: RFC 3339, or local `2026-11-29 14:02` or `14:02`
     /// (the latest 14:02).
@@ -177,7 +177,7 @@ pub struct WatchArgs {
 #[derive(Clone, Debug, Args)]
 pub struct WaitArgs {
     /// The ports (1-65535).
-    #[arg(required = true, value_parser = parse_port, allow_negative_numbers = true, add = ArgValueCandidates::new(crate::commands::complete::listening_ports))]
+    #[arg(required = true, value_parser = parse_port, allow_negative_numbers = true, add = ArgValueCandidates::new(crate::candidates::listening_ports))]
     pub ports: Vec<u16>,
     /// Give up after this long, e.g. `30s`, `2m`.
     #[arg(long, default_value = "30s", value_parser = parse_timeout_long)]
@@ -194,7 +194,7 @@ pub struct WaitArgs {
 pub struct WhyArgs {
     /// A port (5173), host:port (localhost:5173), [v6]:port ([::1]:5173) or a URL
     /// (http://localhost:5173/).
-    #[arg(value_parser = parse_target, add = ArgValueCandidates::new(crate::commands::complete::listening_ports))]
+    #[arg(value_parser = parse_target, add = ArgValueCandidates::new(crate::candidates::listening_ports))]
     pub target: Target,
     /// How long each connect may take.
     #[arg(long, default_value = "1s", value_parser = parse_timeout)]
@@ -207,7 +207,7 @@ pub struct WhyArgs {
 #[derive(Clone, Debug, Args)]
 pub struct BindArgs {
     /// The port (1-65535).
-    #[arg(value_parser = parse_port, allow_negative_numbers = true, add = ArgValueCandidates::new(crate::commands::complete::listening_ports))]
+    #[arg(value_parser = parse_port, allow_negative_numbers = true, add = ArgValueCandidates::new(crate::candidates::listening_ports))]
     pub port: u16,
     /// Print JSON instead of text.
     #[arg(long)]
@@ -235,7 +235,7 @@ pub struct FreeArgs {
 #[command(group(clap::ArgGroup::new("what").required(true).args(["port", "pid"])))]
 pub struct KillArgs {
     /// Stop the processes listening on this port.
-    #[arg(value_parser = parse_port, allow_negative_numbers = true, add = ArgValueCandidates::new(crate::commands::complete::listening_ports))]
+    #[arg(value_parser = parse_port, allow_negative_numbers = true, add = ArgValueCandidates::new(crate::candidates::listening_ports))]
     pub port: Option<u16>,
     /// Stop this process instead.
     #[arg(long)]
@@ -260,7 +260,7 @@ pub struct KillArgs {
 #[derive(Clone, Debug, Args)]
 pub struct WhoArgs {
     /// The port (1-65535).
-    #[arg(value_parser = parse_port, allow_negative_numbers = true, add = ArgValueCandidates::new(crate::commands::complete::listening_ports))]
+    #[arg(value_parser = parse_port, allow_negative_numbers = true, add = ArgValueCandidates::new(crate::candidates::listening_ports))]
     pub port: u16,
     /// Print JSON instead of text.
     #[arg(long)]
@@ -380,7 +380,7 @@ pub enum PeerAction {
     /// Take an agent out of the peers file.
     Remove {
         /// Its name in the file.
-        #[arg(add = ArgValueCandidates::new(crate::commands::complete::peer_names))]
+        #[arg(add = ArgValueCandidates::new(crate::candidates::peer_names))]
         name: String,
     },
     /// Connect to each peer once and say how it answered. Exit status 1 when one is not live.
@@ -400,7 +400,7 @@ pub struct LsArgs {
     #[arg(long, short = 'l')]
     pub listening: bool,
     /// Only sockets whose local or remote port is this one.
-    #[arg(long, short = 'p', value_parser = parse_port, allow_negative_numbers = true, add = ArgValueCandidates::new(crate::commands::complete::listening_ports))]
+    #[arg(long, short = 'p', value_parser = parse_port, allow_negative_numbers = true, add = ArgValueCandidates::new(crate::candidates::listening_ports))]
     pub port: Option<u16>,
     /// Only sockets held by this process.
     #[arg(long)]

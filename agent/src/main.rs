@@ -1,6 +1,7 @@
 //! `portscope`: the agent binary. Parses the command line and hands over to `serve`, `ls`,
 //! `who`, the doctor (`why`, `bind`, `free`) or `kill`.
 
+mod candidates;
 mod cli;
 mod commands;
 #[cfg(test)]

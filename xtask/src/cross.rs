@@ -121,20 +121,7 @@ fn install(dir: &Path) -> Result<(), String> {
     install_debian("the cross checks", DEBIAN_PACKAGES)?;
     let zig = zig_dir(dir);
     if !zig.join("ziglang/zig").exists() {
-        let mut pip = command(
-            "python3",
-            &[
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "--root-user-action=ignore",
-                "--target",
-            ],
-        );
-        pip.arg(&zig).arg(ZIGLANG);
-        step("pip install ziglang", pip)?;
+        crate::pip_install(&zig, ZIGLANG)?;
     }
     Ok(())
 }

@@ -10,19 +10,11 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::{cargo, command, step};
+use crate::{cargo, command, root, step};
 
 /// An I/O error said with the path it concerns.
 fn io(path: &Path) -> impl Fn(std::io::Error) -> String + '_ {
     move |e| format!("{}: {e}", path.display())
-}
-
-/// The workspace's root.
-fn root() -> Result<PathBuf, String> {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_owned)
-        .ok_or_else(|| "xtask/ has no parent".to_owned())
 }
 
 /// What `program args` printed, trimmed; an error saying what failed otherwise.

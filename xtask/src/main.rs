@@ -264,14 +264,16 @@ const MCP_DIR: &str = "target/python-mcp";
 
 /// Installs the Python MCP SDK into `target/python-mcp` with pip when it is missing there.
 fn install_mcp_sdk() -> Result<(), String> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .ok_or("xtask/ has no parent")?;
-    let dir = root.join(MCP_DIR);
+    let dir = root()?.join(MCP_DIR);
     if dir.join("mcp/__init__.py").exists() {
         return Ok(());
     }
     eprintln!("xtask: installing {MCP_SDK} into {}", dir.display());
+    pip_install(&dir, MCP_SDK)
+}
+
+/// `python3 -m pip install PACKAGE` into `dir` alone (nothing of the system's Python changes).
+fn pip_install(dir: &Path, package: &str) -> Result<(), String> {
     let mut pip = command(
         "python3",
         &[
@@ -284,19 +286,23 @@ fn install_mcp_sdk() -> Result<(), String> {
             "--target",
         ],
     );
-    pip.arg(&dir).arg(MCP_SDK);
+    pip.arg(dir).arg(package);
     step(
-        "pip install mcp (python3 -m pip; Debian: apt-get install python3-pip)",
+        &format!("pip install {package} (python3 -m pip; Debian: apt-get install python3-pip)"),
         pip,
     )
 }
 
+/// The workspace's root.
+fn root() -> Result<&'static Path, String> {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .ok_or_else(|| "xtask/ has no parent".to_owned())
+}
+
 /// Installs axe-core into `target/axe-core` with npm when it is missing there.
 fn install_axe() -> Result<(), String> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .ok_or("xtask/ has no parent")?;
-    let dir = root.join(AXE_DIR);
+    let dir = root()?.join(AXE_DIR);
     if dir.join("node_modules/axe-core/axe.min.js").exists() {
         return Ok(());
     }
