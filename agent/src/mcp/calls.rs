@@ -193,6 +193,7 @@ fn page(state: &State, p: &LsParams, port: Option<u16>, limit: usize) -> LsPage 
         offset: p.offset,
         next_offset: (end < total).then_some(end),
         warnings: snapshot.warnings,
+        seq: state.seq,
     }
 }
 

@@ -65,6 +65,9 @@ pub struct LsPage {
     pub next_offset: Option<usize>,
     /// What the scan could not read (other users' processes, say).
     pub warnings: Vec<String>,
+    /// The running agent's state number this page was read from (0 for a scan): pages of
+    /// different numbers were read from different moments, and sockets may have moved between.
+    pub seq: u64,
 }
 
 /// The arguments of `who` and `bind`.
