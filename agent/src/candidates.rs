@@ -12,7 +12,7 @@ use portscope_core::collector::Collector;
 pub fn listening_ports() -> Vec<CompletionCandidate> {
     let state = Collector::this_machine().scan();
     let mut ports: BTreeMap<u16, BTreeSet<&str>> = BTreeMap::new();
-    for socket in state.sockets.values().filter(|s| s.is_listening()) {
+    for socket in state.sockets().filter(|s| s.is_listening()) {
         let names = ports.entry(socket.local_port).or_default();
         names.extend(
             socket

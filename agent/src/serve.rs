@@ -453,8 +453,7 @@ fn open_browser(state: &AppState, token: &str, addr: std::net::SocketAddr) -> an
 /// Explains an `address already in use` with the listener that holds the port.
 fn port_in_use(state: &State, args: &ServeArgs) -> String {
     let holders: Vec<String> = state
-        .sockets
-        .values()
+        .sockets()
         .filter(|s| s.local_port == args.port && s.state == SocketState::Listen)
         .flat_map(|s| {
             let mut names: Vec<String> = s

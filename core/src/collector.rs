@@ -226,8 +226,8 @@ impl<P: Platform> Collector<P> {
         );
         State {
             seq: 0,
-            sockets,
-            processes,
+            sockets: sockets.into_iter().collect(),
+            processes: processes.into_iter().collect(),
             warnings,
         }
     }
@@ -865,7 +865,7 @@ mod tests {
         fake.processes.insert(3, proc(3, "parent"));
         fake.processes.insert(7, proc(7, "child"));
         let state = collector(fake).scan();
-        let socket = state.sockets.values().next().unwrap();
+        let socket = state.sockets().next().unwrap();
         assert_eq!(socket.pids, vec![3, 7]);
         assert_eq!(socket.owner, OwnerStatus::Known);
         assert_eq!(socket.id, "tcp 127.0.0.1:8080 - i10");
@@ -882,7 +882,7 @@ mod tests {
             ..Fake::default()
         };
         let state = collector(fake).scan();
-        let socket = state.sockets.values().next().unwrap();
+        let socket = state.sockets().next().unwrap();
         assert_eq!(socket.owner, OwnerStatus::Hidden);
         assert_eq!(socket.uid, Some(1000));
         assert!(state.warnings[0].contains("run portscope as root"));
@@ -897,7 +897,7 @@ mod tests {
         fake.sockets = vec![tw, listener(2049, 12)];
         fake.euid = Some(0);
         let state = collector(fake).scan();
-        assert!(state.sockets.values().all(|s| s.owner == OwnerStatus::None));
+        assert!(state.sockets().all(|s| s.owner == OwnerStatus::None));
         assert!(state.warnings.is_empty());
     }
 
@@ -910,10 +910,7 @@ mod tests {
             ..Fake::default()
         };
         let state = collector(fake).scan();
-        assert_eq!(
-            state.sockets.values().next().unwrap().owner,
-            OwnerStatus::None
-        );
+        assert_eq!(state.sockets().next().unwrap().owner, OwnerStatus::None);
         assert!(state.warnings.is_empty(), "{:?}", state.warnings);
     }
 
@@ -926,10 +923,7 @@ mod tests {
             ..Fake::default()
         };
         let state = collector(fake).scan();
-        assert_eq!(
-            state.sockets.values().next().unwrap().owner,
-            OwnerStatus::Hidden
-        );
+        assert_eq!(state.sockets().next().unwrap().owner, OwnerStatus::Hidden);
         assert!(
             state.warnings.iter().any(|w| w.contains("CAP_SYS_PTRACE")),
             "{:?}",
@@ -945,7 +939,7 @@ mod tests {
         };
         fake.owners.insert(13, vec![99]);
         let state = collector(fake).scan();
-        assert_eq!(state.sockets.values().next().unwrap().pids, vec![99]);
+        assert_eq!(state.sockets().next().unwrap().pids, vec![99]);
         assert!(state.processes.is_empty());
     }
 

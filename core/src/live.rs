@@ -146,4 +146,26 @@ mod tests {
         assert_eq!(kinds, [("a", portscope_shared::EventKind::Closed)]);
         assert!(watcher.has_changed().unwrap());
     }
+
+    /// What a hub does with each change of a peer: the mirror's state goes to the model as a
+    /// copy that shares its maps (no socket is copied), and the mirror's next change leaves the
+    /// published state as it was.
+    #[test]
+    fn a_state_published_from_a_mirror_shares_its_maps() {
+        let mut mirror = state(&[socket("a", SocketState::Listen)]);
+        let model = Model::remote(mirror.clone());
+        mirror.seq = 1;
+        let b = Arc::new(socket("b", SocketState::Listen));
+        mirror.sockets.insert("b".into(), b);
+        let published = model.update(mirror.clone()).expect("a socket more");
+        assert!(published.state.sockets.ptr_eq(&mirror.sockets));
+        assert!(published.state.processes.ptr_eq(&mirror.processes));
+        mirror.sockets.remove("a");
+        assert_eq!(
+            published.state.sockets.len(),
+            2,
+            "the published state is its own"
+        );
+        assert!(!published.state.sockets.ptr_eq(&mirror.sockets));
+    }
 }

@@ -1,7 +1,7 @@
 //! The live model: the current [`State`], its sequence number, and the [`Delta`] between two
 //! states. The refresher task owns the writer; every WebSocket client holds a reader.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -15,14 +15,25 @@ use tokio::sync::watch;
 pub struct ApplyError(pub String);
 
 /// Every socket and owning process at one moment, keyed by identity.
+///
+/// The maps are persistent (`imbl`'s B-trees): a copy shares every node with its original
+/// until one of them changes, and then copies only the nodes on the changed keys' paths. A
+/// state derived from another by a delta (a hub's peer, a `watch` follower) costs what the
+/// delta touches, not a copy of 20 000 sockets, and [`State::diff`] of two such states skips
+/// what they share.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct State {
     /// Incremented on every change; 0 before the first scan is published.
     pub seq: u64,
-    pub sockets: BTreeMap<String, Socket>,
-    pub processes: BTreeMap<u32, Process>,
+    /// Each socket behind its own `Arc`: a map node holds 16 slots and a B-tree built in key
+    /// order leaves half of them empty, so a slot is a pointer, not a 240-byte socket.
+    pub sockets: OrdMap<String, Arc<Socket>>,
+    pub processes: OrdMap<u32, Process>,
     pub warnings: Vec<String>,
 }
+
+/// The ordered, persistent map of a [`State`].
+pub type OrdMap<K, V> = imbl::OrdMap<K, V>;
 
 impl State {
     /// The state a snapshot (or its first part) describes.
@@ -43,17 +54,25 @@ impl State {
 
     /// Adds a further part of its snapshot.
     pub fn extend(&mut self, part: SnapshotMore) {
-        self.sockets
-            .extend(part.sockets.into_iter().map(|s| (s.id.clone(), s)));
+        self.sockets.extend(
+            part.sockets
+                .into_iter()
+                .map(|s| (s.id.clone(), Arc::new(s))),
+        );
         self.processes
             .extend(part.processes.into_iter().map(|p| (p.pid, p)));
+    }
+
+    /// Every socket, in id order.
+    pub fn sockets(&self) -> impl Iterator<Item = &Socket> + '_ {
+        self.sockets.values().map(|s| &**s)
     }
 
     /// The whole state as a wire message.
     pub fn snapshot(&self) -> Snapshot {
         Snapshot {
             seq: self.seq,
-            sockets: self.sockets.values().cloned().collect(),
+            sockets: self.sockets().cloned().collect(),
             processes: self.processes.values().cloned().collect(),
             warnings: self.warnings.clone(),
             more: false,
@@ -71,15 +90,14 @@ impl State {
     ) -> impl Iterator<Item = &'a Socket> + 'a {
         // The server ends: (its local end, its peer) for connections on `ports`.
         let server_ends: HashSet<(SocketAddr, SocketAddr)> = self
-            .sockets
-            .values()
+            .sockets()
             .filter(|t| ports.contains(&t.local_port))
             .filter_map(|t| {
                 let peer = SocketAddr::new(t.remote_addr?, t.remote_port?);
                 Some((SocketAddr::new(t.local_addr, t.local_port), peer))
             })
             .collect();
-        self.sockets.values().filter(move |s| {
+        self.sockets().filter(move |s| {
             s.state == SocketState::Established
                 && s.remote_port.is_some_and(|p| ports.contains(&p))
                 && s.remote_addr
@@ -129,7 +147,11 @@ impl State {
             }
         }
         for s in &delta.added {
-            if new.sockets.insert(s.id.clone(), s.clone()).is_some() {
+            if new
+                .sockets
+                .insert(s.id.clone(), Arc::new(s.clone()))
+                .is_some()
+            {
                 return Err(fail(format!("added {}, which was there", s.id)));
             }
             if !ids.insert(s.id.clone()) {
@@ -137,9 +159,9 @@ impl State {
             }
         }
         for s in &delta.changed {
-            match new.sockets.insert(s.id.clone(), s.clone()) {
+            match new.sockets.insert(s.id.clone(), Arc::new(s.clone())) {
                 None => return Err(fail(format!("changed {}, which was not there", s.id))),
-                Some(before) if before == *s => {
+                Some(before) if *before == *s => {
                     return Err(fail(format!("changed {}, which is the same", s.id)));
                 }
                 Some(_) => {}
@@ -175,6 +197,10 @@ impl State {
     /// What turns `self` into `new`. Empty (see [`Delta::is_empty`]) when only `seq` differs.
     pub fn diff(&self, new: &State) -> Delta {
         let (added, changed, removed) = diff_maps(&self.sockets, &new.sockets);
+        let unshared = |sockets: Vec<Arc<Socket>>| -> Vec<Socket> {
+            sockets.into_iter().map(Arc::unwrap_or_clone).collect()
+        };
+        let (added, changed) = (unshared(added), unshared(changed));
         let (p_added, p_changed, p_removed) = diff_maps(&self.processes, &new.processes);
         let mut processes = p_added;
         processes.extend(p_changed);
@@ -191,43 +217,18 @@ impl State {
     }
 }
 
-/// Added, changed (new value) and removed (key) entries between two ordered maps, in one merge
-/// pass over both.
+/// Added, changed (new value) and removed (key) entries between two ordered maps, in key
+/// order; subtrees the two maps share (one derived from the other) are skipped unread.
 fn diff_maps<K: Ord + Clone, V: PartialEq + Clone>(
-    old: &BTreeMap<K, V>,
-    new: &BTreeMap<K, V>,
+    old: &OrdMap<K, V>,
+    new: &OrdMap<K, V>,
 ) -> (Vec<V>, Vec<V>, Vec<K>) {
     let (mut added, mut changed, mut removed) = (Vec::new(), Vec::new(), Vec::new());
-    let mut old_iter = old.iter().peekable();
-    let mut new_iter = new.iter().peekable();
-    loop {
-        match (old_iter.peek(), new_iter.peek()) {
-            (Some((ok, ov)), Some((nk, nv))) => match ok.cmp(nk) {
-                std::cmp::Ordering::Less => {
-                    removed.push((*ok).clone());
-                    old_iter.next();
-                }
-                std::cmp::Ordering::Greater => {
-                    added.push((*nv).clone());
-                    new_iter.next();
-                }
-                std::cmp::Ordering::Equal => {
-                    if ov != nv {
-                        changed.push((*nv).clone());
-                    }
-                    old_iter.next();
-                    new_iter.next();
-                }
-            },
-            (Some((ok, _)), None) => {
-                removed.push((*ok).clone());
-                old_iter.next();
-            }
-            (None, Some((_, nv))) => {
-                added.push((*nv).clone());
-                new_iter.next();
-            }
-            (None, None) => break,
+    for item in old.diff(new) {
+        match item {
+            imbl::ordmap::DiffItem::Add(_, v) => added.push(v.clone()),
+            imbl::ordmap::DiffItem::Update { new: (_, v), .. } => changed.push(v.clone()),
+            imbl::ordmap::DiffItem::Remove(k, _) => removed.push(k.clone()),
         }
     }
     (added, changed, removed)

@@ -114,8 +114,7 @@ pub struct Facts {
 pub fn gather(state: &State, port: u16) -> Facts {
     let settings = os::port_settings();
     let sockets: Vec<Socket> = state
-        .sockets
-        .values()
+        .sockets()
         .filter(|s| s.local_port == port)
         .cloned()
         .collect();

@@ -32,7 +32,7 @@ impl<'a> Free<'a> {
         bindable: &'a dyn Fn(u16) -> bool,
     ) -> Self {
         Self {
-            used: state.sockets.values().map(|s| s.local_port).collect(),
+            used: state.sockets().map(|s| s.local_port).collect(),
             low: settings.unprivileged_start.max(1024),
             settings,
             services,

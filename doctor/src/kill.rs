@@ -172,8 +172,7 @@ pub fn allowed_from_dashboard<P: Platform>(
     let pid = req.pid;
     let held = |state: &State, collector: &mut Collector<P>| {
         let inodes: Vec<u64> = state
-            .sockets
-            .values()
+            .sockets()
             .filter(|s| s.pids.contains(&pid))
             .filter_map(|s| s.id.rsplit_once(" i").and_then(|(_, i)| i.parse().ok()))
             .collect();
@@ -255,8 +254,7 @@ pub fn not_a_container_forwarder(state: &State, process: &RawProcess) -> Result<
         return Ok(());
     }
     let listening: Vec<&portscope_shared::Socket> = state
-        .sockets
-        .values()
+        .sockets()
         .filter(|s| s.is_listening() && s.pids.contains(&process.pid))
         .collect();
     let published = portscope_core::containers::Engine::detect()
@@ -395,7 +393,7 @@ impl Watch {
     /// The listening sockets `pids` hold in `state`.
     pub fn of(state: &State, pids: &[u32]) -> Self {
         let mut watch = Self::default();
-        for s in state.sockets.values() {
+        for s in state.sockets() {
             if s.is_listening() && s.pids.iter().any(|p| pids.contains(p)) {
                 if let Some(inode) =
                     s.id.rsplit_once(" i")
@@ -430,7 +428,7 @@ pub fn clients(state: &State, ports: &[u16], server: &[u32]) -> (Vec<String>, us
         }
     }
     // Server ends of connections from elsewhere.
-    for s in state.sockets.values() {
+    for s in state.sockets() {
         if ports.contains(&s.local_port)
             && s.remote_addr
                 .is_some_and(|a| !a.is_loopback() && a != s.local_addr)
@@ -700,11 +698,7 @@ pub fn holders<P: Platform>(
     state: &State,
     port: u16,
 ) -> Result<Vec<u32>, NothingListens> {
-    let on_port: Vec<_> = state
-        .sockets
-        .values()
-        .filter(|s| s.local_port == port)
-        .collect();
+    let on_port: Vec<_> = state.sockets().filter(|s| s.local_port == port).collect();
     let mut pids: Vec<u32> = on_port
         .iter()
         .filter(|s| s.is_listening())

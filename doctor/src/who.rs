@@ -10,8 +10,7 @@ use portscope_core::os::Platform;
 /// Builds the report from one scan.
 pub fn report<P: Platform>(collector: &mut Collector<P>, state: &State, port: u16) -> WhoReport {
     let sockets: Vec<_> = state
-        .sockets
-        .values()
+        .sockets()
         .filter(|s| s.local_port == port)
         .cloned()
         .collect();

@@ -464,10 +464,10 @@ impl Counter {
             ..Counter::default()
         };
         self.seq = state.seq;
-        for socket in state.sockets.values() {
+        for socket in state.sockets() {
             self.listener_added(socket);
         }
-        for socket in state.sockets.values() {
+        for socket in state.sockets() {
             self.end_added(socket);
         }
     }
@@ -925,7 +925,7 @@ mod tests {
             type Ends = HashMap<u16, Vec<(IpAddr, u16, bool)>>;
             let ends = |s: &State| -> Ends {
                 let mut by_port: Ends = HashMap::new();
-                for socket in s.sockets.values() {
+                for socket in s.sockets() {
                     if let Some(peer) = socket.remote_endpoint() {
                         by_port.entry(socket.local_port).or_default().push((
                             peer.ip(),

@@ -262,7 +262,17 @@ mod tests {
         // The process let go of its descriptors: the listener is seen alone, then goes.
         let mut alone = with.clone();
         alone.processes.clear();
-        alone.sockets.values_mut().for_each(|s| s.pids.clear());
+        alone.sockets = alone
+            .sockets
+            .into_iter()
+            .map(|(id, s)| {
+                let alone = portscope_shared::Socket {
+                    pids: vec![],
+                    ..(*s).clone()
+                };
+                (id, std::sync::Arc::new(alone))
+            })
+            .collect();
         let gone = state(&[]);
         let mut lingering = Lingering::default();
         lingering.see(&with, &alone, &with.diff(&alone));

@@ -362,8 +362,7 @@ mod tests {
         // another process's now; 14 passes its listener to 15 and exits.
         let mut passed = listener(LO, 6000, 15);
         passed.id = old
-            .sockets
-            .values()
+            .sockets()
             .find(|s| s.local_port == 6000)
             .unwrap()
             .id

@@ -153,7 +153,7 @@ pub fn of(state: &State) -> Graph {
     // peers who pick their addresses and ports from making the table slow.
     let mut ends: HashMap<(SocketAddr, SocketAddr), &Socket, foldhash::fast::RandomState> =
         HashMap::with_capacity_and_hasher(state.sockets.len(), Default::default());
-    for s in state.sockets.values() {
+    for s in state.sockets() {
         if s.proto == Proto::Tcp && s.state == SocketState::Listen {
             listened.insert(s.local_port);
             if let Some(end) = owner(s) {

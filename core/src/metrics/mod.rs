@@ -110,7 +110,7 @@ impl Metrics {
         for (labels, count) in listener_connections(state) {
             connections.get_or_create(&labels).set(count);
         }
-        for socket in state.sockets.values() {
+        for socket in state.sockets() {
             sockets
                 .get_or_create(&SocketLabels {
                     proto: text(socket.proto),
@@ -253,7 +253,7 @@ fn listen_labels(socket: &Socket, state: &State) -> ListenLabels {
 /// the listener's port, on its address (or any, for a listener on all addresses of its family).
 fn listener_connections(state: &State) -> Vec<(ConnectionLabels, i64)> {
     let mut listeners: HashMap<u16, Vec<(IpAddr, i64)>> = HashMap::new();
-    for s in state.sockets.values() {
+    for s in state.sockets() {
         if s.proto == Proto::Tcp && s.state == SocketState::Listen {
             listeners
                 .entry(s.local_port)
@@ -261,7 +261,7 @@ fn listener_connections(state: &State) -> Vec<(ConnectionLabels, i64)> {
                 .push((s.local_addr, 0));
         }
     }
-    for s in state.sockets.values() {
+    for s in state.sockets() {
         if s.proto != Proto::Tcp || s.state != SocketState::Established {
             continue;
         }

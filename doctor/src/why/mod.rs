@@ -185,8 +185,7 @@ fn socket_facts(
     port: u16,
 ) -> (Vec<Socket>, HashMap<u32, Process>, HashMap<u32, char>) {
     let sockets: Vec<Socket> = state
-        .sockets
-        .values()
+        .sockets()
         .filter(|s| s.local_port == port)
         .cloned()
         .collect();

@@ -136,8 +136,7 @@ pub async fn run(watcher: Watcher, checks: Checks, open: impl Fn() -> bool) {
         let targets: Vec<(String, SocketAddr)> = watcher
             .borrow()
             .state
-            .sockets
-            .values()
+            .sockets()
             .filter_map(|s| Some((s.id.clone(), target(s)?)))
             .collect();
         let asked = targets.into_iter().map(|(id, addr)| async move {

@@ -68,7 +68,7 @@ fn cap_process(p: &mut Process) {
 /// lists. An estimate (allocators round up), made to be compared with a budget of megabytes.
 pub fn weight(state: &State) -> u64 {
     let warnings: usize = state.warnings.iter().map(String::len).sum();
-    sockets_weight(state.sockets.values())
+    sockets_weight(state.sockets())
         + processes_weight(state.processes.values())
         + u64::try_from(warnings).unwrap_or(u64::MAX)
 }
