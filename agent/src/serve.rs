@@ -11,7 +11,7 @@ use crate::cli::ServeArgs;
 use portscope_core::collector::Collector;
 use portscope_core::live::Model;
 use portscope_core::model::State;
-use portscope_core::os;
+use portscope_core::{os, private};
 use portscope_server::http::{AppState, Guard, app, dashboard_url, new_token};
 use portscope_server::refresh;
 
@@ -64,7 +64,8 @@ fn token_file(file: &std::path::Path) -> anyhow::Result<String> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let token =
                 new_token().context("cannot read the OS random source for the access token")?;
-            match write_private(file, &token) {
+            let text = format!("{token}\n");
+            match private::write(file, text.as_bytes(), private::Existing::Keep) {
                 Ok(()) => {
                     tracing::info!(file = %file.display(), "a new access token is kept in the token file");
                     return Ok(token);
@@ -77,7 +78,7 @@ fn token_file(file: &std::path::Path) -> anyhow::Result<String> {
         Err(e) => bail!(usage(format!("{}: {e}", file.display()))),
         Ok(_) => {}
     }
-    let text = portscope_core::private::read(file).map_err(|e| usage(e.to_string()))?;
+    let text = private::read(file).map_err(|e| usage(e.to_string()))?;
     check_configured_token(text.trim().to_owned()).map_err(|_| {
         usage(format!(
             "{} must hold one token of at least 32 characters of A-Z, a-z, 0-9, '-' or '_'; delete it to get a new one",
@@ -85,22 +86,6 @@ fn token_file(file: &std::path::Path) -> anyhow::Result<String> {
         ))
         .into()
     })
-}
-
-/// Writes `text` to a new file at `path` that only its owner may read, never over an existing
-/// file or a link: made aside and renamed into place without replacing.
-fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(std::path::Path::new("."));
-    portscope_core::os::private_dir_builder().create(dir)?;
-    let mut out = tempfile::NamedTempFile::new_in(dir)?;
-    writeln!(out, "{text}")?;
-    out.as_file().sync_all()?;
-    out.persist_noclobber(path).map_err(|e| e.error)?;
-    Ok(())
 }
 
 /// Claims the history file at start (`history::claim`): a path that is wrong is a usage error

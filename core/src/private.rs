@@ -1,6 +1,6 @@
 //! Files that hold secrets (tokens) or other people's data: read only when they are regular files
-//! of this user's that nobody else may read. Used for the peers file, its token files and
-//! `--metrics-token-file`.
+//! of this user's that nobody else may read, and written only as new files of the user's alone.
+//! Used for the peers file, its token files, `--metrics-token-file` and `--token-file`.
 //!
 //! Owns no policy of its own beyond that check; it knows nothing of peers, metrics or the server.
 
@@ -21,6 +21,35 @@ pub enum PrivateError {
     OpenToOthers { path: PathBuf, mode: u32 },
     #[error("{path} holds tokens and belongs to another user: it must be yours")]
     NotYours { path: PathBuf },
+}
+
+/// Whether [`write`] may replace a file already at its path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Existing {
+    /// Renamed over it (the peers file, rewritten whole).
+    Replace,
+    /// Refused with [`std::io::ErrorKind::AlreadyExists`] (a token made once).
+    Keep,
+}
+
+/// Writes `bytes` as the file at `path`: to a new file of its own beside it (0600, made by us:
+/// never an existing file or a link) in a directory made 0700 when missing, synced, then renamed
+/// into place, so that a crash leaves the old file or the new, never half.
+pub fn write(path: &Path, bytes: &[u8], existing: Existing) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    crate::os::private_dir_builder().create(dir)?;
+    let mut out = tempfile::NamedTempFile::new_in(dir)?;
+    out.write_all(bytes)?;
+    out.as_file().sync_all()?;
+    match existing {
+        Existing::Replace => out.persist(path).map_err(|e| e.error)?,
+        Existing::Keep => out.persist_noclobber(path).map_err(|e| e.error)?,
+    };
+    Ok(())
 }
 
 /// A file that holds secrets, read once it is known to be a regular file of the user's that

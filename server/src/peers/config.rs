@@ -288,30 +288,19 @@ pub fn names(path: &Path) -> Result<Vec<String>, PeersError> {
 
 /// Writes `file` to `path` (0600 in a 0700 directory when missing).
 fn write(path: &Path, file: &PeersFile) -> Result<(), PeersError> {
-    use std::io::Write;
     let cannot_write = |error| PeersError::Write {
         path: path.to_owned(),
         error,
     };
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        portscope_core::os::private_dir_builder()
-            .create(dir)
-            .map_err(cannot_write)?;
-    }
-    // Written to a new file of its own (0600, made by us: never an existing file or a link),
-    // then renamed over: a crash leaves the old file or the new, never half.
     let text = toml::to_string_pretty(file)
         .map_err(std::io::Error::other)
         .map_err(cannot_write)?;
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut out = tempfile::NamedTempFile::new_in(dir).map_err(cannot_write)?;
-    out.write_all(text.as_bytes()).map_err(cannot_write)?;
-    out.as_file().sync_all().map_err(cannot_write)?;
-    out.persist(path).map_err(|e| cannot_write(e.error))?;
-    Ok(())
+    portscope_core::private::write(
+        path,
+        text.as_bytes(),
+        portscope_core::private::Existing::Replace,
+    )
+    .map_err(cannot_write)
 }
 
 /// `$XDG_CONFIG_HOME/portscope/peers.toml`, or `~/.config/portscope/peers.toml`.
