@@ -64,6 +64,10 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     ("dpkg-dev", "/usr/bin/dpkg-shlibdeps"),
     ("binutils", "/usr/bin/strip"),
     ("systemd", "/usr/bin/systemd-analyze"),
+    // Kernel events (#22): core/build.rs compiles the BPF probes with clang against libbpf's
+    // headers; without them the agent is built polling and the kernel tests fail.
+    ("clang", "/usr/bin/clang"),
+    ("libbpf-dev", "/usr/include/bpf/bpf_helpers.h"),
     // npm fetches axe-core, the accessibility checker the browser tests inject into the page.
     ("npm", "/usr/bin/npm"),
 ];

@@ -215,6 +215,18 @@ fn boot_ms() -> Option<u64> {
     })
 }
 
+/// A process's start time as `to_stat` reads it (seconds, then ms since the epoch), from the
+/// kernel's `start_boottime` in ns (what the BPF probes read): the same clock ticks `/proc`
+/// counts, so a kernel event's owner and a scan's process compare equal.
+pub(crate) fn start_from_boottime(ns: u64) -> (Option<u64>, Option<u64>) {
+    let hz = procfs::ticks_per_second().max(1);
+    let ticks = ns / (1_000_000_000 / hz);
+    (
+        boot_time().map(|boot| boot + ticks / hz),
+        boot_ms().map(|boot| boot + ticks * 1000 / hz),
+    )
+}
+
 fn to_stat(stat: procfs::process::Stat) -> ProcessStat {
     ProcessStat {
         ppid: u32::try_from(stat.ppid).ok().filter(|&p| p != 0),

@@ -13,6 +13,7 @@
 //! platform cannot tell is said as "could not check" with the reason; README.md lists each
 //! system's limits.
 //!
+pub mod kernel;
 mod netstat;
 mod platform;
 
