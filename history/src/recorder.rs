@@ -142,8 +142,11 @@ impl Recorder {
                     self.open.remove(id);
                 }
                 // Its listener's own event (closed, or passed on) came first; a health check
-                // leaves the listener as it was.
-                EventKind::Exited | EventKind::Health => {}
+                // leaves the listener as it was; a failure has no socket of its own.
+                EventKind::Exited
+                | EventKind::Health
+                | EventKind::BindFailed
+                | EventKind::ConnectRefused => {}
             }
         }
         let tick = Tick {

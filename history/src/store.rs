@@ -10,7 +10,7 @@ use portscope_shared::{ConnectionMinute, Event, EventKind, HealthMark, Span, Spa
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 /// The schema this build writes. A file from a newer build is not touched.
-pub const SCHEMA: i64 = 5;
+pub const SCHEMA: i64 = 6;
 
 /// Why the history cannot be used; said in a warning, the live view goes on.
 #[derive(Debug, thiserror::Error)]
@@ -212,6 +212,19 @@ impl Store {
             )
             .map_err(sqlite)?;
         }
+        if version < 6 {
+            // Failures (#22): a refused connect's target, and a failure's error, holders,
+            // count and fix (as JSON); each failure row has a socket id of its own.
+            conn.execute_batch(
+                "BEGIN;
+                 ALTER TABLE events ADD COLUMN remote_addr TEXT;
+                 ALTER TABLE events ADD COLUMN remote_port INTEGER;
+                 ALTER TABLE events ADD COLUMN failure TEXT;
+                 PRAGMA user_version = 6;
+                 COMMIT;",
+            )
+            .map_err(sqlite)?;
+        }
         Ok(Store {
             conn,
             path: path.to_owned(),
@@ -247,7 +260,8 @@ impl Store {
     /// The columns `Row::read` takes, as this file's schema has them.
     fn columns(&self) -> &'static str {
         match self.schema {
-            5.. => COLUMNS,
+            6.. => COLUMNS,
+            5 => COLUMNS_5,
             4 => COLUMNS_4,
             // Schema 2 and 3 kept no health checks.
             2 | 3 => COLUMNS_3,
@@ -320,9 +334,9 @@ impl Store {
                 .prepare_cached(
                     "INSERT INTO events (time, since, kind, socket_id, proto, family, local_addr,
                      local_port, pid, process, cmdline, user, app, cwd, exe, start_time, health,
-                     project, start_ms)
+                     project, start_ms, remote_addr, remote_port, failure)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
-                     ?16, ?17, ?18, ?19)",
+                     ?16, ?17, ?18, ?19, ?20, ?21, ?22)",
                 )
                 .map_err(sqlite)?;
             for (id, e, since) in events {
@@ -347,6 +361,9 @@ impl Store {
                         e.health.as_ref().map(json_text),
                         e.project,
                         e.start_ms.and_then(|t| i64::try_from(t).ok()),
+                        e.remote_addr.map(|a| a.to_string()),
+                        e.remote_port,
+                        failure_text(e),
                     ])
                     .map_err(sqlite)?;
             }
@@ -417,7 +434,7 @@ impl Store {
                         COALESCE((SELECT MAX(o.id) FROM events o
                                   WHERE o.socket_id = l.socket_id AND o.kind = 'opened'), 0)
                  FROM (SELECT socket_id, MAX(id) AS last FROM events
-                       WHERE kind NOT IN ('exited', 'health') GROUP BY socket_id) l
+                       WHERE kind NOT IN ('exited', 'health', 'bind_failed', 'connect_refused') GROUP BY socket_id) l
                  JOIN events e ON e.id = l.last
                  WHERE e.kind != 'closed';",
             )
@@ -565,7 +582,7 @@ impl Store {
                 "SELECT {}
                  FROM events e
                  JOIN (SELECT socket_id, MAX(id) AS last FROM events
-                       WHERE local_port = ?1 AND time <= ?2 AND kind NOT IN ('exited', 'health')
+                       WHERE local_port = ?1 AND time <= ?2 AND kind NOT IN ('exited', 'health', 'bind_failed', 'connect_refused')
                        GROUP BY socket_id) l
                    ON e.id = l.last
                  WHERE e.kind != 'closed'
@@ -601,7 +618,7 @@ impl Store {
                      UNION
                      SELECT e.socket_id FROM events e
                      JOIN (SELECT socket_id, MAX(id) AS last FROM events
-                           WHERE time < ?1 AND kind NOT IN ('exited', 'health')
+                           WHERE time < ?1 AND kind NOT IN ('exited', 'health', 'bind_failed', 'connect_refused')
                            GROUP BY socket_id) l
                        ON e.id = l.last
                      WHERE e.kind != 'closed')
@@ -683,8 +700,11 @@ impl Store {
                         ));
                     }
                 }
-                // The owner's exit follows its listener's own event.
-                EventKind::Exited | EventKind::Unknown => {}
+                // The owner's exit follows its listener's own event; failures have no socket.
+                EventKind::Exited
+                | EventKind::BindFailed
+                | EventKind::ConnectRefused
+                | EventKind::Unknown => {}
             }
         }
         end(current.take(), None, &mut marks, &mut spans);
@@ -803,16 +823,37 @@ pub struct Query {
 
 /// The columns `Row::read` takes, in its order.
 const COLUMNS: &str = "time, since, kind, proto, family, local_addr, local_port, pid, process, \
-                       cmdline, user, app, cwd, exe, start_time, health, project, start_ms";
+                       cmdline, user, app, cwd, exe, start_time, health, project, start_ms, \
+                       remote_addr, remote_port, failure";
+/// The same from a schema 5 file.
+const COLUMNS_5: &str = "time, since, kind, proto, family, local_addr, local_port, pid, process, \
+                         cmdline, user, app, cwd, exe, start_time, health, project, start_ms, \
+                         NULL, NULL, NULL";
 /// The same from a schema 4 file.
 const COLUMNS_4: &str = "time, since, kind, proto, family, local_addr, local_port, pid, process, \
-                         cmdline, user, app, cwd, exe, start_time, health, project, NULL";
+                         cmdline, user, app, cwd, exe, start_time, health, project, NULL, \
+                         NULL, NULL, NULL";
 /// The same from a schema 2 or 3 file.
 const COLUMNS_3: &str = "time, since, kind, proto, family, local_addr, local_port, pid, process, \
-                         cmdline, user, app, cwd, exe, start_time, NULL, NULL, NULL";
+                         cmdline, user, app, cwd, exe, start_time, NULL, NULL, NULL, \
+                         NULL, NULL, NULL";
 /// The same from a schema 1 file.
 const COLUMNS_1: &str = "time, since, kind, proto, family, local_addr, local_port, pid, process, \
-                         cmdline, user, app, NULL, NULL, NULL, NULL, NULL, NULL";
+                         cmdline, user, app, NULL, NULL, NULL, NULL, NULL, NULL, \
+                         NULL, NULL, NULL";
+
+/// What a failure event keeps beyond a listener event's columns (the `failure` column).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Failure {
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    holders: Vec<portscope_shared::Holder>,
+    #[serde(default)]
+    count: Option<u32>,
+    #[serde(default)]
+    fix: Option<String>,
+}
 
 /// One stored event, as read.
 struct Row {
@@ -834,6 +875,9 @@ struct Row {
     health: Option<String>,
     project: Option<String>,
     start_ms: Option<i64>,
+    remote_addr: Option<String>,
+    remote_port: Option<u16>,
+    failure: Option<String>,
 }
 
 impl Row {
@@ -863,11 +907,23 @@ impl Row {
             health: r.get(at + 15)?,
             project: r.get(at + 16)?,
             start_ms: r.get(at + 17)?,
+            remote_addr: r.get(at + 18)?,
+            remote_port: r.get(at + 19)?,
+            failure: r.get(at + 20)?,
         })
     }
 
     fn into_event(self) -> Option<Event> {
+        let failure: Option<Failure> = self.failure.and_then(|f| serde_json::from_str(&f).ok());
+        let (error, holders, count, fix) = match failure {
+            Some(f) => (f.error, f.holders, f.count, f.fix),
+            None => (None, Vec::new(), None, None),
+        };
         Some(Event {
+            error,
+            holders,
+            count,
+            fix,
             time: rfc3339(self.time),
             since: self.since.map(rfc3339),
             kind: serde_json::from_value(serde_json::Value::String(self.kind)).ok()?,
@@ -875,8 +931,8 @@ impl Row {
             family: serde_json::from_str(&self.family).ok()?,
             local_addr: self.local_addr.parse().ok()?,
             local_port: self.local_port,
-            remote_addr: None,
-            remote_port: None,
+            remote_addr: self.remote_addr.and_then(|a| a.parse().ok()),
+            remote_port: self.remote_port,
             pid: self.pid,
             process: self.process,
             cmdline: serde_json::from_str(&self.cmdline).unwrap_or_default(),
@@ -890,6 +946,18 @@ impl Row {
             project: self.project,
         })
     }
+}
+
+/// The `failure` column of a failure event; `NULL` for the others.
+fn failure_text(e: &Event) -> Option<String> {
+    matches!(e.kind, EventKind::BindFailed | EventKind::ConnectRefused).then(|| {
+        json_text(&Failure {
+            error: e.error.clone(),
+            holders: e.holders.clone(),
+            count: e.count,
+            fix: e.fix.clone(),
+        })
+    })
 }
 
 fn kind_text(kind: EventKind) -> String {

@@ -17,7 +17,14 @@ use serde::{Deserialize, Serialize};
 
 /// Version of this protocol. Bumped only for changes an old reader cannot tolerate
 /// (a renamed or retyped field); additions keep the version.
-pub const PROTOCOL_VERSION: u32 = 1;
+///
+/// Version 2 (#22): events are no longer only the scan's diff — `bind_failed` and
+/// `connect_refused` come between scans, with no socket behind them (their socket id is
+/// empty), and `tick_ms` is the period of full scans, which with `changes: "kernel"` is no
+/// longer how stale the model can be. A version-1 hub or dashboard would read such an agent
+/// wrongly (an empty socket id, a 30 s tick for a model current to the millisecond), so
+/// the version moved.
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Everything the agent sends over the WebSocket.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -68,8 +75,14 @@ pub struct Hello {
     pub hostname: String,
     /// Operating system, as Rust names it (`linux`, `macos`, `windows`).
     pub os: String,
-    /// How often the agent rescans, in milliseconds.
+    /// How often the agent rescans, in milliseconds: with `changes: "kernel"` a full scan
+    /// that reconciles the model, which kernel events keep current in between.
     pub tick_ms: u64,
+    /// How the agent learns of changes: `kernel` (the kernel reports them as they happen:
+    /// changes within milliseconds, short-lived listeners, failed binds and refused connects)
+    /// or `poll` (a scan every `tick_ms`). Added in version 2.
+    #[serde(default)]
+    pub changes: Changes,
     /// The range the OS picks outgoing (ephemeral) ports from; a server on one of these ports
     /// can collide with a client's connection. `null` where unknown.
     #[serde(default)]
@@ -86,6 +99,21 @@ pub struct Hello {
     /// stop one before it asks (added in version 1; absent: the agent says when asked).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kill_scope: Option<KillScope>,
+}
+
+/// How an agent learns of changes ([`Hello::changes`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Changes {
+    /// The kernel reports each change as it happens (Linux, BPF tracepoints).
+    Kernel,
+    /// A scan every tick.
+    #[default]
+    Poll,
+    /// A way this reader does not know (a newer agent).
+    #[serde(other)]
+    Unknown,
 }
 
 /// The rule by which an agent's dashboard may stop a process: the agent applies it to every
@@ -771,6 +799,47 @@ pub struct Event {
     /// The name of the owner's project (`Process.project`), when it works in one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub project: Option<String>,
+    /// For `bind_failed`: the error (`EADDRINUSE (address already in use)`). Added in
+    /// version 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// For `bind_failed`: the sockets holding the port; for `connect_refused`: the listeners
+    /// on the port at other addresses or in the other family (where the client should have
+    /// gone), or none. Added in version 2.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub holders: Vec<Holder>,
+    /// For `bind_failed` and `connect_refused`: how many times it happened from this process
+    /// to this port since the last such event (a client retrying in a loop is one event with
+    /// a count; at least 1). Added in version 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u32>,
+    /// For `bind_failed` and `connect_refused`: what the doctor would have the user do, in
+    /// one sentence. Added in version 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+}
+
+/// A socket on the port a failure was about, with its owner ([`Event::holders`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct Holder {
+    pub proto: Proto,
+    pub local_addr: IpAddr,
+    pub local_port: u16,
+    #[serde(default)]
+    pub state: Option<SocketState>,
+    /// Its owners' pids (empty when hidden: another user's process, without root).
+    #[serde(default)]
+    pub pids: Vec<u32>,
+    /// Its first owner's name.
+    #[serde(default)]
+    pub process: Option<String>,
+    /// Its first owner's start time (seconds since the epoch).
+    #[serde(default)]
+    pub start_time: Option<u64>,
+    /// Its first owner's project, when it works in one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
 }
 
 /// What happened to a socket.
@@ -792,6 +861,14 @@ pub enum EventKind {
     /// or turned up or down, or answered another status: `health` says what it got; the owner
     /// is the listener's now.
     Health,
+    /// A process's `bind()` failed (kernel events only): the owner fields are that process's,
+    /// `local_addr`/`local_port` what it asked for, `error` why, `holders` who holds the port.
+    /// Added in version 2.
+    BindFailed,
+    /// A process's `connect()` was refused (kernel events only): the owner fields are the
+    /// client's, `remote_addr`/`remote_port` where it tried, `holders` the listeners on that
+    /// port elsewhere. Added in version 2.
+    ConnectRefused,
     #[serde(other)]
     Unknown,
 }

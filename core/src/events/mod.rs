@@ -238,6 +238,10 @@ fn event_by(
     owner: Option<&Process>,
 ) -> Event {
     Event {
+        error: None,
+        holders: Vec::new(),
+        count: None,
+        fix: None,
         time: time.to_owned(),
         since: None,
         kind,

@@ -87,6 +87,7 @@ impl AppState {
                 hostname,
                 os: std::env::consts::OS.into(),
                 tick_ms,
+                changes: portscope_shared::Changes::Poll,
                 ephemeral_ports: portscope_core::os::port_settings().ephemeral,
                 can_kill,
                 history: false,

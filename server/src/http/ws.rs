@@ -475,6 +475,7 @@ mod tests {
             hostname: "test".into(),
             os: "linux".into(),
             tick_ms: 1000,
+            changes: portscope_shared::Changes::Poll,
             ephemeral_ports: None,
             can_kill: false,
             history: false,

@@ -140,6 +140,7 @@ impl PeerHost {
             hostname: self.peer.name.clone(),
             os: String::new(),
             tick_ms: 1000,
+            changes: portscope_shared::Changes::Poll,
             ephemeral_ports: None,
             can_kill: false,
             history: false,

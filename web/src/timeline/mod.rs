@@ -344,8 +344,12 @@ pub fn merge(base: Vec<Tenure>, events: &[Event]) -> Vec<Tenure> {
                     );
                 }
             }
-            // Its listener's own event (closed, or passed on) ended the tenure.
-            EventKind::Exited | EventKind::Unknown => {}
+            // Its listener's own event (closed, or passed on) ended the tenure; a failure
+            // holds no port.
+            EventKind::Exited
+            | EventKind::BindFailed
+            | EventKind::ConnectRefused
+            | EventKind::Unknown => {}
         }
     }
     absorb_unseen_owners(tenures)

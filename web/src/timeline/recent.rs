@@ -116,6 +116,8 @@ pub fn verb(kind: EventKind) -> &'static str {
         EventKind::OwnerChanged => "passed on",
         EventKind::Exited => "owner exited",
         EventKind::Health => "health",
+        EventKind::BindFailed => "could not bind",
+        EventKind::ConnectRefused => "was refused at",
         EventKind::Unknown => "changed",
     }
 }
@@ -123,6 +125,9 @@ pub fn verb(kind: EventKind) -> &'static str {
 /// `14:02 opened 127.0.0.1:8000 python3 (pid 4242)`, in local time (`offset_min` east of UTC).
 pub fn line(e: &Event, offset_min: i32) -> String {
     let at = time::parse(&e.time).map_or_else(|| e.time.clone(), |t| time::clock(t, offset_min));
+    if matches!(e.kind, EventKind::BindFailed | EventKind::ConnectRefused) {
+        return format!("{at} {}", failure_words(e));
+    }
     let endpoint = SocketAddr::new(e.local_addr, e.local_port);
     let proto = match e.proto {
         portscope_shared::Proto::Tcp => "",
@@ -153,4 +158,62 @@ pub fn health_words(h: &portscope_shared::Health) -> String {
         (false, None, Some(why)) => format!("down ({why})"),
         (false, None, None) => "down".to_owned(),
     }
+}
+
+/// A failure as a sentence: `node (pid 4242) could not bind 127.0.0.1:3000 (EADDRINUSE …) —
+/// held by python3 (pid 99) in shop-api`, `curl (pid 7) was refused at 127.0.0.1:5173 —
+/// listening on [::1]:5173: node (pid 4242)`, with `×N` when it repeated.
+pub fn failure_words(e: &Event) -> String {
+    let who = match (&e.process, e.pid) {
+        (Some(name), Some(pid)) => format!("{name} (pid {pid})"),
+        (Some(name), None) => name.clone(),
+        (None, Some(pid)) => format!("pid {pid}"),
+        (None, None) => "a process".to_owned(),
+    };
+    let target = match (e.kind, e.remote_addr, e.remote_port) {
+        (EventKind::ConnectRefused, Some(addr), Some(port)) => SocketAddr::new(addr, port),
+        _ => SocketAddr::new(e.local_addr, e.local_port),
+    };
+    let mut text = format!("{who} {} {target}", verb(e.kind));
+    if let Some(error) = e
+        .error
+        .as_deref()
+        .filter(|_| e.kind == EventKind::BindFailed)
+    {
+        text.push_str(&format!(" ({})", error.split(' ').next().unwrap_or(error)));
+    }
+    if let Some(count) = e.count.filter(|&c| c > 1) {
+        text.push_str(&format!(" ×{count}"));
+    }
+    let holders: Vec<String> = e
+        .holders
+        .iter()
+        .map(|h| {
+            let owner = match (&h.process, h.pids.first()) {
+                (Some(name), Some(pid)) => format!("{name} (pid {pid})"),
+                (None, Some(pid)) => format!("pid {pid}"),
+                _ => "an owner hidden from this user".to_owned(),
+            };
+            let project = h
+                .project
+                .as_deref()
+                .map(|p| format!(" in {p}"))
+                .unwrap_or_default();
+            format!(
+                "{} {owner}{project}",
+                SocketAddr::new(h.local_addr, h.local_port)
+            )
+        })
+        .collect();
+    match (e.kind, holders.is_empty()) {
+        (EventKind::BindFailed, false) => {
+            text.push_str(&format!(" — held: {}", holders.join(", ")))
+        }
+        (EventKind::ConnectRefused, false) => {
+            text.push_str(&format!(" — listening instead: {}", holders.join(", ")))
+        }
+        (EventKind::ConnectRefused, true) => text.push_str(" — nothing listens on that port"),
+        _ => {}
+    }
+    text
 }

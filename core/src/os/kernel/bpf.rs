@@ -131,7 +131,13 @@ fn mount_tracefs() {
     if dir.join("events").exists() || !dir.exists() {
         return;
     }
-    let _ = rustix::mount::mount("tracefs", dir, "tracefs", rustix::mount::MountFlags::empty(), None);
+    let _ = rustix::mount::mount(
+        "tracefs",
+        dir,
+        "tracefs",
+        rustix::mount::MountFlags::empty(),
+        None,
+    );
 }
 
 /// An error with its sources, on one line.
@@ -148,14 +154,23 @@ fn chain(e: &dyn std::error::Error) -> String {
 
 /// The ring buffer's reader: runs until the agent drops the feed's receiver, then detaches the
 /// probes (dropping `ebpf`).
-fn read(ebpf: Ebpf, mut ring: RingBuf<MapData>, tx: tokio::sync::mpsc::Sender<Change>, counters: &Counters) {
-    let dropped: Option<PerCpuArray<&MapData, u64>> =
-        ebpf.map("DROPPED").and_then(|m| PerCpuArray::try_from(m).ok());
+fn read(
+    ebpf: Ebpf,
+    mut ring: RingBuf<MapData>,
+    tx: tokio::sync::mpsc::Sender<Change>,
+    counters: &Counters,
+) {
+    let dropped: Option<PerCpuArray<&MapData, u64>> = ebpf
+        .map("DROPPED")
+        .and_then(|m| PerCpuArray::try_from(m).ok());
     let mut owners = Owners::default();
     let mut last_count = Instant::now();
     loop {
         let fd = ring.as_fd();
-        let mut fds = [rustix::event::PollFd::new(&fd, rustix::event::PollFlags::IN)];
+        let mut fds = [rustix::event::PollFd::new(
+            &fd,
+            rustix::event::PollFlags::IN,
+        )];
         let timeout = rustix::time::Timespec {
             tv_sec: 0,
             tv_nsec: 200_000_000,
@@ -204,7 +219,9 @@ fn change_of(raw: &RawEvent, owners: &mut Owners) -> Option<Change> {
     };
     let addr = |bytes: &[u8; 16]| -> Option<IpAddr> {
         match raw.family {
-            2 => Some(IpAddr::V4(Ipv4Addr::new(bytes[0], bytes[1], bytes[2], bytes[3]))),
+            2 => Some(IpAddr::V4(Ipv4Addr::new(
+                bytes[0], bytes[1], bytes[2], bytes[3],
+            ))),
             10 => Some(IpAddr::V6(Ipv6Addr::from(*bytes))),
             _ => None,
         }
@@ -256,7 +273,11 @@ impl Owners {
             return known.clone();
         }
         let (start_time, start_ms) = crate::os::linux::start_from_boottime(raw.start_ns);
-        let comm_len = raw.comm.iter().position(|&b| b == 0).unwrap_or(raw.comm.len());
+        let comm_len = raw
+            .comm
+            .iter()
+            .position(|&b| b == 0)
+            .unwrap_or(raw.comm.len());
         let mut owner = KernelOwner {
             pid: raw.pid,
             comm: String::from_utf8_lossy(&raw.comm[..comm_len]).into_owned(),

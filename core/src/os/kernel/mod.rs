@@ -172,7 +172,10 @@ mod tests {
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
-            assert!(!left.is_zero(), "no {kind:?} change on port {port} within 5 s");
+            assert!(
+                !left.is_zero(),
+                "no {kind:?} change on port {port} within 5 s"
+            );
             let Ok(change) = feed.changes.try_recv() else {
                 std::thread::sleep(Duration::from_millis(5));
                 continue;
