@@ -275,9 +275,17 @@ pub struct ServeArgs {
     /// Address to listen on. Must be a loopback address (127.0.0.0/8 or ::1).
     #[arg(long, default_value = "127.0.0.1")]
     pub bind: IpAddr,
-    /// How often to rescan the machine, e.g. `1s`, `500ms`.
+    /// How often to rescan the machine when polling, e.g. `1s`, `500ms`.
     #[arg(long, default_value = "1s", value_parser = parse_interval)]
     pub interval: Duration,
+    /// Poll every --interval even where the kernel can report changes as they happen (Linux,
+    /// root or CAP_BPF + CAP_PERFMON): no BPF probes are loaded.
+    #[arg(long)]
+    pub no_kernel_events: bool,
+    /// With kernel events: how often a full scan reconciles the model with the machine (it
+    /// catches what the kernel does not report: UDP sockets closing, descriptors passed on).
+    #[arg(long, default_value = "30s", value_parser = parse_interval)]
+    pub reconcile: Duration,
     /// Open the dashboard in the default browser once the agent is up.
     #[arg(long)]
     pub open: bool,

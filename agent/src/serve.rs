@@ -159,7 +159,13 @@ pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
     }
 
     let model = Model::new(first);
-    let tick_ms = u64::try_from(args.interval.as_millis()).unwrap_or(u64::MAX);
+    let kernel = kernel_events(&args);
+    let period = if kernel.is_some() {
+        args.reconcile
+    } else {
+        args.interval
+    };
+    let tick_ms = u64::try_from(period.as_millis()).unwrap_or(u64::MAX);
     let can_kill = !args.no_kill && (args.share.is_none() || args.allow_kill);
     let history_path = if args.no_history {
         None
@@ -181,6 +187,9 @@ pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
         None => None,
     };
     let mut state = AppState::new(guard, hostname, tick_ms, model.watch(), can_kill);
+    if kernel.is_some() {
+        state.hello.changes = portscope_shared::Changes::Kernel;
+    }
     state.hello.kill_scope = Some(portscope_doctor::kill::scope_of_this_agent(
         collector.euid(),
         args.allow_kill_system,
@@ -287,10 +296,37 @@ pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
         args.interval,
         history,
         state.metrics.clone(),
+        kernel,
     ));
     serve_http(listener, state, tls).await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The kernel's changes, unless `--no-kernel-events`; where the kernel cannot give them, one
+/// line in the log says why and the agent polls.
+fn kernel_events(args: &ServeArgs) -> Option<refresh::Kernel> {
+    if args.no_kernel_events {
+        tracing::info!("polling every {:?} (--no-kernel-events)", args.interval);
+        return None;
+    }
+    match portscope_core::os::kernel::start() {
+        Ok(feed) => {
+            tracing::info!(
+                "the kernel reports changes as they happen (BPF); a full scan every {:?} \
+                 reconciles",
+                args.reconcile
+            );
+            Some(refresh::Kernel {
+                feed,
+                reconcile: args.reconcile,
+            })
+        }
+        Err(why) => {
+            tracing::warn!("no kernel events: {why} every {:?}", args.interval);
+            None
+        }
+    }
 }
 
 /// `--share ADDR` is the address to listen on; without it, only a loopback `--bind`.

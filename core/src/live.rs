@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use portscope_shared::{Process, Socket};
+use portscope_shared::{Event, Process, Socket};
 use tokio::sync::watch;
 
 use crate::model::{Published, State, Watcher};
@@ -38,6 +38,7 @@ impl Model {
             delta: None,
             events: Vec::new(),
             snapshot_texts: Default::default(),
+            recent: Default::default(),
         }));
         Self {
             tx,
@@ -64,11 +65,21 @@ impl Model {
     /// changed; returns what it published.
     /// An owner that closed its listeners earlier and has exited now is a change too (its
     /// `exited` events, with an empty delta when nothing else changed).
-    pub fn update(&self, mut scan: State) -> Option<Arc<Published>> {
+    pub fn update(&self, scan: State) -> Option<Arc<Published>> {
+        self.update_with(scan, Vec::new())
+    }
+
+    /// [`Model::update`] with events the diff cannot show, told with the change (kernel
+    /// events: a listener that opened and closed between two scans).
+    pub fn update_with(
+        &self,
+        mut scan: State,
+        extra: Vec<(String, Event)>,
+    ) -> Option<Arc<Published>> {
         let current = self.current();
         scan.seq = current.state.seq + 1;
         let delta = current.state.diff(&scan);
-        let quiet = delta.is_empty() && current.state.warnings == scan.warnings;
+        let quiet = delta.is_empty() && current.state.warnings == scan.warnings && extra.is_empty();
         let mut lingering = self
             .lingering
             .lock()
@@ -104,12 +115,39 @@ impl Model {
         if quiet && late.is_empty() {
             return None;
         }
+        events.extend(extra);
         events.extend(late);
+        let recent = crate::events::keep_kernel_only(&current.recent, scan.seq, &events);
         let published = Arc::new(Published {
             state: scan,
             delta: Some(delta),
             events,
             snapshot_texts: Default::default(),
+            recent,
+        });
+        self.tx.send_replace(published.clone());
+        Some(published)
+    }
+}
+
+impl Model {
+    /// Publishes events that change no socket (a failed bind, a refused connect): the same
+    /// state under the next `seq`, an empty delta, and these events.
+    pub fn publish_events(&self, events: Vec<(String, Event)>) -> Option<Arc<Published>> {
+        if events.is_empty() {
+            return None;
+        }
+        let current = self.current();
+        let mut state = current.state.clone();
+        state.seq += 1;
+        let delta = current.state.diff(&state);
+        let recent = crate::events::keep_kernel_only(&current.recent, state.seq, &events);
+        let published = Arc::new(Published {
+            state,
+            delta: Some(delta),
+            events,
+            snapshot_texts: Default::default(),
+            recent,
         });
         self.tx.send_replace(published.clone());
         Some(published)

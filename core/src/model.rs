@@ -247,6 +247,11 @@ pub struct Published {
     /// The state's snapshot as the texts a client is sent, made by the first client that needs
     /// them and shared by all others (on a machine of 20 000 sockets, several MiB of JSON).
     pub snapshot_texts: std::sync::OnceLock<Arc<Vec<String>>>,
+    /// The kernel-only events of the last publishes ([`crate::events::kernel_only`]: failures,
+    /// brief listeners), each with the `seq` it came with, at most
+    /// [`crate::events::KERNEL_EVENTS_KEPT`]: a client that missed states gets the diff, which
+    /// cannot show these, and then these.
+    pub recent: imbl::Vector<(u64, Event)>,
 }
 
 /// A state rebuilt from an agent's stream, as a client reads it: the snapshot (whole at the

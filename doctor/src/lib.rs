@@ -13,6 +13,7 @@ pub mod bind;
 pub mod firewall;
 pub mod free;
 pub mod kill;
+pub mod live;
 #[cfg(any(test, target_os = "macos"))]
 pub mod pf;
 pub mod probe;
@@ -205,6 +206,13 @@ pub type Counted = Option<Metrics>;
 
 /// An agent that rescans at least this often answers the doctor's routes from its live model.
 pub const LIVE_ENOUGH: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Whether an agent's live model is current enough for the doctor: the kernel tells it each
+/// change as it happens, or it rescans at least every [`LIVE_ENOUGH`].
+pub fn live_enough(hello: &portscope_shared::Hello) -> bool {
+    hello.changes == portscope_shared::Changes::Kernel
+        || std::time::Duration::from_millis(hello.tick_ms) <= LIVE_ENOUGH
+}
 
 impl Source {
     /// The command line's source: a scan made when asked, counted nowhere.

@@ -924,6 +924,7 @@ impl Row {
             holders,
             count,
             fix,
+            brief: false,
             time: rfc3339(self.time),
             since: self.since.map(rfc3339),
             kind: serde_json::from_value(serde_json::Value::String(self.kind)).ok()?,
@@ -979,6 +980,11 @@ mod tests {
 
     fn opened(port: u16, pid: u32) -> Event {
         Event {
+            error: None,
+            holders: Vec::new(),
+            count: None,
+            fix: None,
+            brief: false,
             time: String::new(),
             since: None,
             kind: EventKind::Opened,

@@ -6,9 +6,12 @@ use std::time::Duration;
 use tokio::time::MissedTickBehavior;
 
 use portscope_core::collector::Collector;
+use portscope_core::events::Brief;
 use portscope_core::live::Model;
 use portscope_core::model::State;
 use portscope_core::os::Platform;
+use portscope_core::os::kernel::{Change, ChangeKind};
+use portscope_doctor::live::{self, Failures};
 
 /// Start of the warning that replaces a scan that panicked.
 const SCAN_FAILED: &str = "the last scan failed";
@@ -43,31 +46,223 @@ pub async fn scan_blocking<P: Platform>(
     Some((collector, state))
 }
 
-/// Rescans every `interval` and publishes each change, until the runtime stops.
+/// How long a first kernel change waits for the rest of its burst (a server opening its IPv4
+/// and IPv6 listeners) before the scan it wakes.
+const SETTLE: Duration = Duration::from_millis(2);
+
+/// The shortest time between two scans that kernel changes wake; a scan that took longer
+/// keeps twice its own time from the next, so a machine with churning connections costs the
+/// agent a third of a core at most.
+const MIN_GAP: Duration = Duration::from_millis(10);
+
+/// Kernel changes for the refresher (#22): the feed, and how often a full scan reconciles
+/// the model with the machine.
+#[derive(Debug)]
+pub struct Kernel {
+    pub feed: portscope_core::os::kernel::Feed,
+    pub reconcile: Duration,
+}
+
+/// What woke the refresher.
+enum Wake {
+    Tick,
+    Change(Option<Change>),
+    Due,
+    /// Changes taken during the last scan call for another.
+    Again,
+}
+
+/// Waits until `at` (at least [`SETTLE`] from now) for a burst of changes to settle, taking
+/// the changes that come meanwhile.
+async fn settle(live: &mut Live, kernel: &mut Option<Kernel>, at: tokio::time::Instant) {
+    let at = at.max(tokio::time::Instant::now() + SETTLE);
+    loop {
+        tokio::select! {
+            change = next_change(kernel) => match change {
+                Some(change) => { live.take(change); }
+                None => return,
+            },
+            () = tokio::time::sleep_until(at) => return,
+        }
+    }
+}
+
+/// The next kernel change; never, without a feed.
+async fn next_change(feed: &mut Option<Kernel>) -> Option<Change> {
+    match feed {
+        Some(kernel) => kernel.feed.changes.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The refresher's side of kernel changes: failures told at once, listeners followed until a
+/// scan accounts for them.
+struct Live {
+    model: Model,
+    history: Option<portscope_history::Recorder>,
+    failures: Failures,
+    brief: Brief,
+    /// Failures waiting to be judged (after the scan their changes came with).
+    failed: Vec<Change>,
+    local: Vec<std::net::IpAddr>,
+    lost: u64,
+}
+
+impl Live {
+    /// Takes one change; whether it calls for a scan. Failures wait in `failed` for
+    /// [`Live::tell_failures`], so that one coming with a scan is judged against its result
+    /// (a server's listen and the bind it made fail arrive together).
+    fn take(&mut self, change: Change) -> bool {
+        match change.kind {
+            ChangeKind::BindFailed | ChangeKind::Refused => {
+                if self.failed.len() < live::MAX_COUNTING {
+                    self.failed.push(change);
+                }
+                false
+            }
+            ChangeKind::Listen | ChangeKind::ListenClosed => {
+                self.brief.see(&change);
+                true
+            }
+            ChangeKind::Bound | ChangeKind::Changed => true,
+        }
+    }
+
+    /// Takes every change already waiting; whether any calls for a scan.
+    fn take_waiting(&mut self, kernel: &mut Option<Kernel>) -> bool {
+        let mut scan = false;
+        while let Some(change) = kernel.as_mut().and_then(|k| k.feed.changes.try_recv().ok()) {
+            scan |= self.take(change);
+        }
+        scan
+    }
+
+    /// Judges the failures taken against the model as it is now, and publishes them (the
+    /// first of each at once, repeats counted).
+    fn tell_failures(&mut self) {
+        if self.failed.is_empty() {
+            return;
+        }
+        let current = self.model.current();
+        let now = std::time::Instant::now();
+        let mut told = Vec::new();
+        for change in std::mem::take(&mut self.failed) {
+            if let Some(failure) = live::event_of(&change, &current.state, &self.local) {
+                told.extend(self.failures.admit(failure, now));
+            }
+        }
+        self.publish(told);
+    }
+
+    /// Publishes events that change no socket, and records them.
+    fn publish(&mut self, events: Vec<(String, portscope_shared::Event)>) {
+        if let Some(published) = self.model.publish_events(events)
+            && let Some(history) = &mut self.history
+        {
+            history.tick(&published, true);
+        }
+    }
+
+    /// Says once per increase that changes were lost; whether any were since the last look.
+    fn lost_more(&mut self, kernel: Option<&Kernel>) -> bool {
+        let lost = kernel.map_or(0, |k| k.feed.counters.lost()) + self.brief.forgotten();
+        if lost > self.lost {
+            tracing::warn!(
+                lost,
+                "kernel events were lost (the ring buffer or the queue was full, or too many \
+                 listeners were followed at once); a full scan corrects the model"
+            );
+            self.lost = lost;
+            return true;
+        }
+        false
+    }
+}
+
+/// Rescans every `interval` and publishes each change, until the runtime stops. With kernel
+/// changes, each change wakes a scan (a burst settled, scans spaced by [`MIN_GAP`] or twice the
+/// last scan's time), failures are published as they come, and the full scan every
+/// `kernel.reconcile` (instead of `interval`) corrects what the kernel did not say.
 pub async fn run<P: Platform>(
     mut collector: Collector<P>,
     model: Model,
     interval: Duration,
-    mut history: Option<portscope_history::Recorder>,
+    history: Option<portscope_history::Recorder>,
     metrics: portscope_core::metrics::Metrics,
+    mut kernel: Option<Kernel>,
 ) {
-    let mut ticker = tokio::time::interval(interval);
+    let period = kernel.as_ref().map_or(interval, |k| k.reconcile);
+    let mut ticker = tokio::time::interval(period);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     ticker.tick().await; // The first tick fires at once; the first scan was done by the caller.
     let micros = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
     let (lookups, took) = collector.take_project_lookups();
     tracing::debug!(micros = micros(took), lookups, "first scan's projects took");
+    let mut live = Live {
+        model,
+        history,
+        failures: Failures::default(),
+        brief: Brief::default(),
+        failed: Vec::new(),
+        local: portscope_core::os::local_addresses(),
+        lost: 0,
+    };
+    let mut next_scan = tokio::time::Instant::now();
+    // Changes taken after the last scan began that call for another.
+    let mut again = false;
     loop {
-        ticker.tick().await;
+        let wake = if again {
+            Wake::Again
+        } else {
+            tokio::select! {
+                _ = ticker.tick() => Wake::Tick,
+                change = next_change(&mut kernel) => Wake::Change(change),
+                () = until(live.failures.next_due().map(tokio::time::Instant::from_std)) => Wake::Due,
+            }
+        };
+        match wake {
+            Wake::Tick => {}
+            Wake::Due => {
+                let due = live.failures.due(std::time::Instant::now());
+                live.publish(due);
+                continue;
+            }
+            Wake::Change(None) => {
+                tracing::warn!("the kernel's events stopped coming; polling every {interval:?}");
+                kernel = None;
+                ticker = tokio::time::interval(interval);
+                ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+                continue;
+            }
+            Wake::Change(Some(change)) => {
+                let scan = live.take(change) | live.take_waiting(&mut kernel);
+                if !scan {
+                    live.tell_failures();
+                    continue;
+                }
+                settle(&mut live, &mut kernel, next_scan).await;
+            }
+            Wake::Again => settle(&mut live, &mut kernel, next_scan).await,
+        }
+        live.lost_more(kernel.as_ref());
         let started = std::time::Instant::now();
+        let started_at = std::time::SystemTime::now();
         let Some((c, scanned)) = scan_blocking(collector).await else {
             return;
         };
         collector = c;
         let (lookups, looking) = collector.take_project_lookups();
+        let before = live.model.current();
         let state = scanned.unwrap_or_else(|what| {
             tracing::error!(%what, "the collector panicked; keeping the previous data");
-            let mut kept = model.current().state.clone();
+            let mut kept = before.state.clone();
             kept.warnings.retain(|w| !w.starts_with(SCAN_FAILED));
             kept.warnings.push(format!(
                 "{SCAN_FAILED} ({what}); the data shown is from the scan before"
@@ -75,16 +270,23 @@ pub async fn run<P: Platform>(
             kept
         });
         let mut state = state;
-        if let Some(problem) = history.as_ref().and_then(|h| h.problem()) {
+        if let Some(problem) = live.history.as_ref().and_then(|h| h.problem()) {
             state.warnings.push(problem);
         }
-        let published = model.update(state);
+        // What the kernel told while the scan ran: a listener the scan saw may have been
+        // reported only now (its owner), and failures are judged against this scan.
+        again = live.take_waiting(&mut kernel);
+        live.brief.complete(&mut state);
+        let missed = live.brief.missed(&before.state, &state, started_at);
+        let published = live.model.update_with(state, missed);
+        live.tell_failures();
         let scanned = started.elapsed();
+        next_scan = tokio::time::Instant::now() + MIN_GAP.max(scanned * 2);
         metrics.scanned(scanned);
-        if let Some(history) = &mut history {
+        if let Some(history) = &mut live.history {
             match &published {
                 Some(published) => history.tick(published, true),
-                None => history.tick(&model.current(), false),
+                None => history.tick(&live.model.current(), false),
             }
         }
         // `cargo xtask bench` reads these lines (RUST_LOG=portscope_server::refresh=debug): the whole

@@ -817,6 +817,10 @@ pub struct Event {
     /// one sentence. Added in version 2.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fix: Option<String>,
+    /// For `opened` and `closed`: a listener only the kernel saw, which opened and closed
+    /// between two scans (no `Delta` ever held it). Added in version 2.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub brief: bool,
 }
 
 /// A socket on the port a failure was about, with its owner ([`Event::holders`]).

@@ -130,7 +130,7 @@ fn samples() -> Vec<(&'static str, String)> {
                 seq: 8,
                 events: vec![
                     Event {
-error: None, holders: Vec::new(), count: None, fix: None,
+error: None, holders: Vec::new(), count: None, fix: None, brief: false,
                         time: "2026-11-29T14:02:03Z".into(),
                         since: None,
                         kind: EventKind::Closed,
@@ -153,7 +153,7 @@ error: None, holders: Vec::new(), count: None, fix: None,
                         project: None,
                     },
                     Event {
-error: None, holders: Vec::new(), count: None, fix: None,
+error: None, holders: Vec::new(), count: None, fix: None, brief: false,
                         time: "2026-11-29T14:02:03Z".into(),
                         since: None,
                         kind: EventKind::Health,
@@ -214,6 +214,7 @@ error: None, holders: Vec::new(), count: None, fix: None,
                         }],
                         count: Some(1),
                         fix: Some("python3 (pid 4242) holds port 8000: stop it (portscope kill 8000) or give node another port (portscope free 8000)".into()),
+                        brief: false,
                     },
                     Event {
                         time: "2026-11-29T14:02:04.020Z".into(),
@@ -249,6 +250,7 @@ error: None, holders: Vec::new(), count: None, fix: None,
                         }],
                         count: Some(3),
                         fix: Some("node (pid 4242) listens on [::1]:5173 only: connect to [::1]:5173 (or localhost), or have it listen on 127.0.0.1 too".into()),
+                        brief: false,
                     },
                 ],
             }),
@@ -339,6 +341,7 @@ error: None, holders: Vec::new(), count: None, fix: None,
         holders: Vec::new(),
         count: None,
         fix: None,
+        brief: false,
         time: "2026-11-29T14:02:03Z".into(),
         since: None,
         kind: EventKind::Opened,
@@ -556,7 +559,9 @@ fn hello_json() {
             history: false,
             kill_scope: None,
         }),
-        expect![[r#"{"type":"Hello","protocol_version":1,"agent_version":"0.1.0","hostname":"devbox","os":"linux","tick_ms":1000,"changes":"poll","ephemeral_ports":null,"can_kill":false,"history":false}"#]],
+        expect![[
+            r#"{"type":"Hello","protocol_version":1,"agent_version":"0.1.0","hostname":"devbox","os":"linux","tick_ms":1000,"changes":"poll","ephemeral_ports":null,"can_kill":false,"history":false}"#
+        ]],
     );
 }
 

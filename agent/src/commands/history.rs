@@ -125,6 +125,14 @@ fn line(e: &Event) -> String {
         EventKind::OwnerChanged => "now held by",
         EventKind::Exited => "exited",
         EventKind::Health => "health",
+        EventKind::BindFailed | EventKind::ConnectRefused => {
+            return format!(
+                "{}  {:<12} {}",
+                portscope_history::local_time(&e.time),
+                "failed",
+                portscope_core::events::failure_text(e)
+            );
+        }
         EventKind::Unknown => "changed",
     };
     let ran = match (e.kind, portscope_core::events::ran_for(e), &e.health) {
@@ -166,6 +174,11 @@ mod tests {
 
     fn opened(since: Option<&str>) -> Event {
         Event {
+            error: None,
+            holders: Vec::new(),
+            count: None,
+            fix: None,
+            brief: false,
             time: "2026-11-29T14:02:03Z".into(),
             since: since.map(str::to_owned),
             kind: EventKind::Opened,

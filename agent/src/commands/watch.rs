@@ -73,6 +73,16 @@ async fn print_changes(
     keep: &impl Fn(&Socket) -> bool,
 ) -> Result<(), Stop> {
     while let Some(message) = agent.next().await? {
+        // The diffs below show what scans saw; what only the kernel saw comes as events.
+        if let portscope_shared::ServerMessage::Events(told) = &message {
+            let kernel_only: Vec<(String, portscope_shared::Event)> = told
+                .events
+                .iter()
+                .filter(|e| portscope_core::events::kernel_only(e))
+                .map(|e| (String::new(), e.clone()))
+                .collect();
+            print(&kernel_only, args.json).map_err(Stop::Output)?;
+        }
         match mirror.feed(message) {
             Step::Hello(hello) => {
                 if hello.protocol_version != PROTOCOL_VERSION {
@@ -82,10 +92,16 @@ async fn print_changes(
                         hello.protocol_version
                     )));
                 }
-                eprintln!(
-                    "portscope: following the running agent (every {})",
-                    humantime::format_duration(std::time::Duration::from_millis(hello.tick_ms))
-                );
+                let every =
+                    humantime::format_duration(std::time::Duration::from_millis(hello.tick_ms));
+                if hello.changes == portscope_shared::Changes::Kernel {
+                    eprintln!(
+                        "portscope: following the running agent (the kernel reports changes; a \
+                         full scan every {every})"
+                    );
+                } else {
+                    eprintln!("portscope: following the running agent (every {every})");
+                }
             }
             Step::Resync => agent.resync().await?,
             Step::Changed(Some(before)) => {
@@ -185,9 +201,16 @@ fn line(e: &Event) -> String {
         EventKind::OwnerChanged => "~",
         EventKind::Exited => "x",
         EventKind::Health => "h",
+        EventKind::BindFailed | EventKind::ConnectRefused => "!",
         EventKind::Unknown => "?",
     };
     let clock = e.time.get(11..19).unwrap_or(&e.time);
+    if matches!(e.kind, EventKind::BindFailed | EventKind::ConnectRefused) {
+        return format!(
+            "{clock}  {mark} {}",
+            portscope_core::events::failure_text(e)
+        );
+    }
     let proto = match (e.proto, e.family) {
         (portscope_shared::Proto::Tcp, portscope_shared::Family::Ipv4) => "tcp",
         (portscope_shared::Proto::Tcp, portscope_shared::Family::Ipv6) => "tcp6",
@@ -235,6 +258,11 @@ mod tests {
     #[test]
     fn a_change_is_one_readable_line() {
         let e = Event {
+            error: None,
+            holders: Vec::new(),
+            count: None,
+            fix: None,
+            brief: false,
             time: "2026-11-29T14:02:03Z".into(),
             since: None,
             kind: EventKind::Opened,

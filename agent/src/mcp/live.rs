@@ -2,13 +2,13 @@
 //! its local socket as `portscope watch` follows it (it keeps the health checks' results, and
 //! nothing scans twice), else a scan per call. An agent that starts after the MCP server is
 //! found at the next call; one that stops is left at the next call too; one that rescans less
-//! often than the doctor's [`LIVE_ENOUGH`] is not answered from (its model may be a tick old).
+//! often than the doctor's [`portscope_doctor::LIVE_ENOUGH`] is not answered from (its model may be a tick old).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use portscope_core::model::{Mirror, Published, State, Step};
-use portscope_doctor::{LIVE_ENOUGH, Source};
+use portscope_doctor::Source;
 use portscope_server::http::local;
 use portscope_shared::PROTOCOL_VERSION;
 
@@ -68,6 +68,7 @@ impl Agent {
                     delta: None,
                     events: Vec::new(),
                     snapshot_texts: std::sync::OnceLock::new(),
+                    recent: Default::default(),
                 };
                 (Source::Live(Arc::new(published), None), Origin::Agent)
             }
@@ -141,7 +142,7 @@ async fn follows(
             );
             false
         }
-        Step::Hello(hello) if Duration::from_millis(hello.tick_ms) > LIVE_ENOUGH => {
+        Step::Hello(hello) if !portscope_doctor::live_enough(&hello) => {
             tracing::info!(
                 tick_ms = hello.tick_ms,
                 "the running agent rescans too seldom to answer from: scanning for each call"

@@ -3,8 +3,10 @@
 //! with each change, and what `watch` prints, the WebSocket sends and the history keeps are
 //! these same facts. The history only stores and answers them.
 
+mod brief;
 mod lingering;
 
+pub use brief::{Brief, MAX_FOLLOWED};
 pub use lingering::Lingering;
 
 use std::collections::{BTreeSet, HashMap};
@@ -205,6 +207,87 @@ pub fn still_runs(pid: u32, start_time: Option<u64>, name: Option<&str>) -> bool
     })
 }
 
+/// Whether only the kernel could tell this event (a failure, or a listener that opened and
+/// closed between two scans): a diff of two states never shows it.
+pub fn kernel_only(e: &Event) -> bool {
+    e.brief || matches!(e.kind, EventKind::BindFailed | EventKind::ConnectRefused)
+}
+
+/// Kernel-only events kept with the published state for clients that missed states.
+pub const KERNEL_EVENTS_KEPT: usize = 512;
+
+/// `recent` with the kernel-only ones of `events` (published under `seq`) added, the oldest
+/// dropped past [`KERNEL_EVENTS_KEPT`].
+pub fn keep_kernel_only(
+    recent: &imbl::Vector<(u64, Event)>,
+    seq: u64,
+    events: &[(String, Event)],
+) -> imbl::Vector<(u64, Event)> {
+    let mut kept = recent.clone();
+    for (_, e) in events.iter().filter(|(_, e)| kernel_only(e)) {
+        kept.push_back((seq, e.clone()));
+    }
+    while kept.len() > KERNEL_EVENTS_KEPT {
+        kept.pop_front();
+    }
+    kept
+}
+
+/// A failure event (`bind_failed`, `connect_refused`) in words, safe for a terminal:
+/// `node (pid 4300) could not bind 0.0.0.0:8000: EADDRINUSE (address already in use) — held by
+/// 127.0.0.1:8000 python3 (pid 4242). Fix: …`, with `(×3)` when it repeated.
+pub fn failure_text(e: &Event) -> String {
+    use crate::text::one_line;
+    let who = match (&e.process, e.pid) {
+        (Some(name), Some(pid)) => format!("{} (pid {pid})", one_line(name)),
+        (None, Some(pid)) => format!("pid {pid}"),
+        _ => "a process".to_owned(),
+    };
+    let holders: Vec<String> = e
+        .holders
+        .iter()
+        .map(|h| {
+            let owner = match (&h.process, h.pids.first()) {
+                (Some(name), Some(pid)) => format!(" {} (pid {pid})", one_line(name)),
+                (None, Some(pid)) => format!(" pid {pid}"),
+                _ => " (owner hidden)".to_owned(),
+            };
+            format!(
+                "{}{owner}",
+                std::net::SocketAddr::new(h.local_addr, h.local_port)
+            )
+        })
+        .collect();
+    let mut text = match (e.kind, e.remote_addr, e.remote_port) {
+        (EventKind::ConnectRefused, Some(addr), Some(port)) => format!(
+            "{who} was refused at {}",
+            std::net::SocketAddr::new(addr, port)
+        ),
+        _ => format!(
+            "{who} could not bind {}{}",
+            std::net::SocketAddr::new(e.local_addr, e.local_port),
+            e.error
+                .as_deref()
+                .map(|err| format!(": {}", one_line(err)))
+                .unwrap_or_default()
+        ),
+    };
+    if let Some(count) = e.count.filter(|&c| c > 1) {
+        text.push_str(&format!(" (×{count})"));
+    }
+    if !holders.is_empty() {
+        let said = match e.kind {
+            EventKind::ConnectRefused => "listening elsewhere",
+            _ => "held by",
+        };
+        text.push_str(&format!(" — {said} {}", holders.join(", ")));
+    }
+    if let Some(fix) = &e.fix {
+        text.push_str(&format!(". Fix: {}", one_line(fix)));
+    }
+    text
+}
+
 /// An event's time: RFC 3339 in UTC to the millisecond, without a fraction on a whole second.
 pub fn time_text(at: SystemTime) -> String {
     let whole = at
@@ -242,6 +325,7 @@ fn event_by(
         holders: Vec::new(),
         count: None,
         fix: None,
+        brief: false,
         time: time.to_owned(),
         since: None,
         kind,

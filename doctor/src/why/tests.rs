@@ -425,6 +425,11 @@ fn a_live_model_that_contradicts_the_connects_is_read_again() {
 fn nothing_listening_names_what_the_history_saw_there_last() {
     let mut f = facts("127.0.0.1:8000", vec![(V4, Connect::Refused)], vec![]);
     let closed = portscope_shared::Event {
+        error: None,
+        holders: Vec::new(),
+        count: None,
+        fix: None,
+        brief: false,
         time: "2026-11-29T14:02:03Z".into(),
         since: None,
         kind: portscope_shared::EventKind::Closed,

@@ -16,7 +16,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use super::AppState;
 use portscope_core::collector::Collector;
 use portscope_core::os;
-use portscope_doctor::{LIVE_ENOUGH, Source, bind, free, probe, target, why};
+use portscope_doctor::{Source, bind, free, probe, target, why};
 use portscope_doctor::{kill, who};
 
 /// Doctor requests that may run at once; more get 429 (each scans /proc, and `why` may wait
@@ -49,11 +49,11 @@ pub(super) fn internal(e: impl std::fmt::Display) -> Response {
     super::errors::answer(ApiErrorCode::Internal, e.to_string())
 }
 
-/// Where the doctor reads sockets: the live model when the agent rescans at least every
-/// [`LIVE_ENOUGH`] (it is then at most that old, and `why` checks it against its connects),
-/// else a fresh scan.
+/// Where the doctor reads sockets: the live model when kernel events keep it current or the
+/// agent rescans at least every [`portscope_doctor::LIVE_ENOUGH`] (it is then at most that old, and `why` checks
+/// it against its connects), else a fresh scan.
 fn source(app: &AppState) -> Source {
-    if Duration::from_millis(app.hello.tick_ms) <= LIVE_ENOUGH {
+    if portscope_doctor::live_enough(&app.hello) {
         tracing::debug!("the doctor reads the live model");
         Source::Live(app.watcher.borrow().clone(), Some(app.metrics.clone()))
     } else {

@@ -73,13 +73,20 @@ pub async fn serve<S, E>(
                     // It missed states: the change (and the events) since the last one it got.
                     _ => {
                         let delta = sent.state.diff(&now.state);
-                        let events = portscope_core::events::events_of(
+                        let mut events = portscope_core::events::events_of(
                             &sent.state,
                             &now.state,
                             &delta,
                             std::time::SystemTime::now(),
                             Socket::is_listening,
                             alive,
+                        );
+                        // What only the kernel saw in the states it missed.
+                        events.extend(
+                            now.recent
+                                .iter()
+                                .filter(|(seq, _)| *seq > sent.state.seq)
+                                .map(|(_, e)| (String::new(), e.clone())),
                         );
                         (delta, events)
                     }
@@ -541,6 +548,11 @@ mod tests {
     #[test]
     fn many_long_events_are_split_into_messages_under_the_limit() {
         let event = |port: u16| portscope_shared::Event {
+            error: None,
+            holders: Vec::new(),
+            count: None,
+            fix: None,
+            brief: false,
             time: "2026-11-29T14:02:03Z".into(),
             since: None,
             kind: EventKind::Opened,

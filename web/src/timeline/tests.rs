@@ -133,6 +133,11 @@ fn name_of(pid: u32) -> String {
 
 fn event(kind: EventKind, key: &ListenerKey, pid: u32, at: f64) -> Event {
     Event {
+        error: None,
+        holders: Vec::new(),
+        count: None,
+        fix: None,
+        brief: false,
         time: time::format_utc(at),
         since: None,
         kind,
