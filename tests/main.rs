@@ -9,6 +9,7 @@ mod doctor;
 mod fleet;
 mod guards;
 mod history;
+mod kernel;
 mod limits;
 mod live;
 mod mcp;

@@ -76,6 +76,15 @@ impl Agent {
         Self::spawn(&args, None)
     }
 
+    /// Starts the agent on `127.0.0.1:0` with exactly these other `serve` options (no
+    /// `--interval` of its own).
+    #[track_caller]
+    pub fn start_exactly(options: &[&str]) -> Agent {
+        let mut args = vec!["--port", "0"];
+        args.extend_from_slice(options);
+        Self::spawn(&args, None)
+    }
+
     /// Starts the agent on a given port with a configured token (`PORTSCOPE_TOKEN`), as a user
     /// restarting it would.
     #[track_caller]
@@ -132,6 +141,17 @@ impl Agent {
         env: &[(&str, &str)],
         state_dir: tempfile::TempDir,
     ) -> Agent {
+        // With kernel events (the tests run as root), `--interval` no longer paces the scans:
+        // a full scan every `--reconcile` does. The tests that want scans at their interval
+        // (processes stopped or exiting, descriptors passed on, UDP) reconcile at it too; the
+        // kernel tests give `--reconcile` themselves.
+        let mut args = args.to_vec();
+        if !args.contains(&"--reconcile")
+            && let Some(at) = args.iter().position(|a| *a == "--interval")
+            && let Some(interval) = args.get(at + 1).copied()
+        {
+            args.extend(["--reconcile", interval]);
+        }
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_portscope"));
         cmd.env_remove("PORTSCOPE_TOKEN");
         // Who ran sudo (pkexec, doas) decides whose processes the dashboard stops: none here
@@ -148,7 +168,7 @@ impl Agent {
         }
         let mut child = cmd
             .arg("serve")
-            .args(args)
+            .args(&args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
