@@ -215,13 +215,13 @@ async fn a_refused_connect_names_the_listener_in_the_other_family_and_repeats_ar
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn listeners_that_live_150_ms_or_5_ms_are_all_recorded_with_their_owner() {
+async fn listeners_that_live_150_ms_or_no_time_at_all_are_all_recorded_with_their_owner() {
     let agent = kernel_agent();
     let mut ws = agent.connect().await;
     assert_eq!(hello(&mut ws).await.changes, Changes::Kernel);
     ws.snapshot(Duration::from_secs(10)).await;
     let mut ports = Vec::new();
-    for life in ["0.15", "0.005"] {
+    for life in ["0.15", "0"] {
         let out = Command::new("python3")
             .args([
                 "-c",
