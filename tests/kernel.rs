@@ -43,11 +43,9 @@ impl Holding {
             .spawn()
             .expect("python3 runs");
         let out = child.stdout.take().unwrap();
-        let line = crate::support::read_line_within(
-            std::io::BufReader::new(out),
-            Duration::from_secs(10),
-        )
-        .expect("the holder prints its port");
+        let line =
+            crate::support::read_line_within(std::io::BufReader::new(out), Duration::from_secs(10))
+                .expect("the holder prints its port");
         Holding {
             child,
             line: line.trim().to_owned(),
@@ -136,7 +134,10 @@ async fn the_kernel_tells_a_failed_bind_with_who_holds_the_port() {
     assert_eq!(failed.process.as_deref(), Some("python3"));
     assert!(failed.start_time.is_some(), "{failed:#?}");
     assert!(
-        failed.error.as_deref().is_some_and(|e| e.starts_with("EADDRINUSE")),
+        failed
+            .error
+            .as_deref()
+            .is_some_and(|e| e.starts_with("EADDRINUSE")),
         "{failed:#?}"
     );
     assert_eq!(failed.count, Some(1));
@@ -193,8 +194,14 @@ async fn a_refused_connect_names_the_listener_in_the_other_family_and_repeats_ar
     assert_eq!(refused.pid, Some(client), "{refused:#?}");
     assert_eq!(refused.remote_addr, Some("127.0.0.1".parse().unwrap()));
     assert_eq!(refused.count, Some(1));
-    let elsewhere = refused.holders.first().expect("the [::1] listener is named");
-    assert_eq!(elsewhere.local_addr, "::1".parse::<std::net::IpAddr>().unwrap());
+    let elsewhere = refused
+        .holders
+        .first()
+        .expect("the [::1] listener is named");
+    assert_eq!(
+        elsewhere.local_addr,
+        "::1".parse::<std::net::IpAddr>().unwrap()
+    );
     assert_eq!(elsewhere.pids, vec![server.child.id()]);
     let fix = refused.fix.as_deref().unwrap_or_default();
     assert!(fix.contains(&format!("[::1]:{port}")), "{fix}");

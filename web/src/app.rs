@@ -159,6 +159,7 @@ pub fn App() -> impl IntoView {
     );
     projects.keep_opened(hello, on_projects);
     projects.notify_on_changes(table);
+    projects.notify_on_failures(events);
     page.choose_first_tab();
 
     let one = OneHost::new(page, fleet, hello, multi, choices);
@@ -216,7 +217,7 @@ pub fn App() -> impl IntoView {
             <Map state=map active=on_map table host=one.host host_note=one.note query open=links.open_in_table />
             <PortSpace active=on_ports table host=one.host ephemeral host_note=one.note query open=links.open_in_table />
             </div>
-            <RecentChanges hello=one.hello events query pick=links.pick host=one.host.into() merged=one.recent_peers.into() />
+            <RecentChanges hello=one.hello events query pick=links.pick host=one.host.into() merged=one.recent_peers.into() doctor />
             <Detail selected table hello doctor fleet now=timeline.now />
             <TenureDetail state=timeline selected on_port=links.to_port />
             <LinkDetail state=map active=on_map table host=one.host open=links.open_in_table />

@@ -33,7 +33,7 @@ pub enum Answer {
 }
 
 /// The panel's state, shared with the row actions of the detail panel.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 pub struct Doctor {
     pub target: RwSignal<String>,
     pub answer: RwSignal<Answer>,

@@ -73,6 +73,7 @@ pub fn Header(
             <span class="host">
                 {move || hello.with(|h| h.as_ref().map(|h| format!("{} · agent {} · {}", h.hostname, h.agent_version, h.os)))}
             </span>
+            {move || hello.with(|h| h.as_ref().map(changes_badge))}
             <Show when=move || multi.get()>
                 <HostSwitcher fleet choices doctor />
             </Show>
@@ -87,6 +88,28 @@ pub fn Header(
         </header>
         <Shortcuts dialog=shortcuts />
     }
+}
+
+/// How the agent learns of changes: "live" when the kernel reports them, else its polling
+/// period; the title says what that means.
+fn changes_badge(h: &Hello) -> impl IntoView + use<> {
+    let (text, title, kind) = match h.changes {
+        portscope_shared::Changes::Kernel => (
+            "live".to_owned(),
+            "The kernel reports each change as it happens: short-lived listeners, failed binds and refused connects are caught".to_owned(),
+            "kernel",
+        ),
+        _ => (
+            if h.tick_ms < 1000 {
+                format!("polling every {} ms", h.tick_ms)
+            } else {
+                format!("polling every {}", crate::timeline::time::duration(h.tick_ms as f64))
+            },
+            "The agent rescans every tick: changes between two scans are not seen (kernel events need Linux with root or CAP_BPF + CAP_PERFMON)".to_owned(),
+            "poll",
+        ),
+    };
+    view! { <span class="tag changes-mode" data-changes=kind title=title>{text}</span> }
 }
 
 /// Opens the shortcuts' list, unless it is open.

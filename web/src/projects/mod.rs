@@ -399,6 +399,34 @@ fn proto_text(proto: Proto) -> &'static str {
     }
 }
 
+/// Whether a failure concerns project `name`: its process works in it, or the port it wanted
+/// (or tried) is held by one of the project's.
+pub fn failure_in(e: &portscope_shared::Event, name: &str) -> bool {
+    crate::timeline::recent::is_failure(e)
+        && (e.project.as_deref() == Some(name)
+            || e.holders.iter().any(|h| h.project.as_deref() == Some(name)))
+}
+
+/// A failure as a change of the watched: when its project (or a holder's) is watched, or the
+/// port's service is. Always bad news.
+pub fn failure_change(e: &portscope_shared::Event, watch: &Watch) -> Option<Change> {
+    if !crate::timeline::recent::is_failure(e) {
+        return None;
+    }
+    let port = e.remote_port.unwrap_or(e.local_port);
+    let key = ServiceKey {
+        host: None,
+        proto: e.proto,
+        port,
+    };
+    let watched = watch.projects.iter().any(|p| failure_in(e, p)) || watch.services.contains(&key);
+    watched.then(|| Change {
+        key,
+        text: crate::timeline::recent::failure_words(e),
+        bad: true,
+    })
+}
+
 /// Something a watched service did between two groupings.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Change {

@@ -29,7 +29,14 @@ pub struct ProjectsState {
     pub changes: RwSignal<Vec<(f64, Change)>>,
     /// What the browser said when asked for permission to notify, when it said no.
     refused: RwSignal<Option<String>>,
+    /// The failures the kernel reported since the page opened, newest first, at most
+    /// [`FAILURES_KEPT`]: each card shows its project's.
+    failures: RwSignal<Vec<portscope_shared::Event>>,
 }
+
+/// How many failures the view keeps; a card shows its last [`CARD_FAILURES`].
+const FAILURES_KEPT: usize = 100;
+const CARD_FAILURES: usize = 3;
 
 impl ProjectsState {
     /// The grouping is made only while the view shows (`active`): a delta at 20 000 rows need
@@ -55,7 +62,58 @@ impl ProjectsState {
             opened: RwSignal::new(HashMap::new()),
             changes: RwSignal::new(Vec::new()),
             refused: RwSignal::new(None),
+            failures: RwSignal::new(Vec::new()),
         }
+    }
+
+    /// Follows the live events for failures: each is kept for the cards, and one of a watched
+    /// project (or service) becomes a line of the watched list and a notification.
+    pub fn notify_on_failures(self, events: RwSignal<Vec<portscope_shared::Event>>) {
+        // The last event already looked at: the live list drops its oldest past its limit,
+        // so the new ones are those after it.
+        let last = StoredValue::new(None::<portscope_shared::Event>);
+        Effect::new(move |_| {
+            let new: Vec<portscope_shared::Event> = events.with(|all| {
+                let from = last
+                    .with_value(|l| l.as_ref().and_then(|l| all.iter().rposition(|e| e == l)))
+                    .map_or(0, |i| i + 1);
+                all[from..].to_vec()
+            });
+            let Some(newest) = new.last() else {
+                return;
+            };
+            last.set_value(Some(newest.clone()));
+            let failed: Vec<portscope_shared::Event> = new
+                .into_iter()
+                .filter(crate::timeline::recent::is_failure)
+                .collect();
+            if failed.is_empty() {
+                return;
+            }
+            let watch = self.watch.get_untracked();
+            let at = js_sys::Date::now();
+            let said: Vec<Change> = failed
+                .iter()
+                .filter_map(|e| super::failure_change(e, &watch))
+                .collect();
+            for change in &said {
+                notify(change);
+            }
+            if !said.is_empty() {
+                self.changes.update(|list| {
+                    for change in said {
+                        list.insert(0, (at, change));
+                    }
+                    list.truncate(CHANGES_KEPT);
+                });
+            }
+            self.failures.update(|kept| {
+                for e in failed {
+                    kept.insert(0, e);
+                }
+                kept.truncate(FAILURES_KEPT);
+            });
+        });
     }
 
     /// Watches the grouping for changes of watched services: each becomes a line of the
@@ -325,6 +383,22 @@ fn card(
         .map(|s| service(s, Some(name.clone()), state, now, on_row))
         .collect_view();
     let count = c.services.len();
+    let failures = {
+        let name = name.clone();
+        move || {
+            state.failures.with(|all| {
+                all.iter()
+                    .filter(|e| super::failure_in(e, &name))
+                    .take(CARD_FAILURES)
+                    .map(|e| {
+                        let text = crate::timeline::recent::failure_words(e);
+                        let fix = e.fix.clone().map(|f| format!("Fix: {f}"));
+                        view! { <li class="card-failure bad"><span>{text}</span>{fix.map(|f| view! { <span class="failure-fix small">{f}</span> })}</li> }
+                    })
+                    .collect_view()
+            })
+        }
+    };
     view! {
         <article class="card" data-project=name.clone() aria-label=format!("Project {name}")>
             <header class="card-head">
@@ -343,6 +417,7 @@ fn card(
                 </span>
             </header>
             <ul class="services">{services}</ul>
+            <ul class="card-failures" aria-label=format!("Failures in {name}")>{failures}</ul>
         </article>
     }
 }

@@ -217,3 +217,36 @@ pub fn failure_words(e: &Event) -> String {
     }
     text
 }
+
+/// Whether an event is a failure the kernel reported (`bind_failed`, `connect_refused`).
+pub fn is_failure(e: &Event) -> bool {
+    matches!(e.kind, EventKind::BindFailed | EventKind::ConnectRefused)
+}
+
+/// The doctor's question a failure leads to: `bind` on the port a bind failed on, `why` on
+/// the address a connect was refused at.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Ask {
+    Bind(String),
+    Why(String),
+}
+
+pub fn ask_of(e: &Event) -> Option<Ask> {
+    match (e.kind, e.remote_addr, e.remote_port) {
+        (EventKind::BindFailed, _, _) => Some(Ask::Bind(e.local_port.to_string())),
+        (EventKind::ConnectRefused, Some(addr), Some(port)) => {
+            Some(Ask::Why(SocketAddr::new(addr, port).to_string()))
+        }
+        _ => None,
+    }
+}
+
+/// The failures among `changes` (newest first, as [`recent`] gives them), at most `n`.
+pub fn failures(changes: &[Change], n: usize) -> Vec<Change> {
+    changes
+        .iter()
+        .filter(|c| is_failure(&c.event))
+        .take(n)
+        .cloned()
+        .collect()
+}

@@ -356,6 +356,8 @@ pub fn RecentChanges(
     host: Signal<Option<String>>,
     /// With all hosts picked on a hub: the peers whose histories are merged in.
     merged: Signal<Vec<String>>,
+    /// Where a failure's "Diagnose" asks.
+    doctor: crate::doctor::Doctor,
 ) -> impl IntoView {
     let offset = offset_min();
     let history = RwSignal::new(Vec::<Change>::new());
@@ -464,6 +466,7 @@ pub fn RecentChanges(
             })
         })
     });
+    let failed_list = Memo::new(move |_| list.with(|l| super::recent::failures(l, FAILURES_SHOWN)));
     let narrow = web_sys::window()
         .and_then(|w| w.match_media("(max-width: 900px)").ok().flatten())
         .is_some_and(|m| m.matches());
@@ -478,6 +481,14 @@ pub fn RecentChanges(
     };
     view! {
         <aside class="recent" id="recent" aria-label="Recent changes">
+            <Show when=move || failed_list.with(|f| !f.is_empty())>
+                <section class="failures" aria-label="Failures">
+                    <h2 class="small">"Failures " <span class="muted">{move || format!("({})", failed_list.with(Vec::len))}</span></h2>
+                    <ol class="events">
+                        {move || failed_list.get().into_iter().map(|c| failure_item(c, offset, doctor)).collect_view()}
+                    </ol>
+                </section>
+            </Show>
             <details open=!narrow>
                 <summary>"Recent changes " <span class="muted">{move || format!("({})", list.with(Vec::len))}</span></summary>
                 {move || note().map(|n| view! { <p class="muted small">{n}</p> })}
@@ -512,6 +523,47 @@ pub fn RecentChanges(
                 </ol>
             </details>
         </aside>
+    }
+}
+
+/// Failures listed above the recent changes at most.
+const FAILURES_SHOWN: usize = 10;
+
+/// One failure of the Failures lane: what happened, the fix, and the doctor's full answer one
+/// click away (`bind` for a failed bind, `why` for a refused connect), on the failure's host.
+fn failure_item(c: Change, offset: i32, doctor: crate::doctor::Doctor) -> impl IntoView {
+    use super::recent::{Ask, ask_of};
+    use crate::doctor::Kind;
+    let kind = super::recent::verb(c.event.kind).replace(' ', "-");
+    let fix = c.event.fix.clone();
+    let ask = ask_of(&c.event);
+    let label = match &ask {
+        Some(Ask::Bind(port)) => format!("Why could it not bind {port}?"),
+        Some(Ask::Why(target)) => format!("Why is {target} refused?"),
+        None => String::new(),
+    };
+    let host = c.host.clone();
+    let port = c.event.remote_port.unwrap_or(c.event.local_port);
+    view! {
+        <li class=format!("event failure {kind}") data-port=port data-kind=kind.clone() data-pid=c.event.pid.map(|p| p.to_string())>
+            <span class="failure-text">{c.line(offset)}</span>
+            {fix.map(|f| view! { <span class="failure-fix small">{format!("Fix: {f}")}</span> })}
+            {ask.map(|ask| {
+                let host = host.clone();
+                view! {
+                    <button type="button" class="link diagnose" on:click=move |_| {
+                        let (kind, target) = match ask.clone() {
+                            Ask::Bind(t) => (Kind::Bind, t),
+                            Ask::Why(t) => (Kind::Why, t),
+                        };
+                        doctor.ask_on(host.clone(), kind, target);
+                        if let Some(el) = document().get_element_by_id("doctor-target") {
+                            el.scroll_into_view();
+                        }
+                    }>{label.clone()}</button>
+                }
+            })}
+        </li>
     }
 }
 
