@@ -3203,3 +3203,123 @@ async fn the_map_and_the_port_space_pass_axe_in_the_dark() {
     .await;
     browser.finish(result).await;
 }
+
+/// The live doctor (#22): with kernel events, a server that cannot bind its port shows at
+/// once — the header says the agent is live, the Failures lane names the process that failed
+/// and the one holding the port with the fix, one click asks the doctor's `bind`, the
+/// project's card lists it, and watching the project brings it as a notification.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_bind_shows_with_its_holder_its_fix_and_a_notification() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = crate::support::git_checkout(dir.path(), "shop-api");
+    let mut holder = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import socket,sys\ns=socket.socket()\ns.bind(('127.0.0.1',0))\ns.listen()\n\
+             print(s.getsockname()[1],flush=True)\nsys.stdin.read()",
+        ])
+        .current_dir(&repo)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    let port: u16 = crate::support::read_line_within(
+        std::io::BufReader::new(holder.stdout.take().unwrap()),
+        Duration::from_secs(10),
+    )
+    .expect("the holder prints its port")
+    .trim()
+    .parse()
+    .unwrap();
+    let holder_pid = holder.id();
+    let agent = Agent::start_exactly(&["--interval", "1s", "--reconcile", "30s"]);
+    let browser = Browser::start_with_prefs(
+        &[],
+        serde_json::json!({ "profile.default_content_setting_values.notifications": 1 }),
+    )
+    .await;
+    let result = async {
+        let c = &browser.client;
+        c.goto(&agent.url).await.map_err(|e| e.to_string())?;
+        let card = "article.card[data-project='shop-api']";
+        until_js(
+            &browser,
+            "the project's card and a live header",
+            WAIT,
+            &format!(
+                "const b = document.querySelector('.changes-mode'); \
+                 return !!document.querySelector(\"{card}\") && !!b && b.dataset.changes + ' ' + b.textContent;"
+            ),
+            |v| v == "kernel live",
+        )
+        .await?;
+        let permission = c
+            .execute(RECORD_NOTIFICATIONS_JS, vec![])
+            .await
+            .map_err(|e| e.to_string())?;
+        if permission != "granted" {
+            return Err(format!("notification permission: {permission}"));
+        }
+        click(&browser, &format!("{card} .card-head button.watch")).await?;
+        // Another program, elsewhere, wants the same port.
+        let mut failing = std::process::Command::new("python3")
+            .args([
+                "-c",
+                &format!(
+                    "import socket,time\ns=socket.socket()\ntry:\n s.bind(('127.0.0.1',{port}))\nexcept OSError:\n pass\ntime.sleep(1)"
+                ),
+            ])
+            .spawn()
+            .expect("python3 runs");
+        let failing_pid = failing.id();
+        let _ = failing.wait();
+        let said = format!("python3 (pid {failing_pid}) could not bind 127.0.0.1:{port}");
+        let card_failure = wait_for_text(&browser, &format!("{card} li.card-failure"), |t| {
+            t.contains(&said)
+        })
+        .await?;
+        if !(card_failure.contains(&format!("python3 (pid {holder_pid}) in shop-api"))
+            && card_failure.contains("Fix:"))
+        {
+            return Err(format!("the card's failure reads {card_failure:?}"));
+        }
+        until_js(
+            &browser,
+            "a notification of the failure",
+            WAIT,
+            "return window.__notified;",
+            |v| {
+                v.as_array()
+                    .is_some_and(|a| a.iter().any(|t| t.as_str().is_some_and(|t| t.contains(&said))))
+            },
+        )
+        .await?;
+        // The Failures lane beside every view, and the doctor one click away.
+        let lane = ".failures li.failure[data-kind='could-not-bind']";
+        let text = wait_for_text(&browser, lane, |t| t.contains(&said)).await?;
+        if !text.contains(&format!("stop it (portscope kill {port})")) {
+            return Err(format!("the lane's failure has no fix: {text:?}"));
+        }
+        click(&browser, &format!("{lane} button.diagnose")).await?;
+        let answer = wait_for_text_within(&browser, "#answer", Duration::from_secs(60), |t| {
+            t.contains(&format!("pid {holder_pid}"))
+        })
+        .await?;
+        let target = c
+            .execute("return document.querySelector('#doctor-target').value;", vec![])
+            .await
+            .map_err(|e| e.to_string())?;
+        if target != port.to_string().as_str() {
+            return Err(format!("the doctor was asked about {target}; answer {answer:?}"));
+        }
+        let violations = axe(&browser, &axe_source()?).await?;
+        if !violations.is_empty() {
+            return Err(format!("axe with a failure shown: {violations:#?}"));
+        }
+        Ok(())
+    }
+    .await;
+    let _ = holder.kill();
+    let _ = holder.wait();
+    browser.finish(result).await;
+}

@@ -66,7 +66,7 @@ pub struct Kernel {
 /// What woke the refresher.
 enum Wake {
     Tick,
-    Change(Option<Change>),
+    Change(Option<Box<Change>>),
     Due,
     /// Changes taken during the last scan call for another.
     Again,
@@ -171,8 +171,20 @@ impl Live {
     }
 
     /// Says once per increase that changes were lost; whether any were since the last look.
-    fn lost_more(&mut self, kernel: Option<&Kernel>) -> bool {
+    /// Counts both in the metrics.
+    fn lost_more(
+        &mut self,
+        kernel: Option<&Kernel>,
+        metrics: &portscope_core::metrics::Metrics,
+    ) -> bool {
         let lost = kernel.map_or(0, |k| k.feed.counters.lost()) + self.brief.forgotten();
+        let received = kernel.map_or(0, |k| {
+            k.feed
+                .counters
+                .received
+                .load(std::sync::atomic::Ordering::Relaxed)
+        });
+        metrics.kernel_events(received, lost);
         if lost > self.lost {
             tracing::warn!(
                 lost,
@@ -223,7 +235,7 @@ pub async fn run<P: Platform>(
         } else {
             tokio::select! {
                 _ = ticker.tick() => Wake::Tick,
-                change = next_change(&mut kernel) => Wake::Change(change),
+                change = next_change(&mut kernel) => Wake::Change(change.map(Box::new)),
                 () = until(live.failures.next_due().map(tokio::time::Instant::from_std)) => Wake::Due,
             }
         };
@@ -242,7 +254,7 @@ pub async fn run<P: Platform>(
                 continue;
             }
             Wake::Change(Some(change)) => {
-                let scan = live.take(change) | live.take_waiting(&mut kernel);
+                let scan = live.take(*change) | live.take_waiting(&mut kernel);
                 if !scan {
                     live.tell_failures();
                     continue;
@@ -251,7 +263,7 @@ pub async fn run<P: Platform>(
             }
             Wake::Again => settle(&mut live, &mut kernel, next_scan).await,
         }
-        live.lost_more(kernel.as_ref());
+        live.lost_more(kernel.as_ref(), &metrics);
         let started = std::time::Instant::now();
         let started_at = std::time::SystemTime::now();
         let Some((c, scanned)) = scan_blocking(collector).await else {

@@ -39,6 +39,9 @@ pub struct Metrics {
     history_write_errors: Counter,
     /// Full scans the doctor made because the live model could not answer.
     doctor_scans: Counter,
+    /// Kernel changes received, and lost (the ring buffer or the queue full; #22).
+    kernel_events: Gauge,
+    kernel_events_lost: Gauge,
 }
 
 impl Default for Metrics {
@@ -50,6 +53,8 @@ impl Default for Metrics {
             local_clients: Gauge::default(),
             history_write_errors: Counter::default(),
             doctor_scans: Counter::default(),
+            kernel_events: Gauge::default(),
+            kernel_events_lost: Gauge::default(),
         }
     }
 }
@@ -89,6 +94,14 @@ impl Metrics {
     }
 
     /// The doctor scanned the machine once because the live model could not answer.
+    /// The kernel's changes so far: received, and lost on the way.
+    pub fn kernel_events(&self, received: u64, lost: u64) {
+        self.kernel_events
+            .set(i64::try_from(received).unwrap_or(i64::MAX));
+        self.kernel_events_lost
+            .set(i64::try_from(lost).unwrap_or(i64::MAX));
+    }
+
     pub fn doctor_scanned(&self) {
         self.doctor_scans.inc();
     }
@@ -157,6 +170,17 @@ impl Metrics {
             "doctor_scans",
             "Full scans the doctor's routes made because the live model could not answer",
             self.doctor_scans.clone(),
+        );
+        registry.register(
+            "kernel_events",
+            "Changes the kernel reported (BPF tracepoints; 0 when the agent polls)",
+            self.kernel_events.clone(),
+        );
+        registry.register(
+            "kernel_events_lost",
+            "Kernel changes lost on the way (ring buffer or queue full, or too many short \
+             listeners followed); each loss is followed by a full scan",
+            self.kernel_events_lost.clone(),
         );
         let build = Family::<BuildLabels, Gauge>::default();
         build
