@@ -619,9 +619,17 @@ mod tests {
                       [default: 127.0.0.1]
 
                   --interval <INTERVAL>
-                      How often to rescan the machine, e.g. `1s`, `500ms`
+                      How often to rescan the machine when polling, e.g. `1s`, `500ms`
 
                       [default: 1s]
+
+                  --no-kernel-events
+                      Poll every --interval even where the kernel can report changes as they happen (Linux, root or CAP_BPF + CAP_PERFMON): no BPF probes are loaded
+
+                  --reconcile <RECONCILE>
+                      With kernel events: how often a full scan reconciles the model with the machine (it catches what the kernel does not report: UDP sockets closing, descriptors passed on)
+
+                      [default: 30s]
 
                   --open
                       Open the dashboard in the default browser once the agent is up

@@ -33,6 +33,8 @@ struct Options {
     timeline_only: bool,
     /// Only what projects and the graph (#12) add to the tick, on the same load.
     developer_only: bool,
+    /// Only the kernel events' figures (#22): polling and kernel-fed agents on the same load.
+    kernel_only: bool,
 }
 
 fn options(args: &[String]) -> Result<Options, String> {
@@ -44,6 +46,7 @@ fn options(args: &[String]) -> Result<Options, String> {
         hub_only: false,
         timeline_only: false,
         developer_only: false,
+        kernel_only: false,
     };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -56,9 +59,10 @@ fn options(args: &[String]) -> Result<Options, String> {
             "--hub-only" => o.hub_only = true,
             "--timeline-only" => o.timeline_only = true,
             "--developer-only" => o.developer_only = true,
+            "--kernel-only" => o.kernel_only = true,
             other => {
                 return Err(format!(
-                    "unknown bench option {other}; expected --sockets N, --procs P, --json PATH, --history-only, --hub-only, --timeline-only, --developer-only"
+                    "unknown bench option {other}; expected --sockets N, --procs P, --json PATH, --history-only, --hub-only, --timeline-only, --developer-only, --kernel-only"
                 ));
             }
         }
@@ -89,6 +93,9 @@ pub fn bench(args: &[String]) -> Result<(), String> {
     }
     if o.hub_only {
         return crate::hub::hub_figures(&root, &agent);
+    }
+    if o.kernel_only {
+        return crate::kernel::kernel_figures(&root, &agent, o.sockets, o.procs);
     }
     if o.developer_only {
         return crate::developer::developer_figures(
@@ -137,6 +144,7 @@ struct Figures {
     lookup: Lookup,
     timeline: [(u32, Value); 2],
     developer: crate::developer::Developer,
+    kernel: crate::kernel::Kernel,
 }
 
 impl Figures {
@@ -229,6 +237,10 @@ fn measure(root: &Path, agent: &Path, o: &Options) -> Result<Figures, String> {
     let churn = ws_client(root, port, &token, 10, 0, SETTLE)?;
     drop(serve);
 
+    // Kernel events against polling on the same big load (before the churn load starts).
+    drop(churn_load);
+    let kernel = crate::kernel::measure(root, agent)?;
+    let churn_load = start_load(root, 200, 2, Some(10.0))?;
     // The history's cost: the same big load and churn (20 connections and 2 listener restarts a
     // second), measured by an agent without history and one with it, side by side.
     eprintln!(
@@ -262,6 +274,7 @@ fn measure(root: &Path, agent: &Path, o: &Options) -> Result<Figures, String> {
         lookup,
         timeline,
         developer,
+        kernel,
     })
 }
 
@@ -363,6 +376,7 @@ fn print_figures(f: &Figures, o: &Options) {
     print_history(&f.history, &f.lookup);
     print_timeline(&f.timeline);
     crate::developer::print(&f.developer);
+    crate::kernel::print(&f.kernel);
 }
 
 /// The bench's figures as `--json` writes them (the README's table comes from them).
@@ -406,6 +420,7 @@ fn figures_json(f: &Figures, o: &Options) -> Value {
                 .collect::<serde_json::Map<_, _>>(),
         },
         "developer": crate::developer::json(&f.developer),
+        "kernel": crate::kernel::json(&f.kernel),
     })
 }
 

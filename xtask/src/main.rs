@@ -13,6 +13,7 @@ mod cross;
 mod developer;
 mod dist;
 mod hub;
+mod kernel;
 mod rig;
 
 use std::path::Path;
