@@ -286,3 +286,49 @@ async fn no_kernel_events_polls_and_says_so() {
     assert_eq!(hello.tick_ms, 300);
     agent.stop();
 }
+
+/// The tracepoints fire for every network namespace; the agent tells only its own, as its
+/// scans see only its own: a listener and a failed bind in another namespace (`unshare -n`,
+/// a container's view) are not this machine's events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_network_namespaces_failures_and_listeners_are_not_told() {
+    let agent = kernel_agent();
+    let mut ws = agent.connect().await;
+    assert_eq!(hello(&mut ws).await.changes, Changes::Kernel);
+    ws.snapshot(Duration::from_secs(10)).await;
+    let elsewhere = crate::support::free_port();
+    let status = Command::new("unshare")
+        .args([
+            "-n",
+            "python3",
+            "-c",
+            &format!(
+                "import socket\na=socket.socket()\na.bind(('0.0.0.0',{elsewhere}))\na.listen()\n\
+                 b=socket.socket()\ntry:\n b.bind(('0.0.0.0',{elsewhere}))\nexcept OSError:\n pass\na.close()"
+            ),
+        ])
+        .status()
+        .expect("unshare runs (util-linux)");
+    assert!(status.success(), "unshare -n failed: run the tests as root");
+    // A failure of our own afterwards: once it is told, the other's would have been.
+    let holder = Holding::start(
+        "import socket,sys\ns=socket.socket()\ns.bind(('127.0.0.1',0))\ns.listen()\n\
+         print(s.getsockname()[1],flush=True)\nsys.stdin.read()",
+    );
+    let here = holder.port();
+    python(&format!(
+        "import socket\ns=socket.socket()\ntry:\n s.bind(('127.0.0.1',{here}))\nexcept OSError:\n pass"
+    ));
+    let (_, seen) = events_until(&mut ws, Duration::from_secs(5), |e| {
+        e.kind == EventKind::BindFailed && e.local_port == here
+    })
+    .await;
+    // (`free_port` itself listened on it for a moment, in this namespace.)
+    let leaked: Vec<&Event> = seen
+        .iter()
+        .filter(|e| e.local_port == elsewhere && e.pid != Some(std::process::id()))
+        .collect();
+    assert!(leaked.is_empty(), "another namespace's events: {leaked:#?}");
+    drop(holder);
+    agent.stop();
+}

@@ -642,7 +642,10 @@ fn watch_follows_the_running_agent_and_scans_once_it_is_gone() {
         }
     };
     let said = next("the agent followed", &|l| l.starts_with("portscope: "));
-    assert_eq!(said, "portscope: following the running agent (every 200ms)");
+    assert_eq!(
+        said,
+        "portscope: following the running agent (the kernel reports changes; a full scan every 200ms)"
+    );
 
     // A listener and a connection of another process: both, at the agent's tick.
     let holder = Holder::start();
@@ -729,7 +732,7 @@ fn the_local_socket_is_one_agents_and_its_users_alone() {
     assert_eq!(std::fs::metadata(&dir).unwrap().mode() & 0o777, 0o700);
     assert_eq!(
         follow(first.state_dir.path()),
-        "portscope: following the running agent (every 200ms)"
+        "portscope: following the running agent (the kernel reports changes; a full scan every 200ms)"
     );
 
     // A second agent pointed at the same directory leaves the socket to the first, also
@@ -738,7 +741,7 @@ fn the_local_socket_is_one_agents_and_its_users_alone() {
     let second = Agent::start_with_env("300ms", &[("XDG_RUNTIME_DIR", &runtime)]);
     assert_eq!(
         follow(first.state_dir.path()),
-        "portscope: following the running agent (every 200ms)"
+        "portscope: following the running agent (the kernel reports changes; a full scan every 200ms)"
     );
     second.terminate();
     assert!(
@@ -747,7 +750,7 @@ fn the_local_socket_is_one_agents_and_its_users_alone() {
     );
     assert_eq!(
         follow(first.state_dir.path()),
-        "portscope: following the running agent (every 200ms)"
+        "portscope: following the running agent (the kernel reports changes; a full scan every 200ms)"
     );
     drop(first);
 

@@ -442,11 +442,12 @@ fn mcp_answers_from_the_running_agent() {
     assert_eq!(t.ok(2)["sockets"][0]["pids"], json!([server.pid]));
 }
 
-/// An agent that rescans less often than the doctor's 2 s is not answered from: its model may
-/// be that old. The answer is a scan's, and says so.
+/// An agent that polls less often than the doctor's 2 s is not answered from: its model may
+/// be that old. The answer is a scan's, and says so. (One fed by the kernel is current whatever
+/// its reconciling period: `mcp_answers_from_a_kernel_fed_agent`.)
 #[test]
 fn mcp_scans_when_the_running_agent_rescans_too_seldom() {
-    let agent = Agent::start_ticking("5s");
+    let agent = Agent::start_exactly(&["--interval", "5s", "--no-kernel-events"]);
     let home = agent.state_dir.path();
     let env = [("XDG_RUNTIME_DIR", home), ("XDG_STATE_HOME", home)];
     let server = Situation::start(&["listen", "127.0.0.1"]);
@@ -457,6 +458,29 @@ fn mcp_scans_when_the_running_agent_rescans_too_seldom() {
     );
     assert_eq!(
         t.calls[0]["meta"]["portscope/source"], "scan",
+        "{:#}",
+        t.calls[0]
+    );
+    assert_eq!(t.ok(0)["owners"][0]["process"]["pid"], json!(server.pid));
+}
+
+/// An agent fed by the kernel is current whatever its full-scan period (30 s here): answered
+/// from, and a listener opened a moment before the call is in the answer.
+#[test]
+fn mcp_answers_from_a_kernel_fed_agent() {
+    let agent = Agent::start_exactly(&["--interval", "5s", "--reconcile", "30s"]);
+    let home = agent.state_dir.path();
+    let env = [("XDG_RUNTIME_DIR", home), ("XDG_STATE_HOME", home)];
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let server = Situation::start(&["listen", "127.0.0.1"]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let t = session(
+        &[],
+        &env,
+        json!([{"tool": "who", "args": {"port": server.port}}]),
+    );
+    assert_eq!(
+        t.calls[0]["meta"]["portscope/source"], "agent",
         "{:#}",
         t.calls[0]
     );

@@ -122,7 +122,12 @@ impl Live {
     fn take(&mut self, change: Change) -> bool {
         match change.kind {
             ChangeKind::BindFailed | ChangeKind::Refused => {
-                if self.failed.len() < live::MAX_COUNTING {
+                // The agent's own (the doctor's connects and binds) are answers, not news.
+                let ours = change
+                    .owner
+                    .as_ref()
+                    .is_some_and(|o| o.pid == std::process::id());
+                if !ours && self.failed.len() < live::MAX_COUNTING {
                     self.failed.push(change);
                 }
                 false

@@ -255,7 +255,21 @@ async fn relay(host: &PeerHost, mut ws: link::PeerSocket) -> LinkError {
         if held > host.max_bytes {
             return too_heavy(held);
         }
+        // What only the peer's kernel saw (failures, brief listeners) comes as events alone:
+        // passed on to the hub's clients of this peer as they are.
+        let told: Vec<(String, portscope_shared::Event)> = match &message {
+            portscope_shared::ServerMessage::Events(events) => events
+                .events
+                .iter()
+                .filter(|e| portscope_core::events::kernel_only(e))
+                .map(|e| (String::new(), e.clone()))
+                .collect(),
+            _ => Vec::new(),
+        };
         let step = mirror.feed(message);
+        if !told.is_empty() && mirror.state().is_some() {
+            host.model.publish_events(told);
+        }
         let (sockets, processes) = mirror.size();
         if sockets > MAX_PEER_SOCKETS || processes > MAX_PEER_PROCESSES {
             return LinkError::Refused(format!(

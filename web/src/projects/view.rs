@@ -505,10 +505,13 @@ fn service(
             <span class="actions">
                 {open}
                 <button type="button" class="watch small-watch"
-                    aria-label=format!("Notify me about port {}", s.port)
+                    aria-label={
+                        let port = s.port;
+                        move || if watched.get() { format!("notifying about port {port}") } else { format!("notify about port {port}") }
+                    }
                     aria-pressed=move || if watched.get() { "true" } else { "false" }
                     on:click=toggle>
-                    {move || if watched.get() { "✓ notifying" } else { "notify" }}
+                    {move || if watched.get() { "notifying" } else { "notify" }}
                 </button>
             </span>
         </li>

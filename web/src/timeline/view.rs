@@ -484,7 +484,7 @@ pub fn RecentChanges(
             <Show when=move || failed_list.with(|f| !f.is_empty())>
                 <section class="failures" aria-label="Failures">
                     <h2 class="small">"Failures " <span class="muted">{move || format!("({})", failed_list.with(Vec::len))}</span></h2>
-                    <ol class="events">
+                    <ol class="failure-list">
                         {move || failed_list.get().into_iter().map(|c| failure_item(c, offset, doctor)).collect_view()}
                     </ol>
                 </section>

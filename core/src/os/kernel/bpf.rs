@@ -42,6 +42,8 @@ struct RawEvent {
     err: i32,
     pid: u32,
     uid: u32,
+    /// The network namespace's inode (the socket's, or the binding process's).
+    netns: u32,
     start_ns: u64,
     skaddr: u64,
     inode: u64,
@@ -77,6 +79,7 @@ impl RawEvent {
             err: i32::from_ne_bytes(u32_at(8).to_ne_bytes()),
             pid: u32_at(12),
             uid: u32_at(16),
+            netns: u32_at(20),
             start_ns: u64_at(24),
             skaddr: u64_at(32),
             inode: u64_at(40),
@@ -165,6 +168,9 @@ fn read(
         .and_then(|m| PerCpuArray::try_from(m).ok());
     let mut owners = Owners::default();
     let mut last_count = Instant::now();
+    // The tracepoints fire for every network namespace; the agent sees its own (as the
+    // scan's sock_diag does). Unknown: keep all.
+    let ours = own_netns();
     loop {
         let fd = ring.as_fd();
         let mut fds = [rustix::event::PollFd::new(
@@ -177,7 +183,8 @@ fn read(
         };
         let _ = rustix::event::poll(&mut fds, Some(&timeout));
         while let Some(item) = ring.next() {
-            let raw = RawEvent::parse(&item);
+            let raw = RawEvent::parse(&item)
+                .filter(|raw| ours.is_none_or(|ours| raw.netns == 0 || raw.netns == ours));
             drop(item);
             let Some(change) = raw.and_then(|raw| change_of(&raw, &mut owners)) else {
                 continue;
@@ -205,6 +212,13 @@ fn read(
             }
         }
     }
+}
+
+/// This process's network namespace (the inode of `/proc/self/ns/net`).
+fn own_netns() -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let ino = std::fs::metadata("/proc/self/ns/net").ok()?.ino();
+    u32::try_from(ino).ok()
 }
 
 fn change_of(raw: &RawEvent, owners: &mut Owners) -> Option<Change> {

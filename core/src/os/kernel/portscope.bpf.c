@@ -53,7 +53,7 @@ struct event {
     __s32 err;
     __u32 pid;
     __u32 uid;
-    __u32 _pad1;
+    __u32 netns;
     __u64 start_ns;
     __u64 skaddr;
     __u64 inode;
@@ -63,6 +63,7 @@ struct event {
 };
 // bpf.rs reads it by these offsets.
 _Static_assert(sizeof(struct event) == 96, "struct event is read as 96 bytes");
+_Static_assert(__builtin_offsetof(struct event, netns) == 20, "netns at 20");
 _Static_assert(__builtin_offsetof(struct event, start_ns) == 24, "start_ns at 24");
 _Static_assert(__builtin_offsetof(struct event, saddr) == 48, "saddr at 48");
 _Static_assert(__builtin_offsetof(struct event, comm) == 80, "comm at 80");
@@ -81,8 +82,29 @@ struct socket {
     struct file *file;
 } __attribute__((preserve_access_index));
 
+struct ns_common {
+    unsigned int inum;
+} __attribute__((preserve_access_index));
+
+struct net {
+    struct ns_common ns;
+} __attribute__((preserve_access_index));
+
+typedef struct {
+    struct net *net;
+} possible_net_t;
+
+struct sock_common {
+    possible_net_t skc_net;
+} __attribute__((preserve_access_index));
+
 struct sock {
+    struct sock_common __sk_common;
     struct socket *sk_socket;
+} __attribute__((preserve_access_index));
+
+struct nsproxy {
+    struct net *net_ns;
 } __attribute__((preserve_access_index));
 
 struct fdtable {
@@ -98,6 +120,8 @@ struct task_struct {
     struct task_struct *group_leader;
     __u64 start_boottime;
     struct files_struct *files;
+    struct nsproxy *nsproxy;
+    char comm[16];
 } __attribute__((preserve_access_index));
 
 struct {
@@ -205,16 +229,40 @@ static __always_inline struct event *reserve(__u8 kind)
     return e;
 }
 
+// The process's name: its main thread's `comm` (as /proc/PID/stat names it), not the name of
+// the thread that made the call (`tokio-rt-worker`).
+static __always_inline void leader_comm(char *comm)
+{
+    struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+    struct task_struct *leader = BPF_CORE_READ(task, group_leader);
+    if (bpf_core_read(comm, 16, &leader->comm))
+        bpf_get_current_comm(comm, 16);
+}
+
 static __always_inline void current_owner(struct event *e)
 {
     e->pid = bpf_get_current_pid_tgid() >> 32;
     e->uid = (__u32)bpf_get_current_uid_gid();
     e->start_ns = start_of_current();
-    bpf_get_current_comm(e->comm, sizeof(e->comm));
+    leader_comm(e->comm);
+}
+
+// The network namespace a socket lives in, and the caller's: the agent keeps its own.
+static __always_inline __u32 netns_of(const void *skaddr)
+{
+    struct sock *sk = (struct sock *)skaddr;
+    return BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+}
+
+static __always_inline __u32 netns_of_current(void)
+{
+    struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+    return BPF_CORE_READ(task, nsproxy, net_ns, ns.inum);
 }
 
 static __always_inline void copy_addrs(struct event *e, struct set_state_ctx *ctx)
 {
+    e->netns = netns_of(ctx->skaddr);
     e->family = ctx->family;
     e->protocol = ctx->protocol;
     e->sport = ctx->sport;
@@ -242,7 +290,7 @@ int set_state(struct set_state_ctx *ctx)
         struct owner o = {};
         o.pid = bpf_get_current_pid_tgid() >> 32;
         o.start_ns = start_of_current();
-        bpf_get_current_comm(o.comm, sizeof(o.comm));
+        leader_comm(o.comm);
         bpf_map_update_elem(&CONNECTING, &sk, &o, BPF_ANY);
     }
 
@@ -355,6 +403,7 @@ int exit_bind(struct exit_bind_ctx *ctx)
         e->err = ctx->ret < 0 ? (__s32)-ctx->ret : 0;
         current_owner(e);
         e->protocol = socket_type(w->fd);
+        e->netns = netns_of_current();
         bpf_ringbuf_submit(e, 0);
     }
     bpf_map_delete_elem(&BINDING, &tid);
