@@ -866,3 +866,71 @@ fn a_relayed_kill_needs_the_hubs_consent_as_well_as_the_peers() {
         stopped.body
     );
 }
+
+/// A peer's failures (#22) reach the hub's dashboard of that peer: the peer's kernel reports
+/// them in its own namespace, its stream carries them as events alone, and the hub passes them
+/// on; the hub's own kernel does not tell them as its own (another namespace).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hub_passes_on_a_peers_failed_bind() {
+    use portscope_shared::{EventKind, ServerMessage};
+    let machine = Machine::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = peers_file(dir.path(), &[machine.peer_entry("build-box")]);
+    let hub = Agent::start_with(&["--peers", &file]);
+    wait_for("the peer live", Duration::from_secs(30), || {
+        (status_of(&hub, "build-box").status == portscope_shared::HostStatus::Live).then_some(())
+    });
+    let mut ws = hub.connect_host("build-box").await;
+    let mut own = hub.connect().await;
+    assert!(matches!(
+        ws.next(Duration::from_secs(5)).await,
+        ServerMessage::Hello(_)
+    ));
+    ws.snapshot(Duration::from_secs(15)).await;
+    assert!(matches!(
+        own.next(Duration::from_secs(5)).await,
+        ServerMessage::Hello(_)
+    ));
+    own.snapshot(Duration::from_secs(15)).await;
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", &machine.netns, "python3", "-c"])
+        .arg(
+            "import socket,time\na=socket.socket()\na.bind(('0.0.0.0',0))\na.listen()\n\
+             time.sleep(1)\nb=socket.socket()\ntry:\n b.bind(('0.0.0.0',a.getsockname()[1]))\n\
+             except OSError:\n pass\nprint(a.getsockname()[1],flush=True)\ntime.sleep(1)",
+        )
+        .output()
+        .expect("python3 in the namespace");
+    assert!(out.status.success());
+    let port: u16 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let failed = loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        assert!(!left.is_zero(), "no bind_failed from the peer within 10 s");
+        if let ServerMessage::Events(events) = ws.next(left).await
+            && let Some(e) = events
+                .events
+                .into_iter()
+                .find(|e| e.kind == EventKind::BindFailed && e.local_port == port)
+        {
+            break e;
+        }
+    };
+    assert_eq!(failed.holders.first().map(|h| h.local_port), Some(port));
+    // The hub's own stream never told it.
+    let quiet_until = std::time::Instant::now() + Duration::from_secs(1);
+    while let Some(left) = quiet_until.checked_duration_since(std::time::Instant::now()) {
+        let Ok(message) = tokio::time::timeout(left, own.next(Duration::from_secs(5))).await else {
+            break;
+        };
+        if let ServerMessage::Events(events) = message {
+            assert!(
+                !events
+                    .events
+                    .iter()
+                    .any(|e| e.kind == EventKind::BindFailed && e.local_port == port),
+                "the hub told the peer's failure as its own"
+            );
+        }
+    }
+}

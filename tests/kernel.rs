@@ -332,3 +332,49 @@ async fn another_network_namespaces_failures_and_listeners_are_not_told() {
     drop(holder);
     agent.stop();
 }
+
+/// The model follows a listener without a scan: the delta that adds it is the one the agent
+/// published from the kernel's change (its log says so, under the delta's `seq`), with the
+/// process that listened as its owner.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_listener_is_in_the_model_without_waiting_for_a_scan() {
+    let agent = Agent::start_with_env("30s", &[("RUST_LOG", "portscope_server::refresh=debug")]);
+    let mut ws = agent.connect().await;
+    assert_eq!(hello(&mut ws).await.changes, Changes::Kernel);
+    ws.snapshot(Duration::from_secs(10)).await;
+    let holder = Holding::start(
+        "import socket,sys\ns=socket.socket()\ns.bind(('127.0.0.1',0))\ns.listen()\n\
+         print(s.getsockname()[1],flush=True)\nsys.stdin.read()",
+    );
+    let port = holder.port();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let (seq, socket) = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(
+            !left.is_zero(),
+            "the listener did not reach the stream within 5 s"
+        );
+        if let ServerMessage::Delta(delta) = ws.next(left).await
+            && let Some(s) = delta.added.iter().find(|s| s.local_port == port)
+        {
+            break (delta.seq, s.clone());
+        }
+    };
+    assert_eq!(socket.pids, vec![holder.child.id()]);
+    let followed = format!("seq={seq} ");
+    let said = agent.log.lock().unwrap().iter().any(|l| {
+        let l = l
+            .replace("\u{1b}[3m", "")
+            .replace("\u{1b}[0m", "")
+            .replace("\u{1b}[2m", "");
+        l.contains("followed the kernel's listeners")
+            && (l.contains(&followed) || l.ends_with(&format!("seq={seq}")))
+    });
+    assert!(
+        said,
+        "delta {seq} was not published from the kernel's change; log: {:#?}",
+        agent.log.lock().unwrap()
+    );
+    drop(holder);
+    agent.stop();
+}

@@ -234,6 +234,44 @@ impl<P: Platform> Collector<P> {
 }
 
 impl<P: Platform> Collector<P> {
+    /// A listener the kernel just reported (#22), as the next scan will show it: owned by the
+    /// process that called `listen()` — looked up once, now (this collector's cached details
+    /// when it knows the process, else read; its project asked without waiting, the next scan
+    /// completes it) — and labelled as a scan labels it (exposure, service, program, and what
+    /// the annotators add). `None` when the process is gone already.
+    pub fn listener_now(
+        &mut self,
+        local: std::net::SocketAddr,
+        inode: u64,
+        pid: u32,
+        uid: u32,
+    ) -> Option<(Socket, Process)> {
+        let raw = RawSocket {
+            proto: Proto::Tcp,
+            local_addr: local.ip(),
+            local_port: local.port(),
+            remote: None,
+            state: SocketState::Listen,
+            inode,
+            uid: Some(uid),
+        };
+        let mut socket = to_wire(raw, vec![pid], OwnerStatus::Known);
+        let waited = self.project_deadline.replace(std::time::Instant::now());
+        let cached = self.processes.remove(&pid);
+        let details = self.process_details(pid, cached);
+        self.project_deadline = waited;
+        let details = details?;
+        self.processes.insert(pid, details.clone());
+        let process = to_wire_process(details);
+        ports::annotate(&mut socket, Some(&process), ports::Services::system());
+        let mut one = BTreeMap::from([(socket.id.clone(), socket)]);
+        for annotator in &self.annotators {
+            annotator.annotate(&mut one);
+        }
+        let socket = one.into_values().next()?;
+        Some((socket, process))
+    }
+
     /// A process's details: the cached ones refreshed by one `stat` read when it is the same
     /// process (same start time), a full read otherwise.
     fn process_details(&mut self, pid: u32, cached: Option<RawProcess>) -> Option<RawProcess> {

@@ -12,6 +12,7 @@ use portscope_core::model::State;
 use portscope_core::os::Platform;
 use portscope_core::os::kernel::{Change, ChangeKind};
 use portscope_doctor::live::{self, Failures};
+use portscope_shared::Proto;
 
 /// Start of the warning that replaces a scan that panicked.
 const SCAN_FAILED: &str = "the last scan failed";
@@ -73,13 +74,23 @@ enum Wake {
 }
 
 /// Waits until `at` (at least [`SETTLE`] from now) for a burst of changes to settle, taking
-/// the changes that come meanwhile.
-async fn settle(live: &mut Live, kernel: &mut Option<Kernel>, at: tokio::time::Instant) {
+/// the changes that come meanwhile (listeners and failures published as they come).
+async fn settle<P: Platform>(
+    live: &mut Live,
+    kernel: &mut Option<Kernel>,
+    collector: &mut Collector<P>,
+    at: tokio::time::Instant,
+) {
     let at = at.max(tokio::time::Instant::now() + SETTLE);
     loop {
         tokio::select! {
             change = next_change(kernel) => match change {
-                Some(change) => { live.take(change); }
+                Some(change) => {
+                    live.take(change);
+                    live.take_waiting(kernel);
+                    live.follow(collector);
+                    live.tell_failures();
+                }
                 None => return,
             },
             () = tokio::time::sleep_until(at) => return,
@@ -109,17 +120,22 @@ struct Live {
     history: Option<portscope_history::Recorder>,
     failures: Failures,
     brief: Brief,
-    /// Failures waiting to be judged (after the scan their changes came with).
+    /// Listen and listen-closed changes waiting for [`Live::follow`].
+    listens: Vec<Change>,
+    /// Failures waiting to be judged.
     failed: Vec<Change>,
+    /// Changes taken call for a scan.
+    rescan: bool,
     local: Vec<std::net::IpAddr>,
     lost: u64,
 }
 
 impl Live {
-    /// Takes one change; whether it calls for a scan. Failures wait in `failed` for
-    /// [`Live::tell_failures`], so that one coming with a scan is judged against its result
-    /// (a server's listen and the bind it made fail arrive together).
-    fn take(&mut self, change: Change) -> bool {
+    /// Takes one change. Failures wait in `failed` for [`Live::tell_failures`] and listeners in
+    /// `listens` for [`Live::follow`], which apply them without a scan; a connection's change,
+    /// or a bind that is not TCP's (UDP, which no TCP tracepoint follows), calls for a scan
+    /// (`rescan`).
+    fn take(&mut self, change: Change) {
         match change.kind {
             ChangeKind::BindFailed | ChangeKind::Refused => {
                 // The agent's own (the doctor's connects and binds) are answers, not news.
@@ -130,23 +146,53 @@ impl Live {
                 if !ours && self.failed.len() < live::MAX_COUNTING {
                     self.failed.push(change);
                 }
-                false
             }
             ChangeKind::Listen | ChangeKind::ListenClosed => {
-                self.brief.see(&change);
-                true
+                if self.listens.len() < portscope_core::events::MAX_FOLLOWED {
+                    self.listens.push(change);
+                } else {
+                    self.brief.see(&change);
+                    self.rescan = true;
+                }
             }
-            ChangeKind::Bound | ChangeKind::Changed => true,
+            ChangeKind::Bound => self.rescan |= change.proto != Some(Proto::Tcp),
+            ChangeKind::Changed => self.rescan = true,
         }
     }
 
-    /// Takes every change already waiting; whether any calls for a scan.
-    fn take_waiting(&mut self, kernel: &mut Option<Kernel>) -> bool {
-        let mut scan = false;
+    /// Takes every change already waiting.
+    fn take_waiting(&mut self, kernel: &mut Option<Kernel>) {
         while let Some(change) = kernel.as_mut().and_then(|k| k.feed.changes.try_recv().ok()) {
-            scan |= self.take(change);
+            self.take(change);
         }
-        scan
+    }
+
+    /// Puts the listeners the kernel reported opening in the model, and takes the closed ones
+    /// out, at once (no scan): each built as a scan builds it, by `collector`.
+    fn follow<P: Platform>(&mut self, collector: &mut Collector<P>) {
+        if self.listens.is_empty() {
+            return;
+        }
+        let changes = std::mem::take(&mut self.listens);
+        let current = self.model.current();
+        let waiting = self.brief.waiting();
+        let followed = self
+            .brief
+            .follow(&current.state, &changes, |change, inode, owner| {
+                collector.listener_now(change.local, inode, owner.pid, owner.uid)
+            });
+        // A listener that could not be followed waits for a scan.
+        self.rescan |= self.brief.waiting() > waiting;
+        let Some((state, told)) = followed else {
+            return;
+        };
+        if let Some(published) = self.model.update_with(state, told) {
+            // `tests/kernel.rs` reads this line: the change was published without a scan.
+            tracing::debug!(seq = published.state.seq, "followed the kernel's listeners");
+            if let Some(history) = &mut self.history {
+                history.tick(&published, true);
+            }
+        }
     }
 
     /// Judges the failures taken against the model as it is now, and publishes them (the
@@ -227,15 +273,15 @@ pub async fn run<P: Platform>(
         history,
         failures: Failures::default(),
         brief: Brief::default(),
+        listens: Vec::new(),
         failed: Vec::new(),
+        rescan: false,
         local: portscope_core::os::local_addresses(),
         lost: 0,
     };
     let mut next_scan = tokio::time::Instant::now();
-    // Changes taken after the last scan began that call for another.
-    let mut again = false;
     loop {
-        let wake = if again {
+        let wake = if live.rescan {
             Wake::Again
         } else {
             tokio::select! {
@@ -259,16 +305,19 @@ pub async fn run<P: Platform>(
                 continue;
             }
             Wake::Change(Some(change)) => {
-                let scan = live.take(*change) | live.take_waiting(&mut kernel);
-                if !scan {
-                    live.tell_failures();
+                live.take(*change);
+                live.take_waiting(&mut kernel);
+                live.follow(&mut collector);
+                live.tell_failures();
+                if !live.rescan {
                     continue;
                 }
-                settle(&mut live, &mut kernel, next_scan).await;
+                settle(&mut live, &mut kernel, &mut collector, next_scan).await;
             }
-            Wake::Again => settle(&mut live, &mut kernel, next_scan).await,
+            Wake::Again => settle(&mut live, &mut kernel, &mut collector, next_scan).await,
         }
         live.lost_more(kernel.as_ref(), &metrics);
+        live.rescan = false;
         let started = std::time::Instant::now();
         let started_at = std::time::SystemTime::now();
         let Some((c, scanned)) = scan_blocking(collector).await else {
@@ -292,11 +341,11 @@ pub async fn run<P: Platform>(
         }
         // What the kernel told while the scan ran: a listener the scan saw may have been
         // reported only now (its owner), and failures are judged against this scan.
-        again = live.take_waiting(&mut kernel);
+        live.take_waiting(&mut kernel);
+        live.brief.note(&live.listens);
         live.brief.complete(&mut state);
         let missed = live.brief.missed(&before.state, &state, started_at);
         let published = live.model.update_with(state, missed);
-        live.tell_failures();
         let scanned = started.elapsed();
         next_scan = tokio::time::Instant::now() + MIN_GAP.max(scanned * 2);
         metrics.scanned(scanned);
@@ -306,6 +355,9 @@ pub async fn run<P: Platform>(
                 None => history.tick(&live.model.current(), false),
             }
         }
+        // What came during the scan and it did not show: published after it.
+        live.follow(&mut collector);
+        live.tell_failures();
         // `cargo xtask bench` reads these lines (RUST_LOG=portscope_server::refresh=debug): the whole
         // refresh (scan, diff and the history's share), the history's share alone, and the
         // scan's project lookups (new processes only).

@@ -26,6 +26,8 @@ pub struct Agent {
     pub url: String,
     pub port: u16,
     pub token: String,
+    /// Its log lines, when the test gave it `RUST_LOG` (else empty: the log goes to stderr).
+    pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Agent {
@@ -166,14 +168,31 @@ impl Agent {
         if let Some(token) = token {
             cmd.env("PORTSCOPE_TOKEN", token);
         }
+        // A test that sets RUST_LOG reads the agent's log (`Agent::log`); it is echoed too.
+        let capture = env.iter().any(|(k, _)| *k == "RUST_LOG");
         let mut child = cmd
             .arg("serve")
             .args(&args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(if capture {
+                Stdio::piped()
+            } else {
+                Stdio::inherit()
+            })
             .spawn()
             .expect("cannot start the portscope binary");
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        if let Some(stderr) = child.stderr.take() {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                use std::io::BufRead;
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    eprintln!("{line}");
+                    log.lock().unwrap().push(line);
+                }
+            });
+        }
         let stdout = child.stdout.take().unwrap();
         let line = read_line_within(BufReader::new(stdout), Duration::from_secs(30))
             .expect("portscope printed no URL on its first stdout line within 30 s");
@@ -190,6 +209,7 @@ impl Agent {
             url,
             child,
             state_dir,
+            log,
         }
     }
 

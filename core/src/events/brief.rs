@@ -1,15 +1,18 @@
-//! Listeners too brief for a scan (#22): the kernel reports every `listen()` and every
-//! listener's close, with the process; a listener that opened and closed between two scans is
-//! in neither state, so the diff has no event for it. [`Brief`] keeps the kernel's listen
-//! changes until a scan either saw the listener (its id is the scan's: the kernel gives the
-//! socket's inode) or it closed before a scan could, and then makes its `opened` and `closed`
-//! events from what the kernel said.
+//! The model follows the kernel's listeners between scans (#22): every `listen()` and every
+//! listener's close comes with the process and the socket's inode, so [`Brief::follow`] puts
+//! a new listener in the model at once (built as the scan would build it, by the caller's
+//! `make`: `Collector::listener_now`) and takes a closed one out, with no scan; the next full
+//! scan reconciles. A listener that opened and closed before it could be published is in no
+//! state, so the diff has no event for it: it gets its `opened` and `closed` events from what
+//! the kernel said (`brief: true`). A listen change that could not be followed (no inode, its
+//! process gone before it was read) waits here until a scan either saw the listener (its id is
+//! the scan's) or it closed before a scan could ([`Brief::missed`]).
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::time::SystemTime;
 
-use portscope_shared::{Event, EventKind, Family, OwnerStatus, Process, Proto};
+use portscope_shared::{Event, EventKind, Family, OwnerStatus, Process, Proto, Socket};
 
 use crate::model::State;
 use crate::os::kernel::{Change, ChangeKind, KernelOwner};
@@ -24,11 +27,15 @@ struct Followed {
     closed: Option<SystemTime>,
 }
 
-/// The kernel's listeners not yet accounted for by a scan.
+/// The kernel's listeners not yet accounted for by a scan, and the owners it named for the
+/// listeners the model follows.
 #[derive(Debug, Default)]
 pub struct Brief {
     followed: VecDeque<Followed>,
     forgotten: u64,
+    /// The process that called `listen()`, by socket inode, while the listener is open: a
+    /// scan that finds the listener without an owner gets this one ([`Brief::complete`]).
+    owners: HashMap<u64, KernelOwner>,
 }
 
 impl Brief {
@@ -59,20 +66,133 @@ impl Brief {
         }
     }
 
+    /// Applies a batch of the kernel's listener changes to `state` between scans: a listener
+    /// opened is put in (by `make`, as the scan would build it), a closed one taken out; one
+    /// that opened and closed within the batch gets its two events. `None` when nothing
+    /// changed.
+    pub fn follow(
+        &mut self,
+        state: &State,
+        changes: &[Change],
+        mut make: impl FnMut(&Change, u64, &KernelOwner) -> Option<(Socket, Process)>,
+    ) -> Option<(State, Vec<(String, Event)>)> {
+        let closed_in_batch: HashMap<u64, SystemTime> = changes
+            .iter()
+            .filter(|c| c.kind == ChangeKind::ListenClosed)
+            .map(|c| (c.socket, c.at))
+            .collect();
+        let opened_in_batch: std::collections::HashSet<u64> = changes
+            .iter()
+            .filter(|c| c.kind == ChangeKind::Listen)
+            .map(|c| c.socket)
+            .collect();
+        let mut next = state.clone();
+        let mut told = Vec::new();
+        let mut changed = false;
+        for change in changes {
+            match change.kind {
+                ChangeKind::Listen => {
+                    let (Some(id), Some(inode), Some(owner)) =
+                        (id_of(change), change.inode, change.owner.as_ref())
+                    else {
+                        self.see(change);
+                        continue;
+                    };
+                    if let Some(&closed) = closed_in_batch.get(&change.socket) {
+                        if !state.sockets.contains_key(&id) {
+                            let project = project_in(owner, state, state);
+                            told.push((
+                                id.clone(),
+                                event(change, EventKind::Opened, change.at, project.clone()),
+                            ));
+                            told.push((id, event(change, EventKind::Closed, closed, project)));
+                        }
+                        continue;
+                    }
+                    self.remember(inode, owner);
+                    if next.sockets.contains_key(&id) {
+                        continue;
+                    }
+                    match make(change, inode, owner) {
+                        Some((socket, process)) => {
+                            next.sockets.insert(id, std::sync::Arc::new(socket));
+                            if !next.processes.contains_key(&process.pid) {
+                                next.processes.insert(process.pid, process);
+                            }
+                            changed = true;
+                        }
+                        None => self.see(change),
+                    }
+                }
+                ChangeKind::ListenClosed => {
+                    if let Some(inode) = change.inode {
+                        self.owners.remove(&inode);
+                        let id = format!("tcp {} - i{inode}", change.local);
+                        if !opened_in_batch.contains(&change.socket)
+                            && next.sockets.remove(&id).is_some()
+                        {
+                            changed = true;
+                        }
+                    }
+                    self.see(change);
+                }
+                _ => {}
+            }
+        }
+        (changed || !told.is_empty()).then_some((next, told))
+    }
+
+    /// Keeps the owners that listen changes not yet followed name, for [`Brief::complete`] (a
+    /// scan that ran while they waited may have found their listeners without an owner).
+    pub fn note(&mut self, changes: &[Change]) {
+        for change in changes.iter().filter(|c| c.kind == ChangeKind::Listen) {
+            if let (Some(inode), Some(owner)) = (change.inode, change.owner.as_ref()) {
+                self.remember(inode, owner);
+            }
+        }
+    }
+
+    /// Keeps the owner of a listener the model follows, bounded by [`MAX_FOLLOWED`].
+    fn remember(&mut self, inode: u64, owner: &KernelOwner) {
+        if self.owners.len() >= MAX_FOLLOWED {
+            self.owners.clear();
+            self.forgotten += 1;
+        }
+        self.owners.insert(inode, owner.clone());
+    }
+
     /// Gives the listeners a scan found without an owner (closed, or passed on, before its
     /// walk of descriptors reached them) the process the kernel saw listen: an owner looked up
     /// once, when its event came.
     pub fn complete(&self, state: &mut State) {
-        for f in &self.followed {
-            let (Some(id), Some(owner)) = (id_of(&f.opened), f.opened.owner.as_ref()) else {
+        let from_followed = self
+            .followed
+            .iter()
+            .filter_map(|f| Some((f.opened.inode?, f.opened.owner.as_ref()?)));
+        let owners: Vec<(u64, &KernelOwner)> = self
+            .owners
+            .iter()
+            .map(|(inode, owner)| (*inode, owner))
+            .chain(from_followed)
+            .collect();
+        if owners.is_empty() {
+            return;
+        }
+        let ownerless: Vec<(String, u64)> = state
+            .sockets()
+            .filter(|s| s.is_listening() && s.pids.is_empty() && s.owner != OwnerStatus::Hidden)
+            .filter_map(|s| {
+                let inode = s.id.rsplit_once(" i")?.1.parse().ok()?;
+                Some((s.id.clone(), inode))
+            })
+            .collect();
+        for (id, inode) in ownerless {
+            let Some((_, owner)) = owners.iter().find(|(i, _)| *i == inode) else {
                 continue;
             };
             let Some(socket) = state.sockets.get_mut(&id) else {
                 continue;
             };
-            if !socket.pids.is_empty() || socket.owner == OwnerStatus::Hidden {
-                continue;
-            }
             let process = process_of(owner);
             let socket = std::sync::Arc::make_mut(socket);
             socket.pids = vec![owner.pid];
@@ -83,6 +203,11 @@ impl Brief {
                 state.processes.insert(owner.pid, process);
             }
         }
+    }
+
+    /// Listen changes waiting for a scan (not followed into the model).
+    pub fn waiting(&self) -> usize {
+        self.followed.len()
     }
 
     /// Listeners forgotten because too many were followed at once.
@@ -132,6 +257,17 @@ impl Brief {
         });
         out
     }
+}
+
+/// The project of the kernel's owner, as either state knows its process (the same one).
+fn project_in(owner: &KernelOwner, before: &State, after: &State) -> Option<String> {
+    after
+        .processes
+        .get(&owner.pid)
+        .or(before.processes.get(&owner.pid))
+        .filter(|p| p.start_time == owner.start_time)
+        .and_then(|p| p.project.as_ref())
+        .map(|p| p.name.clone())
 }
 
 /// The scan's id of the listener a listen change names (`collector::socket_id`'s form).
@@ -194,5 +330,139 @@ fn event(change: &Change, kind: EventKind, at: SystemTime, project: Option<Strin
         count: None,
         fix: None,
         brief: true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::{Duration, SystemTime};
+
+    use portscope_shared::EventKind;
+
+    use super::*;
+    use crate::testing::{listener, process};
+
+    fn owner(pid: u32) -> KernelOwner {
+        KernelOwner {
+            pid,
+            comm: "node".into(),
+            uid: 1000,
+            start_time: Some(1_795_000_000),
+            ..KernelOwner::default()
+        }
+    }
+
+    fn change(kind: ChangeKind, port: u16, inode: Option<u64>, at_ms: u64) -> Change {
+        Change {
+            kind,
+            at: SystemTime::UNIX_EPOCH + Duration::from_millis(1_795_000_000_100 + at_ms),
+            proto: Some(Proto::Tcp),
+            local: format!("127.0.0.1:{port}").parse().unwrap(),
+            remote: None,
+            errno: None,
+            inode,
+            socket: u64::from(port) * 16,
+            owner: Some(owner(4242)),
+        }
+    }
+
+    /// What the collector would build: the scan's id, owned by the kernel's process.
+    fn make(change: &Change, inode: u64, owner: &KernelOwner) -> Option<(Socket, Process)> {
+        let mut socket = listener(change.local.ip(), change.local.port(), owner.pid);
+        socket.id = format!("tcp {} - i{inode}", change.local);
+        let mut p = process("node", &["node", "server.js"]);
+        p.pid = owner.pid;
+        Some((socket, p))
+    }
+
+    #[test]
+    fn a_listener_is_followed_in_and_out_without_a_scan() {
+        let mut brief = Brief::default();
+        let empty = State::default();
+        let opened = [change(ChangeKind::Listen, 3000, Some(77), 0)];
+        let (state, told) = brief
+            .follow(&empty, &opened, make)
+            .expect("a listener more");
+        assert!(told.is_empty(), "the diff tells it: {told:?}");
+        let socket = state
+            .sockets
+            .get("tcp 127.0.0.1:3000 - i77")
+            .expect("in the model");
+        assert_eq!(socket.pids, vec![4242]);
+        assert!(state.processes.contains_key(&4242));
+        // The same again (a scan saw it meanwhile): nothing to do.
+        assert!(brief.follow(&state, &opened, make).is_none());
+        let closed = [change(ChangeKind::ListenClosed, 3000, Some(77), 50)];
+        let (after, _) = brief
+            .follow(&state, &closed, make)
+            .expect("a listener less");
+        assert!(after.sockets.is_empty());
+        assert!(brief.followed.is_empty() && brief.owners.is_empty());
+    }
+
+    #[test]
+    fn a_listener_opened_and_closed_in_one_batch_is_two_brief_events() {
+        let mut brief = Brief::default();
+        let batch = [
+            change(ChangeKind::Listen, 3000, Some(77), 0),
+            change(ChangeKind::ListenClosed, 3000, Some(77), 3),
+        ];
+        let (state, told) = brief
+            .follow(&State::default(), &batch, make)
+            .expect("its events");
+        assert!(state.sockets.is_empty());
+        let kinds: Vec<(EventKind, bool, Option<u32>)> =
+            told.iter().map(|(_, e)| (e.kind, e.brief, e.pid)).collect();
+        assert_eq!(
+            kinds,
+            [
+                (EventKind::Opened, true, Some(4242)),
+                (EventKind::Closed, true, Some(4242))
+            ]
+        );
+        assert_eq!(told[0].0, "tcp 127.0.0.1:3000 - i77");
+        assert!(told[0].1.time < told[1].1.time);
+    }
+
+    #[test]
+    fn a_listener_that_could_not_be_followed_waits_for_a_scan() {
+        let mut brief = Brief::default();
+        // Its process was gone before it could be read.
+        let gone = |_: &Change, _: u64, _: &KernelOwner| None;
+        let opened = [change(ChangeKind::Listen, 3000, Some(77), 0)];
+        assert!(brief.follow(&State::default(), &opened, gone).is_none());
+        let closed = [change(ChangeKind::ListenClosed, 3000, Some(77), 10)];
+        assert!(brief.follow(&State::default(), &closed, gone).is_none());
+        // A scan that began after it closed: its two events, once.
+        let started = SystemTime::UNIX_EPOCH + Duration::from_millis(1_795_000_000_200);
+        let empty = State::default();
+        let told = brief.missed(&empty, &empty, started);
+        assert_eq!(told.len(), 2);
+        assert!(told.iter().all(|(_, e)| e.brief));
+        assert!(brief.missed(&empty, &empty, started).is_empty());
+    }
+
+    #[test]
+    fn a_scanned_listener_without_an_owner_gets_the_one_the_kernel_saw() {
+        let mut brief = Brief::default();
+        let opened = [change(ChangeKind::Listen, 3000, Some(77), 0)];
+        let (mut state, _) = brief
+            .follow(&State::default(), &opened, make)
+            .expect("followed");
+        // The next scan found it, but not its owner (its descriptor walk came too late).
+        let socket = state.sockets.get_mut("tcp 127.0.0.1:3000 - i77").unwrap();
+        let socket = Arc::make_mut(socket);
+        socket.pids.clear();
+        socket.owner = OwnerStatus::None;
+        state.processes.remove(&4242);
+        brief.complete(&mut state);
+        let socket = state.sockets.get("tcp 127.0.0.1:3000 - i77").unwrap();
+        assert_eq!(socket.pids, vec![4242]);
+        assert_eq!(socket.owner, OwnerStatus::Known);
+        assert_eq!(
+            state.processes.get(&4242).map(|p| p.name.as_str()),
+            Some("node")
+        );
     }
 }

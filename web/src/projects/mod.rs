@@ -409,7 +409,11 @@ pub fn failure_in(e: &portscope_shared::Event, name: &str) -> bool {
 
 /// A failure as a change of the watched: when its project (or a holder's) is watched, or the
 /// port's service is. Always bad news.
-pub fn failure_change(e: &portscope_shared::Event, watch: &Watch) -> Option<Change> {
+pub fn failure_change(
+    e: &portscope_shared::Event,
+    watch: &Watch,
+    offset_min: i32,
+) -> Option<Change> {
     if !crate::timeline::recent::is_failure(e) {
         return None;
     }
@@ -422,7 +426,7 @@ pub fn failure_change(e: &portscope_shared::Event, watch: &Watch) -> Option<Chan
     let watched = watch.projects.iter().any(|p| failure_in(e, p)) || watch.services.contains(&key);
     watched.then(|| Change {
         key,
-        text: crate::timeline::recent::failure_words(e),
+        text: crate::timeline::recent::failure_words(e, offset_min),
         bad: true,
     })
 }

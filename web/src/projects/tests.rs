@@ -386,3 +386,64 @@ fn many_owners_are_named_once_per_program_with_their_first_pids() {
     assert_eq!(owners_text(&refs[..2]), "nginx (pids 10, 11)");
     assert_eq!(owners_text(&[]), "");
 }
+
+/// A failure belongs to the project of the process that failed and to the holders' projects;
+/// it is news for a watched project, or a watched port, and for nobody else.
+#[test]
+fn a_failure_is_its_projects_and_news_when_they_are_watched() {
+    let e = portscope_shared::Event {
+        time: "2026-11-29T14:02:03Z".into(),
+        since: None,
+        kind: portscope_shared::EventKind::BindFailed,
+        proto: Proto::Tcp,
+        family: portscope_shared::Family::Ipv4,
+        local_addr: "0.0.0.0".parse().unwrap(),
+        local_port: 3000,
+        remote_addr: None,
+        remote_port: None,
+        pid: Some(4300),
+        process: Some("node".into()),
+        cmdline: vec![],
+        user: None,
+        cwd: None,
+        exe: None,
+        start_time: None,
+        start_ms: None,
+        app: None,
+        health: None,
+        project: Some("shop-web".into()),
+        error: Some("EADDRINUSE (address already in use)".into()),
+        holders: vec![portscope_shared::Holder {
+            proto: Proto::Tcp,
+            local_addr: "127.0.0.1".parse().unwrap(),
+            local_port: 3000,
+            state: None,
+            pids: vec![99],
+            process: Some("python3".into()),
+            start_time: None,
+            project: Some("shop-api".into()),
+        }],
+        count: Some(1),
+        fix: None,
+        brief: false,
+    };
+    assert!(failure_in(&e, "shop-web") && failure_in(&e, "shop-api"));
+    assert!(!failure_in(&e, "blog"));
+    let mut watch = Watch::default();
+    assert_eq!(failure_change(&e, &watch, 0), None);
+    watch.projects.insert("shop-api".into());
+    let change = failure_change(&e, &watch, 0).expect("news for a watched holder's project");
+    assert!(change.bad && change.text.starts_with("node (pid 4300) could not bind"));
+    assert_eq!(change.key.port, 3000);
+    let mut by_port = Watch::default();
+    by_port.services.insert(ServiceKey {
+        host: None,
+        proto: Proto::Tcp,
+        port: 3000,
+    });
+    assert!(failure_change(&e, &by_port, 0).is_some());
+    let mut opened = e.clone();
+    opened.kind = portscope_shared::EventKind::Opened;
+    assert!(!failure_in(&opened, "shop-web"));
+    assert_eq!(failure_change(&opened, &watch, 0), None);
+}

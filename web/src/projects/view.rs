@@ -94,7 +94,9 @@ impl ProjectsState {
             let at = js_sys::Date::now();
             let said: Vec<Change> = failed
                 .iter()
-                .filter_map(|e| super::failure_change(e, &watch))
+                .filter_map(|e| {
+                    super::failure_change(e, &watch, crate::timeline::view::offset_min())
+                })
                 .collect();
             for change in &said {
                 notify(change);
@@ -391,7 +393,7 @@ fn card(
                     .filter(|e| super::failure_in(e, &name))
                     .take(CARD_FAILURES)
                     .map(|e| {
-                        let text = crate::timeline::recent::failure_words(e);
+                        let text = crate::timeline::recent::failure_words(e, crate::timeline::view::offset_min());
                         let fix = e.fix.clone().map(|f| format!("Fix: {f}"));
                         view! { <li class="card-failure bad"><span>{text}</span>{fix.map(|f| view! { <span class="failure-fix small">{f}</span> })}</li> }
                     })

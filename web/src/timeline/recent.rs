@@ -126,7 +126,7 @@ pub fn verb(kind: EventKind) -> &'static str {
 pub fn line(e: &Event, offset_min: i32) -> String {
     let at = time::parse(&e.time).map_or_else(|| e.time.clone(), |t| time::clock(t, offset_min));
     if matches!(e.kind, EventKind::BindFailed | EventKind::ConnectRefused) {
-        return format!("{at} {}", failure_words(e));
+        return format!("{at} {}", failure_words(e, offset_min));
     }
     let endpoint = SocketAddr::new(e.local_addr, e.local_port);
     let proto = match e.proto {
@@ -160,10 +160,11 @@ pub fn health_words(h: &portscope_shared::Health) -> String {
     }
 }
 
-/// A failure as a sentence: `node (pid 4242) could not bind 127.0.0.1:3000 (EADDRINUSE …) —
-/// held by python3 (pid 99) in shop-api`, `curl (pid 7) was refused at 127.0.0.1:5173 —
-/// listening on [::1]:5173: node (pid 4242)`, with `×N` when it repeated.
-pub fn failure_words(e: &Event) -> String {
+/// A failure as a sentence: `node (pid 4242) could not bind 127.0.0.1:3000 (EADDRINUSE) —
+/// held: 127.0.0.1:3000 python3 (pid 99), started 14:02 in shop-api`, `curl (pid 7) was
+/// refused at 127.0.0.1:5173 — listening instead: [::1]:5173 node (pid 4242), started 13:58`,
+/// with `×N` when it repeated; times local (`offset_min` east of UTC).
+pub fn failure_words(e: &Event, offset_min: i32) -> String {
     let who = match (&e.process, e.pid) {
         (Some(name), Some(pid)) => format!("{name} (pid {pid})"),
         (Some(name), None) => name.clone(),
@@ -194,13 +195,22 @@ pub fn failure_words(e: &Event) -> String {
                 (None, Some(pid)) => format!("pid {pid}"),
                 _ => "an owner hidden from this user".to_owned(),
             };
+            let started = h
+                .start_time
+                .map(|secs| {
+                    format!(
+                        ", started {}",
+                        time::clock(secs as f64 * 1000.0, offset_min)
+                    )
+                })
+                .unwrap_or_default();
             let project = h
                 .project
                 .as_deref()
                 .map(|p| format!(" in {p}"))
                 .unwrap_or_default();
             format!(
-                "{} {owner}{project}",
+                "{} {owner}{started}{project}",
                 SocketAddr::new(h.local_addr, h.local_port)
             )
         })

@@ -1372,3 +1372,74 @@ fn all_hosts_merged_give_each_host_its_own_lanes_named_after_it() {
         "the filter finds a host by name"
     );
 }
+
+/// A failed bind of `node` (pid 4300, in shop-web) on 0.0.0.0:3000, held by python3 (pid 99,
+/// in shop-api, started at `started` s), seen `count` times.
+fn bind_failure(count: u32, started: u64) -> Event {
+    Event {
+        kind: EventKind::BindFailed,
+        process: Some("node".into()),
+        pid: Some(4300),
+        local_addr: "0.0.0.0".parse().unwrap(),
+        local_port: 3000,
+        project: Some("shop-web".into()),
+        error: Some("EADDRINUSE (address already in use)".into()),
+        count: Some(count),
+        fix: Some("python3 (pid 99) holds port 3000: stop it".into()),
+        holders: vec![portscope_shared::Holder {
+            proto: portscope_shared::Proto::Tcp,
+            local_addr: "127.0.0.1".parse().unwrap(),
+            local_port: 3000,
+            state: Some(portscope_shared::SocketState::Listen),
+            pids: vec![99],
+            process: Some("python3".into()),
+            start_time: Some(started),
+            project: Some("shop-api".into()),
+        }],
+        ..event(EventKind::BindFailed, &key(3000, false), 4300, 0.0)
+    }
+}
+
+#[test]
+fn a_failure_reads_as_who_failed_what_holds_it_since_when_and_where() {
+    // 14:02 UTC on 2026-11-29, shown at UTC+1.
+    let started = 1_795_000_920;
+    let text = super::recent::failure_words(&bind_failure(1, started), 60);
+    assert_eq!(
+        text,
+        format!(
+            "node (pid 4300) could not bind 0.0.0.0:3000 (EADDRINUSE) — held: 127.0.0.1:3000 \
+             python3 (pid 99), started {} in shop-api",
+            time::clock(started as f64 * 1000.0, 60)
+        )
+    );
+    let repeated = super::recent::failure_words(&bind_failure(7, started), 0);
+    assert!(repeated.contains("(EADDRINUSE) ×7 — held"), "{repeated}");
+    assert_eq!(
+        super::recent::ask_of(&bind_failure(1, started)),
+        Some(super::recent::Ask::Bind("3000".into()))
+    );
+    // The lane keeps failures only, newest first as given, at most n.
+    let opened = Change::here(event(EventKind::Opened, &key(8000, false), 1, 0.0));
+    let failed = Change::here(bind_failure(1, started));
+    let lane = super::recent::failures(&[failed.clone(), opened, failed.clone()], 1);
+    assert_eq!(lane, vec![failed]);
+}
+
+#[test]
+fn a_refused_connect_asks_why_at_the_address_it_tried() {
+    let mut e = bind_failure(1, 0);
+    e.kind = EventKind::ConnectRefused;
+    e.holders.clear();
+    e.remote_addr = Some("::1".parse().unwrap());
+    e.remote_port = Some(5173);
+    assert_eq!(
+        super::recent::ask_of(&e),
+        Some(super::recent::Ask::Why("[::1]:5173".into()))
+    );
+    let text = super::recent::failure_words(&e, 0);
+    assert!(
+        text.ends_with("was refused at [::1]:5173 — nothing listens on that port"),
+        "{text}"
+    );
+}
