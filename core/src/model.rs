@@ -245,8 +245,10 @@ pub struct Published {
     /// [`crate::events::events`]): what the history records and the WebSocket sends.
     pub events: Vec<(String, Event)>,
     /// The state's snapshot as the texts a client is sent, made by the first client that needs
-    /// them and shared by all others (on a machine of 20 000 sockets, several MiB of JSON).
-    pub snapshot_texts: std::sync::OnceLock<Arc<Vec<String>>>,
+    /// them and shared by every client sending them at the same time (on a machine of 20 000
+    /// sockets, several MiB of JSON): held weakly, so that they are freed once sent rather
+    /// than kept as long as the state is current.
+    pub snapshot_texts: std::sync::Mutex<std::sync::Weak<Vec<String>>>,
     /// The kernel-only events of the last publishes ([`crate::events::kernel_only`]: failures,
     /// brief listeners), each with the `seq` it came with, at most
     /// [`crate::events::KERNEL_EVENTS_KEPT`]: a client that missed states gets the diff, which

@@ -62,6 +62,9 @@ const MIN_GAP: Duration = Duration::from_millis(10);
 pub struct Kernel {
     pub feed: portscope_core::os::kernel::Feed,
     pub reconcile: Duration,
+    /// The agent's own port: its dashboards' and health checks' connections to it are the
+    /// agent's own doing, and wake no scan (the next reconciling scan shows them).
+    pub own_port: u16,
 }
 
 /// What woke the refresher.
@@ -126,6 +129,8 @@ struct Live {
     failed: Vec<Change>,
     /// Changes taken call for a scan.
     rescan: bool,
+    /// [`Kernel::own_port`].
+    own_port: u16,
     local: Vec<std::net::IpAddr>,
     lost: u64,
 }
@@ -156,7 +161,11 @@ impl Live {
                 }
             }
             ChangeKind::Bound => self.rescan |= change.proto != Some(Proto::Tcp),
-            ChangeKind::Changed => self.rescan = true,
+            ChangeKind::Changed => {
+                let own = |port: u16| port == self.own_port;
+                self.rescan |=
+                    !(own(change.local.port()) || change.remote.is_some_and(|r| own(r.port())));
+            }
         }
     }
 
@@ -276,6 +285,7 @@ pub async fn run<P: Platform>(
         listens: Vec::new(),
         failed: Vec::new(),
         rescan: false,
+        own_port: kernel.as_ref().map_or(0, |k| k.own_port),
         local: portscope_core::os::local_addresses(),
         lost: 0,
     };

@@ -67,7 +67,7 @@ impl Agent {
                     state,
                     delta: None,
                     events: Vec::new(),
-                    snapshot_texts: std::sync::OnceLock::new(),
+                    snapshot_texts: Default::default(),
                     recent: Default::default(),
                 };
                 (Source::Live(Arc::new(published), None), Origin::Agent)

@@ -292,10 +292,10 @@ async fn encode(out: Out, sent: &Arc<Published>) -> Vec<String> {
 }
 
 /// The snapshot of `published` as texts, made on first use (on a blocking thread: tens of
-/// milliseconds of JSON for a busy machine) and kept with the state.
+/// milliseconds of JSON for a busy machine) and shared while any client holds them.
 async fn snapshot_texts(published: &Arc<Published>) -> Arc<Vec<String>> {
-    if let Some(texts) = published.snapshot_texts.get() {
-        return texts.clone();
+    if let Some(texts) = shared_texts(published) {
+        return texts;
     }
     let made = Arc::clone(published);
     match tokio::task::spawn_blocking(move || encoded(&made)).await {
@@ -305,17 +305,31 @@ async fn snapshot_texts(published: &Arc<Published>) -> Arc<Vec<String>> {
     }
 }
 
-/// The state's snapshot texts, made by the first caller and kept with the state.
-fn encoded(published: &Published) -> Arc<Vec<String>> {
+/// The texts another client made of this state and still holds.
+fn shared_texts(published: &Published) -> Option<Arc<Vec<String>>> {
     published
         .snapshot_texts
-        .get_or_init(|| {
-            Arc::new(snapshot_parts(
-                published.state.snapshot(),
-                MAX_MESSAGE_BYTES,
-            ))
-        })
-        .clone()
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .upgrade()
+}
+
+/// The state's snapshot texts: another client's while it holds them, else made now (the lock
+/// held meanwhile, so that clients arriving together wait for one encoding).
+fn encoded(published: &Published) -> Arc<Vec<String>> {
+    let mut held = published
+        .snapshot_texts
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(texts) = held.upgrade() {
+        return texts;
+    }
+    let texts = Arc::new(snapshot_parts(
+        published.state.snapshot(),
+        MAX_MESSAGE_BYTES,
+    ));
+    *held = Arc::downgrade(&texts);
+    texts
 }
 
 /// Splits a delta's events into `Events` messages of at most `limit` bytes each (every event
@@ -682,6 +696,12 @@ mod tests {
         let first = snapshot_texts(&published).await;
         let second = snapshot_texts(&published).await;
         assert!(Arc::ptr_eq(&first, &second), "made once, then shared");
+        drop((first, second));
+        assert!(
+            shared_texts(&published).is_none(),
+            "freed once no client holds them"
+        );
+        let first = snapshot_texts(&published).await;
         let ServerMessage::Snapshot(s) = serde_json::from_str(&first[0]).unwrap() else {
             panic!("a Snapshot");
         };
