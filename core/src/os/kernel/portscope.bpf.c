@@ -126,7 +126,7 @@ struct task_struct {
 
 struct {
     __uint(type, BPF_MAP_TYPE_RINGBUF);
-    __uint(max_entries, 1 << 20);
+    __uint(max_entries, 256 << 10);
 } EVENTS SEC(".maps");
 
 struct {
