@@ -3278,7 +3278,8 @@ async fn a_failed_bind_shows_with_its_holder_its_fix_and_a_notification() {
             t.contains(&said)
         })
         .await?;
-        if !(card_failure.contains(&format!("python3 (pid {holder_pid}) in shop-api"))
+        if !(card_failure.contains(&format!("python3 (pid {holder_pid}), started "))
+            && card_failure.contains(" in shop-api")
             && card_failure.contains("Fix:"))
         {
             return Err(format!("the card's failure reads {card_failure:?}"));

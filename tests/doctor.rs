@@ -974,8 +974,9 @@ fn the_api_answers_from_the_live_model_without_a_full_scan() {
     assert_eq!(report.outcome, KillOutcome::Exited, "{}", res.body);
     assert_eq!(doctor_scans(&agent), 0, "kill scanned the machine");
 
-    // The counter does see scans: an agent whose model may be 5 s old reads the machine.
-    let slow = Agent::start_ticking("5s");
+    // The counter does see scans: an agent polling every 5 s (its model may be that old)
+    // reads the machine.
+    let slow = Agent::start_exactly(&["--interval", "5s", "--no-kernel-events"]);
     let s = Situation::start(&["listen", "127.0.0.1"]);
     let res = slow.get(&format!("/api/v1/who?port={}", s.port));
     assert!(res.body.contains(&format!("{}", s.pid)), "{}", res.body);

@@ -159,7 +159,7 @@ pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
     }
 
     let model = Model::new(first);
-    let kernel = kernel_events(&args, addr.port());
+    let kernel = kernel_events(&args);
     let period = if kernel.is_some() {
         args.reconcile
     } else {
@@ -305,7 +305,7 @@ pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
 
 /// The kernel's changes, unless `--no-kernel-events`; where the kernel cannot give them, one
 /// line in the log says why and the agent polls.
-fn kernel_events(args: &ServeArgs, own_port: u16) -> Option<refresh::Kernel> {
+fn kernel_events(args: &ServeArgs) -> Option<refresh::Kernel> {
     if args.no_kernel_events {
         tracing::info!("polling every {:?} (--no-kernel-events)", args.interval);
         return None;
@@ -320,7 +320,6 @@ fn kernel_events(args: &ServeArgs, own_port: u16) -> Option<refresh::Kernel> {
             Some(refresh::Kernel {
                 feed,
                 reconcile: args.reconcile,
-                own_port,
             })
         }
         Err(why) => {

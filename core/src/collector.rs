@@ -237,8 +237,9 @@ impl<P: Platform> Collector<P> {
     /// A listener the kernel just reported (#22), as the next scan will show it: owned by the
     /// process that called `listen()` — looked up once, now (this collector's cached details
     /// when it knows the process, else read; its project asked without waiting, the next scan
-    /// completes it) — and labelled as a scan labels it (exposure, service, program, and what
-    /// the annotators add). `None` when the process is gone already.
+    /// completes it) — and labelled as a scan labels it (exposure, service, program; the
+    /// annotators' knowledge is by socket id, and a new socket has none). `None` when the
+    /// process is gone already.
     pub fn listener_now(
         &mut self,
         local: std::net::SocketAddr,
@@ -264,11 +265,8 @@ impl<P: Platform> Collector<P> {
         self.processes.insert(pid, details.clone());
         let process = to_wire_process(details);
         ports::annotate(&mut socket, Some(&process), ports::Services::system());
-        let mut one = BTreeMap::from([(socket.id.clone(), socket)]);
-        for annotator in &self.annotators {
-            annotator.annotate(&mut one);
-        }
-        let socket = one.into_values().next()?;
+        // Not the annotators: what they know is by socket id, and a socket this new has none
+        // (they are given a whole scan's sockets, and forget the ids it lacks).
         Some((socket, process))
     }
 

@@ -64,6 +64,14 @@ impl Progress {
         }
     }
 
+    /// Ticks queued and not yet written.
+    fn pending(&self) -> u64 {
+        let written = *self.written.lock().unwrap_or_else(PoisonError::into_inner);
+        self.queued
+            .load(std::sync::atomic::Ordering::SeqCst)
+            .saturating_sub(written)
+    }
+
     fn queued(&self) {
         self.queued
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -86,6 +94,8 @@ pub struct Recorder {
     counter: Counter,
     /// The listeners open now, kept from the events (no pass over every socket).
     open: BTreeMap<String, Event>,
+    /// `open` changed since the writer was last given it.
+    open_stale: bool,
 }
 
 impl Recorder {
@@ -118,6 +128,7 @@ impl Recorder {
             problem,
             metrics,
             open,
+            open_stale: false,
             counter: Counter::starting_from(first),
         }
     }
@@ -130,7 +141,13 @@ impl Recorder {
             .counter
             .count(changed.then_some(published), millis(now));
         let events = if changed { &published.events[..] } else { &[] };
-        if events.is_empty() && connections.is_empty() {
+        // The open listeners go with a tick only when the writer has written every tick
+        // before: only the latest set matters, and a copy of it with each of many queued ticks
+        // (kernel events publish each listener as it opens) grew the agent by the square of
+        // its listeners.
+        self.open_stale |= !events.is_empty();
+        let send_open = self.open_stale && self.progress.pending() == 0;
+        if events.is_empty() && connections.is_empty() && !send_open {
             return;
         }
         for (id, event) in events {
@@ -155,7 +172,7 @@ impl Recorder {
                 .iter()
                 .map(|(id, e)| (id.clone(), e.clone(), None))
                 .collect(),
-            open: (!events.is_empty()).then(|| {
+            open: send_open.then(|| {
                 self.open
                     .iter()
                     .map(|(id, e)| (id.clone(), e.clone()))
@@ -163,6 +180,9 @@ impl Recorder {
             }),
             connections,
         };
+        if send_open {
+            self.open_stale = false;
+        }
         // Counted before it is sent, so the writer's count never passes it.
         self.progress.queued();
         if let Err(e) = self.tx.try_send(tick) {

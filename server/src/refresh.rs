@@ -62,9 +62,6 @@ const MIN_GAP: Duration = Duration::from_millis(10);
 pub struct Kernel {
     pub feed: portscope_core::os::kernel::Feed,
     pub reconcile: Duration,
-    /// The agent's own port: its dashboards' and health checks' connections to it are the
-    /// agent's own doing, and wake no scan (the next reconciling scan shows them).
-    pub own_port: u16,
 }
 
 /// What woke the refresher.
@@ -129,8 +126,6 @@ struct Live {
     failed: Vec<Change>,
     /// Changes taken call for a scan.
     rescan: bool,
-    /// [`Kernel::own_port`].
-    own_port: u16,
     local: Vec<std::net::IpAddr>,
     lost: u64,
 }
@@ -161,11 +156,7 @@ impl Live {
                 }
             }
             ChangeKind::Bound => self.rescan |= change.proto != Some(Proto::Tcp),
-            ChangeKind::Changed => {
-                let own = |port: u16| port == self.own_port;
-                self.rescan |=
-                    !(own(change.local.port()) || change.remote.is_some_and(|r| own(r.port())));
-            }
+            ChangeKind::Changed => self.rescan = true,
         }
     }
 
@@ -285,7 +276,6 @@ pub async fn run<P: Platform>(
         listens: Vec::new(),
         failed: Vec::new(),
         rescan: false,
-        own_port: kernel.as_ref().map_or(0, |k| k.own_port),
         local: portscope_core::os::local_addresses(),
         lost: 0,
     };

@@ -129,9 +129,17 @@ impl Brief {
                         self.owners.remove(&inode);
                         let id = format!("tcp {} - i{inode}", change.local);
                         if !opened_in_batch.contains(&change.socket)
-                            && next.sockets.remove(&id).is_some()
+                            && let Some(gone) = next.sockets.remove(&id)
                         {
                             changed = true;
+                            // Its owners that hold nothing else leave the state, as a scan's
+                            // would: the model then tells an owner's exit with its listener's
+                            // close, and one that runs on as lingering.
+                            for pid in &gone.pids {
+                                if !next.sockets().any(|s| s.pids.contains(pid)) {
+                                    next.processes.remove(pid);
+                                }
+                            }
                         }
                     }
                     self.see(change);

@@ -137,6 +137,9 @@ pub async fn run(watcher: Watcher, checks: Checks, open: impl Fn() -> bool) {
             .borrow()
             .state
             .sockets()
+            // Not the agent's own dashboard: the page that asks is its answer, and each check
+            // of it would wake a scan (kernel events) for nothing.
+            .filter(|s| !s.pids.contains(&std::process::id()))
             .filter_map(|s| Some((s.id.clone(), target(s)?)))
             .collect();
         let asked = targets.into_iter().map(|(id, addr)| async move {
