@@ -24,7 +24,9 @@ const PRUNE_ROUNDS: usize = 50;
 struct Tick {
     at: i64,
     events: Vec<(String, Event, Option<i64>)>,
-    open: Option<Vec<(String, Event)>>,
+    /// Whether the open listeners changed with it (then the writer writes the latest set,
+    /// [`Progress`]'s `open`).
+    open: bool,
     connections: Vec<ConnectionRow>,
 }
 
@@ -43,6 +45,11 @@ pub struct Progress {
     queued: std::sync::atomic::AtomicU64,
     written: Mutex<u64>,
     wrote: std::sync::Condvar,
+    /// The open listeners as of the last tick with events, for the writer to write after the
+    /// tick it is on: only the latest set matters, so it is one slot, not a copy in each queued
+    /// tick (kernel events publish each listener as it opens: 1 000 quick listeners with a copy
+    /// each grew the agent by 150 MB).
+    open: Mutex<Option<Vec<(String, Event)>>>,
 }
 
 impl Progress {
@@ -62,14 +69,6 @@ impl Progress {
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
         }
-    }
-
-    /// Ticks queued and not yet written.
-    fn pending(&self) -> u64 {
-        let written = *self.written.lock().unwrap_or_else(PoisonError::into_inner);
-        self.queued
-            .load(std::sync::atomic::Ordering::SeqCst)
-            .saturating_sub(written)
     }
 
     fn queued(&self) {
@@ -94,8 +93,6 @@ pub struct Recorder {
     counter: Counter,
     /// The listeners open now, kept from the events (no pass over every socket).
     open: BTreeMap<String, Event>,
-    /// `open` changed since the writer was last given it.
-    open_stale: bool,
 }
 
 impl Recorder {
@@ -128,7 +125,6 @@ impl Recorder {
             problem,
             metrics,
             open,
-            open_stale: false,
             counter: Counter::starting_from(first),
         }
     }
@@ -141,13 +137,7 @@ impl Recorder {
             .counter
             .count(changed.then_some(published), millis(now));
         let events = if changed { &published.events[..] } else { &[] };
-        // The open listeners go with a tick only when the writer has written every tick
-        // before: only the latest set matters, and a copy of it with each of many queued ticks
-        // (kernel events publish each listener as it opens) grew the agent by the square of
-        // its listeners.
-        self.open_stale |= !events.is_empty();
-        let send_open = self.open_stale && self.progress.pending() == 0;
-        if events.is_empty() && connections.is_empty() && !send_open {
+        if events.is_empty() && connections.is_empty() {
             return;
         }
         for (id, event) in events {
@@ -172,16 +162,20 @@ impl Recorder {
                 .iter()
                 .map(|(id, e)| (id.clone(), e.clone(), None))
                 .collect(),
-            open: send_open.then(|| {
+            open: !events.is_empty(),
+            connections,
+        };
+        if !events.is_empty() {
+            *self
+                .progress
+                .open
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Some(
                 self.open
                     .iter()
                     .map(|(id, e)| (id.clone(), e.clone()))
-                    .collect()
-            }),
-            connections,
-        };
-        if send_open {
-            self.open_stale = false;
+                    .collect(),
+            );
         }
         // Counted before it is sent, so the writer's count never passes it.
         self.progress.queued();
@@ -278,12 +272,16 @@ fn write_loop(
             }
             Err(RecvTimeoutError::Disconnected) => return,
         };
-        match store.write_tick(
-            tick.at,
-            &tick.events,
-            tick.open.as_deref(),
-            &tick.connections,
-        ) {
+        let open = if tick.open {
+            progress
+                .open
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take()
+        } else {
+            None
+        };
+        match store.write_tick(tick.at, &tick.events, open.as_deref(), &tick.connections) {
             Ok(()) => say(None),
             Err(e) => {
                 metrics.history_write_failed();
