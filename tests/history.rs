@@ -90,8 +90,9 @@ fn listeners_are_remembered_across_a_kill_9() {
     let after_close = at(exited)
         .duration_since(at(&events[1]))
         .expect("the exit is not seen before the close");
+    // (Two looks, and room for a loaded CI machine.)
     assert!(
-        after_close <= Duration::from_secs(3),
+        after_close <= Duration::from_secs(6),
         "seen gone {after_close:?} after the closing"
     );
     assert!(exited.start_time.is_some(), "{exited:?}");

@@ -117,7 +117,7 @@ impl Model {
         }
         events.extend(extra);
         events.extend(late);
-        let recent = crate::events::keep_kernel_only(&current.recent, scan.seq, &events);
+        let recent = crate::events::keep_recent(&current.recent, scan.seq, &events);
         let published = Arc::new(Published {
             state: scan,
             delta: Some(delta),
@@ -141,7 +141,7 @@ impl Model {
         let mut state = current.state.clone();
         state.seq += 1;
         let delta = current.state.diff(&state);
-        let recent = crate::events::keep_kernel_only(&current.recent, state.seq, &events);
+        let recent = crate::events::keep_recent(&current.recent, state.seq, &events);
         let published = Arc::new(Published {
             state,
             delta: Some(delta),
@@ -183,6 +183,36 @@ mod tests {
             .collect();
         assert_eq!(kinds, [("a", portscope_shared::EventKind::Closed)]);
         assert!(watcher.has_changed().unwrap());
+    }
+
+    /// A client that missed states gets the diff, which cannot show a listener that came and
+    /// went in between; the published state keeps its events for it.
+    #[test]
+    fn a_client_that_missed_states_still_gets_what_came_and_went() {
+        let model = Model::new(state(&[socket("a", SocketState::Listen)]));
+        let sent = model.current();
+        model.update(state(&[
+            socket("a", SocketState::Listen),
+            socket("b", SocketState::Listen),
+        ]));
+        let now = model
+            .update(state(&[socket("a", SocketState::Listen)]))
+            .expect("b closed");
+        assert!(
+            sent.state.diff(&now.state).is_empty(),
+            "the diff shows nothing"
+        );
+        let missed = crate::events::missed_between(&sent.state, &now.state, &now.recent);
+        let kinds: Vec<_> = missed.iter().map(|(id, e)| (id.as_str(), e.kind)).collect();
+        assert_eq!(
+            kinds,
+            [
+                ("b", portscope_shared::EventKind::Opened),
+                ("b", portscope_shared::EventKind::Closed)
+            ]
+        );
+        // One up to date has nothing to catch up on.
+        assert!(crate::events::missed_between(&now.state, &now.state, &now.recent).is_empty());
     }
 
     /// What a hub does with each change of a peer: the mirror's state goes to the model as a

@@ -249,11 +249,11 @@ pub struct Published {
     /// sockets, several MiB of JSON): held weakly, so that they are freed once sent rather
     /// than kept as long as the state is current.
     pub snapshot_texts: std::sync::Mutex<std::sync::Weak<Vec<String>>>,
-    /// The kernel-only events of the last publishes ([`crate::events::kernel_only`]: failures,
-    /// brief listeners), each with the `seq` it came with, at most
-    /// [`crate::events::KERNEL_EVENTS_KEPT`]: a client that missed states gets the diff, which
-    /// cannot show these, and then these.
-    pub recent: imbl::Vector<(u64, Event)>,
+    /// The events of the last publishes, each with the `seq` it came with and its socket's id,
+    /// at most [`crate::events::RECENT_KEPT`]: a client that missed states gets the diff, which
+    /// cannot show a socket that came and went in between (a listener the kernel reported
+    /// opening and closing, a failure), and then those of these.
+    pub recent: imbl::Vector<(u64, String, Event)>,
 }
 
 /// A state rebuilt from an agent's stream, as a client reads it: the snapshot (whole at the

@@ -213,24 +213,44 @@ pub fn kernel_only(e: &Event) -> bool {
     e.brief || matches!(e.kind, EventKind::BindFailed | EventKind::ConnectRefused)
 }
 
-/// Kernel-only events kept with the published state for clients that missed states.
-pub const KERNEL_EVENTS_KEPT: usize = 512;
+/// Events kept with the published state for clients that missed states.
+pub const RECENT_KEPT: usize = 512;
 
-/// `recent` with the kernel-only ones of `events` (published under `seq`) added, the oldest
-/// dropped past [`KERNEL_EVENTS_KEPT`].
-pub fn keep_kernel_only(
-    recent: &imbl::Vector<(u64, Event)>,
+/// `recent` with `events` (published under `seq`) added, the oldest dropped past
+/// [`RECENT_KEPT`].
+pub fn keep_recent(
+    recent: &imbl::Vector<(u64, String, Event)>,
     seq: u64,
     events: &[(String, Event)],
-) -> imbl::Vector<(u64, Event)> {
+) -> imbl::Vector<(u64, String, Event)> {
     let mut kept = recent.clone();
-    for (_, e) in events.iter().filter(|(_, e)| kernel_only(e)) {
-        kept.push_back((seq, e.clone()));
+    for (id, e) in events {
+        kept.push_back((seq, id.clone(), e.clone()));
     }
-    while kept.len() > KERNEL_EVENTS_KEPT {
+    while kept.len() > RECENT_KEPT {
         kept.pop_front();
     }
     kept
+}
+
+/// What a client that was sent `sent` and is now sent the diff to `now` would miss: the
+/// events published in between of sockets neither state holds (they came and went, or had
+/// none: failures).
+pub fn missed_between(
+    sent: &State,
+    now: &State,
+    recent: &imbl::Vector<(u64, String, Event)>,
+) -> Vec<(String, Event)> {
+    recent
+        .iter()
+        .filter(|(seq, id, _)| {
+            *seq > sent.seq
+                && *seq <= now.seq
+                && !sent.sockets.contains_key(id)
+                && !now.sockets.contains_key(id)
+        })
+        .map(|(_, id, e)| (id.clone(), e.clone()))
+        .collect()
 }
 
 /// A failure event (`bind_failed`, `connect_refused`) in words, safe for a terminal:

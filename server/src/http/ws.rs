@@ -81,13 +81,12 @@ pub async fn serve<S, E>(
                             Socket::is_listening,
                             alive,
                         );
-                        // What only the kernel saw in the states it missed.
-                        events.extend(
-                            now.recent
-                                .iter()
-                                .filter(|(seq, _)| *seq > sent.state.seq)
-                                .map(|(_, e)| (String::new(), e.clone())),
-                        );
+                        // What came and went in the states it missed.
+                        events.extend(portscope_core::events::missed_between(
+                            &sent.state,
+                            &now.state,
+                            &now.recent,
+                        ));
                         (delta, events)
                     }
                 };
@@ -550,13 +549,22 @@ mod tests {
             ["c"]
         );
         assert_eq!(removed, ["a"]);
-        // Its events span the same states: "a" closed, "c" opened ("b" came and went unseen).
+        // Its events span the same states: "a" closed, "c" opened, then "b", which came and
+        // went in between (no diff shows it), from the published state's recent events.
         let ServerMessage::Events(events) = client.next().await else {
             panic!("Events expected after the delta");
         };
         assert_eq!(events.seq, 3);
         let seen: Vec<_> = events.events.iter().map(|e| e.kind).collect();
-        assert_eq!(seen, [EventKind::Closed, EventKind::Opened]);
+        assert_eq!(
+            seen,
+            [
+                EventKind::Closed,
+                EventKind::Opened,
+                EventKind::Opened,
+                EventKind::Closed
+            ]
+        );
     }
 
     #[test]
