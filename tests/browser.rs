@@ -708,7 +708,7 @@ async fn the_dashboard_shows_a_large_state_through_a_window_of_rows() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(2500);
     let many = crate::support::Situation::start(&["many", &n.to_string()]);
-    let agent = Agent::start();
+    let agent = Agent::start_with(&["--no-kernel-events"]);
     let browser = Browser::start().await;
     let result = async {
         let c = &browser.client;
@@ -816,7 +816,8 @@ async fn the_dashboard_shows_a_large_state_through_a_window_of_rows() {
         }
 
         // Hundreds more sockets arrive, 100 or more of them in one delta (a loaded machine may
-        // deschedule the opener between two scans: 400 leave room for that).
+        // deschedule the opener between two scans: 400 leave room for that). The agent polls
+        // (`--no-kernel-events`): fed by the kernel, it would publish each listener as it opens.
         let _more = crate::support::Situation::start(&["many", "400"]);
         let rows = wait_for_attr(&browser, "#count", "data-apply-rows", |n| {
             n.parse::<usize>().is_ok_and(|n| n >= 100)
