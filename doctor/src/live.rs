@@ -251,8 +251,9 @@ pub struct Failures {
 }
 
 impl Failures {
-    /// The event to tell now: the first of its kind in [`WINDOW`], or `None` when it is a
-    /// repeat (counted, told by [`Failures::due`]).
+    /// The events to tell now: this one when it is the first of its kind in [`WINDOW`] (none
+    /// when it is a repeat: counted, and told by [`Failures::due`]), after any counts told early
+    /// because [`MAX_COUNTING`] were being counted.
     pub fn admit(&mut self, (id, event): (String, Event), now: Instant) -> Vec<(String, Event)> {
         let port = event.remote_port.unwrap_or(event.local_port);
         let key = (

@@ -221,13 +221,9 @@ impl Live {
         }
     }
 
-    /// Says once per increase that changes were lost; whether any were since the last look.
-    /// Counts both in the metrics.
-    fn lost_more(
-        &mut self,
-        kernel: Option<&Kernel>,
-        metrics: &portscope_core::metrics::Metrics,
-    ) -> bool {
+    /// Says once per increase that changes were lost (the scan about to run corrects the
+    /// model), and counts received and lost changes in the metrics.
+    fn lost_more(&mut self, kernel: Option<&Kernel>, metrics: &portscope_core::metrics::Metrics) {
         let lost = kernel.map_or(0, |k| k.feed.counters.lost()) + self.brief.forgotten();
         let received = kernel.map_or(0, |k| {
             k.feed
@@ -243,9 +239,7 @@ impl Live {
                  listeners were followed at once); a full scan corrects the model"
             );
             self.lost = lost;
-            return true;
         }
-        false
     }
 }
 
