@@ -361,19 +361,108 @@ async fn a_new_listener_is_in_the_model_without_waiting_for_a_scan() {
         }
     };
     assert_eq!(socket.pids, vec![holder.child.id()]);
-    let followed = format!("seq={seq} ");
-    let said = agent.log.lock().unwrap().iter().any(|l| {
+    assert!(
+        logged(&agent, "followed the kernel's listeners", seq),
+        "delta {seq} was not published from the kernel's change; log: {:#?}",
+        agent.log.lock().unwrap()
+    );
+    drop(holder);
+    agent.stop();
+}
+
+/// Whether the agent's debug log has a line saying `what` about the state `seq`.
+fn logged(agent: &Agent, what: &str, seq: u64) -> bool {
+    let field = format!("seq={seq}");
+    agent.log.lock().unwrap().iter().any(|l| {
         let l = l
             .replace("\u{1b}[3m", "")
             .replace("\u{1b}[0m", "")
             .replace("\u{1b}[2m", "");
-        l.contains("followed the kernel's listeners")
-            && (l.contains(&followed) || l.ends_with(&format!("seq={seq}")))
-    });
+        l.contains(what)
+            && l.split_whitespace()
+                .any(|word| word == field || word.strip_suffix(',') == Some(&field))
+    })
+}
+
+/// A connection comes into the model and goes out of it without a scan: both ends are read
+/// again alone when the kernel reports them changing, each with its owner — the accepted end
+/// too, which a server takes 100 ms to `accept()` (until then no process holds it) — and the
+/// accepted end leaves when it closes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_comes_and_goes_in_the_model_without_a_scan() {
+    use std::io::Write;
+    let agent = Agent::start_with_env("30s", &[("RUST_LOG", "portscope_server::refresh=debug")]);
+    let mut ws = agent.connect().await;
+    assert_eq!(hello(&mut ws).await.changes, Changes::Kernel);
+    ws.snapshot(Duration::from_secs(10)).await;
+    let mut holder = Holding::start(
+        "import select,socket,sys,time\nl=socket.socket()\nl.bind(('127.0.0.1',0))\n\
+         l.listen()\nprint(l.getsockname()[1],flush=True)\nselect.select([l],[],[])\n\
+         time.sleep(0.1)\na,_=l.accept()\nsys.stdin.readline()\na.close()\nsys.stdin.read()",
+    );
+    let port = holder.port();
+    let client = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connects");
+    let mine = client.local_addr().unwrap().port();
+    let ours = |s: &portscope_shared::Socket| s.local_port == mine && s.remote_port == Some(port);
+    let theirs = |s: &portscope_shared::Socket| s.local_port == port && s.remote_port == Some(mine);
+    // Each end as last published, with the seq that published it.
+    let mut seen: [Option<(u64, portscope_shared::Socket)>; 2] = [None, None];
+    let owned = |seen: &[Option<(u64, portscope_shared::Socket)>; 2]| {
+        seen[0]
+            .as_ref()
+            .is_some_and(|(_, s)| s.pids == vec![std::process::id()])
+            && seen[1]
+                .as_ref()
+                .is_some_and(|(_, s)| s.pids == vec![holder.child.id()])
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !owned(&seen) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(
+            !left.is_zero(),
+            "the connection's ends did not reach the stream with their owners within 5 s: \
+             {seen:#?}"
+        );
+        if let ServerMessage::Delta(delta) = ws.next(left).await {
+            for s in delta.added.iter().chain(&delta.changed) {
+                if ours(s) {
+                    seen[0] = Some((delta.seq, s.clone()));
+                } else if theirs(s) {
+                    seen[1] = Some((delta.seq, s.clone()));
+                }
+            }
+        }
+    }
+    for (seq, socket) in seen.iter().flatten() {
+        assert_eq!(socket.state, portscope_shared::SocketState::Established);
+        assert!(
+            logged(&agent, "read changed connections alone", *seq),
+            "{} was not published from the kernel's change (delta {seq}); log: {:#?}",
+            socket.id,
+            agent.log.lock().unwrap()
+        );
+    }
+
+    // Both ends close: the accepted end goes (ours waits in TIME_WAIT, as `ss` shows it).
+    let accepted = seen[1].as_ref().unwrap().1.id.clone();
+    drop(client);
+    writeln!(holder.child.stdin.as_mut().unwrap()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let seq = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(
+            !left.is_zero(),
+            "the accepted end did not leave the stream within 5 s"
+        );
+        if let ServerMessage::Delta(delta) = ws.next(left).await
+            && delta.removed.contains(&accepted)
+        {
+            break delta.seq;
+        }
+    };
     assert!(
-        said,
-        "delta {seq} was not published from the kernel's change; log: {:#?}",
-        agent.log.lock().unwrap()
+        logged(&agent, "read changed connections alone", seq),
+        "its closing was not published from the kernel's change (delta {seq})"
     );
     drop(holder);
     agent.stop();

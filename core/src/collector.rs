@@ -13,6 +13,9 @@ use crate::owners::OwnerMap;
 use crate::ports;
 use crate::projects::Finder;
 
+mod connections;
+pub use connections::{Connections, MAX_READ_ALONE};
+
 /// What a layer above adds to each scan's sockets (the doctor's `Learned`, the health checks'
 /// `Checks`): the collector knows nothing of them but this, so the core does not depend on
 /// the layers that read it.
@@ -257,13 +260,7 @@ impl<P: Platform> Collector<P> {
             uid: Some(uid),
         };
         let mut socket = to_wire(raw, vec![pid], OwnerStatus::Known);
-        let waited = self.project_deadline.replace(std::time::Instant::now());
-        let cached = self.processes.remove(&pid);
-        let details = self.process_details(pid, cached);
-        self.project_deadline = waited;
-        let details = details?;
-        self.processes.insert(pid, details.clone());
-        let process = to_wire_process(details);
+        let process = self.details_now(pid)?;
         ports::annotate(&mut socket, Some(&process), ports::Services::system());
         // Not the annotators: what they know is by socket id, and a socket this new has none
         // (they are given a whole scan's sockets, and forget the ids it lacks).
@@ -689,6 +686,21 @@ mod tests {
         fn cwd(&mut self, pid: u32) -> Option<String> {
             self.processes.get(&pid).map(|_| format!("/work/{pid}"))
         }
+        fn connection(
+            &mut self,
+            local: std::net::SocketAddr,
+            remote: std::net::SocketAddr,
+        ) -> Result<Option<RawSocket>, ReadError> {
+            Ok(self
+                .sockets
+                .iter()
+                .find(|s| {
+                    s.state != SocketState::Listen
+                        && (s.local_addr, s.local_port) == (local.ip(), local.port())
+                        && s.remote == Some((remote.ip(), remote.port()))
+                })
+                .cloned())
+        }
     }
 
     /// A collector of `fake`, finding projects in its `repos` (or its `files`).
@@ -1021,5 +1033,101 @@ mod tests {
             state.warnings,
             vec!["cannot read the socket tables: netlink unavailable".to_string()]
         );
+    }
+
+    fn connection(local: u16, remote: u16, inode: u64) -> RawSocket {
+        RawSocket {
+            remote: Some((IpAddr::V4(Ipv4Addr::LOCALHOST), remote)),
+            state: SocketState::Established,
+            ..listener(local, inode)
+        }
+    }
+
+    fn ends(local: u16, remote: u16) -> (std::net::SocketAddr, std::net::SocketAddr) {
+        (
+            std::net::SocketAddr::from((Ipv4Addr::LOCALHOST, local)),
+            std::net::SocketAddr::from((Ipv4Addr::LOCALHOST, remote)),
+        )
+    }
+
+    /// The sockets of a state as (id, pids), and its pids.
+    fn seen(state: &State) -> (Vec<(String, Vec<u32>)>, Vec<u32>) {
+        (
+            state
+                .sockets
+                .values()
+                .map(|s| (s.id.clone(), s.pids.clone()))
+                .collect(),
+            state.processes.keys().copied().collect(),
+        )
+    }
+
+    #[test]
+    fn connections_read_alone_make_the_state_a_scan_makes() {
+        let mut fake = tree(&[(10, 1, 10, "postgres"), (20, 1, 20, "psql")]);
+        fake.sockets = vec![listener(5432, 1)];
+        fake.owners.insert(1, vec![10]);
+        let mut live = collector(fake);
+        let before = live.scan();
+        assert_eq!(seen(&before).1, vec![10], "psql holds nothing yet");
+
+        // psql connects; postgres accepts.
+        let machine =
+            |live: &mut Collector<Fake>, sockets: Vec<RawSocket>, owners: &[(u64, u32)]| {
+                live.platform.sockets = sockets;
+                live.platform.owners = owners.iter().map(|&(i, p)| (i, vec![p])).collect();
+            };
+        let connected = vec![
+            listener(5432, 1),
+            connection(40000, 5432, 2),
+            connection(5432, 40000, 3),
+        ];
+        machine(&mut live, connected.clone(), &[(1, 10), (2, 20), (3, 10)]);
+        let read = live
+            .connections_now(&before, &[ends(40000, 5432), ends(5432, 40000)])
+            .unwrap();
+        assert!(read.unaccepted.is_empty());
+        let mut scanner = collector(tree(&[(10, 1, 10, "postgres"), (20, 1, 20, "psql")]));
+        machine(&mut scanner, connected, &[(1, 10), (2, 20), (3, 10)]);
+        let scanned = scanner.scan();
+        assert_eq!(seen(&read.state), seen(&scanned));
+        assert_eq!(read.state.processes[&20].name, "psql");
+        assert_eq!(
+            read.state
+                .sockets
+                .values()
+                .map(|s| s.exposure)
+                .collect::<Vec<_>>(),
+            scanned
+                .sockets
+                .values()
+                .map(|s| s.exposure)
+                .collect::<Vec<_>>(),
+            "labelled as a scan labels them"
+        );
+
+        // An accepted connection no process holds yet is told apart, to be read again.
+        let accepting = vec![
+            listener(5432, 1),
+            connection(40001, 5432, 4),
+            connection(5432, 40001, 0),
+        ];
+        machine(&mut live, accepting, &[(1, 10), (4, 20)]);
+        let read = live
+            .connections_now(&read.state, &[ends(40001, 5432), ends(5432, 40001)])
+            .unwrap();
+        assert_eq!(read.unaccepted, vec![ends(5432, 40001)]);
+
+        // psql leaves: its connections go, and psql with them; postgres keeps its listener.
+        machine(&mut live, vec![listener(5432, 1)], &[(1, 10)]);
+        live.platform.processes.remove(&20);
+        let all = [
+            ends(40000, 5432),
+            ends(5432, 40000),
+            ends(40001, 5432),
+            ends(5432, 40001),
+        ];
+        let read = live.connections_now(&read.state, &all).unwrap();
+        assert_eq!(seen(&read.state), seen(&before));
     }
 }

@@ -109,47 +109,10 @@ impl OwnerMap {
             self.unmap(inode, pid);
         }
         self.let_go.clear();
-        let pids = match platform.pids() {
-            Ok(pids) => {
-                self.error = None;
-                pids
-            }
-            Err(e) => {
-                self.error = Some(format!(
-                    "cannot list processes, so no socket owners are known: {e}"
-                ));
-                self.procs.clear();
-                self.by_inode.clear();
-                return WalkStats::default();
-            }
+        let mut stats = WalkStats::default();
+        let Some(pids) = self.walk_new_and_changed(platform, &mut stats) else {
+            return stats;
         };
-        let mut stats = WalkStats {
-            processes: pids.len(),
-            walked: 0,
-        };
-        let listed: HashSet<u32> = pids.iter().copied().collect();
-        let gone: Vec<u32> = self
-            .procs
-            .keys()
-            .copied()
-            .filter(|pid| !listed.contains(pid))
-            .collect();
-        for pid in gone {
-            self.let_go(pid, &[]);
-            self.forget(pid);
-        }
-
-        // 1 and 2: new processes and changed descriptor counts.
-        for &pid in &pids {
-            let count = platform.fd_count(pid);
-            let walk = match self.procs.get(&pid) {
-                None => true,
-                Some(t) => t.readable && count.is_some() && count != t.fds,
-            };
-            if walk {
-                self.walk(platform, pid, count, &mut stats);
-            }
-        }
 
         // 3: sockets nobody is known to hold.
         let wanted: HashSet<u64> = sockets
@@ -250,6 +213,108 @@ impl OwnerMap {
         stats
     }
 
+    /// Lists the processes, drops the exited ones, and walks the new ones and those whose
+    /// descriptor count changed (steps 1 and 2). `None` when the list cannot be read (then
+    /// nothing is known).
+    fn walk_new_and_changed<P: Platform + ?Sized>(
+        &mut self,
+        platform: &mut P,
+        stats: &mut WalkStats,
+    ) -> Option<Vec<u32>> {
+        let pids = match platform.pids() {
+            Ok(pids) => {
+                self.error = None;
+                pids
+            }
+            Err(e) => {
+                self.error = Some(format!(
+                    "cannot list processes, so no socket owners are known: {e}"
+                ));
+                self.procs.clear();
+                self.by_inode.clear();
+                return None;
+            }
+        };
+        stats.processes = pids.len();
+        let listed: HashSet<u32> = pids.iter().copied().collect();
+        let gone: Vec<u32> = self
+            .procs
+            .keys()
+            .copied()
+            .filter(|pid| !listed.contains(pid))
+            .collect();
+        for pid in gone {
+            self.let_go(pid, &[]);
+            self.forget(pid);
+        }
+        for &pid in &pids {
+            let count = platform.fd_count(pid);
+            let walk = match self.procs.get(&pid) {
+                None => true,
+                Some(t) => t.readable && count.is_some() && count != t.fds,
+            };
+            if walk {
+                self.walk(platform, pid, count, stats);
+            }
+        }
+        Some(pids)
+    }
+
+    /// Brings the map up to date for a few sockets read alone, without a dump (connections the
+    /// kernel reported changing, #22): walks new processes and those whose descriptor count
+    /// changed, then — while some of `inodes` has no known holder — the processes in `likely`
+    /// (the owners of listeners on their ports, where accepted connections come from), then
+    /// every process known to hold sockets, fewest first, then the rest, stopping once all
+    /// are found; one that no process holds is remembered as ownerless until it goes away (as
+    /// [`OwnerMap::refresh`] does on a second tick). The sweep waits for the next
+    /// [`OwnerMap::refresh`].
+    pub fn refresh_part<P: Platform + ?Sized>(
+        &mut self,
+        platform: &mut P,
+        inodes: &[u64],
+        likely: &[u32],
+    ) -> WalkStats {
+        // A tick of its own: what this call walks is told apart from what it need not walk
+        // again (and the sweep's ages count it).
+        self.tick += 1;
+        let mut stats = WalkStats::default();
+        if self.walk_new_and_changed(platform, &mut stats).is_none() {
+            return stats;
+        }
+        let mut unknown: HashSet<u64> = inodes
+            .iter()
+            .copied()
+            .filter(|&i| i != 0 && !self.by_inode.contains_key(&i) && !self.ownerless.contains(&i))
+            .collect();
+        if unknown.is_empty() {
+            return stats;
+        }
+        let mut order: Vec<u32> = likely.to_vec();
+        order.extend(self.holders_fewest_first(&likely.iter().copied().collect()));
+        // Then every other process (one that held no socket when last walked, on a platform
+        // without descriptor counts), once: a socket none holds is ownerless until it goes.
+        let mut rest: Vec<u32> = self.procs.keys().copied().collect();
+        rest.sort_unstable();
+        order.extend(rest);
+        for pid in order {
+            if unknown.is_empty() {
+                break;
+            }
+            if self
+                .procs
+                .get(&pid)
+                .is_some_and(|t| t.walked == self.tick || !t.readable)
+            {
+                continue;
+            }
+            let count = platform.fd_count(pid);
+            self.walk(platform, pid, count, &mut stats);
+            unknown.retain(|i| !self.by_inode.contains_key(i));
+        }
+        self.ownerless.extend(unknown);
+        stats
+    }
+
     /// Pids to search for `unknown` inodes, most likely first: owners of listeners on the same
     /// local ports (an accepted connection has its listener's port), then every other process known to hold sockets, those with the fewest
     /// first (a walk costs one read per descriptor, so a process with 10 000 connections is
@@ -272,15 +337,20 @@ impl OwnerMap {
                 }
             }
         }
+        order.extend(self.holders_fewest_first(&seen));
+        order
+    }
+
+    /// Every process known to hold sockets, except `except`, those with the fewest first.
+    fn holders_fewest_first(&self, except: &HashSet<u32>) -> Vec<u32> {
         let mut holders: Vec<(usize, u32)> = self
             .procs
             .iter()
-            .filter(|(pid, t)| !t.inodes.is_empty() && !seen.contains(pid))
+            .filter(|(pid, t)| !t.inodes.is_empty() && !except.contains(pid))
             .map(|(&pid, t)| (t.inodes.len(), pid))
             .collect();
         holders.sort_unstable();
-        order.extend(holders.into_iter().map(|(_, pid)| pid));
-        order
+        holders.into_iter().map(|(_, pid)| pid).collect()
     }
 
     /// Reads one process's descriptors and replaces what was known about it.

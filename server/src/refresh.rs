@@ -26,10 +26,19 @@ pub struct ScanPanicked(String);
 /// as `Err(what)`, so one bad read never takes the agent down. `None` when the runtime is
 /// shutting down.
 pub async fn scan_blocking<P: Platform>(
-    mut collector: Collector<P>,
+    collector: Collector<P>,
 ) -> Option<(Collector<P>, Result<State, ScanPanicked>)> {
+    on_blocking(collector, Collector::scan).await
+}
+
+/// Runs `work` with the collector on a blocking thread; a panic is caught as in
+/// [`scan_blocking`].
+async fn on_blocking<P: Platform, T: Send + 'static>(
+    mut collector: Collector<P>,
+    work: impl FnOnce(&mut Collector<P>) -> T + Send + 'static,
+) -> Option<(Collector<P>, Result<T, ScanPanicked>)> {
     let joined = tokio::task::spawn_blocking(move || {
-        let state = std::panic::catch_unwind(AssertUnwindSafe(|| collector.scan()));
+        let state = std::panic::catch_unwind(AssertUnwindSafe(|| work(&mut collector)));
         (collector, state)
     })
     .await
@@ -51,9 +60,9 @@ pub async fn scan_blocking<P: Platform>(
 /// and IPv6 listeners) before the scan it wakes.
 const SETTLE: Duration = Duration::from_millis(2);
 
-/// The shortest time between two scans that kernel changes wake; a scan that took longer
-/// keeps twice its own time from the next, so a machine with churning connections costs the
-/// agent a third of a core at most.
+/// The shortest time between two scans that kernel changes wake (and between two reads of
+/// changed connections); one that took longer keeps twice its own time from the next, so a
+/// machine with churning connections costs the agent a third of a core at most.
 const MIN_GAP: Duration = Duration::from_millis(10);
 
 /// Kernel changes for the refresher (#22): the feed, and how often a full scan reconciles
@@ -71,7 +80,16 @@ enum Wake {
     Due,
     /// Changes taken during the last scan call for another.
     Again,
+    /// Connections changed: read them again alone.
+    Read,
+    /// Time to read again the accepted connections no process held yet.
+    Retry,
 }
+
+/// How often, and how long after the first read, an accepted connection that no process holds
+/// yet is read again (10, 40, 160 and 640 ms), for its owner: then the reconcile finds it.
+const UNACCEPTED_TRIES: u32 = 4;
+const UNACCEPTED_FIRST: Duration = Duration::from_millis(10);
 
 /// Waits until `at` (at least [`SETTLE`] from now) for a burst of changes to settle, taking
 /// the changes that come meanwhile (listeners and failures published as they come).
@@ -126,15 +144,22 @@ struct Live {
     failed: Vec<Change>,
     /// Changes taken call for a scan.
     rescan: bool,
+    /// The ends (own, other) of connections that changed, to read again alone
+    /// ([`Collector::connections_now`]) instead of scanning.
+    ends: Vec<(std::net::SocketAddr, std::net::SocketAddr)>,
+    /// Accepted connections that no process held when read, to read again at `retry_at`.
+    unaccepted: Vec<(std::net::SocketAddr, std::net::SocketAddr)>,
+    retry_at: Option<tokio::time::Instant>,
+    tries: u32,
     local: Vec<std::net::IpAddr>,
     lost: u64,
 }
 
 impl Live {
-    /// Takes one change. Failures wait in `failed` for [`Live::tell_failures`] and listeners in
-    /// `listens` for [`Live::follow`], which apply them without a scan; a connection's change,
-    /// or a bind that is not TCP's (UDP, which no TCP tracepoint follows), calls for a scan
-    /// (`rescan`).
+    /// Takes one change. Failures wait in `failed` for [`Live::tell_failures`], listeners in
+    /// `listens` for [`Live::follow`] and connections in `ends` for [`read_alone`], which apply
+    /// them without a scan; a bind that is not TCP's (UDP, which no TCP tracepoint follows), or
+    /// more connections at once than are read alone, calls for a scan (`rescan`).
     fn take(&mut self, change: Change) {
         match change.kind {
             ChangeKind::BindFailed | ChangeKind::Refused => {
@@ -156,7 +181,27 @@ impl Live {
                 }
             }
             ChangeKind::Bound => self.rescan |= change.proto != Some(Proto::Tcp),
-            ChangeKind::Changed => self.rescan = true,
+            ChangeKind::Changed => match change.remote {
+                // A connect's first change comes before its port is chosen: its next says all.
+                _ if change.local.port() == 0 => {}
+                Some(remote) if self.ends.len() < portscope_core::collector::MAX_READ_ALONE => {
+                    let ends = (change.local, remote);
+                    if !self.ends.contains(&ends) {
+                        self.ends.push(ends);
+                    }
+                }
+                _ => self.rescan = true,
+            },
+        }
+    }
+
+    /// Moves the unaccepted connections into those to read again.
+    fn retry(&mut self) {
+        self.retry_at = None;
+        for ends in std::mem::take(&mut self.unaccepted) {
+            if !self.ends.contains(&ends) {
+                self.ends.push(ends);
+            }
         }
     }
 
@@ -221,8 +266,8 @@ impl Live {
         }
     }
 
-    /// Says once per increase that changes were lost (the scan about to run corrects the
-    /// model), and counts received and lost changes in the metrics.
+    /// Says once per increase that changes were lost and calls for a scan, which corrects the
+    /// model; counts received and lost changes in the metrics.
     fn lost_more(&mut self, kernel: Option<&Kernel>, metrics: &portscope_core::metrics::Metrics) {
         let lost = kernel.map_or(0, |k| k.feed.counters.lost()) + self.brief.forgotten();
         let received = kernel.map_or(0, |k| {
@@ -239,8 +284,56 @@ impl Live {
                  listeners were followed at once); a full scan corrects the model"
             );
             self.lost = lost;
+            self.rescan = true;
         }
     }
+}
+
+/// Reads the connections in `live.ends` again alone and publishes what changed; sets
+/// `live.rescan` where they cannot be read alone. `None` when the runtime is shutting down.
+async fn read_alone<P: Platform>(live: &mut Live, collector: Collector<P>) -> Option<Collector<P>> {
+    let ends = std::mem::take(&mut live.ends);
+    let current = live.model.current();
+    let count = ends.len();
+    let started = std::time::Instant::now();
+    let (collector, read) =
+        on_blocking(collector, move |c| c.connections_now(&current.state, &ends)).await?;
+    let read = match read {
+        Ok(Ok(read)) => read,
+        Ok(Err(why)) => {
+            tracing::debug!(%why, "connections are not read alone here; scanning");
+            live.rescan = true;
+            return Some(collector);
+        }
+        Err(what) => {
+            tracing::error!(%what, "reading connections panicked; scanning");
+            live.rescan = true;
+            return Some(collector);
+        }
+    };
+    if read.unaccepted.is_empty() {
+        live.tries = 0;
+    } else if live.tries < UNACCEPTED_TRIES {
+        live.retry_at = Some(tokio::time::Instant::now() + UNACCEPTED_FIRST * 4u32.pow(live.tries));
+        live.tries += 1;
+        live.unaccepted = read.unaccepted;
+    } else {
+        live.tries = 0;
+    }
+    let published = live.model.update_with(read.state, Vec::new());
+    if let Some(published) = &published
+        && let Some(history) = &mut live.history
+    {
+        history.tick(published, true);
+    }
+    // `tests/kernel.rs` reads this line: connections changed without a scan.
+    tracing::debug!(
+        count,
+        micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+        seq = published.as_ref().map(|p| p.state.seq),
+        "read changed connections alone"
+    );
+    Some(collector)
 }
 
 /// Rescans every `interval` and publishes each change, until the runtime stops. With kernel
@@ -270,18 +363,26 @@ pub async fn run<P: Platform>(
         listens: Vec::new(),
         failed: Vec::new(),
         rescan: false,
+        ends: Vec::new(),
+        unaccepted: Vec::new(),
+        retry_at: None,
+        tries: 0,
         local: portscope_core::os::local_addresses(),
         lost: 0,
     };
     let mut next_scan = tokio::time::Instant::now();
+    let mut next_read = next_scan;
     loop {
         let wake = if live.rescan {
             Wake::Again
+        } else if !live.ends.is_empty() {
+            Wake::Read
         } else {
             tokio::select! {
                 _ = ticker.tick() => Wake::Tick,
                 change = next_change(&mut kernel) => Wake::Change(change.map(Box::new)),
                 () = until(live.failures.next_due().map(tokio::time::Instant::from_std)) => Wake::Due,
+                () = until(live.retry_at) => Wake::Retry,
             }
         };
         match wake {
@@ -303,7 +404,24 @@ pub async fn run<P: Platform>(
                 live.take_waiting(&mut kernel);
                 live.follow(&mut collector);
                 live.tell_failures();
+                live.lost_more(kernel.as_ref(), &metrics);
+                // What it calls for (a scan, a read) is the loop's next turn.
+                continue;
+            }
+            Wake::Retry => {
+                live.retry();
+                continue;
+            }
+            Wake::Read => {
+                settle(&mut live, &mut kernel, &mut collector, next_read).await;
+                live.lost_more(kernel.as_ref(), &metrics);
                 if !live.rescan {
+                    let started = tokio::time::Instant::now();
+                    let Some(c) = read_alone(&mut live, collector).await else {
+                        return;
+                    };
+                    collector = c;
+                    next_read = tokio::time::Instant::now() + MIN_GAP.max(started.elapsed() * 2);
                     continue;
                 }
                 settle(&mut live, &mut kernel, &mut collector, next_scan).await;
@@ -312,6 +430,8 @@ pub async fn run<P: Platform>(
         }
         live.lost_more(kernel.as_ref(), &metrics);
         live.rescan = false;
+        // The scan reads them too.
+        live.ends.clear();
         let started = std::time::Instant::now();
         let started_at = std::time::SystemTime::now();
         let Some((c, scanned)) = scan_blocking(collector).await else {

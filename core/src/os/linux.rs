@@ -23,6 +23,8 @@ use crate::ports::{self, PortSettings};
 pub struct System {
     /// uid → user name; users rarely change while the agent runs.
     users: HashMap<u32, Option<String>>,
+    /// Single connection lookups, opened on the first.
+    lookup: Option<super::diag::Lookup>,
 }
 
 impl System {
@@ -52,6 +54,26 @@ impl Platform for System {
         let theirs = std::fs::read_link(format!("/proc/{pid}/ns/mnt")).ok();
         // Unreadable (another user's, without root): judged by what can be read, as before.
         theirs.is_none() || theirs == *ours
+    }
+
+    fn connection(
+        &mut self,
+        local: std::net::SocketAddr,
+        remote: std::net::SocketAddr,
+    ) -> Result<Option<RawSocket>, ReadError> {
+        if std::env::var(SOCKETS_FROM_ENV).is_ok_and(|v| v == "proc") {
+            return Err(ReadError::NoSingleLookup);
+        }
+        let lookup = match &mut self.lookup {
+            Some(lookup) => lookup,
+            empty => empty.insert(super::diag::Lookup::open().map_err(ReadError::Lookup)?),
+        };
+        let found = lookup.connection(local, remote);
+        if found.is_err() {
+            // Opened again next time, in case the socket itself is what failed.
+            self.lookup = None;
+        }
+        found.map_err(ReadError::Lookup)
     }
 
     fn sockets(&mut self) -> Result<SocketList, ReadError> {

@@ -22,6 +22,8 @@ pub use platform::{
 };
 
 #[cfg(target_os = "linux")]
+mod diag;
+#[cfg(target_os = "linux")]
 mod linux;
 #[cfg(target_os = "linux")]
 pub use linux::{

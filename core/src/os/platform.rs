@@ -2,7 +2,7 @@
 //! descriptors), as plain facts the collector turns into a model. Nothing here knows of the
 //! collector, containers or projects: the layers above read these facts.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use portscope_shared::{Proto, SocketState};
 
@@ -31,6 +31,17 @@ pub trait Platform: Send + 'static {
     fn shares_our_files(&mut self, _pid: u32) -> bool {
         true
     }
+    /// One TCP connection read again by its two ends, as [`Platform::sockets`] would show it
+    /// (a connection the kernel reported changing, #22); `Ok(None)` when no connection has
+    /// those ends now. `Err` where the platform cannot read one alone: the caller reads them
+    /// all instead.
+    fn connection(
+        &mut self,
+        _local: SocketAddr,
+        _remote: SocketAddr,
+    ) -> Result<Option<RawSocket>, ReadError> {
+        Err(ReadError::NoSingleLookup)
+    }
 }
 
 /// Why a platform could not read a whole list: no socket, or no process, could be listed. (One
@@ -43,6 +54,12 @@ pub enum ReadError {
     /// Windows and macOS: the system's socket tables refused (netstat2's reason).
     #[error("cannot read the socket tables: {0}")]
     SocketTables(String),
+    /// One connection cannot be read alone here ([`Platform::connection`]).
+    #[error("this system cannot read one connection alone")]
+    NoSingleLookup,
+    /// Linux: a single `sock_diag` lookup failed.
+    #[error("cannot read a connection from netlink sock_diag: {0}")]
+    Lookup(std::io::Error),
     /// The process list (`/proc`) could not be read.
     #[error("cannot list /proc: {0}")]
     ProcessList(#[from] std::io::Error),
