@@ -41,7 +41,7 @@ pub struct Learned {
 }
 
 impl portscope_core::collector::Annotate for Learned {
-    fn annotate(&self, sockets: &mut std::collections::BTreeMap<String, portscope_shared::Socket>) {
+    fn annotate(&self, sockets: &mut portscope_core::collector::Sockets) {
         self.apply(sockets);
     }
 }
@@ -82,10 +82,7 @@ impl Learned {
     }
 
     /// Applies what was learnt to a fresh scan's listeners, and forgets closed sockets.
-    pub fn apply(
-        &self,
-        sockets: &mut std::collections::BTreeMap<String, portscope_shared::Socket>,
-    ) {
+    pub fn apply(&self, sockets: &mut portscope_core::collector::Sockets) {
         let mut map = self.map();
         if map.is_empty() {
             return;

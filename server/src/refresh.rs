@@ -434,12 +434,15 @@ pub async fn run<P: Platform>(
         live.ends.clear();
         let started = std::time::Instant::now();
         let started_at = std::time::SystemTime::now();
-        let Some((c, scanned)) = scan_blocking(collector).await else {
+        let before = live.model.current();
+        let previous = before.clone();
+        let Some((c, scanned)) =
+            on_blocking(collector, move |c| c.scan_after(&previous.state)).await
+        else {
             return;
         };
         collector = c;
         let (lookups, looking) = collector.take_project_lookups();
-        let before = live.model.current();
         let state = scanned.unwrap_or_else(|what| {
             tracing::error!(%what, "the collector panicked; keeping the previous data");
             let mut kept = before.state.clone();

@@ -26,7 +26,7 @@ pub struct Checks {
 }
 
 impl portscope_core::collector::Annotate for Checks {
-    fn annotate(&self, sockets: &mut std::collections::BTreeMap<String, Socket>) {
+    fn annotate(&self, sockets: &mut portscope_core::collector::Sockets) {
         self.apply(sockets);
     }
 }
@@ -37,7 +37,7 @@ impl Checks {
     }
 
     /// Puts each listener's last check on a fresh scan, and forgets closed listeners'.
-    pub fn apply(&self, sockets: &mut std::collections::BTreeMap<String, Socket>) {
+    pub fn apply(&self, sockets: &mut portscope_core::collector::Sockets) {
         let mut map = self.map();
         if map.is_empty() {
             return;
