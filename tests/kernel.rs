@@ -36,8 +36,14 @@ struct Holding {
 
 impl Holding {
     fn start(code: &str) -> Holding {
+        Holding::start_in(code, std::path::Path::new("."))
+    }
+
+    /// [`Holding::start`] working in `dir`.
+    fn start_in(code: &str, dir: &std::path::Path) -> Holding {
         let mut child = Command::new("python3")
             .args(["-c", code])
+            .current_dir(dir)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -405,8 +411,11 @@ async fn a_connection_comes_and_goes_in_the_model_without_a_scan() {
     let mine = client.local_addr().unwrap().port();
     let ours = |s: &portscope_shared::Socket| s.local_port == mine && s.remote_port == Some(port);
     let theirs = |s: &portscope_shared::Socket| s.local_port == port && s.remote_port == Some(mine);
-    // Each end as last published, with the seq that published it.
+    // Each end as last published, with the seq that published it; and every delta that
+    // touched them (other tests' changes wake full scans of this agent too, which may publish
+    // one of them first: at least one must be the kernel's).
     let mut seen: [Option<(u64, portscope_shared::Socket)>; 2] = [None, None];
+    let mut touched = Vec::new();
     let owned = |seen: &[Option<(u64, portscope_shared::Socket)>; 2]| {
         seen[0]
             .as_ref()
@@ -427,42 +436,99 @@ async fn a_connection_comes_and_goes_in_the_model_without_a_scan() {
             for s in delta.added.iter().chain(&delta.changed) {
                 if ours(s) {
                     seen[0] = Some((delta.seq, s.clone()));
+                    touched.push(delta.seq);
                 } else if theirs(s) {
                     seen[1] = Some((delta.seq, s.clone()));
+                    touched.push(delta.seq);
                 }
             }
         }
     }
-    for (seq, socket) in seen.iter().flatten() {
+    for (_, socket) in seen.iter().flatten() {
         assert_eq!(socket.state, portscope_shared::SocketState::Established);
-        assert!(
-            logged(&agent, "read changed connections alone", *seq),
-            "{} was not published from the kernel's change (delta {seq}); log: {:#?}",
-            socket.id,
-            agent.log.lock().unwrap()
-        );
     }
+    let by_kernel = |seqs: &[u64]| {
+        seqs.iter()
+            .any(|&seq| logged(&agent, "read changed connections alone", seq))
+    };
+    assert!(
+        by_kernel(&touched),
+        "none of deltas {touched:?} was published from the kernel's change; log: {:#?}",
+        agent.log.lock().unwrap()
+    );
 
     // Both ends close: the accepted end goes (ours waits in TIME_WAIT, as `ss` shows it).
     let accepted = seen[1].as_ref().unwrap().1.id.clone();
     drop(client);
     writeln!(holder.child.stdin.as_mut().unwrap()).unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);
-    let seq = loop {
+    let mut touched = Vec::new();
+    loop {
         let left = deadline.saturating_duration_since(Instant::now());
         assert!(
             !left.is_zero(),
             "the accepted end did not leave the stream within 5 s"
         );
+        if let ServerMessage::Delta(delta) = ws.next(left).await {
+            let ours = delta
+                .added
+                .iter()
+                .chain(&delta.changed)
+                .any(|s| ours(s) || theirs(s));
+            if ours || delta.removed.contains(&accepted) {
+                touched.push(delta.seq);
+            }
+            if delta.removed.contains(&accepted) {
+                break;
+            }
+        }
+    }
+    assert!(
+        by_kernel(&touched),
+        "its closing ({touched:?}) was not published from the kernel's change"
+    );
+    drop(holder);
+    agent.stop();
+}
+
+/// A listener's project comes without a scan too: asked without waiting when the listener is
+/// followed, and told as soon as it answers (with a 30 s reconcile, the next scan is far).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_followed_listeners_project_comes_without_a_scan() {
+    let agent = Agent::start_with_env("30s", &[("RUST_LOG", "portscope_server::refresh=debug")]);
+    let mut ws = agent.connect().await;
+    assert_eq!(hello(&mut ws).await.changes, Changes::Kernel);
+    ws.snapshot(Duration::from_secs(10)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("shop-api");
+    std::fs::create_dir_all(repo.join(".git")).unwrap();
+    let holder = Holding::start_in(
+        "import socket,sys\ns=socket.socket()\ns.bind(('127.0.0.1',0))\ns.listen()\n\
+         print(s.getsockname()[1],flush=True)\nsys.stdin.read()",
+        &repo,
+    );
+    let pid = holder.child.id();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let seq = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(
+            !left.is_zero(),
+            "the listener's project did not come within 5 s"
+        );
         if let ServerMessage::Delta(delta) = ws.next(left).await
-            && delta.removed.contains(&accepted)
+            && delta
+                .processes
+                .iter()
+                .any(|p| p.pid == pid && p.project.as_ref().is_some_and(|p| p.name == "shop-api"))
         {
             break delta.seq;
         }
     };
     assert!(
-        logged(&agent, "read changed connections alone", seq),
-        "its closing was not published from the kernel's change (delta {seq})"
+        logged(&agent, "followed the kernel's listeners", seq)
+            || logged(&agent, "projects answered", seq),
+        "the project came with delta {seq}, which no kernel change published; log: {:#?}",
+        agent.log.lock().unwrap()
     );
     drop(holder);
     agent.stop();

@@ -1215,4 +1215,48 @@ mod tests {
         assert!(sockets.values().any(|s| s.id == "b" && s.http));
         assert!(sockets.get_mut("c").is_none());
     }
+
+    #[test]
+    fn a_project_asked_without_waiting_is_told_when_it_answers() {
+        let mut fake = tree(&[(50, 1, 50, "vite"), (1, 0, 1, "init")]);
+        fake.processes.get_mut(&50).unwrap().cwd = Some("/work/50".into());
+        let slow = std::sync::Arc::new(Slow::default());
+        fake.files = Some(slow.clone());
+        let mut collector = collector(fake).live_projects();
+        let mut state = collector.scan();
+        let (socket, process) = collector
+            .listener_now("127.0.0.1:5173".parse().unwrap(), 1, 50, 1000)
+            .unwrap();
+        assert_eq!(process.project, None, "not found yet");
+        state
+            .sockets
+            .insert(socket.id.clone(), std::sync::Arc::new(socket));
+        state.processes.insert(50, process);
+        assert!(collector.projects_pending());
+        assert!(collector.projects_now(&state).is_none(), "nothing answered");
+        *slow.open.lock().unwrap() = true;
+        slow.opened.notify_all();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let told = loop {
+            if let Some(told) = collector.projects_now(&state) {
+                break told;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the answer never came"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        };
+        let name = told.processes[&50]
+            .project
+            .as_ref()
+            .map(|p| p.name.as_str());
+        assert_eq!(name, Some("50"));
+        assert_eq!(
+            told.sockets.len(),
+            state.sockets.len(),
+            "the rest as it was"
+        );
+        assert!(!collector.projects_pending());
+    }
 }

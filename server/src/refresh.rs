@@ -84,7 +84,15 @@ enum Wake {
     Read,
     /// Time to read again the accepted connections no process held yet.
     Retry,
+    /// Time to look for the projects asked without waiting.
+    Projects,
 }
+
+/// How soon after a listener followed or a connection read alone its owner's project, asked
+/// without waiting, is looked for again, and then how often while some lookup has not
+/// answered (a hung mount's never does; each look costs a few map lookups).
+const PROJECTS_FIRST: Duration = Duration::from_millis(100);
+const PROJECTS_AGAIN: Duration = Duration::from_secs(1);
 
 /// How often, and how long after the first read, an accepted connection that no process holds
 /// yet is read again (10, 40, 160 and 640 ms), for its owner: then the reconcile finds it.
@@ -151,6 +159,8 @@ struct Live {
     unaccepted: Vec<(std::net::SocketAddr, std::net::SocketAddr)>,
     retry_at: Option<tokio::time::Instant>,
     tries: u32,
+    /// When to look for the projects asked without waiting ([`Live::projects`]).
+    projects_at: Option<tokio::time::Instant>,
     local: Vec<std::net::IpAddr>,
     lost: u64,
 }
@@ -192,6 +202,31 @@ impl Live {
                 }
                 _ => self.rescan = true,
             },
+        }
+    }
+
+    /// Looks for the projects to come soon, when some were asked without waiting.
+    fn projects_asked<P: Platform>(&mut self, collector: &Collector<P>) {
+        if self.projects_at.is_none() && collector.projects_pending() {
+            self.projects_at = Some(tokio::time::Instant::now() + PROJECTS_FIRST);
+        }
+    }
+
+    /// Publishes the projects that answered since they were asked, and looks again later
+    /// while some have not.
+    fn projects<P: Platform>(&mut self, collector: &mut Collector<P>) {
+        self.projects_at = None;
+        let current = self.model.current();
+        if let Some(state) = collector.projects_now(&current.state)
+            && let Some(published) = self.model.update_with(state, Vec::new())
+        {
+            tracing::debug!(seq = published.state.seq, "projects answered");
+            if let Some(history) = &mut self.history {
+                history.tick(&published, true);
+            }
+        }
+        if collector.projects_pending() {
+            self.projects_at = Some(tokio::time::Instant::now() + PROJECTS_AGAIN);
         }
     }
 
@@ -238,6 +273,7 @@ impl Live {
                 history.tick(&published, true);
             }
         }
+        self.projects_asked(collector);
     }
 
     /// Judges the failures taken against the model as it is now, and publishes them (the
@@ -321,6 +357,7 @@ async fn read_alone<P: Platform>(live: &mut Live, collector: Collector<P>) -> Op
         live.tries = 0;
     }
     let published = live.model.update_with(read.state, Vec::new());
+    live.projects_asked(&collector);
     if let Some(published) = &published
         && let Some(history) = &mut live.history
     {
@@ -367,6 +404,7 @@ pub async fn run<P: Platform>(
         unaccepted: Vec::new(),
         retry_at: None,
         tries: 0,
+        projects_at: None,
         local: portscope_core::os::local_addresses(),
         lost: 0,
     };
@@ -383,6 +421,7 @@ pub async fn run<P: Platform>(
                 change = next_change(&mut kernel) => Wake::Change(change.map(Box::new)),
                 () = until(live.failures.next_due().map(tokio::time::Instant::from_std)) => Wake::Due,
                 () = until(live.retry_at) => Wake::Retry,
+                () = until(live.projects_at) => Wake::Projects,
             }
         };
         match wake {
@@ -410,6 +449,10 @@ pub async fn run<P: Platform>(
             }
             Wake::Retry => {
                 live.retry();
+                continue;
+            }
+            Wake::Projects => {
+                live.projects(&mut collector);
                 continue;
             }
             Wake::Read => {
@@ -475,6 +518,11 @@ pub async fn run<P: Platform>(
         // What came during the scan and it did not show: published after it.
         live.follow(&mut collector);
         live.tell_failures();
+        // Projects the scan's wait did not see answer: with kernel events, the next scan may
+        // be the reconcile.
+        if kernel.is_some() {
+            live.projects_asked(&collector);
+        }
         // `cargo xtask bench` reads these lines (RUST_LOG=portscope_server::refresh=debug): the whole
         // refresh (scan, diff and the history's share), the history's share alone, and the
         // scan's project lookups (new processes only).

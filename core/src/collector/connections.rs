@@ -126,6 +126,40 @@ impl<P: Platform> Collector<P> {
         })
     }
 
+    /// Whether some process's project was asked and has not answered yet.
+    pub fn projects_pending(&self) -> bool {
+        !self.unsettled.is_empty()
+    }
+
+    /// `state` with the projects that answered since they were asked without waiting (the
+    /// owner of a listener followed or of a connection read alone, #22: with kernel events the
+    /// next scan may be the reconcile, 30 s away); `None` when none of its processes got one.
+    pub fn projects_now(&mut self, state: &State) -> Option<State> {
+        let waited = self.project_deadline.replace(std::time::Instant::now());
+        let mut next: Option<State> = None;
+        let pending: Vec<u32> = self.unsettled.iter().copied().collect();
+        for pid in pending {
+            let Some(mut raw) = self.processes.remove(&pid) else {
+                self.unsettled.remove(&pid);
+                continue;
+            };
+            self.settle_project(&mut raw);
+            if !self.unsettled.contains(&pid)
+                && let Some(process) = state.processes.get(&pid)
+                && process.project != raw.project
+            {
+                let mut process = process.clone();
+                process.project.clone_from(&raw.project);
+                next.get_or_insert_with(|| state.clone())
+                    .processes
+                    .insert(pid, process);
+            }
+            self.processes.insert(pid, raw);
+        }
+        self.project_deadline = waited;
+        next
+    }
+
     /// A process's details now, without waiting for its project (the next scan completes it):
     /// this collector's cached ones when it knows the process, else read. `None` when it is
     /// gone.
