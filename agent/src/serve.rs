@@ -118,9 +118,11 @@ pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
         .live_projects()
         .annotated_by(learned.clone())
         .annotated_by(checks.clone());
+    let started = std::time::Instant::now();
     let (collector, first) = refresh::scan_blocking(collector)
         .await
         .context("the runtime stopped during the first scan")?;
+    let first_took = started.elapsed();
     let first = first.map_err(|what| anyhow::anyhow!("the first scan failed: {what}"))?;
 
     let listener = match TcpListener::bind((args.bind, args.port)).await {
@@ -187,6 +189,8 @@ pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
         None => None,
     };
     let mut state = AppState::new(guard, hostname, tick_ms, model.watch(), can_kill);
+    // The first scan is a scan too (with kernel events, the next may be 30 s away).
+    state.metrics.scanned(first_took);
     if kernel.is_some() {
         state.hello.changes = portscope_shared::Changes::Kernel;
     }
