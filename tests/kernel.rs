@@ -344,10 +344,7 @@ async fn another_network_namespaces_failures_and_listeners_are_not_told() {
 /// process that listened as its owner.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_listener_is_in_the_model_without_waiting_for_a_scan() {
-    let agent = Agent::start_with_env("30s", &[("RUST_LOG", "portscope_server::refresh=debug")]);
-    let mut ws = agent.connect().await;
-    assert_eq!(hello(&mut ws).await.changes, Changes::Kernel);
-    ws.snapshot(Duration::from_secs(10)).await;
+    let (agent, mut ws) = kernel_agent_logging().await;
     let holder = Holding::start(
         "import socket,sys\ns=socket.socket()\ns.bind(('127.0.0.1',0))\ns.listen()\n\
          print(s.getsockname()[1],flush=True)\nsys.stdin.read()",
@@ -376,6 +373,16 @@ async fn a_new_listener_is_in_the_model_without_waiting_for_a_scan() {
     agent.stop();
 }
 
+/// A kernel-fed agent reconciling every 30 s, its refresher's debug log kept (what
+/// [`logged`] reads), and a client past its snapshot.
+async fn kernel_agent_logging() -> (Agent, Ws) {
+    let agent = Agent::start_with_env("30s", &[("RUST_LOG", "portscope_server::refresh=debug")]);
+    let mut ws = agent.connect().await;
+    assert_eq!(hello(&mut ws).await.changes, Changes::Kernel);
+    ws.snapshot(Duration::from_secs(10)).await;
+    (agent, ws)
+}
+
 /// Whether the agent's debug log has a line saying `what` about the state `seq`.
 fn logged(agent: &Agent, what: &str, seq: u64) -> bool {
     let field = format!("seq={seq}");
@@ -397,10 +404,7 @@ fn logged(agent: &Agent, what: &str, seq: u64) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_comes_and_goes_in_the_model_without_a_scan() {
     use std::io::Write;
-    let agent = Agent::start_with_env("30s", &[("RUST_LOG", "portscope_server::refresh=debug")]);
-    let mut ws = agent.connect().await;
-    assert_eq!(hello(&mut ws).await.changes, Changes::Kernel);
-    ws.snapshot(Duration::from_secs(10)).await;
+    let (agent, mut ws) = kernel_agent_logging().await;
     let mut holder = Holding::start(
         "import select,socket,sys,time\nl=socket.socket()\nl.bind(('127.0.0.1',0))\n\
          l.listen()\nprint(l.getsockname()[1],flush=True)\nselect.select([l],[],[])\n\
@@ -495,10 +499,7 @@ async fn a_connection_comes_and_goes_in_the_model_without_a_scan() {
 /// followed, and told as soon as it answers (with a 30 s reconcile, the next scan is far).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_followed_listeners_project_comes_without_a_scan() {
-    let agent = Agent::start_with_env("30s", &[("RUST_LOG", "portscope_server::refresh=debug")]);
-    let mut ws = agent.connect().await;
-    assert_eq!(hello(&mut ws).await.changes, Changes::Kernel);
-    ws.snapshot(Duration::from_secs(10)).await;
+    let (agent, mut ws) = kernel_agent_logging().await;
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path().join("shop-api");
     std::fs::create_dir_all(repo.join(".git")).unwrap();
@@ -530,6 +531,41 @@ async fn a_followed_listeners_project_comes_without_a_scan() {
         "the project came with delta {seq}, which no kernel change published; log: {:#?}",
         agent.log.lock().unwrap()
     );
+    drop(holder);
+    agent.stop();
+}
+
+/// A connect that gets no answer (its SYN dropped: the listener's queue is full) is told
+/// before its port is chosen, so it cannot be read alone: after a second a scan shows it, in
+/// `SYN_SENT`, without waiting for the reconcile (30 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connect_left_unanswered_shows_within_seconds() {
+    let (agent, mut ws) = kernel_agent_logging().await;
+    let holder = Holding::start(
+        "import socket,sys\nl=socket.socket()\nl.bind(('127.0.0.1',0))\nl.listen(0)\n\
+         held=[]\nfor _ in range(3):\n    c=socket.socket()\n    c.setblocking(False)\n    \
+         c.connect_ex(l.getsockname())\n    held.append(c)\n\
+         print(held[-1].getsockname()[1],flush=True)\nsys.stdin.read()",
+    );
+    let port = holder.port();
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(5);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(
+            !left.is_zero(),
+            "the unanswered connect from port {port} did not show within 5 s"
+        );
+        if let ServerMessage::Delta(delta) = ws.next(left).await
+            && delta
+                .added
+                .iter()
+                .chain(&delta.changed)
+                .any(|s| s.local_port == port && s.state == portscope_shared::SocketState::SynSent)
+        {
+            break;
+        }
+    }
     drop(holder);
     agent.stop();
 }

@@ -688,6 +688,8 @@ mod tests {
         repos: Vec<std::path::PathBuf>,
         /// Another file system for the projects, instead of `repos`.
         files: Option<std::sync::Arc<dyn crate::projects::Tree>>,
+        /// Whether descriptor counts are told (as Linux tells them), each process's sockets.
+        counts: bool,
     }
 
     impl Platform for Fake {
@@ -708,8 +710,9 @@ mod tests {
             pids.dedup();
             Ok(pids)
         }
-        fn fd_count(&mut self, _pid: u32) -> Option<usize> {
-            None
+        fn fd_count(&mut self, pid: u32) -> Option<usize> {
+            self.counts
+                .then(|| self.owners.values().filter(|p| p.contains(&pid)).count())
         }
         fn socket_inodes(&mut self, pid: u32) -> Result<Vec<u64>, FdError> {
             if self.unreadable.contains(&pid) {
@@ -1123,6 +1126,8 @@ mod tests {
         let mut fake = tree(&[(10, 1, 10, "postgres"), (20, 1, 20, "psql")]);
         fake.sockets = vec![listener(5432, 1)];
         fake.owners.insert(1, vec![10]);
+        // A process that held no socket is found by its count changing (Linux's).
+        fake.counts = true;
         let mut live = collector(fake);
         let before = live.scan();
         assert_eq!(seen(&before).1, vec![10], "psql holds nothing yet");

@@ -19,6 +19,9 @@
 //!    descriptor passed while another closed in the same tick). On kernels before 6.2, which
 //!    report no count, the platform counts the entries of the descriptor directory instead.
 //!
+//! [`OwnerMap::refresh_part`] does 1 and 2 and the likely holders of 3 for a few connections
+//! read alone, without a dump (#22); what it cannot find waits for the next full refresh.
+//!
 //! A process that exits is dropped with its sockets at once (it is missing from the process
 //! list); one that exits in the middle of a walk is treated the same way. One exception: the
 //! dump is read before the processes, so a process that exits or closes a socket between the
@@ -43,8 +46,10 @@ struct Tracked {
     inodes: Vec<u64>,
     /// Descriptor count when last walked; `None` where the platform gives none.
     fds: Option<usize>,
-    /// Tick of the last walk.
+    /// Tick of the last walk (the sweep's age).
     walked: u64,
+    /// Pass ([`OwnerMap::refresh`] or [`OwnerMap::refresh_part`]) of the last walk.
+    pass: u64,
     /// `false` when its descriptors cannot be read (another user's process while not root).
     readable: bool,
 }
@@ -73,6 +78,8 @@ pub struct OwnerMap {
     /// the module documentation): dropped at the next refresh.
     held_over: Vec<(u64, u32)>,
     tick: u64,
+    /// Refreshes, full or partial: what one walked is not walked again in it.
+    pass: u64,
     /// Why owners are missing, when the process list could not be read.
     error: Option<String>,
 }
@@ -104,6 +111,7 @@ impl OwnerMap {
         sockets: &[RawSocket],
     ) -> WalkStats {
         self.tick += 1;
+        self.pass += 1;
         let tick = self.tick;
         for (inode, pid) in std::mem::take(&mut self.held_over) {
             self.unmap(inode, pid);
@@ -132,7 +140,7 @@ impl OwnerMap {
                 if unknown.is_empty() {
                     break;
                 }
-                if self.procs.get(&pid).is_some_and(|t| t.walked == tick) {
+                if self.procs.get(&pid).is_some_and(|t| t.pass == self.pass) {
                     continue;
                 }
                 let count = platform.fd_count(pid);
@@ -158,7 +166,7 @@ impl OwnerMap {
                     if self
                         .procs
                         .get(&pid)
-                        .is_some_and(|t| t.walked == tick || !t.readable)
+                        .is_some_and(|t| t.pass == self.pass || !t.readable)
                     {
                         continue;
                     }
@@ -261,22 +269,25 @@ impl OwnerMap {
     }
 
     /// Brings the map up to date for a few sockets read alone, without a dump (connections the
-    /// kernel reported changing, #22): walks new processes and those whose descriptor count
-    /// changed, then — while some of `inodes` has no known holder — the processes in `likely`
-    /// (the owners of listeners on their ports, where accepted connections come from), then
-    /// every process known to hold sockets, fewest first, then the rest, stopping once all
-    /// are found; one that no process holds is remembered as ownerless until it goes away (as
-    /// [`OwnerMap::refresh`] does on a second tick). The sweep waits for the next
-    /// [`OwnerMap::refresh`].
+    /// kernel reported changing, #22), as a tick of [`OwnerMap::refresh`] would for them: what
+    /// the last tick held over is dropped, new processes and those whose descriptor count
+    /// changed are walked, then — while some of `inodes` has no known holder — the processes
+    /// in `likely` (the owners of listeners on their ports, where accepted connections come
+    /// from) and every process known to hold sockets, fewest first, stopping once all are
+    /// found. A socket still unknown is left to the next full refresh, which searches every
+    /// process for it (never here: without root, another user's connections would have every
+    /// process walked on each read). The sweep's ages count full refreshes only.
     pub fn refresh_part<P: Platform + ?Sized>(
         &mut self,
         platform: &mut P,
         inodes: &[u64],
         likely: &[u32],
     ) -> WalkStats {
-        // A tick of its own: what this call walks is told apart from what it need not walk
-        // again (and the sweep's ages count it).
-        self.tick += 1;
+        self.pass += 1;
+        for (inode, pid) in std::mem::take(&mut self.held_over) {
+            self.unmap(inode, pid);
+        }
+        self.let_go.clear();
         let mut stats = WalkStats::default();
         if self.walk_new_and_changed(platform, &mut stats).is_none() {
             return stats;
@@ -291,11 +302,6 @@ impl OwnerMap {
         }
         let mut order: Vec<u32> = likely.to_vec();
         order.extend(self.holders_fewest_first(&likely.iter().copied().collect()));
-        // Then every other process (one that held no socket when last walked, on a platform
-        // without descriptor counts), once: a socket none holds is ownerless until it goes.
-        let mut rest: Vec<u32> = self.procs.keys().copied().collect();
-        rest.sort_unstable();
-        order.extend(rest);
         for pid in order {
             if unknown.is_empty() {
                 break;
@@ -303,7 +309,7 @@ impl OwnerMap {
             if self
                 .procs
                 .get(&pid)
-                .is_some_and(|t| t.walked == self.tick || !t.readable)
+                .is_some_and(|t| t.pass == self.pass || !t.readable)
             {
                 continue;
             }
@@ -311,7 +317,7 @@ impl OwnerMap {
             self.walk(platform, pid, count, &mut stats);
             unknown.retain(|i| !self.by_inode.contains_key(i));
         }
-        self.ownerless.extend(unknown);
+        self.unknown_before.extend(unknown);
         stats
     }
 
@@ -379,6 +385,7 @@ impl OwnerMap {
                     inodes,
                     fds: count,
                     walked: self.tick,
+                    pass: self.pass,
                     readable: true,
                 }
             }
@@ -388,6 +395,7 @@ impl OwnerMap {
                 inodes: Vec::new(),
                 fds: None,
                 walked: self.tick,
+                pass: self.pass,
                 readable: false,
             },
         };

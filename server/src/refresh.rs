@@ -1,5 +1,6 @@
 //! The refresher task: rescans on every tick, off the async runtime, and publishes changes.
 
+use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
@@ -86,6 +87,8 @@ enum Wake {
     Retry,
     /// Time to look for the projects asked without waiting.
     Projects,
+    /// Time to see whether a connect still waits for its answer.
+    Connecting,
 }
 
 /// How soon after a listener followed or a connection read alone its owner's project, asked
@@ -139,6 +142,17 @@ async fn until(at: Option<tokio::time::Instant>) {
     }
 }
 
+/// A connection's own end and other end.
+type Ends = (std::net::SocketAddr, std::net::SocketAddr);
+
+/// At most this many unaccepted connections and unanswered connects are remembered; past it,
+/// the reconcile finds the rest.
+const MAX_REMEMBERED: usize = 1024;
+
+/// How long a connect may wait for its answer before a scan shows it (in `SYN_SENT`: the
+/// kernel tells a connect before its port is chosen, so it cannot be read alone).
+const CONNECT_WAIT: Duration = Duration::from_secs(1);
+
 /// The refresher's side of kernel changes: failures told at once, listeners followed until a
 /// scan accounts for them.
 struct Live {
@@ -154,11 +168,15 @@ struct Live {
     rescan: bool,
     /// The ends (own, other) of connections that changed, to read again alone
     /// ([`Collector::connections_now`]) instead of scanning.
-    ends: Vec<(std::net::SocketAddr, std::net::SocketAddr)>,
-    /// Accepted connections that no process held when read, to read again at `retry_at`.
-    unaccepted: Vec<(std::net::SocketAddr, std::net::SocketAddr)>,
+    ends: Vec<Ends>,
+    /// Accepted connections that no process held when read: how often each was read so, and
+    /// when to read it again (the earliest: `retry_at`).
+    unaccepted: HashMap<Ends, (u32, tokio::time::Instant)>,
     retry_at: Option<tokio::time::Instant>,
-    tries: u32,
+    /// Connects whose port was not chosen yet when the kernel told them (by kernel socket),
+    /// and when; one still unanswered after [`CONNECT_WAIT`] wakes a scan (`connect_at`).
+    connecting: HashMap<u64, tokio::time::Instant>,
+    connect_at: Option<tokio::time::Instant>,
     /// When to look for the projects asked without waiting ([`Live::projects`]).
     projects_at: Option<tokio::time::Instant>,
     local: Vec<std::net::IpAddr>,
@@ -171,6 +189,8 @@ impl Live {
     /// them without a scan; a bind that is not TCP's (UDP, which no TCP tracepoint follows), or
     /// more connections at once than are read alone, calls for a scan (`rescan`).
     fn take(&mut self, change: Change) {
+        // A later change of a connect says its ends (or that it was refused).
+        self.connecting.remove(&change.socket);
         match change.kind {
             ChangeKind::BindFailed | ChangeKind::Refused => {
                 // The agent's own (the doctor's connects and binds) are answers, not news.
@@ -192,8 +212,15 @@ impl Live {
             }
             ChangeKind::Bound => self.rescan |= change.proto != Some(Proto::Tcp),
             ChangeKind::Changed => match change.remote {
-                // A connect's first change comes before its port is chosen: its next says all.
-                _ if change.local.port() == 0 => {}
+                // A connect's first change comes before its port is chosen: its next says all,
+                // or a scan shows it if none comes soon.
+                _ if change.local.port() == 0 => {
+                    if self.connecting.len() < MAX_REMEMBERED {
+                        let now = tokio::time::Instant::now();
+                        self.connecting.insert(change.socket, now);
+                        self.connect_at.get_or_insert(now + CONNECT_WAIT);
+                    }
+                }
                 Some(remote) if self.ends.len() < portscope_core::collector::MAX_READ_ALONE => {
                     let ends = (change.local, remote);
                     if !self.ends.contains(&ends) {
@@ -230,14 +257,56 @@ impl Live {
         }
     }
 
-    /// Moves the unaccepted connections into those to read again.
+    /// Moves the unaccepted connections that are due into those to read again.
     fn retry(&mut self) {
-        self.retry_at = None;
-        for ends in std::mem::take(&mut self.unaccepted) {
-            if !self.ends.contains(&ends) {
-                self.ends.push(ends);
+        let now = tokio::time::Instant::now();
+        for (ends, &(_, due)) in &self.unaccepted {
+            if due <= now && !self.ends.contains(ends) {
+                self.ends.push(*ends);
             }
         }
+        self.retry_at = self
+            .unaccepted
+            .values()
+            .map(|&(_, due)| due)
+            .filter(|&due| due > now)
+            .min();
+    }
+
+    /// After reading `read` alone: each of them accepted now (or gone) is forgotten, each
+    /// still unaccepted read again later, up to [`UNACCEPTED_TRIES`] times.
+    fn unaccepted_after(&mut self, read: &[Ends], unaccepted: Vec<Ends>) {
+        let now = tokio::time::Instant::now();
+        for ends in read {
+            if !unaccepted.contains(ends) {
+                self.unaccepted.remove(ends);
+            }
+        }
+        for ends in unaccepted {
+            let (tries, due) = self.unaccepted.entry(ends).or_insert((0, now));
+            if *tries >= UNACCEPTED_TRIES {
+                self.unaccepted.remove(&ends);
+                continue;
+            }
+            *due = now + UNACCEPTED_FIRST * 4u32.pow(*tries);
+            *tries += 1;
+        }
+        while self.unaccepted.len() > MAX_REMEMBERED {
+            let Some(&any) = self.unaccepted.keys().next() else {
+                break;
+            };
+            self.unaccepted.remove(&any);
+        }
+        self.retry_at = self.unaccepted.values().map(|&(_, due)| due).min();
+    }
+
+    /// Calls for a scan when a connect has waited [`CONNECT_WAIT`] for its answer.
+    fn connects_waiting(&mut self) {
+        let now = tokio::time::Instant::now();
+        let before = self.connecting.len();
+        self.connecting.retain(|_, &mut at| at + CONNECT_WAIT > now);
+        self.rescan |= self.connecting.len() < before;
+        self.connect_at = self.connecting.values().min().map(|&at| at + CONNECT_WAIT);
     }
 
     /// Takes every change already waiting.
@@ -332,8 +401,11 @@ async fn read_alone<P: Platform>(live: &mut Live, collector: Collector<P>) -> Op
     let current = live.model.current();
     let count = ends.len();
     let started = std::time::Instant::now();
-    let (collector, read) =
-        on_blocking(collector, move |c| c.connections_now(&current.state, &ends)).await?;
+    let asked = ends.clone();
+    let (collector, read) = on_blocking(collector, move |c| {
+        c.connections_now(&current.state, &asked)
+    })
+    .await?;
     let read = match read {
         Ok(Ok(read)) => read,
         Ok(Err(why)) => {
@@ -347,15 +419,7 @@ async fn read_alone<P: Platform>(live: &mut Live, collector: Collector<P>) -> Op
             return Some(collector);
         }
     };
-    if read.unaccepted.is_empty() {
-        live.tries = 0;
-    } else if live.tries < UNACCEPTED_TRIES {
-        live.retry_at = Some(tokio::time::Instant::now() + UNACCEPTED_FIRST * 4u32.pow(live.tries));
-        live.tries += 1;
-        live.unaccepted = read.unaccepted;
-    } else {
-        live.tries = 0;
-    }
+    live.unaccepted_after(&ends, read.unaccepted);
     let published = live.model.update_with(read.state, Vec::new());
     live.projects_asked(&collector);
     if let Some(published) = &published
@@ -401,9 +465,10 @@ pub async fn run<P: Platform>(
         failed: Vec::new(),
         rescan: false,
         ends: Vec::new(),
-        unaccepted: Vec::new(),
+        unaccepted: HashMap::new(),
         retry_at: None,
-        tries: 0,
+        connecting: HashMap::new(),
+        connect_at: None,
         projects_at: None,
         local: portscope_core::os::local_addresses(),
         lost: 0,
@@ -421,6 +486,7 @@ pub async fn run<P: Platform>(
                 change = next_change(&mut kernel) => Wake::Change(change.map(Box::new)),
                 () = until(live.failures.next_due().map(tokio::time::Instant::from_std)) => Wake::Due,
                 () = until(live.retry_at) => Wake::Retry,
+                () = until(live.connect_at) => Wake::Connecting,
                 () = until(live.projects_at) => Wake::Projects,
             }
         };
@@ -449,6 +515,10 @@ pub async fn run<P: Platform>(
             }
             Wake::Retry => {
                 live.retry();
+                continue;
+            }
+            Wake::Connecting => {
+                live.connects_waiting();
                 continue;
             }
             Wake::Projects => {
@@ -544,5 +614,72 @@ pub async fn run<P: Platform>(
                 "published a change"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn live() -> Live {
+        Live {
+            model: Model::new(State::default()),
+            history: None,
+            failures: Failures::default(),
+            brief: Brief::default(),
+            listens: Vec::new(),
+            failed: Vec::new(),
+            rescan: false,
+            ends: Vec::new(),
+            unaccepted: HashMap::new(),
+            retry_at: None,
+            connecting: HashMap::new(),
+            connect_at: None,
+            projects_at: None,
+            local: Vec::new(),
+            lost: 0,
+        }
+    }
+
+    fn ends(port: u16) -> Ends {
+        (
+            std::net::SocketAddr::from(([127, 0, 0, 1], 8080)),
+            std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        )
+    }
+
+    #[test]
+    fn each_unaccepted_connection_keeps_its_own_retries() {
+        let mut live = live();
+        live.unaccepted_after(&[ends(1)], vec![ends(1)]);
+        let first = live.retry_at.unwrap();
+        // Another read finds another: the first is still to be read again, when it was due.
+        live.unaccepted_after(&[ends(2)], vec![ends(2)]);
+        assert_eq!(live.unaccepted.len(), 2);
+        assert_eq!(live.retry_at, Some(first));
+        // Read again and still unaccepted: later, counted; accepted: forgotten.
+        live.unaccepted_after(&[ends(1), ends(2)], vec![ends(1)]);
+        assert_eq!(
+            live.unaccepted.keys().copied().collect::<Vec<_>>(),
+            [ends(1)]
+        );
+        assert_eq!(live.unaccepted[&ends(1)].0, 2);
+        for _ in 2..=UNACCEPTED_TRIES {
+            live.unaccepted_after(&[ends(1)], vec![ends(1)]);
+        }
+        assert!(live.unaccepted.is_empty(), "given up, for the reconcile");
+        assert_eq!(live.retry_at, None);
+    }
+
+    #[test]
+    fn due_retries_are_read_and_the_others_wait() {
+        let mut live = live();
+        let now = tokio::time::Instant::now();
+        live.unaccepted.insert(ends(1), (1, now));
+        live.unaccepted
+            .insert(ends(2), (1, now + Duration::from_secs(60)));
+        live.retry();
+        assert_eq!(live.ends, [ends(1)]);
+        assert_eq!(live.retry_at, Some(now + Duration::from_secs(60)));
     }
 }

@@ -144,9 +144,14 @@ impl<P: Platform> Collector<P> {
                 continue;
             };
             self.settle_project(&mut raw);
+            // A container's Compose project (a scan's label) is not the lookup's to replace.
             if !self.unsettled.contains(&pid)
                 && let Some(process) = state.processes.get(&pid)
                 && process.project != raw.project
+                && process
+                    .project
+                    .as_ref()
+                    .is_none_or(|p| p.source != portscope_shared::ProjectSource::Compose)
             {
                 let mut process = process.clone();
                 process.project.clone_from(&raw.project);

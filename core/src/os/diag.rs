@@ -40,7 +40,9 @@ impl Lookup {
 
     /// The TCP socket whose own end is `local` and other end `remote`, as the dump would show
     /// it; `Ok(None)` when there is none. (Where no connection matches, the kernel answers
-    /// with the listener on `local`'s port: that is not the connection, so `None` too.)
+    /// with the listener on `local`'s port: that is not the connection, so `None` too.) An
+    /// IPv6 link-local end is an error: its socket is bound to an interface, which the
+    /// lookup must name (the kernel's change does not), else it finds none.
     pub fn connection(
         &mut self,
         local: SocketAddr,
@@ -48,6 +50,14 @@ impl Lookup {
     ) -> std::io::Result<Option<RawSocket>> {
         let family = match (local, remote) {
             (SocketAddr::V4(_), SocketAddr::V4(_)) => AF_INET,
+            (SocketAddr::V6(l), SocketAddr::V6(r))
+                if l.ip().is_unicast_link_local() || r.ip().is_unicast_link_local() =>
+            {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::Unsupported,
+                    "a link-local connection is read with its interface, which is not known",
+                ));
+            }
             (SocketAddr::V6(_), SocketAddr::V6(_)) => AF_INET6,
             _ => return Ok(None),
         };
@@ -99,7 +109,12 @@ impl Lookup {
                             }
                             return Err(std::io::Error::from_raw_os_error(code));
                         }
-                        _ => return Ok(None),
+                        other => {
+                            return Err(std::io::Error::new(
+                                std::io::ErrorKind::InvalidData,
+                                format!("sock_diag answered {other:?}"),
+                            ));
+                        }
                     }
                 }
                 if length == 0 {

@@ -25,6 +25,9 @@ pub struct System {
     users: HashMap<u32, Option<String>>,
     /// Single connection lookups, opened on the first.
     lookup: Option<super::diag::Lookup>,
+    /// The last dump was read from /proc (no inet sock_diag here): a single lookup would find
+    /// nothing and call every connection gone.
+    no_sock_diag: bool,
 }
 
 impl System {
@@ -61,7 +64,7 @@ impl Platform for System {
         local: std::net::SocketAddr,
         remote: std::net::SocketAddr,
     ) -> Result<Option<RawSocket>, ReadError> {
-        if std::env::var(SOCKETS_FROM_ENV).is_ok_and(|v| v == "proc") {
+        if self.no_sock_diag || std::env::var(SOCKETS_FROM_ENV).is_ok_and(|v| v == "proc") {
             return Err(ReadError::NoSingleLookup);
         }
         let lookup = match &mut self.lookup {
@@ -83,8 +86,12 @@ impl Platform for System {
         let af = AddressFamilyFlags::IPV4 | AddressFamilyFlags::IPV6;
         let proto = ProtocolFlags::TCP | ProtocolFlags::UDP;
         let iter = match netstat2::iterate_sockets_info_without_pids(af, proto) {
-            Ok(iter) => iter,
+            Ok(iter) => {
+                self.no_sock_diag = false;
+                iter
+            }
             Err(e) => {
+                self.no_sock_diag = true;
                 // No sock_diag (an old kernel, a sandbox): the /proc tables say the same, slower.
                 let mut list = sockets_from_proc()?;
                 list.errors.insert(
