@@ -136,17 +136,7 @@ impl OwnerMap {
             .collect();
         if !unknown.is_empty() {
             let candidates = self.likely_holders(sockets, &unknown);
-            for pid in candidates {
-                if unknown.is_empty() {
-                    break;
-                }
-                if self.procs.get(&pid).is_some_and(|t| t.pass == self.pass) {
-                    continue;
-                }
-                let count = platform.fd_count(pid);
-                self.walk(platform, pid, count, &mut stats);
-                unknown.retain(|i| !self.by_inode.contains_key(i));
-            }
+            self.search(platform, candidates, &mut unknown, &mut stats);
             // Still unknown on two ticks in a row, or a listener (rare, and what people look
             // for: a new server must not show "owner hidden" for a tick): search every process,
             // then give up on it.
@@ -159,21 +149,7 @@ impl OwnerMap {
                 .iter()
                 .any(|i| self.unknown_before.contains(i) || listeners.contains(i))
             {
-                for &pid in &pids {
-                    if unknown.is_empty() {
-                        break;
-                    }
-                    if self
-                        .procs
-                        .get(&pid)
-                        .is_some_and(|t| t.pass == self.pass || !t.readable)
-                    {
-                        continue;
-                    }
-                    let count = platform.fd_count(pid);
-                    self.walk(platform, pid, count, &mut stats);
-                    unknown.retain(|i| !self.by_inode.contains_key(i));
-                }
+                self.search(platform, pids.iter().copied(), &mut unknown, &mut stats);
                 let stale: Vec<u64> = unknown
                     .into_iter()
                     .filter(|i| self.unknown_before.contains(i) || listeners.contains(i))
@@ -302,6 +278,20 @@ impl OwnerMap {
         }
         let mut order: Vec<u32> = likely.to_vec();
         order.extend(self.holders_fewest_first(&likely.iter().copied().collect()));
+        self.search(platform, order, &mut unknown, &mut stats);
+        self.unknown_before.extend(unknown);
+        stats
+    }
+
+    /// Walks the processes in `order` (each readable one once a pass) until every inode of
+    /// `unknown` has a known holder; those found are taken out of `unknown`.
+    fn search<P: Platform + ?Sized>(
+        &mut self,
+        platform: &mut P,
+        order: impl IntoIterator<Item = u32>,
+        unknown: &mut HashSet<u64>,
+        stats: &mut WalkStats,
+    ) {
         for pid in order {
             if unknown.is_empty() {
                 break;
@@ -314,11 +304,9 @@ impl OwnerMap {
                 continue;
             }
             let count = platform.fd_count(pid);
-            self.walk(platform, pid, count, &mut stats);
+            self.walk(platform, pid, count, stats);
             unknown.retain(|i| !self.by_inode.contains_key(i));
         }
-        self.unknown_before.extend(unknown);
-        stats
     }
 
     /// Pids to search for `unknown` inodes, most likely first: owners of listeners on the same

@@ -184,6 +184,30 @@ struct Live {
 }
 
 impl Live {
+    fn new(
+        model: Model,
+        history: Option<portscope_history::Recorder>,
+        local: Vec<std::net::IpAddr>,
+    ) -> Self {
+        Live {
+            model,
+            history,
+            failures: Failures::default(),
+            brief: Brief::default(),
+            listens: Vec::new(),
+            failed: Vec::new(),
+            rescan: false,
+            ends: Vec::new(),
+            unaccepted: HashMap::new(),
+            retry_at: None,
+            connecting: HashMap::new(),
+            connect_at: None,
+            projects_at: None,
+            local,
+            lost: 0,
+        }
+    }
+
     /// Takes one change. Failures wait in `failed` for [`Live::tell_failures`], listeners in
     /// `listens` for [`Live::follow`] and connections in `ends` for [`read_alone`], which apply
     /// them without a scan; a bind that is not TCP's (UDP, which no TCP tracepoint follows), or
@@ -456,23 +480,7 @@ pub async fn run<P: Platform>(
     let micros = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
     let (lookups, took) = collector.take_project_lookups();
     tracing::debug!(micros = micros(took), lookups, "first scan's projects took");
-    let mut live = Live {
-        model,
-        history,
-        failures: Failures::default(),
-        brief: Brief::default(),
-        listens: Vec::new(),
-        failed: Vec::new(),
-        rescan: false,
-        ends: Vec::new(),
-        unaccepted: HashMap::new(),
-        retry_at: None,
-        connecting: HashMap::new(),
-        connect_at: None,
-        projects_at: None,
-        local: portscope_core::os::local_addresses(),
-        lost: 0,
-    };
+    let mut live = Live::new(model, history, portscope_core::os::local_addresses());
     let mut next_scan = tokio::time::Instant::now();
     let mut next_read = next_scan;
     loop {
@@ -622,23 +630,7 @@ mod tests {
     use super::*;
 
     fn live() -> Live {
-        Live {
-            model: Model::new(State::default()),
-            history: None,
-            failures: Failures::default(),
-            brief: Brief::default(),
-            listens: Vec::new(),
-            failed: Vec::new(),
-            rescan: false,
-            ends: Vec::new(),
-            unaccepted: HashMap::new(),
-            retry_at: None,
-            connecting: HashMap::new(),
-            connect_at: None,
-            projects_at: None,
-            local: Vec::new(),
-            lost: 0,
-        }
+        Live::new(Model::new(State::default()), None, Vec::new())
     }
 
     fn ends(port: u16) -> Ends {
