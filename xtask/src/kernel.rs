@@ -80,7 +80,7 @@ fn measure_mode(
     more: &[&str],
 ) -> Result<Mode, String> {
     let state = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let serve = RunningAgent::start_with(agent, more, Some(state.path()))?;
+    let serve = RunningAgent::start_as_given(agent, more, Some(state.path()))?;
     let (pid, port, token) = (serve.pid, serve.port, serve.token.clone());
     std::thread::sleep(Duration::from_secs(3));
     let before = cpu_seconds(pid)?;

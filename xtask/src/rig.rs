@@ -182,8 +182,22 @@ impl RunningAgent {
         Ok(running)
     }
 
-    /// The same with more arguments, and the history under `state` (`XDG_STATE_HOME`).
+    /// The same with more arguments, and the history under `state` (`XDG_STATE_HOME`). It
+    /// polls (`--no-kernel-events`): the figures it serves are the tick's (a scan every second,
+    /// deltas of many rows); the kernel-fed agent's are `kernel.rs`'s, by
+    /// [`RunningAgent::start_as_given`].
     pub(crate) fn start_with(
+        agent: &Path,
+        more: &[&str],
+        state: Option<&Path>,
+    ) -> Result<Self, String> {
+        let mut polling = vec!["--no-kernel-events"];
+        polling.extend_from_slice(more);
+        Self::start_as_given(agent, &polling, state)
+    }
+
+    /// [`RunningAgent::start_with`] with kernel events where `more` does not turn them off.
+    pub(crate) fn start_as_given(
         agent: &Path,
         more: &[&str],
         state: Option<&Path>,
